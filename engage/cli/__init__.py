@@ -1,0 +1,30 @@
+"""The ``engage`` command. Each group lives in its own module; this file only assembles them."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from engage import __version__
+
+#: (module, attribute) of every command or group, in the order ``engage --help`` lists them.
+COMMANDS = [
+    ("engage.cli.db", "db"),
+    ("engage.cli.records", "clinic"),
+    ("engage.cli.records", "patient"),
+    ("engage.cli.records", "plan"),
+    ("engage.cli.records", "appointment"),
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="engage")
+def main() -> None:
+    """engage: patient engagement automation for clinics."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+for _module, _name in COMMANDS:
+    main.add_command(getattr(importlib.import_module(_module), _name))

@@ -1,0 +1,176 @@
+"""``engage clinic|patient|plan|appointment``: the records staff keep."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from sqlalchemy.orm import selectinload
+
+from engage import records
+from engage.cli.common import emit, json_option, table, user_errors
+from engage.db import session_scope
+from engage.durations import parse_duration
+from engage.models import AppointmentStatus, Patient, TreatmentPlan
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group()
+def clinic() -> None:
+    """Clinics: name, time zone, address and senders."""
+
+
+@clinic.command("create")
+@click.option("--name", required=True)
+@click.option("--timezone", "tz", required=True, help="IANA name, e.g. America/New_York.")
+@click.option("--address", required=True, help="Postal address; every email carries it.")
+@click.option("--email", required=True, help="Sender address for email.")
+@click.option("--sms-from", help="Sender number for SMS (E.164).")
+@click.option("--phone", help="The clinic's phone number, given in HELP replies.")
+@click.option("--region", help="Two-letter country for phone numbers written without +; default ENGAGE_DEFAULT_REGION.")
+@json_option
+@user_errors
+def clinic_create(name: str, tz: str, address: str, email: str, sms_from: str | None, phone: str | None,
+                  region: str | None) -> None:
+    """Create a clinic."""
+    with session_scope() as session:
+        created = records.create_clinic(
+            session, name=name, timezone=tz, address=address, email=email, sms_from=sms_from, phone=phone,
+            region=region,
+        )
+        emit({"id": created.id}, f"clinic {created.id} created")
+
+
+@click.group()
+def patient() -> None:
+    """Patients."""
+
+
+@patient.command("add")
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@click.option("--first-name", required=True)
+@click.option("--last-name", required=True)
+@click.option("--email")
+@click.option("--phone", help="Normalised to E.164; without + the clinic's country is assumed.")
+@click.option("--timezone", "tz", help="IANA name; default: the clinic's.")
+@click.option("--locale", default="en", show_default=True, help="en or es.")
+@json_option
+@user_errors
+def patient_add(clinic_id: int, first_name: str, last_name: str, email: str | None, phone: str | None,
+                tz: str | None, locale: str) -> None:
+    """Add a patient to a clinic (needs an email or a phone)."""
+    with session_scope() as session:
+        created = records.add_patient(
+            session, clinic_id=clinic_id, first_name=first_name, last_name=last_name, email=email, phone=phone,
+            timezone=tz, locale=locale,
+        )
+        emit({"id": created.id}, f"patient {created.id} added")
+
+
+@patient.command("show")
+@click.argument("patient_id", type=int)
+@json_option
+@user_errors
+def patient_show(patient_id: int) -> None:
+    """A patient with their plans and appointments."""
+    with session_scope() as session:
+        found = session.get(
+            Patient, patient_id,
+            options=[selectinload(Patient.plans).selectinload(TreatmentPlan.appointments)],
+        )
+        if found is None:
+            raise LookupError(f"no patient with id {patient_id}")
+        data = records.patient_json(found)
+
+    def human() -> str:
+        lines = [f"patient {data['id']}: {data['first_name']} {data['last_name']} ({data['timezone']}, {data['locale']})"]
+        for plan in data["plans"]:
+            lines.append(f"\nplan {plan['id']}: {plan['condition']}, {plan['modality']}, {plan['status']}")
+            lines.append(table(plan["appointments"], ["id", "start", "end", "status"]))
+        return "\n".join(lines)
+
+    emit(data, human)
+
+
+@click.group()
+def plan() -> None:
+    """Treatment plans."""
+
+
+@plan.command("create")
+@click.option("--patient", "patient_id", type=int, required=True)
+@click.option("--condition", required=True)
+@click.option("--modality", required=True)
+@click.option("--first", required=True, help="First session; without an offset it is the patient's local time.")
+@click.option("--sessions", type=int, required=True)
+@click.option("--every", required=True, callback=_duration, help="Time between sessions, e.g. 7d.")
+@click.option("--duration", default="45m", show_default=True, callback=_duration, help="Session length.")
+@click.option("--reassess-every", type=int, default=3, show_default=True, help="Sessions between reassessments.")
+@json_option
+@user_errors
+def plan_create(patient_id: int, condition: str, modality: str, first: str, sessions: int, every: timedelta,
+                duration: timedelta, reassess_every: int) -> None:
+    """Create a treatment plan and book its appointments."""
+    with session_scope() as session:
+        created = records.create_plan(
+            session, patient_id=patient_id, condition=condition, modality=modality, first=first, sessions=sessions,
+            every=every, duration=duration, reassess_every=reassess_every,
+        )
+        data = {"id": created.id, "appointments": [records.appointment_json(a) for a in created.appointments]}
+    emit(data, lambda: f"plan {data['id']} created\n" + table(data["appointments"], ["id", "start", "end", "status"]))
+
+
+@click.group()
+def appointment() -> None:
+    """Appointments: add, move, cancel, complete, no-show. Messages follow."""
+
+
+@appointment.command("add")
+@click.option("--plan", "plan_id", type=int, required=True)
+@click.option("--start", required=True)
+@click.option("--end")
+@click.option("--duration", callback=_duration)
+@json_option
+@user_errors
+def appointment_add(plan_id: int, start: str, end: str | None, duration: timedelta | None) -> None:
+    """Book one more appointment in a plan."""
+    with session_scope() as session:
+        created = records.add_appointment(session, plan_id=plan_id, start=start, end=end, duration=duration)
+        data = records.appointment_json(created)
+    emit(data, f"appointment {data['id']} booked for {data['start']}")
+
+
+@appointment.command("move")
+@click.argument("appointment_id", type=int)
+@click.option("--to", required=True, help="New start; without an offset it is the patient's local time.")
+@json_option
+@user_errors
+def appointment_move(appointment_id: int, to: str) -> None:
+    """Move an appointment; its pending reminders move with it."""
+    with session_scope() as session:
+        data = records.appointment_json(records.move_appointment(session, appointment_id, to))
+    emit(data, f"appointment {appointment_id} moved to {data['start']}")
+
+
+def _status_command(name: str, status: AppointmentStatus, doc: str) -> None:
+    @appointment.command(name, help=doc)
+    @click.argument("appointment_id", type=int)
+    @json_option
+    @user_errors
+    def command(appointment_id: int) -> None:
+        with session_scope() as session:
+            data = records.appointment_json(records.set_appointment_status(session, appointment_id, status))
+        emit(data, f"appointment {appointment_id} is {data['status']}")
+
+
+_status_command("cancel", AppointmentStatus.CANCELLED, "Cancel an appointment; its pending messages are cancelled.")
+_status_command("complete", AppointmentStatus.COMPLETED, "Mark an appointment as attended.")
+_status_command("no-show", AppointmentStatus.NO_SHOW, "Mark an appointment as missed.")

@@ -1,0 +1,83 @@
+"""Settings, read once from ``ENGAGE_*`` (and the providers' own) environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything engage reads from its environment.
+
+    Names are ``ENGAGE_<FIELD>`` unless a provider's conventional name is
+    listed (``TWILIO_ACCOUNT_SID``, ``SENDGRID_API_KEY``, ...).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ENGAGE_", extra="ignore", populate_by_name=True)
+
+    database_url: str = "sqlite:///./engage.db"
+    broker_url: str = "memory://"
+    result_backend: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: str = "dev-insecure-change-me"
+    public_url: str = "http://127.0.0.1:8000"
+    default_region: str = "US"
+    templates_dir: Path = ROOT / "templates"
+    outbox_dir: Path = Path("./outbox")
+
+    # Delivery
+    sms_provider: str | None = None  # twilio | outbox | console; None: twilio with credentials, else outbox
+    email_provider: str | None = None  # sendgrid | outbox | console; likewise
+    tick_seconds: float = 15.0
+    claim_batch: int = 500
+    max_attempts: int = 6
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    stale_queued_seconds: float = 300.0
+    stale_sending_seconds: float = 600.0
+    sms_rate_per_second: float = 10.0
+    email_rate_per_second: float = 50.0
+    http_timeout_seconds: float = 10.0
+
+    # Content
+    condition_words: list[str] = Field(
+        default_factory=lambda: [
+            "sciatica",
+            "dry needling",
+            "needling",
+            "needle",
+            "diagnosis",
+            "condition",
+            "ciática",
+            "ciatica",
+            "punción seca",
+            "puncion seca",
+        ]
+    )
+
+    # Providers (conventional names, no ENGAGE_ prefix)
+    twilio_account_sid: str | None = Field(None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "ENGAGE_TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: str | None = Field(None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "ENGAGE_TWILIO_AUTH_TOKEN"))
+    twilio_from_number: str | None = Field(None, validation_alias=AliasChoices("TWILIO_FROM_NUMBER", "ENGAGE_TWILIO_FROM_NUMBER"))
+    twilio_messaging_service_sid: str | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_MESSAGING_SERVICE_SID", "ENGAGE_TWILIO_MESSAGING_SERVICE_SID")
+    )
+    twilio_api_base: str = "https://api.twilio.com"
+    sendgrid_api_key: str | None = Field(None, validation_alias=AliasChoices("SENDGRID_API_KEY", "ENGAGE_SENDGRID_API_KEY"))
+    sendgrid_api_base: str = "https://api.sendgrid.com"
+    sendgrid_webhook_public_key: str | None = Field(
+        None, validation_alias=AliasChoices("SENDGRID_WEBHOOK_PUBLIC_KEY", "ENGAGE_SENDGRID_WEBHOOK_PUBLIC_KEY")
+    )
+    webhook_replay_seconds: int = 600
+    max_request_bytes: int = 1_000_000
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings. Tests call ``get_settings.cache_clear()`` after changing the environment."""
+    return Settings()

@@ -1,0 +1,360 @@
+"""The data model (SQLAlchemy 2). Schema changes go through Alembic (``engage/migrations``)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
+
+from engage.clock import utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite would otherwise hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Stored as plain strings (no native ENUM type) so adding a value needs no migration dance.
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class Channel(str, enum.Enum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"
+    STAFF = "staff"
+
+
+class PlanStatus(str, enum.Enum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class AppointmentStatus(str, enum.Enum):
+    BOOKED = "booked"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+
+
+class EnrollmentStatus(str, enum.Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class MessageStatus(str, enum.Enum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    BOUNCED = "bounced"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"  # handed to a provider (maybe) but no answer: staff decide, never resent blindly
+
+
+#: Statuses planning may still change: not yet handed to a worker.
+PENDING_STATUSES = (MessageStatus.SCHEDULED,)
+#: Statuses that mean the provider has (or may have) the message.
+HANDED_OVER_STATUSES = (
+    MessageStatus.SENDING,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.BOUNCED,
+    MessageStatus.UNKNOWN,
+)
+
+
+class ConsentState(str, enum.Enum):
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+
+
+class Clinic(Base):
+    __tablename__ = "clinic"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(Text)
+    email_from: Mapped[str] = mapped_column(String(320))
+    sms_from: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(2))  # ISO country for parsing local phone numbers
+    #: {"sms": {"start": "20:00", "end": "08:00"}, "email": {...}}; missing channels use the default.
+    quiet_hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_user"
+    __table_args__ = (UniqueConstraint("email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role), default=Role.STAFF)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    clinic: Mapped[Clinic] = relationship()
+
+
+class ApiToken(Base):
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "email"),
+        Index("ix_patient_phone", "phone"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)  # Twilio 21211/21614
+    timezone: Mapped[str | None] = mapped_column(String(64))  # None: the clinic's
+    locale: Mapped[str] = mapped_column(String(10), default="en")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    clinic: Mapped[Clinic] = relationship()
+    plans: Mapped[list[TreatmentPlan]] = relationship(back_populates="patient", order_by="TreatmentPlan.id")
+    messages: WriteOnlyMapped[Message] = relationship(back_populates="patient", passive_deletes=True)
+
+    @property
+    def effective_timezone(self) -> str:
+        return self.timezone or self.clinic.timezone
+
+
+class ConsentEvent(Base):
+    """Append-only; a patient's consent on a channel is the newest event's state (none: opted in)."""
+
+    __tablename__ = "consent_event"
+    __table_args__ = (Index("ix_consent_event_patient_channel", "patient_id", "channel", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    state: Mapped[ConsentState] = mapped_column(_enum(ConsentState))
+    source: Mapped[str] = mapped_column(String(40))  # staff, sms_keyword, unsubscribe_link, bounce, spamreport, twilio_21610
+    detail: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TreatmentPlan(Base):
+    __tablename__ = "treatment_plan"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    condition: Mapped[str] = mapped_column(String(100))
+    modality: Mapped[str] = mapped_column(String(100))
+    planned_sessions: Mapped[int] = mapped_column(Integer)
+    cadence_minutes: Mapped[int] = mapped_column(Integer)  # time between sessions
+    session_minutes: Mapped[int] = mapped_column(Integer, default=45)
+    reassess_every: Mapped[int] = mapped_column(Integer, default=3)  # sessions between reassessments
+    status: Mapped[PlanStatus] = mapped_column(_enum(PlanStatus), default=PlanStatus.ACTIVE)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    patient: Mapped[Patient] = relationship(back_populates="plans")
+    appointments: Mapped[list[Appointment]] = relationship(
+        back_populates="plan", order_by="Appointment.start_at"
+    )
+
+
+class Appointment(Base):
+    __tablename__ = "appointment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("treatment_plan.id"), index=True)
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    status: Mapped[AppointmentStatus] = mapped_column(_enum(AppointmentStatus), default=AppointmentStatus.BOOKED)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    plan: Mapped[TreatmentPlan] = relationship(back_populates="appointments")
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("treatment_plan.id"), index=True)
+    sequence_key: Mapped[str] = mapped_column(String(100))
+    status: Mapped[EnrollmentStatus] = mapped_column(_enum(EnrollmentStatus), default=EnrollmentStatus.ACTIVE)
+    enrolled_by: Mapped[str] = mapped_column(String(320), default="cli")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    patient: Mapped[Patient] = relationship()
+    plan: Mapped[TreatmentPlan] = relationship()
+
+
+class Message(Base):
+    """The outbox: one row per message engage will (or did) send. The database is the schedule."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_key", "occurrence", name="uq_message_enrollment_step_occurrence"),
+        Index("ix_message_status_due_at", "status", "due_at"),
+        Index("ix_message_patient_due_at", "patient_id", "due_at"),
+        Index("ix_message_appointment_id", "appointment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
+    step_key: Mapped[str] = mapped_column(String(100))
+    occurrence: Mapped[str] = mapped_column(String(100))  # deterministic: e.g. "appt:12", "appt:12:day:2", "once"
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    template: Mapped[str] = mapped_column(String(100))
+    #: Step-specific template variables chosen at planning time, e.g. {"day": 2}.
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    due_at: Mapped[datetime]
+    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus), default=MessageStatus.SCHEDULED)
+    status_reason: Mapped[str | None] = mapped_column(String(500))  # why skipped / cancelled / failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]  # set after a transient failure (backoff); None: due_at governs
+    provider: Mapped[str | None] = mapped_column(String(20))
+    provider_message_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    segments: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    queued_at: Mapped[datetime | None]
+    sending_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+
+    enrollment: Mapped[Enrollment] = relationship()
+    patient: Mapped[Patient] = relationship(back_populates="messages")
+    appointment: Mapped[Appointment | None] = relationship()
+
+
+class DeliveryEvent(Base):
+    """A provider's status callback or email event, raw payload kept."""
+
+    __tablename__ = "delivery_event"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str | None] = mapped_column(String(200))  # provider's id, for dropping duplicates
+    status: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboundMessage(Base):
+    __tablename__ = "inbound_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"), index=True)
+    from_phone: Mapped[str] = mapped_column(String(20))
+    to_phone: Mapped[str | None] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))  # opt_out, opt_in, help, score, other
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # needs a person
+    flag_reason: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Outcome(Base):
+    __tablename__ = "outcome"
+    __table_args__ = (Index("ix_outcome_patient_recorded_at", "patient_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    prompt_message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), unique=True)
+    inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
+    score: Mapped[int] = mapped_column(Integer)  # pain, 0-10
+    source: Mapped[str] = mapped_column(String(20))  # sms, email, staff
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(320))  # staff email, "cli", "webhook:twilio", "system"
+    action: Mapped[str] = mapped_column(String(60))
+    subject_type: Mapped[str] = mapped_column(String(40))
+    subject_id: Mapped[int | None]
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # ids and field names only, never PHI
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,84 @@
+"""Checks for what staff type in: phone numbers, time zones, emails, local times.
+
+Each function returns the normalised value or raises ``InvalidInput`` with a
+message a person understands. Messages name the field, never echo a phone or
+email back into logs beyond the CLI's own error line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from engage.errors import InvalidInput
+
+LOCALES = ("en", "es")
+
+
+def timezone_name(name: str) -> str:
+    """An IANA time zone name, e.g. ``America/New_York``."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {name!r}: use an IANA name such as America/New_York") from None
+    if name not in available_timezones() and name != "UTC":
+        raise InvalidInput(f"unknown time zone {name!r}: use an IANA name such as America/New_York")
+    return name
+
+
+def phone_e164(text: str, region: str | None) -> str:
+    """A phone number in E.164 (``+15551234567``); ``region`` (ISO country) reads numbers without ``+``."""
+    try:
+        number = phonenumbers.parse(text, (region or "").upper() or None)
+    except phonenumbers.NumberParseException:
+        raise InvalidInput("invalid phone number: write it with a country code, e.g. +1 415 555 0100") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidInput("invalid phone number: it is not a valid number for its country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def email_address(text: str) -> str:
+    """A syntactically valid email address, domain lower-cased (no DNS lookup)."""
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"invalid email address: {exc}") from None
+
+
+def locale(value: str) -> str:
+    value = value.strip().lower().replace("_", "-").split("-")[0]
+    if value not in LOCALES:
+        raise InvalidInput(f"unsupported locale {value!r}: choose one of {', '.join(LOCALES)}")
+    return value
+
+
+def region(value: str) -> str:
+    value = value.strip().upper()
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidInput(f"unknown country code {value!r}: use two letters, e.g. US, GB, ES")
+    return value
+
+
+def local_datetime(text: str | datetime, tz: str) -> datetime:
+    """An aware UTC datetime. Text with an offset is exact; without one it is wall time in ``tz``.
+
+    A wall time that does not exist (skipped by a DST change) is refused; an ambiguous one
+    (repeated by a DST change) means its first occurrence.
+    """
+    if isinstance(text, datetime):
+        value = text
+    else:
+        try:
+            value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"not a date and time: {text!r} (write e.g. 2026-12-01T09:00)") from None
+    if value.tzinfo is not None:
+        return value.astimezone(timezone.utc)
+    zone = ZoneInfo(tz)
+    aware = value.replace(tzinfo=zone, fold=0)
+    if aware.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != value:
+        raise InvalidInput(f"{value:%Y-%m-%d %H:%M} does not exist in {tz} (clocks change then); pick another time")
+    return aware.astimezone(timezone.utc)

@@ -1,0 +1,146 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL) built by Alembic, and a clean environment.
+
+PostgreSQL comes from ``ENGAGE_TEST_DATABASE_URL`` (default: the local ``test`` database);
+Redis from ``ENGAGE_TEST_REDIS_URL``. A test that needs one that is not running fails
+and says how to start it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from engage import migrate
+from engage.config import get_settings
+from engage.db import make_engine
+from engage.models import Base
+
+PG_URL = os.environ.get("ENGAGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("ENGAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+START_REDIS = "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
+
+_ENV_TO_CLEAR = (
+    "ENGAGE_DATABASE_URL", "ENGAGE_SMS_PROVIDER", "ENGAGE_EMAIL_PROVIDER", "ENGAGE_BROKER_URL",
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID",
+    "SENDGRID_API_KEY", "SENDGRID_WEBHOOK_PUBLIC_KEY", "ENGAGE_TWILIO_API_BASE", "ENGAGE_SENDGRID_API_BASE",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Every test starts with no credentials, its own outbox folder and a known secret."""
+    for name in _ENV_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ENGAGE_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("ENGAGE_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("ENGAGE_PUBLIC_URL", "http://engage.test")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _require_postgres(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # any driver error means "not there"
+        pytest.fail(
+            f"PostgreSQL is not reachable at {url} ({type(exc).__name__}). Start it with\n"
+            f"  {START_POSTGRES}\nor point ENGAGE_TEST_DATABASE_URL at a running server.",
+            pytrace=False,
+        )
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _migrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Backend name -> URL, each migrated once per run (lazily) with ``alembic upgrade head``."""
+    return {"sqlite": f"sqlite:///{tmp_path_factory.mktemp('db') / 'engage.db'}", "postgresql": PG_URL}
+
+
+_done: set[str] = set()
+
+
+def _prepare(url: str, backend: str) -> str:
+    if backend == "postgresql":
+        _require_postgres(url)
+    if url not in _done:
+        if backend == "postgresql":
+            engine = make_engine(url)
+            with engine.begin() as conn:  # start from nothing so the migrations, not leftovers, define the schema
+                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            engine.dispose()
+        migrate.upgrade(url)
+        _done.add(url)
+    _truncate(url)
+    return url
+
+
+def _truncate(url: str) -> None:
+    engine = make_engine(url)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+    engine.dispose()
+
+
+def _use(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("ENGAGE_DATABASE_URL", url)
+    get_settings.cache_clear()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, _migrated: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty, migrated database on each backend; ``ENGAGE_DATABASE_URL`` points at it."""
+    return _use(_prepare(_migrated[request.param], request.param), monkeypatch)
+
+
+@pytest.fixture
+def pg_url(_migrated: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty, migrated PostgreSQL database (for tests whose behaviour needs it: workers, SKIP LOCKED)."""
+    return _use(_prepare(_migrated["postgresql"], "postgresql"), monkeypatch)
+
+
+@pytest.fixture
+def sqlite_url(_migrated: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    return _use(_prepare(_migrated["sqlite"], "sqlite"), monkeypatch)
+
+
+@pytest.fixture
+def session(db_url: str) -> Iterator[Session]:
+    """A session on the ``db_url`` database (both backends)."""
+    from engage.db import session_factory
+
+    s = session_factory()()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A reachable Redis (database 15, flushed)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}. Start it with\n  {START_REDIS}", pytrace=False)
+    client.flushdb()
+    return REDIS_URL
