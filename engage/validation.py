@@ -41,9 +41,10 @@ def phone_e164(text: str, region: str | None) -> str:
 
 
 def email_address(text: str) -> str:
-    """A syntactically valid email address, domain lower-cased (no DNS lookup)."""
+    """A syntactically valid email address, lower-cased (no DNS lookup)."""
     try:
-        return validate_email(text, check_deliverability=False).normalized
+        # Lower-cased whole: mailboxes are case-insensitive in practice, and duplicates must be caught.
+        return validate_email(text, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise InvalidInput(f"invalid email address: {exc}") from None
 

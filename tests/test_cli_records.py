@@ -50,7 +50,7 @@ def test_clinic_patient_plan_round_trip(db_url: str) -> None:
 
     shown = engage("patient", "show", str(patient_id), "--json").json
     assert shown["phone"] == "+14155550123"
-    assert shown["email"] == "Ana@example.com"
+    assert shown["email"] == "ana@example.com"
     assert shown["timezone"] == "America/New_York" and shown["locale"] == "es"
     assert [a["id"] for a in shown["plans"][0]["appointments"]] == [a["id"] for a in plan["appointments"]]
     assert count(AuditEvent) >= 3

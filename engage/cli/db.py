@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from engage import migrate
 from engage.cli.common import emit, json_option
 from engage.config import get_settings
 
@@ -18,6 +17,8 @@ def db() -> None:
 @json_option
 def upgrade() -> None:
     """Create the schema, or migrate it to the newest version."""
+    from engage import migrate  # Alembic is slow to import; only this command needs it
+
     url = get_settings().database_url
     migrate.upgrade(url)
     revision = migrate.current(url)
