@@ -16,6 +16,10 @@ COMMANDS = [
     ("engage.cli.records", "patient"),
     ("engage.cli.records", "plan"),
     ("engage.cli.records", "appointment"),
+    ("engage.cli.templates", "templates"),
+    ("engage.cli.schedule", "enroll"),
+    ("engage.cli.schedule", "enrollment"),
+    ("engage.cli.schedule", "timeline"),
 ]
 
 

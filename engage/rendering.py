@@ -1,0 +1,508 @@
+"""Render message templates: email (subject, text, HTML) and SMS bodies.
+
+Templates live in ``templates/<channel>/<name>[.<locale>].<part>``: email parts
+are ``subject.txt``, ``txt`` and ``html``; SMS has only ``txt``. Files without a
+locale are English. A patient's locale is used when *every* part of the
+template has a variant for it (``es_MX`` then ``es``), otherwise English, and
+dates are then formatted in English too so a message never mixes languages.
+
+Clinic staff edit these files, so they run in Jinja's sandbox, with
+``StrictUndefined`` (a misspelt variable is an error naming the template and
+variable, never a blank in a patient's message) and autoescaping for HTML only.
+Templates receive plain dicts, never ORM objects, so they cannot wander
+through relationships to other patients' data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from functools import lru_cache
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time, get_date_format, get_datetime_format
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+
+from engage import tokens
+from engage.clock import utcnow
+from engage.config import get_settings
+from engage.models import Appointment, AppointmentStatus, Channel, Message, MessageStatus, Patient, TreatmentPlan
+from engage.sms_text import GSM7, UCS2, normalise_sms, segment_info
+
+__all__ = [
+    "GSM7",
+    "UCS2",
+    "RenderedEmail",
+    "RenderedSms",
+    "TemplateError",
+    "message_context",
+    "patient_preview_context",
+    "render_email",
+    "render_sms",
+    "render_sms_raw",
+    "resolve_template",
+    "sample_context",
+    "stop_line",
+    "template_locales",
+    "template_names",
+    "templates_root",
+]
+
+EMAIL_PARTS = ("subject.txt", "txt", "html")
+SMS_PARTS = ("txt",)
+PARTS = {"email": EMAIL_PARTS, "sms": SMS_PARTS}
+DEFAULT_LOCALE = "en"
+
+#: The opt-out instruction the first SMS of an enrollment must carry (CTIA), by language.
+STOP_LINES = {
+    "en": "Reply STOP to opt out.",
+    # "no recibir más mensajes" would cost UCS-2 (the "á"), more than doubling a Spanish SMS.
+    "es": "Responda STOP para darse de baja.",
+}
+
+#: Outbox statuses of an earlier SMS that never reached the patient, so did not show them the STOP line.
+_NOT_RECEIVED = (MessageStatus.CANCELLED, MessageStatus.SKIPPED, MessageStatus.FAILED, MessageStatus.UNDELIVERED)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class RenderedSms:
+    body: str
+    segments: int
+    encoding: str  # "GSM-7" | "UCS-2"
+
+
+class TemplateError(Exception):
+    """A template could not be rendered. Names the template file (and line, variable); never patient data."""
+
+    def __init__(self, template: str, detail: str, line: int | None = None) -> None:
+        self.template = template
+        self.detail = detail
+        self.line = line
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"{where}: {detail}")
+
+
+# --- the environment ---------------------------------------------------------------------------
+
+
+def templates_root(templates_dir: Path | None = None) -> Path:
+    """The templates folder: ``templates_dir`` if given, else ``ENGAGE_TEMPLATES_DIR``."""
+    return Path(templates_dir or get_settings().templates_dir).resolve()
+
+
+@lru_cache(maxsize=16)
+def _environment(templates_dir: Path) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(templates_dir)),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(local_date=_local_date, local_time=_local_time, local_datetime=_local_datetime)
+    return env
+
+
+def _babel_locale(locale: str | None) -> Locale:
+    try:
+        return Locale.parse((locale or DEFAULT_LOCALE).replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(DEFAULT_LOCALE)
+
+
+@lru_cache(maxsize=64)
+def _date_pattern(locale: Locale) -> str:
+    # The locale's full date without the year ("EEEE, MMMM d" / "EEEE, d 'de' MMMM"): appointments are days away.
+    pattern = get_date_format("full", locale=locale).pattern
+    if pattern.startswith("y"):
+        return pattern
+    return re.sub(r"[\s,.]*(?:'de'\s*)?y+[.,]?", "", pattern).strip()
+
+
+def _plain_spaces(text: str) -> str:
+    # CLDR puts U+202F/U+00A0 in "9:00 AM"; one of those would turn an SMS into UCS-2.
+    return text.replace("\u202f", " ").replace("\xa0", " ")
+
+
+def _localise(ctx: Context, value: Any, filter_name: str) -> tuple[datetime, Locale]:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{filter_name} needs a datetime")
+    if value.tzinfo is None:
+        raise ValueError(f"{filter_name} needs an aware datetime")
+    tz = ZoneInfo(str(ctx.get("tz") or "UTC"))
+    return value.astimezone(tz), _babel_locale(ctx.get("locale"))
+
+
+@pass_context
+def _local_date(ctx: Context, value: Any) -> str:
+    """``Wednesday, September 30`` / ``miércoles, 30 de septiembre`` in the context's time zone."""
+    local, locale = _localise(ctx, value, "local_date")
+    return _plain_spaces(format_date(local, _date_pattern(locale), locale=locale))
+
+
+@pass_context
+def _local_time(ctx: Context, value: Any) -> str:
+    """``9:00 AM`` / ``9:00`` in the context's time zone."""
+    local, locale = _localise(ctx, value, "local_time")
+    return _plain_spaces(format_time(local, "short", locale=locale))
+
+
+@pass_context
+def _local_datetime(ctx: Context, value: Any) -> str:
+    """``Wednesday, September 30 at 9:00 AM`` / ``miércoles, 30 de septiembre, 9:00``."""
+    local, locale = _localise(ctx, value, "local_datetime")
+    day = _plain_spaces(format_date(local, _date_pattern(locale), locale=locale))
+    clock = _plain_spaces(format_time(local, "short", locale=locale))
+    if locale.language == "en":
+        return f"{day} at {clock}"
+    return str(get_datetime_format("long", locale=locale)).replace("'", "").format(clock, day)
+
+
+# --- finding and rendering files -----------------------------------------------------------------
+
+
+def _locale_candidates(locale: str | None) -> list[str]:
+    loc = (locale or DEFAULT_LOCALE).replace("-", "_")
+    out = [loc, loc.split("_")[0]]
+    return list(dict.fromkeys(c for c in out if c))
+
+
+def resolve_template(
+    channel: str, name: str, locale: str | None, templates_dir: Path | None = None
+) -> tuple[str, dict[str, str]]:
+    """``(effective_locale, {part: file})`` for a template, files relative to the templates folder.
+
+    The requested locale (``es_MX``, then ``es``) when every part has a variant
+    for it, else the unsuffixed English files. Raises :class:`TemplateError` when
+    the English files are missing too.
+    """
+    if channel not in PARTS:
+        raise TemplateError(f"{channel}/{name}", f"unknown channel {channel!r}")
+    root = templates_root(templates_dir)
+    parts = PARTS[channel]
+    for loc in _locale_candidates(locale):
+        files = {part: f"{channel}/{name}.{loc}.{part}" for part in parts}
+        if all((root / f).is_file() for f in files.values()):
+            return loc, files
+    files = {part: f"{channel}/{name}.{part}" for part in parts}
+    for f in files.values():
+        if not (root / f).is_file():
+            raise TemplateError(f, "template file not found")
+    return DEFAULT_LOCALE, files
+
+
+def _template_frame(tb: TracebackType | None, root: Path) -> tuple[str, int] | None:
+    """The innermost traceback frame inside a template file (Jinja rewrites frames to template lines)."""
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        with contextlib.suppress(ValueError):  # a frame of Jinja or engage itself, not a template
+            found = (Path(filename).resolve().relative_to(root).as_posix(), tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _render(root: Path, file: str, context: dict[str, Any]) -> str:
+    try:
+        return _environment(root).get_template(file).render(context)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(exc.name or file, f"syntax error: {exc.message}", exc.lineno) from None
+    except TemplateNotFound as exc:
+        raise TemplateError(file, f"template not found: {exc.name}") from None
+    except (UndefinedError, SecurityError) as exc:
+        # Jinja's messages here name a variable or attribute and an object *type*, never a value.
+        where = _template_frame(exc.__traceback__, root) or (file, None)
+        kind = "undefined variable" if isinstance(exc, UndefinedError) else "unsafe operation"
+        raise TemplateError(where[0], f"{kind}: {exc.message or exc}", where[1]) from None
+    except Exception as exc:  # a filter or test failed; its message could quote a value, so leave it out
+        where = _template_frame(exc.__traceback__, root) or (file, None)
+        raise TemplateError(where[0], f"{type(exc).__name__} while rendering", where[1]) from None
+
+
+def _tidy_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def stop_line(locale: str | None) -> str:
+    """The opt-out instruction in the locale's language (English when we have none for it)."""
+    return STOP_LINES.get(_babel_locale(locale).language, STOP_LINES[DEFAULT_LOCALE])
+
+
+def render_email(
+    name: str, context: dict[str, Any], locale: str = DEFAULT_LOCALE, templates_dir: Path | None = None
+) -> RenderedEmail:
+    """Subject (one line), plain text and HTML of ``templates/email/<name>``; raises :class:`TemplateError`."""
+    root = templates_root(templates_dir)
+    effective, files = resolve_template("email", name, locale, root)
+    ctx = {**context, "locale": effective}
+    subject = " ".join(_render(root, files["subject.txt"], ctx).split())
+    return RenderedEmail(
+        subject=subject,
+        text=_tidy_text(_render(root, files["txt"], ctx)),
+        html=_render(root, files["html"], ctx).strip() + "\n",
+    )
+
+
+def render_sms_raw(
+    name: str, context: dict[str, Any], locale: str = DEFAULT_LOCALE, templates_dir: Path | None = None
+) -> tuple[str, str, str]:
+    """``(file, effective_locale, text)``: the SMS as the template produced it, before any normalising."""
+    root = templates_root(templates_dir)
+    effective, files = resolve_template("sms", name, locale, root)
+    return files["txt"], effective, _render(root, files["txt"], {**context, "locale": effective})
+
+
+def finish_sms(raw: str, locale: str, first_sms: bool) -> str:
+    """Replace GSM look-alikes, tidy whitespace, and add the STOP line to an enrollment's first SMS."""
+    lines = [" ".join(line.split()) for line in normalise_sms(raw).splitlines()]
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    if first_sms and "STOP" not in body:
+        body = f"{body} {stop_line(locale)}".strip()
+    return body
+
+
+def render_sms(
+    name: str, context: dict[str, Any], locale: str = DEFAULT_LOCALE, templates_dir: Path | None = None
+) -> RenderedSms:
+    """The SMS body of ``templates/sms/<name>``, normalised to GSM where a look-alike exists.
+
+    When ``context["first_sms"]`` is true the body ends with the opt-out line
+    ("Reply STOP to opt out."), unless the template already says STOP.
+    Raises :class:`TemplateError`.
+    """
+    _file, effective, raw = render_sms_raw(name, context, locale, templates_dir)
+    body = finish_sms(raw, effective, bool(context.get("first_sms")))
+    encoding, segments, _units = segment_info(body)
+    return RenderedSms(body=body, segments=segments, encoding=encoding)
+
+
+# --- contexts ----------------------------------------------------------------------------------
+
+
+def _display_phone(phone: str | None, region: str | None) -> str:
+    if not phone:
+        return ""
+    try:
+        parsed = phonenumbers.parse(phone, region or get_settings().default_region)
+    except phonenumbers.NumberParseException:
+        return phone
+    same_country = phonenumbers.region_code_for_number(parsed) == (region or get_settings().default_region)
+    fmt = phonenumbers.PhoneNumberFormat.NATIONAL if same_country else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(parsed, fmt)
+
+
+def _context(
+    *,
+    clinic: dict[str, Any],
+    first_name: str,
+    tz: str,
+    locale: str,
+    start: datetime | None,
+    end: datetime | None,
+    step: dict[str, Any],
+    first_sms: bool,
+    patient_id: int,
+    message_id: int,
+    channel: str,
+) -> dict[str, Any]:
+    zone = ZoneInfo(tz)
+    appointment = None
+    if start is not None:
+        appointment = {
+            "start": start.astimezone(zone),
+            "end": (end or start + timedelta(minutes=45)).astimezone(zone),
+        }
+    return {
+        "patient": {"first_name": first_name},
+        "clinic": clinic,
+        "appointment": appointment,
+        "step": step,
+        "first_sms": first_sms,
+        "channel": channel,
+        "unsubscribe_url": tokens.unsubscribe_url(patient_id, channel),
+        "reassessment_urls": [(score, tokens.reassessment_url(message_id, score)) for score in range(11)],
+        "reassessment_form_url": tokens.reassessment_url(message_id, None),
+        "tz": tz,
+        "locale": locale,
+    }
+
+
+def _clinic(name: str, address: str, phone: str | None, region: str | None) -> dict[str, Any]:
+    lines = [line.strip() for line in address.splitlines() if line.strip()]
+    return {"name": name, "address": "\n".join(lines), "address_lines": lines, "phone": _display_phone(phone, region)}
+
+
+def _step(message: Message) -> dict[str, Any]:
+    step = dict(message.context or {})
+    # Planning records the stretch day in context; older rows only in the occurrence key ("appt:12:day:2").
+    match = re.search(r"(?:^|:)day:(\d+)", message.occurrence or "")
+    if "day" not in step and match:
+        step["day"] = int(match.group(1))
+    return step
+
+
+def _is_first_sms(session: Session, message: Message) -> bool:
+    earlier = select(Message.id).where(
+        Message.enrollment_id == message.enrollment_id,
+        Message.channel == Channel.SMS,
+        Message.id != message.id,
+        Message.status.not_in(_NOT_RECEIVED),
+        or_(Message.due_at < message.due_at, (Message.due_at == message.due_at) & (Message.id < message.id)),
+    )
+    return not session.scalar(select(exists(earlier)))
+
+
+def message_context(session: Session, message: Message) -> dict[str, Any]:
+    """The template context for one outbox row, in its patient's time zone and locale.
+
+    ``first_sms`` is true for an SMS with no earlier SMS in the same enrollment
+    that reached (or may still reach) the patient.
+    """
+    patient = message.patient
+    clinic = patient.clinic
+    appointment = message.appointment
+    channel = Channel(message.channel).value
+    return _context(
+        clinic=_clinic(clinic.name, clinic.address, clinic.phone, clinic.region),
+        first_name=patient.first_name,
+        tz=patient.effective_timezone,
+        locale=patient.locale or DEFAULT_LOCALE,
+        start=appointment.start_at if appointment else None,
+        end=appointment.end_at if appointment else None,
+        step=_step(message),
+        first_sms=channel == Channel.SMS.value and _is_first_sms(session, message),
+        patient_id=patient.id,
+        message_id=message.id,
+        channel=channel,
+    )
+
+
+# Sample data is the worst case for length: a ~40-character clinic name, the
+# longest weekday and month names, a two-digit hour, and the STOP line.
+SAMPLE_TZ = "America/Los_Angeles"
+SAMPLE_START = datetime(2026, 9, 30, 10, 30, tzinfo=ZoneInfo(SAMPLE_TZ))  # a Wednesday in September
+SAMPLE_CLINIC = _clinic(
+    "Riverside Physical Therapy & Wellness Co",
+    "1200 Riverside Avenue, Suite 210\nPortland, OR 97201",
+    "+15035550123",
+    "US",
+)
+SAMPLE_FIRST_NAMES = {"en": "Alexandra", "es": "Alejandra"}
+
+
+def sample_context(name: str, channel: str, locale: str, *, step: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A realistic context without a patient, for ``templates check`` and ``preview`` (first SMS, day 1)."""
+    return _context(
+        clinic=dict(SAMPLE_CLINIC),
+        first_name=SAMPLE_FIRST_NAMES.get(_babel_locale(locale).language, SAMPLE_FIRST_NAMES["en"]),
+        tz=SAMPLE_TZ,
+        locale=locale,
+        start=SAMPLE_START,
+        end=SAMPLE_START + timedelta(minutes=45),
+        step=dict(step) if step is not None else {"day": 1},
+        first_sms=True,
+        patient_id=0,
+        message_id=0,
+        channel=channel,
+    )
+
+
+def _next_appointment(session: Session, patient_id: int) -> Appointment | None:
+    return session.scalars(
+        select(Appointment)
+        .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
+        .where(
+            TreatmentPlan.patient_id == patient_id,
+            Appointment.status == AppointmentStatus.BOOKED,
+            Appointment.start_at >= utcnow(),
+        )
+        .order_by(Appointment.start_at)
+        .limit(1)
+    ).first()
+
+
+def patient_preview_context(
+    session: Session, patient: Patient, channel: str, *, step: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A context from a real patient, as if their next booked appointment's message went out now.
+
+    Without a future appointment, one two days from now at 10:30 local stands in.
+    Shown as the first SMS of an enrollment (with the STOP line).
+    """
+    clinic = patient.clinic
+    tz = patient.effective_timezone
+    appointment = _next_appointment(session, patient.id)
+    if appointment is not None:
+        start, end = appointment.start_at, appointment.end_at
+    else:
+        day = utcnow().astimezone(ZoneInfo(tz)).date() + timedelta(days=2)
+        start = datetime.combine(day, time(10, 30), tzinfo=ZoneInfo(tz))
+        end = start + timedelta(minutes=45)
+    return _context(
+        clinic=_clinic(clinic.name, clinic.address, clinic.phone, clinic.region),
+        first_name=patient.first_name,
+        tz=tz,
+        locale=patient.locale or DEFAULT_LOCALE,
+        start=start,
+        end=end,
+        step=dict(step) if step is not None else {"day": 1},
+        first_sms=True,
+        patient_id=patient.id,
+        message_id=0,
+        channel=channel,
+    )
+
+
+def template_names(channel: str, templates_dir: Path | None = None) -> list[str]:
+    """Names of the templates shipped for a channel (files starting with ``_`` are layouts, not messages)."""
+    return sorted({name for name, _loc in _scan(channel, templates_root(templates_dir))})
+
+
+def template_locales(templates_dir: Path | None = None) -> list[str]:
+    """Every locale any template has a variant for, English first."""
+    root = templates_root(templates_dir)
+    found = {loc for channel in PARTS for _name, loc in _scan(channel, root)}
+    return [DEFAULT_LOCALE, *sorted(found - {DEFAULT_LOCALE})]
+
+
+def _scan(channel: str, root: Path) -> Iterable[tuple[str, str]]:
+    folder = root / channel
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if not path.is_file() or path.name.startswith((".", "_")):
+            continue
+        for part in sorted(PARTS[channel], key=len, reverse=True):  # "subject.txt" before "txt"
+            if path.name.endswith("." + part):
+                stem = path.name[: -len(part) - 1]
+                name, _, loc = stem.partition(".")
+                yield name, loc or DEFAULT_LOCALE
+                break

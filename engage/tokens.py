@@ -1,0 +1,85 @@
+"""Signed tokens for the links patients click (unsubscribe, reassessment answers).
+
+Tokens are signed with ``ENGAGE_SECRET_KEY`` (itsdangerous, HMAC), salted by
+purpose so an unsubscribe token can never be replayed as a reassessment token.
+They do not expire: an unsubscribe link in a year-old email must still work
+(RFC 8058, CAN-SPAM). They carry ids only, never names, phones or emails.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from itsdangerous import BadData, URLSafeSerializer
+
+from engage.config import get_settings
+
+UNSUBSCRIBE = "unsubscribe"
+REASSESSMENT = "reassessment"
+
+
+class InvalidToken(ValueError):
+    """The token is malformed, forged, altered, or made for another purpose."""
+
+
+def _serializer(purpose: str) -> URLSafeSerializer:
+    return URLSafeSerializer(get_settings().secret_key, salt=purpose)
+
+
+def make_token(purpose: str, payload: dict[str, Any]) -> str:
+    """A URL-safe signed token carrying ``payload`` (JSON-serialisable ids only)."""
+    token = _serializer(purpose).dumps(payload)
+    return token if isinstance(token, str) else token.decode()
+
+
+def read_token(purpose: str, token: str) -> dict[str, Any]:
+    """The payload of a token made by :func:`make_token` for ``purpose``; raises :class:`InvalidToken`."""
+    try:
+        payload = _serializer(purpose).loads(token)
+    except BadData as exc:
+        raise InvalidToken("invalid or altered link") from exc
+    if not isinstance(payload, dict):
+        raise InvalidToken("invalid or altered link")
+    return payload
+
+
+def _public(path: str) -> str:
+    return get_settings().public_url.rstrip("/") + path
+
+
+def _channel_value(channel: Any) -> str:
+    return str(getattr(channel, "value", channel))
+
+
+def unsubscribe_url(patient_id: int, channel: Any) -> str:
+    """``{ENGAGE_PUBLIC_URL}/u/{token}`` for one patient and channel (``Channel`` or ``"email"``/``"sms"``)."""
+    token = make_token(UNSUBSCRIBE, {"patient_id": patient_id, "channel": _channel_value(channel)})
+    return _public(f"/u/{token}")
+
+
+def read_unsubscribe_token(token: str) -> tuple[int, str]:
+    """``(patient_id, channel)`` from an unsubscribe token; raises :class:`InvalidToken`."""
+    payload = read_token(UNSUBSCRIBE, token)
+    patient_id, channel = payload.get("patient_id"), payload.get("channel")
+    if not isinstance(patient_id, int) or not isinstance(channel, str):
+        raise InvalidToken("invalid or altered link")
+    return patient_id, channel
+
+
+def reassessment_url(message_id: int, score: int | None) -> str:
+    """``{ENGAGE_PUBLIC_URL}/r/{token}``, plus ``?score=N`` for a one-click answer.
+
+    The token names the prompt (our message id); the score is a plain query
+    parameter because the form page lets the patient change it anyway.
+    """
+    token = make_token(REASSESSMENT, {"message_id": message_id})
+    url = _public(f"/r/{token}")
+    return url if score is None else f"{url}?score={int(score)}"
+
+
+def read_reassessment_token(token: str) -> int:
+    """The prompt's message id from a reassessment token; raises :class:`InvalidToken`."""
+    message_id = read_token(REASSESSMENT, token).get("message_id")
+    if not isinstance(message_id, int):
+        raise InvalidToken("invalid or altered link")
+    return message_id
