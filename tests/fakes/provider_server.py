@@ -1,0 +1,734 @@
+"""A fake Twilio + SendGrid HTTP server that the real SDKs talk to over real HTTP.
+
+In-process::
+
+    with FakeProviders() as fake:
+        monkeypatch.setenv("ENGAGE_TWILIO_API_BASE", fake.url)   # or fake.env()
+        ...
+        assert fake.sms_requests()[0]["to"] == "+15005550006"
+
+As its own process (for worker processes, benchmarks)::
+
+    python -m tests.fakes.provider_server --port 8099
+
+or ``with spawn_fake_server() as fake:`` which starts that process and returns a
+:class:`RemoteFakeProviders` with the same helpers, spoken over the control API:
+
+- ``GET  /_fake/requests?kind=sms|email[&accepted=1]`` JSON list of what arrived
+- ``GET  /_fake/count`` accepted / total / distinct message ids / duplicate ids per kind
+- ``POST /_fake/faults`` ``{"kind": "sms", "responses": [{"status": 429, "retry_after": 1},
+  {"status": 503}, {"status": 400, "code": 21211}, {"delay": 15}, {"drop": true}]}``
+  queues answers for the next requests of that kind (shared by all clients,
+  first come first served); ``{"kind": "email", "outage_until": <epoch>}`` or
+  ``{"kind": "email", "outage_seconds": 60}`` answers 503 until then.
+- ``POST /_fake/callbacks`` ``{"statuses": ["sent", "delivered"]}``: after each
+  accepted SMS, POST those statuses to its StatusCallback URL, signed with
+  X-Twilio-Signature like Twilio; ``GET /_fake/callbacks`` lists what was posted.
+- ``POST /_fake/reset`` forgets requests, faults, outages and callback settings.
+
+Vendor endpoints: ``POST /2010-04-01/Accounts/{sid}/Messages.json`` (form, Basic
+auth; 201 with a Message resource and an ``SM…`` sid) and ``POST /v3/mail/send``
+(JSON, Bearer auth; 202 with ``X-Message-Id``). Errors are shaped like the
+vendors'. Twilio's magic test numbers work as recipients: ``+15005550001``
+invalid (21211), ``+15005550004`` unsubscribed (21610), ``+15005550009`` not a
+mobile (21614) — handy when many workers share one fault queue.
+
+Our message id is read from the StatusCallback URL (query ``message_id``, ``m``
+or ``id``, else its last all-digit path segment) and from SendGrid
+``custom_args.engage_message_id``.
+
+A fault entry: ``status`` (HTTP status to answer; 2xx or absent means accept),
+``code`` (Twilio error code), ``retry_after`` (seconds, sent as Retry-After),
+``delay`` (seconds to wait first; the request is still processed, like a vendor
+that accepted a message whose response was lost), ``drop`` (close the
+connection without an answer; nothing is recorded as accepted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import queue
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter, deque
+from collections.abc import Iterator
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+KINDS = ("sms", "email")
+FAKE_ACCOUNT_SID = "AC" + "f" * 32
+FAKE_AUTH_TOKEN = "fake-auth-token"
+FAKE_FROM_NUMBER = "+15005550006"  # Twilio's magic "valid sender" test number
+FAKE_SENDGRID_KEY = "SG.fake-key"
+
+_TWILIO_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+# Twilio's magic test numbers: https://www.twilio.com/docs/iam/test-credentials
+MAGIC_RECIPIENTS: dict[str, int] = {"+15005550001": 21211, "+15005550004": 21610, "+15005550009": 21614}
+
+TWILIO_ERRORS: dict[int, str] = {
+    20003: "Authenticate",
+    20429: "Too Many Requests",
+    20500: "An internal server error has occurred",
+    20503: "Service unavailable",
+    21211: "The 'To' number {to} is not a valid phone number.",
+    21602: "Message body is required.",
+    21604: "A 'To' phone number is required.",
+    21603: "A 'From' phone number is required.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number {to} is not a valid mobile number",
+}
+_TWILIO_CODE_FOR_STATUS = {401: 20003, 429: 20429, 500: 20500, 503: 20503}
+
+
+class FakeState:
+    """What the server received and what it will answer next. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self.faults: dict[str, deque[dict[str, Any]]] = {kind: deque() for kind in KINDS}
+        self.outage_until: dict[str, float] = {kind: 0.0 for kind in KINDS}
+        self.callback_statuses: list[str] = []  # e.g. ["sent", "delivered"]; empty: no status callbacks
+        self.callbacks: list[dict[str, Any]] = []
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.callback_statuses = []
+            self.callbacks.clear()
+            for kind in KINDS:
+                self.faults[kind].clear()
+                self.outage_until[kind] = 0.0
+
+    def add_faults(self, kind: str, responses: list[dict[str, Any]]) -> None:
+        _check_kind(kind)
+        with self._lock:
+            self.faults[kind].extend(dict(r) for r in responses)
+
+    def set_callbacks(self, statuses: list[str]) -> None:
+        with self._lock:
+            self.callback_statuses = [str(s) for s in statuses]
+
+    def record_callback(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self.callbacks.append(entry)
+
+    def callbacks_sent(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(c) for c in self.callbacks]
+
+    def set_outage(self, kind: str, until: float) -> None:
+        _check_kind(kind)
+        with self._lock:
+            self.outage_until[kind] = until
+
+    def next_answer(self, kind: str) -> dict[str, Any] | None:
+        """The queued fault for this request, a 503 during an outage, or None for a normal answer."""
+        with self._lock:
+            if time.time() < self.outage_until[kind]:
+                return {"status": 503, "outage": True}
+            return self.faults[kind].popleft() if self.faults[kind] else None
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(entry)
+
+    def received(self, kind: str | None = None, accepted_only: bool = False) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                dict(r)
+                for r in self.requests
+                if (kind is None or r["kind"] == kind) and (r["accepted"] or not accepted_only)
+            ]
+
+    def count(self) -> dict[str, Any]:
+        with self._lock:
+            out: dict[str, Any] = {}
+            for kind in KINDS:
+                rows = [r for r in self.requests if r["kind"] == kind]
+                accepted = Counter(r["message_id"] for r in rows if r["accepted"])
+                out[kind] = sum(accepted.values())
+                out[f"{kind}_total"] = len(rows)
+                out[f"{kind}_distinct"] = len(accepted)
+                out[f"{kind}_duplicates"] = sorted(
+                    (mid for mid, n in accepted.items() if n > 1), key=lambda m: (m is None, m or 0)
+                )
+            return out
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+
+
+def message_id_from_callback(url: str | None) -> int | None:
+    """Our message id from a StatusCallback URL: query message_id / m / id, else the last all-digit path segment."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    for name in ("message_id", "engage_message_id", "m", "id"):
+        values = query.get(name)
+        if values and values[0].isdigit():
+            return int(values[0])
+    for segment in reversed([s for s in parts.path.split("/") if s]):
+        if segment.isdigit():
+            return int(segment)
+    return None
+
+
+def _segments(body: str) -> int:
+    try:
+        from engage.sms_text import segment_info
+    except ImportError:  # the fake must start even where engage is half-written
+        return 1
+    return segment_info(body)[1]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the SDKs pool connections
+    # Headers and body go out in two writes; with Nagle on, the client's delayed
+    # ACK stalls every keep-alive response by ~40 ms.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return  # thousands of requests; the control API is the log
+
+    # -- plumbing ---------------------------------------------------------
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            if payload is not None:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if data:
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (its timeout); nothing to tell it
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(2)
+
+    # -- routing ----------------------------------------------------------
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        state = self.server.state
+        if parts.path == "/_fake/requests":
+            kind = query.get("kind", [None])[0]
+            accepted = query.get("accepted", ["0"])[0] in ("1", "true")
+            self._send(200, state.received(kind, accepted_only=accepted))
+        elif parts.path == "/_fake/count":
+            self._send(200, state.count())
+        elif parts.path == "/_fake/callbacks":
+            self._send(200, state.callbacks_sent())
+        elif parts.path == "/_fake/health":
+            self._send(200, {"ok": True})
+        else:
+            self._send(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        parts = urlsplit(self.path)
+        raw = self._body()
+        state = self.server.state
+        twilio = _TWILIO_PATH.match(parts.path)
+        if twilio:
+            self._twilio(twilio.group("sid"), raw)
+        elif parts.path == "/v3/mail/send":
+            self._sendgrid(raw)
+        elif parts.path == "/_fake/reset":
+            state.reset()
+            self._send(200, {"ok": True})
+        elif parts.path == "/_fake/callbacks":
+            try:
+                state.set_callbacks(list(json.loads(raw or b"{}")["statuses"]))
+            except (KeyError, ValueError, TypeError) as exc:
+                self._send(400, {"error": str(exc)})
+                return
+            self._send(200, {"ok": True})
+        elif parts.path == "/_fake/faults":
+            try:
+                spec = json.loads(raw or b"{}")
+                kind = spec["kind"]
+                if "responses" in spec:
+                    state.add_faults(kind, list(spec["responses"]))
+                if "outage_until" in spec:
+                    state.set_outage(kind, float(spec["outage_until"] or 0))
+                if "outage_seconds" in spec:
+                    state.set_outage(kind, time.time() + float(spec["outage_seconds"]))
+            except (KeyError, ValueError, TypeError) as exc:
+                self._send(400, {"error": str(exc)})
+                return
+            self._send(200, {"ok": True})
+        else:
+            self._send(404, {"error": "not found"})
+
+    # -- Twilio -------------------------------------------------------------
+    def _twilio_error(self, status: int, code: int | None, to: str = "", retry_after: float | None = None) -> None:
+        code = code or _TWILIO_CODE_FOR_STATUS.get(status, 20500 if status >= 500 else 21600)
+        message = TWILIO_ERRORS.get(code, "Error").format(to=to)
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+        payload = {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        }
+        self._send(status, payload, headers)
+
+    def _twilio(self, sid: str, raw: bytes) -> None:
+        credentials = _basic_credentials(self.headers.get("Authorization"))
+        if credentials is None or credentials[0] != sid:
+            self._twilio_error(401, 20003)
+            return
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()}
+        to, body = form.get("To", ""), form.get("Body", "")
+        entry: dict[str, Any] = {
+            "kind": "sms",
+            "message_id": message_id_from_callback(form.get("StatusCallback")),
+            "to": to,
+            "from": form.get("From"),
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "body": body,
+            "status_callback": form.get("StatusCallback"),
+            "account_sid": sid,
+            "received_at": time.time(),
+        }
+        answer = self.server.state.next_answer("sms") or {}
+        if answer.get("delay"):
+            time.sleep(float(answer["delay"]))
+        if answer.get("drop"):
+            self.server.state.record({**entry, "status": None, "accepted": False, "fault": answer})
+            self._drop()
+            return
+        status = int(answer.get("status") or 201)
+        code = answer.get("code")
+        if status < 400:
+            # The vendor's own checks, after the injected faults, like a real API.
+            if not to:
+                status, code = 400, 21604
+            elif not body:
+                status, code = 400, 21602
+            elif not form.get("From") and not form.get("MessagingServiceSid"):
+                status, code = 400, 21603
+            elif not _E164.match(to):
+                status, code = 400, 21211
+            elif to in MAGIC_RECIPIENTS:
+                status, code = 400, MAGIC_RECIPIENTS[to]
+        if status >= 400:
+            self.server.state.record(
+                {**entry, "status": status, "code": code, "accepted": False, "fault": answer or None}
+            )
+            self._twilio_error(status, code, to, answer.get("retry_after"))
+            return
+        message_sid = "SM" + secrets.token_hex(16)
+        now = formatdate(usegmt=True)
+        self.server.state.record(
+            {**entry, "status": 201, "accepted": True, "sid": message_sid, "fault": answer or None}
+        )
+        statuses = self.server.state.callback_statuses
+        if statuses and form.get("StatusCallback"):
+            params = {
+                "AccountSid": sid,
+                "MessageSid": message_sid,
+                "SmsSid": message_sid,
+                "To": to,
+                "From": form.get("From") or "",
+                "ApiVersion": "2010-04-01",
+            }
+            self.server.callbacks.enqueue(form["StatusCallback"], credentials[1], params, statuses)
+        self._send(
+            201,
+            {
+                "account_sid": sid,
+                "api_version": "2010-04-01",
+                "body": body,
+                "date_created": now,
+                "date_sent": None,
+                "date_updated": now,
+                "direction": "outbound-api",
+                "error_code": None,
+                "error_message": None,
+                "from": form.get("From"),
+                "messaging_service_sid": form.get("MessagingServiceSid"),
+                "num_media": "0",
+                "num_segments": str(_segments(body)),
+                "price": None,
+                "price_unit": "USD",
+                "sid": message_sid,
+                "status": "accepted" if form.get("MessagingServiceSid") else "queued",
+                "subresource_uris": {"media": f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}/Media.json"},
+                "to": to,
+                "uri": f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json",
+            },
+        )
+
+    # -- SendGrid -----------------------------------------------------------
+    def _sendgrid_error(
+        self, status: int, message: str, field: str | None = None, retry_after: float | None = None
+    ) -> None:
+        headers: dict[str, str] = {}
+        if status == 429:
+            headers = {
+                "X-RateLimit-Limit": "600",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(time.time() + (retry_after or 1))),
+            }
+        if retry_after is not None:
+            headers["Retry-After"] = f"{retry_after:g}"
+        self._send(status, {"errors": [{"message": message, "field": field, "help": None}]}, headers)
+
+    def _sendgrid(self, raw: bytes) -> None:
+        auth = self.headers.get("Authorization") or ""
+        if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
+            self._sendgrid_error(401, "The provided authorization grant is invalid, expired, or revoked")
+            return
+        try:
+            payload = json.loads(raw or b"{}")
+        except ValueError:
+            self._sendgrid_error(400, "Bad Request", None)
+            return
+        entry = _email_entry(payload)
+        answer = self.server.state.next_answer("email") or {}
+        if answer.get("delay"):
+            time.sleep(float(answer["delay"]))
+        if answer.get("drop"):
+            self.server.state.record({**entry, "status": None, "accepted": False, "fault": answer})
+            self._drop()
+            return
+        status = int(answer.get("status") or 202)
+        message, field = {
+            400: ("Bad Request", None),
+            401: ("Permission denied, wrong credentials", None),
+            403: ("You are not authorized to access this endpoint", None),
+            413: ("Payload too large", None),
+            429: ("too many requests", None),
+        }.get(status, ("Internal server error", None))
+        if status < 400:
+            problem = _sendgrid_problem(payload)
+            if problem:
+                status, (message, field) = 400, problem
+        if status >= 400:
+            self.server.state.record({**entry, "status": status, "accepted": False, "fault": answer or None})
+            self._sendgrid_error(status, answer.get("message", message), field, answer.get("retry_after"))
+            return
+        sg_id = secrets.token_urlsafe(16)[:22]
+        self.server.state.record(
+            {**entry, "status": 202, "accepted": True, "sg_message_id": sg_id, "fault": answer or None}
+        )
+        self._send(202, None, {"X-Message-Id": sg_id})
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """(user, password) from a Basic Authorization header, or None."""
+    if not header or not header.startswith("Basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:]).decode()
+    except ValueError:
+        return None
+    name, _, password = decoded.partition(":")
+    return (name, password) if name and password else None
+
+
+class _CallbackSender:
+    """Posts Twilio status callbacks from one background thread, in order, signed like Twilio.
+
+    The signature (X-Twilio-Signature: HMAC-SHA1 of URL + sorted params, keyed
+    by the auth token) uses the token the client authenticated with, so engage's
+    webhook verifies it exactly as it would a real one.
+    """
+
+    def __init__(self, state: FakeState) -> None:
+        self._state = state
+        self._queue: queue.Queue[tuple[str, str, dict[str, str], list[str]]] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="fake-callbacks", daemon=True)
+        self._thread.start()
+
+    def enqueue(self, url: str, token: str, params: dict[str, str], statuses: list[str]) -> None:
+        self._queue.put((url, token, params, list(statuses)))
+
+    def _run(self) -> None:
+        from twilio.request_validator import RequestValidator
+
+        while True:
+            url, token, params, statuses = self._queue.get()
+            for status in statuses:
+                form = {**params, "MessageStatus": status, "SmsStatus": status}
+                signature = RequestValidator(token).compute_signature(url, form)
+                request = urllib.request.Request(
+                    url,
+                    data=urlencode(form).encode(),
+                    method="POST",
+                    headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"},
+                )
+                entry: dict[str, Any] = {
+                    "url": url,
+                    "message_sid": params["MessageSid"],
+                    "status": status,
+                    "sent_at": time.time(),
+                }
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - test fake
+                        entry["http_status"] = response.status
+                except urllib.error.HTTPError as exc:
+                    entry["http_status"] = exc.code
+                except OSError as exc:
+                    entry["http_status"], entry["error"] = None, type(exc).__name__
+                self._state.record_callback(entry)
+
+
+def _email_entry(payload: dict[str, Any]) -> dict[str, Any]:
+    personalization = (payload.get("personalizations") or [{}])[0]
+    custom_args = {**(payload.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
+    content = {c.get("type"): c.get("value") for c in payload.get("content") or []}
+    message_id = custom_args.get("engage_message_id")
+    sender = payload.get("from") or {}
+    return {
+        "kind": "email",
+        "message_id": int(str(message_id)) if str(message_id).isdigit() else None,
+        "to": ((personalization.get("to") or [{}])[0]).get("email"),
+        "from": sender.get("email"),
+        "from_name": sender.get("name"),
+        "subject": personalization.get("subject") or payload.get("subject"),
+        "text": content.get("text/plain"),
+        "html": content.get("text/html"),
+        "content_types": [c.get("type") for c in payload.get("content") or []],
+        "headers": {**(payload.get("headers") or {}), **(personalization.get("headers") or {})},
+        "categories": payload.get("categories") or [],
+        "custom_args": custom_args,
+        "received_at": time.time(),
+    }
+
+
+def _sendgrid_problem(payload: dict[str, Any]) -> tuple[str, str] | None:
+    """SendGrid's own validation, the parts we rely on."""
+    personalizations = payload.get("personalizations") or []
+    if not personalizations or not personalizations[0].get("to"):
+        return "The personalizations field is required and must have at least one personalization.", "personalizations"
+    to = personalizations[0]["to"][0].get("email") or ""
+    if "@" not in to:
+        return "Does not contain a valid address.", "personalizations.0.to.0.email"
+    if not (payload.get("from") or {}).get("email"):
+        return "The from object must be provided for every email send.", "from"
+    if not (personalizations[0].get("subject") or payload.get("subject")):
+        return "The subject is required.", "subject"
+    if not payload.get("content"):
+        return "Unless a valid template_id is provided, the content parameter is required.", "content"
+    return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024  # bursts from several worker processes must not be refused
+
+    def __init__(self, address: tuple[str, int], state: FakeState) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+        self.callbacks = _CallbackSender(state)
+
+
+class FakeProviders:
+    """The fake server in a background thread of this process. Use as a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = FakeState()
+        self._server = _Server((host, port), self.state)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeProviders:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-providers", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeProviders:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        return fake_env(self.url)
+
+    def sms_requests(self, accepted_only: bool = False) -> list[dict[str, Any]]:
+        return self.state.received("sms", accepted_only)
+
+    def email_requests(self, accepted_only: bool = False) -> list[dict[str, Any]]:
+        return self.state.received("email", accepted_only)
+
+    def count(self) -> dict[str, Any]:
+        return self.state.count()
+
+    def add_faults(self, kind: str, responses: list[dict[str, Any]]) -> None:
+        self.state.add_faults(kind, responses)
+
+    def outage(self, kind: str, seconds: float) -> None:
+        self.state.set_outage(kind, time.time() + seconds)
+
+    def status_callbacks(self, statuses: list[str]) -> None:
+        """After each accepted SMS, POST these statuses (e.g. ["sent", "delivered"]) to its StatusCallback."""
+        self.state.set_callbacks(statuses)
+
+    def callbacks_sent(self) -> list[dict[str, Any]]:
+        return self.state.callbacks_sent()
+
+    def reset(self) -> None:
+        self.state.reset()
+
+
+def fake_env(url: str) -> dict[str, str]:
+    """Environment that points engage's providers (and the SDKs) at a fake server at ``url``."""
+    return {
+        "ENGAGE_SMS_PROVIDER": "twilio",
+        "ENGAGE_EMAIL_PROVIDER": "sendgrid",
+        "ENGAGE_TWILIO_API_BASE": url,
+        "ENGAGE_SENDGRID_API_BASE": url,
+        "TWILIO_ACCOUNT_SID": FAKE_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": FAKE_AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": FAKE_FROM_NUMBER,
+        "SENDGRID_API_KEY": FAKE_SENDGRID_KEY,
+    }
+
+
+class RemoteFakeProviders:
+    """The same helpers as FakeProviders, for a fake server in another process, over its control API."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._timeout = timeout
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 - our own fake
+            return json.loads(response.read() or b"null")
+
+    def env(self) -> dict[str, str]:
+        return fake_env(self.url)
+
+    def sms_requests(self, accepted_only: bool = False) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/_fake/requests?kind=sms&accepted={int(accepted_only)}")
+        return result
+
+    def email_requests(self, accepted_only: bool = False) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/_fake/requests?kind=email&accepted={int(accepted_only)}")
+        return result
+
+    def count(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/_fake/count")
+        return result
+
+    def add_faults(self, kind: str, responses: list[dict[str, Any]]) -> None:
+        self._call("POST", "/_fake/faults", {"kind": kind, "responses": responses})
+
+    def outage(self, kind: str, seconds: float) -> None:
+        self._call("POST", "/_fake/faults", {"kind": kind, "outage_seconds": seconds})
+
+    def status_callbacks(self, statuses: list[str]) -> None:
+        self._call("POST", "/_fake/callbacks", {"statuses": statuses})
+
+    def callbacks_sent(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/_fake/callbacks")
+        return result
+
+    def reset(self) -> None:
+        self._call("POST", "/_fake/reset", {})
+
+
+@contextlib.contextmanager
+def spawn_fake_server(port: int = 0, startup_timeout: float = 10.0) -> Iterator[RemoteFakeProviders]:
+    """Run ``python -m tests.fakes.provider_server`` as a child process for the block; yields its client."""
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.provider_server", "--port", str(port)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + startup_timeout
+        line = ""
+        while time.monotonic() < deadline and not line.startswith("listening "):
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                raise RuntimeError("fake provider server exited during start-up")
+        if not line.startswith("listening "):
+            raise RuntimeError("fake provider server did not start")
+        yield RemoteFakeProviders(line.split()[1])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake Twilio + SendGrid HTTP server for engage's tests.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    server = _Server((args.host, args.port), FakeState())
+    port = server.server_address[1]
+    # One line a parent can read: "listening http://127.0.0.1:PORT"
+    print(f"listening http://{args.host}:{port}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    try:
+        server.serve_forever(poll_interval=0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        os._exit(0)  # don't wait for keep-alive connection threads
+
+
+if __name__ == "__main__":
+    main()
