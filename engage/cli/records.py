@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from engage import records
 from engage.cli.common import emit, json_option, table, user_errors
+from engage.cli.outcomes import outcomes
 from engage.db import session_scope
 from engage.durations import parse_duration
 from engage.models import AppointmentStatus, Patient, TreatmentPlan
@@ -46,7 +47,7 @@ def clinic_create(name: str, tz: str, address: str, email: str, sms_from: str | 
             session, name=name, timezone=tz, address=address, email=email, sms_from=sms_from, phone=phone,
             region=region,
         )
-        emit({"id": created.id}, f"clinic {created.id} created")
+    emit({"id": created.id}, f"clinic {created.id} created")
 
 
 @click.group()
@@ -72,7 +73,7 @@ def patient_add(clinic_id: int, first_name: str, last_name: str, email: str | No
             session, clinic_id=clinic_id, first_name=first_name, last_name=last_name, email=email, phone=phone,
             timezone=tz, locale=locale,
         )
-        emit({"id": created.id}, f"patient {created.id} added")
+    emit({"id": created.id}, f"patient {created.id} added")
 
 
 @patient.command("show")
@@ -91,13 +92,17 @@ def patient_show(patient_id: int) -> None:
         data = records.patient_json(found)
 
     def human() -> str:
-        lines = [f"patient {data['id']}: {data['first_name']} {data['last_name']} ({data['timezone']}, {data['locale']})"]
+        who = f"{data['first_name']} {data['last_name']} ({data['timezone']}, {data['locale']})"
+        lines = [f"patient {data['id']}: {who}"]
         for plan in data["plans"]:
             lines.append(f"\nplan {plan['id']}: {plan['condition']}, {plan['modality']}, {plan['status']}")
             lines.append(table(plan["appointments"], ["id", "start", "end", "status"]))
         return "\n".join(lines)
 
     emit(data, human)
+
+
+patient.add_command(outcomes)
 
 
 @click.group()

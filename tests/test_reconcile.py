@@ -1,0 +1,313 @@
+"""Enrolment and reconciling against a real database (SQLite and PostgreSQL, migrated by Alembic)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from engage import enrollments, records
+from engage.clock import frozen
+from engage.consent import reachability, record_consent
+from engage.errors import InvalidInput, NotFound
+from engage.models import (
+    Appointment,
+    AppointmentStatus,
+    Channel,
+    ConsentState,
+    Enrollment,
+    Message,
+    MessageStatus,
+    Patient,
+)
+from engage.planning import EnrollmentFacts, plan_messages
+from engage.reconcile import (
+    appointment_facts,
+    plan_facts,
+    policy_for,
+    reconcile_enrollment,
+    reconcile_patient,
+    reconcile_plan,
+)
+from engage.sequences import get_sequence
+
+UTC = timezone.utc
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+SEQ = "dry-needling-sciatica"
+
+
+def setup_plan(session: Session, *, phone: str | None = "+12025550123", email: str | None = "pat@example.com",
+               first: str = "2026-12-01T09:00", sessions: int = 6) -> tuple[Patient, Any]:
+    clinic = records.create_clinic(session, name="Clinic", timezone="America/New_York", address="1 Main St",
+                                   email="clinic@example.com")
+    patient = records.add_patient(session, clinic_id=clinic.id, first_name="Pat", last_name="Doe", email=email,
+                                  phone=phone)
+    plan = records.create_plan(session, patient_id=patient.id, condition="sciatica", modality="dry needling",
+                               first=first, sessions=sessions, every=timedelta(days=7))
+    return patient, plan
+
+
+def rows(session: Session, enrollment_id: int) -> dict[tuple[str, str], Message]:
+    session.expire_all()
+    found = session.scalars(select(Message).where(Message.enrollment_id == enrollment_id))
+    return {(m.step_key, m.occurrence): m for m in found}
+
+
+def from_scratch(session: Session, enrollment: Enrollment) -> dict[tuple[str, str], datetime]:
+    """Desired due times as planning from nothing would give them."""
+    plan = enrollment.plan
+    appts = session.scalars(select(Appointment).where(Appointment.plan_id == plan.id)).all()
+    desired = plan_messages(plan_facts(plan), [appointment_facts(a) for a in appts], get_sequence(SEQ),
+                            policy_for(enrollment.patient, enrollment.patient.clinic),
+                            EnrollmentFacts(enrollment.id, enrollment.created_at))
+    return {m.key: m.due_at for m in desired}
+
+
+def test_enrolment_writes_the_planned_messages(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, result = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        session.commit()
+        stored = rows(session, enrollment.id)
+        assert result.inserted == len(stored) == 33
+        assert {k: m.due_at for k, m in stored.items()} == from_scratch(session, enrollment)
+        assert {m.status for m in stored.values()} == {MessageStatus.SCHEDULED}
+        stretch = stored[("stretch", f"appt:{plan.appointments[0].id}:day:2")]
+        assert (stretch.context["day"], stretch.channel, stretch.template, stretch.patient_id) == (
+            2, Channel.SMS, "stretch", patient.id)
+        assert stored[("visit-reminder", f"appt:{plan.appointments[2].id}")].context["session_number"] == 3
+
+
+def test_reconcile_twice_changes_nothing(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        before = {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()}
+        result = reconcile_plan(session, plan.id)
+        assert result.changed == 0 and result.unchanged == 33
+        assert {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()} == before
+
+
+def test_reminder_moves_when_appointment_is_rescheduled_and_sent_ones_stay(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        second = plan.appointments[1]
+        key = ("visit-reminder", f"appt:{second.id}")
+        aftercare_key = ("aftercare", f"appt:{second.id}")
+        before = rows(session, enrollment.id)
+        sent_at = before[aftercare_key].due_at
+        session.execute(update(Message).where(Message.id == before[aftercare_key].id).values(status=MessageStatus.SENT))
+        records.move_appointment(session, second.id, "2026-12-10T14:00")
+        after = rows(session, enrollment.id)
+        assert after[key].id == before[key].id  # same row, same occurrence key
+        assert after[key].due_at == datetime(2026, 12, 9, 19, 0, tzinfo=UTC)  # 14:00 EST the day before
+        assert after[key].status is MessageStatus.SCHEDULED
+        assert (after[aftercare_key].status, after[aftercare_key].due_at) == (MessageStatus.SENT, sent_at)
+
+
+def test_cancelled_appointment_cancels_its_pending_messages_and_revives_if_rebooked(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        third = plan.appointments[2]
+        records.set_appointment_status(session, third.id, AppointmentStatus.CANCELLED)
+        after = rows(session, enrollment.id)
+        mine = [m for m in after.values() if m.appointment_id == third.id]
+        assert mine
+        assert {(m.status, m.status_reason) for m in mine} == {(MessageStatus.CANCELLED, "appointment cancelled")}
+        # The 3rd-session reassessment passes to the new 3rd session (the 4th appointment).
+        assert after[("reassessment", f"appt:{plan.appointments[3].id}")].status is MessageStatus.SCHEDULED
+
+        session.execute(update(Appointment).where(Appointment.id == third.id).values(status=AppointmentStatus.BOOKED))
+        result = reconcile_plan(session, plan.id)
+        assert result.revived == len(mine)
+        assert all(m.status is MessageStatus.SCHEDULED for m in rows(session, enrollment.id).values()
+                   if m.appointment_id == third.id)
+
+
+def test_no_show_drops_its_aftercare(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        first = plan.appointments[0]
+    with frozen(first.start_at + timedelta(minutes=30)):
+        records.set_appointment_status(session, first.id, AppointmentStatus.NO_SHOW)
+        after = rows(session, enrollment.id)
+        aftercare = after[("aftercare", f"appt:{first.id}")]
+        assert (aftercare.status, aftercare.status_reason) == (MessageStatus.CANCELLED, "appointment no-show")
+
+
+def test_patient_without_phone_gets_skipped_sms_then_revived_when_a_phone_is_added(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session, phone=None)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        stored = rows(session, enrollment.id).values()
+        sms = [m for m in stored if m.channel is Channel.SMS]
+        assert {(m.status, m.status_reason) for m in sms} == {(MessageStatus.SKIPPED, "no phone number")}
+        assert [m.status for m in stored if m.channel is Channel.EMAIL] == [MessageStatus.SCHEDULED]
+
+        patient.phone = "+12025550123"
+        result = reconcile_enrollment(session, enrollment.id)
+        assert result.revived == len(sms)
+        assert {m.status for m in rows(session, enrollment.id).values()} == {MessageStatus.SCHEDULED}
+
+
+def test_opt_out_cancels_and_opting_back_in_revives_future_messages(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        record_consent(session, patient.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword")
+        assert reconcile_plan(session, plan.id).changed == 0  # still opted out: nothing to revive
+        assert {m.status for m in rows(session, enrollment.id).values() if m.channel is Channel.SMS} == {
+            MessageStatus.CANCELLED}
+    later = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)
+    with frozen(later):
+        record_consent(session, patient.id, Channel.SMS, ConsentState.OPTED_IN, "sms_keyword")
+        assert reconcile_patient(session, patient.id).revived > 0
+        sms = [m for m in rows(session, enrollment.id).values() if m.channel is Channel.SMS]
+        assert {m.status for m in sms if m.due_at > later} == {MessageStatus.SCHEDULED}
+        assert {m.status for m in sms if m.due_at <= later} == {MessageStatus.CANCELLED}
+
+
+def test_pause_resume_cancel(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        paused, result = enrollments.pause(session, enrollment.id)
+        assert paused.status.value == "paused" and result.cancelled == 33
+        assert {(m.status, m.status_reason) for m in rows(session, enrollment.id).values()} == {
+            (MessageStatus.CANCELLED, "paused")}
+        assert enrollments.pause(session, enrollment.id)[1].changed == 0
+    with frozen(datetime(2026, 12, 5, 12, 0, tzinfo=UTC)):  # the first week passed while paused
+        resumed, result = enrollments.resume(session, enrollment.id)
+        assert resumed.status.value == "active" and result.revived == 33 - 6
+        cancelled, result = enrollments.cancel(session, enrollment.id)
+        assert cancelled.status.value == "cancelled" and result.cancelled == 27
+        reasons = {m.status_reason for m in rows(session, enrollment.id).values()}
+        assert reasons == {"paused", "enrollment cancelled"}
+        with pytest.raises(InvalidInput, match="cancelled; it cannot become active"):
+            enrollments.resume(session, enrollment.id)
+        # A new enrolment is allowed once the old one is cancelled.
+        again, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        assert again.id != enrollment.id
+
+
+def test_late_enrolment_skips_what_was_already_due(session: Session) -> None:
+    with frozen(datetime(2026, 12, 3, 12, 0, tzinfo=UTC)):  # after the first session
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        stored = rows(session, enrollment.id)
+        first = plan.appointments[0].id
+        assert stored[("what-to-expect", f"appt:{first}")].status_reason == "due before enrolment"
+        assert stored[("stretch", f"appt:{first}:day:1")].status is MessageStatus.SKIPPED
+        assert stored[("stretch", f"appt:{first}:day:2")].status is MessageStatus.SCHEDULED
+
+
+def test_moving_an_appointment_into_the_past_skips_rather_than_sends_late(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        first = plan.appointments[0]
+        records.move_appointment(session, first.id, "2026-11-20T13:00")  # later today: reminder due yesterday
+        reminder = rows(session, enrollment.id)[("visit-reminder", f"appt:{first.id}")]
+        assert (reminder.status, reminder.status_reason) == (MessageStatus.SKIPPED, "moved into the past")
+
+
+def test_enrolment_errors(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        other, _ = setup_plan(session, email="other@example.com")
+        with pytest.raises(NotFound, match="known: .*dry-needling-sciatica"):
+            enrollments.enroll(session, patient.id, plan.id, "nope")
+        with pytest.raises(InvalidInput, match="belongs to another patient"):
+            enrollments.enroll(session, other.id, plan.id, SEQ)
+        with pytest.raises(NotFound, match="no patient with id 999"):
+            enrollments.enroll(session, 999, plan.id, SEQ)
+        enrollments.enroll(session, patient.id, plan.id, SEQ)
+        with pytest.raises(InvalidInput, match="already enrolled"):
+            enrollments.enroll(session, patient.id, plan.id, SEQ)
+        with pytest.raises(NotFound):
+            enrollments.timeline(session, 999)
+
+
+def test_timeline_is_sorted_and_shows_local_time(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session, phone=None)
+        enrollments.enroll(session, patient.id, plan.id, SEQ)
+        items = enrollments.timeline(session, patient.id)
+    assert len(items) == 33
+    assert [i["due_at"] for i in items] == sorted(i["due_at"] for i in items)
+    first = items[0]
+    keys = {"id", "step", "channel", "template", "due_at", "local_due_at", "status", "appointment_id", "reason"}
+    assert keys <= set(first)
+    assert (first["step"], first["due_at"], first["local_due_at"]) == (
+        "what-to-expect", "2026-11-29T14:00:00+00:00", "2026-11-29T09:00:00-05:00")
+    assert items[1]["reason"] == "no phone number"
+
+
+def test_bulk_reachability_agrees_with_consent(session: Session) -> None:
+    with frozen(NOW):
+        a, _ = setup_plan(session, phone=None)
+        b, _ = setup_plan(session, email=None)
+        c, _ = setup_plan(session, email="c@example.com")
+        c.phone_invalid = True
+        record_consent(session, b.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword")
+        record_consent(session, a.id, Channel.EMAIL, ConsentState.OPTED_OUT, "unsubscribe_link")
+        record_consent(session, a.id, Channel.EMAIL, ConsentState.OPTED_IN, "staff")
+        bulk = enrollments.reach_many(session, [a, b, c])
+        for patient in (a, b, c):
+            for channel in Channel:
+                assert bulk[patient.id][channel] == reachability(session, patient, channel)
+
+
+# --- the reconcile law: after any moves and cancellations, pending rows = planning from scratch ---
+
+operations = st.lists(
+    st.tuples(st.sampled_from(["move", "cancel", "no_show", "send"]), st.integers(0, 5), st.integers(-72, 72)),
+    max_size=6,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=operations)
+def test_reconcile_after_any_moves_and_cancellations_equals_planning_from_scratch(
+    session: Session, ops: list[tuple[str, int, int]]
+) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session, email=None)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        appointments = list(plan.appointments)
+        sent: set[tuple[str, str]] = set()
+        for op, index, hours in ops:
+            appointment = appointments[index]
+            if appointment.status is not AppointmentStatus.BOOKED:
+                continue
+            if op == "move":
+                records.move_appointment(session, appointment.id, appointment.start_at + timedelta(hours=hours))
+            elif op == "cancel":
+                records.set_appointment_status(session, appointment.id, AppointmentStatus.CANCELLED)
+            elif op == "no_show":
+                records.set_appointment_status(session, appointment.id, AppointmentStatus.NO_SHOW)
+            else:  # the dispatcher sent one of this appointment's pending messages
+                pending = [m for m in rows(session, enrollment.id).values()
+                           if m.appointment_id == appointment.id and m.status is MessageStatus.SCHEDULED]
+                if pending:
+                    sent_now = update(Message).where(Message.id == pending[0].id).values(status=MessageStatus.SENT)
+                    session.execute(sent_now)
+                    sent.add((pending[0].step_key, pending[0].occurrence))
+        session.flush()
+        stored = rows(session, enrollment.id)
+        scheduled = {k: m.due_at for k, m in stored.items() if m.status is MessageStatus.SCHEDULED}
+        # No email address: the email step is skipped, so only SMS steps can be pending.
+        expected = {k: due for k, due in from_scratch(session, enrollment).items()
+                    if k not in sent and k[0] != "what-to-expect"}
+        assert scheduled == expected
+        assert all(stored[k].status is MessageStatus.SENT for k in sent)
+        assert reconcile_plan(session, plan.id).changed == 0  # idempotent after any history
+    session.rollback()

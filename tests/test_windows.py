@@ -1,0 +1,128 @@
+"""Quiet hours, local wall times and DST (pure: no database)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engage.windows import (
+    QuietHours,
+    add_local_days,
+    is_quiet,
+    place,
+    quiet_hours_for,
+    resolve_local,
+    shift_backward,
+    shift_forward,
+)
+
+NY = ZoneInfo("America/New_York")
+ZONES = [ZoneInfo(name) for name in (
+    "America/New_York", "Europe/Madrid", "Australia/Lord_Howe", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham",
+    "UTC", "America/Santiago",
+)]
+DEFAULT = QuietHours()
+
+
+def ny(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=NY)
+
+
+def test_default_quiet_hours_are_eight_pm_to_eight_am_half_open() -> None:
+    assert DEFAULT.contains(time(20, 0))
+    assert DEFAULT.contains(time(3, 0))
+    assert DEFAULT.contains(time(7, 59, 59))
+    assert not DEFAULT.contains(time(8, 0))
+    assert not DEFAULT.contains(time(19, 59))
+
+
+def test_quiet_hours_per_channel_fall_back_to_the_default() -> None:
+    policy = {"sms": {"start": "21:00", "end": "09:30"}}
+    assert quiet_hours_for(policy, "sms") == QuietHours(time(21, 0), time(9, 30))
+    assert quiet_hours_for(policy, "email") == DEFAULT
+    assert quiet_hours_for({}, "sms") == DEFAULT
+
+
+def test_daytime_interval_and_empty_interval() -> None:
+    lunch = QuietHours(time(12, 0), time(13, 0))
+    assert lunch.contains(time(12, 30)) and not lunch.contains(time(13, 0)) and not lunch.contains(time(11, 0))
+    assert not QuietHours(time(8, 0), time(8, 0)).contains(time(8, 0))
+
+
+def test_late_evening_message_moves_to_eight_the_next_morning() -> None:
+    assert shift_forward(ny(2026, 12, 1, 21, 30), NY, DEFAULT) == ny(2026, 12, 2, 8, 0)
+    assert shift_forward(ny(2026, 12, 1, 6, 0), NY, DEFAULT) == ny(2026, 12, 1, 8, 0)
+    assert shift_forward(ny(2026, 12, 1, 12, 0), NY, DEFAULT) == ny(2026, 12, 1, 12, 0)
+
+
+def test_backward_shift_goes_to_the_last_allowed_minute_before_quiet_hours() -> None:
+    assert shift_backward(ny(2026, 12, 1, 21, 30), NY, DEFAULT) == ny(2026, 12, 1, 19, 59)
+    assert shift_backward(ny(2026, 12, 2, 6, 0), NY, DEFAULT) == ny(2026, 12, 1, 19, 59)
+
+
+def test_reminder_before_an_early_visit_moves_earlier_not_past_the_visit() -> None:
+    visit = ny(2026, 12, 2, 7, 30)  # an early appointment, inside quiet hours itself
+    reminder = visit - timedelta(hours=2)  # 05:30: forward would be 08:00, after the visit
+    assert place(reminder, NY, DEFAULT, not_after=visit) == ny(2026, 12, 1, 19, 59)
+    later_visit = ny(2026, 12, 2, 10, 0)
+    assert place(later_visit - timedelta(hours=4), NY, DEFAULT, not_after=later_visit) == ny(2026, 12, 2, 8, 0)
+
+
+def test_nonexistent_local_time_moves_forward_by_the_gap() -> None:
+    # 2026-03-08 02:30 does not exist in New York (02:00 -> 03:00).
+    assert resolve_local(date(2026, 3, 8), time(2, 30), NY) == datetime(2026, 3, 8, 7, 30, tzinfo=timezone.utc)
+    assert resolve_local(date(2026, 3, 8), time(2, 30), NY).astimezone(NY).time() == time(3, 30)
+
+
+def test_ambiguous_local_time_takes_the_first_occurrence() -> None:
+    # 2026-11-01 01:30 happens twice in New York; the first is EDT (UTC-4).
+    assert resolve_local(date(2026, 11, 1), time(1, 30), NY) == datetime(2026, 11, 1, 5, 30, tzinfo=timezone.utc)
+
+
+def test_nine_am_stays_nine_am_across_both_dst_changes() -> None:
+    start = ny(2026, 3, 1, 9, 0)
+    for days in range(0, 300, 5):
+        assert add_local_days(start, days, NY).astimezone(NY).time() == time(9, 0)
+    assert add_local_days(start, 14, NY) - start == timedelta(days=14, hours=-1)  # one hour shorter in UTC
+
+
+instants = st.datetimes(
+    min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(timezone.utc)
+)
+clock_times = st.times().map(lambda t: t.replace(second=0, microsecond=0))
+quiet_hours = st.builds(QuietHours, clock_times, clock_times)
+
+
+@given(instants, st.sampled_from(ZONES), quiet_hours)
+def test_forward_shift_is_never_quiet_never_earlier_and_takes_the_first_allowed_minute(
+    due: datetime, tz: ZoneInfo, quiet: QuietHours
+) -> None:
+    placed = shift_forward(due, tz, quiet)
+    assert not is_quiet(placed, tz, quiet)
+    assert placed >= due
+    if placed != due:
+        assert is_quiet(placed - timedelta(minutes=1), tz, quiet)
+
+
+@given(instants, st.sampled_from(ZONES), quiet_hours, st.integers(min_value=1, max_value=72 * 60))
+def test_a_step_before_its_anchor_is_placed_before_the_anchor_and_outside_quiet_hours(
+    due: datetime, tz: ZoneInfo, quiet: QuietHours, minutes_before: int
+) -> None:
+    anchor = due + timedelta(minutes=minutes_before)
+    placed = place(due, tz, quiet, not_after=anchor)
+    assert placed < anchor
+    assert not is_quiet(placed, tz, quiet)
+
+
+@given(st.dates(min_value=date(2026, 1, 1), max_value=date(2030, 12, 31)), st.sampled_from(ZONES), clock_times)
+def test_local_wall_time_is_kept_unless_it_does_not_exist(day: date, tz: ZoneInfo, at: time) -> None:
+    local = resolve_local(day, at, tz).astimezone(tz)
+    naive = datetime.combine(day, at)
+    exists = naive.replace(tzinfo=tz).astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) == naive
+    if exists:
+        assert (local.date(), local.time()) == (day, at)
+    else:  # in a spring-forward gap: later the same day, never earlier
+        assert local.replace(tzinfo=None) > naive
