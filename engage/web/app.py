@@ -1,0 +1,100 @@
+"""The FastAPI application: provider webhooks and the pages patients open from their messages.
+
+:func:`create_app` builds a fresh app (tests build one per test). Every request body
+is capped at ``settings.max_request_bytes`` by :class:`BodySizeLimit` (413 beyond it),
+before any handler or form parser reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engage import __version__
+from engage.config import get_settings
+from engage.web import patient_pages, sendgrid_webhooks, twilio_webhooks
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a body passes the limit; an HTTPException so any layer maps it to 413."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="request body too large")
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a declared ``Content-Length`` over ``max_bytes``, or a streamed body that grows past it.
+
+    Counting the stream as well as the header matters: a chunked request declares no length.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await _too_large(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await _too_large(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse("request body too large", status_code=413)(scope, receive, send)
+
+
+def create_app() -> FastAPI:
+    """A new engage web app with the webhook and patient-page routes and the body size limit."""
+    settings = get_settings()
+    app = FastAPI(title="engage", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(twilio_webhooks.router)
+    app.include_router(sendgrid_webhooks.router)
+    app.include_router(patient_pages.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        return {"ok": True}
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app
