@@ -20,6 +20,7 @@ COMMANDS = [
     ("engage.cli.schedule", "enroll"),
     ("engage.cli.schedule", "enrollment"),
     ("engage.cli.schedule", "timeline"),
+    ("engage.cli.delivery", "tick"),
     ("engage.cli.web", "serve"),
 ]
 

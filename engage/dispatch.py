@@ -1,0 +1,641 @@
+"""Claim due messages and send one message: what the Celery tasks and ``engage tick`` call.
+
+The database is the schedule and every state change is a conditional UPDATE,
+so any number of beats, workers and ticks can run at once:
+
+- :func:`claim_due` moves due ``scheduled`` rows to ``queued`` in one
+  transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's
+  ``BEGIN IMMEDIATE`` serialises writers) and returns their ids.
+- :func:`send_one` takes a row ``queued -> sending`` (zero rows changed: someone
+  else has it), re-checks it, renders it, calls the provider and writes the
+  answer. Each of those writes is committed on its own, so a crash during the
+  provider call leaves the row in ``sending``, where :func:`reap_stale` flags it
+  ``unknown`` for staff (the provider's status callback may still resolve it):
+  it is never re-sent blindly.
+- A transient failure puts the row back to ``scheduled`` with
+  ``next_attempt_at`` (exponential backoff, full jitter); the next tick claims
+  it again. Celery's countdown is never the schedule.
+
+Logs carry message ids, statuses and error codes only: never names, numbers,
+addresses or bodies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypedDict
+from zoneinfo import ZoneInfo
+
+import redis
+from sqlalchemy import Select, case, literal, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from engage import clock
+from engage.config import get_settings
+from engage.consent import reachability, record_consent
+from engage.db import session_scope
+from engage.errors import InvalidInput, NotFound
+from engage.models import (
+    Appointment,
+    AppointmentStatus,
+    Channel,
+    ConsentState,
+    EnrollmentStatus,
+    Message,
+    MessageStatus,
+    Patient,
+    PlanStatus,
+)
+from engage.planning import EnrollmentFacts, plan_messages
+from engage.providers import email_provider, sms_provider
+from engage.providers.base import ConfigurationError, OutgoingEmail, OutgoingSms, ProviderError
+from engage.providers.twilio import INVALID_NUMBER as TWILIO_INVALID_NUMBER
+from engage.providers.twilio import NOT_MOBILE as TWILIO_NOT_MOBILE
+from engage.providers.twilio import UNSUBSCRIBED as TWILIO_UNSUBSCRIBED
+from engage.ratelimit import RateLimited, acquire, get_limiter
+from engage.reconcile import appointment_facts, plan_facts, policy_for
+from engage.rendering import TemplateError, message_context, render_email, render_sms
+from engage.sequences import Step, get_sequence
+from engage.windows import is_quiet, quiet_hours_for, shift_forward
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_REASON = "no answer from provider; check before resending"
+#: Local providers (files, stdout) have no vendor limit to respect.
+UNLIMITED_PROVIDERS = frozenset({"outbox", "console"})
+#: Longer than this in the rate limiter's queue and the message goes back on the schedule instead.
+MAX_RATE_WAIT_SECONDS = 10.0
+#: Transient errors after which the vendor may nevertheless have accepted the message (the request
+#: reached it, the answer did not reach us). Retrying could text the patient twice, so the row waits in
+#: ``unknown`` for the status callback (or a person), exactly like a worker that died mid-call.
+AMBIGUOUS_CODES = frozenset({"read_timeout", "sdk"})
+
+
+class Outcome(enum.StrEnum):
+    """What :func:`send_one` did with a message."""
+
+    SENT = "sent"  # the provider accepted it
+    SKIPPED = "skipped"  # not sendable now (consent, contact details, too late): status skipped
+    CANCELLED = "cancelled"  # no longer wanted (appointment cancelled, unenrolled): status cancelled
+    FAILED = "failed"  # permanent error or out of attempts: status failed
+    RETRY = "retry"  # transient error: back to scheduled, due again after ``delay``
+    DEFERRED = "deferred"  # quiet hours or a moved appointment: back to scheduled, due again after ``delay``
+    UNKNOWN = "unknown"  # the provider may have it (its answer was lost): status unknown, never resent blindly
+    NOT_MINE = "not_mine"  # the row was not ``queued``: another worker has it, or it was cancelled
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: int
+    outcome: Outcome
+    reason: str | None = None
+    delay: float | None = None  # seconds until the row is due again (RETRY, DEFERRED)
+    provider_message_id: str | None = None
+
+
+class ReapResult(TypedDict):
+    requeued: int  # stale ``queued`` rows whose ids the caller must enqueue again
+    unknown: int  # stale ``sending`` rows flagged ``unknown``
+    ids: list[int]  # the requeued ids
+
+
+# --- claiming ------------------------------------------------------------------------------------
+
+
+def _take(session: Session, candidates: Select[Any], guard: Any, values: dict[str, Any]) -> list[int]:
+    """UPDATE the rows ``candidates`` selects (locked, skipping rows others hold) and return their ids.
+
+    One statement: ``UPDATE message SET … WHERE id IN (SELECT … FOR UPDATE SKIP
+    LOCKED) AND <guard> RETURNING id``. SQLite ignores the locking clause; its
+    ``BEGIN IMMEDIATE`` already makes the statement exclusive. ``guard`` repeats
+    the status condition so a row changed after the subquery read it is not taken.
+    """
+    stmt = (
+        update(Message)
+        .where(Message.id.in_(candidates.with_for_update(skip_locked=True).scalar_subquery()), guard)
+        .values(**values)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(session.scalars(stmt).all())
+
+
+def claim_due(limit: int | None = None, *, now: datetime | None = None) -> list[int]:
+    """Claim up to ``limit`` (default ``settings.claim_batch``) due ``scheduled`` rows; return their ids.
+
+    Due: ``due_at <= now`` and no ``next_attempt_at`` in the future. Oldest
+    first. The rows become ``queued`` (``queued_at = now``) in one transaction;
+    two concurrent claimers never get the same id. The ``(status, due_at)``
+    index keeps this cheap however many future rows there are.
+    """
+    now = now or clock.utcnow()
+    limit = limit or get_settings().claim_batch
+    candidates = (
+        select(Message.id)
+        .where(
+            Message.status == MessageStatus.SCHEDULED,
+            Message.due_at <= now,
+            (Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now),
+        )
+        .order_by(Message.due_at)
+        .limit(limit)
+    )
+    with session_scope() as session:
+        ids = _take(
+            session,
+            candidates,
+            Message.status == MessageStatus.SCHEDULED,
+            {"status": MessageStatus.QUEUED, "queued_at": now, "updated_at": now},
+        )
+    if ids:
+        log.info("claimed %d due messages (%d..%d)", len(ids), ids[0], ids[-1])
+    return ids
+
+
+def reap_stale(*, now: datetime | None = None) -> ReapResult:
+    """Find rows a crashed worker or a lost broker message left behind.
+
+    ``queued`` rows older than ``stale_queued_seconds`` get a fresh ``queued_at``
+    and their ids are returned for the caller to enqueue again (``send_one`` is
+    idempotent, so a duplicate is harmless). ``sending`` rows older than
+    ``stale_sending_seconds`` with no provider id become ``unknown``: the
+    provider may have the message, so only its status callback or a person may
+    decide; they are never re-sent.
+    """
+    settings = get_settings()
+    now = now or clock.utcnow()
+    queued_cutoff = now - timedelta(seconds=settings.stale_queued_seconds)
+    sending_cutoff = now - timedelta(seconds=settings.stale_sending_seconds)
+    with session_scope() as session:
+        ids = _take(
+            session,
+            select(Message.id)
+            .where(Message.status == MessageStatus.QUEUED, Message.queued_at < queued_cutoff)
+            .order_by(Message.queued_at),
+            Message.status == MessageStatus.QUEUED,
+            {"queued_at": now, "updated_at": now},
+        )
+    with session_scope() as session:
+        unknown = _take(
+            session,
+            select(Message.id).where(
+                Message.status == MessageStatus.SENDING,
+                Message.sending_at < sending_cutoff,
+                Message.provider_message_id.is_(None),
+            ),
+            Message.status == MessageStatus.SENDING,
+            {"status": MessageStatus.UNKNOWN, "status_reason": UNKNOWN_REASON, "updated_at": now},
+        )
+    if ids or unknown:
+        log.warning("reaper: %d queued messages re-enqueued, %d sending messages flagged unknown %s",
+                    len(ids), len(unknown), unknown[:20])
+    return {"requeued": len(ids), "unknown": len(unknown), "ids": ids}
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """What the provider call needs, gathered while the transaction was open (none is held during the call)."""
+
+    channel: Channel
+    patient_id: int
+    payload: OutgoingSms | OutgoingEmail
+    segments: int | None
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """A send-time check's verdict: a final status, or back to ``scheduled`` (new ``due_at`` or ``next_attempt_at``)."""
+
+    status: MessageStatus
+    reason: str
+    due_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+
+
+def send_one(message_id: int) -> SendResult:
+    """Send one claimed (``queued``) message, at most once; see the module docstring.
+
+    Returns a :class:`SendResult`. Raises ``ConfigurationError`` after putting
+    the row back to ``queued`` (engage is set up wrongly: stop loudly, lose
+    nothing). Any other unexpected error before the provider call puts the row
+    back on the schedule (one attempt used) and is re-raised; one during or
+    after the call leaves the row in ``sending`` for the reaper.
+    """
+    now = clock.utcnow()
+    if not start_sending(message_id, now):
+        log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
+        return SendResult(message_id, Outcome.NOT_MINE)
+    try:
+        prepared = _prepare(message_id, now)
+        if isinstance(prepared, SendResult):
+            return prepared
+        provider = sms_provider() if prepared.channel is Channel.SMS else email_provider()
+        _wait_for_slot(prepared.channel, provider.name)
+    except ConfigurationError:
+        release(message_id, now)
+        log.error("message %d: configuration error; put back to queued", message_id)
+        raise
+    except (RateLimited, redis.RedisError) as exc:
+        wait = exc.wait if isinstance(exc, RateLimited) else get_settings().retry_base_seconds
+        return _defer(message_id, now, timedelta(seconds=wait), f"rate limit ({type(exc).__name__})")
+    except Exception as exc:
+        _retry_or_fail_after_error(message_id, now, exc)
+        raise
+
+    try:
+        if isinstance(prepared.payload, OutgoingSms):
+            accepted = provider.send_sms(prepared.payload)  # type: ignore[union-attr]
+        else:
+            accepted = provider.send_email(prepared.payload)  # type: ignore[union-attr]
+    except ProviderError as exc:
+        return _provider_failed(message_id, exc, now, channel=prepared.channel, patient_id=prepared.patient_id)
+    except ConfigurationError:
+        release(message_id, now)
+        log.error("message %d: configuration error from provider %s; put back to queued", message_id, provider.name)
+        raise
+    except Exception as exc:
+        # Only the type: an arbitrary exception's text may quote what it was given.
+        log.error("message %d: provider %s raised %s; left in sending for the reaper", message_id, provider.name,
+                  type(exc).__name__)
+        raise
+
+    def store(session: Session) -> None:
+        record_accepted(session, message_id, clock.utcnow(), provider=provider.name,
+                        provider_message_id=accepted.provider_message_id, segments=prepared.segments)
+
+    try:
+        write_with_retries(store)
+    except Exception:
+        log.error("message %d: accepted by %s as %s but the result could not be stored; the status callback "
+                  "or the reaper resolves it", message_id, provider.name, accepted.provider_message_id)
+        raise
+    log.info("message %d sent via %s as %s", message_id, provider.name, accepted.provider_message_id)
+    return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
+
+
+def _prepare(message_id: int, now: datetime) -> _Ready | SendResult:
+    """Re-check the message at send time and render it; commit and return a result when it must not go."""
+    with session_scope() as session:
+        message = session.get_one(Message, message_id)
+        decision = _send_time_check(session, message, now)
+        if decision is not None:
+            return _apply(session, message_id, now, decision)
+        try:
+            return _render(session, message)
+        except TemplateError as exc:
+            reason = str(exc)[:500]
+            finish(session, message_id, now, status=MessageStatus.FAILED, status_reason=reason,
+                   last_error=reason, error_code="template", next_attempt_at=None)
+            log.warning("message %d failed: template error in %s", message_id, exc.template)
+            return SendResult(message_id, Outcome.FAILED, reason=reason)
+
+
+def _apply(session: Session, message_id: int, now: datetime, decision: _Decision) -> SendResult:
+    if decision.status is MessageStatus.SCHEDULED:
+        values: dict[str, Any] = {"status": MessageStatus.SCHEDULED, "status_reason": decision.reason,
+                                  "attempts": Message.attempts - 1, "sending_at": None}
+        if decision.due_at is not None:
+            values.update(due_at=decision.due_at, next_attempt_at=None)
+        if decision.next_attempt_at is not None:
+            values["next_attempt_at"] = decision.next_attempt_at
+        finish(session, message_id, now, **values)
+        again = max(decision.next_attempt_at or decision.due_at or now, decision.due_at or now)
+        log.info("message %d deferred: %s", message_id, decision.reason)
+        return SendResult(message_id, Outcome.DEFERRED, reason=decision.reason,
+                          delay=(again - now).total_seconds())
+    finish(session, message_id, now, status=decision.status, status_reason=decision.reason, next_attempt_at=None,
+           attempts=Message.attempts - 1)
+    log.info("message %d %s at send time: %s", message_id, decision.status.value, decision.reason)
+    outcome = Outcome.CANCELLED if decision.status is MessageStatus.CANCELLED else Outcome.SKIPPED
+    return SendResult(message_id, outcome, reason=decision.reason)
+
+
+_NOT_PLANNED = object()
+
+
+def _replan(session: Session, message: Message) -> tuple[Step | None, Any]:
+    """The message's step and what planning wants for its (step, occurrence) today.
+
+    Returns ``(None, None)`` when the sequence cannot be read (then only the
+    status checks apply), ``_NOT_PLANNED`` when planning no longer wants it.
+    """
+    enrollment = message.enrollment
+    try:
+        sequence = get_sequence(enrollment.sequence_key)
+    except (InvalidInput, NotFound) as exc:
+        log.warning("message %d: sequence unreadable (%s); sending without re-planning", message.id,
+                    type(exc).__name__)
+        return None, None
+    step = next((s for s in sequence.steps if s.key == message.step_key), None)
+    if step is None:
+        return None, _NOT_PLANNED
+    plan = enrollment.plan
+    patient = message.patient
+    appointments = session.scalars(select(Appointment).where(Appointment.plan_id == plan.id)).all()
+    desired = plan_messages(
+        plan_facts(plan),
+        [appointment_facts(a) for a in appointments],
+        sequence,
+        policy_for(patient, patient.clinic),
+        EnrollmentFacts(enrollment.id, enrollment.created_at),
+    )
+    wanted = next((d for d in desired if d.key == (message.step_key, message.occurrence)), None)
+    return step, wanted if wanted is not None else _NOT_PLANNED
+
+
+def _send_time_check(session: Session, message: Message, now: datetime) -> _Decision | None:
+    """Why ``message`` must not go out now (cancelled, skipped or deferred), or None when it may.
+
+    Planning ran when the row was written; the world may have changed since
+    (an appointment cancelled or moved while the row was queued, a STOP, a
+    worker that was down until 3 a.m.), so the same rules are asked again.
+    """
+    enrollment = message.enrollment
+    if enrollment.status is not EnrollmentStatus.ACTIVE:
+        reason = "paused" if enrollment.status is EnrollmentStatus.PAUSED else f"enrollment {enrollment.status.value}"
+        return _Decision(MessageStatus.CANCELLED, reason)
+    if enrollment.plan.status is PlanStatus.CANCELLED:
+        return _Decision(MessageStatus.CANCELLED, "plan cancelled")
+    appointment = message.appointment
+    if appointment is not None and appointment.status is AppointmentStatus.CANCELLED:
+        return _Decision(MessageStatus.CANCELLED, "appointment cancelled")
+    if appointment is not None and appointment.status is AppointmentStatus.NO_SHOW:
+        return _Decision(MessageStatus.CANCELLED, "appointment no-show")
+    step, wanted = _replan(session, message)
+    if wanted is _NOT_PLANNED:
+        return _Decision(MessageStatus.CANCELLED, "no longer planned")
+    if wanted is not None and wanted.due_at != message.due_at:
+        if wanted.due_at > now:
+            return _Decision(MessageStatus.SCHEDULED, "moved with its appointment", due_at=wanted.due_at)
+        return _Decision(MessageStatus.SKIPPED, "appointment moved; the new time has passed")
+    # A message before its appointment (a reminder) is pointless once the appointment began.
+    before_visit = appointment is not None and message.due_at < appointment.start_at
+    if appointment is not None and before_visit and appointment.start_at <= now:
+        return _Decision(MessageStatus.SKIPPED, "too late: the appointment has begun")
+    patient = message.patient
+    unreachable = reachability(session, patient, message.channel)
+    if unreachable:
+        return _Decision(MessageStatus.SKIPPED, unreachable)
+    if step is None or step.quiet_hours != "ignore":
+        tz = ZoneInfo(patient.effective_timezone)
+        quiet = quiet_hours_for(patient.clinic.quiet_hours, Channel(message.channel).value)
+        if is_quiet(now, tz, quiet):
+            resume = shift_forward(now, tz, quiet)
+            if appointment is not None and before_visit and appointment.start_at <= resume:
+                return _Decision(MessageStatus.SKIPPED, "quiet hours last until the appointment")
+            return _Decision(MessageStatus.SCHEDULED, "quiet hours", next_attempt_at=resume)
+    return None
+
+
+def _render(session: Session, message: Message) -> _Ready:
+    """The provider payload for ``message``. Raises TemplateError."""
+    settings = get_settings()
+    patient = message.patient
+    clinic = patient.clinic
+    context = message_context(session, message)
+    locale = patient.locale or "en"
+    if message.channel is Channel.SMS:
+        sms = render_sms(message.template, context, locale)
+        # A clinic's own number is its sender; anything else (a messaging service) is the provider's setting.
+        sender = clinic.sms_from if clinic.sms_from and clinic.sms_from.startswith("+") else None
+        callback = f"{settings.public_url.rstrip('/')}/webhooks/twilio/status?m={message.id}"
+        payload: OutgoingSms | OutgoingEmail = OutgoingSms(
+            message_id=message.id, to=patient.phone or "", body=sms.body, sender=sender, status_callback=callback
+        )
+        return _Ready(Channel.SMS, patient.id, payload, sms.segments)
+    email = render_email(message.template, context, locale)
+    payload = OutgoingEmail(
+        message_id=message.id,
+        to=patient.email or "",
+        from_email=clinic.email_from,
+        from_name=clinic.name,
+        subject=email.subject,
+        text=email.text,
+        html=email.html,
+        # RFC 8058 one-click unsubscribe: mailbox providers show their own button for it.
+        headers={"List-Unsubscribe": f"<{context['unsubscribe_url']}>",
+                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        categories=("engage",),
+    )
+    return _Ready(Channel.EMAIL, patient.id, payload, None)
+
+
+def _wait_for_slot(channel: Channel, provider_name: str) -> None:
+    """Take a slot from the provider's shared bucket (files and the console are not rate limited)."""
+    if provider_name in UNLIMITED_PROVIDERS:
+        return
+    settings = get_settings()
+    rate = settings.sms_rate_per_second if channel is Channel.SMS else settings.email_rate_per_second
+    acquire(get_limiter(settings), f"{channel.value}:{provider_name}", rate, max_wait=MAX_RATE_WAIT_SECONDS)
+
+
+def _defer(message_id: int, now: datetime, wait: timedelta, reason: str) -> SendResult:
+    """Back to ``scheduled`` without using an attempt (engage, not the message, had to wait)."""
+    with session_scope() as session:
+        return _apply(session, message_id, now, _Decision(MessageStatus.SCHEDULED, reason, next_attempt_at=now + wait))
+
+
+def _provider_failed(
+    message_id: int, exc: ProviderError, now: datetime, *, channel: Channel | None = None, patient_id: int | None = None
+) -> SendResult:
+    """Write a refused send: permanent (or out of attempts) -> failed with its follow-ups; else retry later.
+
+    A lost answer (:data:`AMBIGUOUS_CODES`) -> ``unknown``: the message may be out.
+    """
+    settings = get_settings()
+    error = str(exc)[:500]
+    code = exc.code or (str(exc.status) if exc.status is not None else None)
+    results: list[SendResult] = []
+
+    def work(session: Session) -> None:
+        results.clear()
+        attempts = session.scalar(select(Message.attempts).where(Message.id == message_id)) or 0
+        if not exc.permanent and exc.code in AMBIGUOUS_CODES:
+            reason = f"{UNKNOWN_REASON} ({exc.code})"
+            finish(session, message_id, now, status=MessageStatus.UNKNOWN, status_reason=reason,
+                   last_error=error, error_code=code, next_attempt_at=None)
+            results.append(SendResult(message_id, Outcome.UNKNOWN, reason=reason))
+            return
+        if exc.permanent or attempts >= settings.max_attempts:
+            reason = exc.message if exc.permanent else f"gave up after {attempts} attempts: {exc.message}"
+            finish(session, message_id, now, status=MessageStatus.FAILED, status_reason=reason[:500],
+                   last_error=error, error_code=code, next_attempt_at=None)
+            if exc.permanent and channel is Channel.SMS and patient_id is not None:
+                _sms_follow_up(session, patient_id, exc.code)
+            results.append(SendResult(message_id, Outcome.FAILED, reason=reason))
+            return
+        delay = backoff_seconds(attempts, exc.retry_after)
+        finish(session, message_id, now, status=MessageStatus.SCHEDULED, status_reason=None,
+               next_attempt_at=now + timedelta(seconds=delay), last_error=error, error_code=code, sending_at=None)
+        results.append(SendResult(message_id, Outcome.RETRY, reason=exc.message, delay=delay))
+
+    write_with_retries(work)
+    result = results[0]
+    log.warning("message %d: %s error from %s (code %s): %s", message_id,
+                "permanent" if exc.permanent else "transient", exc.provider, code, result.outcome.value)
+    return result
+
+
+def _sms_follow_up(session: Session, patient_id: int, code: str | None) -> None:
+    """Twilio told us something about the patient's number: remember it so we stop trying."""
+    if code == TWILIO_UNSUBSCRIBED:
+        record_consent(session, patient_id, Channel.SMS, ConsentState.OPTED_OUT, source="twilio_21610")
+    elif code in (TWILIO_INVALID_NUMBER, TWILIO_NOT_MOBILE):
+        session.execute(update(Patient).where(Patient.id == patient_id).values(phone_invalid=True))
+
+
+def _retry_or_fail_after_error(message_id: int, now: datetime, exc: Exception) -> None:
+    """An unexpected error before the provider call: nothing went out, so schedule a retry (or give up)."""
+    log.error("message %d: %s before the provider call; rescheduled", message_id, type(exc).__name__)
+    error = f"internal error before sending ({type(exc).__name__})"
+    with contextlib.suppress(Exception):
+        internal = ProviderError(error, provider="engage", code="internal", message_id=message_id)
+        _provider_failed(message_id, internal, now)
+
+
+
+
+# --- the state changes send_one commits ------------------------------------------------------
+
+
+def start_sending(message_id: int, now: datetime) -> bool:
+    """``queued -> sending`` (one more attempt). False when the row was not ``queued``."""
+    with session_scope() as session:
+        result = session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+            .values(status=MessageStatus.SENDING, sending_at=now, attempts=Message.attempts + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish(session: Session, message_id: int, now: datetime, **values: Any) -> bool:
+    """Move our ``sending`` row to its next state; False when someone else moved it first."""
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.SENDING)
+        .values(updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release(message_id: int, now: datetime) -> None:
+    """``sending -> queued`` without counting the attempt (engage, not the message, was at fault)."""
+    with session_scope() as session:
+        finish(session, message_id, now, status=MessageStatus.QUEUED, attempts=Message.attempts - 1, sending_at=None)
+
+
+def record_accepted(session: Session, message_id: int, now: datetime, *, provider: str, provider_message_id: str,
+                    segments: int | None) -> None:
+    """Store what the provider accepted. A status callback may have got there first: it keeps its status and error."""
+    ours = Message.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN])
+
+    def unless_called_back(value: Any, column: Any) -> Any:
+        return case((ours, literal(value)), else_=column)
+
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(
+            provider=provider,
+            provider_message_id=provider_message_id,
+            segments=segments,
+            sent_at=now,
+            updated_at=now,
+            next_attempt_at=None,
+            last_error=unless_called_back(None, Message.last_error),
+            error_code=unless_called_back(None, Message.error_code),
+            status=unless_called_back(MessageStatus.SENT.value, Message.status),
+            status_reason=unless_called_back(None, Message.status_reason),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before the attempt after ``attempt``: full jitter up to ``base * 2**(attempt-1)``, capped.
+
+    ``retry_after`` (the vendor's Retry-After) is a floor. Never less than a second.
+    """
+    settings = get_settings()
+    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(attempt - 1, 0))
+    delay = random.uniform(min(1.0, ceiling), ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def write_with_retries(work: Callable[[Session], None], *, tries: int = 6, pause: float = 0.2) -> None:
+    """Commit ``work`` in a transaction, retrying on database errors (a locked SQLite, a dropped connection).
+
+    Used for writing a provider's answer: the message is out, so losing that
+    record would make the reaper flag a delivered message ``unknown``.
+    """
+    for attempt in range(1, tries + 1):
+        try:
+            with session_scope() as session:
+                work(session)
+            return
+        except (OperationalError, InterfaceError):
+            if attempt == tries:
+                raise
+            log.warning("database error writing a send result; retry %d of %d", attempt, tries - 1)
+            time.sleep(pause * 2 ** (attempt - 1))
+
+
+# --- tick ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _at(now: datetime | None) -> Iterator[None]:
+    if now is None:
+        yield
+    else:
+        with clock.frozen(now):
+            yield
+
+
+def tick(now: datetime | None = None) -> dict[str, int]:
+    """One synchronous dispatch-and-send pass, as if at ``now`` (default: the real time).
+
+    Re-enqueues stale rows (like the reaper), then claims every due row in
+    batches until none is left and sends each through :func:`send_one`, the
+    same code the workers run. Rows put back on the schedule during the pass
+    (retries, quiet hours) are not due again before the pass's start time, so
+    the pass ends. Returns counts: ``claimed``, one key per :class:`Outcome`
+    value (``unknown`` includes rows the reaper flagged), ``requeued`` (stale
+    ``queued`` rows sent again) and ``error`` (unexpected errors, logged; the
+    row went back on the schedule). A ``ConfigurationError`` stops the pass.
+    """
+    counts = {"claimed": 0, **{o.value: 0 for o in Outcome}, "requeued": 0, "error": 0}
+    with _at(now):
+        cutoff = clock.utcnow()
+        reaped = reap_stale()
+        counts["requeued"], counts["unknown"] = reaped["requeued"], reaped["unknown"]  # plus lost answers below
+        batch = list(reaped["ids"])
+        while True:
+            for message_id in batch:
+                try:
+                    counts[send_one(message_id).outcome.value] += 1
+                except ConfigurationError:
+                    raise
+                except Exception:  # send_one logged it and put the row back on the schedule; go on with the rest
+                    counts["error"] += 1
+            batch = claim_due(now=cutoff)
+            if not batch:
+                break
+            counts["claimed"] += len(batch)
+    return counts

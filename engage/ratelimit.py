@@ -1,0 +1,161 @@
+"""Send rate limits per provider: a token bucket shared by every worker (Redis), or per process.
+
+Celery's ``rate_limit`` is per worker, but Twilio and SendGrid count per
+account, so the bucket lives in Redis and all workers draw from it. The
+bucket is kept as GCRA (the "generic cell rate algorithm"): one timestamp per
+key, the theoretical arrival time of the next message, advanced by
+``1 / rate`` per message. It is a token bucket of capacity ``burst`` refilled
+at ``rate`` per second, stored in one number and updated atomically by one
+Lua script. The script reads Redis's own clock, so workers' clocks may
+disagree without letting more through.
+
+Acquiring *reserves* a slot and returns how long to wait for it, so waiting
+workers are served in order without polling. A caller that would wait longer
+than ``max_wait`` gets :class:`RateLimited` instead and nothing is reserved:
+the dispatcher then puts the message back on the schedule rather than
+holding a worker.
+
+With no Redis configured (the embedded default: in-process broker, SQLite),
+:class:`LocalTokenBucket` applies the same arithmetic inside the process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import redis
+
+from engage.config import Settings, get_settings
+
+KEY_PREFIX = "engage:rate:"
+
+# KEYS[1]: the bucket. ARGV: interval (µs per message), burst tolerance (µs), max wait (µs).
+# Returns the wait in µs (reserved), or -wait-1 when the wait exceeds max wait (nothing reserved).
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - tolerance - now
+if wait < 0 then wait = 0 end
+if wait > max_wait then return -wait - 1 end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+return wait
+"""
+
+
+class RateLimited(Exception):
+    """The next slot is further away than the caller is willing to wait; nothing was reserved."""
+
+    def __init__(self, key: str, wait: float) -> None:
+        super().__init__(f"rate limit {key}: next slot in {wait:.2f}s")
+        self.key = key
+        self.wait = wait
+
+
+class RateLimiter(Protocol):
+    def reserve(self, key: str, rate: float, *, burst: float = 1.0, max_wait: float = 30.0) -> float:
+        """Reserve one slot; return seconds to wait before using it. Raises RateLimited beyond ``max_wait``."""
+        ...
+
+
+class RedisTokenBucket:
+    """A bucket per key in Redis, shared by every process that uses the same Redis database."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(_GCRA)
+
+    def reserve(self, key: str, rate: float, *, burst: float = 1.0, max_wait: float = 30.0) -> float:
+        if rate <= 0:
+            return 0.0
+        interval = int(1_000_000 / rate)
+        tolerance = int(interval * max(burst - 1.0, 0.0))
+        result = int(self._script(keys=[KEY_PREFIX + key], args=[interval, tolerance, int(max_wait * 1_000_000)]))
+        if result < 0:
+            raise RateLimited(key, (-result - 1) / 1_000_000)
+        return result / 1_000_000
+
+
+class LocalTokenBucket:
+    """The same bucket inside one process (threads share it; other processes do not)."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._now = monotonic
+        self._lock = threading.Lock()
+        self._tat: dict[str, float] = {}
+
+    def reserve(self, key: str, rate: float, *, burst: float = 1.0, max_wait: float = 30.0) -> float:
+        if rate <= 0:
+            return 0.0
+        interval = 1.0 / rate
+        tolerance = interval * max(burst - 1.0, 0.0)
+        with self._lock:
+            now = self._now()
+            tat = max(self._tat.get(key, now), now)
+            wait = max(tat - tolerance - now, 0.0)
+            if wait > max_wait:
+                raise RateLimited(key, wait)
+            self._tat[key] = tat + interval
+            return wait
+
+
+def acquire(limiter: RateLimiter, key: str, rate: float, *, burst: float = 1.0, max_wait: float = 30.0) -> float:
+    """Reserve a slot and sleep until it comes; returns the seconds slept. Raises RateLimited beyond ``max_wait``."""
+    wait = limiter.reserve(key, rate, burst=burst, max_wait=max_wait)
+    if wait > 0:
+        time.sleep(wait)
+    return wait
+
+
+def limiter_redis_url(settings: Settings) -> str | None:
+    """The Redis that holds the buckets: ``ENGAGE_REDIS_URL`` when set, else the Celery broker when it is Redis.
+
+    The embedded default (``memory://`` broker, no ``ENGAGE_REDIS_URL``) gets
+    None: the bucket stays in-process and engage runs with no Redis at all.
+    """
+    if settings.redis_url and "redis_url" in settings.model_fields_set:
+        return settings.redis_url
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        return settings.broker_url
+    return None
+
+
+def uses_redis(settings: Settings) -> bool:
+    """Whether these settings share the buckets through Redis (see :func:`limiter_redis_url`)."""
+    return limiter_redis_url(settings) is not None
+
+
+_cache_lock = threading.Lock()
+_limiters: dict[tuple[int, str], RateLimiter] = {}
+
+
+def get_limiter(settings: Settings | None = None) -> RateLimiter:
+    """The process's limiter for these settings (a forked worker builds its own Redis connection pool)."""
+    settings = settings or get_settings()
+    url = limiter_redis_url(settings) or ""
+    key = (os.getpid(), url)
+    with _cache_lock:
+        limiter = _limiters.get(key)
+        if limiter is None:
+            if url:
+                client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+                limiter = RedisTokenBucket(client)
+            else:
+                limiter = LocalTokenBucket()
+            _limiters[key] = limiter
+        return limiter
+
+
+def reset_limiters() -> None:
+    """Forget cached limiters (tests call this after changing the environment)."""
+    with _cache_lock:
+        _limiters.clear()
