@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engage.audit import audit
@@ -108,18 +109,22 @@ def enroll_many(
     reach = reach_many(session, patients.values())
 
     now = utcnow()
-    enrollment_ids = list(
-        session.scalars(
-            insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True),
-            [
-                {
-                    "patient_id": patient_id, "plan_id": plan_id, "sequence_key": sequence_key,
-                    "status": EnrollmentStatus.ACTIVE, "enrolled_by": enrolled_by, "created_at": now, "updated_at": now,
-                }
-                for patient_id, plan_id in pairs
-            ],
+    try:
+        enrollment_ids = list(
+            session.scalars(
+                insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "patient_id": patient_id, "plan_id": plan_id, "sequence_key": sequence_key,
+                        "status": EnrollmentStatus.ACTIVE, "enrolled_by": enrolled_by, "created_at": now,
+                        "updated_at": now,
+                    }
+                    for patient_id, plan_id in pairs
+                ],
+            )
         )
-    )
+    except IntegrityError:  # someone enrolled the same plan between our check and our insert
+        raise InvalidInput(f"a plan is already enrolled in {sequence_key!r}; cancel that enrollment first") from None
     rows: list[dict[str, Any]] = []
     results: list[tuple[int, ReconcileResult]] = []
     for enrollment_id, (patient_id, plan_id) in zip(enrollment_ids, pairs, strict=True):

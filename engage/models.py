@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
@@ -206,7 +207,8 @@ class ConsentEvent(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
     channel: Mapped[Channel] = mapped_column(_enum(Channel))
     state: Mapped[ConsentState] = mapped_column(_enum(ConsentState))
-    source: Mapped[str] = mapped_column(String(40))  # staff, sms_keyword, unsubscribe_link, bounce, spamreport, twilio_21610
+    # staff, sms_keyword, unsubscribe_link, bounce, spamreport, twilio_21610, ...
+    source: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -246,6 +248,14 @@ class Appointment(Base):
 
 class Enrollment(Base):
     __tablename__ = "enrollment"
+    __table_args__ = (
+        # One live enrollment of a plan in a sequence, even when two staff enrol at the same moment.
+        Index(
+            "uq_enrollment_live_plan_sequence", "plan_id", "sequence_key", unique=True,
+            postgresql_where=text("status IN ('active', 'paused')"),
+            sqlite_where=text("status IN ('active', 'paused')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)

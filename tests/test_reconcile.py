@@ -311,3 +311,23 @@ def test_reconcile_after_any_moves_and_cancellations_equals_planning_from_scratc
         assert all(stored[k].status is MessageStatus.SENT for k in sent)
         assert reconcile_plan(session, plan.id).changed == 0  # idempotent after any history
     session.rollback()
+
+
+def test_the_database_refuses_a_second_live_enrollment_of_a_plan_in_a_sequence(session: Session) -> None:
+    """The check in ``enroll`` can race with another enrolment; the partial unique index cannot."""
+    from sqlalchemy.exc import IntegrityError
+
+    patient, plan = setup_plan(session)
+    with frozen(NOW):
+        first, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+    session.commit()
+    session.add(Enrollment(patient_id=patient.id, plan_id=plan.id, sequence_key=SEQ))
+    with pytest.raises(IntegrityError):
+        session.flush()
+    session.rollback()
+
+    with frozen(NOW):
+        enrollments.cancel(session, first.id)
+        session.commit()
+        again, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)  # a cancelled one does not block
+    assert again.id != first.id
