@@ -21,6 +21,7 @@ COMMANDS = [
     ("engage.cli.schedule", "enrollment"),
     ("engage.cli.schedule", "timeline"),
     ("engage.cli.delivery", "tick"),
+    ("engage.cli.demo", "demo"),
     ("engage.cli.web", "serve"),
 ]
 

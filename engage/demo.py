@@ -1,0 +1,432 @@
+"""``engage demo``: the whole pipeline on the embedded default, over a simulated clock.
+
+SQLite (``ENGAGE_DATABASE_URL``, default ``./engage.db``, migrated first), the
+in-process Celery broker (``memory://``) with a worker thread in this process,
+no Redis, no credentials, and the ``outbox`` provider: every message lands as a
+file in ``ENGAGE_OUTBOX_DIR`` (default ``./outbox``).
+
+It seeds a fresh demo clinic with a few patients (English and Spanish, several
+time zones, one without a phone, one who replies STOP after her second
+session), gives each a treatment plan, enrols them in ``dry-needling-sciatica``
+and then moves a simulated clock from due time to due time. At each step it
+publishes the real ``dispatch_due`` task; the worker claims the due rows and
+runs one real ``send_message`` task per row, with the clock frozen at the
+simulated time (a Celery ``task_prerun`` hook), so quiet hours, consent and
+appointment checks behave as they would on that day.
+
+Re-running: every run creates a new demo clinic. The unsent messages of earlier
+demo clinics are cancelled first, so they are never sent by a later run; their
+rows and files stay. A database holding scheduled messages of any other clinic
+is refused: fast-forwarding the clock would send them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from engage import clock, migrate
+from engage.config import get_settings
+from engage.consent import record_consent
+from engage.db import session_scope
+from engage.errors import InvalidInput
+from engage.models import Channel, Clinic, ConsentState, Message, MessageStatus, Patient
+
+SEQUENCE = "dry-needling-sciatica"
+DEMO_CLINIC_EMAIL = "frontdesk@riverside-physio.example"  # marks a clinic as the demo's
+SUPERSEDED = "demo re-run: superseded by a newer demo clinic"
+WAIT_SECONDS = 60.0  # the longest one simulated step may take in real time before we give up
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    first_name: str
+    last_name: str
+    locale: str
+    timezone: str | None  # None: the clinic's
+    phone: str | None
+    first_session: str  # local wall time, days from the start: "D+2 09:00"
+    sessions: int
+    every_days: int
+    replies_stop: bool = False
+
+
+PATIENTS = (
+    DemoPatient("Maria", "Lopez", "en", None, "+12125550142", "D+2 09:00", 6, 7),
+    DemoPatient("Lucía", "Fernández", "es", "America/Mexico_City", "+525555550123", "D+3 17:30", 6, 7),
+    DemoPatient("James", "Carter", "en", "America/Los_Angeles", None, "D+2 14:00", 4, 7),
+    DemoPatient("Sofía", "Ramírez", "es", "America/Chicago", "+13125550177", "D+4 10:15", 6, 7, replies_stop=True),
+    DemoPatient("Tom", "Becker", "en", "America/Denver", "+17205550188", "D+3 08:30", 6, 3),
+)
+
+
+@dataclass
+class DemoReport:
+    """What a demo run did; :meth:`as_dict` is the ``--json`` output."""
+
+    clinic_id: int
+    database: str
+    outbox_dir: Path
+    start: datetime
+    end: datetime
+    patients: list[dict[str, Any]] = field(default_factory=list)
+    ticks: int = 0
+    tasks: Counter[str] = field(default_factory=Counter)
+    by_template: list[dict[str, Any]] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    outbox_files: dict[str, int] = field(default_factory=dict)
+    superseded: int = 0
+    elapsed_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "clinic_id": self.clinic_id,
+            "database": self.database,
+            "outbox_dir": str(self.outbox_dir),
+            "simulated": {"start": self.start.isoformat(), "end": self.end.isoformat()},
+            "patients": self.patients,
+            "ticks": self.ticks,
+            "tasks": dict(self.tasks),
+            "messages": self.statuses,
+            "by_template": self.by_template,
+            "outbox_files": self.outbox_files,
+            "superseded_earlier_demo_messages": self.superseded,
+            "elapsed_seconds": round(self.elapsed_seconds, 2),
+        }
+
+
+# --- the embedded default ----------------------------------------------------------------------
+
+#: What the demo forces, whatever the shell says: no vendor is ever called, no Redis is needed.
+EMBEDDED_ENV = {
+    "ENGAGE_BROKER_URL": "memory://",
+    "ENGAGE_SMS_PROVIDER": "outbox",
+    "ENGAGE_EMAIL_PROVIDER": "outbox",
+    # The rate limiter counts real seconds, but the demo compresses weeks into
+    # seconds; a real clinic's 10 SMS/s would only slow it down.
+    "ENGAGE_SMS_RATE_PER_SECOND": "10000",
+    "ENGAGE_EMAIL_RATE_PER_SECOND": "10000",
+}
+_DROPPED_ENV = ("ENGAGE_REDIS_URL", "ENGAGE_RESULT_BACKEND")
+
+
+@contextlib.contextmanager
+def embedded_environment() -> Iterator[None]:
+    """Force the embedded default for the block (and restore the environment and caches after)."""
+    from engage import providers, ratelimit
+
+    saved = {name: os.environ.get(name) for name in (*EMBEDDED_ENV, *_DROPPED_ENV)}
+    os.environ.update(EMBEDDED_ENV)
+    for name in _DROPPED_ENV:
+        os.environ.pop(name, None)
+    _forget_caches(providers.reset_providers, ratelimit.reset_limiters)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _forget_caches(providers.reset_providers, ratelimit.reset_limiters)
+
+
+def _forget_caches(*resets: Callable[[], None]) -> None:
+    get_settings.cache_clear()
+    for reset in resets:
+        reset()
+
+
+# --- seeding -----------------------------------------------------------------------------------
+
+
+def _check_database_is_safe(session: Any) -> int:
+    """Refuse a database with other clinics' pending messages; cancel earlier demo runs'. Returns how many."""
+    demo_clinics = select(Clinic.id).where(Clinic.email_from == DEMO_CLINIC_EMAIL)
+    demo_patients = select(Patient.id).where(Patient.clinic_id.in_(demo_clinics))
+    pending = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
+    foreign = session.scalar(
+        select(func.count()).select_from(Message)
+        .where(Message.status.in_(pending), Message.patient_id.not_in(demo_patients))
+    )
+    if foreign:
+        raise InvalidInput(
+            f"this database has {foreign} messages waiting to be sent to real patients, and the demo runs "
+            "the clock forward, which would send them. Run the demo on its own database, e.g. "
+            "ENGAGE_DATABASE_URL=sqlite:///./engage-demo.db engage demo"
+        )
+    result = session.execute(
+        update(Message)
+        .where(Message.status.in_(pending), Message.patient_id.in_(demo_patients))
+        .values(status=MessageStatus.CANCELLED, status_reason=SUPERSEDED, updated_at=clock.utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str, Any]]]:
+    """A demo clinic with ``count`` patients, each with a plan enrolled in the sequence."""
+    from engage.enrollments import enroll
+    from engage.records import add_patient, create_clinic, create_plan
+
+    clinic = create_clinic(
+        session, name="Riverside Physio (demo)", timezone="America/New_York",
+        address="100 Riverside Dr, Suite 2, New York, NY 10024", email=DEMO_CLINIC_EMAIL,
+        sms_from="+12125550100", phone="+12125550100", region="US", actor="demo",
+    )
+    seeded = []
+    for n in range(count):
+        spec = PATIENTS[n % len(PATIENTS)]
+        suffix = "" if n < len(PATIENTS) else f" {n // len(PATIENTS) + 1}"
+        tag = f"{spec.first_name.lower()}.{n}".encode("ascii", "ignore").decode()
+        patient = add_patient(
+            session, clinic_id=clinic.id, first_name=spec.first_name, last_name=spec.last_name + suffix,
+            email=f"{tag}@patients.example",
+            phone=_vary_phone(spec.phone, n), timezone=spec.timezone, locale=spec.locale, actor="demo",
+        )
+        day_text, wall = spec.first_session.split()
+        first_day = start.astimezone(_tz(patient)).date() + timedelta(days=int(day_text[2:]))
+        plan = create_plan(
+            session, patient_id=patient.id, condition="sciatica", modality="dry needling",
+            first=f"{first_day.isoformat()}T{wall}", sessions=spec.sessions, every=timedelta(days=spec.every_days),
+            duration=timedelta(minutes=45), actor="demo",
+        )
+        enrollment, result = enroll(session, patient.id, plan.id, SEQUENCE, enrolled_by="demo")
+        appointments = sorted(a.start_at for a in plan.appointments)
+        stop_at = appointments[1] + timedelta(hours=5) if spec.replies_stop and len(appointments) > 1 else None
+        seeded.append({
+            "patient_id": patient.id, "name": f"{patient.first_name} {patient.last_name}",
+            "locale": patient.locale, "timezone": patient.effective_timezone,
+            "phone": bool(patient.phone), "plan_id": plan.id, "enrollment_id": enrollment.id,
+            "sessions": spec.sessions, "every_days": spec.every_days,
+            "stop_at": stop_at.isoformat() if stop_at else None,
+        })
+    return clinic.id, seeded
+
+
+def _vary_phone(phone: str | None, n: int) -> str | None:
+    if phone is None or n < len(PATIENTS):
+        return phone
+    return phone[:-2] + f"{(int(phone[-2:]) + n) % 100:02d}"
+
+
+def _tz(patient: Patient) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(patient.effective_timezone)
+
+
+# --- running the clock --------------------------------------------------------------------------
+
+
+class _SimulatedWorkerClock:
+    """Freezes engage's clock at the demo's simulated time inside every task the worker thread runs."""
+
+    def __init__(self) -> None:
+        self.now = clock.utcnow()
+        self._stacks: dict[str, contextlib.ExitStack] = {}
+        self._done = threading.Condition()
+        self.finished: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.errors: list[str] = []
+
+    def prerun(self, task_id: str, **_: Any) -> None:
+        stack = contextlib.ExitStack()
+        stack.enter_context(clock.frozen(self.now))
+        self._stacks[task_id] = stack
+
+    def postrun(self, task_id: str, task: Any, retval: Any = None, state: str | None = None, **_: Any) -> None:
+        stack = self._stacks.pop(task_id, None)
+        if stack is not None:
+            stack.close()
+        with self._done:
+            self.finished[task.name] += 1
+            if task.name == "engage.send_message":
+                if state == "SUCCESS":
+                    self.outcomes[str(retval)] += 1
+                else:
+                    self.errors.append(f"send_message failed: {retval!r}")
+            self._done.notify_all()
+
+    def wait_for(self, name: str, count: int, timeout: float) -> None:
+        with self._done:
+            if not self._done.wait_for(lambda: self.finished[name] >= count or bool(self.errors), timeout):
+                raise RuntimeError(f"the in-process worker did not finish {name} within {timeout:g}s")
+        if self.errors:
+            raise RuntimeError(self.errors[0])
+
+
+def _next_due(session: Any) -> datetime | None:
+    """The earliest time a scheduled row becomes claimable (``due_at``, or a later ``next_attempt_at``)."""
+    rows = session.execute(
+        select(Message.due_at, Message.next_attempt_at).where(Message.status == MessageStatus.SCHEDULED)
+    ).all()
+    times = [max(due, retry) if retry else due for due, retry in rows]
+    return min(times) if times else None
+
+
+def run_demo(
+    patients: int = len(PATIENTS), days: int = 45, progress: Callable[[str], None] | None = None,
+) -> DemoReport:
+    """Seed, enrol, run ``days`` simulated days through the real Celery tasks; return the report.
+
+    Must be called inside :func:`embedded_environment` (the CLI does). Raises
+    ``InvalidInput`` for bad arguments or a database holding real patients' pending messages.
+    """
+    if not 1 <= patients <= 50:
+        raise InvalidInput("--patients must be between 1 and 50")
+    if not 1 <= days <= 120:
+        raise InvalidInput("--days must be between 1 and 120")
+    say = progress or (lambda _line: None)
+    started = time.monotonic()
+    settings = get_settings()
+    if not settings.broker_url.startswith("memory://"):
+        raise RuntimeError("run_demo needs the embedded default; call it inside embedded_environment()")
+    migrate.upgrade(settings.database_url)
+    start = clock.utcnow().replace(minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=days)
+
+    with clock.frozen(start), session_scope() as session:
+        superseded = _check_database_is_safe(session)
+        clinic_id, seeded = _seed(session, start, patients)
+    report = DemoReport(clinic_id=clinic_id, database=settings.database_url, outbox_dir=Path(settings.outbox_dir),
+                        start=start, end=end, patients=seeded, superseded=superseded)
+    say(f"Seeded demo clinic {clinic_id} with {len(seeded)} patients enrolled in {SEQUENCE}"
+        + (f" (cancelled {superseded} unsent messages of an earlier demo run)" if superseded else "") + ".")
+    say(f"Running {days} simulated days from {start:%Y-%m-%d %H:%M} UTC through Celery (in-process worker)...")
+
+    stops = sorted((datetime.fromisoformat(p["stop_at"]), p) for p in seeded if p["stop_at"])
+    _run_clock(report, stops, say)
+    _summarise(report)
+    report.elapsed_seconds = time.monotonic() - started
+    return report
+
+
+def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]], say: Callable[[str], None]) -> None:
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun, task_prerun
+
+    from workers.app import app
+    from workers.tasks import dispatch_due
+
+    # The demo waits for each tick's result, so it keeps results in memory (production stores none).
+    app.conf.update(broker_url="memory://", result_backend="cache+memory://", task_ignore_result=False)
+    # kombu warns that memory:// has no host name on every connection; it needs none.
+    logging.getLogger("kombu.connection").setLevel(logging.ERROR)
+    sim = _SimulatedWorkerClock()
+    task_prerun.connect(sim.prerun, weak=False)
+    task_postrun.connect(sim.postrun, weak=False)
+    day_sent: Counter[str] = Counter()
+    current_day: int | None = None
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30):
+            while True:
+                with session_scope() as session:
+                    due = _next_due(session)
+                if stops and (due is None or stops[0][0] <= due) and stops[0][0] <= report.end:
+                    at, who = stops.pop(0)
+                    with clock.frozen(at), session_scope() as session:
+                        record_consent(session, who["patient_id"], Channel.SMS, ConsentState.OPTED_OUT,
+                                       source="sms_keyword", detail="demo: replied STOP")
+                    say(f"  {_day_label(report.start, at)}  {who['name']} replies STOP: "
+                        "their pending SMS are cancelled")
+                    continue
+                if due is None or due > report.end:
+                    break
+                day = (due - report.start).days
+                if current_day is not None and day != current_day and day_sent:
+                    say(_progress_line(report.start, current_day, day_sent))
+                    day_sent.clear()
+                current_day = day
+                sim.now = due
+                before = sim.finished["engage.send_message"]
+                outcomes_before = Counter(sim.outcomes)
+                enqueued = dispatch_due.delay().get(timeout=WAIT_SECONDS, interval=0.002)
+                sim.wait_for("engage.send_message", before + int(enqueued), WAIT_SECONDS)
+                report.ticks += 1
+                day_sent.update(sim.outcomes - outcomes_before)
+            if day_sent and current_day is not None:
+                say(_progress_line(report.start, current_day, day_sent))
+    finally:
+        task_prerun.disconnect(sim.prerun)
+        task_postrun.disconnect(sim.postrun)
+    report.tasks = Counter({"dispatch_due": report.ticks, "send_message": sim.finished["engage.send_message"]})
+
+
+def _day_label(start: datetime, at: datetime) -> str:
+    return f"day {(at - start).days + 1:>2}  {at:%a %d %b}"
+
+
+def _progress_line(start: datetime, day: int, outcomes: Counter[str]) -> str:
+    at = start + timedelta(days=day)
+    parts = ", ".join(f"{n} {name}" for name, n in sorted(outcomes.items()))
+    return f"  {_day_label(start, at)}  {parts}"
+
+
+def _summarise(report: DemoReport) -> None:
+    with session_scope() as session:
+        ids = select(Patient.id).where(Patient.clinic_id == report.clinic_id)
+        rows = session.execute(
+            select(Message.template, Message.channel, Message.status, func.count())
+            .where(Message.patient_id.in_(ids))
+            .group_by(Message.template, Message.channel, Message.status)
+        ).all()
+        sent_ids = session.execute(
+            select(Message.id, Message.channel).where(Message.patient_id.in_(ids), Message.provider == "outbox")
+        ).all()
+    table: dict[tuple[str, str], Counter[str]] = {}
+    statuses: Counter[str] = Counter()
+    for template, channel, status, n in rows:
+        table.setdefault((template, channel.value), Counter())[status.value] += n
+        statuses[status.value] += n
+    report.by_template = [
+        {"template": template, "channel": channel, **counts, "total": sum(counts.values())}
+        for (template, channel), counts in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    ]
+    report.statuses = dict(statuses)
+    folder = report.outbox_dir
+    files: Counter[str] = Counter()
+    for message_id, channel in sent_ids:
+        name = f"email-{message_id}.eml" if channel is Channel.EMAIL else f"sms-{message_id}.json"
+        if (folder / name).is_file():
+            files[channel.value] += 1
+    report.outbox_files = {"email": files["email"], "sms": files["sms"], "total": sum(files.values())}
+
+
+def summary_text(report: DemoReport) -> str:
+    """The human summary: a table of templates by status, then where the files are."""
+    from engage.cli.common import table
+
+    columns = ["template", "channel"]
+    for status in ("sent", "skipped", "cancelled", "failed", "unknown", "scheduled"):
+        if any(status in row for row in report.by_template):
+            columns.append(status)
+    columns.append("total")
+    rows = [{c: row.get(c, 0) if c not in ("template", "channel") else row[c] for c in columns}
+            for row in report.by_template]
+    files = report.outbox_files
+    lines = [
+        "",
+        f"Demo clinic {report.clinic_id}: {len(report.patients)} patients, {report.ticks} ticks, "
+        f"{report.tasks['send_message']} send tasks, "
+        f"simulated {report.start:%Y-%m-%d} to {report.end:%Y-%m-%d}, {report.elapsed_seconds:.1f}s real time",
+        "",
+        table(rows, columns),
+        "",
+        f"Outbox: {files['total']} files in {report.outbox_dir} "
+        f"({files['email']} email .eml, {files['sms']} SMS .json).",
+        f"Database: {report.database}. Each run adds a new demo clinic; earlier demo messages not yet sent are "
+        "cancelled.",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Run every ``tests/bench/bench_*.py`` module's ``main()`` one after the other.
+
+They share the benchmark database (``ENGAGE_BENCH_DATABASE_URL``) and each
+rebuilds its schema, so they must not run at the same time. Arguments after
+``--only NAME`` pick modules (e.g. ``--only delivery``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="engage benchmarks")
+    parser.add_argument("--only", action="append", default=[], help="run only bench_<NAME> (repeatable)")
+    args = parser.parse_args()
+    names = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
+    if args.only:
+        names = [n for n in names if n.removeprefix("bench_") in args.only or n in args.only]
+    for name in names:
+        module = importlib.import_module(f"tests.bench.{name}")
+        started = time.perf_counter()
+        print(f"\n######## {name} ########", flush=True)
+        sys.argv = [f"tests.bench.{name}"]  # each main() reads its own (default) arguments
+        module.main()
+        print(f"######## {name} done in {time.perf_counter() - started:.0f}s ########", flush=True)
+
+
+if __name__ == "__main__":
+    main()

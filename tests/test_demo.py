@@ -1,0 +1,99 @@
+"""``engage demo``, the README's main job: run as a new user would, in an empty folder with no credentials."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from engage.db import make_engine
+from tests.cli import engage
+
+
+@pytest.fixture
+def empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh folder; the demo uses its defaults there (./engage.db, ./outbox)."""
+    monkeypatch.delenv("ENGAGE_OUTBOX_DIR", raising=False)
+    monkeypatch.delenv("ENGAGE_DATABASE_URL", raising=False)
+    folder = tmp_path / "newcomer"
+    folder.mkdir()
+    return folder
+
+
+def test_demo_sends_the_sequence_into_the_outbox_and_prints_a_summary(empty_folder: Path) -> None:
+    result = engage("demo", cwd=empty_folder, timeout=120)
+    assert result.code == 0, result.stderr
+    out = result.stdout
+    assert "Seeded demo clinic" in out and "replies STOP" in out
+    assert "template" in out and "what-to-expect" in out and "visit-reminder" in out
+    assert "Outbox:" in out
+    emails = sorted((empty_folder / "outbox").glob("email-*.eml"))
+    sms = sorted((empty_folder / "outbox").glob("sms-*.json"))
+    assert len(emails) == 5  # one what-to-expect per demo patient
+    assert len(sms) > 50
+    spanish = [json.loads(p.read_text())["body"] for p in sms]
+    assert any("STOP" in body for body in spanish)
+    assert f"Outbox: {len(emails) + len(sms)} files" in out
+
+
+def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(empty_folder: Path) -> None:
+    first = engage("demo", "--json", "--patients", "5", cwd=empty_folder, timeout=120).json
+    second = engage("demo", "--json", "--patients", "5", "--days", "10", cwd=empty_folder, timeout=120).json
+    assert second["clinic_id"] != first["clinic_id"]
+    assert first["messages"]["sent"] == first["outbox_files"]["total"] == first["tasks"]["send_message"]
+    # The short second run leaves messages scheduled; a third run cancels them rather than sending them.
+    assert second["messages"].get("scheduled", 0) > 0
+    third = engage("demo", "--json", "--days", "3", cwd=empty_folder, timeout=120).json
+    assert third["superseded_earlier_demo_messages"] == second["messages"]["scheduled"]
+
+    from engage.models import Message, MessageStatus, Patient
+
+    engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Message.channel, Message.status, Message.sent_at, Message.patient_id, Patient.timezone,
+                   Patient.first_name)
+            .join(Patient, Patient.id == Message.patient_id)
+            .where(Patient.clinic_id == first["clinic_id"])
+        ).all()
+    engine.dispose()
+    sent = [r for r in rows if r.status == MessageStatus.SENT]
+    assert len(sent) == first["messages"]["sent"]
+    for row in sent:  # never in quiet hours (20:00-08:00 local)
+        local = row.sent_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(row.timezone or "America/New_York"))
+        assert 8 <= local.hour < 20, (row.channel, local)
+    stop = next(p for p in first["patients"] if p["stop_at"])
+    stop_at = datetime.fromisoformat(stop["stop_at"])
+    late_sms = [r for r in rows if r.patient_id == stop["patient_id"] and r.channel.value == "sms"
+                and r.status == MessageStatus.SENT and r.sent_at.replace(tzinfo=ZoneInfo("UTC")) > stop_at]
+    assert late_sms == []  # nothing after STOP
+    assert any(r.patient_id == stop["patient_id"] and r.status == MessageStatus.CANCELLED for r in rows)
+    no_phone = next(p for p in first["patients"] if not p["phone"])
+    assert all(r.status != MessageStatus.SENT for r in rows
+               if r.patient_id == no_phone["patient_id"] and r.channel.value == "sms")
+
+
+def test_demo_refuses_a_database_with_real_patients_waiting(empty_folder: Path) -> None:
+    from engage import migrate
+    from engage.config import get_settings
+    from tests.bench.bench_delivery import seed_due_messages
+
+    url = f"sqlite:///{empty_folder / 'engage.db'}"
+    migrate.upgrade(url)
+    import os
+
+    os.environ["ENGAGE_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    try:
+        seed_due_messages(1, 0)
+    finally:
+        del os.environ["ENGAGE_DATABASE_URL"]
+        get_settings.cache_clear()
+    result = engage("demo", cwd=empty_folder, timeout=60)
+    assert result.code == 2
+    assert "waiting to be sent to real patients" in result.stderr
+    assert not (empty_folder / "outbox").exists()

@@ -1,0 +1,44 @@
+"""The Celery app, configured from the top-level ``celeryconfig`` module (which reads the environment).
+
+``celery -A workers.app worker`` / ``celery -A workers.app beat``. Importing this
+module never touches the database, the broker or a provider.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_init, worker_process_init
+
+app = Celery("engage", include=["workers.tasks"])
+app.config_from_object("celeryconfig")
+
+log = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def _check_providers(**_: Any) -> None:
+    """Refuse to start a worker whose providers are misconfigured (unknown name, missing credentials).
+
+    A ConfigurationError must stop loudly: a worker that started anyway would
+    take every due message and fail it. SystemExit passes through Celery's
+    signal dispatcher, which logs and swallows ordinary exceptions.
+    """
+    from engage.providers import ConfigurationError, email_provider, sms_provider
+
+    try:
+        sms_provider()
+        email_provider()
+    except ConfigurationError as exc:
+        log.critical("engage is misconfigured, worker not started: %s", exc)
+        raise SystemExit(f"engage worker: configuration error: {exc}") from exc
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    """A forked pool process must not share the parent's database connections (SQLAlchemy's fork advice)."""
+    from engage.db import get_engine
+
+    get_engine().dispose(close=False)

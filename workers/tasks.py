@@ -1,0 +1,55 @@
+"""Thin Celery tasks: each takes ids, calls one function in :mod:`engage.dispatch`, and returns counts.
+
+No business logic, no SDK clients, no message bodies here. The outbox table is
+the schedule: a transient provider error puts the row back to ``scheduled``
+with ``next_attempt_at`` and a later tick claims it again, so these tasks never
+``self.retry`` (a Celery countdown would be a second schedule, and a retried
+task plus the next tick could both send).
+"""
+
+from __future__ import annotations
+
+import time
+
+from engage import dispatch
+from engage.config import get_settings
+from workers.app import app
+
+
+@app.task(name="engage.dispatch_due")
+def dispatch_due() -> int:
+    """Claim due rows batch by batch and enqueue one ``send_message`` per id; returns how many were enqueued.
+
+    Stops when a batch comes back short or after one tick's time (the next tick
+    carries on). If the broker refuses a publish, the task fails and the rows
+    not yet enqueued stay ``queued`` until ``reap_stale`` re-enqueues them.
+    """
+    settings = get_settings()
+    deadline = time.monotonic() + settings.tick_seconds
+    enqueued = 0
+    while True:
+        ids = dispatch.claim_due()
+        for message_id in ids:
+            send_message.delay(message_id)
+        enqueued += len(ids)
+        if len(ids) < settings.claim_batch or time.monotonic() >= deadline:
+            return enqueued
+
+
+@app.task(name="engage.send_message")
+def send_message(message_id: int) -> str:
+    """Send one outbox row (``queued -> sending -> …``); returns the outcome's name.
+
+    A redelivered or duplicate task finds the row no longer ``queued`` and does
+    nothing (``not_mine``). A ConfigurationError propagates: the task fails loudly.
+    """
+    return dispatch.send_one(message_id).outcome.value
+
+
+@app.task(name="engage.reap_stale")
+def reap_stale() -> dict[str, int]:
+    """Re-enqueue stale ``queued`` rows; stale ``sending`` rows become ``unknown`` (never re-sent)."""
+    result = dispatch.reap_stale()
+    for message_id in result["ids"]:
+        send_message.delay(message_id)
+    return {"requeued": result["requeued"], "unknown": result["unknown"]}
