@@ -9,6 +9,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Signs nothing worth protecting: fine for the embedded SQLite default, refused elsewhere.
+DEV_SECRET_KEY = "dev-insecure-change-me"
 
 
 class Settings(BaseSettings):
@@ -24,7 +26,7 @@ class Settings(BaseSettings):
     broker_url: str = "memory://"
     result_backend: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
-    secret_key: str = "dev-insecure-change-me"
+    secret_key: str = DEV_SECRET_KEY
     public_url: str = "http://127.0.0.1:8000"
     default_region: str = "US"
     templates_dir: Path = ROOT / "templates"
@@ -75,6 +77,21 @@ class Settings(BaseSettings):
     )
     webhook_replay_seconds: int = 600
     max_request_bytes: int = 1_000_000
+
+
+class InsecureSecretKey(RuntimeError):
+    """The development secret key with a real database: anyone could forge unsubscribe and reassessment links."""
+
+
+def require_secret_key(settings: Settings) -> None:
+    """Refuse to serve patients' links signed with the public development key, except on the embedded SQLite."""
+    if settings.secret_key == DEV_SECRET_KEY and not settings.database_url.startswith("sqlite"):
+        raise InsecureSecretKey(
+            "ENGAGE_SECRET_KEY is the development default, so anyone could forge unsubscribe and reassessment "
+            'links; set it to a long random value, e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+    if len(settings.secret_key) < 16:
+        raise InsecureSecretKey("ENGAGE_SECRET_KEY is too short: use at least 16 random characters")
 
 
 @lru_cache

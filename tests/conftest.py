@@ -39,7 +39,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     for name in _ENV_TO_CLEAR:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ENGAGE_OUTBOX_DIR", str(tmp_path / "outbox"))
-    monkeypatch.setenv("ENGAGE_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("ENGAGE_SECRET_KEY", "test-secret-key-0123456789")
     monkeypatch.setenv("ENGAGE_PUBLIC_URL", "http://engage.test")
     get_settings.cache_clear()
     yield

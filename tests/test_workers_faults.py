@@ -125,7 +125,7 @@ def worker_env(db_url: str, redis_url: str, fake: FakeProviders, outbox: Path, *
         ENGAGE_STALE_SENDING_SECONDS="15", ENGAGE_HTTP_TIMEOUT_SECONDS="3", ENGAGE_SEND_SOFT_TIME_LIMIT="6",
         ENGAGE_RETRY_BASE_SECONDS="1", ENGAGE_RETRY_MAX_SECONDS="8", ENGAGE_MAX_ATTEMPTS="40",
         ENGAGE_SMS_RATE_PER_SECOND="1000", ENGAGE_EMAIL_RATE_PER_SECOND="1000",
-        ENGAGE_OUTBOX_DIR=str(outbox), ENGAGE_SECRET_KEY="test-secret", ENGAGE_PUBLIC_URL="http://engage.test",
+        ENGAGE_OUTBOX_DIR=str(outbox), ENGAGE_SECRET_KEY="test-secret-key-0123456789", ENGAGE_PUBLIC_URL="http://engage.test",
         **fake.env(), **extra,
     )
 

@@ -20,18 +20,20 @@ log = logging.getLogger(__name__)
 
 @worker_init.connect
 def _check_providers(**_: Any) -> None:
-    """Refuse to start a worker whose providers are misconfigured (unknown name, missing credentials).
+    """Refuse to start a worker that is misconfigured (providers, or the development secret key on a real database).
 
     A ConfigurationError must stop loudly: a worker that started anyway would
     take every due message and fail it. SystemExit passes through Celery's
     signal dispatcher, which logs and swallows ordinary exceptions.
     """
+    from engage.config import InsecureSecretKey, get_settings, require_secret_key
     from engage.providers import ConfigurationError, email_provider, sms_provider
 
     try:
+        require_secret_key(get_settings())  # the worker signs the links it sends
         sms_provider()
         email_provider()
-    except ConfigurationError as exc:
+    except (ConfigurationError, InsecureSecretKey) as exc:
         log.critical("engage is misconfigured, worker not started: %s", exc)
         raise SystemExit(f"engage worker: configuration error: {exc}") from exc
 

@@ -15,6 +15,14 @@ def serve(host: str, port: int) -> None:
     """
     import uvicorn  # imported here so the rest of the CLI starts fast
 
+    from engage.cli.common import UserError
+    from engage.config import InsecureSecretKey, get_settings, require_secret_key
+
+    try:
+        require_secret_key(get_settings())
+    except InsecureSecretKey as exc:
+        raise UserError(str(exc)) from None
+
     # access_log off: request lines carry unsubscribe and reassessment tokens.
     uvicorn.run("engage.web.app:create_app", factory=True, host=host, port=port, access_log=False,
                 proxy_headers=True)

@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         "ENGAGE_DATABASE_URL": db_url, "ENGAGE_BROKER_URL": redis_url, "ENGAGE_REDIS_URL": redis_url,
         "ENGAGE_TICK_SECONDS": "1", "ENGAGE_SMS_RATE_PER_SECOND": "100000", "ENGAGE_EMAIL_RATE_PER_SECOND": "100000",
         "ENGAGE_OUTBOX_DIR": str(workdir / "outbox"), "ENGAGE_PUBLIC_URL": "http://engage.bench",
+        "ENGAGE_SECRET_KEY": "bench-secret-key-not-for-production",
     }
     print("rate limits raised for the benchmark: ENGAGE_SMS_RATE_PER_SECOND=ENGAGE_EMAIL_RATE_PER_SECOND=100000; "
           "beat tick 1 s")
