@@ -23,19 +23,34 @@ The rules, per (enrollment, step, occurrence):
   no-show, enrollment cancelled/completed, plan cancelled, no longer planned).
 - Every other row (queued, sending, sent, delivered, failed, ...) is history and is
   never touched.
+
+A row that is (re)scheduled at a new time, moved or revived, starts afresh: no pending
+retry (``next_attempt_at``), ``attempts`` 0, no last error. A row whose time did not
+change keeps its retry state.
+
+**Concurrency.** The dispatcher (``engage.dispatch.claim_due``) turns due ``scheduled``
+rows into ``queued`` at any moment. Reconcile therefore reads the enrollment's rows
+``FOR UPDATE`` (PostgreSQL; on SQLite the whole transaction already holds the write
+lock, ``BEGIN IMMEDIATE``), re-reading them even when the session holds older copies,
+so a row a dispatcher has taken is seen as ``queued`` (history), and one it has not
+cannot be taken (``SKIP LOCKED``) until reconcile's transaction ends. Every write to an
+existing row is moreover an ``UPDATE … WHERE id = … AND status = <the status read>``:
+if the row changed anyway it is left alone, never overwritten.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engage.clock import utcnow
 from engage.consent import reachability
@@ -62,6 +77,10 @@ DUE_IN_THE_PAST = "due in the past when planned"
 MOVED_INTO_THE_PAST = "moved into the past"
 _REVIVABLE = (MessageStatus.CANCELLED, MessageStatus.SKIPPED)
 PLANNING_ACTIVE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
+#: A row scheduled afresh (moved or revived) owes nothing to earlier attempts at another time.
+_FRESH: dict[str, Any] = {"next_attempt_at": None, "attempts": 0, "last_error": None, "error_code": None}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -231,7 +250,16 @@ def reconcile_enrollment(session: Session, enrollment_id: int) -> ReconcileResul
             policy_for(patient, clinic),
             EnrollmentFacts(enrollment.id, enrollment.created_at),
         )
-    existing = session.scalars(select(Message).where(Message.enrollment_id == enrollment.id)).all()
+    # FOR UPDATE: a dispatcher cannot claim these rows until this transaction ends (claim_due skips locked
+    # rows). populate_existing: copies the session loaded earlier (expire_on_commit=False keeps them across
+    # commits) may say "scheduled" for a row a dispatcher has queued since; the locked read is the truth.
+    existing = session.scalars(
+        select(Message)
+        .where(Message.enrollment_id == enrollment.id)
+        .order_by(Message.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
     reach = _LazyReach(lambda channel: reachability(session, patient, channel))
     return apply_diff(
         session,
@@ -277,25 +305,19 @@ def apply_diff(
         elif row.status is MessageStatus.SCHEDULED:
             if target.reason in (DUE_BEFORE_ENROLMENT, DUE_IN_THE_PAST):
                 target = Target(MessageStatus.SKIPPED, MOVED_INTO_THE_PAST)
-            changed = _copy_plan_fields(row, message)
+            values = _plan_changes(row, message)
             if target.status is not MessageStatus.SCHEDULED:
-                _set_status(row, target, now)
-                if target.status is MessageStatus.SKIPPED:
-                    result.skipped += 1
-                else:
-                    result.cancelled += 1
+                values.update(status=target.status, status_reason=target.reason)
+                kind = "skipped" if target.status is MessageStatus.SKIPPED else "cancelled"
             elif moved:
-                row.updated_at = now
-                result.moved += 1
-            elif changed:
-                row.updated_at = now
-                result.updated += 1
+                values.update(_FRESH, status_reason=None)  # e.g. no "quiet hours" deferral or retry from before
+                kind = "moved"
             else:
-                result.unchanged += 1
+                kind = "updated" if values else "unchanged"
+            _count(result, kind if kind == "unchanged" or _write(session, row, values, now) else "unchanged")
         elif target.status is MessageStatus.SCHEDULED and row.status in _REVIVABLE:
-            _copy_plan_fields(row, message)
-            _set_status(row, target, now)
-            result.revived += 1
+            values = {**_plan_changes(row, message), **_FRESH, "status": target.status, "status_reason": target.reason}
+            _count(result, "revived" if _write(session, row, values, now) else "unchanged")
         else:
             result.unchanged += 1
     for key, row in rows.items():
@@ -303,8 +325,8 @@ def apply_diff(
             continue
         if row.status is MessageStatus.SCHEDULED:
             reason = _why_obsolete(row, enrollment.status, plan_status, appointment_status)
-            _set_status(row, Target(MessageStatus.CANCELLED, reason), now)
-            result.cancelled += 1
+            values = {"status": MessageStatus.CANCELLED, "status_reason": reason}
+            _count(result, "cancelled" if _write(session, row, values, now) else "unchanged")
         else:
             result.unchanged += 1
     insert_rows(session, inserts)
@@ -312,20 +334,42 @@ def apply_diff(
     return result
 
 
-def _copy_plan_fields(row: Message, message: DesiredMessage) -> bool:
-    changed = False
+def _count(result: ReconcileResult, kind: str) -> None:
+    setattr(result, kind, getattr(result, kind) + 1)
+
+
+def _plan_changes(row: Message, message: DesiredMessage) -> dict[str, Any]:
+    """The planned fields of ``row`` that differ from ``message``."""
+    changes: dict[str, Any] = {}
     for name in ("due_at", "appointment_id", "channel", "template", "context"):
         value = getattr(message, name)
         if getattr(row, name) != value:
-            setattr(row, name, value)
-            changed = True
-    return changed
+            changes[name] = value
+    return changes
 
 
-def _set_status(row: Message, target: Target, now: datetime) -> None:
-    row.status = target.status
-    row.status_reason = target.reason
-    row.updated_at = now
+def _write(session: Session, row: Message, values: dict[str, Any], now: datetime) -> bool:
+    """Write ``values`` to ``row`` only if it still has the status this reconcile read; whether it did.
+
+    The row lock makes a miss impossible on PostgreSQL (and SQLite's write lock there), so a
+    miss means some writer got round the lock: the row is left as that writer made it.
+    """
+    values = {**values, "updated_at": now}
+    statement = (
+        update(Message)
+        .where(Message.id == row.id, Message.status == row.status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    outcome = session.execute(statement)
+    assert isinstance(outcome, CursorResult)
+    if outcome.rowcount != 1:
+        log.warning("message %d changed status while being reconciled; left as it is", row.id)
+        session.expire(row)
+        return False
+    for name, value in values.items():  # keep the session's copy true without a second UPDATE at flush
+        set_committed_value(row, name, value)
+    return True
 
 
 def _why_obsolete(

@@ -331,3 +331,132 @@ def test_the_database_refuses_a_second_live_enrollment_of_a_plan_in_a_sequence(s
         session.commit()
         again, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)  # a cancelled one does not block
     assert again.id != first.id
+
+
+# --- reconcile never overwrites a row a dispatcher has taken (review finding) ---
+
+
+def test_a_row_claimed_since_the_session_read_it_is_history_and_reconcile_leaves_it(session: Session) -> None:
+    """The session still holds the rows as ``scheduled`` (read earlier, ``expire_on_commit=False``) when
+    ``claim_due`` takes two of them in another connection; cancelling and moving their appointments must
+    then leave those ``queued`` rows exactly as the dispatcher left them."""
+    from engage.dispatch import claim_due
+
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        first, second = plan.appointments[0], plan.appointments[1]
+        stale = rows(session, enrollment.id)  # loaded into the session as scheduled
+        what_to_expect = stale[("what-to-expect", f"appt:{first.id}")]
+        reminder = stale[("visit-reminder", f"appt:{second.id}")]
+        reminder_due = reminder.due_at
+        session.commit()
+    # The earliest row (what-to-expect), then the second visit's reminder, as a dispatcher would claim them.
+    assert claim_due(limit=1, now=what_to_expect.due_at) == [what_to_expect.id]
+    # ... and the second as if by another process too: the session's copy is not told.
+    session.execute(update(Message).where(Message.id == reminder.id).values(status=MessageStatus.QUEUED)
+                    .execution_options(synchronize_session=False))
+    session.commit()
+    assert what_to_expect.status is reminder.status is MessageStatus.SCHEDULED  # the session's copies are stale
+
+    with frozen(NOW):
+        records.set_appointment_status(session, first.id, AppointmentStatus.CANCELLED)
+        records.move_appointment(session, second.id, "2026-12-10T14:00")
+        session.commit()
+    after = rows(session, enrollment.id)
+    taken = after[("what-to-expect", f"appt:{first.id}")]
+    assert (taken.status, taken.status_reason) == (MessageStatus.QUEUED, None)
+    moved_visit = after[("visit-reminder", f"appt:{second.id}")]
+    assert (moved_visit.status, moved_visit.due_at) == (MessageStatus.QUEUED, reminder_due)
+    # Everything still pending did follow the changes.
+    assert after[("aftercare", f"appt:{first.id}")].status is MessageStatus.CANCELLED
+    assert after[("aftercare", f"appt:{second.id}")].due_at == datetime(2026, 12, 10, 21, 45, tzinfo=UTC)
+
+
+def test_reconcile_locks_the_enrollments_rows_so_no_dispatcher_can_claim_them_meanwhile(pg_url: str) -> None:
+    """On PostgreSQL reconcile holds ``FOR UPDATE`` locks on every outbox row of the enrollment until its
+    transaction ends: ``claim_due`` (``SKIP LOCKED``) passes them by and a ``NOWAIT`` locker is refused."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from engage.db import make_engine, session_factory
+    from engage.dispatch import claim_due
+
+    session = session_factory()()
+    other = make_engine(pg_url)
+    try:
+        with frozen(NOW):
+            patient, plan = setup_plan(session)
+            enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+            session.commit()
+            assert reconcile_enrollment(session, enrollment.id).changed == 0  # nothing to write, still locked
+        ids = [m.id for m in rows(session, enrollment.id).values()]
+        with frozen(NOW):
+            reconcile_enrollment(session, enrollment.id)
+        with other.connect() as conn, pytest.raises(OperationalError, match="could not obtain lock"):
+            conn.execute(text("SELECT id FROM message WHERE id = :id FOR UPDATE NOWAIT"), {"id": ids[0]})
+        assert claim_due(now=datetime(2027, 6, 1, tzinfo=UTC)) == []  # all due by then, all locked
+        session.rollback()
+        assert len(claim_due(now=datetime(2027, 6, 1, tzinfo=UTC))) == len(ids)  # the locks went with it
+    finally:
+        session.close()
+        other.dispose()
+
+
+# --- a moved or revived row starts afresh (review finding) ---
+
+
+def test_a_row_waiting_for_a_retry_that_moves_earlier_is_claimable_at_its_new_time(session: Session) -> None:
+    from engage.dispatch import claim_due
+
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        second = plan.appointments[1]
+        key = ("visit-reminder", f"appt:{second.id}")
+        reminder = rows(session, enrollment.id)[key]
+        # A transient provider failure left it scheduled with a retry at 08:00 New York the day after it was due.
+        retry_at = datetime(2026, 12, 8, 13, 0, tzinfo=UTC)
+        session.execute(update(Message).where(Message.id == reminder.id).values(
+            next_attempt_at=retry_at, attempts=2, last_error="provider timeout", error_code="timeout",
+            status_reason="retrying"))
+        records.move_appointment(session, second.id, "2026-12-05T10:00")  # three days earlier
+        session.commit()
+    moved = rows(session, enrollment.id)[key]
+    assert moved.due_at == datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
+    assert (moved.status, moved.next_attempt_at, moved.attempts, moved.last_error, moved.error_code,
+            moved.status_reason) == (MessageStatus.SCHEDULED, None, 0, None, None, None)
+    session.commit()  # let the dispatcher's connection write (SQLite)
+    assert reminder.id in claim_due(now=moved.due_at)
+
+
+def test_a_revived_row_forgets_its_earlier_attempts(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        third = plan.appointments[2]
+        key = ("visit-reminder", f"appt:{third.id}")
+        records.set_appointment_status(session, third.id, AppointmentStatus.CANCELLED)
+        row_id = rows(session, enrollment.id)[key].id
+        session.execute(update(Message).where(Message.id == row_id).values(
+            next_attempt_at=datetime(2026, 12, 30, tzinfo=UTC), attempts=3, last_error="busy", error_code="429"))
+        session.execute(update(Appointment).where(Appointment.id == third.id).values(status=AppointmentStatus.BOOKED))
+        assert reconcile_plan(session, plan.id).revived > 0
+    revived = rows(session, enrollment.id)[key]
+    assert (revived.status, revived.status_reason, revived.next_attempt_at, revived.attempts, revived.last_error,
+            revived.error_code) == (MessageStatus.SCHEDULED, None, None, 0, None, None)
+
+
+def test_a_row_that_only_changes_context_keeps_its_retry(session: Session) -> None:
+    """Same due time: the pending retry is still the one to honour (no new send, no reset)."""
+    with frozen(NOW):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        key = ("visit-reminder", f"appt:{plan.appointments[1].id}")
+        row_id = rows(session, enrollment.id)[key].id
+        retry_at = datetime(2026, 12, 8, 13, 0, tzinfo=UTC)
+        session.execute(update(Message).where(Message.id == row_id).values(
+            next_attempt_at=retry_at, attempts=1, context={"stale": True}))
+        assert reconcile_plan(session, plan.id).updated == 1
+    kept = rows(session, enrollment.id)[key]
+    assert (kept.next_attempt_at, kept.attempts) == (retry_at, 1) and "stale" not in kept.context

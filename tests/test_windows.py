@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from engage.windows import (
     QuietHours,
+    _warn_bad_setting,
     add_local_days,
+    describe_quiet_hours,
     is_quiet,
+    parse_window,
     place,
     quiet_hours_for,
     resolve_local,
@@ -44,6 +51,57 @@ def test_quiet_hours_per_channel_fall_back_to_the_default() -> None:
     assert quiet_hours_for(policy, "sms") == QuietHours(time(21, 0), time(9, 30))
     assert quiet_hours_for(policy, "email") == DEFAULT
     assert quiet_hours_for({}, "sms") == DEFAULT
+
+
+def test_a_quiet_hours_setting_is_parsed_strictly_when_written() -> None:
+    assert parse_window("20:00-08:00") == {"start": "20:00", "end": "08:00"}
+    assert parse_window(" 9:05 - 17:30 ") == {"start": "09:05", "end": "17:30"}
+    assert parse_window("Off") == {"off": True}
+    for bad, says in [
+        ("20:00-20:00", "same time; write 'off'"), ("00:00-0:00", "same time"), ("24:00-08:00", "'24:00'"),
+        ("20:00-08:60", "'08:60'"), ("20:00", "START-END"), ("20:00-", "START-END"), ("-08:00", "START-END"),
+        ("", "START-END"), ("20:00-08:00-09:00", "START-END"), ("8pm-8am", "'8pm'"), ("20.00-08.00", "'20.00'"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            parse_window(bad)
+
+
+def test_off_turns_quiet_hours_off_for_that_channel_only() -> None:
+    policy = {"sms": parse_window("off")}
+    assert quiet_hours_for(policy, "sms").empty
+    assert quiet_hours_for(policy, "email") == DEFAULT
+    assert describe_quiet_hours(policy) == {"sms": {"off": True}, "email": {"start": "20:00", "end": "08:00"}}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"sms": {"start": "21:00"}},  # an end missing: the default, never an empty window
+        {"sms": {"end": "07:00"}},
+        {"sms": {"start": "21:00", "end": ""}},
+        {"sms": {"start": "21:00", "end": "21:00"}},  # start == end without "off"
+        {"sms": {"start": "25:00", "end": "07:00"}},
+        {"sms": {"start": 2100, "end": "07:00"}},
+        {"sms": "off"},
+        {"sms": ["21:00", "07:00"]},
+        {"sms": {"off": "yes"}},
+        {"sms": {"off": True, "start": "21:00", "end": "07:00"}},
+    ],
+)
+def test_a_bad_stored_setting_falls_back_to_the_default_with_a_warning_and_never_raises(
+    stored: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    _warn_bad_setting.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="engage.windows"):
+        assert quiet_hours_for(stored, "sms") == DEFAULT
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "sms quiet hours are not valid" in caplog.text and "21:00" not in caplog.text
+    assert quiet_hours_for(stored, "email") == DEFAULT
+
+
+def test_a_policy_that_is_not_an_object_gives_the_default() -> None:
+    for policy in (None, {}, [], "20:00-08:00"):
+        assert quiet_hours_for(policy, "sms") == DEFAULT  # type: ignore[arg-type]
 
 
 def test_daytime_interval_and_empty_interval() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import click
 from sqlalchemy.orm import selectinload
@@ -12,7 +13,7 @@ from engage.cli.common import emit, json_option, table, user_errors
 from engage.cli.outcomes import outcomes
 from engage.db import session_scope
 from engage.durations import parse_duration
-from engage.models import AppointmentStatus, Patient, TreatmentPlan
+from engage.models import AppointmentStatus, Clinic, Patient, TreatmentPlan
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
@@ -24,9 +25,38 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc)) from None
 
 
+def _quiet_hours_pairs(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """``("sms=21:00-08:00", "email=off")`` -> ``{"sms": "21:00-08:00", "email": "off"}`` (checked later)."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        channel, sep, window = value.partition("=")
+        channel = channel.strip().lower()
+        if not sep or not channel:
+            raise click.BadParameter(f"write CHANNEL=START-END (e.g. sms=20:00-08:00) or CHANNEL=off, not {value!r}")
+        if channel in pairs:
+            raise click.BadParameter(f"{channel} quiet hours given twice")
+        pairs[channel] = window
+    return pairs
+
+
+def _quiet_hours_text(quiet_hours: dict[str, dict[str, Any]]) -> str:
+    return "\n".join(
+        f"  {channel}: " + ("off" if window.get("off") else f"{window['start']}-{window['end']}")
+        for channel, window in quiet_hours.items()
+    )
+
+
+def _clinic_text(data: dict[str, Any]) -> str:
+    return f"clinic {data['id']}: {data['name']} ({data['timezone']})\nquiet hours (local time):\n" + _quiet_hours_text(
+        data["quiet_hours"]
+    )
+
+
 @click.group()
 def clinic() -> None:
-    """Clinics: name, time zone, address and senders."""
+    """Clinics: name, time zone, address, senders and quiet hours."""
 
 
 @clinic.command("create")
@@ -37,17 +67,62 @@ def clinic() -> None:
 @click.option("--sms-from", help="Sender number for SMS (E.164).")
 @click.option("--phone", help="The clinic's phone number, given in HELP replies.")
 @click.option("--region", help="Two-letter country for phone numbers written without +; default ENGAGE_DEFAULT_REGION.")
+@click.option(
+    "--quiet-hours", "quiet_hours", multiple=True, callback=_quiet_hours_pairs, metavar="CHANNEL=HH:MM-HH:MM",
+    help="No messages on CHANNEL (sms or email) in this local-time window, e.g. sms=20:00-08:00, or "
+    "CHANNEL=off. Repeatable. Default for both: 20:00-08:00.",
+)
 @json_option
 @user_errors
 def clinic_create(name: str, tz: str, address: str, email: str, sms_from: str | None, phone: str | None,
-                  region: str | None) -> None:
+                  region: str | None, quiet_hours: dict[str, str]) -> None:
     """Create a clinic."""
     with session_scope() as session:
         created = records.create_clinic(
             session, name=name, timezone=tz, address=address, email=email, sms_from=sms_from, phone=phone,
-            region=region,
+            region=region, quiet_hours=quiet_hours,
         )
-    emit({"id": created.id}, f"clinic {created.id} created")
+        data = records.clinic_json(created)
+    emit(data, lambda: f"clinic {data['id']} created\n" + _clinic_text(data))
+
+
+@clinic.command("show")
+@click.argument("clinic_id", type=int)
+@json_option
+@user_errors
+def clinic_show(clinic_id: int) -> None:
+    """A clinic, with the quiet hours in force."""
+    with session_scope() as session:
+        data = records.clinic_json(records.get(session, Clinic, clinic_id))
+    emit(data, lambda: _clinic_text(data))
+
+
+@clinic.command("quiet-hours")
+@click.argument("clinic_id", type=int)
+@click.option("--sms", "sms", metavar="HH:MM-HH:MM|off", help="SMS quiet hours (local time), e.g. 20:00-08:00.")
+@click.option("--email", "email", metavar="HH:MM-HH:MM|off", help="Email quiet hours (local time), e.g. 21:00-07:00.")
+@json_option
+@user_errors
+def clinic_quiet_hours(clinic_id: int, sms: str | None, email: str | None) -> None:
+    """Change a clinic's quiet hours; pending messages of its patients move to fit.
+
+    Without --sms or --email, show the quiet hours in force.
+    """
+    given = {channel: value for channel, value in (("sms", sms), ("email", email)) if value is not None}
+    with session_scope() as session:
+        if not given:
+            data = records.clinic_json(records.get(session, Clinic, clinic_id))
+            emit(data, lambda: _clinic_text(data))
+            return
+        changed, result = records.set_quiet_hours(session, clinic_id, given)
+        data = {**records.clinic_json(changed), "changes": result.as_dict()}
+
+    def human() -> str:
+        counts = data["changes"]
+        moved = f"{counts['moved']} pending messages moved, {counts['skipped']} skipped, {counts['revived']} revived"
+        return f"clinic {data['id']} quiet hours (local time):\n{_quiet_hours_text(data['quiet_hours'])}\n{moved}"
+
+    emit(data, human)
 
 
 @click.group()
@@ -129,7 +204,9 @@ def plan_create(patient_id: int, condition: str, modality: str, first: str, sess
             session, patient_id=patient_id, condition=condition, modality=modality, first=first, sessions=sessions,
             every=every, duration=duration, reassess_every=reassess_every,
         )
-        data = {"id": created.id, "appointments": [records.appointment_json(a) for a in created.appointments]}
+        data: dict[str, Any] = {
+            "id": created.id, "appointments": [records.appointment_json(a) for a in created.appointments],
+        }
     emit(data, lambda: f"plan {data['id']} created\n" + table(data["appointments"], ["id", "start", "end", "status"]))
 
 
