@@ -7,14 +7,17 @@ so any number of beats, workers and ticks can run at once:
   transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's
   ``BEGIN IMMEDIATE`` serialises writers) and returns their ids.
 - :func:`send_one` takes a row ``queued -> sending`` (zero rows changed: someone
-  else has it), re-checks it, renders it, calls the provider and writes the
-  answer. Each of those writes is committed on its own, so a crash during the
-  provider call leaves the row in ``sending``, where :func:`reap_stale` flags it
-  ``unknown`` for staff (the provider's status callback may still resolve it):
-  it is never re-sent blindly.
+  else has it), waits for a slot in the provider's rate limit, re-checks and
+  renders the row (:mod:`engage.send_checks`), commits ``handed_at`` and calls
+  the provider, then writes the answer. Each write is committed on its own.
+- :func:`reap_stale` finds rows a dead worker left in ``sending``. Without
+  ``handed_at`` the provider never saw them: back to ``queued``, sent again.
+  With it the provider may have them: ``unknown`` for staff (the status
+  callback may still resolve it); never re-sent blindly.
 - A transient failure puts the row back to ``scheduled`` with
   ``next_attempt_at`` (exponential backoff, full jitter); the next tick claims
-  it again. Celery's countdown is never the schedule.
+  it again. Celery's countdown is never the schedule. A failure after which the
+  provider may have the message (:data:`AMBIGUOUS_CODES`) makes it ``unknown``.
 
 Logs carry message ids, statuses and error codes only: never names, numbers,
 addresses or bodies.
@@ -31,7 +34,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
-from zoneinfo import ZoneInfo
 
 import redis
 from sqlalchemy import Select, case, literal, select, update
@@ -40,35 +42,22 @@ from sqlalchemy.orm import Session
 
 from engage import clock
 from engage.config import get_settings
-from engage.consent import reachability, record_consent
+from engage.consent import record_consent
 from engage.db import session_scope
-from engage.errors import InvalidInput, NotFound
-from engage.models import (
-    Appointment,
-    AppointmentStatus,
-    Channel,
-    ConsentState,
-    EnrollmentStatus,
-    Message,
-    MessageStatus,
-    Patient,
-    PlanStatus,
-)
-from engage.planning import EnrollmentFacts, plan_messages
+from engage.models import Channel, ConsentState, Message, MessageStatus, Patient
 from engage.providers import email_provider, sms_provider
-from engage.providers.base import ConfigurationError, OutgoingEmail, OutgoingSms, ProviderError
+from engage.providers.base import ConfigurationError, OutgoingSms, ProviderError
 from engage.providers.twilio import INVALID_NUMBER as TWILIO_INVALID_NUMBER
 from engage.providers.twilio import NOT_MOBILE as TWILIO_NOT_MOBILE
 from engage.providers.twilio import UNSUBSCRIBED as TWILIO_UNSUBSCRIBED
 from engage.ratelimit import RateLimited, acquire, get_limiter
-from engage.reconcile import appointment_facts, plan_facts, policy_for
-from engage.rendering import TemplateError, message_context, render_email, render_sms
-from engage.sequences import Step, get_sequence
-from engage.windows import is_quiet, quiet_hours_for, shift_forward
+from engage.rendering import TemplateError
+from engage.send_checks import CONDITION_WORD_RULE, Decision, Ready, content_problem, render, send_time_check
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_REASON = "no answer from provider; check before resending"
+REQUEUED_REASON = "requeued: the worker stopped before calling the provider"
 #: Local providers (files, stdout) have no vendor limit to respect.
 UNLIMITED_PROVIDERS = frozenset({"outbox", "console"})
 #: Longer than this in the rate limiter's queue and the message goes back on the schedule instead.
@@ -76,7 +65,7 @@ MAX_RATE_WAIT_SECONDS = 10.0
 #: Transient errors after which the vendor may nevertheless have accepted the message (the request
 #: reached it, the answer did not reach us). Retrying could text the patient twice, so the row waits in
 #: ``unknown`` for the status callback (or a person), exactly like a worker that died mid-call.
-AMBIGUOUS_CODES = frozenset({"read_timeout", "sdk"})
+AMBIGUOUS_CODES = frozenset({"read_timeout", "connection_lost", "sdk"})
 
 
 class Outcome(enum.StrEnum):
@@ -85,11 +74,11 @@ class Outcome(enum.StrEnum):
     SENT = "sent"  # the provider accepted it
     SKIPPED = "skipped"  # not sendable now (consent, contact details, too late): status skipped
     CANCELLED = "cancelled"  # no longer wanted (appointment cancelled, unenrolled): status cancelled
-    FAILED = "failed"  # permanent error or out of attempts: status failed
+    FAILED = "failed"  # permanent error, forbidden content or out of attempts: status failed
     RETRY = "retry"  # transient error: back to scheduled, due again after ``delay``
-    DEFERRED = "deferred"  # quiet hours or a moved appointment: back to scheduled, due again after ``delay``
+    DEFERRED = "deferred"  # quiet hours, a moved appointment, not due yet: back to scheduled, due after ``delay``
     UNKNOWN = "unknown"  # the provider may have it (its answer was lost): status unknown, never resent blindly
-    NOT_MINE = "not_mine"  # the row was not ``queued``: another worker has it, or it was cancelled
+    NOT_MINE = "not_mine"  # the row was not ``queued`` (another worker has it, or it was cancelled) or was taken back
 
 
 @dataclass(frozen=True)
@@ -102,9 +91,18 @@ class SendResult:
 
 
 class ReapResult(TypedDict):
-    requeued: int  # stale ``queued`` rows whose ids the caller must enqueue again
-    unknown: int  # stale ``sending`` rows flagged ``unknown``
+    requeued: int  # stale ``queued`` rows, and ``sending`` rows never handed over, whose ids the caller enqueues
+    unknown: int  # stale ``sending`` rows handed to the provider without an answer: flagged ``unknown``
+    failed: int  # stale ``sending`` rows never handed over but out of attempts: ``failed``
     ids: list[int]  # the requeued ids
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A row this worker moved to ``sending``: its attempt number fences every later write of this worker."""
+
+    attempt: int
+    channel: Channel
 
 
 # --- claiming ------------------------------------------------------------------------------------
@@ -163,17 +161,27 @@ def claim_due(limit: int | None = None, *, now: datetime | None = None) -> list[
 def reap_stale(*, now: datetime | None = None) -> ReapResult:
     """Find rows a crashed worker or a lost broker message left behind.
 
-    ``queued`` rows older than ``stale_queued_seconds`` get a fresh ``queued_at``
-    and their ids are returned for the caller to enqueue again (``send_one`` is
-    idempotent, so a duplicate is harmless). ``sending`` rows older than
-    ``stale_sending_seconds`` with no provider id become ``unknown``: the
-    provider may have the message, so only its status callback or a person may
-    decide; they are never re-sent.
+    ``queued`` rows older than ``stale_queued_seconds`` get a fresh ``queued_at``.
+    ``sending`` rows older than ``stale_sending_seconds``:
+
+    - without ``handed_at`` (the worker died before the provider call, so the
+      provider never saw them) go back to ``queued``, or to ``failed`` when out
+      of attempts (a message that kills its worker must not loop forever);
+    - with ``handed_at`` and no provider id become ``unknown``: the provider
+      may have the message, so only its status callback or a person may
+      decide; they are never re-sent.
+
+    The ids of requeued rows are returned for the caller to enqueue again
+    (``send_one`` is idempotent, so a duplicate is harmless).
     """
     settings = get_settings()
     now = now or clock.utcnow()
     queued_cutoff = now - timedelta(seconds=settings.stale_queued_seconds)
-    sending_cutoff = now - timedelta(seconds=settings.stale_sending_seconds)
+    stale_sending = (Message.status == MessageStatus.SENDING) & (
+        Message.sending_at < now - timedelta(seconds=settings.stale_sending_seconds)
+    )
+    never_handed = (Message.status == MessageStatus.SENDING) & Message.handed_at.is_(None)
+    handed = (Message.status == MessageStatus.SENDING) & Message.handed_at.is_not(None)
     with session_scope() as session:
         ids = _take(
             session,
@@ -184,43 +192,36 @@ def reap_stale(*, now: datetime | None = None) -> ReapResult:
             {"queued_at": now, "updated_at": now},
         )
     with session_scope() as session:
+        failed = _take(
+            session,
+            select(Message.id).where(stale_sending, never_handed, Message.attempts >= settings.max_attempts),
+            never_handed,
+            {"status": MessageStatus.FAILED, "next_attempt_at": None, "error_code": "internal", "updated_at": now,
+             "status_reason": "gave up: the worker stopped before calling the provider on every attempt"},
+        )
+        unsent = _take(
+            session,
+            select(Message.id).where(stale_sending, never_handed).order_by(Message.sending_at),
+            never_handed,
+            {"status": MessageStatus.QUEUED, "status_reason": REQUEUED_REASON, "queued_at": now, "sending_at": None,
+             "updated_at": now},
+        )
+    with session_scope() as session:
         unknown = _take(
             session,
-            select(Message.id).where(
-                Message.status == MessageStatus.SENDING,
-                Message.sending_at < sending_cutoff,
-                Message.provider_message_id.is_(None),
-            ),
-            Message.status == MessageStatus.SENDING,
+            select(Message.id).where(stale_sending, handed, Message.provider_message_id.is_(None)),
+            handed,
             {"status": MessageStatus.UNKNOWN, "status_reason": UNKNOWN_REASON, "updated_at": now},
         )
-    if ids or unknown:
-        log.warning("reaper: %d queued messages re-enqueued, %d sending messages flagged unknown %s",
-                    len(ids), len(unknown), unknown[:20])
-    return {"requeued": len(ids), "unknown": len(unknown), "ids": ids}
+    if ids or unsent or unknown or failed:
+        log.warning("reaper: %d queued and %d never-handed sending messages re-enqueued, %d failed (out of "
+                    "attempts), %d handed-over sending messages flagged unknown %s",
+                    len(ids), len(unsent), len(failed), len(unknown), unknown[:20])
+    requeued = sorted(ids + unsent)
+    return {"requeued": len(requeued), "unknown": len(unknown), "failed": len(failed), "ids": requeued}
 
 
 # --- sending -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Ready:
-    """What the provider call needs, gathered while the transaction was open (none is held during the call)."""
-
-    channel: Channel
-    patient_id: int
-    payload: OutgoingSms | OutgoingEmail
-    segments: int | None
-
-
-@dataclass(frozen=True)
-class _Decision:
-    """A send-time check's verdict: a final status, or back to ``scheduled`` (new ``due_at`` or ``next_attempt_at``)."""
-
-    status: MessageStatus
-    reason: str
-    due_at: datetime | None = None
-    next_attempt_at: datetime | None = None
 
 
 def send_one(message_id: int) -> SendResult:
@@ -229,28 +230,36 @@ def send_one(message_id: int) -> SendResult:
     Returns a :class:`SendResult`. Raises ``ConfigurationError`` after putting
     the row back to ``queued`` (engage is set up wrongly: stop loudly, lose
     nothing). Any other unexpected error before the provider call puts the row
-    back on the schedule (one attempt used) and is re-raised; one during or
-    after the call leaves the row in ``sending`` for the reaper.
+    back on the schedule (one attempt used; if even that write fails, the row
+    stays in ``sending`` without ``handed_at`` and the reaper requeues it) and
+    is re-raised; one during or after the call leaves the row in ``sending``
+    for the reaper, which flags it ``unknown``.
     """
     now = clock.utcnow()
-    if not start_sending(message_id, now):
+    taken = start_sending(message_id, now)
+    if taken is None:
         log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
         return SendResult(message_id, Outcome.NOT_MINE)
+    attempt = taken.attempt
     try:
-        prepared = _prepare(message_id, now)
+        provider = sms_provider() if taken.channel is Channel.SMS else email_provider()
+        # The slot first, the checks after: a STOP, a cancellation or a move that arrives while this worker
+        # waits for its turn (up to MAX_RATE_WAIT_SECONDS) is seen. Only a commit and the HTTP call remain
+        # between the checks and the provider.
+        _wait_for_slot(taken.channel, provider.name)
+        now = clock.utcnow()
+        prepared = _prepare(message_id, now, attempt)
         if isinstance(prepared, SendResult):
             return prepared
-        provider = sms_provider() if prepared.channel is Channel.SMS else email_provider()
-        _wait_for_slot(prepared.channel, provider.name)
     except ConfigurationError:
-        release(message_id, now)
+        release(message_id, now, attempt=attempt)
         log.error("message %d: configuration error; put back to queued", message_id)
         raise
     except (RateLimited, redis.RedisError) as exc:
         wait = exc.wait if isinstance(exc, RateLimited) else get_settings().retry_base_seconds
-        return _defer(message_id, now, timedelta(seconds=wait), f"rate limit ({type(exc).__name__})")
+        return _defer(message_id, now, attempt, timedelta(seconds=wait), f"rate limit ({type(exc).__name__})")
     except Exception as exc:
-        _retry_or_fail_after_error(message_id, now, exc)
+        _retry_or_fail_after_error(message_id, now, attempt, exc)
         raise
 
     try:
@@ -259,9 +268,10 @@ def send_one(message_id: int) -> SendResult:
         else:
             accepted = provider.send_email(prepared.payload)  # type: ignore[union-attr]
     except ProviderError as exc:
-        return _provider_failed(message_id, exc, now, channel=prepared.channel, patient_id=prepared.patient_id)
+        return _provider_failed(message_id, exc, now, attempt=attempt, channel=prepared.channel,
+                                patient_id=prepared.patient_id)
     except ConfigurationError:
-        release(message_id, now)
+        release(message_id, now, attempt=attempt)
         log.error("message %d: configuration error from provider %s; put back to queued", message_id, provider.name)
         raise
     except Exception as exc:
@@ -284,24 +294,35 @@ def send_one(message_id: int) -> SendResult:
     return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
 
 
-def _prepare(message_id: int, now: datetime) -> _Ready | SendResult:
-    """Re-check the message at send time and render it; commit and return a result when it must not go."""
+def _prepare(message_id: int, now: datetime, attempt: int) -> Ready | SendResult:
+    """Re-check and render the message, then commit ``handed_at``; commit and return a result when it must not go."""
     with session_scope() as session:
         message = session.get_one(Message, message_id)
-        decision = _send_time_check(session, message, now)
+        decision = send_time_check(session, message, now)
         if decision is not None:
-            return _apply(session, message_id, now, decision)
+            return _apply(session, message_id, now, attempt, decision)
         try:
-            return _render(session, message)
+            ready = render(session, message)
         except TemplateError as exc:
             reason = str(exc)[:500]
-            finish(session, message_id, now, status=MessageStatus.FAILED, status_reason=reason,
+            finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED, status_reason=reason,
                    last_error=reason, error_code="template", next_attempt_at=None)
             log.warning("message %d failed: template error in %s", message_id, exc.template)
             return SendResult(message_id, Outcome.FAILED, reason=reason)
+        problem = content_problem(ready)
+        if problem is not None:
+            finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
+                   status_reason=problem[:500], last_error=problem[:500], error_code="content", next_attempt_at=None)
+            log.warning("message %d failed: content rule %s", message_id, CONDITION_WORD_RULE)
+            return SendResult(message_id, Outcome.FAILED, reason=problem)
+        if not hand_over(session, message_id, now, attempt):
+            log.info("message %d: taken back by the reaper before the provider call; not sent", message_id)
+            return SendResult(message_id, Outcome.NOT_MINE)
+        return ready
 
 
-def _apply(session: Session, message_id: int, now: datetime, decision: _Decision) -> SendResult:
+def _apply(session: Session, message_id: int, now: datetime, attempt: int, decision: Decision) -> SendResult:
+    """Write a send-time check's verdict; the attempt is not counted (the message was not tried)."""
     if decision.status is MessageStatus.SCHEDULED:
         values: dict[str, Any] = {"status": MessageStatus.SCHEDULED, "status_reason": decision.reason,
                                   "attempts": Message.attempts - 1, "sending_at": None}
@@ -309,126 +330,16 @@ def _apply(session: Session, message_id: int, now: datetime, decision: _Decision
             values.update(due_at=decision.due_at, next_attempt_at=None)
         if decision.next_attempt_at is not None:
             values["next_attempt_at"] = decision.next_attempt_at
-        finish(session, message_id, now, **values)
-        again = max(decision.next_attempt_at or decision.due_at or now, decision.due_at or now)
+        finish(session, message_id, now, attempt=attempt, **values)
+        again = decision.resume_at or max(decision.next_attempt_at or decision.due_at or now, decision.due_at or now)
         log.info("message %d deferred: %s", message_id, decision.reason)
         return SendResult(message_id, Outcome.DEFERRED, reason=decision.reason,
                           delay=(again - now).total_seconds())
-    finish(session, message_id, now, status=decision.status, status_reason=decision.reason, next_attempt_at=None,
-           attempts=Message.attempts - 1)
+    finish(session, message_id, now, attempt=attempt, status=decision.status, status_reason=decision.reason,
+           next_attempt_at=None, attempts=Message.attempts - 1)
     log.info("message %d %s at send time: %s", message_id, decision.status.value, decision.reason)
     outcome = Outcome.CANCELLED if decision.status is MessageStatus.CANCELLED else Outcome.SKIPPED
     return SendResult(message_id, outcome, reason=decision.reason)
-
-
-_NOT_PLANNED = object()
-
-
-def _replan(session: Session, message: Message) -> tuple[Step | None, Any]:
-    """The message's step and what planning wants for its (step, occurrence) today.
-
-    Returns ``(None, None)`` when the sequence cannot be read (then only the
-    status checks apply), ``_NOT_PLANNED`` when planning no longer wants it.
-    """
-    enrollment = message.enrollment
-    try:
-        sequence = get_sequence(enrollment.sequence_key)
-    except (InvalidInput, NotFound) as exc:
-        log.warning("message %d: sequence unreadable (%s); sending without re-planning", message.id,
-                    type(exc).__name__)
-        return None, None
-    step = next((s for s in sequence.steps if s.key == message.step_key), None)
-    if step is None:
-        return None, _NOT_PLANNED
-    plan = enrollment.plan
-    patient = message.patient
-    appointments = session.scalars(select(Appointment).where(Appointment.plan_id == plan.id)).all()
-    desired = plan_messages(
-        plan_facts(plan),
-        [appointment_facts(a) for a in appointments],
-        sequence,
-        policy_for(patient, patient.clinic),
-        EnrollmentFacts(enrollment.id, enrollment.created_at),
-    )
-    wanted = next((d for d in desired if d.key == (message.step_key, message.occurrence)), None)
-    return step, wanted if wanted is not None else _NOT_PLANNED
-
-
-def _send_time_check(session: Session, message: Message, now: datetime) -> _Decision | None:
-    """Why ``message`` must not go out now (cancelled, skipped or deferred), or None when it may.
-
-    Planning ran when the row was written; the world may have changed since
-    (an appointment cancelled or moved while the row was queued, a STOP, a
-    worker that was down until 3 a.m.), so the same rules are asked again.
-    """
-    enrollment = message.enrollment
-    if enrollment.status is not EnrollmentStatus.ACTIVE:
-        reason = "paused" if enrollment.status is EnrollmentStatus.PAUSED else f"enrollment {enrollment.status.value}"
-        return _Decision(MessageStatus.CANCELLED, reason)
-    if enrollment.plan.status is PlanStatus.CANCELLED:
-        return _Decision(MessageStatus.CANCELLED, "plan cancelled")
-    appointment = message.appointment
-    if appointment is not None and appointment.status is AppointmentStatus.CANCELLED:
-        return _Decision(MessageStatus.CANCELLED, "appointment cancelled")
-    if appointment is not None and appointment.status is AppointmentStatus.NO_SHOW:
-        return _Decision(MessageStatus.CANCELLED, "appointment no-show")
-    step, wanted = _replan(session, message)
-    if wanted is _NOT_PLANNED:
-        return _Decision(MessageStatus.CANCELLED, "no longer planned")
-    if wanted is not None and wanted.due_at != message.due_at:
-        if wanted.due_at > now:
-            return _Decision(MessageStatus.SCHEDULED, "moved with its appointment", due_at=wanted.due_at)
-        return _Decision(MessageStatus.SKIPPED, "appointment moved; the new time has passed")
-    # A message before its appointment (a reminder) is pointless once the appointment began.
-    before_visit = appointment is not None and message.due_at < appointment.start_at
-    if appointment is not None and before_visit and appointment.start_at <= now:
-        return _Decision(MessageStatus.SKIPPED, "too late: the appointment has begun")
-    patient = message.patient
-    unreachable = reachability(session, patient, message.channel)
-    if unreachable:
-        return _Decision(MessageStatus.SKIPPED, unreachable)
-    if step is None or step.quiet_hours != "ignore":
-        tz = ZoneInfo(patient.effective_timezone)
-        quiet = quiet_hours_for(patient.clinic.quiet_hours, Channel(message.channel).value)
-        if is_quiet(now, tz, quiet):
-            resume = shift_forward(now, tz, quiet)
-            if appointment is not None and before_visit and appointment.start_at <= resume:
-                return _Decision(MessageStatus.SKIPPED, "quiet hours last until the appointment")
-            return _Decision(MessageStatus.SCHEDULED, "quiet hours", next_attempt_at=resume)
-    return None
-
-
-def _render(session: Session, message: Message) -> _Ready:
-    """The provider payload for ``message``. Raises TemplateError."""
-    settings = get_settings()
-    patient = message.patient
-    clinic = patient.clinic
-    context = message_context(session, message)
-    locale = patient.locale or "en"
-    if message.channel is Channel.SMS:
-        sms = render_sms(message.template, context, locale)
-        # A clinic's own number is its sender; anything else (a messaging service) is the provider's setting.
-        sender = clinic.sms_from if clinic.sms_from and clinic.sms_from.startswith("+") else None
-        callback = f"{settings.public_url.rstrip('/')}/webhooks/twilio/status?m={message.id}"
-        payload: OutgoingSms | OutgoingEmail = OutgoingSms(
-            message_id=message.id, to=patient.phone or "", body=sms.body, sender=sender, status_callback=callback
-        )
-        return _Ready(Channel.SMS, patient.id, payload, sms.segments)
-    email = render_email(message.template, context, locale)
-    payload = OutgoingEmail(
-        message_id=message.id,
-        to=patient.email or "",
-        from_email=clinic.email_from,
-        from_name=clinic.name,
-        subject=email.subject,
-        text=email.text,
-        html=email.html,
-        # RFC 8058 one-click unsubscribe: mailbox providers show their own button for it.
-        headers={"List-Unsubscribe": f"<{context['unsubscribe_url']}>",
-                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-        categories=("engage",),
-    )
-    return _Ready(Channel.EMAIL, patient.id, payload, None)
 
 
 def _wait_for_slot(channel: Channel, provider_name: str) -> None:
@@ -440,14 +351,21 @@ def _wait_for_slot(channel: Channel, provider_name: str) -> None:
     acquire(get_limiter(settings), f"{channel.value}:{provider_name}", rate, max_wait=MAX_RATE_WAIT_SECONDS)
 
 
-def _defer(message_id: int, now: datetime, wait: timedelta, reason: str) -> SendResult:
+def _defer(message_id: int, now: datetime, attempt: int, wait: timedelta, reason: str) -> SendResult:
     """Back to ``scheduled`` without using an attempt (engage, not the message, had to wait)."""
     with session_scope() as session:
-        return _apply(session, message_id, now, _Decision(MessageStatus.SCHEDULED, reason, next_attempt_at=now + wait))
+        decision = Decision(MessageStatus.SCHEDULED, reason, next_attempt_at=now + wait)
+        return _apply(session, message_id, now, attempt, decision)
 
 
 def _provider_failed(
-    message_id: int, exc: ProviderError, now: datetime, *, channel: Channel | None = None, patient_id: int | None = None
+    message_id: int,
+    exc: ProviderError,
+    now: datetime,
+    *,
+    attempt: int | None = None,
+    channel: Channel | None = None,
+    patient_id: int | None = None,
 ) -> SendResult:
     """Write a refused send: permanent (or out of attempts) -> failed with its follow-ups; else retry later.
 
@@ -463,21 +381,23 @@ def _provider_failed(
         attempts = session.scalar(select(Message.attempts).where(Message.id == message_id)) or 0
         if not exc.permanent and exc.code in AMBIGUOUS_CODES:
             reason = f"{UNKNOWN_REASON} ({exc.code})"
-            finish(session, message_id, now, status=MessageStatus.UNKNOWN, status_reason=reason,
+            finish(session, message_id, now, attempt=attempt, status=MessageStatus.UNKNOWN, status_reason=reason,
                    last_error=error, error_code=code, next_attempt_at=None)
             results.append(SendResult(message_id, Outcome.UNKNOWN, reason=reason))
             return
         if exc.permanent or attempts >= settings.max_attempts:
             reason = exc.message if exc.permanent else f"gave up after {attempts} attempts: {exc.message}"
-            finish(session, message_id, now, status=MessageStatus.FAILED, status_reason=reason[:500],
-                   last_error=error, error_code=code, next_attempt_at=None)
+            finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
+                   status_reason=reason[:500], last_error=error, error_code=code, next_attempt_at=None)
             if exc.permanent and channel is Channel.SMS and patient_id is not None:
                 _sms_follow_up(session, patient_id, exc.code)
             results.append(SendResult(message_id, Outcome.FAILED, reason=reason))
             return
         delay = backoff_seconds(attempts, exc.retry_after)
-        finish(session, message_id, now, status=MessageStatus.SCHEDULED, status_reason=None,
-               next_attempt_at=now + timedelta(seconds=delay), last_error=error, error_code=code, sending_at=None)
+        # Nothing went out (a transient error is one the vendor certainly refused): the next try starts afresh.
+        finish(session, message_id, now, attempt=attempt, status=MessageStatus.SCHEDULED, status_reason=None,
+               next_attempt_at=now + timedelta(seconds=delay), last_error=error, error_code=code, sending_at=None,
+               handed_at=None)
         results.append(SendResult(message_id, Outcome.RETRY, reason=exc.message, delay=delay))
 
     write_with_retries(work)
@@ -495,47 +415,77 @@ def _sms_follow_up(session: Session, patient_id: int, code: str | None) -> None:
         session.execute(update(Patient).where(Patient.id == patient_id).values(phone_invalid=True))
 
 
-def _retry_or_fail_after_error(message_id: int, now: datetime, exc: Exception) -> None:
-    """An unexpected error before the provider call: nothing went out, so schedule a retry (or give up)."""
-    log.error("message %d: %s before the provider call; rescheduled", message_id, type(exc).__name__)
+def _retry_or_fail_after_error(message_id: int, now: datetime, attempt: int, exc: Exception) -> None:
+    """An unexpected error before the provider call: nothing went out, so schedule a retry (or give up).
+
+    If that write fails too (the database is gone), the row stays in
+    ``sending`` without ``handed_at``; :func:`reap_stale` requeues it later. The
+    caller re-raises ``exc`` either way.
+    """
+    log.error("message %d: %s before the provider call; rescheduling", message_id, type(exc).__name__)
     error = f"internal error before sending ({type(exc).__name__})"
-    with contextlib.suppress(Exception):
-        internal = ProviderError(error, provider="engage", code="internal", message_id=message_id)
-        _provider_failed(message_id, internal, now)
-
-
+    internal = ProviderError(error, provider="engage", code="internal", message_id=message_id)
+    try:
+        _provider_failed(message_id, internal, now, attempt=attempt)
+    except Exception as failure:  # the original error is the one to raise; this one is logged, not lost
+        log.error("message %d: could not reschedule it either (%s); it stays in sending, never handed to the "
+                  "provider, until the reaper requeues it", message_id, type(failure).__name__)
 
 
 # --- the state changes send_one commits ------------------------------------------------------
 
 
-def start_sending(message_id: int, now: datetime) -> bool:
-    """``queued -> sending`` (one more attempt). False when the row was not ``queued``."""
+def start_sending(message_id: int, now: datetime) -> Taken | None:
+    """``queued -> sending`` (one more attempt). None when the row was not ``queued``."""
     with session_scope() as session:
-        result = session.execute(
+        row = session.execute(
             update(Message)
             .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
-            .values(status=MessageStatus.SENDING, sending_at=now, attempts=Message.attempts + 1, updated_at=now)
+            .values(status=MessageStatus.SENDING, sending_at=now, handed_at=None, attempts=Message.attempts + 1,
+                    updated_at=now)
+            .returning(Message.attempts, Message.channel)
             .execution_options(synchronize_session=False)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        ).one_or_none()
+        return Taken(attempt=row.attempts, channel=row.channel) if row is not None else None
 
 
-def finish(session: Session, message_id: int, now: datetime, **values: Any) -> bool:
-    """Move our ``sending`` row to its next state; False when someone else moved it first."""
+def hand_over(session: Session, message_id: int, now: datetime, attempt: int) -> bool:
+    """Mark our ``sending`` row as about to reach the provider (``handed_at``); False when it is no longer ours.
+
+    Committed before the provider call: from then on a dead worker's row is
+    ``unknown`` to the reaper, not requeued. The attempt number fences out a
+    worker whose row the reaper already took back and gave to another.
+    """
     result = session.execute(
         update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.SENDING)
-        .values(updated_at=now, **values)
+        .where(Message.id == message_id, Message.status == MessageStatus.SENDING, Message.attempts == attempt,
+               Message.handed_at.is_(None))
+        .values(handed_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def release(message_id: int, now: datetime) -> None:
+def finish(session: Session, message_id: int, now: datetime, *, attempt: int | None = None, **values: Any) -> bool:
+    """Move our ``sending`` row to its next state; False when someone else moved it first.
+
+    ``attempt`` (from :func:`start_sending`) makes sure the row is still this
+    worker's attempt, not one the reaper requeued and another worker took.
+    """
+    stmt = update(Message).where(Message.id == message_id, Message.status == MessageStatus.SENDING)
+    if attempt is not None:
+        stmt = stmt.where(Message.attempts == attempt)
+    result = session.execute(
+        stmt.values(updated_at=now, **values).execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release(message_id: int, now: datetime, *, attempt: int | None = None) -> None:
     """``sending -> queued`` without counting the attempt (engage, not the message, was at fault)."""
     with session_scope() as session:
-        finish(session, message_id, now, status=MessageStatus.QUEUED, attempts=Message.attempts - 1, sending_at=None)
+        finish(session, message_id, now, attempt=attempt, status=MessageStatus.QUEUED,
+               attempts=Message.attempts - 1, sending_at=None, handed_at=None)
 
 
 def record_accepted(session: Session, message_id: int, now: datetime, *, provider: str, provider_message_id: str,
@@ -616,15 +566,16 @@ def tick(now: datetime | None = None) -> dict[str, int]:
     same code the workers run. Rows put back on the schedule during the pass
     (retries, quiet hours) are not due again before the pass's start time, so
     the pass ends. Returns counts: ``claimed``, one key per :class:`Outcome`
-    value (``unknown`` includes rows the reaper flagged), ``requeued`` (stale
-    ``queued`` rows sent again) and ``error`` (unexpected errors, logged; the
+    value (``unknown`` and ``failed`` include rows the reaper flagged),
+    ``requeued`` (stale rows sent again) and ``error`` (unexpected errors, logged; the
     row went back on the schedule). A ``ConfigurationError`` stops the pass.
     """
     counts = {"claimed": 0, **{o.value: 0 for o in Outcome}, "requeued": 0, "error": 0}
     with _at(now):
         cutoff = clock.utcnow()
         reaped = reap_stale()
-        counts["requeued"], counts["unknown"] = reaped["requeued"], reaped["unknown"]  # plus lost answers below
+        for key in ("requeued", "unknown", "failed"):  # plus what the pass itself finds below
+            counts[key] = reaped[key]
         batch = list(reaped["ids"])
         while True:
             for message_id in batch:

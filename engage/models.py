@@ -305,6 +305,7 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     queued_at: Mapped[datetime | None]
     sending_at: Mapped[datetime | None]
+    handed_at: Mapped[datetime | None]  # committed just before the provider call: it may have the message
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
 

@@ -9,6 +9,7 @@ fake server received and what the outbox row says.
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,7 +23,7 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from engage import clock, dispatch
+from engage import clock, dispatch, send_checks
 from engage.config import get_settings
 from engage.consent import current_consent, record_consent
 from engage.db import session_scope
@@ -43,6 +44,7 @@ from engage.models import (
 from engage.providers import reset_providers
 from engage.providers.base import ConfigurationError
 from engage.reconcile import reconcile_enrollment
+from engage.send_checks import condition_words_in
 from engage.tokens import unsubscribe_url
 from tests.fakes.provider_server import FAKE_FROM_NUMBER, FakeProviders
 
@@ -273,6 +275,7 @@ def test_sms_goes_to_twilio_with_our_id_in_the_status_callback(session: Session,
     assert stored.provider_message_id == request["sid"] == result.provider_message_id
     assert stored.segments == 2  # "ï" is not GSM-7: UCS-2, 67 characters a segment
     assert stored.sent_at == SEND_AT
+    assert stored.handed_at == SEND_AT  # committed just before the call
     assert stored.attempts == 1
 
 
@@ -343,6 +346,7 @@ def test_429_reschedules_no_earlier_than_retry_after(session: Session, fake: Fak
     assert stored.status is MessageStatus.SCHEDULED
     assert stored.next_attempt_at is not None and stored.next_attempt_at >= SEND_AT + timedelta(seconds=900)
     assert stored.error_code == "20429" and "rate limited" in (stored.last_error or "")
+    assert stored.handed_at is None  # refused: the next attempt starts afresh
     with clock.frozen(SEND_AT + timedelta(seconds=899)):
         assert claim_due() == []  # not before Retry-After
     dispatch.tick(stored.next_attempt_at)
@@ -366,15 +370,53 @@ def test_503_then_success_sends_once_on_the_next_tick(session: Session, fake: Fa
     assert stored.last_error is None and stored.next_attempt_at is None
 
 
-def test_a_dropped_connection_is_retried(session: Session, fake: FakeProviders) -> None:
+def _closed_port_url() -> str:
+    """A local URL where nothing listens: connecting is refused before a byte of the request leaves."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_a_refused_connection_is_retried(session: Session, fake: FakeProviders,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     world = make_world(session)
-    fake.add_faults("sms", [{"drop": True}])
+    monkeypatch.setenv("ENGAGE_TWILIO_API_BASE", _closed_port_url())
+    get_settings.cache_clear()
+    reset_providers()
     first = claim_and_send(world.sms_id)
     assert first.outcome is Outcome.RETRY
-    assert row(world.sms_id).error_code == "connection"
-    dispatch.tick(row(world.sms_id).next_attempt_at)
+    stored = row(world.sms_id)
+    assert stored.status is MessageStatus.SCHEDULED and stored.error_code == "connection"
+    assert stored.handed_at is None
+
+    monkeypatch.setenv("ENGAGE_TWILIO_API_BASE", fake.url)  # Twilio is reachable again
+    get_settings.cache_clear()
+    reset_providers()
+    dispatch.tick(stored.next_attempt_at)
     assert row(world.sms_id).status is MessageStatus.SENT
-    assert len(fake.sms_requests(accepted_only=True)) == 1
+    assert len(fake.sms_requests()) == 1
+
+
+@pytest.mark.parametrize("kind", ["sms", "email"])
+def test_a_connection_dropped_after_the_vendor_accepted_marks_the_row_unknown_and_it_is_not_resent(
+    session: Session, fake: FakeProviders, kind: str
+) -> None:
+    # The vendor read the whole request and queued the message; only its answer was lost. Sending again
+    # would reach the patient twice.
+    world = make_world(session)
+    message_id = world.sms_id if kind == "sms" else world.email_id
+    fake.add_faults(kind, [{"accept_then_drop": True}])
+    result = claim_and_send(message_id)
+
+    assert result.outcome is Outcome.UNKNOWN
+    stored = row(message_id)
+    assert stored.status is MessageStatus.UNKNOWN and stored.error_code == "connection_lost"
+    assert stored.handed_at == SEND_AT and "check before resending" in (stored.status_reason or "")
+    dispatch.tick(SEND_AT + timedelta(hours=1))
+    dispatch.tick(SEND_AT + timedelta(days=1))
+    assert row(message_id).status is MessageStatus.UNKNOWN
+    count = fake.count()
+    assert (count[kind], count[f"{kind}_total"]) == (1, 1)
 
 
 def test_a_lost_answer_marks_the_message_unknown_and_never_resends_it(
@@ -513,6 +555,36 @@ def test_a_configuration_error_stops_loudly_and_puts_the_row_back_in_queued(
     assert stored.status is MessageStatus.QUEUED and stored.attempts == 0
 
 
+@pytest.mark.parametrize(
+    ("kind", "setting", "fault", "expected"),
+    [
+        ("sms", ("TWILIO_AUTH_TOKEN", "revoked-token"), None, "code 20003"),
+        ("sms", None, {"status": 404}, "HTTP 404"),
+        ("email", ("SENDGRID_API_KEY", "SG.revoked"), None, "HTTP 401"),
+    ],
+)
+def test_an_account_level_refusal_stops_loudly_and_puts_the_row_back_in_queued(
+    session: Session, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch,
+    kind: str, setting: tuple[str, str] | None, fault: dict[str, int] | None, expected: str,
+) -> None:
+    if setting is not None:
+        monkeypatch.setenv(*setting)
+        get_settings.cache_clear()
+        reset_providers()
+    if fault is not None:
+        fake.add_faults(kind, [fault])
+    world = make_world(session)
+    message_id = world.sms_id if kind == "sms" else world.email_id
+    with clock.frozen(SEND_AT):
+        claim_due()
+        with pytest.raises(ConfigurationError, match=expected):
+            send_one(message_id)
+    stored = row(message_id)
+    assert stored.status is MessageStatus.QUEUED and stored.attempts == 0 and stored.handed_at is None
+    assert stored.status_reason is None and stored.error_code is None  # not the message's fault
+    assert fake.count()[kind] == 0  # nothing accepted (a refused credential is not even recorded)
+
+
 # --- send-time checks ----------------------------------------------------------------------------
 
 
@@ -597,6 +669,84 @@ def test_a_patient_without_a_phone_is_skipped(session: Session, fake: FakeProvid
     assert row(world.sms_id).status is MessageStatus.SKIPPED
 
 
+def test_a_stop_that_arrives_while_waiting_for_the_rate_limit_stops_the_sms(
+    session: Session, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = make_world(session)
+    waited: list[Channel] = []
+
+    def stop_arrives_meanwhile(channel: Channel, provider_name: str) -> None:
+        waited.append(channel)
+        with session_scope() as webhook:  # the inbound STOP, in its own transaction, during the wait
+            record_consent(webhook, world.patient_id, Channel.SMS, ConsentState.OPTED_OUT, source="sms_keyword")
+
+    monkeypatch.setattr(dispatch, "_wait_for_slot", stop_arrives_meanwhile)
+    result = claim_and_send(world.sms_id)
+
+    assert waited == [Channel.SMS]
+    assert result.outcome is Outcome.SKIPPED and result.reason == "opted out of sms"
+    stored = row(world.sms_id)
+    assert stored.status is MessageStatus.SKIPPED and stored.attempts == 0 and stored.handed_at is None
+    assert fake.sms_requests() == []
+
+
+def test_a_row_moved_later_after_it_was_claimed_goes_back_unchanged_and_is_not_sent_early(
+    session: Session, fake: FakeProviders
+) -> None:
+    world = make_world(session)
+    later = APPOINTMENT_AT + timedelta(days=2)
+    new_due = later - timedelta(hours=24)
+    with clock.frozen(SEND_AT):
+        assert world.sms_id in claim_due()
+    # A reconcile that read the row while it was still scheduled writes the move after the claim.
+    session.execute(update(Appointment).where(Appointment.id == world.appointment_id)
+                    .values(start_at=later, end_at=later + timedelta(minutes=45)))
+    session.execute(update(Message).where(Message.id == world.sms_id).values(due_at=new_due))
+    session.commit()
+    with clock.frozen(SEND_AT):
+        result = send_one(world.sms_id)
+
+    assert result.outcome is Outcome.DEFERRED and result.delay == (new_due - SEND_AT).total_seconds()
+    stored = row(world.sms_id)
+    assert stored.status is MessageStatus.SCHEDULED
+    assert (stored.due_at, stored.next_attempt_at, stored.attempts) == (new_due, None, 0)
+    assert fake.sms_requests() == []
+    dispatch.tick(new_due - timedelta(minutes=1))
+    assert fake.sms_requests() == []
+    assert dispatch.tick(new_due)["sent"] == 1
+    [sms] = fake.sms_requests()
+    assert "Friday, June 14" in sms["body"]
+
+
+def test_an_sms_naming_a_condition_fails_at_send_time_and_the_email_still_goes(
+    session: Session, fake: FakeProviders
+) -> None:
+    world = make_world(session)
+    session.execute(update(Clinic).values(name="Sciatica Relief Center"))  # goes into every SMS
+    session.commit()
+    result = claim_and_send(world.sms_id)
+
+    assert result.outcome is Outcome.FAILED
+    stored = row(world.sms_id)
+    assert stored.status is MessageStatus.FAILED and stored.error_code == "content"
+    reason = stored.status_reason or ""
+    assert reason.startswith("sms-condition-word:") and "'sciatica'" in reason
+    assert FIRST_NAME not in reason and "see you" not in reason and "Relief Center" not in reason
+    assert fake.sms_requests() == []
+    with clock.frozen(SEND_AT):  # an email is not shown on a lock screen, and must name the clinic
+        assert send_one(world.email_id).outcome is Outcome.SENT
+    dispatch.tick(SEND_AT + timedelta(days=1))
+    assert fake.sms_requests() == [] and row(world.sms_id).status is MessageStatus.FAILED
+
+
+def test_condition_words_match_whole_words_in_any_case() -> None:
+    words = ["sciatica", "dry needling", "needle", "condition", "ciática"]
+    assert condition_words_in("See you at Sciatica Relief Center.", words) == ["sciatica"]
+    assert condition_words_in("Your DRY\nneedling visit", words) == ["dry needling"]
+    assert condition_words_in("Te esperamos, CIÁTICA clínica", words) == ["ciática"]
+    assert condition_words_in("Conditioning Gym: needles, sciaticas", words) == []
+
+
 # --- the reaper ----------------------------------------------------------------------------------
 
 
@@ -606,7 +756,10 @@ def test_the_reaper_flags_stale_sending_rows_unknown_and_never_resends_them(
     world = make_world(session)
     with clock.frozen(SEND_AT):
         claim_due()
-        assert dispatch.start_sending(world.sms_id, SEND_AT)  # a worker took it, then died mid-call
+        taken = dispatch.start_sending(world.sms_id, SEND_AT)
+        assert taken is not None
+        with session_scope() as s:
+            assert dispatch.hand_over(s, world.sms_id, SEND_AT, taken.attempt)  # then died mid-call
     stale = SEND_AT + timedelta(seconds=get_settings().stale_sending_seconds + 1)
     with clock.frozen(SEND_AT + timedelta(seconds=60)):
         assert reap_stale()["unknown"] == 0  # not stale yet
@@ -629,11 +782,69 @@ def test_the_reaper_returns_stale_queued_rows_to_enqueue_again(session: Session,
     later = SEND_AT + timedelta(seconds=get_settings().stale_queued_seconds + 1)
     with clock.frozen(later):
         reaped = reap_stale()
-        assert reaped == {"requeued": 2, "unknown": 0, "ids": sorted([world.sms_id, world.email_id])}
+        assert reaped == {"requeued": 2, "unknown": 0, "failed": 0, "ids": sorted([world.sms_id, world.email_id])}
         assert reap_stale()["requeued"] == 0  # queued_at was refreshed
         assert all(send_one(i).outcome is Outcome.SENT for i in reaped["ids"])
     assert row(world.sms_id).queued_at == later
     assert len(fake.sms_requests(accepted_only=True)) == 1 and len(fake.email_requests(accepted_only=True)) == 1
+
+
+def test_a_worker_that_died_before_calling_the_provider_is_requeued_and_the_message_goes_once(
+    session: Session, fake: FakeProviders
+) -> None:
+    world = make_world(session)
+    with clock.frozen(SEND_AT):
+        claim_due()
+        assert dispatch.start_sending(world.sms_id, SEND_AT)  # a worker took it, then died rendering it
+    stale = SEND_AT + timedelta(seconds=get_settings().stale_sending_seconds + 1)
+    with clock.frozen(stale):
+        reaped = reap_stale()
+        assert reaped == {"requeued": 2, "unknown": 0, "failed": 0, "ids": sorted([world.sms_id, world.email_id])}
+        stored = row(world.sms_id)
+        assert stored.status is MessageStatus.QUEUED and stored.handed_at is None and stored.sending_at is None
+        assert [send_one(i).outcome for i in reaped["ids"]] == [Outcome.SENT, Outcome.SENT]
+    dispatch.tick(stale + timedelta(days=1))
+    assert row(world.sms_id).status is MessageStatus.SENT and row(world.sms_id).attempts == 2
+    count = fake.count()
+    assert (count["sms"], count["sms_total"]) == (1, 1)
+
+
+def test_a_message_whose_worker_dies_before_the_call_on_every_attempt_fails(
+    session: Session, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENGAGE_MAX_ATTEMPTS", "2")
+    get_settings.cache_clear()
+    world = make_world(session)
+    stale = timedelta(seconds=get_settings().stale_sending_seconds + 1)
+    with clock.frozen(SEND_AT):
+        claim_due()
+        assert dispatch.start_sending(world.sms_id, SEND_AT)
+    with clock.frozen(SEND_AT + stale):
+        assert world.sms_id in reap_stale()["ids"]
+        assert dispatch.start_sending(world.sms_id, SEND_AT + stale)  # and that worker dies too
+    with clock.frozen(SEND_AT + 2 * stale):
+        reaped = reap_stale()
+    assert reaped["failed"] == 1 and world.sms_id not in reaped["ids"]
+    stored = row(world.sms_id)
+    assert stored.status is MessageStatus.FAILED and stored.attempts == 2 and stored.error_code == "internal"
+    assert fake.sms_requests() == []
+
+
+def test_a_worker_whose_row_was_requeued_can_no_longer_hand_it_over(session: Session) -> None:
+    world = make_world(session)
+    stale = SEND_AT + timedelta(seconds=get_settings().stale_sending_seconds + 1)
+    with clock.frozen(SEND_AT):
+        claim_due()
+        slow = dispatch.start_sending(world.sms_id, SEND_AT)
+    with clock.frozen(stale):
+        reap_stale()
+        fresh = dispatch.start_sending(world.sms_id, stale)
+    assert slow is not None and fresh is not None and fresh.attempt == slow.attempt + 1
+    with session_scope() as s:
+        assert not dispatch.hand_over(s, world.sms_id, stale, slow.attempt)  # the slow worker must not send
+        assert not dispatch.finish(s, world.sms_id, stale, attempt=slow.attempt, status=MessageStatus.SKIPPED)
+        assert dispatch.hand_over(s, world.sms_id, stale, fresh.attempt)
+    assert row(world.sms_id).status is MessageStatus.SENDING and row(world.sms_id).handed_at == stale
 
 
 # --- privacy -------------------------------------------------------------------------------------
@@ -689,7 +900,7 @@ def test_an_unexpected_error_before_the_call_reschedules_the_message_and_is_rais
     def broken(*_args: object) -> dict[str, object]:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(dispatch, "message_context", broken)
+    monkeypatch.setattr(send_checks, "message_context", broken)
     with clock.frozen(SEND_AT):
         claim_due()
         with pytest.raises(RuntimeError):
@@ -702,6 +913,37 @@ def test_an_unexpected_error_before_the_call_reschedules_the_message_and_is_rais
     counts = dispatch.tick(stored.next_attempt_at)
     assert row(world.sms_id).status is MessageStatus.SENT
     assert counts["error"] == 0 and len(fake.sms_requests()) == 1
+
+
+def test_when_rescheduling_after_an_error_fails_too_the_reaper_requeues_the_row_and_it_goes_once(
+    session: Session, fake: FakeProviders, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    world = make_world(session)
+
+    def broken(*_args: object) -> dict[str, object]:
+        raise RuntimeError("a bug")
+
+    def database_gone(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("UPDATE message", {}, Exception("server closed the connection"))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(send_checks, "message_context", broken)
+        patch.setattr(dispatch, "_provider_failed", database_gone)
+        with clock.frozen(SEND_AT), caplog.at_level(logging.ERROR, logger="engage"):
+            claim_due()
+            with pytest.raises(RuntimeError):
+                send_one(world.sms_id)
+    assert "could not reschedule it either (OperationalError)" in caplog.text
+    stored = row(world.sms_id)
+    assert stored.status is MessageStatus.SENDING and stored.handed_at is None
+
+    counts = dispatch.tick(SEND_AT + timedelta(seconds=get_settings().stale_sending_seconds + 1))
+    assert counts["requeued"] == 2 and counts["sent"] == 2 and counts["unknown"] == 0
+    assert row(world.sms_id).status is MessageStatus.SENT
+    count = fake.count()
+    assert (count["sms"], count["sms_total"]) == (1, 1)
 
 
 def test_the_providers_answer_is_stored_even_when_the_first_commit_fails(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from engage.config import get_settings
+from engage.dispatch import AMBIGUOUS_CODES
 from engage.providers import (
     ConfigurationError,
     OutgoingEmail,
@@ -31,7 +33,14 @@ from engage.providers.outbox import OutboxProvider
 from engage.providers.sendgrid import SendGridEmail
 from engage.providers.twilio import TwilioSms
 from engage.sms_text import GSM7, UCS2
-from tests.fakes.provider_server import FAKE_AUTH_TOKEN, FAKE_FROM_NUMBER, FakeProviders, spawn_fake_server
+from tests.fakes.provider_server import (
+    FAKE_AUTH_TOKEN,
+    FAKE_FROM_NUMBER,
+    FAKE_SENDGRID_KEY,
+    FakeProviders,
+    fake_env,
+    spawn_fake_server,
+)
 
 PATIENT_PHONE = "+14155550123"
 PATIENT_EMAIL = "ana.garcia@example.com"
@@ -152,21 +161,38 @@ def test_twilio_timeout_is_transient_and_says_the_message_may_have_gone(fake: Fa
     assert error.code == "read_timeout"
 
 
-def test_twilio_dropped_connection_is_transient_and_not_retried(fake: FakeProviders) -> None:
-    fake.add_faults("sms", [{"drop": True}])
+@pytest.mark.parametrize("fault", [{"drop": True}, {"accept_then_drop": True}])
+def test_twilio_connection_lost_after_the_request_is_ambiguous_and_not_retried(
+    fake: FakeProviders, fault: dict[str, bool]
+) -> None:
+    # Twilio read the whole request (and, the second time, queued the SMS): we cannot know, so never "retry".
+    fake.add_faults("sms", [fault])
     error = send_sms_error()
-    assert error.permanent is False and error.code == "connection"
-    assert len(fake.sms_requests()) == 1
+    assert error.permanent is False and error.code == "connection_lost" and error.code in AMBIGUOUS_CODES
+    assert "may have been accepted" in str(error)
+    assert len(fake.sms_requests()) == 1  # the SDK did not retry either
+    assert fake.count()["sms"] == (1 if "accept_then_drop" in fault else 0)
 
 
-def test_twilio_unreachable_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
-    with FakeProviders() as server:
-        env = server.env()
-    for name, value in env.items():  # the server is gone: nothing listens there now
+def _nothing_listening(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: connecting is refused
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    for name, value in fake_env(url).items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
+
+
+def test_twilio_unreachable_is_transient_and_safe_to_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    _nothing_listening(monkeypatch)
     error = send_sms_error()
-    assert error.permanent is False and error.code in {"connection", "connect_timeout"}
+    assert error.permanent is False and error.code == "connection" and error.code not in AMBIGUOUS_CODES
+
+
+def test_sendgrid_unreachable_is_transient_and_safe_to_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    _nothing_listening(monkeypatch)
+    error = send_email_error()
+    assert error.permanent is False and error.code == "connection" and error.code not in AMBIGUOUS_CODES
 
 
 @pytest.mark.parametrize("code", [21610, 21211, 21614])
@@ -187,9 +213,27 @@ def test_twilio_magic_test_numbers_fail_permanently(fake: FakeProviders, number:
 
 
 def test_twilio_other_client_errors_are_permanent(fake: FakeProviders) -> None:
-    fake.add_faults("sms", [{"status": 403, "code": 20003}])
+    fake.add_faults("sms", [{"status": 403, "code": 21408}])  # no permission to send to that region
     error = send_sms_error()
-    assert error.permanent is True and error.status == 403
+    assert error.permanent is True and error.status == 403 and error.code == "21408"
+
+
+def test_twilio_refused_credentials_are_a_configuration_error(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "revoked-token")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigurationError, match="authentication failed") as caught:
+        sms_provider().send_sms(sms())
+    assert "HTTP 401" in str(caught.value) and "code 20003" in str(caught.value)
+    assert PATIENT_PHONE not in str(caught.value) and "revoked-token" not in str(caught.value)
+
+
+@pytest.mark.parametrize("fault", [{"status": 401}, {"status": 403, "code": 20003}, {"status": 404}])
+def test_twilio_account_level_errors_are_configuration_errors(fake: FakeProviders, fault: dict[str, int]) -> None:
+    fake.add_faults("sms", [fault])
+    with pytest.raises(ConfigurationError, match="TWILIO_ACCOUNT_SID"):
+        sms_provider().send_sms(sms())
 
 
 # -- SendGrid -------------------------------------------------------------
@@ -217,11 +261,26 @@ def test_email_reaches_sendgrid_with_both_parts_headers_and_our_id(fake: FakePro
     assert accepted.provider_message_id == received["sg_message_id"]
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 413])
+@pytest.mark.parametrize("status", [400, 403, 413])
 def test_sendgrid_rejections_are_permanent(fake: FakeProviders, status: int) -> None:
     fake.add_faults("email", [{"status": status}])
     error = send_email_error()
     assert error.permanent is True and error.status == status and error.message_id == 42
+
+
+def test_sendgrid_refused_api_key_is_a_configuration_error(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.revoked")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigurationError, match="SENDGRID_API_KEY") as caught:
+        email_provider().send_email(email())
+    assert "HTTP 401" in str(caught.value) and "SG.revoked" not in str(caught.value)
+    fake.add_faults("email", [{"status": 401}])
+    monkeypatch.setenv("SENDGRID_API_KEY", FAKE_SENDGRID_KEY)
+    get_settings.cache_clear()
+    with pytest.raises(ConfigurationError):  # the same 401, whatever made the key stop working
+        email_provider().send_email(email())
 
 
 def test_sendgrid_invalid_address_is_permanent(fake: FakeProviders) -> None:
@@ -247,6 +306,15 @@ def test_sendgrid_timeout_is_transient(fake: FakeProviders) -> None:
     fake.add_faults("email", [{"delay": 1.5}])
     error = send_email_error()
     assert error.permanent is False and error.code == "read_timeout"
+
+
+@pytest.mark.parametrize("fault", [{"drop": True}, {"accept_then_drop": True}])
+def test_sendgrid_connection_lost_after_the_request_is_ambiguous(fake: FakeProviders, fault: dict[str, bool]) -> None:
+    fake.add_faults("email", [fault])
+    error = send_email_error()
+    assert error.permanent is False and error.code == "connection_lost" and error.code in AMBIGUOUS_CODES
+    assert len(fake.email_requests()) == 1
+    assert fake.count()["email"] == (1 if "accept_then_drop" in fault else 0)
 
 
 def test_outage_answers_503_until_it_ends(fake: FakeProviders) -> None:

@@ -7,8 +7,8 @@ vendor API call and returns :class:`Accepted` with the vendor's id, or raises:
   (invalid number, unsubscribed recipient, rejected payload);
 - :class:`ProviderError` with ``permanent=False`` when it might (429, 5xx,
   timeouts, connection errors), with ``retry_after`` when the vendor said when;
-- :class:`ConfigurationError` when engage itself is set up wrongly (missing
-  credentials, unknown provider name). The dispatcher must let it stop the
+- :class:`ConfigurationError` when engage itself is set up wrongly (missing or
+  refused credentials, no such account, unknown provider name). The dispatcher must let it stop the
   process loudly: retrying or failing messages one by one would burn the outbox.
 
 Neither error ever carries a phone number, an email address or a message body:
@@ -65,9 +65,10 @@ class ProviderError(Exception):
     ``permanent``: retrying cannot help; mark the message failed.
     ``retry_after``: seconds the vendor asked us to wait (429), or None.
     ``status`` / ``code``: HTTP status and vendor error code (Twilio's ``21610``)
-    or our own short tag for transport failures (``timeout``, ``connect_timeout``,
-    ``read_timeout``, ``connection``). ``read_timeout`` means the request may have
-    reached the vendor: the message may have been accepted.
+    or our own short tag for transport failures: ``connection`` / ``connect_timeout``
+    when nothing was sent (refused, DNS, connect timeout; safe to retry);
+    ``read_timeout`` / ``connection_lost`` when the request may have reached the
+    vendor and the message may have been accepted (never retry blindly).
     ``response_excerpt`` is scrubbed of addresses and numbers before it is kept.
     """
 

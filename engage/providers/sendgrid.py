@@ -6,7 +6,15 @@ and tests can point the real SDK at a local fake. Our message id rides along as
 webhook, so the webhook finds the row without trusting SendGrid's id.
 
 The SDK (python-http-client over urllib) never retries; retrying is the
-dispatcher's decision.
+dispatcher's decision. urllib tells us when a transport failure happened:
+while connecting or writing the request it raises ``URLError`` (SendGrid has
+no complete request: ``connection`` / ``connect_timeout``, safe to retry);
+while waiting for or reading the answer the raw ``OSError`` /
+``http.client.HTTPException`` comes through (SendGrid may have accepted the
+email: ``read_timeout`` / ``connection_lost``, never retried blindly).
+
+A 401 (the API key was refused) is a :class:`ConfigurationError`: every email
+would fail the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from engage.providers.base import Accepted, ConfigurationError, OutgoingEmail, P
 logging.getLogger("python_http_client.client").setLevel(logging.INFO)
 
 CUSTOM_ARG = "engage_message_id"
-PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 413})
+PERMANENT_STATUSES = frozenset({400, 403, 404, 413})
 
 
 class SendGridEmail:
@@ -71,18 +79,21 @@ class SendGridEmail:
                 message_id=msg.message_id,
             ) from exc
         except urllib.error.URLError as exc:
+            # urllib raises URLError only around connecting and writing the request (do_open): nothing complete
+            # reached SendGrid.
             timed_out = isinstance(exc.reason, (TimeoutError, socket.timeout))
             raise ProviderError(
-                "connect timeout" if timed_out else "connection error",
+                "connect timeout" if timed_out else "connection error (nothing was sent)",
                 provider=self.name,
                 code="connect_timeout" if timed_out else "connection",
                 message_id=msg.message_id,
             ) from None
         except (OSError, http.client.HTTPException) as exc:
+            # Reading the answer failed (RemoteDisconnected, a reset, a truncated body): SendGrid had the request.
             raise ProviderError(
-                f"connection error ({type(exc).__name__})",
+                f"connection lost after the request ({type(exc).__name__}); the message may have been accepted",
                 provider=self.name,
-                code="connection",
+                code="connection_lost",
                 message_id=msg.message_id,
             ) from None
         provider_id = _header(response.headers, "X-Message-Id")
@@ -115,7 +126,10 @@ def _header(headers: Any, name: str) -> str | None:
 
 
 def _classify_http(exc: HTTPError, message_id: int) -> ProviderError:
+    """A ProviderError for SendGrid's error answer; raises ConfigurationError when the API key was refused."""
     status = int(exc.status_code)
+    if status == 401:
+        raise ConfigurationError("sendgrid: the API key was refused (HTTP 401); check SENDGRID_API_KEY")
     excerpt = _error_excerpt(exc.body)
     if status == 429:
         retry_after = parse_retry_after(_header(exc.headers, "Retry-After"))

@@ -7,11 +7,22 @@ so staging and tests can point the real SDK at a local fake over real HTTP.
 The SDK's HTTP client does not retry by default; we still pin ``max_retries=0``
 on both schemes, because a retried POST after a lost response is a second SMS.
 Retrying is the dispatcher's decision, made with the outbox row in hand.
+
+Transport failures are told apart by *when* they happened. Before a byte of
+the request left (connection refused, DNS, connect timeout) Twilio cannot have
+the message: ``connection`` / ``connect_timeout``, safe to retry. After (the
+connection dropped or timed out while we waited for the answer) Twilio may have
+read the request and queued the SMS: ``read_timeout`` / ``connection_lost``,
+which the dispatcher must not retry blindly.
+
+Account-level answers (401 / error 20003: bad credentials; 404: no such
+account) are :class:`ConfigurationError`: every message would fail the same way.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from typing import Any, ClassVar
 
@@ -21,6 +32,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from engage.config import Settings
 from engage.providers.base import (
@@ -38,6 +50,8 @@ DEFAULT_API_BASE = "https://api.twilio.com"
 UNSUBSCRIBED = "21610"
 INVALID_NUMBER = "21211"
 NOT_MOBILE = "21614"
+#: "Authenticate": the account SID / auth token pair was refused.
+AUTHENTICATION_FAILED = "20003"
 
 
 class _RecordingHttpClient(TwilioHttpClient):
@@ -107,6 +121,14 @@ class TwilioSms:
             created = self._client.messages.create(**kwargs)
         except (TwilioRestException, TwilioServiceException) as exc:
             raise self._classify_rest(exc, msg.message_id) from None
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
+            raise ConfigurationError(
+                f"twilio: the API base URL is not usable ({type(exc).__name__}); check ENGAGE_TWILIO_API_BASE"
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise _transport_error(exc, msg.message_id) from None
         except TwilioException as exc:
@@ -121,9 +143,21 @@ class TwilioSms:
         return Accepted(provider_message_id=str(created.sid), status="sent")
 
     def _classify_rest(self, exc: TwilioRestException | TwilioServiceException, message_id: int) -> ProviderError:
+        """A ProviderError for Twilio's error answer; raises ConfigurationError for an account-level one."""
         status = int(exc.status)
         code = str(exc.code) if exc.code is not None else None
         excerpt = _error_excerpt(self._http.last_text())
+        if status == 401 or code == AUTHENTICATION_FAILED:
+            raise ConfigurationError(
+                f"twilio: authentication failed (HTTP {status}, code {code}); "
+                "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+            )
+        if status == 404:
+            # The only resource we POST to is the account's Messages list: a 404 is a wrong account or base URL.
+            raise ConfigurationError(
+                f"twilio: the account's Messages resource was not found (HTTP 404, code {code}); "
+                "check TWILIO_ACCOUNT_SID and ENGAGE_TWILIO_API_BASE"
+            )
         if status == 429:
             return ProviderError(
                 "rate limited",
@@ -178,15 +212,32 @@ def _error_excerpt(text: str) -> str:
 
 
 def _transport_error(exc: requests.exceptions.RequestException, message_id: int) -> ProviderError:
-    """Timeouts and connection failures: transient. A read timeout may mean Twilio accepted the message."""
+    """Classify a transport failure by whether Twilio may have received the request (see the module docstring)."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         code, text = "connect_timeout", "connect timeout"
     elif isinstance(exc, requests.exceptions.ReadTimeout):
         code, text = "read_timeout", "read timeout (the message may have been accepted)"
-    elif isinstance(exc, requests.exceptions.Timeout):
-        code, text = "timeout", "timeout"
-    elif isinstance(exc, requests.exceptions.ConnectionError):
-        code, text = "connection", "connection error"
+    elif isinstance(exc, requests.exceptions.ConnectionError) and _never_connected(exc):
+        code, text = "connection", "connection error (nothing was sent)"
     else:
-        code, text = "transport", f"transport error ({type(exc).__name__})"
+        # Dropped or reset while waiting for the answer, a broken response body, anything else once
+        # connected: Twilio may have read the whole request and queued the SMS.
+        code = "connection_lost"
+        text = f"connection lost after the request ({type(exc).__name__}); the message may have been accepted"
     return ProviderError(text, provider=TwilioSms.name, code=code, message_id=message_id)
+
+
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the failure happened before a connection existed, so no request byte was sent.
+
+    requests wraps urllib3's ``MaxRetryError`` whose ``reason`` says what went
+    wrong: ``NewConnectionError`` (refused, unreachable, DNS: its subclass
+    ``NameResolutionError``), a connect timeout, or a certificate the TLS
+    handshake refused. A drop after the request went out arrives as a bare
+    ``ProtocolError`` instead.
+    """
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
+        return True
+    cause = reason.args[0] if reason is not None and reason.args else None
+    return isinstance(cause, ssl.SSLCertVerificationError)

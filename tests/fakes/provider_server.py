@@ -17,7 +17,8 @@ or ``with spawn_fake_server() as fake:`` which starts that process and returns a
 - ``GET  /_fake/requests?kind=sms|email[&accepted=1]`` JSON list of what arrived
 - ``GET  /_fake/count`` accepted / total / distinct message ids / duplicate ids per kind
 - ``POST /_fake/faults`` ``{"kind": "sms", "responses": [{"status": 429, "retry_after": 1},
-  {"status": 503}, {"status": 400, "code": 21211}, {"delay": 15}, {"drop": true}]}``
+  {"status": 503}, {"status": 400, "code": 21211}, {"delay": 15}, {"drop": true},
+  {"accept_then_drop": true}]}``
   queues answers for the next requests of that kind (shared by all clients,
   first come first served); ``{"kind": "email", "outage_until": <epoch>}`` or
   ``{"kind": "email", "outage_seconds": 60}`` answers 503 until then.
@@ -29,7 +30,9 @@ or ``with spawn_fake_server() as fake:`` which starts that process and returns a
 Vendor endpoints: ``POST /2010-04-01/Accounts/{sid}/Messages.json`` (form, Basic
 auth; 201 with a Message resource and an ``SM…`` sid) and ``POST /v3/mail/send``
 (JSON, Bearer auth; 202 with ``X-Message-Id``). Errors are shaped like the
-vendors'. Twilio's magic test numbers work as recipients: ``+15005550001``
+vendors'. Credentials are checked like the vendors do: anything but
+``FAKE_ACCOUNT_SID`` / ``FAKE_AUTH_TOKEN`` gets Twilio's 401 (code 20003),
+anything but ``FAKE_SENDGRID_KEY`` SendGrid's 401. Twilio's magic test numbers work as recipients: ``+15005550001``
 invalid (21211), ``+15005550004`` unsubscribed (21610), ``+15005550009`` not a
 mobile (21614) — handy when many workers share one fault queue.
 
@@ -40,8 +43,11 @@ or ``id``, else its last all-digit path segment) and from SendGrid
 A fault entry: ``status`` (HTTP status to answer; 2xx or absent means accept),
 ``code`` (Twilio error code), ``retry_after`` (seconds, sent as Retry-After),
 ``delay`` (seconds to wait first; the request is still processed, like a vendor
-that accepted a message whose response was lost), ``drop`` (close the
-connection without an answer; nothing is recorded as accepted).
+that accepted a message whose response was lost), ``drop`` (read the request,
+then close the connection without an answer; nothing is recorded as accepted),
+``accept_then_drop`` (accept the message, recorded and counted like any other,
+then close the connection without an answer: the vendor has it, the client
+never hears so).
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ MAGIC_RECIPIENTS: dict[str, int] = {"+15005550001": 21211, "+15005550004": 21610
 
 TWILIO_ERRORS: dict[int, str] = {
     20003: "Authenticate",
+    20404: "The requested resource {path} was not found",
     20429: "Too Many Requests",
     20500: "An internal server error has occurred",
     20503: "Service unavailable",
@@ -93,7 +100,7 @@ TWILIO_ERRORS: dict[int, str] = {
     21610: "Attempt to send to unsubscribed recipient",
     21614: "'To' number {to} is not a valid mobile number",
 }
-_TWILIO_CODE_FOR_STATUS = {401: 20003, 429: 20429, 500: 20500, 503: 20503}
+_TWILIO_CODE_FOR_STATUS = {401: 20003, 404: 20404, 429: 20429, 500: 20500, 503: 20503}
 
 
 class FakeState:
@@ -293,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- Twilio -------------------------------------------------------------
     def _twilio_error(self, status: int, code: int | None, to: str = "", retry_after: float | None = None) -> None:
         code = code or _TWILIO_CODE_FOR_STATUS.get(status, 20500 if status >= 500 else 21600)
-        message = TWILIO_ERRORS.get(code, "Error").format(to=to)
+        message = TWILIO_ERRORS.get(code, "Error").format(to=to, path=urlsplit(self.path).path)
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
         payload = {
             "code": code,
@@ -305,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _twilio(self, sid: str, raw: bytes) -> None:
         credentials = _basic_credentials(self.headers.get("Authorization"))
-        if credentials is None or credentials[0] != sid:
+        if credentials is None or credentials[0] != sid or credentials != (FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN):
             self._twilio_error(401, 20003)
             return
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()}
@@ -364,6 +371,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "ApiVersion": "2010-04-01",
             }
             self.server.callbacks.enqueue(form["StatusCallback"], credentials[1], params, statuses)
+        if answer.get("accept_then_drop"):
+            self._drop()  # the SMS is queued at the vendor (callbacks and all); only its answer is lost
+            return
         self._send(
             201,
             {
@@ -407,7 +417,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _sendgrid(self, raw: bytes) -> None:
         auth = self.headers.get("Authorization") or ""
-        if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
+        if auth != f"Bearer {FAKE_SENDGRID_KEY}":
             self._sendgrid_error(401, "The provided authorization grant is invalid, expired, or revoked")
             return
         try:
@@ -443,6 +453,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.state.record(
             {**entry, "status": 202, "accepted": True, "sg_message_id": sg_id, "fault": answer or None}
         )
+        if answer.get("accept_then_drop"):
+            self._drop()  # the email is accepted; its answer is lost
+            return
         self._send(202, None, {"X-Message-Id": sg_id})
 
 
