@@ -146,7 +146,7 @@ def test_reap_stale_reenqueues_lost_queued_rows_and_never_resends_stale_sending_
                         .values(status=MessageStatus.QUEUED, queued_at=long_ago))
         session.execute(update(Message).where(Message.id == stuck)
                         .values(status=MessageStatus.SENDING, sending_at=long_ago, handed_at=long_ago, attempts=1))
-    assert reap_stale.delay().get(timeout=30) == {"requeued": 1, "unknown": 1}
+    assert reap_stale.delay().get(timeout=30) == {"requeued": 1, "unknown": 1, "failed": 0}
     _wait_sent(lost)
     assert _status(stuck).status is MessageStatus.UNKNOWN
     outbox = Path(get_settings().outbox_dir)

@@ -48,8 +48,11 @@ def send_message(message_id: int) -> str:
 
 @app.task(name="engage.reap_stale")
 def reap_stale() -> dict[str, int]:
-    """Re-enqueue stale ``queued`` rows; stale ``sending`` rows become ``unknown`` (never re-sent)."""
+    """Re-enqueue stale ``queued`` rows and ``sending`` rows never handed to the provider.
+
+    A stale ``sending`` row that was handed over becomes ``unknown``: it may be out, so it is never re-sent.
+    """
     result = dispatch.reap_stale()
     for message_id in result["ids"]:
         send_message.delay(message_id)
-    return {"requeued": result["requeued"], "unknown": result["unknown"]}
+    return {"requeued": result["requeued"], "unknown": result["unknown"], "failed": result["failed"]}
