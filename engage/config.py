@@ -47,18 +47,12 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = 10.0
 
     # Content
+    #: Words no SMS may contain (minimum necessary): the condition and the treatment, in every shipped locale.
     condition_words: list[str] = Field(
         default_factory=lambda: [
-            "sciatica",
-            "dry needling",
-            "needling",
-            "needle",
-            "diagnosis",
-            "condition",
-            "ciática",
-            "ciatica",
-            "punción seca",
-            "puncion seca",
+            "sciatica", "ciática", "ciatica",
+            "dry needling", "needling", "needle",
+            "punción seca", "puncion seca", "aguja",
         ]
     )
 

@@ -8,8 +8,9 @@ A template fails on:
 - ``sms-lookalike``: an SMS holding a non-GSM character with a GSM look-alike
   (curly quote, no-break space, dash, ellipsis...), in its output or its source;
   we would replace it, but the author should see what they typed;
-- ``sms-condition-word``: an SMS naming a condition or treatment (``settings.condition_words``),
-  which a lock screen shows to anyone (HIPAA minimum necessary);
+- ``sms-condition-word``: an SMS naming a condition or treatment (``settings.condition_words``,
+  at the start of a word, so "needles" for "needle"; :mod:`engage.condition_words`, the
+  rule the send path applies too), which a lock screen shows to anyone (HIPAA minimum necessary);
 - ``email-clinic-name``, ``email-address``, ``email-unsubscribe``: the text or HTML
   part of an email lacks the clinic's name, postal address or unsubscribe link
   (CAN-SPAM requires the last two).
@@ -25,15 +26,15 @@ from typing import Any
 
 from markupsafe import escape
 
+from engage.condition_words import CONDITION_WORD_RULE, condition_words_in
 from engage.config import get_settings
+from engage.message_context import SAMPLE_START, sample_context
 from engage.rendering import (
-    SAMPLE_START,
     TemplateError,
     finish_sms,
     render_email,
     render_sms_raw,
     resolve_template,
-    sample_context,
     template_locales,
     template_names,
     templates_root,
@@ -140,12 +141,10 @@ def _check_sms(report: Report, root: Path, name: str, locale: str, words: list[s
                         "sms-segments",
                         f"{segments} segments ({encoding}, {units} units) with sample data; at most {MAX_SEGMENTS}",
                     )
-                folded = body.casefold()
-                for word in words:
-                    if word.casefold() in folded:
-                        report.add(
-                            file, "sms-condition-word", f"mentions {word!r}; SMS must not name a condition or treatment"
-                        )
+                for word in condition_words_in(body, words):
+                    report.add(
+                        file, CONDITION_WORD_RULE, f"mentions {word!r}; SMS must not name a condition or treatment"
+                    )
 
 
 def _contains(text: str, needle: str, html: bool) -> bool:

@@ -9,7 +9,8 @@ so any number of beats, workers and ticks can run at once:
 - :func:`send_one` takes a row ``queued -> sending`` (zero rows changed: someone
   else has it), waits for a slot in the provider's rate limit, re-checks and
   renders the row (:mod:`engage.send_checks`), commits ``handed_at`` and calls
-  the provider, then writes the answer. Each write is committed on its own.
+  the provider, then writes the answer. Each write is committed on its own;
+  the row writes themselves are in :mod:`engage.outbox_rows`.
 - :func:`reap_stale` finds rows a dead worker left in ``sending``. Without
   ``handed_at`` the provider never saw them: back to ``queued``, sent again.
   With it the provider may have them: ``unknown`` for staff (the status
@@ -29,22 +30,22 @@ import contextlib
 import enum
 import logging
 import random
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 import redis
-from sqlalchemy import Select, case, literal, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from engage import clock
+from engage.condition_words import CONDITION_WORD_RULE
 from engage.config import get_settings
 from engage.consent import record_consent
 from engage.db import session_scope
 from engage.models import Channel, ConsentState, Message, MessageStatus, Patient
+from engage.outbox_rows import finish, hand_over, record_accepted, release, start_sending, write_with_retries
 from engage.providers import email_provider, sms_provider
 from engage.providers.base import ConfigurationError, OutgoingSms, ProviderError
 from engage.providers.twilio import INVALID_NUMBER as TWILIO_INVALID_NUMBER
@@ -52,7 +53,7 @@ from engage.providers.twilio import NOT_MOBILE as TWILIO_NOT_MOBILE
 from engage.providers.twilio import UNSUBSCRIBED as TWILIO_UNSUBSCRIBED
 from engage.ratelimit import RateLimited, acquire, get_limiter
 from engage.rendering import TemplateError
-from engage.send_checks import CONDITION_WORD_RULE, Decision, Ready, content_problem, render, send_time_check
+from engage.send_checks import Decision, Ready, content_problem, render, send_time_check
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +96,6 @@ class ReapResult(TypedDict):
     unknown: int  # stale ``sending`` rows handed to the provider without an answer: flagged ``unknown``
     failed: int  # stale ``sending`` rows never handed over but out of attempts: ``failed``
     ids: list[int]  # the requeued ids
-
-
-@dataclass(frozen=True)
-class Taken:
-    """A row this worker moved to ``sending``: its attempt number fences every later write of this worker."""
-
-    attempt: int
-    channel: Channel
 
 
 # --- claiming ------------------------------------------------------------------------------------
@@ -432,87 +425,7 @@ def _retry_or_fail_after_error(message_id: int, now: datetime, attempt: int, exc
                   "provider, until the reaper requeues it", message_id, type(failure).__name__)
 
 
-# --- the state changes send_one commits ------------------------------------------------------
-
-
-def start_sending(message_id: int, now: datetime) -> Taken | None:
-    """``queued -> sending`` (one more attempt). None when the row was not ``queued``."""
-    with session_scope() as session:
-        row = session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
-            .values(status=MessageStatus.SENDING, sending_at=now, handed_at=None, attempts=Message.attempts + 1,
-                    updated_at=now)
-            .returning(Message.attempts, Message.channel)
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
-        return Taken(attempt=row.attempts, channel=row.channel) if row is not None else None
-
-
-def hand_over(session: Session, message_id: int, now: datetime, attempt: int) -> bool:
-    """Mark our ``sending`` row as about to reach the provider (``handed_at``); False when it is no longer ours.
-
-    Committed before the provider call: from then on a dead worker's row is
-    ``unknown`` to the reaper, not requeued. The attempt number fences out a
-    worker whose row the reaper already took back and gave to another.
-    """
-    result = session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.SENDING, Message.attempts == attempt,
-               Message.handed_at.is_(None))
-        .values(handed_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def finish(session: Session, message_id: int, now: datetime, *, attempt: int | None = None, **values: Any) -> bool:
-    """Move our ``sending`` row to its next state; False when someone else moved it first.
-
-    ``attempt`` (from :func:`start_sending`) makes sure the row is still this
-    worker's attempt, not one the reaper requeued and another worker took.
-    """
-    stmt = update(Message).where(Message.id == message_id, Message.status == MessageStatus.SENDING)
-    if attempt is not None:
-        stmt = stmt.where(Message.attempts == attempt)
-    result = session.execute(
-        stmt.values(updated_at=now, **values).execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def release(message_id: int, now: datetime, *, attempt: int | None = None) -> None:
-    """``sending -> queued`` without counting the attempt (engage, not the message, was at fault)."""
-    with session_scope() as session:
-        finish(session, message_id, now, attempt=attempt, status=MessageStatus.QUEUED,
-               attempts=Message.attempts - 1, sending_at=None, handed_at=None)
-
-
-def record_accepted(session: Session, message_id: int, now: datetime, *, provider: str, provider_message_id: str,
-                    segments: int | None) -> None:
-    """Store what the provider accepted. A status callback may have got there first: it keeps its status and error."""
-    ours = Message.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN])
-
-    def unless_called_back(value: Any, column: Any) -> Any:
-        return case((ours, literal(value)), else_=column)
-
-    session.execute(
-        update(Message)
-        .where(Message.id == message_id)
-        .values(
-            provider=provider,
-            provider_message_id=provider_message_id,
-            segments=segments,
-            sent_at=now,
-            updated_at=now,
-            next_attempt_at=None,
-            last_error=unless_called_back(None, Message.last_error),
-            error_code=unless_called_back(None, Message.error_code),
-            status=unless_called_back(MessageStatus.SENT.value, Message.status),
-            status_reason=unless_called_back(None, Message.status_reason),
-        )
-        .execution_options(synchronize_session=False)
-    )
+# --- backoff -------------------------------------------------------------------------------------
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -526,24 +439,6 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
-
-
-def write_with_retries(work: Callable[[Session], None], *, tries: int = 6, pause: float = 0.2) -> None:
-    """Commit ``work`` in a transaction, retrying on database errors (a locked SQLite, a dropped connection).
-
-    Used for writing a provider's answer: the message is out, so losing that
-    record would make the reaper flag a delivered message ``unknown``.
-    """
-    for attempt in range(1, tries + 1):
-        try:
-            with session_scope() as session:
-                work(session)
-            return
-        except (OperationalError, InterfaceError):
-            if attempt == tries:
-                raise
-            log.warning("database error writing a send result; retry %d of %d", attempt, tries - 1)
-            time.sleep(pause * 2 ** (attempt - 1))
 
 
 # --- tick ----------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@
 - :func:`content_problem` refuses an SMS whose real rendered body names a
   condition or treatment (``settings.condition_words``): a lock screen shows it
   to anyone. ``engage templates check`` catches this in a template with sample
-  data; only here do the real clinic name and the patient's data go in.
+  data, by the same rule (:mod:`engage.condition_words`); only here do the real
+  clinic name and the patient's data go in.
 
 All of it reads; the dispatcher writes. Nothing here logs patient data.
 """
@@ -16,19 +17,19 @@ All of it reads; the dispatcher writes. Nothing here logs patient data.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engage.condition_words import CONDITION_WORD_RULE, condition_words_in
 from engage.config import get_settings
 from engage.consent import reachability
 from engage.errors import InvalidInput, NotFound
+from engage.message_context import message_context
 from engage.models import (
     Appointment,
     AppointmentStatus,
@@ -41,15 +42,11 @@ from engage.models import (
 from engage.planning import EnrollmentFacts, plan_messages
 from engage.providers.base import OutgoingEmail, OutgoingSms
 from engage.reconcile import appointment_facts, plan_facts, policy_for
-from engage.rendering import message_context, render_email, render_sms
+from engage.rendering import render_email, render_sms
 from engage.sequences import Step, get_sequence
 from engage.windows import is_quiet, quiet_hours_for, shift_forward
 
 log = logging.getLogger(__name__)
-
-#: The rule's name in ``engage templates check`` (:mod:`engage.content_check`), kept in the row's reason.
-CONDITION_WORD_RULE = "sms-condition-word"
-
 
 @dataclass(frozen=True)
 class Ready:
@@ -190,18 +187,6 @@ def render(session: Session, message: Message) -> Ready:
         categories=("engage",),
     )
     return Ready(Channel.EMAIL, patient.id, payload, None)
-
-
-@lru_cache(maxsize=64)
-def _word_pattern(word: str) -> re.Pattern[str]:
-    # Whole words, any case, any run of whitespace inside a phrase ("dry  needling" still counts).
-    phrase = r"\s+".join(re.escape(part) for part in word.split())
-    return re.compile(rf"(?<!\w){phrase}(?!\w)", re.IGNORECASE)
-
-
-def condition_words_in(text: str, words: list[str] | tuple[str, ...]) -> list[str]:
-    """The words (or phrases) of ``words`` that ``text`` contains as whole words, ignoring case; in list order."""
-    return [word for word in words if word.strip() and _word_pattern(word).search(text)]
 
 
 def content_problem(ready: Ready, words: list[str] | None = None) -> str | None:

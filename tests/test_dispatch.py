@@ -24,6 +24,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from engage import clock, dispatch, send_checks
+from engage.condition_words import condition_words_in
 from engage.config import get_settings
 from engage.consent import current_consent, record_consent
 from engage.db import session_scope
@@ -44,7 +45,6 @@ from engage.models import (
 from engage.providers import reset_providers
 from engage.providers.base import ConfigurationError
 from engage.reconcile import reconcile_enrollment
-from engage.send_checks import condition_words_in
 from engage.tokens import unsubscribe_url
 from tests.fakes.provider_server import FAKE_FROM_NUMBER, FakeProviders
 
@@ -739,12 +739,27 @@ def test_an_sms_naming_a_condition_fails_at_send_time_and_the_email_still_goes(
     assert fake.sms_requests() == [] and row(world.sms_id).status is MessageStatus.FAILED
 
 
-def test_condition_words_match_whole_words_in_any_case() -> None:
+def test_condition_words_match_at_the_start_of_a_word_in_any_case() -> None:
     words = ["sciatica", "dry needling", "needle", "condition", "ciática"]
     assert condition_words_in("See you at Sciatica Relief Center.", words) == ["sciatica"]
     assert condition_words_in("Your DRY\nneedling visit", words) == ["dry needling"]
     assert condition_words_in("Te esperamos, CIÁTICA clínica", words) == ["ciática"]
-    assert condition_words_in("Conditioning Gym: needles, sciaticas", words) == []
+    # The same rule as ``engage templates check``: a longer word still names the condition.
+    assert condition_words_in("Conditioning Gym: needles, sciaticas", words) == ["sciatica", "needle", "condition"]
+    assert condition_words_in("Preconditioned haystack, aneedle", words) == []
+
+
+def test_an_sms_naming_a_plural_of_a_condition_word_fails_at_send_time(session: Session, fake: FakeProviders) -> None:
+    world = make_world(session)
+    session.execute(update(Clinic).values(name="Fine Needles Studio"))  # "needle" is a configured word
+    session.commit()
+    result = claim_and_send(world.sms_id)
+
+    assert result.outcome is Outcome.FAILED
+    stored = row(world.sms_id)
+    assert stored.status is MessageStatus.FAILED and stored.error_code == "content"
+    assert (stored.status_reason or "").startswith("sms-condition-word:") and "'needle'" in (stored.status_reason or "")
+    assert fake.sms_requests() == []
 
 
 # --- the reaper ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session
 
+from engage.message_context import SAMPLE_CLINIC, message_context, sample_context
 from engage.models import (
     Appointment,
     Channel,
@@ -21,14 +22,11 @@ from engage.models import (
     TreatmentPlan,
 )
 from engage.rendering import (
-    SAMPLE_CLINIC,
     RenderedEmail,
     RenderedSms,
     TemplateError,
-    message_context,
     render_email,
     render_sms,
-    sample_context,
     template_locales,
     template_names,
 )

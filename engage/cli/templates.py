@@ -10,13 +10,12 @@ import click
 from engage.cli.common import UserError, emit, json_option, table, user_errors
 from engage.content_check import check_templates
 from engage.errors import NotFound
+from engage.message_context import patient_preview_context, sample_context
 from engage.rendering import (
     TemplateError,
-    patient_preview_context,
     render_email,
     render_sms,
     resolve_template,
-    sample_context,
     template_names,
 )
 
