@@ -201,23 +201,17 @@ def reconcile_plan(session: Session, plan_id: int) -> ReconcileResult:
     """Re-plan every active or paused enrollment of ``plan_id`` and write the diff. Raises ``NotFound``."""
     if session.get(TreatmentPlan, plan_id) is None:
         raise NotFound(f"no treatment plan with id {plan_id}")
-    ids = session.scalars(
-        select(Enrollment.id)
-        .where(Enrollment.plan_id == plan_id, Enrollment.status.in_(PLANNING_ACTIVE))
-        .order_by(Enrollment.id)
-    ).all()
-    total = ReconcileResult()
-    for enrollment_id in ids:
-        total += reconcile_enrollment(session, enrollment_id)
-    return total
+    return _reconcile_live(session, Enrollment.plan_id == plan_id)
 
 
 def reconcile_patient(session: Session, patient_id: int) -> ReconcileResult:
     """Re-plan every active or paused enrollment of a patient (after a consent or contact change)."""
+    return _reconcile_live(session, Enrollment.patient_id == patient_id)
+
+
+def _reconcile_live(session: Session, which: Any) -> ReconcileResult:
     ids = session.scalars(
-        select(Enrollment.id)
-        .where(Enrollment.patient_id == patient_id, Enrollment.status.in_(PLANNING_ACTIVE))
-        .order_by(Enrollment.id)
+        select(Enrollment.id).where(which, Enrollment.status.in_(PLANNING_ACTIVE)).order_by(Enrollment.id)
     ).all()
     total = ReconcileResult()
     for enrollment_id in ids:

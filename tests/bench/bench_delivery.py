@@ -41,11 +41,12 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, text
 
+from tests.bench.database import DEFAULT_URL, prepare_database
 from workers.app import app
 
 ROOT = Path(__file__).resolve().parents[2]
 SEQUENCE = "dry-needling-sciatica"
-DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/engage_bench"
+DEFAULT_DB = DEFAULT_URL
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 
 
@@ -205,25 +206,6 @@ def noop() -> None:
 # --- the benchmark --------------------------------------------------------------------------------------
 
 
-def _prepare_database(url: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    from engage import migrate
-    from engage.db import make_engine, normalise_url
-
-    target = make_url(normalise_url(url))
-    admin = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}):
-            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    migrate.upgrade(url)
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -270,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"== delivery benchmark: {args.n} due messages ({n_sms} SMS, {n_email} email) ==")
     print(f"database {db_url}; broker {redis_url}; logs in {workdir}")
-    _prepare_database(db_url)
+    prepare_database(db_url)
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
 

@@ -31,31 +31,15 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from engage import migrate, records
+from engage import records
 from engage.clock import utcnow
 from engage.db import make_engine, normalise_url
 from engage.enrollments import enroll, enroll_many
 from engage.models import Appointment, Clinic, Enrollment, Message, Patient, TreatmentPlan
+from tests.bench.database import DEFAULT_URL, prepare_database
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/engage_bench"
 SEQUENCE = "dry-needling-sciatica"
 SESSIONS = 6
-
-
-def prepare_database(url: str) -> None:
-    """Create the database if missing, then rebuild the schema from the migrations."""
-    target = make_url(normalise_url(url))
-    admin = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database})
-        if not exists:
-            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    migrate.upgrade(url)
 
 
 def seed(session: Session, patients: int) -> list[tuple[int, int]]:

@@ -1,0 +1,26 @@
+"""The benchmarks' PostgreSQL database: created when missing, schema rebuilt by the migrations each run."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from engage import migrate
+from engage.db import make_engine, normalise_url
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/engage_bench"
+
+
+def prepare_database(url: str) -> None:
+    """Create the database if missing, then rebuild the schema from the migrations."""
+    target = make_url(normalise_url(url))
+    admin = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}):
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    migrate.upgrade(url)
