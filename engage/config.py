@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -11,6 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ROOT = Path(__file__).resolve().parent.parent
 #: Signs nothing worth protecting: fine for the embedded SQLite default, refused elsewhere.
 DEV_SECRET_KEY = "dev-insecure-change-me"
+
+
+def _provider_var(name: str) -> Any:
+    """A provider's own variable (``TWILIO_AUTH_TOKEN``), also read as ``ENGAGE_TWILIO_AUTH_TOKEN``."""
+    return Field(None, validation_alias=AliasChoices(name, f"ENGAGE_{name}"))
 
 
 class Settings(BaseSettings):
@@ -56,19 +62,15 @@ class Settings(BaseSettings):
         ]
     )
 
-    # Providers (conventional names, no ENGAGE_ prefix)
-    twilio_account_sid: str | None = Field(None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "ENGAGE_TWILIO_ACCOUNT_SID"))
-    twilio_auth_token: str | None = Field(None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "ENGAGE_TWILIO_AUTH_TOKEN"))
-    twilio_from_number: str | None = Field(None, validation_alias=AliasChoices("TWILIO_FROM_NUMBER", "ENGAGE_TWILIO_FROM_NUMBER"))
-    twilio_messaging_service_sid: str | None = Field(
-        None, validation_alias=AliasChoices("TWILIO_MESSAGING_SERVICE_SID", "ENGAGE_TWILIO_MESSAGING_SERVICE_SID")
-    )
+    # Providers (their conventional names; the ENGAGE_ prefixed ones work too)
+    twilio_account_sid: str | None = _provider_var("TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str | None = _provider_var("TWILIO_AUTH_TOKEN")
+    twilio_from_number: str | None = _provider_var("TWILIO_FROM_NUMBER")
+    twilio_messaging_service_sid: str | None = _provider_var("TWILIO_MESSAGING_SERVICE_SID")
     twilio_api_base: str = "https://api.twilio.com"
-    sendgrid_api_key: str | None = Field(None, validation_alias=AliasChoices("SENDGRID_API_KEY", "ENGAGE_SENDGRID_API_KEY"))
+    sendgrid_api_key: str | None = _provider_var("SENDGRID_API_KEY")
     sendgrid_api_base: str = "https://api.sendgrid.com"
-    sendgrid_webhook_public_key: str | None = Field(
-        None, validation_alias=AliasChoices("SENDGRID_WEBHOOK_PUBLIC_KEY", "ENGAGE_SENDGRID_WEBHOOK_PUBLIC_KEY")
-    )
+    sendgrid_webhook_public_key: str | None = _provider_var("SENDGRID_WEBHOOK_PUBLIC_KEY")
     webhook_replay_seconds: int = 600
     max_request_bytes: int = 1_000_000
 

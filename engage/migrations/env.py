@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import pool
 
 from engage.db import make_engine
 from engage.models import Base
