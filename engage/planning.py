@@ -24,6 +24,11 @@ Rules (documented here because staff and tests rely on them):
   across DST). Then quiet hours apply (see :mod:`engage.windows`) unless the step says
   ``quiet_hours: ignore``; a step with a negative offset is never placed at or after
   its anchor.
+- **Late enrolment catches up**: a step *before* its appointment (negative offset) whose
+  time had passed when the patient was enrolled goes out right after enrolment instead
+  (quiet hours permitting) when the appointment is still at least
+  :data:`CATCH_UP_LEAD` away: someone booked tomorrow still gets "what to expect".
+  It depends only on the enrolment time, so re-planning gives the same answer.
 - **One message a slot**: when two occurrences of the same step land on the same
   instant (stretch day 3 after one session = stretch day 1 after the next), only the
   one from the later anchor is kept.
@@ -41,6 +46,8 @@ from engage.sequences import APPOINTMENT_ANCHORS, Offset, Sequence, Step
 from engage.windows import QuietHours, add_local_days, local_date, place, quiet_hours_for, resolve_local
 
 COUNTED = (AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED)
+#: A pre-visit message missed by a late enrolment is still worth sending this long before the visit.
+CATCH_UP_LEAD = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,8 @@ def plan_messages(
         for anchor in _anchors(step, counted, plan_end, enrollment):
             for index, offset in enumerate(step.offsets):
                 due = _due(anchor.at, offset, step, tz, quiet[step.channel])
+                if offset.negative and due < enrollment.created_at:
+                    due = _catch_up(enrollment.created_at, anchor.at, step, tz, quiet[step.channel]) or due
                 occurrence, extra = _occurrence(anchor.occurrence, step, index, offset)
                 # Later anchors overwrite earlier ones at the same instant: one message a slot.
                 slots[due] = DesiredMessage(
@@ -173,3 +182,13 @@ def _due(anchor: datetime, offset: Offset, step: Step, tz: ZoneInfo, quiet: Quie
     if step.quiet_hours == "ignore":
         return due
     return place(due, tz, quiet, not_after=anchor if offset.negative else None)
+
+
+def _catch_up(enrolled: datetime, anchor: datetime, step: Step, tz: ZoneInfo, quiet: QuietHours) -> datetime | None:
+    """The first whole minute after enrolment (then quiet hours), when the visit is still far enough away."""
+    if anchor - enrolled < CATCH_UP_LEAD:
+        return None
+    due = (enrolled + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    if step.quiet_hours != "ignore":
+        due = place(due, tz, quiet, not_after=anchor)
+    return due if enrolled < due <= anchor - CATCH_UP_LEAD else None

@@ -209,10 +209,48 @@ def test_late_enrolment_skips_what_was_already_due(session: Session) -> None:
         assert stored[("stretch", f"appt:{first}:day:2")].status is MessageStatus.SCHEDULED
 
 
-def test_moving_an_appointment_into_the_past_skips_rather_than_sends_late(session: Session) -> None:
-    with frozen(NOW):
+def test_late_enrolment_still_sends_what_to_expect_when_the_visit_is_far_enough_away(session: Session) -> None:
+    enrolled = datetime(2026, 11, 30, 15, 30, 20, tzinfo=UTC)  # 10:30 New York, the day before a 09:00 visit
+    with frozen(enrolled):
         patient, plan = setup_plan(session)
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        stored = rows(session, enrollment.id)
+    first = plan.appointments[0].id
+    expect = stored[("what-to-expect", f"appt:{first}")]
+    reminder = stored[("visit-reminder", f"appt:{first}")]
+    assert expect.status is MessageStatus.SCHEDULED and expect.due_at == datetime(2026, 11, 30, 15, 31, tzinfo=UTC)
+    assert reminder.status is MessageStatus.SCHEDULED and reminder.due_at == expect.due_at
+
+    with frozen(enrolled + timedelta(hours=5)):  # re-planning later gives the same time: nothing moves
+        assert not reconcile_enrollment(session, enrollment.id).changed
+
+
+def test_late_enrolment_in_quiet_hours_catches_up_at_the_next_allowed_minute(session: Session) -> None:
+    enrolled = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)  # 22:00 New York, the evening before an 09:00 visit
+    with frozen(enrolled):
+        patient, plan = setup_plan(session, first="2026-12-01T12:00")
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        stored = rows(session, enrollment.id)
+    first = plan.appointments[0].id
+    assert stored[("what-to-expect", f"appt:{first}")].due_at == datetime(2026, 12, 1, 13, 0, tzinfo=UTC)  # 08:00
+
+
+def test_late_enrolment_just_before_the_visit_skips_the_pre_visit_messages(session: Session) -> None:
+    with frozen(datetime(2026, 12, 1, 13, 30, tzinfo=UTC)):  # 08:30 New York, the visit is at 09:00
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        stored = rows(session, enrollment.id)
+    first = plan.appointments[0].id
+    for step in ("what-to-expect", "visit-reminder"):
+        assert (stored[(step, f"appt:{first}")].status, stored[(step, f"appt:{first}")].status_reason) == (
+            MessageStatus.SKIPPED, "due before enrolment")
+
+
+def test_moving_an_appointment_into_the_past_skips_rather_than_sends_late(session: Session) -> None:
+    with frozen(NOW - timedelta(days=3)):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+    with frozen(NOW):
         first = plan.appointments[0]
         records.move_appointment(session, first.id, "2026-11-20T13:00")  # later today: reminder due yesterday
         reminder = rows(session, enrollment.id)[("visit-reminder", f"appt:{first.id}")]
@@ -460,3 +498,20 @@ def test_a_row_that_only_changes_context_keeps_its_retry(session: Session) -> No
         assert reconcile_plan(session, plan.id).updated == 1
     kept = rows(session, enrollment.id)[key]
     assert (kept.next_attempt_at, kept.attempts) == (retry_at, 1) and "stale" not in kept.context
+
+
+def test_a_caught_up_message_is_sent_not_second_guessed_at_send_time(session: Session) -> None:
+    """The send-time re-plan must reach the same catch-up time, or it would skip the message as moved."""
+    from engage import dispatch
+
+    enrolled = datetime(2026, 11, 30, 15, 30, 20, tzinfo=UTC)
+    with frozen(enrolled):
+        patient, plan = setup_plan(session)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+    session.commit()
+    counts = dispatch.tick(datetime(2026, 11, 30, 15, 31, tzinfo=UTC))
+    assert counts["claimed"] == 2 and counts["sent"] == 2
+    stored = rows(session, enrollment.id)
+    first = plan.appointments[0].id
+    assert stored[("what-to-expect", f"appt:{first}")].status is MessageStatus.SENT
+    assert stored[("visit-reminder", f"appt:{first}")].status is MessageStatus.SENT
