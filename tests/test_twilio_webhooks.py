@@ -21,6 +21,7 @@ from engage.models import (
     Message,
     MessageStatus,
     Outcome,
+    Patient,
 )
 from engage.reconcile import reconcile_enrollment
 from tests.fixtures.webhooks.support import (
@@ -196,9 +197,22 @@ def test_help_gives_the_clinic_name_and_phone_known_or_not(monkeypatch: pytest.M
     unknown = send_sms(http, "HELP", from_phone="+14155550177")
 
     [reply] = replies(known.text)
-    assert "Back in Motion" in reply and CLINIC_PHONE in reply and "STOP" in reply
+    assert "Back in Motion" in reply and "(415) 555-0199" in reply and "STOP" in reply  # as people dial it
+    assert CLINIC_PHONE == "+14155550199"
     assert known.text == unknown.text
     assert count(ConsentEvent) == 0
+
+
+def test_keyword_replies_speak_the_patients_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = make_world()
+    with session_scope() as session:
+        session.get_one(Patient, world.patient_id).locale = "es"
+    http = client(monkeypatch)
+
+    [stop] = replies(send_sms(http, "STOP").text)
+    [unknown] = replies(send_sms(http, "STOP", from_phone="+14155550177").text)
+    assert stop.startswith("Back in Motion: se ha dado de baja") and "START" in stop
+    assert unknown.startswith("Back in Motion: you are unsubscribed")
 
 
 def test_stop_from_a_shared_phone_opts_out_every_patient_on_it(monkeypatch: pytest.MonkeyPatch) -> None:

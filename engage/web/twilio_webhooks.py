@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import phonenumbers
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
@@ -42,14 +43,12 @@ from engage.models import (
     Channel,
     Clinic,
     ConsentState,
-    Enrollment,
-    EnrollmentStatus,
     InboundMessage,
     Message,
     Patient,
 )
 from engage.outcomes import open_sms_prompt, record_outcome
-from engage.reconcile import reconcile_enrollment
+from engage.reconcile import reconcile_patient
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -164,25 +163,56 @@ def find_sender(
     return Sender(clinics[0] if len(clinics) == 1 else None, patients)
 
 
+#: Keyword replies, by locale. Plain GSM-7 (no accents) so each stays one segment.
+REPLIES = {
+    "en": {
+        "stop": "{name}: you are unsubscribed and will get no more text messages from us. Reply START to resubscribe.",
+        "start": "{name}: you are subscribed to text messages again. Reply HELP for help, STOP to unsubscribe.",
+        "help": "{name}: for help, {contact}. Reply STOP to unsubscribe.",
+        "call": "call {phone}",
+        "no_phone": "contact the clinic",
+        "score": "{name}: thank you, we recorded your pain score of {score}/10.",
+        "clinic": "Your clinic",
+    },
+    "es": {
+        "stop": "{name}: se ha dado de baja y no recibira mas mensajes de texto. Responda START para volver.",
+        "start": "{name}: volvera a recibir nuestros mensajes. Responda HELP para ayuda, STOP para darse de baja.",
+        "help": "{name}: para ayuda, {contact}. Responda STOP para darse de baja.",
+        "call": "llame al {phone}",
+        "no_phone": "contacte con la clinica",
+        "score": "{name}: gracias, hemos anotado su nivel de dolor de {score}/10.",
+        "clinic": "Su clinica",
+    },
+}
+
+
+def _words(sender: Sender) -> dict[str, str]:
+    """Replies in the sender's language when exactly one patient has the phone, else English."""
+    locale = sender.patients[0].locale if len(sender.patients) == 1 else "en"
+    return REPLIES.get(locale, REPLIES["en"])
+
+
 def _act(
     session: Session, meaning: Classified, sender: Sender, record: InboundMessage, clinic: Clinic | None,
 ) -> str | None:
-    name = clinic.name if clinic else "Your clinic"
+    words = _words(sender)
+    name = clinic.name if clinic else words["clinic"]
     if meaning.kind is Kind.OPT_OUT:
         for patient in sender.patients:
             record_consent(session, patient.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword", meaning.keyword)
             _audit(session, patient, "consent.sms_opt_out", record)
         # The same words whether or not we know the number: the reply reveals nothing.
-        return f"{name}: you are unsubscribed and will get no more text messages from us. Reply START to resubscribe."
+        return words["stop"].format(name=name)
     if meaning.kind is Kind.OPT_IN:
         for patient in sender.patients:
             record_consent(session, patient.id, Channel.SMS, ConsentState.OPTED_IN, "sms_keyword", meaning.keyword)
             _audit(session, patient, "consent.sms_opt_in", record)
-            replan_patient(session, patient.id)
-        return f"{name}: you are subscribed to text messages again. Reply HELP for help, STOP to unsubscribe."
+            reconcile_patient(session, patient.id)  # future SMS rows skipped for the opt-out come back
+        return words["start"].format(name=name)
     if meaning.kind is Kind.HELP:
-        contact = f"call {clinic.phone}" if clinic and clinic.phone else "contact the clinic"
-        return f"{name}: for help, {contact}. Reply STOP to unsubscribe."
+        phone = clinic.phone if clinic and clinic.phone else None
+        contact = words["call"].format(phone=_national(phone)) if phone else words["no_phone"]
+        return words["help"].format(name=name, contact=contact)
     if meaning.kind is Kind.SCORE and meaning.score is not None:
         if len(sender.patients) > 1:
             _flag(record, f"phone shared by {len(sender.patients)} patients: score not matched to a prompt")
@@ -195,9 +225,18 @@ def _act(
             _flag(record, "score with no open reassessment prompt")
             return None
         record_outcome(session, prompt, meaning.score, source="sms", inbound_message_id=record.id)
-        return f"{name}: thank you, we recorded your pain score of {meaning.score}/10."
+        return words["score"].format(name=name, score=meaning.score)
     _flag(record, "message for staff" if sender.patients else "message for staff; sender not recognised")
     return None
+
+
+def _national(phone: str) -> str:
+    """``+14155550100`` as people dial it from the same country: ``(415) 555-0100``."""
+    try:
+        number = phonenumbers.parse(phone)
+    except phonenumbers.NumberParseException:
+        return phone
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
 
 
 def _flag(record: InboundMessage, reason: str) -> None:
@@ -208,17 +247,6 @@ def _flag(record: InboundMessage, reason: str) -> None:
 def _audit(session: Session, patient: Patient, action: str, record: InboundMessage) -> None:
     audit(session, clinic_id=patient.clinic_id, actor="webhook:twilio", action=action, subject_type="patient",
           subject_id=patient.id, inbound_message_id=record.id)
-
-
-def replan_patient(session: Session, patient_id: int) -> None:
-    """Re-plan the patient's active enrollments (after opting back in: future SMS rows come back)."""
-    ids = session.scalars(
-        select(Enrollment.id)
-        .where(Enrollment.patient_id == patient_id, Enrollment.status == EnrollmentStatus.ACTIVE)
-        .order_by(Enrollment.id)
-    ).all()
-    for enrollment_id in ids:
-        reconcile_enrollment(session, enrollment_id)
 
 
 # --- status callbacks --------------------------------------------------------------------------
