@@ -21,18 +21,17 @@ from engage.db import session_scope
 from engage.models import Message, MessageStatus
 from engage.providers import reset_providers
 from engage.tokens import unsubscribe_url
-from tests.test_dispatch import EMAIL, EMAIL_DUE, FIRST_NAME, PHONE, SEND_AT, make_world, write_templates
+from tests.test_dispatch import (  # templates: the same autouse fixture (small templates, fresh providers)
+    EMAIL,
+    EMAIL_DUE,
+    FIRST_NAME,
+    PHONE,
+    SEND_AT,
+    make_world,
+    templates,  # noqa: F401
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = write_templates(tmp_path / "templates")
-    monkeypatch.setenv("ENGAGE_TEMPLATES_DIR", str(root))
-    get_settings.cache_clear()
-    reset_providers()
-    return root
 
 
 def run_tick(*args: str) -> subprocess.CompletedProcess[str]:

@@ -238,6 +238,17 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (its timeout); nothing to tell it
 
+    def _injected_fault(self, kind: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """The next queued answer for ``kind`` after its delay; None when it dropped the connection unanswered."""
+        answer = self.server.state.next_answer(kind) or {}
+        if answer.get("delay"):
+            time.sleep(float(answer["delay"]))
+        if answer.get("drop"):
+            self.server.state.record({**entry, "status": None, "accepted": False, "fault": answer})
+            self._drop()
+            return None
+        return answer
+
     def _drop(self) -> None:
         self.close_connection = True
         with contextlib.suppress(OSError):
@@ -328,12 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
             "account_sid": sid,
             "received_at": time.time(),
         }
-        answer = self.server.state.next_answer("sms") or {}
-        if answer.get("delay"):
-            time.sleep(float(answer["delay"]))
-        if answer.get("drop"):
-            self.server.state.record({**entry, "status": None, "accepted": False, "fault": answer})
-            self._drop()
+        answer = self._injected_fault("sms", entry)
+        if answer is None:
             return
         status = int(answer.get("status") or 201)
         code = answer.get("code")
@@ -426,12 +433,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._sendgrid_error(400, "Bad Request", None)
             return
         entry = _email_entry(payload)
-        answer = self.server.state.next_answer("email") or {}
-        if answer.get("delay"):
-            time.sleep(float(answer["delay"]))
-        if answer.get("drop"):
-            self.server.state.record({**entry, "status": None, "accepted": False, "fault": answer})
-            self._drop()
+        answer = self._injected_fault("email", entry)
+        if answer is None:
             return
         status = int(answer.get("status") or 202)
         message, field = {
