@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -398,6 +399,15 @@ def test_outbox_writes_email_as_eml_with_both_parts_and_headers(tmp_path: Path) 
     assert text_part is not None and html_part is not None
     assert text_part.get_content().strip() == email().text
     assert html_part.get_content().strip() == email().html
+
+
+def test_outbox_keeps_a_long_unsubscribe_url_readable_not_encoded(tmp_path: Path) -> None:
+    """Mail clients read List-Unsubscribe raw: an RFC 2047 encoded word there is a broken link."""
+    url = "https://engage.test/u/" + "x" * 120
+    provider = email_provider()
+    provider.send_email(replace(email(43), headers={"List-Unsubscribe": f"<{url}>"}))
+    raw = (tmp_path / "outbox" / "email-43.eml").read_text(encoding="ascii")
+    assert f"List-Unsubscribe: <{url}>" in raw
 
 
 def test_outbox_resend_overwrites_instead_of_duplicating(tmp_path: Path) -> None:

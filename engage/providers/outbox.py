@@ -65,7 +65,9 @@ class OutboxProvider:
 
 def build_email(msg: OutgoingEmail) -> EmailMessage:
     """``msg`` as a multipart/alternative MIME message (text first, HTML preferred), with its extra headers."""
-    email = EmailMessage(policy=default_policy)  # LF line ends: a file on disk, not SMTP
+    # LF line ends (a file on disk, not SMTP). RFC 5322's 998-character line limit, not the 78 the policy
+    # folds at: folding a long List-Unsubscribe URL turns it into an encoded word, which no client reads.
+    email = EmailMessage(policy=default_policy.clone(max_line_length=998))
     email["From"] = Address(display_name=msg.from_name, addr_spec=msg.from_email)
     email["To"] = msg.to
     email["Subject"] = msg.subject
