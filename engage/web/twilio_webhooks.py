@@ -28,7 +28,6 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData
 from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -75,8 +74,8 @@ def public_request_url(request: Request) -> str:
     return f"{url}?{request.url.query}" if request.url.query else url
 
 
-async def verified_form(request: Request) -> FormData | None:
-    """The request's form fields when ``X-Twilio-Signature`` is valid for them, else None."""
+async def verified_fields(request: Request) -> dict[str, str] | None:
+    """The request's text form fields when ``X-Twilio-Signature`` is valid for them, else None."""
     token = get_settings().twilio_auth_token
     signature = request.headers.get("X-Twilio-Signature")
     form = await request.form()
@@ -85,7 +84,7 @@ async def verified_form(request: Request) -> FormData | None:
         return None
     if not signature or not RequestValidator(token).validate(public_request_url(request), form, signature):
         return None
-    return form
+    return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
 def _forbidden() -> Response:
@@ -105,10 +104,9 @@ def _twiml(reply: str | None) -> Response:
 @router.post("/webhooks/twilio/inbound")
 async def inbound(request: Request) -> Response:
     """An SMS a patient sent us. Replies with TwiML (one message or none)."""
-    form = await verified_form(request)
-    if form is None:
+    fields = await verified_fields(request)
+    if fields is None:
         return _forbidden()
-    fields = {key: value for key, value in form.items() if isinstance(value, str)}
     reply = await run_in_threadpool(handle_inbound, fields)
     return _twiml(reply)
 
@@ -255,10 +253,9 @@ def _audit(session: Session, patient: Patient, action: str, record: InboundMessa
 @router.post("/webhooks/twilio/status")
 async def status(request: Request) -> Response:
     """A delivery status callback for an SMS we sent. 200 whenever the signature is good."""
-    form = await verified_form(request)
-    if form is None:
+    fields = await verified_fields(request)
+    if fields is None:
         return _forbidden()
-    fields = {key: value for key, value in form.items() if isinstance(value, str)}
     await run_in_threadpool(handle_status, request.query_params.get("m"), fields)
     return Response(status_code=200)
 
