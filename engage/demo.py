@@ -36,12 +36,13 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from engage import clock, migrate
+from engage import clock
 from engage.config import get_settings
-from engage.consent import record_consent
+from engage.conversation.consent import record_consent
 from engage.db import session_scope
 from engage.errors import InvalidInput
-from engage.models import Channel, Clinic, ConsentState, Message, MessageStatus, Patient
+from engage.records import migrate
+from engage.records.models import Channel, Clinic, ConsentState, Message, MessageStatus, Patient
 
 SEQUENCE = "dry-needling-sciatica"
 DEMO_CLINIC_EMAIL = "frontdesk@riverside-physio.example"  # marks a clinic as the demo's
@@ -124,7 +125,7 @@ _DROPPED_ENV = ("ENGAGE_REDIS_URL", "ENGAGE_RESULT_BACKEND")
 @contextlib.contextmanager
 def embedded_environment() -> Iterator[None]:
     """Force the embedded default for the block (and restore the environment and caches after)."""
-    from engage import providers, ratelimit
+    from engage.delivery import providers, ratelimit
 
     saved = {name: os.environ.get(name) for name in (*EMBEDDED_ENV, *_DROPPED_ENV)}
     os.environ.update(EMBEDDED_ENV)
@@ -177,8 +178,10 @@ def _check_database_is_safe(session: Any) -> int:
 
 def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str, Any]]]:
     """A demo clinic with ``count`` patients, each with a plan enrolled in the sequence."""
-    from engage.enrollments import enroll
-    from engage.records import add_patient, create_clinic, create_plan
+    from engage.records.clinics import create_clinic
+    from engage.records.patients import add_patient
+    from engage.records.plans import create_plan
+    from engage.schedule.enrollments import enroll
 
     clinic = create_clinic(
         session, name="Riverside Physio (demo)", timezone="America/New_York",
@@ -402,31 +405,3 @@ def _summarise(report: DemoReport) -> None:
         if (folder / name).is_file():
             files[channel.value] += 1
     report.outbox_files = {"email": files["email"], "sms": files["sms"], "total": sum(files.values())}
-
-
-def summary_text(report: DemoReport) -> str:
-    """The human summary: a table of templates by status, then where the files are."""
-    from engage.cli.common import table
-
-    columns = ["template", "channel"]
-    for status in ("sent", "skipped", "cancelled", "failed", "unknown", "scheduled"):
-        if any(status in row for row in report.by_template):
-            columns.append(status)
-    columns.append("total")
-    rows = [{c: row.get(c, 0) if c not in ("template", "channel") else row[c] for c in columns}
-            for row in report.by_template]
-    files = report.outbox_files
-    lines = [
-        "",
-        f"Demo clinic {report.clinic_id}: {len(report.patients)} patients, {report.ticks} ticks, "
-        f"{report.tasks['send_message']} send tasks, "
-        f"simulated {report.start:%Y-%m-%d} to {report.end:%Y-%m-%d}, {report.elapsed_seconds:.1f}s real time",
-        "",
-        table(rows, columns),
-        "",
-        f"Outbox: {files['total']} files in {report.outbox_dir} "
-        f"({files['email']} email .eml, {files['sms']} SMS .json).",
-        f"Database: {report.database}. Each run adds a new demo clinic; earlier demo messages not yet sent are "
-        "cancelled.",
-    ]
-    return "\n".join(lines)

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from engage import migrate
 from engage.config import get_settings
 from engage.db import make_engine
-from engage.models import Base
+from engage.records import migrate
+from engage.records.models import Base
 
 PG_URL = os.environ.get("ENGAGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("ENGAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -50,7 +50,7 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
     third = engage("demo", "--json", "--days", "3", cwd=empty_folder, timeout=120).json
     assert third["superseded_earlier_demo_messages"] == second["messages"]["scheduled"]
 
-    from engage.models import Message, MessageStatus, Patient
+    from engage.records.models import Message, MessageStatus, Patient
 
     engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
     with engine.connect() as conn:
@@ -78,8 +78,8 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
 
 
 def test_demo_refuses_a_database_with_real_patients_waiting(empty_folder: Path) -> None:
-    from engage import migrate
     from engage.config import get_settings
+    from engage.records import migrate
     from tests.bench.bench_delivery import seed_due_messages
 
     url = f"sqlite:///{empty_folder / 'engage.db'}"

@@ -27,7 +27,7 @@ def _check_providers(**_: Any) -> None:
     signal dispatcher, which logs and swallows ordinary exceptions.
     """
     from engage.config import InsecureSecretKey, get_settings, require_secret_key
-    from engage.providers import ConfigurationError, email_provider, sms_provider
+    from engage.delivery.providers import ConfigurationError, email_provider, sms_provider
 
     try:
         require_secret_key(get_settings())  # the worker signs the links it sends

@@ -1,4 +1,4 @@
-"""Thin Celery tasks: each takes ids, calls one function in :mod:`engage.dispatch`, and returns counts.
+"""Thin Celery tasks: each takes ids, calls one function in :mod:`engage.delivery`, and returns counts.
 
 No business logic, no SDK clients, no message bodies here. The outbox table is
 the schedule: a transient provider error puts the row back to ``scheduled``
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from engage import dispatch
 from engage.config import get_settings
+from engage.delivery import claim, send
 from workers.app import app
 
 
@@ -28,7 +28,7 @@ def dispatch_due() -> int:
     deadline = time.monotonic() + settings.tick_seconds
     enqueued = 0
     while True:
-        ids = dispatch.claim_due()
+        ids = claim.claim_due()
         for message_id in ids:
             send_message.delay(message_id)
         enqueued += len(ids)
@@ -43,7 +43,7 @@ def send_message(message_id: int) -> str:
     A redelivered or duplicate task finds the row no longer ``queued`` and does
     nothing (``not_mine``). A ConfigurationError propagates: the task fails loudly.
     """
-    return dispatch.send_one(message_id).outcome.value
+    return send.send_one(message_id).outcome.value
 
 
 @app.task(name="engage.reap_stale")
@@ -52,7 +52,7 @@ def reap_stale() -> dict[str, int]:
 
     A stale ``sending`` row that was handed over becomes ``unknown``: it may be out, so it is never re-sent.
     """
-    result = dispatch.reap_stale()
+    result = claim.reap_stale()
     for message_id in result["ids"]:
         send_message.delay(message_id)
     return {"requeued": result["requeued"], "unknown": result["unknown"], "failed": result["failed"]}

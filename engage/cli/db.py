@@ -17,7 +17,7 @@ def db() -> None:
 @json_option
 def upgrade() -> None:
     """Create the schema, or migrate it to the newest version."""
-    from engage import migrate  # Alembic is slow to import; only this command needs it
+    from engage.records import migrate  # Alembic is slow to import; only this command needs it
 
     url = get_settings().database_url
     migrate.upgrade(url)

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import click
 
-from engage import dispatch
 from engage.cli.common import UserError, emit, json_option, user_errors
-from engage.providers.base import ConfigurationError
+from engage.delivery import dispatch
+from engage.delivery.providers.base import ConfigurationError
 
 
 def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from engage.cli.common import emit, json_option, user_errors, wants_json
+from engage.cli.common import emit, json_option, table, user_errors, wants_json
+
+if TYPE_CHECKING:
+    from engage.demo import DemoReport
 
 
 @click.command("demo")
@@ -20,9 +25,35 @@ def demo(patients: int, days: int) -> None:
     to ENGAGE_OUTBOX_DIR (default ./outbox), never sent to a vendor. Each run
     adds a fresh demo clinic and cancels earlier demo runs' unsent messages.
     """
-    from engage.demo import embedded_environment, run_demo, summary_text
+    from engage.demo import embedded_environment, run_demo
 
     quiet = wants_json()
     with embedded_environment():
         report = run_demo(patients=patients, days=days, progress=None if quiet else click.echo)
     emit(report.as_dict(), lambda: summary_text(report))
+
+
+def summary_text(report: DemoReport) -> str:
+    """The human summary: a table of templates by status, then where the files are."""
+    columns = ["template", "channel"]
+    for status in ("sent", "skipped", "cancelled", "failed", "unknown", "scheduled"):
+        if any(status in row for row in report.by_template):
+            columns.append(status)
+    columns.append("total")
+    rows = [{c: row.get(c, 0) if c not in ("template", "channel") else row[c] for c in columns}
+            for row in report.by_template]
+    files = report.outbox_files
+    lines = [
+        "",
+        f"Demo clinic {report.clinic_id}: {len(report.patients)} patients, {report.ticks} ticks, "
+        f"{report.tasks['send_message']} send tasks, "
+        f"simulated {report.start:%Y-%m-%d} to {report.end:%Y-%m-%d}, {report.elapsed_seconds:.1f}s real time",
+        "",
+        table(rows, columns),
+        "",
+        f"Outbox: {files['total']} files in {report.outbox_dir} "
+        f"({files['email']} email .eml, {files['sms']} SMS .json).",
+        f"Database: {report.database}. Each run adds a new demo clinic; earlier demo messages not yet sent are "
+        "cancelled.",
+    ]
+    return "\n".join(lines)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from engage.cli.common import emit, json_option, table, user_errors
+from engage.conversation.outcomes import list_outcomes, outcome_json
 from engage.db import session_scope
-from engage.outcomes import list_outcomes, outcome_json
 
 
 @click.command("outcomes")

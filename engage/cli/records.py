@@ -8,12 +8,13 @@ from typing import Any
 import click
 from sqlalchemy.orm import selectinload
 
-from engage import records
 from engage.cli.common import emit, json_option, table, user_errors
 from engage.cli.outcomes import outcomes
 from engage.db import session_scope
-from engage.durations import parse_duration
-from engage.models import AppointmentStatus, Clinic, Patient, TreatmentPlan
+from engage.records import clinics, lookup, patients, plans
+from engage.records.models import AppointmentStatus, Clinic, Patient, TreatmentPlan
+from engage.schedule import appointments, clinic_hours
+from engage.schedule.durations import parse_duration
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
@@ -78,11 +79,11 @@ def clinic_create(name: str, tz: str, address: str, email: str, sms_from: str | 
                   region: str | None, quiet_hours: dict[str, str]) -> None:
     """Create a clinic."""
     with session_scope() as session:
-        created = records.create_clinic(
+        created = clinics.create_clinic(
             session, name=name, timezone=tz, address=address, email=email, sms_from=sms_from, phone=phone,
             region=region, quiet_hours=quiet_hours,
         )
-        data = records.clinic_json(created)
+        data = clinics.clinic_json(created)
     emit(data, lambda: f"clinic {data['id']} created\n" + _clinic_text(data))
 
 
@@ -93,7 +94,7 @@ def clinic_create(name: str, tz: str, address: str, email: str, sms_from: str | 
 def clinic_show(clinic_id: int) -> None:
     """A clinic, with the quiet hours in force."""
     with session_scope() as session:
-        data = records.clinic_json(records.get(session, Clinic, clinic_id))
+        data = clinics.clinic_json(lookup.get(session, Clinic, clinic_id))
     emit(data, lambda: _clinic_text(data))
 
 
@@ -111,11 +112,11 @@ def clinic_quiet_hours(clinic_id: int, sms: str | None, email: str | None) -> No
     given = {channel: value for channel, value in (("sms", sms), ("email", email)) if value is not None}
     with session_scope() as session:
         if not given:
-            data = records.clinic_json(records.get(session, Clinic, clinic_id))
+            data = clinics.clinic_json(lookup.get(session, Clinic, clinic_id))
             emit(data, lambda: _clinic_text(data))
             return
-        changed, result = records.set_quiet_hours(session, clinic_id, given)
-        data = {**records.clinic_json(changed), "changes": result.as_dict()}
+        changed, result = clinic_hours.set_quiet_hours(session, clinic_id, given)
+        data = {**clinics.clinic_json(changed), "changes": result.as_dict()}
 
     def human() -> str:
         counts = data["changes"]
@@ -144,7 +145,7 @@ def patient_add(clinic_id: int, first_name: str, last_name: str, email: str | No
                 tz: str | None, locale: str) -> None:
     """Add a patient to a clinic (needs an email or a phone)."""
     with session_scope() as session:
-        created = records.add_patient(
+        created = patients.add_patient(
             session, clinic_id=clinic_id, first_name=first_name, last_name=last_name, email=email, phone=phone,
             timezone=tz, locale=locale,
         )
@@ -164,7 +165,7 @@ def patient_show(patient_id: int) -> None:
         )
         if found is None:
             raise LookupError(f"no patient with id {patient_id}")
-        data = records.patient_json(found)
+        data = patients.patient_json(found)
 
     def human() -> str:
         who = f"{data['first_name']} {data['last_name']} ({data['timezone']}, {data['locale']})"
@@ -200,12 +201,12 @@ def plan_create(patient_id: int, condition: str, modality: str, first: str, sess
                 duration: timedelta, reassess_every: int) -> None:
     """Create a treatment plan and book its appointments."""
     with session_scope() as session:
-        created = records.create_plan(
+        created = plans.create_plan(
             session, patient_id=patient_id, condition=condition, modality=modality, first=first, sessions=sessions,
             every=every, duration=duration, reassess_every=reassess_every,
         )
         data: dict[str, Any] = {
-            "id": created.id, "appointments": [records.appointment_json(a) for a in created.appointments],
+            "id": created.id, "appointments": [plans.appointment_json(a) for a in created.appointments],
         }
     emit(data, lambda: f"plan {data['id']} created\n" + table(data["appointments"], ["id", "start", "end", "status"]))
 
@@ -225,8 +226,8 @@ def appointment() -> None:
 def appointment_add(plan_id: int, start: str, end: str | None, duration: timedelta | None) -> None:
     """Book one more appointment in a plan."""
     with session_scope() as session:
-        created = records.add_appointment(session, plan_id=plan_id, start=start, end=end, duration=duration)
-        data = records.appointment_json(created)
+        created = appointments.add_appointment(session, plan_id=plan_id, start=start, end=end, duration=duration)
+        data = plans.appointment_json(created)
     emit(data, f"appointment {data['id']} booked for {data['start']}")
 
 
@@ -238,7 +239,7 @@ def appointment_add(plan_id: int, start: str, end: str | None, duration: timedel
 def appointment_move(appointment_id: int, to: str) -> None:
     """Move an appointment; its pending reminders move with it."""
     with session_scope() as session:
-        data = records.appointment_json(records.move_appointment(session, appointment_id, to))
+        data = plans.appointment_json(appointments.move_appointment(session, appointment_id, to))
     emit(data, f"appointment {appointment_id} moved to {data['start']}")
 
 
@@ -249,7 +250,7 @@ def _status_command(name: str, status: AppointmentStatus, doc: str) -> None:
     @user_errors
     def command(appointment_id: int) -> None:
         with session_scope() as session:
-            data = records.appointment_json(records.set_appointment_status(session, appointment_id, status))
+            data = plans.appointment_json(appointments.set_appointment_status(session, appointment_id, status))
         emit(data, f"appointment {appointment_id} is {data['status']}")
 
 

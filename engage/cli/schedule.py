@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from engage import enrollments
 from engage.cli.common import emit, json_option, table, user_errors
 from engage.db import session_scope
+from engage.schedule import enrollments
 
 
 @click.command("enroll")

@@ -8,16 +8,16 @@ from typing import Any
 import click
 
 from engage.cli.common import UserError, emit, json_option, table, user_errors
-from engage.content_check import check_templates
-from engage.errors import NotFound
-from engage.message_context import patient_preview_context, sample_context
-from engage.rendering import (
+from engage.content.checks import check_templates
+from engage.content.message_context import patient_preview_context, sample_context
+from engage.content.rendering import (
     TemplateError,
     render_email,
     render_sms,
     resolve_template,
     template_names,
 )
+from engage.errors import NotFound
 
 _templates_dir_option = click.option(
     "--templates-dir",
@@ -66,7 +66,7 @@ def _pick_channel(name: str, channel: str | None, templates_dir: Path | None) ->
 
 def _patient_context(patient_id: int, channel: str, step: dict[str, Any]) -> dict[str, Any]:
     from engage.db import session_scope
-    from engage.models import Patient
+    from engage.records.models import Patient
 
     with session_scope() as session:
         patient = session.get(Patient, patient_id)

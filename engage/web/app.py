@@ -16,7 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engage import __version__
 from engage.config import get_settings
-from engage.web import patient_pages, sendgrid_webhooks, twilio_webhooks
+from engage.web import patient_pages
+from engage.web.webhooks import sendgrid as sendgrid_webhooks
+from engage.web.webhooks import twilio as twilio_webhooks
 
 
 class BodyTooLarge(HTTPException):

@@ -1,6 +1,6 @@
 """Pages patients open from their messages: unsubscribe (``/u/{token}``) and the reassessment answer (``/r/{token}``).
 
-Tokens are signed (``engage.tokens``); a forged, altered or wrong-purpose token gets
+Tokens are signed (``engage.content.links``); a forged, altered or wrong-purpose token gets
 the same 404 page as a token for a record that no longer exists, and that page says
 nothing about any patient, address or number.
 
@@ -11,7 +11,7 @@ further step. Unsubscribing again changes nothing.
 
 Reassessment: ``GET /r/{token}?score=N`` records N as the answer to that prompt and
 thanks the patient; without a score it shows a 0-10 form that POSTs back. A second
-answer replaces the first (see ``engage.outcomes``), so a mis-click can be corrected.
+answer replaces the first (see ``engage.conversation.outcomes``), so a mis-click can be corrected.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from jinja2 import Environment, FileSystemLoader
 from starlette.responses import HTMLResponse
 
 from engage.config import get_settings
-from engage.consent import current_consent, record_consent
+from engage.content.links import InvalidToken, read_reassessment_token, read_unsubscribe_token
+from engage.conversation.consent import current_consent, record_consent
+from engage.conversation.outcomes import is_prompt, record_outcome
 from engage.db import session_scope
-from engage.models import Channel, Clinic, ConsentState, Message, Patient
-from engage.outcomes import is_prompt, record_outcome
-from engage.tokens import InvalidToken, read_reassessment_token, read_unsubscribe_token
+from engage.records.models import Channel, Clinic, ConsentState, Message, Patient
 
 log = logging.getLogger(__name__)
 router = APIRouter()

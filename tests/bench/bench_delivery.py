@@ -50,7 +50,7 @@ DEFAULT_DB = DEFAULT_URL
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 
 
-# --- seeding (shared with tests/test_workers_faults.py and tests/test_celery_tasks.py) ----------------
+# --- seeding (shared with tests/workers/test_faults.py and tests/workers/test_tasks.py) ----------------
 
 
 def midday_timezone(now: datetime | None = None) -> str:
@@ -78,9 +78,17 @@ def seed_due_messages(n_sms: int, n_email: int, *, due_at: datetime | None = Non
     """
     from engage import clock
     from engage.db import session_scope
-    from engage.enrollments import enroll_many
-    from engage.models import Appointment, AppointmentStatus, Message, MessageStatus, Patient, PlanStatus, TreatmentPlan
     from engage.records import create_clinic
+    from engage.records.models import (
+        Appointment,
+        AppointmentStatus,
+        Message,
+        MessageStatus,
+        Patient,
+        PlanStatus,
+        TreatmentPlan,
+    )
+    from engage.schedule.enrollments import enroll_many
 
     due_at = (due_at or datetime.now(timezone.utc) - timedelta(seconds=1)).replace(microsecond=0)
     planned_at = due_at - timedelta(minutes=10)
@@ -245,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     import redis
 
-    from tests.fakes.provider_server import spawn_fake_server
+    from tests.fakes.remote import spawn_fake_server
 
     db_url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_DB)
     redis_url = os.environ.get("ENGAGE_BENCH_REDIS_URL", DEFAULT_REDIS)
@@ -329,7 +337,7 @@ def _report_delivery(seeded: dict[str, Any], requests: list[dict[str, Any]], cou
                      all_ids: set[int], released: float, peaks: dict[int, float | None],
                      parent_peak: float | None, db_url: str) -> None:
     from engage.db import session_scope
-    from engage.models import Message
+    from engage.records.models import Message
 
     mine = [r for r in requests if r["message_id"] in all_ids]
     due = seeded["due_at"].timestamp()
@@ -361,7 +369,7 @@ def _report_delivery(seeded: dict[str, Any], requests: list[dict[str, Any]], cou
 def _tick_cost(future_rows: int) -> None:
     """Time ``claim_due`` (the query a tick runs) with ``future_rows`` scheduled rows due tomorrow or later."""
     from engage.db import get_engine
-    from engage.dispatch import claim_due
+    from engage.delivery.claim import claim_due
 
     engine = get_engine()
     with engine.begin() as conn:

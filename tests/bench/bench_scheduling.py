@@ -5,7 +5,7 @@
 1. Seeds one clinic, ``--patients`` patients with a six-session weekly plan each (plus
    ``--single`` more), untimed.
 2. Enrols the ``--patients`` plans into ``dry-needling-sciatica`` with
-   ``engage.enrollments.enroll_many`` in batches of ``--batch``, one transaction a batch:
+   ``engage.schedule.enrollments.enroll_many`` in batches of ``--batch``, one transaction a batch:
    **enrolments/second** (each enrolment plans and writes its 33 messages).
    Then enrols the ``--single`` plans one at a time with ``enroll()``, one transaction
    each (what the CLI and the web do): enrolments/second for that path too.
@@ -31,11 +31,12 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from engage import records
 from engage.clock import utcnow
 from engage.db import make_engine, normalise_url
-from engage.enrollments import enroll, enroll_many
-from engage.models import Appointment, Clinic, Enrollment, Message, Patient, TreatmentPlan
+from engage.records import clinics
+from engage.records.models import Appointment, Clinic, Enrollment, Message, Patient, TreatmentPlan
+from engage.schedule import appointments
+from engage.schedule.enrollments import enroll, enroll_many
 from tests.bench.database import DEFAULT_URL, prepare_database
 
 SEQUENCE = "dry-needling-sciatica"
@@ -44,7 +45,7 @@ SESSIONS = 6
 
 def seed(session: Session, patients: int) -> list[tuple[int, int]]:
     """One clinic, ``patients`` patients, each with a weekly six-session plan: [(patient id, plan id)]."""
-    clinic = records.create_clinic(session, name="Bench Clinic", timezone="America/New_York",
+    clinic = clinics.create_clinic(session, name="Bench Clinic", timezone="America/New_York",
                                    address="1 Bench St, Springfield", email="bench@example.com")
     now = utcnow()
     patient_ids = list(session.scalars(
@@ -157,7 +158,7 @@ def main() -> None:
             appointment = session.get_one(Appointment, appointment_id)
             to = appointment.start_at + timedelta(hours=1 if i % 2 == 0 else -1)
             t0 = time.perf_counter()
-            records.move_appointment(session, appointment_id, to, actor="bench")
+            appointments.move_appointment(session, appointment_id, to, actor="bench")
             session.commit()
             timings.append((time.perf_counter() - t0) * 1000)
     print(f"reconcile one moved appointment with {total:,} outbox rows (move + reconcile + commit): "

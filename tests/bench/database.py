@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from engage import migrate
 from engage.db import make_engine, normalise_url
+from engage.records import migrate
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/engage_bench"
 

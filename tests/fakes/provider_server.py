@@ -53,33 +53,29 @@ never hears so).
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
-import queue
 import re
 import secrets
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections import Counter, deque
-from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-KINDS = ("sms", "email")
-FAKE_ACCOUNT_SID = "AC" + "f" * 32
-FAKE_AUTH_TOKEN = "fake-auth-token"
-FAKE_FROM_NUMBER = "+15005550006"  # Twilio's magic "valid sender" test number
-FAKE_SENDGRID_KEY = "SG.fake-key"
+from tests.fakes.remote import fake_env
+from tests.fakes.state import FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, FAKE_SENDGRID_KEY, FakeState
+from tests.fakes.vendor import (
+    _basic_credentials,
+    _CallbackSender,
+    _email_entry,
+    _segments,
+    _sendgrid_problem,
+    message_id_from_callback,
+)
 
 _TWILIO_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -101,111 +97,6 @@ TWILIO_ERRORS: dict[int, str] = {
     21614: "'To' number {to} is not a valid mobile number",
 }
 _TWILIO_CODE_FOR_STATUS = {401: 20003, 404: 20404, 429: 20429, 500: 20500, 503: 20503}
-
-
-class FakeState:
-    """What the server received and what it will answer next. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: list[dict[str, Any]] = []
-        self.faults: dict[str, deque[dict[str, Any]]] = {kind: deque() for kind in KINDS}
-        self.outage_until: dict[str, float] = {kind: 0.0 for kind in KINDS}
-        self.callback_statuses: list[str] = []  # e.g. ["sent", "delivered"]; empty: no status callbacks
-        self.callbacks: list[dict[str, Any]] = []
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests.clear()
-            self.callback_statuses = []
-            self.callbacks.clear()
-            for kind in KINDS:
-                self.faults[kind].clear()
-                self.outage_until[kind] = 0.0
-
-    def add_faults(self, kind: str, responses: list[dict[str, Any]]) -> None:
-        _check_kind(kind)
-        with self._lock:
-            self.faults[kind].extend(dict(r) for r in responses)
-
-    def set_callbacks(self, statuses: list[str]) -> None:
-        with self._lock:
-            self.callback_statuses = [str(s) for s in statuses]
-
-    def record_callback(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self.callbacks.append(entry)
-
-    def callbacks_sent(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(c) for c in self.callbacks]
-
-    def set_outage(self, kind: str, until: float) -> None:
-        _check_kind(kind)
-        with self._lock:
-            self.outage_until[kind] = until
-
-    def next_answer(self, kind: str) -> dict[str, Any] | None:
-        """The queued fault for this request, a 503 during an outage, or None for a normal answer."""
-        with self._lock:
-            if time.time() < self.outage_until[kind]:
-                return {"status": 503, "outage": True}
-            return self.faults[kind].popleft() if self.faults[kind] else None
-
-    def record(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self.requests.append(entry)
-
-    def received(self, kind: str | None = None, accepted_only: bool = False) -> list[dict[str, Any]]:
-        with self._lock:
-            return [
-                dict(r)
-                for r in self.requests
-                if (kind is None or r["kind"] == kind) and (r["accepted"] or not accepted_only)
-            ]
-
-    def count(self) -> dict[str, Any]:
-        with self._lock:
-            out: dict[str, Any] = {}
-            for kind in KINDS:
-                rows = [r for r in self.requests if r["kind"] == kind]
-                accepted = Counter(r["message_id"] for r in rows if r["accepted"])
-                out[kind] = sum(accepted.values())
-                out[f"{kind}_total"] = len(rows)
-                out[f"{kind}_distinct"] = len(accepted)
-                out[f"{kind}_duplicates"] = sorted(
-                    (mid for mid, n in accepted.items() if n > 1), key=lambda m: (m is None, m or 0)
-                )
-            return out
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-
-
-def message_id_from_callback(url: str | None) -> int | None:
-    """Our message id from a StatusCallback URL: query message_id / m / id, else the last all-digit path segment."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    for name in ("message_id", "engage_message_id", "m", "id"):
-        values = query.get(name)
-        if values and values[0].isdigit():
-            return int(values[0])
-    for segment in reversed([s for s in parts.path.split("/") if s]):
-        if segment.isdigit():
-            return int(segment)
-    return None
-
-
-def _segments(body: str) -> int:
-    try:
-        from engage.sms_text import segment_info
-    except ImportError:  # the fake must start even where engage is half-written
-        return 1
-    return segment_info(body)[1]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -462,105 +353,6 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(202, None, {"X-Message-Id": sg_id})
 
 
-def _basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """(user, password) from a Basic Authorization header, or None."""
-    if not header or not header.startswith("Basic "):
-        return None
-    try:
-        decoded = base64.b64decode(header[6:]).decode()
-    except ValueError:
-        return None
-    name, _, password = decoded.partition(":")
-    return (name, password) if name and password else None
-
-
-class _CallbackSender:
-    """Posts Twilio status callbacks from one background thread, in order, signed like Twilio.
-
-    The signature (X-Twilio-Signature: HMAC-SHA1 of URL + sorted params, keyed
-    by the auth token) uses the token the client authenticated with, so engage's
-    webhook verifies it exactly as it would a real one.
-    """
-
-    def __init__(self, state: FakeState) -> None:
-        self._state = state
-        self._queue: queue.Queue[tuple[str, str, dict[str, str], list[str]]] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="fake-callbacks", daemon=True)
-        self._thread.start()
-
-    def enqueue(self, url: str, token: str, params: dict[str, str], statuses: list[str]) -> None:
-        self._queue.put((url, token, params, list(statuses)))
-
-    def _run(self) -> None:
-        from twilio.request_validator import RequestValidator
-
-        while True:
-            url, token, params, statuses = self._queue.get()
-            for status in statuses:
-                form = {**params, "MessageStatus": status, "SmsStatus": status}
-                signature = RequestValidator(token).compute_signature(url, form)
-                request = urllib.request.Request(
-                    url,
-                    data=urlencode(form).encode(),
-                    method="POST",
-                    headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"},
-                )
-                entry: dict[str, Any] = {
-                    "url": url,
-                    "message_sid": params["MessageSid"],
-                    "status": status,
-                    "sent_at": time.time(),
-                }
-                try:
-                    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - test fake
-                        entry["http_status"] = response.status
-                except urllib.error.HTTPError as exc:
-                    entry["http_status"] = exc.code
-                except OSError as exc:
-                    entry["http_status"], entry["error"] = None, type(exc).__name__
-                self._state.record_callback(entry)
-
-
-def _email_entry(payload: dict[str, Any]) -> dict[str, Any]:
-    personalization = (payload.get("personalizations") or [{}])[0]
-    custom_args = {**(payload.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
-    content = {c.get("type"): c.get("value") for c in payload.get("content") or []}
-    message_id = custom_args.get("engage_message_id")
-    sender = payload.get("from") or {}
-    return {
-        "kind": "email",
-        "message_id": int(str(message_id)) if str(message_id).isdigit() else None,
-        "to": ((personalization.get("to") or [{}])[0]).get("email"),
-        "from": sender.get("email"),
-        "from_name": sender.get("name"),
-        "subject": personalization.get("subject") or payload.get("subject"),
-        "text": content.get("text/plain"),
-        "html": content.get("text/html"),
-        "content_types": [c.get("type") for c in payload.get("content") or []],
-        "headers": {**(payload.get("headers") or {}), **(personalization.get("headers") or {})},
-        "categories": payload.get("categories") or [],
-        "custom_args": custom_args,
-        "received_at": time.time(),
-    }
-
-
-def _sendgrid_problem(payload: dict[str, Any]) -> tuple[str, str] | None:
-    """SendGrid's own validation, the parts we rely on."""
-    personalizations = payload.get("personalizations") or []
-    if not personalizations or not personalizations[0].get("to"):
-        return "The personalizations field is required and must have at least one personalization.", "personalizations"
-    to = personalizations[0]["to"][0].get("email") or ""
-    if "@" not in to:
-        return "Does not contain a valid address.", "personalizations.0.to.0.email"
-    if not (payload.get("from") or {}).get("email"):
-        return "The from object must be provided for every email send.", "from"
-    if not (personalizations[0].get("subject") or payload.get("subject")):
-        return "The subject is required.", "subject"
-    if not payload.get("content"):
-        return "Unless a valid template_id is provided, the content parameter is required.", "content"
-    return None
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -634,97 +426,6 @@ class FakeProviders:
 
     def reset(self) -> None:
         self.state.reset()
-
-
-def fake_env(url: str) -> dict[str, str]:
-    """Environment that points engage's providers (and the SDKs) at a fake server at ``url``."""
-    return {
-        "ENGAGE_SMS_PROVIDER": "twilio",
-        "ENGAGE_EMAIL_PROVIDER": "sendgrid",
-        "ENGAGE_TWILIO_API_BASE": url,
-        "ENGAGE_SENDGRID_API_BASE": url,
-        "TWILIO_ACCOUNT_SID": FAKE_ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": FAKE_AUTH_TOKEN,
-        "TWILIO_FROM_NUMBER": FAKE_FROM_NUMBER,
-        "SENDGRID_API_KEY": FAKE_SENDGRID_KEY,
-    }
-
-
-class RemoteFakeProviders:
-    """The same helpers as FakeProviders, for a fake server in another process, over its control API."""
-
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url = url.rstrip("/")
-        self._timeout = timeout
-
-    def _call(self, method: str, path: str, payload: Any = None) -> Any:
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 - our own fake
-            return json.loads(response.read() or b"null")
-
-    def env(self) -> dict[str, str]:
-        return fake_env(self.url)
-
-    def sms_requests(self, accepted_only: bool = False) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", f"/_fake/requests?kind=sms&accepted={int(accepted_only)}")
-        return result
-
-    def email_requests(self, accepted_only: bool = False) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", f"/_fake/requests?kind=email&accepted={int(accepted_only)}")
-        return result
-
-    def count(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "/_fake/count")
-        return result
-
-    def add_faults(self, kind: str, responses: list[dict[str, Any]]) -> None:
-        self._call("POST", "/_fake/faults", {"kind": kind, "responses": responses})
-
-    def outage(self, kind: str, seconds: float) -> None:
-        self._call("POST", "/_fake/faults", {"kind": kind, "outage_seconds": seconds})
-
-    def status_callbacks(self, statuses: list[str]) -> None:
-        self._call("POST", "/_fake/callbacks", {"statuses": statuses})
-
-    def callbacks_sent(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", "/_fake/callbacks")
-        return result
-
-    def reset(self) -> None:
-        self._call("POST", "/_fake/reset", {})
-
-
-@contextlib.contextmanager
-def spawn_fake_server(port: int = 0, startup_timeout: float = 10.0) -> Iterator[RemoteFakeProviders]:
-    """Run ``python -m tests.fakes.provider_server`` as a child process for the block; yields its client."""
-    root = Path(__file__).resolve().parents[2]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.provider_server", "--port", str(port)],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + startup_timeout
-        line = ""
-        while time.monotonic() < deadline and not line.startswith("listening "):
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                raise RuntimeError("fake provider server exited during start-up")
-        if not line.startswith("listening "):
-            raise RuntimeError("fake provider server did not start")
-        yield RemoteFakeProviders(line.split()[1])
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def main(argv: list[str] | None = None) -> None:

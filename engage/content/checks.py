@@ -1,0 +1,173 @@
+"""The rules behind ``engage templates check``: every template, every locale, rendered with sample data.
+
+A template fails on:
+
+- ``render-error``: it does not render (syntax error, missing variable, missing file);
+- ``sms-segments``: an SMS longer than two segments with worst-case sample data
+  (a 40-character clinic name, long weekday and month names, the STOP line);
+- ``sms-lookalike``: an SMS holding a non-GSM character with a GSM look-alike
+  (curly quote, no-break space, dash, ellipsis...), in its output or its source;
+  we would replace it, but the author should see what they typed;
+- ``sms-condition-word``: an SMS naming a condition or treatment (``settings.condition_words``,
+  at the start of a word, so "needles" for "needle"; :mod:`engage.content.condition_words`, the
+  rule the send path applies too), which a lock screen shows to anyone (HIPAA minimum necessary);
+- ``email-clinic-name``, ``email-address``, ``email-unsubscribe``: the text or HTML
+  part of an email lacks the clinic's name, postal address or unsubscribe link
+  (CAN-SPAM requires the last two).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from markupsafe import escape
+
+from engage.config import get_settings
+from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in
+from engage.content.message_context import SAMPLE_START, sample_context
+from engage.content.rendering import (
+    TemplateError,
+    finish_sms,
+    render_email,
+    render_sms_raw,
+    resolve_template,
+    template_locales,
+    template_names,
+    templates_root,
+)
+from engage.content.sms_text import LOOKALIKES, non_gsm_replaceable, segment_info
+
+MAX_SEGMENTS = 2
+#: Appointment starts to try: the longest English names (Wednesday, September), and a Saturday,
+#: whose Spanish name ("sábado") makes the message UCS-2.
+SAMPLE_STARTS: tuple[datetime, ...] = (SAMPLE_START, SAMPLE_START - timedelta(days=4))
+STEP_DAYS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    rule: str
+    detail: str
+
+
+@dataclass
+class Report:
+    checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, file: str, rule: str, detail: str) -> None:
+        problem = Problem(file, rule, detail)
+        if problem not in self.problems:  # an English fallback is checked once per locale; report it once
+            self.problems.append(problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked": self.checked, "problems": [asdict(p) for p in self.problems]}
+
+
+def check_templates(templates_dir: Path | None = None, condition_words: list[str] | None = None) -> Report:
+    """Render every email and SMS template in every locale any template has; collect what breaks a rule."""
+    root = templates_root(templates_dir)
+    words = condition_words if condition_words is not None else get_settings().condition_words
+    report = Report()
+    for locale in template_locales(root):
+        for name in template_names("email", root):
+            report.checked += 1
+            _check_email(report, root, name, locale)
+        for name in template_names("sms", root):
+            report.checked += 1
+            _check_sms(report, root, name, locale, words)
+    return report
+
+
+def _render_error(report: Report, exc: TemplateError) -> None:
+    report.add(exc.template, "render-error", exc.detail + (f" (line {exc.line})" if exc.line else ""))
+
+
+def _describe(ch: str) -> str:
+    replacement = LOOKALIKES.get(ch, "")
+    instead = f"would be sent as {replacement!r}" if replacement else "would be removed"
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'UNNAMED')} ({instead})"
+
+
+def _line_of(source: str, ch: str) -> str:
+    index = source.find(ch)
+    return f" on line {source.count(chr(10), 0, index) + 1}" if index >= 0 else " in the output"
+
+
+def _check_sms(report: Report, root: Path, name: str, locale: str, words: list[str]) -> None:
+    try:
+        _loc, files = resolve_template("sms", name, locale, root)
+    except TemplateError as exc:
+        _render_error(report, exc)
+        return
+    file = files["txt"]
+    source = (root / file).read_text(encoding="utf-8")
+    # Tabs are fine in a template's source (indentation inside tags); only in output do they cost.
+    for ch in non_gsm_replaceable(source.replace("\t", "")):
+        report.add(file, "sms-lookalike", _describe(ch) + _line_of(source, ch))
+    days = STEP_DAYS if "step" in source else (1,)
+    for day in days:
+        for start in SAMPLE_STARTS:
+            for first_sms in (True, False):
+                context = sample_context(name, "sms", locale, step={"day": day})
+                context["first_sms"] = first_sms
+                if context["appointment"] is not None:
+                    context["appointment"] = {
+                        **context["appointment"],
+                        "start": start,
+                        "end": start + timedelta(minutes=45),
+                    }
+                try:
+                    file, effective, raw = render_sms_raw(name, context, locale, root)
+                except TemplateError as exc:
+                    _render_error(report, exc)
+                    return
+                for ch in non_gsm_replaceable(raw):
+                    report.add(file, "sms-lookalike", _describe(ch) + _line_of(source, ch))
+                body = finish_sms(raw, effective, first_sms)
+                encoding, segments, units = segment_info(body)
+                if segments > MAX_SEGMENTS:
+                    report.add(
+                        file,
+                        "sms-segments",
+                        f"{segments} segments ({encoding}, {units} units) with sample data; at most {MAX_SEGMENTS}",
+                    )
+                for word in condition_words_in(body, words):
+                    report.add(
+                        file, CONDITION_WORD_RULE, f"mentions {word!r}; SMS must not name a condition or treatment"
+                    )
+
+
+def _contains(text: str, needle: str, html: bool) -> bool:
+    return needle in text or (html and str(escape(needle)) in text)
+
+
+def _check_email(report: Report, root: Path, name: str, locale: str) -> None:
+    context = sample_context(name, "email", locale)
+    try:
+        _loc, files = resolve_template("email", name, locale, root)
+        email = render_email(name, context, locale, root)
+    except TemplateError as exc:
+        _render_error(report, exc)
+        return
+    if not email.subject:
+        report.add(files["subject.txt"], "render-error", "the subject is empty")
+    clinic = context["clinic"]
+    for part, text in (("txt", email.text), ("html", email.html)):
+        html = part == "html"
+        file = files[part]
+        if not _contains(text, clinic["name"], html):
+            report.add(file, "email-clinic-name", "the clinic's name is missing")
+        if not all(_contains(text, line, html) for line in clinic["address_lines"]):
+            report.add(file, "email-address", "the clinic's postal address is missing (clinic.address)")
+        if not _contains(text, context["unsubscribe_url"], html):
+            report.add(file, "email-unsubscribe", "the unsubscribe link is missing (unsubscribe_url)")

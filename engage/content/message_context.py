@@ -1,0 +1,223 @@
+"""The template contexts: what a message template may see, as plain dicts.
+
+- :func:`message_context`: for one outbox row, in its patient's time zone and
+  locale (what :mod:`engage.delivery.send_checks` renders at send time);
+- :func:`sample_context`: worst-case sample data without a patient, for
+  ``engage templates check`` and ``preview``;
+- :func:`patient_preview_context`: a real patient's next appointment, for
+  ``engage templates preview --patient``.
+
+Templates get dicts, never ORM objects, so they cannot wander through
+relationships to other patients' data. Rendering is in :mod:`engage.content.rendering`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+
+from engage.clock import utcnow
+from engage.config import get_settings
+from engage.content import links
+from engage.content.rendering import DEFAULT_LOCALE, babel_locale
+from engage.records.models import (
+    Appointment,
+    AppointmentStatus,
+    Channel,
+    Message,
+    MessageStatus,
+    Patient,
+    TreatmentPlan,
+)
+
+__all__ = [
+    "SAMPLE_CLINIC",
+    "SAMPLE_START",
+    "SAMPLE_TZ",
+    "message_context",
+    "patient_preview_context",
+    "sample_context",
+]
+
+#: Outbox statuses of an earlier SMS that never reached the patient, so did not show them the STOP line.
+_NOT_RECEIVED = (MessageStatus.CANCELLED, MessageStatus.SKIPPED, MessageStatus.FAILED, MessageStatus.UNDELIVERED)
+
+
+def _display_phone(phone: str | None, region: str | None) -> str:
+    if not phone:
+        return ""
+    try:
+        parsed = phonenumbers.parse(phone, region or get_settings().default_region)
+    except phonenumbers.NumberParseException:
+        return phone
+    same_country = phonenumbers.region_code_for_number(parsed) == (region or get_settings().default_region)
+    fmt = phonenumbers.PhoneNumberFormat.NATIONAL if same_country else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(parsed, fmt)
+
+
+def _context(
+    *,
+    clinic: dict[str, Any],
+    first_name: str,
+    tz: str,
+    locale: str,
+    start: datetime | None,
+    end: datetime | None,
+    step: dict[str, Any],
+    first_sms: bool,
+    patient_id: int,
+    message_id: int,
+    channel: str,
+) -> dict[str, Any]:
+    zone = ZoneInfo(tz)
+    appointment = None
+    if start is not None:
+        appointment = {
+            "start": start.astimezone(zone),
+            "end": (end or start + timedelta(minutes=45)).astimezone(zone),
+        }
+    return {
+        "patient": {"first_name": first_name},
+        "clinic": clinic,
+        "appointment": appointment,
+        "step": step,
+        "first_sms": first_sms,
+        "channel": channel,
+        "unsubscribe_url": links.unsubscribe_url(patient_id, channel),
+        "reassessment_urls": [(score, links.reassessment_url(message_id, score)) for score in range(11)],
+        "reassessment_form_url": links.reassessment_url(message_id, None),
+        "tz": tz,
+        "locale": locale,
+    }
+
+
+def _clinic(name: str, address: str, phone: str | None, region: str | None) -> dict[str, Any]:
+    lines = [line.strip() for line in address.splitlines() if line.strip()]
+    return {"name": name, "address": "\n".join(lines), "address_lines": lines, "phone": _display_phone(phone, region)}
+
+
+def _step(message: Message) -> dict[str, Any]:
+    step = dict(message.context or {})
+    # Planning records the stretch day in context; older rows only in the occurrence key ("appt:12:day:2").
+    match = re.search(r"(?:^|:)day:(\d+)", message.occurrence or "")
+    if "day" not in step and match:
+        step["day"] = int(match.group(1))
+    return step
+
+
+def _is_first_sms(session: Session, message: Message) -> bool:
+    earlier = select(Message.id).where(
+        Message.enrollment_id == message.enrollment_id,
+        Message.channel == Channel.SMS,
+        Message.id != message.id,
+        Message.status.not_in(_NOT_RECEIVED),
+        or_(Message.due_at < message.due_at, (Message.due_at == message.due_at) & (Message.id < message.id)),
+    )
+    return not session.scalar(select(exists(earlier)))
+
+
+def message_context(session: Session, message: Message) -> dict[str, Any]:
+    """The template context for one outbox row, in its patient's time zone and locale.
+
+    ``first_sms`` is true for an SMS with no earlier SMS in the same enrollment
+    that reached (or may still reach) the patient.
+    """
+    patient = message.patient
+    clinic = patient.clinic
+    appointment = message.appointment
+    channel = Channel(message.channel).value
+    return _context(
+        clinic=_clinic(clinic.name, clinic.address, clinic.phone, clinic.region),
+        first_name=patient.first_name,
+        tz=patient.effective_timezone,
+        locale=patient.locale or DEFAULT_LOCALE,
+        start=appointment.start_at if appointment else None,
+        end=appointment.end_at if appointment else None,
+        step=_step(message),
+        first_sms=channel == Channel.SMS.value and _is_first_sms(session, message),
+        patient_id=patient.id,
+        message_id=message.id,
+        channel=channel,
+    )
+
+
+# Sample data is the worst case for length: a ~40-character clinic name, the
+# longest weekday and month names, a two-digit hour, and the STOP line.
+SAMPLE_TZ = "America/Los_Angeles"
+SAMPLE_START = datetime(2026, 9, 30, 10, 30, tzinfo=ZoneInfo(SAMPLE_TZ))  # a Wednesday in September
+SAMPLE_CLINIC = _clinic(
+    "Riverside Physical Therapy & Wellness Co",
+    "1200 Riverside Avenue, Suite 210\nPortland, OR 97201",
+    "+15035550123",
+    "US",
+)
+SAMPLE_FIRST_NAMES = {"en": "Alexandra", "es": "Alejandra"}
+
+
+def sample_context(name: str, channel: str, locale: str, *, step: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A realistic context without a patient, for ``templates check`` and ``preview`` (first SMS, day 1)."""
+    return _context(
+        clinic=dict(SAMPLE_CLINIC),
+        first_name=SAMPLE_FIRST_NAMES.get(babel_locale(locale).language, SAMPLE_FIRST_NAMES["en"]),
+        tz=SAMPLE_TZ,
+        locale=locale,
+        start=SAMPLE_START,
+        end=SAMPLE_START + timedelta(minutes=45),
+        step=dict(step) if step is not None else {"day": 1},
+        first_sms=True,
+        patient_id=0,
+        message_id=0,
+        channel=channel,
+    )
+
+
+def _next_appointment(session: Session, patient_id: int) -> Appointment | None:
+    return session.scalars(
+        select(Appointment)
+        .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
+        .where(
+            TreatmentPlan.patient_id == patient_id,
+            Appointment.status == AppointmentStatus.BOOKED,
+            Appointment.start_at >= utcnow(),
+        )
+        .order_by(Appointment.start_at)
+        .limit(1)
+    ).first()
+
+
+def patient_preview_context(
+    session: Session, patient: Patient, channel: str, *, step: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A context from a real patient, as if their next booked appointment's message went out now.
+
+    Without a future appointment, one two days from now at 10:30 local stands in.
+    Shown as the first SMS of an enrollment (with the STOP line).
+    """
+    clinic = patient.clinic
+    tz = patient.effective_timezone
+    appointment = _next_appointment(session, patient.id)
+    if appointment is not None:
+        start, end = appointment.start_at, appointment.end_at
+    else:
+        day = utcnow().astimezone(ZoneInfo(tz)).date() + timedelta(days=2)
+        start = datetime.combine(day, time(10, 30), tzinfo=ZoneInfo(tz))
+        end = start + timedelta(minutes=45)
+    return _context(
+        clinic=_clinic(clinic.name, clinic.address, clinic.phone, clinic.region),
+        first_name=patient.first_name,
+        tz=tz,
+        locale=patient.locale or DEFAULT_LOCALE,
+        start=start,
+        end=end,
+        step=dict(step) if step is not None else {"day": 1},
+        first_sms=True,
+        patient_id=patient.id,
+        message_id=0,
+        channel=channel,
+    )

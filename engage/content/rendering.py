@@ -1,0 +1,324 @@
+"""Render message templates: email (subject, text, HTML) and SMS bodies.
+
+Templates live in ``templates/<channel>/<name>[.<locale>].<part>``: email parts
+are ``subject.txt``, ``txt`` and ``html``; SMS has only ``txt``. Files without a
+locale are English. A patient's locale is used when *every* part of the
+template has a variant for it (``es_MX`` then ``es``), otherwise English, and
+dates are then formatted in English too so a message never mixes languages.
+
+Clinic staff edit these files, so they run in Jinja's sandbox, with
+``StrictUndefined`` (a misspelt variable is an error naming the template and
+variable, never a blank in a patient's message) and autoescaping for HTML only.
+Templates receive plain dicts, never ORM objects, so they cannot wander
+through relationships to other patients' data.
+Those dicts are built in :mod:`engage.content.message_context`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time, get_date_format, get_datetime_format
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from engage.config import get_settings
+from engage.content.sms_text import GSM7, UCS2, normalise_sms, segment_info
+
+__all__ = [
+    "GSM7",
+    "UCS2",
+    "RenderedEmail",
+    "RenderedSms",
+    "TemplateError",
+    "babel_locale",
+    "render_email",
+    "render_sms",
+    "render_sms_raw",
+    "resolve_template",
+    "stop_line",
+    "template_locales",
+    "template_names",
+    "templates_root",
+]
+
+EMAIL_PARTS = ("subject.txt", "txt", "html")
+SMS_PARTS = ("txt",)
+PARTS = {"email": EMAIL_PARTS, "sms": SMS_PARTS}
+DEFAULT_LOCALE = "en"
+
+#: The opt-out instruction the first SMS of an enrollment must carry (CTIA), by language.
+STOP_LINES = {
+    "en": "Reply STOP to opt out.",
+    # "no recibir más mensajes" would cost UCS-2 (the "á"), more than doubling a Spanish SMS.
+    "es": "Responda STOP para darse de baja.",
+}
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class RenderedSms:
+    body: str
+    segments: int
+    encoding: str  # "GSM-7" | "UCS-2"
+
+
+class TemplateError(Exception):
+    """A template could not be rendered. Names the template file (and line, variable); never patient data."""
+
+    def __init__(self, template: str, detail: str, line: int | None = None) -> None:
+        self.template = template
+        self.detail = detail
+        self.line = line
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"{where}: {detail}")
+
+
+# --- the environment ---------------------------------------------------------------------------
+
+
+def templates_root(templates_dir: Path | None = None) -> Path:
+    """The templates folder: ``templates_dir`` if given, else ``ENGAGE_TEMPLATES_DIR``."""
+    return Path(templates_dir or get_settings().templates_dir).resolve()
+
+
+@lru_cache(maxsize=16)
+def _environment(templates_dir: Path) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(templates_dir)),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(local_date=_local_date, local_time=_local_time, local_datetime=_local_datetime)
+    return env
+
+
+def babel_locale(locale: str | None) -> Locale:
+    """The Babel locale for ``locale`` (``es-MX``, ``es_MX``, ``es``); English when Babel does not know it."""
+    try:
+        return Locale.parse((locale or DEFAULT_LOCALE).replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(DEFAULT_LOCALE)
+
+
+@lru_cache(maxsize=64)
+def _date_pattern(locale: Locale) -> str:
+    # The locale's full date without the year ("EEEE, MMMM d" / "EEEE, d 'de' MMMM"): appointments are days away.
+    pattern = get_date_format("full", locale=locale).pattern
+    if pattern.startswith("y"):
+        return pattern
+    return re.sub(r"[\s,.]*(?:'de'\s*)?y+[.,]?", "", pattern).strip()
+
+
+def _plain_spaces(text: str) -> str:
+    # CLDR puts U+202F/U+00A0 in "9:00 AM"; one of those would turn an SMS into UCS-2.
+    return text.replace("\u202f", " ").replace("\xa0", " ")
+
+
+def _localise(ctx: Context, value: Any, filter_name: str) -> tuple[datetime, Locale]:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{filter_name} needs a datetime")
+    if value.tzinfo is None:
+        raise ValueError(f"{filter_name} needs an aware datetime")
+    tz = ZoneInfo(str(ctx.get("tz") or "UTC"))
+    return value.astimezone(tz), babel_locale(ctx.get("locale"))
+
+
+@pass_context
+def _local_date(ctx: Context, value: Any) -> str:
+    """``Wednesday, September 30`` / ``miércoles, 30 de septiembre`` in the context's time zone."""
+    local, locale = _localise(ctx, value, "local_date")
+    return _plain_spaces(format_date(local, _date_pattern(locale), locale=locale))
+
+
+@pass_context
+def _local_time(ctx: Context, value: Any) -> str:
+    """``9:00 AM`` / ``9:00`` in the context's time zone."""
+    local, locale = _localise(ctx, value, "local_time")
+    return _plain_spaces(format_time(local, "short", locale=locale))
+
+
+@pass_context
+def _local_datetime(ctx: Context, value: Any) -> str:
+    """``Wednesday, September 30 at 9:00 AM`` / ``miércoles, 30 de septiembre, 9:00``."""
+    local, locale = _localise(ctx, value, "local_datetime")
+    day = _plain_spaces(format_date(local, _date_pattern(locale), locale=locale))
+    clock = _plain_spaces(format_time(local, "short", locale=locale))
+    if locale.language == "en":
+        return f"{day} at {clock}"
+    return str(get_datetime_format("long", locale=locale)).replace("'", "").format(clock, day)
+
+
+# --- finding and rendering files -----------------------------------------------------------------
+
+
+def _locale_candidates(locale: str | None) -> list[str]:
+    loc = (locale or DEFAULT_LOCALE).replace("-", "_")
+    out = [loc, loc.split("_")[0]]
+    return list(dict.fromkeys(c for c in out if c))
+
+
+def resolve_template(
+    channel: str, name: str, locale: str | None, templates_dir: Path | None = None
+) -> tuple[str, dict[str, str]]:
+    """``(effective_locale, {part: file})`` for a template, files relative to the templates folder.
+
+    The requested locale (``es_MX``, then ``es``) when every part has a variant
+    for it, else the unsuffixed English files. Raises :class:`TemplateError` when
+    the English files are missing too.
+    """
+    if channel not in PARTS:
+        raise TemplateError(f"{channel}/{name}", f"unknown channel {channel!r}")
+    root = templates_root(templates_dir)
+    parts = PARTS[channel]
+    for loc in _locale_candidates(locale):
+        files = {part: f"{channel}/{name}.{loc}.{part}" for part in parts}
+        if all((root / f).is_file() for f in files.values()):
+            return loc, files
+    files = {part: f"{channel}/{name}.{part}" for part in parts}
+    for f in files.values():
+        if not (root / f).is_file():
+            raise TemplateError(f, "template file not found")
+    return DEFAULT_LOCALE, files
+
+
+def _template_frame(tb: TracebackType | None, root: Path) -> tuple[str, int] | None:
+    """The innermost traceback frame inside a template file (Jinja rewrites frames to template lines)."""
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        with contextlib.suppress(ValueError):  # a frame of Jinja or engage itself, not a template
+            found = (Path(filename).resolve().relative_to(root).as_posix(), tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _render(root: Path, file: str, context: dict[str, Any]) -> str:
+    try:
+        return _environment(root).get_template(file).render(context)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(exc.name or file, f"syntax error: {exc.message}", exc.lineno) from None
+    except TemplateNotFound as exc:
+        raise TemplateError(file, f"template not found: {exc.name}") from None
+    except (UndefinedError, SecurityError) as exc:
+        # Jinja's messages here name a variable or attribute and an object *type*, never a value.
+        where = _template_frame(exc.__traceback__, root) or (file, None)
+        kind = "undefined variable" if isinstance(exc, UndefinedError) else "unsafe operation"
+        raise TemplateError(where[0], f"{kind}: {exc.message or exc}", where[1]) from None
+    except Exception as exc:  # a filter or test failed; its message could quote a value, so leave it out
+        where = _template_frame(exc.__traceback__, root) or (file, None)
+        raise TemplateError(where[0], f"{type(exc).__name__} while rendering", where[1]) from None
+
+
+def _tidy_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def stop_line(locale: str | None) -> str:
+    """The opt-out instruction in the locale's language (English when we have none for it)."""
+    return STOP_LINES.get(babel_locale(locale).language, STOP_LINES[DEFAULT_LOCALE])
+
+
+def render_email(
+    name: str, context: dict[str, Any], locale: str = DEFAULT_LOCALE, templates_dir: Path | None = None
+) -> RenderedEmail:
+    """Subject (one line), plain text and HTML of ``templates/email/<name>``; raises :class:`TemplateError`."""
+    root = templates_root(templates_dir)
+    effective, files = resolve_template("email", name, locale, root)
+    ctx = {**context, "locale": effective}
+    subject = " ".join(_render(root, files["subject.txt"], ctx).split())
+    return RenderedEmail(
+        subject=subject,
+        text=_tidy_text(_render(root, files["txt"], ctx)),
+        html=_render(root, files["html"], ctx).strip() + "\n",
+    )
+
+
+def render_sms_raw(
+    name: str, context: dict[str, Any], locale: str = DEFAULT_LOCALE, templates_dir: Path | None = None
+) -> tuple[str, str, str]:
+    """``(file, effective_locale, text)``: the SMS as the template produced it, before any normalising."""
+    root = templates_root(templates_dir)
+    effective, files = resolve_template("sms", name, locale, root)
+    return files["txt"], effective, _render(root, files["txt"], {**context, "locale": effective})
+
+
+def finish_sms(raw: str, locale: str, first_sms: bool) -> str:
+    """Replace GSM look-alikes, tidy whitespace, and add the STOP line to an enrollment's first SMS."""
+    lines = [" ".join(line.split()) for line in normalise_sms(raw).splitlines()]
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    if first_sms and "STOP" not in body:
+        body = f"{body} {stop_line(locale)}".strip()
+    return body
+
+
+def render_sms(
+    name: str, context: dict[str, Any], locale: str = DEFAULT_LOCALE, templates_dir: Path | None = None
+) -> RenderedSms:
+    """The SMS body of ``templates/sms/<name>``, normalised to GSM where a look-alike exists.
+
+    When ``context["first_sms"]`` is true the body ends with the opt-out line
+    ("Reply STOP to opt out."), unless the template already says STOP.
+    Raises :class:`TemplateError`.
+    """
+    _file, effective, raw = render_sms_raw(name, context, locale, templates_dir)
+    body = finish_sms(raw, effective, bool(context.get("first_sms")))
+    encoding, segments, _units = segment_info(body)
+    return RenderedSms(body=body, segments=segments, encoding=encoding)
+
+
+# --- listing templates -------------------------------------------------------------------------
+
+
+def template_names(channel: str, templates_dir: Path | None = None) -> list[str]:
+    """Names of the templates shipped for a channel (files starting with ``_`` are layouts, not messages)."""
+    return sorted({name for name, _loc in _scan(channel, templates_root(templates_dir))})
+
+
+def template_locales(templates_dir: Path | None = None) -> list[str]:
+    """Every locale any template has a variant for, English first."""
+    root = templates_root(templates_dir)
+    found = {loc for channel in PARTS for _name, loc in _scan(channel, root)}
+    return [DEFAULT_LOCALE, *sorted(found - {DEFAULT_LOCALE})]
+
+
+def _scan(channel: str, root: Path) -> Iterable[tuple[str, str]]:
+    folder = root / channel
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if not path.is_file() or path.name.startswith((".", "_")):
+            continue
+        for part in sorted(PARTS[channel], key=len, reverse=True):  # "subject.txt" before "txt"
+            if path.name.endswith("." + part):
+                stem = path.name[: -len(part) - 1]
+                name, _, loc = stem.partition(".")
+                yield name, loc or DEFAULT_LOCALE
+                break

@@ -1,0 +1,135 @@
+"""The conditional UPDATEs that move one outbox row between states, for :func:`engage.delivery.send.send_one`.
+
+Every write names the state it expects (``queued``, ``sending``) and, once a
+worker holds a row, the attempt number it took it with; zero rows changed means
+another worker, the reaper or a status callback got there first. Each function
+either opens and commits its own transaction or works inside the caller's.
+:func:`write_with_retries` commits a write that must not be lost (a provider's
+answer) through transient database errors.
+
+Logs carry message ids and error types only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, literal, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from engage.db import session_scope
+from engage.records.models import Channel, Message, MessageStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A row this worker moved to ``sending``: its attempt number fences every later write of this worker."""
+
+    attempt: int
+    channel: Channel
+
+
+def start_sending(message_id: int, now: datetime) -> Taken | None:
+    """``queued -> sending`` (one more attempt). None when the row was not ``queued``."""
+    with session_scope() as session:
+        row = session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+            .values(status=MessageStatus.SENDING, sending_at=now, handed_at=None, attempts=Message.attempts + 1,
+                    updated_at=now)
+            .returning(Message.attempts, Message.channel)
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        return Taken(attempt=row.attempts, channel=row.channel) if row is not None else None
+
+
+def hand_over(session: Session, message_id: int, now: datetime, attempt: int) -> bool:
+    """Mark our ``sending`` row as about to reach the provider (``handed_at``); False when it is no longer ours.
+
+    Committed before the provider call: from then on a dead worker's row is
+    ``unknown`` to the reaper, not requeued. The attempt number fences out a
+    worker whose row the reaper already took back and gave to another.
+    """
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.SENDING, Message.attempts == attempt,
+               Message.handed_at.is_(None))
+        .values(handed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish(session: Session, message_id: int, now: datetime, *, attempt: int | None = None, **values: Any) -> bool:
+    """Move our ``sending`` row to its next state; False when someone else moved it first.
+
+    ``attempt`` (from :func:`start_sending`) makes sure the row is still this
+    worker's attempt, not one the reaper requeued and another worker took.
+    """
+    stmt = update(Message).where(Message.id == message_id, Message.status == MessageStatus.SENDING)
+    if attempt is not None:
+        stmt = stmt.where(Message.attempts == attempt)
+    result = session.execute(
+        stmt.values(updated_at=now, **values).execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release(message_id: int, now: datetime, *, attempt: int | None = None) -> None:
+    """``sending -> queued`` without counting the attempt (engage, not the message, was at fault)."""
+    with session_scope() as session:
+        finish(session, message_id, now, attempt=attempt, status=MessageStatus.QUEUED,
+               attempts=Message.attempts - 1, sending_at=None, handed_at=None)
+
+
+def record_accepted(session: Session, message_id: int, now: datetime, *, provider: str, provider_message_id: str,
+                    segments: int | None) -> None:
+    """Store what the provider accepted. A status callback may have got there first: it keeps its status and error."""
+    ours = Message.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN])
+
+    def unless_called_back(value: Any, column: Any) -> Any:
+        return case((ours, literal(value)), else_=column)
+
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(
+            provider=provider,
+            provider_message_id=provider_message_id,
+            segments=segments,
+            sent_at=now,
+            updated_at=now,
+            next_attempt_at=None,
+            last_error=unless_called_back(None, Message.last_error),
+            error_code=unless_called_back(None, Message.error_code),
+            status=unless_called_back(MessageStatus.SENT.value, Message.status),
+            status_reason=unless_called_back(None, Message.status_reason),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def write_with_retries(work: Callable[[Session], None], *, tries: int = 6, pause: float = 0.2) -> None:
+    """Commit ``work`` in a transaction, retrying on database errors (a locked SQLite, a dropped connection).
+
+    Used for writing a provider's answer: the message is out, so losing that
+    record would make the reaper flag a delivered message ``unknown``.
+    """
+    for attempt in range(1, tries + 1):
+        try:
+            with session_scope() as session:
+                work(session)
+            return
+        except (OperationalError, InterfaceError):
+            if attempt == tries:
+                raise
+            log.warning("database error writing a send result; retry %d of %d", attempt, tries - 1)
+            time.sleep(pause * 2 ** (attempt - 1))

@@ -1,0 +1,303 @@
+"""Send one claimed message, at most once: the worker's half of dispatch.
+
+:func:`send_one` takes a row ``queued -> sending`` (zero rows changed: someone else
+has it), waits for a slot in the provider's rate limit, re-checks and renders the
+row (:mod:`engage.delivery.send_checks`), commits ``handed_at`` and calls the
+provider, then writes the answer (:mod:`engage.delivery.outbox_rows`). A transient
+failure puts the row back to ``scheduled`` with ``next_attempt_at`` (exponential
+backoff, full jitter); Celery's countdown is never the schedule. A failure after
+which the provider may have the message (:data:`AMBIGUOUS_CODES`) makes it ``unknown``.
+
+Logs carry message ids, statuses and error codes only: never names, numbers,
+addresses or bodies.
+"""
+
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from engage import clock
+from engage.config import get_settings
+from engage.content.condition_words import CONDITION_WORD_RULE
+from engage.content.rendering import TemplateError
+from engage.conversation.consent import record_consent
+from engage.db import session_scope
+from engage.delivery.claim import UNKNOWN_REASON
+from engage.delivery.outbox_rows import finish, hand_over, record_accepted, release, start_sending, write_with_retries
+from engage.delivery.providers import email_provider, sms_provider
+from engage.delivery.providers.base import ConfigurationError, OutgoingSms, ProviderError
+from engage.delivery.providers.twilio import INVALID_NUMBER as TWILIO_INVALID_NUMBER
+from engage.delivery.providers.twilio import NOT_MOBILE as TWILIO_NOT_MOBILE
+from engage.delivery.providers.twilio import UNSUBSCRIBED as TWILIO_UNSUBSCRIBED
+from engage.delivery.ratelimit import RateLimited, acquire, get_limiter
+from engage.delivery.send_checks import Decision, Ready, content_problem, render, send_time_check
+from engage.records.models import Channel, ConsentState, Message, MessageStatus, Patient
+
+log = logging.getLogger(__name__)
+
+#: Local providers (files, stdout) have no vendor limit to respect.
+UNLIMITED_PROVIDERS = frozenset({"outbox", "console"})
+#: Longer than this in the rate limiter's queue and the message goes back on the schedule instead.
+MAX_RATE_WAIT_SECONDS = 10.0
+#: Transient errors after which the vendor may nevertheless have accepted the message (the request
+#: reached it, the answer did not reach us). Retrying could text the patient twice, so the row waits in
+#: ``unknown`` for the status callback (or a person), exactly like a worker that died mid-call.
+AMBIGUOUS_CODES = frozenset({"read_timeout", "connection_lost", "sdk"})
+
+
+class Outcome(enum.StrEnum):
+    """What :func:`send_one` did with a message."""
+
+    SENT = "sent"  # the provider accepted it
+    SKIPPED = "skipped"  # not sendable now (consent, contact details, too late): status skipped
+    CANCELLED = "cancelled"  # no longer wanted (appointment cancelled, unenrolled): status cancelled
+    FAILED = "failed"  # permanent error, forbidden content or out of attempts: status failed
+    RETRY = "retry"  # transient error: back to scheduled, due again after ``delay``
+    DEFERRED = "deferred"  # quiet hours, a moved appointment, not due yet: back to scheduled, due after ``delay``
+    UNKNOWN = "unknown"  # the provider may have it (its answer was lost): status unknown, never resent blindly
+    NOT_MINE = "not_mine"  # the row was not ``queued`` (another worker has it, or it was cancelled) or was taken back
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: int
+    outcome: Outcome
+    reason: str | None = None
+    delay: float | None = None  # seconds until the row is due again (RETRY, DEFERRED)
+    provider_message_id: str | None = None
+
+
+def send_one(message_id: int) -> SendResult:
+    """Send one claimed (``queued``) message, at most once; see the module docstring.
+
+    Returns a :class:`SendResult`. Raises ``ConfigurationError`` after putting
+    the row back to ``queued`` (engage is set up wrongly: stop loudly, lose
+    nothing). Any other unexpected error before the provider call puts the row
+    back on the schedule (one attempt used; if even that write fails, the row
+    stays in ``sending`` without ``handed_at`` and the reaper requeues it) and
+    is re-raised; one during or after the call leaves the row in ``sending``
+    for the reaper, which flags it ``unknown``.
+    """
+    now = clock.utcnow()
+    taken = start_sending(message_id, now)
+    if taken is None:
+        log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
+        return SendResult(message_id, Outcome.NOT_MINE)
+    attempt = taken.attempt
+    try:
+        provider = sms_provider() if taken.channel is Channel.SMS else email_provider()
+        # The slot first, the checks after: a STOP, a cancellation or a move that arrives while this worker
+        # waits for its turn (up to MAX_RATE_WAIT_SECONDS) is seen. Only a commit and the HTTP call remain
+        # between the checks and the provider.
+        _wait_for_slot(taken.channel, provider.name)
+        now = clock.utcnow()
+        prepared = _prepare(message_id, now, attempt)
+        if isinstance(prepared, SendResult):
+            return prepared
+    except ConfigurationError:
+        release(message_id, now, attempt=attempt)
+        log.error("message %d: configuration error; put back to queued", message_id)
+        raise
+    except (RateLimited, redis.RedisError) as exc:
+        wait = exc.wait if isinstance(exc, RateLimited) else get_settings().retry_base_seconds
+        return _defer(message_id, now, attempt, timedelta(seconds=wait), f"rate limit ({type(exc).__name__})")
+    except Exception as exc:
+        _retry_or_fail_after_error(message_id, now, attempt, exc)
+        raise
+
+    try:
+        if isinstance(prepared.payload, OutgoingSms):
+            accepted = provider.send_sms(prepared.payload)  # type: ignore[union-attr]
+        else:
+            accepted = provider.send_email(prepared.payload)  # type: ignore[union-attr]
+    except ProviderError as exc:
+        return _provider_failed(message_id, exc, now, attempt=attempt, channel=prepared.channel,
+                                patient_id=prepared.patient_id)
+    except ConfigurationError:
+        release(message_id, now, attempt=attempt)
+        log.error("message %d: configuration error from provider %s; put back to queued", message_id, provider.name)
+        raise
+    except Exception as exc:
+        # Only the type: an arbitrary exception's text may quote what it was given.
+        log.error("message %d: provider %s raised %s; left in sending for the reaper", message_id, provider.name,
+                  type(exc).__name__)
+        raise
+
+    def store(session: Session) -> None:
+        record_accepted(session, message_id, clock.utcnow(), provider=provider.name,
+                        provider_message_id=accepted.provider_message_id, segments=prepared.segments)
+
+    try:
+        write_with_retries(store)
+    except Exception:
+        log.error("message %d: accepted by %s as %s but the result could not be stored; the status callback "
+                  "or the reaper resolves it", message_id, provider.name, accepted.provider_message_id)
+        raise
+    log.info("message %d sent via %s as %s", message_id, provider.name, accepted.provider_message_id)
+    return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
+
+
+def _prepare(message_id: int, now: datetime, attempt: int) -> Ready | SendResult:
+    """Re-check and render the message, then commit ``handed_at``; commit and return a result when it must not go."""
+    with session_scope() as session:
+        message = session.get_one(Message, message_id)
+        decision = send_time_check(session, message, now)
+        if decision is not None:
+            return _apply(session, message_id, now, attempt, decision)
+        try:
+            ready = render(session, message)
+        except TemplateError as exc:
+            reason = str(exc)[:500]
+            finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED, status_reason=reason,
+                   last_error=reason, error_code="template", next_attempt_at=None)
+            log.warning("message %d failed: template error in %s", message_id, exc.template)
+            return SendResult(message_id, Outcome.FAILED, reason=reason)
+        problem = content_problem(ready)
+        if problem is not None:
+            finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
+                   status_reason=problem[:500], last_error=problem[:500], error_code="content", next_attempt_at=None)
+            log.warning("message %d failed: content rule %s", message_id, CONDITION_WORD_RULE)
+            return SendResult(message_id, Outcome.FAILED, reason=problem)
+        if not hand_over(session, message_id, now, attempt):
+            log.info("message %d: taken back by the reaper before the provider call; not sent", message_id)
+            return SendResult(message_id, Outcome.NOT_MINE)
+        return ready
+
+
+def _apply(session: Session, message_id: int, now: datetime, attempt: int, decision: Decision) -> SendResult:
+    """Write a send-time check's verdict; the attempt is not counted (the message was not tried)."""
+    if decision.status is MessageStatus.SCHEDULED:
+        values: dict[str, Any] = {"status": MessageStatus.SCHEDULED, "status_reason": decision.reason,
+                                  "attempts": Message.attempts - 1, "sending_at": None}
+        if decision.due_at is not None:
+            values.update(due_at=decision.due_at, next_attempt_at=None)
+        if decision.next_attempt_at is not None:
+            values["next_attempt_at"] = decision.next_attempt_at
+        finish(session, message_id, now, attempt=attempt, **values)
+        again = decision.resume_at or max(decision.next_attempt_at or decision.due_at or now, decision.due_at or now)
+        log.info("message %d deferred: %s", message_id, decision.reason)
+        return SendResult(message_id, Outcome.DEFERRED, reason=decision.reason,
+                          delay=(again - now).total_seconds())
+    finish(session, message_id, now, attempt=attempt, status=decision.status, status_reason=decision.reason,
+           next_attempt_at=None, attempts=Message.attempts - 1)
+    log.info("message %d %s at send time: %s", message_id, decision.status.value, decision.reason)
+    outcome = Outcome.CANCELLED if decision.status is MessageStatus.CANCELLED else Outcome.SKIPPED
+    return SendResult(message_id, outcome, reason=decision.reason)
+
+
+def _wait_for_slot(channel: Channel, provider_name: str) -> None:
+    """Take a slot from the provider's shared bucket (files and the console are not rate limited)."""
+    if provider_name in UNLIMITED_PROVIDERS:
+        return
+    settings = get_settings()
+    rate = settings.sms_rate_per_second if channel is Channel.SMS else settings.email_rate_per_second
+    acquire(get_limiter(settings), f"{channel.value}:{provider_name}", rate, max_wait=MAX_RATE_WAIT_SECONDS)
+
+
+def _defer(message_id: int, now: datetime, attempt: int, wait: timedelta, reason: str) -> SendResult:
+    """Back to ``scheduled`` without using an attempt (engage, not the message, had to wait)."""
+    with session_scope() as session:
+        decision = Decision(MessageStatus.SCHEDULED, reason, next_attempt_at=now + wait)
+        return _apply(session, message_id, now, attempt, decision)
+
+
+def _provider_failed(
+    message_id: int,
+    exc: ProviderError,
+    now: datetime,
+    *,
+    attempt: int | None = None,
+    channel: Channel | None = None,
+    patient_id: int | None = None,
+) -> SendResult:
+    """Write a refused send: permanent (or out of attempts) -> failed with its follow-ups; else retry later.
+
+    A lost answer (:data:`AMBIGUOUS_CODES`) -> ``unknown``: the message may be out.
+    """
+    settings = get_settings()
+    error = str(exc)[:500]
+    code = exc.code or (str(exc.status) if exc.status is not None else None)
+    results: list[SendResult] = []
+
+    def work(session: Session) -> None:
+        results.clear()
+        attempts = session.scalar(select(Message.attempts).where(Message.id == message_id)) or 0
+        if not exc.permanent and exc.code in AMBIGUOUS_CODES:
+            reason = f"{UNKNOWN_REASON} ({exc.code})"
+            finish(session, message_id, now, attempt=attempt, status=MessageStatus.UNKNOWN, status_reason=reason,
+                   last_error=error, error_code=code, next_attempt_at=None)
+            results.append(SendResult(message_id, Outcome.UNKNOWN, reason=reason))
+            return
+        if exc.permanent or attempts >= settings.max_attempts:
+            reason = exc.message if exc.permanent else f"gave up after {attempts} attempts: {exc.message}"
+            finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
+                   status_reason=reason[:500], last_error=error, error_code=code, next_attempt_at=None)
+            if exc.permanent and channel is Channel.SMS and patient_id is not None:
+                _sms_follow_up(session, patient_id, exc.code)
+            results.append(SendResult(message_id, Outcome.FAILED, reason=reason))
+            return
+        delay = backoff_seconds(attempts, exc.retry_after)
+        # Nothing went out (a transient error is one the vendor certainly refused): the next try starts afresh.
+        finish(session, message_id, now, attempt=attempt, status=MessageStatus.SCHEDULED, status_reason=None,
+               next_attempt_at=now + timedelta(seconds=delay), last_error=error, error_code=code, sending_at=None,
+               handed_at=None)
+        results.append(SendResult(message_id, Outcome.RETRY, reason=exc.message, delay=delay))
+
+    write_with_retries(work)
+    result = results[0]
+    log.warning("message %d: %s error from %s (code %s): %s", message_id,
+                "permanent" if exc.permanent else "transient", exc.provider, code, result.outcome.value)
+    return result
+
+
+def _sms_follow_up(session: Session, patient_id: int, code: str | None) -> None:
+    """Twilio told us something about the patient's number: remember it so we stop trying."""
+    if code == TWILIO_UNSUBSCRIBED:
+        record_consent(session, patient_id, Channel.SMS, ConsentState.OPTED_OUT, source="twilio_21610")
+    elif code in (TWILIO_INVALID_NUMBER, TWILIO_NOT_MOBILE):
+        session.execute(update(Patient).where(Patient.id == patient_id).values(phone_invalid=True))
+
+
+def _retry_or_fail_after_error(message_id: int, now: datetime, attempt: int, exc: Exception) -> None:
+    """An unexpected error before the provider call: nothing went out, so schedule a retry (or give up).
+
+    If that write fails too (the database is gone), the row stays in
+    ``sending`` without ``handed_at``; :func:`reap_stale` requeues it later. The
+    caller re-raises ``exc`` either way.
+    """
+    log.error("message %d: %s before the provider call; rescheduling", message_id, type(exc).__name__)
+    error = f"internal error before sending ({type(exc).__name__})"
+    internal = ProviderError(error, provider="engage", code="internal", message_id=message_id)
+    try:
+        _provider_failed(message_id, internal, now, attempt=attempt)
+    except Exception as failure:  # the original error is the one to raise; this one is logged, not lost
+        log.error("message %d: could not reschedule it either (%s); it stays in sending, never handed to the "
+                  "provider, until the reaper requeues it", message_id, type(failure).__name__)
+
+
+# --- backoff -------------------------------------------------------------------------------------
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before the attempt after ``attempt``: full jitter up to ``base * 2**(attempt-1)``, capped.
+
+    ``retry_after`` (the vendor's Retry-After) is a floor. Never less than a second.
+    """
+    settings = get_settings()
+    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(attempt - 1, 0))
+    delay = random.uniform(min(1.0, ceiling), ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+

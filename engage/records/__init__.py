@@ -1,0 +1,8 @@
+"""Records: what a clinic keeps, and the only way it is written.
+
+The SQLAlchemy models, the Alembic migrations that build them, validation of
+everything staff type (phones, time zones, emails, wall times), the clinic's
+quiet-hours setting, creating clinics, patients and plans, and the audit trail.
+Imports only the cross-cutting modules (``config``, ``clock``, ``errors``, ``db``);
+anything that re-plans messages after a change lives above, in :mod:`engage.schedule`.
+"""

@@ -1,0 +1,79 @@
+"""Treatment plans and their appointments, created in the patient's wall time (DST-correct)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from engage.errors import InvalidInput
+from engage.records import validation
+from engage.records.audit import audit
+from engage.records.lookup import get
+from engage.records.models import Appointment, AppointmentStatus, Patient, PlanStatus, TreatmentPlan
+
+
+def create_plan(
+    session: Session,
+    *,
+    patient_id: int,
+    condition: str,
+    modality: str,
+    first: str | datetime,
+    sessions: int,
+    every: timedelta,
+    duration: timedelta = timedelta(minutes=45),
+    reassess_every: int = 3,
+    actor: str = "cli",
+) -> TreatmentPlan:
+    """A plan with ``sessions`` appointments, the first at ``first``, then every ``every``.
+
+    A ``first`` without an offset is the patient's wall time; later sessions keep that wall
+    time across DST changes when ``every`` is a whole number of days.
+    """
+    patient: Patient = get(session, Patient, patient_id)
+    if not 1 <= sessions <= 100:
+        raise InvalidInput("sessions must be between 1 and 100")
+    if every <= timedelta(0):
+        raise InvalidInput("the time between sessions must be positive")
+    if duration <= timedelta(0):
+        raise InvalidInput("an appointment must end after it starts (duration must be positive)")
+    if reassess_every < 1:
+        raise InvalidInput("reassess-every must be at least 1")
+    tz = patient.effective_timezone
+    start = validation.local_datetime(first, tz)
+    wall = start.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+    whole_days = every % timedelta(days=1) == timedelta(0)
+    plan = TreatmentPlan(
+        patient_id=patient.id,
+        condition=condition.strip(),
+        modality=modality.strip(),
+        planned_sessions=sessions,
+        cadence_minutes=int(every.total_seconds() // 60),
+        session_minutes=int(duration.total_seconds() // 60),
+        reassess_every=reassess_every,
+        status=PlanStatus.ACTIVE,
+    )
+    session.add(plan)
+    session.flush()
+    for n in range(sessions):
+        at = validation.local_datetime(wall + n * every, tz) if whole_days else start + n * every
+        session.add(Appointment(plan_id=plan.id, start_at=at, end_at=at + duration, status=AppointmentStatus.BOOKED))
+    session.flush()
+    session.refresh(plan)
+    audit(
+        session, clinic_id=patient.clinic_id, actor=actor, action="plan.create", subject_type="treatment_plan",
+        subject_id=plan.id, sessions=sessions,
+    )
+    return plan
+
+
+def appointment_json(appointment: Appointment) -> dict[str, Any]:
+    return {
+        "id": appointment.id,
+        "start": appointment.start_at.isoformat(),
+        "end": appointment.end_at.isoformat(),
+        "status": appointment.status.value,
+    }

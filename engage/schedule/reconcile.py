@@ -1,0 +1,412 @@
+"""Write the difference between the desired messages and the outbox (the ``message`` table).
+
+:func:`reconcile_enrollment` re-plans one enrollment; :func:`reconcile_plan` every
+active or paused enrollment of a plan (what appointment and plan changes, pause,
+resume and consent changes call). Both work inside the caller's transaction.
+
+The rules, per (enrollment, step, occurrence):
+
+- **Missing** -> inserted: ``scheduled``; or ``skipped`` with the reason when the
+  patient cannot receive on that channel (``engage.conversation.consent.reachability``) or the
+  message was already due when planned (``"due before enrolment"`` when it was due
+  before the enrolment itself, e.g. enrolled after the first session, else
+  ``"due in the past when planned"``); or ``cancelled`` ``"paused"`` for a paused
+  enrollment (so resuming revives it).
+- **Scheduled and still desired** -> moved / updated to the new due time and context,
+  or turned ``skipped``/``cancelled`` when a reason now holds. A scheduled row whose
+  due time did not change stays scheduled even if that time has passed: it is simply
+  due, and the dispatcher takes it. One *moved* into the past is skipped instead
+  (``"moved into the past"``), so a stale reminder never goes out late.
+- **Cancelled or skipped, still desired, due in the future, nothing stops it now** ->
+  revived to ``scheduled`` (resume, opt back in, appointment un-cancelled, phone added).
+- **Scheduled and no longer desired** -> ``cancelled`` with why (appointment cancelled,
+  no-show, enrollment cancelled/completed, plan cancelled, no longer planned).
+- Every other row (queued, sending, sent, delivered, failed, ...) is history and is
+  never touched.
+
+A row that is (re)scheduled at a new time, moved or revived, starts afresh: no pending
+retry (``next_attempt_at``), ``attempts`` 0, no last error. A row whose time did not
+change keeps its retry state.
+
+**Concurrency.** The dispatcher (``engage.delivery.claim.claim_due``) turns due ``scheduled``
+rows into ``queued`` at any moment. Reconcile therefore reads the enrollment's rows
+``FOR UPDATE`` (PostgreSQL; on SQLite the whole transaction already holds the write
+lock, ``BEGIN IMMEDIATE``), re-reading them even when the session holds older copies,
+so a row a dispatcher has taken is seen as ``queued`` (history), and one it has not
+cannot be taken (``SKIP LOCKED``) until reconcile's transaction ends. Every write to an
+existing row is moreover an ``UPDATE … WHERE id = … AND status = <the status read>``:
+if the row changed anyway it is left alone, never overwritten.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from engage.clock import utcnow
+from engage.conversation.consent import reachability
+from engage.errors import NotFound
+from engage.records.models import (
+    Appointment,
+    AppointmentStatus,
+    Channel,
+    Clinic,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    MessageStatus,
+    Patient,
+    PlanStatus,
+    TreatmentPlan,
+)
+from engage.schedule.planning import AppointmentFacts, DesiredMessage, EnrollmentFacts, PlanFacts, Policy, plan_messages
+from engage.schedule.sequences import get_sequence
+
+PAUSED = "paused"
+DUE_BEFORE_ENROLMENT = "due before enrolment"
+DUE_IN_THE_PAST = "due in the past when planned"
+MOVED_INTO_THE_PAST = "moved into the past"
+_REVIVABLE = (MessageStatus.CANCELLED, MessageStatus.SKIPPED)
+PLANNING_ACTIVE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
+#: A row scheduled afresh (moved or revived) owes nothing to earlier attempts at another time.
+_FRESH: dict[str, Any] = {"next_attempt_at": None, "attempts": 0, "last_error": None, "error_code": None}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileResult:
+    """How many outbox rows each kind of change touched."""
+
+    inserted: int = 0
+    moved: int = 0  # scheduled rows whose due time changed
+    updated: int = 0  # scheduled rows whose context/template/appointment changed, same time
+    cancelled: int = 0  # scheduled -> cancelled
+    skipped: int = 0  # scheduled -> skipped
+    revived: int = 0  # cancelled/skipped -> scheduled
+    unchanged: int = 0
+
+    def __iadd__(self, other: ReconcileResult) -> ReconcileResult:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+        return self
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.moved + self.updated + self.cancelled + self.skipped + self.revived
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Target:
+    status: MessageStatus
+    reason: str | None = None
+
+
+def target_for(
+    message: DesiredMessage,
+    *,
+    enrollment_status: EnrollmentStatus,
+    enrolled_at: datetime,
+    reach: Mapping[Channel, str | None],
+    now: datetime,
+    already_due_ok: bool = False,
+) -> Target:
+    """Where a desired message should stand now.
+
+    ``already_due_ok``: the message is a scheduled row whose time did not change, so
+    being due already is no reason to skip it (the dispatcher will take it).
+    """
+    if message.due_at <= now and not already_due_ok:
+        past = DUE_BEFORE_ENROLMENT if message.due_at < enrolled_at else DUE_IN_THE_PAST
+        return Target(MessageStatus.SKIPPED, past)
+    if enrollment_status is EnrollmentStatus.PAUSED:
+        return Target(MessageStatus.CANCELLED, PAUSED)
+    reason = reach.get(message.channel)
+    if reason:
+        return Target(MessageStatus.SKIPPED, reason)
+    return Target(MessageStatus.SCHEDULED)
+
+
+def new_row(
+    message: DesiredMessage, target: Target, *, enrollment_id: int, patient_id: int, now: datetime
+) -> dict[str, Any]:
+    """The ``message`` table values for inserting ``message`` (for bulk ``insert()``)."""
+    return {
+        "enrollment_id": enrollment_id,
+        "patient_id": patient_id,
+        "appointment_id": message.appointment_id,
+        "step_key": message.step_key,
+        "occurrence": message.occurrence,
+        "channel": message.channel,
+        "template": message.template,
+        "context": message.context,
+        "due_at": message.due_at,
+        "status": target.status,
+        "status_reason": target.reason,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+_COPY_COLUMNS = (
+    "enrollment_id", "patient_id", "appointment_id", "step_key", "occurrence", "channel", "template", "context",
+    "due_at", "status", "status_reason", "attempts", "created_at", "updated_at",
+)
+
+
+def insert_rows(session: Session, rows: list[dict[str, Any]], chunk: int = 5000) -> None:
+    """Bulk-insert outbox rows (from :func:`new_row`) in the session's transaction.
+
+    PostgreSQL gets one ``COPY`` (psycopg would otherwise send one INSERT a row, and
+    multi-row VALUES spend their time parsing parameters); SQLite an ``executemany``,
+    which is already in-process and fast.
+    """
+    if not rows:
+        return
+    session.flush()
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        for start in range(0, len(rows), chunk):
+            session.execute(insert(Message), rows[start : start + chunk])
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(f"COPY message ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(tuple(_copy_value(row[name]) for name in _COPY_COLUMNS))
+
+
+def _copy_value(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value  # psycopg would write an Enum's name
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value
+
+
+def reconcile_plan(session: Session, plan_id: int) -> ReconcileResult:
+    """Re-plan every active or paused enrollment of ``plan_id`` and write the diff. Raises ``NotFound``."""
+    if session.get(TreatmentPlan, plan_id) is None:
+        raise NotFound(f"no treatment plan with id {plan_id}")
+    return _reconcile_live(session, Enrollment.plan_id == plan_id)
+
+
+def reconcile_patient(session: Session, patient_id: int) -> ReconcileResult:
+    """Re-plan every active or paused enrollment of a patient (after a consent or contact change)."""
+    return _reconcile_live(session, Enrollment.patient_id == patient_id)
+
+
+def _reconcile_live(session: Session, which: Any) -> ReconcileResult:
+    ids = session.scalars(
+        select(Enrollment.id).where(which, Enrollment.status.in_(PLANNING_ACTIVE)).order_by(Enrollment.id)
+    ).all()
+    total = ReconcileResult()
+    for enrollment_id in ids:
+        total += reconcile_enrollment(session, enrollment_id)
+    return total
+
+
+def reconcile_enrollment(session: Session, enrollment_id: int) -> ReconcileResult:
+    """Re-plan one enrollment (any status: a cancelled one just has its pending rows cancelled)."""
+    session.flush()
+    # Lock the enrollment row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) so two
+    # reconciles of the same enrollment never race to insert the same occurrence.
+    enrollment = session.scalars(
+        select(Enrollment).where(Enrollment.id == enrollment_id).with_for_update()
+    ).one_or_none()
+    if enrollment is None:
+        raise NotFound(f"no enrollment with id {enrollment_id}")
+    plan = session.get_one(TreatmentPlan, enrollment.plan_id)
+    patient = session.get_one(Patient, enrollment.patient_id)
+    clinic = session.get_one(Clinic, patient.clinic_id)
+    appointments = session.scalars(select(Appointment).where(Appointment.plan_id == plan.id)).all()
+    now = utcnow()
+
+    desired: list[DesiredMessage] = []
+    if enrollment.status in PLANNING_ACTIVE:
+        desired = plan_messages(
+            plan_facts(plan),
+            [appointment_facts(a) for a in appointments],
+            get_sequence(enrollment.sequence_key),
+            policy_for(patient, clinic),
+            EnrollmentFacts(enrollment.id, enrollment.created_at),
+        )
+    # FOR UPDATE: a dispatcher cannot claim these rows until this transaction ends (claim_due skips locked
+    # rows). populate_existing: copies the session loaded earlier (expire_on_commit=False keeps them across
+    # commits) may say "scheduled" for a row a dispatcher has queued since; the locked read is the truth.
+    existing = session.scalars(
+        select(Message)
+        .where(Message.enrollment_id == enrollment.id)
+        .order_by(Message.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    reach = _LazyReach(lambda channel: reachability(session, patient, channel))
+    return apply_diff(
+        session,
+        enrollment=enrollment,
+        desired=desired,
+        existing=existing,
+        reach=reach,
+        appointment_status={a.id: a.status for a in appointments},
+        plan_status=plan.status,
+        now=now,
+    )
+
+
+def apply_diff(
+    session: Session,
+    *,
+    enrollment: Enrollment,
+    desired: Sequence[DesiredMessage],
+    existing: Iterable[Message],
+    reach: Mapping[Channel, str | None],
+    appointment_status: Mapping[int, AppointmentStatus],
+    plan_status: PlanStatus,
+    now: datetime,
+) -> ReconcileResult:
+    """Turn ``existing`` rows into ``desired`` (see the module docstring) and count the changes."""
+    result = ReconcileResult()
+    rows = {(m.step_key, m.occurrence): m for m in existing}
+    inserts: list[dict[str, Any]] = []
+    wanted: set[tuple[str, str]] = set()
+    for message in desired:
+        wanted.add(message.key)
+        row = rows.get(message.key)
+        moved = row is not None and row.due_at != message.due_at
+        target = target_for(
+            message, enrollment_status=enrollment.status, enrolled_at=enrollment.created_at, reach=reach, now=now,
+            already_due_ok=row is not None and row.status is MessageStatus.SCHEDULED and not moved,
+        )
+        if row is None:
+            inserts.append(
+                new_row(message, target, enrollment_id=enrollment.id, patient_id=enrollment.patient_id, now=now)
+            )
+            result.inserted += 1
+        elif row.status is MessageStatus.SCHEDULED:
+            if target.reason in (DUE_BEFORE_ENROLMENT, DUE_IN_THE_PAST):
+                target = Target(MessageStatus.SKIPPED, MOVED_INTO_THE_PAST)
+            values = _plan_changes(row, message)
+            if target.status is not MessageStatus.SCHEDULED:
+                values.update(status=target.status, status_reason=target.reason)
+                kind = "skipped" if target.status is MessageStatus.SKIPPED else "cancelled"
+            elif moved:
+                values.update(_FRESH, status_reason=None)  # e.g. no "quiet hours" deferral or retry from before
+                kind = "moved"
+            else:
+                kind = "updated" if values else "unchanged"
+            _count(result, kind if kind == "unchanged" or _write(session, row, values, now) else "unchanged")
+        elif target.status is MessageStatus.SCHEDULED and row.status in _REVIVABLE:
+            values = {**_plan_changes(row, message), **_FRESH, "status": target.status, "status_reason": target.reason}
+            _count(result, "revived" if _write(session, row, values, now) else "unchanged")
+        else:
+            result.unchanged += 1
+    for key, row in rows.items():
+        if key in wanted:
+            continue
+        if row.status is MessageStatus.SCHEDULED:
+            reason = _why_obsolete(row, enrollment.status, plan_status, appointment_status)
+            values = {"status": MessageStatus.CANCELLED, "status_reason": reason}
+            _count(result, "cancelled" if _write(session, row, values, now) else "unchanged")
+        else:
+            result.unchanged += 1
+    insert_rows(session, inserts)
+    session.flush()
+    return result
+
+
+def _count(result: ReconcileResult, kind: str) -> None:
+    setattr(result, kind, getattr(result, kind) + 1)
+
+
+def _plan_changes(row: Message, message: DesiredMessage) -> dict[str, Any]:
+    """The planned fields of ``row`` that differ from ``message``."""
+    changes: dict[str, Any] = {}
+    for name in ("due_at", "appointment_id", "channel", "template", "context"):
+        value = getattr(message, name)
+        if getattr(row, name) != value:
+            changes[name] = value
+    return changes
+
+
+def _write(session: Session, row: Message, values: dict[str, Any], now: datetime) -> bool:
+    """Write ``values`` to ``row`` only if it still has the status this reconcile read; whether it did.
+
+    The row lock makes a miss impossible on PostgreSQL (and SQLite's write lock there), so a
+    miss means some writer got round the lock: the row is left as that writer made it.
+    """
+    values = {**values, "updated_at": now}
+    statement = (
+        update(Message)
+        .where(Message.id == row.id, Message.status == row.status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    outcome = session.execute(statement)
+    assert isinstance(outcome, CursorResult)
+    if outcome.rowcount != 1:
+        log.warning("message %d changed status while being reconciled; left as it is", row.id)
+        session.expire(row)
+        return False
+    for name, value in values.items():  # keep the session's copy true without a second UPDATE at flush
+        set_committed_value(row, name, value)
+    return True
+
+
+def _why_obsolete(
+    row: Message,
+    enrollment_status: EnrollmentStatus,
+    plan_status: PlanStatus,
+    appointment_status: Mapping[int, AppointmentStatus],
+) -> str:
+    if enrollment_status not in PLANNING_ACTIVE:
+        return f"enrollment {enrollment_status.value}"
+    if plan_status is PlanStatus.CANCELLED:
+        return "plan cancelled"
+    status = appointment_status.get(row.appointment_id) if row.appointment_id is not None else None
+    if status is AppointmentStatus.CANCELLED:
+        return "appointment cancelled"
+    if status is AppointmentStatus.NO_SHOW:
+        return "appointment no-show"
+    return "no longer planned"
+
+
+class _LazyReach(dict[Channel, str | None]):
+    """Asks ``engage.conversation.consent`` once per channel, and only for channels a message uses."""
+
+    def __init__(self, ask: Callable[[Channel], str | None]) -> None:
+        super().__init__()
+        self._ask = ask
+
+    def __missing__(self, channel: Channel) -> str | None:
+        self[channel] = value = self._ask(channel)
+        return value
+
+    def get(self, channel: Channel, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self[channel]
+
+
+def plan_facts(plan: TreatmentPlan) -> PlanFacts:
+    return PlanFacts(id=plan.id, status=plan.status)
+
+
+def appointment_facts(appointment: Appointment) -> AppointmentFacts:
+    return AppointmentFacts(appointment.id, appointment.start_at, appointment.end_at, appointment.status)
+
+
+def policy_for(patient: Patient, clinic: Clinic) -> Policy:
+    """The patient's time zone (the clinic's when they have none) and the clinic's quiet hours."""
+    return Policy(timezone=patient.timezone or clinic.timezone, quiet_hours=dict(clinic.quiet_hours or {}))

@@ -1,0 +1,178 @@
+"""SendGrid's signed event webhook (``/webhooks/sendgrid/events``).
+
+Verify, then parse, then apply (anymail's order):
+
+1. ECDSA signature over ``timestamp + raw body`` with ``SENDGRID_WEBHOOK_PUBLIC_KEY``
+   (the SDK's ``EventWebhook``); the timestamp must lie within
+   ``webhook_replay_seconds`` of now, so a captured request cannot be replayed later.
+   Anything else: 403. No key configured: 403 (never trust an unsigned batch).
+2. The body is a JSON array of events. Each finds its message by our
+   ``engage_message_id`` custom arg (SendGrid flattens custom args into the event),
+   else by the ``sg_message_id`` prefix, which is the ``X-Message-Id`` we stored.
+   Events for messages we do not know are ignored.
+3. Each event is recorded once per ``sg_event_id``; a repeated batch changes nothing.
+   ``delivered``/``bounce``/``dropped``/``deferred`` move the message (forwards only);
+   a hard bounce, a drop for an invalid or suppressed address, a spam report and an
+   unsubscribe opt the patient out of email only.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import logging
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from sendgrid.helpers.eventwebhook import EventWebhook
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import PlainTextResponse, Response
+
+from engage.clock import utcnow
+from engage.config import get_settings
+from engage.conversation.consent import current_consent, record_consent
+from engage.db import session_scope
+from engage.delivery.providers.base import redact
+from engage.delivery.status import apply_status, sendgrid_status
+from engage.records.models import Channel, ConsentState, Message
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+PROVIDER = "sendgrid"
+CUSTOM_ARG = "engage_message_id"
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+_ID = re.compile(r"[0-9]{1,9}")  # ASCII digits only, and small enough for an INTEGER column
+
+#: ``dropped`` reasons that say the address itself must not be mailed (not our payload's fault).
+SUPPRESSING_DROP_REASONS = frozenset(
+    {"invalid", "invalid email", "invalid address", "bounced address", "unsubscribed address", "spam reporting address"}
+)
+
+
+def signature_ok(body: bytes, signature: str | None, timestamp: str | None) -> bool:
+    """True when ``signature`` is SendGrid's ECDSA signature of ``timestamp + body`` and ``timestamp`` is fresh."""
+    settings = get_settings()
+    if not settings.sendgrid_webhook_public_key:
+        log.warning("sendgrid webhook refused: SENDGRID_WEBHOOK_PUBLIC_KEY is not set, so signatures cannot be checked")
+        return False
+    if not signature or not timestamp:
+        return False
+    try:
+        sent_at = int(timestamp)
+        payload = body.decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    if abs(utcnow().timestamp() - sent_at) > settings.webhook_replay_seconds:
+        return False
+    verifier = EventWebhook()
+    try:
+        key = verifier.convert_public_key_to_ecdsa(settings.sendgrid_webhook_public_key)
+    except ValueError:
+        log.error("sendgrid webhook refused: SENDGRID_WEBHOOK_PUBLIC_KEY is not a valid public key")
+        return False
+    try:
+        return bool(verifier.verify_signature(payload, signature, timestamp, key))
+    except (binascii.Error, ValueError):
+        return False  # not base64, or not a DER signature at all
+
+
+@router.post("/webhooks/sendgrid/events")
+async def events(request: Request) -> Response:
+    """A batch of SendGrid events. 403 on a bad signature, 400 on a body that is not a JSON array, else 200."""
+    body = await request.body()
+    if not signature_ok(body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)):
+        return PlainTextResponse("forbidden", status_code=403)
+    try:
+        batch = json.loads(body)
+    except ValueError:
+        return PlainTextResponse("body is not JSON", status_code=400)
+    if not isinstance(batch, list):
+        return PlainTextResponse("body is not a JSON array of events", status_code=400)
+    applied = await run_in_threadpool(handle_events, [e for e in batch if isinstance(e, dict)])
+    return PlainTextResponse(f"ok {applied}")
+
+
+def handle_events(batch: list[dict[str, Any]]) -> int:
+    """Apply a verified batch in one transaction; returns how many events were new."""
+    applied = 0
+    with session_scope() as session:
+        for event in batch:
+            applied += handle_event(session, event)
+    return applied
+
+
+def handle_event(session: Session, event: dict[str, Any]) -> bool:
+    """Apply one event inside ``session``; False when it was a duplicate or about an unknown message."""
+    name = str(event.get("event") or "").lower()
+    message = find_message(session, event)
+    if message is None:
+        log.info("sendgrid %s event for an unknown message ignored", name or "unnamed")
+        return False
+    status = sendgrid_status(name)
+    reason = str(event.get("reason") or event.get("response") or "")
+    new = apply_status(
+        session, message, status, provider=PROVIDER, event_id=event_id(event), payload=event,
+        error_code=str(event.get("status") or "") or None, provider_message_id=_x_message_id(event),
+        # SMTP replies quote the recipient's address: redact before it becomes last_error.
+        error=f"sendgrid {name}: {redact(reason, 400)}" if reason else None,
+    )
+    if not new:
+        return False
+    source = suppression_source(event)
+    if source and current_consent(session, message.patient_id, Channel.EMAIL) is not ConsentState.OPTED_OUT:
+        record_consent(session, message.patient_id, Channel.EMAIL, ConsentState.OPTED_OUT, source,
+                       f"message {message.id}")
+    return True
+
+
+def suppression_source(event: dict[str, Any]) -> str | None:
+    """The consent source when this event means "never email this address again", else None.
+
+    A ``blocked`` bounce (the receiving server refused this sender or content) is not the
+    address's fault and SendGrid does not suppress it either, so neither do we.
+    """
+    name = str(event.get("event") or "").lower()
+    if name == "bounce":
+        return None if str(event.get("type") or "bounce").lower() == "blocked" else "bounce"
+    if name == "dropped":
+        reason = str(event.get("reason") or "").strip().lower()
+        return "sendgrid_dropped" if reason in SUPPRESSING_DROP_REASONS else None
+    if name in ("spamreport", "unsubscribe", "group_unsubscribe"):
+        return name
+    return None
+
+
+def event_id(event: dict[str, Any]) -> str:
+    """``sg_event_id``, or (older accounts send none) a digest of the event itself."""
+    sg_event_id = event.get("sg_event_id")
+    if sg_event_id:
+        return str(sg_event_id)[:200]
+    return "sha256:" + hashlib.sha256(json.dumps(event, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def find_message(session: Session, event: dict[str, Any]) -> Message | None:
+    """Our email message for ``event``: by the ``engage_message_id`` custom arg, else by SendGrid's message id."""
+    legacy = event.get("unique_args")  # very old accounts nest custom args
+    ours = str(event.get(CUSTOM_ARG) or (legacy.get(CUSTOM_ARG) if isinstance(legacy, dict) else "") or "").strip()
+    if _ID.fullmatch(ours):
+        message = session.get(Message, int(ours))
+        return message if message is not None and message.channel is Channel.EMAIL else None
+    x_message_id = _x_message_id(event)
+    if not x_message_id:
+        return None
+    return session.scalars(
+        select(Message).where(Message.provider_message_id == x_message_id, Message.channel == Channel.EMAIL).limit(1)
+    ).first()
+
+
+def _x_message_id(event: dict[str, Any]) -> str | None:
+    # sg_message_id is "<X-Message-Id>.filter…"; the part before the first dot is what the send API returned.
+    sg_message_id = str(event.get("sg_message_id") or "").strip()
+    return sg_message_id.split(".", 1)[0] or None

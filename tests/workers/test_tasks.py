@@ -1,0 +1,183 @@
+"""The Celery tasks through a real (in-process) worker on the memory broker, on SQLite and PostgreSQL.
+
+The tasks are thin: these tests check that they wire ``engage.delivery`` to the
+broker correctly (claim -> one send task per id, reaper -> re-enqueue), that a
+transient failure goes back to the outbox schedule instead of a Celery retry,
+and that ``celeryconfig`` refuses time limits that contradict each other.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from engage import clock
+from engage.config import get_settings
+from engage.db import session_scope
+from engage.delivery.providers import reset_providers
+from engage.delivery.ratelimit import reset_limiters
+from engage.records.models import Message, MessageStatus
+from tests.bench.bench_delivery import ROOT, seed_due_messages
+from tests.fakes.provider_server import FakeProviders
+
+
+@pytest.fixture
+def worker(db_url: str) -> Iterator[Any]:
+    """A Celery worker thread (solo pool) on the in-process broker, with results kept in memory."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.app import app
+
+    app.conf.update(broker_url="memory://", result_backend="cache+memory://", task_ignore_result=False)
+    with app.connection_for_write() as conn:
+        for queue in ("engage.dispatch", "engage.send"):
+            conn.default_channel.queue_purge(queue) if conn.default_channel._has_queue(queue) else None
+    reset_providers()
+    reset_limiters()
+    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=20) as w:
+        yield w
+    reset_providers()
+
+
+def _status(message_id: int) -> Message:
+    with session_scope() as session:
+        return session.get_one(Message, message_id)
+
+
+def _queue_sizes() -> dict[str, int]:
+    from workers.app import app
+
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        return {q: channel._size(q) for q in ("engage.dispatch", "engage.send")}
+
+
+def test_dispatch_due_enqueues_a_send_per_due_message_and_each_lands_in_the_outbox(worker: Any, tmp_path: Path) -> None:
+    from workers.tasks import dispatch_due
+
+    seeded = seed_due_messages(3, 2)
+    assert dispatch_due.delay().get(timeout=30) == 5
+    outbox = Path(get_settings().outbox_dir)
+    for message_id in seeded["sms"]:
+        _wait_sent(message_id)
+        assert (outbox / f"sms-{message_id}.json").is_file()
+    for message_id in seeded["email"]:
+        _wait_sent(message_id)
+        assert (outbox / f"email-{message_id}.eml").is_file()
+    # A second tick finds nothing due: the rows are the schedule, not the queue.
+    assert dispatch_due.delay().get(timeout=30) == 0
+
+
+def _wait_sent(message_id: int, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while _status(message_id).status is not MessageStatus.SENT:
+        assert time.monotonic() < deadline, f"message {message_id} is {_status(message_id).status.value}"
+        time.sleep(0.05)
+
+
+def test_send_message_for_a_row_nobody_claimed_does_nothing(worker: Any) -> None:
+    from workers.tasks import send_message
+
+    [message_id] = seed_due_messages(1, 0)["sms"]
+    assert send_message.delay(message_id).get(timeout=30) == "not_mine"
+    row = _status(message_id)
+    assert row.status is MessageStatus.SCHEDULED and row.attempts == 0
+    assert not (Path(get_settings().outbox_dir) / f"sms-{message_id}.json").exists()
+
+
+def test_duplicate_send_tasks_for_one_claimed_row_send_it_once(worker: Any) -> None:
+    from engage.delivery.claim import claim_due
+    from workers.tasks import send_message
+
+    [message_id] = seed_due_messages(1, 0)["sms"]
+    assert claim_due() == [message_id]
+    first, second = send_message.delay(message_id), send_message.delay(message_id)
+    assert [first.get(timeout=30), second.get(timeout=30)] == ["sent", "not_mine"]
+    assert _status(message_id).attempts == 1
+
+
+def test_transient_provider_error_goes_back_to_the_schedule_not_to_a_celery_retry(
+    worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engage.delivery.claim import claim_due
+    from workers.tasks import send_message
+
+    with FakeProviders() as fake:
+        for name, value in fake.env().items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        reset_providers()
+        [message_id] = seed_due_messages(1, 0)["sms"]
+        fake.add_faults("sms", [{"status": 503}])
+        assert claim_due() == [message_id]
+        assert send_message.delay(message_id).get(timeout=30) == "retry"
+        row = _status(message_id)
+        assert row.status is MessageStatus.SCHEDULED
+        assert row.next_attempt_at is not None and row.next_attempt_at > row.due_at
+        assert len(fake.sms_requests()) == 1 and not fake.sms_requests(accepted_only=True)
+        assert _queue_sizes() == {"engage.dispatch": 0, "engage.send": 0}  # no countdown task waiting anywhere
+        # The next tick after the backoff sends it, once.
+        with session_scope() as session:
+            session.execute(update(Message).where(Message.id == message_id)
+                            .values(next_attempt_at=clock.utcnow() - timedelta(seconds=1)))
+        assert claim_due() == [message_id]
+        assert send_message.delay(message_id).get(timeout=30) == "sent"
+        assert [r["message_id"] for r in fake.sms_requests(accepted_only=True)] == [message_id]
+
+
+def test_reap_stale_reenqueues_lost_queued_rows_and_never_resends_stale_sending_ones(worker: Any) -> None:
+    from workers.tasks import reap_stale
+
+    seeded = seed_due_messages(2, 0)
+    lost, stuck = seeded["sms"]
+    long_ago = clock.utcnow() - timedelta(hours=1)
+    with session_scope() as session:
+        session.execute(update(Message).where(Message.id == lost)
+                        .values(status=MessageStatus.QUEUED, queued_at=long_ago))
+        session.execute(update(Message).where(Message.id == stuck)
+                        .values(status=MessageStatus.SENDING, sending_at=long_ago, handed_at=long_ago, attempts=1))
+    assert reap_stale.delay().get(timeout=30) == {"requeued": 1, "unknown": 1, "failed": 0}
+    _wait_sent(lost)
+    assert _status(stuck).status is MessageStatus.UNKNOWN
+    outbox = Path(get_settings().outbox_dir)
+    assert (outbox / f"sms-{lost}.json").is_file()
+    assert not (outbox / f"sms-{stuck}.json").exists()
+    with session_scope() as session:
+        assert session.scalar(select(Message.attempts).where(Message.id == stuck)) == 1
+
+
+def _import_celeryconfig(**env: str) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
+    full.update(env, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", "import celeryconfig as c; print(c.task_acks_late, "
+                           "c.worker_prefetch_multiplier, c.broker_transport_options['visibility_timeout'], "
+                           "c.beat_schedule['dispatch-due']['schedule'])"],
+                          cwd=ROOT, env=full, capture_output=True, text=True, timeout=60)
+
+
+def test_celeryconfig_reads_the_tick_and_keeps_at_least_once_settings() -> None:
+    result = _import_celeryconfig(ENGAGE_TICK_SECONDS="2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "1", "900.0", "2.0"]
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"ENGAGE_STALE_SENDING_SECONDS": "20"}, "ENGAGE_STALE_SENDING_SECONDS"),
+    ({"ENGAGE_VISIBILITY_TIMEOUT": "100"}, "ENGAGE_VISIBILITY_TIMEOUT"),
+    ({"ENGAGE_STALE_QUEUED_SECONDS": "10"}, "ENGAGE_STALE_QUEUED_SECONDS"),
+    ({"ENGAGE_SEND_SOFT_TIME_LIMIT": "5"}, "ENGAGE_SEND_SOFT_TIME_LIMIT"),
+])
+def test_celeryconfig_refuses_time_limits_that_contradict_each_other(env: dict[str, str], named: str) -> None:
+    result = _import_celeryconfig(**env)
+    assert result.returncode != 0
+    assert named in result.stderr
