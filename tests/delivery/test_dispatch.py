@@ -683,7 +683,7 @@ def test_a_stop_that_arrives_while_waiting_for_the_rate_limit_stops_the_sms(
         with session_scope() as webhook:  # the inbound STOP, in its own transaction, during the wait
             record_consent(webhook, world.patient_id, Channel.SMS, ConsentState.OPTED_OUT, source="sms_keyword")
 
-    monkeypatch.setattr(dispatch, "_wait_for_slot", stop_arrives_meanwhile)
+    monkeypatch.setattr(send, "_wait_for_slot", stop_arrives_meanwhile)
     result = claim_and_send(world.sms_id)
 
     assert waited == [Channel.SMS]
@@ -948,7 +948,7 @@ def test_when_rescheduling_after_an_error_fails_too_the_reaper_requeues_the_row_
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(send_checks, "message_context", broken)
-        patch.setattr(dispatch, "_provider_failed", database_gone)
+        patch.setattr(send, "_provider_failed", database_gone)
         with clock.frozen(SEND_AT), caplog.at_level(logging.ERROR, logger="engage"):
             claim_due()
             with pytest.raises(RuntimeError):
@@ -979,7 +979,7 @@ def test_the_providers_answer_is_stored_even_when_the_first_commit_fails(
             raise OperationalError("UPDATE message", {}, Exception("database is locked"))
         real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(dispatch, "record_accepted", flaky)
+    monkeypatch.setattr(send, "record_accepted", flaky)
     result = claim_and_send(world.sms_id)
     assert result.outcome is Outcome.SENT and len(calls) == 2
     stored = row(world.sms_id)
