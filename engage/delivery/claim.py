@@ -42,14 +42,19 @@ class ReapResult(TypedDict):
 def _take(session: Session, candidates: Select[Any], guard: Any, values: dict[str, Any]) -> list[int]:
     """UPDATE the rows ``candidates`` selects (locked, skipping rows others hold) and return their ids.
 
-    One statement: ``UPDATE message SET … WHERE id IN (SELECT … FOR UPDATE SKIP
-    LOCKED) AND <guard> RETURNING id``. SQLite ignores the locking clause; its
-    ``BEGIN IMMEDIATE`` already makes the statement exclusive. ``guard`` repeats
-    the status condition so a row changed after the subquery read it is not taken.
+    One statement: ``WITH picked AS MATERIALIZED (SELECT id … LIMIT n FOR UPDATE SKIP
+    LOCKED) UPDATE message SET … FROM picked WHERE message.id = picked.id AND <guard>
+    RETURNING id``. MATERIALIZED runs the locking subquery exactly once: written as
+    ``id IN (SELECT …)`` PostgreSQL may plan it as a semi-join that re-runs the subquery
+    per row when the table's statistics are stale, and the LIMIT stops limiting (one tick
+    took 395 of 400 rows with a batch of 5). SQLite ignores the locking clause; its
+    ``BEGIN IMMEDIATE`` already makes the statement exclusive. ``guard`` repeats the status
+    condition so a row changed after the subquery read it is not taken.
     """
+    picked = candidates.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
     stmt = (
         update(Message)
-        .where(Message.id.in_(candidates.with_for_update(skip_locked=True).scalar_subquery()), guard)
+        .where(Message.id == picked.c.id, guard)
         .values(**values)
         .returning(Message.id)
         .execution_options(synchronize_session=False)
