@@ -1,8 +1,9 @@
 """Run every ``tests/bench/bench_*.py`` module's ``main()`` one after the other.
 
 They share the benchmark database (``ENGAGE_BENCH_DATABASE_URL``) and each
-rebuilds its schema, so they must not run at the same time. Arguments after
-``--only NAME`` pick modules (e.g. ``--only delivery``).
+rebuilds its schema, so they must not run at the same time. ``--only NAME`` picks
+modules (e.g. ``--only delivery``); ``--quick`` runs each at a small size (under two
+minutes in all).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(description="engage benchmarks")
     parser.add_argument("--only", action="append", default=[], help="run only bench_<NAME> (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: every benchmark in under two minutes")
     args = parser.parse_args()
     names = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
     if args.only:
@@ -25,7 +27,8 @@ def main() -> None:
         module = importlib.import_module(f"tests.bench.{name}")
         started = time.perf_counter()
         print(f"\n######## {name} ########", flush=True)
-        sys.argv = [f"tests.bench.{name}"]  # each main() reads its own (default) arguments
+        # each main() reads its own (default) arguments
+        sys.argv = [f"tests.bench.{name}", *(["--quick"] if args.quick else [])]
         module.main()
         print(f"######## {name} done in {time.perf_counter() - started:.0f}s ########", flush=True)
 

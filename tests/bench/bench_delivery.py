@@ -33,15 +33,15 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text
 
 from tests.bench.database import DEFAULT_URL, prepare_database
+from tests.bench.measure import cpu_seconds, machine, percentile, postgres_backends
 from workers.app import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def seed_due_messages(n_sms: int, n_email: int, *, due_at: datetime | None = Non
     """
     from engage import clock
     from engage.db import session_scope
-    from engage.records import create_clinic
+    from engage.records.clinics import create_clinic
     from engage.records.models import (
         Appointment,
         AppointmentStatus,
@@ -217,25 +217,12 @@ def noop() -> None:
 
 
 def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-@contextmanager
-def _pipeline(env: dict[str, str], workdir: Path, fake_url: str) -> Iterator[dict[str, Any]]:
-    worker = start_worker(env, workdir / "worker.log", concurrency=2, extra=["--include", "tests.bench.bench_delivery"])
-    beat = None
-    try:
-        yield {"worker": worker, "start_beat": lambda: start_beat(env, workdir / "beat.log", workdir)}
-    finally:
-        for process in (beat, worker):
-            if process is not None:
-                stop(process)
+    return percentile(values, q)
 
 
 def _wait_until(predicate: Any, timeout: float, every: float = 0.5, report: Any = None) -> None:
     deadline = time.monotonic() + timeout
-    last = 0.0
+    last = time.monotonic()
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark step did not finish in time")
@@ -245,76 +232,166 @@ def _wait_until(predicate: Any, timeout: float, every: float = 0.5, report: Any 
         time.sleep(every)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=20_000, help="due messages, half SMS and half email")
-    parser.add_argument("--future-rows", type=int, default=1_000_000, help="future rows for the tick-cost figure")
-    parser.add_argument("--noop", type=int, default=None, help="empty tasks for the ceiling (default: --n)")
-    args = parser.parse_args(argv)
-    import redis
-
-    from tests.fakes.remote import spawn_fake_server
-
-    db_url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_DB)
-    redis_url = os.environ.get("ENGAGE_BENCH_REDIS_URL", DEFAULT_REDIS)
-    n_sms, n_email = args.n - args.n // 2, args.n // 2
-    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"engage-bench-delivery-{os.getpid()}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(f"== delivery benchmark: {args.n} due messages ({n_sms} SMS, {n_email} email) ==")
-    print(f"database {db_url}; broker {redis_url}; logs in {workdir}")
-    prepare_database(db_url)
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-
-    settings_env = {
+def _settings_env(db_url: str, redis_url: str, workdir: Path) -> dict[str, str]:
+    return {
         "ENGAGE_DATABASE_URL": db_url, "ENGAGE_BROKER_URL": redis_url, "ENGAGE_REDIS_URL": redis_url,
         "ENGAGE_TICK_SECONDS": "1", "ENGAGE_SMS_RATE_PER_SECOND": "100000", "ENGAGE_EMAIL_RATE_PER_SECOND": "100000",
         "ENGAGE_OUTBOX_DIR": str(workdir / "outbox"), "ENGAGE_PUBLIC_URL": "http://engage.bench",
         "ENGAGE_SECRET_KEY": "bench-secret-key-not-for-production",
     }
-    print("rate limits raised for the benchmark: ENGAGE_SMS_RATE_PER_SECOND=ENGAGE_EMAIL_RATE_PER_SECOND=100000; "
-          "beat tick 1 s")
-    os.environ.update(settings_env)
+
+
+def _use(env: dict[str, str]) -> None:
     from engage.config import get_settings
 
+    os.environ.update(env)
     get_settings.cache_clear()
 
-    with spawn_fake_server() as fake:
+
+def _run(label: str, batches: list[tuple[int, int, datetime]], *, latency: float, jitter: float, db_url: str,
+         redis_url: str, workdir: Path, noop_n: int = 0) -> dict[str, Any]:
+    """Seed ``batches`` of (SMS, email, due_at), run one worker (2 processes) and one beat until all are accepted.
+
+    Returns the figures: throughput from the first due time to the last acceptance, due-to-accepted
+    latency percentiles, CPU seconds of every engage process (worker tree, beat) and of the PostgreSQL
+    backends serving them, duplicates, and (``noop_n``) the empty-task ceiling on the same worker.
+    """
+    import redis
+
+    from engage.db import get_engine
+    from tests.fakes.remote import spawn_fake_server
+
+    prepare_database(db_url)
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    settings_env = _settings_env(db_url, redis_url, workdir)
+    with spawn_fake_server(latency=latency, jitter=jitter) as fake:
         env = child_env(**settings_env, **fake.env())
-        os.environ.update(fake.env())
-        get_settings.cache_clear()
+        _use({**settings_env, **fake.env()})
         t0 = time.perf_counter()
-        seeded = seed_due_messages(n_sms, n_email)
-        print(f"seeded {args.n} due messages (plus their plans' future steps) in {time.perf_counter() - t0:.1f}s")
-        all_ids = set(seeded["sms"]) | set(seeded["email"])
+        due: dict[int, float] = {}
+        for n_sms, n_email, due_at in batches:
+            seeded = seed_due_messages(n_sms, n_email, due_at=due_at)
+            due.update({mid: due_at.timestamp() for mid in seeded["sms"] + seeded["email"]})
+        seeding = time.perf_counter() - t0
+        first_due = min(due.values())
+        if time.time() > first_due - 3:
+            raise RuntimeError(f"seeding took {seeding:.0f}s: the first messages fell due before the workers started")
+        log = workdir / f"worker-{label}.log"
+        worker = start_worker(env, log, concurrency=2, extra=["--include", "tests.bench.bench_delivery"])
+        beat = None
+        try:
+            _wait_until(lambda: "ready." in log.read_text(errors="replace"), 60, every=0.2)
+            beat = start_beat(env, workdir / f"beat-{label}.log", workdir)
+            time.sleep(max(0.0, first_due - time.time() - 0.5))  # both up and idle before the clock starts
+            engine = get_engine()
+            database = engine.url.database or ""
+            processes = [p for p in process_tree(worker.pid)] + [beat.pid]
+            cpu_before = {pid: cpu_seconds(pid) for pid in processes + postgres_backends(engine, database)}
 
-        with _pipeline(env, workdir, fake.url) as pipe:
-            time.sleep(3)  # the worker's pool up before the clock starts
-            released = time.time()
-            beat = pipe["start_beat"]()
-            try:
-                def sent() -> int:
-                    counts = fake.count()
-                    return int(counts["sms"]) + int(counts["email"])
+            def accepted() -> int:
+                counts = fake.count()
+                return int(counts["sms"]) + int(counts["email"])
 
-                _wait_until(lambda: sent() >= args.n, timeout=max(600, args.n / 10),
-                            report=lambda: print(f"  … {sent()} accepted by the fake after "
-                                                 f"{time.time() - released:.0f}s", flush=True))
-            finally:
-                stop(beat)
-            tree = [p for p in process_tree(pipe["worker"].pid) if p != pipe["worker"].pid]
-            peaks = {pid: peak_rss_mib(pid) for pid in tree}
-            parent_peak = peak_rss_mib(pipe["worker"].pid)
+            _wait_until(lambda: accepted() >= len(due), timeout=max(600, len(due) / 5), every=0.2,
+                        report=lambda: print(f"  … {accepted()} of {len(due)} accepted", flush=True))
+            done = time.time()
+            backends = postgres_backends(engine, database)
+            processes = [p for p in process_tree(worker.pid)] + [beat.pid]
+            engage_cpu = sum(cpu_seconds(p) - cpu_before.get(p, 0.0) for p in processes)
+            db_cpu = sum(cpu_seconds(p) - cpu_before.get(p, 0.0) for p in backends)
+            stop(beat)
+            beat = None
             requests = fake.sms_requests(accepted_only=True) + fake.email_requests(accepted_only=True)
             counts = fake.count()
+            noop_rate = _empty_task_ceiling(client, noop_n) if noop_n else None
+        finally:
+            for process in (beat, worker):
+                if process is not None:
+                    stop(process)
+    mine = [r for r in requests if r["message_id"] in due]
+    latencies = [r["received_at"] - due[r["message_id"]] for r in mine]
+    last = max(r["received_at"] for r in mine)
+    n = len(due)
+    return {
+        "label": label, "n": n, "latency": latency, "jitter": jitter, "delivered": len(mine),
+        "duplicates": len(counts["sms_duplicates"]) + len(counts["email_duplicates"]),
+        "rate": n / (last - first_due), "seconds": last - first_due, "seeding": seeding,
+        "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99), "max": max(latencies),
+        "engage_cpu_ms": 1000 * engage_cpu / n, "db_cpu_ms": 1000 * db_cpu / n, "noop_rate": noop_rate,
+        "wall": done - first_due,
+    }
 
-            noop_n = args.noop or args.n
-            noop_rate = _empty_task_ceiling(client, noop_n)
 
-        _report_delivery(seeded, requests, counts, all_ids, released, peaks, parent_peak, db_url)
-        print(f"empty Celery tasks, same broker and workers: {noop_n} in {noop_n / noop_rate:.1f}s = "
-              f"{noop_rate:.0f} tasks/s (the ceiling for send_message)")
-    _tick_cost(args.future_rows)
+def _print_run(r: dict[str, Any]) -> None:
+    lat = f"{r['latency'] * 1000:.0f}" + (f" ± {r['jitter'] * 1000:.0f}" if r["jitter"] else "")
+    print(f"[{r['label']}] provider latency {lat} ms: {r['delivered']} of {r['n']} accepted, "
+          f"{r['duplicates']} duplicates; {r['rate']:.0f} msg/s ({r['seconds']:.1f}s from due to last accepted); "
+          f"due->accepted p50 {r['p50']:.2f}s p99 {r['p99']:.2f}s max {r['max']:.2f}s; CPU per message: "
+          f"engage {r['engage_cpu_ms']:.1f} ms + PostgreSQL {r['db_cpu_ms']:.1f} ms = "
+          f"{r['engage_cpu_ms'] + r['db_cpu_ms']:.1f} ms" +
+          (f"; empty tasks {r['noop_rate']:.0f}/s" if r["noop_rate"] else ""), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=20_000, help="due messages per burst, half SMS and half email")
+    parser.add_argument("--latency", type=float, action="append", default=None,
+                        help="provider latency in seconds (repeatable; default 0 and 0.2)")
+    parser.add_argument("--jitter", type=float, default=0.05, help="± seconds around a non-zero latency")
+    parser.add_argument("--sustained-rate", type=float, default=100, help="messages per second falling due")
+    parser.add_argument("--sustained-seconds", type=int, default=60, help="how long they keep falling due (0: skip)")
+    parser.add_argument("--future-rows", type=int, default=1_000_000, help="future rows for the tick-cost figure")
+    parser.add_argument("--noop", type=int, default=None, help="empty tasks for the ceiling (default: --n)")
+    parser.add_argument("--quick", action="store_true", help="2,000-message bursts, 15 s sustained, 100,000 rows")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.sustained_seconds, args.future_rows = 2_000, 15, 100_000
+    latencies = args.latency if args.latency is not None else [0.0, 0.2]
+    db_url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_DB)
+    redis_url = os.environ.get("ENGAGE_BENCH_REDIS_URL", DEFAULT_REDIS)
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"engage-bench-delivery-{os.getpid()}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    n_sms, n_email = args.n - args.n // 2, args.n // 2
+    print(f"== delivery benchmark: {machine()} ==")
+    print(f"database {db_url}; broker {redis_url}; logs in {workdir}; one worker (2 processes), one beat (1 s tick); "
+          "rate limits raised to 100000/s")
+    runs = []
+    for latency in latencies:
+        due_at = datetime.now(timezone.utc) + timedelta(seconds=12 + args.n / 250)
+        jitter = args.jitter if latency else 0.0
+        noop_n = (args.noop or args.n) if not latency else 0
+        run = _run(f"burst {latency * 1000:.0f}ms", [(n_sms, n_email, due_at)], latency=latency, jitter=jitter,
+                   db_url=db_url, redis_url=redis_url, workdir=workdir, noop_n=noop_n)
+        _print_run(run)
+        runs.append(run)
+    if args.sustained_seconds:
+        per_second = int(args.sustained_rate)
+        start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(
+            seconds=12 + per_second * args.sustained_seconds / 250)
+        batches = [(per_second - per_second // 2, per_second // 2, start + timedelta(seconds=k))
+                   for k in range(args.sustained_seconds)]
+        latency = max(latencies)
+        run = _run(f"sustained {per_second}/s", batches, latency=latency, jitter=args.jitter if latency else 0.0,
+                   db_url=db_url, redis_url=redis_url, workdir=workdir)
+        _print_run(run)
+        runs.append(run)
+    _summary(runs)
+    if args.future_rows:
+        _tick_cost(args.future_rows)
+
+
+def _summary(runs: list[dict[str, Any]]) -> None:
+    print()
+    print("| run | provider latency | messages | msg/s | p50 / p99 due->accepted | CPU ms/msg engage + PostgreSQL "
+          "| duplicates | empty tasks/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        lat = f"{r['latency'] * 1000:.0f}" + (f" ± {r['jitter'] * 1000:.0f}" if r["jitter"] else "") + " ms"
+        ceiling = "" if r["noop_rate"] is None else f"{r['noop_rate']:.0f}"
+        print(f"| {r['label']} | {lat} | {r['n']} | {r['rate']:.0f} | {r['p50']:.2f} s / {r['p99']:.2f} s | "
+              f"{r['engage_cpu_ms']:.1f} + {r['db_cpu_ms']:.1f} = {r['engage_cpu_ms'] + r['db_cpu_ms']:.1f} | "
+              f"{r['duplicates']} | {ceiling} |")
 
 
 def _empty_task_ceiling(client: Any, n: int) -> float:
@@ -331,39 +408,6 @@ def _empty_task_ceiling(client: Any, n: int) -> float:
     elapsed = time.perf_counter() - start
     print(f"  (published {n} empty tasks in {published:.1f}s)")
     return n / elapsed
-
-
-def _report_delivery(seeded: dict[str, Any], requests: list[dict[str, Any]], counts: dict[str, Any],
-                     all_ids: set[int], released: float, peaks: dict[int, float | None],
-                     parent_peak: float | None, db_url: str) -> None:
-    from engage.db import session_scope
-    from engage.records.models import Message
-
-    mine = [r for r in requests if r["message_id"] in all_ids]
-    due = seeded["due_at"].timestamp()
-    # Every message was due before the pipeline started; latency counts from the later of the two.
-    start = max(due, released)
-    latencies = [r["received_at"] - start for r in mine]
-    first, last = min(r["received_at"] for r in mine), max(r["received_at"] for r in mine)
-    duplicates = counts["sms_duplicates"] + counts["email_duplicates"]
-    with session_scope() as session:
-        statuses = dict(session.execute(
-            select(Message.status, func.count())
-            .where(Message.due_at <= seeded["due_at"], Message.template.in_(["visit-reminder", "what-to-expect"]))
-            .group_by(Message.status)
-        ).all())
-    n = len(all_ids)
-    print()
-    print(f"delivered: {len(mine)} of {n} accepted by the fake, duplicates: {len(duplicates)}; "
-          f"rows: {{{', '.join(f'{k.value}: {v}' for k, v in statuses.items())}}}")
-    print(f"throughput: {n / (last - released):.0f} messages/s from beat start to the last acceptance "
-          f"({last - released:.1f}s); {n / max(last - first, 1e-9):.0f} messages/s first to last acceptance")
-    print(f"latency (due or pipeline start, whichever later, to accepted at the fake): "
-          f"p50 {_percentile(latencies, 0.5):.2f}s  p99 {_percentile(latencies, 0.99):.2f}s  "
-          f"max {max(latencies):.2f}s  (all {n} due at once: a burst, so this is mostly queueing)")
-    pool = ", ".join(f"pid {pid}: {mib:.0f} MiB" for pid, mib in peaks.items() if mib is not None)
-    print(f"worker peak memory (VmHWM from /proc; psutil not installed): pool processes {pool}; "
-          f"main process {parent_peak or 0:.0f} MiB")
 
 
 def _tick_cost(future_rows: int) -> None:

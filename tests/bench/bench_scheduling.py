@@ -101,7 +101,10 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=500, help="enrolments done one at a time with enroll()")
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="1,000 patients, 100,000 rows, 100 single enrolments")
     args = parser.parse_args()
+    if args.quick:
+        args.patients, args.rows, args.single, args.repeat = 1_000, 100_000, 100, 3
     url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_URL)
     os.environ["ENGAGE_DATABASE_URL"] = url  # so anything reading settings agrees with us
 

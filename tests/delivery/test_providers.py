@@ -564,3 +564,28 @@ def test_fake_posts_signed_status_callbacks_when_asked(fake: FakeProviders) -> N
         assert form["MessageSid"] == accepted.provider_message_id
         assert validator.validate(url, form, signature)
     assert [c["http_status"] for c in fake.callbacks_sent()] == [204, 204]
+
+
+def test_fake_answers_after_its_latency_setting_with_jitter_around_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    with spawn_fake_server(latency=0.2, jitter=0.05) as remote:
+        for name, value in remote.env().items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        took = []
+        for i in range(4):
+            started = time.perf_counter()
+            sms_provider().send_sms(sms(100 + i))
+            took.append(time.perf_counter() - started)
+        remote.set_latency(0.0)
+        started = time.perf_counter()
+        email_provider().send_email(email(200))
+        instant = time.perf_counter() - started
+        assert remote.count()["sms"] == 4
+
+    assert min(took) >= 0.15, took  # 200 ms - 50 ms jitter at the least
+    assert instant < 0.15
+
+
+def test_fake_refuses_a_negative_latency() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        FakeProviders(latency=-1.0)

@@ -26,6 +26,9 @@ or ``with spawn_fake_server() as fake:`` which starts that process and returns a
   accepted SMS, POST those statuses to its StatusCallback URL, signed with
   X-Twilio-Signature like Twilio; ``GET /_fake/callbacks`` lists what was posted.
 - ``POST /_fake/reset`` forgets requests, faults, outages and callback settings.
+- ``POST /_fake/latency`` ``{"seconds": 0.2, "jitter": 0.05}``: every vendor request
+  waits 200 ± 50 ms (uniform) before it is processed, like a real API's round trip
+  (``--latency 0.2 --jitter 0.05`` on the command line, ``FakeProviders(latency=…, jitter=…)``).
 
 Vendor endpoints: ``POST /2010-04-01/Accounts/{sid}/Messages.json`` (form, Basic
 auth; 201 with a Message resource and an ``SM…`` sid) and ``POST /v3/mail/send``
@@ -56,6 +59,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -169,9 +173,19 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         twilio = _TWILIO_PATH.match(parts.path)
         if twilio:
+            self._vendor_latency()
             self._twilio(twilio.group("sid"), raw)
         elif parts.path == "/v3/mail/send":
+            self._vendor_latency()
             self._sendgrid(raw)
+        elif parts.path == "/_fake/latency":
+            try:
+                spec = json.loads(raw or b"{}")
+                self.server.latency.set(float(spec.get("seconds") or 0), float(spec.get("jitter") or 0))
+            except (ValueError, TypeError, AttributeError) as exc:
+                self._send(400, {"error": str(exc)})
+                return
+            self._send(200, {"ok": True})
         elif parts.path == "/_fake/reset":
             state.reset()
             self._send(200, {"ok": True})
@@ -198,6 +212,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"ok": True})
         else:
             self._send(404, {"error": "not found"})
+
+    def _vendor_latency(self) -> None:
+        """Wait like a real vendor's round trip (the server's latency setting), before the request is processed."""
+        delay = self.server.latency.draw()
+        if delay > 0:
+            time.sleep(delay)
 
     # -- Twilio -------------------------------------------------------------
     def _twilio_error(self, status: int, code: int | None, to: str = "", retry_after: float | None = None) -> None:
@@ -353,23 +373,41 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(202, None, {"X-Message-Id": sg_id})
 
 
+class Latency:
+    """How long a vendor request waits before it is processed: ``seconds`` ± ``jitter`` (uniform, never negative)."""
+
+    def __init__(self, seconds: float = 0.0, jitter: float = 0.0) -> None:
+        self.set(seconds, jitter)
+
+    def set(self, seconds: float, jitter: float = 0.0) -> None:
+        if seconds < 0 or jitter < 0:
+            raise ValueError("latency and jitter must not be negative")
+        self.seconds, self.jitter = seconds, jitter
+
+    def draw(self) -> float:
+        if self.jitter <= 0:
+            return self.seconds
+        return max(0.0, random.uniform(self.seconds - self.jitter, self.seconds + self.jitter))
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024  # bursts from several worker processes must not be refused
 
-    def __init__(self, address: tuple[str, int], state: FakeState) -> None:
+    def __init__(self, address: tuple[str, int], state: FakeState, latency: Latency | None = None) -> None:
         super().__init__(address, _Handler)
         self.state = state
         self.callbacks = _CallbackSender(state)
+        self.latency = latency or Latency()
 
 
 class FakeProviders:
     """The fake server in a background thread of this process. Use as a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, jitter: float = 0.0) -> None:
         self.state = FakeState()
-        self._server = _Server((host, port), self.state)
+        self._server = _Server((host, port), self.state, Latency(latency, jitter))
         self._thread: threading.Thread | None = None
 
     @property
@@ -427,13 +465,21 @@ class FakeProviders:
     def reset(self) -> None:
         self.state.reset()
 
+    def set_latency(self, seconds: float, jitter: float = 0.0) -> None:
+        """Every later vendor request waits ``seconds`` ± ``jitter`` before it is processed."""
+        self._server.latency.set(seconds, jitter)
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fake Twilio + SendGrid HTTP server for engage's tests.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each vendor request waits (e.g. 0.2)")
+    parser.add_argument("--jitter", type=float, default=0.0, help="± seconds around --latency, uniform (e.g. 0.05)")
     args = parser.parse_args(argv)
-    server = _Server((args.host, args.port), FakeState())
+    if args.latency < 0 or args.jitter < 0:
+        parser.error("--latency and --jitter must not be negative")
+    server = _Server((args.host, args.port), FakeState(), Latency(args.latency, args.jitter))
     port = server.server_address[1]
     # One line a parent can read: "listening http://127.0.0.1:PORT"
     print(f"listening http://{args.host}:{port}", flush=True)
