@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from engage.config import get_settings
-from engage.delivery import claim, send
+from engage.delivery import claim, heartbeat, send
 from workers.app import app
 
 
@@ -23,7 +23,13 @@ def dispatch_due() -> int:
     Stops when a batch comes back short or after one tick's time (the next tick
     carries on). If the broker refuses a publish, the task fails and the rows
     not yet enqueued stay ``queued`` until ``reap_stale`` re-enqueues them.
+    A finished tick records the beat's heartbeat (``engage.delivery.heartbeat``).
     """
+    with heartbeat.ticking():
+        return _claim_and_enqueue()
+
+
+def _claim_and_enqueue() -> int:
     settings = get_settings()
     deadline = time.monotonic() + settings.tick_seconds
     enqueued = 0

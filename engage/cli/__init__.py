@@ -23,6 +23,7 @@ COMMANDS = [
     ("engage.cli.delivery", "tick"),
     ("engage.cli.demo", "demo"),
     ("engage.cli.web", "serve"),
+    ("engage.cli.ops", "status"),
 ]
 
 

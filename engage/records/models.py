@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -369,3 +370,13 @@ class AuditEvent(Base):
     subject_id: Mapped[int | None]
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # ids and field names only, never PHI
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Heartbeat(Base):
+    """The last run of a periodic job (``beat_tick``): one row per job, overwritten on every run."""
+
+    __tablename__ = "heartbeat"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    at: Mapped[datetime]
+    duration_seconds: Mapped[float | None] = mapped_column(Float)

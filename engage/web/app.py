@@ -7,15 +7,14 @@ before any handler or form parser reads it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engage import __version__
 from engage.config import get_settings
+from engage.delivery import heartbeat
 from engage.web import patient_pages
 from engage.web.webhooks import sendgrid as sendgrid_webhooks
 from engage.web.webhooks import twilio as twilio_webhooks
@@ -95,8 +94,10 @@ def create_app() -> FastAPI:
     app.include_router(patient_pages.router)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, Any]:
-        return {"ok": True}
+    def healthz() -> JSONResponse:
+        """200 while beat ticks; 503 when the last tick is older than 3 ticks (or there never was one)."""
+        tick = heartbeat.last_tick()
+        return JSONResponse({"ok": not tick.stale, "beat": tick.as_dict()}, status_code=503 if tick.stale else 200)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

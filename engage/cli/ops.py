@@ -1,0 +1,53 @@
+"""``engage status``: the backlog, the last beat tick, the workers and recent failures, for an operator."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from engage.cli.common import emit, json_option
+from engage.delivery.heartbeat import last_tick
+from engage.ops import status as ops_status
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.0f}s ago"
+
+
+def _human(s: ops_status.Status) -> str:
+    b, t = s.backlog, s.tick
+    workers = "broker unreachable" if s.workers is None else (", ".join(s.workers) or "none answered")
+    lines = [
+        f"backlog      {b.total} ({b.due} due, {b.queued} queued)",
+        "oldest due   " + ("-" if b.oldest_due_at is None
+                           else f"message {b.oldest_due_id}, due {b.oldest_due_at:%Y-%m-%d %H:%M:%SZ} "
+                                f"({_age(b.oldest_age_seconds)})"),
+        "last tick    " + ("never" if t.last_tick_at is None
+                           else f"{t.last_tick_at:%Y-%m-%d %H:%M:%SZ} ({_age(t.age_seconds)})")
+        + ("  STALE" if t.stale else ""),
+        f"workers      {workers}",
+        f"last 24 h    {s.failed_24h} failed, {s.unknown_24h} unknown",
+    ]
+    return "\n".join(lines)
+
+
+@click.command("status")
+@click.option("--ping-timeout", default=ops_status.PING_TIMEOUT_SECONDS, show_default=True,
+              type=click.FloatRange(0.1, 30), help="Seconds to wait for workers to answer the ping.")
+@click.option("--heartbeat", "heartbeat_only", is_flag=True,
+              help="Only the last beat tick; exit 1 when it is stale (a container healthcheck).")
+@json_option
+def status(ping_timeout: float, heartbeat_only: bool) -> None:
+    """Is engage sending? Backlog, oldest due message, last beat tick, workers that answer, recent failures.
+
+    Exit status 0; with --heartbeat, 1 when the last tick is older than 3 ticks.
+    """
+    if heartbeat_only:
+        tick = last_tick()
+        emit(tick.as_dict(), lambda: ("never" if tick.last_tick_at is None else
+                                      f"last tick {tick.last_tick_at:%Y-%m-%d %H:%M:%SZ} ({_age(tick.age_seconds)})")
+             + (" STALE" if tick.stale else ""))
+        sys.exit(1 if tick.stale else 0)
+    result = ops_status.collect(ping_timeout)
+    emit(result.as_dict(), lambda: _human(result))

@@ -1,0 +1,73 @@
+"""``engage status``: backlog, oldest due message, last tick, workers that answer, recent failures."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import update
+
+from engage import clock
+from engage.db import session_scope
+from engage.delivery import heartbeat
+from engage.ops import status as ops_status
+from engage.records.models import Message, MessageStatus
+from tests.bench.bench_delivery import seed_due_messages
+from tests.cli import engage
+
+pytestmark = pytest.mark.usefixtures("db_url")
+
+
+def _set(ids: list[int], **values: object) -> None:
+    with session_scope() as session:
+        session.execute(update(Message).where(Message.id.in_(ids)).values(**values))
+
+
+def test_status_json_counts_the_backlog_the_oldest_due_message_and_recent_failures() -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    ids = seed_due_messages(5, 1, due_at=now - timedelta(minutes=1))
+    sms = ids["sms"]
+    _set(sms[:1], due_at=now - timedelta(minutes=7))  # the oldest due
+    _set(sms[1:2], status=MessageStatus.QUEUED)
+    _set(sms[2:3], status=MessageStatus.FAILED, updated_at=now - timedelta(hours=1))
+    _set(sms[3:4], status=MessageStatus.UNKNOWN, updated_at=now - timedelta(hours=2))
+    _set(sms[4:5], status=MessageStatus.FAILED, updated_at=now - timedelta(hours=30))  # outside the 24 h window
+    heartbeat.record_tick(now - timedelta(seconds=5))
+
+    result = engage("status", "--json", "--ping-timeout", "0.5")
+    data = result.json
+    assert data["backlog"] == {
+        "total": 3, "due": 2, "queued": 1,
+        "oldest_due_at": (now - timedelta(minutes=7)).isoformat(), "oldest_due_id": sms[0],
+        "oldest_age_seconds": pytest.approx(420, abs=60),
+    }
+    assert data["failed_24h"] == 1 and data["unknown_24h"] == 1
+    assert data["last_tick"]["stale"] is False
+    assert data["last_tick"]["last_tick_at"] == (now - timedelta(seconds=5)).isoformat()
+    # The default memory:// broker lives inside one process: no worker there answers.
+    assert data["workers"] == [] and data["healthy"] is False
+
+
+def test_status_prints_a_summary_for_people_that_flags_a_stale_tick() -> None:
+    heartbeat.record_tick(clock.utcnow() - timedelta(minutes=10))
+    result = engage("status", "--ping-timeout", "0.2")
+    assert result.code == 0, result.stderr
+    assert "backlog      0 (0 due, 0 queued)" in result.stdout
+    assert "STALE" in result.stdout and "none answered" in result.stdout
+
+
+def test_status_heartbeat_exits_1_when_stale_and_0_when_fresh() -> None:
+    assert engage("status", "--heartbeat").code == 1  # never ticked
+    heartbeat.record_tick()
+    fresh = engage("status", "--heartbeat", "--json")
+    assert fresh.code == 0 and fresh.json["stale"] is False
+
+
+def test_worker_ping_against_a_broker_that_is_down_says_so_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engage.config import get_settings
+
+    monkeypatch.setenv("ENGAGE_BROKER_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    started = clock.utcnow()
+    assert ops_status.ping_workers(timeout=0.5) is None
+    assert (clock.utcnow() - started).total_seconds() < 10
