@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     webhook_replay_seconds: int = 600
     max_request_bytes: int = 1_000_000
 
+    # Operations
+    #: Bearer token a Prometheus scrape of ``/metrics`` must send; unset: ``/metrics`` is off (404).
+    metrics_token: str | None = None
+
 
 class InsecureSecretKey(RuntimeError):
     """The development secret key with a real database: anyone could forge unsubscribe and reassessment links."""

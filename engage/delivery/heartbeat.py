@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engage import clock
+from engage import clock, metrics
 from engage.config import get_settings
 from engage.db import session_scope
 from engage.records.models import Heartbeat
@@ -80,7 +80,9 @@ def ticking(name: str = BEAT_TICK) -> Iterator[None]:
     started = clock.utcnow()
     t0 = time.monotonic()
     yield
-    record_tick(started, time.monotonic() - t0, name)
+    elapsed = time.monotonic() - t0
+    metrics.TICK_DURATION.observe(elapsed)
+    record_tick(started, elapsed, name)
 
 
 def last_tick(now: datetime | None = None, name: str = BEAT_TICK) -> TickStatus:

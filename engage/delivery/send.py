@@ -26,7 +26,7 @@ import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from engage import clock
+from engage import clock, metrics
 from engage.config import get_settings
 from engage.content.condition_words import CONDITION_WORD_RULE
 from engage.content.rendering import TemplateError
@@ -116,11 +116,13 @@ def send_one(message_id: int) -> SendResult:
         raise
 
     try:
-        if isinstance(prepared.payload, OutgoingSms):
-            accepted = provider.send_sms(prepared.payload)  # type: ignore[union-attr]
-        else:
-            accepted = provider.send_email(prepared.payload)  # type: ignore[union-attr]
+        with metrics.provider_call(provider.name, prepared.channel.value):
+            if isinstance(prepared.payload, OutgoingSms):
+                accepted = provider.send_sms(prepared.payload)  # type: ignore[union-attr]
+            else:
+                accepted = provider.send_email(prepared.payload)  # type: ignore[union-attr]
     except ProviderError as exc:
+        metrics.record_provider_error(provider.name, exc.code or exc.status)
         return _provider_failed(message_id, exc, now, attempt=attempt, channel=prepared.channel,
                                 patient_id=prepared.patient_id)
     except ConfigurationError:

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engage import __version__
 from engage.config import get_settings
 from engage.delivery import heartbeat
+from engage.web import metrics as metrics_route
 from engage.web import patient_pages
 from engage.web.webhooks import sendgrid as sendgrid_webhooks
 from engage.web.webhooks import twilio as twilio_webhooks
@@ -92,6 +93,7 @@ def create_app() -> FastAPI:
     app.include_router(twilio_webhooks.router)
     app.include_router(sendgrid_webhooks.router)
     app.include_router(patient_pages.router)
+    app.include_router(metrics_route.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
@@ -100,4 +102,5 @@ def create_app() -> FastAPI:
         return JSONResponse({"ok": not tick.stale, "beat": tick.as_dict()}, status_code=503 if tick.stale else 200)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(metrics_route.WebhookCounter)  # outermost: counts the 413s too
     return app
