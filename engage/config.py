@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     #: Bearer token a Prometheus scrape of ``/metrics`` must send; unset: ``/metrics`` is off (404).
     metrics_token: str | None = None
 
+    # Staff sign-in
+    session_idle_minutes: float = 30.0  # a staff session ends after this long without a request
+    session_absolute_hours: float = 12.0  # and this long after sign-in, whatever happens
+    login_max_failures: int = 5  # failed sign-ins per account or per address ...
+    login_window_minutes: float = 15.0  # ... within this window, before further tries wait
+
 
 class InsecureSecretKey(RuntimeError):
     """The development secret key with a real database: anyone could forge unsubscribe and reassessment links."""

@@ -24,6 +24,10 @@ COMMANDS = [
     ("engage.cli.demo", "demo"),
     ("engage.cli.web", "serve"),
     ("engage.cli.ops", "status"),
+    ("engage.cli.staff", "staff"),
+    ("engage.cli.care", "consent"),
+    ("engage.cli.care", "inbox"),
+    ("engage.cli.care", "message"),
 ]
 
 

@@ -72,8 +72,12 @@ class Channel(enum.StrEnum):
 
 
 class Role(enum.StrEnum):
+    """What a staff member may do: admin everything; front desk patients, plans and replies; practitioner reads
+    everything and writes outcomes and notes on replies."""
+
     ADMIN = "admin"
-    STAFF = "staff"
+    FRONT_DESK = "front_desk"
+    PRACTITIONER = "practitioner"
 
 
 class PlanStatus(enum.StrEnum):
@@ -153,7 +157,7 @@ class StaffUser(Base):
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(_enum(Role), default=Role.STAFF)
+    role: Mapped[Role] = mapped_column(_enum(Role), default=Role.FRONT_DESK)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -344,6 +348,10 @@ class InboundMessage(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # needs a person
     flag_reason: Mapped[str | None] = mapped_column(String(200))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A flagged reply leaves the inbox once a person handled it; the note is for colleagues.
+    handled_at: Mapped[datetime | None]
+    handled_by: Mapped[str | None] = mapped_column(String(320))
+    handled_note: Mapped[str | None] = mapped_column(Text)
 
 
 class Outcome(Base):
@@ -380,3 +388,29 @@ class Heartbeat(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     at: Mapped[datetime]
     duration_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie holds a random id; only its SHA-256 is stored here."""
+
+    __tablename__ = "staff_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    staff: Mapped[StaffUser] = relationship()
+
+
+class LoginFailure(Base):
+    """One failed sign-in, counted per account and per address to slow down password guessing."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))  # "email:<address>" or "ip:<address>"
+    at: Mapped[datetime] = mapped_column(default=utcnow)

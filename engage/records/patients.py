@@ -28,25 +28,13 @@ def add_patient(
     locale: str = "en",
     actor: str = "cli",
 ) -> Patient:
+    """A new patient of ``clinic_id``. Raises ``InvalidInput`` (see :func:`validated_fields`) before writing."""
     clinic: Clinic = get(session, Clinic, clinic_id)
-    if not first_name.strip() or not last_name.strip():
-        raise InvalidInput("the patient needs a first and a last name")
-    if not email and not phone:
-        raise InvalidInput("the patient needs an email address or a phone number (or both)")
-    email_norm = validation.email_address(email) if email else None
-    if email_norm and session.scalar(
-        select(Patient.id).where(Patient.clinic_id == clinic.id, Patient.email == email_norm)
-    ):
-        raise InvalidInput("another patient of this clinic already has that email address")
-    patient = Patient(
-        clinic_id=clinic.id,
-        first_name=first_name.strip(),
-        last_name=last_name.strip(),
-        email=email_norm,
-        phone=validation.phone_e164(phone, clinic.region or get_settings().default_region) if phone else None,
-        timezone=validation.timezone_name(timezone) if timezone else None,
-        locale=validation.locale(locale),
+    fields = validated_fields(
+        session, clinic, first_name=first_name, last_name=last_name, email=email, phone=phone, timezone=timezone,
+        locale=locale,
     )
+    patient = Patient(clinic_id=clinic.id, **fields)
     session.add(patient)
     session.flush()
     audit(
@@ -54,6 +42,98 @@ def add_patient(
         subject_id=patient.id,
     )
     return patient
+
+
+class FieldErrors(InvalidInput):
+    """Several fields are wrong at once; ``errors`` maps each field name to its sentence."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def validated_fields(
+    session: Session,
+    clinic: Clinic,
+    *,
+    first_name: str,
+    last_name: str,
+    email: str | None,
+    phone: str | None,
+    timezone: str | None,
+    locale: str,
+    patient_id: int | None = None,
+) -> dict[str, Any]:
+    """The patient's fields, normalised (E.164 phone, lower-case email, IANA zone, locale).
+
+    Raises ``FieldErrors`` naming every wrong field (an ``InvalidInput``), so a form
+    can show each error beside its field. ``patient_id`` is the patient being edited
+    (their own email is not a duplicate).
+    """
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {"first_name": first_name.strip(), "last_name": last_name.strip()}
+    if not values["first_name"]:
+        errors["first_name"] = "the patient needs a first name"
+    if not values["last_name"]:
+        errors["last_name"] = "the patient needs a last name"
+    email, phone, timezone = (email or "").strip() or None, (phone or "").strip() or None, (timezone or "").strip()
+    checks = (
+        ("email", lambda: validation.email_address(email) if email else None),
+        ("phone", lambda: validation.phone_e164(phone, clinic.region or get_settings().default_region)
+         if phone else None),
+        ("timezone", lambda: validation.timezone_name(timezone) if timezone else None),
+        ("locale", lambda: validation.locale(locale or "en")),
+    )
+    for name, check in checks:
+        try:
+            values[name] = check()
+        except InvalidInput as exc:
+            errors[name] = str(exc)
+    if not email and not phone:
+        errors.setdefault("email", "the patient needs an email address or a phone number (or both)")
+    if values.get("email") and "email" not in errors:
+        taken = select(Patient.id).where(Patient.clinic_id == clinic.id, Patient.email == values["email"])
+        if patient_id is not None:
+            taken = taken.where(Patient.id != patient_id)
+        if session.scalar(taken):
+            errors["email"] = "another patient of this clinic already has that email address"
+    if errors:
+        raise FieldErrors(errors)
+    return values
+
+
+#: The fields staff may change with :func:`update_patient`.
+EDITABLE = ("first_name", "last_name", "email", "phone", "timezone", "locale")
+
+
+def update_patient(session: Session, patient: Patient, *, actor: str = "cli", **given: str | None) -> list[str]:
+    """Change the given fields (names in :data:`EDITABLE`; others keep their values), validated as on add.
+
+    Returns the names of the fields that changed. Raises ``FieldErrors`` before writing.
+    A changed phone number is trusted again (``phone_invalid`` cleared).
+    """
+    unknown = set(given) - set(EDITABLE)
+    if unknown:
+        raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}")
+    current = {name: getattr(patient, name) for name in EDITABLE}
+    merged = {name: (given[name] if name in given else current[name]) for name in EDITABLE}
+    fields = validated_fields(
+        session, patient.clinic, first_name=merged["first_name"] or "", last_name=merged["last_name"] or "",
+        email=merged["email"], phone=merged["phone"], timezone=merged["timezone"], locale=merged["locale"] or "en",
+        patient_id=patient.id,
+    )
+    changed = [name for name in EDITABLE if fields[name] != current[name]]
+    for name in changed:
+        setattr(patient, name, fields[name])
+    if "phone" in changed:
+        patient.phone_invalid = False
+    if changed:
+        session.flush()
+        audit(
+            session, clinic_id=patient.clinic_id, actor=actor, action="patient.update", subject_type="patient",
+            subject_id=patient.id, fields=changed,
+        )
+    return changed
 
 
 def patient_json(patient: Patient) -> dict[str, Any]:

@@ -1,0 +1,119 @@
+"""Find a clinic's patients by name, phone number (in any format) or email address, a page at a time.
+
+How the search box is read:
+
+- something that parses as a valid phone number (``phonenumbers``, the clinic's country
+  for numbers without ``+``) matches that exact E.164 number: ``(415) 555-0123``,
+  ``415.555.0123`` and ``+1 415 555 0123`` find the same patient;
+- something with an ``@`` matches email addresses starting with it;
+- anything else is words, each of which must start the first or the last name
+  (case-insensitive): ``ana ru`` finds Ana Ruiz.
+
+An empty query lists everyone. Results are ordered by last name, first name, id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from engage.config import get_settings
+from engage.errors import InvalidInput
+from engage.records.lookup import get
+from engage.records.models import Clinic, Patient
+
+MAX_PER_PAGE = 200
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    """One page of results: ``patients``, the ``total`` matching, and where this page is."""
+
+    patients: list[Patient]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total, "page": self.page, "per_page": self.per_page, "pages": self.pages,
+            "patients": [patient_summary(p) for p in self.patients],
+        }
+
+
+def patient_summary(patient: Patient) -> dict[str, Any]:
+    return {
+        "id": patient.id, "first_name": patient.first_name, "last_name": patient.last_name,
+        "email": patient.email, "phone": patient.phone, "locale": patient.locale,
+    }
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%"
+
+
+def _as_phone(text: str, region: str) -> str | None:
+    if sum(ch.isdigit() for ch in text) < 6 or any(ch.isalpha() for ch in text):
+        return None
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def match_condition(query: str, region: str) -> ColumnElement[bool] | None:
+    """The WHERE clause for a search box text (see the module docstring); None matches everyone."""
+    text = " ".join(query.split())
+    if not text:
+        return None
+    phone = _as_phone(text, region)
+    if phone is not None:
+        return Patient.phone == phone
+    if "@" in text:
+        return Patient.email.like(_like_prefix(text.lower()), escape="\\")
+    words = [_like_prefix(word.lower()) for word in text.split()]
+    return and_(
+        *(
+            or_(func.lower(Patient.first_name).like(w, escape="\\"), func.lower(Patient.last_name).like(w, escape="\\"))
+            for w in words
+        )
+    )
+
+
+def search_patients(
+    session: Session, clinic_id: int, query: str = "", *, page: int = 1, per_page: int = 25
+) -> PatientPage:
+    """Patients of ``clinic_id`` matching ``query``, page ``page`` (from 1) of ``per_page``.
+
+    Raises ``InvalidInput`` for a page below 1 or a page size outside 1..200.
+    """
+    if page < 1:
+        raise InvalidInput("page numbers start at 1")
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        raise InvalidInput(f"a page holds 1 to {MAX_PER_PAGE} patients")
+    clinic: Clinic = get(session, Clinic, clinic_id)
+    where = [Patient.clinic_id == clinic.id]
+    condition = match_condition(query, clinic.region or get_settings().default_region)
+    if condition is not None:
+        where.append(condition)
+    total = session.scalar(select(func.count()).select_from(Patient).where(*where)) or 0
+    patients = list(
+        session.scalars(
+            select(Patient).where(*where)
+            .order_by(func.lower(Patient.last_name), func.lower(Patient.first_name), Patient.id)
+            .offset((page - 1) * per_page).limit(per_page)
+        )
+    )
+    return PatientPage(patients=patients, total=total, page=page, per_page=per_page)

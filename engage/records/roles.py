@@ -1,0 +1,35 @@
+"""What each staff role may do. Pages ask :func:`may` to decide both whether to show an action and whether to
+accept it (403 otherwise), so the two never disagree.
+
+- ``admin``: everything, including staff accounts, API tokens and clinic settings;
+- ``front_desk``: patients, consent, plans, appointments, enrolments, replies and stuck messages;
+- ``practitioner``: reads everything; writes notes on replies (marking them handled).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from engage.records.models import Role
+
+
+class Action(enum.StrEnum):
+    EDIT_PATIENTS = "edit_patients"  # add, edit, consent
+    EDIT_PLANS = "edit_plans"  # plans, appointments, enrolments
+    RESOLVE_MESSAGES = "resolve_messages"
+    HANDLE_REPLIES = "handle_replies"
+    ADMIN = "admin"  # clinic settings, staff accounts, API tokens
+
+
+_ALLOWED: dict[Role, frozenset[Action]] = {
+    Role.ADMIN: frozenset(Action),
+    Role.FRONT_DESK: frozenset(
+        {Action.EDIT_PATIENTS, Action.EDIT_PLANS, Action.RESOLVE_MESSAGES, Action.HANDLE_REPLIES}
+    ),
+    Role.PRACTITIONER: frozenset({Action.HANDLE_REPLIES}),
+}
+
+
+def may(role: Role, action: Action | str) -> bool:
+    """True when ``role`` may do ``action``."""
+    return Action(action) in _ALLOWED.get(role, frozenset())

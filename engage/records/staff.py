@@ -1,0 +1,173 @@
+"""Staff accounts: add, list, deactivate, reset a password, and sign in (with failed-login throttling).
+
+Passwords are hashed with argon2id (argon2-cffi's ``PasswordHasher`` defaults) and must
+be at least :data:`MIN_PASSWORD_LENGTH` characters. :func:`authenticate` answers the same
+way, after the same work, for an unknown address, a wrong password and a deactivated
+account, so the sign-in page never tells anyone which addresses exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from engage.clock import utcnow
+from engage.config import get_settings
+from engage.errors import InvalidInput, NotFound
+from engage.records import validation
+from engage.records.audit import audit
+from engage.records.lookup import get
+from engage.records.models import Clinic, LoginFailure, Role, StaffSession, StaffUser
+
+MIN_PASSWORD_LENGTH = 12
+_hasher = PasswordHasher()
+#: Verified against when the address is unknown, so that answer takes as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-for-timing")
+
+
+class LoginRefused(Exception):
+    """Sign-in refused. The message is the same whatever the cause (no account enumeration)."""
+
+
+class LoginThrottled(LoginRefused):
+    """Too many failed sign-ins for this account or address lately; try again after the window."""
+
+
+def role(value: str) -> Role:
+    """A role from its name (``admin``, ``front_desk``/``front-desk``, ``practitioner``)."""
+    try:
+        return Role(value.strip().lower().replace("-", "_"))
+    except ValueError:
+        raise InvalidInput(f"unknown role {value!r}: choose admin, front_desk or practitioner") from None
+
+
+def check_password(password: str) -> str:
+    """The password, if it is long enough; raises ``InvalidInput``."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    return password
+
+
+def create_staff(
+    session: Session, *, clinic_id: int, email: str, name: str, role_name: str | Role, password: str,
+    actor: str = "cli",
+) -> StaffUser:
+    """A new, active staff account. Raises ``InvalidInput`` (bad email, taken email, short password, bad role)."""
+    clinic: Clinic = get(session, Clinic, clinic_id)
+    address = validation.email_address(email)
+    chosen = role_name if isinstance(role_name, Role) else role(role_name)
+    check_password(password)
+    if session.scalar(select(StaffUser.id).where(StaffUser.email == address)):
+        raise InvalidInput("a staff account with that email address already exists")
+    staff = StaffUser(
+        clinic_id=clinic.id, email=address, name=name.strip(), role=chosen, password_hash=_hasher.hash(password),
+        active=True,
+    )
+    session.add(staff)
+    session.flush()
+    audit(session, clinic_id=clinic.id, actor=actor, action="staff.create", subject_type="staff_user",
+          subject_id=staff.id, role=chosen.value)
+    return staff
+
+
+def list_staff(session: Session, clinic_id: int | None = None) -> list[StaffUser]:
+    """Staff accounts (of one clinic, or all), by clinic then email."""
+    query = select(StaffUser).order_by(StaffUser.clinic_id, StaffUser.email)
+    if clinic_id is not None:
+        query = query.where(StaffUser.clinic_id == clinic_id)
+    return list(session.scalars(query))
+
+
+def get_staff_in_clinic(session: Session, clinic_id: int | None, staff_id: int) -> StaffUser:
+    """The account, or ``NotFound`` when it does not exist or (``clinic_id`` given) belongs to another clinic."""
+    staff = session.get(StaffUser, staff_id)
+    if staff is None or (clinic_id is not None and staff.clinic_id != clinic_id):
+        raise NotFound(f"no staff account with id {staff_id}")
+    return staff
+
+
+def deactivate_staff(session: Session, staff_id: int, *, clinic_id: int | None = None, actor: str = "cli") -> StaffUser:
+    """Deactivate an account and end its sessions; it can no longer sign in. Twice is a no-op."""
+    staff = get_staff_in_clinic(session, clinic_id, staff_id)
+    if staff.active:
+        staff.active = False
+        session.execute(delete(StaffSession).where(StaffSession.staff_user_id == staff.id))
+        audit(session, clinic_id=staff.clinic_id, actor=actor, action="staff.deactivate", subject_type="staff_user",
+              subject_id=staff.id)
+        session.flush()
+    return staff
+
+
+def reset_password(
+    session: Session, staff_id: int, password: str, *, clinic_id: int | None = None, actor: str = "cli",
+) -> StaffUser:
+    """Set a new password and end the account's sessions (everyone signs in again)."""
+    staff = get_staff_in_clinic(session, clinic_id, staff_id)
+    check_password(password)
+    staff.password_hash = _hasher.hash(password)
+    session.execute(delete(StaffSession).where(StaffSession.staff_user_id == staff.id))
+    audit(session, clinic_id=staff.clinic_id, actor=actor, action="staff.reset_password", subject_type="staff_user",
+          subject_id=staff.id)
+    session.flush()
+    return staff
+
+
+@dataclass(frozen=True)
+class _Keys:
+    account: str
+    address: str | None
+
+
+def _keys(email: str, ip: str | None) -> _Keys:
+    return _Keys(f"email:{email.strip().lower()}", f"ip:{ip}" if ip else None)
+
+
+def authenticate(session: Session, email: str, password: str, ip: str | None = None) -> StaffUser:
+    """The active account with this email and password, or ``LoginRefused``.
+
+    After ``settings.login_max_failures`` failures for the address or from ``ip`` within
+    ``settings.login_window_minutes``, raises ``LoginThrottled`` without checking the
+    password. Failures are recorded in the caller's session: commit it either way.
+    """
+    settings = get_settings()
+    now = utcnow()
+    window_start = now - timedelta(minutes=settings.login_window_minutes)
+    keys = _keys(email, ip)
+    wanted = [k for k in (keys.account, keys.address) if k]
+    session.execute(delete(LoginFailure).where(LoginFailure.at < window_start))
+    counts = dict(
+        session.execute(
+            select(LoginFailure.key, func.count()).where(LoginFailure.key.in_(wanted), LoginFailure.at >= window_start)
+            .group_by(LoginFailure.key)
+        ).all()
+    )
+    if any(counts.get(k, 0) >= settings.login_max_failures for k in wanted):
+        raise LoginThrottled("too many failed sign-ins; wait 15 minutes and try again")
+    staff = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+    if _verify(staff.password_hash if staff else _DUMMY_HASH, password) and staff is not None and staff.active:
+        if _hasher.check_needs_rehash(staff.password_hash):
+            staff.password_hash = _hasher.hash(password)
+        return staff
+    session.add_all([LoginFailure(key=k, at=now) for k in wanted])
+    session.flush()
+    raise LoginRefused("wrong email address or password")
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def staff_json(staff: StaffUser) -> dict[str, Any]:
+    return {
+        "id": staff.id, "clinic_id": staff.clinic_id, "email": staff.email, "name": staff.name,
+        "role": staff.role.value, "active": staff.active, "created_at": staff.created_at.isoformat(),
+    }

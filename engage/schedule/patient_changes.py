@@ -1,0 +1,61 @@
+"""Staff changes to a patient's contact details and consent, and the re-plan each one causes.
+
+Both work inside the caller's session, raise ``InvalidInput`` before writing,
+audit the change (field names and channels, never the values) and reconcile the
+patient's live enrollments, so a new phone number revives skipped SMS, a new time
+zone moves local-time messages, and a staff opt-out cancels what was pending.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from engage.conversation.consent import record_consent
+from engage.errors import InvalidInput
+from engage.records import patients
+from engage.records.audit import audit
+from engage.records.models import Channel, ConsentEvent, ConsentState, Patient
+from engage.schedule.reconcile import ReconcileResult, reconcile_patient
+
+#: Fields whose change alters what planning wants (reach, local times, template locale).
+_PLANNING_FIELDS = {"email", "phone", "timezone", "locale"}
+STAFF_SOURCE = "staff"
+_VERB = {ConsentState.OPTED_IN: "opt_in", ConsentState.OPTED_OUT: "opt_out"}  # as the SMS webhook writes it
+
+
+def update_patient(
+    session: Session, patient: Patient, *, actor: str = "cli", **given: str | None
+) -> tuple[list[str], ReconcileResult]:
+    """Change the given fields (see ``engage.records.patients.update_patient``) and re-plan when it matters.
+
+    Returns (changed field names, what the re-plan did to the messages).
+    """
+    changed = patients.update_patient(session, patient, actor=actor, **given)
+    result = reconcile_patient(session, patient.id) if _PLANNING_FIELDS & set(changed) else ReconcileResult()
+    return changed, result
+
+
+def set_consent(
+    session: Session, patient: Patient, channel: Channel | str, state: ConsentState | str, *, reason: str,
+    actor: str = "cli",
+) -> tuple[ConsentEvent, ReconcileResult]:
+    """Record a consent given or withdrawn to a person (a verbal opt-out or opt-in), with the reason why.
+
+    Source ``staff``; the reason is kept on the event. Opting out cancels the channel's
+    pending messages; opting in brings back future ones skipped or cancelled for the opt-out.
+    Raises ``InvalidInput`` for an unknown channel or state or an empty reason.
+    """
+    try:
+        channel = Channel(channel)
+        state = ConsentState(state)
+    except ValueError:
+        raise InvalidInput("consent is set per channel (sms or email) to opted_in or opted_out") from None
+    reason = " ".join(reason.split())
+    if not reason:
+        raise InvalidInput("say why consent changes (e.g. 'asked at the desk to stop texts')")
+    event = record_consent(session, patient.id, channel, state, STAFF_SOURCE, reason[:200])
+    audit(
+        session, clinic_id=patient.clinic_id, actor=actor, action=f"consent.{channel.value}_{_VERB[state]}",
+        subject_type="patient", subject_id=patient.id, consent_event_id=event.id,
+    )
+    return event, reconcile_patient(session, patient.id)

@@ -1,0 +1,57 @@
+"""Patient search: a phone number in any format, a name by word prefixes, an email; one clinic; paginated."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session
+
+from engage.errors import InvalidInput
+from engage.records.patient_search import search_patients
+from tests import seed
+
+
+@pytest.fixture
+def clinic_id(session: Session) -> int:
+    clinic = seed.clinic(session)
+    seed.patient(session, clinic.id, "Ana", "Ruiz", phone="+14155550123", email="ana@example.com")
+    seed.patient(session, clinic.id, "Andrés", "Rubio", phone="+14155550199")
+    seed.patient(session, clinic.id, "Tom", "Becker", phone="+17205550188", email="tom.b@example.org")
+    other = seed.clinic(session, name="Elsewhere", email="front@elsewhere.example")
+    seed.patient(session, other.id, "Ana", "Ruiz", phone="+14155550123")
+    session.flush()
+    return clinic.id
+
+
+def _names(session: Session, clinic_id: int, query: str) -> list[str]:
+    return [f"{p.first_name} {p.last_name}" for p in search_patients(session, clinic_id, query).patients]
+
+
+@pytest.mark.parametrize("typed", ["(415) 555-0123", "415.555.0123", "+1 415 555 0123", "4155550123", "+14155550123"])
+def test_a_phone_number_in_any_format_finds_the_patient(session: Session, clinic_id: int, typed: str) -> None:
+    assert _names(session, clinic_id, typed) == ["Ana Ruiz"]
+
+
+def test_name_words_match_the_start_of_first_or_last_name_in_any_case(session: Session, clinic_id: int) -> None:
+    assert _names(session, clinic_id, "ana ru") == ["Ana Ruiz"]
+    assert _names(session, clinic_id, "RU") == ["Andrés Rubio", "Ana Ruiz"]
+    assert _names(session, clinic_id, "uiz") == []
+
+
+def test_email_prefix_finds_the_patient(session: Session, clinic_id: int) -> None:
+    assert _names(session, clinic_id, "TOM.B@") == ["Tom Becker"]
+
+
+def test_wildcards_typed_in_the_box_are_taken_literally(session: Session, clinic_id: int) -> None:
+    assert _names(session, clinic_id, "%") == []
+    assert _names(session, clinic_id, "_na") == []
+
+
+def test_another_clinics_patients_never_appear_and_pages_add_up(session: Session, clinic_id: int) -> None:
+    everyone = search_patients(session, clinic_id, "", per_page=2)
+    assert everyone.total == 3 and everyone.pages == 2 and len(everyone.patients) == 2
+    second = search_patients(session, clinic_id, "", page=2, per_page=2)
+    assert len(second.patients) == 1
+    assert {p.id for p in everyone.patients} | {p.id for p in second.patients} == {
+        p.id for p in search_patients(session, clinic_id, "").patients}
+    with pytest.raises(InvalidInput):
+        search_patients(session, clinic_id, "", page=0)
