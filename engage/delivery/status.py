@@ -1,8 +1,9 @@
 """Provider delivery reports -> our :class:`MessageStatus`, applied so a message only ever moves forwards.
 
-Twilio and SendGrid words map to ours through two tables. :func:`apply_status`
-records the raw report as a :class:`DeliveryEvent` (a repeat of a provider event id is
-dropped: webhooks are delivered at least once) and moves the message forwards only::
+Twilio and SendGrid words map to ours through two tables. :func:`apply_reports`
+records each raw report as a :class:`DeliveryEvent` (a repeat of a provider event id is
+dropped: webhooks are delivered at least once) and moves the message forwards only
+(:func:`apply_status` is the same for one report)::
 
     scheduled/queued/cancelled/skipped  <  sending/unknown  <  sent  <  delivered/undelivered/failed/bounced
 
@@ -19,11 +20,18 @@ the provider accepted it; the first report about it fills the id in and moves it
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Integer, Text, bindparam, cast, func, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
@@ -97,6 +105,19 @@ def sendgrid_status(event: str | None) -> MessageStatus | None:
     return SENDGRID_EVENTS.get((event or "").strip().lower())
 
 
+@dataclass(frozen=True)
+class Report:
+    """One provider report about one of our messages, already matched to the message."""
+
+    message_id: int
+    status: MessageStatus | None  # None: history only (opens, clicks, inbound-only words)
+    event_id: str  # the provider's id for this report; a repeat is dropped
+    payload: dict[str, Any]
+    error_code: str | None = None
+    provider_message_id: str | None = None
+    error: str | None = None  # already free of addresses and numbers; becomes ``last_error`` on a failure
+
+
 def apply_status(
     session: Session,
     message: Message,
@@ -113,58 +134,125 @@ def apply_status(
 
     Returns False, changing nothing, when ``(provider, event_id)`` was recorded before
     (a duplicate delivery); True otherwise. ``status`` None records the event only.
-    ``error`` (already free of addresses and numbers) becomes ``last_error`` on a failure.
-    The move is one conditional UPDATE, so two callbacks racing for the same message
-    cannot move it backwards either. Works inside the caller's transaction.
+    :func:`apply_reports` for a batch of one; ``message`` is refreshed afterwards.
     """
-    event_id = event_id[:200]
-    if session.scalar(
-        select(DeliveryEvent.id).where(DeliveryEvent.provider == provider, DeliveryEvent.event_id == event_id)
-    ) is not None:
-        return False
-    event = DeliveryEvent(
-        message_id=message.id, provider=provider, event_id=event_id,
-        status=(status.value if status else str(payload.get("event") or payload.get("MessageStatus") or "other"))[:40],
-        payload=payload, received_at=utcnow(),
-    )
-    try:
-        # A savepoint, so losing a race with a concurrent duplicate leaves the caller's transaction usable.
-        with session.begin_nested():
-            session.add(event)
-    except IntegrityError:
-        return False
+    report = Report(message.id, status, event_id, payload, error_code, provider_message_id, error)
+    new = apply_reports(session, provider, [report])
+    session.refresh(message)
+    return bool(new)
+
+
+_COLUMNS = ("status", "provider", "provider_message_id", "sent_at", "delivered_at", "error_code", "last_error")
+_CHUNK = 1000  # rows per statement: far below PostgreSQL's 65,535 and SQLite's 32,766 bound parameters
+
+
+def apply_reports(session: Session, provider: str, reports: Sequence[Report]) -> list[Report]:
+    """Record a batch of reports and move each message forwards; returns the reports that were new, in order.
+
+    A few set-based statements whatever the batch size: the messages are locked in id
+    order (``SELECT … ORDER BY id FOR UPDATE``), so two batches touching the same
+    messages queue behind each other instead of deadlocking; the events go in with
+    ``ON CONFLICT DO NOTHING`` (a repeat of ``(provider, event_id)``, within the batch
+    or from an earlier one, is dropped); each message's new state is folded from its new
+    reports in batch order under the lock and written back in one executemany. Reports
+    about messages that do not exist are dropped. Works inside the caller's transaction.
+    """
+    unique: dict[str, Report] = {}
+    for report in reports:
+        unique.setdefault(report.event_id[:200], report)
+    ids = sorted({r.message_id for r in unique.values()})
+    rows: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(ids):
+        locked = select(Message.id, *(getattr(Message, c) for c in _COLUMNS)).where(Message.id.in_(chunk))
+        for row in session.execute(locked.order_by(Message.id).with_for_update()):
+            rows[row.id] = dict(row._mapping)
+    candidates = [(event_id, r) for event_id, r in unique.items() if r.message_id in rows]
+    inserted = _insert_events(session, provider, candidates)
+    new = [r for event_id, r in candidates if event_id in inserted]
 
     now = utcnow()
-    if provider_message_id:
-        # Only fills a missing id: the crash-after-accept case. An id we stored is never overwritten.
+    changed: dict[int, dict[str, Any]] = {}
+    for report in new:
+        row = rows[report.message_id]
+        if _fold(row, report, provider, now):
+            changed[report.message_id] = row
+    for chunk in _chunks(sorted(changed)):
+        table = Message.__table__
         session.execute(
-            update(Message)
-            .where(Message.id == message.id, Message.provider_message_id.is_(None))
-            .values(provider_message_id=provider_message_id[:100], provider=provider, updated_at=now)
-            .execution_options(synchronize_session=False)
+            update(table).where(table.c.id == bindparam("row_id")).values(
+                {c: bindparam(c) for c in _COLUMNS} | {"updated_at": bindparam("updated_at")}),
+            [{**{c: changed[i][c] for c in _COLUMNS}, "row_id": i, "updated_at": now} for i in chunk],
         )
-    if status is not None:
-        earlier = [s for s, r in _RANK.items() if r < rank(status)]
-        values: dict[str, Any] = {"status": status, "updated_at": now}
+    if new:
+        tally = Counter(r.status.value if r.status else "history" for r in new)
+        log.info("delivery reports (%s): %d new of %d, %d messages moved (%s)", provider, len(new), len(reports),
+                 len(changed), ", ".join(f"{k} {v}" for k, v in sorted(tally.items())))
+    return new
+
+
+def _fold(row: dict[str, Any], report: Report, provider: str, now: datetime) -> bool:
+    """Apply ``report`` to the message's ``row`` (its locked columns) in place; True when anything changed."""
+    changed = False
+    if report.provider_message_id and row["provider_message_id"] is None:
+        # Only fills a missing id: the crash-after-accept case. An id we stored is never overwritten.
+        row["provider_message_id"] = report.provider_message_id[:100]
+        row["provider"] = provider
+        changed = True
+    status = report.status
+    if status is not None and rank(row["status"]) < rank(status):
+        row["status"] = status
         if status is MessageStatus.DELIVERED:
-            values["delivered_at"] = now
+            row["delivered_at"] = now
         if status in _FAILURES:
-            values["error_code"] = error_code[:20] if error_code else None
-            values["last_error"] = (error or f"{provider}: {status.value}")[:500]
-        moved = session.execute(
-            update(Message)
-            .where(Message.id == message.id, Message.status.in_(earlier))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if moved and status in _WENT_OUT:
+            row["error_code"] = report.error_code[:20] if report.error_code else None
+            row["last_error"] = (report.error or f"{provider}: {status.value}")[:500]
+        if status in _WENT_OUT and row["sent_at"] is None:
             # Keep the send path's own sent_at; fill it only when the reports are all we have
             # (a reconciled crash, or SendGrid's "delivered" arriving before anything else).
-            session.execute(
-                update(Message).where(Message.id == message.id, Message.sent_at.is_(None)).values(sent_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        log.info("delivery report: message %s %s -> %s (%s)", message.id, provider, status.value,
-                 "applied" if moved else "stale, kept as history")
-    session.refresh(message)
-    return True
+            row["sent_at"] = now
+        changed = True
+    return changed
+
+
+def _insert_events(session: Session, provider: str, reports: list[tuple[str, Report]]) -> set[str]:
+    """Insert a DeliveryEvent per report, skipping event ids already stored; returns the event ids inserted."""
+    if not reports:
+        return set()
+    now = utcnow()
+    table = DeliveryEvent.__table__
+    columns = {
+        "message_id": [r.message_id for _, r in reports],
+        "provider": [provider] * len(reports),
+        "event_id": [event_id for event_id, _ in reports],
+        "status": [(r.status.value if r.status else
+                    str(r.payload.get("event") or r.payload.get("MessageStatus") or "other"))[:40]
+                   for _, r in reports],
+        "payload": [r.payload for _, r in reports],
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        # Six arrays and one statement: thousands of rows without thousands of bound parameters.
+        arrays = {
+            "message_id": bindparam("message_id", columns["message_id"], type_=ARRAY(Integer)),
+            "provider": bindparam("provider", columns["provider"], type_=ARRAY(Text)),
+            "event_id": bindparam("event_id", columns["event_id"], type_=ARRAY(Text)),
+            "status": bindparam("status", columns["status"], type_=ARRAY(Text)),
+            "payload": bindparam("payload", [json.dumps(p, default=str) for p in columns["payload"]],
+                                 type_=ARRAY(Text)),
+        }
+        rows = func.unnest(*arrays.values()).table_valued(*arrays).render_derived()
+        source = select(
+            rows.c.message_id, rows.c.provider, rows.c.event_id, rows.c.status,
+            cast(rows.c.payload, table.c.payload.type), literal(now, table.c.received_at.type),
+        )
+        stmt = pg_insert(table).from_select([*arrays, "received_at"], source)
+        stmt = stmt.on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(table.c.event_id)
+        return set(session.connection().execute(stmt).scalars())
+    stmt = (sqlite_insert(table).on_conflict_do_nothing(index_elements=["provider", "event_id"])
+            .returning(table.c.event_id))
+    values = [dict(zip(columns, row, strict=True)) | {"received_at": now}
+              for row in zip(*columns.values(), strict=True)]
+    return set(session.connection().execute(stmt, values).scalars())
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]

@@ -37,7 +37,7 @@ from engage.config import get_settings
 from engage.conversation.consent import current_consent, record_consent
 from engage.db import session_scope
 from engage.delivery.providers.base import redact
-from engage.delivery.status import apply_status, sendgrid_status
+from engage.delivery.status import Report, apply_reports, sendgrid_status
 from engage.records.models import Channel, ConsentState, Message
 
 log = logging.getLogger(__name__)
@@ -100,36 +100,43 @@ async def events(request: Request) -> Response:
 
 
 def handle_events(batch: list[dict[str, Any]]) -> int:
-    """Apply a verified batch in one transaction; returns how many events were new."""
-    applied = 0
+    """Apply a verified batch in one transaction; returns how many events were new.
+
+    Set-based whatever the batch size (SendGrid posts up to thousands of events at a
+    time): two queries find the messages, :func:`apply_reports` records and applies the
+    events with the messages locked in id order, then the new suppressing events opt
+    their patients out of email.
+    """
     with session_scope() as session:
+        found = find_messages(session, batch)
+        reports: list[Report] = []
+        patients: dict[int, int] = {}  # message id -> patient id
         for event in batch:
-            applied += handle_event(session, event)
-    return applied
-
-
-def handle_event(session: Session, event: dict[str, Any]) -> bool:
-    """Apply one event inside ``session``; False when it was a duplicate or about an unknown message."""
-    name = str(event.get("event") or "").lower()
-    message = find_message(session, event)
-    if message is None:
-        log.info("sendgrid %s event for an unknown message ignored", name or "unnamed")
-        return False
-    status = sendgrid_status(name)
-    reason = str(event.get("reason") or event.get("response") or "")
-    new = apply_status(
-        session, message, status, provider=PROVIDER, event_id=event_id(event), payload=event,
-        error_code=str(event.get("status") or "") or None, provider_message_id=_x_message_id(event),
-        # SMTP replies quote the recipient's address: redact before it becomes last_error.
-        error=f"sendgrid {name}: {redact(reason, 400)}" if reason else None,
-    )
-    if not new:
-        return False
-    source = suppression_source(event)
-    if source and current_consent(session, message.patient_id, Channel.EMAIL) is not ConsentState.OPTED_OUT:
-        record_consent(session, message.patient_id, Channel.EMAIL, ConsentState.OPTED_OUT, source,
-                       f"message {message.id}")
-    return True
+            message = found.get(id(event))
+            if message is None:
+                continue
+            message_id, patients[message_id] = message
+            name = str(event.get("event") or "").lower()
+            reason = str(event.get("reason") or event.get("response") or "")
+            reports.append(Report(
+                message_id, sendgrid_status(name), event_id(event), event,
+                error_code=str(event.get("status") or "") or None, provider_message_id=_x_message_id(event),
+                # SMTP replies quote the recipient's address: redact before it becomes last_error.
+                error=f"sendgrid {name}: {redact(reason, 400)}" if reason else None,
+            ))
+        if len(reports) < len(batch):
+            log.info("sendgrid: %d events for unknown messages ignored", len(batch) - len(reports))
+        new = apply_reports(session, PROVIDER, reports)
+        opt_outs: dict[int, tuple[str, int]] = {}  # patient id -> (source, message id), first event wins
+        for report in new:
+            source = suppression_source(report.payload)
+            if source:
+                opt_outs.setdefault(patients[report.message_id], (source, report.message_id))
+        for patient_id, (source, message_id) in sorted(opt_outs.items()):
+            if current_consent(session, patient_id, Channel.EMAIL) is not ConsentState.OPTED_OUT:
+                record_consent(session, patient_id, Channel.EMAIL, ConsentState.OPTED_OUT, source,
+                               f"message {message_id}")
+    return len(new)
 
 
 def suppression_source(event: dict[str, Any]) -> str | None:
@@ -157,19 +164,36 @@ def event_id(event: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(event, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def find_message(session: Session, event: dict[str, Any]) -> Message | None:
-    """Our email message for ``event``: by the ``engage_message_id`` custom arg, else by SendGrid's message id."""
-    legacy = event.get("unique_args")  # very old accounts nest custom args
-    ours = str(event.get(CUSTOM_ARG) or (legacy.get(CUSTOM_ARG) if isinstance(legacy, dict) else "") or "").strip()
-    if _ID.fullmatch(ours):
-        message = session.get(Message, int(ours))
-        return message if message is not None and message.channel is Channel.EMAIL else None
-    x_message_id = _x_message_id(event)
-    if not x_message_id:
-        return None
-    return session.scalars(
-        select(Message).where(Message.provider_message_id == x_message_id, Message.channel == Channel.EMAIL).limit(1)
-    ).first()
+def find_messages(session: Session, batch: list[dict[str, Any]]) -> dict[int, tuple[int, int]]:
+    """``id(event)`` -> (message id, patient id) of our email message for each event in ``batch`` we know.
+
+    By the ``engage_message_id`` custom arg, else by SendGrid's message id; two queries for the whole batch.
+    """
+    ours: dict[int, int] = {}
+    by_x_message_id: dict[int, str] = {}
+    for event in batch:
+        legacy = event.get("unique_args")  # very old accounts nest custom args
+        arg = str(event.get(CUSTOM_ARG) or (legacy.get(CUSTOM_ARG) if isinstance(legacy, dict) else "") or "").strip()
+        if _ID.fullmatch(arg):
+            ours[id(event)] = int(arg)
+        elif x_message_id := _x_message_id(event):
+            by_x_message_id[id(event)] = x_message_id
+    email = Message.channel == Channel.EMAIL
+    known: dict[int, int] = {}
+    wanted = sorted(set(ours.values()))
+    for start in range(0, len(wanted), 1000):
+        query = select(Message.id, Message.patient_id).where(Message.id.in_(wanted[start:start + 1000]), email)
+        known.update((m, p) for m, p in session.execute(query))
+    by_provider_id: dict[str, tuple[int, int]] = {}
+    wanted_x = sorted(set(by_x_message_id.values()))
+    for start in range(0, len(wanted_x), 1000):
+        query = (select(Message.provider_message_id, Message.id, Message.patient_id)
+                 .where(Message.provider_message_id.in_(wanted_x[start:start + 1000]), email)
+                 .order_by(Message.id.desc()))  # the lowest id wins a (never expected) tie
+        by_provider_id.update({x: (m, p) for x, m, p in session.execute(query) if x})
+    found = {key: (m, known[m]) for key, m in ours.items() if m in known}
+    found.update({key: by_provider_id[x] for key, x in by_x_message_id.items() if x in by_provider_id})
+    return found
 
 
 def _x_message_id(event: dict[str, Any]) -> str | None:
