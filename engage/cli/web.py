@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
+
+KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this
+MAX_HEADER_BYTES = 16 * 1024  # request line + headers; larger is refused (431/400) by the server
+GRACEFUL_SHUTDOWN_SECONDS = 20  # in-flight requests finish on SIGTERM, then the rest are cut
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
-def serve(host: str, port: int) -> None:
+@click.option("--limit-concurrency", default=100, show_default=True, type=click.IntRange(1),
+              help="Connections and requests at once; beyond it new requests get 503.")
+def serve(host: str, port: int, limit_concurrency: int) -> None:
     """Serve the webhooks (/webhooks/...) and patient pages (/u/..., /r/...).
 
     Providers must reach it at ENGAGE_PUBLIC_URL: signatures are checked against that URL.
+    Logs one line per request (method, route template, status, duration) and one line
+    per refused webhook signature.
     """
     import uvicorn  # imported here so the rest of the CLI starts fast
 
@@ -23,6 +33,14 @@ def serve(host: str, port: int) -> None:
     except InsecureSecretKey as exc:
         raise UserError(str(exc)) from None
 
-    # access_log off: request lines carry unsubscribe and reassessment tokens.
-    uvicorn.run("engage.web.app:create_app", factory=True, host=host, port=port, access_log=False,
-                proxy_headers=True)
+    # engage.web.access logs each request by its route template; uvicorn's own access log
+    # is off because its request lines carry unsubscribe and reassessment tokens.
+    logging.getLogger("engage").setLevel(logging.INFO)
+    uvicorn.run(
+        "engage.web.app:create_app", factory=True, host=host, port=port, access_log=False, proxy_headers=True,
+        http="h11", limit_concurrency=limit_concurrency,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # uvicorn has no header-read timeout; h11's cap on the header size bounds what a slow client can hold.
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,7 +17,7 @@ from engage import __version__
 from engage.config import get_settings
 from engage.delivery import heartbeat
 from engage.web import metrics as metrics_route
-from engage.web import patient_pages
+from engage.web import middleware, patient_pages
 from engage.web.webhooks import sendgrid as sendgrid_webhooks
 from engage.web.webhooks import twilio as twilio_webhooks
 
@@ -103,4 +104,7 @@ def create_app() -> FastAPI:
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(metrics_route.WebhookCounter)  # outermost: counts the 413s too
+    app.add_exception_handler(ClientDisconnect, middleware.client_went_away)
+    app.add_middleware(middleware.SecurityHeaders, hsts=settings.public_url.startswith("https://"))
+    app.add_middleware(middleware.RequestLog)  # outermost of all: logs every answer, 413s and 429s included
     return app

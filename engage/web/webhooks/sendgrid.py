@@ -56,38 +56,42 @@ SUPPRESSING_DROP_REASONS = frozenset(
 )
 
 
-def signature_ok(body: bytes, signature: str | None, timestamp: str | None) -> bool:
-    """True when ``signature`` is SendGrid's ECDSA signature of ``timestamp + body`` and ``timestamp`` is fresh."""
+def signature_problem(body: bytes, signature: str | None, timestamp: str | None) -> str | None:
+    """Why a batch is refused; None when ``signature`` is SendGrid's ECDSA signature of a fresh timestamp + body."""
     settings = get_settings()
     if not settings.sendgrid_webhook_public_key:
-        log.warning("sendgrid webhook refused: SENDGRID_WEBHOOK_PUBLIC_KEY is not set, so signatures cannot be checked")
-        return False
+        return "SENDGRID_WEBHOOK_PUBLIC_KEY is not set, so signatures cannot be checked"
     if not signature or not timestamp:
-        return False
+        return "no signature or timestamp headers"
     try:
         sent_at = int(timestamp)
         payload = body.decode("utf-8")
     except (ValueError, UnicodeDecodeError):
-        return False
+        return "the timestamp is not a number or the body is not UTF-8"
     if abs(utcnow().timestamp() - sent_at) > settings.webhook_replay_seconds:
-        return False
+        return f"the timestamp is more than {settings.webhook_replay_seconds} s from now"
     verifier = EventWebhook()
     try:
         key = verifier.convert_public_key_to_ecdsa(settings.sendgrid_webhook_public_key)
     except ValueError:
-        log.error("sendgrid webhook refused: SENDGRID_WEBHOOK_PUBLIC_KEY is not a valid public key")
-        return False
+        return "SENDGRID_WEBHOOK_PUBLIC_KEY is not a valid public key"
     try:
-        return bool(verifier.verify_signature(payload, signature, timestamp, key))
+        if verifier.verify_signature(payload, signature, timestamp, key):
+            return None
     except (binascii.Error, ValueError):
-        return False  # not base64, or not a DER signature at all
+        pass  # not base64, or not a DER signature at all
+    return "the signature does not verify with SENDGRID_WEBHOOK_PUBLIC_KEY"
 
 
 @router.post("/webhooks/sendgrid/events")
 async def events(request: Request) -> Response:
     """A batch of SendGrid events. 403 on a bad signature, 400 on a body that is not a JSON array, else 200."""
     body = await request.body()
-    if not signature_ok(body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)):
+    problem = signature_problem(body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
+    if problem:
+        # One line a refusal. The signature covers timestamp + body only, not the URL.
+        log.warning("sendgrid webhook refused at %s: %s", get_settings().public_url.rstrip("/") + request.url.path,
+                    problem)
         return PlainTextResponse("forbidden", status_code=403)
     try:
         batch = json.loads(body)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import phonenumbers
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -74,15 +74,30 @@ def public_request_url(request: Request) -> str:
     return f"{url}?{request.url.query}" if request.url.query else url
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
 async def verified_fields(request: Request) -> dict[str, str] | None:
-    """The request's text form fields when ``X-Twilio-Signature`` is valid for them, else None."""
+    """The request's form fields when ``X-Twilio-Signature`` is valid for them, else None.
+
+    Twilio posts only ``application/x-www-form-urlencoded``; any other body (multipart with
+    a file part, JSON) is a 400 before it is parsed. Each refusal logs one line naming the
+    URL the signature was checked against, without its query (a wrong ``ENGAGE_PUBLIC_URL``
+    refuses every webhook, and this line is how an operator sees it).
+    """
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != FORM:
+        raise HTTPException(status_code=400, detail=f"Twilio webhooks are {FORM}")
     token = get_settings().twilio_auth_token
     signature = request.headers.get("X-Twilio-Signature")
     form = await request.form()
     if not token:
         log.warning("twilio webhook refused: TWILIO_AUTH_TOKEN is not set, so signatures cannot be checked")
         return None
-    if not signature or not RequestValidator(token).validate(public_request_url(request), form, signature):
+    url = public_request_url(request)
+    if not signature or not RequestValidator(token).validate(url, form, signature):
+        log.warning("twilio webhook refused: %s X-Twilio-Signature for %s", "invalid" if signature else "no",
+                    url.split("?", 1)[0])
         return None
     return {key: value for key, value in form.items() if isinstance(value, str)}
 

@@ -1,0 +1,85 @@
+"""ASGI middleware for every response: one access-log line per request, and security headers.
+
+The access line names the route *template* (``/u/{token}``), never the path itself:
+patient links carry tokens, and a log is no place for them. A client that goes away
+before its body has arrived (Starlette's ``ClientDisconnect``) is not an error:
+:func:`client_went_away` answers it (to
+nobody) with 499, nginx's "client closed request", and the access line is all that is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("engage.web.access")
+
+CLIENT_CLOSED_REQUEST = 499
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/u/{token}``), or ``-`` when no route matched."""
+    return str(getattr(scope.get("route"), "path", None) or "-")
+
+
+class RequestLog:
+    """Log ``METHOD /route/{template} STATUS DURATIONms`` for each HTTP request, at INFO on ``engage.web.access``.
+
+    An exception that escapes the app is logged as 500 (what the server answers) and re-raised.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def watching_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        finally:
+            access_log.info("%s %s %d %.1fms", scope["method"], route_template(scope), status,
+                            (time.perf_counter() - started) * 1000)
+
+
+class SecurityHeaders:
+    """Add ``X-Content-Type-Options: nosniff`` to every response, and HSTS when ``hsts`` (an https public URL)."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.headers = [(b"x-content-type-options", b"nosniff")]
+        if hsts:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in self.headers if n not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+async def client_went_away(request: Request, exc: Exception) -> Response:
+    """Exception handler for :class:`ClientDisconnect`: nobody is listening, so no traceback and no error line."""
+    del request, exc  # the access line already says which route it was
+    return Response(status_code=CLIENT_CLOSED_REQUEST)

@@ -1,0 +1,148 @@
+"""``engage serve`` as operators run it: a real uvicorn process, real sockets, its log read back."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli import ROOT
+from tests.fixtures.webhooks.support import TWILIO_AUTH_TOKEN, inbound_params, twilio_signature
+
+
+@dataclass
+class Served:
+    url: str
+    port: int
+    log_path: Path
+
+    def log(self) -> str:
+        time.sleep(0.3)  # the server writes its line after answering
+        return self.log_path.read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def serve(sqlite_url: str, tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Start ``engage serve ARGS`` on a free port against the SQLite test database, its output in a file."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str) -> Served:
+        port = _free_port()
+        log_path = tmp_path / f"serve-{port}.log"
+        env = {**os.environ, "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        with log_path.open("w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "engage", "serve", "--port", str(port), *args],
+                                    stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                httpx.get(url + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, log_path.read_text()
+                time.sleep(0.1)
+        return Served(url, port, log_path)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def served(serve: Callable[..., Served]) -> Served:
+    return serve()
+
+
+def _lines_about(log: str, text: str) -> list[str]:
+    return [line for line in log.splitlines() if text in line]
+
+
+def test_each_request_is_logged_by_route_template_never_by_token(served: Served) -> None:
+    token = "secret-unsubscribe-token-123"
+
+    answer = httpx.get(f"{served.url}/u/{token}")
+
+    log = served.log()
+    assert token not in log
+    [line] = _lines_about(log, "/u/{token}")
+    assert line.split("engage.web.access: ")[1].startswith(f"GET /u/{{token}} {answer.status_code} ")
+    assert line.endswith("ms")
+
+
+def test_a_refused_twilio_signature_is_logged_once_with_the_url_it_was_checked_against(served: Served) -> None:
+    params = inbound_params("STOP")
+    signature = twilio_signature("/webhooks/twilio/status?m=42", params, token="another-accounts-token")
+
+    answer = httpx.post(f"{served.url}/webhooks/twilio/status?m=42", data=params,
+                        headers={"X-Twilio-Signature": signature})
+
+    assert answer.status_code == 403
+    log = served.log()
+    [refusal] = _lines_about(log, "refused")
+    assert "http://engage.test/webhooks/twilio/status" in refusal  # ENGAGE_PUBLIC_URL + path
+    assert "m=42" not in log and params["From"] not in log and "STOP" not in log
+
+
+def test_a_multipart_body_to_twilio_is_refused_with_400_not_a_server_error(served: Served) -> None:
+    params = inbound_params("hello")
+
+    answer = httpx.post(f"{served.url}/webhooks/twilio/inbound", data=params,
+                        files={"MediaUrl0": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")},
+                        headers={"X-Twilio-Signature": twilio_signature("/webhooks/twilio/inbound", params)})
+
+    assert answer.status_code == 400
+    assert "Traceback" not in served.log()
+
+
+def test_a_client_that_disconnects_mid_body_leaves_one_line_and_no_traceback(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port)) as conn:
+        conn.sendall(b"POST /webhooks/twilio/inbound HTTP/1.1\r\nHost: engage.test\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\nBody=STO")
+        time.sleep(0.3)  # the handler is now waiting for the rest of the body
+    httpx.get(served.url + "/healthz")  # the server is still answering
+
+    log = served.log()
+    assert "Traceback" not in log and "Exception" not in log
+    assert len(_lines_about(log, "/webhooks/twilio/inbound")) <= 1
+
+
+def test_serve_closes_idle_connections_and_answers_503_beyond_its_concurrency_limit(
+        serve: Callable[..., Served]) -> None:
+    from engage.cli.web import KEEP_ALIVE_SECONDS
+
+    served = serve("--limit-concurrency", "2")
+    with socket.create_connection(("127.0.0.1", served.port)) as idle:
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: engage.test\r\n\r\n")
+        assert idle.recv(65536).startswith(b"HTTP/1.1 ")
+        idle.settimeout(KEEP_ALIVE_SECONDS + 5)
+        started = time.monotonic()
+        assert idle.recv(1) == b""  # the server closed the idle keep-alive connection
+        assert time.monotonic() - started < KEEP_ALIVE_SECONDS + 2
+
+    held = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(2)]
+    try:
+        for conn in held:  # two requests waiting for bodies that never come
+            conn.sendall(b"POST /webhooks/twilio/inbound HTTP/1.1\r\nHost: engage.test\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n")
+        time.sleep(0.3)
+        assert httpx.get(served.url + "/healthz").status_code == 503
+    finally:
+        for conn in held:
+            conn.close()
