@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     login_max_failures: int = 5  # failed sign-ins per account or per address ...
     login_window_minutes: float = 15.0  # ... within this window, before further tries wait
 
+    # Per-IP request limits (engage.web.ratelimit; the ``limits`` notation, e.g. "60/minute", "10 per 5 minutes")
+    rate_limit_public_pages: str = "60/minute"  # /u, /r, /x: the pages patients open from their messages
+    rate_limit_login: str = "10/minute"  # the staff sign-in form (on top of the per-account failure throttle)
+
 
 class InsecureSecretKey(RuntimeError):
     """The development secret key with a real database: anyone could forge unsubscribe and reassessment links."""

@@ -7,7 +7,7 @@ before any handler or form parser reads it.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -17,7 +17,7 @@ from engage import __version__
 from engage.config import get_settings
 from engage.delivery import heartbeat
 from engage.web import metrics as metrics_route
-from engage.web import middleware, patient_pages
+from engage.web import middleware, patient_pages, ratelimit
 from engage.web.webhooks import sendgrid as sendgrid_webhooks
 from engage.web.webhooks import twilio as twilio_webhooks
 
@@ -93,7 +93,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="engage", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(twilio_webhooks.router)
     app.include_router(sendgrid_webhooks.router)
-    app.include_router(patient_pages.router)
+    ratelimit.check_settings(settings)
+    app.include_router(patient_pages.router, dependencies=[Depends(ratelimit.public_pages)])
     app.include_router(metrics_route.router)
 
     @app.get("/healthz", include_in_schema=False)
