@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = 1_000_000
 
     # Operations
+    #: ``text`` (default) or ``json``: one JSON object a line, for a log collector.
+    log_format: Literal["text", "json"] = "text"
     #: Bearer token a Prometheus scrape of ``/metrics`` must send; unset: ``/metrics`` is off (404).
     metrics_token: str | None = None
 

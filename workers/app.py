@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_process_init
 
 app = Celery("engage", include=["workers.tasks"])
 app.config_from_object("celeryconfig")
@@ -44,3 +44,15 @@ def _fresh_connections(**_: Any) -> None:
     from engage.db import get_engine
 
     get_engine().dispose(close=False)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_format(logger: logging.Logger, **_: Any) -> None:
+    """Under ``ENGAGE_LOG_FORMAT=json`` the worker's and beat's handlers write one JSON object a line."""
+    from engage import logs
+    from engage.config import get_settings
+
+    if get_settings().log_format == "json":
+        for handler in logger.handlers:
+            handler.setFormatter(logs.JsonFormatter())

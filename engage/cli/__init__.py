@@ -7,7 +7,8 @@ import logging
 
 import click
 
-from engage import __version__
+from engage import __version__, logs
+from engage.config import get_settings
 
 #: (module, attribute) of every command or group, in the order ``engage --help`` lists them.
 COMMANDS = [
@@ -35,7 +36,11 @@ COMMANDS = [
 @click.version_option(__version__, prog_name="engage")
 def main() -> None:
     """engage: patient engagement automation for clinics."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        log_format = get_settings().log_format
+    except ValueError:  # pydantic's ValidationError: the command that reads the settings reports it
+        log_format = "text"
+    logs.configure(logging.WARNING, log_format)
 
 
 for _module, _name in COMMANDS:

@@ -6,6 +6,8 @@ import logging
 
 import click
 
+from engage import logs
+
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this
 MAX_HEADER_BYTES = 16 * 1024  # request line + headers; larger is refused (431/400) by the server
 GRACEFUL_SHUTDOWN_SECONDS = 20  # in-flight requests finish on SIGTERM, then the rest are cut
@@ -35,10 +37,13 @@ def serve(host: str, port: int, limit_concurrency: int) -> None:
 
     # engage.web.access logs each request by its route template; uvicorn's own access log
     # is off because its request lines carry unsubscribe and reassessment tokens.
-    logging.getLogger("engage").setLevel(logging.INFO)
+    # log_config None: uvicorn's own lines go through engage's handler (text or JSON, ENGAGE_LOG_FORMAT).
+    logs.configure(logging.WARNING, get_settings().log_format)
+    for name in ("engage", "uvicorn"):
+        logging.getLogger(name).setLevel(logging.INFO)
     uvicorn.run(
         "engage.web.app:create_app", factory=True, host=host, port=port, access_log=False, proxy_headers=True,
-        http="h11", limit_concurrency=limit_concurrency,
+        http="h11", limit_concurrency=limit_concurrency, log_config=None,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # uvicorn has no header-read timeout; h11's cap on the header size bounds what a slow client can hold.
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,

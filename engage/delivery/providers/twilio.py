@@ -22,6 +22,7 @@ account) are :class:`ConfigurationError`: every message would fail the same way.
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import threading
 from typing import Any, ClassVar
@@ -44,6 +45,12 @@ from engage.delivery.providers.base import (
 )
 
 DEFAULT_API_BASE = "https://api.twilio.com"
+
+# The SDK logs every request at INFO: its URL carries the account SID, its body the recipient and the text.
+# urllib3 logs the same URL at DEBUG (a worker run with --loglevel=DEBUG).
+for _sdk_logger in ("twilio.http_client", "twilio.async_http_client"):
+    logging.getLogger(_sdk_logger).setLevel(logging.WARNING)
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 # Error codes where retrying is pointless and the dispatcher has a follow-up:
 # 21610 records an SMS opt-out, 21211/21614 mark the phone invalid.
