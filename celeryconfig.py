@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 
+from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 from engage.config import get_settings
@@ -157,11 +158,15 @@ task_default_routing_key = SEND_QUEUE
 task_routes = {
     "engage.dispatch_due": {"queue": DISPATCH_QUEUE, "routing_key": DISPATCH_QUEUE},
     "engage.reap_stale": {"queue": DISPATCH_QUEUE, "routing_key": DISPATCH_QUEUE},
+    "engage.purge": {"queue": DISPATCH_QUEUE, "routing_key": DISPATCH_QUEUE},
     "engage.send_message": {"queue": SEND_QUEUE, "routing_key": SEND_QUEUE},
 }
 task_annotations = {
     "engage.dispatch_due": {"soft_time_limit": DISPATCH_SOFT_TIME_LIMIT, "time_limit": DISPATCH_TIME_LIMIT},
     "engage.reap_stale": {"soft_time_limit": DISPATCH_SOFT_TIME_LIMIT, "time_limit": DISPATCH_TIME_LIMIT},
+    # A first purge of a year's backlog rewrites many rows; it runs weekly, at night, and may take minutes.
+    # Within half the visibility timeout like the rest; a purge cut short is simply finished the next week.
+    "engage.purge": {"soft_time_limit": 300, "time_limit": 330},
 }
 
 # -- Beat --------------------------------------------------------------------------
@@ -179,3 +184,13 @@ beat_schedule = {
         "options": {"expires": REAP_SECONDS, "queue": DISPATCH_QUEUE},
     },
 }
+
+# Data retention (ENGAGE_PURGE_AFTER_DAYS, at least 30): every Sunday at 03:00 UTC,
+# the same as `engage purge --older-than <days>d`. Unset: no purge is scheduled.
+PURGE_AFTER_DAYS = _settings.purge_after_days
+if PURGE_AFTER_DAYS is not None:
+    beat_schedule["purge"] = {
+        "task": "engage.purge",
+        "schedule": crontab(minute=0, hour=3, day_of_week=0),
+        "options": {"expires": 24 * 3600, "queue": DISPATCH_QUEUE},
+    }

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     #: Bearer token a Prometheus scrape of ``/metrics`` must send; unset: ``/metrics`` is off (404).
     metrics_token: str | None = None
+    #: Retention window in days: beat runs ``engage purge`` weekly with it (unset: never, run it by hand).
+    purge_after_days: int | None = Field(None, ge=30)
 
     # Staff sign-in
     session_idle_minutes: float = 30.0  # a staff session ends after this long without a request

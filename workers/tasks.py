@@ -10,9 +10,11 @@ task plus the next tick could both send).
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from engage.config import get_settings
 from engage.delivery import claim, heartbeat, send
+from engage.ops import retention
 from workers.app import app
 
 
@@ -62,3 +64,12 @@ def reap_stale() -> dict[str, int]:
     for message_id in result["ids"]:
         send_message.delay(message_id)
     return {"requeued": result["requeued"], "unknown": result["unknown"], "failed": result["failed"]}
+
+
+@app.task(name="engage.purge")
+def purge() -> dict[str, object]:
+    """Weekly data retention (beat, when ``ENGAGE_PURGE_AFTER_DAYS`` is set): see :func:`engage.ops.retention.purge`."""
+    days = get_settings().purge_after_days
+    if days is None:
+        return {"skipped": "ENGAGE_PURGE_AFTER_DAYS is not set"}
+    return retention.purge(timedelta(days=days)).as_dict()

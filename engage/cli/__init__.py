@@ -25,6 +25,7 @@ COMMANDS = [
     ("engage.cli.demo", "demo"),
     ("engage.cli.web", "serve"),
     ("engage.cli.ops", "status"),
+    ("engage.cli.ops", "purge"),
     ("engage.cli.staff", "staff"),
     ("engage.cli.care", "consent"),
     ("engage.cli.care", "inbox"),

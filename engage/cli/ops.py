@@ -1,4 +1,4 @@
-"""``engage status``: the backlog, the last beat tick, the workers and recent failures, for an operator."""
+"""``engage status`` (backlog, last beat tick, workers, recent failures) and ``engage purge`` (data retention)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import sys
 
 import click
 
-from engage.cli.common import emit, json_option
+from engage.cli.common import emit, json_option, user_errors
 from engage.delivery.heartbeat import last_tick
+from engage.ops import retention
 from engage.ops import status as ops_status
+from engage.schedule.durations import parse_duration
 
 
 def _age(seconds: float | None) -> str:
@@ -51,3 +53,20 @@ def status(ping_timeout: float, heartbeat_only: bool) -> None:
         sys.exit(1 if tick.stale else 0)
     result = ops_status.collect(ping_timeout)
     emit(result.as_dict(), lambda: _human(result))
+
+
+@click.command("purge")
+@click.option("--older-than", "older_than", required=True, metavar="DURATION",
+              help="Retention window, e.g. 365d or 52w (at least 30d).")
+@json_option
+@user_errors
+def purge(older_than: str) -> None:
+    """Delete message contexts, provider payloads, reply texts and outbox files older than the window.
+
+    Ids, statuses, times, error codes, scores and the audit trail are kept.
+    """
+    window = parse_duration(older_than)
+    result = retention.purge(window, actor="cli")
+    emit(result.as_dict(), f"purged before {result.cutoff:%Y-%m-%d %H:%M}Z: {result.messages} message contexts, "
+                           f"{result.delivery_events} delivery payloads, {result.inbound_messages} reply texts, "
+                           f"{result.outbox_files} outbox files")

@@ -1,0 +1,101 @@
+"""Data retention: past a window, drop what a message said and keep that it happened.
+
+:func:`purge` empties, for rows older than the window, everything that can hold
+a patient's words or addresses beyond the patient record itself:
+
+- ``message.context`` (the step's template variables) of messages that are
+  finished (not ``scheduled``, ``queued`` or ``sending``) and were due before the cutoff;
+- ``delivery_event.payload`` (the provider's raw callback: recipient, IP, user agent);
+- ``inbound_message.body`` (the patient's reply text);
+- the ``outbox`` provider's files (rendered messages) last written before the cutoff.
+
+Ids, statuses, times, error codes, outcomes (scores) and the audit trail stay.
+Message bodies themselves are rendered at send time and never stored in the
+database. Each run is one transaction per table, touches only rows not yet
+emptied (so a weekly run is cheap and its counts mean "newly purged"), and
+records one audit event with the counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import String, cast, update
+
+from engage import clock
+from engage.config import get_settings
+from engage.db import session_scope
+from engage.records.audit import audit
+from engage.records.models import DeliveryEvent, InboundMessage, Message, MessageStatus
+
+log = logging.getLogger(__name__)
+
+#: Statuses of messages still on their way: their context is still needed to render them.
+IN_FLIGHT = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
+#: The shortest window accepted: a typo like ``--older-than 1d`` must not wipe yesterday's replies.
+MIN_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    cutoff: datetime
+    messages: int
+    delivery_events: int
+    inbound_messages: int
+    outbox_files: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "cutoff": self.cutoff.isoformat()}
+
+
+def purge(older_than: timedelta, *, now: datetime | None = None, actor: str = "system") -> PurgeResult:
+    """Empty the contexts, payloads, reply texts and outbox files older than ``older_than``; return the counts.
+
+    Raises ValueError for a window shorter than :data:`MIN_WINDOW`.
+    """
+    if older_than < MIN_WINDOW:
+        raise ValueError(f"the retention window must be at least {MIN_WINDOW.days} days, not {older_than}")
+    cutoff = (now or clock.utcnow()) - older_than
+    with session_scope() as session:
+        messages = session.execute(
+            update(Message)
+            .where(Message.due_at < cutoff, Message.status.not_in(IN_FLIGHT), cast(Message.context, String) != "{}")
+            .values(context={})
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        events = session.execute(
+            update(DeliveryEvent)
+            .where(DeliveryEvent.received_at < cutoff, cast(DeliveryEvent.payload, String) != "{}")
+            .values(payload={})
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        inbound = session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.received_at < cutoff, InboundMessage.body != "")
+            .values(body="")
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        files = _purge_outbox(Path(get_settings().outbox_dir), cutoff)
+        result = PurgeResult(cutoff, messages, events, inbound, files)
+        audit(session, clinic_id=None, actor=actor, action="purge", subject_type="retention", subject_id=None,
+              **{k: v for k, v in result.as_dict().items()})
+    log.info("purge before %s: %d message contexts, %d delivery payloads, %d reply texts, %d outbox files",
+             cutoff.isoformat(), messages, events, inbound, files)
+    return result
+
+
+def _purge_outbox(directory: Path, cutoff: datetime) -> int:
+    """Delete the outbox provider's message files last modified before ``cutoff``."""
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for path in directory.iterdir():
+        ours = path.is_file() and path.suffix in (".json", ".eml") and path.name.startswith(("sms-", "email-"))
+        if ours and datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
