@@ -94,7 +94,7 @@ def today(session: Session, clinic_id: int, now: datetime | None = None) -> Toda
         select(ConsentEvent, Patient).join(Patient, Patient.id == ConsentEvent.patient_id)
         .where(in_clinic, ConsentEvent.state == ConsentState.OPTED_OUT, ConsentEvent.at >= now - RECENT)
         .order_by(ConsentEvent.at.desc()).limit(LIST_LIMIT)
-    ).tuples()]
+    ).all()]
     return Today(
         now=now,
         due_next_24h={c.value: due.get(c, 0) for c in Channel},

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
-from engage.records.models import AuditEvent
+from engage.records.models import (
+    Appointment,
+    AuditEvent,
+    Enrollment,
+    InboundMessage,
+    Message,
+    Patient,
+    TreatmentPlan,
+)
 
 
 def audit(
@@ -20,3 +29,24 @@ def audit(
             detail=detail, at=utcnow(),
         )
     )
+
+
+def patient_history(session: Session, patient_id: int, limit: int = 100) -> list[AuditEvent]:
+    """What staff and engage changed on a patient's record (the patient, their plans, appointments, enrolments,
+    messages and replies), newest first."""
+    plans = select(TreatmentPlan.id).where(TreatmentPlan.patient_id == patient_id)
+    subjects = [
+        ("patient", select(Patient.id).where(Patient.id == patient_id)),
+        ("treatment_plan", plans),
+        ("appointment", select(Appointment.id).where(Appointment.plan_id.in_(plans))),
+        ("enrollment", select(Enrollment.id).where(Enrollment.patient_id == patient_id)),
+        ("message", select(Message.id).where(Message.patient_id == patient_id)),
+        ("inbound_message", select(InboundMessage.id).where(InboundMessage.patient_id == patient_id)),
+    ]
+    clinic_id = select(Patient.clinic_id).where(Patient.id == patient_id).scalar_subquery()
+    return list(session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.clinic_id == clinic_id,
+               or_(*(and_(AuditEvent.subject_type == kind, AuditEvent.subject_id.in_(ids)) for kind, ids in subjects)))
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+    ))

@@ -83,3 +83,29 @@ def clinic_json(clinic: Clinic) -> dict[str, Any]:
         "region": clinic.region,
         "quiet_hours": describe_quiet_hours(clinic.quiet_hours),
     }
+
+
+def update_clinic(
+    session: Session, clinic: Clinic, *, name: str, address: str, email: str, phone: str | None, actor: str = "cli",
+) -> list[str]:
+    """Change the clinic's name, postal address, sender email and phone, validated as on create.
+
+    Returns the names of the fields that changed. Raises ``InvalidInput`` before writing.
+    (The time zone and quiet hours change elsewhere: they move messages.)
+    """
+    if not name.strip():
+        raise InvalidInput("the clinic needs a name")
+    if not address.strip():
+        raise InvalidInput("the clinic needs a postal address (every email must carry it)")
+    values = {
+        "name": name.strip(), "address": address.strip(), "email_from": validation.email_address(email),
+        "phone": validation.phone_e164(phone, clinic.region) if phone and phone.strip() else None,
+    }
+    changed = [field for field, value in values.items() if getattr(clinic, field) != value]
+    for field in changed:
+        setattr(clinic, field, values[field])
+    if changed:
+        session.flush()
+        audit(session, clinic_id=clinic.id, actor=actor, action="clinic.update", subject_type="clinic",
+              subject_id=clinic.id, fields=changed)
+    return changed

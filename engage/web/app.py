@@ -18,6 +18,7 @@ from engage.config import get_settings
 from engage.delivery import heartbeat
 from engage.web import metrics as metrics_route
 from engage.web import middleware, patient_pages, ratelimit
+from engage.web import staff as staff_app
 from engage.web.webhooks import sendgrid as sendgrid_webhooks
 from engage.web.webhooks import twilio as twilio_webhooks
 
@@ -96,6 +97,7 @@ def create_app() -> FastAPI:
     ratelimit.check_settings(settings)
     app.include_router(patient_pages.router, dependencies=[Depends(ratelimit.public_pages)])
     app.include_router(metrics_route.router)
+    staff_app.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -1,0 +1,41 @@
+"""The staff web app: server-rendered pages for the front desk, practitioners and the clinic admin.
+
+:func:`install` adds the routes, the static files (vendored Pico CSS, htmx, Chart.js)
+and the handlers that turn "not signed in" into a redirect and HTTP errors into pages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from engage.web.staff import auth, inbox, messages, patient_page, patients, plans, sequences, settings, today
+from engage.web.staff.pages import render
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+_NOT_STAFF = ("/api/", "/webhooks/", "/u/", "/r/", "/x/", "/metrics", "/healthz")
+_TITLES = {403: "Not allowed", 404: "Not found", 405: "Not allowed", 429: "Too many requests"}
+
+
+def install(app: FastAPI) -> None:
+    """Add the staff pages to ``app``."""
+    for module in (auth, today, patients, patient_page, plans, messages, inbox, sequences, settings):
+        app.include_router(module.router, include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(auth.SignInRequired, auth.sign_in_redirect)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """Staff-facing errors as a page; everything else (webhooks, API) keeps plain answers."""
+    accepts_html = "text/html" in request.headers.get("accept", "")
+    if not accepts_html or exc.status_code < 400 or request.url.path.startswith(_NOT_STAFF):
+        return await http_exception_handler(request, exc)
+    title = _TITLES.get(exc.status_code, "Something went wrong")
+    detail = {404: "There is nothing here, or it belongs to another clinic."}.get(exc.status_code, str(exc.detail))
+    return render(request, "error.html", None, status_code=exc.status_code, title=title, detail=detail)

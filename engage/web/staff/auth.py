@@ -1,0 +1,159 @@
+"""Signing staff in and out, the ``current_staff`` dependency, CSRF checks and role checks.
+
+The session cookie holds only a random token (``engage.records.staff_sessions``):
+HttpOnly, SameSite=Lax, Secure when ``ENGAGE_PUBLIC_URL`` is https. Every form
+posts the session's CSRF token back (htmx sends it as ``X-CSRF-Token``); the
+sign-in form, which has no session yet, uses a double-submit cookie instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException
+
+from engage import metrics
+from engage.config import get_settings
+from engage.db import session_scope
+from engage.records import staff as accounts
+from engage.records.roles import Action
+from engage.records.staff_sessions import end_session, resume_session, start_session
+from engage.web import ratelimit
+from engage.web.staff.pages import Staff, redirect, render
+
+SESSION_COOKIE = "engage_session"
+LOGIN_CSRF_COOKIE = "engage_login_csrf"
+
+router = APIRouter()
+
+
+class SignInRequired(Exception):
+    """No live session: pages redirect to /login (htmx requests get an HX-Redirect)."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def _secure_cookies() -> bool:
+    return get_settings().public_url.startswith("https://")
+
+
+def _load(token: str | None) -> Staff | None:
+    with session_scope() as session:
+        signed_in = resume_session(session, token)
+        if signed_in is None:
+            return None
+        staff = signed_in.staff
+        return Staff(id=staff.id, clinic_id=staff.clinic_id, clinic_name=staff.clinic.name,
+                     timezone=staff.clinic.timezone, email=staff.email, name=staff.name, role=staff.role,
+                     csrf_token=signed_in.csrf_token)
+
+
+async def current_staff(request: Request) -> Staff:
+    """The signed-in staff member; ``SignInRequired`` otherwise. POSTs must carry the session's CSRF token."""
+    staff = await run_in_threadpool(_load, request.cookies.get(SESSION_COOKIE))
+    if staff is None:
+        raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    if request.method not in ("GET", "HEAD"):
+        given = request.headers.get("x-csrf-token")
+        if given is None:
+            form = await request.form()
+            value = form.get("csrf_token")
+            given = value if isinstance(value, str) else None
+        if not given or not hmac.compare_digest(given, staff.csrf_token):
+            raise HTTPException(status_code=403, detail="the form expired or did not come from engage; reload the page")
+    return staff
+
+
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+
+
+def require(staff: Staff, action: Action) -> None:
+    """403 unless the staff member's role allows ``action`` (the page does not show it then either)."""
+    if not staff.may(action):
+        raise HTTPException(status_code=403, detail="your role does not allow this")
+
+
+def _safe_next(next_url: str | None) -> str:
+    # Only paths on this site: "//evil.example" or "https://..." would send a fresh session elsewhere.
+    if next_url and next_url.startswith("/") and not next_url.startswith("//") and "\\" not in next_url:
+        return next_url
+    return "/"
+
+
+def _login_page(request: Request, next_url: str, error: str | None = None, email: str = "",
+                status_code: int = 200) -> HTMLResponse:
+    token = secrets.token_urlsafe(32)
+    response = render(request, "login.html", None, status_code=status_code, login_csrf=token, next_url=next_url,
+                      error=error, email=email)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
+                        secure=_secure_cookies())
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 (the query parameter's name)
+    return _login_page(request, _safe_next(next))
+
+
+def _sign_in(email: str, password: str, ip: str | None) -> str:
+    with session_scope() as session:
+        try:
+            staff = accounts.authenticate(session, email, password, ip)
+        except accounts.LoginRefused:
+            session.commit()  # keep the failure count
+            raise
+        return start_session(session, staff)
+
+
+@router.post("/login", response_class=HTMLResponse, dependencies=[Depends(ratelimit.login)])
+async def login(
+    request: Request, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/",  # noqa: A002
+) -> Response:
+    next_url = _safe_next(next)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    if not csrf_token or not hmac.compare_digest(csrf_token, expected):
+        return _login_page(request, next_url, "The sign-in form expired; please try again.", email, 400)
+    ip = request.client.host if request.client else None
+    try:
+        token = await run_in_threadpool(_sign_in, email, password, ip)
+    except accounts.LoginThrottled:
+        metrics.record_login("locked")
+        return _login_page(request, next_url, "Too many failed sign-ins. Wait 15 minutes and try again.", email, 429)
+    except accounts.LoginRefused:
+        metrics.record_login("failed")
+        return _login_page(request, next_url, "Wrong email address or password.", email, 401)
+    metrics.record_login("ok")
+    response = redirect(next_url)
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", path="/", secure=_secure_cookies(),
+                        max_age=int(get_settings().session_absolute_hours * 3600))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+def _sign_out(token: str | None) -> None:
+    with session_scope() as session:
+        end_session(session, token)
+
+
+@router.post("/logout")
+async def logout(request: Request, staff: CurrentStaff) -> Response:
+    await run_in_threadpool(_sign_out, request.cookies.get(SESSION_COOKIE))
+    response = redirect("/login", "You are signed out.")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def sign_in_redirect(request: Request, exc: SignInRequired) -> Response:
+    """The app's handler for ``SignInRequired``."""
+    url = "/login?next=" + quote(exc.next_url, safe="")
+    if request.headers.get("hx-request"):
+        return Response(status_code=401, headers={"HX-Redirect": url})
+    return redirect(url)

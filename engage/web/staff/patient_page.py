@@ -1,0 +1,132 @@
+"""``/patients/{id}``: everything about one patient on one page, and the consent form.
+
+Contact details, consent per channel with its history, plans with their appointments
+and enrolments, the timeline (a message's text on demand), replies, the pain-score
+chart, and the record's history from the audit table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
+
+from engage.content.rendering import TemplateError
+from engage.conversation.consent import current_consent
+from engage.conversation.inbox import replies_of
+from engage.conversation.outcomes import list_outcomes
+from engage.db import session_scope
+from engage.delivery.providers.base import OutgoingSms
+from engage.delivery.send_checks import render as render_message
+from engage.errors import InvalidInput
+from engage.records.audit import patient_history
+from engage.records.models import Channel, ConsentEvent, Enrollment, Patient
+from engage.records.roles import Action
+from engage.schedule.enrollments import timeline
+from engage.schedule.explain import describe_result
+from engage.schedule.patient_changes import set_consent
+from engage.schedule.sequences import load_sequences
+from engage.web.staff.auth import CurrentStaff, require
+from engage.web.staff.loaders import get_message_for, get_patient_for
+from engage.web.staff.pages import Staff, local, redirect, render
+
+router = APIRouter()
+
+
+@dataclass
+class PatientView:
+    """What the patient page shows, read in one transaction."""
+
+    patient: Patient
+    timezone: str
+    consent: dict[str, str]
+    consent_history: list[ConsentEvent]
+    enrollments: dict[int, list[Enrollment]]
+    timeline: list[dict[str, Any]]
+    replies: list[Any]
+    scores_json: str
+    outcomes: list[Any]
+    history: list[Any]
+    sequences: list[tuple[str, str]] = field(default_factory=list)
+
+
+def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView:
+    patient = get_patient_for(session, staff, patient_id)
+    tz = patient.effective_timezone
+    enrollments: dict[int, list[Enrollment]] = {}
+    for enrollment in session.scalars(
+        select(Enrollment).where(Enrollment.patient_id == patient.id).order_by(Enrollment.id)
+    ):
+        enrollments.setdefault(enrollment.plan_id, []).append(enrollment)
+    outcomes = list_outcomes(session, patient.id)
+    scores = [{"when": local(o.recorded_at, tz, "%d %b %Y"), "score": o.score} for o in outcomes]
+    return PatientView(
+        patient=patient, timezone=tz,
+        consent={c.value: current_consent(session, patient.id, c).value for c in Channel},
+        consent_history=list(session.scalars(
+            select(ConsentEvent).where(ConsentEvent.patient_id == patient.id).order_by(ConsentEvent.id.desc())
+        )),
+        enrollments=enrollments,
+        timeline=timeline(session, patient.id),
+        replies=replies_of(session, patient.id),
+        scores_json=json.dumps(scores), outcomes=outcomes,
+        history=patient_history(session, patient.id),
+        sequences=[(key, seq.name) for key, seq in sorted(load_sequences().items())],
+    )
+
+
+@router.get("/patients/{patient_id}", response_class=HTMLResponse)
+async def patient_page(request: Request, staff: CurrentStaff, patient_id: int) -> HTMLResponse:
+    def load() -> HTMLResponse:
+        with session_scope() as session:
+            view = patient_view(session, staff, patient_id)
+            # Rendered inside the session: the page walks plans and appointments lazily.
+            return render(request, "patient.html", staff, nav="patients", v=view, p=view.patient)
+
+    return await run_in_threadpool(load)
+
+
+@router.post("/patients/{patient_id}/consent")
+async def patient_consent(
+    staff: CurrentStaff, patient_id: int, channel: Annotated[str, Form()] = "", state: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    def save() -> str:
+        with session_scope() as session:
+            patient = get_patient_for(session, staff, patient_id)
+            require(staff, Action.EDIT_PATIENTS)
+            _, result = set_consent(session, patient, channel, state, reason=reason, actor=staff.email)
+            return f"{channel.upper()} consent recorded: {state.replace('_', ' ')}; {describe_result(result)}."
+
+    try:
+        notice = await run_in_threadpool(save)
+    except InvalidInput as exc:
+        notice = f"Consent not changed: {exc}."
+    return redirect(f"/patients/{patient_id}#consent", notice)
+
+
+@router.get("/patients/{patient_id}/messages/{message_id}/body", response_class=HTMLResponse)
+async def message_body(request: Request, staff: CurrentStaff, patient_id: int, message_id: int) -> HTMLResponse:
+    """The message's text as the patient gets (or got) it, rendered now: an htmx fragment."""
+    def load() -> dict[str, Any]:
+        with session_scope() as session:
+            message = get_message_for(session, staff, message_id)
+            if message.patient_id != patient_id:
+                raise HTTPException(status_code=404, detail="not found")  # not this patient's message
+            try:
+                ready = render_message(session, message)
+            except TemplateError as exc:
+                return {"error": str(exc)}
+            payload = ready.payload
+            if isinstance(payload, OutgoingSms):
+                return {"sms": payload.body, "segments": ready.segments}
+            return {"subject": payload.subject, "text": payload.text}
+
+    return render(request, "_message_body.html", staff, body=await run_in_threadpool(load), message_id=message_id)

@@ -1,0 +1,110 @@
+"""``/settings`` (admin only): clinic details, quiet hours, and staff accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+
+from engage.db import session_scope
+from engage.errors import InvalidInput
+from engage.records import staff as accounts
+from engage.records.clinics import update_clinic
+from engage.records.models import Clinic
+from engage.records.quiet_hours import describe_quiet_hours
+from engage.records.roles import Action
+from engage.schedule.clinic_hours import set_quiet_hours
+from engage.schedule.explain import describe_result
+from engage.web.staff.auth import CurrentStaff, require
+from engage.web.staff.loaders import get_staff_user_for
+from engage.web.staff.pages import Staff, redirect, render
+
+router = APIRouter()
+
+
+def _page(request: Request, staff: Staff) -> HTMLResponse:
+    with session_scope() as session:
+        clinic = session.get_one(Clinic, staff.clinic_id)
+        return render(request, "settings.html", staff, nav="settings", clinic=clinic,
+                      quiet=describe_quiet_hours(clinic.quiet_hours),
+                      accounts=accounts.list_staff(session, staff.clinic_id))
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_page(request: Request, staff: CurrentStaff) -> HTMLResponse:
+    require(staff, Action.ADMIN)
+    return await run_in_threadpool(_page, request, staff)
+
+
+async def _save(staff: Staff, work, done: str) -> Response:  # type: ignore[no-untyped-def]
+    require(staff, Action.ADMIN)
+    try:
+        notice = await run_in_threadpool(work)
+    except InvalidInput as exc:
+        notice = f"{done} failed: {exc}."
+    return redirect("/settings", notice)
+
+
+@router.post("/settings/clinic")
+async def clinic_details(
+    staff: CurrentStaff, name: Annotated[str, Form()] = "", address: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "", phone: Annotated[str, Form()] = "",
+) -> Response:
+    def work() -> str:
+        with session_scope() as session:
+            changed = update_clinic(session, session.get_one(Clinic, staff.clinic_id), name=name, address=address,
+                                    email=email, phone=phone, actor=staff.email)
+            return f"Clinic details saved ({', '.join(changed)})." if changed else "Nothing changed."
+
+    return await _save(staff, work, "Saving the clinic details")
+
+
+@router.post("/settings/quiet-hours")
+async def quiet_hours(staff: CurrentStaff, sms: Annotated[str, Form()] = "",
+                      email: Annotated[str, Form()] = "") -> Response:
+    def work() -> str:
+        with session_scope() as session:
+            _, result = set_quiet_hours(session, staff.clinic_id, {"sms": sms, "email": email}, actor=staff.email)
+            return f"Quiet hours saved; {describe_result(result)}."
+
+    return await _save(staff, work, "Saving the quiet hours")
+
+
+@router.post("/settings/staff")
+async def add_staff(
+    staff: CurrentStaff, email: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+) -> Response:
+    def work() -> str:
+        with session_scope() as session:
+            created = accounts.create_staff(session, clinic_id=staff.clinic_id, email=email, name=name,
+                                            role_name=role, password=password, actor=staff.email)
+            return f"Staff account added for {created.email}."
+
+    return await _save(staff, work, "Adding the account")
+
+
+@router.post("/settings/staff/{staff_id}/deactivate")
+async def deactivate(staff: CurrentStaff, staff_id: int) -> Response:
+    def work() -> str:
+        with session_scope() as session:
+            account = get_staff_user_for(session, staff, staff_id)
+            if account.id == staff.id:
+                raise InvalidInput("you cannot deactivate your own account")
+            accounts.deactivate_staff(session, account.id, clinic_id=staff.clinic_id, actor=staff.email)
+            return f"{account.email} deactivated."
+
+    return await _save(staff, work, "Deactivating")
+
+
+@router.post("/settings/staff/{staff_id}/password")
+async def reset_password(staff: CurrentStaff, staff_id: int, password: Annotated[str, Form()] = "") -> Response:
+    def work() -> str:
+        with session_scope() as session:
+            account = get_staff_user_for(session, staff, staff_id)
+            accounts.reset_password(session, account.id, password, clinic_id=staff.clinic_id, actor=staff.email)
+            return f"Password of {account.email} changed; their sessions ended."
+
+    return await _save(staff, work, "Changing the password")

@@ -1,0 +1,193 @@
+"""A front-desk day in a real browser (headless Chromium) against a real ``engage serve`` on PostgreSQL.
+
+Every page visited is checked with axe-core (no serious or critical violations) and
+photographed into the screenshots folder, which the test prints.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import func, select
+
+from engage.clock import utcnow
+from engage.db import session_scope
+from engage.records.models import Appointment, Message, MessageStatus, Patient
+from tests import seed
+from tests.browser import Screenshots, assert_accessible, launch_browser, serve
+
+pytestmark = pytest.mark.browser
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with launch_browser() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def shots() -> Screenshots:
+    shots = Screenshots()
+    print(f"\nscreenshots of the staff pages: {shots.folder}")
+    return shots
+
+
+def _page(browser: Browser) -> Page:
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(20_000)
+    return page
+
+
+def _visit(page: Page, shots: Screenshots, name: str) -> None:
+    """Every page a person sees: accessible, and photographed."""
+    page.wait_for_load_state("networkidle")
+    assert_accessible(page)
+    shots.take(page, name)
+
+
+def _sign_in(page: Page, base: str, email: str) -> None:
+    page.goto(base + "/")
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(seed.PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Today", exact=True)).to_be_visible()
+
+
+def _seed() -> dict[str, int]:
+    with session_scope() as session:
+        clinic = seed.clinic(session, name="Back in Motion")
+        seed.staff(session, clinic.id, "desk@backinmotion.example", "front_desk")
+        seed.staff(session, clinic.id, "admin@backinmotion.example", "admin")
+        ben = seed.patient(session, clinic.id, "Ben", "Okafor", phone="+14155550177", email="ben@example.com")
+        seed.enrolled(session, ben.id, days_ahead=3)
+        stuck = seed.messages(session, ben.id)[0]
+        stuck.status, stuck.handed_at, stuck.last_error = MessageStatus.UNKNOWN, utcnow(), "no answer from provider"
+        reply = seed.flagged_reply(session, clinic.id, ben.id, "Can I come Friday instead?")
+        other = seed.clinic(session, name="Elsewhere Physio", email="front@elsewhere.example")
+        seed.staff(session, other.id, "desk@elsewhere.example", "front_desk")
+        return {"clinic": clinic.id, "ben": ben.id, "stuck": stuck.id, "reply": reply.id}
+
+
+def _patients() -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(Patient)) or 0
+
+
+def test_a_front_desk_day(pg_url: str, browser: Browser, shots: Screenshots) -> None:
+    ids = _seed()
+    with serve(pg_url) as base:
+        page = _page(browser)
+        page.goto(base + "/")
+        _visit(page, shots, "login")
+        _sign_in(page, base, "desk@backinmotion.example")
+        _visit(page, shots, "today")
+
+        # Today lists the message whose fate is unknown; the front desk marks it sent.
+        row = page.get_by_role("row").filter(has_text="Ben Okafor").filter(has_text="unknown")
+        row.get_by_label(f"Resolve message {ids['stuck']}").select_option("mark_sent")
+        row.get_by_label("Reason").fill("Ben confirmed by phone he got it")
+        row.get_by_role("button", name="Resolve").click()
+        expect(page.get_by_role("status")).to_contain_text(f"Message {ids['stuck']} is now sent")
+        with session_scope() as session:
+            assert session.get_one(Message, ids["stuck"]).status is MessageStatus.SENT
+
+        # A new patient with a bad phone: the error is beside the field and nothing is saved.
+        page.get_by_role("link", name="Patients").click()
+        _visit(page, shots, "patients")
+        page.get_by_role("button", name="New patient").click()
+        before = _patients()
+        page.get_by_label("First name").fill("Ana")
+        page.get_by_label("Last name").fill("Ruiz")
+        page.get_by_label("Mobile phone").fill("555")
+        page.get_by_label("Email address").fill("ana@example.com")
+        page.get_by_role("button", name="Add patient").click()
+        expect(page.locator("#e-phone")).to_contain_text("invalid phone number")
+        expect(page.get_by_label("Mobile phone")).to_have_attribute("aria-invalid", "true")
+        _visit(page, shots, "new patient with a bad phone")
+        assert _patients() == before
+        page.get_by_label("Mobile phone").fill("(415) 555-0142")
+        page.get_by_role("button", name="Add patient").click()
+        expect(page.get_by_role("heading", name="Ana Ruiz", level=1)).to_be_visible()
+        assert _patients() == before + 1
+        patient_url = page.url
+
+        # A plan of three weekly sessions, the first in five days at 10:00 local time.
+        first = (datetime.now(NEW_YORK) + timedelta(days=5)).replace(hour=10, minute=0, second=0, microsecond=0)
+        page.get_by_label("First session (local time)").fill(first.strftime("%Y-%m-%dT%H:%M"))
+        page.get_by_label("Sessions", exact=True).fill("3")
+        page.get_by_role("button", name="Create plan").click()
+        expect(page.get_by_role("status")).to_contain_text("Plan created with 3 appointments")
+
+        # Enrol: every message and its local time first, then the timeline.
+        page.get_by_role("button", name="Preview messages").click()
+        expect(page.get_by_role("heading", name=re.compile("Enrol Ana Ruiz"))).to_be_visible()
+        reminder_day_before = (first - timedelta(days=1)).strftime("%a %d %b %Y, 10:00")
+        expect(page.get_by_role("row").filter(has_text="visit-reminder").first).to_contain_text(reminder_day_before)
+        _visit(page, shots, "enrol preview")
+        page.get_by_role("button", name="Confirm enrolment").click()
+        expect(page.get_by_role("status")).to_contain_text("messages planned")
+        timeline = page.locator("#timeline")
+        expect(timeline.get_by_role("row").filter(has_text="visit-reminder")).to_have_count(3)
+        first_reminder = timeline.get_by_role("row").filter(has_text="visit-reminder").first
+        first_reminder.get_by_role("button", name=re.compile("Show")).click()
+        expect(timeline.locator("pre.body").first).to_contain_text("a reminder of your appointment")
+        _visit(page, shots, "patient page with timeline")
+
+        # Move the first session a day later at 11:00: its reminder moves with it.
+        moved = first + timedelta(days=1, hours=1)
+        form = page.locator("form").filter(has=page.get_by_label("Move session 1 to"))
+        form.get_by_label("Move session 1 to").fill(moved.strftime("%Y-%m-%dT%H:%M"))
+        form.get_by_role("button", name="Move").click()
+        expect(page.get_by_role("status")).to_contain_text("Appointment moved; ")
+        expect(page.get_by_role("status")).to_contain_text("moved")
+        expect(timeline.get_by_role("row").filter(has_text="visit-reminder").first).to_contain_text(
+            (moved - timedelta(days=1)).strftime("%Y-%m-%d 11:00"))
+        ana_id = int(patient_url.rsplit("/", 1)[1])
+        with session_scope() as session:
+            appointment = session.scalars(
+                select(Appointment).where(Appointment.plan.has(patient_id=ana_id)).order_by(Appointment.start_at)
+            ).first()
+            assert appointment is not None and appointment.start_at == moved.astimezone(appointment.start_at.tzinfo)
+            reminder = session.scalar(select(Message).where(Message.appointment_id == appointment.id,
+                                                            Message.step_key == "visit-reminder"))
+            assert reminder is not None and reminder.due_at == appointment.start_at - timedelta(hours=24)
+
+        # The inbox: Ben's question, handled with a note.
+        page.get_by_role("link", name="Inbox").click()
+        expect(page.get_by_text("Can I come Friday instead?")).to_be_visible()
+        _visit(page, shots, "inbox")
+        page.get_by_label("What was done").fill("Called back, moved to Friday")
+        page.get_by_role("button", name="Mark handled").click()
+        expect(page.get_by_role("status")).to_contain_text("Reply marked handled")
+        expect(page.get_by_text("Nothing waiting")).to_be_visible()
+
+        for link, name in (("Messages", "messages"), ("Sequences", "sequences")):
+            page.get_by_role("link", name=link, exact=True).click()
+            _visit(page, shots, name)
+
+        # Another clinic's front desk cannot open Ana's page: 404, as if it did not exist.
+        stranger = _page(browser)
+        _sign_in(stranger, base, "desk@elsewhere.example")
+        response = stranger.goto(patient_url)
+        assert response is not None and response.status == 404
+        expect(stranger.get_by_role("heading", name="Not found")).to_be_visible()
+        _visit(stranger, shots, "another clinic gets 404")
+
+        # The admin's settings page.
+        admin = _page(browser)
+        _sign_in(admin, base, "admin@backinmotion.example")
+        admin.get_by_role("link", name="Settings").click()
+        _visit(admin, shots, "settings")
+
+        # Sign out: the session is gone, pages ask to sign in again.
+        page.get_by_role("button", name=re.compile("Sign out")).click()
+        expect(page.get_by_role("status")).to_contain_text("You are signed out")
+        page.goto(base + "/")
+        expect(page).to_have_url(re.compile(r"/login\?next="))
