@@ -18,7 +18,9 @@ GRACEFUL_SHUTDOWN_SECONDS = 20  # in-flight requests finish on SIGTERM, then the
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
 @click.option("--limit-concurrency", default=100, show_default=True, type=click.IntRange(1),
               help="Connections and requests at once; beyond it new requests get 503.")
-def serve(host: str, port: int, limit_concurrency: int) -> None:
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a client may take to send a request's headers before the connection is closed.")
+def serve(host: str, port: int, limit_concurrency: int, header_timeout: float) -> None:
     """Serve the webhooks (/webhooks/...) and patient pages (/u/..., /r/...).
 
     Providers must reach it at ENGAGE_PUBLIC_URL: signatures are checked against that URL.
@@ -29,6 +31,7 @@ def serve(host: str, port: int, limit_concurrency: int) -> None:
 
     from engage.cli.common import UserError
     from engage.config import InsecureSecretKey, get_settings, require_secret_key
+    from engage.web.serving import with_header_timeout
 
     try:
         require_secret_key(get_settings())
@@ -43,9 +46,9 @@ def serve(host: str, port: int, limit_concurrency: int) -> None:
         logging.getLogger(name).setLevel(logging.INFO)
     uvicorn.run(
         "engage.web.app:create_app", factory=True, host=host, port=port, access_log=False, proxy_headers=True,
-        http="h11", limit_concurrency=limit_concurrency, log_config=None,
+        # uvicorn's h11 protocol plus the header-read timeout uvicorn lacks (slow-header clients).
+        http=with_header_timeout(header_timeout), limit_concurrency=limit_concurrency, log_config=None,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        # uvicorn has no header-read timeout; h11's cap on the header size bounds what a slow client can hold.
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )

@@ -70,6 +70,19 @@ def served(serve: Callable[..., Served]) -> Served:
     return serve()
 
 
+def _read_response(conn: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response (headers and a Content-Length body) from ``conn``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += conn.recv(65536)
+    return data
+
+
 def _lines_about(log: str, text: str) -> list[str]:
     return [line for line in log.splitlines() if text in line]
 
@@ -130,7 +143,7 @@ def test_serve_closes_idle_connections_and_answers_503_beyond_its_concurrency_li
     served = serve("--limit-concurrency", "2")
     with socket.create_connection(("127.0.0.1", served.port)) as idle:
         idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: engage.test\r\n\r\n")
-        assert idle.recv(65536).startswith(b"HTTP/1.1 ")
+        assert _read_response(idle).startswith(b"HTTP/1.1 ")
         idle.settimeout(KEEP_ALIVE_SECONDS + 5)
         started = time.monotonic()
         assert idle.recv(1) == b""  # the server closed the idle keep-alive connection
@@ -146,3 +159,24 @@ def test_serve_closes_idle_connections_and_answers_503_beyond_its_concurrency_li
     finally:
         for conn in held:
             conn.close()
+
+
+def test_a_client_that_trickles_its_headers_is_cut_off_after_the_header_timeout(
+        serve: Callable[..., Served]) -> None:
+    served = serve("--header-timeout", "1")
+    with socket.create_connection(("127.0.0.1", served.port)) as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: engage.test\r\n")  # and never the blank line
+        slow.settimeout(10)
+        started = time.monotonic()
+        assert slow.recv(1) == b""
+        assert time.monotonic() - started < 5
+
+    with socket.create_connection(("127.0.0.1", served.port)) as kept_alive:
+        kept_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: engage.test\r\n\r\n")
+        assert _read_response(kept_alive).startswith(b"HTTP/1.1 ")
+        kept_alive.sendall(b"GET /healthz HTTP/1.1\r\n")  # the next request starts, then stalls
+        kept_alive.settimeout(10)
+        started = time.monotonic()
+        assert kept_alive.recv(1) == b""
+        assert time.monotonic() - started < 4  # the header timeout (1 s), not the keep-alive timeout (5 s)
+    assert httpx.get(served.url + "/healthz").status_code in (200, 503)  # others are served as before
