@@ -99,6 +99,11 @@ def create_app() -> FastAPI:
     app.include_router(metrics_route.router)
     staff_app.install(app)
 
+    @app.get("/livez", include_in_schema=False)
+    def livez() -> dict[str, bool]:
+        """200 while the web process answers (a container healthcheck); says nothing about beat or workers."""
+        return {"ok": True}
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
         """200 while beat ticks; 503 when the last tick is older than 3 ticks (or there never was one)."""

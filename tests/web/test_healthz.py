@@ -31,3 +31,8 @@ def test_healthz_is_503_when_the_last_tick_is_older_than_three_ticks() -> None:
 def test_healthz_is_503_when_beat_never_ticked() -> None:
     answer = TestClient(create_app()).get("/healthz")
     assert answer.status_code == 503 and answer.json()["beat"]["last_tick_at"] is None
+
+
+def test_livez_answers_while_the_web_process_runs_even_when_beat_is_down() -> None:
+    answer = TestClient(create_app()).get("/livez")
+    assert answer.status_code == 200 and answer.json() == {"ok": True}
