@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     email_rate_per_second: float = 50.0
     http_timeout_seconds: float = 10.0
 
+    #: A reassessment prompt takes answers (link or SMS) for this many days after it was sent.
+    reassessment_answer_days: int = Field(14, ge=1)
+
     # Content
     #: Words no SMS may contain (minimum necessary): the condition and the treatment, in every shipped locale.
     condition_words: list[str] = Field(

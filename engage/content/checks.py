@@ -14,6 +14,9 @@ A template fails on:
 - ``email-clinic-name``, ``email-address``, ``email-unsubscribe``: the text or HTML
   part of an email lacks the clinic's name, postal address or unsubscribe link
   (CAN-SPAM requires the last two).
+
+The patient pages (``templates/web/*.html``) are rendered too, in the same sandbox, with
+sample values for every page variable; one that does not render is a ``render-error``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from markupsafe import escape
 from engage.config import get_settings
 from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in
 from engage.content.message_context import SAMPLE_START, sample_context
+from engage.content.pages import SAMPLE_PAGE, page_names, render_page
 from engage.content.rendering import (
     TemplateError,
     finish_sms,
@@ -74,7 +78,8 @@ class Report:
 
 
 def check_templates(templates_dir: Path | None = None, condition_words: list[str] | None = None) -> Report:
-    """Render every email and SMS template in every locale any template has; collect what breaks a rule."""
+    """Render every email and SMS template in every locale any template has, and every patient page;
+    collect what breaks a rule."""
     root = templates_root(templates_dir)
     words = condition_words if condition_words is not None else get_settings().condition_words
     report = Report()
@@ -85,6 +90,12 @@ def check_templates(templates_dir: Path | None = None, condition_words: list[str
         for name in template_names("sms", root):
             report.checked += 1
             _check_sms(report, root, name, locale, words)
+    for page in page_names(root):
+        report.checked += 1
+        try:
+            render_page(page, SAMPLE_PAGE, root)
+        except TemplateError as exc:
+            _render_error(report, exc)
     return report
 
 

@@ -77,6 +77,22 @@ def reassessment_url(message_id: int, score: int | None) -> str:
     return url if score is None else f"{url}?score={int(score)}"
 
 
+#: The "token" of every link in a preview: visibly not real, and not a signed token, so the server
+#: answers it with the invalid-link page. A preview for a real patient must never hand out their links.
+PREVIEW_TOKEN = "preview"
+
+
+def preview_unsubscribe_url() -> str:
+    """``{ENGAGE_PUBLIC_URL}/u/preview``: the unsubscribe link shown in previews."""
+    return _public(f"/u/{PREVIEW_TOKEN}")
+
+
+def preview_reassessment_url(score: int | None) -> str:
+    """``{ENGAGE_PUBLIC_URL}/r/preview[?score=N]``: the reassessment links shown in previews."""
+    url = _public(f"/r/{PREVIEW_TOKEN}")
+    return url if score is None else f"{url}?score={int(score)}"
+
+
 def read_reassessment_token(token: str) -> int:
     """The prompt's message id from a reassessment token; raises :class:`InvalidToken`."""
     message_id = read_token(REASSESSMENT, token).get("message_id")

@@ -74,6 +74,7 @@ def _context(
     patient_id: int,
     message_id: int,
     channel: str,
+    preview: bool = False,
 ) -> dict[str, Any]:
     zone = ZoneInfo(tz)
     appointment = None
@@ -89,11 +90,26 @@ def _context(
         "step": step,
         "first_sms": first_sms,
         "channel": channel,
+        **(_preview_links() if preview else _links(patient_id, message_id, channel)),
+        "tz": tz,
+        "locale": locale,
+    }
+
+
+def _links(patient_id: int, message_id: int, channel: str) -> dict[str, Any]:
+    return {
         "unsubscribe_url": links.unsubscribe_url(patient_id, channel),
         "reassessment_urls": [(score, links.reassessment_url(message_id, score)) for score in range(11)],
         "reassessment_form_url": links.reassessment_url(message_id, None),
-        "tz": tz,
-        "locale": locale,
+    }
+
+
+def _preview_links() -> dict[str, Any]:
+    # Previews (also of a real patient) carry links that are visibly not real and that the server refuses.
+    return {
+        "unsubscribe_url": links.preview_unsubscribe_url(),
+        "reassessment_urls": [(score, links.preview_reassessment_url(score)) for score in range(11)],
+        "reassessment_form_url": links.preview_reassessment_url(None),
     }
 
 
@@ -174,6 +190,7 @@ def sample_context(name: str, channel: str, locale: str, *, step: dict[str, Any]
         patient_id=0,
         message_id=0,
         channel=channel,
+        preview=True,
     )
 
 
@@ -220,4 +237,5 @@ def patient_preview_context(
         patient_id=patient.id,
         message_id=0,
         channel=channel,
+        preview=True,
     )

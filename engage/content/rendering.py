@@ -53,6 +53,7 @@ __all__ = [
     "babel_locale",
     "render_email",
     "render_sms",
+    "render_file",
     "render_sms_raw",
     "resolve_template",
     "stop_line",
@@ -234,6 +235,15 @@ def _render(root: Path, file: str, context: dict[str, Any]) -> str:
     except Exception as exc:  # a filter or test failed; its message could quote a value, so leave it out
         where = _template_frame(exc.__traceback__, root) or (file, None)
         raise TemplateError(where[0], f"{type(exc).__name__} while rendering", where[1]) from None
+
+
+def render_file(file: str, context: dict[str, Any], templates_dir: Path | None = None) -> str:
+    """One template file (relative to the templates folder, e.g. ``web/thanks.html``) in the sandbox.
+
+    The same environment as messages: sandboxed, ``StrictUndefined``, HTML autoescaped.
+    Raises :class:`TemplateError`.
+    """
+    return _render(templates_root(templates_dir), file, context)
 
 
 def _tidy_text(text: str) -> str:

@@ -1,20 +1,23 @@
-"""Reassessment outcomes: a patient's 0-10 pain score, linked to the prompt it answers.
+"""Reassessment outcomes: a patient's 0-10 pain scores, each linked to the prompt it answers.
 
-A prompt is a ``Message`` with ``template == "reassessment"``; it gets at most one
-``Outcome`` (unique ``prompt_message_id``). Answering the same prompt again updates
-that outcome: the latest answer is the patient's (someone who clicked 8 for 3 in an
-email corrects it by clicking again); the same answer twice changes nothing.
+A prompt is a ``Message`` with ``template == "reassessment"``. It takes answers only
+once it was actually sent (sent, delivered, or handed over with no answer back) and only
+for ``ENGAGE_REASSESSMENT_ANSWER_DAYS`` (default 14) after that. Every answer is kept
+as its own ``Outcome`` row with its own time, so a later answer never re-dates an
+earlier one; the prompt's outcome is its latest answer (someone who clicked 8 for 3
+corrects it by answering again). The same score as the latest answer adds nothing.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
+from engage.config import get_settings
 from engage.errors import InvalidInput, NotFound
 from engage.records.models import Channel, Message, MessageStatus, Outcome, Patient
 
@@ -22,11 +25,34 @@ REASSESSMENT_TEMPLATE = "reassessment"
 #: An SMS reply counts as an answer to a prompt sent at most this long ago.
 SMS_ANSWER_WINDOW = timedelta(days=7)
 _ANSWERABLE = (MessageStatus.SENT, MessageStatus.DELIVERED)
+#: A prompt in one of these statuses reached (or may have reached) the patient, so its links may be answered.
+_SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNKNOWN)
+
+
+class PromptClosed(InvalidInput):
+    """The prompt was never sent, or its answer window has passed; nothing was recorded."""
 
 
 def is_prompt(message: Message) -> bool:
     """True when ``message`` is a reassessment prompt."""
     return message.template == REASSESSMENT_TEMPLATE
+
+
+def answer_window() -> timedelta:
+    """How long after sending a prompt takes answers (``ENGAGE_REASSESSMENT_ANSWER_DAYS``)."""
+    return timedelta(days=get_settings().reassessment_answer_days)
+
+
+def _sent_at(prompt: Message) -> datetime | None:
+    if prompt.status not in _SENT:
+        return None
+    return prompt.sent_at or prompt.handed_at or prompt.due_at
+
+
+def is_open(prompt: Message, now: datetime | None = None) -> bool:
+    """True when ``prompt`` was sent and its answer window has not passed."""
+    sent = _sent_at(prompt)
+    return sent is not None and sent <= (now or utcnow()) <= sent + answer_window()
 
 
 def open_sms_prompt(session: Session, patient_id: int, window: timedelta = SMS_ANSWER_WINDOW) -> Message | None:
@@ -45,53 +71,71 @@ def open_sms_prompt(session: Session, patient_id: int, window: timedelta = SMS_A
             Message.channel == Channel.SMS,
             Message.template == REASSESSMENT_TEMPLATE,
             Message.status.in_(_ANSWERABLE),
-            sent >= utcnow() - window,
+            sent >= utcnow() - min(window, answer_window()),
         )
         .order_by(sent.desc(), Message.id.desc())
         .limit(1)
     ).first()
     if latest is None:
         return None
-    answered = session.scalar(select(Outcome.id).where(Outcome.prompt_message_id == latest.id))
+    answered = session.scalar(select(Outcome.id).where(Outcome.prompt_message_id == latest.id).limit(1))
     return None if answered is not None else latest
+
+
+def latest_answer(session: Session, prompt_id: int) -> Outcome | None:
+    """The prompt's outcome: its latest answer, or None."""
+    return session.scalars(
+        select(Outcome)
+        .where(Outcome.prompt_message_id == prompt_id)
+        .order_by(Outcome.recorded_at.desc(), Outcome.id.desc())
+        .limit(1)
+    ).first()
 
 
 def record_outcome(
     session: Session, prompt: Message, score: int, *, source: str, inbound_message_id: int | None = None,
 ) -> Outcome:
-    """Store ``score`` as the answer to ``prompt`` (insert, or update the earlier answer). Returns the outcome.
+    """Store ``score`` as a new answer to ``prompt`` at the current time; returns the prompt's outcome.
 
-    Raises ``InvalidInput`` for a score outside 0-10 or a message that is not a prompt.
+    Answering with the latest answer's score again stores nothing and returns that answer.
+    Raises ``InvalidInput`` for a score outside 0-10 or a message that is not a prompt,
+    and :class:`PromptClosed` for a prompt never sent or sent longer ago than the answer window.
     """
     if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 10:
         raise InvalidInput("a pain score is a whole number from 0 to 10")
     if not is_prompt(prompt):
         raise InvalidInput(f"message {prompt.id} is not a reassessment prompt")
-    outcome = session.scalar(select(Outcome).where(Outcome.prompt_message_id == prompt.id))
-    if outcome is None:
-        outcome = Outcome(
-            patient_id=prompt.patient_id, prompt_message_id=prompt.id, inbound_message_id=inbound_message_id,
-            score=score, source=source, recorded_at=utcnow(),
+    if not is_open(prompt):
+        raise PromptClosed(
+            f"message {prompt.id} takes no answers: it was not sent, or was sent more than "
+            f"{get_settings().reassessment_answer_days} days ago"
         )
-        session.add(outcome)
-    elif outcome.score != score:
-        outcome.score = score
-        outcome.source = source
-        outcome.inbound_message_id = inbound_message_id
-        outcome.recorded_at = utcnow()
+    latest = latest_answer(session, prompt.id)
+    if latest is not None and latest.score == score:
+        return latest
+    outcome = Outcome(
+        patient_id=prompt.patient_id, prompt_message_id=prompt.id, inbound_message_id=inbound_message_id,
+        score=score, source=source, recorded_at=utcnow(),
+    )
+    session.add(outcome)
     session.flush()
     return outcome
 
 
 def list_outcomes(session: Session, patient_id: int) -> list[Outcome]:
-    """The patient's outcomes, oldest first. Raises ``NotFound`` for an unknown patient."""
+    """The patient's outcomes, oldest first: each prompt's latest answer (and any answer without a prompt).
+
+    Raises ``NotFound`` for an unknown patient.
+    """
     if session.get(Patient, patient_id) is None:
         raise NotFound(f"no patient with id {patient_id}")
-    return list(
-        session.scalars(
-            select(Outcome).where(Outcome.patient_id == patient_id).order_by(Outcome.recorded_at, Outcome.id)
-        )
-    )
+    answers = session.scalars(
+        select(Outcome).where(Outcome.patient_id == patient_id).order_by(Outcome.recorded_at, Outcome.id)
+    ).all()
+    latest: dict[object, Outcome] = {}
+    for answer in answers:  # oldest first, so the last one seen for a prompt is its latest
+        latest[answer.prompt_message_id if answer.prompt_message_id is not None else ("own", answer.id)] = answer
+    return sorted(latest.values(), key=lambda o: (o.recorded_at, o.id))
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:

@@ -355,12 +355,17 @@ class InboundMessage(Base):
 
 
 class Outcome(Base):
+    """One answer to a reassessment prompt; a prompt's outcome is its latest answer (each keeps its own time)."""
+
     __tablename__ = "outcome"
-    __table_args__ = (Index("ix_outcome_patient_recorded_at", "patient_id", "recorded_at"),)
+    __table_args__ = (
+        Index("ix_outcome_patient_recorded_at", "patient_id", "recorded_at"),
+        Index("ix_outcome_prompt_message_id", "prompt_message_id", "recorded_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
-    prompt_message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), unique=True)
+    prompt_message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
     score: Mapped[int] = mapped_column(Integer)  # pain, 0-10
     source: Mapped[str] = mapped_column(String(20))  # sms, email, staff

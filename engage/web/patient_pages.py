@@ -9,28 +9,31 @@ scanners follow GET links, so GET never unsubscribes); ``POST`` (the button, or 
 client's one-click ``List-Unsubscribe=One-Click``) unsubscribes at once, no login and no
 further step. Unsubscribing again changes nothing.
 
-Reassessment: ``GET /r/{token}?score=N`` records N as the answer to that prompt and
-thanks the patient; without a score it shows a 0-10 form that POSTs back. A second
-answer replaces the first (see ``engage.conversation.outcomes``), so a mis-click can be corrected.
+Reassessment: ``GET /r/{token}`` never records anything either (a mail scanner opens all
+eleven score links of an email): it shows the 0-10 form, with ``?score=N`` pre-selected
+and a button that POSTs it. ``POST`` records the answer, if the prompt was sent and is
+within its answer window (see ``engage.conversation.outcomes``); a later answer becomes
+the outcome, so a mis-click can be corrected. A closed prompt gets a page saying so (410).
+
+Pages are rendered in the same sandbox as messages (``engage.content.pages``), in the
+patient's language (``<html lang>``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from jinja2 import Environment, FileSystemLoader
 from starlette.responses import HTMLResponse
 
-from engage.config import get_settings
 from engage.content.links import InvalidToken, read_reassessment_token, read_unsubscribe_token
+from engage.content.pages import render_page
+from engage.content.rendering import TemplateError
 from engage.conversation.consent import current_consent, record_consent
-from engage.conversation.outcomes import is_prompt, record_outcome
+from engage.conversation.outcomes import PromptClosed, is_open, is_prompt, record_outcome
 from engage.db import session_scope
 from engage.records.models import Channel, Clinic, ConsentState, Message, Patient
 
@@ -50,15 +53,20 @@ _DIGITS = re.compile(r"[0-9]{1,2}")
 _CHANNEL_WORDS = {Channel.EMAIL: "emails", Channel.SMS: "text messages"}
 
 
-@lru_cache
-def _environment(directory: Path) -> Environment:
-    return Environment(loader=FileSystemLoader(str(directory)), autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_BROKEN_PAGE = "<!DOCTYPE html><html lang=\"en\"><title>Error</title><p>Something went wrong. Please try again later."
 
 
 def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """An HTML page from ``templates/web/<name>`` (autoescaped) with the privacy headers."""
-    template = _environment(get_settings().templates_dir / "web").get_template(name)
-    return HTMLResponse(template.render(**context), status_code=status_code, headers=_HEADERS)
+    """An HTML page from ``templates/web/<name>`` (sandboxed, autoescaped) with the privacy headers.
+
+    A broken template gives a plain 500 page; the log names the file and line, never patient data.
+    """
+    try:
+        html = render_page(name, context)
+    except TemplateError as exc:
+        log.error("patient page template failed: %s", exc)
+        return HTMLResponse(_BROKEN_PAGE, status_code=500, headers=_HEADERS)
+    return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
 
 
 def _invalid() -> HTMLResponse:
@@ -69,6 +77,11 @@ def _clinic_name(session: Any, patient_id: int) -> str | None:
     patient = session.get(Patient, patient_id)
     clinic = session.get(Clinic, patient.clinic_id) if patient else None
     return clinic.name if clinic else None
+
+
+def _lang(session: Any, patient_id: int) -> str:
+    patient = session.get(Patient, patient_id)
+    return (patient.locale if patient and patient.locale else "en").split("-")[0]
 
 
 # --- unsubscribe -------------------------------------------------------------------------------
@@ -91,8 +104,8 @@ async def unsubscribe_page(token: str) -> HTMLResponse:
 
     def page() -> HTMLResponse:
         with session_scope() as session:
-            name = _clinic_name(session, target[0])
-        return render("unsubscribe.html", clinic_name=name, channel_words=_CHANNEL_WORDS[target[1]])
+            name, lang = _clinic_name(session, target[0]), _lang(session, target[0])
+        return render("unsubscribe.html", clinic_name=name, lang=lang, channel_words=_CHANNEL_WORDS[target[1]])
 
     return await run_in_threadpool(page)
 
@@ -108,12 +121,12 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
 
     def act() -> HTMLResponse:
         with session_scope() as session:
-            name = _clinic_name(session, patient_id)
+            name, lang = _clinic_name(session, patient_id), _lang(session, patient_id)
             # A deleted patient gets the same answer: the page reveals nothing either way.
             if name is not None and current_consent(session, patient_id, channel) is not ConsentState.OPTED_OUT:
                 record_consent(session, patient_id, channel, ConsentState.OPTED_OUT, "unsubscribe_link")
                 log.info("patient %s unsubscribed from %s by link", patient_id, channel.value)
-        return render("unsubscribed.html", clinic_name=name, channel_words=_CHANNEL_WORDS[channel])
+        return render("unsubscribed.html", clinic_name=name, lang=lang, channel_words=_CHANNEL_WORDS[channel])
 
     return await run_in_threadpool(act)
 
@@ -131,20 +144,20 @@ def _score(value: Any) -> int | None:
 
 @router.get("/r/{token}")
 async def reassessment_get(token: str, request: Request) -> HTMLResponse:
-    """With ``?score=N`` record the answer and thank; without, show the 0-10 form."""
+    """The 0-10 form, with ``?score=N`` pre-selected and one button to send it; records nothing."""
     raw = request.query_params.get("score")
-    return await run_in_threadpool(_answer, token, raw)
+    return await run_in_threadpool(_answer, token, raw, False)
 
 
 @router.post("/r/{token}")
 async def reassessment_post(token: str, request: Request) -> HTMLResponse:
-    """The form's answer (field ``score``); falls back to ``?score=`` in the URL."""
+    """Record the form's answer (field ``score``; falls back to ``?score=`` in the URL) and thank."""
     form = await request.form()
     raw = form.get("score") if "score" in form else request.query_params.get("score")
-    return await run_in_threadpool(_answer, token, raw)
+    return await run_in_threadpool(_answer, token, raw, True)
 
 
-def _answer(token: str, raw: Any) -> HTMLResponse:
+def _answer(token: str, raw: Any, record: bool) -> HTMLResponse:
     try:
         message_id = read_reassessment_token(token)
     except InvalidToken:
@@ -153,12 +166,17 @@ def _answer(token: str, raw: Any) -> HTMLResponse:
         prompt = session.get(Message, message_id)
         if prompt is None or not is_prompt(prompt):
             return _invalid()
-        name = _clinic_name(session, prompt.patient_id)
+        page = {"clinic_name": _clinic_name(session, prompt.patient_id), "lang": _lang(session, prompt.patient_id)}
+        if not is_open(prompt):
+            return render("closed.html", status_code=410, **page)
         score = _score(raw)
-        if score is None:
-            note = "Please choose a whole number from 0 to 10." if raw not in (None, "") else None
-            return render("reassessment.html", status_code=400 if note else 200, clinic_name=name, note=note)
+        if score is None or not record:
+            note = "Please choose a whole number from 0 to 10." if raw not in (None, "") and score is None else None
+            return render("reassessment.html", status_code=400 if note else 200, note=note, selected=score, **page)
         source = "email" if prompt.channel is Channel.EMAIL else "web"
-        record_outcome(session, prompt, score, source=source)
+        try:
+            record_outcome(session, prompt, score, source=source)
+        except PromptClosed:  # the window closed between the check and now
+            return render("closed.html", status_code=410, **page)
         log.info("reassessment answer recorded for message %s", prompt.id)
-    return render("thanks.html", clinic_name=name, score=score)
+    return render("thanks.html", score=score, **page)

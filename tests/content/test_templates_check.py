@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engage.cli.templates import templates
 from engage.clock import frozen
 from engage.config import get_settings
 from engage.content.checks import check_templates
-from engage.records.models import Appointment, Clinic, Patient, TreatmentPlan
+from engage.records.models import Appointment, Clinic, Outcome, Patient, TreatmentPlan
+from engage.web.app import create_app
 
 BROKEN = Path(__file__).parent.parent / "fixtures" / "templates_broken"
 
@@ -33,13 +37,14 @@ def test_shipped_templates_pass_the_check() -> None:
     result = _run("check", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data == {"ok": True, "checked": 12, "problems": []}  # (2 email + 4 SMS) x (en, es)
+    # (2 email + 4 SMS) x (en, es), and the 6 patient pages
+    assert data == {"ok": True, "checked": 18, "problems": []}
 
 
 def test_check_prints_a_summary_for_people() -> None:
     result = _run("check")
     assert result.exit_code == 0
-    assert result.output.strip() == "ok: 12 templates checked"
+    assert result.output.strip() == "ok: 18 templates checked"
 
 
 @pytest.mark.parametrize(
@@ -53,6 +58,7 @@ def test_check_prints_a_summary_for_people() -> None:
         ("no_address", {("email/note.txt", "email-address"), ("email/note.html", "email-address")}),
         ("no_unsubscribe", {("email/note.txt", "email-unsubscribe"), ("email/note.html", "email-unsubscribe")}),
         ("missing_part", {("email/note.html", "render-error")}),
+        ("unsafe_page", {("web/evil.html", "render-error")}),
     ],
 )
 def test_check_fails_naming_file_and_rule(case: str, expected: set[tuple[str, str]]) -> None:
@@ -81,6 +87,12 @@ def test_check_details_say_what_is_wrong() -> None:
     words = {p.detail for p in check_templates(BROKEN / "condition_word").problems}
     assert "mentions 'sciatica'; SMS must not name a condition or treatment" in words
     assert "mentions 'dry needling'; SMS must not name a condition or treatment" in words
+
+
+def test_check_renders_patient_pages_in_the_sandbox() -> None:
+    [problem] = check_templates(BROKEN / "unsafe_page").problems
+    assert problem.file == "web/evil.html"
+    assert problem.detail.startswith("unsafe operation: ")
 
 
 def test_check_human_output_names_file_and_rule() -> None:
@@ -199,6 +211,26 @@ def test_preview_for_a_patient_uses_their_next_appointment_and_locale(session: S
     assert data["subject"] == "Su primera visita el martes, 1 de diciembre: qué esperar"
     assert "Hola, Lucía:" in data["text"] and "a las 10:00" in data["text"]
     assert "1 Lake St" in data["html"]
+
+
+def test_preview_for_a_patient_prints_links_that_are_visibly_not_real(session: Session) -> None:
+    patient_id = _patient(session, with_appointment=True)
+    with frozen(datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)):
+        email = json.loads(_run("preview", "what-to-expect", "--patient", str(patient_id), "--json").output)
+        prompt = json.loads(_run("preview", "reassessment", "--channel", "email", "--patient", str(patient_id),
+                                 "--json").output)
+
+    assert "http://engage.test/u/preview" in email["text"] and "http://engage.test/u/preview" in email["html"]
+    assert "http://engage.test/r/preview?score=7" in prompt["text"]
+    links = re.findall(r"http://engage\.test/[ur]/[^\s\"<?]+", email["text"] + email["html"] + prompt["text"])
+    assert links and set(links) == {"http://engage.test/u/preview", "http://engage.test/r/preview"}
+    # ... and the server answers them as invalid links.
+    http = TestClient(create_app())
+    for path in ("/u/preview", "/r/preview?score=7"):
+        page = http.get(path)
+        assert page.status_code == 404 and "not valid" in page.text
+    assert http.post("/r/preview", data={"score": "7"}).status_code == 404
+    assert session.scalar(select(func.count()).select_from(Outcome)) == 0
 
 
 def test_preview_for_a_patient_without_appointments_uses_a_stand_in(session: Session) -> None:

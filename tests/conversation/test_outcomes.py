@@ -11,7 +11,13 @@ from sqlalchemy import select
 
 from engage.cli.outcomes import outcomes as outcomes_command
 from engage.clock import frozen, utcnow
-from engage.conversation.outcomes import list_outcomes, open_sms_prompt, outcome_json, record_outcome
+from engage.conversation.outcomes import (
+    PromptClosed,
+    list_outcomes,
+    open_sms_prompt,
+    outcome_json,
+    record_outcome,
+)
 from engage.db import session_scope
 from engage.errors import InvalidInput, NotFound
 from engage.records.models import Channel, Message, MessageStatus, Outcome
@@ -20,18 +26,39 @@ from tests.fixtures.webhooks.support import add_message, make_world
 pytestmark = pytest.mark.usefixtures("db_url")
 
 
-def test_record_outcome_stores_one_answer_per_prompt_and_the_latest_wins() -> None:
+def test_each_answer_keeps_its_own_time_and_the_latest_is_the_outcome() -> None:
     world = make_world()
-    prompt_id = add_message(world)
+    sent = utcnow() - timedelta(hours=2)
+    prompt_id = add_message(world, sent_at=sent)
     with session_scope() as session:
         prompt = session.get_one(Message, prompt_id)
-        first = record_outcome(session, prompt, 6, source="sms")
-        second = record_outcome(session, prompt, 4, source="email")
-        assert first.id == second.id
+        with frozen(sent + timedelta(minutes=10)):
+            first = record_outcome(session, prompt, 6, source="sms")
+        with frozen(sent + timedelta(minutes=20)):
+            assert record_outcome(session, prompt, 6, source="sms").id == first.id  # the same answer adds nothing
+        with frozen(sent + timedelta(minutes=30)):
+            second = record_outcome(session, prompt, 4, source="email")
+        assert first.id != second.id
     with session_scope() as session:
-        stored = session.scalars(select(Outcome)).one()
-        assert (stored.prompt_message_id, stored.patient_id, stored.score, stored.source) == (
-            prompt_id, world.patient_id, 4, "email")
+        stored = session.scalars(select(Outcome).order_by(Outcome.id)).all()
+        assert [(o.score, o.source, o.recorded_at) for o in stored] == [
+            (6, "sms", sent + timedelta(minutes=10)), (4, "email", sent + timedelta(minutes=30))]
+        [outcome] = list_outcomes(session, world.patient_id)
+        assert (outcome.prompt_message_id, outcome.patient_id, outcome.score) == (prompt_id, world.patient_id, 4)
+
+
+def test_record_outcome_refuses_a_prompt_never_sent_or_past_its_window() -> None:
+    world = make_world()
+    now = utcnow()
+    unsent = add_message(world, status=MessageStatus.SCHEDULED, due_at=now + timedelta(days=1))
+    failed = add_message(world, status=MessageStatus.FAILED)
+    old = add_message(world, sent_at=now - timedelta(days=14, minutes=1))
+    with session_scope() as session:
+        for prompt_id in (unsent, failed, old):
+            with pytest.raises(PromptClosed, match="takes no answers"):
+                record_outcome(session, session.get_one(Message, prompt_id), 5, source="email")
+    with session_scope() as session:
+        assert session.scalars(select(Outcome)).all() == []
 
 
 @pytest.mark.parametrize("score", [-1, 11, True, 7.0])

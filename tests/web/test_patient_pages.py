@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from engage.clock import utcnow
+from engage.config import get_settings
 from engage.content.links import make_token, reassessment_url, unsubscribe_url
 from engage.conversation.consent import current_consent
+from engage.conversation.outcomes import list_outcomes
 from engage.db import session_scope
-from engage.records.models import Channel, ConsentEvent, ConsentState, Message, MessageStatus, Outcome
+from engage.records.models import Channel, ConsentEvent, ConsentState, Message, MessageStatus, Outcome, Patient
 from tests.fixtures.webhooks.support import PUBLIC_URL, World, add_message, client, make_world
 
 pytestmark = pytest.mark.usefixtures("db_url")
@@ -146,30 +150,93 @@ def outcomes() -> list[tuple[int | None, int, str]]:
         return [(o.prompt_message_id, o.score, o.source) for o in session.scalars(select(Outcome).order_by(Outcome.id))]
 
 
-def test_one_click_score_link_records_the_outcome_and_thanks(http: TestClient) -> None:
-    patient_id, prompt = email_prompt()
+def test_score_links_opened_by_a_mail_scanner_record_nothing(http: TestClient) -> None:
+    _, prompt = email_prompt()
+
+    # Safe Links, Proofpoint and Mimecast open every link in an email, in order.
+    pages = [http.get(path(reassessment_url(prompt, score))) for score in range(11)]
+
+    assert {p.status_code for p in pages} == {200}
+    assert outcomes() == []
+
+
+def test_score_link_preselects_the_score_and_offers_one_button_that_posts(http: TestClient) -> None:
+    _, prompt = email_prompt()
 
     page = http.get(path(reassessment_url(prompt, 7)))
 
     assert page.status_code == 200
-    assert "Thank you" in page.text and "7 out of 10" in page.text
+    assert 'method="post"' in page.text
+    assert 'value="7" class="chosen" aria-pressed="true"' in page.text
+    assert page.text.count('class="chosen"') == 1
+    assert '<button type="submit" name="score" value="7" class="send">Send my answer: 7</button>' in page.text
+    assert "Thank you" not in page.text
+
+    answered = http.post(path(reassessment_url(prompt, 7)), data={"score": "7"})
+
+    assert answered.status_code == 200
+    assert "Thank you" in answered.text and "7 out of 10" in answered.text
     assert outcomes() == [(prompt, 7, "email")]
-    with session_scope() as session:
-        assert session.scalars(select(Outcome.patient_id)).one() == patient_id
 
 
-def test_clicking_again_updates_the_answer_and_the_same_click_changes_nothing(http: TestClient) -> None:
-    _, prompt = email_prompt()
+def test_a_later_answer_is_kept_beside_the_earlier_one_and_becomes_the_outcome(http: TestClient) -> None:
+    patient_id, prompt = email_prompt()
+    url = path(reassessment_url(prompt, None))
 
-    http.get(path(reassessment_url(prompt, 7)))
+    http.post(url, data={"score": "7"})
     with session_scope() as session:
         first_time = session.scalars(select(Outcome.recorded_at)).one()
-    http.get(path(reassessment_url(prompt, 7)))
-    with session_scope() as session:
-        assert session.scalars(select(Outcome.recorded_at)).one() == first_time
-    http.get(path(reassessment_url(prompt, 3)))
+    http.post(url, data={"score": "7"})  # the same answer again adds nothing
+    http.post(url, data={"score": "3"})
 
-    assert outcomes() == [(prompt, 3, "email")]
+    assert outcomes() == [(prompt, 7, "email"), (prompt, 3, "email")]
+    with session_scope() as session:
+        times = session.scalars(select(Outcome.recorded_at).order_by(Outcome.id)).all()
+        assert times[0] == first_time and times[1] >= first_time  # the earlier answer keeps its own time
+        [latest] = list_outcomes(session, patient_id)
+        assert (latest.score, latest.prompt_message_id) == (3, prompt)
+
+
+def test_a_prompt_never_sent_takes_no_answer(http: TestClient) -> None:
+    world = make_world()
+    unsent = add_message(world, channel=Channel.EMAIL, status=MessageStatus.SCHEDULED,
+                         due_at=utcnow() + timedelta(days=1))
+    url = path(reassessment_url(unsent, 4))
+
+    pages = [http.get(url), http.post(url, data={"score": "4"})]
+
+    assert {p.status_code for p in pages} == {410}
+    assert "This question is closed" in pages[1].text
+    assert outcomes() == []
+
+
+def test_answers_are_accepted_only_within_the_answer_window(http: TestClient,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    world = make_world()
+    now = utcnow()
+    recent = add_message(world, channel=Channel.EMAIL, sent_at=now - timedelta(days=13))
+    stale = add_message(world, channel=Channel.EMAIL, sent_at=now - timedelta(days=15))
+
+    assert http.post(path(reassessment_url(stale, None)), data={"score": "6"}).status_code == 410
+    assert http.post(path(reassessment_url(recent, None)), data={"score": "6"}).status_code == 200
+    assert outcomes() == [(recent, 6, "email")]
+
+    monkeypatch.setenv("ENGAGE_REASSESSMENT_ANSWER_DAYS", "3")
+    get_settings.cache_clear()
+
+    assert http.post(path(reassessment_url(recent, None)), data={"score": "2"}).status_code == 410
+    assert outcomes() == [(recent, 6, "email")]
+
+
+def test_pages_carry_the_patients_language(http: TestClient) -> None:
+    world = make_world()
+    with session_scope() as session:
+        session.get_one(Patient, world.patient_id).locale = "es"
+    prompt = add_message(world, channel=Channel.EMAIL)
+
+    assert '<html lang="es">' in http.get(path(reassessment_url(prompt, None))).text
+    assert '<html lang="es">' in http.get(path(unsubscribe_url(world.patient_id, Channel.EMAIL))).text
+    assert '<html lang="en">' in http.get("/u/not-a-token").text
 
 
 def test_link_without_a_score_shows_the_form_and_the_form_records(http: TestClient) -> None:
@@ -180,6 +247,7 @@ def test_link_without_a_score_shows_the_form_and_the_form_records(http: TestClie
 
     assert form.status_code == 200
     assert form.text.count('name="score"') == 11 and 'method="post"' in form.text
+    assert 'class="chosen"' not in form.text
     assert outcomes() == []
 
     answered = http.post(url, data={"score": "5"})
@@ -193,8 +261,9 @@ def test_a_score_outside_0_to_10_is_not_recorded(http: TestClient, score: str) -
     _, prompt = email_prompt()
 
     page = http.get(path(reassessment_url(prompt, None)) + f"?score={score}")
+    posted = http.post(path(reassessment_url(prompt, None)), data={"score": score})
 
-    assert page.status_code == 400 and "0 to 10" in page.text
+    assert page.status_code == posted.status_code == 400 and "0 to 10" in page.text and "0 to 10" in posted.text
     assert outcomes() == []
 
 
@@ -217,3 +286,20 @@ def test_forged_reassessment_tokens_and_non_prompts_are_refused(http: TestClient
     assert {r.status_code for r in responses} == {404}
     assert len({r.text for r in responses}) == 1
     assert outcomes() == []
+
+
+def test_page_templates_are_rendered_in_the_sandbox(http: TestClient, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(get_settings().templates_dir, templates)
+    marker = tmp_path / "template-ran-a-shell-command"
+    (templates / "web" / "invalid.html").write_text(
+        '{{ cycler.__init__.__globals__.os.popen("touch ' + str(marker) + '").read() }}'
+    )
+    monkeypatch.setenv("ENGAGE_TEMPLATES_DIR", str(templates))
+    get_settings.cache_clear()
+
+    page = http.get("/u/not-a-token")
+
+    assert page.status_code == 500 and "Something went wrong" in page.text
+    assert not marker.exists()

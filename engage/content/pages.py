@@ -1,0 +1,47 @@
+"""The pages patients open from their messages (``templates/web/``), rendered like messages.
+
+Staff may edit these templates as they edit messages, so they get the same
+sandboxed Jinja environment (:func:`engage.content.rendering.render_file`): a
+template cannot reach Python internals, and a misspelt variable is an error, not a
+blank. Every page receives :data:`PAGE_VARIABLES` (with the caller's values over
+them), and ``engage templates check`` renders each page with :data:`SAMPLE_PAGE`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engage.content.rendering import render_file, templates_root
+
+#: Every variable a page may use, with its value when the page has none.
+PAGE_VARIABLES: dict[str, Any] = {
+    "lang": "en",  # the <html lang> attribute: the patient's language
+    "clinic_name": None,
+    "channel_words": "messages",  # "emails" / "text messages" on the unsubscribe pages
+    "note": None,  # a correction to show above a form ("choose a whole number from 0 to 10")
+    "score": None,  # the answer just recorded
+    "selected": None,  # the score a one-click link pre-selects, not yet sent
+}
+#: Worst-case sample values for ``engage templates check``.
+SAMPLE_PAGE: dict[str, Any] = {
+    "lang": "en",
+    "clinic_name": "Riverside Physical Therapy & Wellness Co",
+    "channel_words": "text messages",
+    "note": "Please choose a whole number from 0 to 10.",
+    "score": 10,
+    "selected": 7,
+}
+
+
+def page_names(templates_dir: Path | None = None) -> list[str]:
+    """The page templates in ``templates/web/`` (files starting with ``_`` are layouts, not pages)."""
+    folder = templates_root(templates_dir) / "web"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix == ".html" and p.name[0] not in "._")
+
+
+def render_page(name: str, context: dict[str, Any] | None = None, templates_dir: Path | None = None) -> str:
+    """The HTML of ``templates/web/<name>`` (autoescaped, sandboxed). Raises ``TemplateError``."""
+    return render_file(f"web/{name}", {**PAGE_VARIABLES, **(context or {})}, templates_dir)
