@@ -47,6 +47,9 @@ from engage.records.models import Channel, Clinic, ConsentState, Message, Messag
 SEQUENCE = "dry-needling-sciatica"
 DEMO_CLINIC_EMAIL = "frontdesk@riverside-physio.example"  # marks a clinic as the demo's
 SUPERSEDED = "demo re-run: superseded by a newer demo clinic"
+#: The demo's staff login (SQLite only: a published password must never guard real patients).
+DEMO_STAFF_EMAIL = "demo@riverside-physio.example"
+DEMO_STAFF_PASSWORD = "demo-password-123"
 WAIT_SECONDS = 60.0  # the longest one simulated step may take in real time before we give up
 
 
@@ -89,6 +92,7 @@ class DemoReport:
     outbox_files: dict[str, int] = field(default_factory=dict)
     superseded: int = 0
     elapsed_seconds: float = 0.0
+    staff_login: dict[str, str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +108,7 @@ class DemoReport:
             "outbox_files": self.outbox_files,
             "superseded_earlier_demo_messages": self.superseded,
             "elapsed_seconds": round(self.elapsed_seconds, 2),
+            "staff_login": self.staff_login,
         }
 
 
@@ -218,6 +223,26 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
     return clinic.id, seeded
 
 
+def _demo_staff(session: Any, clinic_id: int, database_url: str) -> dict[str, str] | None:
+    """The demo admin login, moved to this run's clinic (created the first time); None outside SQLite."""
+    from engage.records.models import Role, StaffUser
+    from engage.records.staff import create_staff, reset_password
+
+    if not database_url.startswith("sqlite"):
+        return None
+    staff = session.scalar(select(StaffUser).where(StaffUser.email == DEMO_STAFF_EMAIL))
+    if staff is None:
+        create_staff(session, clinic_id=clinic_id, email=DEMO_STAFF_EMAIL, name="Demo Admin", role_name=Role.ADMIN,
+                     password=DEMO_STAFF_PASSWORD, actor="demo")
+    else:
+        staff.clinic_id, staff.active, staff.role = clinic_id, True, Role.ADMIN
+        reset_password(session, staff.id, DEMO_STAFF_PASSWORD, actor="demo")
+    return {
+        "email": DEMO_STAFF_EMAIL, "password": DEMO_STAFF_PASSWORD, "url": "http://127.0.0.1:8000/",
+        "command": f"ENGAGE_DATABASE_URL={database_url} engage serve",
+    }
+
+
 def _vary_phone(phone: str | None, n: int) -> str | None:
     if phone is None or n < len(PATIENTS):
         return phone
@@ -303,8 +328,10 @@ def run_demo(
     with clock.frozen(start), session_scope() as session:
         superseded = _check_database_is_safe(session)
         clinic_id, seeded = _seed(session, start, patients)
+        staff_login = _demo_staff(session, clinic_id, settings.database_url)
     report = DemoReport(clinic_id=clinic_id, database=settings.database_url, outbox_dir=Path(settings.outbox_dir),
-                        start=start, end=end, patients=seeded, superseded=superseded)
+                        start=start, end=end, patients=seeded, superseded=superseded,
+                        staff_login=staff_login)
     say(f"Seeded demo clinic {clinic_id} with {len(seeded)} patients enrolled in {SEQUENCE}"
         + (f" (cancelled {superseded} unsent messages of an earlier demo run)" if superseded else "") + ".")
     say(f"Running {days} simulated days from {start:%Y-%m-%d %H:%M} UTC through Celery (in-process worker)...")

@@ -97,3 +97,31 @@ def test_demo_refuses_a_database_with_real_patients_waiting(empty_folder: Path) 
     assert result.code == 2
     assert "waiting to be sent to real patients" in result.stderr
     assert not (empty_folder / "outbox").exists()
+
+
+def test_demo_prints_one_command_for_the_staff_app_and_its_login_works(
+    empty_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from engage.config import get_settings
+    from engage.web.app import create_app
+
+    out = engage("demo", "--patients", "2", "--days", "3", cwd=empty_folder, timeout=120)
+    assert out.code == 0, out.stderr
+    command = re.search(r"^  (ENGAGE_DATABASE_URL=(\S+) engage serve)$", out.stdout, re.M)
+    login = re.search(r"sign in as (\S+) with the password (\S+)$", out.stdout, re.M)
+    assert command is not None and login is not None, out.stdout
+    # What that command serves: the demo database, relative to the folder the demo ran in.
+    monkeypatch.chdir(empty_folder)
+    monkeypatch.setenv("ENGAGE_DATABASE_URL", command.group(2))
+    get_settings.cache_clear()
+    client = TestClient(create_app())
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    signed_in = client.post("/login", data={"email": login.group(1), "password": login.group(2),
+                                            "csrf_token": token.group(1)})
+    assert signed_in.url.path == "/" and "Riverside Physio (demo)" in signed_in.text
+    assert "Maria" in client.get("/patients").text

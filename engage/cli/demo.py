@@ -56,4 +56,12 @@ def summary_text(report: DemoReport) -> str:
         f"Database: {report.database}. Each run adds a new demo clinic; earlier demo messages not yet sent are "
         "cancelled.",
     ]
+    login = report.staff_login
+    if login:
+        lines += [
+            "",
+            "See it in the staff web app:",
+            f"  {login['command']}",
+            f"then open {login['url']} and sign in as {login['email']} with the password {login['password']}",
+        ]
     return "\n".join(lines)

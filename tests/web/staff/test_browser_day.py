@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from engage.clock import utcnow
 from engage.db import session_scope
-from engage.records.models import Appointment, Message, MessageStatus, Patient
+from engage.records.models import Appointment, Message, MessageStatus, Outcome, Patient
 from tests import seed
 from tests.browser import Screenshots, assert_accessible, launch_browser, serve
 
@@ -70,6 +70,9 @@ def _seed() -> dict[str, int]:
         stuck = seed.messages(session, ben.id)[0]
         stuck.status, stuck.handed_at, stuck.last_error = MessageStatus.UNKNOWN, utcnow(), "no answer from provider"
         reply = seed.flagged_reply(session, clinic.id, ben.id, "Can I come Friday instead?")
+        for days_ago, score in ((21, 8), (14, 6), (7, 5), (1, 3)):
+            session.add(Outcome(patient_id=ben.id, score=score, source="sms",
+                                recorded_at=utcnow() - timedelta(days=days_ago)))
         other = seed.clinic(session, name="Elsewhere Physio", email="front@elsewhere.example")
         seed.staff(session, other.id, "desk@elsewhere.example", "front_desk")
         return {"clinic": clinic.id, "ben": ben.id, "stuck": stuck.id, "reply": reply.id}
@@ -167,6 +170,12 @@ def test_a_front_desk_day(pg_url: str, browser: Browser, shots: Screenshots) -> 
         page.get_by_role("button", name="Mark handled").click()
         expect(page.get_by_role("status")).to_contain_text("Reply marked handled")
         expect(page.get_by_text("Nothing waiting")).to_be_visible()
+
+        # Ben's pain scores, drawn by Chart.js.
+        page.goto(f"{base}/patients/{ids['ben']}#replies")
+        expect(page.get_by_role("img", name="Pain scores over time, 0 to 10")).to_be_visible()
+        page.wait_for_function("() => document.querySelector('#pain-chart').dataset.drawn === '1'")
+        _visit(page, shots, "patient page with pain chart")
 
         for link, name in (("Messages", "messages"), ("Sequences", "sequences")):
             page.get_by_role("link", name=link, exact=True).click()

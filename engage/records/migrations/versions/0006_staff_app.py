@@ -52,12 +52,16 @@ def upgrade() -> None:
                     postgresql_ops={'lower(first_name)': 'text_pattern_ops'})
     op.create_index('ix_patient_clinic_email', 'patient', ['clinic_id', 'email'],
                     postgresql_ops={'email': 'text_pattern_ops'})
-    # Today's counters read the last day's messages by time.
-    op.create_index('ix_message_updated_at', 'message', ['updated_at'])
+    # The patient list's order (last name, first name, id): a page is read off the index, never sorted.
+    op.create_index('ix_patient_clinic_sort', 'patient',
+                    ['clinic_id', sa.text('lower(last_name)'), sa.text('lower(first_name)'), 'id'])
+    # Today's counters read the last day's sent, delivered, failed ... messages by status and time.
+    op.create_index('ix_message_status_updated_at', 'message', ['status', 'updated_at'])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_message_updated_at', table_name='message')
+    op.drop_index('ix_message_status_updated_at', table_name='message')
+    op.drop_index('ix_patient_clinic_sort', table_name='patient')
     op.drop_index('ix_patient_clinic_email', table_name='patient')
     op.drop_index('ix_patient_clinic_first_name_lower', table_name='patient')
     op.drop_index('ix_patient_clinic_last_name_lower', table_name='patient')

@@ -1,0 +1,101 @@
+"""Staff pages in-process: the Today banner, search, form errors, the CSV export and the message answers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from engage.clock import utcnow
+from engage.db import session_scope
+from engage.delivery.heartbeat import record_tick
+from engage.records.models import MessageStatus, Patient
+from tests import seed
+from tests.web.staff.support import HTML, signed_in
+
+BANNER = "Messages are not being sent: workers or beat are down."
+
+
+def _clinic(role: str = "front_desk") -> dict[str, int]:
+    with session_scope() as session:
+        clinic = seed.clinic(session)
+        seed.staff(session, clinic.id, "desk@clinic.example", role)
+        ana = seed.patient(session, clinic.id, email="ana@example.com")
+        plan_id = seed.enrolled(session, ana.id)
+        return {"clinic": clinic.id, "ana": ana.id, "plan": plan_id}
+
+
+def test_today_shows_the_red_banner_only_while_beat_is_not_ticking(db_url: str) -> None:
+    _clinic()
+    client, _ = signed_in("desk@clinic.example")
+    assert BANNER in client.get("/").text  # never ticked
+    record_tick(utcnow() - timedelta(minutes=5))
+    assert BANNER in client.get("/").text  # 5 minutes is more than 3 ticks of 15 s
+    record_tick(utcnow())
+    assert BANNER not in client.get("/").text
+
+
+def test_search_finds_a_phone_typed_any_way_and_names_by_prefix(db_url: str) -> None:
+    _clinic()
+    client, _ = signed_in("desk@clinic.example")
+    for typed in ("(415) 555-0123", "415.555.0123", "+1 415 555 0123"):
+        assert "Ruiz, Ana" in client.get("/patients", params={"q": typed}).text, typed
+    assert "Ruiz, Ana" in client.get("/patients", params={"q": "ru an"}).text
+    assert "Ruiz, Ana" not in client.get("/patients", params={"q": "zz"}).text
+
+
+def test_a_bad_patient_form_names_each_field_and_saves_nothing(db_url: str) -> None:
+    _clinic()
+    client, csrf = signed_in("desk@clinic.example")
+    answer = client.post("/patients/new", headers=HTML, data={
+        "csrf_token": csrf, "first_name": "", "last_name": "Doe", "phone": "12", "email": "not-an-email",
+        "timezone": "Mars/Base", "locale": "en"})
+    assert answer.status_code == 400
+    for field in ("first_name", "phone", "email", "timezone"):
+        assert f'id="e-{field}"' in answer.text, field
+    assert 'value="Doe"' in answer.text  # what was typed stays
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Patient)) == 1
+
+
+def test_moving_a_session_answers_with_what_happened_to_the_messages(db_url: str) -> None:
+    ids = _clinic()
+    client, csrf = signed_in("desk@clinic.example")
+    with session_scope() as session:
+        first = min(seed.messages(session, ids["ana"]), key=lambda m: m.due_at).appointment
+        assert first is not None
+        to = (first.start_at + timedelta(days=1)).astimezone().strftime("%Y-%m-%dT%H:%M")
+        appointment_id = first.id
+    page = client.post(f"/appointments/{appointment_id}/move", data={"csrf_token": csrf, "to": to})
+    assert "Appointment moved; " in page.text and "messages moved" in page.text
+    page = client.post(f"/appointments/{appointment_id}/cancel", data={"csrf_token": csrf})
+    assert "Appointment cancelled; " in page.text and "cancelled" in page.text.split("Appointment cancelled; ")[1]
+
+
+def test_messages_csv_holds_the_filtered_rows(db_url: str) -> None:
+    ids = _clinic()
+    with session_scope() as session:
+        failed = seed.messages(session, ids["ana"])[0]
+        failed.status = MessageStatus.FAILED
+        failed_id = failed.id
+    client, _ = signed_in("desk@clinic.example")
+    answer = client.get("/messages.csv", params={"status": "failed"})
+    assert answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [int(r["id"]) for r in rows] == [failed_id] and rows[0]["patient"] == "Ana Ruiz"
+    everything = list(csv.DictReader(io.StringIO(client.get("/messages.csv").text)))
+    assert len(everything) > 1
+    assert client.get("/messages", params={"status": "nonsense"}, headers=HTML).status_code == 400
+
+
+def test_practitioner_handles_a_reply_with_a_note(db_url: str) -> None:
+    ids = _clinic("practitioner")
+    with session_scope() as session:
+        reply_id = seed.flagged_reply(session, ids["clinic"], ids["ana"], "Pain is worse after stretching").id
+    client, csrf = signed_in("desk@clinic.example")
+    assert "Pain is worse after stretching" in client.get("/inbox").text
+    done = client.post(f"/inbox/{reply_id}/handled", data={"csrf_token": csrf, "note": "Advised rest, call Friday"})
+    assert "Reply marked handled" in done.text and "Nothing waiting" in done.text
+    assert "Advised rest, call Friday" in client.get(f"/patients/{ids['ana']}").text
