@@ -321,10 +321,10 @@ def test_reconcile_after_any_moves_and_cancellations_equals_planning_from_scratc
     with frozen(NOW):
         patient, plan = setup_plan(session, email=None)
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
-        appointments = list(plan.appointments)
+        booked = list(plan.appointments)
         sent: set[tuple[str, str]] = set()
         for op, index, hours in ops:
-            appointment = appointments[index]
+            appointment = booked[index]
             if appointment.status is not AppointmentStatus.BOOKED:
                 continue
             if op == "move":
