@@ -20,7 +20,6 @@ the provider accepted it; the first report about it fills the id in and moves it
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -28,8 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, cast, func, literal, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import JSON, Integer, Text, bindparam, column, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -230,22 +228,17 @@ def _insert_events(session: Session, provider: str, reports: list[tuple[str, Rep
         "payload": [r.payload for _, r in reports],
     }
     if session.get_bind().dialect.name == "postgresql":
-        # Six arrays and one statement: thousands of rows without thousands of bound parameters.
-        arrays = {
-            "message_id": bindparam("message_id", columns["message_id"], type_=ARRAY(Integer)),
-            "provider": bindparam("provider", columns["provider"], type_=ARRAY(Text)),
-            "event_id": bindparam("event_id", columns["event_id"], type_=ARRAY(Text)),
-            "status": bindparam("status", columns["status"], type_=ARRAY(Text)),
-            "payload": bindparam("payload", [json.dumps(p, default=str) for p in columns["payload"]],
-                                 type_=ARRAY(Text)),
-        }
-        rows = func.unnest(*arrays.values()).table_valued(*arrays).render_derived()
-        source = select(
-            rows.c.message_id, rows.c.provider, rows.c.event_id, rows.c.status,
-            cast(rows.c.payload, table.c.payload.type), literal(now, table.c.received_at.type),
-        )
-        stmt = pg_insert(table).from_select([*arrays, "received_at"], source)
-        stmt = stmt.on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(table.c.event_id)
+        # The whole batch as one JSON parameter that PostgreSQL unpacks into rows: one statement,
+        # one bound value, however many events (no per-row parameters to send or escape).
+        rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+        recordset = func.json_to_recordset(bindparam("rows", rows, type_=JSON))
+        source = recordset.table_valued(
+            column("message_id", Integer), column("provider", Text), column("event_id", Text),
+            column("status", Text), column("payload", table.c.payload.type),
+        ).render_derived(with_types=True)
+        stmt = pg_insert(table).from_select(
+            [*columns, "received_at"], select(*source.c, literal(now, table.c.received_at.type)),
+        ).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(table.c.event_id)
         return set(session.connection().execute(stmt).scalars())
     stmt = (sqlite_insert(table).on_conflict_do_nothing(index_elements=["provider", "event_id"])
             .returning(table.c.event_id))
