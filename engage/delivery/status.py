@@ -25,9 +25,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Integer, Text, bindparam, column, func, literal, select, update
+from sqlalchemy import JSON, Integer, Table, Text, bindparam, column, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -162,8 +162,8 @@ def apply_reports(session: Session, provider: str, reports: Sequence[Report]) ->
     rows: dict[int, dict[str, Any]] = {}
     for chunk in _chunks(ids):
         locked = select(Message.id, *(getattr(Message, c) for c in _COLUMNS)).where(Message.id.in_(chunk))
-        for row in session.execute(locked.order_by(Message.id).with_for_update()):
-            rows[row.id] = dict(row._mapping)
+        for locked_row in session.execute(locked.order_by(Message.id).with_for_update()):
+            rows[locked_row.id] = dict(locked_row._mapping)
     candidates = [(event_id, r) for event_id, r in unique.items() if r.message_id in rows]
     inserted = _insert_events(session, provider, candidates)
     new = [r for event_id, r in candidates if event_id in inserted]
@@ -174,8 +174,8 @@ def apply_reports(session: Session, provider: str, reports: Sequence[Report]) ->
         row = rows[report.message_id]
         if _fold(row, report, provider, now):
             changed[report.message_id] = row
+    table = cast(Table, Message.__table__)
     for chunk in _chunks(sorted(changed)):
-        table = Message.__table__
         session.execute(
             update(table).where(table.c.id == bindparam("row_id")).values(
                 {c: bindparam(c) for c in _COLUMNS} | {"updated_at": bindparam("updated_at")}),
@@ -217,7 +217,7 @@ def _insert_events(session: Session, provider: str, reports: list[tuple[str, Rep
     if not reports:
         return set()
     now = utcnow()
-    table = DeliveryEvent.__table__
+    table = cast(Table, DeliveryEvent.__table__)
     columns = {
         "message_id": [r.message_id for _, r in reports],
         "provider": [provider] * len(reports),

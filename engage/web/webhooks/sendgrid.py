@@ -191,10 +191,10 @@ def find_messages(session: Session, batch: list[dict[str, Any]]) -> dict[int, tu
     by_provider_id: dict[str, tuple[int, int]] = {}
     wanted_x = sorted(set(by_x_message_id.values()))
     for start in range(0, len(wanted_x), 1000):
-        query = (select(Message.provider_message_id, Message.id, Message.patient_id)
-                 .where(Message.provider_message_id.in_(wanted_x[start:start + 1000]), email)
-                 .order_by(Message.id.desc()))  # the lowest id wins a (never expected) tie
-        by_provider_id.update({x: (m, p) for x, m, p in session.execute(query) if x})
+        by_x = (select(Message.provider_message_id, Message.id, Message.patient_id)
+                .where(Message.provider_message_id.in_(wanted_x[start:start + 1000]), email)
+                .order_by(Message.id.desc()))  # the lowest id wins a (never expected) tie
+        by_provider_id.update({x: (m, p) for x, m, p in session.execute(by_x) if x})
     found = {key: (m, known[m]) for key, m in ours.items() if m in known}
     found.update({key: by_provider_id[x] for key, x in by_x_message_id.items() if x in by_provider_id})
     return found
