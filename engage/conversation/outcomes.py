@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from engage.clock import utcnow
 from engage.config import get_settings
 from engage.errors import InvalidInput, NotFound
+from engage.records.audit import audit
 from engage.records.models import Channel, Message, MessageStatus, Outcome, Patient
 
 REASSESSMENT_TEMPLATE = "reassessment"
@@ -146,3 +147,23 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         "source": outcome.source,
         "prompt_message_id": outcome.prompt_message_id,
     }
+
+
+def record_staff_outcome(session: Session, patient_id: int, score: int | str, *, actor: str = "cli") -> Outcome:
+    """A pain score a practitioner took at a visit (answering no prompt). Raises ``InvalidInput`` for one outside
+    0-10; audited."""
+    try:
+        value = int(str(score).strip())
+    except ValueError:
+        raise InvalidInput("a pain score is a whole number from 0 to 10") from None
+    if not 0 <= value <= 10:
+        raise InvalidInput("a pain score is a whole number from 0 to 10")
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound(f"no patient with id {patient_id}")
+    outcome = Outcome(patient_id=patient.id, score=value, source="staff", recorded_at=utcnow())
+    session.add(outcome)
+    session.flush()
+    audit(session, clinic_id=patient.clinic_id, actor=actor, action="outcome.record", subject_type="patient",
+          subject_id=patient.id, outcome_id=outcome.id)
+    return outcome

@@ -88,7 +88,7 @@ def today(session: Session, clinic_id: int, now: datetime | None = None) -> Toda
         .order_by(Message.updated_at.desc()).limit(LIST_LIMIT)
     ))
     invalid = list(session.scalars(
-        select(Patient).where(in_clinic, Patient.phone_invalid.is_(True)).order_by(Patient.last_name).limit(LIST_LIMIT)
+        select(Patient).where(in_clinic, Patient.phone_invalid).order_by(Patient.last_name).limit(LIST_LIMIT)
     ))
     opt_outs = [(event, patient) for event, patient in session.execute(
         select(ConsentEvent, Patient).join(Patient, Patient.id == ConsentEvent.patient_id)

@@ -281,7 +281,7 @@ class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_key", "occurrence", name="uq_message_enrollment_step_occurrence"),
-        Index("ix_message_status_due_at", "status", "due_at"),
+        Index("ix_message_status_due_at", "status", "due_at", postgresql_include=["patient_id", "channel"]),
         Index("ix_message_patient_due_at", "patient_id", "due_at"),
         Index("ix_message_appointment_id", "appointment_id"),
     )

@@ -3,7 +3,7 @@ accept it (403 otherwise), so the two never disagree.
 
 - ``admin``: everything, including staff accounts, API tokens and clinic settings;
 - ``front_desk``: patients, consent, plans, appointments, enrolments, replies and stuck messages;
-- ``practitioner``: reads everything; writes notes on replies (marking them handled).
+- ``practitioner``: reads everything; records pain scores and writes notes on replies (marking them handled).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ class Action(enum.StrEnum):
     EDIT_PLANS = "edit_plans"  # plans, appointments, enrolments
     RESOLVE_MESSAGES = "resolve_messages"
     HANDLE_REPLIES = "handle_replies"
+    RECORD_OUTCOMES = "record_outcomes"  # a pain score taken at a visit
     ADMIN = "admin"  # clinic settings, staff accounts, API tokens
 
 
@@ -26,7 +27,7 @@ _ALLOWED: dict[Role, frozenset[Action]] = {
     Role.FRONT_DESK: frozenset(
         {Action.EDIT_PATIENTS, Action.EDIT_PLANS, Action.RESOLVE_MESSAGES, Action.HANDLE_REPLIES}
     ),
-    Role.PRACTITIONER: frozenset({Action.HANDLE_REPLIES}),
+    Role.PRACTITIONER: frozenset({Action.HANDLE_REPLIES, Action.RECORD_OUTCOMES}),
 }
 
 

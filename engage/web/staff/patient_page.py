@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from engage.content.rendering import TemplateError
 from engage.conversation.consent import current_consent
 from engage.conversation.inbox import replies_of
-from engage.conversation.outcomes import list_outcomes
+from engage.conversation.outcomes import list_outcomes, record_staff_outcome
 from engage.db import session_scope
 from engage.delivery.providers.base import OutgoingSms
 from engage.delivery.send_checks import render as render_message
@@ -110,6 +110,22 @@ async def patient_consent(
     except InvalidInput as exc:
         notice = f"Consent not changed: {exc}."
     return redirect(f"/patients/{patient_id}#consent", notice)
+
+
+@router.post("/patients/{patient_id}/outcomes")
+async def patient_outcome(staff: CurrentStaff, patient_id: int, score: Annotated[str, Form()] = "") -> Response:
+    def save() -> str:
+        with session_scope() as session:
+            patient = get_patient_for(session, staff, patient_id)
+            require(staff, Action.RECORD_OUTCOMES)
+            outcome = record_staff_outcome(session, patient.id, score, actor=staff.email)
+            return f"Pain score {outcome.score} recorded."
+
+    try:
+        notice = await run_in_threadpool(save)
+    except InvalidInput as exc:
+        notice = f"Pain score not recorded: {exc}."
+    return redirect(f"/patients/{patient_id}#replies", notice)
 
 
 @router.get("/patients/{patient_id}/messages/{message_id}/body", response_class=HTMLResponse)

@@ -120,6 +120,10 @@ def test_a_front_desk_day(pg_url: str, browser: Browser, shots: Screenshots) -> 
         expect(page.get_by_role("heading", name="Ana Ruiz", level=1)).to_be_visible()
         assert _patients() == before + 1
         patient_url = page.url
+        page.get_by_role("link", name="Edit contact details").click()
+        expect(page.get_by_label("Mobile phone")).to_have_value("+14155550142")
+        _visit(page, shots, "edit patient")
+        page.go_back()
 
         # A plan of three weekly sessions, the first in five days at 10:00 local time.
         first = (datetime.now(NEW_YORK) + timedelta(days=5)).replace(hour=10, minute=0, second=0, microsecond=0)

@@ -99,3 +99,19 @@ def test_practitioner_handles_a_reply_with_a_note(db_url: str) -> None:
     done = client.post(f"/inbox/{reply_id}/handled", data={"csrf_token": csrf, "note": "Advised rest, call Friday"})
     assert "Reply marked handled" in done.text and "Nothing waiting" in done.text
     assert "Advised rest, call Friday" in client.get(f"/patients/{ids['ana']}").text
+
+
+def test_practitioner_records_a_pain_score_the_front_desk_may_not(db_url: str) -> None:
+    ids = _clinic("practitioner")
+    with session_scope() as session:
+        seed.staff(session, ids["clinic"], "front@clinic.example", "front_desk")
+    doctor, csrf = signed_in("desk@clinic.example")
+    too_high = doctor.post(f"/patients/{ids['ana']}/outcomes", data={"csrf_token": csrf, "score": "11"}).text
+    assert "Pain score not recorded: a pain score is a whole number from 0 to 10" in too_high
+    page = doctor.post(f"/patients/{ids['ana']}/outcomes", data={"csrf_token": csrf, "score": "4"}).text
+    assert "Pain score 4 recorded" in page and 'data-scores="[{&#34;when&#34;' in page
+    front, front_csrf = signed_in("front@clinic.example")
+    assert "Record pain score" not in front.get(f"/patients/{ids['ana']}").text
+    refused = front.post(f"/patients/{ids['ana']}/outcomes", data={"csrf_token": front_csrf, "score": "2"},
+                         headers=HTML)
+    assert refused.status_code == 403

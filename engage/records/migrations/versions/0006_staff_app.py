@@ -55,13 +55,24 @@ def upgrade() -> None:
     # The patient list's order (last name, first name, id): a page is read off the index, never sorted.
     op.create_index('ix_patient_clinic_sort', 'patient',
                     ['clinic_id', sa.text('lower(last_name)'), sa.text('lower(first_name)'), 'id'])
-    # Today's counters read the last day's sent, delivered, failed ... messages by status and time.
-    op.create_index('ix_message_status_updated_at', 'message', ['status', 'updated_at'])
+    # Today's "invalid numbers": a handful of patients, found without reading the clinic's list.
+    op.create_index('ix_patient_phone_invalid', 'patient', ['clinic_id'], postgresql_where=sa.text('phone_invalid'),
+                    sqlite_where=sa.text('phone_invalid'))
+    # Today's counters, scoped to a clinic through the patient: with the patient id (and channel) in the
+    # index they are index-only scans instead of one heap visit per message (PostgreSQL; SQLite ignores INCLUDE).
+    op.create_index('ix_message_status_updated_at', 'message', ['status', 'updated_at'],
+                    postgresql_include=['patient_id'])
+    op.drop_index('ix_message_status_due_at', table_name='message')
+    op.create_index('ix_message_status_due_at', 'message', ['status', 'due_at'],
+                    postgresql_include=['patient_id', 'channel'])
 
 
 def downgrade() -> None:
     op.drop_index('ix_message_status_updated_at', table_name='message')
+    op.drop_index('ix_message_status_due_at', table_name='message')
+    op.create_index('ix_message_status_due_at', 'message', ['status', 'due_at'])
     op.drop_index('ix_patient_clinic_sort', table_name='patient')
+    op.drop_index('ix_patient_phone_invalid', table_name='patient')
     op.drop_index('ix_patient_clinic_email', table_name='patient')
     op.drop_index('ix_patient_clinic_first_name_lower', table_name='patient')
     op.drop_index('ix_patient_clinic_last_name_lower', table_name='patient')
