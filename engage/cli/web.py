@@ -1,4 +1,4 @@
-"""``engage serve``: run the web app (webhooks and patient pages) under uvicorn."""
+"""``engage serve``: run the web app (staff pages, webhooks and patient pages) under uvicorn."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 20  # in-flight requests finish on SIGTERM, then the
 @click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds a client may take to send a request's headers before the connection is closed.")
 def serve(host: str, port: int, limit_concurrency: int, header_timeout: float) -> None:
-    """Serve the webhooks (/webhooks/...) and patient pages (/u/..., /r/...).
+    """Serve the staff web app (/, sign in at /login), the webhooks (/webhooks/...) and patient pages (/u/..., /r/...).
 
     Providers must reach it at ENGAGE_PUBLIC_URL: signatures are checked against that URL.
     Logs one line per request (method, route template, status, duration) and one line

@@ -51,7 +51,7 @@ class Today:
     opt_outs: list[tuple[ConsentEvent, Patient]] = field(default_factory=list)
 
 
-def _clinic_messages(clinic_id: int) -> Select[tuple[Message]]:
+def _clinic_messages(clinic_id: int) -> Select[Message]:
     return (select(Message).join(Patient, Patient.id == Message.patient_id)
             .where(Patient.clinic_id == clinic_id).options(contains_eager(Message.patient)))
 
@@ -131,7 +131,7 @@ class MessageFilter:
         return cls(status or None, channel or None, (template or "").strip() or None, start, end)
 
 
-def _filtered(clinic: Clinic, flt: MessageFilter) -> Select[tuple[Message]]:
+def _filtered(clinic: Clinic, flt: MessageFilter) -> Select[Message]:
     query = _clinic_messages(clinic.id)
     tz = ZoneInfo(clinic.timezone)
     if flt.status:

@@ -109,7 +109,8 @@ def search_patients(
     if condition is not None:
         where.append(condition)
     total = session.scalar(select(func.count()).select_from(Patient).where(*where)) or 0
-    last, first = func.lower(Patient.last_name), func.lower(Patient.first_name)
+    last: ColumnElement[str] = func.lower(Patient.last_name)
+    first: ColumnElement[str] = func.lower(Patient.first_name)
     if condition is not None:
         # The same order, written so PostgreSQL cannot walk the list-order index: it would read most of
         # the clinic looking for a few matches (LIMIT), where fetching the matches and sorting them is quick.

@@ -148,7 +148,7 @@ def authenticate(session: Session, email: str, password: str, ip: str | None = N
         ).all()
     )
     if any(counts.get(k, 0) >= settings.login_max_failures for k in wanted):
-        raise LoginThrottled("too many failed sign-ins; wait 15 minutes and try again")
+        raise LoginThrottled(f"too many failed sign-ins; wait {settings.login_window_minutes:g} minutes and try again")
     staff = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
     if _verify(staff.password_hash if staff else _DUMMY_HASH, password) and staff is not None and staff.active:
         if _hasher.check_needs_rehash(staff.password_hash):

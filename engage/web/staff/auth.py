@@ -126,7 +126,9 @@ async def login(
         token = await run_in_threadpool(_sign_in, email, password, ip)
     except accounts.LoginThrottled:
         metrics.record_login("locked")
-        return _login_page(request, next_url, "Too many failed sign-ins. Wait 15 minutes and try again.", email, 429)
+        minutes = f"{get_settings().login_window_minutes:g}"
+        return _login_page(request, next_url, f"Too many failed sign-ins. Wait {minutes} minutes and try again.",
+                           email, 429)
     except accounts.LoginRefused:
         metrics.record_login("failed")
         return _login_page(request, next_url, "Wrong email address or password.", email, 401)

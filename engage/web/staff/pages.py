@@ -70,7 +70,8 @@ def render(request: Request, name: str, staff: Staff | None, status_code: int = 
     )
     if notice:
         response.delete_cookie(FLASH_COOKIE, path="/")
-    return secure(response)
+    secure(response)
+    return response
 
 
 def secure(response: Response) -> Response:
