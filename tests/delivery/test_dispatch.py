@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -210,11 +211,15 @@ def test_concurrent_claimers_never_get_the_same_row(session: Session) -> None:
     claimed: list[list[int]] = [[] for _ in range(4)]
     errors: list[BaseException] = []
 
+    start = threading.Barrier(4)
+
     def claimer(slot: int) -> None:
         try:
+            start.wait()
             with clock.frozen(SEND_AT):
                 while batch := claim_due(limit=9):
                     claimed[slot].extend(batch)
+                    time.sleep(0.001)  # a worker does something with its batch; on SQLite one thread could loop alone
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
