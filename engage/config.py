@@ -56,12 +56,15 @@ class Settings(BaseSettings):
     reassessment_answer_days: int = Field(14, ge=1)
 
     # Content
-    #: Words no SMS may contain (minimum necessary): the condition and the treatment, in every shipped locale.
+    #: Words no SMS (nor an email's subject or first line) may contain (minimum necessary): the condition and the
+    #: treatment, in every shipped locale. Matched by stem, also inside words and through look-alike letters
+    #: (engage.content.condition_words); each plan's own condition and modality are added at send time.
     condition_words: list[str] = Field(
         default_factory=lambda: [
-            "sciatica", "ciática", "ciatica",
+            "sciatica", "ciática",
             "dry needling", "needling", "needle",
-            "punción seca", "puncion seca", "aguja",
+            "punción seca", "aguja",
+            "acupuncture", "acupuntura",
         ]
     )
 

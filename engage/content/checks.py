@@ -11,6 +11,9 @@ A template fails on:
 - ``sms-condition-word``: an SMS naming a condition or treatment (``settings.condition_words``,
   at the start of a word, so "needles" for "needle"; :mod:`engage.content.condition_words`, the
   rule the send path applies too), which a lock screen shows to anyone (HIPAA minimum necessary);
+- ``email-preview-condition-word``: an email's subject or its first line (the start of
+  the text a phone shows under the subject: :data:`PREVIEW_CHARS` characters) names a
+  condition or treatment; the body below may;
 - ``email-clinic-name``, ``email-address``, ``email-unsubscribe``: the text or HTML
   part of an email lacks the clinic's name, postal address or unsubscribe link
   (CAN-SPAM requires the last two).
@@ -46,6 +49,9 @@ from engage.content.rendering import (
 from engage.content.sms_text import LOOKALIKES, non_gsm_replaceable, segment_info
 
 MAX_SEGMENTS = 2
+#: How much of an email's text a phone's notification and inbox list show under the subject.
+PREVIEW_CHARS = 140
+EMAIL_PREVIEW_RULE = "email-preview-condition-word"
 #: Appointment starts to try: the longest English names (Wednesday, September), and a Saturday,
 #: whose Spanish name ("sábado") makes the message UCS-2.
 SAMPLE_STARTS: tuple[datetime, ...] = (SAMPLE_START, SAMPLE_START - timedelta(days=4))
@@ -86,7 +92,7 @@ def check_templates(templates_dir: Path | None = None, condition_words: list[str
     for locale in template_locales(root):
         for name in template_names("email", root):
             report.checked += 1
-            _check_email(report, root, name, locale)
+            _check_email(report, root, name, locale, words)
         for name in template_names("sms", root):
             report.checked += 1
             _check_sms(report, root, name, locale, words)
@@ -162,7 +168,12 @@ def _contains(text: str, needle: str, html: bool) -> bool:
     return needle in text or (html and str(escape(needle)) in text)
 
 
-def _check_email(report: Report, root: Path, name: str, locale: str) -> None:
+def email_preview(text: str) -> str:
+    """The start of an email's text part as a phone previews it: whitespace collapsed, :data:`PREVIEW_CHARS` long."""
+    return " ".join(text.split())[:PREVIEW_CHARS]
+
+
+def _check_email(report: Report, root: Path, name: str, locale: str, words: list[str]) -> None:
     context = sample_context(name, "email", locale)
     try:
         _loc, files = resolve_template("email", name, locale, root)
@@ -172,6 +183,10 @@ def _check_email(report: Report, root: Path, name: str, locale: str) -> None:
         return
     if not email.subject:
         report.add(files["subject.txt"], "render-error", "the subject is empty")
+    for part, text in (("subject.txt", email.subject), ("txt", email_preview(email.text))):
+        for word in condition_words_in(text, words):
+            where = "subject" if part == "subject.txt" else "first line (the preview a phone shows)"
+            report.add(files[part], EMAIL_PREVIEW_RULE, f"the {where} mentions {word!r}; the body below it may")
     clinic = context["clinic"]
     for part, text in (("txt", email.text), ("html", email.html)):
         html = part == "html"

@@ -113,9 +113,27 @@ def _preview_links() -> dict[str, Any]:
     }
 
 
-def _clinic(name: str, address: str, phone: str | None, region: str | None) -> dict[str, Any]:
+def _clinic(
+    name: str, address: str, phone: str | None, region: str | None, sms_name: str | None = None,
+    channel: str = Channel.EMAIL.value,
+) -> dict[str, Any]:
+    """The clinic as templates see it. In an SMS ``name`` is the short SMS name when the clinic has one
+    (a lock screen shows it to anyone); ``full_name`` is always the registered name."""
     lines = [line.strip() for line in address.splitlines() if line.strip()]
-    return {"name": name, "address": "\n".join(lines), "address_lines": lines, "phone": _display_phone(phone, region)}
+    short = sms_name or name
+    return {
+        "name": short if channel == Channel.SMS.value else name,
+        "full_name": name,
+        "short_name": short,
+        "address": "\n".join(lines),
+        "address_lines": lines,
+        "phone": _display_phone(phone, region),
+        "phone_e164": phone or "",
+    }
+
+
+def _clinic_of(clinic: Any, channel: str) -> dict[str, Any]:
+    return _clinic(clinic.name, clinic.address, clinic.phone, clinic.region, clinic.sms_name, channel)
 
 
 def _step(message: Message) -> dict[str, Any]:
@@ -149,7 +167,7 @@ def message_context(session: Session, message: Message) -> dict[str, Any]:
     appointment = message.appointment
     channel = Channel(message.channel).value
     return _context(
-        clinic=_clinic(clinic.name, clinic.address, clinic.phone, clinic.region),
+        clinic=_clinic_of(clinic, channel),
         first_name=patient.first_name,
         tz=patient.effective_timezone,
         locale=patient.locale or DEFAULT_LOCALE,
@@ -226,7 +244,7 @@ def patient_preview_context(
         start = datetime.combine(day, time(10, 30), tzinfo=ZoneInfo(tz))
         end = start + timedelta(minutes=45)
     return _context(
-        clinic=_clinic(clinic.name, clinic.address, clinic.phone, clinic.region),
+        clinic=_clinic_of(clinic, channel),
         first_name=patient.first_name,
         tz=tz,
         locale=patient.locale or DEFAULT_LOCALE,

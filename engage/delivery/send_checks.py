@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engage.config import get_settings
-from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in
+from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in, with_plan_words
 from engage.content.message_context import message_context
 from engage.content.rendering import render_email, render_sms
 from engage.conversation.consent import reachability
@@ -57,6 +57,8 @@ class Ready:
     patient_id: int
     payload: OutgoingSms | OutgoingEmail
     segments: int | None
+    #: The plan's own condition and modality: refused in an SMS like the configured words.
+    plan_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,8 @@ def render(session: Session, message: Message) -> Ready:
         payload: OutgoingSms | OutgoingEmail = OutgoingSms(
             message_id=message.id, to=patient.phone or "", body=sms.body, sender=sender, status_callback=callback
         )
-        return Ready(Channel.SMS, patient.id, payload, sms.segments)
+        plan = message.enrollment.plan
+        return Ready(Channel.SMS, patient.id, payload, sms.segments, plan_words=(plan.condition, plan.modality))
     email = render_email(message.template, context, locale)
     payload = OutgoingEmail(
         message_id=message.id,
@@ -193,12 +196,14 @@ def render(session: Session, message: Message) -> Ready:
 def content_problem(ready: Ready, words: list[str] | None = None) -> str | None:
     """Why this rendered message must never go out, or None. Only SMS are checked: email is not on a lock screen.
 
-    The reason names the rule and the configured word that matched, never the
-    body (it goes into ``status_reason``, which staff and logs see).
+    The words are ``words`` (default: ``settings.condition_words``) plus the plan's own condition
+    and modality. The reason names the rule and the word that matched, never the body (it goes
+    into ``status_reason``, which staff and logs see).
     """
     if not isinstance(ready.payload, OutgoingSms):
         return None
-    found = condition_words_in(ready.payload.body, words if words is not None else get_settings().condition_words)
+    listed_words = with_plan_words(words if words is not None else get_settings().condition_words, *ready.plan_words)
+    found = condition_words_in(ready.payload.body, listed_words)
     if not found:
         return None
     listed = ", ".join(repr(w) for w in found)

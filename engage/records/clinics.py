@@ -29,7 +29,11 @@ def create_clinic(
     actor: str = "cli",
 ) -> Clinic:
     """A new clinic. ``quiet_hours``: channel (``sms``/``email``) -> ``"20:00-08:00"`` or ``"off"``;
-    a channel not given keeps the default 20:00-08:00. Raises ``InvalidInput``."""
+    a channel not given keeps the default 20:00-08:00. Raises ``InvalidInput``.
+
+    The SMS name, frequency caps and steps turned off are set afterwards
+    (:func:`engage.schedule.clinic_settings.change_clinic_settings`), since the
+    SMS name is checked by a content rule this layer cannot see."""
     if not name.strip():
         raise InvalidInput("the clinic needs a name")
     if not address.strip():
@@ -51,6 +55,27 @@ def create_clinic(
         session, clinic_id=clinic.id, actor=actor, action="clinic.create", subject_type="clinic", subject_id=clinic.id,
     )
     return clinic
+
+
+#: Frequency caps on a patient's non-urgent SMS when the clinic set none: per local day, per any 7 local days.
+DEFAULT_SMS_PER_DAY = 1
+DEFAULT_SMS_PER_WEEK = 4
+
+
+def cap_value(value: int | None, what: str) -> int | None:
+    """A frequency cap: None (the default) or a whole number from 0 up. Raises ``InvalidInput``."""
+    if value is None:
+        return None
+    if value < 0:
+        raise InvalidInput(f"the {what} cap must be 0 or more (got {value})")
+    return value
+
+
+def sms_caps(clinic: Clinic) -> tuple[int, int]:
+    """The clinic's caps on a patient's non-urgent SMS: (per local day, per any 7 local days)."""
+    day = clinic.sms_per_day if clinic.sms_per_day is not None else DEFAULT_SMS_PER_DAY
+    week = clinic.sms_per_week if clinic.sms_per_week is not None else DEFAULT_SMS_PER_WEEK
+    return day, week
 
 
 def quiet_hours_settings(given: Mapping[str, str], current: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -82,6 +107,11 @@ def clinic_json(clinic: Clinic) -> dict[str, Any]:
         "phone": clinic.phone,
         "region": clinic.region,
         "quiet_hours": describe_quiet_hours(clinic.quiet_hours),
+        "sms_name": clinic.sms_name,
+        "sms_per_day": sms_caps(clinic)[0],
+        "sms_per_week": sms_caps(clinic)[1],
+        "steps_off": list(clinic.steps_off or []),
+        "prefers_email": bool(clinic.prefers_email),
     }
 
 

@@ -146,6 +146,16 @@ class Clinic(Base):
     #: {"sms": {"start": "20:00", "end": "08:00"}, "email": {...}}; missing channels use the default.
     quiet_hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: What SMS call the clinic instead of ``name`` (at most 20 characters, no condition words): a lock screen
+    #: showing "Lycoming Orthopedic & Sports Acupuncture" names the treatment.
+    sms_name: Mapped[str | None] = mapped_column(String(20))
+    #: Frequency caps on non-urgent SMS per patient: a local day, any 7 local days. None: the defaults (1, 4).
+    sms_per_day: Mapped[int | None] = mapped_column(Integer)
+    sms_per_week: Mapped[int | None] = mapped_column(Integer)
+    #: Sequence step keys this clinic turned off ("booking-confirmation", "rebook", ...).
+    steps_off: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    #: Steps that may go by email (the reassessment) go by email to every patient who has an address.
+    prefers_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class StaffUser(Base):
@@ -231,6 +241,8 @@ class TreatmentPlan(Base):
     reassess_every: Mapped[int] = mapped_column(Integer, default=3)  # sessions between reassessments
     status: Mapped[PlanStatus] = mapped_column(_enum(PlanStatus), default=PlanStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Exercise keys (templates/exercises/*.yaml) the practitioner picked, in their order.
+    exercises: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
     patient: Mapped[Patient] = relationship(back_populates="plans")
     appointments: Mapped[list[Appointment]] = relationship(
@@ -247,6 +259,8 @@ class Appointment(Base):
     end_at: Mapped[datetime]
     status: Mapped[AppointmentStatus] = mapped_column(_enum(AppointmentStatus), default=AppointmentStatus.BOOKED)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: When it was booked (None for appointments booked before engage recorded it): the booking confirmation's anchor.
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
 
     plan: Mapped[TreatmentPlan] = relationship(back_populates="appointments")
 

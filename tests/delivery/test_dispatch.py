@@ -747,14 +747,38 @@ def test_an_sms_naming_a_condition_fails_at_send_time_and_the_email_still_goes(
     assert fake.sms_requests() == [] and row(world.sms_id).status is MessageStatus.FAILED
 
 
-def test_condition_words_match_at_the_start_of_a_word_in_any_case() -> None:
-    words = ["sciatica", "dry needling", "needle", "condition", "ciática"]
+def test_condition_words_match_in_any_case_also_inside_longer_words() -> None:
+    words = ["sciatica", "dry needling", "needle", "condition"]
     assert condition_words_in("See you at Sciatica Relief Center.", words) == ["sciatica"]
-    assert condition_words_in("Your DRY\nneedling visit", words) == ["dry needling"]
-    assert condition_words_in("Te esperamos, CIÁTICA clínica", words) == ["ciática"]
+    assert condition_words_in("Your DRY\nneedling visit", words) == ["dry needling", "needle"]
+    assert condition_words_in("Te esperamos, CIÁTICA clínica", words + ["ciática"]) == ["ciática"]
     # The same rule as ``engage templates check``: a longer word still names the condition.
-    assert condition_words_in("Conditioning Gym: needles, sciaticas", words) == ["sciatica", "needle", "condition"]
-    assert condition_words_in("Preconditioned haystack, aneedle", words) == []
+    assert condition_words_in("Conditioning Gym: sciaticas", words) == ["sciatica", "condition"]
+    assert condition_words_in("Preconditioned haystack, aneedle", words) == ["needle", "condition"]
+    assert condition_words_in("Riverside Physio: see you Wednesday", words) == []
+
+
+def test_an_sms_naming_the_plans_own_condition_fails_at_send_time(session: Session, fake: FakeProviders) -> None:
+    world = make_world(session)
+    session.execute(update(TreatmentPlan).values(condition="plantar fasciitis", modality="cupping"))
+    session.execute(update(Clinic).values(name="Fasciitis Fixers"))  # not a configured word: the plan's own
+    session.commit()
+    result = claim_and_send(world.sms_id)
+
+    assert result.outcome is Outcome.FAILED
+    assert "'plantar fasciitis'" in (row(world.sms_id).status_reason or "")
+    assert fake.sms_requests() == []
+
+
+def test_an_sms_carries_the_clinics_short_sms_name_not_its_long_name(session: Session, fake: FakeProviders) -> None:
+    world = make_world(session)
+    session.execute(update(Clinic).values(name="Lycoming Orthopedic & Sports Acupuncture", sms_name="Lycoming Ortho"))
+    session.commit()
+    result = claim_and_send(world.sms_id)
+
+    assert result.outcome is Outcome.SENT
+    (request,) = fake.sms_requests()
+    assert "at Lycoming Ortho." in request["Body"] and "Acupuncture" not in request["Body"]
 
 
 def test_an_sms_naming_a_plural_of_a_condition_word_fails_at_send_time(session: Session, fake: FakeProviders) -> None:
