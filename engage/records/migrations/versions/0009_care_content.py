@@ -2,7 +2,7 @@
 a plan's exercises; when an appointment was booked.
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0011
 Create Date: 2026-12-01 15:50:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0003'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
