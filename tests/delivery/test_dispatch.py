@@ -751,7 +751,7 @@ def test_condition_words_match_in_any_case_also_inside_longer_words() -> None:
     words = ["sciatica", "dry needling", "needle", "condition"]
     assert condition_words_in("See you at Sciatica Relief Center.", words) == ["sciatica"]
     assert condition_words_in("Your DRY\nneedling visit", words) == ["dry needling", "needle"]
-    assert condition_words_in("Te esperamos, CIÁTICA clínica", words + ["ciática"]) == ["ciática"]
+    assert condition_words_in("Hola, CIÁTICA clínica", words + ["ciática"]) == ["ciática"]
     # The same rule as ``engage templates check``: a longer word still names the condition.
     assert condition_words_in("Conditioning Gym: sciaticas", words) == ["sciatica", "condition"]
     assert condition_words_in("Preconditioned haystack, aneedle", words) == ["needle", "condition"]
