@@ -754,7 +754,7 @@ def test_condition_words_match_in_any_case_also_inside_longer_words() -> None:
     assert condition_words_in("Hola, CIÁTICA clínica", words + ["ciática"]) == ["ciática"]
     # The same rule as ``engage templates check``: a longer word still names the condition.
     assert condition_words_in("Conditioning Gym: sciaticas", words) == ["sciatica", "condition"]
-    assert condition_words_in("Preconditioned haystack, aneedle", words) == ["needle", "condition"]
+    assert condition_words_in("Preconditioned haystack, aneedle", words) == ["dry needling", "needle", "condition"]
     assert condition_words_in("Riverside Physio: see you Wednesday", words) == []
 
 
@@ -778,7 +778,7 @@ def test_an_sms_carries_the_clinics_short_sms_name_not_its_long_name(session: Se
 
     assert result.outcome is Outcome.SENT
     (request,) = fake.sms_requests()
-    assert "at Lycoming Ortho." in request["Body"] and "Acupuncture" not in request["Body"]
+    assert "at Lycoming Ortho." in request["body"] and "Acupuncture" not in request["body"]
 
 
 def test_an_sms_naming_a_plural_of_a_condition_word_fails_at_send_time(session: Session, fake: FakeProviders) -> None:

@@ -2,7 +2,7 @@
 a plan's exercises; when an appointment was booked.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0004
 Create Date: 2026-12-01 15:50:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0006'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
