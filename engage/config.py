@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -10,8 +13,9 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Signs nothing worth protecting: fine for the embedded SQLite default, refused elsewhere.
-DEV_SECRET_KEY = "dev-insecure-change-me"
+#: Beside an SQLite database ``engage.db``, the file ``engage.db.secret-key`` holds its generated secret key.
+SECRET_KEY_SUFFIX = ".secret-key"
+MIN_SECRET_KEY_LENGTH = 16
 
 
 def _provider_var(name: str) -> Any:
@@ -32,7 +36,8 @@ class Settings(BaseSettings):
     broker_url: str = "memory://"
     result_backend: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
-    secret_key: str = DEV_SECRET_KEY
+    #: Signs patients' links. None: on SQLite, a random key kept beside the database; elsewhere refused.
+    secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     default_region: str = "US"
     templates_dir: Path = ROOT / "templates"
@@ -99,19 +104,93 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"  # the staff sign-in form (on top of the per-account failure throttle)
 
 
-class InsecureSecretKey(RuntimeError):
-    """The development secret key with a real database: anyone could forge unsubscribe and reassessment links."""
+class StartupRefused(RuntimeError):
+    """A setting that would harm patients or break their links; the process must not start (one sentence)."""
+
+
+class InsecureSecretKey(StartupRefused):
+    """No usable secret key: links would be forgeable, or would die when another process signs them."""
+
+
+def secret_key_file(database_url: str) -> Path | None:
+    """Where the generated key of an SQLite database lives (``engage.db`` -> ``engage.db.secret-key``).
+
+    None for other databases and for an in-memory SQLite database.
+    """
+    if not database_url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url  # only here: config stays light to import
+
+    database = make_url(database_url).database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return None
+    return Path(database + SECRET_KEY_SUFFIX)
+
+
+_key_lock = threading.Lock()
+_process_key = secrets.token_urlsafe(48)  # an in-memory SQLite database lives and dies with this process
+
+
+def _read_or_create_key(path: Path) -> str:
+    """The key in ``path``; created (random, mode 0600) when missing. Safe when processes race to create it."""
+    with _key_lock:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                os.write(fd, (secrets.token_urlsafe(48) + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)  # atomic, and fails if another process got there first: its key wins
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        key = path.read_text(encoding="utf-8").strip()
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise InsecureSecretKey(f"the secret key file {path} holds no usable key: delete it to have a new one made")
+    return key
+
+
+def secret_key(settings: Settings | None = None) -> str:
+    """The key that signs patients' links.
+
+    ``ENGAGE_SECRET_KEY`` when set (at least 16 characters); else, on SQLite, the
+    random key kept beside the database (made on first use, file mode 0600), so every
+    process using that database signs alike. Anywhere else raises :class:`InsecureSecretKey`.
+    """
+    settings = settings or get_settings()
+    if settings.secret_key is not None:
+        if len(settings.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise InsecureSecretKey(
+                f"ENGAGE_SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} random characters"
+            )
+        return settings.secret_key
+    if not settings.database_url.startswith("sqlite"):
+        raise InsecureSecretKey(
+            "ENGAGE_SECRET_KEY is not set: every engage process (serve, workers, beat, tick) must share one long "
+            'random value, e.g. from python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+    path = secret_key_file(settings.database_url)
+    return _process_key if path is None else _read_or_create_key(path)
+
+
+def ensure_sqlite_key(database_url: str) -> Path | None:
+    """On an SQLite database file without ``ENGAGE_SECRET_KEY``, make its key file now; returns its path."""
+    path = secret_key_file(database_url)
+    if path is None or get_settings().secret_key is not None:
+        return None
+    _read_or_create_key(path)
+    return path
 
 
 def require_secret_key(settings: Settings) -> None:
-    """Refuse to serve patients' links signed with the public development key, except on the embedded SQLite."""
-    if settings.secret_key == DEV_SECRET_KEY and not settings.database_url.startswith("sqlite"):
-        raise InsecureSecretKey(
-            "ENGAGE_SECRET_KEY is the development default, so anyone could forge unsubscribe and reassessment "
-            'links; set it to a long random value, e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"'
-        )
-    if len(settings.secret_key) < 16:
-        raise InsecureSecretKey("ENGAGE_SECRET_KEY is too short: use at least 16 random characters")
+    """Refuse to start without a usable secret key (see :func:`secret_key`); on SQLite, make it now."""
+    secret_key(settings)
 
 
 @lru_cache

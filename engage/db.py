@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from engage.config import get_settings
@@ -31,10 +33,23 @@ def make_engine(url: str) -> Engine:
     else:
         kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
     engine = create_engine(url, **kwargs)
+    event.listen(engine, "handle_error", _strip_detail)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+#: PostgreSQL's DETAIL line quotes the values behind an error ("Key (clinic_id, email)=(1, ana@example.com)
+#: already exists"), which hide_parameters does not cover; it ends at the next "HINT:"-style line or the end.
+_DETAIL = re.compile(r"\n?DETAIL:.*?(?=\n[A-Z]+:|\Z)", re.S)
+
+
+def _strip_detail(context: ExceptionContext) -> None:
+    """Drop the DETAIL line from a database error, in SQLAlchemy's message and in the driver's (its cause)."""
+    for exc in (context.sqlalchemy_exception, context.original_exception):
+        if exc is not None and exc.args and isinstance(exc.args[0], str) and "DETAIL:" in exc.args[0]:
+            exc.args = (_DETAIL.sub("", exc.args[0]), *exc.args[1:])
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -40,6 +40,7 @@ from engage import clock
 from engage.config import get_settings
 from engage.conversation.consent import record_consent
 from engage.db import session_scope
+from engage.delivery.startup import check_startup
 from engage.errors import InvalidInput
 from engage.records import migrate
 from engage.records.models import Channel, Clinic, ConsentState, Message, MessageStatus, Patient
@@ -321,6 +322,7 @@ def run_demo(
     settings = get_settings()
     if not settings.broker_url.startswith("memory://"):
         raise RuntimeError("run_demo needs the embedded default; call it inside embedded_environment()")
+    check_startup(settings)  # on PostgreSQL the links the demo sends need ENGAGE_SECRET_KEY too
     migrate.upgrade(settings.database_url)
     start = clock.utcnow().replace(minute=0, second=0, microsecond=0)
     end = start + timedelta(days=days)

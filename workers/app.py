@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, beat_init, worker_init, worker_process_init
 
 app = Celery("engage", include=["workers.tasks"])
 app.config_from_object("celeryconfig")
@@ -20,22 +20,35 @@ log = logging.getLogger(__name__)
 
 @worker_init.connect
 def _check_providers(**_: Any) -> None:
-    """Refuse to start a worker that is misconfigured (providers, or the development secret key on a real database).
+    """Refuse to start a worker that is misconfigured (providers, secret key, public URL).
 
     A ConfigurationError must stop loudly: a worker that started anyway would
     take every due message and fail it. SystemExit passes through Celery's
     signal dispatcher, which logs and swallows ordinary exceptions.
     """
-    from engage.config import InsecureSecretKey, get_settings, require_secret_key
-    from engage.delivery.providers import ConfigurationError, email_provider, sms_provider
+    from engage.delivery.providers import email_provider, sms_provider
+
+    _refuse_misconfigured("worker", sms_provider, email_provider)
+
+
+@beat_init.connect
+def _check_beat(**_: Any) -> None:
+    """Refuse to start beat on settings the workers would refuse: it would queue work nobody should send."""
+    _refuse_misconfigured("beat")
+
+
+def _refuse_misconfigured(process: str, *checks: Any) -> None:
+    from engage.config import StartupRefused
+    from engage.delivery.providers import ConfigurationError
+    from engage.delivery.startup import check_startup
 
     try:
-        require_secret_key(get_settings())  # the worker signs the links it sends
-        sms_provider()
-        email_provider()
-    except (ConfigurationError, InsecureSecretKey) as exc:
-        log.critical("engage is misconfigured, worker not started: %s", exc)
-        raise SystemExit(f"engage worker: configuration error: {exc}") from exc
+        check_startup()  # the worker signs the links it sends; beat's and the worker's must agree
+        for check in checks:
+            check()
+    except (ConfigurationError, StartupRefused) as exc:
+        log.critical("engage is misconfigured, %s not started: %s", process, exc)
+        raise SystemExit(f"engage {process}: configuration error: {exc}") from exc
 
 
 @worker_process_init.connect

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
+from engage.config import StartupRefused
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -50,13 +52,13 @@ def emit(data: dict[str, Any], human: str | Callable[[], str] | None = None) -> 
 
 
 def user_errors(func: F) -> F:
-    """Turn the library's ``ValueError``/``LookupError`` into a clean ``UserError``."""
+    """Turn the library's ``ValueError``/``LookupError`` and a refused start into a clean ``UserError``."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ValueError, LookupError) as exc:
+        except (ValueError, LookupError, StartupRefused) as exc:
             raise UserError(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]

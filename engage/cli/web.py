@@ -30,12 +30,13 @@ def serve(host: str, port: int, limit_concurrency: int, header_timeout: float) -
     import uvicorn  # imported here so the rest of the CLI starts fast
 
     from engage.cli.common import UserError
-    from engage.config import InsecureSecretKey, get_settings, require_secret_key
+    from engage.config import StartupRefused, get_settings
+    from engage.delivery.startup import check_startup
     from engage.web.serving import with_header_timeout
 
     try:
-        require_secret_key(get_settings())
-    except InsecureSecretKey as exc:
+        check_startup()
+    except StartupRefused as exc:
         raise UserError(str(exc)) from None
 
     # engage.web.access logs each request by its route template; uvicorn's own access log

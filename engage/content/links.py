@@ -1,6 +1,7 @@
 """Signed tokens for the links patients click (unsubscribe, reassessment answers).
 
-Tokens are signed with ``ENGAGE_SECRET_KEY`` (itsdangerous, HMAC), salted by
+Tokens are signed with the secret key (``ENGAGE_SECRET_KEY``, or on SQLite the key kept
+beside the database: :func:`engage.config.secret_key`; itsdangerous, HMAC), salted by
 purpose so an unsubscribe token can never be replayed as a reassessment token.
 They do not expire: an unsubscribe link in a year-old email must still work
 (RFC 8058, CAN-SPAM). They carry ids only, never names, phones or emails.
@@ -12,7 +13,7 @@ from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer
 
-from engage.config import get_settings
+from engage.config import get_settings, secret_key
 
 UNSUBSCRIBE = "unsubscribe"
 REASSESSMENT = "reassessment"
@@ -23,7 +24,7 @@ class InvalidToken(ValueError):
 
 
 def _serializer(purpose: str) -> URLSafeSerializer:
-    return URLSafeSerializer(get_settings().secret_key, salt=purpose)
+    return URLSafeSerializer(secret_key(), salt=purpose)
 
 
 def make_token(purpose: str, payload: dict[str, Any]) -> str:

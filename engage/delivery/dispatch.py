@@ -13,6 +13,7 @@ from engage import clock
 from engage.delivery.claim import claim_due, reap_stale
 from engage.delivery.providers.base import ConfigurationError
 from engage.delivery.send import Outcome, send_one
+from engage.delivery.startup import check_startup
 
 
 @contextlib.contextmanager
@@ -35,7 +36,12 @@ def tick(now: datetime | None = None) -> dict[str, int]:
     value (``unknown`` and ``failed`` include rows the reaper flagged),
     ``requeued`` (stale rows sent again) and ``error`` (unexpected errors, logged; the
     row went back on the schedule). A ``ConfigurationError`` stops the pass.
+
+    Raises :class:`engage.config.StartupRefused` before touching anything when these settings
+    must not run (:func:`engage.delivery.startup.check_startup`), e.g. a future ``now`` with a
+    real provider, or no secret key on PostgreSQL.
     """
+    check_startup(now=now)
     counts = {"claimed": 0, **{o.value: 0 for o in Outcome}, "requeued": 0, "error": 0}
     with _at(now):
         cutoff = clock.utcnow()

@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from engage.config import ensure_sqlite_key
 from engage.db import normalise_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -20,8 +21,13 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Create or migrate the schema at ``database_url`` to ``revision``."""
+    """Create or migrate the schema at ``database_url`` to ``revision``.
+
+    On an SQLite file (without ``ENGAGE_SECRET_KEY``) this also makes the random key kept
+    beside it (:func:`engage.config.ensure_sqlite_key`), so every process signs links alike.
+    """
     command.upgrade(alembic_config(database_url), revision)
+    ensure_sqlite_key(database_url)
 
 
 def current(database_url: str) -> str | None:

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -118,3 +118,33 @@ def test_a_configuration_error_stops_the_tick_with_a_clear_message(
     with session_scope() as s:
         assert s.get_one(Message, world.email_id).status is MessageStatus.QUEUED  # kept, not failed
         assert s.get_one(Message, world.email_id).attempts == 0
+
+
+def test_a_future_now_is_refused_with_a_real_provider_and_nothing_is_claimed(
+    session: Session, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = make_world(session)
+    for name, value in (("ENGAGE_SMS_PROVIDER", "twilio"), ("TWILIO_ACCOUNT_SID", "AC" + "0" * 32),
+                        ("TWILIO_AUTH_TOKEN", "t" * 32), ("TWILIO_FROM_NUMBER", "+14155550100")):
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    reset_providers()
+    future = datetime.now(timezone.utc) + timedelta(days=2)
+
+    result = CliRunner().invoke(tick, ["--now", future.isoformat()])
+
+    assert result.exit_code == 2
+    assert "is in the future and twilio sends real messages" in result.output
+    with session_scope() as s:
+        for message_id in (world.sms_id, world.email_id):
+            assert s.get_one(Message, message_id).status is MessageStatus.SCHEDULED
+
+
+def test_a_future_now_is_fine_on_the_outbox(session: Session) -> None:
+    make_world(session)
+    future = datetime.now(timezone.utc) + timedelta(days=2)
+
+    result = CliRunner().invoke(tick, ["--now", future.isoformat(), "--json"])
+
+    assert result.exit_code == 0, result.output  # the README's simulated tick keeps working
+    assert "claimed" in json.loads(result.output)

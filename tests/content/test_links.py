@@ -44,10 +44,10 @@ def test_altered_token_is_refused() -> None:
 
 
 def test_token_signed_with_another_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENGAGE_SECRET_KEY", "attacker-guess")
+    monkeypatch.setenv("ENGAGE_SECRET_KEY", "attacker-guess-0123456789")
     get_settings.cache_clear()
     forged = make_token("unsubscribe", {"patient_id": 1, "channel": "email"})
-    monkeypatch.setenv("ENGAGE_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("ENGAGE_SECRET_KEY", "test-secret-0123456789")
     get_settings.cache_clear()
     with pytest.raises(InvalidToken):
         read_token("unsubscribe", forged)

@@ -92,6 +92,13 @@ TEMPLATES = {
 }
 
 
+def tick_at(now: datetime) -> dict[str, int]:
+    """A whole tick as if at ``now`` on the fake providers: the test's clock, not ``engage tick --now``
+    (which refuses a future time with a real provider)."""
+    with clock.frozen(now):
+        return dispatch.tick()
+
+
 def write_templates(root: Path) -> Path:
     for name, text in TEMPLATES.items():
         path = root / name
@@ -357,7 +364,7 @@ def test_429_reschedules_no_earlier_than_retry_after(session: Session, fake: Fak
     assert stored.handed_at is None  # refused: the next attempt starts afresh
     with clock.frozen(SEND_AT + timedelta(seconds=899)):
         assert claim_due() == []  # not before Retry-After
-    dispatch.tick(stored.next_attempt_at)
+    tick_at(stored.next_attempt_at)
     assert row(world.sms_id).status is MessageStatus.SENT
     assert len(fake.sms_requests(accepted_only=True)) == 1
 
@@ -370,7 +377,7 @@ def test_503_then_success_sends_once_on_the_next_tick(session: Session, fake: Fa
     delay = timedelta(seconds=first.delay or 0)
     assert timedelta(seconds=1) <= delay <= timedelta(seconds=get_settings().retry_base_seconds)
 
-    counts = dispatch.tick(SEND_AT + delay)
+    counts = tick_at(SEND_AT + delay)
     assert counts["sent"] >= 1
     assert [r["status"] for r in fake.email_requests()] == [503, 202]
     stored = row(world.email_id)
@@ -400,7 +407,7 @@ def test_a_refused_connection_is_retried(session: Session, fake: FakeProviders,
     monkeypatch.setenv("ENGAGE_TWILIO_API_BASE", fake.url)  # Twilio is reachable again
     get_settings.cache_clear()
     reset_providers()
-    dispatch.tick(stored.next_attempt_at)
+    tick_at(stored.next_attempt_at)
     assert row(world.sms_id).status is MessageStatus.SENT
     assert len(fake.sms_requests()) == 1
 
@@ -420,8 +427,8 @@ def test_a_connection_dropped_after_the_vendor_accepted_marks_the_row_unknown_an
     stored = row(message_id)
     assert stored.status is MessageStatus.UNKNOWN and stored.error_code == "connection_lost"
     assert stored.handed_at == SEND_AT and "check before resending" in (stored.status_reason or "")
-    dispatch.tick(SEND_AT + timedelta(hours=1))
-    dispatch.tick(SEND_AT + timedelta(days=1))
+    tick_at(SEND_AT + timedelta(hours=1))
+    tick_at(SEND_AT + timedelta(days=1))
     assert row(message_id).status is MessageStatus.UNKNOWN
     count = fake.count()
     assert (count[kind], count[f"{kind}_total"]) == (1, 1)
@@ -442,7 +449,7 @@ def test_a_lost_answer_marks_the_message_unknown_and_never_resends_it(
     stored = row(world.sms_id)
     assert stored.status is MessageStatus.UNKNOWN and stored.error_code == "read_timeout"
     assert "check before resending" in (stored.status_reason or "")
-    counts = dispatch.tick(SEND_AT + timedelta(hours=1))
+    counts = tick_at(SEND_AT + timedelta(hours=1))
     assert counts["sent"] == 1 and counts["requeued"] == 1  # the email, left queued by claim_and_send
     assert row(world.sms_id).status is MessageStatus.UNKNOWN
     _wait_for(lambda: len(fake.sms_requests(accepted_only=True)) == 1)
@@ -531,7 +538,7 @@ def test_sendgrid_400_fails_without_retry(session: Session, fake: FakeProviders)
     stored = row(world.email_id)
     assert stored.status is MessageStatus.FAILED and stored.error_code == "400"
     assert stored.next_attempt_at is None
-    dispatch.tick(SEND_AT + timedelta(hours=1))
+    tick_at(SEND_AT + timedelta(hours=1))
     assert row(world.email_id).status is MessageStatus.FAILED
     assert len(fake.email_requests()) == 1
 
@@ -626,7 +633,7 @@ def test_a_queued_reminder_moves_with_its_appointment(session: Session, fake: Fa
     assert stored.status is MessageStatus.SCHEDULED and stored.due_at == later - timedelta(hours=24)
     assert stored.attempts == 0
     assert fake.sms_requests() == []
-    assert dispatch.tick(later - timedelta(hours=24))["sent"] == 1
+    assert tick_at(later - timedelta(hours=24))["sent"] == 1
     assert "Friday, June 14" in fake.sms_requests()[0]["body"]
 
 
@@ -655,9 +662,9 @@ def test_in_quiet_hours_the_message_waits_for_the_morning(session: Session, fake
     stored = row(world.sms_id)
     assert stored.status is MessageStatus.SCHEDULED and stored.next_attempt_at == morning
     assert fake.sms_requests() == []
-    dispatch.tick(morning - timedelta(minutes=1))
+    tick_at(morning - timedelta(minutes=1))
     assert row(world.sms_id).status is MessageStatus.SCHEDULED and fake.sms_requests() == []
-    dispatch.tick(morning)
+    tick_at(morning)
     assert row(world.sms_id).status is MessageStatus.SENT
     assert len(fake.sms_requests()) == 1
 
@@ -719,9 +726,9 @@ def test_a_row_moved_later_after_it_was_claimed_goes_back_unchanged_and_is_not_s
     assert stored.status is MessageStatus.SCHEDULED
     assert (stored.due_at, stored.next_attempt_at, stored.attempts) == (new_due, None, 0)
     assert fake.sms_requests() == []
-    dispatch.tick(new_due - timedelta(minutes=1))
+    tick_at(new_due - timedelta(minutes=1))
     assert fake.sms_requests() == []
-    assert dispatch.tick(new_due)["sent"] == 1
+    assert tick_at(new_due)["sent"] == 1
     [sms] = fake.sms_requests()
     assert "Friday, June 14" in sms["body"]
 
@@ -743,7 +750,7 @@ def test_an_sms_naming_a_condition_fails_at_send_time_and_the_email_still_goes(
     assert fake.sms_requests() == []
     with clock.frozen(SEND_AT):  # an email is not shown on a lock screen, and must name the clinic
         assert send_one(world.email_id).outcome is Outcome.SENT
-    dispatch.tick(SEND_AT + timedelta(days=1))
+    tick_at(SEND_AT + timedelta(days=1))
     assert fake.sms_requests() == [] and row(world.sms_id).status is MessageStatus.FAILED
 
 
@@ -818,7 +825,7 @@ def test_the_reaper_flags_stale_sending_rows_unknown_and_never_resends_them(
     assert stored.status_reason == "no answer from provider; check before resending"
     with clock.frozen(stale):
         assert send_one(world.sms_id).outcome is Outcome.NOT_MINE
-    dispatch.tick(stale + timedelta(days=1))
+    tick_at(stale + timedelta(days=1))
     assert fake.sms_requests() == []
 
 
@@ -850,7 +857,7 @@ def test_a_worker_that_died_before_calling_the_provider_is_requeued_and_the_mess
         stored = row(world.sms_id)
         assert stored.status is MessageStatus.QUEUED and stored.handed_at is None and stored.sending_at is None
         assert [send_one(i).outcome for i in reaped["ids"]] == [Outcome.SENT, Outcome.SENT]
-    dispatch.tick(stale + timedelta(days=1))
+    tick_at(stale + timedelta(days=1))
     assert row(world.sms_id).status is MessageStatus.SENT and row(world.sms_id).attempts == 2
     count = fake.count()
     assert (count["sms"], count["sms_total"]) == (1, 1)
@@ -907,7 +914,7 @@ def test_logs_name_ids_and_codes_never_patient_data(
         claim_and_send(world.sms_id)
         with clock.frozen(SEND_AT):
             send_one(world.email_id)
-        dispatch.tick(SEND_AT + timedelta(hours=2))
+        tick_at(SEND_AT + timedelta(hours=2))
     text = caplog.text
     assert str(world.sms_id) in text
     for secret in (PHONE, EMAIL, FIRST_NAME, "López", "see you"):
@@ -957,7 +964,7 @@ def test_an_unexpected_error_before_the_call_reschedules_the_message_and_is_rais
     assert stored.error_code == "internal" and "RuntimeError" in (stored.last_error or "")
     assert stored.next_attempt_at is not None and stored.next_attempt_at > SEND_AT
     monkeypatch.undo()
-    counts = dispatch.tick(stored.next_attempt_at)
+    counts = tick_at(stored.next_attempt_at)
     assert row(world.sms_id).status is MessageStatus.SENT
     assert counts["error"] == 0 and len(fake.sms_requests()) == 1
 
@@ -986,7 +993,7 @@ def test_when_rescheduling_after_an_error_fails_too_the_reaper_requeues_the_row_
     stored = row(world.sms_id)
     assert stored.status is MessageStatus.SENDING and stored.handed_at is None
 
-    counts = dispatch.tick(SEND_AT + timedelta(seconds=get_settings().stale_sending_seconds + 1))
+    counts = tick_at(SEND_AT + timedelta(seconds=get_settings().stale_sending_seconds + 1))
     assert counts["requeued"] == 2 and counts["sent"] == 2 and counts["unknown"] == 0
     assert row(world.sms_id).status is MessageStatus.SENT
     count = fake.count()
