@@ -64,7 +64,9 @@ TICK_SECONDS = _settings.tick_seconds
 REAP_SECONDS = _seconds("ENGAGE_REAP_SECONDS", 60.0)
 
 # One send is one HTTP call with an explicit timeout (ENGAGE_HTTP_TIMEOUT_SECONDS,
-# 10 s) plus a short wait for a rate-limit slot; 30 s is three timeouts' worth.
+# 10 s) plus a short wait for a rate-limit slot; 30 s is three timeouts' worth. A
+# batch's sends run side by side on the process's threads (no more of them than
+# there are threads), so a batch takes about as long as its slowest send.
 # At the soft limit the task stops with the row in `sending`: the reaper, not a
 # blind retry, decides (it may have reached the provider).
 SEND_SOFT_TIME_LIMIT = _seconds("ENGAGE_SEND_SOFT_TIME_LIMIT", 30.0)
@@ -144,13 +146,18 @@ enable_utc = True
 
 # -- Queues ------------------------------------------------------------------------
 # Ticks and the reaper get their own queue so that a backlog of sends cannot
-# starve them: workers take from both queues in turn.
+# starve them: workers take from every queue in turn. SMS and email sends travel
+# on queues of their own, so an email never waits behind an SMS that waits for
+# its rate-limit slot; a worker started with ``-Q engage.send.sms`` (and another
+# with ``-Q engage.dispatch,engage.send.email``) keeps even their processes apart.
 DISPATCH_QUEUE = "engage.dispatch"
-SEND_QUEUE = "engage.send"
+SEND_QUEUE = "engage.send"  # single sends (``send_message``) and anything unrouted
+SEND_QUEUES = {"sms": "engage.send.sms", "email": "engage.send.email"}
 _exchange = Exchange("engage", type="direct")
 task_queues = (
     Queue(DISPATCH_QUEUE, _exchange, routing_key=DISPATCH_QUEUE),
     Queue(SEND_QUEUE, _exchange, routing_key=SEND_QUEUE),
+    *(Queue(name, _exchange, routing_key=name) for name in SEND_QUEUES.values()),
 )
 task_default_queue = SEND_QUEUE
 task_default_exchange = "engage"
@@ -160,6 +167,7 @@ task_routes = {
     "engage.reap_stale": {"queue": DISPATCH_QUEUE, "routing_key": DISPATCH_QUEUE},
     "engage.purge": {"queue": DISPATCH_QUEUE, "routing_key": DISPATCH_QUEUE},
     "engage.send_message": {"queue": SEND_QUEUE, "routing_key": SEND_QUEUE},
+    # engage.send_batch: routed per call to SEND_QUEUES[channel] (workers/tasks.py)
 }
 task_annotations = {
     "engage.dispatch_due": {"soft_time_limit": DISPATCH_SOFT_TIME_LIMIT, "time_limit": DISPATCH_TIME_LIMIT},

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     sms_rate_per_second: float = 10.0
     email_rate_per_second: float = 50.0
     http_timeout_seconds: float = 10.0
+    #: Sends in flight at once per worker process (threads: a provider call mostly waits on the network).
+    send_threads: int = 32
+    #: Message ids per send task; each task's sends overlap on the process's threads.
+    send_batch: int = 32
 
     #: A reassessment prompt takes answers (link or SMS) for this many days after it was sent.
     reassessment_answer_days: int = Field(14, ge=1)

@@ -12,20 +12,23 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from celeryconfig import SEND_QUEUES
 from engage.config import get_settings
-from engage.delivery import claim, heartbeat, send
+from engage.delivery import batch, claim, heartbeat, send
 from engage.ops import retention
+from engage.records.models import Channel
 from workers.app import app
 
 
 @app.task(name="engage.dispatch_due")
 def dispatch_due() -> int:
-    """Claim due rows batch by batch and enqueue one ``send_message`` per id; returns how many were enqueued.
+    """Claim due rows, SMS and email apart, and enqueue them as ``send_batch`` tasks on their channel's queue.
 
-    Stops when a batch comes back short or after one tick's time (the next tick
-    carries on). If the broker refuses a publish, the task fails and the rows
-    not yet enqueued stay ``queued`` until ``reap_stale`` re-enqueues them.
-    A finished tick records the beat's heartbeat (``engage.delivery.heartbeat``).
+    Returns how many ids were enqueued. Stops when both claims come back short or
+    after one tick's time (the next tick carries on). If the broker refuses a
+    publish, the task fails and the rows not yet enqueued stay ``queued`` until
+    ``reap_stale`` re-enqueues them. A finished tick records the beat's heartbeat
+    (``engage.delivery.heartbeat``).
     """
     with heartbeat.ticking():
         return _claim_and_enqueue()
@@ -36,12 +39,30 @@ def _claim_and_enqueue() -> int:
     deadline = time.monotonic() + settings.tick_seconds
     enqueued = 0
     while True:
-        ids = claim.claim_due()
-        for message_id in ids:
-            send_message.delay(message_id)
-        enqueued += len(ids)
-        if len(ids) < settings.claim_batch or time.monotonic() >= deadline:
+        short = True
+        for channel in (Channel.EMAIL, Channel.SMS):
+            ids = claim.claim_due(channel=channel)
+            _enqueue(channel, ids)
+            enqueued += len(ids)
+            short = short and len(ids) < settings.claim_batch
+        if short or time.monotonic() >= deadline:
             return enqueued
+
+
+def _enqueue(channel: Channel, ids: list[int]) -> None:
+    for chunk in batch.chunks(ids, get_settings().send_batch):
+        queue = SEND_QUEUES[channel.value]
+        send_batch.apply_async((chunk, channel.value), queue=queue, routing_key=queue)
+
+
+@app.task(name="engage.send_batch")
+def send_batch(message_ids: list[int], channel: str | None = None) -> dict[str, int]:
+    """Send claimed rows of one channel side by side (each exactly as ``send_message`` would); returns counts.
+
+    A redelivered or duplicate batch finds its rows no longer ``queued`` and sends
+    nothing twice. A ConfigurationError propagates after the rest of the batch.
+    """
+    return batch.send_many(message_ids, Channel(channel) if channel else None)
 
 
 @app.task(name="engage.send_message")
@@ -61,8 +82,8 @@ def reap_stale() -> dict[str, int]:
     A stale ``sending`` row that was handed over becomes ``unknown``: it may be out, so it is never re-sent.
     """
     result = claim.reap_stale()
-    for message_id in result["ids"]:
-        send_message.delay(message_id)
+    for channel, ids in batch.by_channel(result["ids"]).items():
+        _enqueue(channel, ids)
     return {"requeued": result["requeued"], "unknown": result["unknown"], "failed": result["failed"]}
 
 

@@ -9,6 +9,7 @@ They do not expire: an unsubscribe link in a year-old email must still work
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer
@@ -24,7 +25,13 @@ class InvalidToken(ValueError):
 
 
 def _serializer(purpose: str) -> URLSafeSerializer:
-    return URLSafeSerializer(secret_key(), salt=purpose)
+    return _serializer_for(secret_key(), purpose)
+
+
+@lru_cache(maxsize=16)
+def _serializer_for(key: str, purpose: str) -> URLSafeSerializer:
+    # One per key and purpose for the process: building one derives its signing key again.
+    return URLSafeSerializer(key, salt=purpose)
 
 
 def make_token(purpose: str, payload: dict[str, Any]) -> str:
@@ -75,7 +82,17 @@ def reassessment_url(message_id: int, score: int | None) -> str:
     """
     token = make_token(REASSESSMENT, {"message_id": message_id})
     url = _public(f"/r/{token}")
-    return url if score is None else f"{url}?score={int(score)}"
+    return url if score is None else _with_score(url, score)
+
+
+def _with_score(url: str, score: int) -> str:
+    return f"{url}?score={int(score)}"
+
+
+def reassessment_urls(message_id: int) -> tuple[str, list[tuple[int, str]]]:
+    """The form's URL and the eleven one-click URLs (scores 0-10) of one prompt, signing its token once."""
+    form = reassessment_url(message_id, None)
+    return form, [(score, _with_score(form, score)) for score in range(11)]
 
 
 #: The "token" of every link in a preview: visibly not real, and not a signed token, so the server

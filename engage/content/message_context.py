@@ -19,8 +19,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from sqlalchemy import exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from engage.clock import utcnow
 from engage.config import get_settings
@@ -40,6 +40,7 @@ __all__ = [
     "SAMPLE_CLINIC",
     "SAMPLE_START",
     "SAMPLE_TZ",
+    "earlier_sms_exists",
     "message_context",
     "patient_preview_context",
     "sample_context",
@@ -97,10 +98,11 @@ def _context(
 
 
 def _links(patient_id: int, message_id: int, channel: str) -> dict[str, Any]:
+    reassessment_form_url, reassessment_urls = links.reassessment_urls(message_id)  # one signature, not twelve
     return {
         "unsubscribe_url": links.unsubscribe_url(patient_id, channel),
-        "reassessment_urls": [(score, links.reassessment_url(message_id, score)) for score in range(11)],
-        "reassessment_form_url": links.reassessment_url(message_id, None),
+        "reassessment_urls": reassessment_urls,
+        "reassessment_form_url": reassessment_form_url,
     }
 
 
@@ -145,22 +147,32 @@ def _step(message: Message) -> dict[str, Any]:
     return step
 
 
+def earlier_sms_exists(message: Any) -> ColumnElement[bool]:
+    """Whether an earlier SMS of ``message``'s enrollment reached (or may still reach) the patient.
+
+    ``message`` is a row or the ``Message`` entity itself (then the clause is correlated, for a
+    caller that reads it in the same SELECT as the row).
+    """
+    earlier = aliased(Message)
+    return exists(select(earlier.id).where(
+        earlier.enrollment_id == message.enrollment_id,
+        earlier.channel == Channel.SMS,
+        earlier.id != message.id,
+        earlier.status.not_in(_NOT_RECEIVED),
+        or_(earlier.due_at < message.due_at, (earlier.due_at == message.due_at) & (earlier.id < message.id)),
+    ))
+
+
 def _is_first_sms(session: Session, message: Message) -> bool:
-    earlier = select(Message.id).where(
-        Message.enrollment_id == message.enrollment_id,
-        Message.channel == Channel.SMS,
-        Message.id != message.id,
-        Message.status.not_in(_NOT_RECEIVED),
-        or_(Message.due_at < message.due_at, (Message.due_at == message.due_at) & (Message.id < message.id)),
-    )
-    return not session.scalar(select(exists(earlier)))
+    return not session.scalar(select(earlier_sms_exists(message)))
 
 
-def message_context(session: Session, message: Message) -> dict[str, Any]:
+def message_context(session: Session, message: Message, first_sms: bool | None = None) -> dict[str, Any]:
     """The template context for one outbox row, in its patient's time zone and locale.
 
     ``first_sms`` is true for an SMS with no earlier SMS in the same enrollment
-    that reached (or may still reach) the patient.
+    that reached (or may still reach) the patient; a caller that read
+    :func:`earlier_sms_exists` with the row passes it in, else it is asked here.
     """
     patient = message.patient
     clinic = patient.clinic
@@ -174,7 +186,9 @@ def message_context(session: Session, message: Message) -> dict[str, Any]:
         start=appointment.start_at if appointment else None,
         end=appointment.end_at if appointment else None,
         step=_step(message),
-        first_sms=channel == Channel.SMS.value and _is_first_sms(session, message),
+        first_sms=channel == Channel.SMS.value and (
+            first_sms if first_sms is not None else _is_first_sms(session, message)
+        ),
         patient_id=patient.id,
         message_id=message.id,
         channel=channel,

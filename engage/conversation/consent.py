@@ -6,26 +6,39 @@ collected consent at intake); the newest event decides otherwise.
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import ScalarSelect, select, update
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.records.models import Channel, ConsentEvent, ConsentState, Message, MessageStatus, Patient
 
 
-def current_consent(session: Session, patient_id: int, channel: Channel) -> ConsentState:
-    """The patient's consent on ``channel`` now: the newest event's state, or opted in when there is none."""
-    state = session.scalar(
+def newest_consent(patient_id: Any, channel: Any) -> ScalarSelect[ConsentState]:
+    """The newest event's state as a scalar subquery (NULL without events); the arguments may be columns."""
+    return (
         select(ConsentEvent.state)
         .where(ConsentEvent.patient_id == patient_id, ConsentEvent.channel == channel)
         .order_by(ConsentEvent.id.desc())
         .limit(1)
+        .scalar_subquery()
     )
+
+
+def current_consent(session: Session, patient_id: int, channel: Channel) -> ConsentState:
+    """The patient's consent on ``channel`` now: the newest event's state, or opted in when there is none."""
+    state = session.scalar(select(newest_consent(patient_id, channel)))
     return state or ConsentState.OPTED_IN
 
 
-def reachability(session: Session, patient: Patient, channel: Channel) -> str | None:
-    """Why ``patient`` cannot receive on ``channel`` now, or None when they can."""
+def reachability(
+    session: Session, patient: Patient, channel: Channel, *, consent: ConsentState | None = None
+) -> str | None:
+    """Why ``patient`` cannot receive on ``channel`` now, or None when they can.
+
+    ``consent``: the current consent when the caller read it already (:func:`newest_consent` in its own query).
+    """
     if channel is Channel.SMS:
         if not patient.phone:
             return "no phone number"
@@ -33,7 +46,7 @@ def reachability(session: Session, patient: Patient, channel: Channel) -> str | 
             return "phone number marked invalid by the provider"
     elif not patient.email:
         return "no email address"
-    if current_consent(session, patient.id, channel) is ConsentState.OPTED_OUT:
+    if (consent or current_consent(session, patient.id, channel)) is ConsentState.OPTED_OUT:
         return f"opted out of {channel.value}"
     return None
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from engage import clock
 from engage.config import get_settings
 from engage.db import session_scope
-from engage.records.models import Message, MessageStatus
+from engage.records.models import Channel, Message, MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,10 @@ def _take(session: Session, candidates: Select[Any], guard: Any, values: dict[st
     return sorted(session.scalars(stmt).all())
 
 
-def claim_due(limit: int | None = None, *, now: datetime | None = None) -> list[int]:
+def claim_due(limit: int | None = None, *, now: datetime | None = None, channel: Channel | None = None) -> list[int]:
     """Claim up to ``limit`` (default ``settings.claim_batch``) due ``scheduled`` rows; return their ids.
+
+    ``channel``: only that channel's rows (the dispatcher claims SMS and email apart, for their own queues).
 
     Due: ``due_at <= now`` and no ``next_attempt_at`` in the future. Oldest
     first. The rows become ``queued`` (``queued_at = now``) in one transaction;
@@ -78,6 +80,7 @@ def claim_due(limit: int | None = None, *, now: datetime | None = None) -> list[
             Message.status == MessageStatus.SCHEDULED,
             Message.due_at <= now,
             (Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now),
+            *([Message.channel == channel] if channel is not None else []),
         )
         .order_by(Message.due_at)
         .limit(limit)

@@ -38,17 +38,36 @@ class Taken:
 
 
 def start_sending(message_id: int, now: datetime) -> Taken | None:
-    """``queued -> sending`` (one more attempt). None when the row was not ``queued``."""
+    """``queued -> sending`` (one more attempt), committed. None when the row was not ``queued``."""
     with session_scope() as session:
-        row = session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
-            .values(status=MessageStatus.SENDING, sending_at=now, handed_at=None, attempts=Message.attempts + 1,
-                    updated_at=now)
-            .returning(Message.attempts, Message.channel)
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
+        row = session.execute(_take(message_id, now).returning(Message.attempts, Message.channel)).one_or_none()
         return Taken(attempt=row.attempts, channel=row.channel) if row is not None else None
+
+
+def take(session: Session, message_id: int, now: datetime) -> int | None:
+    """``queued -> sending`` (one more attempt) in the caller's transaction; the attempt number, or None."""
+    return session.scalar(_take(message_id, now).returning(Message.attempts))
+
+
+def _take(message_id: int, now: datetime) -> Any:
+    return (
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+        .values(status=MessageStatus.SENDING, sending_at=now, handed_at=None, attempts=Message.attempts + 1,
+                updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def postpone(session: Session, message_id: int, now: datetime, *, next_attempt_at: datetime, reason: str) -> bool:
+    """A ``queued`` row back to ``scheduled`` until ``next_attempt_at`` (no attempt used); False if not queued."""
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+        .values(status=MessageStatus.SCHEDULED, status_reason=reason, next_attempt_at=next_attempt_at, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def hand_over(session: Session, message_id: int, now: datetime, attempt: int) -> bool:

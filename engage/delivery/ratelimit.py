@@ -25,11 +25,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
-
-import redis
+from typing import TYPE_CHECKING, Protocol
 
 from engage.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    import redis
 
 KEY_PREFIX = "engage:rate:"
 
@@ -61,9 +62,16 @@ class RateLimited(Exception):
         self.wait = wait
 
 
+class LimiterUnavailable(Exception):
+    """The shared bucket could not be reached (Redis down or timing out); nothing was reserved."""
+
+
 class RateLimiter(Protocol):
     def reserve(self, key: str, rate: float, *, burst: float = 1.0, max_wait: float = 30.0) -> float:
-        """Reserve one slot; return seconds to wait before using it. Raises RateLimited beyond ``max_wait``."""
+        """Reserve one slot; return seconds to wait for it.
+
+        Raises RateLimited beyond ``max_wait`` (nothing reserved), LimiterUnavailable when the bucket is out of reach.
+        """
         ...
 
 
@@ -71,6 +79,9 @@ class RedisTokenBucket:
     """A bucket per key in Redis, shared by every process that uses the same Redis database."""
 
     def __init__(self, client: redis.Redis) -> None:
+        import redis  # here, not at the top: importing redis-py takes longer than a whole `engage --help`
+
+        self._errors = redis.RedisError
         self._client = client
         self._script = client.register_script(_GCRA)
 
@@ -79,7 +90,10 @@ class RedisTokenBucket:
             return 0.0
         interval = int(1_000_000 / rate)
         tolerance = int(interval * max(burst - 1.0, 0.0))
-        result = int(self._script(keys=[KEY_PREFIX + key], args=[interval, tolerance, int(max_wait * 1_000_000)]))
+        try:
+            result = int(self._script(keys=[KEY_PREFIX + key], args=[interval, tolerance, int(max_wait * 1_000_000)]))
+        except self._errors as exc:
+            raise LimiterUnavailable(f"rate limit {key}: {type(exc).__name__}") from exc
         if result < 0:
             raise RateLimited(key, (-result - 1) / 1_000_000)
         return result / 1_000_000
@@ -147,6 +161,8 @@ def get_limiter(settings: Settings | None = None) -> RateLimiter:
         limiter = _limiters.get(key)
         if limiter is None:
             if url:
+                import redis
+
                 client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
                 limiter = RedisTokenBucket(client)
             else:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -33,14 +32,22 @@ from engage.content.rendering import TemplateError
 from engage.conversation.consent import record_consent
 from engage.db import session_scope
 from engage.delivery.claim import UNKNOWN_REASON
-from engage.delivery.outbox_rows import finish, hand_over, record_accepted, release, start_sending, write_with_retries
+from engage.delivery.outbox_rows import (
+    finish,
+    hand_over,
+    postpone,
+    record_accepted,
+    release,
+    take,
+    write_with_retries,
+)
 from engage.delivery.providers import email_provider, sms_provider
 from engage.delivery.providers.base import ConfigurationError, OutgoingSms, ProviderError
-from engage.delivery.providers.twilio import INVALID_NUMBER as TWILIO_INVALID_NUMBER
-from engage.delivery.providers.twilio import NOT_MOBILE as TWILIO_NOT_MOBILE
-from engage.delivery.providers.twilio import UNSUBSCRIBED as TWILIO_UNSUBSCRIBED
-from engage.delivery.ratelimit import RateLimited, acquire, get_limiter
-from engage.delivery.send_checks import Decision, Ready, content_problem, render, send_time_check
+from engage.delivery.providers.twilio_codes import INVALID_NUMBER as TWILIO_INVALID_NUMBER
+from engage.delivery.providers.twilio_codes import NOT_MOBILE as TWILIO_NOT_MOBILE
+from engage.delivery.providers.twilio_codes import UNSUBSCRIBED as TWILIO_UNSUBSCRIBED
+from engage.delivery.ratelimit import LimiterUnavailable, RateLimited, acquire, get_limiter
+from engage.delivery.send_checks import Decision, Ready, content_problem, load_for_sending, render, send_time_check
 from engage.records.models import Channel, ConsentState, Message, MessageStatus, Patient
 
 log = logging.getLogger(__name__)
@@ -77,11 +84,15 @@ class SendResult:
     provider_message_id: str | None = None
 
 
-def send_one(message_id: int) -> SendResult:
+def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
     """Send one claimed (``queued``) message, at most once; see the module docstring.
 
-    Returns a :class:`SendResult`. Raises ``ConfigurationError`` after putting
-    the row back to ``queued`` (engage is set up wrongly: stop loudly, lose
+    ``channel``: the message's, when the caller knows it (a batch of one channel);
+    otherwise it is read first. Two commits for a message that goes: the take
+    (``queued -> sending``, checks, render, ``handed_at``) and the provider's answer.
+
+    Returns a :class:`SendResult`. Raises ``ConfigurationError`` with the row
+    left or put back ``queued`` (engage is set up wrongly: stop loudly, lose
     nothing). Any other unexpected error before the provider call puts the row
     back on the schedule (one attempt used; if even that write fails, the row
     stays in ``sending`` without ``handed_at`` and the reaper requeues it) and
@@ -89,42 +100,39 @@ def send_one(message_id: int) -> SendResult:
     for the reaper, which flags it ``unknown``.
     """
     now = clock.utcnow()
-    taken = start_sending(message_id, now)
-    if taken is None:
-        log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
-        return SendResult(message_id, Outcome.NOT_MINE)
-    attempt = taken.attempt
+    if channel is None:
+        channel = _queued_channel(message_id)
+        if channel is None:
+            log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
+            return SendResult(message_id, Outcome.NOT_MINE)
     try:
-        provider = sms_provider() if taken.channel is Channel.SMS else email_provider()
+        provider = sms_provider() if channel is Channel.SMS else email_provider()
         # The slot first, the checks after: a STOP, a cancellation or a move that arrives while this worker
         # waits for its turn (up to MAX_RATE_WAIT_SECONDS) is seen. Only a commit and the HTTP call remain
         # between the checks and the provider.
-        _wait_for_slot(taken.channel, provider.name)
-        now = clock.utcnow()
-        prepared = _prepare(message_id, now, attempt)
-        if isinstance(prepared, SendResult):
-            return prepared
+        _wait_for_slot(channel, provider.name)
     except ConfigurationError:
-        release(message_id, now, attempt=attempt)
-        log.error("message %d: configuration error; put back to queued", message_id)
+        log.error("message %d: configuration error; left queued", message_id)
         raise
-    except (RateLimited, redis.RedisError) as exc:
+    except (RateLimited, LimiterUnavailable) as exc:
         wait = exc.wait if isinstance(exc, RateLimited) else get_settings().retry_base_seconds
-        return _defer(message_id, now, attempt, timedelta(seconds=wait), f"rate limit ({type(exc).__name__})")
-    except Exception as exc:
-        _retry_or_fail_after_error(message_id, now, attempt, exc)
-        raise
+        return _postpone(message_id, now, timedelta(seconds=wait), f"rate limit ({type(exc).__name__})")
+    now = clock.utcnow()
+    prepared = _take_and_prepare(message_id, now)
+    if isinstance(prepared, SendResult):
+        return prepared
+    ready, attempt = prepared
 
     try:
-        with metrics.provider_call(provider.name, prepared.channel.value):
-            if isinstance(prepared.payload, OutgoingSms):
-                accepted = provider.send_sms(prepared.payload)  # type: ignore[union-attr]
+        with metrics.provider_call(provider.name, ready.channel.value):
+            if isinstance(ready.payload, OutgoingSms):
+                accepted = provider.send_sms(ready.payload)  # type: ignore[union-attr]
             else:
-                accepted = provider.send_email(prepared.payload)  # type: ignore[union-attr]
+                accepted = provider.send_email(ready.payload)  # type: ignore[union-attr]
     except ProviderError as exc:
         metrics.record_provider_error(provider.name, exc.code or exc.status)
-        return _provider_failed(message_id, exc, now, attempt=attempt, channel=prepared.channel,
-                                patient_id=prepared.patient_id)
+        return _provider_failed(message_id, exc, now, attempt=attempt, channel=ready.channel,
+                                patient_id=ready.patient_id)
     except ConfigurationError:
         release(message_id, now, attempt=attempt)
         log.error("message %d: configuration error from provider %s; put back to queued", message_id, provider.name)
@@ -137,7 +145,7 @@ def send_one(message_id: int) -> SendResult:
 
     def store(session: Session) -> None:
         record_accepted(session, message_id, clock.utcnow(), provider=provider.name,
-                        provider_message_id=accepted.provider_message_id, segments=prepared.segments)
+                        provider_message_id=accepted.provider_message_id, segments=ready.segments)
 
     try:
         write_with_retries(store)
@@ -149,31 +157,65 @@ def send_one(message_id: int) -> SendResult:
     return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
 
 
-def _prepare(message_id: int, now: datetime, attempt: int) -> Ready | SendResult:
-    """Re-check and render the message, then commit ``handed_at``; commit and return a result when it must not go."""
+def _queued_channel(message_id: int) -> Channel | None:
     with session_scope() as session:
-        message = session.get_one(Message, message_id)
-        decision = send_time_check(session, message, now)
-        if decision is not None:
-            return _apply(session, message_id, now, attempt, decision)
-        try:
-            ready = render(session, message)
-        except TemplateError as exc:
-            reason = str(exc)[:500]
-            finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED, status_reason=reason,
-                   last_error=reason, error_code="template", next_attempt_at=None)
-            log.warning("message %d failed: template error in %s", message_id, exc.template)
-            return SendResult(message_id, Outcome.FAILED, reason=reason)
-        problem = content_problem(ready)
-        if problem is not None:
-            finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
-                   status_reason=problem[:500], last_error=problem[:500], error_code="content", next_attempt_at=None)
-            log.warning("message %d failed: content rule %s", message_id, CONDITION_WORD_RULE)
-            return SendResult(message_id, Outcome.FAILED, reason=problem)
-        if not hand_over(session, message_id, now, attempt):
-            log.info("message %d: taken back by the reaper before the provider call; not sent", message_id)
+        channel = session.scalar(
+            select(Message.channel).where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+        )
+    return Channel(channel) if channel is not None else None
+
+
+def _take_and_prepare(message_id: int, now: datetime) -> tuple[Ready, int] | SendResult:
+    """One transaction: take the row (``queued -> sending``), re-check and render it, then set ``handed_at``.
+
+    Returns what to send and the attempt number, or the result when it must not go (written in the same
+    transaction). The checks run in a savepoint: an unexpected error there leaves the row ``sending``
+    without ``handed_at`` (committed), is written as a retry by :func:`_retry_or_fail_after_error`, and is
+    re-raised.
+    """
+    error: Exception | None = None
+    with session_scope() as session:
+        attempt = take(session, message_id, now)
+        if attempt is None:
+            log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
             return SendResult(message_id, Outcome.NOT_MINE)
-        return ready
+        try:
+            with session.begin_nested():
+                outcome = _check_and_render(session, message_id, now, attempt)
+        except Exception as exc:  # noqa: BLE001 - rolled back to the savepoint; handled below, then re-raised
+            error = exc
+        else:
+            if isinstance(outcome, SendResult):
+                return outcome
+            if not hand_over(session, message_id, now, attempt):
+                log.info("message %d: taken back by the reaper before the provider call; not sent", message_id)
+                return SendResult(message_id, Outcome.NOT_MINE)
+            return outcome, attempt
+    _retry_or_fail_after_error(message_id, now, attempt, error)
+    raise error
+
+
+def _check_and_render(session: Session, message_id: int, now: datetime, attempt: int) -> Ready | SendResult:
+    """Re-check and render the message; write and return a result when it must not go."""
+    loaded = load_for_sending(session, message_id)
+    decision = send_time_check(session, loaded.message, now, consent=loaded.consent)
+    if decision is not None:
+        return _apply(session, message_id, now, attempt, decision)
+    try:
+        ready = render(session, loaded.message, first_sms=loaded.first_sms)
+    except TemplateError as exc:
+        reason = str(exc)[:500]
+        finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED, status_reason=reason,
+               last_error=reason, error_code="template", next_attempt_at=None)
+        log.warning("message %d failed: template error in %s", message_id, exc.template)
+        return SendResult(message_id, Outcome.FAILED, reason=reason)
+    problem = content_problem(ready)
+    if problem is not None:
+        finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
+               status_reason=problem[:500], last_error=problem[:500], error_code="content", next_attempt_at=None)
+        log.warning("message %d failed: content rule %s", message_id, CONDITION_WORD_RULE)
+        return SendResult(message_id, Outcome.FAILED, reason=problem)
+    return ready
 
 
 def _apply(session: Session, message_id: int, now: datetime, attempt: int, decision: Decision) -> SendResult:
@@ -206,11 +248,15 @@ def _wait_for_slot(channel: Channel, provider_name: str) -> None:
     acquire(get_limiter(settings), f"{channel.value}:{provider_name}", rate, max_wait=MAX_RATE_WAIT_SECONDS)
 
 
-def _defer(message_id: int, now: datetime, attempt: int, wait: timedelta, reason: str) -> SendResult:
-    """Back to ``scheduled`` without using an attempt (engage, not the message, had to wait)."""
+def _postpone(message_id: int, now: datetime, wait: timedelta, reason: str) -> SendResult:
+    """A ``queued`` row back to ``scheduled`` for ``wait``; no attempt used (engage, not the message, waits)."""
     with session_scope() as session:
-        decision = Decision(MessageStatus.SCHEDULED, reason, next_attempt_at=now + wait)
-        return _apply(session, message_id, now, attempt, decision)
+        moved = postpone(session, message_id, now, next_attempt_at=now + wait, reason=reason)
+    if not moved:
+        log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
+        return SendResult(message_id, Outcome.NOT_MINE)
+    log.info("message %d deferred: %s", message_id, reason)
+    return SendResult(message_id, Outcome.DEFERRED, reason=reason, delay=wait.total_seconds())
 
 
 def _provider_failed(

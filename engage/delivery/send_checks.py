@@ -23,22 +23,25 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from engage.config import get_settings
 from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in, with_plan_words
-from engage.content.message_context import message_context
+from engage.content.message_context import earlier_sms_exists, message_context
 from engage.content.rendering import render_email, render_sms
-from engage.conversation.consent import reachability
+from engage.conversation.consent import newest_consent, reachability
 from engage.delivery.providers.base import OutgoingEmail, OutgoingSms
 from engage.errors import InvalidInput, NotFound
 from engage.records.models import (
     Appointment,
     AppointmentStatus,
     Channel,
+    ConsentState,
+    Enrollment,
     EnrollmentStatus,
     Message,
     MessageStatus,
+    Patient,
     PlanStatus,
 )
 from engage.records.quiet_hours import quiet_hours_for
@@ -110,12 +113,56 @@ def _replan(session: Session, message: Message) -> tuple[Step | None, Any]:
     return step, wanted if wanted is not None else _NOT_PLANNED
 
 
-def send_time_check(session: Session, message: Message, now: datetime) -> Decision | None:
+@dataclass(frozen=True)
+class Loaded:
+    """A message with what its checks and templates read: its patient's consent now, and whether it is the first SMS."""
+
+    message: Message
+    consent: ConsentState
+    first_sms: bool
+
+
+def load_for_sending(session: Session, message_id: int) -> Loaded:
+    """The message, its enrollment, plan, patient, clinic and appointment, consent and first-SMS flag: one SELECT."""
+    message, consent, earlier_sms = session.execute(
+        select(Message, newest_consent(Message.patient_id, Message.channel), earlier_sms_exists(Message))
+        .where(Message.id == message_id)
+        .options(
+            joinedload(Message.enrollment).joinedload(Enrollment.plan),
+            joinedload(Message.patient).joinedload(Patient.clinic),
+            joinedload(Message.appointment),
+        )
+        .execution_options(populate_existing=True)
+    ).one()
+    return Loaded(message, consent or ConsentState.OPTED_IN, not earlier_sms)
+
+
+def _planned_step(message: Message) -> tuple[Step | None, Any]:
+    """Like :func:`_replan` for a row planned under its enrollment's current ``plan_version``: nothing to re-plan.
+
+    Every change to what planning reads (appointments, the plan, the enrollment, consent,
+    quiet hours) re-plans the enrollment and bumps the version, so an equal stamp means the
+    row's time is still what planning wants; only the step is looked up (for its quiet-hours rule).
+    """
+    try:
+        sequence = get_sequence(message.enrollment.sequence_key)
+    except (InvalidInput, NotFound):
+        return None, None
+    step = next((s for s in sequence.steps if s.key == message.step_key), None)
+    return (step, None) if step is not None else (None, _NOT_PLANNED)
+
+
+def send_time_check(
+    session: Session, message: Message, now: datetime, *, consent: ConsentState | None = None
+) -> Decision | None:
     """Why ``message`` must not go out now (cancelled, skipped or deferred), or None when it may.
 
     Planning ran when the row was written; the world may have changed since
     (an appointment cancelled or moved while the row was queued, a STOP, a
     worker that was down until 3 a.m.), so the same rules are asked again.
+    Statuses, consent, contact details and quiet hours are read as they are now;
+    the due time is re-planned only when the enrollment was re-planned after the
+    row was (its ``plan_version`` stamp is older).
     """
     enrollment = message.enrollment
     if enrollment.status is not EnrollmentStatus.ACTIVE:
@@ -133,7 +180,8 @@ def send_time_check(session: Session, message: Message, now: datetime) -> Decisi
     wake = max(message.due_at, message.next_attempt_at or message.due_at)
     if wake > now:
         return Decision(MessageStatus.SCHEDULED, "not due yet (moved after it was claimed)", resume_at=wake)
-    step, wanted = _replan(session, message)
+    current = message.plan_version is not None and message.plan_version == enrollment.plan_version
+    step, wanted = _planned_step(message) if current else _replan(session, message)
     if wanted is _NOT_PLANNED:
         return Decision(MessageStatus.CANCELLED, "no longer planned")
     if wanted is not None and wanted.due_at != message.due_at:
@@ -145,7 +193,7 @@ def send_time_check(session: Session, message: Message, now: datetime) -> Decisi
     if appointment is not None and before_visit and appointment.start_at <= now:
         return Decision(MessageStatus.SKIPPED, "too late: the appointment has begun")
     patient = message.patient
-    unreachable = reachability(session, patient, message.channel)
+    unreachable = reachability(session, patient, message.channel, consent=consent)
     if unreachable:
         return Decision(MessageStatus.SKIPPED, unreachable)
     if step is None or step.quiet_hours != "ignore":
@@ -159,12 +207,12 @@ def send_time_check(session: Session, message: Message, now: datetime) -> Decisi
     return None
 
 
-def render(session: Session, message: Message) -> Ready:
-    """The provider payload for ``message``. Raises TemplateError."""
+def render(session: Session, message: Message, *, first_sms: bool | None = None) -> Ready:
+    """The provider payload for ``message``. Raises TemplateError. ``first_sms``: as read by :class:`Loaded`."""
     settings = get_settings()
     patient = message.patient
     clinic = patient.clinic
-    context = message_context(session, message)
+    context = message_context(session, message, first_sms)
     locale = patient.locale or "en"
     if message.channel is Channel.SMS:
         sms = render_sms(message.template, context, locale)

@@ -284,6 +284,8 @@ class Enrollment(Base):
     enrolled_by: Mapped[str] = mapped_column(String(320), default="cli")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: Bumped by every re-plan (reconcile); its scheduled rows carry the number they were planned under.
+    plan_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     patient: Mapped[Patient] = relationship()
     plan: Mapped[TreatmentPlan] = relationship()
@@ -327,6 +329,8 @@ class Message(Base):
     handed_at: Mapped[datetime | None]  # committed just before the provider call: it may have the message
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+    #: The enrollment's ``plan_version`` this row was planned under: equal at send time, nothing was re-planned since.
+    plan_version: Mapped[int | None] = mapped_column(Integer)
 
     enrollment: Mapped[Enrollment] = relationship()
     patient: Mapped[Patient] = relationship(back_populates="messages")

@@ -140,9 +140,13 @@ def target_for(
 
 
 def new_row(
-    message: DesiredMessage, target: Target, *, enrollment_id: int, patient_id: int, now: datetime
+    message: DesiredMessage, target: Target, *, enrollment_id: int, patient_id: int, now: datetime,
+    plan_version: int = 0,
 ) -> dict[str, Any]:
-    """The ``message`` table values for inserting ``message`` (for bulk ``insert()``)."""
+    """The ``message`` table values for inserting ``message`` (for bulk ``insert()``).
+
+    ``plan_version``: the enrollment's, as it stands in this transaction (0 for a new enrollment).
+    """
     return {
         "enrollment_id": enrollment_id,
         "patient_id": patient_id,
@@ -158,12 +162,13 @@ def new_row(
         "attempts": 0,
         "created_at": now,
         "updated_at": now,
+        "plan_version": plan_version,
     }
 
 
 _COPY_COLUMNS = (
     "enrollment_id", "patient_id", "appointment_id", "step_key", "occurrence", "channel", "template", "context",
-    "due_at", "status", "status_reason", "attempts", "created_at", "updated_at",
+    "due_at", "status", "status_reason", "attempts", "created_at", "updated_at", "plan_version",
 )
 
 
@@ -229,6 +234,7 @@ def reconcile_enrollment(session: Session, enrollment_id: int) -> ReconcileResul
     ).one_or_none()
     if enrollment is None:
         raise NotFound(f"no enrollment with id {enrollment_id}")
+    version = _bump_plan_version(session, enrollment)
     plan = session.get_one(TreatmentPlan, enrollment.plan_id)
     patient = session.get_one(Patient, enrollment.patient_id)
     clinic = session.get_one(Clinic, patient.clinic_id)
@@ -255,7 +261,7 @@ def reconcile_enrollment(session: Session, enrollment_id: int) -> ReconcileResul
         .execution_options(populate_existing=True)
     ).all()
     reach = _LazyReach(lambda channel: reachability(session, patient, channel))
-    return apply_diff(
+    result = apply_diff(
         session,
         enrollment=enrollment,
         desired=desired,
@@ -265,6 +271,31 @@ def reconcile_enrollment(session: Session, enrollment_id: int) -> ReconcileResul
         plan_status=plan.status,
         now=now,
     )
+    # Every row still scheduled is now what this plan wants: stamp it. Rows a dispatcher holds (queued,
+    # sending) keep their older stamp, so the send-time check re-plans exactly those.
+    session.execute(
+        update(Message)
+        .where(Message.enrollment_id == enrollment.id, Message.status == MessageStatus.SCHEDULED)
+        .values(plan_version=version)
+        .execution_options(synchronize_session=False)
+    )
+    for row in existing:
+        if row.status is MessageStatus.SCHEDULED:
+            set_committed_value(row, "plan_version", version)
+    return result
+
+
+def _bump_plan_version(session: Session, enrollment: Enrollment) -> int:
+    """Count one more re-plan of ``enrollment`` (its row is locked); return the new number."""
+    version = (enrollment.plan_version or 0) + 1
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.id == enrollment.id)
+        .values(plan_version=version, updated_at=Enrollment.updated_at)  # not a change staff made
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(enrollment, "plan_version", version)
+    return version
 
 
 def apply_diff(
@@ -293,7 +324,8 @@ def apply_diff(
         )
         if row is None:
             inserts.append(
-                new_row(message, target, enrollment_id=enrollment.id, patient_id=enrollment.patient_id, now=now)
+                new_row(message, target, enrollment_id=enrollment.id, patient_id=enrollment.patient_id, now=now,
+                        plan_version=enrollment.plan_version)
             )
             result.inserted += 1
         elif row.status is MessageStatus.SCHEDULED:

@@ -277,12 +277,13 @@ def _run(label: str, batches: list[tuple[int, int, datetime]], *, latency: float
         first_due = min(due.values())
         if time.time() > first_due - 3:
             raise RuntimeError(f"seeding took {seeding:.0f}s: the first messages fell due before the workers started")
-        log = workdir / f"worker-{label}.log"
+        slug = "".join(c if c.isalnum() else "-" for c in label)
+        log = workdir / f"worker-{slug}.log"
         worker = start_worker(env, log, concurrency=2, extra=["--include", "tests.bench.bench_delivery"])
         beat = None
         try:
             _wait_until(lambda: "ready." in log.read_text(errors="replace"), 60, every=0.2)
-            beat = start_beat(env, workdir / f"beat-{label}.log", workdir)
+            beat = start_beat(env, workdir / f"beat-{slug}.log", workdir)
             time.sleep(max(0.0, first_due - time.time() - 0.5))  # both up and idle before the clock starts
             engine = get_engine()
             database = engine.url.database or ""

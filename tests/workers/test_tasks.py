@@ -38,7 +38,7 @@ def worker(db_url: str) -> Iterator[Any]:
 
     app.conf.update(broker_url="memory://", result_backend="cache+memory://", task_ignore_result=False)
     with app.connection_for_write() as conn:
-        for queue in ("engage.dispatch", "engage.send"):
+        for queue in ("engage.dispatch", "engage.send", "engage.send.sms", "engage.send.email"):
             conn.default_channel.queue_purge(queue) if conn.default_channel._has_queue(queue) else None
     reset_providers()
     reset_limiters()
@@ -57,7 +57,7 @@ def _queue_sizes() -> dict[str, int]:
 
     with app.connection_for_write() as conn:
         channel = conn.default_channel
-        return {q: channel._size(q) for q in ("engage.dispatch", "engage.send")}
+        return {q: channel._size(q) for q in ("engage.dispatch", "engage.send", "engage.send.sms", "engage.send.email")}
 
 
 def test_dispatch_due_enqueues_a_send_per_due_message_and_each_lands_in_the_outbox(worker: Any, tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_transient_provider_error_goes_back_to_the_schedule_not_to_a_celery_retr
         assert row.status is MessageStatus.SCHEDULED
         assert row.next_attempt_at is not None and row.next_attempt_at > row.due_at
         assert len(fake.sms_requests()) == 1 and not fake.sms_requests(accepted_only=True)
-        assert _queue_sizes() == {"engage.dispatch": 0, "engage.send": 0}  # no countdown task waiting anywhere
+        assert set(_queue_sizes().values()) == {0}  # no countdown task waiting anywhere
         # The next tick after the backoff sends it, once.
         with session_scope() as session:
             session.execute(update(Message).where(Message.id == message_id)

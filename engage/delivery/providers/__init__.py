@@ -6,13 +6,16 @@ choice follows the credentials: ``twilio`` when ``TWILIO_ACCOUNT_SID`` and
 otherwise ``outbox`` (files in ``ENGAGE_OUTBOX_DIR``), so a fresh checkout
 never talks to a vendor by accident.
 
-Instances are cached per process (SDK clients pool their connections) and per
+The vendor modules (and their SDKs, which take a second to import) are imported
+only when their provider is first built, so a command that sends nothing never
+loads them. Instances are cached per process (SDK clients pool their connections) and per
 settings object; a forked worker builds its own. ``reset_providers()`` empties
 the cache for tests.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Callable
@@ -30,16 +33,25 @@ from engage.delivery.providers.base import (
 )
 from engage.delivery.providers.console import ConsoleProvider
 from engage.delivery.providers.outbox import OutboxProvider
-from engage.delivery.providers.sendgrid import SendGridEmail
-from engage.delivery.providers.twilio import TwilioSms
+
+
+def _lazy(module: str, name: str) -> Callable[[Settings], Any]:
+    """A factory that imports ``module`` (and its SDK) on first use, then builds ``name`` from the settings."""
+
+    def build(settings: Settings) -> Any:
+        return getattr(importlib.import_module(module), name)(settings)
+
+    build.__qualname__ = build.__name__ = name
+    return build
+
 
 SMS_PROVIDERS: dict[str, Callable[[Settings], SmsProvider]] = {
-    "twilio": TwilioSms,
+    "twilio": _lazy("engage.delivery.providers.twilio", "TwilioSms"),
     "outbox": OutboxProvider,
     "console": ConsoleProvider,
 }
 EMAIL_PROVIDERS: dict[str, Callable[[Settings], EmailProvider]] = {
-    "sendgrid": SendGridEmail,
+    "sendgrid": _lazy("engage.delivery.providers.sendgrid", "SendGridEmail"),
     "outbox": OutboxProvider,
     "console": ConsoleProvider,
 }

@@ -52,13 +52,12 @@ for _sdk_logger in ("twilio.http_client", "twilio.async_http_client"):
     logging.getLogger(_sdk_logger).setLevel(logging.WARNING)
 logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
-# Error codes where retrying is pointless and the dispatcher has a follow-up:
-# 21610 records an SMS opt-out, 21211/21614 mark the phone invalid.
-UNSUBSCRIBED = "21610"
-INVALID_NUMBER = "21211"
-NOT_MOBILE = "21614"
-#: "Authenticate": the account SID / auth token pair was refused.
-AUTHENTICATION_FAILED = "20003"
+from engage.delivery.providers.twilio_codes import (  # noqa: E402,F401 - the codes' old home, still importable
+    AUTHENTICATION_FAILED,
+    INVALID_NUMBER,
+    NOT_MOBILE,
+    UNSUBSCRIBED,
+)
 
 
 class _RecordingHttpClient(TwilioHttpClient):
