@@ -147,13 +147,16 @@ def _step(message: Message) -> dict[str, Any]:
     return step
 
 
+_EARLIER = aliased(Message, name="earlier")  # built once: an alias costs more to build than the query it is in
+
+
 def earlier_sms_exists(message: Any) -> ColumnElement[bool]:
     """Whether an earlier SMS of ``message``'s enrollment reached (or may still reach) the patient.
 
     ``message`` is a row or the ``Message`` entity itself (then the clause is correlated, for a
     caller that reads it in the same SELECT as the row).
     """
-    earlier = aliased(Message)
+    earlier = _EARLIER
     return exists(select(earlier.id).where(
         earlier.enrollment_id == message.enrollment_id,
         earlier.channel == Channel.SMS,

@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from engage.config import get_settings
@@ -124,17 +125,23 @@ class Loaded:
 
 def load_for_sending(session: Session, message_id: int) -> Loaded:
     """The message, its enrollment, plan, patient, clinic and appointment, consent and first-SMS flag: one SELECT."""
-    message, consent, earlier_sms = session.execute(
+    message, consent, earlier_sms = session.execute(_load_statement(), {"message_id": message_id}).one()
+    return Loaded(message, consent or ConsentState.OPTED_IN, not earlier_sms)
+
+
+@cache
+def _load_statement() -> Any:
+    # Built once per process (SQLAlchemy then reuses its compiled form): building it cost more than running it.
+    return (
         select(Message, newest_consent(Message.patient_id, Message.channel), earlier_sms_exists(Message))
-        .where(Message.id == message_id)
+        .where(Message.id == bindparam("message_id"))
         .options(
             joinedload(Message.enrollment).joinedload(Enrollment.plan),
             joinedload(Message.patient).joinedload(Patient.clinic),
             joinedload(Message.appointment),
         )
         .execution_options(populate_existing=True)
-    ).one()
-    return Loaded(message, consent or ConsentState.OPTED_IN, not earlier_sms)
+    )
 
 
 def _planned_step(message: Message) -> tuple[Step | None, Any]:
