@@ -7,7 +7,7 @@ need not run planning again; any other row (claimed while a re-plan ran, or
 written before this migration: NULL) is re-planned at send time as before.
 
 Revision ID: 0010
-Revises: 0004
+Revises: 0009
 Create Date: 2026-12-01 15:40:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0010'
-down_revision = '0004'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
