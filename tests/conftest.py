@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from engage.config import get_settings
@@ -20,8 +21,29 @@ from engage.db import make_engine
 from engage.records import migrate
 from engage.records.models import Base
 
-PG_URL = os.environ.get("ENGAGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("ENGAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: pytest-xdist's worker name (``gw0``, ``gw1``, …); None when the tests run in one process.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def _per_worker_database(url: str) -> str:
+    """Each xdist worker gets its own PostgreSQL database, ``<name>_gw0`` … (created on first use)."""
+    if not XDIST_WORKER:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{XDIST_WORKER}").render_as_string(hide_password=False)
+
+
+def _per_worker_redis(url: str) -> str:
+    """Each xdist worker gets its own Redis database: ``gw0`` the configured one, ``gwN`` the Nth below it (mod 16)."""
+    if not XDIST_WORKER:
+        return url
+    base, _, db = url.rpartition("/")
+    index = int(XDIST_WORKER.removeprefix("gw") or 0)
+    return f"{base}/{(int(db or 0) - index) % 16}"
+
+
+PG_URL = _per_worker_database(os.environ.get("ENGAGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+REDIS_URL = _per_worker_redis(os.environ.get("ENGAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_REDIS = "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
@@ -30,6 +52,7 @@ _ENV_TO_CLEAR = (
     "ENGAGE_DATABASE_URL", "ENGAGE_SMS_PROVIDER", "ENGAGE_EMAIL_PROVIDER", "ENGAGE_BROKER_URL",
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID",
     "SENDGRID_API_KEY", "SENDGRID_WEBHOOK_PUBLIC_KEY", "ENGAGE_TWILIO_API_BASE", "ENGAGE_SENDGRID_API_BASE",
+    "ENGAGE_LOG_FORMAT", "ENGAGE_METRICS_TOKEN", "ENGAGE_PURGE_AFTER_DAYS", "PROMETHEUS_MULTIPROC_DIR",
 )
 
 
@@ -46,7 +69,37 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     get_settings.cache_clear()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup``, keep the heavy tests that start processes on one xdist worker, one at a time.
+
+    Worker tests start Celery worker, beat and Redis processes and measure what they do in time;
+    browser tests start Chromium and a server. Two of them at once on two cores only make each other late.
+    """
+    for item in items:
+        for marker in ("workers", "browser"):
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.xdist_group(marker))
+
+
+def _create_database_if_missing(url: str) -> None:
+    """``CREATE DATABASE`` for an xdist worker's own database (through the server's ``postgres`` database)."""
+    name = make_url(url).database
+    admin = make_engine(make_url(url).set(database="postgres").render_as_string(hide_password=False))
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        pass  # the server is not reachable: _require_postgres fails the test and says how to start it
+    finally:
+        admin.dispose()
+
+
 def _require_postgres(url: str) -> None:
+    if XDIST_WORKER:
+        _create_database_if_missing(url)
     engine = make_engine(url)
     try:
         with engine.connect():
