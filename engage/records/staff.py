@@ -125,7 +125,8 @@ class _Keys:
 
 
 def _keys(email: str, ip: str | None) -> _Keys:
-    return _Keys(f"email:{email.strip().lower()}", f"ip:{ip}" if ip else None)
+    # Cut to the column's width: whatever someone types in the box must not turn into an error.
+    return _Keys(f"email:{email.strip().lower()}"[:400], f"ip:{ip}"[:400] if ip else None)
 
 
 def authenticate(session: Session, email: str, password: str, ip: str | None = None) -> StaffUser:

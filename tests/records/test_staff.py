@@ -115,3 +115,10 @@ def test_reset_password_and_deactivation_end_open_sessions_and_are_audited(sessi
     assert resume_session(session, token) is None
     actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.subject_id == desk.id)))
     assert {"staff.create", "staff.reset_password", "staff.deactivate", "staff.login"} <= actions
+
+
+def test_an_absurdly_long_address_is_refused_like_any_other(session: Session) -> None:
+    seed.clinic(session)
+    with pytest.raises(accounts.LoginRefused):
+        accounts.authenticate(session, "x" * 1000 + "@clinic.example", "some password", ip="10.0.0.1")
+    session.commit()
