@@ -1,0 +1,51 @@
+"""Plain words for staff: each shipped step described, a change's effect summarised, a preview that writes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engage.clock import utcnow
+from engage.records.models import Enrollment, Message, MessageStatus
+from engage.records.plans import create_plan
+from engage.schedule.enrollments import enroll
+from engage.schedule.explain import describe_result, describe_sequence, preview_enrollment
+from engage.schedule.reconcile import ReconcileResult
+from engage.schedule.sequences import get_sequence
+from tests import seed
+
+
+def test_shipped_steps_read_as_plain_words() -> None:
+    words = dict((step.key, text) for step, text in describe_sequence(get_sequence("dry-needling-sciatica")))
+    assert words["visit-reminder"].startswith("SMS 24 h before each session, moved out of quiet hours")
+    assert words["what-to-expect"].startswith("Email 48 h before the first session")
+    assert words["aftercare"] == "SMS 2 h after each session ends, moved later out of quiet hours"
+    assert words["stretch"].startswith("SMS at 09:00 local time, 1 day after each session ends, then every 1 day (3")
+    assert "every 3rd session and the last session" in words["reassessment"]
+
+
+def test_a_change_is_summarised_in_a_few_words() -> None:
+    assert describe_result(ReconcileResult(moved=2, cancelled=1)) == "2 messages moved, 1 cancelled"
+    assert describe_result(ReconcileResult(cancelled=1)) == "1 message cancelled"
+    assert describe_result(ReconcileResult(unchanged=4)) == "no messages changed"
+
+
+def test_the_preview_is_what_enrolling_then_plans_and_writes_nothing(session: Session) -> None:
+    clinic = seed.clinic(session)
+    james = seed.patient(session, clinic.id, "James", "Carter", email="james@example.com")
+    james.phone = None  # no phone: every SMS would be skipped, and the preview says so
+    first = (utcnow() + timedelta(days=6)).strftime("%Y-%m-%dT10:00")
+    plan = create_plan(session, patient_id=james.id, condition="sciatica", modality="dry needling", first=first,
+                       sessions=2, every=timedelta(days=7))
+    rows = preview_enrollment(session, james, plan, "dry-needling-sciatica")
+    assert session.scalar(select(func.count()).select_from(Message)) == 0
+    assert session.scalar(select(func.count()).select_from(Enrollment)) == 0
+    assert {r.reason for r in rows if r.channel.value == "sms"} == {"no phone number"}
+    enroll(session, james.id, plan.id, "dry-needling-sciatica")
+    written = session.execute(select(Message.step_key, Message.due_at, Message.status).order_by(Message.due_at,
+                                                                                                 Message.step_key))
+    assert [(r.step, r.due_at, r.status) for r in rows] == [tuple(w) for w in written]
+    assert all(r.local_due_at.utcoffset() is not None for r in rows)
+    assert any(r.status is MessageStatus.SCHEDULED for r in rows)
