@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,8 +34,9 @@ def test_demo_sends_the_sequence_into_the_outbox_and_prints_a_summary(empty_fold
     assert "Outbox:" in out
     emails = sorted((empty_folder / "outbox").glob("email-*.eml"))
     sms = sorted((empty_folder / "outbox").glob("sms-*.json"))
-    assert len(emails) == 5  # one what-to-expect per demo patient
-    assert len(sms) > 50
+    # One what-to-expect per demo patient, and the patient without a phone gets his two reassessments by email.
+    assert len(emails) == 5 + 2
+    assert len(sms) > 30
     spanish = [json.loads(p.read_text())["body"] for p in sms]
     assert any("STOP" in body for body in spanish)
     assert f"Outbox: {len(emails) + len(sms)} files" in out
@@ -72,6 +74,14 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
                 and r.status == MessageStatus.SENT and r.sent_at.replace(tzinfo=ZoneInfo("UTC")) > stop_at]
     assert late_sms == []  # nothing after STOP
     assert any(r.patient_id == stop["patient_id"] and r.status == MessageStatus.CANCELLED for r in rows)
+    # Frequency caps (default: 1 non-urgent SMS a local day, 4 in any 7 days), the busiest patient included.
+    for patient in first["patients"]:
+        zone = ZoneInfo(patient["timezone"])
+        days = Counter(r.sent_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).date() for r in sent
+                       if r.patient_id == patient["patient_id"] and r.channel.value == "sms")
+        assert max(days.values(), default=0) <= 1, patient["name"]
+        for first_day in days:
+            assert sum(days[first_day + timedelta(days=i)] for i in range(7)) <= 4, patient["name"]
     no_phone = next(p for p in first["patients"] if not p["phone"])
     assert all(r.status != MessageStatus.SENT for r in rows
                if r.patient_id == no_phone["patient_id"] and r.channel.value == "sms")

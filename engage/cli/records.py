@@ -13,7 +13,7 @@ from engage.cli.outcomes import outcomes
 from engage.db import session_scope
 from engage.records import clinics, lookup, patients, plans
 from engage.records.models import AppointmentStatus, Clinic, Patient, TreatmentPlan
-from engage.schedule import appointments, clinic_hours
+from engage.schedule import appointments, clinic_hours, clinic_settings
 from engage.schedule.durations import parse_duration
 
 
@@ -257,3 +257,49 @@ def _status_command(name: str, status: AppointmentStatus, doc: str) -> None:
 _status_command("cancel", AppointmentStatus.CANCELLED, "Cancel an appointment; its pending messages are cancelled.")
 _status_command("complete", AppointmentStatus.COMPLETED, "Mark an appointment as attended.")
 _status_command("no-show", AppointmentStatus.NO_SHOW, "Mark an appointment as missed.")
+
+
+# --- care content settings (issue 14) ---------------------------------------------------------
+
+def _keys(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> list[str]:
+    return [key.strip() for item in value for key in item.split(",") if key.strip()]
+
+
+@clinic.command("settings")
+@click.argument("clinic_id", type=int)
+@click.option("--sms-name", help="Short name SMS carry instead of the clinic's name (at most 20 characters, "
+              "no condition or treatment words); '' removes it.")
+@click.option("--sms-per-day", type=int, help="Non-urgent SMS a patient may get per local day (default 1).")
+@click.option("--sms-per-week", type=int, help="Non-urgent SMS a patient may get in any 7 local days (default 4).")
+@click.option("--step-off", "steps_off", multiple=True, callback=_keys, metavar="KEY[,KEY]",
+              help="Turn sequence steps off (e.g. rebook). Repeatable.")
+@click.option("--step-on", "steps_on", multiple=True, callback=_keys, metavar="KEY[,KEY]",
+              help="Turn sequence steps back on. Repeatable.")
+@click.option("--prefer-email/--prefer-sms", default=None,
+              help="Send steps that may go by email (the reassessment) by email to every patient with an address.")
+@json_option
+@user_errors
+def clinic_settings_command(clinic_id: int, sms_name: str | None, sms_per_day: int | None, sms_per_week: int | None,
+                            steps_off: list[str], steps_on: list[str], prefer_email: bool | None) -> None:
+    """Change a clinic's messaging settings; pending messages of its patients are re-planned."""
+    given: dict[str, Any] = {}
+    if sms_name is not None:
+        given["sms_name"] = sms_name
+    if sms_per_day is not None:
+        given["sms_per_day"] = sms_per_day
+    if sms_per_week is not None:
+        given["sms_per_week"] = sms_per_week
+    with session_scope() as session:
+        changed, result = clinic_settings.change_clinic_settings(
+            session, clinic_id, steps_off=steps_off, steps_on=steps_on, prefers_email=prefer_email, **given)
+        data = {**clinics.clinic_json(changed), "changes": result.as_dict()}
+
+    def human() -> str:
+        counts = data["changes"]
+        return (f"clinic {data['id']}: SMS name {data['sms_name'] or '(the clinic name)'}; at most "
+                f"{data['sms_per_day']} SMS a day, {data['sms_per_week']} a week; steps off: "
+                f"{', '.join(data['steps_off']) or 'none'}; prefers email: {'yes' if data['prefers_email'] else 'no'}\n"
+                f"{counts['skipped']} pending messages skipped, {counts['revived']} revived, "
+                f"{counts['cancelled']} cancelled, {counts['updated']} updated")
+
+    emit(data, human)

@@ -47,7 +47,7 @@ from engage.records.models import (
 )
 from engage.records.quiet_hours import quiet_hours_for
 from engage.schedule.planning import EnrollmentFacts, plan_messages
-from engage.schedule.reconcile import appointment_facts, plan_facts, policy_for
+from engage.schedule.reconcile import appointment_facts, plan_facts, policy_for, sms_history
 from engage.schedule.sequences import Step, get_sequence
 from engage.schedule.windows import is_quiet, shift_forward
 
@@ -109,6 +109,7 @@ def _replan(session: Session, message: Message) -> tuple[Step | None, Any]:
         sequence,
         policy_for(patient, patient.clinic),
         EnrollmentFacts(enrollment.id, enrollment.created_at),
+        sms_history(session, patient.id, enrollment.id, leave_out=message.id),
     )
     wanted = next((d for d in desired if d.key == (message.step_key, message.occurrence)), None)
     return step, wanted if wanted is not None else _NOT_PLANNED
@@ -191,6 +192,9 @@ def send_time_check(
     step, wanted = _planned_step(message) if current else _replan(session, message)
     if wanted is _NOT_PLANNED:
         return Decision(MessageStatus.CANCELLED, "no longer planned")
+    if wanted is not None and wanted.skip_reason:
+        # The planner's own answer, so a capped message is skipped here exactly when the timeline said so.
+        return Decision(MessageStatus.SKIPPED, wanted.skip_reason)
     if wanted is not None and wanted.due_at != message.due_at:
         if wanted.due_at > now:
             return Decision(MessageStatus.SCHEDULED, "moved with its appointment", due_at=wanted.due_at)

@@ -32,12 +32,26 @@ Rules (documented here because staff and tests rely on them):
 - **One message a slot**: when two occurrences of the same step land on the same
   instant (stretch day 3 after one session = stretch day 1 after the next), only the
   one from the later anchor is kept.
+- **Steps turned off** by the clinic (``Policy.steps_off``) imply no messages.
+- **Email instead**: a step with ``or_email`` goes by email when the patient has no
+  usable phone, or has an email address and the clinic prefers email.
+- **Frequency caps** (``Policy.sms_per_day`` / ``sms_per_week``; None: no cap): the
+  patient's non-urgent SMS are admitted highest ``priority`` first (then earliest,
+  then step order), each only while its local day holds fewer than ``sms_per_day``
+  and every 7 consecutive local days around it fewer than ``sms_per_week``. SMS
+  already handed to the provider (``history``, any enrollment of the patient) are
+  admitted before anything else, since they cannot be taken back; one that is a
+  planned message of this enrollment is that message. Messages due before the
+  enrolment are not counted (they are never sent). A message that does not fit
+  keeps its place with ``skip_reason`` :data:`FREQUENCY_CAP`, so the timeline shows it
+  skipped before its time; the send-time check asks the same question again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -49,6 +63,8 @@ from engage.schedule.windows import add_local_days, local_date, place, resolve_l
 COUNTED = (AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED)
 #: A pre-visit message missed by a late enrolment is still worth sending this long before the visit.
 CATCH_UP_LEAD = timedelta(hours=2)
+#: The ``skip_reason`` (and the row's ``status_reason``) of an SMS the patient's frequency caps leave out.
+FREQUENCY_CAP = "frequency cap"
 
 
 @dataclass(frozen=True)
@@ -67,10 +83,28 @@ class PlanFacts:
 
 @dataclass(frozen=True)
 class Policy:
-    """Where and when the patient may be messaged: their time zone and the clinic's quiet hours."""
+    """Where, when and how often the patient may be messaged: their time zone, the clinic's quiet
+    hours, frequency caps (None: no cap), the steps it turned off, and which channels the patient has."""
 
     timezone: str
     quiet_hours: dict[str, Any] = field(default_factory=dict)
+    sms_per_day: int | None = None
+    sms_per_week: int | None = None
+    steps_off: frozenset[str] = frozenset()
+    has_phone: bool = True
+    has_email: bool = True
+    prefers_email: bool = False
+
+
+@dataclass(frozen=True)
+class SentSms:
+    """An SMS already handed to the provider: it counts against the caps whatever happens next.
+
+    ``key`` is its (step, occurrence) when it belongs to the enrollment being planned, else None.
+    """
+
+    due_at: datetime
+    key: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +122,8 @@ class DesiredMessage:
     due_at: datetime
     appointment_id: int | None
     context: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: Planned, but not to be sent: :data:`FREQUENCY_CAP`.
+    skip_reason: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -108,8 +144,10 @@ def plan_messages(
     sequence: Sequence,
     policy: Policy,
     enrollment: EnrollmentFacts,
+    history: tuple[SentSms, ...] = (),
 ) -> list[DesiredMessage]:
-    """Every message the sequence implies for this plan, sorted by due time (then step order, occurrence)."""
+    """Every message the sequence implies for this plan, sorted by due time (then step order, occurrence);
+    those the frequency caps leave out carry ``skip_reason``."""
     if plan.status is PlanStatus.CANCELLED:
         return []
     tz = ZoneInfo(policy.timezone)
@@ -122,18 +160,21 @@ def plan_messages(
     quiet = {channel: quiet_hours_for(policy.quiet_hours, channel.value) for channel in Channel}
     messages: list[DesiredMessage] = []
     for step in sequence.steps:
+        if step.key in policy.steps_off:
+            continue
+        channel = _channel(step, policy)
         slots: dict[datetime, DesiredMessage] = {}
         for anchor in _anchors(step, counted, plan_end, enrollment):
             for index, offset in enumerate(step.offsets):
-                due = _due(anchor.at, offset, step, tz, quiet[step.channel])
+                due = _due(anchor.at, offset, step, tz, quiet[channel])
                 if offset.negative and due < enrollment.created_at:
-                    due = _catch_up(enrollment.created_at, anchor.at, step, tz, quiet[step.channel]) or due
+                    due = _catch_up(enrollment.created_at, anchor.at, step, tz, quiet[channel]) or due
                 occurrence, extra = _occurrence(anchor.occurrence, step, index, offset)
                 # Later anchors overwrite earlier ones at the same instant: one message a slot.
                 slots[due] = DesiredMessage(
                     step_key=step.key,
                     occurrence=occurrence,
-                    channel=step.channel,
+                    channel=channel,
                     template=step.template,
                     due_at=due,
                     appointment_id=anchor.appointment_id,
@@ -142,7 +183,54 @@ def plan_messages(
         messages.extend(slots.values())
     step_order = {step.key: i for i, step in enumerate(sequence.steps)}
     messages.sort(key=lambda m: (m.due_at, step_order[m.step_key], m.occurrence))
-    return messages
+    return _apply_caps(messages, sequence, policy, tz, enrollment, history)
+
+
+def _channel(step: Step, policy: Policy) -> Channel:
+    if not step.or_email or not policy.has_email:
+        return step.channel
+    return Channel.EMAIL if (not policy.has_phone or policy.prefers_email) else step.channel
+
+
+def _apply_caps(
+    messages: list[DesiredMessage],
+    sequence: Sequence,
+    policy: Policy,
+    tz: ZoneInfo,
+    enrollment: EnrollmentFacts,
+    history: tuple[SentSms, ...],
+) -> list[DesiredMessage]:
+    """``messages`` with ``skip_reason`` set on the SMS the caps leave out (see the module docstring)."""
+    if policy.sms_per_day is None and policy.sms_per_week is None:
+        return messages
+    per_day = policy.sms_per_day if policy.sms_per_day is not None else 10**6
+    per_week = policy.sms_per_week if policy.sms_per_week is not None else 10**6
+    steps = {step.key: (i, step) for i, step in enumerate(sequence.steps)}
+    sent_keys = {h.key for h in history if h.key is not None}
+    days: Counter[date] = Counter(local_date(h.due_at, tz) for h in history)
+
+    def fits(day: date) -> bool:
+        if days[day] >= per_day:
+            return False
+        for first in (day - timedelta(days=back) for back in range(7)):
+            if sum(days[first + timedelta(days=i)] for i in range(7)) >= per_week:
+                return False
+        return True
+
+    candidates = [
+        m for m in messages
+        if m.channel is Channel.SMS and not steps[m.step_key][1].urgent and m.key not in sent_keys
+        and m.due_at >= enrollment.created_at
+    ]
+    candidates.sort(key=lambda m: (-steps[m.step_key][1].priority, m.due_at, steps[m.step_key][0], m.occurrence))
+    capped: set[tuple[str, str]] = set()
+    for message in candidates:
+        day = local_date(message.due_at, tz)
+        if fits(day):
+            days[day] += 1
+        else:
+            capped.add(message.key)
+    return [replace(m, skip_reason=FREQUENCY_CAP) if m.key in capped else m for m in messages]
 
 
 def _anchors(

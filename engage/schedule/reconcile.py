@@ -55,7 +55,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from engage.clock import utcnow
 from engage.conversation.consent import reachability
 from engage.errors import NotFound
+from engage.records.clinics import sms_caps
 from engage.records.models import (
+    HANDED_OVER_STATUSES,
     Appointment,
     AppointmentStatus,
     Channel,
@@ -68,7 +70,15 @@ from engage.records.models import (
     PlanStatus,
     TreatmentPlan,
 )
-from engage.schedule.planning import AppointmentFacts, DesiredMessage, EnrollmentFacts, PlanFacts, Policy, plan_messages
+from engage.schedule.planning import (
+    AppointmentFacts,
+    DesiredMessage,
+    EnrollmentFacts,
+    PlanFacts,
+    Policy,
+    SentSms,
+    plan_messages,
+)
 from engage.schedule.sequences import get_sequence
 
 PAUSED = "paused"
@@ -136,6 +146,8 @@ def target_for(
     reason = reach.get(message.channel)
     if reason:
         return Target(MessageStatus.SKIPPED, reason)
+    if message.skip_reason:  # after reachability: "opted out" or "no phone number" tells staff more
+        return Target(MessageStatus.SKIPPED, message.skip_reason)
     return Target(MessageStatus.SCHEDULED)
 
 
@@ -249,6 +261,7 @@ def reconcile_enrollment(session: Session, enrollment_id: int) -> ReconcileResul
             get_sequence(enrollment.sequence_key),
             policy_for(patient, clinic),
             EnrollmentFacts(enrollment.id, enrollment.created_at),
+            sms_history(session, patient.id, enrollment.id),
         )
     # FOR UPDATE: a dispatcher cannot claim these rows until this transaction ends (claim_due skips locked
     # rows). populate_existing: copies the session loaded earlier (expire_on_commit=False keeps them across
@@ -440,5 +453,33 @@ def appointment_facts(appointment: Appointment) -> AppointmentFacts:
 
 
 def policy_for(patient: Patient, clinic: Clinic) -> Policy:
-    """The patient's time zone (the clinic's when they have none) and the clinic's quiet hours."""
-    return Policy(timezone=patient.timezone or clinic.timezone, quiet_hours=dict(clinic.quiet_hours or {}))
+    """The patient's time zone (the clinic's when they have none), the clinic's quiet hours, frequency
+    caps, steps turned off and email preference, and which contact details the patient has."""
+    per_day, per_week = sms_caps(clinic)
+    return Policy(
+        timezone=patient.timezone or clinic.timezone,
+        quiet_hours=dict(clinic.quiet_hours or {}),
+        sms_per_day=per_day,
+        sms_per_week=per_week,
+        steps_off=frozenset(clinic.steps_off or ()),
+        has_phone=bool(patient.phone) and not patient.phone_invalid,
+        has_email=bool(patient.email),
+        prefers_email=bool(clinic.prefers_email),
+    )
+
+
+def sms_history(
+    session: Session, patient_id: int, enrollment_id: int, *, leave_out: int | None = None
+) -> tuple[SentSms, ...]:
+    """The patient's SMS already handed to a provider (any enrollment), for the frequency caps;
+    ``leave_out``: a message id not to count (the one a send-time check is asking about)."""
+    query = select(Message.id, Message.enrollment_id, Message.step_key, Message.occurrence, Message.due_at).where(
+        Message.patient_id == patient_id,
+        Message.channel == Channel.SMS,
+        Message.status.in_(HANDED_OVER_STATUSES),
+    )
+    return tuple(
+        SentSms(due_at, (step_key, occurrence) if owner == enrollment_id else None)
+        for message_id, owner, step_key, occurrence, due_at in session.execute(query)
+        if message_id != leave_out
+    )

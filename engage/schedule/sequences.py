@@ -16,8 +16,16 @@ Semantics the planner relies on:
   must be whole days.
 - ``appointments`` selects among the plan's *counted* appointments (booked or
   completed, in start order): ``first``, ``each``, ``last``, ``every:N`` (the N-th,
-  2N-th, ...), or a list of these, whose union is taken (``[every:3, last]``).
+  2N-th, ...), ``first:N`` (the first N: aftercare after the first sessions only),
+  or a list of these, whose union is taken (``[every:3, last]``).
   Required meaning only for appointment anchors; defaults to ``each`` there.
+- ``priority`` (higher wins) decides which SMS go when a patient's frequency caps
+  (the clinic's: non-urgent SMS per local day and per any 7 local days) cannot
+  take them all; ``urgent: true`` exempts a step from the caps.
+- ``or_email: true``: the step goes by email (same template name under ``email/``)
+  to a patient with no usable phone, and to every patient with an email address
+  when their clinic prefers email.
+- A clinic can turn any step off by its key (``clinic.steps_off``).
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from engage.schedule.durations import parse_duration
 
 Anchor = Literal["appointment.start", "appointment.end", "enrollment", "plan.end"]
 APPOINTMENT_ANCHORS = ("appointment.start", "appointment.end")
-_SELECTOR = re.compile(r"first|each|last|every:([1-9]\d*)")
+_SELECTOR = re.compile(r"first|each|last|every:([1-9]\d*)|first:([1-9]\d*)")
 _KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _DURATION_PART = re.compile(r"(\d+)([wdhm])")
 
@@ -122,6 +130,9 @@ class Step(BaseModel):
     at: time | None = None
     repeat: Repeat | None = None
     quiet_hours: Literal["shift", "ignore"] = "shift"
+    priority: int = 0
+    urgent: bool = False
+    or_email: bool = False
 
     @field_validator("key", "template")
     @classmethod
@@ -151,10 +162,10 @@ class Step(BaseModel):
             return None
         items = [value] if isinstance(value, str) else list(value)
         if not items:
-            raise ValueError("list at least one of first, each, last, every:N")
+            raise ValueError("list at least one of first, each, last, every:N, first:N")
         for item in items:
             if not isinstance(item, str) or not _SELECTOR.fullmatch(item.strip()):
-                raise ValueError(f"{item!r} is not one of first, each, last, every:N")
+                raise ValueError(f"{item!r} is not one of first, each, last, every:N, first:N")
         return tuple(item.strip() for item in items)
 
     @model_validator(mode="after")
@@ -164,6 +175,8 @@ class Step(BaseModel):
             raise ValueError("'appointments' applies only to the appointment.start/appointment.end anchors")
         if on_appointment and self.appointments is None:
             object.__setattr__(self, "appointments", ("each",))
+        if self.or_email and self.channel is not Channel.SMS:
+            raise ValueError("'or_email' applies only to an sms step")
         if self.at is not None:
             if not self.offset.whole_days:
                 raise ValueError(f"with 'at', the offset must be whole days (got {self.offset})")
@@ -188,6 +201,8 @@ class Step(BaseModel):
             if selector == "last" and position == count:
                 return True
             if selector.startswith("every:") and position % int(selector[6:]) == 0:
+                return True
+            if selector.startswith("first:") and position <= int(selector[6:]):
                 return True
         return False
 

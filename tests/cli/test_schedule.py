@@ -41,11 +41,17 @@ def test_enroll_then_timeline_shows_every_message_in_local_time(db_url: str) -> 
     patient_id, plan_id, appointments = seed()
     enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
                       "--sequence", "dry-needling-sciatica", "--json").json
-    assert enrolled["messages"] == 33
-    assert messages_by_status(enrolled["id"]) == {"scheduled": 33}
+    # 1 what-to-expect, 6 reminders, aftercare and 3 stretches after the first 2 sessions, 2 reassessments.
+    assert enrolled["messages"] == 17
+    statuses = messages_by_status(enrolled["id"])
+    assert set(statuses) == {"scheduled", "skipped"} and sum(statuses.values()) == 17
 
     timeline = engage("timeline", str(patient_id), "--json").json["messages"]
-    assert len(timeline) == 33
+    assert len(timeline) == 17
+    # The frequency caps show before anything is sent: which texts will not go, and why.
+    capped = [m for m in timeline if m["status"] == "skipped"]
+    assert {(m["channel"], m["reason"]) for m in capped} == {("sms", "frequency cap")}
+    assert len(capped) == statuses["skipped"] and "visit-reminder" not in {m["step"] for m in capped}
     assert [m["due_at"] for m in timeline] == sorted(m["due_at"] for m in timeline)
     first = timeline[0]
     assert (first["step"], first["channel"], first["template"], first["status"], first["appointment_id"]) == (
@@ -61,7 +67,7 @@ def test_enroll_then_timeline_shows_every_message_in_local_time(db_url: str) -> 
     assert table.code == 0
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["id", "due", "(local)", "step", "channel", "status", "appt", "reason"]
-    assert len(lines) == 2 + 33 and "what-to-expect" in lines[2] and " 09:00 -0" in lines[2]
+    assert len(lines) == 2 + 17 and "what-to-expect" in lines[2] and " 09:00 -0" in lines[2]
 
 
 def test_moving_an_appointment_from_the_cli_moves_its_reminder(db_url: str) -> None:
@@ -84,15 +90,16 @@ def test_pause_resume_cancel_from_the_cli(db_url: str) -> None:
     patient_id, plan_id, _ = seed(phone=None)
     enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
                       "--sequence", "dry-needling-sciatica", "--json").json
-    assert messages_by_status(enrolled["id"]) == {"scheduled": 1, "skipped": 32}  # no phone: SMS skipped, email kept
+    # No phone: SMS skipped; what-to-expect and the two reassessments (by email instead) kept.
+    assert messages_by_status(enrolled["id"]) == {"scheduled": 3, "skipped": 14}
 
     paused = engage("enrollment", "pause", str(enrolled["id"]), "--json").json
-    assert (paused["status"], paused["changes"]["cancelled"]) == ("paused", 1)
+    assert (paused["status"], paused["changes"]["cancelled"]) == ("paused", 3)
     resumed = engage("enrollment", "resume", str(enrolled["id"]), "--json").json
-    assert (resumed["status"], resumed["changes"]["revived"]) == ("active", 1)
+    assert (resumed["status"], resumed["changes"]["revived"]) == ("active", 3)
     cancelled = engage("enrollment", "cancel", str(enrolled["id"]))
     assert cancelled.code == 0 and "is cancelled" in cancelled.stdout
-    assert messages_by_status(enrolled["id"]) == {"cancelled": 1, "skipped": 32}
+    assert messages_by_status(enrolled["id"]) == {"cancelled": 3, "skipped": 14}
     with session_scope() as session:
         assert session.get_one(Enrollment, enrolled["id"]).status.value == "cancelled"
 
@@ -127,6 +134,6 @@ def test_cancelled_appointment_from_the_cli_cancels_its_messages(db_url: str) ->
         appointments[2], appointments[4]]
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Message).where(
-            Message.enrollment_id == enrolled["id"], Message.status == MessageStatus.SCHEDULED)) == 33 - len(last) + 1
+            Message.enrollment_id == enrolled["id"], Message.status == MessageStatus.CANCELLED)) == len(last)
         assert {a.status for a in session.get_one(Enrollment, enrolled["id"]).plan.appointments} == {
             AppointmentStatus.BOOKED, AppointmentStatus.CANCELLED}

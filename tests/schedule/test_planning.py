@@ -62,7 +62,8 @@ def test_shipped_sequence_loads_and_has_its_templates() -> None:
 def test_six_weekly_sessions_give_the_exact_timeline() -> None:
     appts = weekly(datetime(2026, 12, 1, 9, 0, tzinfo=NY))
     messages = plan(appts)
-    assert len(messages) == 1 + 6 + 6 + 18 + 2
+    # Aftercare and stretches follow the first two sessions only (first:2); no frequency caps in this policy.
+    assert len(messages) == 1 + 6 + 2 + 6 + 2
 
     [expect] = by_step(messages, "what-to-expect")
     assert (expect.channel, expect.due_at, expect.occurrence) == (
@@ -72,7 +73,7 @@ def test_six_weekly_sessions_give_the_exact_timeline() -> None:
     assert [m.due_at for m in reminders] == [a.start - timedelta(hours=24) for a in appts]
     assert [m.context["session_number"] for m in reminders] == [1, 2, 3, 4, 5, 6]
 
-    assert [m.due_at for m in by_step(messages, "aftercare")] == [a.end + timedelta(hours=2) for a in appts]
+    assert [m.due_at for m in by_step(messages, "aftercare")] == [a.end + timedelta(hours=2) for a in appts[:2]]
 
     stretches = by_step(messages, "stretch")
     assert {local(m).time() for m in stretches} == {time(9, 0)}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import frozen
 from engage.conversation.consent import reachability, record_consent
+from engage.delivery.send_checks import send_time_check
 from engage.errors import InvalidInput, NotFound
 from engage.records import clinics, patients, plans
 from engage.records.models import (
@@ -26,7 +29,7 @@ from engage.records.models import (
     Patient,
 )
 from engage.schedule import appointments, enrollments
-from engage.schedule.planning import EnrollmentFacts, plan_messages
+from engage.schedule.planning import FREQUENCY_CAP, EnrollmentFacts, plan_messages
 from engage.schedule.reconcile import (
     appointment_facts,
     plan_facts,
@@ -43,9 +46,11 @@ SEQ = "dry-needling-sciatica"
 
 
 def setup_plan(session: Session, *, phone: str | None = "+12025550123", email: str | None = "pat@example.com",
-               first: str = "2026-12-01T09:00", sessions: int = 6) -> tuple[Patient, Any]:
+               first: str = "2026-12-01T09:00", sessions: int = 6, capped: bool = False) -> tuple[Patient, Any]:
     clinic = clinics.create_clinic(session, name="Clinic", timezone="America/New_York", address="1 Main St",
                                    email="clinic@example.com")
+    if not capped:  # these tests are about reconciling; the caps have their own (tests/schedule/test_caps.py)
+        clinic.sms_per_day = clinic.sms_per_week = 99
     patient = patients.add_patient(session, clinic_id=clinic.id, first_name="Pat", last_name="Doe", email=email,
                                   phone=phone)
     plan = plans.create_plan(session, patient_id=patient.id, condition="sciatica", modality="dry needling",
@@ -75,7 +80,7 @@ def test_enrolment_writes_the_planned_messages(session: Session) -> None:
         enrollment, result = enrollments.enroll(session, patient.id, plan.id, SEQ)
         session.commit()
         stored = rows(session, enrollment.id)
-        assert result.inserted == len(stored) == 33
+        assert result.inserted == len(stored) == 17
         assert {k: m.due_at for k, m in stored.items()} == from_scratch(session, enrollment)
         assert {m.status for m in stored.values()} == {MessageStatus.SCHEDULED}
         stretch = stored[("stretch", f"appt:{plan.appointments[0].id}:day:2")]
@@ -90,7 +95,7 @@ def test_reconcile_twice_changes_nothing(session: Session) -> None:
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
         before = {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()}
         result = reconcile_plan(session, plan.id)
-        assert result.changed == 0 and result.unchanged == 33
+        assert result.changed == 0 and result.unchanged == 17
         assert {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()} == before
 
 
@@ -151,12 +156,17 @@ def test_patient_without_phone_gets_skipped_sms_then_revived_when_a_phone_is_add
         stored = rows(session, enrollment.id).values()
         sms = [m for m in stored if m.channel is Channel.SMS]
         assert {(m.status, m.status_reason) for m in sms} == {(MessageStatus.SKIPPED, "no phone number")}
-        assert [m.status for m in stored if m.channel is Channel.EMAIL] == [MessageStatus.SCHEDULED]
+        # The reassessment goes by email instead (the step says or_email); what-to-expect is email anyway.
+        emails = sorted(m.step_key for m in stored
+                        if m.channel is Channel.EMAIL and m.status is MessageStatus.SCHEDULED)
+        assert emails == ["reassessment", "reassessment", "what-to-expect"]
 
         patient.phone = "+12025550123"
         result = reconcile_enrollment(session, enrollment.id)
         assert result.revived == len(sms)
-        assert {m.status for m in rows(session, enrollment.id).values()} == {MessageStatus.SCHEDULED}
+        after = rows(session, enrollment.id).values()
+        assert {m.status for m in after} == {MessageStatus.SCHEDULED}
+        assert {m.channel for m in after if m.step_key == "reassessment"} == {Channel.SMS}
 
 
 def test_opt_out_cancels_and_opting_back_in_revives_future_messages(session: Session) -> None:
@@ -181,15 +191,15 @@ def test_pause_resume_cancel(session: Session) -> None:
         patient, plan = setup_plan(session)
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
         paused, result = enrollments.pause(session, enrollment.id)
-        assert paused.status.value == "paused" and result.cancelled == 33
+        assert paused.status.value == "paused" and result.cancelled == 17
         assert {(m.status, m.status_reason) for m in rows(session, enrollment.id).values()} == {
             (MessageStatus.CANCELLED, "paused")}
         assert enrollments.pause(session, enrollment.id)[1].changed == 0
     with frozen(datetime(2026, 12, 5, 12, 0, tzinfo=UTC)):  # the first week passed while paused
         resumed, result = enrollments.resume(session, enrollment.id)
-        assert resumed.status.value == "active" and result.revived == 33 - 6
+        assert resumed.status.value == "active" and result.revived == 17 - 6
         cancelled, result = enrollments.cancel(session, enrollment.id)
-        assert cancelled.status.value == "cancelled" and result.cancelled == 27
+        assert cancelled.status.value == "cancelled" and result.cancelled == 17 - 6
         reasons = {m.status_reason for m in rows(session, enrollment.id).values()}
         assert reasons == {"paused", "enrollment cancelled"}
         with pytest.raises(InvalidInput, match="cancelled; it cannot become active"):
@@ -280,7 +290,7 @@ def test_timeline_is_sorted_and_shows_local_time(session: Session) -> None:
         patient, plan = setup_plan(session, phone=None)
         enrollments.enroll(session, patient.id, plan.id, SEQ)
         items = enrollments.timeline(session, patient.id)
-    assert len(items) == 33
+    assert len(items) == 17
     assert [i["due_at"] for i in items] == sorted(i["due_at"] for i in items)
     first = items[0]
     keys = {"id", "step", "channel", "template", "due_at", "local_due_at", "status", "appointment_id", "reason"}
@@ -516,3 +526,24 @@ def test_a_caught_up_message_is_sent_not_second_guessed_at_send_time(session: Se
     first = plan.appointments[0].id
     assert stored[("what-to-expect", f"appt:{first}")].status is MessageStatus.SENT
     assert stored[("visit-reminder", f"appt:{first}")].status is MessageStatus.SENT
+
+
+def test_capped_texts_show_on_the_timeline_before_they_happen_and_send_time_agrees(session: Session) -> None:
+    with frozen(NOW):
+        patient, plan = setup_plan(session, capped=True)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        session.commit()
+        stored = rows(session, enrollment.id)
+    capped = [m for m in stored.values() if m.status_reason == FREQUENCY_CAP]
+    assert capped and {(m.status, m.channel) for m in capped} == {(MessageStatus.SKIPPED, Channel.SMS)}
+    kept = [m for m in stored.values() if m.channel is Channel.SMS and m.status is MessageStatus.SCHEDULED]
+    days = Counter(m.due_at.astimezone(ZoneInfo("America/New_York")).date() for m in kept)
+    assert max(days.values()) == 1
+    # The send-time check asks the planner again and gets the same answers.
+    for message in stored.values():
+        with frozen(message.due_at):
+            decision = send_time_check(session, session.get_one(Message, message.id), message.due_at)
+        if message.status_reason == FREQUENCY_CAP:
+            assert decision is not None and decision.reason == FREQUENCY_CAP
+        elif message.status is MessageStatus.SCHEDULED:
+            assert decision is None or decision.reason != FREQUENCY_CAP

@@ -1,0 +1,23 @@
+"""``engage clinic settings`` and ``engage plan exercises`` end to end (issue 14)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from engage.db import session_scope
+from engage.records.models import Clinic
+from tests.cli import engage
+from tests.cli.test_records import make_clinic
+
+
+def test_clinic_settings_saves_a_short_sms_name_and_caps_and_refuses_a_condition_word(db_url: str) -> None:
+    clinic_id = make_clinic(**{"--name": "Lycoming Orthopedic & Sports Acupuncture"})
+    refused = engage("clinic", "settings", str(clinic_id), "--sms-name", "NoMoreSciatica")
+    assert refused.code == 2 and "condition or treatment" in refused.stderr and "Traceback" not in refused.stderr
+    saved = engage("clinic", "settings", str(clinic_id), "--sms-name", "Lycoming Ortho", "--sms-per-week", "3",
+                   "--step-off", "stretch,aftercare", "--json").json
+    assert (saved["sms_name"], saved["sms_per_day"], saved["sms_per_week"]) == ("Lycoming Ortho", 1, 3)
+    assert saved["steps_off"] == ["aftercare", "stretch"]
+    with session_scope() as session:
+        clinic = session.scalars(select(Clinic).where(Clinic.id == clinic_id)).one()
+        assert clinic.sms_name == "Lycoming Ortho" and clinic.sms_per_week == 3
