@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     send_threads: int = 32
     #: Message ids per send task; each task's sends overlap on the process's threads.
     send_batch: int = 32
+    #: PostgreSQL connections each process keeps open, and how many more it may open for a moment. A worker's
+    #: send threads take one for a few milliseconds at a time; a connection beyond the pool is closed after use,
+    #: and opening one costs the server far more than a send, so the pool should cover the usual overlap.
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
 
     #: A reassessment prompt takes answers (link or SMS) for this many days after it was sent.
     reassessment_answer_days: int = Field(14, ge=1)

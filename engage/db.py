@@ -33,7 +33,8 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
-        kwargs.update(pool_size=5, max_overflow=10)
+        settings = get_settings()
+        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     engine = create_engine(url, **kwargs)
     event.listen(engine, "handle_error", _strip_detail)
     if engine.dialect.name == "sqlite":

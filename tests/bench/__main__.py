@@ -2,14 +2,15 @@
 
 They share the benchmark database (``ENGAGE_BENCH_DATABASE_URL``) and each
 rebuilds its schema, so they must not run at the same time. ``--only NAME`` picks
-modules (e.g. ``--only delivery``); ``--quick`` runs each at a small size (under two
-minutes in all).
+modules (e.g. ``--only delivery``); ``--quick`` runs each that knows a small size (under two
+minutes in all) and skips the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -25,10 +26,14 @@ def main() -> None:
         names = [n for n in names if n.removeprefix("bench_") in args.only or n in args.only]
     for name in names:
         module = importlib.import_module(f"tests.bench.{name}")
+        quick = args.quick and '"--quick"' in inspect.getsource(module)
+        if args.quick and not quick:
+            print(f"\n######## {name}: skipped (no --quick size; run it with --only) ########", flush=True)
+            continue
         started = time.perf_counter()
         print(f"\n######## {name} ########", flush=True)
         # each main() reads its own (default) arguments
-        sys.argv = [f"tests.bench.{name}", *(["--quick"] if args.quick else [])]
+        sys.argv = [f"tests.bench.{name}", *(["--quick"] if quick else [])]
         module.main()
         print(f"######## {name} done in {time.perf_counter() - started:.0f}s ########", flush=True)
 
