@@ -107,7 +107,13 @@ def get_engine() -> Engine:
 
 
 def session_factory() -> sessionmaker[Session]:
-    return sessionmaker(get_engine(), expire_on_commit=False)
+    return _sessionmaker_for(get_engine())
+
+
+@lru_cache
+def _sessionmaker_for(engine: Engine) -> sessionmaker[Session]:
+    # One per engine: a sessionmaker builds a Session subclass, and its event set-up cost more than a send's SQL.
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextlib.contextmanager

@@ -119,15 +119,15 @@ def free_port() -> int:
 
 
 def worker_env(db_url: str, redis_url: str, fake: FakeProviders, outbox: Path, **extra: str) -> dict[str, str]:
-    return child_env(
+    defaults = dict(
         ENGAGE_DATABASE_URL=db_url, ENGAGE_BROKER_URL=redis_url, ENGAGE_REDIS_URL=redis_url,
         ENGAGE_TICK_SECONDS="1", ENGAGE_REAP_SECONDS="2", ENGAGE_STALE_QUEUED_SECONDS="4",
         ENGAGE_STALE_SENDING_SECONDS="15", ENGAGE_HTTP_TIMEOUT_SECONDS="3", ENGAGE_SEND_SOFT_TIME_LIMIT="6",
         ENGAGE_RETRY_BASE_SECONDS="1", ENGAGE_RETRY_MAX_SECONDS="8", ENGAGE_MAX_ATTEMPTS="40",
         ENGAGE_SMS_RATE_PER_SECOND="1000", ENGAGE_EMAIL_RATE_PER_SECOND="1000",
         ENGAGE_OUTBOX_DIR=str(outbox), ENGAGE_SECRET_KEY="test-secret-key-0123456789", ENGAGE_PUBLIC_URL="http://engage.test",
-        **fake.env(), **extra,
     )
+    return child_env(**{**defaults, **fake.env(), **extra})  # a test's own settings win
 
 
 class PrivateRedis:
@@ -295,3 +295,22 @@ def test_two_beats_at_once_send_each_message_once(
     assert_each_sent_once(pipe, ids, max_unknown=0)
     for name in ("beat-a", "beat-b"):
         assert "Scheduler: Sending due task dispatch-due" in (tmp_path / f"{name}.log").read_text()
+
+
+def test_emails_go_out_while_rate_limited_sms_wait_for_their_slots(
+    pipeline_factory: Callable[..., Pipeline], private_redis: PrivateRedis, fake: FakeProviders
+) -> None:
+    ids = seed(32, 8)
+    # 32 SMS at 4 a second take 8 s; batches of 8, so the SMS queue holds four tasks that each wait for slots.
+    pipe = pipeline_factory(private_redis.url, ENGAGE_SMS_RATE_PER_SECOND="4", ENGAGE_SEND_BATCH="8",
+                            ENGAGE_SEND_SOFT_TIME_LIMIT="20", ENGAGE_STALE_SENDING_SECONDS="60")
+    pipe.worker("w1")
+    pipe.beat()
+    wait_until_settled(ids, timeout=90)
+    assert_each_sent_once(pipe, ids, max_unknown=0)
+    sms = sorted(r["received_at"] for r in fake.sms_requests(accepted_only=True))
+    emails = sorted(r["received_at"] for r in fake.email_requests(accepted_only=True))
+    assert len(sms) == 32 and len(emails) == 8
+    assert sms[-1] - sms[0] >= 32 / 4 - 1.5, "the SMS were not held to their rate"
+    # The emails do not queue behind the SMS backlog: they are all out well before the last SMS.
+    assert emails[-1] < sms[-1] - 2, (emails[-1] - sms[0], sms[-1] - sms[0])
