@@ -353,10 +353,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--future-rows", type=int, default=1_000_000, help="future rows for the tick-cost figure")
     parser.add_argument("--noop", type=int, default=None, help="empty tasks for the ceiling (default: --n)")
     parser.add_argument("--quick", action="store_true",
-                        help="1,000-message bursts, 500 empty tasks, 10 s sustained, 10,000 rows")
+                        help="600-message bursts, 300 empty tasks, 8 s sustained, 10,000 rows")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.noop, args.sustained_seconds, args.future_rows = 1_000, 500, 10, 10_000
+        args.n, args.noop, args.sustained_seconds, args.future_rows = 600, 300, 8, 10_000
     latencies = args.latency if args.latency is not None else [0.0, 0.2]
     db_url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_DB)
     redis_url = os.environ.get("ENGAGE_BENCH_REDIS_URL", DEFAULT_REDIS)
