@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from engage.cli.common import emit, json_option, table, user_errors
 from engage.cli.outcomes import outcomes
+from engage.content.exercises import set_plan_exercises
 from engage.db import session_scope
 from engage.records import clinics, lookup, patients, plans
 from engage.records.models import AppointmentStatus, Clinic, Patient, TreatmentPlan
@@ -303,3 +304,20 @@ def clinic_settings_command(clinic_id: int, sms_name: str | None, sms_per_day: i
                 f"{counts['cancelled']} cancelled, {counts['updated']} updated")
 
     emit(data, human)
+
+
+@plan.command("exercises")
+@click.argument("plan_id", type=int)
+@click.option("--set", "keys", metavar="KEY[,KEY]", help="The exercises the practitioner picked, in order "
+              "(keys from templates/exercises); '' picks none. Without it, show the plan's exercises.")
+@json_option
+@user_errors
+def plan_exercises(plan_id: int, keys: str | None) -> None:
+    """The exercises a plan's practitioner picked; stretch prompts link the patient to them."""
+    with session_scope() as session:
+        if keys is None:
+            chosen = list(lookup.get(session, TreatmentPlan, plan_id).exercises or [])
+        else:
+            chosen = list(set_plan_exercises(session, plan_id, keys.split(",")).exercises)
+        data = {"plan_id": plan_id, "exercises": chosen}
+    emit(data, lambda: f"plan {plan_id} exercises: {', '.join(chosen) or 'none picked'}")

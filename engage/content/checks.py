@@ -14,6 +14,8 @@ A template fails on:
 - ``email-preview-condition-word``: an email's subject or its first line (the start of
   the text a phone shows under the subject: :data:`PREVIEW_CHARS` characters) names a
   condition or treatment; the body below may;
+- ``exercise``: an exercise (``templates/exercises/*.yaml``) lacks a language, or does not
+  say to stop when pain, tingling or numbness spreads down the leg;
 - ``email-clinic-name``, ``email-address``, ``email-unsubscribe``: the text or HTML
   part of an email lacks the clinic's name, postal address or unsubscribe link
   (CAN-SPAM requires the last two).
@@ -34,6 +36,7 @@ from markupsafe import escape
 
 from engage.config import get_settings
 from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in
+from engage.content.exercises import ExerciseError, exercises_dir, parse_exercise
 from engage.content.message_context import SAMPLE_START, sample_context
 from engage.content.pages import SAMPLE_PAGE, page_names, render_page
 from engage.content.rendering import (
@@ -96,6 +99,7 @@ def check_templates(templates_dir: Path | None = None, condition_words: list[str
         for name in template_names("sms", root):
             report.checked += 1
             _check_sms(report, root, name, locale, words)
+    _check_exercises(report, root)
     for page in page_names(root):
         report.checked += 1
         try:
@@ -103,6 +107,17 @@ def check_templates(templates_dir: Path | None = None, condition_words: list[str
         except TemplateError as exc:
             _render_error(report, exc)
     return report
+
+
+def _check_exercises(report: Report, root: Path) -> None:
+    """``exercise``: every file in ``exercises/`` parses, in every shipped language, saying when to stop."""
+    folder = exercises_dir(root)
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        report.checked += 1
+        try:
+            parse_exercise(path)
+        except ExerciseError as exc:
+            report.add(str(path.relative_to(root)), "exercise", str(exc).removeprefix(f"{path}: "))
 
 
 def _render_error(report: Report, exc: TemplateError) -> None:
@@ -134,8 +149,9 @@ def _check_sms(report: Report, root: Path, name: str, locale: str, words: list[s
     days = STEP_DAYS if "step" in source else (1,)
     for day in days:
         for start in SAMPLE_STARTS:
-            for first_sms in (True, False):
-                context = sample_context(name, "sms", locale, step={"day": day})
+            # With the practitioner's exercises picked (the sample's), and with none picked.
+            for first_sms, picked in ((True, None), (False, None), (True, [])):
+                context = sample_context(name, "sms", locale, step={"day": day}, exercise_keys=picked)
                 context["first_sms"] = first_sms
                 if context["appointment"] is not None:
                     context["appointment"] = {

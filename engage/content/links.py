@@ -117,3 +117,24 @@ def read_reassessment_token(token: str) -> int:
     if not isinstance(message_id, int):
         raise InvalidToken("invalid or altered link")
     return message_id
+
+
+EXERCISES = "exercises"
+
+
+def exercises_url(plan_id: int) -> str:
+    """``{ENGAGE_PUBLIC_URL}/x/{token}``: the page showing the exercises the plan's practitioner picked."""
+    return _public(f"/x/{make_token(EXERCISES, {'plan_id': plan_id})}")
+
+
+def preview_exercises_url() -> str:
+    """A visibly fake exercises link for previews and checks (like :func:`preview_unsubscribe_url`)."""
+    return _public(f"/x/{PREVIEW_TOKEN}")
+
+
+def read_exercises_token(token: str) -> int:
+    """The plan id from an exercises token; raises :class:`InvalidToken`."""
+    plan_id = read_token(EXERCISES, token).get("plan_id")
+    if not isinstance(plan_id, int):
+        raise InvalidToken("invalid or altered link")
+    return plan_id

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 from engage.clock import utcnow
 from engage.config import get_settings
 from engage.content import links
+from engage.content.exercises import exercises_for, load_exercises
 from engage.content.rendering import DEFAULT_LOCALE, babel_locale
 from engage.records.models import (
     Appointment,
@@ -76,6 +77,8 @@ def _context(
     message_id: int,
     channel: str,
     preview: bool = False,
+    plan_id: int = 0,
+    exercise_keys: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     zone = ZoneInfo(tz)
     appointment = None
@@ -92,6 +95,9 @@ def _context(
         "first_sms": first_sms,
         "channel": channel,
         **(_preview_links() if preview else _links(patient_id, message_id, channel)),
+        # The exercises the practitioner picked, in the patient's language, and the page that shows them.
+        "exercises": exercises_for(exercise_keys, locale),
+        "exercises_url": links.preview_exercises_url() if preview else links.exercises_url(plan_id),
         "tz": tz,
         "locale": locale,
     }
@@ -195,6 +201,8 @@ def message_context(session: Session, message: Message, first_sms: bool | None =
         patient_id=patient.id,
         message_id=message.id,
         channel=channel,
+        plan_id=message.enrollment.plan_id,
+        exercise_keys=list(message.enrollment.plan.exercises or ()),
     )
 
 
@@ -211,8 +219,13 @@ SAMPLE_CLINIC = _clinic(
 SAMPLE_FIRST_NAMES = {"en": "Alexandra", "es": "Alejandra"}
 
 
-def sample_context(name: str, channel: str, locale: str, *, step: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A realistic context without a patient, for ``templates check`` and ``preview`` (first SMS, day 1)."""
+def sample_context(
+    name: str, channel: str, locale: str, *, step: dict[str, Any] | None = None,
+    exercise_keys: list[str] | None = None,
+) -> dict[str, Any]:
+    """A realistic context without a patient, for ``templates check`` and ``preview`` (first SMS, day 1).
+
+    ``exercise_keys``: the plan's picked exercises; None: the library's first two (``[]``: none picked)."""
     return _context(
         clinic=dict(SAMPLE_CLINIC),
         first_name=SAMPLE_FIRST_NAMES.get(babel_locale(locale).language, SAMPLE_FIRST_NAMES["en"]),
@@ -226,6 +239,7 @@ def sample_context(name: str, channel: str, locale: str, *, step: dict[str, Any]
         message_id=0,
         channel=channel,
         preview=True,
+        exercise_keys=list(load_exercises())[:2] if exercise_keys is None else exercise_keys,
     )
 
 
@@ -273,4 +287,11 @@ def patient_preview_context(
         message_id=0,
         channel=channel,
         preview=True,
+        exercise_keys=_latest_exercises(patient),
     )
+
+
+def _latest_exercises(patient: Patient) -> list[str]:
+    """The exercises of the patient's newest plan (what a stretch prompt would show them now)."""
+    plans = list(patient.plans)
+    return list(plans[-1].exercises or ()) if plans else []

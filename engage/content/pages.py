@@ -22,6 +22,8 @@ PAGE_VARIABLES: dict[str, Any] = {
     "note": None,  # a correction to show above a form ("choose a whole number from 0 to 10")
     "score": None,  # the answer just recorded
     "selected": None,  # the score a one-click link pre-selects, not yet sent
+    "phone": None,  # the clinic's phone (E.164), shown as a tel: link
+    "exercises": [],  # the exercises page: the practitioner's picks (engage.content.exercises views)
 }
 #: Worst-case sample values for ``engage templates check``.
 SAMPLE_PAGE: dict[str, Any] = {
@@ -31,6 +33,14 @@ SAMPLE_PAGE: dict[str, Any] = {
     "note": "Please choose a whole number from 0 to 10.",
     "score": 10,
     "selected": 7,
+    "phone": "+15035550123",
+    "exercises": [{
+        "key": "figure-four", "name": "Lying figure-four stretch",
+        "steps": ["Lie on your back with both knees bent.", "Cross your right ankle over your left knee."],
+        "hold_seconds": 30, "repeat": 3, "each_side": True,
+        "stop_when": "Stop if pain, tingling or numbness spreads down your leg.",
+        "image_url": "https://example.org/figure-four.png", "video_url": "https://example.org/figure-four.mp4",
+    }],
 }
 
 

@@ -16,8 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engage import __version__
 from engage.config import get_settings
 from engage.delivery import heartbeat
+from engage.web import exercise_pages, middleware, patient_pages, ratelimit
 from engage.web import metrics as metrics_route
-from engage.web import middleware, patient_pages, ratelimit
 from engage.web import staff as staff_app
 from engage.web.webhooks import sendgrid as sendgrid_webhooks
 from engage.web.webhooks import twilio as twilio_webhooks
@@ -96,6 +96,7 @@ def create_app() -> FastAPI:
     app.include_router(sendgrid_webhooks.router)
     ratelimit.check_settings(settings)
     app.include_router(patient_pages.router, dependencies=[Depends(ratelimit.public_pages)])
+    app.include_router(exercise_pages.router, dependencies=[Depends(ratelimit.public_pages)])
     app.include_router(metrics_route.router)
     staff_app.install(app)
 
