@@ -109,6 +109,13 @@ if _settings.stale_queued_seconds <= TICK_SECONDS:
         f"ENGAGE_STALE_QUEUED_SECONDS ({_settings.stale_queued_seconds:g}s) must exceed ENGAGE_TICK_SECONDS "
         f"({TICK_SECONDS:g}s)"
     )
+# A batch's sends run side by side only while it has no more ids than the process has send threads;
+# beyond that they run in rounds and a batch could outlast the send time limit.
+if _settings.send_batch > _settings.send_threads:
+    raise ValueError(
+        f"ENGAGE_SEND_BATCH ({_settings.send_batch}) must not exceed ENGAGE_SEND_THREADS ({_settings.send_threads}), "
+        "or a batch's sends run in rounds and can outlast ENGAGE_SEND_SOFT_TIME_LIMIT"
+    )
 if _settings.http_timeout_seconds >= SEND_SOFT_TIME_LIMIT:
     raise ValueError(
         f"ENGAGE_SEND_SOFT_TIME_LIMIT ({SEND_SOFT_TIME_LIMIT:g}s) must exceed ENGAGE_HTTP_TIMEOUT_SECONDS "

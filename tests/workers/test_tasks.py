@@ -176,6 +176,7 @@ def test_celeryconfig_reads_the_tick_and_keeps_at_least_once_settings() -> None:
     ({"ENGAGE_VISIBILITY_TIMEOUT": "100"}, "ENGAGE_VISIBILITY_TIMEOUT"),
     ({"ENGAGE_STALE_QUEUED_SECONDS": "10"}, "ENGAGE_STALE_QUEUED_SECONDS"),
     ({"ENGAGE_SEND_SOFT_TIME_LIMIT": "5"}, "ENGAGE_SEND_SOFT_TIME_LIMIT"),
+    ({"ENGAGE_SEND_BATCH": "64", "ENGAGE_SEND_THREADS": "32"}, "ENGAGE_SEND_BATCH"),
 ])
 def test_celeryconfig_refuses_time_limits_that_contradict_each_other(env: dict[str, str], named: str) -> None:
     result = _import_celeryconfig(**env)
