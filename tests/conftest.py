@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import make_url, text
@@ -37,9 +38,10 @@ def _per_worker_redis(url: str) -> str:
     """Each xdist worker gets its own Redis database: ``gw0`` the configured one, ``gwN`` the Nth below it (mod 16)."""
     if not XDIST_WORKER:
         return url
-    base, _, db = url.rpartition("/")
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0)
     index = int(XDIST_WORKER.removeprefix("gw") or 0)
-    return f"{base}/{(int(db or 0) - index) % 16}"
+    return urlunsplit(parts._replace(path=f"/{(db - index) % 16}"))
 
 
 PG_URL = _per_worker_database(os.environ.get("ENGAGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
