@@ -116,7 +116,8 @@ def _environment(templates_dir: Path) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(local_date=_local_date, local_time=_local_time, local_datetime=_local_datetime)
+    env.filters.update(local_date=_local_date, local_time=_local_time, local_datetime=_local_datetime,
+                       local_day=_local_day)
     return env
 
 
@@ -156,6 +157,20 @@ def _local_date(ctx: Context, value: Any) -> str:
     """``Wednesday, September 30`` / ``miércoles, 30 de septiembre`` in the context's time zone."""
     local, locale = _localise(ctx, value, "local_date")
     return _plain_spaces(format_date(local, _date_pattern(locale), locale=locale))
+
+
+@lru_cache(maxsize=64)
+def _day_pattern(locale: Locale) -> str:
+    # The locale's long date without the year or weekday ("MMMM d" / "d 'de' MMMM").
+    pattern = get_date_format("long", locale=locale).pattern
+    return re.sub(r"[\s,.]*(?:'de'\s*)?y+[.,]?", "", pattern).strip()
+
+
+@pass_context
+def _local_day(ctx: Context, value: Any) -> str:
+    """``September 30`` / ``30 de septiembre``: no weekday, so a Spanish SMS stays GSM-7 ("sábado" would not)."""
+    local, locale = _localise(ctx, value, "local_day")
+    return _plain_spaces(format_date(local, _day_pattern(locale), locale=locale))
 
 
 @pass_context

@@ -237,7 +237,7 @@ def test_locale_without_a_variant_falls_back_to_english_throughout(tmp_path: Pat
 
 def test_regional_locale_uses_the_language_variant() -> None:
     sms = render_sms("visit-reminder", sample_context("visit-reminder", "sms", "es-MX"), "es-MX")
-    assert "le esperamos el miércoles, 30 de septiembre a las 10:30" in sms.body
+    assert "le esperamos el 30 de septiembre a las 10:30" in sms.body
 
 
 def test_sms_lookalikes_are_replaced_before_sending(tmp_path: Path) -> None:
@@ -347,7 +347,8 @@ def test_message_context_is_in_the_patients_time_zone_and_locale(session: Sessio
 
     sms = render_sms("visit-reminder", context, context["locale"])
     assert sms.body == (
-        "Lakeside Clinic: le esperamos el martes, 1 de diciembre a las 10:00. Responda STOP para darse de baja."
+        "Lakeside Clinic: le esperamos el 1 de diciembre a las 10:00 en 1 Lake St, Chicago, IL 60601. Para cambiar "
+        "la cita, llame al (312) 555-0100. Responda C para confirmar. Responda STOP para darse de baja."
     )
 
 

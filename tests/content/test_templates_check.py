@@ -37,14 +37,14 @@ def test_shipped_templates_pass_the_check() -> None:
     result = _run("check", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    # (2 email + 4 SMS) x (en, es), and the 6 patient pages
-    assert data == {"ok": True, "checked": 18, "problems": []}
+    # (2 email + 4 SMS) x (en, es), the 7 patient pages and the 4 exercises (each in en and es)
+    assert data == {"ok": True, "checked": 23, "problems": []}
 
 
 def test_check_prints_a_summary_for_people() -> None:
     result = _run("check")
     assert result.exit_code == 0
-    assert result.output.strip() == "ok: 18 templates checked"
+    assert result.output.strip() == "ok: 23 templates checked"
 
 
 @pytest.mark.parametrize(
@@ -135,9 +135,10 @@ def test_preview_sms_with_sample_data() -> None:
         "template": "visit-reminder",
         "channel": "sms",
         "locale": "es",
-        "body": "Riverside Physical Therapy & Wellness Co: le esperamos el miércoles, 30 de septiembre a las 10:30. "
-        "Responda STOP para darse de baja.",
-        "segments": 1,
+        "body": "Riverside Physical Therapy & Wellness Co: le esperamos el 30 de septiembre a las 10:30 en 1200 Riverside "
+        "Avenue, Suite 210, Portland, OR 97201. Para cambiar la cita, llame al (503) 555-0123. Responda C para "
+        "confirmar. Responda STOP para darse de baja.",
+        "segments": 2,
         "encoding": "GSM-7",
     }
 
@@ -239,8 +240,8 @@ def test_preview_for_a_patient_without_appointments_uses_a_stand_in(session: Ses
         result = _run("preview", "visit-reminder", "--patient", str(patient_id), "--locale", "en", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["body"] == (
-        "Lakeside Clinic: a reminder of your appointment on Monday, November 30 at 10:30 AM. "
-        "To reschedule, call (312) 555-0100. See you soon! Reply STOP to opt out."
+        "Lakeside Clinic: a reminder of your appointment on Monday, November 30 at 10:30 AM, 1 Lake St, Chicago, "
+        "IL 60601. To reschedule, call (312) 555-0100. Reply C to confirm. Reply STOP to opt out."
     )
 
 
