@@ -135,9 +135,9 @@ def test_preview_sms_with_sample_data() -> None:
         "template": "visit-reminder",
         "channel": "sms",
         "locale": "es",
-        "body": "Riverside Physical Therapy & Wellness Co: le esperamos el 30 de septiembre a las 10:30 en 1200 Riverside "
-        "Avenue, Suite 210, Portland, OR 97201. Para cambiar la cita, llame al (503) 555-0123. Responda C para "
-        "confirmar. Responda STOP para darse de baja.",
+        "body": "Riverside Physical Therapy & Wellness Co: le esperamos el 30 de septiembre a las 10:30 en "
+        "1200 Riverside Avenue, Suite 210, Portland, OR 97201. Para cambiar la cita, llame al (503) 555-0123. "
+        "Responda C para confirmar. Responda STOP para darse de baja.",
         "segments": 2,
         "encoding": "GSM-7",
     }
