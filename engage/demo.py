@@ -275,7 +275,8 @@ class _SimulatedWorkerClock:
         stack.enter_context(clock.frozen(self.now))
         self._stacks[task_id] = stack
 
-    def postrun(self, task_id: str, task: Any, retval: Any = None, state: str | None = None, **_: Any) -> None:
+    def postrun(self, task_id: str, task: Any, retval: Any = None, state: str | None = None,
+                args: Any = None, **_: Any) -> None:
         stack = self._stacks.pop(task_id, None)
         if stack is not None:
             stack.close()
@@ -286,6 +287,13 @@ class _SimulatedWorkerClock:
                     self.outcomes[str(retval)] += 1
                 else:
                     self.errors.append(f"send_message failed: {retval!r}")
+            if task.name == "engage.send_batch":
+                # A tick enqueues its claimed ids as batches; each id is one message, sent as send_message would.
+                self.finished["engage.send_message"] += len(args[0]) if args else 0
+                if state == "SUCCESS" and isinstance(retval, dict):
+                    self.outcomes.update({str(name): int(n) for name, n in retval.items()})
+                else:
+                    self.errors.append(f"send_batch failed: {retval!r}")
             self._done.notify_all()
 
     def wait_for(self, name: str, count: int, timeout: float) -> None:
