@@ -46,7 +46,7 @@ from engage.records.models import (
     PlanStatus,
 )
 from engage.records.quiet_hours import quiet_hours_for
-from engage.schedule.planning import EnrollmentFacts, plan_messages
+from engage.schedule.planning import NO_SHOW_OCCURRENCE, EnrollmentFacts, plan_messages
 from engage.schedule.reconcile import appointment_facts, plan_facts, policy_for, sms_history
 from engage.schedule.sequences import Step, get_sequence
 from engage.schedule.windows import is_quiet, shift_forward
@@ -181,7 +181,8 @@ def send_time_check(
     appointment = message.appointment
     if appointment is not None and appointment.status is AppointmentStatus.CANCELLED:
         return Decision(MessageStatus.CANCELLED, "appointment cancelled")
-    if appointment is not None and appointment.status is AppointmentStatus.NO_SHOW:
+    no_show_follow_up = (message.occurrence or "").startswith(NO_SHOW_OCCURRENCE)
+    if appointment is not None and appointment.status is AppointmentStatus.NO_SHOW and not no_show_follow_up:
         return Decision(MessageStatus.CANCELLED, "appointment no-show")
     # Claimed while due, then moved later (a reconcile that raced the claim): never early. Back on the
     # schedule as it now stands; the claim was engage's doing, so no attempt is used.

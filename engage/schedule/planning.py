@@ -63,6 +63,8 @@ from engage.schedule.windows import add_local_days, local_date, place, resolve_l
 COUNTED = (AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED)
 #: A pre-visit message missed by a late enrolment is still worth sending this long before the visit.
 CATCH_UP_LEAD = timedelta(hours=2)
+#: Occurrence keys of a no-show follow-up start with this (the send-time check must not cancel it as a no-show's).
+NO_SHOW_OCCURRENCE = "noshow:"
 #: The ``skip_reason`` (and the row's ``status_reason``) of an SMS the patient's frequency caps leave out.
 FREQUENCY_CAP = "frequency cap"
 
@@ -79,6 +81,7 @@ class AppointmentFacts:
 class PlanFacts:
     id: int
     status: PlanStatus = PlanStatus.ACTIVE
+    planned_sessions: int | None = None  # None: no rebook prompt
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def plan_messages(
             continue
         channel = _channel(step, policy)
         slots: dict[datetime, DesiredMessage] = {}
-        for anchor in _anchors(step, counted, plan_end, enrollment):
+        for anchor in _anchors(step, counted, plan_end, enrollment, live, plan):
             for index, offset in enumerate(step.offsets):
                 due = _due(anchor.at, offset, step, tz, quiet[channel])
                 if offset.negative and due < enrollment.created_at:
@@ -234,8 +237,14 @@ def _apply_caps(
 
 
 def _anchors(
-    step: Step, counted: list[AppointmentFacts], plan_end: datetime | None, enrollment: EnrollmentFacts
+    step: Step, counted: list[AppointmentFacts], plan_end: datetime | None, enrollment: EnrollmentFacts,
+    live: list[AppointmentFacts], plan: PlanFacts,
 ) -> list[_Anchor]:
+    if step.anchor in APPOINTMENT_ANCHORS and "no_show" in (step.appointments or ()):
+        return [
+            _Anchor(a.start if step.anchor == "appointment.start" else a.end, f"{NO_SHOW_OCCURRENCE}{a.id}", a.id, {})
+            for a in live if a.status is AppointmentStatus.NO_SHOW
+        ]
     if step.anchor in APPOINTMENT_ANCHORS:
         total = len(counted)
         return [
@@ -250,6 +259,12 @@ def _anchors(
         ]
     if step.anchor == "enrollment":
         return [_Anchor(enrollment.created_at, "enrollment", None, {})]
+    if step.anchor == "plan.rebook":
+        left = (plan.planned_sessions or 0) - len(counted)
+        if not counted or left <= 0 or any(a.status is not AppointmentStatus.COMPLETED for a in counted):
+            return []
+        # Keyed by the sessions done: booking and completing another session makes a new prompt possible.
+        return [_Anchor(counted[-1].end, f"rebook:{len(counted)}", None, {"sessions_left": left})]
     if plan_end is None:
         return []
     return [_Anchor(plan_end, "plan.end", None, {"session_count": len(counted)})]

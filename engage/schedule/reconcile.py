@@ -445,7 +445,7 @@ class _LazyReach(dict[Channel, str | None]):
 
 
 def plan_facts(plan: TreatmentPlan) -> PlanFacts:
-    return PlanFacts(id=plan.id, status=plan.status)
+    return PlanFacts(id=plan.id, status=plan.status, planned_sessions=plan.planned_sessions)
 
 
 def appointment_facts(appointment: Appointment) -> AppointmentFacts:

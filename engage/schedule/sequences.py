@@ -17,7 +17,8 @@ Semantics the planner relies on:
 - ``appointments`` selects among the plan's *counted* appointments (booked or
   completed, in start order): ``first``, ``each``, ``last``, ``every:N`` (the N-th,
   2N-th, ...), ``first:N`` (the first N: aftercare after the first sessions only),
-  or a list of these, whose union is taken (``[every:3, last]``).
+  or a list of these, whose union is taken (``[every:3, last]``). ``no_show`` instead picks
+  the appointments marked no-show (a follow-up the same day), and only those.
   Required meaning only for appointment anchors; defaults to ``each`` there.
 - ``priority`` (higher wins) decides which SMS go when a patient's frequency caps
   (the clinic's: non-urgent SMS per local day and per any 7 local days) cannot
@@ -26,6 +27,8 @@ Semantics the planner relies on:
   to a patient with no usable phone, and to every patient with an email address
   when their clinic prefers email.
 - A clinic can turn any step off by its key (``clinic.steps_off``).
+- ``plan.rebook``: the end of the last session when every counted session is completed,
+  none is booked and the plan has sessions left (a prompt to book the next one).
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ from engage.records.models import Channel
 from engage.records.quiet_hours import parse_hhmm
 from engage.schedule.durations import parse_duration
 
-Anchor = Literal["appointment.start", "appointment.end", "enrollment", "plan.end"]
+Anchor = Literal["appointment.start", "appointment.end", "enrollment", "plan.end", "plan.rebook"]
 APPOINTMENT_ANCHORS = ("appointment.start", "appointment.end")
-_SELECTOR = re.compile(r"first|each|last|every:([1-9]\d*)|first:([1-9]\d*)")
+_SELECTOR = re.compile(r"first|each|last|no_show|every:([1-9]\d*)|first:([1-9]\d*)")
 _KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _DURATION_PART = re.compile(r"(\d+)([wdhm])")
 
@@ -165,7 +168,7 @@ class Step(BaseModel):
             raise ValueError("list at least one of first, each, last, every:N, first:N")
         for item in items:
             if not isinstance(item, str) or not _SELECTOR.fullmatch(item.strip()):
-                raise ValueError(f"{item!r} is not one of first, each, last, every:N, first:N")
+                raise ValueError(f"{item!r} is not one of first, each, last, every:N, first:N, no_show")
         return tuple(item.strip() for item in items)
 
     @model_validator(mode="after")

@@ -149,3 +149,25 @@ def test_caps_laws(scenario: tuple[list[AppointmentFacts], Policy, tuple[SentSms
             assert full_day or full_week, message
     # Deterministic: the order appointments come in changes nothing.
     assert plan_messages(PlanFacts(1), list(reversed(appointments)), SHIPPED, policy, ENROLLED, history) == messages
+
+
+def test_a_no_show_gets_a_follow_up_the_same_day_and_loses_its_aftercare() -> None:
+    sessions = every(7, 3)
+    missed = AppointmentFacts(sessions[1].id, sessions[1].start, sessions[1].end, AppointmentStatus.NO_SHOW)
+    messages = plan_messages(PlanFacts(1), [sessions[0], missed, sessions[2]], SHIPPED, Policy(TZ), ENROLLED)
+    (follow_up,) = [m for m in messages if m.step_key == "no-show-follow-up"]
+    assert follow_up.appointment_id == missed.id and follow_up.occurrence == f"noshow:{missed.id}"
+    assert local_date(follow_up.due_at, ZoneInfo(TZ)) == local_date(missed.start, ZoneInfo(TZ))
+    assert not [m for m in messages if m.appointment_id == missed.id and m.step_key != "no-show-follow-up"]
+
+
+def test_a_rebook_prompt_when_sessions_are_left_but_none_is_booked() -> None:
+    done = [AppointmentFacts(a.id, a.start, a.end, AppointmentStatus.COMPLETED) for a in every(7, 2)]
+    messages = plan_messages(PlanFacts(1, planned_sessions=6), done, SHIPPED, Policy(TZ), ENROLLED)
+    (rebook,) = [m for m in messages if m.step_key == "rebook"]
+    assert rebook.context["sessions_left"] == 4 and rebook.occurrence == "rebook:2"
+    booked = [*done, every(7, 3)[2]]  # the next one is booked: no prompt
+    assert not [m for m in plan_messages(PlanFacts(1, planned_sessions=6), booked, SHIPPED, Policy(TZ), ENROLLED)
+                if m.step_key == "rebook"]
+    finished = plan_messages(PlanFacts(1, planned_sessions=2), done, SHIPPED, Policy(TZ), ENROLLED)
+    assert not [m for m in finished if m.step_key == "rebook"]

@@ -147,6 +147,14 @@ def test_no_show_drops_its_aftercare(session: Session) -> None:
         after = rows(session, enrollment.id)
         aftercare = after[("aftercare", f"appt:{first.id}")]
         assert (aftercare.status, aftercare.status_reason) == (MessageStatus.CANCELLED, "appointment no-show")
+        # ... and gets a follow-up the same day, which the send-time check lets go.
+        follow_up = after[("no-show-follow-up", f"noshow:{first.id}")]
+        assert follow_up.status is MessageStatus.SCHEDULED and follow_up.due_at == first.end_at + timedelta(hours=1)
+        session.commit()
+    session.execute(update(Message).where(Message.id == follow_up.id).values(plan_version=None))  # re-plan
+    session.commit()
+    with frozen(follow_up.due_at):
+        assert send_time_check(session, session.get_one(Message, follow_up.id), follow_up.due_at) is None
 
 
 def test_patient_without_phone_gets_skipped_sms_then_revived_when_a_phone_is_added(session: Session) -> None:
