@@ -146,11 +146,12 @@ def patient_add(clinic_id: int, first_name: str, last_name: str, email: str | No
                 tz: str | None, locale: str) -> None:
     """Add a patient to a clinic (needs an email or a phone)."""
     with session_scope() as session:
-        created = patients.add_patient(
+        created, warnings = patients.add_patient_with_warnings(
             session, clinic_id=clinic_id, first_name=first_name, last_name=last_name, email=email, phone=phone,
             timezone=tz, locale=locale,
         )
-    emit({"id": created.id}, f"patient {created.id} added")
+    emit({"id": created.id, "warnings": warnings},
+         "\n".join([f"patient {created.id} added", *(f"warning: {w}" for w in warnings)]))
 
 
 @patient.command("show")
@@ -196,15 +197,16 @@ def plan() -> None:
 @click.option("--every", required=True, callback=_duration, help="Time between sessions, e.g. 7d.")
 @click.option("--duration", default="45m", show_default=True, callback=_duration, help="Session length.")
 @click.option("--reassess-every", type=int, default=3, show_default=True, help="Sessions between reassessments.")
+@click.option("--allow-past", is_flag=True, help="Record appointments that already happened (staff history).")
 @json_option
 @user_errors
 def plan_create(patient_id: int, condition: str, modality: str, first: str, sessions: int, every: timedelta,
-                duration: timedelta, reassess_every: int) -> None:
+                duration: timedelta, reassess_every: int, allow_past: bool) -> None:
     """Create a treatment plan and book its appointments."""
     with session_scope() as session:
         created = plans.create_plan(
             session, patient_id=patient_id, condition=condition, modality=modality, first=first, sessions=sessions,
-            every=every, duration=duration, reassess_every=reassess_every,
+            every=every, duration=duration, reassess_every=reassess_every, allow_past=allow_past,
         )
         data: dict[str, Any] = {
             "id": created.id, "appointments": [plans.appointment_json(a) for a in created.appointments],
@@ -222,12 +224,14 @@ def appointment() -> None:
 @click.option("--start", required=True)
 @click.option("--end")
 @click.option("--duration", callback=_duration)
+@click.option("--allow-past", is_flag=True, help="Record appointments that already happened (staff history).")
 @json_option
 @user_errors
-def appointment_add(plan_id: int, start: str, end: str | None, duration: timedelta | None) -> None:
+def appointment_add(plan_id: int, start: str, end: str | None, duration: timedelta | None, allow_past: bool) -> None:
     """Book one more appointment in a plan."""
     with session_scope() as session:
-        created = appointments.add_appointment(session, plan_id=plan_id, start=start, end=end, duration=duration)
+        created = appointments.add_appointment(session, plan_id=plan_id, start=start, end=end, duration=duration,
+                                               allow_past=allow_past)
         data = plans.appointment_json(created)
     emit(data, f"appointment {data['id']} booked for {data['start']}")
 
@@ -235,12 +239,13 @@ def appointment_add(plan_id: int, start: str, end: str | None, duration: timedel
 @appointment.command("move")
 @click.argument("appointment_id", type=int)
 @click.option("--to", required=True, help="New start; without an offset it is the patient's local time.")
+@click.option("--allow-past", is_flag=True, help="Record appointments that already happened (staff history).")
 @json_option
 @user_errors
-def appointment_move(appointment_id: int, to: str) -> None:
+def appointment_move(appointment_id: int, to: str, allow_past: bool) -> None:
     """Move an appointment; its pending reminders move with it."""
     with session_scope() as session:
-        data = plans.appointment_json(appointments.move_appointment(session, appointment_id, to))
+        data = plans.appointment_json(appointments.move_appointment(session, appointment_id, to, allow_past=allow_past))
     emit(data, f"appointment {appointment_id} moved to {data['start']}")
 
 

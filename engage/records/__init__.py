@@ -6,3 +6,7 @@ quiet-hours setting, creating clinics, patients and plans, and the audit trail.
 Imports only the cross-cutting modules (``config``, ``clock``, ``errors``, ``db``);
 anything that re-plans messages after a change lives above, in :mod:`engage.schedule`.
 """
+
+# The length limits of staff-typed text are checked on every flush (a Session event), wherever the
+# records are written from; importing the package registers the check.
+from engage.records import limits as _limits  # noqa: E402,F401

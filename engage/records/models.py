@@ -138,7 +138,7 @@ class Clinic(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64))
-    address: Mapped[str] = mapped_column(Text)
+    address: Mapped[str] = mapped_column(Text, info={"max_length": 500})  # a postal address, a few lines
     email_from: Mapped[str] = mapped_column(String(320))
     sms_from: Mapped[str | None] = mapped_column(String(64))
     phone: Mapped[str | None] = mapped_column(String(32))

@@ -11,6 +11,7 @@ from engage.config import get_settings
 from engage.errors import InvalidInput
 from engage.records import validation
 from engage.records.audit import audit
+from engage.records.limits import TooLong, max_length
 from engage.records.lookup import get
 from engage.records.models import Clinic, Patient
 from engage.records.plans import appointment_json
@@ -29,6 +30,29 @@ def add_patient(
     actor: str = "cli",
 ) -> Patient:
     """A new patient of ``clinic_id``. Raises ``InvalidInput`` (see :func:`validated_fields`) before writing."""
+    return add_patient_with_warnings(
+        session, clinic_id=clinic_id, first_name=first_name, last_name=last_name, email=email, phone=phone,
+        timezone=timezone, locale=locale, actor=actor,
+    )[0]
+
+
+def add_patient_with_warnings(
+    session: Session,
+    *,
+    clinic_id: int,
+    first_name: str,
+    last_name: str,
+    email: str | None = None,
+    phone: str | None = None,
+    timezone: str | None = None,
+    locale: str = "en",
+    actor: str = "cli",
+) -> tuple[Patient, list[str]]:
+    """:func:`add_patient`, also returning warnings for staff (sentences; the patient is added anyway).
+
+    A phone number another patient of the clinic has is allowed (families share phones) but
+    warned about: an SMS reply from it is matched to one of them only.
+    """
     clinic: Clinic = get(session, Clinic, clinic_id)
     fields = validated_fields(
         session, clinic, first_name=first_name, last_name=last_name, email=email, phone=phone, timezone=timezone,
@@ -41,7 +65,24 @@ def add_patient(
         session, clinic_id=clinic.id, actor=actor, action="patient.create", subject_type="patient",
         subject_id=patient.id,
     )
-    return patient
+    return patient, phone_warnings(session, patient)
+
+
+def phone_warnings(session: Session, patient: Patient) -> list[str]:
+    """A warning when other patients of the clinic share this patient's phone number (none: no warning)."""
+    if not patient.phone:
+        return []
+    others = session.scalars(
+        select(Patient.id)
+        .where(Patient.clinic_id == patient.clinic_id, Patient.phone == patient.phone, Patient.id != patient.id)
+        .order_by(Patient.id)
+    ).all()
+    if not others:
+        return []
+    ids = ", ".join(str(i) for i in others)
+    return [f"patient {ids} of this clinic has the same phone number; SMS replies from it reach only one of them"
+            if len(others) == 1 else
+            f"patients {ids} of this clinic have the same phone number; SMS replies from it reach only one of them"]
 
 
 class FieldErrors(InvalidInput):
@@ -97,6 +138,10 @@ def validated_fields(
             taken = taken.where(Patient.id != patient_id)
         if session.scalar(taken):
             errors["email"] = "another patient of this clinic already has that email address"
+    for name, value in values.items():
+        limit = max_length(Patient, name)
+        if isinstance(value, str) and limit is not None and len(value) > limit and name not in errors:
+            errors[name] = str(TooLong(Patient, name, limit, len(value)))
     if errors:
         raise FieldErrors(errors)
     return values

@@ -27,11 +27,13 @@ def create_plan(
     duration: timedelta = timedelta(minutes=45),
     reassess_every: int = 3,
     actor: str = "cli",
+    allow_past: bool = False,
 ) -> TreatmentPlan:
     """A plan with ``sessions`` appointments, the first at ``first``, then every ``every``.
 
     A ``first`` without an offset is the patient's wall time; later sessions keep that wall
-    time across DST changes when ``every`` is a whole number of days.
+    time across DST changes when ``every`` is a whole number of days. A first session in the
+    past is refused unless ``allow_past`` (staff recording a plan that already started).
     """
     patient: Patient = get(session, Patient, patient_id)
     if not 1 <= sessions <= 100:
@@ -44,6 +46,7 @@ def create_plan(
         raise InvalidInput("reassess-every must be at least 1")
     tz = patient.effective_timezone
     start = validation.local_datetime(first, tz)
+    validation.not_in_past(start, tz, allow_past=allow_past, what="the first session")
     wall = start.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
     whole_days = every % timedelta(days=1) == timedelta(0)
     plan = TreatmentPlan(

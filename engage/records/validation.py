@@ -13,19 +13,31 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from engage.clock import utcnow
 from engage.errors import InvalidInput
 
 LOCALES = ("en", "es")
 
 
+#: The areas of IANA's region zones ("America/New_York"); "EST", "US/Eastern", "Etc/GMT+5" and "UTC" name
+#: no place, so they do not follow a place's clock changes (EST never has summer time) or are legacy links.
+REGION_AREAS = ("Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian",
+                "Pacific")
+
+
 def timezone_name(name: str) -> str:
-    """An IANA time zone name, e.g. ``America/New_York``."""
+    """A canonical IANA region time zone, e.g. ``America/New_York`` (not ``EST``, ``US/Eastern`` or ``UTC``)."""
+    name = name.strip()
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"unknown time zone {name!r}: use an IANA name such as America/New_York") from None
-    if name not in available_timezones() and name != "UTC":
-        raise InvalidInput(f"unknown time zone {name!r}: use an IANA name such as America/New_York")
+    if name not in available_timezones():
+        raise InvalidInput(f"unknown time zone {name!r}: use an IANA name such as America/New_York") from None
+    if name.split("/", 1)[0] not in REGION_AREAS or "/" not in name:
+        raise InvalidInput(
+            f"{name!r} is not a region time zone: use the IANA name of the place, such as America/New_York"
+        )
     return name
 
 
@@ -66,8 +78,8 @@ def region(value: str) -> str:
 def local_datetime(text: str | datetime, tz: str) -> datetime:
     """An aware UTC datetime. Text with an offset is exact; without one it is wall time in ``tz``.
 
-    A wall time that does not exist (skipped by a DST change) is refused; an ambiguous one
-    (repeated by a DST change) means its first occurrence.
+    A wall time that does not exist (skipped by a DST change) is refused, and so is an
+    ambiguous one (repeated when clocks go back), naming both instants it could be.
     """
     if isinstance(text, datetime):
         value = text
@@ -82,4 +94,19 @@ def local_datetime(text: str | datetime, tz: str) -> datetime:
     aware = value.replace(tzinfo=zone, fold=0)
     if aware.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != value:
         raise InvalidInput(f"{value:%Y-%m-%d %H:%M} does not exist in {tz} (clocks change then); pick another time")
+    later = value.replace(tzinfo=zone, fold=1)
+    if later.utcoffset() != aware.utcoffset():
+        raise InvalidInput(
+            f"{value:%Y-%m-%d %H:%M} happens twice in {tz} (clocks go back then): write "
+            f"{aware.isoformat(timespec='minutes')} or {later.isoformat(timespec='minutes')}"
+        )
     return aware.astimezone(timezone.utc)
+
+
+def not_in_past(start_at: datetime, tz: str, *, allow_past: bool, what: str = "the appointment") -> None:
+    """Refuse booking ``start_at`` in the past, unless ``allow_past`` (staff recording history)."""
+    if not allow_past and start_at < utcnow():
+        local = start_at.astimezone(ZoneInfo(tz))
+        raise InvalidInput(
+            f"{what} at {local:%Y-%m-%d %H:%M} ({tz}) is in the past; pass --allow-past to record one that happened"
+        )

@@ -3,14 +3,22 @@
 Each function works inside the caller's session, raises ``InvalidInput`` or
 ``NotFound`` before writing anything, audits the change and reconciles the plan's
 messages, so a moved visit's reminders move and a cancelled one's are cancelled.
+
+Rules: adding or moving an appointment into the past needs ``allow_past`` (staff
+recording history); an added or moved appointment may not overlap another booked
+appointment of the same patient (the error names it); only an appointment that has
+started can be completed or marked a no-show.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engage.clock import utcnow
 from engage.errors import InvalidInput
 from engage.records import validation
 from engage.records.audit import audit
@@ -21,17 +29,17 @@ from engage.schedule.reconcile import ReconcileResult, reconcile_plan
 
 def add_appointment(
     session: Session, *, plan_id: int, start: str | datetime, end: str | datetime | None = None,
-    duration: timedelta | None = None, actor: str = "cli",
+    duration: timedelta | None = None, actor: str = "cli", allow_past: bool = False,
 ) -> Appointment:
     """Book one more appointment in a plan; its messages are planned."""
     return add_appointment_replanned(
-        session, plan_id=plan_id, start=start, end=end, duration=duration, actor=actor
+        session, plan_id=plan_id, start=start, end=end, duration=duration, actor=actor, allow_past=allow_past,
     )[0]
 
 
 def add_appointment_replanned(
     session: Session, *, plan_id: int, start: str | datetime, end: str | datetime | None = None,
-    duration: timedelta | None = None, actor: str = "cli",
+    duration: timedelta | None = None, actor: str = "cli", allow_past: bool = False,
 ) -> tuple[Appointment, ReconcileResult]:
     """:func:`add_appointment`, also saying what the re-plan did to the messages."""
     plan: TreatmentPlan = get(session, TreatmentPlan, plan_id)
@@ -43,27 +51,35 @@ def add_appointment_replanned(
         end_at = start_at + (duration or timedelta(minutes=plan.session_minutes))
     if end_at <= start_at:
         raise InvalidInput("an appointment must end after it starts")
+    validation.not_in_past(start_at, tz, allow_past=allow_past)
+    _refuse_overlap(session, plan.patient_id, None, start_at, end_at, tz)
     appointment = Appointment(plan_id=plan.id, start_at=start_at, end_at=end_at, status=AppointmentStatus.BOOKED)
     session.add(appointment)
     session.flush()
     return appointment, _after_appointment_change(session, appointment, actor, "appointment.add")
 
 
-def move_appointment(session: Session, appointment_id: int, to: str | datetime, actor: str = "cli") -> Appointment:
+def move_appointment(
+    session: Session, appointment_id: int, to: str | datetime, actor: str = "cli", *, allow_past: bool = False,
+) -> Appointment:
     """Move a booked appointment, keeping its length; its pending messages move with it."""
-    return move_appointment_replanned(session, appointment_id, to, actor)[0]
+    return move_appointment_replanned(session, appointment_id, to, actor, allow_past=allow_past)[0]
 
 
 def move_appointment_replanned(
-    session: Session, appointment_id: int, to: str | datetime, actor: str = "cli"
+    session: Session, appointment_id: int, to: str | datetime, actor: str = "cli", *, allow_past: bool = False,
 ) -> tuple[Appointment, ReconcileResult]:
     """:func:`move_appointment`, also saying what the re-plan did to the messages."""
     appointment: Appointment = get(session, Appointment, appointment_id)
     if appointment.status is not AppointmentStatus.BOOKED:
         raise InvalidInput(f"appointment {appointment_id} is {appointment.status.value}; only booked ones can move")
+    tz = appointment.plan.patient.effective_timezone
     length = appointment.end_at - appointment.start_at
-    appointment.start_at = validation.local_datetime(to, appointment.plan.patient.effective_timezone)
-    appointment.end_at = appointment.start_at + length
+    start_at = validation.local_datetime(to, tz)
+    validation.not_in_past(start_at, tz, allow_past=allow_past)
+    _refuse_overlap(session, appointment.plan.patient_id, appointment.id, start_at, start_at + length, tz)
+    appointment.start_at = start_at
+    appointment.end_at = start_at + length
     return appointment, _after_appointment_change(session, appointment, actor, "appointment.move")
 
 
@@ -92,8 +108,40 @@ def set_appointment_status_replanned(
         raise InvalidInput(
             f"appointment {appointment_id} is {appointment.status.value}; it cannot become {status.value}"
         )
+    if status in (AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW) and appointment.start_at > utcnow():
+        raise InvalidInput(
+            f"appointment {appointment_id} has not started yet; it can become {status.value} once it has"
+        )
     appointment.status = status
     return appointment, _after_appointment_change(session, appointment, actor, f"appointment.{status.value}")
+
+
+def _refuse_overlap(
+    session: Session, patient_id: int, appointment_id: int | None, start_at: datetime, end_at: datetime, tz: str,
+) -> None:
+    """Refuse a slot that overlaps another booked appointment of the same patient, naming it.
+
+    Two booked visits at once would make the re-plan treat one as moved and cancel its reminders.
+    """
+    other = session.scalars(
+        select(Appointment)
+        .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
+        .where(
+            TreatmentPlan.patient_id == patient_id,
+            Appointment.status == AppointmentStatus.BOOKED,
+            Appointment.id != (appointment_id or -1),
+            Appointment.start_at < end_at,
+            Appointment.end_at > start_at,
+        )
+        .order_by(Appointment.start_at)
+        .limit(1)
+    ).first()
+    if other is not None:
+        local = other.start_at.astimezone(ZoneInfo(tz))
+        raise InvalidInput(
+            f"that time overlaps appointment {other.id} of the same patient ({local:%Y-%m-%d %H:%M}); "
+            "move or cancel that one first"
+        )
 
 
 def _after_appointment_change(

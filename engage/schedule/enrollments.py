@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from engage.clock import utcnow
 from engage.errors import InvalidInput, NotFound
 from engage.records.audit import audit
+from engage.records.limits import check_values
 from engage.records.models import (
     Appointment,
     AuditEvent,
@@ -73,6 +74,7 @@ def enroll_many(
     All or nothing: any bad pair raises before anything is written.
     """
     pairs = list(pairs)
+    check_values(Enrollment, enrolled_by=enrolled_by, sequence_key=sequence_key)  # written with insert(), no flush
     sequence = get_sequence(sequence_key)
     plan_ids = [plan_id for _, plan_id in pairs]
     if len(set(plan_ids)) != len(plan_ids):

@@ -53,17 +53,22 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 # --- seeding (shared with tests/workers/test_faults.py and tests/workers/test_tasks.py) ----------------
 
 
+#: A region zone without summer time for each whole-hour offset from UTC (clinics need a place's zone).
+FIXED_OFFSET_ZONES = {
+    -11: "Pacific/Pago_Pago", -10: "Pacific/Honolulu", -9: "Pacific/Gambier", -8: "Pacific/Pitcairn",
+    -7: "America/Phoenix", -6: "America/Regina", -5: "America/Bogota", -4: "America/La_Paz",
+    -3: "America/Argentina/Buenos_Aires", -2: "America/Noronha", -1: "Atlantic/Cape_Verde", 0: "Africa/Abidjan",
+    1: "Africa/Lagos", 2: "Africa/Johannesburg", 3: "Europe/Istanbul", 4: "Asia/Dubai", 5: "Asia/Karachi",
+    6: "Asia/Dhaka", 7: "Asia/Bangkok", 8: "Asia/Singapore", 9: "Asia/Tokyo", 10: "Australia/Brisbane",
+    11: "Pacific/Guadalcanal", 12: "Pacific/Tarawa",
+}
+
+
 def midday_timezone(now: datetime | None = None) -> str:
-    """An IANA ``Etc/GMT±N`` zone where it is now about midday, far from the default quiet hours (20:00-08:00)."""
+    """A region time zone where it is now about midday, far from the default quiet hours (20:00-08:00)."""
     now = now or datetime.now(timezone.utc)
-    offset = 12 - now.hour  # hours east of UTC that make it 12:xx local
-    if offset > 14:
-        offset -= 24
-    if offset < -12:
-        offset += 24
-    if offset == 0:
-        return "Etc/GMT"
-    return f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"  # POSIX sign: Etc/GMT-3 is UTC+3
+    offset = 12 - now.hour  # hours east of UTC that make it 12:xx local: -11 to +12
+    return FIXED_OFFSET_ZONES[offset]
 
 
 def seed_due_messages(n_sms: int, n_email: int, *, due_at: datetime | None = None) -> dict[str, Any]:

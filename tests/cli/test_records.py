@@ -42,11 +42,11 @@ def test_clinic_patient_plan_round_trip(db_url: str) -> None:
     patient_id = add_patient(clinic_id, "--phone", "(415) 555-0123", "--email", "Ana@Example.COM", "--locale", "es")
 
     plan = engage("plan", "create", "--patient", str(patient_id), "--condition", "sciatica", "--modality",
-                  "dry needling", "--first", "2026-10-25T09:00", "--sessions", "6", "--every", "7d", "--json").json
+                  "dry needling", "--first", "2027-10-31T09:00", "--sessions", "6", "--every", "7d", "--json").json
 
     starts = [datetime.fromisoformat(a["start"]) for a in plan["appointments"]]
     assert len(starts) == 6
-    # 09:00 New York wall time on both sides of the 1 November DST change: 13:00Z then 14:00Z.
+    # 09:00 New York wall time on both sides of the 7 November 2027 DST change: 13:00Z then 14:00Z.
     assert [s.strftime("%H:%M") for s in starts] == ["13:00"] + ["14:00"] * 5
     assert all(s.utcoffset() is not None and s.utcoffset().total_seconds() == 0 for s in starts)
     assert all(
@@ -65,25 +65,26 @@ def test_clinic_patient_plan_round_trip(db_url: str) -> None:
 def test_time_with_offset_is_exact_and_duration_is_kept(db_url: str) -> None:
     patient_id = add_patient(make_clinic(), "--email", "a@example.com", "--timezone", "Europe/Madrid")
     plan = engage("plan", "create", "--patient", str(patient_id), "--condition", "sciatica", "--modality", "dn",
-                  "--first", "2026-12-01T09:00:00-05:00", "--sessions", "2", "--every", "3d12h", "--duration", "30m",
+                  "--first", "2027-12-01T09:00:00-05:00", "--sessions", "2", "--every", "3d12h", "--duration", "30m",
                   "--json").json
-    assert [a["start"] for a in plan["appointments"]] == ["2026-12-01T14:00:00+00:00", "2026-12-05T02:00:00+00:00"]
-    assert plan["appointments"][0]["end"] == "2026-12-01T14:30:00+00:00"
+    assert [a["start"] for a in plan["appointments"]] == ["2027-12-01T14:00:00+00:00", "2027-12-05T02:00:00+00:00"]
+    assert plan["appointments"][0]["end"] == "2027-12-01T14:30:00+00:00"
 
 
 def test_appointment_changes(db_url: str) -> None:
     patient_id = add_patient(make_clinic(), "--email", "a@example.com")
     plan = engage("plan", "create", "--patient", str(patient_id), "--condition", "sciatica", "--modality", "dn",
-                  "--first", "2026-12-01T09:00", "--sessions", "3", "--every", "7d", "--json").json
+                  "--first", "2026-11-03T09:00", "--sessions", "3", "--every", "7d", "--allow-past", "--json").json
     first, second, third = (str(a["id"]) for a in plan["appointments"])
 
-    moved = engage("appointment", "move", first, "--to", "2026-12-02T10:30", "--json").json
-    assert (moved["start"], moved["end"]) == ("2026-12-02T15:30:00+00:00", "2026-12-02T16:15:00+00:00")
+    # Staff recording visits that already happened: --allow-past, and they have started, so they can complete.
+    moved = engage("appointment", "move", first, "--to", "2026-11-04T10:30", "--allow-past", "--json").json
+    assert (moved["start"], moved["end"]) == ("2026-11-04T15:30:00+00:00", "2026-11-04T16:15:00+00:00")
     assert engage("appointment", "cancel", second, "--json").json["status"] == "cancelled"
     assert engage("appointment", "complete", first, "--json").json["status"] == "completed"
     assert engage("appointment", "no-show", third, "--json").json["status"] == "no_show"
 
-    refused = engage("appointment", "move", second, "--to", "2026-12-20T09:00")
+    refused = engage("appointment", "move", second, "--to", "2027-12-20T09:00")
     assert refused.code == 2 and "cancelled" in refused.stderr
 
 
@@ -135,9 +136,9 @@ def test_bad_plan_and_appointment_input_writes_nothing(db_url: str) -> None:
     assert engage(*base, "--first", "tomorrow", "--sessions", "2", "--every", "7d").code == 2
     assert count(TreatmentPlan) == 0 and count(Appointment) == 0
 
-    plan_id = str(engage(*base, "--first", "2026-12-01T09:00", "--sessions", "1", "--every", "7d", "--json").json["id"])
-    backwards = engage("appointment", "add", "--plan", plan_id, "--start", "2026-12-10T10:00",
-                       "--end", "2026-12-10T09:00")
+    plan_id = str(engage(*base, "--first", "2027-12-01T09:00", "--sessions", "1", "--every", "7d", "--json").json["id"])
+    backwards = engage("appointment", "add", "--plan", plan_id, "--start", "2027-12-10T10:00",
+                       "--end", "2027-12-10T09:00")
     assert backwards.code == 2 and "must end after it starts" in backwards.stderr
     assert count(Appointment) == 1
 
@@ -146,7 +147,7 @@ def test_bad_clinic_input(db_url: str) -> None:
     result = engage("clinic", "create", "--name", "X", "--timezone", "Nowhere/City", "--address", "1 St",
                     "--email", "x@example.com")
     assert result.code == 2 and "unknown time zone" in result.stderr
-    result = engage("clinic", "create", "--name", "X", "--timezone", "UTC", "--address", " ",
+    result = engage("clinic", "create", "--name", "X", "--timezone", "Europe/London", "--address", " ",
                     "--email", "x@example.com")
     assert result.code == 2 and "postal address" in result.stderr
 
@@ -195,7 +196,7 @@ def test_clinic_create_with_quiet_hours_and_show(db_url: str) -> None:
     ],
 )
 def test_bad_quiet_hours_are_refused_and_no_clinic_is_written(db_url: str, value: str, says: str) -> None:
-    result = engage("clinic", "create", "--name", "X", "--timezone", "UTC", "--address", "1 St",
+    result = engage("clinic", "create", "--name", "X", "--timezone", "Europe/London", "--address", "1 St",
                     "--email", "x@example.com", "--quiet-hours", value, "--json")
     assert result.code == 2 and result.stdout == ""
     assert says in result.stderr and "Traceback" not in result.stderr

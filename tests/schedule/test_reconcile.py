@@ -42,6 +42,7 @@ from engage.schedule.sequences import get_sequence
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+PLANNED_AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SEQ = "dry-needling-sciatica"
 
 
@@ -53,8 +54,9 @@ def setup_plan(session: Session, *, phone: str | None = "+12025550123", email: s
         clinic.sms_per_day = clinic.sms_per_week = 99
     patient = patients.add_patient(session, clinic_id=clinic.id, first_name="Pat", last_name="Doe", email=email,
                                   phone=phone)
-    plan = plans.create_plan(session, patient_id=patient.id, condition="sciatica", modality="dry needling",
-                               first=first, sessions=sessions, every=timedelta(days=7))
+    with frozen(PLANNED_AT):  # booked well before the first session, whatever time the test then runs at
+        plan = plans.create_plan(session, patient_id=patient.id, condition="sciatica", modality="dry needling",
+                                 first=first, sessions=sessions, every=timedelta(days=7))
     return patient, plan
 
 
@@ -325,8 +327,9 @@ def test_bulk_reachability_agrees_with_consent(session: Session) -> None:
 
 # --- the reconcile law: after any moves and cancellations, pending rows = planning from scratch ---
 
+# (No-shows are marked once a visit has started, after NOW here; test_no_show_* covers them.)
 operations = st.lists(
-    st.tuples(st.sampled_from(["move", "cancel", "no_show", "send"]), st.integers(0, 5), st.integers(-72, 72)),
+    st.tuples(st.sampled_from(["move", "cancel", "send"]), st.integers(0, 5), st.integers(-72, 72)),
     max_size=6,
 )
 
@@ -349,8 +352,6 @@ def test_reconcile_after_any_moves_and_cancellations_equals_planning_from_scratc
                 appointments.move_appointment(session, appointment.id, appointment.start_at + timedelta(hours=hours))
             elif op == "cancel":
                 appointments.set_appointment_status(session, appointment.id, AppointmentStatus.CANCELLED)
-            elif op == "no_show":
-                appointments.set_appointment_status(session, appointment.id, AppointmentStatus.NO_SHOW)
             else:  # the dispatcher sent one of this appointment's pending messages
                 pending = [m for m in rows(session, enrollment.id).values()
                            if m.appointment_id == appointment.id and m.status is MessageStatus.SCHEDULED]
