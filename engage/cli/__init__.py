@@ -21,7 +21,7 @@ from engage.config import get_settings
 COMMANDS = [
     ("engage.cli.db", "db"),
     ("engage.cli.records", "clinic"),
-    ("engage.cli.records", "patient"),
+    ("engage.cli.care", "patient"),  # care adds list/find/update to the group records defines
     ("engage.cli.records", "plan"),
     ("engage.cli.records", "appointment"),
     ("engage.cli.templates", "templates"),
