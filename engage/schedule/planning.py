@@ -75,6 +75,7 @@ class AppointmentFacts:
     start: datetime  # aware UTC
     end: datetime
     status: AppointmentStatus = AppointmentStatus.BOOKED
+    booked_at: datetime | None = None  # None: booked before engage recorded it (counts as before the enrolment)
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,8 @@ def _anchors(
         ]
     if step.anchor == "enrollment":
         return [_Anchor(enrollment.created_at, "enrollment", None, {})]
+    if step.anchor == "appointment.booked":
+        return _booked_anchors(counted, enrollment)
     if step.anchor == "plan.rebook":
         left = (plan.planned_sessions or 0) - len(counted)
         if not counted or left <= 0 or any(a.status is not AppointmentStatus.COMPLETED for a in counted):
@@ -268,6 +271,21 @@ def _anchors(
     if plan_end is None:
         return []
     return [_Anchor(plan_end, "plan.end", None, {"session_count": len(counted)})]
+
+
+def _booked_anchors(counted: list[AppointmentFacts], enrollment: EnrollmentFacts) -> list[_Anchor]:
+    """One confirmation for what was booked by the enrolment (the plan), then one per later booking."""
+    total = len(counted)
+    before = [a for a in counted if a.booked_at is None or a.booked_at <= enrollment.created_at]
+    anchors = []
+    if before:
+        anchors.append(_Anchor(enrollment.created_at, "booked:enrollment", before[0].id,
+                               {"session_count": total, "booked_count": len(before)}))
+    anchors += [
+        _Anchor(a.booked_at, f"booked:{a.id}", a.id, {"session_count": total, "booked_count": 1})
+        for a in counted if a.booked_at is not None and a.booked_at > enrollment.created_at
+    ]
+    return anchors
 
 
 def _occurrence(base: str, step: Step, index: int, offset: Offset) -> tuple[str, dict[str, Any]]:

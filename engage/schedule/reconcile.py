@@ -449,7 +449,8 @@ def plan_facts(plan: TreatmentPlan) -> PlanFacts:
 
 
 def appointment_facts(appointment: Appointment) -> AppointmentFacts:
-    return AppointmentFacts(appointment.id, appointment.start_at, appointment.end_at, appointment.status)
+    return AppointmentFacts(appointment.id, appointment.start_at, appointment.end_at, appointment.status,
+                            appointment.created_at)
 
 
 def policy_for(patient: Patient, clinic: Clinic) -> Policy:

@@ -27,6 +27,9 @@ Semantics the planner relies on:
   to a patient with no usable phone, and to every patient with an email address
   when their clinic prefers email.
 - A clinic can turn any step off by its key (``clinic.steps_off``).
+- ``appointment.booked``: when an appointment was booked (a booking confirmation): one
+  message for everything booked by the time of the enrolment (about the first session),
+  then one for each appointment booked after it.
 - ``plan.rebook``: the end of the last session when every counted session is completed,
   none is booked and the plan has sessions left (a prompt to book the next one).
 """
@@ -49,7 +52,7 @@ from engage.records.models import Channel
 from engage.records.quiet_hours import parse_hhmm
 from engage.schedule.durations import parse_duration
 
-Anchor = Literal["appointment.start", "appointment.end", "enrollment", "plan.end", "plan.rebook"]
+Anchor = Literal["appointment.start", "appointment.end", "appointment.booked", "enrollment", "plan.end", "plan.rebook"]
 APPOINTMENT_ANCHORS = ("appointment.start", "appointment.end")
 _SELECTOR = re.compile(r"first|each|last|no_show|every:([1-9]\d*)|first:([1-9]\d*)")
 _KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")

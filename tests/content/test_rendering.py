@@ -33,7 +33,7 @@ from engage.records.models import (
 )
 
 SHIPPED_EMAIL = ["reassessment", "what-to-expect"]
-SHIPPED_SMS = ["aftercare", "no-show", "reassessment", "rebook", "stretch", "visit-reminder"]
+SHIPPED_SMS = ["aftercare", "booking-confirmation", "no-show", "reassessment", "rebook", "stretch", "visit-reminder"]
 LOCALES = ["en", "es"]
 
 

@@ -171,3 +171,18 @@ def test_a_rebook_prompt_when_sessions_are_left_but_none_is_booked() -> None:
                 if m.step_key == "rebook"]
     finished = plan_messages(PlanFacts(1, planned_sessions=2), done, SHIPPED, Policy(TZ), ENROLLED)
     assert not [m for m in finished if m.step_key == "rebook"]
+
+
+def test_one_booking_confirmation_for_the_plan_then_one_for_each_appointment_added() -> None:
+    enrolled = ENROLLED.created_at
+    sessions = [AppointmentFacts(a.id, a.start, a.end, booked_at=enrolled - timedelta(minutes=5)) for a in every(7, 3)]
+    added_at = enrolled + timedelta(days=10)
+    late = every(7, 4)[3]
+    added = AppointmentFacts(late.id, late.start, late.end, booked_at=added_at)
+    messages = plan_messages(PlanFacts(1), [*sessions, added], SHIPPED, Policy(TZ), ENROLLED)
+    confirmations = [m for m in messages if m.step_key == "booking-confirmation"]
+    assert [(m.occurrence, m.appointment_id) for m in confirmations] == [
+        ("booked:enrollment", sessions[0].id), (f"booked:{added.id}", added.id)]
+    assert confirmations[0].due_at >= enrolled + timedelta(minutes=1)  # then quiet hours (20:00 in New York)
+    assert confirmations[1].due_at == added_at + timedelta(minutes=1)
+    assert confirmations[0].context["booked_count"] == 3

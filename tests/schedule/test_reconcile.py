@@ -82,7 +82,7 @@ def test_enrolment_writes_the_planned_messages(session: Session) -> None:
         enrollment, result = enrollments.enroll(session, patient.id, plan.id, SEQ)
         session.commit()
         stored = rows(session, enrollment.id)
-        assert result.inserted == len(stored) == 17
+        assert result.inserted == len(stored) == 18
         assert {k: m.due_at for k, m in stored.items()} == from_scratch(session, enrollment)
         assert {m.status for m in stored.values()} == {MessageStatus.SCHEDULED}
         stretch = stored[("stretch", f"appt:{plan.appointments[0].id}:day:2")]
@@ -97,7 +97,7 @@ def test_reconcile_twice_changes_nothing(session: Session) -> None:
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
         before = {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()}
         result = reconcile_plan(session, plan.id)
-        assert result.changed == 0 and result.unchanged == 17
+        assert result.changed == 0 and result.unchanged == 18
         assert {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()} == before
 
 
@@ -201,15 +201,15 @@ def test_pause_resume_cancel(session: Session) -> None:
         patient, plan = setup_plan(session)
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
         paused, result = enrollments.pause(session, enrollment.id)
-        assert paused.status.value == "paused" and result.cancelled == 17
+        assert paused.status.value == "paused" and result.cancelled == 18
         assert {(m.status, m.status_reason) for m in rows(session, enrollment.id).values()} == {
             (MessageStatus.CANCELLED, "paused")}
         assert enrollments.pause(session, enrollment.id)[1].changed == 0
     with frozen(datetime(2026, 12, 5, 12, 0, tzinfo=UTC)):  # the first week passed while paused
         resumed, result = enrollments.resume(session, enrollment.id)
-        assert resumed.status.value == "active" and result.revived == 17 - 6
+        assert resumed.status.value == "active" and result.revived == 18 - 7
         cancelled, result = enrollments.cancel(session, enrollment.id)
-        assert cancelled.status.value == "cancelled" and result.cancelled == 17 - 6
+        assert cancelled.status.value == "cancelled" and result.cancelled == 18 - 7
         reasons = {m.status_reason for m in rows(session, enrollment.id).values()}
         assert reasons == {"paused", "enrollment cancelled"}
         with pytest.raises(InvalidInput, match="cancelled; it cannot become active"):
@@ -300,14 +300,15 @@ def test_timeline_is_sorted_and_shows_local_time(session: Session) -> None:
         patient, plan = setup_plan(session, phone=None)
         enrollments.enroll(session, patient.id, plan.id, SEQ)
         items = enrollments.timeline(session, patient.id)
-    assert len(items) == 17
+    assert len(items) == 18
     assert [i["due_at"] for i in items] == sorted(i["due_at"] for i in items)
-    first = items[0]
+    assert (items[0]["step"], items[0]["reason"]) == ("booking-confirmation", "no phone number")
+    first = items[1]
     keys = {"id", "step", "channel", "template", "due_at", "local_due_at", "status", "appointment_id", "reason"}
     assert keys <= set(first)
     assert (first["step"], first["due_at"], first["local_due_at"]) == (
         "what-to-expect", "2026-11-29T14:00:00+00:00", "2026-11-29T09:00:00-05:00")
-    assert items[1]["reason"] == "no phone number"
+    assert items[2]["reason"] == "no phone number"
 
 
 def test_bulk_reachability_agrees_with_consent(session: Session) -> None:
@@ -410,7 +411,7 @@ def test_a_row_claimed_since_the_session_read_it_is_history_and_reconcile_leaves
         reminder_due = reminder.due_at
         session.commit()
     # The earliest row (what-to-expect), then the second visit's reminder, as a dispatcher would claim them.
-    assert claim_due(limit=1, now=what_to_expect.due_at) == [what_to_expect.id]
+    assert claim_due(limit=1, now=what_to_expect.due_at, channel=Channel.EMAIL) == [what_to_expect.id]
     # ... and the second as if by another process too: the session's copy is not told.
     session.execute(update(Message).where(Message.id == reminder.id).values(status=MessageStatus.QUEUED)
                     .execution_options(synchronize_session=False))
