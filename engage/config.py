@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     sendgrid_api_base: str = "https://api.sendgrid.com"
     sendgrid_webhook_public_key: str | None = _provider_var("SENDGRID_WEBHOOK_PUBLIC_KEY")
     webhook_replay_seconds: int = 600
+    #: Twilio Advanced Opt-Out is on for our sender, so Twilio answers STOP/START/HELP (its default words) itself:
+    #: we still record the consent change but send no answer of our own to those exact keywords.
+    twilio_handles_keywords: bool = False
     max_request_bytes: int = 1_000_000
 
     # Operations

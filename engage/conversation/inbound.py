@@ -1,63 +1,292 @@
-"""What an inbound SMS means: an opt-out or opt-in keyword, a request for help, a 0-10 score, or anything else.
+"""Acting on an SMS a patient sent: store it once, do what it asks, and choose the answer.
 
-Pure: :func:`classify` looks only at the text. Keywords count only as the whole
-message (case-insensitive, surrounding spaces and trailing punctuation ignored), as
-carriers and Twilio treat them: "stop" opts out, "please stop the reminders" is a
-message for a person. The opt-out and opt-in words are Twilio's default set.
+:func:`receive_sms` is what the Twilio webhook calls (after checking the signature).
+The meaning comes from :mod:`engage.conversation.replies` (pure); this module applies it:
+
+- **opt-out** (every patient on that phone, because STOP must always work) and **opt-in**,
+  each a consent event with source ``sms_keyword``; a CANCEL/CANCELAR answer also says the
+  appointments are not cancelled and how to change one;
+- **help**: what the messages are, how often, rates, the clinic's phone, STOP;
+- **confirm** (C, YES, SI): the appointment the latest reminder was about (else the next
+  booked one) gets ``confirmed_at``; **reschedule** (R): ``callback_requested_at`` and a
+  flag for staff;
+- **score**: the answer to the open SMS prompt (see ``engage.conversation.outcomes``), or,
+  with none open, an unsolicited outcome flagged for staff; a high score (8 or more, or 3 or
+  more worse than the last) is flagged for the practitioner and answered with what to do if
+  pain gets much worse;
+- **ambiguous** numbers while a prompt is open: ask once for one number, then leave it to staff;
+- **anything else**: flagged for staff, with at most one automatic answer a day per phone.
+
+When Twilio's Advanced Opt-Out answers its own keywords (``ENGAGE_TWILIO_HANDLES_KEYWORDS``),
+we still record the consent but send no answer of our own to those exact keywords, so the
+patient does not get two.
 """
 
 from __future__ import annotations
 
-import enum
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
+import phonenumbers
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-class Kind(enum.StrEnum):
-    """The values stored in ``InboundMessage.kind``."""
-
-    OPT_OUT = "opt_out"
-    OPT_IN = "opt_in"
-    HELP = "help"
-    SCORE = "score"
-    OTHER = "other"
-
-
-OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
-OPT_IN_WORDS = frozenset({"START", "YES", "UNSTOP"})
-# INFO is Twilio's second default help keyword; a patient sending it expects the same answer.
-HELP_WORDS = frozenset({"HELP", "INFO"})
-
-# "7", "7/10", "7 / 10", "7 out of 10", "pain 7", "Pain: 7/10", "pain is 7", "my pain is 7".
-_SCORE = re.compile(
-    r"^(?:(?:my\s+)?pain(?:\s+is)?\s*[:=-]?\s*)?(\d{1,2})(?:\s*(?:/|out\s+of)\s*10)?$",
-    re.IGNORECASE,
+from engage.clock import utcnow
+from engage.config import get_settings
+from engage.conversation.consent import record_consent
+from engage.conversation.outcomes import is_high_score, open_sms_prompt, previous_score, record_outcome
+from engage.conversation.replies import TWILIO_KEYWORDS, Kind, Reply, parse_reply
+from engage.conversation.sms_replies import reply_text
+from engage.records.audit import audit
+from engage.records.models import (
+    Appointment,
+    AppointmentStatus,
+    Channel,
+    Clinic,
+    ConsentState,
+    InboundMessage,
+    Message,
+    MessageStatus,
+    Outcome,
+    Patient,
+    TreatmentPlan,
 )
-_TRAILING = ".!?"
+
+__all__ = ["InboundSms", "Kind", "Sender", "find_sender", "receive_sms"]
+
+#: Free text gets at most one automatic answer per phone in this long.
+OTHER_REPLY_EVERY = timedelta(days=1)
+_CANCEL_WORDS = frozenset({"CANCEL", "CANCELAR"})
 
 
 @dataclass(frozen=True)
-class Classified:
-    """The meaning of one SMS body; ``score`` is set only for :attr:`Kind.SCORE` (0-10)."""
+class InboundSms:
+    """One inbound SMS as the provider handed it to us."""
 
-    kind: Kind
-    score: int | None = None
-    keyword: str | None = None
+    sid: str | None
+    from_phone: str
+    to_phone: str
+    body: str
+    messaging_service_sid: str | None = None
 
 
-def classify(body: str) -> Classified:
-    """Classify an SMS body. Never raises; an empty or unreadable body is :attr:`Kind.OTHER`."""
-    text = " ".join(body.split()).rstrip(_TRAILING).strip()
-    word = text.upper()
-    if word in OPT_OUT_WORDS:
-        return Classified(Kind.OPT_OUT, keyword=word)
-    if word in OPT_IN_WORDS:
-        return Classified(Kind.OPT_IN, keyword=word)
-    if word in HELP_WORDS:
-        return Classified(Kind.HELP, keyword=word)
-    match = _SCORE.match(text)
-    if match:
-        score = int(match.group(1))
-        if 0 <= score <= 10:
-            return Classified(Kind.SCORE, score=score)
-    return Classified(Kind.OTHER)
+@dataclass(frozen=True)
+class Sender:
+    """Who an inbound SMS is from: the clinic it was sent to (if known) and the patients on that phone."""
+
+    clinic: Clinic | None
+    patients: list[Patient]
+
+
+def receive_sms(
+    session: Session, sms: InboundSms, *, on_opt_in: Callable[[Session, int], object] | None = None,
+) -> str | None:
+    """Store and act on one inbound SMS; returns our answer's text, or None for no answer.
+
+    A repeated delivery (the same ``sid``) changes nothing and gets no answer. ``on_opt_in``
+    is called with each patient who opted back in (the webhook re-plans their messages).
+    """
+    if sms.sid and session.scalar(select(InboundMessage.id).where(InboundMessage.provider_sid == sms.sid)):
+        return None
+    meaning = parse_reply(sms.body)
+    sender = find_sender(session, sms.from_phone, sms.to_phone, sms.messaging_service_sid, meaning.kind)
+    single = sender.patients[0] if len(sender.patients) == 1 else None
+    clinic = sender.clinic or (sender.patients[0].clinic if sender.patients else None)
+    record = InboundMessage(
+        provider_sid=sms.sid, clinic_id=clinic.id if clinic else None, patient_id=single.id if single else None,
+        from_phone=sms.from_phone[:20], to_phone=sms.to_phone[:20] or None, body=sms.body, kind=meaning.kind.value,
+        received_at=utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(record)
+    except IntegrityError:
+        return None  # the same sid arrived concurrently and the other request stored it
+    turn = _Turn(session, meaning, sender, record, clinic, single)
+    key, values = turn.act(on_opt_in)
+    if key is None:
+        return None
+    record.auto_reply = key
+    if _twilio_answers(sms.body, meaning):
+        return None
+    locale = single.locale if single else "en"
+    return reply_text(locale, key, clinic_name=clinic.name if clinic else None,
+                      phone=_national(clinic.phone) if clinic and clinic.phone else None, **values)
+
+
+def find_sender(
+    session: Session, from_phone: str, to_phone: str, messaging_service_sid: str | None, kind: Kind,
+) -> Sender:
+    """The clinic owning the ``To`` number (or messaging service) and its patients with phone ``from_phone``.
+
+    Clinics without their own sender send from the account's default number, so when no
+    clinic claims ``To`` they are the candidates. An opt-out that finds nobody there is
+    applied to every patient with that phone: STOP must work even after a clinic changed numbers.
+    """
+    keys = [k for k in (to_phone, (messaging_service_sid or "").strip()) if k]
+    clinics = list(session.scalars(select(Clinic).where(Clinic.sms_from.in_(keys)))) if keys else []
+    if not clinics:
+        clinics = list(session.scalars(select(Clinic).where(Clinic.sms_from.is_(None))))
+    if not from_phone:
+        return Sender(clinics[0] if len(clinics) == 1 else None, [])
+    query = select(Patient).where(Patient.phone == from_phone).order_by(Patient.id)
+    patients = list(session.scalars(query.where(Patient.clinic_id.in_([c.id for c in clinics])))) if clinics else []
+    if not patients and kind is Kind.OPT_OUT:
+        patients = list(session.scalars(query))
+    return Sender(clinics[0] if len(clinics) == 1 else None, patients)
+
+
+@dataclass
+class _Turn:
+    """One inbound message being acted on; ``act`` returns the answer's key and values (or None)."""
+
+    session: Session
+    meaning: Reply
+    sender: Sender
+    record: InboundMessage
+    clinic: Clinic | None
+    patient: Patient | None
+
+    def act(self, on_opt_in: Callable[[Session, int], object] | None) -> tuple[str | None, dict[str, object]]:
+        kind = self.meaning.kind
+        if kind is Kind.OPT_OUT:
+            for patient in self.sender.patients:
+                record_consent(self.session, patient.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword",
+                               self.meaning.keyword)
+                self._audit(patient.id, "consent.sms_opt_out")
+            # The same words whether or not we know the number: the answer reveals nothing.
+            return ("stop_cancel" if self.meaning.keyword in _CANCEL_WORDS else "stop"), {}
+        if kind is Kind.OPT_IN:
+            for patient in self.sender.patients:
+                record_consent(self.session, patient.id, Channel.SMS, ConsentState.OPTED_IN, "sms_keyword",
+                               self.meaning.keyword)
+                self._audit(patient.id, "consent.sms_opt_in")
+                if on_opt_in is not None:
+                    on_opt_in(self.session, patient.id)  # future SMS skipped for the opt-out come back
+            return "start", {}
+        if kind is Kind.HELP:
+            return "help", {}
+        if self.patient is None:
+            return self._unmatched()
+        if kind in (Kind.CONFIRM, Kind.RESCHEDULE):
+            return self._appointment(kind)
+        if kind is Kind.SCORE and self.meaning.score is not None:
+            return self._score(self.meaning.score)
+        if kind is Kind.AMBIGUOUS:
+            prompt = open_sms_prompt(self.session, self.patient.id)
+            if prompt is not None:
+                if not self._asked_since(prompt):
+                    return "ask_again", {}
+                self._flag("still no single score after asking again")
+                return None, {}
+        return self._other("message for staff")
+
+    def _unmatched(self) -> tuple[str | None, dict[str, object]]:
+        count = len(self.sender.patients)
+        if count > 1:
+            self._flag(f"phone shared by {count} patients: {self.meaning.kind.value} not matched to a patient")
+            return None, {}
+        return self._other("message for staff; sender not recognised")
+
+    def _appointment(self, kind: Kind) -> tuple[str | None, dict[str, object]]:
+        assert self.patient is not None
+        appointment = upcoming_appointment(self.session, self.patient.id)
+        if appointment is None:
+            self._flag(f"{kind.value} with no upcoming appointment")
+            return "no_appointment", {}
+        now = utcnow()
+        if kind is Kind.CONFIRM:
+            if appointment.confirmed_at is None:
+                appointment.confirmed_at = now
+            self._audit(self.patient.id, "appointment.confirmed_by_patient", appointment_id=appointment.id)
+            return "confirm", {}
+        appointment.callback_requested_at = now
+        self._flag(f"call back to rebook appointment {appointment.id}")
+        self._audit(self.patient.id, "appointment.callback_requested", appointment_id=appointment.id)
+        return "reschedule", {}
+
+    def _score(self, score: int) -> tuple[str | None, dict[str, object]]:
+        assert self.patient is not None
+        previous = previous_score(self.session, self.patient.id)
+        prompt = open_sms_prompt(self.session, self.patient.id)
+        reasons = []
+        if prompt is None:
+            # Kept, and shown to staff: a number sent on the patient's own initiative still says something.
+            self.session.add(Outcome(patient_id=self.patient.id, prompt_message_id=None,
+                                     inbound_message_id=self.record.id, score=score, source="sms_unsolicited",
+                                     recorded_at=utcnow()))
+            reasons.append("score with no open reassessment prompt")
+        else:
+            record_outcome(self.session, prompt, score, source="sms", inbound_message_id=self.record.id)
+        high = is_high_score(score, previous)
+        if high:
+            reasons.insert(0, f"for the practitioner: pain {score}/10" +
+                           (f" (was {previous})" if previous is not None else ""))
+            self._audit(self.patient.id, "outcome.flagged_for_practitioner")
+        if reasons:
+            self._flag("; ".join(reasons))
+        return ("score_high" if high else "score"), {"score": score}
+
+    def _asked_since(self, prompt: Message) -> bool:
+        since = prompt.sent_at or prompt.due_at
+        return self.session.scalar(
+            select(func.count()).select_from(InboundMessage).where(
+                InboundMessage.patient_id == self.record.patient_id, InboundMessage.auto_reply == "ask_again",
+                InboundMessage.received_at >= since, InboundMessage.id != self.record.id,
+            )
+        ) > 0
+
+    def _other(self, reason: str) -> tuple[str | None, dict[str, object]]:
+        self._flag(reason)
+        answered = self.session.scalar(
+            select(func.count()).select_from(InboundMessage).where(
+                InboundMessage.from_phone == self.record.from_phone, InboundMessage.auto_reply == "other",
+                InboundMessage.received_at >= utcnow() - OTHER_REPLY_EVERY, InboundMessage.id != self.record.id,
+            )
+        )
+        return ("other", {}) if not answered else (None, {})
+
+    def _flag(self, reason: str) -> None:
+        self.record.flagged = True
+        self.record.flag_reason = reason[:200]
+
+    def _audit(self, patient_id: int, action: str, **detail: object) -> None:
+        audit(self.session, clinic_id=self.clinic.id if self.clinic else None, actor="webhook:twilio",
+              action=action, subject_type="patient", subject_id=patient_id, inbound_message_id=self.record.id,
+              **detail)
+
+
+def upcoming_appointment(session: Session, patient_id: int) -> Appointment | None:
+    """The booked, future appointment a confirmation is about: the one the latest SMS sent was about, else the next."""
+    now = utcnow()
+    booked_future = (Appointment.status == AppointmentStatus.BOOKED, Appointment.start_at > now)
+    reminded = session.scalars(
+        select(Appointment).join(Message, Message.appointment_id == Appointment.id)
+        .where(Message.patient_id == patient_id, Message.channel == Channel.SMS,
+               Message.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)), *booked_future)
+        .order_by(func.coalesce(Message.sent_at, Message.due_at).desc(), Message.id.desc()).limit(1)
+    ).first()
+    if reminded is not None:
+        return reminded
+    return session.scalars(
+        select(Appointment).join(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id, *booked_future)
+        .order_by(Appointment.start_at).limit(1)
+    ).first()
+
+
+def _twilio_answers(body: str, meaning: Reply) -> bool:
+    """True when Twilio's Advanced Opt-Out has already answered this exact keyword (and the setting says it is on)."""
+    if meaning.kind not in (Kind.OPT_OUT, Kind.OPT_IN, Kind.HELP):
+        return False
+    return get_settings().twilio_handles_keywords and body.strip().upper() in TWILIO_KEYWORDS
+
+
+def _national(phone: str) -> str:
+    """``+14155550100`` as people dial it from the same country: ``(415) 555-0100``."""
+    try:
+        number = phonenumbers.parse(phone)
+    except phonenumbers.NumberParseException:
+        return phone
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)

@@ -32,6 +32,37 @@ _SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNKNOWN)
 
 class PromptClosed(InvalidInput):
     """The prompt was never sent, or its answer window has passed; nothing was recorded."""
+HIGH_SCORE = 8
+MUCH_WORSE = 3
+
+
+def is_high_score(score: int, previous: int | None) -> bool:
+    """8 or more, or at least 3 points worse than the patient's previous score: the practitioner should know."""
+    return score >= HIGH_SCORE or (previous is not None and score - previous >= MUCH_WORSE)
+
+
+def previous_score(session: Session, patient_id: int, *, before_prompt: int | None = None) -> int | None:
+    """The patient's latest recorded score, not counting the answer to ``before_prompt`` (being replaced)."""
+    query = select(Outcome.score).where(Outcome.patient_id == patient_id)
+    if before_prompt is not None:
+        query = query.where((Outcome.prompt_message_id != before_prompt) | Outcome.prompt_message_id.is_(None))
+    return session.scalar(query.order_by(Outcome.recorded_at.desc(), Outcome.id.desc()).limit(1))
+
+
+def answer_from_page(session: Session, prompt: Message, score: int) -> tuple[Outcome, bool]:
+    """Record a score confirmed on the ``/r`` page; returns the outcome and whether it is high.
+
+    A high score is flagged for the practitioner (an audit event they see). Raises like :func:`record_outcome`.
+    """
+    previous = previous_score(session, prompt.patient_id, before_prompt=prompt.id)
+    source = "email" if prompt.channel is Channel.EMAIL else "web"
+    outcome = record_outcome(session, prompt, score, source=source)
+    high = is_high_score(score, previous)
+    if high:
+        audit(session, clinic_id=prompt.patient.clinic_id, actor="patient:web",
+              action="outcome.flagged_for_practitioner", subject_type="patient", subject_id=prompt.patient_id,
+              outcome_id=outcome.id, score=score)
+    return outcome, high
 
 
 def is_prompt(message: Message) -> bool:

@@ -261,6 +261,8 @@ class Appointment(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     #: When it was booked (None for appointments booked before engage recorded it): the booking confirmation's anchor.
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]  # the patient replied C / YES / SI to a reminder
+    callback_requested_at: Mapped[datetime | None]  # the patient replied R: staff should call to rebook
 
     plan: Mapped[TreatmentPlan] = relationship(back_populates="appointments")
 
@@ -370,6 +372,7 @@ class InboundMessage(Base):
     handled_at: Mapped[datetime | None]
     handled_by: Mapped[str | None] = mapped_column(String(320))
     handled_note: Mapped[str | None] = mapped_column(Text)
+    auto_reply: Mapped[str | None] = mapped_column(String(20))  # which automatic answer we sent, if any
 
 
 class Outcome(Base):

@@ -79,4 +79,8 @@ def appointment_json(appointment: Appointment) -> dict[str, Any]:
         "start": appointment.start_at.isoformat(),
         "end": appointment.end_at.isoformat(),
         "status": appointment.status.value,
+        "confirmed_at": appointment.confirmed_at.isoformat() if appointment.confirmed_at else None,
+        "callback_requested_at": (
+            appointment.callback_requested_at.isoformat() if appointment.callback_requested_at else None
+        ),
     }

@@ -74,7 +74,8 @@ def test_inbound_with_valid_signature_is_stored_from_captured_payload(monkeypatc
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/xml")
-    assert replies(response.text) == []  # free text: no automatic answer
+    [reply] = replies(response.text)  # free text: the once-a-day "we cannot answer medical questions"
+    assert "cannot answer medical questions" in reply and "911" in reply
     with session_scope() as session:
         stored = session.scalars(select(InboundMessage)).one()
         assert (stored.provider_sid, stored.patient_id, stored.clinic_id) == ("SM" + "a" * 32, world.patient_id,
@@ -211,7 +212,7 @@ def test_keyword_replies_speak_the_patients_language(monkeypatch: pytest.MonkeyP
 
     [stop] = replies(send_sms(http, "STOP").text)
     [unknown] = replies(send_sms(http, "STOP", from_phone="+14155550177").text)
-    assert stop.startswith("Back in Motion: se ha dado de baja") and "START" in stop
+    assert stop == "Back in Motion: ya no le enviaremos mensajes de texto. Para volver a recibirlos, responda ALTA."
     assert unknown.startswith("Back in Motion: you are unsubscribed")
 
 
@@ -271,9 +272,11 @@ def test_second_number_after_the_prompt_was_answered_goes_to_staff(monkeypatch: 
     send_sms(http, "4")
     second = send_sms(http, "5")
 
-    assert replies(second.text) == []
-    assert count(Outcome) == 1
+    assert len(replies(second.text)) == 1
     with session_scope() as session:
+        outcomes = session.scalars(select(Outcome).order_by(Outcome.id)).all()
+        assert [(o.score, o.source, o.prompt_message_id is None) for o in outcomes] == [
+            (4, "sms", False), (5, "sms_unsolicited", True)]
         last = session.scalars(select(InboundMessage).order_by(InboundMessage.id.desc())).first()
         assert last is not None
         assert (last.kind, last.flagged, last.flag_reason) == ("score", True, "score with no open reassessment prompt")
@@ -295,11 +298,15 @@ def test_score_without_an_open_sms_prompt_is_stored_and_flagged(monkeypatch: pyt
 
     response = send_sms(http, "6")
 
-    assert replies(response.text) == []
-    assert count(Outcome) == 0
+    [reply] = replies(response.text)
+    assert "6/10" in reply
     with session_scope() as session:
         inbound = session.scalars(select(InboundMessage)).one()
         assert (inbound.kind, inbound.flagged, inbound.patient_id) == ("score", True, world.patient_id)
+        assert inbound.flag_reason == "score with no open reassessment prompt"
+        outcome = session.scalars(select(Outcome)).one()  # stored as unsolicited, for staff to see
+        assert (outcome.score, outcome.source, outcome.prompt_message_id, outcome.inbound_message_id) == (
+            6, "sms_unsolicited", None, inbound.id)
 
 
 def test_score_from_a_phone_two_patients_share_is_flagged_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -318,7 +325,7 @@ def test_score_from_a_phone_two_patients_share_is_flagged_not_guessed(monkeypatc
         inbound = session.scalars(select(InboundMessage)).one()
         assert inbound.patient_id is None
         assert (inbound.kind, inbound.flagged) == ("score", True)
-        assert inbound.flag_reason == "phone shared by 2 patients: score not matched to a prompt"
+        assert inbound.flag_reason == "phone shared by 2 patients: score not matched to a patient"
 
 
 # --- idempotency ---------------------------------------------------------------------------------
