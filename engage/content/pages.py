@@ -24,6 +24,13 @@ PAGE_VARIABLES: dict[str, Any] = {
     "selected": None,  # the score a one-click link pre-selects, not yet sent
     "phone": None,  # the clinic's phone (E.164), shown as a tel: link
     "exercises": [],  # the exercises page: the practitioner's picks (engage.content.exercises views)
+    "default_clinic": "Your clinic",  # shown when the clinic is unknown, in the page's language
+    "phone_tel": None,  # the clinic's phone, E.164, for tel: links
+    "phone_display": None,  # the clinic's phone as people dial it
+    "numbers": [str(n) for n in range(11)],  # 0-10 as the locale writes them (Babel)
+    "channel": "email",  # "email" or "sms" on the unsubscribe pages
+    "high": False,  # the recorded score calls for the safety line
+    "recorded_on": "",  # when the answer was recorded, a Babel date in the patient's zone and language
 }
 #: Worst-case sample values for ``engage templates check``.
 SAMPLE_PAGE: dict[str, Any] = {
@@ -41,6 +48,13 @@ SAMPLE_PAGE: dict[str, Any] = {
         "stop_when": "Stop if pain, tingling or numbness spreads down your leg.",
         "image_url": "https://example.org/figure-four.png", "video_url": "https://example.org/figure-four.mp4",
     }],
+    "default_clinic": "Your clinic",
+    "phone_tel": "+15035550123",
+    "phone_display": "(503) 555-0123",
+    "numbers": [str(n) for n in range(11)],
+    "channel": "sms",
+    "high": True,
+    "recorded_on": "September 30, 2026",
 }
 
 

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse
 from engage.content.exercises import exercise_page
 from engage.content.links import InvalidToken, read_exercises_token
 from engage.db import session_scope
-from engage.web.patient_pages import render
+from engage.web.patient_pages import PageFacts, dialled, page_language, render
 
 router = APIRouter()
 
@@ -23,12 +23,14 @@ def _page(token: str) -> HTMLResponse:
     try:
         plan_id = read_exercises_token(token)
     except InvalidToken:
-        return render("invalid.html", status_code=404, clinic_name=None)
+        return render("invalid", PageFacts(), status_code=404)
     with session_scope() as session:
         page = exercise_page(session, plan_id)
     if page is None:
-        return render("invalid.html", status_code=404, clinic_name=None)
-    return render("exercises.html", **page)
+        return render("invalid", PageFacts(), status_code=404)
+    facts = PageFacts(lang=page_language(page["lang"]), clinic_name=page["clinic_name"], phone_tel=page["phone"],
+                      phone_display=dialled(page["phone"]))
+    return render("exercises", facts, phone=page["phone"], exercises=page["exercises"])
 
 
 @router.get("/x/{token}")

@@ -1,41 +1,50 @@
 """Pages patients open from their messages: unsubscribe (``/u/{token}``) and the reassessment answer (``/r/{token}``).
 
-Tokens are signed (``engage.content.links``); a forged, altered or wrong-purpose token gets
-the same 404 page as a token for a record that no longer exists, and that page says
-nothing about any patient, address or number.
+Every page speaks the patient's language (``templates/web/<page>.es.html`` for Spanish,
+``lang`` set, dates and numbers formatted by Babel) and shows the clinic's phone as a
+``tel:`` link. Tokens are signed (``engage.content.links``); a forged, altered or
+wrong-purpose token gets the same 404 page as a token for a record that no longer
+exists, and that page says nothing about any patient, address or number.
 
 Unsubscribe follows RFC 8058: ``GET`` shows a confirmation page with one button (mail
 scanners follow GET links, so GET never unsubscribes); ``POST`` (the button, or a mail
 client's one-click ``List-Unsubscribe=One-Click``) unsubscribes at once, no login and no
-further step. Unsubscribing again changes nothing.
+further step. Unsubscribing again changes nothing. The unsubscribed page says how to opt back in.
 
-Reassessment: ``GET /r/{token}`` never records anything either (a mail scanner opens all
-eleven score links of an email): it shows the 0-10 form, with ``?score=N`` pre-selected
-and a button that POSTs it. ``POST`` records the answer, if the prompt was sent and is
-within its answer window (see ``engage.conversation.outcomes``); a later answer becomes
-the outcome, so a mis-click can be corrected. A closed prompt gets a page saying so (410).
+Reassessment: a GET never records (a mail scanner opens all eleven score links of an
+email). ``GET /r/{token}`` shows 0-10 as large buttons (two rows on a 360 px screen);
+``GET ?score=N`` (the email's one-click links) and ``POST score=N`` show a confirm step;
+``POST score=N&confirm=yes`` records N, if the prompt was sent and is within its answer
+window (see ``engage.conversation.outcomes``; a closed prompt gets a page saying so, 410),
+and thanks the patient, with the safety line when the score is high. A later answer
+becomes the outcome, so a mis-click can be corrected.
 
-Pages are rendered in the same sandbox as messages (``engage.content.pages``), in the
-patient's language (``<html lang>``).
+Pages are rendered in the same sandbox as messages (``engage.content.pages``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import phonenumbers
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse
 
 from engage.content.links import InvalidToken, read_reassessment_token, read_unsubscribe_token
-from engage.content.pages import render_page
-from engage.content.rendering import TemplateError
+from engage.content.pages import page_names, render_page
+from engage.content.rendering import TemplateError, babel_locale
 from engage.conversation.consent import current_consent, record_consent
-from engage.conversation.outcomes import PromptClosed, is_open, is_prompt, record_outcome
+from engage.conversation.outcomes import PromptClosed, answer_from_page, is_open, is_prompt
 from engage.db import session_scope
-from engage.records.models import Channel, Clinic, ConsentState, Message, Patient
+from engage.records.models import Channel, ConsentState, Message, Patient
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -50,19 +59,68 @@ _HEADERS = {
     ),
 }
 _DIGITS = re.compile(r"[0-9]{1,2}")
-_CHANNEL_WORDS = {Channel.EMAIL: "emails", Channel.SMS: "text messages"}
+LANGUAGES = ("en", "es")
+_DEFAULT_CLINIC = {"en": "Your clinic", "es": "Su clínica"}
+_NOTE = {"en": "Please choose a whole number from 0 to 10.", "es": "Elija un número entero del 0 al 10."}
+
+
+@dataclass(frozen=True)
+class PageFacts:
+    """What every page shows about who sent the message, in the patient's language."""
+
+    lang: str = "en"
+    clinic_name: str | None = None
+    phone_tel: str | None = None  # E.164, for the tel: link
+    phone_display: str | None = None  # as people dial it
+    timezone: str = "UTC"
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "lang": self.lang, "clinic_name": self.clinic_name, "default_clinic": _DEFAULT_CLINIC[self.lang],
+            "phone_tel": self.phone_tel, "phone_display": self.phone_display,
+            "numbers": [format_decimal(n, locale=self.lang) for n in range(11)],
+        }
+
+
+def page_facts(session: Session, patient_id: int) -> PageFacts | None:
+    """The page facts for ``patient_id``'s pages, or None when the patient no longer exists."""
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        return None
+    clinic = patient.clinic
+    return PageFacts(lang=page_language(patient.locale), clinic_name=clinic.name, phone_tel=clinic.phone,
+                     phone_display=dialled(clinic.phone), timezone=patient.effective_timezone)
+
+
+def page_language(locale: str | None) -> str:
+    """The language the pages speak for ``locale``: one we have pages in, else English."""
+    language = babel_locale(locale).language
+    return language if language in LANGUAGES else "en"
+
+
+def dialled(phone: str | None) -> str | None:
+    """``+14155550199`` as people dial it in its own country: ``(415) 555-0199``."""
+    if not phone:
+        return None
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(phone), phonenumbers.PhoneNumberFormat.NATIONAL)
+    except phonenumbers.NumberParseException:
+        return phone
 
 
 _BROKEN_PAGE = "<!DOCTYPE html><html lang=\"en\"><title>Error</title><p>Something went wrong. Please try again later."
 
 
-def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """An HTML page from ``templates/web/<name>`` (sandboxed, autoescaped) with the privacy headers.
+def render(page: str, facts: PageFacts, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """``templates/web/<page>[.<lang>].html`` (sandboxed, autoescaped) with the privacy headers.
 
     A broken template gives a plain 500 page; the log names the file and line, never patient data.
     """
+    name = f"{page}.{facts.lang}.html"
+    if facts.lang == "en" or name not in page_names():
+        name = f"{page}.html"
     try:
-        html = render_page(name, context)
+        html = render_page(name, {**facts.context(), **context})
     except TemplateError as exc:
         log.error("patient page template failed: %s", exc)
         return HTMLResponse(_BROKEN_PAGE, status_code=500, headers=_HEADERS)
@@ -70,18 +128,7 @@ def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
 
 
 def _invalid() -> HTMLResponse:
-    return render("invalid.html", status_code=404, clinic_name=None)
-
-
-def _clinic_name(session: Any, patient_id: int) -> str | None:
-    patient = session.get(Patient, patient_id)
-    clinic = session.get(Clinic, patient.clinic_id) if patient else None
-    return clinic.name if clinic else None
-
-
-def _lang(session: Any, patient_id: int) -> str:
-    patient = session.get(Patient, patient_id)
-    return (patient.locale if patient and patient.locale else "en").split("-")[0]
+    return render("invalid", PageFacts(), status_code=404)
 
 
 # --- unsubscribe -------------------------------------------------------------------------------
@@ -104,8 +151,8 @@ async def unsubscribe_page(token: str) -> HTMLResponse:
 
     def page() -> HTMLResponse:
         with session_scope() as session:
-            name, lang = _clinic_name(session, target[0]), _lang(session, target[0])
-        return render("unsubscribe.html", clinic_name=name, lang=lang, channel_words=_CHANNEL_WORDS[target[1]])
+            facts = page_facts(session, target[0]) or PageFacts()
+        return render("unsubscribe", facts, channel=target[1].value)
 
     return await run_in_threadpool(page)
 
@@ -121,12 +168,12 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
 
     def act() -> HTMLResponse:
         with session_scope() as session:
-            name, lang = _clinic_name(session, patient_id), _lang(session, patient_id)
+            facts = page_facts(session, patient_id)
             # A deleted patient gets the same answer: the page reveals nothing either way.
-            if name is not None and current_consent(session, patient_id, channel) is not ConsentState.OPTED_OUT:
+            if facts is not None and current_consent(session, patient_id, channel) is not ConsentState.OPTED_OUT:
                 record_consent(session, patient_id, channel, ConsentState.OPTED_OUT, "unsubscribe_link")
                 log.info("patient %s unsubscribed from %s by link", patient_id, channel.value)
-        return render("unsubscribed.html", clinic_name=name, lang=lang, channel_words=_CHANNEL_WORDS[channel])
+        return render("unsubscribed", facts or PageFacts(), channel=channel.value)
 
     return await run_in_threadpool(act)
 
@@ -144,20 +191,19 @@ def _score(value: Any) -> int | None:
 
 @router.get("/r/{token}")
 async def reassessment_get(token: str, request: Request) -> HTMLResponse:
-    """The 0-10 form, with ``?score=N`` pre-selected and one button to send it; records nothing."""
-    raw = request.query_params.get("score")
-    return await run_in_threadpool(_answer, token, raw, False)
+    """The 0-10 choice; with ``?score=N`` the confirm step. Never records."""
+    return await run_in_threadpool(_answer, token, request.query_params.get("score"), False)
 
 
 @router.post("/r/{token}")
 async def reassessment_post(token: str, request: Request) -> HTMLResponse:
-    """Record the form's answer (field ``score``; falls back to ``?score=`` in the URL) and thank."""
+    """``score`` alone: the confirm step; ``score`` with ``confirm=yes``: record it and thank."""
     form = await request.form()
     raw = form.get("score") if "score" in form else request.query_params.get("score")
-    return await run_in_threadpool(_answer, token, raw, True)
+    return await run_in_threadpool(_answer, token, raw, form.get("confirm") == "yes")
 
 
-def _answer(token: str, raw: Any, record: bool) -> HTMLResponse:
+def _answer(token: str, raw: Any, confirmed: bool) -> HTMLResponse:
     try:
         message_id = read_reassessment_token(token)
     except InvalidToken:
@@ -166,17 +212,20 @@ def _answer(token: str, raw: Any, record: bool) -> HTMLResponse:
         prompt = session.get(Message, message_id)
         if prompt is None or not is_prompt(prompt):
             return _invalid()
-        page = {"clinic_name": _clinic_name(session, prompt.patient_id), "lang": _lang(session, prompt.patient_id)}
+        facts = page_facts(session, prompt.patient_id) or PageFacts()
         if not is_open(prompt):
-            return render("closed.html", status_code=410, **page)
+            return render("closed", facts, status_code=410)
         score = _score(raw)
-        if score is None or not record:
-            note = "Please choose a whole number from 0 to 10." if raw not in (None, "") and score is None else None
-            return render("reassessment.html", status_code=400 if note else 200, note=note, selected=score, **page)
-        source = "email" if prompt.channel is Channel.EMAIL else "web"
+        if score is None:
+            note = _NOTE[facts.lang] if raw not in (None, "") else None
+            return render("reassessment", facts, status_code=400 if note else 200, note=note)
+        if not confirmed:
+            return render("confirm", facts, score=score)
         try:
-            record_outcome(session, prompt, score, source=source)
+            outcome, high = answer_from_page(session, prompt, score)
         except PromptClosed:  # the window closed between the check and now
-            return render("closed.html", status_code=410, **page)
+            return render("closed", facts, status_code=410)
         log.info("reassessment answer recorded for message %s", prompt.id)
-    return render("thanks.html", score=score, **page)
+        recorded_on = format_date(outcome.recorded_at.astimezone(ZoneInfo(facts.timezone)), format="long",
+                                  locale=facts.lang)
+    return render("thanks", facts, score=score, high=high, recorded_on=recorded_on)

@@ -1,12 +1,14 @@
-"""The pages patients open: one-click unsubscribe (RFC 8058) and the email reassessment answer."""
+"""The pages patients open: one-click unsubscribe (RFC 8058) and the reassessment answer, in their language."""
 
 from __future__ import annotations
 
 import shutil
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_date
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -16,7 +18,16 @@ from engage.content.links import make_token, reassessment_url, unsubscribe_url
 from engage.conversation.consent import current_consent
 from engage.conversation.outcomes import list_outcomes
 from engage.db import session_scope
-from engage.records.models import Channel, ConsentEvent, ConsentState, Message, MessageStatus, Outcome, Patient
+from engage.records.models import (
+    AuditEvent,
+    Channel,
+    ConsentEvent,
+    ConsentState,
+    Message,
+    MessageStatus,
+    Outcome,
+    Patient,
+)
 from tests.fixtures.webhooks.support import PUBLIC_URL, World, add_message, client, make_world
 
 pytestmark = pytest.mark.usefixtures("db_url")
@@ -160,34 +171,37 @@ def test_score_links_opened_by_a_mail_scanner_record_nothing(http: TestClient) -
     assert outcomes() == []
 
 
-def test_score_link_preselects_the_score_and_offers_one_button_that_posts(http: TestClient) -> None:
-    _, prompt = email_prompt()
+def confirm(http: TestClient, prompt: int, score: int) -> str:
+    """Press "yes, send my answer" on the confirm step; returns the thank-you page."""
+    response = http.post(path(reassessment_url(prompt, None)), data={"score": str(score), "confirm": "yes"})
+    assert response.status_code == 200
+    return response.text
+
+
+def test_one_click_score_link_shows_a_confirm_step_and_only_the_post_records(http: TestClient) -> None:
+    patient_id, prompt = email_prompt()
 
     page = http.get(path(reassessment_url(prompt, 7)))
 
     assert page.status_code == 200
-    assert 'method="post"' in page.text
-    assert 'value="7" class="chosen" aria-pressed="true"' in page.text
-    assert page.text.count('class="chosen"') == 1
-    assert '<button type="submit" name="score" value="7" class="send">Send my answer: 7</button>' in page.text
-    assert "Thank you" not in page.text
+    assert "Is this right?" in page.text and "7 out of 10" in page.text
+    assert 'name="confirm" value="yes"' in page.text and 'method="post"' in page.text
+    assert outcomes() == []  # a GET (a mail scanner, a prefetch) never records
 
-    answered = http.post(path(reassessment_url(prompt, 7)), data={"score": "7"})
+    thanks = confirm(http, prompt, 7)
 
-    assert answered.status_code == 200
-    assert "Thank you" in answered.text and "7 out of 10" in answered.text
+    assert "Thank you" in thanks and "7 out of 10" in thanks and "practitioner will review it" in thanks
     assert outcomes() == [(prompt, 7, "email")]
 
 
 def test_a_later_answer_is_kept_beside_the_earlier_one_and_becomes_the_outcome(http: TestClient) -> None:
     patient_id, prompt = email_prompt()
-    url = path(reassessment_url(prompt, None))
 
-    http.post(url, data={"score": "7"})
+    confirm(http, prompt, 7)
     with session_scope() as session:
         first_time = session.scalars(select(Outcome.recorded_at)).one()
-    http.post(url, data={"score": "7"})  # the same answer again adds nothing
-    http.post(url, data={"score": "3"})
+    confirm(http, prompt, 7)  # the same answer again adds nothing
+    confirm(http, prompt, 3)
 
     assert outcomes() == [(prompt, 7, "email"), (prompt, 3, "email")]
     with session_scope() as session:
@@ -203,7 +217,7 @@ def test_a_prompt_never_sent_takes_no_answer(http: TestClient) -> None:
                          due_at=utcnow() + timedelta(days=1))
     url = path(reassessment_url(unsent, 4))
 
-    pages = [http.get(url), http.post(url, data={"score": "4"})]
+    pages = [http.get(url), http.post(url, data={"score": "4", "confirm": "yes"})]
 
     assert {p.status_code for p in pages} == {410}
     assert "This question is closed" in pages[1].text
@@ -217,14 +231,14 @@ def test_answers_are_accepted_only_within_the_answer_window(http: TestClient,
     recent = add_message(world, channel=Channel.EMAIL, sent_at=now - timedelta(days=13))
     stale = add_message(world, channel=Channel.EMAIL, sent_at=now - timedelta(days=15))
 
-    assert http.post(path(reassessment_url(stale, None)), data={"score": "6"}).status_code == 410
-    assert http.post(path(reassessment_url(recent, None)), data={"score": "6"}).status_code == 200
+    assert http.post(path(reassessment_url(stale, None)), data={"score": "6", "confirm": "yes"}).status_code == 410
+    assert http.post(path(reassessment_url(recent, None)), data={"score": "6", "confirm": "yes"}).status_code == 200
     assert outcomes() == [(recent, 6, "email")]
 
     monkeypatch.setenv("ENGAGE_REASSESSMENT_ANSWER_DAYS", "3")
     get_settings.cache_clear()
 
-    assert http.post(path(reassessment_url(recent, None)), data={"score": "2"}).status_code == 410
+    assert http.post(path(reassessment_url(recent, None)), data={"score": "2", "confirm": "yes"}).status_code == 410
     assert outcomes() == [(recent, 6, "email")]
 
 
@@ -239,7 +253,7 @@ def test_pages_carry_the_patients_language(http: TestClient) -> None:
     assert '<html lang="en">' in http.get("/u/not-a-token").text
 
 
-def test_link_without_a_score_shows_the_form_and_the_form_records(http: TestClient) -> None:
+def test_link_without_a_score_shows_the_buttons_then_the_confirm_step_then_records(http: TestClient) -> None:
     _, prompt = email_prompt()
     url = path(reassessment_url(prompt, None))
 
@@ -250,10 +264,56 @@ def test_link_without_a_score_shows_the_form_and_the_form_records(http: TestClie
     assert 'class="chosen"' not in form.text
     assert outcomes() == []
 
-    answered = http.post(url, data={"score": "5"})
+    chosen = http.post(url, data={"score": "5"})
 
-    assert answered.status_code == 200 and "5 out of 10" in answered.text
+    assert chosen.status_code == 200 and "Is this right?" in chosen.text and "5 out of 10" in chosen.text
+    assert outcomes() == []
+    assert "5 out of 10" in confirm(http, prompt, 5)
     assert outcomes() == [(prompt, 5, "email")]
+
+
+@pytest.mark.parametrize(("score", "high"), [(8, True), (7, False)])
+def test_thank_you_page_repeats_the_safety_line_for_a_high_score(http: TestClient, score: int, high: bool) -> None:
+    _, prompt = email_prompt()
+
+    thanks = confirm(http, prompt, score)
+
+    assert ("If your pain gets much worse" in thanks) is high
+    assert ('href="tel:911"' in thanks) is high
+    with session_scope() as session:
+        flagged = session.scalars(select(AuditEvent).where(AuditEvent.action == "outcome.flagged_for_practitioner"))
+        assert len(flagged.all()) == (1 if high else 0)
+
+
+def test_pages_speak_the_patients_language_with_the_clinic_phone_as_a_tel_link(http: TestClient) -> None:
+    patient_id, prompt = email_prompt()
+    with session_scope() as session:
+        session.get_one(Patient, patient_id).locale = "es"
+
+    choose = http.get(path(reassessment_url(prompt, None)))
+    check = http.get(path(reassessment_url(prompt, 9)))
+    thanks = confirm(http, prompt, 9)
+    unsubscribed = http.post(path(unsubscribe_url(patient_id, Channel.SMS)))
+
+    for page in (choose.text, check.text, thanks, unsubscribed.text):
+        assert '<html lang="es">' in page
+        assert '<a href="tel:+14155550199">(415) 555-0199</a>' in page
+    assert "¿Cómo está su dolor hoy?" in choose.text and "9 de 10" in check.text
+    assert "Su terapeuta la revisará" in thanks and "Si el dolor empeora mucho" in thanks
+    today = format_date(utcnow().astimezone(ZoneInfo("America/New_York")), format="long", locale="es")
+    assert f"el {today}" in thanks  # Babel's Spanish date, in the patient's time zone
+    assert "Responda <strong>ALTA</strong>" in unsubscribed.text
+
+
+@pytest.mark.parametrize(("channel", "how"), [(Channel.SMS, "Reply <strong>START</strong>"),
+                                              (Channel.EMAIL, "Call the clinic at")])
+def test_unsubscribed_page_says_how_to_opt_back_in(http: TestClient, channel: Channel, how: str) -> None:
+    world = make_world()
+
+    page = http.post(path(unsubscribe_url(world.patient_id, channel)))
+
+    assert "Changed your mind?" in page.text and how in page.text
+    assert 'href="tel:+14155550199"' in page.text
 
 
 @pytest.mark.parametrize("score", ["11", "-1", "seven", "7.5"])
