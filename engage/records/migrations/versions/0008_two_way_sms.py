@@ -6,7 +6,7 @@
 the once-a-day reply to free text and the once-only "please send one number" can be counted.
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0010
 Create Date: 2026-12-01 15:45:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0008'
-down_revision = '0004'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
