@@ -134,8 +134,9 @@ def test_stop_then_start_cancels_then_revives_pending_sms(monkeypatch: pytest.Mo
         reconcile_enrollment(session, world.enrollment_id)  # what enrolling does: plan the messages
     sms_before = statuses(world.enrollment_id, Channel.SMS)
     email_before = statuses(world.enrollment_id, Channel.EMAIL)
-    assert sms_before and set(sms_before.values()) == {MessageStatus.SCHEDULED}
-    assert set(email_before.values()) == {MessageStatus.SCHEDULED}
+    # Planning may skip a text outright (a frequency cap); the STOP is about the ones still to go.
+    pending = {i for i, status in sms_before.items() if status is MessageStatus.SCHEDULED}
+    assert pending and set(email_before.values()) == {MessageStatus.SCHEDULED}
     http = client(monkeypatch)
 
     stop = send_sms(http, "Stop")
@@ -143,7 +144,8 @@ def test_stop_then_start_cancels_then_revives_pending_sms(monkeypatch: pytest.Mo
     assert stop.status_code == 200
     [reply] = replies(stop.text)  # exactly one confirmation
     assert "Back in Motion" in reply and "unsubscribed" in reply and "START" in reply
-    assert set(statuses(world.enrollment_id, Channel.SMS).values()) == {MessageStatus.CANCELLED}
+    after_stop = statuses(world.enrollment_id, Channel.SMS)
+    assert {after_stop[i] for i in pending} == {MessageStatus.CANCELLED}
     assert statuses(world.enrollment_id, Channel.EMAIL) == email_before  # STOP is about texts only
     with session_scope() as session:
         assert current_consent(session, world.patient_id, Channel.SMS) is ConsentState.OPTED_OUT
