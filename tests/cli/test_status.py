@@ -12,33 +12,33 @@ from engage.db import session_scope
 from engage.delivery import heartbeat
 from engage.ops import status as ops_status
 from engage.records.models import Message, MessageStatus
-from tests.bench.bench_delivery import seed_due_messages
 from tests.cli import engage
+from tests.fixtures.webhooks.support import add_message, make_world
 
 pytestmark = pytest.mark.usefixtures("db_url")
 
 
-def _set(ids: list[int], **values: object) -> None:
-    with session_scope() as session:
-        session.execute(update(Message).where(Message.id.in_(ids)).values(**values))
-
-
 def test_status_json_counts_the_backlog_the_oldest_due_message_and_recent_failures() -> None:
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    ids = seed_due_messages(5, 1, due_at=now - timedelta(minutes=1))
-    sms = ids["sms"]
-    _set(sms[:1], due_at=now - timedelta(minutes=7))  # the oldest due
-    _set(sms[1:2], status=MessageStatus.QUEUED)
-    _set(sms[2:3], status=MessageStatus.FAILED, updated_at=now - timedelta(hours=1))
-    _set(sms[3:4], status=MessageStatus.UNKNOWN, updated_at=now - timedelta(hours=2))
-    _set(sms[4:5], status=MessageStatus.FAILED, updated_at=now - timedelta(hours=30))  # outside the 24 h window
+    world = make_world()
+    oldest = add_message(world, status=MessageStatus.SCHEDULED, due_at=now - timedelta(minutes=7))
+    add_message(world, status=MessageStatus.SCHEDULED, due_at=now - timedelta(minutes=1))
+    add_message(world, status=MessageStatus.SCHEDULED, due_at=now + timedelta(hours=1))  # not due yet
+    add_message(world, status=MessageStatus.QUEUED, due_at=now - timedelta(minutes=2))
+    failed = add_message(world, status=MessageStatus.FAILED)
+    unknown = add_message(world, status=MessageStatus.UNKNOWN)
+    old_failure = add_message(world, status=MessageStatus.FAILED)
+    with session_scope() as session:  # updated_at says when a row last changed: two in the window, one before it
+        for message_id, age in ((failed, timedelta(hours=1)), (unknown, timedelta(hours=2)),
+                                (old_failure, timedelta(hours=30))):
+            session.execute(update(Message).where(Message.id == message_id).values(updated_at=now - age))
     heartbeat.record_tick(now - timedelta(seconds=5))
 
     result = engage("status", "--json", "--ping-timeout", "0.5")
     data = result.json
     assert data["backlog"] == {
         "total": 3, "due": 2, "queued": 1,
-        "oldest_due_at": (now - timedelta(minutes=7)).isoformat(), "oldest_due_id": sms[0],
+        "oldest_due_at": (now - timedelta(minutes=7)).isoformat(), "oldest_due_id": oldest,
         "oldest_age_seconds": pytest.approx(420, abs=60),
     }
     assert data["failed_24h"] == 1 and data["unknown_24h"] == 1
