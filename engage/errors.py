@@ -2,7 +2,14 @@
 
 
 class InvalidInput(ValueError):
-    """The input is wrong (bad phone, unknown time zone, end before start, ...); nothing was written."""
+    """The input is wrong (bad phone, unknown time zone, end before start, ...); nothing was written.
+
+    ``field`` names the input at fault when one does (the API points at it), else None.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(LookupError):

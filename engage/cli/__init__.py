@@ -37,6 +37,7 @@ COMMANDS = [
     ("engage.cli.care", "consent"),
     ("engage.cli.care", "inbox"),
     ("engage.cli.care", "message"),
+    ("engage.cli.tokens", "token"),
 ]
 
 

@@ -190,6 +190,7 @@ class Patient(Base):
     __table_args__ = (
         UniqueConstraint("clinic_id", "email"),
         Index("ix_patient_phone", "phone"),
+        UniqueConstraint("clinic_id", "external_id", name="uq_patient_external_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -202,6 +203,7 @@ class Patient(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))  # None: the clinic's
     locale: Mapped[str] = mapped_column(String(10), default="en")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    external_id: Mapped[str | None] = mapped_column(String(100))  # the practice-management system's id
 
     clinic: Mapped[Clinic] = relationship()
     plans: Mapped[list[TreatmentPlan]] = relationship(back_populates="patient", order_by="TreatmentPlan.id")
@@ -230,6 +232,7 @@ class ConsentEvent(Base):
 
 class TreatmentPlan(Base):
     __tablename__ = "treatment_plan"
+    __table_args__ = (UniqueConstraint("external_clinic_id", "external_id", name="uq_treatment_plan_external_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
@@ -243,6 +246,9 @@ class TreatmentPlan(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: Exercise keys (templates/exercises/*.yaml) the practitioner picked, in their order.
     exercises: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    #: Set with ``external_id``: the clinic whose id space it belongs to (the unique constraint needs it here).
+    external_clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
 
     patient: Mapped[Patient] = relationship(back_populates="plans")
     appointments: Mapped[list[Appointment]] = relationship(
@@ -252,6 +258,7 @@ class TreatmentPlan(Base):
 
 class Appointment(Base):
     __tablename__ = "appointment"
+    __table_args__ = (UniqueConstraint("external_clinic_id", "external_id", name="uq_appointment_external_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("treatment_plan.id"), index=True)
@@ -263,6 +270,9 @@ class Appointment(Base):
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     confirmed_at: Mapped[datetime | None]  # the patient replied C / YES / SI to a reminder
     callback_requested_at: Mapped[datetime | None]  # the patient replied R: staff should call to rebook
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    #: Set with ``external_id``: the clinic whose id space it belongs to (the unique constraint needs it here).
+    external_clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
 
     plan: Mapped[TreatmentPlan] = relationship(back_populates="appointments")
 
@@ -440,3 +450,18 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(400))  # "email:<address>" or "ip:<address>"
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """A POST's ``Idempotency-Key`` with the response it got: a retry gets the same answer, nothing new."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("staff_user_id", "key", name="uq_idempotency_key_staff_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))  # sha256 of method, path and canonical body
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

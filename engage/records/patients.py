@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from engage.config import get_settings
 from engage.errors import InvalidInput
-from engage.records import validation
+from engage.records import external_ids, validation
 from engage.records.audit import audit
 from engage.records.limits import TooLong, max_length
 from engage.records.lookup import get
@@ -27,12 +27,16 @@ def add_patient(
     phone: str | None = None,
     timezone: str | None = None,
     locale: str = "en",
+    external_id: str | None = None,
     actor: str = "cli",
 ) -> Patient:
-    """A new patient of ``clinic_id``. Raises ``InvalidInput`` (see :func:`validated_fields`) before writing."""
+    """A new patient of ``clinic_id``. Raises ``InvalidInput`` (see :func:`validated_fields`) before writing.
+
+    ``external_id``: the clinic's own id for the patient (unique per clinic).
+    """
     return add_patient_with_warnings(
         session, clinic_id=clinic_id, first_name=first_name, last_name=last_name, email=email, phone=phone,
-        timezone=timezone, locale=locale, actor=actor,
+        timezone=timezone, locale=locale, external_id=external_id, actor=actor,
     )[0]
 
 
@@ -46,6 +50,7 @@ def add_patient_with_warnings(
     phone: str | None = None,
     timezone: str | None = None,
     locale: str = "en",
+    external_id: str | None = None,
     actor: str = "cli",
 ) -> tuple[Patient, list[str]]:
     """:func:`add_patient`, also returning warnings for staff (sentences; the patient is added anyway).
@@ -58,7 +63,8 @@ def add_patient_with_warnings(
         session, clinic, first_name=first_name, last_name=last_name, email=email, phone=phone, timezone=timezone,
         locale=locale,
     )
-    patient = Patient(clinic_id=clinic.id, **fields)
+    external_id = external_ids.check_free(session, Patient, clinic.id, external_id)
+    patient = Patient(clinic_id=clinic.id, external_id=external_id, **fields)
     session.add(patient)
     session.flush()
     audit(
@@ -192,6 +198,7 @@ def patient_json(patient: Patient) -> dict[str, Any]:
         "phone": patient.phone,
         "timezone": patient.effective_timezone,
         "locale": patient.locale,
+        "external_id": patient.external_id,
         "plans": [
             {
                 "id": plan.id,
@@ -199,6 +206,7 @@ def patient_json(patient: Patient) -> dict[str, Any]:
                 "modality": plan.modality,
                 "planned_sessions": plan.planned_sessions,
                 "status": plan.status.value,
+                "external_id": plan.external_id,
                 "appointments": [appointment_json(a) for a in plan.appointments],
             }
             for plan in patient.plans

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from engage.errors import InvalidInput
-from engage.records import validation
+from engage.records import external_ids, validation
 from engage.records.audit import audit
 from engage.records.lookup import get
 from engage.records.models import Appointment, AppointmentStatus, Patient, PlanStatus, TreatmentPlan
@@ -26,6 +26,7 @@ def create_plan(
     every: timedelta,
     duration: timedelta = timedelta(minutes=45),
     reassess_every: int = 3,
+    external_id: str | None = None,
     actor: str = "cli",
     allow_past: bool = False,
 ) -> TreatmentPlan:
@@ -34,6 +35,7 @@ def create_plan(
     A ``first`` without an offset is the patient's wall time; later sessions keep that wall
     time across DST changes when ``every`` is a whole number of days. A first session in the
     past is refused unless ``allow_past`` (staff recording a plan that already started).
+    ``external_id``: the clinic's own id for the plan (unique per clinic).
     """
     patient: Patient = get(session, Patient, patient_id)
     if not 1 <= sessions <= 100:
@@ -44,6 +46,7 @@ def create_plan(
         raise InvalidInput("an appointment must end after it starts (duration must be positive)")
     if reassess_every < 1:
         raise InvalidInput("reassess-every must be at least 1")
+    external_id = external_ids.check_free(session, TreatmentPlan, patient.clinic_id, external_id)
     tz = patient.effective_timezone
     start = validation.local_datetime(first, tz)
     validation.not_in_past(start, tz, allow_past=allow_past, what="the first session")
@@ -58,6 +61,8 @@ def create_plan(
         session_minutes=int(duration.total_seconds() // 60),
         reassess_every=reassess_every,
         status=PlanStatus.ACTIVE,
+        external_id=external_id,
+        external_clinic_id=patient.clinic_id if external_id else None,
     )
     session.add(plan)
     session.flush()
@@ -76,6 +81,7 @@ def create_plan(
 def appointment_json(appointment: Appointment) -> dict[str, Any]:
     return {
         "id": appointment.id,
+        "plan_id": appointment.plan_id,
         "start": appointment.start_at.isoformat(),
         "end": appointment.end_at.isoformat(),
         "status": appointment.status.value,
@@ -83,4 +89,5 @@ def appointment_json(appointment: Appointment) -> dict[str, Any]:
         "callback_requested_at": (
             appointment.callback_requested_at.isoformat() if appointment.callback_requested_at else None
         ),
+        "external_id": appointment.external_id,
     }

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput
-from engage.records import validation
+from engage.records import external_ids, validation
 from engage.records.audit import audit
 from engage.records.lookup import get
 from engage.records.models import Appointment, AppointmentStatus, TreatmentPlan
@@ -29,20 +29,26 @@ from engage.schedule.reconcile import ReconcileResult, reconcile_plan
 
 def add_appointment(
     session: Session, *, plan_id: int, start: str | datetime, end: str | datetime | None = None,
-    duration: timedelta | None = None, actor: str = "cli", allow_past: bool = False,
+    duration: timedelta | None = None, external_id: str | None = None, actor: str = "cli",
+    allow_past: bool = False,
 ) -> Appointment:
-    """Book one more appointment in a plan; its messages are planned."""
+    """Book one more appointment in a plan; its messages are planned. ``external_id``: the clinic's own id
+    (unique per clinic)."""
     return add_appointment_replanned(
-        session, plan_id=plan_id, start=start, end=end, duration=duration, actor=actor, allow_past=allow_past,
+        session, plan_id=plan_id, start=start, end=end, duration=duration, external_id=external_id, actor=actor,
+        allow_past=allow_past,
     )[0]
 
 
 def add_appointment_replanned(
     session: Session, *, plan_id: int, start: str | datetime, end: str | datetime | None = None,
-    duration: timedelta | None = None, actor: str = "cli", allow_past: bool = False,
+    duration: timedelta | None = None, external_id: str | None = None, actor: str = "cli",
+    allow_past: bool = False,
 ) -> tuple[Appointment, ReconcileResult]:
     """:func:`add_appointment`, also saying what the re-plan did to the messages."""
     plan: TreatmentPlan = get(session, TreatmentPlan, plan_id)
+    clinic_id = plan.patient.clinic_id
+    external_id = external_ids.check_free(session, Appointment, clinic_id, external_id)
     tz = plan.patient.effective_timezone
     start_at = validation.local_datetime(start, tz)
     if end is not None:
@@ -53,7 +59,10 @@ def add_appointment_replanned(
         raise InvalidInput("an appointment must end after it starts")
     validation.not_in_past(start_at, tz, allow_past=allow_past)
     _refuse_overlap(session, plan.patient_id, None, start_at, end_at, tz)
-    appointment = Appointment(plan_id=plan.id, start_at=start_at, end_at=end_at, status=AppointmentStatus.BOOKED)
+    appointment = Appointment(
+        plan_id=plan.id, start_at=start_at, end_at=end_at, status=AppointmentStatus.BOOKED, external_id=external_id,
+        external_clinic_id=clinic_id if external_id else None,
+    )
     session.add(appointment)
     session.flush()
     return appointment, _after_appointment_change(session, appointment, actor, "appointment.add")

@@ -19,6 +19,7 @@ from engage.delivery import heartbeat
 from engage.web import exercise_pages, middleware, patient_pages, ratelimit
 from engage.web import metrics as metrics_route
 from engage.web import staff as staff_app
+from engage.web.api import create_api
 from engage.web.webhooks import sendgrid as sendgrid_webhooks
 from engage.web.webhooks import twilio as twilio_webhooks
 
@@ -104,6 +105,7 @@ def create_app() -> FastAPI:
     def livez() -> dict[str, bool]:
         """200 while the web process answers (a container healthcheck); says nothing about beat or workers."""
         return {"ok": True}
+    app.mount("/api", create_api())
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -1,0 +1,34 @@
+"""The JSON API, mounted at ``/api``: routes under ``/api/v1``, OpenAPI at ``/api/openapi.json``, docs at ``/api/docs``.
+
+Every route parses its input, checks the caller's clinic, calls the same library
+function the CLI calls, and answers JSON (errors: RFC 9457 problem+json).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from engage import __version__
+from engage.web.api import enrollments, messages, patients, plans, problems
+
+DESCRIPTION = """\
+engage's JSON API. Authenticate with `Authorization: Bearer <token>` (make one with
+`engage token create --staff EMAIL --label LABEL`); a token acts as its staff user, in
+that user's clinic and role. Errors are RFC 9457 `application/problem+json`, with one
+entry per invalid field; nothing is written on any error. Every POST takes an
+`Idempotency-Key` header. Times: ISO 8601 with an offset, or the patient's local
+wall time without one.
+"""
+
+
+def create_api() -> FastAPI:
+    """The API sub-application (mount it at ``/api``)."""
+    api = FastAPI(
+        title="engage API", version=__version__, description=DESCRIPTION, openapi_url="/openapi.json",
+        docs_url="/docs", redoc_url=None,
+    )
+    for router in (patients.router, plans.plans_router, plans.appointments_router, enrollments.router,
+                   messages.router):
+        api.include_router(router, prefix="/v1")
+    problems.install(api)
+    return api

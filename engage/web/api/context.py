@@ -1,0 +1,113 @@
+"""What every API route shares: who is calling (bearer token), the session, and idempotent writes.
+
+A route parses its input, then hands :func:`read` or :func:`write` one function that calls
+the library; the work runs in one transaction, so any error leaves nothing written.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engage.db import session_scope
+from engage.errors import InvalidInput
+from engage.records import api_tokens, idempotency
+from engage.records.api_tokens import Caller
+
+T = TypeVar("T")
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from `engage token create` (acts as its staff user)")
+_UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="engage"'}
+#: Roles that may change records through the API; a practitioner reads (h11's staff app keeps the same split).
+WRITER_ROLES = frozenset({"admin", "front_desk", "staff"})
+
+
+def current_caller(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
+    """The token's staff user, or 401 (no token, unknown, revoked, or staff deactivated)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "send an API token: Authorization: Bearer <token>", headers=_UNAUTHORIZED)
+    with session_scope() as session:
+        caller = api_tokens.authenticate(session, credentials.credentials)
+    if caller is None:
+        raise HTTPException(401, "this API token is unknown or revoked", headers=_UNAUTHORIZED)
+    return caller
+
+
+def writer(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    """The caller, when their role may change records; else 403."""
+    if caller.role.value not in WRITER_ROLES:
+        raise HTTPException(403, f"a {caller.role.value} may read but not change records through the API")
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+WriterDep = Annotated[Caller, Depends(writer)]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Retry-safe POST: the same key and body answer as the first time, "
+           "creating nothing; the same key with another body is refused (422)."),
+]
+
+
+def read(work: Callable[[Session], T]) -> T:
+    """Run ``work`` in a session (committed: a read may still write an audit line)."""
+    with session_scope() as session:
+        return work(session)
+
+
+def write(
+    request: Request, caller: Caller, key: str | None, body: BaseModel | None, work: Callable[[Session], Any],
+    status_code: int = 200,
+) -> JSONResponse:
+    """Run ``work`` in one transaction and answer its result as JSON; honour ``Idempotency-Key``.
+
+    With a key, the answer is stored in the same transaction as the work: a retry with the
+    same key and body gets the stored answer; with another body, 422.
+    """
+    fingerprint = idempotency.request_fingerprint(
+        request.method, request.url.path, body.model_dump(mode="json") if body is not None else None
+    )
+    for attempt in (1, 2):
+        try:
+            with session_scope() as session:
+                if key is not None:
+                    stored = idempotency.recall(session, caller.staff_id, key, fingerprint)
+                    if stored is not None:
+                        return JSONResponse(stored[1], status_code=stored[0], headers={"Idempotent-Replayed": "true"})
+                data = jsonable_encoder(work(session))
+                if key is not None:
+                    idempotency.remember(session, caller.staff_id, key, fingerprint, status_code, data)
+            return JSONResponse(data, status_code=status_code)
+        except IntegrityError:
+            # The same key arrived twice at once and the other request stored it first: answer as it did.
+            if key is None or attempt == 2:
+                raise InvalidInput("the request conflicts with a change made at the same moment; retry it") from None
+    raise AssertionError("unreachable")
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The id after which the next page starts, or None for the first page; 422 for a cursor we did not make."""
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = text.partition(":")
+        if prefix != "id":
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise InvalidInput("this cursor is not one the API gave out; start again without it",
+                           field="query:cursor") from None

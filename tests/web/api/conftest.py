@@ -1,0 +1,113 @@
+"""The API tests' world: a real ``engage serve`` subprocess on PostgreSQL, reached over real HTTP.
+
+Records are seeded with the library's own functions and committed; the server (its own
+process, its own sessions) sees them as it would in production.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from engage.clock import utcnow
+from engage.db import session_scope
+from engage.records import api_tokens, clinics, patients, plans
+from engage.records.models import Role, StaffUser
+from tests.cli import ROOT
+from tests.conftest import PG_URL
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[str]:
+    """``engage serve`` on a free port against the test PostgreSQL database; its base URL."""
+    port = _free_port()
+    env = {
+        **os.environ, "ENGAGE_DATABASE_URL": PG_URL, "ENGAGE_SECRET_KEY": "test-secret-key-0123456789",
+        "ENGAGE_PUBLIC_URL": "http://engage.test",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engage", "serve", "--port", str(port)], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/api/openapi.json", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"engage serve did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@dataclass
+class Clinic:
+    id: int
+    token: str
+    token_id: int
+    staff_email: str
+    patient_id: int
+    plan_id: int
+    appointment_ids: list[int]
+
+
+@dataclass
+class World:
+    base: str
+    a: Clinic
+    b: Clinic
+
+    def client(self, clinic: Clinic | None = None, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or (clinic or self.a).token}"}
+        return httpx.Client(base_url=self.base + "/api/v1", headers=headers, timeout=30)
+
+
+def make_clinic(name: str, email: str, role: Role = Role.ADMIN) -> Clinic:
+    """A clinic with a staff user, an API token, and a patient with a 3-session plan starting in 5 days."""
+    with session_scope() as session:
+        clinic = clinics.create_clinic(
+            session, name=name, timezone="America/New_York", address="12 Elm St, Springfield",
+            email=f"front@{name.lower().replace(' ', '')}.example", sms_from="+14155550100",
+        )
+        session.add(StaffUser(clinic_id=clinic.id, email=email, password_hash="-", role=role))
+        session.flush()
+        row, token = api_tokens.create_token(session, staff_email=email, label="tests")
+        patient = patients.add_patient(
+            session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", phone="+14155550123",
+            email=f"ana@{name.lower().replace(' ', '')}.example",
+        )
+        first = (utcnow() + timedelta(days=5)).replace(microsecond=0)
+        plan = plans.create_plan(
+            session, patient_id=patient.id, condition="sciatica", modality="dry needling", first=first, sessions=3,
+            every=timedelta(days=7),
+        )
+        return Clinic(clinic.id, token, row.id, email, patient.id, plan.id, [a.id for a in plan.appointments])
+
+
+@pytest.fixture
+def world(server: str, pg_url: str) -> World:
+    """Two clinics on an empty PostgreSQL database, the server already listening."""
+    return World(server, make_clinic("Back in Motion", "desk@a.example"), make_clinic("Other Place", "desk@b.example"))

@@ -1,0 +1,138 @@
+"""Each resource's happy path through real HTTP: plans, appointments, enrollments, timeline, messages, outcomes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from engage.clock import utcnow
+from engage.conversation.outcomes import record_outcome
+from engage.db import session_scope
+from engage.records.models import Message, MessageStatus
+from tests.web.api.conftest import World
+
+SEQUENCE = "dry-needling-sciatica"
+
+
+def enrol(world: World) -> dict:
+    with world.client() as api:
+        answer = api.post("/enrollments", json={"patient_id": world.a.patient_id, "plan_id": world.a.plan_id,
+                                                "sequence": SEQUENCE})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def reminders_of(world: World, appointment_id: int) -> list[dict]:
+    with world.client() as api:
+        rows = api.get(f"/patients/{world.a.patient_id}/timeline").json()
+    return [r for r in rows if r["appointment_id"] == appointment_id and r["step"] == "visit-reminder"]
+
+
+def test_plan_is_created_with_its_sessions_and_enrolled_in_one_call(world: World) -> None:
+    first = (utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT09:00")
+    with world.client() as api:
+        created = api.post("/plans", json={
+            "patient_id": world.a.patient_id, "condition": "sciatica", "modality": "dry needling", "first": first,
+            "sessions": 4, "every": "7d", "duration": "30m", "external_id": "PLAN-9", "sequence": SEQUENCE,
+        })
+        plan = api.get(f"/plans/{created.json()['id']}").json()
+        timeline = api.get(f"/patients/{world.a.patient_id}/timeline").json()
+
+    assert created.status_code == 201, created.text
+    assert created.json()["enrollment_id"] is not None and plan["external_id"] == "PLAN-9"
+    starts = [datetime.fromisoformat(a["start"]) for a in plan["appointments"]]
+    assert len(starts) == 4 and all(b - a == timedelta(days=7) for a, b in zip(starts, starts[1:], strict=False))
+    assert {r["appointment_id"] for r in timeline if r["step"] == "visit-reminder"} == {
+        a["id"] for a in plan["appointments"]}
+
+
+def test_moving_an_appointment_moves_its_reminder(world: World) -> None:
+    enrol(world)
+    appointment_id = world.a.appointment_ids[1]
+    [before] = reminders_of(world, appointment_id)
+    with world.client() as api:
+        moved = api.patch(f"/appointments/{appointment_id}",
+                          json={"start": (utcnow() + timedelta(days=15)).replace(microsecond=0).isoformat()})
+
+    assert moved.status_code == 200, moved.text
+    [after] = reminders_of(world, appointment_id)
+    assert after["id"] == before["id"] and after["status"] == "scheduled"
+    new_start = datetime.fromisoformat(moved.json()["start"])
+    assert datetime.fromisoformat(after["due_at"]) == new_start - timedelta(hours=24)
+
+
+def test_cancelling_an_appointment_cancels_its_reminder(world: World) -> None:
+    enrol(world)
+    appointment_id = world.a.appointment_ids[2]
+    with world.client() as api:
+        answer = api.patch(f"/appointments/{appointment_id}", json={"status": "cancelled"})
+
+    assert answer.json()["status"] == "cancelled"
+    [reminder] = reminders_of(world, appointment_id)
+    assert reminder["status"] == "cancelled" and reminder["reason"] == "appointment cancelled"
+
+
+def test_an_added_appointment_gets_its_reminder(world: World) -> None:
+    enrol(world)
+    with world.client() as api:
+        added = api.post("/appointments", json={"plan_id": world.a.plan_id, "start": (
+            utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT10:30"), "external_id": "APPT-1"})
+
+    assert added.status_code == 201, added.text
+    assert added.json()["external_id"] == "APPT-1"
+    [reminder] = reminders_of(world, added.json()["id"])
+    assert reminder["status"] == "scheduled"
+
+
+def test_a_move_that_breaks_a_rule_is_refused_and_changes_nothing(world: World) -> None:
+    enrol(world)
+    appointment_id = world.a.appointment_ids[0]
+    with world.client() as api:
+        api.patch(f"/appointments/{appointment_id}", json={"status": "cancelled"})
+        refused = api.patch(f"/appointments/{appointment_id}", json={"start": "2027-03-01T09:00"})
+        plan = api.get(f"/plans/{world.a.plan_id}").json()
+
+    assert refused.status_code == 422 and "only booked ones can move" in refused.json()["detail"]
+    assert not any(a["start"].startswith("2027-03-01") for a in plan["appointments"])
+
+
+def test_enrollment_pauses_resumes_and_cancels(world: World) -> None:
+    enrollment = enrol(world)
+    assert enrollment["changes"]["inserted"] > 0
+    with world.client() as api:
+        paused = api.post(f"/enrollments/{enrollment['id']}/pause").json()
+        held = {r["status"] for r in api.get(f"/patients/{world.a.patient_id}/timeline").json()}
+        resumed = api.post(f"/enrollments/{enrollment['id']}/resume").json()
+        cancelled = api.post(f"/enrollments/{enrollment['id']}/cancel").json()
+        after = {r["status"] for r in api.get(f"/patients/{world.a.patient_id}/timeline").json()}
+
+    assert paused["status"] == "paused" and "scheduled" not in held
+    assert resumed["status"] == "active" and resumed["changes"]["revived"] > 0
+    assert cancelled["status"] == "cancelled" and after <= {"cancelled", "skipped"}
+
+
+def test_messages_filter_and_page_with_a_cursor(world: World) -> None:
+    enrol(world)
+    with world.client() as api:
+        everything = api.get("/messages", params={"limit": 200}).json()["items"]
+        first = api.get("/messages", params={"limit": 3, "channel": "sms"}).json()
+        second = api.get("/messages", params={"limit": 3, "channel": "sms", "cursor": first["next_cursor"]}).json()
+        bad = api.get("/messages", params={"status": "lost"})
+        other = api.get("/messages", params={"limit": 200}, headers={"Authorization": f"Bearer {world.b.token}"})
+
+    sms = [m for m in everything if m["channel"] == "sms"]
+    assert [m["id"] for m in first["items"] + second["items"]] == [m["id"] for m in sms[:6]]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["parameter"] == "status"
+    assert other.json()["items"] == []
+
+
+def test_outcomes_list_the_pain_scores(world: World) -> None:
+    enrol(world)
+    with session_scope() as session:
+        prompt = session.query(Message).filter_by(template="reassessment").first()
+        assert prompt is not None
+        prompt.status = MessageStatus.SENT
+        record_outcome(session, prompt, 4, source="sms")
+    with world.client() as api:
+        outcomes = api.get(f"/patients/{world.a.patient_id}/outcomes").json()
+
+    assert [(o["score"], o["source"]) for o in outcomes] == [(4, "sms")]
