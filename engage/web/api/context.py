@@ -22,13 +22,12 @@ from engage.db import session_scope
 from engage.errors import InvalidInput
 from engage.records import api_tokens, idempotency
 from engage.records.api_tokens import Caller
+from engage.records.roles import Action, may
 
 T = TypeVar("T")
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `engage token create` (acts as its staff user)")
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="engage"'}
-#: Roles that may change records through the API; a practitioner reads (h11's staff app keeps the same split).
-WRITER_ROLES = frozenset({"admin", "front_desk", "staff"})
 
 
 def current_caller(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
@@ -42,15 +41,20 @@ def current_caller(credentials: Annotated[HTTPAuthorizationCredentials | None, D
     return caller
 
 
-def writer(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
-    """The caller, when their role may change records; else 403."""
-    if caller.role.value not in WRITER_ROLES:
-        raise HTTPException(403, f"a {caller.role.value} may read but not change records through the API")
-    return caller
+def allowed_to(action: Action) -> Callable[[Caller], Caller]:
+    """A dependency: the caller, when their role may do ``action`` (the staff app's rule); else 403."""
+
+    def check(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+        if not may(caller.role, action):
+            raise HTTPException(403, f"a {caller.role.value} may not do this ({action.value})")
+        return caller
+
+    return check
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
-WriterDep = Annotated[Caller, Depends(writer)]
+PatientsWriter = Annotated[Caller, Depends(allowed_to(Action.EDIT_PATIENTS))]
+PlansWriter = Annotated[Caller, Depends(allowed_to(Action.EDIT_PLANS))]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Retry-safe POST: the same key and body answer as the first time, "
@@ -106,6 +110,24 @@ def decode_cursor(cursor: str | None) -> int | None:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
         if prefix != "id":
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise InvalidInput("this cursor is not one the API gave out; start again without it",
+                           field="query:cursor") from None
+
+
+def encode_page(page: int) -> str:
+    return base64.urlsafe_b64encode(f"page:{page}".encode()).decode().rstrip("=")
+
+
+def decode_page(cursor: str | None) -> int:
+    """The page number a cursor from :func:`encode_page` stands for (1 without one); 422 for any other text."""
+    if not cursor:
+        return 1
+    try:
+        prefix, _, value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition(":")
+        if prefix != "page" or int(value) < 1:
             raise ValueError
         return int(value)
     except ValueError:

@@ -12,7 +12,7 @@ from engage.records.lookup import get_in_clinic
 from engage.records.models import Enrollment, Patient
 from engage.schedule import enrollments
 from engage.schedule.reconcile import ReconcileResult
-from engage.web.api.context import IdempotencyKeyHeader, WriterDep, write
+from engage.web.api.context import IdempotencyKeyHeader, PlansWriter, write
 from engage.web.api.problems import ERRORS
 from engage.web.api.schemas import EnrollmentIn, EnrollmentOut
 
@@ -28,7 +28,7 @@ def enrollment_out(enrollment: Enrollment, result: ReconcileResult) -> dict[str,
 
 
 @router.post("", status_code=201, response_model=EnrollmentOut, summary="Enrol a plan into a sequence")
-def create_enrollment(body: EnrollmentIn, request: Request, caller: WriterDep,
+def create_enrollment(body: EnrollmentIn, request: Request, caller: PlansWriter,
                       key: IdempotencyKeyHeader = None) -> Any:
     """Plan every message of the sequence for the plan's appointments; `changes.inserted` says how many."""
 
@@ -42,7 +42,7 @@ def create_enrollment(body: EnrollmentIn, request: Request, caller: WriterDep,
 
 def _change_route(verb: str, change: Callable[..., tuple[Enrollment, ReconcileResult]], doc: str) -> None:
     @router.post(f"/{{enrollment_id}}/{verb}", response_model=EnrollmentOut, summary=doc, name=f"{verb}_enrollment")
-    def route(enrollment_id: EnrollmentId, request: Request, caller: WriterDep,
+    def route(enrollment_id: EnrollmentId, request: Request, caller: PlansWriter,
               key: IdempotencyKeyHeader = None) -> Any:
         def work(session: Session) -> dict[str, Any]:
             get_in_clinic(session, Enrollment, enrollment_id, caller.clinic_id)

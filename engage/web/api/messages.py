@@ -1,4 +1,4 @@
-"""``/messages``: the clinic's outbox, filtered, a page at a time."""
+"""``/messages``: the clinic's outbox, filtered, a page at a time; ``/inbox``: replies waiting for a person."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engage.conversation.inbox import inbox, reply_json
 from engage.records.lookup import get_in_clinic
 from engage.records.models import Patient
 from engage.schedule.message_list import list_messages, message_json
 from engage.web.api.context import CallerDep, decode_cursor, encode_cursor, read
 from engage.web.api.problems import ERRORS
-from engage.web.api.schemas import MessageOut, Page
+from engage.web.api.schemas import InboxItem, MessageOut, Page
 
 router = APIRouter(tags=["messages"], responses=ERRORS)
 
@@ -38,5 +40,22 @@ def get_messages(
         )
         return {"items": [message_json(m) for m in rows],
                 "next_cursor": encode_cursor(rows[-1].id) if len(rows) == limit else None}
+
+    return read(work)
+
+
+@router.get("/inbox", response_model=list[InboxItem], summary="Patient replies waiting for a person")
+def get_inbox(
+    caller: CallerDep,
+    include_handled: Annotated[bool, Query(description="Also replies already handled")] = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 200,
+) -> Any:
+    """Flagged replies (questions, unclear answers), oldest first, with the patient's words."""
+
+    def work(session: Session) -> list[dict[str, Any]]:
+        replies = inbox(session, caller.clinic_id, include_handled=include_handled, limit=limit)
+        names = {p.id: p for p in session.scalars(select(Patient).where(
+            Patient.id.in_({r.patient_id for r in replies if r.patient_id is not None})))}
+        return [reply_json(r, names.get(r.patient_id) if r.patient_id else None) for r in replies]
 
     return read(work)

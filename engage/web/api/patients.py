@@ -11,10 +11,31 @@ from engage.conversation.outcomes import list_outcomes, outcome_json
 from engage.records import patients
 from engage.records.lookup import get_in_clinic
 from engage.records.models import Patient, TreatmentPlan
+from engage.records.patient_search import patient_summary, search_patients
+from engage.schedule import patient_changes
 from engage.schedule.enrollments import timeline
-from engage.web.api.context import CallerDep, IdempotencyKeyHeader, WriterDep, read, write
+from engage.web.api.context import (
+    CallerDep,
+    IdempotencyKeyHeader,
+    PatientsWriter,
+    decode_page,
+    encode_page,
+    read,
+    write,
+)
 from engage.web.api.problems import ERRORS
-from engage.web.api.schemas import MessageOut, OutcomeOut, PatientIn, PatientOut
+from engage.web.api.schemas import (
+    ConsentIn,
+    ConsentOut,
+    MessageOut,
+    OutcomeOut,
+    Page,
+    PatientIn,
+    PatientOut,
+    PatientPatch,
+    PatientSummary,
+    dump,
+)
 
 router = APIRouter(prefix="/patients", tags=["patients"], responses=ERRORS)
 PatientId = Annotated[int, Path(description="engage's patient id")]
@@ -34,7 +55,7 @@ def patient_out(session: Session, clinic_id: int, patient_id: int) -> dict[str, 
 
 
 @router.post("", status_code=201, response_model=PatientOut, summary="Add a patient")
-def create_patient(body: PatientIn, request: Request, caller: WriterDep, key: IdempotencyKeyHeader = None) -> Any:
+def create_patient(body: PatientIn, request: Request, caller: PatientsWriter, key: IdempotencyKeyHeader = None) -> Any:
     """Add a patient to the token's clinic. Needs an email or a phone; a phone without `+` is read in the
     clinic's country."""
 
@@ -43,6 +64,24 @@ def create_patient(body: PatientIn, request: Request, caller: WriterDep, key: Id
         return patient_out(session, caller.clinic_id, created.id)
 
     return write(request, caller, key, body, work, status_code=201)
+
+
+@router.get("", response_model=Page[PatientSummary], summary="Find patients")
+def find_patients(
+    caller: CallerDep,
+    q: Annotated[str, Query(description="A name (`ana ru`), a phone number in any format, or an email")] = "",
+    limit: Annotated[int, Query(ge=1, le=200)] = 25,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> Any:
+    """Patients of the token's clinic matching `q` (everyone without it), by last name, first name."""
+
+    def work(session: Session) -> dict[str, Any]:
+        page = search_patients(session, caller.clinic_id, q, page=decode_page(cursor), per_page=limit)
+        more = page.page < page.pages
+        return {"items": [patient_summary(p) for p in page.patients],
+                "next_cursor": encode_page(page.page + 1) if more else None}
+
+    return read(work)
 
 
 @router.get("/{patient_id}", response_model=PatientOut, summary="A patient with plans and appointments")
@@ -68,3 +107,31 @@ def get_outcomes(patient_id: PatientId, caller: CallerDep, limit: Annotated[int,
         return [outcome_json(o) for o in list_outcomes(session, patient_id)[-limit:]]
 
     return read(work)
+
+
+@router.patch("/{patient_id}", response_model=PatientOut, summary="Change a patient's details")
+def change_patient(patient_id: PatientId, body: PatientPatch, request: Request, caller: PatientsWriter) -> Any:
+    """Only the fields sent change. A new phone, email, time zone or locale re-plans pending messages."""
+
+    def work(session: Session) -> dict[str, Any]:
+        patient = get_in_clinic(session, Patient, patient_id, caller.clinic_id)
+        patient_changes.update_patient(session, patient, actor=caller.actor, **dump(body))
+        return patient_out(session, caller.clinic_id, patient_id)
+
+    return write(request, caller, None, body, work)
+
+
+@router.post("/{patient_id}/consent", response_model=ConsentOut, summary="Record consent given or withdrawn")
+def set_consent(patient_id: PatientId, body: ConsentIn, request: Request, caller: PatientsWriter,
+                key: IdempotencyKeyHeader = None) -> Any:
+    """Opting out cancels the channel's pending messages; opting in brings back future ones."""
+
+    def work(session: Session) -> dict[str, Any]:
+        patient = get_in_clinic(session, Patient, patient_id, caller.clinic_id)
+        event, result = patient_changes.set_consent(
+            session, patient, body.channel, body.state, reason=body.reason, actor=caller.actor,
+        )
+        return {"patient_id": patient_id, "channel": event.channel.value, "state": event.state.value,
+                "changes": result.as_dict()}
+
+    return write(request, caller, key, body, work)

@@ -13,7 +13,7 @@ from engage.records.models import Appointment, AppointmentStatus, Patient, Treat
 from engage.schedule import appointments
 from engage.schedule.durations import parse_duration
 from engage.schedule.enrollments import enroll
-from engage.web.api.context import CallerDep, IdempotencyKeyHeader, WriterDep, read, write
+from engage.web.api.context import CallerDep, IdempotencyKeyHeader, PlansWriter, read, write
 from engage.web.api.problems import ERRORS
 from engage.web.api.schemas import AppointmentIn, AppointmentOut, AppointmentPatch, PlanIn, PlanOut
 
@@ -39,7 +39,7 @@ def plan_out(plan: TreatmentPlan, enrollment_id: int | None = None) -> dict[str,
 
 
 @plans_router.post("", status_code=201, response_model=PlanOut, summary="Create a plan and book its sessions")
-def create_plan(body: PlanIn, request: Request, caller: WriterDep, key: IdempotencyKeyHeader = None) -> Any:
+def create_plan(body: PlanIn, request: Request, caller: PlansWriter, key: IdempotencyKeyHeader = None) -> Any:
     """Book `sessions` appointments, the first at `first`, then every `every` (same local time across DST for
     whole days). With `sequence`, enrol the plan right away."""
 
@@ -65,7 +65,7 @@ def get_plan(plan_id: Annotated[int, Path()], caller: CallerDep) -> Any:
 
 
 @appointments_router.post("", status_code=201, response_model=AppointmentOut, summary="Book one more appointment")
-def create_appointment(body: AppointmentIn, request: Request, caller: WriterDep,
+def create_appointment(body: AppointmentIn, request: Request, caller: PlansWriter,
                        key: IdempotencyKeyHeader = None) -> Any:
     """Book an appointment in a plan; enrolled sequences plan its reminders at once."""
 
@@ -83,7 +83,7 @@ def create_appointment(body: AppointmentIn, request: Request, caller: WriterDep,
 
 @appointments_router.patch("/{appointment_id}", response_model=AppointmentOut, summary="Move, cancel, complete")
 def change_appointment(appointment_id: Annotated[int, Path()], body: AppointmentPatch, request: Request,
-                       caller: WriterDep) -> Any:
+                       caller: PlansWriter) -> Any:
     """`start` moves a booked appointment (its reminders move too); `status` cancels (reminders cancelled),
     completes or marks a no-show. Both at once: the move first."""
 

@@ -89,7 +89,17 @@ class PatientOut(BaseModel):
 class ConsentIn(Input):
     channel: Literal["sms", "email"]
     state: Literal["opted_in", "opted_out"]
-    detail: str | None = Field(None, max_length=200, description="Why, for colleagues (no health details)")
+    reason: str = Field(min_length=1, max_length=200, examples=["asked at the desk to stop texts"],
+                        description="Why, for colleagues (no health details)")
+
+
+class PatientSummary(BaseModel):
+    id: int
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str | None
+    locale: str
 
 
 class ConsentOut(BaseModel):
@@ -184,10 +194,14 @@ class OutcomeOut(BaseModel):
 class InboxItem(BaseModel):
     id: int
     patient_id: int | None
+    patient: str | None = Field(description="The patient's name, when the number is known")
     kind: str
     flag_reason: str | None
     received_at: datetime
     body: str = Field(description="The patient's words: PHI, shown to staff only")
+    handled_at: datetime | None
+    handled_by: str | None
+    handled_note: str | None
 
 
 class Page(BaseModel, Generic[T]):

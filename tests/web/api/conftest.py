@@ -20,8 +20,8 @@ import pytest
 
 from engage.clock import utcnow
 from engage.db import session_scope
-from engage.records import api_tokens, clinics, patients, plans
-from engage.records.models import Role, StaffUser
+from engage.records import api_tokens, clinics, patients, plans, staff
+from engage.records.models import Role
 from tests.cli import ROOT
 from tests.conftest import PG_URL
 
@@ -92,8 +92,8 @@ def make_clinic(name: str, email: str, role: Role = Role.ADMIN) -> Clinic:
             session, name=name, timezone="America/New_York", address="12 Elm St, Springfield",
             email=f"front@{name.lower().replace(' ', '')}.example", sms_from="+14155550100",
         )
-        session.add(StaffUser(clinic_id=clinic.id, email=email, password_hash="-", role=role))
-        session.flush()
+        staff.create_staff(session, clinic_id=clinic.id, email=email, name="Desk", role_name=role,
+                           password="correct horse battery")
         row, token = api_tokens.create_token(session, staff_email=email, label="tests")
         patient = patients.add_patient(
             session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", phone="+14155550123",
