@@ -38,6 +38,7 @@ COMMANDS = [
     ("engage.cli.care", "inbox"),
     ("engage.cli.care", "message"),
     ("engage.cli.tokens", "token"),
+    ("engage.cli.sync", "import_"),
 ]
 
 

@@ -69,21 +69,24 @@ def add_appointment_replanned(
 
 
 def move_appointment(
-    session: Session, appointment_id: int, to: str | datetime, actor: str = "cli", *, allow_past: bool = False,
-) -> Appointment:
-    """Move a booked appointment, keeping its length; its pending messages move with it."""
-    return move_appointment_replanned(session, appointment_id, to, actor, allow_past=allow_past)[0]
-
-
-def move_appointment_replanned(
-    session: Session, appointment_id: int, to: str | datetime, actor: str = "cli", *, allow_past: bool = False,
+    if length is not None and length <= timedelta(0):
+        raise InvalidInput("an appointment must end after it starts (duration must be positive)")
+    tz = appointment.plan.patient.effective_timezone
+    length = length or appointment.end_at - appointment.start_at
+    start_at = validation.local_datetime(to, tz)
+    validation.not_in_past(start_at, tz, allow_past=allow_past)
+    _refuse_overlap(session, appointment.plan.patient_id, appointment.id, start_at, start_at + length, tz)
+    appointment.start_at = start_at
+    appointment.end_at = start_at + length
 ) -> tuple[Appointment, ReconcileResult]:
     """:func:`move_appointment`, also saying what the re-plan did to the messages."""
     appointment: Appointment = get(session, Appointment, appointment_id)
     if appointment.status is not AppointmentStatus.BOOKED:
         raise InvalidInput(f"appointment {appointment_id} is {appointment.status.value}; only booked ones can move")
+    if length is not None and length <= timedelta(0):
+        raise InvalidInput("an appointment must end after it starts (duration must be positive)")
     tz = appointment.plan.patient.effective_timezone
-    length = appointment.end_at - appointment.start_at
+    length = length or appointment.end_at - appointment.start_at
     start_at = validation.local_datetime(to, tz)
     validation.not_in_past(start_at, tz, allow_past=allow_past)
     _refuse_overlap(session, appointment.plan.patient_id, appointment.id, start_at, start_at + length, tz)
@@ -97,6 +100,11 @@ _ALLOWED = {
     AppointmentStatus.COMPLETED: {AppointmentStatus.BOOKED, AppointmentStatus.NO_SHOW},
     AppointmentStatus.NO_SHOW: {AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED},
 }
+
+
+def may_become(current: AppointmentStatus, status: AppointmentStatus) -> bool:
+    """Whether an appointment in ``current`` may change to ``status`` (the same status always may)."""
+    return current is status or current in _ALLOWED.get(status, set())
 
 
 def set_appointment_status(

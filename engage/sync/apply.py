@@ -1,0 +1,446 @@
+"""Apply what the practice-management system says to engage's records, by the clinic's own ids.
+
+CSV rows, FHIR resources and the API's ``PUT .../by-external-id/...`` all become
+:class:`PatientRecord` and :class:`AppointmentRecord` values and go through
+:func:`apply_sync`, so the three behave alike:
+
+- every record is validated first; any error raises :class:`SyncErrors` listing each
+  bad record (its ``where``: a CSV line, a Bundle entry) and why, before anything is written;
+- a patient or appointment whose external id is new is created; one that exists is
+  updated only where it differs, so applying the same data twice changes nothing;
+- a changed start or length moves the appointment (its reminders move), a status of
+  ``cancelled`` cancels it (its reminders are cancelled), ``completed``/``no_show`` mark it;
+- an appointment goes into the plan named by ``plan_external_id``; without one, into the
+  patient's plan for ``sequence`` (external id ``<patient id>/<sequence>``), made when
+  missing and enrolled in that sequence; without either, into the patient's newest active plan.
+
+New rows are written in bulk (a handful of statements for thousands); changed rows go
+through the same library functions as the CLI (``move_appointment``, ``update_patient``).
+Everything happens in the caller's transaction: a dry run is a sync rolled back.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from engage.clock import utcnow
+from engage.errors import InvalidInput
+from engage.records import external_ids, validation
+from engage.records.audit import audit
+from engage.records.lookup import get
+from engage.records.models import (
+    Appointment,
+    AppointmentStatus,
+    Clinic,
+    Enrollment,
+    Patient,
+    PlanStatus,
+    TreatmentPlan,
+)
+from engage.records.patients import FieldErrors, validated_fields
+from engage.schedule import appointments as appointment_changes
+from engage.schedule import patient_changes
+from engage.schedule.enrollments import enroll_many
+from engage.schedule.reconcile import PLANNING_ACTIVE, ReconcileResult, reconcile_plan
+from engage.schedule.sequences import get_sequence
+
+_CHUNK = 1000
+PATIENT_FIELDS = ("first_name", "last_name", "email", "phone", "timezone", "locale")
+
+
+@dataclass
+class PatientRecord:
+    """A patient as the clinic's system has them. ``where`` says where it came from (for errors)."""
+
+    external_id: str
+    first_name: str
+    last_name: str
+    email: str | None = None
+    phone: str | None = None
+    timezone: str | None = None
+    locale: str = "en"
+    where: str = ""
+
+
+@dataclass
+class AppointmentRecord:
+    """An appointment as the clinic's system has it. ``start`` without an offset is the patient's wall time."""
+
+    external_id: str
+    patient_external_id: str
+    start: str | datetime
+    minutes: int = 45
+    status: str = "booked"
+    sequence: str | None = None
+    plan_external_id: str | None = None
+    condition: str | None = None
+    modality: str | None = None
+    where: str = ""
+
+
+@dataclass
+class SyncError:
+    where: str
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"where": self.where, "field": self.field, "message": self.message}
+
+
+class SyncErrors(InvalidInput):
+    """Some records are invalid; ``errors`` lists each one. Nothing was written."""
+
+    def __init__(self, errors: list[SyncError]) -> None:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{first.where}: {first.message}{more}")
+        self.sync_errors = errors
+
+
+@dataclass
+class SyncReport:
+    """What a sync did (or, dry run, would do), counted per kind of record."""
+
+    patients_created: int = 0
+    patients_updated: int = 0
+    patients_unchanged: int = 0
+    plans_created: int = 0
+    appointments_created: int = 0
+    appointments_moved: int = 0
+    appointments_status_changed: int = 0
+    appointments_unchanged: int = 0
+    enrollments_created: int = 0
+    messages: ReconcileResult = field(default_factory=ReconcileResult)
+    patient_ids: dict[str, int] = field(default_factory=dict)  # external id -> engage id
+    appointment_ids: dict[str, int] = field(default_factory=dict)
+    appointment_outcomes: dict[str, str] = field(default_factory=dict)  # external id -> created/updated/unchanged
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if isinstance(v, int | bool)}
+        return {**data, "messages": self.messages.as_dict()}
+
+
+@dataclass
+class _Appt:
+    record: AppointmentRecord
+    start: datetime
+    end: datetime
+    status: AppointmentStatus
+    existing: Appointment | None
+
+
+def apply_sync(
+    session: Session, clinic_id: int, patients: list[PatientRecord], appointments: list[AppointmentRecord], *,
+    actor: str = "sync", errors: list[SyncError] | None = None,
+) -> SyncReport:
+    """Validate everything, then create or update (see the module docstring). Raises :class:`SyncErrors`.
+
+    ``errors``: problems the caller already found while reading its input (reported with the rest).
+    """
+    clinic: Clinic = get(session, Clinic, clinic_id)
+    errors = list(errors or [])
+    wanted_ids = {p.external_id.strip() for p in patients} | {a.patient_external_id.strip() for a in appointments}
+    known = _by_external_id(session, Patient, Patient.clinic_id, clinic.id, wanted_ids)
+    validated = _validate_patients(session, clinic, patients, known, errors)
+    invalid = {p.external_id.strip() for p in patients} - set(validated)
+    appts = _validate_appointments(session, clinic, appointments, validated, known, invalid, errors)
+    if errors:
+        raise SyncErrors(errors)
+
+    report = SyncReport()
+    now = utcnow()
+    new_patients: list[tuple[PatientRecord, dict[str, Any]]] = []
+    for ext, (record, values) in validated.items():
+        current = known.get(ext)
+        if current is None:
+            new_patients.append((record, values))
+        elif all(getattr(current, name) == values[name] for name in PATIENT_FIELDS):
+            report.patients_unchanged += 1
+        else:
+            report.patients_updated += 1
+            given = {name: getattr(record, name) for name in PATIENT_FIELDS}
+            report.messages += patient_changes.update_patient(session, current, actor=actor, **given)[1]
+    if new_patients:
+        rows = [{**values, "clinic_id": clinic.id, "external_id": record.external_id, "created_at": now}
+                for record, values in new_patients]
+        ids = session.scalars(insert(Patient).returning(Patient.id, sort_by_parameter_order=True), rows).all()
+        for new_id in ids:
+            patient = session.get_one(Patient, new_id)
+            known[patient.external_id or ""] = patient
+        report.patients_created = len(ids)
+
+    _write_appointments(session, clinic, appts, known, report, actor, now)
+    report.patient_ids = {ext: p.id for ext, p in known.items() if ext in wanted_ids}
+    audit(session, clinic_id=clinic.id, actor=actor, action="sync.apply", subject_type="clinic", subject_id=clinic.id,
+          **{k: v for k, v in report.as_dict().items() if k != "messages"})
+    return report
+
+
+def _validate_patients(
+    session: Session, clinic: Clinic, records: list[PatientRecord], known: dict[str, Patient],
+    errors: list[SyncError],
+) -> dict[str, tuple[PatientRecord, dict[str, Any]]]:
+    found: dict[str, tuple[PatientRecord, dict[str, Any]]] = {}
+    emails: dict[str, str] = {}
+    for record in records:
+        ext = _external_id(record.external_id, record.where, "patient_external_id", errors)
+        if ext is None:
+            continue
+        record.external_id = ext
+        earlier = found.get(ext)
+        if earlier is not None:
+            if any(getattr(earlier[0], n) != getattr(record, n) for n in PATIENT_FIELDS):
+                errors.append(SyncError(record.where, "patient_external_id",
+                                        f"patient {ext} appears with other details at {earlier[0].where}"))
+            continue
+        current = known.get(ext)
+        try:
+            values = validated_fields(
+                session, clinic, first_name=record.first_name, last_name=record.last_name, email=record.email,
+                phone=record.phone, timezone=record.timezone, locale=record.locale or "en",
+                patient_id=current.id if current else None,
+            )
+        except FieldErrors as exc:
+            errors.extend(SyncError(record.where, name, text) for name, text in exc.errors.items())
+            continue
+        if values.get("email"):
+            other = emails.setdefault(values["email"], ext)
+            if other != ext:
+                errors.append(SyncError(record.where, "email", f"patient {other} in this file has the same email"))
+                continue
+        found[ext] = (record, values)
+    return found
+
+
+def _validate_appointments(
+    session: Session, clinic: Clinic, records: list[AppointmentRecord],
+    patients: dict[str, tuple[PatientRecord, dict[str, Any]]], known: dict[str, Patient], invalid: set[str],
+    errors: list[SyncError],
+) -> list[_Appt]:
+    """The appointments that pass every check; an error for each failed check (``invalid``: patients of this
+    sync already reported bad, whose appointments are still checked, in the clinic's time zone)."""
+    existing = _by_external_id(session, Appointment, Appointment.external_clinic_id, clinic.id,
+                               {r.external_id.strip() for r in records})
+    seen: dict[str, str] = {}
+    sequences: dict[str, str | None] = {}
+    valid: list[_Appt] = []
+    for record in records:
+        before = len(errors)
+        ext = _external_id(record.external_id, record.where, "appointment_external_id", errors)
+        patient_ext = record.patient_external_id.strip()
+        if ext is not None and ext in seen:
+            errors.append(SyncError(record.where, "appointment_external_id",
+                                    f"appointment {ext} is also at {seen[ext]}"))
+        if ext is not None:
+            seen.setdefault(ext, record.where)
+        if patient_ext in patients:
+            tz = patients[patient_ext][1]["timezone"] or clinic.timezone
+        elif patient_ext in known:
+            tz = known[patient_ext].effective_timezone
+        elif patient_ext in invalid:
+            tz = clinic.timezone
+        else:
+            errors.append(SyncError(record.where, "patient_external_id",
+                                    f"no patient with external id {patient_ext!r}"))
+            continue
+        start = _check(validation.local_datetime, (record.start, tz), record.where, "start", errors)
+        if not 1 <= record.minutes <= 24 * 60:
+            errors.append(SyncError(record.where, "duration", "a duration is 1 minute to 24 hours"))
+        try:
+            status = AppointmentStatus(record.status)
+        except ValueError:
+            words = ", ".join(s.value for s in AppointmentStatus)
+            errors.append(SyncError(record.where, "status", f"unknown status {record.status!r}: one of {words}"))
+            continue
+        if record.sequence and record.sequence not in sequences:
+            sequences[record.sequence] = _sequence_problem(record.sequence)
+        if record.sequence and sequences[record.sequence]:
+            errors.append(SyncError(record.where, "sequence", str(sequences[record.sequence])))
+        current = existing.get(ext or "")
+        if current is not None and not appointment_changes.may_become(current.status, status):
+            errors.append(SyncError(record.where, "status",
+                                    f"appointment {ext} is {current.status.value} in engage; it cannot become "
+                                    f"{status.value}"))
+        if current is not None and current.status is not AppointmentStatus.BOOKED and start is not None and (
+                start != current.start_at or record.minutes != _minutes(current)) and status is current.status:
+            errors.append(SyncError(record.where, "start", f"appointment {ext} is {current.status.value}; "
+                                                           "only booked appointments move"))
+        if len(errors) == before and start is not None and ext is not None and patient_ext not in invalid:
+            record.external_id, record.patient_external_id = ext, patient_ext
+            valid.append(_Appt(record, start, start + timedelta(minutes=record.minutes), status, current))
+    return valid
+
+
+def _write_appointments(
+    session: Session, clinic: Clinic, appts: list[_Appt], patients: dict[str, Patient], report: SyncReport,
+    actor: str, now: datetime,
+) -> None:
+    plans, plan_info = _plans_for(session, clinic, appts, patients, report, now)
+    new_rows: list[dict[str, Any]] = []
+    new_keys: list[str] = []
+    touched_plans: set[int] = set()
+    for appt in appts:
+        current = appt.existing
+        if current is None:
+            plan_id = plans[appt.record.external_id]
+            new_rows.append({"plan_id": plan_id, "start_at": appt.start, "end_at": appt.end, "status": appt.status,
+                             "external_id": appt.record.external_id, "external_clinic_id": clinic.id,
+                             "updated_at": now})
+            new_keys.append(appt.record.external_id)
+            touched_plans.add(plan_id)
+            report.appointment_outcomes[appt.record.external_id] = "created"
+            continue
+        changed = False
+        if current.status is AppointmentStatus.BOOKED and (current.start_at, current.end_at) != (appt.start, appt.end):
+            report.messages += appointment_changes.move_appointment_replanned(
+                session, current.id, appt.start, actor=actor, length=appt.end - appt.start)[1]
+            report.appointments_moved += 1
+            changed = True
+        if current.status is not appt.status:
+            report.messages += appointment_changes.set_appointment_status_replanned(
+                session, current.id, appt.status, actor=actor)[1]
+            report.appointments_status_changed += 1
+            changed = True
+        report.appointments_unchanged += 0 if changed else 1
+        report.appointment_outcomes[appt.record.external_id] = "updated" if changed else "unchanged"
+        report.appointment_ids[appt.record.external_id] = current.id
+    for start in range(0, len(new_rows), _CHUNK * 5):
+        ids = session.scalars(insert(Appointment).returning(Appointment.id, sort_by_parameter_order=True),
+                              new_rows[start : start + _CHUNK * 5]).all()
+        report.appointment_ids.update(zip(new_keys[start : start + _CHUNK * 5], ids, strict=True))
+    report.appointments_created = len(new_rows)
+    # Plans enrolled already that got new appointments: re-plan them; new plans: enrol them.
+    to_enrol: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for plan_id, (patient_id, sequence, is_new) in plan_info.items():
+        if is_new and sequence:
+            to_enrol[sequence].append((patient_id, plan_id))
+    for sequence, pairs in to_enrol.items():
+        for _, result in enroll_many(session, pairs, sequence, enrolled_by=actor):
+            report.messages += result
+        report.enrollments_created += len(pairs)
+    live: set[int] = set()
+    for chunk in _chunks(sorted(touched_plans)):
+        live.update(session.scalars(select(Enrollment.plan_id).where(
+            Enrollment.plan_id.in_(chunk), Enrollment.status.in_(PLANNING_ACTIVE))))
+    enrolled_now = {plan_id for pairs in to_enrol.values() for _, plan_id in pairs}
+    for plan_id in sorted(live - enrolled_now):
+        report.messages += reconcile_plan(session, plan_id)
+
+
+#: plan id -> (patient id, sequence, made by this sync)
+PlanInfo = dict[int, tuple[int, str | None, bool]]
+
+
+def _plans_for(
+    session: Session, clinic: Clinic, appts: list[_Appt], patients: dict[str, Patient], report: SyncReport,
+    now: datetime,
+) -> tuple[dict[str, int], PlanInfo]:
+    """Appointment external id -> plan id for the new appointments (making the plans that are missing),
+    and what each of those plans is."""
+    info: PlanInfo = {}
+    wanted: dict[str, list[_Appt]] = defaultdict(list)  # plan external id -> new appointments
+    fallback: list[_Appt] = []
+    for appt in appts:
+        if appt.existing is not None:
+            continue
+        record = appt.record
+        plan_ext = record.plan_external_id or (f"{record.patient_external_id}/{record.sequence}"
+                                               if record.sequence else None)
+        if plan_ext is None:
+            fallback.append(appt)
+        else:
+            wanted[plan_ext].append(appt)
+    found = _by_external_id(session, TreatmentPlan, TreatmentPlan.external_clinic_id, clinic.id, set(wanted))
+    result: dict[str, int] = {}
+    new_plans: list[tuple[str, _Appt, int]] = []
+    for plan_ext, group in wanted.items():
+        plan = found.get(plan_ext)
+        if plan is None:
+            new_plans.append((plan_ext, group[0], len(group)))
+            continue
+        for appt in group:
+            result[appt.record.external_id] = plan.id
+        info[plan.id] = (plan.patient_id, group[0].record.sequence, False)
+    if new_plans:
+        rows = []
+        for plan_ext, first, count in new_plans:
+            sequence_name = get_sequence(first.record.sequence).name if first.record.sequence else "treatment"
+            rows.append({
+                "patient_id": patients[first.record.patient_external_id].id,
+                "condition": first.record.condition or sequence_name, "modality": first.record.modality or "",
+                "planned_sessions": count, "cadence_minutes": 7 * 24 * 60, "session_minutes": first.record.minutes,
+                "reassess_every": 3, "status": PlanStatus.ACTIVE, "external_id": plan_ext,
+                "external_clinic_id": clinic.id, "created_at": now,
+            })
+        ids = session.scalars(insert(TreatmentPlan).returning(TreatmentPlan.id, sort_by_parameter_order=True),
+                              rows).all()
+        for (plan_ext, first, _), plan_id in zip(new_plans, ids, strict=True):
+            for appt in wanted[plan_ext]:
+                result[appt.record.external_id] = plan_id
+            info[plan_id] = (patients[first.record.patient_external_id].id, first.record.sequence, True)
+        report.plans_created = len(ids)
+    for appt in fallback:
+        patient = patients[appt.record.patient_external_id]
+        plan_id = session.scalar(select(TreatmentPlan.id).where(
+            TreatmentPlan.patient_id == patient.id, TreatmentPlan.status == PlanStatus.ACTIVE,
+        ).order_by(TreatmentPlan.id.desc()).limit(1))
+        if plan_id is None:
+            raise SyncErrors([SyncError(appt.record.where, "sequence",
+                                        "the patient has no active plan: name a sequence or a plan external id")])
+        result[appt.record.external_id] = plan_id
+        info.setdefault(plan_id, (patient.id, None, False))
+    return result, info
+
+
+def _external_id(value: str, where: str, name: str, errors: list[SyncError]) -> str | None:
+    try:
+        ext = external_ids.normalise(value)
+    except InvalidInput as exc:
+        errors.append(SyncError(where, name, str(exc)))
+        return None
+    if ext is None:
+        errors.append(SyncError(where, name, "the external id is missing"))
+    return ext
+
+
+def _check(check: Any, args: tuple[Any, ...], where: str, name: str, errors: list[SyncError]) -> Any:
+    try:
+        return check(*args)
+    except InvalidInput as exc:
+        errors.append(SyncError(where, name, str(exc)))
+        return None
+
+
+def _sequence_problem(key: str) -> str | None:
+    try:
+        get_sequence(key)
+    except (InvalidInput, LookupError) as exc:
+        return str(exc)
+    return None
+
+
+def _minutes(appointment: Appointment) -> int:
+    return int((appointment.end_at - appointment.start_at).total_seconds() // 60)
+
+
+def _chunks(items: list[int]) -> list[list[int]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
+def _by_external_id(session: Session, model: type[Any], clinic_column: Any, clinic_id: int,
+                    ids: set[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    items = sorted(i for i in ids if i)
+    for start in range(0, len(items), _CHUNK):
+        rows = session.scalars(select(model).where(clinic_column == clinic_id,
+                                                   model.external_id.in_(items[start : start + _CHUNK])))
+        found.update({row.external_id: row for row in rows})
+    return found
+

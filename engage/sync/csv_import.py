@@ -1,0 +1,110 @@
+"""``engage import appointments FILE.csv``: appointments (and their patients) from a practice-management export.
+
+One row per appointment. Columns (a header row names them; order does not matter):
+
+=========================  ========  ===================================================================
+column                     required  meaning
+=========================  ========  ===================================================================
+patient_external_id        yes       the patient's id in your system
+first_name, last_name      yes       the patient's names
+phone, email               one       phone in any format (without ``+``: the clinic's country); email
+locale                     no        ``en`` (default) or ``es``
+timezone                   no        IANA name; default: the clinic's
+appointment_external_id    yes       the appointment's id in your system
+start                      yes       ISO 8601; without an offset: the patient's local wall time
+duration                   no        minutes (``45``) or ``45m``/``1h``; default 45
+status                     no        ``booked`` (default), ``cancelled``, ``completed``, ``no_show``
+sequence                   no        enrol the patient's plan for it, e.g. ``dry-needling-sciatica``
+plan_external_id           no        the plan's id in your system (default: one plan per patient and sequence)
+condition, modality        no        for plans the import makes (default: the sequence's name, empty)
+=========================  ========  ===================================================================
+
+Every row is checked before anything is written; :class:`~engage.sync.apply.SyncErrors` lists each
+bad row (``line N``) and why. A patient appearing on several rows must have the same details on each.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engage.errors import InvalidInput
+from engage.schedule.durations import parse_duration
+from engage.sync.apply import AppointmentRecord, PatientRecord, SyncError, SyncErrors, SyncReport, apply_sync
+
+REQUIRED = ("patient_external_id", "first_name", "last_name", "appointment_external_id", "start")
+OPTIONAL = ("phone", "email", "locale", "timezone", "duration", "status", "sequence", "plan_external_id",
+            "condition", "modality")
+_STATUS_WORDS = {"canceled": "cancelled", "no-show": "no_show", "noshow": "no_show", "fulfilled": "completed"}
+
+
+def read_rows(text: str) -> tuple[list[PatientRecord], list[AppointmentRecord], list[SyncError]]:
+    """The records in a CSV text and the rows that could not be read; :class:`SyncErrors` for a bad header."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))  # Excel writes a byte-order mark
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [name for name in REQUIRED if name not in header]
+    unknown = [name for name in header if name not in REQUIRED + OPTIONAL]
+    if missing or unknown:
+        problems = ([f"missing column(s): {', '.join(missing)}"] if missing else []) + (
+            [f"unknown column(s): {', '.join(unknown)}"] if unknown else [])
+        raise SyncErrors([SyncError("line 1", None, "; ".join(problems))])
+    patients: list[PatientRecord] = []
+    appointments: list[AppointmentRecord] = []
+    errors: list[SyncError] = []
+    for number, raw in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        where = f"line {number}"
+        if None in raw:
+            errors.append(SyncError(where, None, "more values than columns"))
+            continue
+        for name in REQUIRED:
+            if not row.get(name):
+                errors.append(SyncError(where, name, f"{name} is empty"))
+        minutes = _minutes(row.get("duration", ""), where, errors)
+        if any(e.where == where for e in errors):
+            continue
+        patients.append(PatientRecord(
+            external_id=row["patient_external_id"], first_name=row["first_name"], last_name=row["last_name"],
+            email=row.get("email") or None, phone=row.get("phone") or None, timezone=row.get("timezone") or None,
+            locale=row.get("locale") or "en", where=where,
+        ))
+        status = row.get("status", "").lower() or "booked"
+        appointments.append(AppointmentRecord(
+            external_id=row["appointment_external_id"], patient_external_id=row["patient_external_id"],
+            start=row["start"], minutes=minutes, status=_STATUS_WORDS.get(status, status),
+            sequence=row.get("sequence") or None, plan_external_id=row.get("plan_external_id") or None,
+            condition=row.get("condition") or None, modality=row.get("modality") or None, where=where,
+        ))
+    return patients, appointments, errors
+
+
+def import_appointments(session: Session, clinic_id: int, text: str, *, actor: str = "cli") -> SyncReport:
+    """Read and apply a CSV text (see the module docstring) in the caller's transaction.
+
+    Raises :class:`SyncErrors` (nothing written). Roll the transaction back for a dry run.
+    """
+    patients, appointments, errors = read_rows(text)
+    if not appointments and not errors:
+        raise SyncErrors([SyncError("line 2", None, "the file has no rows")])
+    return apply_sync(session, clinic_id, patients, appointments, actor=actor, errors=errors)
+
+
+def _minutes(text: str, where: str, errors: list[SyncError]) -> int:
+    if not text:
+        return 45
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(parse_duration(text).total_seconds() // 60)
+    except ValueError:
+        errors.append(SyncError(where, "duration", f"not a duration: {text!r} (write minutes, e.g. 45, or 1h)"))
+        return 0
+
+
+def error_lines(exc: InvalidInput) -> list[dict[str, Any]]:
+    """Each error of a failed import as a dict (``where``, ``field``, ``message``)."""
+    errors = getattr(exc, "sync_errors", None)
+    return [e.as_dict() for e in errors] if errors else [{"where": None, "field": None, "message": str(exc)}]
