@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from engage import __version__
-from engage.web.api import enrollments, messages, patients, plans, problems
+from engage.web.api import enrollments, messages, patients, plans, problems, sync
 
 DESCRIPTION = """\
 engage's JSON API. Authenticate with `Authorization: Bearer <token>` (make one with
@@ -27,7 +27,8 @@ def create_api() -> FastAPI:
         title="engage API", version=__version__, description=DESCRIPTION, openapi_url="/openapi.json",
         docs_url="/docs", redoc_url=None,
     )
-    for router in (patients.router, plans.plans_router, plans.appointments_router, enrollments.router,
+    # sync first: its literal /by-external-id/ paths must win over /patients/{patient_id}.
+    for router in (sync.router, patients.router, plans.plans_router, plans.appointments_router, enrollments.router,
                    messages.router):
         api.include_router(router, prefix="/v1")
     problems.install(api)

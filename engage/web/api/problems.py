@@ -59,6 +59,9 @@ def install(app: FastAPI) -> None:
         if exc.field is not None:
             per_field = {exc.field: str(exc)}
         errors = [{**_field(name), "detail": text} for name, text in per_field.items()]
+        for error in getattr(exc, "sync_errors", None) or []:  # SyncErrors: each bad record and field
+            where = {} if error.where in ("", "body") else {"record": error.where}
+            errors.append({**(_field(error.field) if error.field else {}), **where, "detail": error.message})
         return problem(422, str(exc), errors)
 
     @app.exception_handler(NotFound)

@@ -51,8 +51,15 @@ class PatientPatch(Input):
     locale: Locale | None = None
 
 
-class PatientUpsert(PatientIn):
-    external_id: None = Field(None, exclude=True, description="Given in the path")
+class PatientUpsert(Input):
+    """The whole patient as your system has them (PUT replaces; the external id is in the path)."""
+
+    first_name: str = Field(min_length=1, max_length=100, examples=["Ana"])
+    last_name: str = Field(min_length=1, max_length=100, examples=["Ruiz"])
+    email: Email | None = None
+    phone: Phone | None = None
+    timezone: TimeZone | None = Field(None, description="IANA name; default: the clinic's")
+    locale: Locale = "en"
 
 
 class AppointmentOut(BaseModel):
@@ -148,7 +155,10 @@ class AppointmentUpsert(Input):
 
     patient_external_id: ExternalId
     plan_external_id: ExternalId | None = Field(
-        None, description="The plan to book it in; default: the patient's newest active plan")
+        None, description="The plan to book it in (made when new); default: see `sequence`, else the patient's "
+        "newest active plan")
+    sequence: str | None = Field(None, examples=["dry-needling-sciatica"], description=(
+        "Without `plan_external_id`: book it in the patient's plan for this sequence, made and enrolled when new"))
     start: When
     duration: str = Field("45m", examples=["45m"])
     status: Literal["booked", "cancelled", "completed", "no_show"] = "booked"
