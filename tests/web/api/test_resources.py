@@ -131,6 +131,7 @@ def test_outcomes_list_the_pain_scores(world: World) -> None:
         prompt = session.query(Message).filter_by(template="reassessment").first()
         assert prompt is not None
         prompt.status = MessageStatus.SENT
+        prompt.sent_at = utcnow() - timedelta(hours=1)
         record_outcome(session, prompt, 4, source="sms")
     with world.client() as api:
         outcomes = api.get(f"/patients/{world.a.patient_id}/outcomes").json()
