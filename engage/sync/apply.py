@@ -121,6 +121,7 @@ class SyncReport:
     patient_ids: dict[str, int] = field(default_factory=dict)  # external id -> engage id
     appointment_ids: dict[str, int] = field(default_factory=dict)
     appointment_outcomes: dict[str, str] = field(default_factory=dict)  # external id -> created/updated/unchanged
+    created_patients: set[str] = field(default_factory=set)  # external ids
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if isinstance(v, int | bool)}
@@ -174,6 +175,7 @@ def apply_sync(
         for new_id in ids:
             patient = session.get_one(Patient, new_id)
             known[patient.external_id or ""] = patient
+            report.created_patients.add(patient.external_id or "")
         report.patients_created = len(ids)
 
     _write_appointments(session, clinic, appts, known, report, actor, now)
