@@ -38,7 +38,7 @@ COMMANDS = [
     ("engage.cli.care", "inbox"),
     ("engage.cli.care", "message"),
     ("engage.cli.tokens", "token"),
-    ("engage.cli.sync", "import_"),
+    ("engage.cli.sync", "import"),
 ]
 
 
@@ -63,6 +63,8 @@ SHORT_HELP = {
     "consent": "A patient's consent per channel.",
     "inbox": "Patient replies waiting for a person, oldest first; --handle ID --note TEXT marks one handled.",
     "message": "Single outbox messages.",
+    "token": "API tokens: a token acts as its staff user (same clinic, same role).",
+    "import": "Bring records in from another system (upserted by its ids: importing twice changes nothing).",
 }
 
 

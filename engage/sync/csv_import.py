@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 
 from engage.errors import InvalidInput
 from engage.schedule.durations import parse_duration
-from engage.sync.apply import AppointmentRecord, PatientRecord, SyncError, SyncErrors, SyncReport, apply_sync
+from engage.sync.apply import apply_sync
+from engage.sync.records import AppointmentRecord, PatientRecord, SyncError, SyncErrors, SyncReport
 
 REQUIRED = ("patient_external_id", "first_name", "last_name", "appointment_external_id", "start")
 OPTIONAL = ("phone", "email", "locale", "timezone", "duration", "status", "sequence", "plan_external_id",

@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 
 from engage.errors import InvalidInput
 from engage.records.validation import LOCALES
-from engage.sync.apply import AppointmentRecord, PatientRecord, SyncError, SyncErrors, SyncReport, apply_sync
+from engage.sync.apply import apply_sync
+from engage.sync.records import AppointmentRecord, PatientRecord, SyncError, SyncErrors, SyncReport
 
 SUPPORTED = ("Patient", "Appointment")
 BUNDLE_TYPES = ("transaction", "collection", "batch")

@@ -13,8 +13,8 @@ from engage.clock import utcnow
 from engage.db import session_scope
 from engage.records import clinics
 from engage.records.models import Appointment, Enrollment, Message, MessageStatus, Patient, TreatmentPlan
-from engage.sync.apply import SyncErrors
 from engage.sync.csv_import import import_appointments
+from engage.sync.records import SyncErrors
 from tests.cli import engage
 
 HEADER = ("patient_external_id,first_name,last_name,phone,email,locale,timezone,appointment_external_id,start,"

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from engage.records import plans
 from engage.records.models import Appointment
-from engage.sync.apply import AppointmentRecord, PatientRecord, apply_sync
+from engage.sync.apply import apply_sync
+from engage.sync.records import AppointmentRecord, PatientRecord
 from engage.web.api.context import PatientsWriter, PlansWriter, write
 from engage.web.api.patients import patient_out
 from engage.web.api.plans import duration
