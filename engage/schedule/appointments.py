@@ -69,15 +69,16 @@ def add_appointment_replanned(
 
 
 def move_appointment(
-    if length is not None and length <= timedelta(0):
-        raise InvalidInput("an appointment must end after it starts (duration must be positive)")
-    tz = appointment.plan.patient.effective_timezone
-    length = length or appointment.end_at - appointment.start_at
-    start_at = validation.local_datetime(to, tz)
-    validation.not_in_past(start_at, tz, allow_past=allow_past)
-    _refuse_overlap(session, appointment.plan.patient_id, appointment.id, start_at, start_at + length, tz)
-    appointment.start_at = start_at
-    appointment.end_at = start_at + length
+    session: Session, appointment_id: int, to: str | datetime, actor: str = "cli", *, allow_past: bool = False,
+    length: timedelta | None = None,
+) -> Appointment:
+    """Move a booked appointment, keeping its length (or taking ``length``); its pending messages move with it."""
+    return move_appointment_replanned(session, appointment_id, to, actor, allow_past=allow_past, length=length)[0]
+
+
+def move_appointment_replanned(
+    session: Session, appointment_id: int, to: str | datetime, actor: str = "cli", *, allow_past: bool = False,
+    length: timedelta | None = None,
 ) -> tuple[Appointment, ReconcileResult]:
     """:func:`move_appointment`, also saying what the re-plan did to the messages."""
     appointment: Appointment = get(session, Appointment, appointment_id)
