@@ -33,6 +33,7 @@ from engage.records.models import (
     Channel,
     Message,
     MessageStatus,
+    Outcome,
     Patient,
     TreatmentPlan,
 )
@@ -79,6 +80,7 @@ def _context(
     preview: bool = False,
     plan_id: int = 0,
     exercise_keys: list[str] | tuple[str, ...] = (),
+    pain_scores: list[int] | None = None,
 ) -> dict[str, Any]:
     zone = ZoneInfo(tz)
     appointment = None
@@ -98,6 +100,7 @@ def _context(
         # The exercises the practitioner picked, in the patient's language, and the page that shows them.
         "exercises": exercises_for(exercise_keys, locale),
         "exercises_url": links.preview_exercises_url() if preview else links.exercises_url(plan_id),
+        "pain_scores": list(pain_scores or []),  # the patient's 0-10 answers, oldest first (emails only)
         "tz": tz,
         "locale": locale,
     }
@@ -203,7 +206,15 @@ def message_context(session: Session, message: Message, first_sms: bool | None =
         channel=channel,
         plan_id=message.enrollment.plan_id,
         exercise_keys=list(message.enrollment.plan.exercises or ()),
+        # Only an email may show the pain trend (an SMS is on a lock screen), so only emails pay for the query.
+        pain_scores=_pain_scores(session, patient.id) if channel == Channel.EMAIL.value else None,
     )
+
+
+def _pain_scores(session: Session, patient_id: int) -> list[int]:
+    return list(session.scalars(
+        select(Outcome.score).where(Outcome.patient_id == patient_id).order_by(Outcome.recorded_at, Outcome.id)
+    ))
 
 
 # Sample data is the worst case for length: a ~40-character clinic name, the
@@ -240,6 +251,7 @@ def sample_context(
         channel=channel,
         preview=True,
         exercise_keys=list(load_exercises())[:2] if exercise_keys is None else exercise_keys,
+        pain_scores=[7, 6, 4, 3] if channel == Channel.EMAIL.value else None,
     )
 
 

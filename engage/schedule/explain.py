@@ -67,7 +67,8 @@ def _span(offset: Offset) -> str:
     return f"{minutes} min"
 
 
-_WHICH = {"first": "the first session", "each": "each session", "last": "the last session"}
+_WHICH = {"first": "the first session", "each": "each session", "last": "the last session",
+          "no_show": "a session marked no-show"}
 
 
 def _which(step: Step) -> str:
@@ -76,6 +77,9 @@ def _which(step: Step) -> str:
         if selector.startswith("every:"):
             n = int(selector.split(":")[1])
             parts.append(f"every {_ordinal(n)} session")
+        elif selector.startswith("first:"):
+            n = int(selector.split(":")[1])
+            parts.append(f"each of the first {n} sessions")
         else:
             parts.append(_WHICH[selector])
     return " and ".join(parts)
@@ -93,6 +97,8 @@ def describe_step(step: Step) -> str:
     target = {
         "appointment.start": _which(step), "appointment.end": _which(step),
         "enrollment": "enrolment", "plan.end": "the end of the plan",
+        "appointment.booked": "a booking (one for the plan's bookings at enrolment, then each one added)",
+        "plan.rebook": "the last session, when sessions are left and none is booked",
     }[step.anchor]
     if step.at is not None:
         days = step.offset.days

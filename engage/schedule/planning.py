@@ -278,14 +278,19 @@ def _booked_anchors(counted: list[AppointmentFacts], enrollment: EnrollmentFacts
     total = len(counted)
     before = [a for a in counted if a.booked_at is None or a.booked_at <= enrollment.created_at]
     anchors = []
+    # Whole minutes (like the late-enrolment catch-up), so a preview just before enrolling plans the same time.
     if before:
-        anchors.append(_Anchor(enrollment.created_at, "booked:enrollment", before[0].id,
+        anchors.append(_Anchor(_minute(enrollment.created_at), "booked:enrollment", before[0].id,
                                {"session_count": total, "booked_count": len(before)}))
     anchors += [
-        _Anchor(a.booked_at, f"booked:{a.id}", a.id, {"session_count": total, "booked_count": 1})
+        _Anchor(_minute(a.booked_at), f"booked:{a.id}", a.id, {"session_count": total, "booked_count": 1})
         for a in counted if a.booked_at is not None and a.booked_at > enrollment.created_at
     ]
     return anchors
+
+
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
 
 
 def _occurrence(base: str, step: Step, index: int, offset: Offset) -> tuple[str, dict[str, Any]]:

@@ -42,13 +42,13 @@ def test_enroll_then_timeline_shows_every_message_in_local_time(db_url: str) -> 
     enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
                       "--sequence", "dry-needling-sciatica", "--json").json
     # 1 booking confirmation, 1 what-to-expect, 6 reminders, aftercare and 3 stretches after the first 2 sessions,
-    # 2 reassessments.
-    assert enrolled["messages"] == 18
+    # 2 reassessments, the end-of-plan email.
+    assert enrolled["messages"] == 19
     statuses = messages_by_status(enrolled["id"])
-    assert set(statuses) == {"scheduled", "skipped"} and sum(statuses.values()) == 18
+    assert set(statuses) == {"scheduled", "skipped"} and sum(statuses.values()) == 19
 
     timeline = engage("timeline", str(patient_id), "--json").json["messages"]
-    assert len(timeline) == 18
+    assert len(timeline) == 19
     # The frequency caps show before anything is sent: which texts will not go, and why.
     capped = [m for m in timeline if m["status"] == "skipped"]
     assert {(m["channel"], m["reason"]) for m in capped} == {("sms", "frequency cap")}
@@ -69,7 +69,7 @@ def test_enroll_then_timeline_shows_every_message_in_local_time(db_url: str) -> 
     assert table.code == 0
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["id", "due", "(local)", "step", "channel", "status", "appt", "reason"]
-    assert len(lines) == 2 + 18 and "what-to-expect" in lines[3] and " 09:00 -0" in lines[3]
+    assert len(lines) == 2 + 19 and "what-to-expect" in lines[3] and " 09:00 -0" in lines[3]
 
 
 def test_moving_an_appointment_from_the_cli_moves_its_reminder(db_url: str) -> None:
@@ -92,16 +92,16 @@ def test_pause_resume_cancel_from_the_cli(db_url: str) -> None:
     patient_id, plan_id, _ = seed(phone=None)
     enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
                       "--sequence", "dry-needling-sciatica", "--json").json
-    # No phone: SMS skipped; what-to-expect and the two reassessments (by email instead) kept.
-    assert messages_by_status(enrolled["id"]) == {"scheduled": 3, "skipped": 15}
+    # No phone: SMS skipped; what-to-expect, the two reassessments (by email instead) and end-of-plan kept.
+    assert messages_by_status(enrolled["id"]) == {"scheduled": 4, "skipped": 15}
 
     paused = engage("enrollment", "pause", str(enrolled["id"]), "--json").json
-    assert (paused["status"], paused["changes"]["cancelled"]) == ("paused", 3)
+    assert (paused["status"], paused["changes"]["cancelled"]) == ("paused", 4)
     resumed = engage("enrollment", "resume", str(enrolled["id"]), "--json").json
-    assert (resumed["status"], resumed["changes"]["revived"]) == ("active", 3)
+    assert (resumed["status"], resumed["changes"]["revived"]) == ("active", 4)
     cancelled = engage("enrollment", "cancel", str(enrolled["id"]))
     assert cancelled.code == 0 and "is cancelled" in cancelled.stdout
-    assert messages_by_status(enrolled["id"]) == {"cancelled": 3, "skipped": 15}
+    assert messages_by_status(enrolled["id"]) == {"cancelled": 4, "skipped": 15}
     with session_scope() as session:
         assert session.get_one(Enrollment, enrolled["id"]).status.value == "cancelled"
 

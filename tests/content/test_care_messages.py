@@ -41,3 +41,11 @@ def test_aftercare_says_after_your_visit_never_today() -> None:
     for locale, phrase in (("en", "after your visit"), ("es", "después de su visita")):
         body = render_sms("aftercare", sample_context("aftercare", "sms", locale), locale).body
         assert phrase in body and "today" not in body and "hoy" not in body
+
+
+def test_end_of_plan_email_shows_the_pain_trend_and_the_exercises() -> None:
+    text, html = _email("end-of-plan", "en")
+    assert "7 > 6 > 4 > 3" in text and "From 7 to 3" in text and "Lying figure-four stretch" in text
+    assert "/x/" in text and "&rarr;" in html and 'href="tel:911"' in html
+    text, _html = _email("end-of-plan", "es")
+    assert "SUS EJERCICIOS" in text and "Estiramiento en forma de cuatro" in text

@@ -32,7 +32,7 @@ from engage.records.models import (
     TreatmentPlan,
 )
 
-SHIPPED_EMAIL = ["reassessment", "what-to-expect"]
+SHIPPED_EMAIL = ["end-of-plan", "reassessment", "what-to-expect"]
 SHIPPED_SMS = ["aftercare", "booking-confirmation", "no-show", "reassessment", "rebook", "stretch", "visit-reminder"]
 LOCALES = ["en", "es"]
 

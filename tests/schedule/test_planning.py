@@ -54,7 +54,7 @@ def test_shipped_sequence_loads_and_has_its_templates() -> None:
     assert set(load_sequences()) >= {"dry-needling-sciatica"}
     assert [s.key for s in SHIPPED.steps] == [
         "booking-confirmation", "what-to-expect", "visit-reminder", "aftercare", "stretch", "reassessment",
-        "no-show-follow-up", "rebook"]
+        "no-show-follow-up", "rebook", "end-of-plan"]
     templates_present = Path(__file__).resolve().parents[2] / "templates" / "sms"
     if any(templates_present.glob("*.txt")):  # the templates arrive with the content issue
         assert missing_templates(SHIPPED) == []
@@ -64,7 +64,7 @@ def test_six_weekly_sessions_give_the_exact_timeline() -> None:
     appts = weekly(datetime(2026, 12, 1, 9, 0, tzinfo=NY))
     messages = plan(appts)
     # Aftercare and stretches follow the first two sessions only (first:2); no frequency caps in this policy.
-    assert len(messages) == 1 + 1 + 6 + 2 + 6 + 2
+    assert len(messages) == 1 + 1 + 6 + 2 + 6 + 2 + 1
 
     [expect] = by_step(messages, "what-to-expect")
     assert (expect.channel, expect.due_at, expect.occurrence) == (
@@ -133,8 +133,8 @@ def test_cancelled_and_no_show_appointments_do_not_count() -> None:
     appts[1] = AppointmentFacts(appts[1].id, appts[1].start, appts[1].end, AppointmentStatus.CANCELLED)
     appts[2] = AppointmentFacts(appts[2].id, appts[2].start, appts[2].end, AppointmentStatus.NO_SHOW)
     messages = plan(appts)
-    assert {m.appointment_id for m in messages if m.step_key not in ("no-show-follow-up", "booking-confirmation")} == {
-        100, 103}
+    assert {m.appointment_id for m in messages
+            if m.step_key not in ("no-show-follow-up", "booking-confirmation", "end-of-plan")} == {100, 103}
     assert [m.appointment_id for m in by_step(messages, "no-show-follow-up")] == [102]  # only its follow-up
     reminders = by_step(messages, "visit-reminder")
     assert [(m.appointment_id, m.context["session_number"], m.context["session_count"]) for m in reminders] == [

@@ -82,7 +82,7 @@ def test_enrolment_writes_the_planned_messages(session: Session) -> None:
         enrollment, result = enrollments.enroll(session, patient.id, plan.id, SEQ)
         session.commit()
         stored = rows(session, enrollment.id)
-        assert result.inserted == len(stored) == 18
+        assert result.inserted == len(stored) == 19
         assert {k: m.due_at for k, m in stored.items()} == from_scratch(session, enrollment)
         assert {m.status for m in stored.values()} == {MessageStatus.SCHEDULED}
         stretch = stored[("stretch", f"appt:{plan.appointments[0].id}:day:2")]
@@ -97,7 +97,7 @@ def test_reconcile_twice_changes_nothing(session: Session) -> None:
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
         before = {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()}
         result = reconcile_plan(session, plan.id)
-        assert result.changed == 0 and result.unchanged == 18
+        assert result.changed == 0 and result.unchanged == 19
         assert {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()} == before
 
 
@@ -169,7 +169,7 @@ def test_patient_without_phone_gets_skipped_sms_then_revived_when_a_phone_is_add
         # The reassessment goes by email instead (the step says or_email); what-to-expect is email anyway.
         emails = sorted(m.step_key for m in stored
                         if m.channel is Channel.EMAIL and m.status is MessageStatus.SCHEDULED)
-        assert emails == ["reassessment", "reassessment", "what-to-expect"]
+        assert emails == ["end-of-plan", "reassessment", "reassessment", "what-to-expect"]
 
         patient.phone = "+12025550123"
         result = reconcile_enrollment(session, enrollment.id)
@@ -201,15 +201,15 @@ def test_pause_resume_cancel(session: Session) -> None:
         patient, plan = setup_plan(session)
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
         paused, result = enrollments.pause(session, enrollment.id)
-        assert paused.status.value == "paused" and result.cancelled == 18
+        assert paused.status.value == "paused" and result.cancelled == 19
         assert {(m.status, m.status_reason) for m in rows(session, enrollment.id).values()} == {
             (MessageStatus.CANCELLED, "paused")}
         assert enrollments.pause(session, enrollment.id)[1].changed == 0
     with frozen(datetime(2026, 12, 5, 12, 0, tzinfo=UTC)):  # the first week passed while paused
         resumed, result = enrollments.resume(session, enrollment.id)
-        assert resumed.status.value == "active" and result.revived == 18 - 7
+        assert resumed.status.value == "active" and result.revived == 19 - 7
         cancelled, result = enrollments.cancel(session, enrollment.id)
-        assert cancelled.status.value == "cancelled" and result.cancelled == 18 - 7
+        assert cancelled.status.value == "cancelled" and result.cancelled == 19 - 7
         reasons = {m.status_reason for m in rows(session, enrollment.id).values()}
         assert reasons == {"paused", "enrollment cancelled"}
         with pytest.raises(InvalidInput, match="cancelled; it cannot become active"):
@@ -300,7 +300,7 @@ def test_timeline_is_sorted_and_shows_local_time(session: Session) -> None:
         patient, plan = setup_plan(session, phone=None)
         enrollments.enroll(session, patient.id, plan.id, SEQ)
         items = enrollments.timeline(session, patient.id)
-    assert len(items) == 18
+    assert len(items) == 19
     assert [i["due_at"] for i in items] == sorted(i["due_at"] for i in items)
     assert (items[0]["step"], items[0]["reason"]) == ("booking-confirmation", "no phone number")
     first = items[1]
@@ -531,8 +531,9 @@ def test_a_caught_up_message_is_sent_not_second_guessed_at_send_time(session: Se
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
     session.commit()
     counts = dispatch.tick(datetime(2026, 11, 30, 15, 31, tzinfo=UTC))
-    assert counts["claimed"] == 2 and counts["sent"] == 2
+    assert counts["claimed"] == 3 and counts["sent"] == 3  # with the booking confirmation, due a minute after
     stored = rows(session, enrollment.id)
+    assert stored[("booking-confirmation", "booked:enrollment")].status is MessageStatus.SENT
     first = plan.appointments[0].id
     assert stored[("what-to-expect", f"appt:{first}")].status is MessageStatus.SENT
     assert stored[("visit-reminder", f"appt:{first}")].status is MessageStatus.SENT
