@@ -140,7 +140,8 @@ def test_serve_closes_idle_connections_and_answers_503_beyond_its_concurrency_li
         serve: Callable[..., Served]) -> None:
     from engage.cli.web import KEEP_ALIVE_SECONDS
 
-    served = serve("--limit-concurrency", "2")
+    # uvicorn counts the refused connection itself: with a limit of 3, two requests in flight fill it
+    served = serve("--limit-concurrency", "3")
     with socket.create_connection(("127.0.0.1", served.port)) as idle:
         idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: engage.test\r\n\r\n")
         assert _read_response(idle).startswith(b"HTTP/1.1 ")
@@ -152,10 +153,15 @@ def test_serve_closes_idle_connections_and_answers_503_beyond_its_concurrency_li
     held = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(2)]
     try:
         for conn in held:  # two requests waiting for bodies that never come
-            conn.sendall(b"POST /webhooks/twilio/inbound HTTP/1.1\r\nHost: engage.test\r\n"
+            # signed (badly), so the check must read the body first: the request stays in flight
+            conn.sendall(b"POST /webhooks/twilio/inbound HTTP/1.1\r\nHost: engage.test\r\nX-Twilio-Signature: x\r\n"
                          b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n")
         time.sleep(0.3)
-        assert httpx.get(served.url + "/healthz").status_code == 503
+        assert httpx.get(served.url + "/livez").status_code == 503  # /livez is 200 whenever the process answers
+        for conn in held:  # the two in flight were let in: no answer yet
+            conn.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                conn.recv(1)
     finally:
         for conn in held:
             conn.close()
