@@ -104,10 +104,12 @@ def seed_due_messages(n_sms: int, n_email: int, *, due_at: datetime | None = Non
                                email="front@bench-physio.example", sms_from="+12125550100", region="US", actor="bench")
         patient_ids = list(session.scalars(
             insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
-            # SMS plans' patients have no email: a late enrolment would otherwise catch up on their what-to-expect.
+            # One channel each: an SMS patient with an email would catch up on their what-to-expect, and an
+            # email patient with a phone would get the booking confirmation by SMS.
             [{"clinic_id": clinic.id, "first_name": "Pat", "last_name": f"Bench{i}",
               "email": f"p{i}@bench.example" if i >= n_sms else None,
-              "phone": f"+1{312 + i // 10_000}555{i % 10_000:04d}", "phone_invalid": False, "timezone": tz,
+              "phone": f"+1{312 + i // 10_000}555{i % 10_000:04d}" if i < n_sms else None, "phone_invalid": False,
+              "timezone": tz,
               "locale": "es" if i % 4 == 3 else "en", "created_at": planned_at} for i in range(total)],
         ))
         plan_ids = list(session.scalars(
