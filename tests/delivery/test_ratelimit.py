@@ -129,10 +129,12 @@ def test_redis_bucket_is_shared_by_separate_processes(redis_url: str) -> None:
     assert all(p.returncode == 0 for p in procs)
     stamps = sorted(float(x) for out in outputs for x in out.strip().split(","))
     assert len(stamps) == processes * per_process
-    # Wherever the processes overlapped, their sends still came one interval apart (small timer jitter aside);
-    # three independent buckets would have sent up to three at once.
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    assert min(gaps) >= 0.6 / rate
+    # Wherever the processes overlapped, any six consecutive sends still spanned about five intervals; three
+    # independent buckets would have sent three at a time (six in two intervals). Windows, not single gaps,
+    # so a process descheduled between acquiring and stamping on a busy machine does not fail the test.
+    window = 6
+    spans = [stamps[i + window - 1] - stamps[i] for i in range(len(stamps) - window + 1)]
+    assert min(spans) >= (window - 1) / rate * 0.7
     assert stamps[-1] - stamps[0] >= (len(stamps) - 1) / rate * 0.95
 
 
