@@ -1,4 +1,4 @@
-"""``/settings`` (admin only): clinic details, quiet hours, and staff accounts."""
+"""``/settings`` (admin only): clinic details, quiet hours, staff accounts and API tokens."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException
 
 from engage.db import session_scope
-from engage.errors import InvalidInput
+from engage.errors import InvalidInput, NotFound
+from engage.records import api_tokens
 from engage.records import staff as accounts
 from engage.records.clinics import update_clinic
 from engage.records.models import Clinic
@@ -24,12 +26,15 @@ from engage.web.staff.pages import Staff, redirect, render
 router = APIRouter()
 
 
-def _page(request: Request, staff: Staff) -> HTMLResponse:
+def _page(request: Request, staff: Staff, new_token: str | None = None) -> HTMLResponse:
     with session_scope() as session:
         clinic = session.get_one(Clinic, staff.clinic_id)
+        people = accounts.list_staff(session, staff.clinic_id)
+        emails = {a.id: a.email for a in people}
+        tokens = [(t, emails.get(t.staff_user_id, "")) for t in api_tokens.list_tokens(session, clinic_id=clinic.id)]
         return render(request, "settings.html", staff, nav="settings", clinic=clinic,
-                      quiet=describe_quiet_hours(clinic.quiet_hours),
-                      accounts=accounts.list_staff(session, staff.clinic_id))
+                      quiet=describe_quiet_hours(clinic.quiet_hours), accounts=people, tokens=tokens,
+                      new_token=new_token)
 
 
 @router.get("/settings", response_class=HTMLResponse)
@@ -108,3 +113,43 @@ async def reset_password(staff: CurrentStaff, staff_id: int, password: Annotated
             return f"Password of {account.email} changed; their sessions ended."
 
     return await _save(staff, work, "Changing the password")
+
+
+@router.post("/settings/tokens", response_class=HTMLResponse)
+async def create_token(request: Request, staff: CurrentStaff, label: Annotated[str, Form()] = "",
+                       owner: Annotated[str, Form()] = "") -> Response:
+    """A new API token, shown once on the page that answers (never again: only its hash is kept)."""
+    require(staff, Action.ADMIN)
+
+    def work() -> HTMLResponse:
+        with session_scope() as session:
+            account = get_staff_user_for(session, staff, _int_id(owner)) if owner else None
+            _, token = api_tokens.create_token(session, staff_email=account.email if account else staff.email,
+                                               label=label, actor=staff.email)
+            session.commit()
+            return _page(request, staff, new_token=token)
+
+    try:
+        return await run_in_threadpool(work)
+    except (InvalidInput, NotFound) as exc:
+        return redirect("/settings#tokens", f"Creating the token failed: {exc}.")
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+async def revoke_token(staff: CurrentStaff, token_id: int) -> Response:
+    def work() -> str:
+        with session_scope() as session:
+            try:
+                api_tokens.revoke_token(session, token_id, clinic_id=staff.clinic_id, actor=staff.email)
+            except NotFound:
+                raise HTTPException(status_code=404, detail="not found") from None
+            return f"API token {token_id} revoked."
+
+    return await _save(staff, work, "Revoking the token")
+
+
+def _int_id(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput("choose a staff account") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from engage.clock import utcnow
 from engage.db import session_scope
 from engage.delivery.heartbeat import record_tick
+from engage.records import api_tokens
 from engage.records.models import MessageStatus, Patient
 from tests import seed
 from tests.web.staff.support import HTML, signed_in
@@ -115,3 +117,21 @@ def test_practitioner_records_a_pain_score_the_front_desk_may_not(db_url: str) -
     refused = front.post(f"/patients/{ids['ana']}/outcomes", data={"csrf_token": front_csrf, "score": "2"},
                          headers=HTML)
     assert refused.status_code == 403
+
+
+def test_admin_creates_an_api_token_sees_it_once_and_revokes_it(db_url: str) -> None:
+    _clinic("admin")
+    client, csrf = signed_in("desk@clinic.example")
+    page = client.post("/settings/tokens", data={"csrf_token": csrf, "label": "EHR sync"}).text
+    shown = re.search(r"<code>(eng_[^<]+)</code>", page)
+    assert shown is not None and "EHR sync" in page
+    with session_scope() as session:
+        caller = api_tokens.authenticate(session, shown.group(1))
+        assert caller is not None and caller.email == "desk@clinic.example"
+        token_id = caller.token_id
+    again = client.get("/settings").text
+    assert shown.group(1) not in again and "EHR sync" in again  # listed, never shown again
+    revoked = client.post(f"/settings/tokens/{token_id}/revoke", data={"csrf_token": csrf}).text
+    assert f"API token {token_id} revoked" in revoked
+    with session_scope() as session:
+        assert api_tokens.authenticate(session, shown.group(1)) is None

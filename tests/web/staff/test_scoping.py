@@ -7,7 +7,8 @@ import re
 from fastapi.routing import APIRoute
 
 from engage.db import session_scope
-from engage.records.models import Appointment, AuditEvent, Enrollment, Message, MessageStatus, StaffUser
+from engage.records import api_tokens
+from engage.records.models import ApiToken, Appointment, AuditEvent, Enrollment, Message, MessageStatus, StaffUser
 from engage.web.staff import auth, inbox, messages, patient_page, patients, plans, sequences, settings, today
 from tests import seed
 from tests.web.staff.support import HTML, signed_in
@@ -37,10 +38,11 @@ def _their_records() -> dict[str, int]:
         enrollment = session.query(Enrollment).filter_by(plan_id=plan_id).one()
         reply = seed.flagged_reply(session, theirs.id, them.id)
         their_staff = seed.staff(session, theirs.id, "desk@elsewhere.example")
+        token, _ = api_tokens.create_token(session, staff_email=their_staff.email, label="theirs")
         assert appointment is not None
         return {"patient_id": them.id, "plan_id": plan_id, "appointment_id": appointment.id,
                 "enrollment_id": enrollment.id, "message_id": message.id, "reply_id": reply.id,
-                "staff_id": their_staff.id}
+                "staff_id": their_staff.id, "token_id": token.id}
 
 
 def test_every_route_answers_404_for_another_clinics_ids_and_changes_nothing(db_url: str) -> None:
@@ -68,3 +70,4 @@ def test_every_route_answers_404_for_another_clinics_ids_and_changes_nothing(db_
         assert session.query(AuditEvent).count() == audit_before + 0
         assert session.get_one(Message, ids["message_id"]).status is MessageStatus.UNKNOWN
         assert session.get_one(StaffUser, ids["staff_id"]).active
+        assert session.get_one(ApiToken, ids["token_id"]).revoked_at is None
