@@ -81,7 +81,7 @@ def _which(step: Step) -> str:
             n = int(selector.split(":")[1])
             parts.append(f"each of the first {n} sessions")
         else:
-            parts.append(_WHICH[selector])
+            parts.append(_WHICH.get(selector, f"sessions ({selector})"))  # a selector added later still reads
     return " and ".join(parts)
 
 
@@ -99,7 +99,7 @@ def describe_step(step: Step) -> str:
         "enrollment": "enrolment", "plan.end": "the end of the plan",
         "appointment.booked": "a booking (one for the plan's bookings at enrolment, then each one added)",
         "plan.rebook": "the last session, when sessions are left and none is booked",
-    }[step.anchor]
+    }.get(step.anchor, str(step.anchor).replace(".", " "))  # an anchor added later must not break the page
     if step.at is not None:
         days = step.offset.days
         when = (f"at {step.at:%H:%M} local time, "
