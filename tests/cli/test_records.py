@@ -233,7 +233,9 @@ def early_patient_enrolled(clinic_id: int) -> tuple[int, int]:
         patient_id, plan_id = patient.id, plan.id
     enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
                       "--sequence", "dry-needling-sciatica", "--json").json
-    assert enrolled["messages"] == 33
+    # booking confirmation, what-to-expect, 6 reminders, aftercare + 3 stretches after the first 2 sessions,
+    # 2 reassessments, end-of-plan (some texts skipped by the frequency caps, all planned)
+    assert enrolled["messages"] == 19
     return patient_id, plan_id
 
 
@@ -251,7 +253,8 @@ def test_changing_quiet_hours_moves_the_pending_messages(db_url: str) -> None:
     assert local_times(patient_id, "what-to-expect") == {"08:00"}
 
     changed = engage("clinic", "quiet-hours", str(clinic_id), "--sms", "22:00-06:30", "--json").json
-    assert changed["changes"]["moved"] == 6 and changed["changes"]["cancelled"] == 0
+    # The 6 reminders (and the booking confirmation too when this runs in Phoenix's night).
+    assert changed["changes"]["moved"] in (6, 7) and changed["changes"]["cancelled"] == 0
     assert local_times(patient_id, "visit-reminder") == {"07:00"}
     assert local_times(patient_id, "what-to-expect") == {"08:00"}  # email kept the default
 
