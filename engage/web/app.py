@@ -114,8 +114,7 @@ def create_app() -> FastAPI:
         return JSONResponse({"ok": not tick.stale, "beat": tick.as_dict()}, status_code=503 if tick.stale else 200)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(metrics_route.WebhookCounter)  # outermost: counts the 413s too
     app.add_exception_handler(ClientDisconnect, middleware.client_went_away)
     app.add_middleware(middleware.SecurityHeaders, hsts=settings.public_url.startswith("https://"))
-    app.add_middleware(middleware.RequestLog)  # outermost of all: logs every answer, 413s and 429s included
+    app.add_middleware(middleware.RequestLog)  # outermost: logs and counts every answer, 413s and 429s included
     return app

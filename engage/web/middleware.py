@@ -16,9 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engage import metrics
+
 access_log = logging.getLogger("engage.web.access")
 
 CLIENT_CLOSED_REQUEST = 499
+WEBHOOK_PREFIX = "/webhooks/"
 
 
 def route_template(scope: Scope) -> str:
@@ -27,9 +30,10 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestLog:
-    """Log ``METHOD /route/{template} STATUS DURATIONms`` for each HTTP request, at INFO on ``engage.web.access``.
+    """Log ``METHOD /route/{template} STATUS DURATIONms`` for each HTTP request, at INFO on ``engage.web.access``,
+    and count each ``/webhooks/<provider>/…`` answer by status for ``/metrics``.
 
-    An exception that escapes the app is logged as 500 (what the server answers) and re-raised.
+    An exception that escapes the app is logged (and counted) as 500, what the server answers, and re-raised.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -53,6 +57,10 @@ class RequestLog:
         finally:
             access_log.info("%s %s %d %.1fms", scope["method"], route_template(scope), status,
                             (time.perf_counter() - started) * 1000)
+            path = scope.get("path", "")
+            if path.startswith(WEBHOOK_PREFIX):
+                provider = path[len(WEBHOOK_PREFIX):].split("/", 1)[0]
+                metrics.record_webhook(provider if provider in ("twilio", "sendgrid") else "other", status)
 
 
 class SecurityHeaders:
