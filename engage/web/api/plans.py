@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from sqlalchemy.orm import Session
 
+from engage.content.exercises import set_plan_exercises
+from engage.errors import InvalidInput
 from engage.records import plans
 from engage.records.lookup import get_in_clinic
 from engage.records.models import Appointment, AppointmentStatus, Patient, TreatmentPlan
@@ -15,15 +17,13 @@ from engage.schedule.durations import parse_duration
 from engage.schedule.enrollments import enroll
 from engage.web.api.context import CallerDep, IdempotencyKeyHeader, PlansWriter, read, write
 from engage.web.api.problems import ERRORS
-from engage.web.api.schemas import AppointmentIn, AppointmentOut, AppointmentPatch, PlanIn, PlanOut
+from engage.web.api.schemas import AppointmentIn, AppointmentOut, AppointmentPatch, ExercisesIn, PlanIn, PlanOut
 
 plans_router = APIRouter(prefix="/plans", tags=["plans"], responses=ERRORS)
 appointments_router = APIRouter(prefix="/appointments", tags=["appointments"], responses=ERRORS)
 
 
 def duration(text: str, field: str) -> Any:
-    from engage.errors import InvalidInput
-
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -35,6 +35,7 @@ def plan_out(plan: TreatmentPlan, enrollment_id: int | None = None) -> dict[str,
         "id": plan.id, "patient_id": plan.patient_id, "condition": plan.condition, "modality": plan.modality,
         "planned_sessions": plan.planned_sessions, "status": plan.status.value, "external_id": plan.external_id,
         "appointments": [plans.appointment_json(a) for a in plan.appointments], "enrollment_id": enrollment_id,
+        "exercises": list(plan.exercises or []),
     }
 
 
@@ -62,6 +63,21 @@ def create_plan(body: PlanIn, request: Request, caller: PlansWriter, key: Idempo
 @plans_router.get("/{plan_id}", response_model=PlanOut, summary="A plan with its appointments")
 def get_plan(plan_id: Annotated[int, Path()], caller: CallerDep) -> Any:
     return read(lambda session: plan_out(get_in_clinic(session, TreatmentPlan, plan_id, caller.clinic_id)))
+
+
+@plans_router.put("/{plan_id}/exercises", response_model=PlanOut, summary="Set the exercises the practitioner picked")
+def put_exercises(plan_id: Annotated[int, Path()], body: ExercisesIn, request: Request, caller: PlansWriter) -> Any:
+    """Replace the plan's exercises with `exercises` (library keys, in order). An unknown key or one given twice
+    is refused (422) and nothing changes."""
+
+    def work(session: Session) -> dict[str, Any]:
+        found: TreatmentPlan = get_in_clinic(session, TreatmentPlan, plan_id, caller.clinic_id)
+        try:
+            return plan_out(set_plan_exercises(session, found.id, body.exercises, actor=caller.actor))
+        except InvalidInput as exc:
+            raise InvalidInput(str(exc), field="exercises") from None
+
+    return write(request, caller, None, body, work)
 
 
 @appointments_router.post("", status_code=201, response_model=AppointmentOut, summary="Book one more appointment")

@@ -132,7 +132,15 @@ class PlanIn(Input):
 
 class PlanOut(PlanSummary):
     patient_id: int
+    exercises: list[str] = Field(default_factory=list, description="Exercise keys the practitioner picked, in order")
     enrollment_id: int | None = Field(None, description="When `sequence` was given")
+
+
+class ExercisesIn(Input):
+    """The whole choice (PUT replaces it); an empty list means none: stretch prompts then use generic wording."""
+
+    exercises: list[str] = Field(max_length=50, examples=[["figure-four", "knee-to-chest"]],
+                                 description="Keys from the exercise library (templates/exercises), in order")
 
 
 class AppointmentIn(Input):

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
+from engage.content.exercises import load_exercises
 from engage.content.rendering import TemplateError
 from engage.conversation.consent import current_consent
 from engage.conversation.inbox import replies_of
@@ -55,6 +56,7 @@ class PatientView:
     outcomes: list[Any]
     history: list[Any]
     sequences: list[tuple[str, str]] = field(default_factory=list)
+    exercises: list[tuple[str, str]] = field(default_factory=list)  # the library: (key, English name)
 
 
 def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView:
@@ -79,6 +81,7 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
         scores_json=json.dumps(scores), outcomes=outcomes,
         history=patient_history(session, patient.id),
         sequences=[(key, seq.name) for key, seq in sorted(load_sequences().items())],
+        exercises=[(key, exercise.name["en"]) for key, exercise in load_exercises().items()],
     )
 
 

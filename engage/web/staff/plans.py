@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 
+from engage.content.exercises import set_plan_exercises
 from engage.db import session_scope
 from engage.errors import InvalidInput, NotFound
 from engage.records.models import AppointmentStatus
@@ -79,6 +80,25 @@ async def add_appointment(staff: CurrentStaff, plan_id: int, start: Annotated[st
 
     patient_id, notice = await run_in_threadpool(save)
     return redirect(f"/patients/{patient_id}#plans", notice)
+
+
+@router.post("/plans/{plan_id}/exercises")
+async def plan_exercises(staff: CurrentStaff, plan_id: int, exercises: Annotated[list[str], Form()] = []) -> Response:  # noqa: B006
+    """The exercises the practitioner picked for the plan (none ticked: the generic stretch wording)."""
+
+    def save() -> tuple[int, str]:
+        with session_scope() as session:
+            plan = get_plan_for(session, staff, plan_id)
+            require(staff, Action.EDIT_PLANS)
+            patient_id = plan.patient_id
+            try:
+                chosen = set_plan_exercises(session, plan.id, exercises, actor=staff.email).exercises
+            except InvalidInput as exc:
+                return patient_id, f"Exercises not changed: {exc}."
+            return patient_id, f"Exercises for plan {plan_id}: {', '.join(chosen) if chosen else 'none picked'}."
+
+    patient_id, notice = await run_in_threadpool(save)
+    return redirect(f"/patients/{patient_id}#exercises-{plan_id}", notice)
 
 
 @router.post("/appointments/{appointment_id}/move")

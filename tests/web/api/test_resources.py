@@ -137,3 +137,34 @@ def test_outcomes_list_the_pain_scores(world: World) -> None:
         outcomes = api.get(f"/patients/{world.a.patient_id}/outcomes").json()
 
     assert [(o["score"], o["source"]) for o in outcomes] == [(4, "sms")]
+
+
+def test_putting_exercises_sets_the_plans_choice_and_returns_the_plan(world: World) -> None:
+    with world.client() as api:
+        answer = api.put(f"/plans/{world.a.plan_id}/exercises", json={"exercises": ["prone-press-up", "gentle-walk"]})
+        again = api.get(f"/plans/{world.a.plan_id}")
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["id"] == world.a.plan_id and answer.json()["exercises"] == ["prone-press-up", "gentle-walk"]
+    assert again.json()["exercises"] == ["prone-press-up", "gentle-walk"]
+
+
+def test_an_unknown_exercise_is_a_422_problem_and_changes_nothing(world: World) -> None:
+    with world.client() as api:
+        api.put(f"/plans/{world.a.plan_id}/exercises", json={"exercises": ["figure-four"]})
+        answer = api.put(f"/plans/{world.a.plan_id}/exercises", json={"exercises": ["figure-four", "cartwheel"]})
+        plan = api.get(f"/plans/{world.a.plan_id}").json()
+
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    assert "'cartwheel'" in answer.json()["detail"] and answer.json()["errors"][0]["pointer"] == "#/exercises"
+    assert plan["exercises"] == ["figure-four"]
+
+
+def test_another_clinics_plan_exercises_are_404(world: World) -> None:
+    with world.client(world.b) as api:
+        answer = api.put(f"/plans/{world.a.plan_id}/exercises", json={"exercises": ["figure-four"]})
+    with world.client() as api:
+        plan = api.get(f"/plans/{world.a.plan_id}").json()
+
+    assert answer.status_code == 404 and answer.headers["content-type"] == "application/problem+json"
+    assert plan["exercises"] == []
