@@ -5,8 +5,9 @@ doubles the price: the Spanish is written to need no á, í, ó or ú ("ya no le
 enviaremos mensajes de texto"), rather than dropping accents from words that need
 them. ñ, é, ¿ and ¡ are GSM-7 and may be used. No text names a condition or treatment.
 
-``{name}`` is the clinic's name; ``{contact}`` is :data:`CONTACT` filled with the
-clinic's phone as people dial it (or the fallback when the clinic has none).
+``{name}`` is the clinic's name; ``{contact}`` is ``call`` filled with the clinic's phone
+as people dial it (or ``no_phone`` when the clinic has none); ``{programme}`` is what the
+messages are and how often, word for word as the welcome SMS (``templates/sms/welcome*.txt``) says it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ REPLIES: dict[str, dict[str, str]] = {
         "stop_cancel": "{name}: you are unsubscribed from text messages. Your appointments are NOT cancelled; "
                        "to change one, {contact}. Reply START to resubscribe.",
         "start": "{name}: you are subscribed to text messages again. Reply HELP for help, STOP to unsubscribe.",
-        "help": "{name}: texts about your visits, aftercare and pain check-ins, about 1-3 a week. "
-                "Msg & data rates may apply. For help, {contact}. Reply STOP to unsubscribe.",
+        # The programme description; templates/sms/welcome.txt says the same words (a test holds them equal).
+        "programme": "texts about your visits, aftercare and pain check-ins, about 1-3 a week. "
+                     "Msg & data rates may apply.",
+        "help": "{name}: {programme} For help, {contact}. Reply STOP to unsubscribe.",
         "confirm": "{name}: thank you, your appointment is confirmed.",
         "no_appointment": "{name}: we found no upcoming appointment to confirm. For questions, {contact}.",
         "reschedule": "{name}: thank you, the clinic will call you to find a new time.",
@@ -44,8 +47,9 @@ REPLIES: dict[str, dict[str, str]] = {
                        "para cambiar una, {contact}. Para volver a recibir mensajes, responda ALTA.",
         "start": "{name}: le volveremos a enviar mensajes de texto. Responda AYUDA para ayuda o BAJA para "
                  "darse de baja.",
-        "help": "{name}: mensajes sobre sus citas, cuidados y dolor, unos 1-3 por semana. Pueden aplicarse "
-                "tarifas de mensajes y datos. Para ayuda, {contact}. Responda BAJA para darse de baja.",
+        "programme": "mensajes sobre sus citas, cuidados y dolor, unos 1-3 por semana. Pueden aplicarse "
+                     "tarifas de mensajes y datos.",
+        "help": "{name}: {programme} Para ayuda, {contact}. Responda BAJA para darse de baja.",
         "confirm": "{name}: gracias, su cita queda confirmada.",
         "no_appointment": "{name}: no encontramos ninguna cita pendiente para confirmar. Para consultas, "
                           "{contact}.",
@@ -71,4 +75,5 @@ def reply_text(locale: str | None, key: str, *, clinic_name: str | None, phone: 
     """The answer ``key`` in ``locale``, with the clinic's name and phone (as dialled) filled in."""
     words = words_for(locale)
     contact = words["call"].format(phone=phone) if phone else words["no_phone"]
-    return words[key].format(name=clinic_name or words["clinic"], contact=contact, **values)
+    return words[key].format(name=clinic_name or words["clinic"], contact=contact, programme=words["programme"],
+                             **values)

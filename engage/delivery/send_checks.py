@@ -49,6 +49,7 @@ from engage.records.quiet_hours import quiet_hours_for
 from engage.schedule.planning import NO_SHOW_OCCURRENCE, EnrollmentFacts, plan_messages
 from engage.schedule.reconcile import appointment_facts, plan_facts, policy_for, sms_history
 from engage.schedule.sequences import Step, get_sequence
+from engage.schedule.welcome import is_welcome
 from engage.schedule.windows import is_quiet, shift_forward
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,10 @@ def send_time_check(
     if wake > now:
         return Decision(MessageStatus.SCHEDULED, "not due yet (moved after it was claimed)", resume_at=wake)
     current = message.plan_version is not None and message.plan_version == enrollment.plan_version
-    step, wanted = _planned_step(message) if current else _replan(session, message)
+    if is_welcome(message):
+        step, wanted = None, None  # no sequence plans it (engage.schedule.welcome): the other checks apply
+    else:
+        step, wanted = _planned_step(message) if current else _replan(session, message)
     if wanted is _NOT_PLANNED:
         return Decision(MessageStatus.CANCELLED, "no longer planned")
     if wanted is not None and wanted.skip_reason:

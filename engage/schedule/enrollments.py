@@ -49,6 +49,7 @@ from engage.schedule.reconcile import (
     target_for,
 )
 from engage.schedule.sequences import get_sequence
+from engage.schedule.welcome import welcome_row, welcomed
 
 _CHUNK = 1000  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
@@ -129,6 +130,7 @@ def enroll_many(
         raise InvalidInput(f"a plan is already enrolled in {sequence_key!r}; cancel that enrollment first") from None
     rows: list[dict[str, Any]] = []
     results: list[tuple[int, ReconcileResult]] = []
+    greeted = welcomed(session, patients)
     for enrollment_id, (patient_id, plan_id) in zip(enrollment_ids, pairs, strict=True):
         patient = patients[patient_id]
         desired = plan_messages(
@@ -143,7 +145,15 @@ def enroll_many(
                 message, enrollment_status=EnrollmentStatus.ACTIVE, enrolled_at=now, reach=reach[patient_id], now=now
             )
             rows.append(new_row(message, target, enrollment_id=enrollment_id, patient_id=patient_id, now=now))
-        results.append((enrollment_id, ReconcileResult(inserted=len(desired))))
+        inserted = len(desired)
+        if (patient_id not in greeted and reach[patient_id].get(Channel.SMS) is None
+                and any(m.channel is Channel.SMS for m in desired)):
+            # The first enrollment that will text this patient welcomes them (engage.schedule.welcome).
+            rows.append(welcome_row(enrollment_id=enrollment_id, patient=patient,
+                                    clinic=clinics[patient.clinic_id], now=now))
+            greeted.add(patient_id)
+            inserted += 1
+        results.append((enrollment_id, ReconcileResult(inserted=inserted)))
     insert_rows(session, rows)
     session.execute(
         insert(AuditEvent),

@@ -80,6 +80,7 @@ from engage.schedule.planning import (
     plan_messages,
 )
 from engage.schedule.sequences import get_sequence
+from engage.schedule.welcome import WELCOME_STEP, is_welcome
 
 PAUSED = "paused"
 DUE_BEFORE_ENROLMENT = "due before enrolment"
@@ -362,6 +363,9 @@ def apply_diff(
     for key, row in rows.items():
         if key in wanted:
             continue
+        if is_welcome(row):
+            _settle_welcome(session, row, enrollment.status, plan_status, reach, now, result)
+            continue
         if row.status is MessageStatus.SCHEDULED:
             reason = _why_obsolete(row, enrollment.status, plan_status, appointment_status)
             values = {"status": MessageStatus.CANCELLED, "status_reason": reason}
@@ -371,6 +375,33 @@ def apply_diff(
     insert_rows(session, inserts)
     session.flush()
     return result
+
+
+def _settle_welcome(
+    session: Session, row: Message, enrollment_status: EnrollmentStatus, plan_status: PlanStatus,
+    reach: Mapping[Channel, str | None], now: datetime, result: ReconcileResult,
+) -> None:
+    """The welcome SMS (engage.schedule.welcome) is not planned, so it is never moved: an ended enrollment
+    or plan cancels it, a pause cancels it until the resume brings it back (due at once: the send-time
+    check holds it through quiet hours), an opt-out (or a lost phone) skips it. Otherwise it is left alone."""
+    values: dict[str, Any] | None = None
+    if row.status is MessageStatus.SCHEDULED:
+        if enrollment_status not in PLANNING_ACTIVE or plan_status is PlanStatus.CANCELLED:
+            values = {"status": MessageStatus.CANCELLED,
+                      "status_reason": _why_obsolete(row, enrollment_status, plan_status, {})}
+        elif enrollment_status is EnrollmentStatus.PAUSED:
+            values = {"status": MessageStatus.CANCELLED, "status_reason": PAUSED}
+        elif reach.get(Channel.SMS):
+            values = {"status": MessageStatus.SKIPPED, "status_reason": reach.get(Channel.SMS)}
+    elif (row.status is MessageStatus.CANCELLED and row.status_reason == PAUSED
+          and enrollment_status is EnrollmentStatus.ACTIVE and plan_status is not PlanStatus.CANCELLED
+          and not reach.get(Channel.SMS)):
+        values = {**_FRESH, "status": MessageStatus.SCHEDULED, "status_reason": None, "due_at": max(row.due_at, now)}
+    if values is None:
+        result.unchanged += 1
+        return
+    kinds = {MessageStatus.CANCELLED: "cancelled", MessageStatus.SKIPPED: "skipped", MessageStatus.SCHEDULED: "revived"}
+    _count(result, kinds[values["status"]] if _write(session, row, values, now) else "unchanged")
 
 
 def _count(result: ReconcileResult, kind: str) -> None:
@@ -478,6 +509,7 @@ def sms_history(
         Message.patient_id == patient_id,
         Message.channel == Channel.SMS,
         Message.status.in_(HANDED_OVER_STATUSES),
+        Message.step_key != WELCOME_STEP,  # the opt-in confirmation is not counted against the caps
     )
     return tuple(
         SentSms(due_at, (step_key, occurrence) if owner == enrollment_id else None)

@@ -234,8 +234,8 @@ def early_patient_enrolled(clinic_id: int) -> tuple[int, int]:
     enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
                       "--sequence", "dry-needling-sciatica", "--json").json
     # booking confirmation, what-to-expect, 6 reminders, aftercare + 3 stretches after the first 2 sessions,
-    # 2 reassessments, end-of-plan (some texts skipped by the frequency caps, all planned)
-    assert enrolled["messages"] == 19
+    # 2 reassessments, end-of-plan (some texts skipped by the frequency caps, all planned); and the welcome SMS
+    assert enrolled["messages"] == 19 + 1
     return patient_id, plan_id
 
 

@@ -42,18 +42,21 @@ def test_enroll_then_timeline_shows_every_message_in_local_time(db_url: str) -> 
     enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
                       "--sequence", "dry-needling-sciatica", "--json").json
     # 1 booking confirmation, 1 what-to-expect, 6 reminders, aftercare and 3 stretches after the first 2 sessions,
-    # 2 reassessments, the end-of-plan email.
-    assert enrolled["messages"] == 19
+    # 2 reassessments, the end-of-plan email; and the welcome SMS (the patient's first enrollment with texts).
+    assert enrolled["messages"] == 19 + 1
     statuses = messages_by_status(enrolled["id"])
-    assert set(statuses) == {"scheduled", "skipped"} and sum(statuses.values()) == 19
+    assert set(statuses) == {"scheduled", "skipped"} and sum(statuses.values()) == 19 + 1
 
     timeline = engage("timeline", str(patient_id), "--json").json["messages"]
-    assert len(timeline) == 19
+    assert len(timeline) == 19 + 1
+    [welcome] = [m for m in timeline if m["step"] == "welcome"]
+    assert (welcome["channel"], welcome["template"], welcome["status"]) == ("sms", "welcome", "scheduled")
     # The frequency caps show before anything is sent: which texts will not go, and why.
     capped = [m for m in timeline if m["status"] == "skipped"]
     assert {(m["channel"], m["reason"]) for m in capped} == {("sms", "frequency cap")}
     assert len(capped) == statuses["skipped"] and "visit-reminder" not in {m["step"] for m in capped}
     assert [m["due_at"] for m in timeline] == sorted(m["due_at"] for m in timeline)
+    timeline = [m for m in timeline if m["step"] != "welcome"]  # due at enrolment: before or beside the rest
     assert timeline[0]["step"] == "booking-confirmation"
     first = timeline[1]
     assert (first["step"], first["channel"], first["template"], first["status"], first["appointment_id"]) == (
@@ -69,6 +72,7 @@ def test_enroll_then_timeline_shows_every_message_in_local_time(db_url: str) -> 
     assert table.code == 0
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["id", "due", "(local)", "step", "channel", "status", "appt", "reason"]
+    lines = [line for line in lines if " welcome " not in line]
     assert len(lines) == 2 + 19 and "what-to-expect" in lines[3] and " 09:00 -0" in lines[3]
 
 

@@ -33,7 +33,8 @@ from engage.records.models import (
 )
 
 SHIPPED_EMAIL = ["end-of-plan", "reassessment", "what-to-expect"]
-SHIPPED_SMS = ["aftercare", "booking-confirmation", "no-show", "reassessment", "rebook", "stretch", "visit-reminder"]
+SHIPPED_SMS = ["aftercare", "booking-confirmation", "no-show", "reassessment", "rebook", "stretch", "visit-reminder",
+               "welcome"]
 LOCALES = ["en", "es"]
 
 

@@ -60,6 +60,9 @@ def setup_plan(session: Session, *, phone: str | None = "+12025550123", email: s
     return patient, plan
 
 
+WELCOME = ("welcome", "patient")  # the first enrollment's welcome SMS (engage.schedule.welcome): not planned
+
+
 def rows(session: Session, enrollment_id: int) -> dict[tuple[str, str], Message]:
     session.expire_all()
     found = session.scalars(select(Message).where(Message.enrollment_id == enrollment_id))
@@ -82,7 +85,8 @@ def test_enrolment_writes_the_planned_messages(session: Session) -> None:
         enrollment, result = enrollments.enroll(session, patient.id, plan.id, SEQ)
         session.commit()
         stored = rows(session, enrollment.id)
-        assert result.inserted == len(stored) == 19
+        assert result.inserted == len(stored) == 19 + 1  # and the welcome SMS, due when quiet hours end
+        assert stored.pop(WELCOME).due_at == datetime(2026, 11, 20, 13, 0, tzinfo=UTC)  # 07:00 -> 08:00 New York
         assert {k: m.due_at for k, m in stored.items()} == from_scratch(session, enrollment)
         assert {m.status for m in stored.values()} == {MessageStatus.SCHEDULED}
         stretch = stored[("stretch", f"appt:{plan.appointments[0].id}:day:2")]
@@ -97,7 +101,7 @@ def test_reconcile_twice_changes_nothing(session: Session) -> None:
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
         before = {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()}
         result = reconcile_plan(session, plan.id)
-        assert result.changed == 0 and result.unchanged == 19
+        assert result.changed == 0 and result.unchanged == 19 + 1  # and the welcome
         assert {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()} == before
 
 
@@ -201,15 +205,18 @@ def test_pause_resume_cancel(session: Session) -> None:
         patient, plan = setup_plan(session)
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
         paused, result = enrollments.pause(session, enrollment.id)
-        assert paused.status.value == "paused" and result.cancelled == 19
+        assert paused.status.value == "paused" and result.cancelled == 19 + 1  # and the welcome
         assert {(m.status, m.status_reason) for m in rows(session, enrollment.id).values()} == {
             (MessageStatus.CANCELLED, "paused")}
         assert enrollments.pause(session, enrollment.id)[1].changed == 0
     with frozen(datetime(2026, 12, 5, 12, 0, tzinfo=UTC)):  # the first week passed while paused
         resumed, result = enrollments.resume(session, enrollment.id)
-        assert resumed.status.value == "active" and result.revived == 19 - 7
+        # The first week's texts stay cancelled; the welcome comes back, due at once.
+        assert resumed.status.value == "active" and result.revived == 19 - 7 + 1
+        assert (rows(session, enrollment.id)[WELCOME].status, rows(session, enrollment.id)[WELCOME].due_at) == (
+            MessageStatus.SCHEDULED, datetime(2026, 12, 5, 12, 0, tzinfo=UTC))
         cancelled, result = enrollments.cancel(session, enrollment.id)
-        assert cancelled.status.value == "cancelled" and result.cancelled == 19 - 7
+        assert cancelled.status.value == "cancelled" and result.cancelled == 19 - 7 + 1
         reasons = {m.status_reason for m in rows(session, enrollment.id).values()}
         assert reasons == {"paused", "enrollment cancelled"}
         with pytest.raises(InvalidInput, match="cancelled; it cannot become active"):
@@ -362,6 +369,8 @@ def test_reconcile_after_any_moves_and_cancellations_equals_planning_from_scratc
                     sent.add((pending[0].step_key, pending[0].occurrence))
         session.flush()
         stored = rows(session, enrollment.id)
+        # Appointment moves and cancellations never touch the welcome SMS.
+        assert stored.pop(WELCOME).status is MessageStatus.SCHEDULED
         scheduled = {k: m.due_at for k, m in stored.items() if m.status is MessageStatus.SCHEDULED}
         # No email address: the email step is skipped, so only SMS steps can be pending.
         expected = {k: due for k, due in from_scratch(session, enrollment).items()
@@ -531,10 +540,11 @@ def test_a_caught_up_message_is_sent_not_second_guessed_at_send_time(session: Se
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
     session.commit()
     counts = dispatch.tick(datetime(2026, 11, 30, 15, 31, tzinfo=UTC))
-    assert counts["claimed"] == 3 and counts["sent"] == 3  # with the booking confirmation, due a minute after
+    assert counts["claimed"] == 4 and counts["sent"] == 4  # the booking confirmation (due a minute after), the welcome
     stored = rows(session, enrollment.id)
     assert stored[("booking-confirmation", "booked:enrollment")].status is MessageStatus.SENT
     first = plan.appointments[0].id
+    assert stored[WELCOME].status is MessageStatus.SENT
     assert stored[("what-to-expect", f"appt:{first}")].status is MessageStatus.SENT
     assert stored[("visit-reminder", f"appt:{first}")].status is MessageStatus.SENT
 
@@ -547,7 +557,9 @@ def test_capped_texts_show_on_the_timeline_before_they_happen_and_send_time_agre
         stored = rows(session, enrollment.id)
     capped = [m for m in stored.values() if m.status_reason == FREQUENCY_CAP]
     assert capped and {(m.status, m.channel) for m in capped} == {(MessageStatus.SKIPPED, Channel.SMS)}
-    kept = [m for m in stored.values() if m.channel is Channel.SMS and m.status is MessageStatus.SCHEDULED]
+    # The welcome SMS is outside the caps (it is not counted, and nothing is skipped for it).
+    kept = [m for k, m in stored.items() if m.channel is Channel.SMS and m.status is MessageStatus.SCHEDULED
+            and k != WELCOME]
     days = Counter(m.due_at.astimezone(ZoneInfo("America/New_York")).date() for m in kept)
     assert max(days.values()) == 1
     # The send-time check asks the planner again (a row without a current plan_version stamp is re-planned)
