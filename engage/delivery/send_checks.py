@@ -27,11 +27,12 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from engage.config import get_settings
+from engage.content.calendar import ICS_CONTENT_TYPE, ICS_FILENAME, event_summary, visit_ics
 from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in, with_plan_words
 from engage.content.message_context import earlier_sms_exists, message_context
 from engage.content.rendering import render_email, render_sms
 from engage.conversation.consent import newest_consent, reachability
-from engage.delivery.providers.base import OutgoingEmail, OutgoingSms
+from engage.delivery.providers.base import EmailAttachment, OutgoingEmail, OutgoingSms
 from engage.errors import InvalidInput, NotFound
 from engage.records.models import (
     Appointment,
@@ -253,8 +254,25 @@ def render(session: Session, message: Message, *, first_sms: bool | None = None)
         headers={"List-Unsubscribe": f"<{context['unsubscribe_url']}>",
                  "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
         categories=("engage",),
+        attachments=_calendar_attachment(message, clinic.email_from),
     )
     return Ready(Channel.EMAIL, patient.id, payload, None)
+
+
+#: Email templates that carry an add-to-calendar file for the message's appointment (the first session's).
+CALENDAR_TEMPLATES = frozenset({"what-to-expect"})
+
+
+def _calendar_attachment(message: Message, email_from: str) -> tuple[EmailAttachment, ...]:
+    """The appointment as an ``.ics`` file, for the templates in :data:`CALENDAR_TEMPLATES`; else nothing."""
+    appointment = message.appointment
+    if message.template not in CALENDAR_TEMPLATES or appointment is None:
+        return ()
+    clinic = message.patient.clinic
+    domain = email_from.rpartition("@")[2] or "engage.invalid"
+    data = visit_ics(uid=f"engage-{message.id}@{domain}", start=appointment.start_at, end=appointment.end_at,
+                     location=clinic.address, summary=event_summary(message.patient.locale, clinic.sms_name))
+    return (EmailAttachment(ICS_FILENAME, ICS_CONTENT_TYPE, data),)
 
 
 def content_problem(ready: Ready, words: list[str] | None = None) -> str | None:

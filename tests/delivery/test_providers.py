@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import pickle
 import socket
@@ -29,6 +30,7 @@ from engage.delivery.providers import (
     reset_providers,
     sms_provider,
 )
+from engage.delivery.providers.base import EmailAttachment
 from engage.delivery.providers.console import ConsoleProvider
 from engage.delivery.providers.outbox import OutboxProvider
 from engage.delivery.providers.sendgrid import SendGridEmail
@@ -589,3 +591,44 @@ def test_fake_answers_after_its_latency_setting_with_jitter_around_it(monkeypatc
 def test_fake_refuses_a_negative_latency() -> None:
     with pytest.raises(ValueError, match="negative"):
         FakeProviders(latency=-1.0)
+
+
+# -- attachments (the add-to-calendar file) --------------------------------
+
+ICS = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//engage//test//EN\r\nBEGIN:VEVENT\r\n"
+       b"UID:engage-42@clinic.example\r\nDTSTAMP:20261201T120000Z\r\nDTSTART:20261203T150000Z\r\nDTEND:20261203T154500Z\r\nSUMMARY:Appointment\r\n"
+       b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def email_with_calendar(message_id: int = 42) -> OutgoingEmail:
+    return replace(email(message_id), attachments=(EmailAttachment("appointment.ics", "text/calendar", ICS),))
+
+
+def test_sendgrid_sends_an_attachment_base64_through_the_sdk(fake: FakeProviders) -> None:
+    email_provider().send_email(email_with_calendar(42))
+
+    [received] = fake.email_requests()
+    [attached] = received["attachments"]
+    assert attached["filename"] == "appointment.ics" and attached["type"] == "text/calendar"
+    assert attached["disposition"] == "attachment"
+    assert base64.b64decode(attached["content"], validate=True) == ICS
+    assert received["text"] == email().text  # the body is unchanged by the attachment
+
+
+def test_outbox_eml_carries_the_calendar_part_after_the_body(tmp_path: Path) -> None:
+    email_provider().send_email(email_with_calendar(42))
+
+    parsed = message_from_bytes((tmp_path / "outbox" / "email-42.eml").read_bytes(), policy=policy.default)
+    assert isinstance(parsed, EmailMessage) and parsed.get_content_type() == "multipart/mixed"
+    [part] = list(parsed.iter_attachments())
+    assert part.get_content_type() == "text/calendar" and part.get_filename() == "appointment.ics"
+    assert part.get_payload(decode=True) == ICS
+    body = parsed.get_body(preferencelist=("plain",))
+    assert body is not None and body.get_content().strip() == email().text
+
+
+def test_console_names_the_attachment_and_nothing_of_its_content(capsys: pytest.CaptureFixture[str]) -> None:
+    ConsoleProvider().send_email(email_with_calendar(42))
+
+    line = capsys.readouterr().out
+    assert "attachments=appointment.ics" in line and "VEVENT" not in line and PATIENT_EMAIL not in line

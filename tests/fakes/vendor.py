@@ -117,6 +117,7 @@ def _email_entry(payload: dict[str, Any]) -> dict[str, Any]:
         "headers": {**(payload.get("headers") or {}), **(personalization.get("headers") or {})},
         "categories": payload.get("categories") or [],
         "custom_args": custom_args,
+        "attachments": payload.get("attachments") or [],
         "received_at": time.time(),
     }
 

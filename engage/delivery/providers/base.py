@@ -146,6 +146,19 @@ class OutgoingSms:
 
 
 @dataclass(frozen=True)
+class EmailAttachment:
+    """A file sent with an email (e.g. ``visit.ics``, ``text/calendar``); ``data`` is the raw bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+    def __repr__(self) -> str:  # the bytes may name the patient's visit: keep them out of logs
+        return (f"EmailAttachment(filename={self.filename!r}, content_type={self.content_type!r}, "
+                f"bytes={len(self.data)})")
+
+
+@dataclass(frozen=True)
 class OutgoingEmail:
     """One email to send, with both parts; ``headers`` carries e.g. List-Unsubscribe and List-Unsubscribe-Post."""
 
@@ -158,9 +171,11 @@ class OutgoingEmail:
     html: str
     headers: dict[str, str] = field(default_factory=dict)
     categories: tuple[str, ...] = ()
+    attachments: tuple[EmailAttachment, ...] = ()
 
     def __repr__(self) -> str:
-        return f"OutgoingEmail(message_id={self.message_id}, text_chars={len(self.text)}, html_chars={len(self.html)})"
+        return (f"OutgoingEmail(message_id={self.message_id}, text_chars={len(self.text)}, "
+                f"html_chars={len(self.html)}, attachments={len(self.attachments)})")
 
 
 @dataclass(frozen=True)

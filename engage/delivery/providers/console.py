@@ -30,8 +30,10 @@ class ConsoleProvider:
         return Accepted(provider_message_id=f"console-{msg.message_id}")
 
     def send_email(self, msg: OutgoingEmail) -> Accepted:
+        # File names are ours ("visit.ics"), never the patient's: safe to print.
+        attached = f" attachments={','.join(a.filename for a in msg.attachments)}" if msg.attachments else ""
         self._print(
             f"[engage] email message={msg.message_id} subject_chars={len(msg.subject)} "
-            f"text_chars={len(msg.text)} html_chars={len(msg.html)}"
+            f"text_chars={len(msg.text)} html_chars={len(msg.html)}{attached}"
         )
         return Accepted(provider_message_id=f"console-{msg.message_id}")

@@ -1,7 +1,7 @@
 """The default with no credentials: every message becomes a file in ``settings.outbox_dir``.
 
 Email is written as ``email-<id>.eml`` (a real MIME message with a text and an
-HTML part, openable in any mail client); SMS as ``sms-<id>.json`` with the
+HTML part and any attachments, openable in any mail client); SMS as ``sms-<id>.json`` with the
 segment count a carrier would bill. The name carries our message id, so a
 re-send overwrites its own file instead of adding a second one, and each file
 is written to a temporary name and renamed, so a reader never sees half a file.
@@ -82,6 +82,10 @@ def build_email(msg: OutgoingEmail) -> EmailMessage:
         email["X-Engage-Categories"] = ", ".join(msg.categories)
     email.set_content(msg.text)
     email.add_alternative(msg.html, subtype="html")
+    for attachment in msg.attachments:  # the first one turns the message into multipart/mixed
+        maintype, _, subtype = attachment.content_type.partition("/")
+        email.add_attachment(attachment.data, maintype=maintype, subtype=subtype or "octet-stream",
+                             filename=attachment.filename)
     return email
 
 

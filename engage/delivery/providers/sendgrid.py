@@ -19,6 +19,7 @@ would fail the same way.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
@@ -28,7 +29,20 @@ from typing import Any, ClassVar
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Category, Content, CustomArg, From, Header, Mail, To
+from sendgrid.helpers.mail import (
+    Attachment,
+    Category,
+    Content,
+    CustomArg,
+    Disposition,
+    FileContent,
+    FileName,
+    FileType,
+    From,
+    Header,
+    Mail,
+    To,
+)
 
 from engage import clock
 from engage.config import Settings
@@ -104,7 +118,8 @@ class SendGridEmail:
 
 
 def build_mail(msg: OutgoingEmail) -> dict[str, Any]:
-    """The v3 mail/send JSON body for ``msg``: text then HTML part, headers, categories, our id as a custom arg."""
+    """The v3 mail/send JSON body for ``msg``: text then HTML part, headers, categories, our id as a custom arg,
+    and the attachments (base64, as SendGrid wants them)."""
     mail = Mail(from_email=From(msg.from_email, msg.from_name or None), to_emails=To(msg.to), subject=msg.subject)
     # RFC 2046: the last alternative is the preferred one, so text/plain comes first.
     mail.add_content(Content("text/plain", msg.text))
@@ -114,6 +129,11 @@ def build_mail(msg: OutgoingEmail) -> dict[str, Any]:
     for category in msg.categories:
         mail.add_category(Category(category))
     mail.add_custom_arg(CustomArg(CUSTOM_ARG, str(msg.message_id)))
+    for attachment in msg.attachments:
+        mail.add_attachment(Attachment(
+            FileContent(base64.b64encode(attachment.data).decode("ascii")), FileName(attachment.filename),
+            FileType(attachment.content_type), Disposition("attachment"),
+        ))
     body: dict[str, Any] = mail.get()
     return body
 
