@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # engage: one image for web, worker, beat, the migration job and Flower.
 #   docker build -t engage .      (docker compose builds it once, as engage:local)
-# Dependencies come from constraints.txt (every package pinned; `python tools/lock.py` rewrites it),
+# Dependencies come from constraints.txt (every package pinned; `python .ci/lock.py` rewrites it),
 # so a build next month installs the same versions.
 
 FROM python:3.11-slim AS build

@@ -143,7 +143,7 @@ def test_constraints_pin_every_dependency_of_the_project() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for requirement in project["dependencies"]:
         name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
-        assert name in pins, f"{name} is a dependency but not in constraints.txt: run python tools/lock.py"
+        assert name in pins, f"{name} is a dependency but not in constraints.txt: run python .ci/lock.py"
     assert "flower" in pins
 
 

@@ -1,6 +1,6 @@
 """Write ``constraints.txt``: every package the image installs, pinned to one version.
 
-    python tools/lock.py          # after changing dependencies in pyproject.toml
+    python .ci/lock.py          # after changing dependencies in pyproject.toml
 
 pip resolves ``.`` and ``flower`` (the image also runs Flower) against the
 package index without installing anything (``--dry-run --report``); each
@@ -19,7 +19,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # .ci/ sits at the top of the repository
 EXTRA = ["flower"]
 
 
@@ -39,7 +39,7 @@ def main() -> None:
         pins[name.lower().replace("_", "-")] = version
     lines = [
         "# Every package the engage image installs, pinned (pip constraints format).",
-        "# Made by: python tools/lock.py  (re-run after changing dependencies in pyproject.toml)",
+        "# Made by: python .ci/lock.py  (re-run after changing dependencies in pyproject.toml)",
         f"# Python {sys.version_info.major}.{sys.version_info.minor}, Linux x86_64.",
         *(f"{name}=={version}" for name, version in sorted(pins.items())),
     ]
