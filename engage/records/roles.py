@@ -3,7 +3,8 @@ accept it (403 otherwise), so the two never disagree.
 
 - ``admin``: everything, including staff accounts, API tokens and clinic settings;
 - ``front_desk``: patients, consent, plans, appointments, enrolments, replies and stuck messages;
-- ``practitioner``: reads everything; records pain scores and writes notes on replies (marking them handled).
+- ``practitioner``: reads everything; picks a plan's exercises, records pain scores and writes notes on replies
+  (marking them handled). Exercises are a clinical choice, so the front desk does not pick them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Action(enum.StrEnum):
     RESOLVE_MESSAGES = "resolve_messages"
     HANDLE_REPLIES = "handle_replies"
     RECORD_OUTCOMES = "record_outcomes"  # a pain score taken at a visit
+    PICK_EXERCISES = "pick_exercises"  # the stretches a plan's messages and /x page show
     ADMIN = "admin"  # clinic settings, staff accounts, API tokens
 
 
@@ -27,7 +29,7 @@ _ALLOWED: dict[Role, frozenset[Action]] = {
     Role.FRONT_DESK: frozenset(
         {Action.EDIT_PATIENTS, Action.EDIT_PLANS, Action.RESOLVE_MESSAGES, Action.HANDLE_REPLIES}
     ),
-    Role.PRACTITIONER: frozenset({Action.HANDLE_REPLIES, Action.RECORD_OUTCOMES}),
+    Role.PRACTITIONER: frozenset({Action.HANDLE_REPLIES, Action.RECORD_OUTCOMES, Action.PICK_EXERCISES}),
 }
 
 

@@ -55,6 +55,7 @@ def allowed_to(action: Action) -> Callable[[Caller], Caller]:
 CallerDep = Annotated[Caller, Depends(current_caller)]
 PatientsWriter = Annotated[Caller, Depends(allowed_to(Action.EDIT_PATIENTS))]
 PlansWriter = Annotated[Caller, Depends(allowed_to(Action.EDIT_PLANS))]
+ExercisePicker = Annotated[Caller, Depends(allowed_to(Action.PICK_EXERCISES))]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Retry-safe POST: the same key and body answer as the first time, "

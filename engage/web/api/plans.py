@@ -15,7 +15,7 @@ from engage.records.models import Appointment, AppointmentStatus, Patient, Treat
 from engage.schedule import appointments
 from engage.schedule.durations import parse_duration
 from engage.schedule.enrollments import enroll
-from engage.web.api.context import CallerDep, IdempotencyKeyHeader, PlansWriter, read, write
+from engage.web.api.context import CallerDep, ExercisePicker, IdempotencyKeyHeader, PlansWriter, read, write
 from engage.web.api.problems import ERRORS
 from engage.web.api.schemas import AppointmentIn, AppointmentOut, AppointmentPatch, ExercisesIn, PlanIn, PlanOut
 
@@ -66,7 +66,7 @@ def get_plan(plan_id: Annotated[int, Path()], caller: CallerDep) -> Any:
 
 
 @plans_router.put("/{plan_id}/exercises", response_model=PlanOut, summary="Set the exercises the practitioner picked")
-def put_exercises(plan_id: Annotated[int, Path()], body: ExercisesIn, request: Request, caller: PlansWriter) -> Any:
+def put_exercises(plan_id: Annotated[int, Path()], body: ExercisesIn, request: Request, caller: ExercisePicker) -> Any:
     """Replace the plan's exercises with `exercises` (library keys, in order). An unknown key or one given twice
     is refused (422) and nothing changes."""
 

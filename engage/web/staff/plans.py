@@ -89,7 +89,7 @@ async def plan_exercises(staff: CurrentStaff, plan_id: int, exercises: Annotated
     def save() -> tuple[int, str]:
         with session_scope() as session:
             plan = get_plan_for(session, staff, plan_id)
-            require(staff, Action.EDIT_PLANS)
+            require(staff, Action.PICK_EXERCISES)
             patient_id = plan.patient_id
             try:
                 chosen = set_plan_exercises(session, plan.id, exercises, actor=staff.email).exercises

@@ -23,8 +23,8 @@ def _exercises(plan_id: int) -> list[str]:
         return list(session.get_one(TreatmentPlan, plan_id).exercises)
 
 
-def test_front_desk_ticks_exercises_and_the_plan_keeps_them(db_url: str) -> None:
-    ids = _clinic("front_desk")
+def test_the_practitioner_ticks_exercises_and_the_plan_keeps_them(db_url: str) -> None:
+    ids = _clinic("practitioner")
     client, csrf = signed_in("desk@clinic.example")
     page = client.get(f"/patients/{ids['ana']}").text
     box = f'id="ex-{ids["plan"]}-figure-four"'
@@ -43,7 +43,7 @@ def test_front_desk_ticks_exercises_and_the_plan_keeps_them(db_url: str) -> None
 
 
 def test_an_unknown_exercise_is_refused_and_changes_nothing(db_url: str) -> None:
-    ids = _clinic("front_desk")
+    ids = _clinic("practitioner")
     client, csrf = signed_in("desk@clinic.example")
     client.post(f"/plans/{ids['plan']}/exercises", data={"csrf_token": csrf, "exercises": ["figure-four"]})
 
@@ -54,7 +54,7 @@ def test_an_unknown_exercise_is_refused_and_changes_nothing(db_url: str) -> None
 
 
 def test_exercises_form_needs_the_csrf_token_and_the_right_role(db_url: str) -> None:
-    ids = _clinic("practitioner")
+    ids = _clinic("front_desk")  # exercises are a clinical choice
     client, csrf = signed_in("desk@clinic.example")
     assert f'action="/plans/{ids["plan"]}/exercises"' not in client.get(f"/patients/{ids['ana']}").text
 
@@ -62,7 +62,7 @@ def test_exercises_form_needs_the_csrf_token_and_the_right_role(db_url: str) -> 
                           headers=HTML)
     assert refused.status_code == 403
     with session_scope() as session:
-        seed.staff(session, ids["clinic"], "front@clinic.example", "front_desk")
+        seed.staff(session, ids["clinic"], "front@clinic.example", "practitioner")
     front, _ = signed_in("front@clinic.example")
     forged = front.post(f"/plans/{ids['plan']}/exercises", data={"csrf_token": "forged", "exercises": ["figure-four"]},
                         headers=HTML)
