@@ -3,12 +3,14 @@ patient's messages ("2 messages moved, 1 cancelled"); enrolling shows every mess
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from engage.content.exercises import set_plan_exercises
@@ -36,6 +38,20 @@ def _int(value: str, what: str) -> int:
         return int(value)
     except ValueError:
         raise InvalidInput(f"{what} must be a whole number") from None
+
+
+def _apply(load: Callable[[Session], int], change: Callable[[Session], str], refused: str) -> tuple[int, str]:
+    """Check access with ``load`` (404 outside the clinic, 403 for the role; it returns the patient's id),
+    then make the ``change`` in the same transaction. An ``InvalidInput`` rolls the whole transaction back,
+    so nothing is half-written, and becomes the notice ``"<refused>: <why>."``."""
+    patient_id: int | None = None
+    try:
+        with session_scope() as session:
+            patient_id = load(session)
+            return patient_id, change(session)
+    except InvalidInput as exc:
+        assert patient_id is not None  # the loaders raise HTTPException, never InvalidInput
+        return patient_id, f"{refused}: {exc}."
 
 
 @router.post("/patients/{patient_id}/plans")
@@ -66,19 +82,16 @@ async def new_plan(
 
 @router.post("/plans/{plan_id}/appointments")
 async def add_appointment(staff: CurrentStaff, plan_id: int, start: Annotated[str, Form()] = "") -> Response:
-    def save() -> tuple[int, str]:
-        with session_scope() as session:
-            plan = get_plan_for(session, staff, plan_id)
-            require(staff, Action.EDIT_PLANS)
-            patient_id = plan.patient_id
-            try:
-                _, result = appointments.add_appointment_replanned(session, plan_id=plan.id, start=start,
-                                                                   actor=staff.email)
-            except InvalidInput as exc:
-                return patient_id, f"Appointment not added: {exc}."
-            return patient_id, f"Appointment added; {describe_result(result)}."
+    def load(session: Session) -> int:
+        plan = get_plan_for(session, staff, plan_id)
+        require(staff, Action.EDIT_PLANS)
+        return plan.patient_id
 
-    patient_id, notice = await run_in_threadpool(save)
+    def change(session: Session) -> str:
+        _, result = appointments.add_appointment_replanned(session, plan_id=plan_id, start=start, actor=staff.email)
+        return f"Appointment added; {describe_result(result)}."
+
+    patient_id, notice = await run_in_threadpool(_apply, load, change, "Appointment not added")
     return redirect(f"/patients/{patient_id}#plans", notice)
 
 
@@ -86,35 +99,36 @@ async def add_appointment(staff: CurrentStaff, plan_id: int, start: Annotated[st
 async def plan_exercises(staff: CurrentStaff, plan_id: int, exercises: Annotated[list[str], Form()] = []) -> Response:  # noqa: B006
     """The exercises the practitioner picked for the plan (none ticked: the generic stretch wording)."""
 
-    def save() -> tuple[int, str]:
-        with session_scope() as session:
-            plan = get_plan_for(session, staff, plan_id)
-            require(staff, Action.PICK_EXERCISES)
-            patient_id = plan.patient_id
-            try:
-                chosen = set_plan_exercises(session, plan.id, exercises, actor=staff.email).exercises
-            except InvalidInput as exc:
-                return patient_id, f"Exercises not changed: {exc}."
-            return patient_id, f"Exercises for plan {plan_id}: {', '.join(chosen) if chosen else 'none picked'}."
+    def load(session: Session) -> int:
+        plan = get_plan_for(session, staff, plan_id)
+        require(staff, Action.PICK_EXERCISES)
+        return plan.patient_id
 
-    patient_id, notice = await run_in_threadpool(save)
+    def change(session: Session) -> str:
+        chosen = set_plan_exercises(session, plan_id, exercises, actor=staff.email).exercises
+        return f"Exercises for plan {plan_id}: {', '.join(chosen) if chosen else 'none picked'}."
+
+    patient_id, notice = await run_in_threadpool(_apply, load, change, "Exercises not changed")
     return redirect(f"/patients/{patient_id}#exercises-{plan_id}", notice)
+
+
+def _appointment_access(staff: CurrentStaff, appointment_id: int) -> Callable[[Session], int]:
+    def load(session: Session) -> int:
+        appointment = get_appointment_for(session, staff, appointment_id)
+        require(staff, Action.EDIT_PLANS)
+        return appointment.plan.patient_id
+
+    return load
 
 
 @router.post("/appointments/{appointment_id}/move")
 async def move_appointment(staff: CurrentStaff, appointment_id: int, to: Annotated[str, Form()] = "") -> Response:
-    def save() -> tuple[int, str]:
-        with session_scope() as session:
-            appointment = get_appointment_for(session, staff, appointment_id)
-            require(staff, Action.EDIT_PLANS)
-            patient_id = appointment.plan.patient_id
-            try:
-                _, result = appointments.move_appointment_replanned(session, appointment.id, to, actor=staff.email)
-            except InvalidInput as exc:
-                return patient_id, f"Appointment not moved: {exc}."
-            return patient_id, f"Appointment moved; {describe_result(result)}."
+    def change(session: Session) -> str:
+        _, result = appointments.move_appointment_replanned(session, appointment_id, to, actor=staff.email)
+        return f"Appointment moved; {describe_result(result)}."
 
-    patient_id, notice = await run_in_threadpool(save)
+    patient_id, notice = await run_in_threadpool(
+        _apply, _appointment_access(staff, appointment_id), change, "Appointment not moved")
     return redirect(f"/patients/{patient_id}#plans", notice)
 
 
@@ -123,19 +137,13 @@ async def appointment_status(staff: CurrentStaff, appointment_id: int, verb: str
     if verb not in _STATUS:
         raise HTTPException(status_code=404, detail="not found")
 
-    def save() -> tuple[int, str]:
-        with session_scope() as session:
-            appointment = get_appointment_for(session, staff, appointment_id)
-            require(staff, Action.EDIT_PLANS)
-            patient_id = appointment.plan.patient_id
-            try:
-                _, result = appointments.set_appointment_status_replanned(
-                    session, appointment.id, _STATUS[verb], actor=staff.email)
-            except InvalidInput as exc:
-                return patient_id, f"Appointment not changed: {exc}."
-            return patient_id, f"Appointment {_DONE[verb]}; {describe_result(result)}."
+    def change(session: Session) -> str:
+        _, result = appointments.set_appointment_status_replanned(
+            session, appointment_id, _STATUS[verb], actor=staff.email)
+        return f"Appointment {_DONE[verb]}; {describe_result(result)}."
 
-    patient_id, notice = await run_in_threadpool(save)
+    patient_id, notice = await run_in_threadpool(
+        _apply, _appointment_access(staff, appointment_id), change, "Appointment not changed")
     return redirect(f"/patients/{patient_id}#plans", notice)
 
 
@@ -183,16 +191,14 @@ async def change_enrollment(staff: CurrentStaff, enrollment_id: int, verb: str) 
     if change is None:
         raise HTTPException(status_code=404, detail="not found")
 
-    def save() -> tuple[int, str]:
-        with session_scope() as session:
-            enrollment = get_enrollment_for(session, staff, enrollment_id)
-            require(staff, Action.EDIT_PLANS)
-            patient_id = enrollment.patient_id
-            try:
-                _, result = change(session, enrollment.id, actor=staff.email)
-            except InvalidInput as exc:
-                return patient_id, f"Enrolment not changed: {exc}."
-            return patient_id, f"Enrolment {_PAST[verb]}; {describe_result(result)}."
+    def load(session: Session) -> int:
+        enrollment = get_enrollment_for(session, staff, enrollment_id)
+        require(staff, Action.EDIT_PLANS)
+        return enrollment.patient_id
 
-    patient_id, notice = await run_in_threadpool(save)
+    def apply(session: Session) -> str:
+        _, result = change(session, enrollment_id, actor=staff.email)
+        return f"Enrolment {_PAST[verb]}; {describe_result(result)}."
+
+    patient_id, notice = await run_in_threadpool(_apply, load, apply, "Enrolment not changed")
     return redirect(f"/patients/{patient_id}#plans", notice)
