@@ -30,7 +30,7 @@ def _page(token: str) -> HTMLResponse:
         return render("invalid", PageFacts(), status_code=404)
     facts = PageFacts(lang=page_language(page["lang"]), clinic_name=page["clinic_name"], phone_tel=page["phone"],
                       phone_display=dialled(page["phone"]))
-    return render("exercises", facts, phone=page["phone"], exercises=page["exercises"])
+    return render("exercises", facts, exercises=page["exercises"])
 
 
 @router.get("/x/{token}")

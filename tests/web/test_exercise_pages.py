@@ -10,7 +10,8 @@ from engage.content.exercises import set_plan_exercises
 from engage.content.links import exercises_url, make_token
 from engage.db import session_scope
 from engage.records.models import Patient
-from tests.fixtures.webhooks.support import PUBLIC_URL, client, make_world
+from engage.web.patient_pages import dialled
+from tests.fixtures.webhooks.support import CLINIC_PHONE, PUBLIC_URL, client, make_world
 
 pytestmark = pytest.mark.usefixtures("db_url")
 
@@ -31,7 +32,8 @@ def test_the_page_shows_the_picked_exercises_with_sides_and_when_to_stop(http: T
     assert "Cross your right ankle over your left knee." in html and "Then switch" in html
     assert "Hold 30 seconds, 3 times on each side." in html
     assert "pain, tingling or numbness spreads down your leg" in html
-    assert 'href="tel:' in html and "Knee" not in html  # only the picked ones
+    assert "Knee" not in html  # only the picked ones
+    assert f'href="tel:{CLINIC_PHONE}">{dialled(CLINIC_PHONE)}</a>' in html  # shown as people dial it
 
 
 def test_the_page_is_in_spanish_for_a_spanish_speaking_patient(http: TestClient) -> None:
