@@ -79,7 +79,12 @@ SEND_TIME_LIMIT = SEND_SOFT_TIME_LIMIT + max(5.0, SEND_SOFT_TIME_LIMIT / 2)
 DISPATCH_SOFT_TIME_LIMIT = max(60.0, 2 * TICK_SECONDS)
 DISPATCH_TIME_LIMIT = DISPATCH_SOFT_TIME_LIMIT + 30.0
 
-LONGEST_TASK = max(SEND_TIME_LIMIT, DISPATCH_TIME_LIMIT)
+# Outgoing webhooks: batches for one tick's time, each batch at most two endpoint timeouts
+# (engage.integrations.deliver), so a run is bounded by a tick plus one batch.
+WEBHOOKS_SOFT_TIME_LIMIT = TICK_SECONDS + 2 * _settings.webhook_timeout_seconds + 30.0
+WEBHOOKS_TIME_LIMIT = WEBHOOKS_SOFT_TIME_LIMIT + 30.0
+
+LONGEST_TASK = max(SEND_TIME_LIMIT, DISPATCH_TIME_LIMIT, WEBHOOKS_TIME_LIMIT)
 
 # With acks_late a task stays unacknowledged in Redis while it waits in a
 # worker's prefetch slot (at most one task: prefetch multiplier 1, so at most
@@ -160,11 +165,14 @@ enable_utc = True
 DISPATCH_QUEUE = "engage.dispatch"
 SEND_QUEUE = "engage.send"  # single sends (``send_message``) and anything unrouted
 SEND_QUEUES = {"sms": "engage.send.sms", "email": "engage.send.email"}
+# Posts to clinics' own endpoints: a slow endpoint must not hold up ticks or sends.
+WEBHOOKS_QUEUE = "engage.webhooks"
 _exchange = Exchange("engage", type="direct")
 task_queues = (
     Queue(DISPATCH_QUEUE, _exchange, routing_key=DISPATCH_QUEUE),
     Queue(SEND_QUEUE, _exchange, routing_key=SEND_QUEUE),
     *(Queue(name, _exchange, routing_key=name) for name in SEND_QUEUES.values()),
+    Queue(WEBHOOKS_QUEUE, _exchange, routing_key=WEBHOOKS_QUEUE),
 )
 task_default_queue = SEND_QUEUE
 task_default_exchange = "engage"
@@ -174,6 +182,7 @@ task_routes = {
     "engage.reap_stale": {"queue": DISPATCH_QUEUE, "routing_key": DISPATCH_QUEUE},
     "engage.purge": {"queue": DISPATCH_QUEUE, "routing_key": DISPATCH_QUEUE},
     "engage.send_message": {"queue": SEND_QUEUE, "routing_key": SEND_QUEUE},
+    "engage.deliver_webhooks": {"queue": WEBHOOKS_QUEUE, "routing_key": WEBHOOKS_QUEUE},
     # engage.send_batch: routed per call to SEND_QUEUES[channel] (workers/tasks.py)
 }
 task_annotations = {
@@ -182,6 +191,7 @@ task_annotations = {
     # A first purge of a year's backlog rewrites many rows; it runs weekly, at night, and may take minutes.
     # Within half the visibility timeout like the rest; a purge cut short is simply finished the next week.
     "engage.purge": {"soft_time_limit": 300, "time_limit": 330},
+    "engage.deliver_webhooks": {"soft_time_limit": WEBHOOKS_SOFT_TIME_LIMIT, "time_limit": WEBHOOKS_TIME_LIMIT},
 }
 
 # -- Beat --------------------------------------------------------------------------
@@ -197,6 +207,11 @@ beat_schedule = {
         "task": "engage.reap_stale",
         "schedule": REAP_SECONDS,
         "options": {"expires": REAP_SECONDS, "queue": DISPATCH_QUEUE},
+    },
+    "deliver-webhooks": {
+        "task": "engage.deliver_webhooks",
+        "schedule": TICK_SECONDS,
+        "options": {"expires": TICK_SECONDS, "queue": WEBHOOKS_QUEUE},
     },
 }
 

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     sms_rate_per_second: float = 10.0
     email_rate_per_second: float = 50.0
     http_timeout_seconds: float = 10.0
+    #: How long a clinic's webhook endpoint may take to answer before the attempt counts as failed.
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
     #: Sends in flight at once per worker process (threads: a provider call mostly waits on the network).
     send_threads: int = 32
     #: Message ids per send task; each task's sends overlap on the process's threads.

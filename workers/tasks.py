@@ -15,6 +15,7 @@ from datetime import timedelta
 from celeryconfig import SEND_QUEUES
 from engage.config import get_settings
 from engage.delivery import batch, claim, heartbeat, send
+from engage.integrations import deliver
 from engage.ops import retention
 from engage.records.models import Channel
 from workers.app import app
@@ -94,3 +95,9 @@ def purge() -> dict[str, object]:
     if days is None:
         return {"skipped": "ENGAGE_PURGE_AFTER_DAYS is not set"}
     return retention.purge(timedelta(days=days)).as_dict()
+
+
+@app.task(name="engage.deliver_webhooks")
+def deliver_webhooks() -> dict[str, int]:
+    """Post the outgoing webhook events that are due, for up to one tick (see :mod:`engage.integrations.deliver`)."""
+    return deliver.deliver_due(max_seconds=get_settings().tick_seconds)

@@ -39,6 +39,7 @@ COMMANDS = [
     ("engage.cli.care", "message"),
     ("engage.cli.tokens", "token"),
     ("engage.cli.sync", "import"),
+    ("engage.cli.webhooks", "webhook"),
 ]
 
 
@@ -65,6 +66,7 @@ SHORT_HELP = {
     "message": "Single outbox messages.",
     "token": "API tokens: a token acts as its staff user (same clinic, same role).",
     "import": "Bring records in from another system (upserted by its ids: importing twice changes nothing).",
+    "webhook": "Outgoing webhooks: signed JSON events (message.sent, reply.received, ...) posted to a clinic's URL.",
 }
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timezone
 
 import click
 
+from engage import clock
 from engage.cli.common import UserError, emit, json_option, user_errors
 from engage.delivery import dispatch
 from engage.delivery.providers.base import ConfigurationError
@@ -38,10 +40,15 @@ def tick(now: datetime | None) -> None:
     Prints counts: claimed, sent, failed, skipped, cancelled, retry (back on the
     schedule after a transient error), deferred (quiet hours, a moved
     appointment), unknown (the provider may have it: check before resending).
+    Then posts the outgoing webhook events that are due (``webhooks_delivered``, ...).
     """
+    from engage.integrations import deliver  # HTTP client and signing only when a tick runs
+
     try:
         counts = dispatch.tick(now)
     except ConfigurationError as exc:  # the message that hit it is back in ``queued``; nothing was lost
         raise UserError(f"configuration: {exc}") from exc
+    with clock.frozen(now) if now is not None else contextlib.nullcontext():
+        counts |= {f"webhooks_{key}": value for key, value in deliver.deliver_due().items()}
     emit(counts, _summary(counts))
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.records.models import Channel, ConsentEvent, ConsentState, Message, MessageStatus, Patient
+from engage.records.outgoing_webhooks import EventType, emit
 
 
 def newest_consent(patient_id: Any, channel: Any) -> ScalarSelect[ConsentState]:
@@ -76,4 +77,5 @@ def record_consent(
             .values(status=MessageStatus.CANCELLED, status_reason=f"opted out ({source})", updated_at=utcnow())
         )
     session.flush()
+    emit(session, EventType.CONSENT_CHANGED, [event.id])
     return event

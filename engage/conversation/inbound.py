@@ -53,6 +53,7 @@ from engage.records.models import (
     Patient,
     TreatmentPlan,
 )
+from engage.records.outgoing_webhooks import EventType, emit
 
 __all__ = ["InboundSms", "Kind", "Sender", "find_sender", "receive_sms"]
 
@@ -104,6 +105,7 @@ def receive_sms(
             session.add(record)
     except IntegrityError:
         return None  # the same sid arrived concurrently and the other request stored it
+    emit(session, EventType.REPLY_RECEIVED, [record.id])
     turn = _Turn(session, meaning, sender, record, clinic, single)
     key, values = turn.act(on_opt_in)
     if key is None:
@@ -214,9 +216,12 @@ class _Turn:
         reasons = []
         if prompt is None:
             # Kept, and shown to staff: a number sent on the patient's own initiative still says something.
-            self.session.add(Outcome(patient_id=self.patient.id, prompt_message_id=None,
-                                     inbound_message_id=self.record.id, score=score, source="sms_unsolicited",
-                                     recorded_at=utcnow()))
+            unsolicited = Outcome(patient_id=self.patient.id, prompt_message_id=None,
+                                  inbound_message_id=self.record.id, score=score, source="sms_unsolicited",
+                                  recorded_at=utcnow())
+            self.session.add(unsolicited)
+            self.session.flush()
+            emit(self.session, EventType.OUTCOME_RECORDED, [unsolicited.id])
             reasons.append("score with no open reassessment prompt")
         else:
             record_outcome(self.session, prompt, score, source="sms", inbound_message_id=self.record.id)

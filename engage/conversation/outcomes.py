@@ -21,6 +21,7 @@ from engage.config import get_settings
 from engage.errors import InvalidInput, NotFound
 from engage.records.audit import audit
 from engage.records.models import Channel, Message, MessageStatus, Outcome, Patient
+from engage.records.outgoing_webhooks import EventType, emit
 
 REASSESSMENT_TEMPLATE = "reassessment"
 #: An SMS reply counts as an answer to a prompt sent at most this long ago.
@@ -151,6 +152,7 @@ def record_outcome(
     )
     session.add(outcome)
     session.flush()
+    emit(session, EventType.OUTCOME_RECORDED, [outcome.id])
     return outcome
 
 
@@ -195,6 +197,7 @@ def record_staff_outcome(session: Session, patient_id: int, score: int | str, *,
     outcome = Outcome(patient_id=patient.id, score=value, source="staff", recorded_at=utcnow())
     session.add(outcome)
     session.flush()
+    emit(session, EventType.OUTCOME_RECORDED, [outcome.id])
     audit(session, clinic_id=patient.clinic_id, actor=actor, action="outcome.record", subject_type="patient",
           subject_id=patient.id, outcome_id=outcome.id)
     return outcome

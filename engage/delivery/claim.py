@@ -25,6 +25,7 @@ from engage import clock
 from engage.config import get_settings
 from engage.db import session_scope
 from engage.records.models import Channel, Message, MessageStatus
+from engage.records.outgoing_webhooks import EventType, emit
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def reap_stale(*, now: datetime | None = None) -> ReapResult:
             {"status": MessageStatus.FAILED, "next_attempt_at": None, "error_code": "internal", "updated_at": now,
              "status_reason": "gave up: the worker stopped before calling the provider on every attempt"},
         )
+        emit(session, EventType.MESSAGE_FAILED, failed)
         unsent = _take(
             session,
             select(Message.id).where(stale_sending, never_handed).order_by(Message.sending_at),

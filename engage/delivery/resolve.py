@@ -19,6 +19,7 @@ from engage.clock import utcnow
 from engage.errors import InvalidInput, NotFound
 from engage.records.audit import audit
 from engage.records.models import Message, MessageStatus, Patient
+from engage.records.outgoing_webhooks import EventType, emit
 
 RESOLVABLE = (MessageStatus.UNKNOWN, MessageStatus.FAILED)
 
@@ -82,6 +83,8 @@ def resolve_message(
     ).rowcount  # type: ignore[attr-defined]
     if not changed:
         raise InvalidInput(f"message {message.id} changed meanwhile; look at it again")
+    if resolution is Resolution.MARK_SENT:
+        emit(session, EventType.MESSAGE_SENT, [message.id])
     session.refresh(message)
     audit(session, clinic_id=message.patient.clinic_id, actor=actor, action=f"message.{resolution.value}",
           subject_type="message", subject_id=message.id, patient_id=message.patient_id, before=before.value)

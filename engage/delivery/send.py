@@ -49,6 +49,7 @@ from engage.delivery.providers.twilio_codes import UNSUBSCRIBED as TWILIO_UNSUBS
 from engage.delivery.ratelimit import LimiterUnavailable, RateLimited, acquire, get_limiter
 from engage.delivery.send_checks import Decision, Ready, content_problem, load_for_sending, render, send_time_check
 from engage.records.models import Channel, ConsentState, Message, MessageStatus, Patient
+from engage.records.outgoing_webhooks import EventType, emit
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
     def store(session: Session) -> None:
         record_accepted(session, message_id, clock.utcnow(), provider=provider.name,
                         provider_message_id=accepted.provider_message_id, segments=ready.segments)
+        emit(session, EventType.MESSAGE_SENT, [message_id])
 
     try:
         write_with_retries(store)
@@ -205,14 +207,16 @@ def _check_and_render(session: Session, message_id: int, now: datetime, attempt:
         ready = render(session, loaded.message, first_sms=loaded.first_sms)
     except TemplateError as exc:
         reason = str(exc)[:500]
-        finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED, status_reason=reason,
-               last_error=reason, error_code="template", next_attempt_at=None)
+        if finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED, status_reason=reason,
+                  last_error=reason, error_code="template", next_attempt_at=None):
+            emit(session, EventType.MESSAGE_FAILED, [message_id])
         log.warning("message %d failed: template error in %s", message_id, exc.template)
         return SendResult(message_id, Outcome.FAILED, reason=reason)
     problem = content_problem(ready)
     if problem is not None:
-        finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
-               status_reason=problem[:500], last_error=problem[:500], error_code="content", next_attempt_at=None)
+        if finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
+                  status_reason=problem[:500], last_error=problem[:500], error_code="content", next_attempt_at=None):
+            emit(session, EventType.MESSAGE_FAILED, [message_id])
         log.warning("message %d failed: content rule %s", message_id, CONDITION_WORD_RULE)
         return SendResult(message_id, Outcome.FAILED, reason=problem)
     return ready
@@ -288,8 +292,9 @@ def _provider_failed(
             return
         if exc.permanent or attempts >= settings.max_attempts:
             reason = exc.message if exc.permanent else f"gave up after {attempts} attempts: {exc.message}"
-            finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
-                   status_reason=reason[:500], last_error=error, error_code=code, next_attempt_at=None)
+            if finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
+                      status_reason=reason[:500], last_error=error, error_code=code, next_attempt_at=None):
+                emit(session, EventType.MESSAGE_FAILED, [message_id])
             if exc.permanent and channel is Channel.SMS and patient_id is not None:
                 _sms_follow_up(session, patient_id, exc.code)
             results.append(SendResult(message_id, Outcome.FAILED, reason=reason))

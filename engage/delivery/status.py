@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.records.models import DeliveryEvent, Message, MessageStatus
+from engage.records.outgoing_webhooks import EventType, emit
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def apply_reports(session: Session, provider: str, reports: Sequence[Report]) ->
     new = [r for event_id, r in candidates if event_id in inserted]
 
     now = utcnow()
+    before = {i: (row["status"], row["sent_at"]) for i, row in rows.items()}
     changed: dict[int, dict[str, Any]] = {}
     for report in new:
         row = rows[report.message_id]
@@ -181,6 +183,10 @@ def apply_reports(session: Session, provider: str, reports: Sequence[Report]) ->
                 {c: bindparam(c) for c in _COLUMNS} | {"updated_at": bindparam("updated_at")}),
             [{**{c: changed[i][c] for c in _COLUMNS}, "row_id": i, "updated_at": now} for i in chunk],
         )
+    # Usually the send path said "sent" already; a reconciled crash learns it here (the same event id either way).
+    emit(session, EventType.MESSAGE_SENT, [i for i, row in changed.items() if before[i][1] is None and row["sent_at"]])
+    emit(session, EventType.MESSAGE_FAILED,
+         [i for i, row in changed.items() if row["status"] in _FAILURES and before[i][0] not in _FAILURES])
     if new:
         tally = Counter(r.status.value if r.status else "history" for r in new)
         log.info("delivery reports (%s): %d new of %d, %d messages moved (%s)", provider, len(new), len(reports),

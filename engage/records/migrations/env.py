@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from engage.db import make_engine
+from engage.records import outgoing_webhooks  # noqa: F401  (its tables join Base.metadata)
 from engage.records.models import Base
 
 config = context.config

@@ -1,0 +1,140 @@
+"""Outgoing webhooks: a clinic's endpoints, and the outbox of events engage owes them.
+
+Events are written by :func:`emit` in the same transaction as the change they
+report (a message sent, a reply stored, a consent event appended), so an event
+exists exactly when its change was committed: the transactional outbox. One row
+per (endpoint, event id); the event id is derived from the event's type and the
+row it is about (``evt_message_sent_812``), so a second emission of the same
+event, from a racing status callback say, inserts nothing. Delivery lives in
+:mod:`engage.integrations.deliver`; what each event says, in
+:mod:`engage.integrations.payloads`.
+
+A clinic without endpoints pays one small ``INSERT … SELECT`` that inserts nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from engage.clock import utcnow
+from engage.records.models import (
+    Base,
+    ConsentEvent,
+    InboundMessage,
+    Message,
+    Outcome,
+    Patient,
+    _enum,
+)
+
+
+class EventType(enum.StrEnum):
+    MESSAGE_SENT = "message.sent"  # the provider accepted it
+    MESSAGE_FAILED = "message.failed"  # refused for good, undelivered or bounced
+    REPLY_RECEIVED = "reply.received"  # an SMS reply stored (its kind, never its words)
+    OUTCOME_RECORDED = "outcome.recorded"  # a pain score, from a reply, a page or staff
+    CONSENT_CHANGED = "consent.changed"  # opted in or out of a channel
+
+
+class EventStatus(enum.StrEnum):
+    PENDING = "pending"  # to be posted at next_attempt_at
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    FAILED = "failed"  # no 2xx after every attempt
+    DROPPED = "dropped"  # the endpoint was removed before it got the event
+
+
+class WebhookEndpoint(Base):
+    """A URL of the clinic's that receives signed JSON events (Standard Webhooks headers)."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    #: ``whsec_`` + base64 key. Kept readable: signing needs the key itself, not a hash of it.
+    secret: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+
+class WebhookEvent(Base):
+    """One event owed to one endpoint, and how its delivery went."""
+
+    __tablename__ = "webhook_event"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_event_endpoint_event"),
+        Index("ix_webhook_event_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoint.id"))
+    event_id: Mapped[str] = mapped_column(String(80))
+    type: Mapped[EventType] = mapped_column(_enum(EventType))
+    subject_id: Mapped[int] = mapped_column(Integer)  # the message, reply, outcome or consent event
+    occurred_at: Mapped[datetime]
+    status: Mapped[EventStatus] = mapped_column(_enum(EventStatus), default=EventStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)  # the endpoint's HTTP answer, if any
+    last_error: Mapped[str | None] = mapped_column(String(200))  # "timeout", "HTTP 500", "connection refused"
+    delivered_at: Mapped[datetime | None]
+
+
+def event_id(event_type: EventType, subject_id: int) -> str:
+    """The event's id, the same for every endpoint and every emission: receivers drop repeats by it."""
+    return f"{_id_prefix(event_type)}{subject_id}"
+
+
+def _id_prefix(event_type: EventType) -> str:
+    return f"evt_{event_type.value.replace('.', '_')}_"
+
+
+#: For each event type: the row it is about, and how to find that row's clinic.
+_SUBJECTS: dict[EventType, tuple[Any, Any]] = {
+    EventType.MESSAGE_SENT: (Message.id, select(Message.id, Patient.clinic_id).join(Patient)),
+    EventType.MESSAGE_FAILED: (Message.id, select(Message.id, Patient.clinic_id).join(Patient)),
+    EventType.REPLY_RECEIVED: (InboundMessage.id, select(InboundMessage.id, InboundMessage.clinic_id)),
+    EventType.OUTCOME_RECORDED: (Outcome.id, select(Outcome.id, Patient.clinic_id).join(Patient)),
+    EventType.CONSENT_CHANGED: (ConsentEvent.id, select(ConsentEvent.id, Patient.clinic_id).join(Patient)),
+}
+
+
+def emit(session: Session, event_type: EventType, subject_ids: Sequence[int]) -> None:
+    """Owe ``event_type`` about each of ``subject_ids`` to every active endpoint of the subject's clinic.
+
+    Works in the caller's transaction (flush the subject rows first). Emitting an event
+    that was emitted before inserts nothing. One statement, whatever the number of ids.
+    """
+    ids = sorted(set(subject_ids))
+    if not ids:
+        return
+    key, subjects = _SUBJECTS[event_type]
+    subjects = subjects.where(key.in_(ids)).subquery()
+    now = utcnow()
+    endpoint = WebhookEndpoint
+    rows = (
+        select(
+            endpoint.id, literal(_id_prefix(event_type)) + subjects.c.id.cast(String), literal(event_type.value),
+            subjects.c.id, literal(now, WebhookEvent.occurred_at.type), literal(EventStatus.PENDING.value),
+            literal(0), literal(now, WebhookEvent.next_attempt_at.type),
+        )
+        .join(endpoint, (endpoint.clinic_id == subjects.c.clinic_id) & endpoint.active)
+    )
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(WebhookEvent)
+        .from_select(["endpoint_id", "event_id", "type", "subject_id", "occurred_at", "status", "attempts",
+                      "next_attempt_at"], rows)
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+    )

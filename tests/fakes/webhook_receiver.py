@@ -1,0 +1,77 @@
+"""A clinic's webhook endpoint for tests: records every POST and answers as told, over real HTTP.
+
+::
+
+    with WebhookReceiver() as receiver:
+        receiver.answer([500, {"status": 503, "retry_after": 120}, {"delay": 2}])  # then 200s
+        ...
+        receiver.posts()  # [Post(headers={...}, body=b"..."), ...]
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Post:
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+
+class WebhookReceiver:
+    """A threaded HTTP server on 127.0.0.1; ``url`` is its ``/hooks`` endpoint."""
+
+    def __init__(self) -> None:
+        self._posts: list[Post] = []
+        self._answers: deque[int | dict[str, Any]] = deque()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with receiver._lock:
+                    receiver._posts.append(Post(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    answer = receiver._answers.popleft() if receiver._answers else 200
+                spec = answer if isinstance(answer, dict) else {"status": answer}
+                if spec.get("delay"):
+                    time.sleep(spec["delay"])
+                try:
+                    self.send_response(spec.get("status", 200))
+                    if spec.get("retry_after") is not None:
+                        self.send_header("Retry-After", str(spec["retry_after"]))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a timeout test)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_port}/hooks"
+
+    def answer(self, answers: list[int | dict[str, Any]]) -> None:
+        """Queue answers for the next POSTs (a status, or ``{"status", "retry_after", "delay"}``); then 200."""
+        with self._lock:
+            self._answers.extend(answers)
+
+    def posts(self) -> list[Post]:
+        with self._lock:
+            return list(self._posts)
+
+    def __enter__(self) -> WebhookReceiver:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
