@@ -41,12 +41,21 @@ WEBHOOKS = Counter(
     "engage_webhook_requests", "Provider webhook requests by result (accepted, forbidden, rejected, error).",
     ["provider", "result"],
 )
+OUTGOING_WEBHOOKS = Counter(
+    "engage_outgoing_webhook_posts", "Posts of events to clinics' webhook endpoints by result (delivered, retry, "
+    "failed).", ["result"],
+)
 LOGINS = Counter("engage_logins", "Staff login attempts by result (ok, failed, locked, ...).", ["result"])
 
 
 def record_login(result: str) -> None:
     """Count one staff login attempt; ``result`` is a short fixed word such as ``ok`` or ``failed``, never a name."""
     LOGINS.labels(result=result).inc()
+
+
+def record_outgoing_webhook(result: str) -> None:
+    """Count one post to a clinic's endpoint: ``delivered``, ``retry`` or ``failed`` (out of attempts)."""
+    OUTGOING_WEBHOOKS.labels(result=result).inc()
 
 
 def record_webhook(provider: str, status_code: int) -> None:

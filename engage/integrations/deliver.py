@@ -38,7 +38,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from engage import clock
+from engage import clock, metrics
 from engage.config import get_settings
 from engage.db import session_scope
 from engage.integrations.payloads import bodies
@@ -195,6 +195,7 @@ def record(answer: Answer) -> str:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+    metrics.record_outgoing_webhook(outcome)
     level = logging.INFO if answer.ok else logging.WARNING
     log.log(level, "webhook %s to endpoint %d, attempt %d: %s", post.event_id, post.endpoint_id, post.attempt,
             answer.status_code or answer.error)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -76,6 +77,11 @@ def verify(post: Post, secret: str) -> dict[str, object]:
     body = json.loads(post.body)
     assert body["id"] == post.headers["webhook-id"]
     return body
+
+
+def posts_counted(result: str) -> float:
+    """``engage_outgoing_webhook_posts_total{result}`` in this process."""
+    return REGISTRY.get_sample_value("engage_outgoing_webhook_posts_total", {"result": result}) or 0.0
 
 
 def assert_no_patient_words(post: Post) -> None:
@@ -197,6 +203,7 @@ def test_failed_posts_are_retried_with_backoff_and_the_same_event_id_until_a_2xx
     receiver.answer([500, {"status": 503, "retry_after": 300}, 404])
     with clock.frozen(SEND_AT), session_scope() as s:
         record_staff_outcome(s, world.patient_id, 6)
+    retries, deliveries = posts_counted("retry"), posts_counted("delivered")
 
     assert deliver_at(SEND_AT) == {"delivered": 0, "retry": 1, "failed": 0}
     [event] = events()
@@ -220,6 +227,7 @@ def test_failed_posts_are_retried_with_backoff_and_the_same_event_id_until_a_2xx
         verify(post, endpoint.secret)
     [event] = events()
     assert (event.status, event.attempts, event.last_error) == (EventStatus.DELIVERED, 4, None)
+    assert (posts_counted("retry") - retries, posts_counted("delivered") - deliveries) == (3, 1)
     assert deliver_at(third + timedelta(days=2))["delivered"] == 0
 
 

@@ -182,3 +182,37 @@ def test_celeryconfig_refuses_time_limits_that_contradict_each_other(env: dict[s
     result = _import_celeryconfig(**env)
     assert result.returncode != 0
     assert named in result.stderr
+
+
+def test_beat_posts_outgoing_webhooks_every_tick_on_their_own_queue() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import celeryconfig as c; e = c.beat_schedule['deliver-webhooks']; "
+         "print(e['task'], e['schedule'], e['options']['queue'], c.task_routes['engage.deliver_webhooks']['queue'])"],
+        cwd=ROOT, env={**os.environ, "ENGAGE_TICK_SECONDS": "3", "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["engage.deliver_webhooks", "3.0", "engage.webhooks", "engage.webhooks"]
+
+
+def test_deliver_webhooks_posts_due_events_through_a_worker(worker: Any) -> None:
+    from engage.conversation.outcomes import record_staff_outcome
+    from engage.integrations.endpoints import create_endpoint
+    from engage.records.outgoing_webhooks import EventStatus, WebhookEvent
+    from tests import seed
+    from tests.fakes.webhook_receiver import WebhookReceiver
+    from workers.tasks import deliver_webhooks
+
+    with WebhookReceiver() as receiver:
+        with session_scope() as session:
+            clinic = seed.clinic(session)
+            patient = seed.patient(session, clinic.id)
+            create_endpoint(session, clinic.id, receiver.url, actor="admin@clinic.example")
+            outcome = record_staff_outcome(session, patient.id, 3)
+            outcome_id = outcome.id
+        counts = deliver_webhooks.apply_async(queue="engage.webhooks", routing_key="engage.webhooks").get(timeout=30)
+        assert counts == {"delivered": 1, "retry": 0, "failed": 0}
+        [post] = receiver.posts()
+    assert post.headers["webhook-id"] == f"evt_outcome_recorded_{outcome_id}"
+    with session_scope() as session:
+        assert session.scalar(select(WebhookEvent.status)) is EventStatus.DELIVERED
