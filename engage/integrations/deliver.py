@@ -53,7 +53,7 @@ MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 MAX_RETRY_AFTER = timedelta(hours=12)
 #: Threads posting events, and events claimed at once: two rounds, so a batch takes at most two timeouts,
 #: well inside its lease (claim_due) and the task's time limit (celeryconfig).
-THREADS = 8
+THREADS = 16
 BATCH = 2 * THREADS
 USER_AGENT = "engage-webhooks/1"
 

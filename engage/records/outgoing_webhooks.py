@@ -17,9 +17,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, literal, select
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    literal,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -91,6 +102,9 @@ class WebhookEvent(Base):
     delivered_at: Mapped[datetime | None]
 
 
+_IDS = bindparam("ids", expanding=True)
+
+
 def event_id(event_type: EventType, subject_id: int) -> str:
     """The event's id, the same for every endpoint and every emission: receivers drop repeats by it."""
     return f"{_id_prefix(event_type)}{subject_id}"
@@ -100,14 +114,37 @@ def _id_prefix(event_type: EventType) -> str:
     return f"evt_{event_type.value.replace('.', '_')}_"
 
 
-#: For each event type: the row it is about, and how to find that row's clinic.
-_SUBJECTS: dict[EventType, tuple[Any, Any]] = {
-    EventType.MESSAGE_SENT: (Message.id, select(Message.id, Patient.clinic_id).join(Patient)),
-    EventType.MESSAGE_FAILED: (Message.id, select(Message.id, Patient.clinic_id).join(Patient)),
-    EventType.REPLY_RECEIVED: (InboundMessage.id, select(InboundMessage.id, InboundMessage.clinic_id)),
-    EventType.OUTCOME_RECORDED: (Outcome.id, select(Outcome.id, Patient.clinic_id).join(Patient)),
-    EventType.CONSENT_CHANGED: (ConsentEvent.id, select(ConsentEvent.id, Patient.clinic_id).join(Patient)),
+#: For each event type: a query of (subject id, its clinic id) for the ``ids`` bound at execution.
+_SUBJECTS: dict[EventType, Any] = {
+    EventType.MESSAGE_SENT: select(Message.id, Patient.clinic_id).join(Patient).where(Message.id.in_(_IDS)),
+    EventType.MESSAGE_FAILED: select(Message.id, Patient.clinic_id).join(Patient).where(Message.id.in_(_IDS)),
+    EventType.REPLY_RECEIVED: select(InboundMessage.id, InboundMessage.clinic_id).where(InboundMessage.id.in_(_IDS)),
+    EventType.OUTCOME_RECORDED: select(Outcome.id, Patient.clinic_id).join(Patient).where(Outcome.id.in_(_IDS)),
+    EventType.CONSENT_CHANGED: select(ConsentEvent.id, Patient.clinic_id).join(Patient)
+    .where(ConsentEvent.id.in_(_IDS)),
 }
+
+
+def _owed(event_type: EventType, dialect: str) -> Any:
+    """``INSERT … SELECT``: one pending event per (subject, active endpoint of its clinic), repeats skipped."""
+    subjects = _SUBJECTS[event_type].subquery()
+    now = bindparam("now", type_=WebhookEvent.occurred_at.type)
+    rows = (
+        select(WebhookEndpoint.id, literal(_id_prefix(event_type)) + subjects.c.id.cast(String),
+               literal(event_type.value), subjects.c.id, now, literal(EventStatus.PENDING.value), literal(0), now)
+        .join(WebhookEndpoint, (WebhookEndpoint.clinic_id == subjects.c.clinic_id) & WebhookEndpoint.active)
+    )
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(cast(Table, WebhookEvent.__table__))  # Core: an ORM insert given parameters would go "bulk"
+        .from_select(["endpoint_id", "event_id", "type", "subject_id", "occurred_at", "status", "attempts",
+                      "next_attempt_at"], rows)
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+    )
+
+
+#: Built once: the send path emits for every message, and building the statement costs more than running it.
+_STATEMENTS = {(t, d): _owed(t, d) for t in EventType for d in ("postgresql", "sqlite")}
 
 
 def emit(session: Session, event_type: EventType, subject_ids: Sequence[int]) -> None:
@@ -117,24 +154,6 @@ def emit(session: Session, event_type: EventType, subject_ids: Sequence[int]) ->
     that was emitted before inserts nothing. One statement, whatever the number of ids.
     """
     ids = sorted(set(subject_ids))
-    if not ids:
-        return
-    key, subjects = _SUBJECTS[event_type]
-    subjects = subjects.where(key.in_(ids)).subquery()
-    now = utcnow()
-    endpoint = WebhookEndpoint
-    rows = (
-        select(
-            endpoint.id, literal(_id_prefix(event_type)) + subjects.c.id.cast(String), literal(event_type.value),
-            subjects.c.id, literal(now, WebhookEvent.occurred_at.type), literal(EventStatus.PENDING.value),
-            literal(0), literal(now, WebhookEvent.next_attempt_at.type),
-        )
-        .join(endpoint, (endpoint.clinic_id == subjects.c.clinic_id) & endpoint.active)
-    )
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(WebhookEvent)
-        .from_select(["endpoint_id", "event_id", "type", "subject_id", "occurred_at", "status", "attempts",
-                      "next_attempt_at"], rows)
-        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
-    )
+    if ids:
+        dialect = "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+        session.execute(_STATEMENTS[event_type, dialect], {"ids": ids, "now": utcnow()})

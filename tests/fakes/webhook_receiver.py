@@ -6,10 +6,14 @@
         receiver.answer([500, {"status": 503, "retry_after": 120}, {"delay": 2}])  # then 200s
         ...
         receiver.posts()  # [Post(headers={...}, body=b"..."), ...]
+
+``WebhookReceiver(latency=0.2, jitter=0.05)`` answers every POST after 200 ± 50 ms, like an endpoint
+across the internet (the benchmark uses it: an instant receiver hides the real cost of waiting).
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import deque
@@ -28,7 +32,7 @@ class Post:
 class WebhookReceiver:
     """A threaded HTTP server on 127.0.0.1; ``url`` is its ``/hooks`` endpoint."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0, jitter: float = 0.0) -> None:
         self._posts: list[Post] = []
         self._answers: deque[int | dict[str, Any]] = deque()
         self._lock = threading.Lock()
@@ -41,8 +45,9 @@ class WebhookReceiver:
                     receiver._posts.append(Post(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     answer = receiver._answers.popleft() if receiver._answers else 200
                 spec = answer if isinstance(answer, dict) else {"status": answer}
-                if spec.get("delay"):
-                    time.sleep(spec["delay"])
+                wait = spec.get("delay") or max(0.0, latency + random.uniform(-jitter, jitter))
+                if wait:
+                    time.sleep(wait)
                 try:
                     self.send_response(spec.get("status", 200))
                     if spec.get("retry_after") is not None:
@@ -55,6 +60,7 @@ class WebhookReceiver:
             def log_message(self, *_args: Any) -> None:
                 pass
 
+        ThreadingHTTPServer.request_queue_size = 128  # many posts at once: no resets from a full backlog
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_port}/hooks"
