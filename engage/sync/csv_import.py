@@ -43,8 +43,17 @@ _STATUS_WORDS = {"canceled": "cancelled", "no-show": "no_show", "noshow": "no_sh
 
 
 def read_rows(text: str) -> tuple[list[PatientRecord], list[AppointmentRecord], list[SyncError]]:
-    """The records in a CSV text and the rows that could not be read; :class:`SyncErrors` for a bad header."""
+    """The records in a CSV text and the rows that could not be read; :class:`SyncErrors` for a bad header
+    or a text that is not CSV."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))  # Excel writes a byte-order mark
+    try:
+        return _read(reader)
+    except csv.Error as exc:  # e.g. an unclosed quote that runs on past the field size limit
+        # DictReader.line_num is the last line of the last record read: the bad one starts on the next.
+        raise SyncErrors([SyncError(f"line {reader.line_num + 1}", None, f"not readable as CSV: {exc}")]) from exc
+
+
+def _read(reader: csv.DictReader[str]) -> tuple[list[PatientRecord], list[AppointmentRecord], list[SyncError]]:
     header = [name.strip() for name in reader.fieldnames or []]
     missing = [name for name in REQUIRED if name not in header]
     unknown = [name for name in header if name not in REQUIRED + OPTIONAL]

@@ -128,6 +128,18 @@ def test_every_bad_row_is_reported_and_nothing_is_written(clinic_id: int) -> Non
         assert session.scalar(select(func.count()).select_from(Patient)) == 0
 
 
+def test_a_text_that_is_not_csv_is_refused_with_its_line_and_nothing_is_written(clinic_id: int) -> None:
+    unclosed = HEADER + f'P1,"Ana,Ruiz,(415) 555-0123,,en,,A1,{day(5)},45,booked,{SEQUENCE}\n' + "x" * 140_000
+
+    with pytest.raises(SyncErrors) as caught, session_scope() as session:
+        import_appointments(session, clinic_id, unclosed)
+
+    [error] = caught.value.sync_errors
+    assert error.where == "line 2" and error.message.startswith("not readable as CSV: field larger than field limit")
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Patient)) == 0
+
+
 def test_cli_lists_each_bad_row_and_a_dry_run_writes_nothing(clinic_id: int, db_url: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text(HEADER + f"P1,Ana,Ruiz,555,,en,,A1,{day(5)},45,booked,{SEQUENCE}\n"
