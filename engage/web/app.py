@@ -2,10 +2,12 @@
 
 :func:`create_app` builds a fresh app (tests build one per test). Every request body
 is capped at ``settings.max_request_bytes`` by :class:`BodySizeLimit` (413 beyond it),
-before any handler or form parser reads it.
+before any handler or form parser reads it; the staff app's CSV upload has a larger cap of its own.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException
@@ -35,18 +37,21 @@ class BodySizeLimit:
     """ASGI middleware: 413 for a declared ``Content-Length`` over ``max_bytes``, or a streamed body that grows past it.
 
     Counting the stream as well as the header matters: a chunked request declares no length.
+    ``larger``: paths (exact) that take bodies up to their own limit instead.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.larger.get(scope["path"], self.max_bytes)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
+        if declared is not None and declared > max_bytes:
             await _too_large(scope, receive, send)
             return
         received = 0
@@ -57,7 +62,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge()
             return message
 
@@ -113,7 +118,9 @@ def create_app() -> FastAPI:
         tick = heartbeat.last_tick()
         return JSONResponse({"ok": not tick.stale, "beat": tick.as_dict()}, status_code=503 if tick.stale else 200)
 
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    upload = staff_app.appointment_import.body_limit(settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
+                       larger={path: upload for path in staff_app.appointment_import.UPLOAD_PATHS})
     app.add_exception_handler(ClientDisconnect, middleware.client_went_away)
     app.add_middleware(middleware.SecurityHeaders, hsts=settings.public_url.startswith("https://"))
     app.add_middleware(middleware.RequestLog)  # outermost: logs and counts every answer, 413s and 429s included

@@ -9,7 +9,18 @@ from fastapi.routing import APIRoute
 from engage.db import session_scope
 from engage.records import api_tokens
 from engage.records.models import ApiToken, Appointment, AuditEvent, Enrollment, Message, MessageStatus, StaffUser
-from engage.web.staff import auth, inbox, messages, patient_page, patients, plans, sequences, settings, today
+from engage.web.staff import (
+    appointment_import,
+    auth,
+    inbox,
+    messages,
+    patient_page,
+    patients,
+    plans,
+    sequences,
+    settings,
+    today,
+)
 from tests import seed
 from tests.web.staff.support import HTML, signed_in
 
@@ -18,7 +29,8 @@ VERBS = {"/appointments/{appointment_id}/{verb}": "cancel", "/enrollments/{enrol
 
 def _routes() -> list[tuple[str, str]]:
     found = []
-    for module in (auth, today, patients, patient_page, plans, messages, inbox, sequences, settings):
+    for module in (auth, today, patients, patient_page, plans, messages, inbox, sequences, settings,
+                   appointment_import):
         for route in module.router.routes:
             assert isinstance(route, APIRoute)
             if "{" in route.path:
