@@ -204,3 +204,50 @@ def test_a_front_desk_day(pg_url: str, browser: Browser, shots: Screenshots) -> 
         expect(page.get_by_role("status")).to_contain_text("You are signed out")
         page.goto(base + "/")
         expect(page).to_have_url(re.compile(r"/login\?next="))
+
+
+def test_front_desk_checks_a_csv_export_then_imports_it(pg_url: str, browser: Browser, shots: Screenshots) -> None:
+    _seed()
+    first = (datetime.now(NEW_YORK) + timedelta(days=4)).replace(hour=9, minute=0, second=0, microsecond=0)
+    header = "patient_external_id,first_name,last_name,phone,email,appointment_external_id,start,sequence\n"
+    good = header + "".join(
+        f"PMS-7,Carla,Mendes,(415) 555-0190,carla@example.com,V-{n},{(first + timedelta(weeks=n)):%Y-%m-%dT%H:%M},"
+        f"{seed.SEQUENCE}\n" for n in range(3))
+    bad = good.replace("(415) 555-0190", "555", 1)
+    with serve(pg_url) as base:
+        page = _page(browser)
+        _sign_in(page, base, "desk@backinmotion.example")
+        page.get_by_role("link", name="Patients").click()
+        page.get_by_role("button", name="Import appointments").click()
+        expect(page.get_by_role("heading", name="Import appointments")).to_be_visible()
+        _visit(page, shots, "import appointments")
+
+        # A row with a bad phone: listed with its line, nothing written.
+        before = _patients()
+        page.get_by_label("CSV file").set_input_files(
+            files=[{"name": "export.csv", "mimeType": "text/csv", "buffer": bad.encode()}])
+        page.get_by_role("button", name="Check file").click()
+        expect(page.get_by_role("alert")).to_contain_text("export.csv has 1 problem")
+        expect(page.get_by_role("row").filter(has_text="line 2")).to_contain_text("invalid phone number")
+        _visit(page, shots, "import with a bad row")
+        assert _patients() == before
+
+        # The corrected file: what importing would do, then the import.
+        page.get_by_label("CSV file").set_input_files(
+            files=[{"name": "export.csv", "mimeType": "text/csv", "buffer": good.encode()}])
+        page.get_by_role("button", name="Check file").click()
+        expect(page.get_by_role("status")).to_contain_text("every row is valid. Nothing has been written yet.")
+        expect(page.locator(".counts li").filter(has_text="new").first).to_have_text(re.compile(r"^\s*3\s+new"))
+        _visit(page, shots, "import checked")
+        assert _patients() == before
+        page.get_by_role("button", name="Import", exact=True).click()
+        expect(page.get_by_role("status")).to_contain_text("Imported export.csv.")
+        _visit(page, shots, "import done")
+        assert _patients() == before + 1
+        with session_scope() as session:
+            carla = session.scalars(select(Patient).where(Patient.external_id == "PMS-7")).one()
+            assert len(seed.messages(session, carla.id)) > 0
+
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Patients").click()
+        page.get_by_label("Search by name, phone or email").fill("Mendes")
+        expect(page.get_by_role("link", name=re.compile("Mendes, Carla"))).to_be_visible()
