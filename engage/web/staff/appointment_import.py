@@ -65,10 +65,10 @@ def read_upload(data: bytes, max_bytes: int) -> str:
     Raises :class:`BadFile` for an empty, oversized, binary or non-UTF-8 file.
     """
     if not data:
-        raise BadFile("Choose a CSV file (this one is empty).")
+        raise BadFile("The file is empty: choose the CSV export.")
     if len(data) > max_bytes:
-        raise BadFile(f"The file is {_megabytes(len(data))}; the limit is {_megabytes(max_bytes)}. "
-                      "Import it in parts (rows already imported are left as they are).")
+        raise BadFile(f"The file is larger than {_megabytes(max_bytes)}: import it in parts "
+                      "(rows already imported are left as they are).")
     if b"\x00" in data:
         raise BadFile("This is not a CSV file (it holds binary data, as a spreadsheet workbook does). "
                       "Export or save the appointments as CSV.")
@@ -116,7 +116,8 @@ def _page(request: Request, staff: Staff, status_code: int = 200, **context: Any
                                   report.appointments_status_changed, report.enrollments_created,
                                   report.messages.changed))
     return render(request, "import.html", staff, status_code=status_code, nav="patients", required=REQUIRED,
-                  optional=OPTIONAL, max_size=_megabytes(settings.import_max_bytes), **context)
+                  optional=OPTIONAL, max_size=_megabytes(settings.import_max_bytes),
+                  max_bytes=settings.import_max_bytes, **context)
 
 
 @router.get("/import", response_class=HTMLResponse)
@@ -130,7 +131,7 @@ async def check_file(
     request: Request, staff: CurrentStaff, file: Annotated[UploadFile | None, File()] = None,
 ) -> HTMLResponse:
     require(staff, Action.EDIT_PLANS)
-    filename = (file.filename or "") if file is not None else ""
+    filename = (file.filename or "")[:200] if file is not None else ""
     limit = get_settings().import_max_bytes
     try:
         text = read_upload(await file.read(limit + 1) if file is not None else b"", limit)
@@ -152,6 +153,7 @@ async def apply_file(
     seal: Annotated[str, Form()] = "", filename: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
     require(staff, Action.EDIT_PLANS)
+    filename = filename[:200]
     try:
         text = base64.urlsafe_b64decode(content.encode()).decode()
     except ValueError:  # not base64, or not UTF-8 inside

@@ -17,6 +17,21 @@
       });
     });
   }
+  // A file over the upload limit is refused before it is sent (the server refuses it too, beside the field).
+  function checkFileSize(input) {
+    var hint = document.getElementById(input.getAttribute("aria-describedby"));
+    if (!hint) return;
+    if (hint.dataset.hint === undefined) hint.dataset.hint = hint.textContent;
+    var file = input.files && input.files[0];
+    var tooBig = !!file && file.size > Number(input.dataset.maxBytes);
+    input.setCustomValidity(tooBig ? input.dataset.tooBig : "");
+    if (tooBig) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+    hint.textContent = tooBig ? input.dataset.tooBig : hint.dataset.hint;
+    hint.classList.toggle("field-error", tooBig);
+  }
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("input[type=file][data-max-bytes]")) checkFileSize(e.target);
+  });
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
   document.addEventListener("htmx:afterSwap", function (e) { drawCharts(e.target); });
 })();

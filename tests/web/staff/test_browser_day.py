@@ -222,6 +222,17 @@ def test_front_desk_checks_a_csv_export_then_imports_it(pg_url: str, browser: Br
         expect(page.get_by_role("heading", name="Import appointments")).to_be_visible()
         _visit(page, shots, "import appointments")
 
+        # A file over 5 MB is refused beside the field before it is sent.
+        field = page.get_by_label("CSV file")
+        field.set_input_files(files=[{"name": "everything.csv", "mimeType": "text/csv", "buffer": b"x" * 5_000_001}])
+        too_big = "The file is larger than 5.0 MB: import it in parts."
+        expect(page.locator("#h-file")).to_have_text(too_big)
+        expect(field).to_have_attribute("aria-invalid", "true")
+        page.get_by_role("button", name="Check file").click()  # the browser keeps the form: nothing is sent
+        assert field.evaluate("input => input.validationMessage") == too_big
+        expect(page.locator("#e-file")).to_have_count(0)  # the server's answer would put it there
+        _visit(page, shots, "import with a file too big")
+
         # A row with a bad phone: listed with its line, nothing written.
         before = _patients()
         page.get_by_label("CSV file").set_input_files(

@@ -212,8 +212,8 @@ def test_another_clinics_records_with_the_same_ids_are_untouched(db_url: str) ->
 @pytest.mark.parametrize(("content", "says"), [
     (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + b"\x00" * 64, "This is not a CSV file"),
     ((HEADER + f"P1,Jos\xe9,Ruiz,+14155550123,,,A1,{day(5)},45,booked,\n").encode("latin-1"), "not UTF-8 text"),
-    (b"", "this one is empty"),
-    (b"x" * 5_000_001, "The file is 5.0 MB; the limit is 5.0 MB"),
+    (b"", "The file is empty"),
+    (b"x" * 5_000_001, "The file is larger than 5.0 MB: import it in parts"),
 ])
 def test_a_file_that_is_not_utf8_csv_or_too_big_is_refused_beside_the_field(db_url: str, content: bytes,
                                                                            says: str) -> None:
