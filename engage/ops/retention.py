@@ -7,7 +7,9 @@ a patient's words or addresses beyond the patient record itself:
   finished (not ``scheduled``, ``queued`` or ``sending``) and were due before the cutoff;
 - ``delivery_event.payload`` (the provider's raw callback: recipient, IP, user agent);
 - ``inbound_message.body`` (the patient's reply text);
-- the ``outbox`` provider's files (rendered messages) last written before the cutoff.
+- the ``outbox`` provider's files (rendered messages) last written before the cutoff;
+- outgoing webhook events that occurred before the cutoff and are settled (delivered, failed or dropped):
+  rows, not contents, since they hold only ids and scores; the table would otherwise only grow.
 
 Ids, statuses, times, error codes, outcomes (scores) and the audit trail stay.
 Message bodies themselves are rendered at send time and never stored in the
@@ -24,13 +26,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, cast, update
+from sqlalchemy import String, cast, delete, update
 
 from engage import clock
 from engage.config import get_settings
 from engage.db import session_scope
 from engage.records.audit import audit
 from engage.records.models import DeliveryEvent, InboundMessage, Message, MessageStatus
+from engage.records.outgoing_webhooks import EventStatus, WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class PurgeResult:
     delivery_events: int
     inbound_messages: int
     outbox_files: int
+    webhook_events: int
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "cutoff": self.cutoff.isoformat()}
@@ -79,12 +83,17 @@ def purge(older_than: timedelta, *, now: datetime | None = None, actor: str = "s
             .values(body="")
             .execution_options(synchronize_session=False)
         ).rowcount
+        hooks = session.execute(
+            delete(WebhookEvent)
+            .where(WebhookEvent.occurred_at < cutoff, WebhookEvent.status != EventStatus.PENDING)
+            .execution_options(synchronize_session=False)
+        ).rowcount
         files = _purge_outbox(Path(get_settings().outbox_dir), cutoff)
-        result = PurgeResult(cutoff, messages, events, inbound, files)
+        result = PurgeResult(cutoff, messages, events, inbound, files, hooks)
         audit(session, clinic_id=None, actor=actor, action="purge", subject_type="retention", subject_id=None,
               **{k: v for k, v in result.as_dict().items()})
-    log.info("purge before %s: %d message contexts, %d delivery payloads, %d reply texts, %d outbox files",
-             cutoff.isoformat(), messages, events, inbound, files)
+    log.info("purge before %s: %d message contexts, %d delivery payloads, %d reply texts, %d outbox files, "
+             "%d webhook events", cutoff.isoformat(), messages, events, inbound, files, hooks)
     return result
 
 

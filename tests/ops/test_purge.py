@@ -134,3 +134,28 @@ def test_the_weekly_task_purges_with_the_configured_window(monkeypatch: pytest.M
     monkeypatch.setenv("ENGAGE_PURGE_AFTER_DAYS", "90")
     get_settings.cache_clear()
     assert purge()["messages"] == 1
+
+
+def test_purge_deletes_settled_webhook_events_past_the_window_and_keeps_pending_ones() -> None:
+    from engage.integrations.endpoints import create_endpoint
+    from engage.records.outgoing_webhooks import EventStatus, EventType, WebhookEvent, emit
+
+    world = make_world()
+    old, recent = _seed(world, YEAR + timedelta(days=10)), _seed(world, YEAR - timedelta(days=10))
+    with session_scope() as session:
+        create_endpoint(session, world.clinic_id, "https://pms.example.org/hooks", actor="admin@clinic.example")
+        session.execute(update(InboundMessage).values(clinic_id=world.clinic_id))
+    for ids, age in ((old, YEAR + timedelta(days=10)), (recent, YEAR - timedelta(days=10))):
+        with clock.frozen(clock.utcnow() - age), session_scope() as session:
+            emit(session, EventType.MESSAGE_SENT, [ids["message"]])
+            emit(session, EventType.REPLY_RECEIVED, [ids["reply"]])
+    with session_scope() as session:  # the old message's event was delivered; the old reply's is still owed
+        session.execute(update(WebhookEvent).where(WebhookEvent.subject_id == old["message"],
+                                                   WebhookEvent.type == EventType.MESSAGE_SENT)
+                        .values(status=EventStatus.DELIVERED))
+
+    assert retention.purge(YEAR).webhook_events == 1
+    with session_scope() as session:
+        left = {(e.type, e.subject_id) for e in session.scalars(select(WebhookEvent))}
+    assert left == {(EventType.REPLY_RECEIVED, old["reply"]), (EventType.MESSAGE_SENT, recent["message"]),
+                    (EventType.REPLY_RECEIVED, recent["reply"])}
