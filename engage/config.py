@@ -98,8 +98,8 @@ class Settings(BaseSettings):
     #: we still record the consent change but send no answer of our own to those exact keywords.
     twilio_handles_keywords: bool = False
     max_request_bytes: int = 1_000_000
-    #: The largest CSV file the staff app's "Import appointments" page takes (its requests may be larger than
-    #: ``max_request_bytes``: see :func:`engage.web.staff.appointment_import.body_limit`).
+    #: The largest CSV file the staff app's "Import appointments" page and ``POST /api/v1/import/appointments``
+    #: take (larger than ``max_request_bytes``: see :func:`engage.web.staff.appointment_import.body_limit`).
     import_max_bytes: int = 5_000_000
 
     # Operations

@@ -2,7 +2,7 @@
 
 :func:`create_app` builds a fresh app (tests build one per test). Every request body
 is capped at ``settings.max_request_bytes`` by :class:`BodySizeLimit` (413 beyond it),
-before any handler or form parser reads it; the staff app's CSV upload has a larger cap of its own.
+before any handler or form parser reads it; CSV uploads (staff app and API) have a larger cap of their own.
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ def create_app() -> FastAPI:
 
     upload = staff_app.appointment_import.body_limit(settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
-                       larger={path: upload for path in staff_app.appointment_import.UPLOAD_PATHS})
+                       larger={**{path: upload for path in staff_app.appointment_import.UPLOAD_PATHS},
+                               "/api/v1/import/appointments": settings.import_max_bytes})
     app.add_exception_handler(ClientDisconnect, middleware.client_went_away)
     app.add_middleware(middleware.SecurityHeaders, hsts=settings.public_url.startswith("https://"))
     app.add_middleware(middleware.RequestLog)  # outermost: logs and counts every answer, 413s and 429s included

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from engage import __version__
-from engage.web.api import enrollments, fhir, messages, patients, plans, problems, sync, webhooks
+from engage.web.api import csv_sync, enrollments, fhir, messages, patients, plans, problems, sync, webhooks
 
 DESCRIPTION = """\
 engage's JSON API. Authenticate with `Authorization: Bearer <token>` (make one with
@@ -29,7 +29,7 @@ def create_api() -> FastAPI:
     )
     # sync first: its literal /by-external-id/ paths must win over /patients/{patient_id}.
     for router in (sync.router, patients.router, plans.plans_router, plans.appointments_router, enrollments.router,
-                   messages.router, fhir.router, webhooks.router):
+                   messages.router, fhir.router, csv_sync.router, webhooks.router):
         api.include_router(router, prefix="/v1")
     problems.install(api)
     return api
