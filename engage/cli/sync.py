@@ -55,9 +55,14 @@ def import_appointments_command(csv_file: Path, clinic_id: int, dry_run: bool) -
                 f"patients: {data['patients_created']} created, {data['patients_updated']} updated, "
                 f"{data['patients_unchanged']} unchanged; plans created: {data['plans_created']}; "
                 f"enrolments: {data['enrollments_created']}\n"
-                f"messages {verb} changed: {data['messages']}")
+                f"messages {verb} changed: {_changes(data['messages'])}")
 
     emit(data, human)
+
+
+def _changes(counts: dict[str, int]) -> str:
+    """``{"inserted": 25, "moved": 0, ...}`` as people read it: ``25 inserted``; ``none`` when all are 0."""
+    return ", ".join(f"{n} {what}" for what, n in counts.items() if n and what != "unchanged") or "none"
 
 
 # The lazy CLI finds a command by its module attribute, and ``import`` is a keyword.

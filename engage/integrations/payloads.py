@@ -43,7 +43,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _messages(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+def _messages(session: Session, ids: list[int], *, failed: bool) -> dict[int, dict[str, Any]]:
     rows = session.execute(
         select(Message.id, Message.patient_id, Patient.external_id, Patient.clinic_id, Message.appointment_id,
                Appointment.external_id.label("appointment_external_id"), Message.channel, Message.step_key,
@@ -58,13 +58,21 @@ def _messages(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
             "patient_id": row.patient_id, "patient_external_id": row.external_id,
             "appointment_id": row.appointment_id, "appointment_external_id": row.appointment_external_id,
             "channel": row.channel.value, "step": row.step_key,
-            # message.failed: how it failed; message.sent: "sent", whatever a later callback said.
-            "status": row.status.value if row.status in _FAILURES else None,
-            "error_code": row.error_code if row.status in _FAILURES else None,
             "provider": row.provider, "provider_message_id": row.provider_message_id, "sent_at": _iso(row.sent_at),
+            # How it failed: failed (refused), undelivered or bounced, and the vendor's code.
+            **({"status": row.status.value if row.status in _FAILURES else MessageStatus.FAILED.value,
+                "error_code": row.error_code} if failed else {}),
         }
         for row in rows
     }
+
+
+def _sent(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    return _messages(session, ids, failed=False)
+
+
+def _failed(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    return _messages(session, ids, failed=True)
 
 
 def _replies(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -120,8 +128,8 @@ def _consents(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 _LOADERS: dict[EventType, Callable[[Session, list[int]], dict[int, dict[str, Any]]]] = {
-    EventType.MESSAGE_SENT: _messages,
-    EventType.MESSAGE_FAILED: _messages,
+    EventType.MESSAGE_SENT: _sent,
+    EventType.MESSAGE_FAILED: _failed,
     EventType.REPLY_RECEIVED: _replies,
     EventType.OUTCOME_RECORDED: _outcomes,
     EventType.CONSENT_CHANGED: _consents,

@@ -108,6 +108,7 @@ def test_a_sent_sms_is_posted_once_signed_and_without_the_patients_details(
     assert (data["message_id"], data["patient_id"], data["channel"], data["step"]) == (
         world.sms_id, world.patient_id, "sms", "reminder")
     assert data["provider_message_id"] == fake.sms_requests()[0]["sid"]
+    assert "status" not in data and "error_code" not in data  # those say how a message.failed failed
 
     # The provider's own "sent" and "delivered" callbacks emit nothing new, and nothing is posted twice.
     with session_scope() as s:
