@@ -25,9 +25,9 @@ class TooLong(InvalidInput):
     """A text field is longer than its column allows; ``field`` is the attribute name (for forms and the API)."""
 
     def __init__(self, model: type[Any], field: str, limit: int, length: int) -> None:
-        self.model, self.field, self.limit = model, field, limit
         label = f"{model.__tablename__.replace('_', ' ')} {field.replace('_', ' ')}"
-        super().__init__(f"the {label} is too long: at most {limit} characters, not {length}")
+        super().__init__(f"the {label} is too long: at most {limit} characters, not {length}", field=field)
+        self.model, self.limit = model, limit
 
 
 def max_length(model: type[Any], field: str) -> int | None:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from engage.cli import main
 from engage.clock import frozen, utcnow
 from engage.db import session_scope
-from engage.records.limits import max_length
+from engage.records.limits import TooLong, check_values, max_length
 from engage.records.models import Appointment, AppointmentStatus, Clinic, Patient, TreatmentPlan
 
 pytestmark = pytest.mark.usefixtures("db_url")
@@ -71,6 +71,12 @@ def soon(days: int = 3, hour: int = 15) -> datetime:
 def test_the_limits_are_the_columns_own() -> None:
     assert max_length(Patient, "first_name") == 100 and max_length(Clinic, "name") == 200
     assert max_length(Clinic, "address") == 500  # a Text column, limited by its info
+
+
+def test_a_too_long_value_names_its_field_for_forms_and_the_api() -> None:
+    with pytest.raises(TooLong) as refused_name:
+        check_values(Patient, first_name="A" * 101)
+    assert (refused_name.value.field, refused_name.value.limit) == ("first_name", 100)
 
 
 @pytest.mark.parametrize(
