@@ -11,7 +11,9 @@ from starlette.exceptions import HTTPException
 from engage.conversation.inbox import get_reply_in_clinic
 from engage.delivery.resolve import get_message_in_clinic
 from engage.errors import NotFound
+from engage.integrations.endpoints import get_endpoint
 from engage.records.models import Appointment, Enrollment, InboundMessage, Message, Patient, StaffUser, TreatmentPlan
+from engage.records.outgoing_webhooks import WebhookEndpoint
 from engage.records.staff import get_staff_in_clinic
 from engage.web.staff.pages import Staff
 
@@ -65,5 +67,12 @@ def get_reply_for(session: Session, staff: Staff, reply_id: int) -> InboundMessa
 def get_staff_user_for(session: Session, staff: Staff, staff_id: int) -> StaffUser:
     try:
         return get_staff_in_clinic(session, staff.clinic_id, staff_id)
+    except NotFound:
+        raise _not_found() from None
+
+
+def get_endpoint_for(session: Session, staff: Staff, endpoint_id: int) -> WebhookEndpoint:
+    try:
+        return get_endpoint(session, staff.clinic_id, endpoint_id)
     except NotFound:
         raise _not_found() from None

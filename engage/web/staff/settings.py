@@ -1,4 +1,4 @@
-"""``/settings`` (admin only): clinic details, quiet hours, staff accounts and API tokens."""
+"""``/settings`` (admin only): clinic details, quiet hours, staff accounts, API tokens and webhook endpoints."""
 
 from __future__ import annotations
 
@@ -11,30 +11,40 @@ from starlette.exceptions import HTTPException
 
 from engage.db import session_scope
 from engage.errors import InvalidInput, NotFound
+from engage.integrations import endpoints as webhooks
+from engage.integrations.deliver import MAX_ATTEMPTS
 from engage.records import api_tokens
 from engage.records import staff as accounts
 from engage.records.clinics import update_clinic
 from engage.records.models import Clinic
+from engage.records.outgoing_webhooks import WebhookEndpoint
 from engage.records.quiet_hours import describe_quiet_hours
 from engage.records.roles import Action
 from engage.schedule.clinic_hours import set_quiet_hours
 from engage.schedule.explain import describe_result
 from engage.web.staff.auth import CurrentStaff, require
-from engage.web.staff.loaders import get_staff_user_for
+from engage.web.staff.loaders import get_endpoint_for, get_staff_user_for
 from engage.web.staff.pages import Staff, redirect, render
 
 router = APIRouter()
 
 
-def _page(request: Request, staff: Staff, new_token: str | None = None) -> HTMLResponse:
+def _page(request: Request, staff: Staff, new_token: str | None = None, new_endpoint: WebhookEndpoint | None = None,
+          webhook_form: dict[str, str] | None = None, webhook_errors: dict[str, str] | None = None,
+          status_code: int = 200) -> HTMLResponse:
+    """The settings page; ``new_token`` and ``new_endpoint``'s secret are shown on this answer only."""
     with session_scope() as session:
         clinic = session.get_one(Clinic, staff.clinic_id)
         people = accounts.list_staff(session, staff.clinic_id)
         emails = {a.id: a.email for a in people}
         tokens = [(t, emails.get(t.staff_user_id, "")) for t in api_tokens.list_tokens(session, clinic_id=clinic.id)]
-        return render(request, "settings.html", staff, nav="settings", clinic=clinic,
+        hooks = [(e, next(iter(webhooks.recent_events(session, e, limit=1)), None))
+                 for e in webhooks.list_endpoints(session, clinic.id)]
+        return render(request, "settings.html", staff, status_code=status_code, nav="settings", clinic=clinic,
                       quiet=describe_quiet_hours(clinic.quiet_hours), accounts=people, tokens=tokens,
-                      new_token=new_token)
+                      new_token=new_token, webhooks=hooks, new_endpoint=new_endpoint,
+                      max_endpoints=webhooks.MAX_ENDPOINTS, webhook_form=webhook_form or {},
+                      webhook_errors=webhook_errors or {})
 
 
 @router.get("/settings", response_class=HTMLResponse)
@@ -43,13 +53,13 @@ async def settings_page(request: Request, staff: CurrentStaff) -> HTMLResponse:
     return await run_in_threadpool(_page, request, staff)
 
 
-async def _save(staff: Staff, work, done: str) -> Response:  # type: ignore[no-untyped-def]
+async def _save(staff: Staff, work, done: str, to: str = "/settings") -> Response:  # type: ignore[no-untyped-def]
     require(staff, Action.ADMIN)
     try:
         notice = await run_in_threadpool(work)
     except InvalidInput as exc:
         notice = f"{done} failed: {exc}."
-    return redirect("/settings", notice)
+    return redirect(to, notice)
 
 
 @router.post("/settings/clinic")
@@ -146,6 +156,54 @@ async def revoke_token(staff: CurrentStaff, token_id: int) -> Response:
             return f"API token {token_id} revoked."
 
     return await _save(staff, work, "Revoking the token")
+
+
+@router.post("/settings/webhooks", response_class=HTMLResponse)
+async def add_webhook(request: Request, staff: CurrentStaff, url: Annotated[str, Form()] = "",
+                      label: Annotated[str, Form()] = "") -> Response:
+    """A new webhook endpoint; its signing secret is shown once, on the page that answers."""
+    require(staff, Action.ADMIN)
+
+    def work() -> HTMLResponse:
+        with session_scope() as session:
+            endpoint = webhooks.create_endpoint(session, staff.clinic_id, url, label, actor=staff.email)
+            session.commit()
+            return _page(request, staff, new_endpoint=endpoint)
+
+    try:
+        return await run_in_threadpool(work)
+    except InvalidInput as exc:
+        # Beside the field at fault (the URL's rule, a label too long); above the form otherwise (too many).
+        errors = {exc.field if exc.field in ("url", "label") else "form": str(exc)}
+        return await run_in_threadpool(_page, request, staff, webhook_form={"url": url, "label": label},
+                                       webhook_errors=errors, status_code=400)
+
+
+@router.get("/settings/webhooks/{endpoint_id}", response_class=HTMLResponse)
+async def webhook_events(request: Request, staff: CurrentStaff, endpoint_id: int) -> HTMLResponse:
+    """One endpoint and its newest events: what was posted, how often, and what the endpoint answered."""
+    require(staff, Action.ADMIN)
+
+    def load() -> HTMLResponse:
+        with session_scope() as session:
+            endpoint = get_endpoint_for(session, staff, endpoint_id)
+            return render(request, "webhook_events.html", staff, nav="settings", endpoint=endpoint,
+                          events=webhooks.recent_events(session, endpoint), max_attempts=MAX_ATTEMPTS)
+
+    return await run_in_threadpool(load)
+
+
+@router.post("/settings/webhooks/{endpoint_id}/remove")
+async def remove_webhook(staff: CurrentStaff, endpoint_id: int) -> Response:
+    def work() -> str:
+        with session_scope() as session:
+            try:
+                endpoint = webhooks.remove_endpoint(session, staff.clinic_id, endpoint_id, actor=staff.email)
+            except NotFound:
+                raise HTTPException(status_code=404, detail="not found") from None
+            return f"Webhook endpoint {endpoint.label or endpoint.url} removed; nothing more is posted to it."
+
+    return await _save(staff, work, "Removing the webhook endpoint", to="/settings#webhooks")
 
 
 def _int_id(value: str) -> int:

@@ -7,8 +7,10 @@ import re
 from fastapi.routing import APIRoute
 
 from engage.db import session_scope
+from engage.integrations import endpoints
 from engage.records import api_tokens
 from engage.records.models import ApiToken, Appointment, AuditEvent, Enrollment, Message, MessageStatus, StaffUser
+from engage.records.outgoing_webhooks import WebhookEndpoint
 from engage.web.staff import (
     appointment_import,
     auth,
@@ -51,10 +53,12 @@ def _their_records() -> dict[str, int]:
         reply = seed.flagged_reply(session, theirs.id, them.id)
         their_staff = seed.staff(session, theirs.id, "desk@elsewhere.example")
         token, _ = api_tokens.create_token(session, staff_email=their_staff.email, label="theirs")
+        endpoint = endpoints.create_endpoint(session, theirs.id, "https://zoe.elsewhere.example/hooks", "Zoe's PMS",
+                                             actor=their_staff.email)
         assert appointment is not None
         return {"patient_id": them.id, "plan_id": plan_id, "appointment_id": appointment.id,
                 "enrollment_id": enrollment.id, "message_id": message.id, "reply_id": reply.id,
-                "staff_id": their_staff.id, "token_id": token.id}
+                "staff_id": their_staff.id, "token_id": token.id, "endpoint_id": endpoint.id}
 
 
 def test_every_route_answers_404_for_another_clinics_ids_and_changes_nothing(db_url: str) -> None:
@@ -83,3 +87,4 @@ def test_every_route_answers_404_for_another_clinics_ids_and_changes_nothing(db_
         assert session.get_one(Message, ids["message_id"]).status is MessageStatus.UNKNOWN
         assert session.get_one(StaffUser, ids["staff_id"]).active
         assert session.get_one(ApiToken, ids["token_id"]).revoked_at is None
+        assert session.get_one(WebhookEndpoint, ids["endpoint_id"]).active
