@@ -28,7 +28,7 @@ from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.web.staff.support import HTML, signed_in
 
 ADMIN = "admin@clinic.example"
-SECRET = re.compile(r"<code>(whsec_[^<]+)</code>")
+SECRET = re.compile(r'<code id="webhook-secret">(whsec_[^<]+)</code>')
 REFUSED_HTTP = "a webhook URL must use https (plain http only to this machine, for trying it out)"
 
 
@@ -132,8 +132,8 @@ def test_admin_removes_an_endpoint_its_owed_events_are_dropped_and_it_is_gone(db
     ids = _clinic()
     endpoint_id = _endpoint(ids["clinic"])
     with session_scope() as session:
-        session.add(WebhookEvent(endpoint_id=endpoint_id, event_id="evt_consent_changed_1", type=EventType.CONSENT_CHANGED,
-                                 subject_id=1, occurred_at=utcnow(), next_attempt_at=utcnow()))
+        session.add(WebhookEvent(endpoint_id=endpoint_id, event_id="evt_consent_changed_1", subject_id=1,
+                                 type=EventType.CONSENT_CHANGED, occurred_at=utcnow(), next_attempt_at=utcnow()))
     client, csrf = signed_in(ADMIN)
     answer = client.post(f"/settings/webhooks/{endpoint_id}/remove", data={"csrf_token": csrf},
                          follow_redirects=False)
