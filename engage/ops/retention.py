@@ -26,7 +26,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, cast, delete, update
+from sqlalchemy import Delete, String, Update, cast, delete, update
+from sqlalchemy.orm import Session
 
 from engage import clock
 from engage.config import get_settings
@@ -65,29 +66,18 @@ def purge(older_than: timedelta, *, now: datetime | None = None, actor: str = "s
         raise ValueError(f"the retention window must be at least {MIN_WINDOW.days} days, not {older_than}")
     cutoff = (now or clock.utcnow()) - older_than
     with session_scope() as session:
-        messages = session.execute(
-            update(Message)
-            .where(Message.due_at < cutoff, Message.status.not_in(IN_FLIGHT), cast(Message.context, String) != "{}")
-            .values(context={})
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        events = session.execute(
-            update(DeliveryEvent)
-            .where(DeliveryEvent.received_at < cutoff, cast(DeliveryEvent.payload, String) != "{}")
-            .values(payload={})
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        inbound = session.execute(
-            update(InboundMessage)
-            .where(InboundMessage.received_at < cutoff, InboundMessage.body != "")
-            .values(body="")
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        hooks = session.execute(
-            delete(WebhookEvent)
-            .where(WebhookEvent.occurred_at < cutoff, WebhookEvent.status != EventStatus.PENDING)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        messages = _changed(session, update(Message)
+                            .where(Message.due_at < cutoff, Message.status.not_in(IN_FLIGHT),
+                                   cast(Message.context, String) != "{}")
+                            .values(context={}))
+        events = _changed(session, update(DeliveryEvent)
+                          .where(DeliveryEvent.received_at < cutoff, cast(DeliveryEvent.payload, String) != "{}")
+                          .values(payload={}))
+        inbound = _changed(session, update(InboundMessage)
+                           .where(InboundMessage.received_at < cutoff, InboundMessage.body != "")
+                           .values(body=""))
+        hooks = _changed(session, delete(WebhookEvent)
+                         .where(WebhookEvent.occurred_at < cutoff, WebhookEvent.status != EventStatus.PENDING))
         files = _purge_outbox(Path(get_settings().outbox_dir), cutoff)
         result = PurgeResult(cutoff, messages, events, inbound, files, hooks)
         audit(session, clinic_id=None, actor=actor, action="purge", subject_type="retention", subject_id=None,
@@ -95,6 +85,12 @@ def purge(older_than: timedelta, *, now: datetime | None = None, actor: str = "s
     log.info("purge before %s: %d message contexts, %d delivery payloads, %d reply texts, %d outbox files, "
              "%d webhook events", cutoff.isoformat(), messages, events, inbound, files, hooks)
     return result
+
+
+def _changed(session: Session, statement: Update | Delete) -> int:
+    """Run a set-based UPDATE or DELETE; how many rows it touched."""
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _purge_outbox(directory: Path, cutoff: datetime) -> int:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     Boolean,
     ForeignKey,
     Index,
@@ -102,7 +103,7 @@ class WebhookEvent(Base):
     delivered_at: Mapped[datetime | None]
 
 
-_IDS = bindparam("ids", expanding=True)
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 
 
 def event_id(event_type: EventType, subject_id: int) -> str:
