@@ -9,16 +9,20 @@ How the search box is read:
 - anything else is words, each of which must start the first or the last name
   (case-insensitive): ``ana ru`` finds Ana Ruiz.
 
-An empty query lists everyone. Results are ordered by last name, first name, id.
+An empty query lists everyone. Results are ordered by last name, first name, id
+(case-insensitive). Two ways to page through them: :func:`search_patients` by page number
+(the staff app, which shows "page 3 of 7"), and :func:`search_patients_after` by keyset
+(the API's cursor): it continues after the last row seen, so patients added or removed
+meanwhile never shift a row onto another page or show one twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import phonenumbers
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from engage.config import get_settings
@@ -92,6 +96,22 @@ def match_condition(query: str, region: str) -> ColumnElement[bool] | None:
     )
 
 
+class PatientKey(NamedTuple):
+    """Where a patient stands in the search order: their names as the database sorts them, and their id."""
+
+    last_name: str
+    first_name: str
+    id: int
+
+
+@dataclass(frozen=True)
+class PatientSlice:
+    """Patients after a :class:`PatientKey`; ``next_key`` continues after the last one (None: no more)."""
+
+    patients: list[Patient]
+    next_key: PatientKey | None
+
+
 def search_patients(
     session: Session, clinic_id: int, query: str = "", *, page: int = 1, per_page: int = 25
 ) -> PatientPage:
@@ -101,24 +121,52 @@ def search_patients(
     """
     if page < 1:
         raise InvalidInput("page numbers start at 1")
-    if not 1 <= per_page <= MAX_PER_PAGE:
+    _check_size(per_page)
+    where, order = _search(session, clinic_id, query)
+    total = session.scalar(select(func.count()).select_from(Patient).where(*where)) or 0
+    patients = list(session.scalars(
+        select(Patient).where(*where).order_by(*order).offset((page - 1) * per_page).limit(per_page)))
+    return PatientPage(patients=patients, total=total, page=page, per_page=per_page)
+
+
+def search_patients_after(
+    session: Session, clinic_id: int, query: str = "", *, after: PatientKey | None = None, limit: int = 25
+) -> PatientSlice:
+    """Up to ``limit`` patients of ``clinic_id`` matching ``query`` that come after ``after`` in the search
+    order (from the start without it). The keys compare in the database, as it sorts, so a key from
+    ``next_key`` always continues exactly where the slice ended.
+
+    Raises ``InvalidInput`` for a size outside 1..200.
+    """
+    _check_size(limit)
+    where, order = _search(session, clinic_id, query)
+    if after is not None:
+        where.append(tuple_(*order) > tuple_(after.last_name, after.first_name, after.id))
+    statement: Select[tuple[Patient, str, str]] = (
+        select(Patient, order[0], order[1]).where(*where).order_by(*order).limit(limit + 1))
+    rows = session.execute(statement).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_key = PatientKey(rows[-1][1], rows[-1][2], rows[-1][0].id) if more else None
+    return PatientSlice(patients=[row[0] for row in rows], next_key=next_key)
+
+
+def _check_size(size: int) -> None:
+    if not 1 <= size <= MAX_PER_PAGE:
         raise InvalidInput(f"a page holds 1 to {MAX_PER_PAGE} patients")
+
+
+def _search(session: Session, clinic_id: int, query: str) -> tuple[list[ColumnElement[bool]], list[Any]]:
+    """The WHERE clauses and the ORDER BY (lower last name, lower first name, id) of a search."""
     clinic: Clinic = get(session, Clinic, clinic_id)
-    where = [Patient.clinic_id == clinic.id]
+    where: list[ColumnElement[bool]] = [Patient.clinic_id == clinic.id]
     condition = match_condition(query, clinic.region or get_settings().default_region)
     if condition is not None:
         where.append(condition)
-    total = session.scalar(select(func.count()).select_from(Patient).where(*where)) or 0
     last: ColumnElement[str] = func.lower(Patient.last_name)
     first: ColumnElement[str] = func.lower(Patient.first_name)
     if condition is not None:
         # The same order, written so PostgreSQL cannot walk the list-order index: it would read most of
         # the clinic looking for a few matches (LIMIT), where fetching the matches and sorting them is quick.
         last, first = last.concat(""), first.concat("")
-    patients = list(
-        session.scalars(
-            select(Patient).where(*where).order_by(last, first, Patient.id)
-            .offset((page - 1) * per_page).limit(per_page)
-        )
-    )
-    return PatientPage(patients=patients, total=total, page=page, per_page=per_page)
+    return where, [last, first, Patient.id]

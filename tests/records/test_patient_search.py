@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from engage.errors import InvalidInput
-from engage.records.patient_search import search_patients
+from engage.records.patient_search import search_patients, search_patients_after
 from tests import seed
 
 
@@ -55,3 +55,25 @@ def test_another_clinics_patients_never_appear_and_pages_add_up(session: Session
         p.id for p in search_patients(session, clinic_id, "").patients}
     with pytest.raises(InvalidInput):
         search_patients(session, clinic_id, "", page=0)
+
+
+def test_keyset_slices_continue_after_the_last_row_in_the_same_order_as_pages(session: Session, clinic_id: int) -> None:
+    for n, (first, last) in enumerate((("bea", "RUIZ"), ("Carla", "ruiz"), ("Zoe", "Becker"))):
+        seed.patient(session, clinic_id, first, last, phone=f"+1415555017{n}")
+    session.flush()
+    everyone = [p.id for p in search_patients(session, clinic_id, "").patients]
+    slices, after = [], None
+    while True:
+        found = search_patients_after(session, clinic_id, "", after=after, limit=2)
+        slices.append([p.id for p in found.patients])
+        if found.next_key is None:
+            break
+        after = found.next_key
+    assert [i for s in slices for i in s] == everyone and [len(s) for s in slices] == [2, 2, 2]
+    # A row added before the position does not move the rest; the key compares names as the database sorts them.
+    seed.patient(session, clinic_id, "Aaron", "Aaronson", phone="+14155550177")
+    session.flush()
+    ruiz = search_patients_after(session, clinic_id, "ruiz", limit=1)
+    assert ruiz.next_key is not None and ruiz.next_key.last_name == "ruiz"
+    rest = search_patients_after(session, clinic_id, "ruiz", after=ruiz.next_key, limit=5)
+    assert [p.first_name for p in ruiz.patients + rest.patients] == ["Ana", "bea", "Carla"] and rest.next_key is None

@@ -117,20 +117,3 @@ def decode_cursor(cursor: str | None) -> int | None:
         raise InvalidInput("this cursor is not one the API gave out; start again without it",
                            field="query:cursor") from None
 
-
-def encode_page(page: int) -> str:
-    return base64.urlsafe_b64encode(f"page:{page}".encode()).decode().rstrip("=")
-
-
-def decode_page(cursor: str | None) -> int:
-    """The page number a cursor from :func:`encode_page` stands for (1 without one); 422 for any other text."""
-    if not cursor:
-        return 1
-    try:
-        prefix, _, value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition(":")
-        if prefix != "page" or int(value) < 1:
-            raise ValueError
-        return int(value)
-    except ValueError:
-        raise InvalidInput("this cursor is not one the API gave out; start again without it",
-                           field="query:cursor") from None

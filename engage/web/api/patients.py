@@ -11,18 +11,17 @@ from engage.conversation.outcomes import list_outcomes, outcome_json
 from engage.records import patients
 from engage.records.lookup import get_in_clinic
 from engage.records.models import Patient, TreatmentPlan
-from engage.records.patient_search import patient_summary, search_patients
+from engage.records.patient_search import PatientKey, patient_summary, search_patients_after
 from engage.schedule import patient_changes
 from engage.schedule.enrollments import timeline
 from engage.web.api.context import (
     CallerDep,
     IdempotencyKeyHeader,
     PatientsWriter,
-    decode_page,
-    encode_page,
     read,
     write,
 )
+from engage.web.api.cursors import make_cursor, read_cursor
 from engage.web.api.problems import ERRORS
 from engage.web.api.schemas import (
     ConsentIn,
@@ -73,13 +72,18 @@ def find_patients(
     limit: Annotated[int, Query(ge=1, le=200)] = 25,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> Any:
-    """Patients of the token's clinic matching `q` (everyone without it), by last name, first name."""
+    """Patients of the token's clinic matching `q` (everyone without it), by last name, first name.
+
+    `next_cursor` continues after the last patient of this page: patients added or removed meanwhile
+    never move a patient onto another page, so each one is listed once. A cursor works only with the
+    same `q`."""
 
     def work(session: Session) -> dict[str, Any]:
-        page = search_patients(session, caller.clinic_id, q, page=decode_page(cursor), per_page=limit)
-        more = page.page < page.pages
-        return {"items": [patient_summary(p) for p in page.patients],
-                "next_cursor": encode_page(page.page + 1) if more else None}
+        scope = {"clinic": caller.clinic_id, "q": " ".join(q.split()).lower()}
+        after = PatientKey(*read_cursor("patients", scope, cursor)) if cursor else None
+        found = search_patients_after(session, caller.clinic_id, q, after=after, limit=limit)
+        return {"items": [patient_summary(p) for p in found.patients],
+                "next_cursor": make_cursor("patients", scope, list(found.next_key)) if found.next_key else None}
 
     return read(work)
 
