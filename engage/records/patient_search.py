@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import phonenumbers
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from engage.config import get_settings
@@ -142,13 +142,12 @@ def search_patients_after(
     where, order = _search(session, clinic_id, query)
     if after is not None:
         where.append(tuple_(*order) > tuple_(after.last_name, after.first_name, after.id))
-    statement: Select[tuple[Patient, str, str]] = (
-        select(Patient, order[0], order[1]).where(*where).order_by(*order).limit(limit + 1))
-    rows = session.execute(statement).all()
+    statement = select(Patient, order[0], order[1]).where(*where).order_by(*order).limit(limit + 1)
+    rows = [(patient, last, first) for patient, last, first in session.execute(statement)]
     more = len(rows) > limit
-    rows = rows[:limit]
-    next_key = PatientKey(rows[-1][1], rows[-1][2], rows[-1][0].id) if more else None
-    return PatientSlice(patients=[row[0] for row in rows], next_key=next_key)
+    patients = [patient for patient, _, _ in rows[:limit]]
+    next_key = PatientKey(rows[limit - 1][1], rows[limit - 1][2], patients[-1].id) if more else None
+    return PatientSlice(patients=patients, next_key=next_key)
 
 
 def _check_size(size: int) -> None:

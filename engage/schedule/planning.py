@@ -29,6 +29,10 @@ Rules (documented here because staff and tests rely on them):
   (quiet hours permitting) when the appointment is still at least
   :data:`CATCH_UP_LEAD` away: someone booked tomorrow still gets "what to expect".
   It depends only on the enrolment time, so re-planning gives the same answer.
+- **Booking confirmations** (``appointment.booked``): one at enrolment for the visits then
+  booked, naming the first still to come, and one per visit booked later; a visit that had
+  already started when it was booked or enrolled (history recorded by staff or a sync)
+  confirms nothing, and its pre-visit steps fall in the past (skipped when planned).
 - **One message a slot**: when two occurrences of the same step land on the same
   instant (stretch day 3 after one session = stretch day 1 after the next), only the
   one from the later anchor is kept.
@@ -274,9 +278,14 @@ def _anchors(
 
 
 def _booked_anchors(counted: list[AppointmentFacts], enrollment: EnrollmentFacts) -> list[_Anchor]:
-    """One confirmation for what was booked by the enrolment (the plan), then one per later booking."""
+    """One confirmation for what was booked by the enrolment (the plan), then one per later booking.
+
+    Only for visits still ahead then: one recorded after it started (staff or a sync recording
+    history) confirms nothing, and the enrolment's confirmation names the first visit still to come.
+    """
     total = len(counted)
-    before = [a for a in counted if a.booked_at is None or a.booked_at <= enrollment.created_at]
+    before = [a for a in counted if (a.booked_at is None or a.booked_at <= enrollment.created_at)
+              and a.start > enrollment.created_at]
     anchors = []
     # Whole minutes (like the late-enrolment catch-up), so a preview just before enrolling plans the same time.
     if before:
@@ -284,7 +293,7 @@ def _booked_anchors(counted: list[AppointmentFacts], enrollment: EnrollmentFacts
                                {"session_count": total, "booked_count": len(before)}))
     anchors += [
         _Anchor(_minute(a.booked_at), f"booked:{a.id}", a.id, {"session_count": total, "booked_count": 1})
-        for a in counted if a.booked_at is not None and a.booked_at > enrollment.created_at
+        for a in counted if a.booked_at is not None and a.booked_at > enrollment.created_at and a.start > a.booked_at
     ]
     return anchors
 

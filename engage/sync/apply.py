@@ -10,6 +10,12 @@ CSV rows, FHIR resources and the API's ``PUT .../by-external-id/...`` all become
   updated only where it differs, so applying the same data twice changes nothing;
 - a changed start or length moves the appointment (its reminders move), a status of
   ``cancelled`` cancels it (its reminders are cancelled), ``completed``/``no_show`` mark it;
+- a start in the past is history the practice-management system recorded: it is written
+  (as the CLI's ``--allow-past`` does) and gets no booking confirmation, and its reminders,
+  due before now, are skipped; follow-ups after it that are still ahead are planned as usual;
+- two booked visits of one patient that would overlap once the sync is applied (in the sync,
+  or one in the sync and one already in engage) are an error at the sync's record, naming
+  the other visit (:mod:`engage.sync.overlaps`);
 - an appointment goes into the plan named by ``plan_external_id``; without one, into the
   patient's plan for ``sequence`` (external id ``<patient id>/<sequence>``), made when
   missing and enrolled in that sequence; without either, into the patient's newest active plan.
@@ -37,6 +43,7 @@ from engage.schedule import patient_changes
 from engage.schedule.enrollments import enroll_many
 from engage.schedule.reconcile import PLANNING_ACTIVE, reconcile_plan
 from engage.schedule.sequences import get_sequence
+from engage.sync.overlaps import refuse_overlaps
 from engage.sync.records import (
     PATIENT_FIELDS,
     AppointmentRecord,
@@ -69,6 +76,7 @@ def apply_sync(
     validated = validate_patients(session, clinic, patients, known, errors)
     invalid = {p.external_id.strip() for p in patients} - set(validated)
     appts = validate_appointments(session, clinic, appointments, validated, known, invalid, errors)
+    refuse_overlaps(session, appts, known, errors)
     if errors:
         raise SyncErrors(errors)
 
@@ -123,8 +131,11 @@ def _write_appointments(
             continue
         changed = False
         if current.status is AppointmentStatus.BOOKED and (current.start_at, current.end_at) != (appt.start, appt.end):
+            # Checked already, on the state the whole sync leaves (engage.sync.overlaps); a start in the
+            # past is history the practice-management system recorded (its reminders are skipped).
             report.messages += appointment_changes.move_appointment_replanned(
-                session, current.id, appt.start, actor=actor, length=appt.end - appt.start)[1]
+                session, current.id, appt.start, actor=actor, length=appt.end - appt.start, allow_past=True,
+                check_overlap=False)[1]
             report.appointments_moved += 1
             changed = True
         if current.status is not appt.status:
@@ -212,14 +223,14 @@ def _plans_for(
         report.plans_created = len(ids)
     for appt in fallback:
         patient = patients[appt.record.patient_external_id]
-        plan_id = session.scalar(select(TreatmentPlan.id).where(
+        newest = session.scalar(select(TreatmentPlan.id).where(
             TreatmentPlan.patient_id == patient.id, TreatmentPlan.status == PlanStatus.ACTIVE,
         ).order_by(TreatmentPlan.id.desc()).limit(1))
-        if plan_id is None:
+        if newest is None:
             raise SyncErrors([SyncError(appt.record.where, "sequence",
                                         "the patient has no active plan: name a sequence or a plan external id")])
-        result[appt.record.external_id] = plan_id
-        info.setdefault(plan_id, (patient.id, None, False))
+        result[appt.record.external_id] = newest
+        info.setdefault(newest, (patient.id, None, False))
     return result, info
 
 

@@ -107,6 +107,7 @@ class CheckedAppointment:
     end: datetime
     status: AppointmentStatus
     existing: Appointment | None
+    timezone: str  # the patient's, in which ``start`` was read
 
 
 def validate_patients(
@@ -200,7 +201,8 @@ def validate_appointments(
                                                            "only booked appointments move"))
         if len(errors) == before and start is not None and ext is not None and patient_ext not in invalid:
             record.external_id, record.patient_external_id = ext, patient_ext
-            valid.append(CheckedAppointment(record, start, start + timedelta(minutes=record.minutes), status, current))
+            valid.append(CheckedAppointment(record, start, start + timedelta(minutes=record.minutes), status, current,
+                                            tz))
     return valid
 
 

@@ -186,3 +186,18 @@ def test_one_booking_confirmation_for_the_plan_then_one_for_each_appointment_add
     assert confirmations[0].due_at >= enrolled + timedelta(minutes=1)  # then quiet hours (20:00 in New York)
     assert confirmations[1].due_at == added_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
     assert confirmations[0].context["booked_count"] == 3
+
+
+def test_a_visit_recorded_after_it_started_is_history_and_confirms_nothing() -> None:
+    enrolled = ENROLLED.created_at
+    past, ahead = every(7, 2, first=enrolled - timedelta(days=3))  # the plan's first visit was before the enrolment
+    sessions = [AppointmentFacts(a.id, a.start, a.end, booked_at=enrolled - timedelta(days=10)) for a in (past, ahead)]
+    late = every(7, 4, first=enrolled - timedelta(days=3))[3]
+    history = AppointmentFacts(9, enrolled + timedelta(days=20), enrolled + timedelta(days=20, minutes=45),
+                               booked_at=enrolled + timedelta(days=21))  # synced the day after it happened
+    added = AppointmentFacts(late.id, late.start, late.end, booked_at=enrolled + timedelta(days=5))
+    messages = plan_messages(PlanFacts(1), [*sessions, history, added], SHIPPED, Policy(TZ), ENROLLED)
+    confirmations = [m for m in messages if m.step_key == "booking-confirmation"]
+    assert [(m.occurrence, m.appointment_id) for m in confirmations] == [
+        ("booked:enrollment", ahead.id), (f"booked:{added.id}", added.id)]
+    assert confirmations[0].context["booked_count"] == 1

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.db import session_scope
-from engage.records import clinics
 from engage.records.models import Appointment, Enrollment, Message, MessageStatus, Patient, TreatmentPlan
 from engage.sync.csv_import import import_appointments
 from engage.sync.records import SyncErrors
@@ -32,14 +30,6 @@ def rows(*, second_start: str | None = None, second_status: str = "booked") -> s
         f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,es,,A2,{second_start or day(12)},45,{second_status},{SEQUENCE}\n",
         f"P2,Bo,Lee,+14155550124,,en,America/Chicago,B1,{day(6, 10)},30m,booked,{SEQUENCE}\n",
     ])
-
-
-@pytest.fixture
-def clinic_id(session: Session) -> int:
-    clinic = clinics.create_clinic(session, name="Back in Motion", timezone="America/New_York",
-                                   address="12 Elm St", email="front@clinic.example", sms_from="+14155550100")
-    session.commit()
-    return clinic.id
 
 
 def run(clinic_id: int, text: str) -> dict:

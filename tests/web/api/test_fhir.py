@@ -88,3 +88,18 @@ def test_an_invalid_bundle_points_at_each_bad_path_and_writes_nothing(world: Wor
     assert bad_time.status_code == 422
     assert [e["pointer"] for e in bad_time.json()["errors"]] == ["#/entry/3/resource/start"]
     assert patients == []
+
+
+def test_a_bundle_booking_one_patient_twice_at_once_points_at_the_later_entry(world: World) -> None:
+    overlapping = {**TIMES, "second_start": TIMES["first_start"].replace("T09:00", "T09:30")}
+    bundle = load("synthea_transaction.json", **overlapping)
+    bundle["entry"][3]["resource"]["participant"][0]["actor"]["reference"] = bundle["entry"][0]["fullUrl"]
+    with world.client() as api:
+        answer = api.post("/fhir", params={"sequence": SEQUENCE}, json=bundle)
+        patients = api.get("/patients", params={"q": "Hernández"}).json()["items"]
+
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert error["pointer"] == "#/entry/3/resource/start"
+    assert "overlaps appointment APT-9001 of the same patient (entry/2, " in error["detail"]
+    assert patients == []

@@ -67,3 +67,24 @@ def test_put_appointment_for_an_unknown_patient_points_at_the_field(world: World
                                                                    "start": visit(3), "sequence": SEQUENCE})
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["pointer"] == "#/patient_external_id"
+
+
+def test_put_appointment_records_a_past_visit_without_reminders_and_refuses_a_double_booking(world: World) -> None:
+    body = {"patient_external_id": "PMS-1", "sequence": SEQUENCE, "duration": "45m"}
+    with world.client() as api:
+        patient_id = api.put("/patients/by-external-id/PMS-1", json=ANA).json()["id"]
+        ahead = api.put("/appointments/by-external-id/V-1", json={**body, "start": visit(8)})
+        history = api.put("/appointments/by-external-id/V-0", json={**body, "start": visit(-9)})
+        clash = api.put("/appointments/by-external-id/V-2", json={**body, "start": visit(8, 8).replace(":00", ":30")})
+        timeline = api.get(f"/patients/{patient_id}/timeline").json()
+        plans = api.get(f"/patients/{patient_id}").json()["plans"]
+
+    assert ahead.status_code == history.status_code == 201, history.text
+    of_history = [r for r in timeline if r["appointment_id"] == history.json()["id"]]
+    assert of_history and {r["status"] for r in of_history} == {"skipped"}
+    assert [r["appointment_id"] for r in timeline if r["step"] == "booking-confirmation"] == [ahead.json()["id"]]
+    assert clash.status_code == 422 and clash.headers["content-type"] == "application/problem+json"
+    [error] = clash.json()["errors"]
+    assert error["pointer"] == "#/start" and "overlaps appointment V-1 of the same patient (booked in engage" in \
+        error["detail"]
+    assert sorted(a["external_id"] for p in plans for a in p["appointments"]) == ["V-0", "V-1"]

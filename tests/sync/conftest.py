@@ -1,0 +1,16 @@
+"""The sync tests' clinic (its patients and appointments come from the file under test)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session
+
+from engage.records import clinics
+
+
+@pytest.fixture
+def clinic_id(session: Session) -> int:
+    clinic = clinics.create_clinic(session, name="Back in Motion", timezone="America/New_York",
+                                   address="12 Elm St", email="front@clinic.example", sms_from="+14155550100")
+    session.commit()
+    return clinic.id
