@@ -21,7 +21,7 @@ from engage.delivery import heartbeat
 from engage.web import exercise_pages, middleware, patient_pages, ratelimit
 from engage.web import metrics as metrics_route
 from engage.web import staff as staff_app
-from engage.web.api import create_api
+from engage.web.api import create_api, problems
 from engage.web.webhooks import sendgrid as sendgrid_webhooks
 from engage.web.webhooks import twilio as twilio_webhooks
 
@@ -91,6 +91,9 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    if str(scope.get("path", "")).startswith("/api/"):  # the JSON API answers every error as problem+json
+        await problems.problem(413, "request body too large")(scope, receive, send)
+        return
     await PlainTextResponse("request body too large", status_code=413)(scope, receive, send)
 
 

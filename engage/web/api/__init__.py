@@ -6,11 +6,18 @@ function the CLI calls, and answers JSON (errors: RFC 9457 problem+json).
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from engage import __version__
 from engage.web.api import csv_sync, enrollments, fhir, messages, patients, plans, problems, sync, webhooks
 
+VENDOR = Path(__file__).resolve().parent.parent / "static" / "vendor"
+SWAGGER_UI = "swagger-ui-5.35.0"
 DESCRIPTION = """\
 engage's JSON API. Authenticate with `Authorization: Bearer <token>` (make one with
 `engage token create --staff EMAIL --label LABEL`); a token acts as its staff user, in
@@ -25,8 +32,21 @@ def create_api() -> FastAPI:
     """The API sub-application (mount it at ``/api``)."""
     api = FastAPI(
         title="engage API", version=__version__, description=DESCRIPTION, openapi_url="/openapi.json",
-        docs_url="/docs", redoc_url=None,
+        docs_url=None, redoc_url=None,
     )
+    api.mount("/assets", StaticFiles(directory=VENDOR), name="api-assets")
+
+    @api.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        """Swagger UI from our own copy (static/vendor), so the page works offline and leaks no visit to a CDN."""
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json", title="engage API",
+            swagger_js_url=f"{root}/assets/{SWAGGER_UI}-bundle.min.js",
+            swagger_css_url=f"{root}/assets/{SWAGGER_UI}.min.css",
+            swagger_favicon_url="data:,",
+        )
+
     # sync first: its literal /by-external-id/ paths must win over /patients/{patient_id}.
     for router in (sync.router, patients.router, plans.plans_router, plans.appointments_router, enrollments.router,
                    messages.router, fhir.router, csv_sync.router, webhooks.router):

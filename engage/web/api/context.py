@@ -59,7 +59,8 @@ ExercisePicker = Annotated[Caller, Depends(allowed_to(Action.PICK_EXERCISES))]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Retry-safe POST: the same key and body answer as the first time, "
-           "creating nothing; the same key with another body is refused (422)."),
+           "creating nothing; the same key with another body is refused (422).",
+           examples=["5f0c2f8e-1b7a-4c1e-9a53-2d4b8f7e6a10"]),
 ]
 
 

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 from engage.errors import InvalidInput
 from engage.sync.csv_import import import_appointments
 from engage.web.api.context import IdempotencyKeyHeader, PlansWriter, read, write
-from engage.web.api.problems import ERRORS
+from engage.web.api.problems import errors
+from engage.web.api.schemas import SyncReportOut
 
-router = APIRouter(tags=["sync"], responses=ERRORS)
+router = APIRouter(tags=["sync"], responses=errors(401, 422))
 
 EXAMPLE = (
     "patient_external_id,first_name,last_name,phone,email,locale,appointment_external_id,start,duration,status,"
@@ -30,8 +31,9 @@ class _Csv(BaseModel):
 
 @router.post(
     "/import/appointments", summary="Sync appointments (and their patients) from a CSV export",
-    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {
-        "schema": {"type": "string"}, "example": EXAMPLE}}}},
+    response_model=SyncReportOut, responses=errors(403, 413),
+    openapi_extra={"requestBody": {"required": True, "description": "The CSV file, UTF-8, a header row first",
+                                   "content": {"text/csv": {"schema": {"type": "string"}, "example": EXAMPLE}}}},
     response_description="What the import did (or would do): created, moved, unchanged, messages changed",
 )
 def import_csv(

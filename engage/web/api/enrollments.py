@@ -13,11 +13,11 @@ from engage.records.models import Enrollment, Patient
 from engage.schedule import enrollments
 from engage.schedule.reconcile import ReconcileResult
 from engage.web.api.context import IdempotencyKeyHeader, PlansWriter, write
-from engage.web.api.problems import ERRORS
+from engage.web.api.problems import errors
 from engage.web.api.schemas import EnrollmentIn, EnrollmentOut
 
-router = APIRouter(prefix="/enrollments", tags=["enrollments"], responses=ERRORS)
-EnrollmentId = Annotated[int, Path()]
+router = APIRouter(prefix="/enrollments", tags=["enrollments"], responses=errors(401, 422))
+EnrollmentId = Annotated[int, Path(description="engage's enrolment id", examples=[7])]
 
 
 def enrollment_out(enrollment: Enrollment, result: ReconcileResult) -> dict[str, Any]:
@@ -27,7 +27,8 @@ def enrollment_out(enrollment: Enrollment, result: ReconcileResult) -> dict[str,
     }
 
 
-@router.post("", status_code=201, response_model=EnrollmentOut, summary="Enrol a plan into a sequence")
+@router.post("", status_code=201, response_model=EnrollmentOut, summary="Enrol a plan into a sequence",
+             responses=errors(403, 404, 413))
 def create_enrollment(body: EnrollmentIn, request: Request, caller: PlansWriter,
                       key: IdempotencyKeyHeader = None) -> Any:
     """Plan every message of the sequence for the plan's appointments; `changes.inserted` says how many."""
@@ -40,8 +41,9 @@ def create_enrollment(body: EnrollmentIn, request: Request, caller: PlansWriter,
     return write(request, caller, key, body, work, status_code=201)
 
 
-def _change_route(verb: str, change: Callable[..., tuple[Enrollment, ReconcileResult]], doc: str) -> None:
-    @router.post(f"/{{enrollment_id}}/{verb}", response_model=EnrollmentOut, summary=doc, name=f"{verb}_enrollment")
+def _change_route(verb: str, change: Callable[..., tuple[Enrollment, ReconcileResult]], doc: str, more: str) -> None:
+    @router.post(f"/{{enrollment_id}}/{verb}", response_model=EnrollmentOut, summary=doc, name=f"{verb}_enrollment",
+                 description=more, responses=errors(403, 404))
     def route(enrollment_id: EnrollmentId, request: Request, caller: PlansWriter,
               key: IdempotencyKeyHeader = None) -> Any:
         def work(session: Session) -> dict[str, Any]:
@@ -51,6 +53,9 @@ def _change_route(verb: str, change: Callable[..., tuple[Enrollment, ReconcileRe
         return write(request, caller, key, None, work)
 
 
-_change_route("pause", enrollments.pause, "Pause: pending messages are held (cancelled, 'paused')")
-_change_route("resume", enrollments.resume, "Resume: held messages still in the future are scheduled again")
-_change_route("cancel", enrollments.cancel, "Cancel for good: pending messages are cancelled")
+_change_route("pause", enrollments.pause, "Pause: pending messages are held (cancelled, 'paused')",
+              "Nothing more is sent until it is resumed; `changes.cancelled` says how many messages were held.")
+_change_route("resume", enrollments.resume, "Resume: held messages still in the future are scheduled again",
+              "Messages whose time passed while paused stay cancelled; `changes.revived` counts the others.")
+_change_route("cancel", enrollments.cancel, "Cancel for good: pending messages are cancelled",
+              "The enrolment cannot be resumed; enrol the plan again to start over.")

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from engage.sync.fhir import sync_bundle
 from engage.web.api.context import IdempotencyKeyHeader, PlansWriter, write
-from engage.web.api.problems import ERRORS
+from engage.web.api.problems import errors
 
-router = APIRouter(tags=["sync"], responses=ERRORS)
+router = APIRouter(tags=["sync"], responses=errors(401, 422))
 
 EXAMPLE = {
     "resourceType": "Bundle", "type": "transaction",
@@ -35,6 +35,13 @@ EXAMPLE = {
 }
 
 
+RESPONSE_EXAMPLE = {
+    "resourceType": "Bundle", "type": "transaction-response",
+    "entry": [{"response": {"status": "201 Created", "location": "Patient/42"}},
+              {"response": {"status": "201 Created", "location": "Appointment/881"}}],
+}
+
+
 class _Request(BaseModel):
     """What the Idempotency-Key fingerprint covers: the Bundle and the sequence."""
 
@@ -43,9 +50,11 @@ class _Request(BaseModel):
 
 
 @router.post("/fhir", summary="Sync a FHIR R4 Bundle of Patients and Appointments",
-             response_description="A transaction-response Bundle, one entry per entry sent")
+             response_description="A transaction-response Bundle, one entry per entry sent",
+             responses={200: {"content": {"application/json": {"example": RESPONSE_EXAMPLE}}}, **errors(403, 413)})
 def post_bundle(
-    request: Request, caller: PlansWriter, bundle: Annotated[dict[str, Any], Body(examples=[EXAMPLE])],
+    request: Request, caller: PlansWriter,
+    bundle: Annotated[dict[str, Any], Body(examples=[EXAMPLE], description="A FHIR R4 Bundle (JSON)")],
     sequence: Annotated[str | None, Query(description="Enrol new plans in this sequence",
                                           examples=["dry-needling-sciatica"])] = None,
     key: IdempotencyKeyHeader = None,

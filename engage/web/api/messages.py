@@ -14,23 +14,32 @@ from engage.records.lookup import get_in_clinic
 from engage.records.models import Patient
 from engage.schedule.message_list import list_messages, message_json
 from engage.web.api.context import CallerDep, decode_cursor, encode_cursor, read
-from engage.web.api.problems import ERRORS
+from engage.web.api.problems import errors
 from engage.web.api.schemas import InboxItem, MessageOut, Page
 
-router = APIRouter(tags=["messages"], responses=ERRORS)
+router = APIRouter(tags=["messages"], responses=errors(401, 422))
 
 
-@router.get("/messages", response_model=Page[MessageOut], summary="The outbox, newest first")
+@router.get("/messages", response_model=Page[MessageOut], summary="The outbox, newest first", responses=errors(404))
 def get_messages(
     caller: CallerDep,
-    status: Annotated[str | None, Query(examples=["failed"], description="scheduled, sent, failed, ...")] = None,
-    channel: Annotated[str | None, Query(examples=["sms"])] = None,
-    patient_id: int | None = None,
-    due_from: Annotated[datetime | None, Query(description="Due at or after (ISO 8601 with offset)")] = None,
-    due_to: Annotated[datetime | None, Query(description="Due before")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    status: Annotated[str | None, Query(examples=["failed"], description=(
+        "Only this status: scheduled, queued, sending, sent, delivered, undelivered, bounced, failed, cancelled, "
+        "skipped, unknown"))] = None,
+    channel: Annotated[str | None, Query(examples=["sms"], description="Only this channel: sms or email")] = None,
+    patient_id: Annotated[int | None, Query(examples=[42], description="Only this patient's (404 outside the "
+                                                                       "token's clinic)")] = None,
+    due_from: Annotated[datetime | None, Query(description="Due at or after (ISO 8601 with offset)",
+                                               examples=["2026-12-01T00:00:00-05:00"])] = None,
+    due_to: Annotated[datetime | None, Query(description="Due before (ISO 8601 with offset)",
+                                             examples=["2026-12-08T00:00:00-05:00"])] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Messages per page", examples=[50])] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page",
+                                        examples=["aWQ6MzA1MQ"])] = None,
 ) -> Any:
+    """The clinic's outbox rows, newest first, filtered as on the staff Messages page. Pages continue below the
+    last id seen, so messages planned meanwhile never shift a page."""
+
     def work(session: Session) -> dict[str, Any]:
         if patient_id is not None:
             get_in_clinic(session, Patient, patient_id, caller.clinic_id)
@@ -47,8 +56,8 @@ def get_messages(
 @router.get("/inbox", response_model=list[InboxItem], summary="Patient replies waiting for a person")
 def get_inbox(
     caller: CallerDep,
-    include_handled: Annotated[bool, Query(description="Also replies already handled")] = False,
-    limit: Annotated[int, Query(ge=1, le=200)] = 200,
+    include_handled: Annotated[bool, Query(description="Also replies already handled", examples=[False])] = False,
+    limit: Annotated[int, Query(ge=1, le=200, description="At most this many, oldest first", examples=[50])] = 200,
 ) -> Any:
     """Flagged replies (questions, unclear answers), oldest first, with the patient's words."""
 

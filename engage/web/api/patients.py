@@ -22,7 +22,7 @@ from engage.web.api.context import (
     write,
 )
 from engage.web.api.cursors import make_cursor, read_cursor
-from engage.web.api.problems import ERRORS
+from engage.web.api.problems import errors
 from engage.web.api.schemas import (
     ConsentIn,
     ConsentOut,
@@ -36,8 +36,8 @@ from engage.web.api.schemas import (
     dump,
 )
 
-router = APIRouter(prefix="/patients", tags=["patients"], responses=ERRORS)
-PatientId = Annotated[int, Path(description="engage's patient id")]
+router = APIRouter(prefix="/patients", tags=["patients"], responses=errors(401, 422))
+PatientId = Annotated[int, Path(description="engage's patient id", examples=[42])]
 
 
 def load_patient(session: Session, clinic_id: int, patient_id: int) -> Patient:
@@ -53,7 +53,7 @@ def patient_out(session: Session, clinic_id: int, patient_id: int) -> dict[str, 
     return patients.patient_json(load_patient(session, clinic_id, patient_id))
 
 
-@router.post("", status_code=201, response_model=PatientOut, summary="Add a patient")
+@router.post("", status_code=201, response_model=PatientOut, summary="Add a patient", responses=errors(403, 413))
 def create_patient(body: PatientIn, request: Request, caller: PatientsWriter, key: IdempotencyKeyHeader = None) -> Any:
     """Add a patient to the token's clinic. Needs an email or a phone; a phone without `+` is read in the
     clinic's country."""
@@ -68,9 +68,11 @@ def create_patient(body: PatientIn, request: Request, caller: PatientsWriter, ke
 @router.get("", response_model=Page[PatientSummary], summary="Find patients")
 def find_patients(
     caller: CallerDep,
-    q: Annotated[str, Query(description="A name (`ana ru`), a phone number in any format, or an email")] = "",
-    limit: Annotated[int, Query(ge=1, le=200)] = 25,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    q: Annotated[str, Query(description="A name (`ana ru`), a phone number in any format, or an email",
+                            examples=["ana ru"])] = "",
+    limit: Annotated[int, Query(ge=1, le=200, description="Patients per page", examples=[25])] = 25,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page (with the same `q`)",
+                                        examples=["gAAAAABpLd3e...q9Q="])] = None,
 ) -> Any:
     """Patients of the token's clinic matching `q` (everyone without it), by last name, first name.
 
@@ -88,12 +90,15 @@ def find_patients(
     return read(work)
 
 
-@router.get("/{patient_id}", response_model=PatientOut, summary="A patient with plans and appointments")
+@router.get("/{patient_id}", response_model=PatientOut, summary="A patient with plans and appointments",
+            responses=errors(404))
 def get_patient(patient_id: PatientId, caller: CallerDep) -> Any:
+    """The patient's details as engage has them, with every treatment plan and its appointments."""
     return read(lambda session: patient_out(session, caller.clinic_id, patient_id))
 
 
-@router.get("/{patient_id}/timeline", response_model=list[MessageOut], summary="Every message of the patient")
+@router.get("/{patient_id}/timeline", response_model=list[MessageOut], summary="Every message of the patient",
+            responses=errors(404))
 def get_timeline(patient_id: PatientId, caller: CallerDep) -> Any:
     """Every outbox row, by due time: scheduled, sent, skipped or cancelled (with the reason)."""
 
@@ -104,8 +109,14 @@ def get_timeline(patient_id: PatientId, caller: CallerDep) -> Any:
     return read(work)
 
 
-@router.get("/{patient_id}/outcomes", response_model=list[OutcomeOut], summary="Pain scores over time")
-def get_outcomes(patient_id: PatientId, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> Any:
+@router.get("/{patient_id}/outcomes", response_model=list[OutcomeOut], summary="Pain scores over time",
+            responses=errors(404))
+def get_outcomes(
+    patient_id: PatientId, caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many, the newest", examples=[100])] = 1000,
+) -> Any:
+    """The patient's 0-10 pain scores, oldest first (replies to reassessment prompts, and staff entries)."""
+
     def work(session: Session) -> list[dict[str, Any]]:
         get_in_clinic(session, Patient, patient_id, caller.clinic_id)
         return [outcome_json(o) for o in list_outcomes(session, patient_id)[-limit:]]
@@ -113,7 +124,8 @@ def get_outcomes(patient_id: PatientId, caller: CallerDep, limit: Annotated[int,
     return read(work)
 
 
-@router.patch("/{patient_id}", response_model=PatientOut, summary="Change a patient's details")
+@router.patch("/{patient_id}", response_model=PatientOut, summary="Change a patient's details",
+              responses=errors(403, 404, 413))
 def change_patient(patient_id: PatientId, body: PatientPatch, request: Request, caller: PatientsWriter) -> Any:
     """Only the fields sent change. A new phone, email, time zone or locale re-plans pending messages."""
 
@@ -125,7 +137,8 @@ def change_patient(patient_id: PatientId, body: PatientPatch, request: Request, 
     return write(request, caller, None, body, work)
 
 
-@router.post("/{patient_id}/consent", response_model=ConsentOut, summary="Record consent given or withdrawn")
+@router.post("/{patient_id}/consent", response_model=ConsentOut, summary="Record consent given or withdrawn",
+             responses=errors(403, 404, 413))
 def set_consent(patient_id: PatientId, body: ConsentIn, request: Request, caller: PatientsWriter,
                 key: IdempotencyKeyHeader = None) -> Any:
     """Opting out cancels the channel's pending messages; opting in brings back future ones."""

@@ -16,11 +16,13 @@ from engage.schedule import appointments
 from engage.schedule.durations import parse_duration
 from engage.schedule.enrollments import enroll
 from engage.web.api.context import CallerDep, ExercisePicker, IdempotencyKeyHeader, PlansWriter, read, write
-from engage.web.api.problems import ERRORS
+from engage.web.api.problems import errors
 from engage.web.api.schemas import AppointmentIn, AppointmentOut, AppointmentPatch, ExercisesIn, PlanIn, PlanOut
 
-plans_router = APIRouter(prefix="/plans", tags=["plans"], responses=ERRORS)
-appointments_router = APIRouter(prefix="/appointments", tags=["appointments"], responses=ERRORS)
+plans_router = APIRouter(prefix="/plans", tags=["plans"], responses=errors(401, 422))
+appointments_router = APIRouter(prefix="/appointments", tags=["appointments"], responses=errors(401, 422))
+PlanId = Annotated[int, Path(description="engage's treatment plan id", examples=[12])]
+AppointmentId = Annotated[int, Path(description="engage's appointment id", examples=[881])]
 
 
 def duration(text: str, field: str) -> Any:
@@ -39,7 +41,8 @@ def plan_out(plan: TreatmentPlan, enrollment_id: int | None = None) -> dict[str,
     }
 
 
-@plans_router.post("", status_code=201, response_model=PlanOut, summary="Create a plan and book its sessions")
+@plans_router.post("", status_code=201, response_model=PlanOut, summary="Create a plan and book its sessions",
+                   responses=errors(403, 404, 413))
 def create_plan(body: PlanIn, request: Request, caller: PlansWriter, key: IdempotencyKeyHeader = None) -> Any:
     """Book `sessions` appointments, the first at `first`, then every `every` (same local time across DST for
     whole days). With `sequence`, enrol the plan right away."""
@@ -60,13 +63,15 @@ def create_plan(body: PlanIn, request: Request, caller: PlansWriter, key: Idempo
     return write(request, caller, key, body, work, status_code=201)
 
 
-@plans_router.get("/{plan_id}", response_model=PlanOut, summary="A plan with its appointments")
-def get_plan(plan_id: Annotated[int, Path()], caller: CallerDep) -> Any:
+@plans_router.get("/{plan_id}", response_model=PlanOut, summary="A plan with its appointments", responses=errors(404))
+def get_plan(plan_id: PlanId, caller: CallerDep) -> Any:
+    """The plan, its appointments in start order, and the exercises the practitioner picked."""
     return read(lambda session: plan_out(get_in_clinic(session, TreatmentPlan, plan_id, caller.clinic_id)))
 
 
-@plans_router.put("/{plan_id}/exercises", response_model=PlanOut, summary="Set the exercises the practitioner picked")
-def put_exercises(plan_id: Annotated[int, Path()], body: ExercisesIn, request: Request, caller: ExercisePicker) -> Any:
+@plans_router.put("/{plan_id}/exercises", response_model=PlanOut, summary="Set the exercises the practitioner picked",
+                  responses=errors(403, 404, 413))
+def put_exercises(plan_id: PlanId, body: ExercisesIn, request: Request, caller: ExercisePicker) -> Any:
     """Replace the plan's exercises with `exercises` (library keys, in order). An unknown key or one given twice
     is refused (422) and nothing changes."""
 
@@ -80,7 +85,8 @@ def put_exercises(plan_id: Annotated[int, Path()], body: ExercisesIn, request: R
     return write(request, caller, None, body, work)
 
 
-@appointments_router.post("", status_code=201, response_model=AppointmentOut, summary="Book one more appointment")
+@appointments_router.post("", status_code=201, response_model=AppointmentOut, summary="Book one more appointment",
+                          responses=errors(403, 404, 413))
 def create_appointment(body: AppointmentIn, request: Request, caller: PlansWriter,
                        key: IdempotencyKeyHeader = None) -> Any:
     """Book an appointment in a plan; enrolled sequences plan its reminders at once."""
@@ -97,8 +103,9 @@ def create_appointment(body: AppointmentIn, request: Request, caller: PlansWrite
     return write(request, caller, key, body, work, status_code=201)
 
 
-@appointments_router.patch("/{appointment_id}", response_model=AppointmentOut, summary="Move, cancel, complete")
-def change_appointment(appointment_id: Annotated[int, Path()], body: AppointmentPatch, request: Request,
+@appointments_router.patch("/{appointment_id}", response_model=AppointmentOut, summary="Move, cancel, complete",
+                           responses=errors(403, 404, 413))
+def change_appointment(appointment_id: AppointmentId, body: AppointmentPatch, request: Request,
                        caller: PlansWriter) -> Any:
     """`start` moves a booked appointment (its reminders move too); `status` cancels (reminders cancelled),
     completes or marks a no-show. Both at once: the move first."""

@@ -83,18 +83,57 @@ def _field(name: str) -> dict[str, str]:
     return {"pointer": "#/" + name.replace(".", "/")}
 
 
-#: For the OpenAPI document: what every error answer looks like.
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "description": "An RFC 9457 problem; `errors` has one entry per invalid field",
-    "content": {PROBLEM: {"example": {
-        "type": "about:blank", "title": "Invalid input", "status": 422,
-        "detail": "1 invalid field(s); nothing was written",
-        "errors": [{"pointer": "#/phone", "detail": "invalid phone number: write it with a country code"}],
-    }}},
+def _documented(status: int, description: str, detail: str, errors: list[dict[str, str]] | None = None,
+                ) -> dict[str, Any]:
+    example: dict[str, Any] = {"type": "about:blank", "title": _TITLES[status], "status": status, "detail": detail}
+    if errors is not None:
+        example["errors"] = errors
+    return {"description": description, "content": {PROBLEM: {"schema": PROBLEM_JSON_SCHEMA, "example": example}}}
+
+
+#: For the OpenAPI document: the shape of every error answer.
+PROBLEM_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "Problem", "required": ["type", "title", "status", "detail"],
+    "description": "An RFC 9457 problem",
+    "properties": {
+        "type": {"type": "string", "description": "Always `about:blank`: the status says what happened",
+                 "examples": ["about:blank"]},
+        "title": {"type": "string", "description": "The status in words", "examples": ["Invalid input"]},
+        "status": {"type": "integer", "description": "The HTTP status", "examples": [422]},
+        "detail": {"type": "string", "description": "What went wrong, for a person",
+                   "examples": ["1 invalid field(s); nothing was written"]},
+        "errors": {
+            "type": "array", "description": "One entry per invalid field (422 only)",
+            "examples": [[{"pointer": "#/phone", "detail": "invalid phone number: write it with a country code"}]],
+            "items": {"type": "object", "properties": {
+                "pointer": {"type": "string", "description": "A JSON pointer into the body", "examples": ["#/phone"]},
+                "parameter": {"type": "string", "description": "A query or path parameter",
+                              "examples": ["cursor"]},
+                "header": {"type": "string", "description": "A request header", "examples": ["Idempotency-Key"]},
+                "record": {"type": "string", "description": "A CSV line or a FHIR Bundle entry",
+                           "examples": ["line 7"]},
+                "detail": {"type": "string", "description": "What is wrong with it",
+                           "examples": ["invalid phone number: write it with a country code"]},
+            }},
+        },
+    },
 }
+#: Every error answer the API gives, documented with an example: pick a route's with :func:`errors`.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {**PROBLEM_SCHEMA, "description": "No bearer token, or a revoked or unknown one"},
-    403: {**PROBLEM_SCHEMA, "description": "The token's staff role may not do this"},
-    404: {**PROBLEM_SCHEMA, "description": "No such record in the token's clinic"},
-    422: PROBLEM_SCHEMA,
+    401: _documented(401, "No bearer token, or a revoked or unknown one", "this API token is unknown or revoked"),
+    403: _documented(403, "The token's staff role may not do this (a practitioner's token reads, it cannot write)",
+                     "a practitioner may not do this (edit_patients)"),
+    404: _documented(404, "No such record in the token's clinic (another clinic's id answers the same)",
+                     "no patient with id 42"),
+    413: _documented(413, "The body is over the limit: `ENGAGE_MAX_REQUEST_BYTES` (1 MB), for a CSV import "
+                          "`ENGAGE_IMPORT_MAX_BYTES` (5 MB)",
+                     "request body too large"),
+    422: _documented(422, "Invalid input: `errors` has one entry per invalid field; nothing was written",
+                     "1 invalid field(s); nothing was written",
+                     [{"pointer": "#/phone", "detail": "invalid phone number: write it with a country code"}]),
 }
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers ``statuses`` (for a route's ``responses=``)."""
+    return {status: ERRORS[status] for status in statuses}

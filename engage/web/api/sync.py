@@ -18,12 +18,14 @@ from engage.sync.records import AppointmentRecord, PatientRecord
 from engage.web.api.context import PatientsWriter, PlansWriter, write
 from engage.web.api.patients import patient_out
 from engage.web.api.plans import duration
-from engage.web.api.problems import ERRORS
+from engage.web.api.problems import errors
 from engage.web.api.schemas import AppointmentOut, AppointmentUpsert, PatientOut, PatientUpsert
 
-router = APIRouter(tags=["sync"], responses=ERRORS)
-ExternalIdPath = Annotated[str, Path(min_length=1, max_length=100, description="Your system's id")]
-_CREATED = {201: {"description": "Created (200: it existed, and was updated or left as it was)"}}
+router = APIRouter(tags=["sync"], responses=errors(401, 422))
+ExternalIdPath = Annotated[str, Path(min_length=1, max_length=100, description="Your system's id",
+                                     examples=["PMS-10042"])]
+_CREATED: dict[int | str, dict[str, Any]] = {
+    201: {"description": "Created (200: it existed, and was updated or left as it was)"}, **errors(403, 413)}
 
 
 @router.put("/patients/by-external-id/{external_id}", response_model=PatientOut, responses=_CREATED,

@@ -13,10 +13,10 @@ from engage.integrations import endpoints
 from engage.records.api_tokens import Caller
 from engage.records.roles import Action
 from engage.web.api.context import IdempotencyKeyHeader, allowed_to, read, write
-from engage.web.api.problems import ERRORS
+from engage.web.api.problems import errors
 from engage.web.api.schemas import Input
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERRORS)
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=errors(401, 403, 422))
 Admin = Annotated[Caller, Depends(allowed_to(Action.ADMIN))]
 EndpointId = Annotated[int, Path(description="engage's id of the endpoint", examples=[1])]
 
@@ -72,7 +72,7 @@ class EventList(BaseModel):
 
 
 @router.post("", status_code=201, response_model=EndpointCreated, summary="Register an endpoint",
-             description=EVENTS_DOC)
+             description=EVENTS_DOC, responses=errors(413))
 def create_endpoint(body: EndpointIn, request: Request, caller: Admin, key: IdempotencyKeyHeader = None) -> Any:
     def work(session: Session) -> dict[str, Any]:
         endpoint = endpoints.create_endpoint(session, caller.clinic_id, body.url, body.label, actor=caller.actor)
@@ -83,22 +83,27 @@ def create_endpoint(body: EndpointIn, request: Request, caller: Admin, key: Idem
 
 @router.get("", response_model=EndpointList, summary="The clinic's endpoints (never their secrets)")
 def list_endpoints(caller: Admin) -> Any:
+    """The clinic's active endpoints, oldest first; each one's secret was answered only when it was added."""
     return read(lambda session: {"endpoints": [endpoints.endpoint_json(e)
                                                for e in endpoints.list_endpoints(session, caller.clinic_id)]})
 
 
 @router.delete("/{endpoint_id}", response_model=EndpointOut, summary="Remove an endpoint",
-               description="Nothing more is posted to it; events it was still owed are dropped.")
+               description="Nothing more is posted to it; events it was still owed are dropped.",
+               responses=errors(404))
 def remove_endpoint(endpoint_id: EndpointId, request: Request, caller: Admin) -> Any:
     return write(request, caller, None, None, lambda session: endpoints.endpoint_json(
         endpoints.remove_endpoint(session, caller.clinic_id, endpoint_id, actor=caller.actor)))
 
 
-@router.get("/{endpoint_id}/events", response_model=EventList, summary="An endpoint's events and their delivery")
+@router.get("/{endpoint_id}/events", response_model=EventList, summary="An endpoint's events and their delivery",
+            responses=errors(404))
 def list_events(
     endpoint_id: EndpointId, caller: Admin,
     limit: Annotated[int, Query(ge=1, le=500, description="How many, newest first", examples=[50])] = 50,
 ) -> Any:
+    """The endpoint's newest events: whether each was delivered, how many posts it took, the last answer."""
+
     def work(session: Session) -> dict[str, Any]:
         endpoint = endpoints.get_endpoint(session, caller.clinic_id, endpoint_id)
         return {"events": [endpoints.event_json(e) for e in endpoints.recent_events(session, endpoint, limit)]}

@@ -75,4 +75,4 @@ def test_a_file_over_the_general_request_limit_is_taken_up_to_the_import_limit(w
         huge = api.post("/import/appointments?dry_run=true", content=b"\n" * 5_100_000, headers=CSV)
     assert answer.status_code == 200, answer.text
     assert answer.json()["appointments_created"] == 3
-    assert huge.status_code == 413
+    assert huge.status_code == 413 and huge.headers["content-type"] == "application/problem+json"
