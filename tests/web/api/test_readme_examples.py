@@ -1,4 +1,4 @@
-"""The files the README's curl examples send (examples/sync/) sync, and the second time change nothing."""
+"""The files the README's curl examples send (tests/fixtures/sync/) sync, and the second time change nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ CSV = {"Content-Type": "text/csv"}
 
 
 def test_the_readme_example_files_sync_and_the_second_time_change_nothing(world: World) -> None:
-    examples = Path(__file__).resolve().parents[3] / "examples" / "sync"
+    examples = Path(__file__).resolve().parents[2] / "fixtures" / "sync"
     csv_file, bundle = (examples / "appointments.csv").read_bytes(), (examples / "bundle.json").read_bytes()
     fhir = {"Content-Type": "application/fhir+json"}
     with world.client() as api:
