@@ -97,10 +97,10 @@ def apply_sync(
         rows = [{**values, "clinic_id": clinic.id, "external_id": record.external_id, "created_at": now}
                 for record, values in new_patients]
         ids = session.scalars(insert(Patient).returning(Patient.id, sort_by_parameter_order=True), rows).all()
-        for new_id in ids:
-            patient = session.get_one(Patient, new_id)
-            known[patient.external_id or ""] = patient
-            report.created_patients.add(patient.external_id or "")
+        for start in range(0, len(ids), _CHUNK):  # loaded in a few statements, not one per patient
+            for patient in session.scalars(select(Patient).where(Patient.id.in_(ids[start:start + _CHUNK]))):
+                known[patient.external_id or ""] = patient
+                report.created_patients.add(patient.external_id or "")
         report.patients_created = len(ids)
 
     _write_appointments(session, clinic, appts, known, report, actor, now)
