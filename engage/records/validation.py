@@ -115,5 +115,6 @@ def not_in_past(start_at: datetime, tz: str, *, allow_past: bool, what: str = "t
     if not allow_past and start_at < utcnow():
         local = start_at.astimezone(ZoneInfo(tz))
         raise InvalidInput(
-            f"{what} at {local:%Y-%m-%d %H:%M} ({tz}) is in the past; pass --allow-past to record one that happened"
+            f"{what} at {local:%Y-%m-%d %H:%M} ({tz}) is in the past; to record one that happened, allow it "
+            "(--allow-past; allow_past in the API)"
         )

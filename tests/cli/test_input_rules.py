@@ -133,7 +133,7 @@ def test_plan_add_and_move_into_the_past_are_refused_unless_allowed() -> None:
     patient_id = patient(clinic(), "--email", "a@example.com")
     past = utcnow() - timedelta(days=2)
 
-    assert "is in the past; pass --allow-past" in refused(
+    assert "is in the past; to record one that happened, allow it (--allow-past" in refused(
         "plan", "create", "--patient", str(patient_id), "--condition", "c", "--modality", "m",
         "--first", past.isoformat(), "--sessions", "2", "--every", "7d")
     assert count(TreatmentPlan) == 0

@@ -53,6 +53,7 @@ def create_plan(body: PlanIn, request: Request, caller: PlansWriter, key: Idempo
             session, patient_id=body.patient_id, condition=body.condition, modality=body.modality, first=body.first,
             sessions=body.sessions, every=duration(body.every, "every"), duration=duration(body.duration, "duration"),
             reassess_every=body.reassess_every, external_id=body.external_id, actor=caller.actor,
+            allow_past=body.allow_past,
         )
         enrollment_id = None
         if body.sequence:
@@ -96,7 +97,7 @@ def create_appointment(body: AppointmentIn, request: Request, caller: PlansWrite
         created = appointments.add_appointment(
             session, plan_id=body.plan_id, start=body.start, end=body.end,
             duration=duration(body.duration, "duration") if body.duration else None, external_id=body.external_id,
-            actor=caller.actor,
+            actor=caller.actor, allow_past=body.allow_past,
         )
         return plans.appointment_json(created)
 
@@ -113,7 +114,8 @@ def change_appointment(appointment_id: AppointmentId, body: AppointmentPatch, re
     def work(session: Session) -> dict[str, Any]:
         found: Appointment = get_in_clinic(session, Appointment, appointment_id, caller.clinic_id)
         if body.start is not None:
-            appointments.move_appointment(session, found.id, body.start, actor=caller.actor)
+            appointments.move_appointment(session, found.id, body.start, actor=caller.actor,
+                                          allow_past=body.allow_past)
         if body.status is not None:
             appointments.set_appointment_status(session, found.id, AppointmentStatus(body.status), actor=caller.actor)
         return plans.appointment_json(found)

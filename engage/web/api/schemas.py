@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 T = TypeVar("T")
 
@@ -31,6 +31,8 @@ _EXTERNAL_ID = Field(min_length=1, max_length=100, examples=["PMS-10042"],
 _WHEN = Field(examples=["2026-12-01T09:00", "2026-12-01T14:00:00+00:00"],
               description="ISO 8601; without an offset: the patient's local wall time")
 _UTC = Field(examples=["2026-12-01T14:00:00+00:00"], description="ISO 8601, UTC")
+_ALLOW_PAST = Field(examples=[False], description=(
+    "Record a visit that already happened (a start in the past); it gets no confirmation or reminder"))
 _DURATION = Field(examples=["45m"], description="A length: `45m`, `1h`, `1h30m`")
 _SEQUENCE = Field(examples=["dry-needling-sciatica"], description="A follow-up sequence's key (templates/sequences)")
 # Each type twice: a field that may be null carries its description and example on the field itself.
@@ -48,8 +50,11 @@ ExternalId = Annotated[str, _EXTERNAL_ID]
 MaybeExternalId = Annotated[str | None, _EXTERNAL_ID]
 When = Annotated[datetime, _WHEN]
 MaybeWhen = Annotated[datetime | None, _WHEN]
-UtcTime = Annotated[datetime, _UTC]
-MaybeUtcTime = Annotated[datetime | None, _UTC]
+# Written as ``+00:00`` like every answer the library builds itself (pydantic alone would write ``Z``).
+UtcTime = Annotated[datetime, _UTC, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
+MaybeUtcTime = Annotated[datetime | None, _UTC,
+                         PlainSerializer(lambda value: value.isoformat() if value else None, return_type=str | None)]
+AllowPast = Annotated[bool, _ALLOW_PAST]
 Duration = Annotated[str, _DURATION]
 MaybeDuration = Annotated[str | None, _DURATION]
 SequenceKey = Annotated[str, _SEQUENCE]
@@ -170,6 +175,7 @@ class PlanIn(Input):
     reassess_every: int = Field(3, ge=1, examples=[3], description="Sessions between pain reassessments")
     external_id: MaybeExternalId = None
     sequence: MaybeSequenceKey = Field(None, description="Enrol the new plan into this sequence right away")
+    allow_past: AllowPast = False
 
 
 class PlanOut(PlanSummary):
@@ -192,12 +198,14 @@ class AppointmentIn(Input):
     end: MaybeWhen = Field(None, description="ISO 8601, like `start`; or give `duration`")
     duration: MaybeDuration = Field(None, description="Instead of `end`; default: the plan's session length")
     external_id: MaybeExternalId = Field(None, examples=["V-881"], description="Your system's id for the visit")
+    allow_past: AllowPast = False
 
 
 class AppointmentPatch(Input):
     """Move (``start``) or change the status; pending reminders follow either way."""
 
     start: MaybeWhen = Field(None, description="The new start (a move keeps the length)")
+    allow_past: AllowPast = False
     status: Literal["cancelled", "completed", "no_show"] | None = Field(
         None, examples=["cancelled"], description="cancelled, or once it has started: completed or no_show")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,7 +13,7 @@ from engage.records.api_tokens import Caller
 from engage.records.roles import Action
 from engage.web.api.context import IdempotencyKeyHeader, allowed_to, read, write
 from engage.web.api.problems import errors
-from engage.web.api.schemas import Input
+from engage.web.api.schemas import Input, MaybeUtcTime, UtcTime
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=errors(401, 403, 422))
 Admin = Annotated[Caller, Depends(allowed_to(Action.ADMIN))]
@@ -42,7 +41,7 @@ class EndpointOut(BaseModel):
     url: str = Field(examples=["https://pms.example.org/engage-events"], description="Where events are posted")
     label: str = Field(examples=["PMS sync"], description="What the endpoint is for")
     active: bool = Field(examples=[True], description="False once removed")
-    created_at: datetime = Field(examples=["2026-12-01T18:30:00+00:00"], description="When it was added (UTC)")
+    created_at: UtcTime = Field(examples=["2026-12-01T18:30:00+00:00"], description="When it was added (UTC)")
     created_by: str = Field(examples=["admin@clinic.example"], description="Who added it")
 
 
@@ -60,11 +59,11 @@ class EventOut(BaseModel):
     type: str = Field(examples=["message.sent"], description="The event type")
     status: str = Field(examples=["delivered"], description="pending, delivered, failed (gave up) or dropped")
     attempts: int = Field(examples=[1], description="Posts made so far")
-    occurred_at: datetime = Field(examples=["2026-12-01T18:30:00+00:00"], description="When it happened (UTC)")
-    next_attempt_at: datetime | None = Field(examples=[None], description="When a pending event is posted next")
+    occurred_at: UtcTime = Field(examples=["2026-12-01T18:30:00+00:00"], description="When it happened (UTC)")
+    next_attempt_at: MaybeUtcTime = Field(examples=[None], description="When a pending event is posted next")
     last_status_code: int | None = Field(examples=[200], description="The endpoint's last HTTP status, if any")
     last_error: str | None = Field(examples=[None], description="`timeout`, `HTTP 500`, ... when the last post failed")
-    delivered_at: datetime | None = Field(examples=["2026-12-01T18:30:01+00:00"], description="When a 2xx came")
+    delivered_at: MaybeUtcTime = Field(examples=["2026-12-01T18:30:01+00:00"], description="When a 2xx came")
 
 
 class EventList(BaseModel):
