@@ -59,6 +59,7 @@ async def new_plan(
     staff: CurrentStaff, patient_id: int, condition: Annotated[str, Form()] = "", modality: Annotated[str, Form()] = "",
     first: Annotated[str, Form()] = "", sessions: Annotated[str, Form()] = "",
     every_days: Annotated[str, Form()] = "7", minutes: Annotated[str, Form()] = "45",
+    allow_past: Annotated[bool, Form()] = False,
 ) -> Response:
     def save() -> str:
         with session_scope() as session:
@@ -70,6 +71,7 @@ async def new_plan(
                 session, patient_id=patient.id, condition=condition, modality=modality, first=first,
                 sessions=_int(sessions, "sessions"), every=timedelta(days=_int(every_days, "days between sessions")),
                 duration=timedelta(minutes=_int(minutes, "session minutes")), actor=staff.email,
+                allow_past=allow_past,
             )
             return f"Plan created with {len(plan.appointments)} appointments."
 
@@ -81,14 +83,16 @@ async def new_plan(
 
 
 @router.post("/plans/{plan_id}/appointments")
-async def add_appointment(staff: CurrentStaff, plan_id: int, start: Annotated[str, Form()] = "") -> Response:
+async def add_appointment(staff: CurrentStaff, plan_id: int, start: Annotated[str, Form()] = "",
+                          allow_past: Annotated[bool, Form()] = False) -> Response:
     def load(session: Session) -> int:
         plan = get_plan_for(session, staff, plan_id)
         require(staff, Action.EDIT_PLANS)
         return plan.patient_id
 
     def change(session: Session) -> str:
-        _, result = appointments.add_appointment_replanned(session, plan_id=plan_id, start=start, actor=staff.email)
+        _, result = appointments.add_appointment_replanned(session, plan_id=plan_id, start=start, actor=staff.email,
+                                                           allow_past=allow_past)
         return f"Appointment added; {describe_result(result)}."
 
     patient_id, notice = await run_in_threadpool(_apply, load, change, "Appointment not added")

@@ -136,3 +136,29 @@ def test_admin_creates_an_api_token_sees_it_once_and_revokes_it(db_url: str) -> 
     assert f"API token {token_id} revoked" in revoked
     with session_scope() as session:
         assert api_tokens.authenticate(session, shown.group(1)) is None
+
+
+def test_a_session_that_already_happened_is_recorded_only_when_ticked_and_gets_no_reminder(db_url: str) -> None:
+    from engage.records.models import Appointment
+
+    ids = _clinic()
+    client, csrf = signed_in("desk@clinic.example")
+    last_week = (utcnow() - timedelta(days=7)).astimezone().strftime("%Y-%m-%dT%H:%M")
+    form = {"csrf_token": csrf, "start": last_week}
+    refused = client.post(f"/plans/{ids['plan']}/appointments", data=form)
+    assert "Appointment not added" in refused.text and "in the past" in refused.text
+    with session_scope() as session:
+        before = session.scalar(select(func.count()).select_from(Appointment)) or 0
+
+    added = client.post(f"/plans/{ids['plan']}/appointments", data={**form, "allow_past": "1"})
+    assert "Appointment added; " in added.text
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Appointment)) == before + 1
+        past = session.scalars(select(Appointment).order_by(Appointment.start_at)).first()
+        assert past is not None and past.start_at < utcnow()
+        reminders = [m for m in seed.messages(session, ids["ana"]) if m.appointment_id == past.id
+                     and m.status is MessageStatus.SCHEDULED and m.step_key in ("visit-reminder",
+                                                                              "booking-confirmation")]
+    assert reminders == []
+    page = client.get(f"/patients/{ids['ana']}", headers=HTML)
+    assert 'name="allow_past"' in page.text
