@@ -30,6 +30,9 @@ def _human(s: ops_status.Status) -> str:
         + ("  STALE" if t.stale else ""),
         f"workers      {workers}",
         f"last 24 h    {s.failed_24h} failed, {s.unknown_24h} unknown",
+        f"webhooks     {s.webhooks.pending} pending"
+        + (f" (oldest {_age(s.webhooks.oldest_pending_age_seconds)})" if s.webhooks.pending else "")
+        + f", {s.webhooks.failed_7d} given up in 7 days",
     ]
     return "\n".join(lines)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,6 +18,7 @@ from engage.config import get_settings
 from engage.db import session_scope
 from engage.delivery.heartbeat import TickStatus, last_tick
 from engage.records.models import Message, MessageStatus
+from engage.records.outgoing_webhooks import EventStatus, WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,35 @@ log = logging.getLogger(__name__)
 PING_TIMEOUT_SECONDS = 1.0
 #: The window for "recent" failed and unknown messages.
 RECENT = timedelta(hours=24)
+#: The window for outgoing webhook events given up on: retries alone take about a day.
+RECENT_WEBHOOKS = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """Outgoing webhook events still owed (and how long the oldest has waited), and recent ones given up on."""
+
+    pending: int
+    oldest_pending_age_seconds: float | None
+    failed_7d: int
+
+    def as_dict(self) -> dict[str, Any]:
+        age = self.oldest_pending_age_seconds
+        return {"pending": self.pending, "oldest_pending_age_seconds": None if age is None else round(age, 3),
+                "failed_7d": self.failed_7d}
+
+
+def webhooks(session: Session, now: datetime) -> Webhooks:
+    """Counts of :class:`WebhookEvent` rows: pending, the oldest pending one's age, failed in the last 7 days."""
+    pending, oldest = session.execute(
+        select(func.count(), func.min(WebhookEvent.occurred_at)).where(WebhookEvent.status == EventStatus.PENDING)
+    ).one()
+    failed = session.scalar(select(func.count()).select_from(WebhookEvent).where(
+        WebhookEvent.status == EventStatus.FAILED, WebhookEvent.occurred_at >= now - RECENT_WEBHOOKS)) or 0
+    if oldest is not None and oldest.tzinfo is None:  # SQLite's min() comes back as naive UTC
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    age = None if oldest is None else max(0.0, (now - oldest).total_seconds())
+    return Webhooks(pending or 0, age, failed)
 
 
 @dataclass(frozen=True)
@@ -108,6 +138,7 @@ class Status:
     workers: list[str] | None
     failed_24h: int
     unknown_24h: int
+    webhooks: Webhooks
 
     @property
     def healthy(self) -> bool:
@@ -130,6 +161,7 @@ class Status:
             "broker_reachable": self.workers is not None,
             "failed_24h": self.failed_24h,
             "unknown_24h": self.unknown_24h,
+            "webhooks": self.webhooks.as_dict(),
         }
 
 
@@ -139,6 +171,7 @@ def collect(ping_timeout: float = PING_TIMEOUT_SECONDS, now: datetime | None = N
     with session_scope() as session:
         waiting = backlog(session, now)
         trouble = recent_trouble(session, now)
+        owed = webhooks(session, now)
     return Status(
         now=now,
         backlog=waiting,
@@ -146,4 +179,5 @@ def collect(ping_timeout: float = PING_TIMEOUT_SECONDS, now: datetime | None = N
         workers=ping_workers(ping_timeout),
         failed_24h=trouble["failed"],
         unknown_24h=trouble["unknown"],
+        webhooks=owed,
     )

@@ -71,3 +71,24 @@ def test_worker_ping_against_a_broker_that_is_down_says_so_quickly(monkeypatch: 
     started = clock.utcnow()
     assert ops_status.ping_workers(timeout=0.5) is None
     assert (clock.utcnow() - started).total_seconds() < 10
+
+
+def test_status_counts_webhook_events_still_owed_and_those_given_up_on() -> None:
+    from engage.integrations.endpoints import create_endpoint
+    from engage.records.outgoing_webhooks import EventStatus, EventType, WebhookEvent, emit
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    world = make_world()
+    sent = [add_message(world, status=MessageStatus.SENT) for _ in range(3)]
+    with session_scope() as session:
+        create_endpoint(session, world.clinic_id, "https://pms.example.org/hooks", actor="admin@clinic.example")
+    with clock.frozen(now - timedelta(minutes=5)), session_scope() as session:
+        emit(session, EventType.MESSAGE_SENT, sent)
+    with session_scope() as session:
+        session.execute(update(WebhookEvent).where(WebhookEvent.subject_id == sent[0])
+                        .values(status=EventStatus.FAILED, next_attempt_at=None))
+
+    data = engage("status", "--json", "--ping-timeout", "0.2").json
+    assert data["webhooks"] == {"pending": 2, "oldest_pending_age_seconds": pytest.approx(300, abs=60),
+                                "failed_7d": 1}
+    assert "webhooks     2 pending (oldest " in engage("status", "--ping-timeout", "0.2").stdout
