@@ -15,19 +15,16 @@ rebuilt from the migrations: run it alone, as ``python -m tests.bench`` does.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections import Counter
 
 from sqlalchemy import delete, text
-from sqlalchemy.engine import make_url
 
-from engage.config import get_settings
-from engage.db import normalise_url, session_scope
+from engage.db import session_scope
 from engage.records.models import Patient
 from engage.records.outgoing_webhooks import EventType, WebhookEvent, emit
 from tests.bench.bench_webhooks import seed_patients, seed_sent_emails
-from tests.bench.database import DEFAULT_URL, prepare_database
+from tests.bench.database import use_bench_database
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 
@@ -60,13 +57,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="400 events")
     args = parser.parse_args()
     count = 400 if args.quick else args.events
-    url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_URL)
-    os.environ["ENGAGE_DATABASE_URL"] = url
-    get_settings.cache_clear()
+    use_bench_database()
     from engage.integrations import deliver, endpoints
 
-    print(f"database: {make_url(normalise_url(url)).render_as_string(hide_password=True)}")
-    prepare_database(url)
     pairs = seed_patients()
     ids = seed_sent_emails(pairs, count, "hooks")
     with WebhookReceiver(latency=args.latency, jitter=args.jitter) as receiver:

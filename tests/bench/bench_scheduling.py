@@ -21,23 +21,21 @@ schema dropped and rebuilt with the migrations.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from engage.clock import utcnow
-from engage.db import make_engine, normalise_url
+from engage.db import make_engine
 from engage.records import clinics
 from engage.records.models import Appointment, Clinic, Enrollment, Message, Patient, TreatmentPlan
 from engage.schedule import appointments
 from engage.schedule.enrollments import enroll, enroll_many
-from tests.bench.database import DEFAULT_URL, prepare_database
+from tests.bench.database import use_bench_database
 
 SEQUENCE = "dry-needling-sciatica"
 SESSIONS = 6
@@ -105,11 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.patients, args.rows, args.single, args.repeat = 1_000, 100_000, 100, 3
-    url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_URL)
-    os.environ["ENGAGE_DATABASE_URL"] = url  # so anything reading settings agrees with us
-
-    print(f"database: {make_url(normalise_url(url)).render_as_string(hide_password=True)}")
-    prepare_database(url)
+    url = use_bench_database()
     engine = make_engine(url)
     new_session = sessionmaker(engine, expire_on_commit=False)
 

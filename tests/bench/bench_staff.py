@@ -28,13 +28,11 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from engage.config import get_settings
-from engage.db import make_engine, normalise_url, session_scope
+from engage.db import make_engine, session_scope
 from engage.records.clinics import create_clinic
 from engage.records.staff import create_staff
-from tests.bench.database import DEFAULT_URL, prepare_database
+from tests.bench.database import use_bench_database
 
 PASSWORD = "bench password 123"
 FIRST = ["Ana", "Ben", "Carla", "David", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kim", "Luis", "Maya",
@@ -153,12 +151,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.patients, args.messages, args.requests = 10_000, 100_000, 50
-    url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_URL)
-    os.environ["ENGAGE_DATABASE_URL"] = url
     os.environ.setdefault("ENGAGE_SECRET_KEY", "bench-secret-key-0123456789")
-    get_settings.cache_clear()
-    print(f"database: {make_url(normalise_url(url)).render_as_string(hide_password=True)}")
-    prepare_database(url)
+    url = use_bench_database()
     t0 = time.perf_counter()
     seed(url, args.patients, args.messages)
     print(f"seeded {args.patients} patients (+{args.patients // 10} in another clinic) and {args.messages} messages "

@@ -17,23 +17,20 @@ is created if missing and its schema dropped and rebuilt with the migrations.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import time
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from engage.clock import utcnow
-from engage.config import get_settings
-from engage.db import make_engine, normalise_url
+from engage.db import make_engine
 from engage.records import clinics
 from engage.records.models import Message
 from engage.sync.csv_import import import_appointments
-from tests.bench.database import DEFAULT_URL, prepare_database
+from tests.bench.database import use_bench_database
 
 HEADER = "patient_external_id,first_name,last_name,phone,email,appointment_external_id,start,duration,status,sequence"
 SEQUENCE = "dry-needling-sciatica"
@@ -76,11 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.patients, args.appointments = 200, 1_000
-    url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_URL)
-    os.environ["ENGAGE_DATABASE_URL"] = url
-    get_settings.cache_clear()
-    print(f"database: {make_url(normalise_url(url)).render_as_string(hide_password=True)}")
-    prepare_database(url)
+    url = use_bench_database()
     engine = make_engine(url)
     new_session = sessionmaker(engine, expire_on_commit=False)
     with new_session() as session:

@@ -28,14 +28,13 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import make_url
 
 from engage.clock import utcnow
 from engage.config import get_settings
-from engage.db import normalise_url, session_scope
+from engage.db import session_scope
 from engage.records import clinics, patients, plans
 from engage.records.models import Channel, ConsentEvent, Enrollment, Message, MessageStatus
-from tests.bench.database import DEFAULT_URL, prepare_database
+from tests.bench.database import use_bench_database
 
 PATIENTS = 250
 WORDS = ("processed", "delivered", "open", "click")
@@ -96,13 +95,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--per-message", type=int, default=4, choices=range(1, len(WORDS) + 1))
     args = parser.parse_args()
-    url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_URL)
-    os.environ["ENGAGE_DATABASE_URL"] = url
-    get_settings.cache_clear()
+    use_bench_database()
     from engage.web.webhooks.sendgrid import handle_events  # after the settings point at the bench database
 
-    print(f"database: {make_url(normalise_url(url)).render_as_string(hide_password=True)}")
-    prepare_database(url)
     pairs = seed_patients()
     per_round = args.events // args.per_message
 

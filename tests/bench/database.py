@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from engage.config import get_settings
 from engage.db import make_engine, normalise_url
 from engage.records import migrate
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/engage_bench"
+
+
+def use_bench_database() -> str:
+    """Point this process's settings at ``ENGAGE_BENCH_DATABASE_URL`` (or :data:`DEFAULT_URL`), say which
+    database it is (no password), and rebuild its schema; returns the URL."""
+    url = os.environ.get("ENGAGE_BENCH_DATABASE_URL", DEFAULT_URL)
+    os.environ["ENGAGE_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    print(f"database: {make_url(normalise_url(url)).render_as_string(hide_password=True)}")
+    prepare_database(url)
+    return url
 
 
 def prepare_database(url: str) -> None:
