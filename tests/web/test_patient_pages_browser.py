@@ -8,7 +8,6 @@ folder the test prints.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -18,7 +17,7 @@ from engage.clock import utcnow
 from engage.content.links import reassessment_url, unsubscribe_url
 from engage.db import session_scope
 from engage.records.models import Channel, MessageStatus, Patient
-from tests.browser import SCREENSHOTS, Screenshots, assert_accessible, launch_browser, serve
+from tests.browser import SCREENSHOTS, Screenshots, assert_accessible, serve
 from tests.fixtures.webhooks.support import PUBLIC_URL, add_message, make_world
 
 pytestmark = pytest.mark.browser
@@ -34,12 +33,6 @@ WORDS = {
            "done": "Se ha dado de baja", "safety": "Si el dolor empeora mucho", "closed": "Esta pregunta está cerrada",
            "invalid": "Este enlace no es válido"},
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

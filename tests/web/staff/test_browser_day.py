@@ -7,7 +7,6 @@ photographed into the screenshots folder, which the test prints.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,16 +18,10 @@ from engage.clock import utcnow
 from engage.db import session_scope
 from engage.records.models import Appointment, Message, MessageStatus, Outcome, Patient
 from tests import seed
-from tests.browser import Screenshots, assert_accessible, launch_browser, serve
+from tests.browser import Screenshots, assert_accessible, serve
 
 pytestmark = pytest.mark.browser
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

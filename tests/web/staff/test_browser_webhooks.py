@@ -11,7 +11,6 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -23,17 +22,11 @@ from engage.integrations import deliver
 from engage.records.models import Channel, ConsentState
 from engage.records.outgoing_webhooks import WebhookEndpoint
 from tests import seed
-from tests.browser import SCREENSHOTS, Screenshots, assert_accessible, launch_browser, serve
+from tests.browser import SCREENSHOTS, Screenshots, assert_accessible, serve
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.browser
 ADMIN = "admin@backinmotion.example"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")
