@@ -11,7 +11,7 @@ import click
 from engage.cli.common import emit, json_option, user_errors, wants_json
 from engage.db import session_scope
 from engage.errors import InvalidInput
-from engage.sync.csv_import import error_lines, import_appointments
+from engage.sync.csv_import import error_lines, import_appointments, read_file
 
 
 @click.group("import")
@@ -30,12 +30,10 @@ def import_appointments_command(csv_file: Path, clinic_id: int, dry_run: bool) -
 
     Every row is checked first; with any bad row, each is listed and nothing is written.
     """
-    text = csv_file.read_text(encoding="utf-8-sig")
     try:
+        text = read_file(csv_file.read_bytes())
         with session_scope() as session:
-            report = import_appointments(session, clinic_id, text)
-            if dry_run:
-                session.rollback()
+            report = import_appointments(session, clinic_id, text, dry_run=dry_run)
     except InvalidInput as exc:
         lines = error_lines(exc)
         if wants_json():

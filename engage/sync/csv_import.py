@@ -91,15 +91,55 @@ def _read(reader: csv.DictReader[str]) -> tuple[list[PatientRecord], list[Appoin
     return patients, appointments, errors
 
 
-def import_appointments(session: Session, clinic_id: int, text: str, *, actor: str = "cli") -> SyncReport:
-    """Read and apply a CSV text (see the module docstring) in the caller's transaction.
+class BadFile(InvalidInput):
+    """The bytes are not a CSV file the import can read (empty, too large, binary, not UTF-8)."""
 
-    Raises :class:`SyncErrors` (nothing written). Roll the transaction back for a dry run.
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="file")
+
+
+def read_file(data: bytes, max_bytes: int | None = None) -> str:
+    """The text of a CSV file as every way in reads it (UTF-8, a byte-order mark dropped, any line ends).
+
+    Raises :class:`BadFile` for an empty file, one over ``max_bytes``, binary data or text that is not UTF-8.
+    """
+    if not data:
+        raise BadFile("The file is empty: choose the CSV export.")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise BadFile(f"The file is larger than {megabytes(max_bytes)}: import it in parts "
+                      "(rows already imported are left as they are).")
+    if b"\x00" in data:
+        raise BadFile("This is not a CSV file (it holds binary data, as a spreadsheet workbook does). "
+                      "Export or save the appointments as CSV.")
+    try:
+        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig").read()
+    except UnicodeDecodeError:
+        raise BadFile("The file is not UTF-8 text. In your spreadsheet, save it as \"CSV UTF-8\".") from None
+
+
+def megabytes(size: int) -> str:
+    """A byte count as people read a file size: ``5.0 MB``."""
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def import_appointments(
+    session: Session, clinic_id: int, text: str, *, actor: str = "cli", dry_run: bool = False,
+) -> SyncReport:
+    """Read and apply a CSV text (see the module docstring) in the caller's transaction; returns what it did.
+
+    ``dry_run``: everything is checked and counted in a savepoint that is then rolled back, so nothing
+    is written and the caller's transaction goes on. Raises :class:`SyncErrors` (nothing written).
     """
     patients, appointments, errors = read_rows(text)
     if not appointments and not errors:
         raise SyncErrors([SyncError("line 2", None, "the file has no rows")])
-    return apply_sync(session, clinic_id, patients, appointments, actor=actor, errors=errors)
+    if not dry_run:
+        return apply_sync(session, clinic_id, patients, appointments, actor=actor, errors=errors)
+    savepoint = session.begin_nested()
+    try:
+        return apply_sync(session, clinic_id, patients, appointments, actor=actor, errors=errors)
+    finally:
+        savepoint.rollback()
 
 
 def _minutes(text: str, where: str, errors: list[SyncError]) -> int:

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from engage.errors import InvalidInput
-from engage.sync.csv_import import import_appointments
+from engage.config import get_settings
+from engage.sync.csv_import import import_appointments, read_file
 from engage.web.api.context import IdempotencyKeyHeader, PlansWriter, read, write
 from engage.web.api.problems import errors
 from engage.web.api.schemas import SyncReportOut
@@ -45,15 +45,10 @@ def import_csv(
     """The columns of `engage import appointments` (see the README), UTF-8, a header row first. Every row
     is checked before anything is written; a 422 lists each bad row (`record`: `line 7`) and why. The same
     file twice changes nothing; a changed start moves the reminders; a row marked cancelled cancels them."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput("the file is not UTF-8 text: export it as CSV UTF-8") from None
+    text = read_file(data, get_settings().import_max_bytes)
 
     def work(session: Session) -> dict[str, Any]:
-        report = import_appointments(session, caller.clinic_id, text, actor=caller.actor)
-        if dry_run:
-            session.rollback()
+        report = import_appointments(session, caller.clinic_id, text, actor=caller.actor, dry_run=dry_run)
         return {**report.as_dict(), "dry_run": dry_run}
 
     if dry_run:

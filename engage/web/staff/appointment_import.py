@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import io
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -28,7 +27,15 @@ from engage.db import session_scope
 from engage.errors import InvalidInput
 from engage.records.roles import Action
 from engage.schedule.explain import describe_result
-from engage.sync.csv_import import OPTIONAL, REQUIRED, error_lines, import_appointments
+from engage.sync.csv_import import (
+    OPTIONAL,
+    REQUIRED,
+    BadFile,
+    error_lines,
+    import_appointments,
+    megabytes,
+    read_file,
+)
 from engage.sync.records import SyncReport
 from engage.web.staff.auth import CurrentStaff, require
 from engage.web.staff.pages import Staff, render
@@ -47,39 +54,12 @@ def body_limit(settings: Settings) -> int:
     return max(settings.max_request_bytes, settings.import_max_bytes * 3 // 2 + 64 * 1024)
 
 
-class BadFile(ValueError):
-    """The upload is not a CSV file the import can read; the message is shown beside the field."""
-
-
 @dataclass
 class Outcome:
     """A run of the import: its report, or the bad rows (``where``, ``field``, ``message``) in file order."""
 
     report: SyncReport | None
     errors: list[dict[str, Any]]
-
-
-def read_upload(data: bytes, max_bytes: int) -> str:
-    """The text of an uploaded file, read as the CLI reads one (UTF-8, a byte-order mark dropped, any line ends).
-
-    Raises :class:`BadFile` for an empty, oversized, binary or non-UTF-8 file.
-    """
-    if not data:
-        raise BadFile("The file is empty: choose the CSV export.")
-    if len(data) > max_bytes:
-        raise BadFile(f"The file is larger than {_megabytes(max_bytes)}: import it in parts "
-                      "(rows already imported are left as they are).")
-    if b"\x00" in data:
-        raise BadFile("This is not a CSV file (it holds binary data, as a spreadsheet workbook does). "
-                      "Export or save the appointments as CSV.")
-    try:
-        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig").read()
-    except UnicodeDecodeError:
-        raise BadFile("The file is not UTF-8 text. In your spreadsheet, save it as \"CSV UTF-8\".") from None
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB"
 
 
 def seal_for(staff: Staff, content: str) -> str:
@@ -92,9 +72,7 @@ def run_import(staff: Staff, text: str, *, dry_run: bool) -> Outcome:
     """The CSV import for the staff member's clinic (rolled back when ``dry_run``), as the CLI runs it."""
     try:
         with session_scope() as session:
-            report = import_appointments(session, staff.clinic_id, text, actor=staff.email)
-            if dry_run:
-                session.rollback()
+            report = import_appointments(session, staff.clinic_id, text, actor=staff.email, dry_run=dry_run)
     except InvalidInput as exc:
         return Outcome(None, sorted(error_lines(exc), key=_line_number))
     return Outcome(report, [])
@@ -116,7 +94,7 @@ def _page(request: Request, staff: Staff, status_code: int = 200, **context: Any
                                   report.appointments_status_changed, report.enrollments_created,
                                   report.messages.changed))
     return render(request, "import.html", staff, status_code=status_code, nav="patients", required=REQUIRED,
-                  optional=OPTIONAL, max_size=_megabytes(settings.import_max_bytes),
+                  optional=OPTIONAL, max_size=megabytes(settings.import_max_bytes),
                   max_bytes=settings.import_max_bytes, **context)
 
 
@@ -134,7 +112,7 @@ async def check_file(
     filename = (file.filename or "")[:200] if file is not None else ""
     limit = get_settings().import_max_bytes
     try:
-        text = read_upload(await file.read(limit + 1) if file is not None else b"", limit)
+        text = read_file(await file.read(limit + 1) if file is not None else b"", limit)
     except BadFile as exc:
         return _page(request, staff, 400, file_error=str(exc), filename=filename)
     outcome = await run_in_threadpool(run_import, staff, text, dry_run=True)
