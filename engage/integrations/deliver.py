@@ -103,24 +103,20 @@ def claim_due(limit: int) -> list[Post]:
     now = clock.utcnow()
     lease = timedelta(seconds=2 * get_settings().webhook_timeout_seconds + 30)
     with session_scope() as session:
-        due = (
-            select(WebhookEvent.id)
+        # SQLite ignores the locking clause: its BEGIN IMMEDIATE already makes the transaction exclusive.
+        events = list(session.scalars(
+            select(WebhookEvent)
             .where(WebhookEvent.status == EventStatus.PENDING, WebhookEvent.next_attempt_at <= now)
             .order_by(WebhookEvent.next_attempt_at, WebhookEvent.id)
             .limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        ids = list(session.scalars(due))
-        if not ids:
+            .with_for_update(skip_locked=True)
+        ))
+        if not events:
             return []
-        session.execute(
-            update(WebhookEvent).where(WebhookEvent.id.in_(ids))
-            .values(attempts=WebhookEvent.attempts + 1, next_attempt_at=now + lease)
-            .execution_options(synchronize_session=False)
-        )
-        events = list(session.scalars(select(WebhookEvent).where(WebhookEvent.id.in_(ids))
-                                      .order_by(WebhookEvent.id)))
+        for event in events:
+            event.attempts += 1
+            event.next_attempt_at = now + lease
+        session.flush()
         return _posts(session, events)
 
 

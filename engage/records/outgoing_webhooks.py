@@ -115,10 +115,11 @@ def _id_prefix(event_type: EventType) -> str:
     return f"evt_{event_type.value.replace('.', '_')}_"
 
 
+_MESSAGES = select(Message.id, Patient.clinic_id).join(Patient).where(Message.id.in_(_IDS))
 #: For each event type: a query of (subject id, its clinic id) for the ``ids`` bound at execution.
 _SUBJECTS: dict[EventType, Any] = {
-    EventType.MESSAGE_SENT: select(Message.id, Patient.clinic_id).join(Patient).where(Message.id.in_(_IDS)),
-    EventType.MESSAGE_FAILED: select(Message.id, Patient.clinic_id).join(Patient).where(Message.id.in_(_IDS)),
+    EventType.MESSAGE_SENT: _MESSAGES,
+    EventType.MESSAGE_FAILED: _MESSAGES,
     EventType.REPLY_RECEIVED: select(InboundMessage.id, InboundMessage.clinic_id).where(InboundMessage.id.in_(_IDS)),
     EventType.OUTCOME_RECORDED: select(Outcome.id, Patient.clinic_id).join(Patient).where(Outcome.id.in_(_IDS)),
     EventType.CONSENT_CHANGED: select(ConsentEvent.id, Patient.clinic_id).join(Patient)
