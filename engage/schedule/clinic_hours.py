@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engage.errors import InvalidInput
 from engage.records.audit import audit
 from engage.records.clinics import quiet_hours_settings
 from engage.records.lookup import get
-from engage.records.models import Clinic, Enrollment, Patient
-from engage.schedule.reconcile import PLANNING_ACTIVE, ReconcileResult, reconcile_plan
+from engage.records.models import Clinic
+from engage.schedule.clinic_settings import replan_clinic
+from engage.schedule.reconcile import ReconcileResult
 
 
 def set_quiet_hours(
@@ -34,14 +34,4 @@ def set_quiet_hours(
         session, clinic_id=clinic.id, actor=actor, action="clinic.quiet_hours", subject_type="clinic",
         subject_id=clinic.id, channels=sorted(given),
     )
-    plan_ids = session.scalars(
-        select(Enrollment.plan_id)
-        .join(Patient, Patient.id == Enrollment.patient_id)
-        .where(Patient.clinic_id == clinic.id, Enrollment.status.in_(PLANNING_ACTIVE))
-        .distinct()
-        .order_by(Enrollment.plan_id)
-    ).all()
-    total = ReconcileResult()
-    for plan_id in plan_ids:
-        total += reconcile_plan(session, plan_id)
-    return clinic, total
+    return clinic, replan_clinic(session, clinic.id)
