@@ -72,13 +72,18 @@ class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class PatientIn(Input):
+class _Patient(Input):
+    """A whole patient: what adding one (POST) and an upsert by external id (PUT) both take."""
+
     first_name: FirstName
     last_name: LastName
     email: MaybeEmail = None
     phone: MaybePhone = None
     timezone: MaybeTimeZone = Field(None, description="IANA name; default: the clinic's")
     locale: Locale = "en"
+
+
+class PatientIn(_Patient):
     external_id: MaybeExternalId = None
 
 
@@ -93,15 +98,8 @@ class PatientPatch(Input):
     locale: MaybeLocale = None
 
 
-class PatientUpsert(Input):
+class PatientUpsert(_Patient):
     """The whole patient as your system has them (PUT replaces; the external id is in the path)."""
-
-    first_name: FirstName
-    last_name: LastName
-    email: MaybeEmail = None
-    phone: MaybePhone = None
-    timezone: MaybeTimeZone = Field(None, description="IANA name; default: the clinic's")
-    locale: Locale = "en"
 
 
 class AppointmentOut(BaseModel):
