@@ -26,8 +26,22 @@ EXTRA = ["flower"]
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
-                        "--report", str(report), str(ROOT), *EXTRA], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--dry-run",
+                "--ignore-installed",
+                "--report",
+                str(report),
+                str(ROOT),
+                *EXTRA,
+            ],
+            check=True,
+        )
         resolved = json.loads(report.read_text())["install"]
     pins = {}
     for item in resolved:

@@ -77,10 +77,15 @@ class Settings(BaseSettings):
     #: (engage.content.condition_words); each plan's own condition and modality are added at send time.
     condition_words: list[str] = Field(
         default_factory=lambda: [
-            "sciatica", "ciática",
-            "dry needling", "needling", "needle",
-            "punción seca", "aguja",
-            "acupuncture", "acupuntura",
+            "sciatica",
+            "ciática",
+            "dry needling",
+            "needling",
+            "needle",
+            "punción seca",
+            "aguja",
+            "acupuncture",
+            "acupuntura",
         ]
     )
 

@@ -128,4 +128,3 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
-

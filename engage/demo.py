@@ -164,7 +164,8 @@ def _check_database_is_safe(session: Any) -> int:
     demo_patients = select(Patient.id).where(Patient.clinic_id.in_(demo_clinics))
     pending = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
     foreign = session.scalar(
-        select(func.count()).select_from(Message)
+        select(func.count())
+        .select_from(Message)
         .where(Message.status.in_(pending), Message.patient_id.not_in(demo_patients))
     )
     if foreign:
@@ -190,9 +191,15 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
     from engage.schedule.enrollments import enroll
 
     clinic = create_clinic(
-        session, name="Riverside Physio (demo)", timezone="America/New_York",
-        address="100 Riverside Dr, Suite 2, New York, NY 10024", email=DEMO_CLINIC_EMAIL,
-        sms_from="+12125550100", phone="+12125550100", region="US", actor="demo",
+        session,
+        name="Riverside Physio (demo)",
+        timezone="America/New_York",
+        address="100 Riverside Dr, Suite 2, New York, NY 10024",
+        email=DEMO_CLINIC_EMAIL,
+        sms_from="+12125550100",
+        phone="+12125550100",
+        region="US",
+        actor="demo",
     )
     seeded = []
     for n in range(count):
@@ -200,27 +207,46 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
         suffix = "" if n < len(PATIENTS) else f" {n // len(PATIENTS) + 1}"
         tag = f"{spec.first_name.lower()}.{n}".encode("ascii", "ignore").decode()
         patient = add_patient(
-            session, clinic_id=clinic.id, first_name=spec.first_name, last_name=spec.last_name + suffix,
+            session,
+            clinic_id=clinic.id,
+            first_name=spec.first_name,
+            last_name=spec.last_name + suffix,
             email=f"{tag}@patients.example",
-            phone=_vary_phone(spec.phone, n), timezone=spec.timezone, locale=spec.locale, actor="demo",
+            phone=_vary_phone(spec.phone, n),
+            timezone=spec.timezone,
+            locale=spec.locale,
+            actor="demo",
         )
         day_text, wall = spec.first_session.split()
         first_day = start.astimezone(_tz(patient)).date() + timedelta(days=int(day_text[2:]))
         plan = create_plan(
-            session, patient_id=patient.id, condition="sciatica", modality="dry needling",
-            first=f"{first_day.isoformat()}T{wall}", sessions=spec.sessions, every=timedelta(days=spec.every_days),
-            duration=timedelta(minutes=45), actor="demo",
+            session,
+            patient_id=patient.id,
+            condition="sciatica",
+            modality="dry needling",
+            first=f"{first_day.isoformat()}T{wall}",
+            sessions=spec.sessions,
+            every=timedelta(days=spec.every_days),
+            duration=timedelta(minutes=45),
+            actor="demo",
         )
         enrollment, result = enroll(session, patient.id, plan.id, SEQUENCE, enrolled_by="demo")
         appointments = sorted(a.start_at for a in plan.appointments)
         stop_at = appointments[1] + timedelta(hours=5) if spec.replies_stop and len(appointments) > 1 else None
-        seeded.append({
-            "patient_id": patient.id, "name": f"{patient.first_name} {patient.last_name}",
-            "locale": patient.locale, "timezone": patient.effective_timezone,
-            "phone": bool(patient.phone), "plan_id": plan.id, "enrollment_id": enrollment.id,
-            "sessions": spec.sessions, "every_days": spec.every_days,
-            "stop_at": stop_at.isoformat() if stop_at else None,
-        })
+        seeded.append(
+            {
+                "patient_id": patient.id,
+                "name": f"{patient.first_name} {patient.last_name}",
+                "locale": patient.locale,
+                "timezone": patient.effective_timezone,
+                "phone": bool(patient.phone),
+                "plan_id": plan.id,
+                "enrollment_id": enrollment.id,
+                "sessions": spec.sessions,
+                "every_days": spec.every_days,
+                "stop_at": stop_at.isoformat() if stop_at else None,
+            }
+        )
     return clinic.id, seeded
 
 
@@ -233,13 +259,22 @@ def _demo_staff(session: Any, clinic_id: int, database_url: str) -> dict[str, st
         return None
     staff = session.scalar(select(StaffUser).where(StaffUser.email == DEMO_STAFF_EMAIL))
     if staff is None:
-        create_staff(session, clinic_id=clinic_id, email=DEMO_STAFF_EMAIL, name="Demo Admin", role_name=Role.ADMIN,
-                     password=DEMO_STAFF_PASSWORD, actor="demo")
+        create_staff(
+            session,
+            clinic_id=clinic_id,
+            email=DEMO_STAFF_EMAIL,
+            name="Demo Admin",
+            role_name=Role.ADMIN,
+            password=DEMO_STAFF_PASSWORD,
+            actor="demo",
+        )
     else:
         staff.clinic_id, staff.active, staff.role = clinic_id, True, Role.ADMIN
         reset_password(session, staff.id, DEMO_STAFF_PASSWORD, actor="demo")
     return {
-        "email": DEMO_STAFF_EMAIL, "password": DEMO_STAFF_PASSWORD, "url": "http://127.0.0.1:8000/",
+        "email": DEMO_STAFF_EMAIL,
+        "password": DEMO_STAFF_PASSWORD,
+        "url": "http://127.0.0.1:8000/",
         "command": f"ENGAGE_DATABASE_URL={database_url} engage serve",
     }
 
@@ -275,8 +310,9 @@ class _SimulatedWorkerClock:
         stack.enter_context(clock.frozen(self.now))
         self._stacks[task_id] = stack
 
-    def postrun(self, task_id: str, task: Any, retval: Any = None, state: str | None = None,
-                args: Any = None, **_: Any) -> None:
+    def postrun(
+        self, task_id: str, task: Any, retval: Any = None, state: str | None = None, args: Any = None, **_: Any
+    ) -> None:
         stack = self._stacks.pop(task_id, None)
         if stack is not None:
             stack.close()
@@ -314,7 +350,9 @@ def _next_due(session: Any) -> datetime | None:
 
 
 def run_demo(
-    patients: int = len(PATIENTS), days: int = 45, progress: Callable[[str], None] | None = None,
+    patients: int = len(PATIENTS),
+    days: int = 45,
+    progress: Callable[[str], None] | None = None,
 ) -> DemoReport:
     """Seed, enrol, run ``days`` simulated days through the real Celery tasks; return the report.
 
@@ -339,11 +377,21 @@ def run_demo(
         superseded = _check_database_is_safe(session)
         clinic_id, seeded = _seed(session, start, patients)
         staff_login = _demo_staff(session, clinic_id, settings.database_url)
-    report = DemoReport(clinic_id=clinic_id, database=settings.database_url, outbox_dir=Path(settings.outbox_dir),
-                        start=start, end=end, patients=seeded, superseded=superseded,
-                        staff_login=staff_login)
-    say(f"Seeded demo clinic {clinic_id} with {len(seeded)} patients enrolled in {SEQUENCE}"
-        + (f" (cancelled {superseded} unsent messages of an earlier demo run)" if superseded else "") + ".")
+    report = DemoReport(
+        clinic_id=clinic_id,
+        database=settings.database_url,
+        outbox_dir=Path(settings.outbox_dir),
+        start=start,
+        end=end,
+        patients=seeded,
+        superseded=superseded,
+        staff_login=staff_login,
+    )
+    say(
+        f"Seeded demo clinic {clinic_id} with {len(seeded)} patients enrolled in {SEQUENCE}"
+        + (f" (cancelled {superseded} unsent messages of an earlier demo run)" if superseded else "")
+        + "."
+    )
     say(f"Running {days} simulated days from {start:%Y-%m-%d %H:%M} UTC through Celery (in-process worker)...")
 
     stops = sorted((datetime.fromisoformat(p["stop_at"]), p) for p in seeded if p["stop_at"])
@@ -377,10 +425,17 @@ def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]],
                 if stops and (due is None or stops[0][0] <= due) and stops[0][0] <= report.end:
                     at, who = stops.pop(0)
                     with clock.frozen(at), session_scope() as session:
-                        record_consent(session, who["patient_id"], Channel.SMS, ConsentState.OPTED_OUT,
-                                       source="sms_keyword", detail="demo: replied STOP")
-                    say(f"  {_day_label(report.start, at)}  {who['name']} replies STOP: "
-                        "their pending SMS are cancelled")
+                        record_consent(
+                            session,
+                            who["patient_id"],
+                            Channel.SMS,
+                            ConsentState.OPTED_OUT,
+                            source="sms_keyword",
+                            detail="demo: replied STOP",
+                        )
+                    say(
+                        f"  {_day_label(report.start, at)}  {who['name']} replies STOP: their pending SMS are cancelled"
+                    )
                     continue
                 if due is None or due > report.end:
                     break

@@ -26,24 +26,30 @@ from prometheus_client.registry import Collector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 TICK_DURATION = Histogram(
-    "engage_tick_duration_seconds", "How long one beat tick (claim and enqueue) took.",
+    "engage_tick_duration_seconds",
+    "How long one beat tick (claim and enqueue) took.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 PROVIDER_LATENCY = Histogram(
-    "engage_provider_request_seconds", "Time of one provider send call, answered or not.",
-    ["provider", "channel"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10),
+    "engage_provider_request_seconds",
+    "Time of one provider send call, answered or not.",
+    ["provider", "channel"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10),
 )
 PROVIDER_ERRORS = Counter(
-    "engage_provider_errors", "Provider send calls that failed, by vendor error code or transport failure.",
+    "engage_provider_errors",
+    "Provider send calls that failed, by vendor error code or transport failure.",
     ["provider", "code"],
 )
 WEBHOOKS = Counter(
-    "engage_webhook_requests", "Provider webhook requests by result (accepted, forbidden, rejected, error).",
+    "engage_webhook_requests",
+    "Provider webhook requests by result (accepted, forbidden, rejected, error).",
     ["provider", "result"],
 )
 OUTGOING_WEBHOOKS = Counter(
-    "engage_outgoing_webhook_posts", "Posts of events to clinics' webhook endpoints by result (delivered, retry, "
-    "failed).", ["result"],
+    "engage_outgoing_webhook_posts",
+    "Posts of events to clinics' webhook endpoints by result (delivered, retry, failed).",
+    ["result"],
 )
 LOGINS = Counter("engage_logins", "Staff login attempts by result (ok, failed, locked, ...).", ["result"])
 

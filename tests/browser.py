@@ -96,11 +96,22 @@ def serve(database_url: str, env: dict[str, str] | None = None, timeout: float =
     """Run ``python -m engage serve`` against ``database_url``; yield its base URL; stop it afterwards."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    full_env = {**os.environ, "ENGAGE_DATABASE_URL": database_url, "ENGAGE_PUBLIC_URL": base,
-                "ENGAGE_SECRET_KEY": os.environ.get("ENGAGE_SECRET_KEY", "browser-test-secret-0123456789"),
-                "PYTHONPATH": str(ROOT), **(env or {})}
-    proc = subprocess.Popen([sys.executable, "-m", "engage", "serve", "--port", str(port)], cwd=ROOT, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    full_env = {
+        **os.environ,
+        "ENGAGE_DATABASE_URL": database_url,
+        "ENGAGE_PUBLIC_URL": base,
+        "ENGAGE_SECRET_KEY": os.environ.get("ENGAGE_SECRET_KEY", "browser-test-secret-0123456789"),
+        "PYTHONPATH": str(ROOT),
+        **(env or {}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engage", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + timeout
         while True:

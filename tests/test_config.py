@@ -33,14 +33,16 @@ def test_no_key_is_refused_on_postgresql_and_a_short_one_anywhere() -> None:
 def _python(code: str, env: dict[str, str], cwd: Path) -> str:
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
     full_env.pop("ENGAGE_SECRET_KEY", None)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, cwd=cwd,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
 
 def test_sqlite_key_is_made_beside_the_database_by_db_upgrade_and_shared_by_every_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("ENGAGE_SECRET_KEY")
     database = tmp_path / "data" / "engage.db"
@@ -73,7 +75,9 @@ def test_first_use_makes_the_sqlite_key_once_even_when_processes_race(tmp_path: 
 
 @pytest.mark.parametrize("command", [["tick"], ["demo", "--days", "1"], ["serve", "--port", "1"]])
 def test_every_command_refuses_to_start_on_postgresql_without_a_secret_key(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch, command: list[str],
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
 ) -> None:
     monkeypatch.delenv("ENGAGE_SECRET_KEY")
 
@@ -85,15 +89,23 @@ def test_every_command_refuses_to_start_on_postgresql_without_a_secret_key(
 
 @pytest.mark.parametrize("program", ["worker", "beat"])
 def test_celery_worker_and_beat_refuse_to_start_on_postgresql_without_a_secret_key(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, program: str,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    program: str,
 ) -> None:
     monkeypatch.delenv("ENGAGE_SECRET_KEY")
-    env = {**os.environ, "ENGAGE_DATABASE_URL": pg_url, "ENGAGE_BROKER_URL": "memory://",
-           "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "ENGAGE_DATABASE_URL": pg_url, "ENGAGE_BROKER_URL": "memory://", "PYTHONPATH": str(ROOT)}
     extra = ["--pool", "solo"] if program == "worker" else ["--schedule", str(tmp_path / "beat-schedule")]
 
-    done = subprocess.run([sys.executable, "-m", "celery", "-A", "workers.app", program, *extra],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers.app", program, *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
 
     assert done.returncode != 0
     assert f"engage {program}: configuration error: {NO_KEY}" in done.stderr
@@ -120,11 +132,13 @@ def test_serve_and_tick_refuse_a_real_provider_with_the_default_public_url(sqlit
 
 def test_database_errors_quote_no_patient_data_not_even_postgresqls_detail_line(session: Session) -> None:
     clinic = clinics.create_clinic(session, name="C", timezone="Europe/London", address="1 St", email="c@example.com")
-    patients.add_patient(session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", email="ana@example.com",
-                        phone="+14155550123")
+    patients.add_patient(
+        session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", email="ana@example.com", phone="+14155550123"
+    )
     session.commit()
-    session.add(Patient(clinic_id=clinic.id, first_name="Zed", last_name="Zulu", email="ana@example.com",
-                        phone="+14155550199"))
+    session.add(
+        Patient(clinic_id=clinic.id, first_name="Zed", last_name="Zulu", email="ana@example.com", phone="+14155550199")
+    )
     with pytest.raises(IntegrityError) as caught:
         session.flush()
     session.rollback()

@@ -58,8 +58,15 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
     engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Message.channel, Message.status, Message.sent_at, Message.patient_id, Patient.timezone,
-                   Patient.first_name, Message.step_key)
+            select(
+                Message.channel,
+                Message.status,
+                Message.sent_at,
+                Message.patient_id,
+                Patient.timezone,
+                Patient.first_name,
+                Message.step_key,
+            )
             .join(Patient, Patient.id == Message.patient_id)
             .where(Patient.clinic_id == first["clinic_id"])
         ).all()
@@ -71,22 +78,33 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
         assert 8 <= local.hour < 20, (row.channel, local)
     stop = next(p for p in first["patients"] if p["stop_at"])
     stop_at = datetime.fromisoformat(stop["stop_at"])
-    late_sms = [r for r in rows if r.patient_id == stop["patient_id"] and r.channel.value == "sms"
-                and r.status == MessageStatus.SENT and r.sent_at.replace(tzinfo=ZoneInfo("UTC")) > stop_at]
+    late_sms = [
+        r
+        for r in rows
+        if r.patient_id == stop["patient_id"]
+        and r.channel.value == "sms"
+        and r.status == MessageStatus.SENT
+        and r.sent_at.replace(tzinfo=ZoneInfo("UTC")) > stop_at
+    ]
     assert late_sms == []  # nothing after STOP
     assert any(r.patient_id == stop["patient_id"] and r.status == MessageStatus.CANCELLED for r in rows)
     # Frequency caps (default: 1 non-urgent SMS a local day, 4 in any 7 days), the busiest patient included.
     for patient in first["patients"]:
         zone = ZoneInfo(patient["timezone"])
-        days = Counter(r.sent_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).date() for r in sent
-                       if r.patient_id == patient["patient_id"] and r.channel.value == "sms"
-                       and r.step_key != "welcome")  # the welcome SMS is outside the caps
+        days = Counter(
+            r.sent_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).date()
+            for r in sent
+            if r.patient_id == patient["patient_id"] and r.channel.value == "sms" and r.step_key != "welcome"
+        )  # the welcome SMS is outside the caps
         assert max(days.values(), default=0) <= 1, patient["name"]
         for first_day in days:
             assert sum(days[first_day + timedelta(days=i)] for i in range(7)) <= 4, patient["name"]
     no_phone = next(p for p in first["patients"] if not p["phone"])
-    assert all(r.status != MessageStatus.SENT for r in rows
-               if r.patient_id == no_phone["patient_id"] and r.channel.value == "sms")
+    assert all(
+        r.status != MessageStatus.SENT
+        for r in rows
+        if r.patient_id == no_phone["patient_id"] and r.channel.value == "sms"
+    )
 
 
 def test_demo_refuses_a_database_with_real_patients_waiting(empty_folder: Path) -> None:
@@ -133,7 +151,8 @@ def test_demo_prints_one_command_for_the_staff_app_and_its_login_works(
     client = TestClient(create_app())
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
     assert token is not None
-    signed_in = client.post("/login", data={"email": login.group(1), "password": login.group(2),
-                                            "csrf_token": token.group(1)})
+    signed_in = client.post(
+        "/login", data={"email": login.group(1), "password": login.group(2), "csrf_token": token.group(1)}
+    )
     assert signed_in.url.path == "/" and "Riverside Physio (demo)" in signed_in.text
     assert "Maria" in client.get("/patients").text

@@ -38,16 +38,34 @@ def compose(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.Compl
     empty = tmp_path / "empty.env"
     empty.write_text("")
     return subprocess.run(
-        [str(compose_binary()), "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml"),
-         "--env-file", str(empty), *args],
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env}, capture_output=True, text=True, timeout=120,
+        [
+            str(compose_binary()),
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "--env-file",
+            str(empty),
+            *args,
+        ],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    result = compose("--profile", "monitoring", "config", "--format", "json", env=REQUIRED,
-                     tmp_path=tmp_path_factory.mktemp("compose"))
+    result = compose(
+        "--profile",
+        "monitoring",
+        "config",
+        "--format",
+        "json",
+        env=REQUIRED,
+        tmp_path=tmp_path_factory.mktemp("compose"),
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["services"]  # type: ignore[no-any-return]
 
@@ -112,8 +130,12 @@ def test_flower_runs_only_with_basic_auth_and_only_on_localhost(config: dict[str
     script = flower["command"][-1].replace("$$", "$").replace("exec celery", "echo started")
 
     def run(auth: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["sh", "-c", script], env={"PATH": "/usr/bin:/bin", "FLOWER_BASIC_AUTH": auth},
-                              capture_output=True, text=True)
+        return subprocess.run(
+            ["sh", "-c", script],
+            env={"PATH": "/usr/bin:/bin", "FLOWER_BASIC_AUTH": auth},
+            capture_output=True,
+            text=True,
+        )
 
     refused = run("")
     assert refused.returncode == 2 and "set FLOWER_BASIC_AUTH" in refused.stderr  # ... so it would not start

@@ -54,8 +54,12 @@ def test_an_exception_keeps_its_type_and_stack_but_not_its_text() -> None:
 @pytest.mark.usefixtures("sqlite_url")
 def test_cli_logs_json_lines_when_asked() -> None:
     # engage status logs a warning when the broker is down: that line must come out as JSON on stderr.
-    result = engage("status", "--ping-timeout", "0.2",
-                    env={"ENGAGE_LOG_FORMAT": "json", "ENGAGE_BROKER_URL": "redis://127.0.0.1:1/0"})
+    result = engage(
+        "status",
+        "--ping-timeout",
+        "0.2",
+        env={"ENGAGE_LOG_FORMAT": "json", "ENGAGE_BROKER_URL": "redis://127.0.0.1:1/0"},
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines, result.stderr
     for line in lines:
@@ -98,8 +102,15 @@ def test_twilio_sdk_request_lines_with_the_account_sid_never_reach_the_log(
     caplog.set_level(logging.DEBUG)  # a worker at --loglevel=DEBUG, the worst case
     sid = get_settings().twilio_account_sid
     assert sid
-    sms_provider().send_sms(OutgoingSms(message_id=5, to=PHONE, body="See you tomorrow", sender=None,
-                                        status_callback="http://engage.test/webhooks/twilio/status?message_id=5"))
+    sms_provider().send_sms(
+        OutgoingSms(
+            message_id=5,
+            to=PHONE,
+            body="See you tomorrow",
+            sender=None,
+            status_callback="http://engage.test/webhooks/twilio/status?message_id=5",
+        )
+    )
     assert fake.sms_requests()
     assert not [r for r in caplog.records if r.name.startswith("twilio")]
     assert sid not in caplog.text and PHONE not in caplog.text

@@ -57,7 +57,7 @@ SHORT_HELP = {
     "tick": "Claim every due message and send it now, as the workers would.",
     "demo": "Seed a demo clinic, enrol its patients and send their messages over a simulated clock.",
     "serve": "Serve the staff web app (/, sign in at /login), the webhooks (/webhooks/...) and patient pages "
-             "(/u/..., /r/...).",
+    "(/u/..., /r/...).",
     "status": "Is engage sending? Backlog, oldest due message, last beat tick, workers that answer, recent failures.",
     "purge": "Delete message contexts, provider payloads, reply texts and outbox files older than the window.",
     "staff": "Staff accounts (admin, front_desk, practitioner) that sign in to the web app.",

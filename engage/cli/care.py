@@ -61,12 +61,28 @@ def patient_find(query: str, clinic_id: int, page: int, per_page: int) -> None:
 @click.option("--locale", help="en or es.")
 @json_option
 @user_errors
-def patient_update(patient_id: int, first_name: str | None, last_name: str | None, email: str | None,
-                   phone: str | None, tz: str | None, locale: str | None) -> None:
+def patient_update(
+    patient_id: int,
+    first_name: str | None,
+    last_name: str | None,
+    email: str | None,
+    phone: str | None,
+    tz: str | None,
+    locale: str | None,
+) -> None:
     """Change a patient's details (validated as on add); their messages are re-planned."""
-    given = {name: value for name, value in (
-        ("first_name", first_name), ("last_name", last_name), ("email", email), ("phone", phone),
-        ("timezone", tz), ("locale", locale)) if value is not None}
+    given = {
+        name: value
+        for name, value in (
+            ("first_name", first_name),
+            ("last_name", last_name),
+            ("email", email),
+            ("phone", phone),
+            ("timezone", tz),
+            ("locale", locale),
+        )
+        if value is not None
+    }
     with session_scope() as session:
         found: Patient = lookup.get(session, Patient, patient_id)
         changed, result = patient_changes.update_patient(session, found, **given)
@@ -91,8 +107,13 @@ def consent_set(patient_id: int, channel: str, state: str, reason: str) -> None:
     with session_scope() as session:
         found: Patient = lookup.get(session, Patient, patient_id)
         event, result = patient_changes.set_consent(session, found, channel, state, reason=reason)
-        data = {"patient_id": patient_id, "channel": channel, "state": state, "event_id": event.id,
-                "messages": result.as_dict()}
+        data = {
+            "patient_id": patient_id,
+            "channel": channel,
+            "state": state,
+            "event_id": event.id,
+            "messages": result.as_dict(),
+        }
     emit(data, f"patient {patient_id}: {channel} {state.replace('_', ' ')}")
 
 
@@ -112,8 +133,10 @@ def inbox(clinic_id: int, include_handled: bool, handle_id: int | None, note: st
             data = replies.reply_json(replies.mark_handled(session, reply, note or ""))
             emit(data, f"reply {handle_id} handled")
             return
-        rows = [replies.reply_json(r, session.get(Patient, r.patient_id) if r.patient_id else None)
-                for r in replies.inbox(session, clinic_id, include_handled=include_handled)]
+        rows = [
+            replies.reply_json(r, session.get(Patient, r.patient_id) if r.patient_id else None)
+            for r in replies.inbox(session, clinic_id, include_handled=include_handled)
+        ]
     emit({"replies": rows}, lambda: table(rows, ["id", "received_at", "patient", "flag_reason", "body", "handled_at"]))
 
 

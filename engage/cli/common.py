@@ -32,7 +32,12 @@ def json_option(func: F) -> F:
         return value
 
     return click.option(
-        "--json", "as_json", is_flag=True, expose_value=False, callback=remember, is_eager=True,
+        "--json",
+        "as_json",
+        is_flag=True,
+        expose_value=False,
+        callback=remember,
+        is_eager=True,
         help="Print one JSON object on stdout.",
     )(func)
 

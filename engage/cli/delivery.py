@@ -30,8 +30,13 @@ def _summary(counts: dict[str, int]) -> str:
 
 
 @click.command("tick")
-@click.option("--now", "now", callback=_instant, metavar="ISO",
-              help="Run as if at this time (ISO 8601; UTC when no offset is given). Default: the real time.")
+@click.option(
+    "--now",
+    "now",
+    callback=_instant,
+    metavar="ISO",
+    help="Run as if at this time (ISO 8601; UTC when no offset is given). Default: the real time.",
+)
 @json_option
 @user_errors
 def tick(now: datetime | None) -> None:
@@ -51,4 +56,3 @@ def tick(now: datetime | None) -> None:
     with clock.frozen(now) if now is not None else contextlib.nullcontext():
         counts |= {f"webhooks_{key}": value for key, value in deliver.deliver_due().items()}
     emit(counts, _summary(counts))
-

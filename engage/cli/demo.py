@@ -40,8 +40,10 @@ def summary_text(report: DemoReport) -> str:
         if any(status in row for row in report.by_template):
             columns.append(status)
     columns.append("total")
-    rows = [{c: row.get(c, 0) if c not in ("template", "channel") else row[c] for c in columns}
-            for row in report.by_template]
+    rows = [
+        {c: row.get(c, 0) if c not in ("template", "channel") else row[c] for c in columns}
+        for row in report.by_template
+    ]
     files = report.outbox_files
     lines = [
         "",

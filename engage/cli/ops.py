@@ -22,11 +22,14 @@ def _human(s: ops_status.Status) -> str:
     workers = "broker unreachable" if s.workers is None else (", ".join(s.workers) or "none answered")
     lines = [
         f"backlog      {b.total} ({b.due} due, {b.queued} queued)",
-        "oldest due   " + ("-" if b.oldest_due_at is None
-                           else f"message {b.oldest_due_id}, due {b.oldest_due_at:%Y-%m-%d %H:%M:%SZ} "
-                                f"({_age(b.oldest_age_seconds)})"),
-        "last tick    " + ("never" if t.last_tick_at is None
-                           else f"{t.last_tick_at:%Y-%m-%d %H:%M:%SZ} ({_age(t.age_seconds)})")
+        "oldest due   "
+        + (
+            "-"
+            if b.oldest_due_at is None
+            else f"message {b.oldest_due_id}, due {b.oldest_due_at:%Y-%m-%d %H:%M:%SZ} ({_age(b.oldest_age_seconds)})"
+        ),
+        "last tick    "
+        + ("never" if t.last_tick_at is None else f"{t.last_tick_at:%Y-%m-%d %H:%M:%SZ} ({_age(t.age_seconds)})")
         + ("  STALE" if t.stale else ""),
         f"workers      {workers}",
         f"last 24 h    {s.failed_24h} failed, {s.unknown_24h} unknown",
@@ -38,10 +41,19 @@ def _human(s: ops_status.Status) -> str:
 
 
 @click.command("status")
-@click.option("--ping-timeout", default=ops_status.PING_TIMEOUT_SECONDS, show_default=True,
-              type=click.FloatRange(0.1, 30), help="Seconds to wait for workers to answer the ping.")
-@click.option("--heartbeat", "heartbeat_only", is_flag=True,
-              help="Only the last beat tick; exit 1 when it is stale (a container healthcheck).")
+@click.option(
+    "--ping-timeout",
+    default=ops_status.PING_TIMEOUT_SECONDS,
+    show_default=True,
+    type=click.FloatRange(0.1, 30),
+    help="Seconds to wait for workers to answer the ping.",
+)
+@click.option(
+    "--heartbeat",
+    "heartbeat_only",
+    is_flag=True,
+    help="Only the last beat tick; exit 1 when it is stale (a container healthcheck).",
+)
 @json_option
 def status(ping_timeout: float, heartbeat_only: bool) -> None:
     """Is engage sending? Backlog, oldest due message, last beat tick, workers that answer, recent failures.
@@ -50,17 +62,30 @@ def status(ping_timeout: float, heartbeat_only: bool) -> None:
     """
     if heartbeat_only:
         tick = last_tick()
-        emit(tick.as_dict(), lambda: ("never" if tick.last_tick_at is None else
-                                      f"last tick {tick.last_tick_at:%Y-%m-%d %H:%M:%SZ} ({_age(tick.age_seconds)})")
-             + (" STALE" if tick.stale else ""))
+        emit(
+            tick.as_dict(),
+            lambda: (
+                (
+                    "never"
+                    if tick.last_tick_at is None
+                    else f"last tick {tick.last_tick_at:%Y-%m-%d %H:%M:%SZ} ({_age(tick.age_seconds)})"
+                )
+                + (" STALE" if tick.stale else "")
+            ),
+        )
         sys.exit(1 if tick.stale else 0)
     result = ops_status.collect(ping_timeout)
     emit(result.as_dict(), lambda: _human(result))
 
 
 @click.command("purge")
-@click.option("--older-than", "older_than", required=True, metavar="DURATION",
-              help="Retention window, e.g. 365d or 52w (at least 30d).")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="DURATION",
+    help="Retention window, e.g. 365d or 52w (at least 30d).",
+)
 @json_option
 @user_errors
 def purge(older_than: str) -> None:
@@ -70,6 +95,9 @@ def purge(older_than: str) -> None:
     """
     window = parse_duration(older_than)
     result = retention.purge(window, actor="cli")
-    emit(result.as_dict(), f"purged before {result.cutoff:%Y-%m-%d %H:%M}Z: {result.messages} message contexts, "
-                           f"{result.delivery_events} delivery payloads, {result.inbound_messages} reply texts, "
-                           f"{result.outbox_files} outbox files")
+    emit(
+        result.as_dict(),
+        f"purged before {result.cutoff:%Y-%m-%d %H:%M}Z: {result.messages} message contexts, "
+        f"{result.delivery_events} delivery payloads, {result.inbound_messages} reply texts, "
+        f"{result.outbox_files} outbox files",
+    )

@@ -27,9 +27,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc)) from None
 
 
-def _quiet_hours_pairs(
-    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, str]:
+def _quiet_hours_pairs(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
     """``("sms=21:00-08:00", "email=off")`` -> ``{"sms": "21:00-08:00", "email": "off"}`` (checked later)."""
     pairs: dict[str, str] = {}
     for value in values:
@@ -70,19 +68,38 @@ def clinic() -> None:
 @click.option("--phone", help="The clinic's phone number, given in HELP replies.")
 @click.option("--region", help="Two-letter country for phone numbers written without +; default ENGAGE_DEFAULT_REGION.")
 @click.option(
-    "--quiet-hours", "quiet_hours", multiple=True, callback=_quiet_hours_pairs, metavar="CHANNEL=HH:MM-HH:MM",
+    "--quiet-hours",
+    "quiet_hours",
+    multiple=True,
+    callback=_quiet_hours_pairs,
+    metavar="CHANNEL=HH:MM-HH:MM",
     help="No messages on CHANNEL (sms or email) in this local-time window, e.g. sms=20:00-08:00, or "
     "CHANNEL=off. Repeatable. Default for both: 20:00-08:00.",
 )
 @json_option
 @user_errors
-def clinic_create(name: str, tz: str, address: str, email: str, sms_from: str | None, phone: str | None,
-                  region: str | None, quiet_hours: dict[str, str]) -> None:
+def clinic_create(
+    name: str,
+    tz: str,
+    address: str,
+    email: str,
+    sms_from: str | None,
+    phone: str | None,
+    region: str | None,
+    quiet_hours: dict[str, str],
+) -> None:
     """Create a clinic."""
     with session_scope() as session:
         created = clinics.create_clinic(
-            session, name=name, timezone=tz, address=address, email=email, sms_from=sms_from, phone=phone,
-            region=region, quiet_hours=quiet_hours,
+            session,
+            name=name,
+            timezone=tz,
+            address=address,
+            email=email,
+            sms_from=sms_from,
+            phone=phone,
+            region=region,
+            quiet_hours=quiet_hours,
         )
         data = clinics.clinic_json(created)
     emit(data, lambda: f"clinic {data['id']} created\n" + _clinic_text(data))
@@ -142,16 +159,25 @@ def patient() -> None:
 @click.option("--locale", default="en", show_default=True, help="en or es.")
 @json_option
 @user_errors
-def patient_add(clinic_id: int, first_name: str, last_name: str, email: str | None, phone: str | None,
-                tz: str | None, locale: str) -> None:
+def patient_add(
+    clinic_id: int, first_name: str, last_name: str, email: str | None, phone: str | None, tz: str | None, locale: str
+) -> None:
     """Add a patient to a clinic (needs an email or a phone)."""
     with session_scope() as session:
         created, warnings = patients.add_patient_with_warnings(
-            session, clinic_id=clinic_id, first_name=first_name, last_name=last_name, email=email, phone=phone,
-            timezone=tz, locale=locale,
+            session,
+            clinic_id=clinic_id,
+            first_name=first_name,
+            last_name=last_name,
+            email=email,
+            phone=phone,
+            timezone=tz,
+            locale=locale,
         )
-    emit({"id": created.id, "warnings": warnings},
-         "\n".join([f"patient {created.id} added", *(f"warning: {w}" for w in warnings)]))
+    emit(
+        {"id": created.id, "warnings": warnings},
+        "\n".join([f"patient {created.id} added", *(f"warning: {w}" for w in warnings)]),
+    )
 
 
 @patient.command("show")
@@ -162,7 +188,8 @@ def patient_show(patient_id: int) -> None:
     """A patient with their plans and appointments."""
     with session_scope() as session:
         found = session.get(
-            Patient, patient_id,
+            Patient,
+            patient_id,
             options=[selectinload(Patient.plans).selectinload(TreatmentPlan.appointments)],
         )
         if found is None:
@@ -200,16 +227,34 @@ def plan() -> None:
 @click.option("--allow-past", is_flag=True, help="Record appointments that already happened (staff history).")
 @json_option
 @user_errors
-def plan_create(patient_id: int, condition: str, modality: str, first: str, sessions: int, every: timedelta,
-                duration: timedelta, reassess_every: int, allow_past: bool) -> None:
+def plan_create(
+    patient_id: int,
+    condition: str,
+    modality: str,
+    first: str,
+    sessions: int,
+    every: timedelta,
+    duration: timedelta,
+    reassess_every: int,
+    allow_past: bool,
+) -> None:
     """Create a treatment plan and book its appointments."""
     with session_scope() as session:
         created = plans.create_plan(
-            session, patient_id=patient_id, condition=condition, modality=modality, first=first, sessions=sessions,
-            every=every, duration=duration, reassess_every=reassess_every, allow_past=allow_past,
+            session,
+            patient_id=patient_id,
+            condition=condition,
+            modality=modality,
+            first=first,
+            sessions=sessions,
+            every=every,
+            duration=duration,
+            reassess_every=reassess_every,
+            allow_past=allow_past,
         )
         data: dict[str, Any] = {
-            "id": created.id, "appointments": [plans.appointment_json(a) for a in created.appointments],
+            "id": created.id,
+            "appointments": [plans.appointment_json(a) for a in created.appointments],
         }
     emit(data, lambda: f"plan {data['id']} created\n" + table(data["appointments"], ["id", "start", "end", "status"]))
 
@@ -230,8 +275,9 @@ def appointment() -> None:
 def appointment_add(plan_id: int, start: str, end: str | None, duration: timedelta | None, allow_past: bool) -> None:
     """Book one more appointment in a plan."""
     with session_scope() as session:
-        created = appointments.add_appointment(session, plan_id=plan_id, start=start, end=end, duration=duration,
-                                               allow_past=allow_past)
+        created = appointments.add_appointment(
+            session, plan_id=plan_id, start=start, end=end, duration=duration, allow_past=allow_past
+        )
         data = plans.appointment_json(created)
     emit(data, f"appointment {data['id']} booked for {data['start']}")
 
@@ -267,26 +313,52 @@ _status_command("no-show", AppointmentStatus.NO_SHOW, "Mark an appointment as mi
 
 # --- care content settings (issue 14) ---------------------------------------------------------
 
+
 def _keys(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> list[str]:
     return [key.strip() for item in value for key in item.split(",") if key.strip()]
 
 
 @clinic.command("settings")
 @click.argument("clinic_id", type=int)
-@click.option("--sms-name", help="Short name SMS carry instead of the clinic's name (at most 20 characters, "
-              "no condition or treatment words); '' removes it.")
+@click.option(
+    "--sms-name",
+    help="Short name SMS carry instead of the clinic's name (at most 20 characters, "
+    "no condition or treatment words); '' removes it.",
+)
 @click.option("--sms-per-day", type=int, help="Non-urgent SMS a patient may get per local day (default 1).")
 @click.option("--sms-per-week", type=int, help="Non-urgent SMS a patient may get in any 7 local days (default 4).")
-@click.option("--step-off", "steps_off", multiple=True, callback=_keys, metavar="KEY[,KEY]",
-              help="Turn sequence steps off (e.g. rebook). Repeatable.")
-@click.option("--step-on", "steps_on", multiple=True, callback=_keys, metavar="KEY[,KEY]",
-              help="Turn sequence steps back on. Repeatable.")
-@click.option("--prefer-email/--prefer-sms", default=None,
-              help="Send steps that may go by email (the reassessment) by email to every patient with an address.")
+@click.option(
+    "--step-off",
+    "steps_off",
+    multiple=True,
+    callback=_keys,
+    metavar="KEY[,KEY]",
+    help="Turn sequence steps off (e.g. rebook). Repeatable.",
+)
+@click.option(
+    "--step-on",
+    "steps_on",
+    multiple=True,
+    callback=_keys,
+    metavar="KEY[,KEY]",
+    help="Turn sequence steps back on. Repeatable.",
+)
+@click.option(
+    "--prefer-email/--prefer-sms",
+    default=None,
+    help="Send steps that may go by email (the reassessment) by email to every patient with an address.",
+)
 @json_option
 @user_errors
-def clinic_settings_command(clinic_id: int, sms_name: str | None, sms_per_day: int | None, sms_per_week: int | None,
-                            steps_off: list[str], steps_on: list[str], prefer_email: bool | None) -> None:
+def clinic_settings_command(
+    clinic_id: int,
+    sms_name: str | None,
+    sms_per_day: int | None,
+    sms_per_week: int | None,
+    steps_off: list[str],
+    steps_on: list[str],
+    prefer_email: bool | None,
+) -> None:
     """Change a clinic's messaging settings; pending messages of its patients are re-planned."""
     given: dict[str, Any] = {}
     if sms_name is not None:
@@ -297,24 +369,32 @@ def clinic_settings_command(clinic_id: int, sms_name: str | None, sms_per_day: i
         given["sms_per_week"] = sms_per_week
     with session_scope() as session:
         changed, result = clinic_settings.change_clinic_settings(
-            session, clinic_id, steps_off=steps_off, steps_on=steps_on, prefers_email=prefer_email, **given)
+            session, clinic_id, steps_off=steps_off, steps_on=steps_on, prefers_email=prefer_email, **given
+        )
         data = {**clinics.clinic_json(changed), "changes": result.as_dict()}
 
     def human() -> str:
         counts = data["changes"]
-        return (f"clinic {data['id']}: SMS name {data['sms_name'] or '(the clinic name)'}; at most "
-                f"{data['sms_per_day']} SMS a day, {data['sms_per_week']} a week; steps off: "
-                f"{', '.join(data['steps_off']) or 'none'}; prefers email: {'yes' if data['prefers_email'] else 'no'}\n"
-                f"{counts['skipped']} pending messages skipped, {counts['revived']} revived, "
-                f"{counts['cancelled']} cancelled, {counts['updated']} updated")
+        return (
+            f"clinic {data['id']}: SMS name {data['sms_name'] or '(the clinic name)'}; at most "
+            f"{data['sms_per_day']} SMS a day, {data['sms_per_week']} a week; steps off: "
+            f"{', '.join(data['steps_off']) or 'none'}; prefers email: {'yes' if data['prefers_email'] else 'no'}\n"
+            f"{counts['skipped']} pending messages skipped, {counts['revived']} revived, "
+            f"{counts['cancelled']} cancelled, {counts['updated']} updated"
+        )
 
     emit(data, human)
 
 
 @plan.command("exercises")
 @click.argument("plan_id", type=int)
-@click.option("--set", "keys", metavar="KEY[,KEY]", help="The exercises the practitioner picked, in order "
-              "(keys from templates/exercises); '' picks none. Without it, show the plan's exercises.")
+@click.option(
+    "--set",
+    "keys",
+    metavar="KEY[,KEY]",
+    help="The exercises the practitioner picked, in order "
+    "(keys from templates/exercises); '' picks none. Without it, show the plan's exercises.",
+)
 @json_option
 @user_errors
 def plan_exercises(plan_id: int, keys: str | None) -> None:

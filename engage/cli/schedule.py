@@ -28,8 +28,9 @@ def enroll(patient_id: int, plan_id: int, sequence_key: str, enrolled_by: str) -
     """Enrol a patient's plan into a follow-up sequence and plan every message."""
     with session_scope() as session:
         enrollment, _result = enrollments.enroll(session, patient_id, plan_id, sequence_key, enrolled_by=enrolled_by)
-        statuses = Counter(m["status"] for m in enrollments.timeline(session, patient_id)
-                           if m["enrollment_id"] == enrollment.id)
+        statuses = Counter(
+            m["status"] for m in enrollments.timeline(session, patient_id) if m["enrollment_id"] == enrollment.id
+        )
         data: dict[str, Any] = {
             "id": enrollment.id,
             "messages": sum(statuses.values()),

@@ -40,7 +40,12 @@ def staff_add(clinic_id: int, email: str, name: str, role_name: str, password_st
     password = _password(password_stdin)
     with session_scope() as session:
         created = accounts.create_staff(
-            session, clinic_id=clinic_id, email=email, name=name, role_name=role_name, password=password,
+            session,
+            clinic_id=clinic_id,
+            email=email,
+            name=name,
+            role_name=role_name,
+            password=password,
         )
         data = accounts.staff_json(created)
     emit(data, f"staff {data['id']} added: {data['email']} ({data['role']})")

@@ -48,12 +48,14 @@ def import_appointments_command(csv_file: Path, clinic_id: int, dry_run: bool) -
 
     def human() -> str:
         verb = "would be" if dry_run else "were"
-        return (f"appointments: {data['appointments_created']} created, {data['appointments_moved']} moved, "
-                f"{data['appointments_status_changed']} changed status, {data['appointments_unchanged']} unchanged\n"
-                f"patients: {data['patients_created']} created, {data['patients_updated']} updated, "
-                f"{data['patients_unchanged']} unchanged; plans created: {data['plans_created']}; "
-                f"enrolments: {data['enrollments_created']}\n"
-                f"messages {verb} changed: {_changes(data['messages'])}")
+        return (
+            f"appointments: {data['appointments_created']} created, {data['appointments_moved']} moved, "
+            f"{data['appointments_status_changed']} changed status, {data['appointments_unchanged']} unchanged\n"
+            f"patients: {data['patients_created']} created, {data['patients_updated']} updated, "
+            f"{data['patients_unchanged']} unchanged; plans created: {data['plans_created']}; "
+            f"enrolments: {data['enrollments_created']}\n"
+            f"messages {verb} changed: {_changes(data['messages'])}"
+        )
 
     emit(data, human)
 

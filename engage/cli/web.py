@@ -16,10 +16,20 @@ GRACEFUL_SHUTDOWN_SECONDS = 20  # in-flight requests finish on SIGTERM, then the
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
-@click.option("--limit-concurrency", default=100, show_default=True, type=click.IntRange(1),
-              help="Connections and requests at once; beyond it new requests get 503.")
-@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1),
-              help="Seconds a client may take to send a request's headers before the connection is closed.")
+@click.option(
+    "--limit-concurrency",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Connections and requests at once; beyond it new requests get 503.",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds a client may take to send a request's headers before the connection is closed.",
+)
 def serve(host: str, port: int, limit_concurrency: int, header_timeout: float) -> None:
     """Serve the staff web app (/, sign in at /login), the webhooks (/webhooks/...) and patient pages (/u/..., /r/...).
 
@@ -46,9 +56,16 @@ def serve(host: str, port: int, limit_concurrency: int, header_timeout: float) -
     for name in ("engage", "uvicorn"):
         logging.getLogger(name).setLevel(logging.INFO)
     uvicorn.run(
-        "engage.web.app:create_app", factory=True, host=host, port=port, access_log=False, proxy_headers=True,
+        "engage.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=True,
         # uvicorn's h11 protocol plus the header-read timeout uvicorn lacks (slow-header clients).
-        http=with_header_timeout(header_timeout), limit_concurrency=limit_concurrency, log_config=None,
+        http=with_header_timeout(header_timeout),
+        limit_concurrency=limit_concurrency,
+        log_config=None,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

@@ -62,5 +62,9 @@ def webhook_events(endpoint_id: int, clinic_id: int, limit: int) -> None:
     with session_scope() as session:
         endpoint = endpoints.get_endpoint(session, clinic_id, endpoint_id)
         data = {"events": [endpoints.event_json(e) for e in endpoints.recent_events(session, endpoint, limit)]}
-    emit(data, lambda: table(data["events"], ["event_id", "status", "attempts", "last_status_code", "last_error",
-                                              "occurred_at"]))
+    emit(
+        data,
+        lambda: table(
+            data["events"], ["event_id", "status", "attempts", "last_status_code", "last_error", "occurred_at"]
+        ),
+    )

@@ -153,8 +153,15 @@ def set_plan_exercises(session: Session, plan_id: int, keys: Iterable[str], acto
     plan.exercises = picked  # a new list: the JSON column notices reassignment
     session.flush()
     patient = session.get_one(Patient, plan.patient_id)
-    audit(session, clinic_id=patient.clinic_id, actor=actor, action="plan.exercises", subject_type="treatment_plan",
-          subject_id=plan.id, exercises=picked)
+    audit(
+        session,
+        clinic_id=patient.clinic_id,
+        actor=actor,
+        action="plan.exercises",
+        subject_type="treatment_plan",
+        subject_id=plan.id,
+        exercises=picked,
+    )
     return plan
 
 

@@ -125,7 +125,11 @@ def _preview_links() -> dict[str, Any]:
 
 
 def _clinic(
-    name: str, address: str, phone: str | None, region: str | None, sms_name: str | None = None,
+    name: str,
+    address: str,
+    phone: str | None,
+    region: str | None,
+    sms_name: str | None = None,
     channel: str = Channel.EMAIL.value,
 ) -> dict[str, Any]:
     """The clinic as templates see it. In an SMS ``name`` is the short SMS name when the clinic has one
@@ -166,13 +170,15 @@ def earlier_sms_exists(message: Any) -> ColumnElement[bool]:
     caller that reads it in the same SELECT as the row).
     """
     earlier = _EARLIER
-    return exists(select(earlier.id).where(
-        earlier.enrollment_id == message.enrollment_id,
-        earlier.channel == Channel.SMS,
-        earlier.id != message.id,
-        earlier.status.not_in(_NOT_RECEIVED),
-        or_(earlier.due_at < message.due_at, (earlier.due_at == message.due_at) & (earlier.id < message.id)),
-    ))
+    return exists(
+        select(earlier.id).where(
+            earlier.enrollment_id == message.enrollment_id,
+            earlier.channel == Channel.SMS,
+            earlier.id != message.id,
+            earlier.status.not_in(_NOT_RECEIVED),
+            or_(earlier.due_at < message.due_at, (earlier.due_at == message.due_at) & (earlier.id < message.id)),
+        )
+    )
 
 
 def _is_first_sms(session: Session, message: Message) -> bool:
@@ -198,9 +204,8 @@ def message_context(session: Session, message: Message, first_sms: bool | None =
         start=appointment.start_at if appointment else None,
         end=appointment.end_at if appointment else None,
         step=_step(message),
-        first_sms=channel == Channel.SMS.value and (
-            first_sms if first_sms is not None else _is_first_sms(session, message)
-        ),
+        first_sms=channel == Channel.SMS.value
+        and (first_sms if first_sms is not None else _is_first_sms(session, message)),
         patient_id=patient.id,
         message_id=message.id,
         channel=channel,
@@ -212,9 +217,11 @@ def message_context(session: Session, message: Message, first_sms: bool | None =
 
 
 def _pain_scores(session: Session, patient_id: int) -> list[int]:
-    return list(session.scalars(
-        select(Outcome.score).where(Outcome.patient_id == patient_id).order_by(Outcome.recorded_at, Outcome.id)
-    ))
+    return list(
+        session.scalars(
+            select(Outcome.score).where(Outcome.patient_id == patient_id).order_by(Outcome.recorded_at, Outcome.id)
+        )
+    )
 
 
 # Sample data is the worst case for length: a ~40-character clinic name, the
@@ -231,7 +238,11 @@ SAMPLE_FIRST_NAMES = {"en": "Alexandra", "es": "Alejandra"}
 
 
 def sample_context(
-    name: str, channel: str, locale: str, *, step: dict[str, Any] | None = None,
+    name: str,
+    channel: str,
+    locale: str,
+    *,
+    step: dict[str, Any] | None = None,
     exercise_keys: list[str] | None = None,
 ) -> dict[str, Any]:
     """A realistic context without a patient, for ``templates check`` and ``preview`` (first SMS, day 1).

@@ -41,13 +41,19 @@ SAMPLE_PAGE: dict[str, Any] = {
     "score": 10,
     "selected": 7,
     "phone": "+15035550123",
-    "exercises": [{
-        "key": "figure-four", "name": "Lying figure-four stretch",
-        "steps": ["Lie on your back with both knees bent.", "Cross your right ankle over your left knee."],
-        "hold_seconds": 30, "repeat": 3, "each_side": True,
-        "stop_when": "Stop if pain, tingling or numbness spreads down your leg.",
-        "image_url": "https://example.org/figure-four.png", "video_url": "https://example.org/figure-four.mp4",
-    }],
+    "exercises": [
+        {
+            "key": "figure-four",
+            "name": "Lying figure-four stretch",
+            "steps": ["Lie on your back with both knees bent.", "Cross your right ankle over your left knee."],
+            "hold_seconds": 30,
+            "repeat": 3,
+            "each_side": True,
+            "stop_when": "Stop if pain, tingling or numbness spreads down your leg.",
+            "image_url": "https://example.org/figure-four.png",
+            "video_url": "https://example.org/figure-four.mp4",
+        }
+    ],
     "default_clinic": "Your clinic",
     "phone_tel": "+15035550123",
     "phone_display": "(503) 555-0123",

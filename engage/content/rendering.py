@@ -74,6 +74,7 @@ STOP_LINES = {
     "es": "Responda STOP para darse de baja.",
 }
 
+
 @dataclass(frozen=True)
 class RenderedEmail:
     subject: str
@@ -116,8 +117,9 @@ def _environment(templates_dir: Path) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(local_date=_local_date, local_time=_local_time, local_datetime=_local_datetime,
-                       local_day=_local_day)
+    env.filters.update(
+        local_date=_local_date, local_time=_local_time, local_datetime=_local_datetime, local_day=_local_day
+    )
     return env
 
 

@@ -82,7 +82,10 @@ class Sender:
 
 
 def receive_sms(
-    session: Session, sms: InboundSms, *, on_opt_in: Callable[[Session, int], object] | None = None,
+    session: Session,
+    sms: InboundSms,
+    *,
+    on_opt_in: Callable[[Session, int], object] | None = None,
 ) -> str | None:
     """Store and act on one inbound SMS; returns our answer's text, or None for no answer.
 
@@ -96,8 +99,13 @@ def receive_sms(
     single = sender.patients[0] if len(sender.patients) == 1 else None
     clinic = sender.clinic or (sender.patients[0].clinic if sender.patients else None)
     record = InboundMessage(
-        provider_sid=sms.sid, clinic_id=clinic.id if clinic else None, patient_id=single.id if single else None,
-        from_phone=sms.from_phone[:20], to_phone=sms.to_phone[:20] or None, body=sms.body, kind=meaning.kind.value,
+        provider_sid=sms.sid,
+        clinic_id=clinic.id if clinic else None,
+        patient_id=single.id if single else None,
+        from_phone=sms.from_phone[:20],
+        to_phone=sms.to_phone[:20] or None,
+        body=sms.body,
+        kind=meaning.kind.value,
         received_at=utcnow(),
     )
     try:
@@ -114,12 +122,21 @@ def receive_sms(
     if _twilio_answers(sms.body, meaning):
         return None
     locale = single.locale if single else "en"
-    return reply_text(locale, key, clinic_name=clinic.name if clinic else None,
-                      phone=_national(clinic.phone) if clinic and clinic.phone else None, **values)
+    return reply_text(
+        locale,
+        key,
+        clinic_name=clinic.name if clinic else None,
+        phone=_national(clinic.phone) if clinic and clinic.phone else None,
+        **values,
+    )
 
 
 def find_sender(
-    session: Session, from_phone: str, to_phone: str, messaging_service_sid: str | None, kind: Kind,
+    session: Session,
+    from_phone: str,
+    to_phone: str,
+    messaging_service_sid: str | None,
+    kind: Kind,
 ) -> Sender:
     """The clinic owning the ``To`` number (or messaging service) and its patients with phone ``from_phone``.
 
@@ -155,15 +172,17 @@ class _Turn:
         kind = self.meaning.kind
         if kind is Kind.OPT_OUT:
             for patient in self.sender.patients:
-                record_consent(self.session, patient.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword",
-                               self.meaning.keyword)
+                record_consent(
+                    self.session, patient.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword", self.meaning.keyword
+                )
                 self._audit(patient.id, "consent.sms_opt_out")
             # The same words whether or not we know the number: the answer reveals nothing.
             return ("stop_cancel" if self.meaning.keyword in _CANCEL_WORDS else "stop"), {}
         if kind is Kind.OPT_IN:
             for patient in self.sender.patients:
-                record_consent(self.session, patient.id, Channel.SMS, ConsentState.OPTED_IN, "sms_keyword",
-                               self.meaning.keyword)
+                record_consent(
+                    self.session, patient.id, Channel.SMS, ConsentState.OPTED_IN, "sms_keyword", self.meaning.keyword
+                )
                 self._audit(patient.id, "consent.sms_opt_in")
                 if on_opt_in is not None:
                     on_opt_in(self.session, patient.id)  # future SMS skipped for the opt-out come back
@@ -216,9 +235,14 @@ class _Turn:
         reasons = []
         if prompt is None:
             # Kept, and shown to staff: a number sent on the patient's own initiative still says something.
-            unsolicited = Outcome(patient_id=self.patient.id, prompt_message_id=None,
-                                  inbound_message_id=self.record.id, score=score, source="sms_unsolicited",
-                                  recorded_at=utcnow())
+            unsolicited = Outcome(
+                patient_id=self.patient.id,
+                prompt_message_id=None,
+                inbound_message_id=self.record.id,
+                score=score,
+                source="sms_unsolicited",
+                recorded_at=utcnow(),
+            )
             self.session.add(unsolicited)
             self.session.flush()
             emit(self.session, EventType.OUTCOME_RECORDED, [unsolicited.id])
@@ -227,8 +251,9 @@ class _Turn:
             record_outcome(self.session, prompt, score, source="sms", inbound_message_id=self.record.id)
         high = is_high_score(score, previous)
         if high:
-            reasons.insert(0, f"for the practitioner: pain {score}/10" +
-                           (f" (was {previous})" if previous is not None else ""))
+            reasons.insert(
+                0, f"for the practitioner: pain {score}/10" + (f" (was {previous})" if previous is not None else "")
+            )
             self._audit(self.patient.id, "outcome.flagged_for_practitioner")
         if reasons:
             self._flag("; ".join(reasons))
@@ -236,19 +261,28 @@ class _Turn:
 
     def _asked_since(self, prompt: Message) -> bool:
         since = prompt.sent_at or prompt.due_at
-        return self.session.scalar(
-            select(func.count()).select_from(InboundMessage).where(
-                InboundMessage.patient_id == self.record.patient_id, InboundMessage.auto_reply == "ask_again",
-                InboundMessage.received_at >= since, InboundMessage.id != self.record.id,
+        asked = self.session.scalar(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(
+                InboundMessage.patient_id == self.record.patient_id,
+                InboundMessage.auto_reply == "ask_again",
+                InboundMessage.received_at >= since,
+                InboundMessage.id != self.record.id,
             )
-        ) > 0
+        )
+        return bool(asked)
 
     def _other(self, reason: str) -> tuple[str | None, dict[str, object]]:
         self._flag(reason)
         answered = self.session.scalar(
-            select(func.count()).select_from(InboundMessage).where(
-                InboundMessage.from_phone == self.record.from_phone, InboundMessage.auto_reply == "other",
-                InboundMessage.received_at >= utcnow() - OTHER_REPLY_EVERY, InboundMessage.id != self.record.id,
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(
+                InboundMessage.from_phone == self.record.from_phone,
+                InboundMessage.auto_reply == "other",
+                InboundMessage.received_at >= utcnow() - OTHER_REPLY_EVERY,
+                InboundMessage.id != self.record.id,
             )
         )
         return ("other", {}) if not answered else (None, {})
@@ -258,9 +292,16 @@ class _Turn:
         self.record.flag_reason = reason[:200]
 
     def _audit(self, patient_id: int, action: str, **detail: object) -> None:
-        audit(self.session, clinic_id=self.clinic.id if self.clinic else None, actor="webhook:twilio",
-              action=action, subject_type="patient", subject_id=patient_id, inbound_message_id=self.record.id,
-              **detail)
+        audit(
+            self.session,
+            clinic_id=self.clinic.id if self.clinic else None,
+            actor="webhook:twilio",
+            action=action,
+            subject_type="patient",
+            subject_id=patient_id,
+            inbound_message_id=self.record.id,
+            **detail,
+        )
 
 
 def upcoming_appointment(session: Session, patient_id: int) -> Appointment | None:
@@ -268,16 +309,25 @@ def upcoming_appointment(session: Session, patient_id: int) -> Appointment | Non
     now = utcnow()
     booked_future = (Appointment.status == AppointmentStatus.BOOKED, Appointment.start_at > now)
     reminded = session.scalars(
-        select(Appointment).join(Message, Message.appointment_id == Appointment.id)
-        .where(Message.patient_id == patient_id, Message.channel == Channel.SMS,
-               Message.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)), *booked_future)
-        .order_by(func.coalesce(Message.sent_at, Message.due_at).desc(), Message.id.desc()).limit(1)
+        select(Appointment)
+        .join(Message, Message.appointment_id == Appointment.id)
+        .where(
+            Message.patient_id == patient_id,
+            Message.channel == Channel.SMS,
+            Message.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)),
+            *booked_future,
+        )
+        .order_by(func.coalesce(Message.sent_at, Message.due_at).desc(), Message.id.desc())
+        .limit(1)
     ).first()
     if reminded is not None:
         return reminded
     return session.scalars(
-        select(Appointment).join(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id, *booked_future)
-        .order_by(Appointment.start_at).limit(1)
+        select(Appointment)
+        .join(TreatmentPlan)
+        .where(TreatmentPlan.patient_id == patient_id, *booked_future)
+        .order_by(Appointment.start_at)
+        .limit(1)
     ).first()
 
 

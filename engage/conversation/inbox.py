@@ -23,12 +23,18 @@ def inbox(session: Session, clinic_id: int, *, include_handled: bool = False, li
 
 def waiting_count(session: Session, clinic_id: int) -> int:
     """How many flagged replies to ``clinic_id`` wait for a person."""
-    return session.scalar(
-        select(func.count()).select_from(InboundMessage).where(
-            InboundMessage.clinic_id == clinic_id, InboundMessage.flagged.is_(True),
-            InboundMessage.handled_at.is_(None),
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(
+                InboundMessage.clinic_id == clinic_id,
+                InboundMessage.flagged.is_(True),
+                InboundMessage.handled_at.is_(None),
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 def get_reply_in_clinic(session: Session, clinic_id: int | None, reply_id: int) -> InboundMessage:
@@ -54,26 +60,42 @@ def mark_handled(session: Session, reply: InboundMessage, note: str, *, actor: s
     reply.handled_by = actor
     reply.handled_note = note[:2000]
     session.flush()
-    audit(session, clinic_id=reply.clinic_id, actor=actor, action="reply.handled", subject_type="inbound_message",
-          subject_id=reply.id, patient_id=reply.patient_id)
+    audit(
+        session,
+        clinic_id=reply.clinic_id,
+        actor=actor,
+        action="reply.handled",
+        subject_type="inbound_message",
+        subject_id=reply.id,
+        patient_id=reply.patient_id,
+    )
     return reply
 
 
 def replies_of(session: Session, patient_id: int, limit: int = 200) -> list[InboundMessage]:
     """A patient's SMS replies, newest first."""
-    return list(session.scalars(
-        select(InboundMessage).where(InboundMessage.patient_id == patient_id)
-        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(InboundMessage)
+            .where(InboundMessage.patient_id == patient_id)
+            .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def reply_json(reply: InboundMessage, patient: Patient | None = None) -> dict[str, Any]:
     """A reply for staff (the body included: staff read it to answer)."""
     return {
-        "id": reply.id, "patient_id": reply.patient_id,
+        "id": reply.id,
+        "patient_id": reply.patient_id,
         "patient": f"{patient.first_name} {patient.last_name}" if patient else None,
-        "from": reply.from_phone, "body": reply.body, "kind": reply.kind,
-        "flag_reason": reply.flag_reason, "received_at": reply.received_at.isoformat(),
+        "from": reply.from_phone,
+        "body": reply.body,
+        "kind": reply.kind,
+        "flag_reason": reply.flag_reason,
+        "received_at": reply.received_at.isoformat(),
         "handled_at": reply.handled_at.isoformat() if reply.handled_at else None,
-        "handled_by": reply.handled_by, "handled_note": reply.handled_note,
+        "handled_by": reply.handled_by,
+        "handled_note": reply.handled_note,
     }

@@ -33,6 +33,8 @@ _SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNKNOWN)
 
 class PromptClosed(InvalidInput):
     """The prompt was never sent, or its answer window has passed; nothing was recorded."""
+
+
 HIGH_SCORE = 8
 MUCH_WORSE = 3
 
@@ -60,9 +62,16 @@ def answer_from_page(session: Session, prompt: Message, score: int) -> tuple[Out
     outcome = record_outcome(session, prompt, score, source=source)
     high = is_high_score(score, previous)
     if high:
-        audit(session, clinic_id=prompt.patient.clinic_id, actor="patient:web",
-              action="outcome.flagged_for_practitioner", subject_type="patient", subject_id=prompt.patient_id,
-              outcome_id=outcome.id, score=score)
+        audit(
+            session,
+            clinic_id=prompt.patient.clinic_id,
+            actor="patient:web",
+            action="outcome.flagged_for_practitioner",
+            subject_type="patient",
+            subject_id=prompt.patient_id,
+            outcome_id=outcome.id,
+            score=score,
+        )
     return outcome, high
 
 
@@ -126,7 +135,12 @@ def latest_answer(session: Session, prompt_id: int) -> Outcome | None:
 
 
 def record_outcome(
-    session: Session, prompt: Message, score: int, *, source: str, inbound_message_id: int | None = None,
+    session: Session,
+    prompt: Message,
+    score: int,
+    *,
+    source: str,
+    inbound_message_id: int | None = None,
 ) -> Outcome:
     """Store ``score`` as a new answer to ``prompt`` at the current time; returns the prompt's outcome.
 
@@ -147,8 +161,12 @@ def record_outcome(
     if latest is not None and latest.score == score:
         return latest
     outcome = Outcome(
-        patient_id=prompt.patient_id, prompt_message_id=prompt.id, inbound_message_id=inbound_message_id,
-        score=score, source=source, recorded_at=utcnow(),
+        patient_id=prompt.patient_id,
+        prompt_message_id=prompt.id,
+        inbound_message_id=inbound_message_id,
+        score=score,
+        source=source,
+        recorded_at=utcnow(),
     )
     session.add(outcome)
     session.flush()
@@ -198,6 +216,13 @@ def record_staff_outcome(session: Session, patient_id: int, score: int | str, *,
     session.add(outcome)
     session.flush()
     emit(session, EventType.OUTCOME_RECORDED, [outcome.id])
-    audit(session, clinic_id=patient.clinic_id, actor=actor, action="outcome.record", subject_type="patient",
-          subject_id=patient.id, outcome_id=outcome.id)
+    audit(
+        session,
+        clinic_id=patient.clinic_id,
+        actor=actor,
+        action="outcome.record",
+        subject_type="patient",
+        subject_id=patient.id,
+        outcome_id=outcome.id,
+    )
     return outcome

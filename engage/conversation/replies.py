@@ -55,28 +55,80 @@ class Reply:
     keyword: str | None = None
 
 
-OPT_OUT_WORDS = frozenset({
-    "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE",
-    "BAJA", "ALTO", "PARAR", "PARE", "CANCELAR", "DETENER",
-})
+OPT_OUT_WORDS = frozenset(
+    {
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "OPTOUT",
+        "REVOKE",
+        "BAJA",
+        "ALTO",
+        "PARAR",
+        "PARE",
+        "CANCELAR",
+        "DETENER",
+    }
+)
 OPT_IN_WORDS = frozenset({"START", "UNSTOP", "ALTA", "COMENZAR"})
 HELP_WORDS = frozenset({"HELP", "INFO", "AYUDA"})
 CONFIRM_WORDS = frozenset({"C", "YES", "SI", "CONFIRM", "CONFIRMED", "CONFIRMO", "CONFIRMADO", "CONFIRMAR"})
 RESCHEDULE_WORDS = frozenset({"R", "RESCHEDULE", "REPROGRAMAR"})
 #: Twilio's default keywords: with Advanced Opt-Out on, Twilio itself answers these (whole message only).
-TWILIO_KEYWORDS = frozenset({
-    "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "START", "YES", "UNSTOP", "HELP", "INFO",
-})
+TWILIO_KEYWORDS = frozenset(
+    {
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "START",
+        "YES",
+        "UNSTOP",
+        "HELP",
+        "INFO",
+    }
+)
 
 # Two-word spellings of one keyword ("opt out", "stop all").
 _JOINED = {("opt", "out"): "optout", ("stop", "all"): "stopall", ("un", "subscribe"): "unsubscribe"}
 # Said before a keyword without changing it: "please stop", "por favor baja".
 _POLITE_LEAD = ("please", "pls", "plz", "por favor", "favor de")
 # May follow a confirmation: "yes thanks", "si gracias", "c thank you".
-_COURTESY = frozenset({
-    "thanks", "thank", "you", "thx", "ty", "please", "ok", "okay", "great", "see", "then", "there", "will", "ll",
-    "be", "i", "gracias", "por", "favor", "perfecto", "nos", "vemos", "alli", "ahi", "estare", "claro",
-})
+_COURTESY = frozenset(
+    {
+        "thanks",
+        "thank",
+        "you",
+        "thx",
+        "ty",
+        "please",
+        "ok",
+        "okay",
+        "great",
+        "see",
+        "then",
+        "there",
+        "will",
+        "ll",
+        "be",
+        "i",
+        "gracias",
+        "por",
+        "favor",
+        "perfecto",
+        "nos",
+        "vemos",
+        "alli",
+        "ahi",
+        "estare",
+        "claro",
+    }
+)
 _PLAIN_OPT_OUT = re.compile(
     r"^(?:(?:please|por favor) )?(?:"
     r"(?:do not|dont|don t) (?:text|message|contact|send)"
@@ -88,26 +140,141 @@ _PLAIN_OPT_OUT = re.compile(
 )
 
 _NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10,
-    "cero": 0, "uno": 1, "una": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5, "seis": 6, "siete": 7,
-    "ocho": 8, "nueve": 9, "diez": 10,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "cero": 0,
+    "uno": 1,
+    "una": 1,
+    "dos": 2,
+    "tres": 3,
+    "cuatro": 4,
+    "cinco": 5,
+    "seis": 6,
+    "siete": 7,
+    "ocho": 8,
+    "nueve": 9,
+    "diez": 10,
 }
 # Words around a score that do not change it ("my pain is about a 7 today", "mi dolor es como un 7").
-_FILLER = frozenset({
-    # English
-    "my", "pain", "is", "its", "it", "s", "m", "a", "an", "about", "around", "approx", "approximately", "maybe",
-    "like", "i", "im", "am", "at", "level", "today", "now", "currently", "right", "still", "the", "would",
-    "say", "d", "id", "feeling", "feel", "score", "rating", "probably", "think", "guess", "hi", "hello",
-    "thanks", "thank", "you", "ok", "okay", "back", "this", "morning", "so", "roughly", "prob",
-    # Spanish
-    "mi", "dolor", "es", "esta", "estoy", "en", "un", "como", "hoy", "ahora", "mas", "o", "menos",
-    "creo", "que", "nivel", "hola", "gracias", "el", "de", "tengo", "ya", "le", "doy", "diria", "yo",
-    "aproximadamente", "maso", "buenos", "dias", "buenas", "tardes",
-    # a comparison does not change the number given ("7, worse than yesterday")
-    "better", "worse", "same", "much", "little", "bit", "than", "yesterday", "last", "week", "but",
-    "mejor", "peor", "igual", "poco", "ayer", "semana", "pasada", "bastante", "mucho", "pero",
-})
+_FILLER = frozenset(
+    {
+        # English
+        "my",
+        "pain",
+        "is",
+        "its",
+        "it",
+        "s",
+        "m",
+        "a",
+        "an",
+        "about",
+        "around",
+        "approx",
+        "approximately",
+        "maybe",
+        "like",
+        "i",
+        "im",
+        "am",
+        "at",
+        "level",
+        "today",
+        "now",
+        "currently",
+        "right",
+        "still",
+        "the",
+        "would",
+        "say",
+        "d",
+        "id",
+        "feeling",
+        "feel",
+        "score",
+        "rating",
+        "probably",
+        "think",
+        "guess",
+        "hi",
+        "hello",
+        "thanks",
+        "thank",
+        "you",
+        "ok",
+        "okay",
+        "back",
+        "this",
+        "morning",
+        "so",
+        "roughly",
+        "prob",
+        # Spanish
+        "mi",
+        "dolor",
+        "es",
+        "esta",
+        "estoy",
+        "en",
+        "un",
+        "como",
+        "hoy",
+        "ahora",
+        "mas",
+        "o",
+        "menos",
+        "creo",
+        "que",
+        "nivel",
+        "hola",
+        "gracias",
+        "el",
+        "de",
+        "tengo",
+        "ya",
+        "le",
+        "doy",
+        "diria",
+        "yo",
+        "aproximadamente",
+        "maso",
+        "buenos",
+        "dias",
+        "buenas",
+        "tardes",
+        # a comparison does not change the number given ("7, worse than yesterday")
+        "better",
+        "worse",
+        "same",
+        "much",
+        "little",
+        "bit",
+        "than",
+        "yesterday",
+        "last",
+        "week",
+        "but",
+        "mejor",
+        "peor",
+        "igual",
+        "poco",
+        "ayer",
+        "semana",
+        "pasada",
+        "bastante",
+        "mucho",
+        "pero",
+    }
+)
 # A time of day is not a score: "10am", "at 7:30".
 _TIME = re.compile(r"\d\s*:\s*\d\d|\d\s*(?:am|pm|a\.m|p\.m|hrs|h)\b")
 # Between two numbers, these leave the answer undecided: "5 or 6", "5-6", "entre 5 y 6".
@@ -136,7 +303,7 @@ def _between_digits(text: str, i: int) -> bool:
 
 
 def _before_digit(text: str, i: int) -> bool:
-    rest = text[i + 1:].lstrip()
+    rest = text[i + 1 :].lstrip()
     return bool(rest) and rest[0].isdigit()
 
 
@@ -152,8 +319,11 @@ def parse_reply(body: str) -> Reply:
     whole = _join_words(words)
     if len(whole) == 1:
         word = whole[0].upper()
-        for kind, vocabulary in ((Kind.OPT_IN, OPT_IN_WORDS), (Kind.HELP, HELP_WORDS),
-                                 (Kind.RESCHEDULE, RESCHEDULE_WORDS)):
+        for kind, vocabulary in (
+            (Kind.OPT_IN, OPT_IN_WORDS),
+            (Kind.HELP, HELP_WORDS),
+            (Kind.RESCHEDULE, RESCHEDULE_WORDS),
+        ):
             if word in vocabulary:
                 return Reply(kind, keyword=word)
     first = whole[0].upper()
@@ -173,7 +343,7 @@ def _join_words(words: list[str]) -> list[str]:
 def _opt_out(text: str, words: list[str]) -> str | None:
     for lead in _POLITE_LEAD:
         if text.startswith(lead + " "):
-            words = text[len(lead) + 1:].split()
+            words = text[len(lead) + 1 :].split()
             break
     words = _join_words(words)
     if words and words[0].upper() in OPT_OUT_WORDS:

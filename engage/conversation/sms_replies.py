@@ -18,25 +18,23 @@ REPLIES: dict[str, dict[str, str]] = {
         "clinic": "Your clinic",
         "call": "call {phone}",
         "no_phone": "call the clinic",
-        "stop": "{name}: you are unsubscribed and will get no more text messages from us. "
-                "Reply START to resubscribe.",
+        "stop": "{name}: you are unsubscribed and will get no more text messages from us. Reply START to resubscribe.",
         "stop_cancel": "{name}: you are unsubscribed from text messages. Your appointments are NOT cancelled; "
-                       "to change one, {contact}. Reply START to resubscribe.",
+        "to change one, {contact}. Reply START to resubscribe.",
         "start": "{name}: you are subscribed to text messages again. Reply HELP for help, STOP to unsubscribe.",
         # The programme description; templates/sms/welcome.txt says the same words (a test holds them equal).
         "programme": "texts about your visits, aftercare and pain check-ins, about 1-3 a week. "
-                     "Msg & data rates may apply.",
+        "Msg & data rates may apply.",
         "help": "{name}: {programme} For help, {contact}. Reply STOP to unsubscribe.",
         "confirm": "{name}: thank you, your appointment is confirmed.",
         "no_appointment": "{name}: we found no upcoming appointment to confirm. For questions, {contact}.",
         "reschedule": "{name}: thank you, the clinic will call you to find a new time.",
         "score": "{name}: thank you, we recorded your pain score of {score}/10.",
         "score_high": "{name}: thank you, we recorded {score}/10 and your practitioner will review it. "
-                      "If your pain gets much worse, or you have new numbness or weakness, {contact}. "
-                      "In an emergency call 911.",
+        "If your pain gets much worse, or you have new numbness or weakness, {contact}. "
+        "In an emergency call 911.",
         "ask_again": "{name}: please reply with one whole number from 0 (no pain) to 10 (worst pain).",
-        "other": "{name}: we cannot answer medical questions by text. Please {contact}. "
-                 "In an emergency call 911.",
+        "other": "{name}: we cannot answer medical questions by text. Please {contact}. In an emergency call 911.",
     },
     "es": {
         "clinic": "Su consulta",
@@ -44,23 +42,22 @@ REPLIES: dict[str, dict[str, str]] = {
         "no_phone": "llame a la consulta",
         "stop": "{name}: ya no le enviaremos mensajes de texto. Para volver a recibirlos, responda ALTA.",
         "stop_cancel": "{name}: ya no le enviaremos mensajes de texto. Sus citas NO se han cancelado; "
-                       "para cambiar una, {contact}. Para volver a recibir mensajes, responda ALTA.",
+        "para cambiar una, {contact}. Para volver a recibir mensajes, responda ALTA.",
         "start": "{name}: le volveremos a enviar mensajes de texto. Responda AYUDA para ayuda o BAJA para "
-                 "darse de baja.",
+        "darse de baja.",
         "programme": "mensajes sobre sus citas, cuidados y dolor, unos 1-3 por semana. Pueden aplicarse "
-                     "tarifas de mensajes y datos.",
+        "tarifas de mensajes y datos.",
         "help": "{name}: {programme} Para ayuda, {contact}. Responda BAJA para darse de baja.",
         "confirm": "{name}: gracias, su cita queda confirmada.",
-        "no_appointment": "{name}: no encontramos ninguna cita pendiente para confirmar. Para consultas, "
-                          "{contact}.",
+        "no_appointment": "{name}: no encontramos ninguna cita pendiente para confirmar. Para consultas, {contact}.",
         "reschedule": "{name}: gracias, le llamaremos para buscar otra hora.",
         "score": "{name}: gracias, hemos anotado su nivel de dolor de {score}/10.",
         "score_high": "{name}: gracias, hemos anotado {score}/10 y su terapeuta lo va a revisar. Si el dolor "
-                      "empeora mucho o nota entumecimiento o debilidad nueva, {contact}. En una emergencia "
-                      "llame al 911.",
+        "empeora mucho o nota entumecimiento o debilidad nueva, {contact}. En una emergencia "
+        "llame al 911.",
         "ask_again": "{name}: por favor responda solo con una cifra del 0 (sin dolor) al 10 (el peor dolor).",
         "other": "{name}: no podemos contestar consultas de salud por mensaje de texto. Por favor, {contact}. "
-                 "En una emergencia llame al 911.",
+        "En una emergencia llame al 911.",
     },
 }
 
@@ -75,5 +72,6 @@ def reply_text(locale: str | None, key: str, *, clinic_name: str | None, phone: 
     """The answer ``key`` in ``locale``, with the clinic's name and phone (as dialled) filled in."""
     words = words_for(locale)
     contact = words["call"].format(phone=phone) if phone else words["no_phone"]
-    return words[key].format(name=clinic_name or words["clinic"], contact=contact, programme=words["programme"],
-                             **values)
+    return words[key].format(
+        name=clinic_name or words["clinic"], contact=contact, programme=words["programme"], **values
+    )

@@ -61,9 +61,7 @@ def send_many(message_ids: Sequence[int], channel: Channel | None = None) -> dic
     counts = {**{o.value: 0 for o in Outcome}, "error": 0}
     ids = list(dict.fromkeys(message_ids))  # the same id twice in one batch would only find itself "not mine"
     pool = _pool()
-    futures: list[Future[SendResult]] = [
-        pool.submit(contextvars.copy_context().run, send_one, i, channel) for i in ids
-    ]
+    futures: list[Future[SendResult]] = [pool.submit(contextvars.copy_context().run, send_one, i, channel) for i in ids]
     problem: ConfigurationError | None = None
     for future in futures:
         try:
@@ -95,4 +93,4 @@ def by_channel(message_ids: Iterable[int]) -> dict[Channel, list[int]]:
 def chunks(ids: Sequence[int], size: int) -> list[list[int]]:
     """``ids`` cut into lists of at most ``size``."""
     size = max(1, size)
-    return [list(ids[i:i + size]) for i in range(0, len(ids), size)]
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]

@@ -11,7 +11,6 @@ provider may have them (``unknown``, never re-sent blindly).
 Logs carry message ids and counts only.
 """
 
-
 from __future__ import annotations
 
 import logging
@@ -136,16 +135,26 @@ def reap_stale(*, now: datetime | None = None) -> ReapResult:
             session,
             select(Message.id).where(stale_sending, never_handed, Message.attempts >= settings.max_attempts),
             never_handed,
-            {"status": MessageStatus.FAILED, "next_attempt_at": None, "error_code": "internal", "updated_at": now,
-             "status_reason": "gave up: the worker stopped before calling the provider on every attempt"},
+            {
+                "status": MessageStatus.FAILED,
+                "next_attempt_at": None,
+                "error_code": "internal",
+                "updated_at": now,
+                "status_reason": "gave up: the worker stopped before calling the provider on every attempt",
+            },
         )
         emit(session, EventType.MESSAGE_FAILED, failed)
         unsent = _take(
             session,
             select(Message.id).where(stale_sending, never_handed).order_by(Message.sending_at),
             never_handed,
-            {"status": MessageStatus.QUEUED, "status_reason": REQUEUED_REASON, "queued_at": now, "sending_at": None,
-             "updated_at": now},
+            {
+                "status": MessageStatus.QUEUED,
+                "status_reason": REQUEUED_REASON,
+                "queued_at": now,
+                "sending_at": None,
+                "updated_at": now,
+            },
         )
     with session_scope() as session:
         unknown = _take(
@@ -155,10 +164,14 @@ def reap_stale(*, now: datetime | None = None) -> ReapResult:
             {"status": MessageStatus.UNKNOWN, "status_reason": UNKNOWN_REASON, "updated_at": now},
         )
     if ids or unsent or unknown or failed:
-        log.warning("reaper: %d queued and %d never-handed sending messages re-enqueued, %d failed (out of "
-                    "attempts), %d handed-over sending messages flagged unknown %s",
-                    len(ids), len(unsent), len(failed), len(unknown), unknown[:20])
+        log.warning(
+            "reaper: %d queued and %d never-handed sending messages re-enqueued, %d failed (out of "
+            "attempts), %d handed-over sending messages flagged unknown %s",
+            len(ids),
+            len(unsent),
+            len(failed),
+            len(unknown),
+            unknown[:20],
+        )
     requeued = sorted(ids + unsent)
     return {"requeued": len(requeued), "unknown": len(unknown), "failed": len(failed), "ids": requeued}
-
-

@@ -53,8 +53,9 @@ def _take(message_id: int, now: datetime) -> Any:
     return (
         update(Message)
         .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
-        .values(status=MessageStatus.SENDING, sending_at=now, handed_at=None, attempts=Message.attempts + 1,
-                updated_at=now)
+        .values(
+            status=MessageStatus.SENDING, sending_at=now, handed_at=None, attempts=Message.attempts + 1, updated_at=now
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -79,8 +80,12 @@ def hand_over(session: Session, message_id: int, now: datetime, attempt: int) ->
     """
     result = session.execute(
         update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.SENDING, Message.attempts == attempt,
-               Message.handed_at.is_(None))
+        .where(
+            Message.id == message_id,
+            Message.status == MessageStatus.SENDING,
+            Message.attempts == attempt,
+            Message.handed_at.is_(None),
+        )
         .values(handed_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -96,21 +101,28 @@ def finish(session: Session, message_id: int, now: datetime, *, attempt: int | N
     stmt = update(Message).where(Message.id == message_id, Message.status == MessageStatus.SENDING)
     if attempt is not None:
         stmt = stmt.where(Message.attempts == attempt)
-    result = session.execute(
-        stmt.values(updated_at=now, **values).execution_options(synchronize_session=False)
-    )
+    result = session.execute(stmt.values(updated_at=now, **values).execution_options(synchronize_session=False))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release(message_id: int, now: datetime, *, attempt: int | None = None) -> None:
     """``sending -> queued`` without counting the attempt (engage, not the message, was at fault)."""
     with session_scope() as session:
-        finish(session, message_id, now, attempt=attempt, status=MessageStatus.QUEUED,
-               attempts=Message.attempts - 1, sending_at=None, handed_at=None)
+        finish(
+            session,
+            message_id,
+            now,
+            attempt=attempt,
+            status=MessageStatus.QUEUED,
+            attempts=Message.attempts - 1,
+            sending_at=None,
+            handed_at=None,
+        )
 
 
-def record_accepted(session: Session, message_id: int, now: datetime, *, provider: str, provider_message_id: str,
-                    segments: int | None) -> None:
+def record_accepted(
+    session: Session, message_id: int, now: datetime, *, provider: str, provider_message_id: str, segments: int | None
+) -> None:
     """Store what the provider accepted. A status callback may have got there first: it keeps its status and error."""
     ours = Message.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN])
 

@@ -52,8 +52,12 @@ class Today:
 
 
 def _clinic_messages(clinic_id: int) -> Select[Message]:
-    return (select(Message).join(Patient, Patient.id == Message.patient_id)
-            .where(Patient.clinic_id == clinic_id).options(contains_eager(Message.patient)))
+    return (
+        select(Message)
+        .join(Patient, Patient.id == Message.patient_id)
+        .where(Patient.clinic_id == clinic_id)
+        .options(contains_eager(Message.patient))
+    )
 
 
 def today(session: Session, clinic_id: int, now: datetime | None = None) -> Today:
@@ -61,47 +65,80 @@ def today(session: Session, clinic_id: int, now: datetime | None = None) -> Toda
     person: failed and unknown messages, flagged replies, bounces and invalid numbers, opt-outs of the last week."""
     now = now or utcnow()
     in_clinic = Patient.clinic_id == clinic_id
-    due = dict(session.execute(
-        select(Message.channel, func.count()).join(Patient, Patient.id == Message.patient_id)
-        .where(in_clinic, Message.status == MessageStatus.SCHEDULED, Message.due_at >= now,
-               Message.due_at < now + timedelta(hours=24))
-        .group_by(Message.channel)
-    ).all())
-    recent = dict(session.execute(
-        select(Message.status, func.count()).join(Patient, Patient.id == Message.patient_id)
-        .where(in_clinic, Message.updated_at >= now - timedelta(hours=24),
-               Message.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED, *NEEDS_RESOLVING, *BOUNCED,
-                                   MessageStatus.SKIPPED)))
-        .group_by(Message.status)
-    ).all())
+    due = dict(
+        session.execute(
+            select(Message.channel, func.count())
+            .join(Patient, Patient.id == Message.patient_id)
+            .where(
+                in_clinic,
+                Message.status == MessageStatus.SCHEDULED,
+                Message.due_at >= now,
+                Message.due_at < now + timedelta(hours=24),
+            )
+            .group_by(Message.channel)
+        ).all()
+    )
+    recent = dict(
+        session.execute(
+            select(Message.status, func.count())
+            .join(Patient, Patient.id == Message.patient_id)
+            .where(
+                in_clinic,
+                Message.updated_at >= now - timedelta(hours=24),
+                Message.status.in_(
+                    (MessageStatus.SENT, MessageStatus.DELIVERED, *NEEDS_RESOLVING, *BOUNCED, MessageStatus.SKIPPED)
+                ),
+            )
+            .group_by(Message.status)
+        ).all()
+    )
     resolving_where = Message.status.in_(NEEDS_RESOLVING)
-    resolving = list(session.scalars(
-        _clinic_messages(clinic_id).where(resolving_where).order_by(Message.due_at).limit(LIST_LIMIT)
-    ))
-    resolving_total = session.scalar(
-        select(func.count()).select_from(Message).join(Patient, Patient.id == Message.patient_id)
-        .where(in_clinic, resolving_where)
-    ) or 0
-    bounced = list(session.scalars(
-        _clinic_messages(clinic_id)
-        .where(Message.status.in_(BOUNCED), Message.updated_at >= now - RECENT)
-        .order_by(Message.updated_at.desc()).limit(LIST_LIMIT)
-    ))
-    invalid = list(session.scalars(
-        select(Patient).where(in_clinic, Patient.phone_invalid).order_by(Patient.last_name).limit(LIST_LIMIT)
-    ))
-    opt_outs = [(event, patient) for event, patient in session.execute(
-        select(ConsentEvent, Patient).join(Patient, Patient.id == ConsentEvent.patient_id)
-        .where(in_clinic, ConsentEvent.state == ConsentState.OPTED_OUT, ConsentEvent.at >= now - RECENT)
-        .order_by(ConsentEvent.at.desc()).limit(LIST_LIMIT)
-    ).all()]
+    resolving = list(
+        session.scalars(_clinic_messages(clinic_id).where(resolving_where).order_by(Message.due_at).limit(LIST_LIMIT))
+    )
+    resolving_total = (
+        session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .join(Patient, Patient.id == Message.patient_id)
+            .where(in_clinic, resolving_where)
+        )
+        or 0
+    )
+    bounced = list(
+        session.scalars(
+            _clinic_messages(clinic_id)
+            .where(Message.status.in_(BOUNCED), Message.updated_at >= now - RECENT)
+            .order_by(Message.updated_at.desc())
+            .limit(LIST_LIMIT)
+        )
+    )
+    invalid = list(
+        session.scalars(
+            select(Patient).where(in_clinic, Patient.phone_invalid).order_by(Patient.last_name).limit(LIST_LIMIT)
+        )
+    )
+    opt_outs = [
+        (event, patient)
+        for event, patient in session.execute(
+            select(ConsentEvent, Patient)
+            .join(Patient, Patient.id == ConsentEvent.patient_id)
+            .where(in_clinic, ConsentEvent.state == ConsentState.OPTED_OUT, ConsentEvent.at >= now - RECENT)
+            .order_by(ConsentEvent.at.desc())
+            .limit(LIST_LIMIT)
+        ).all()
+    ]
     return Today(
         now=now,
         due_next_24h={c.value: due.get(c, 0) for c in Channel},
         last_24h={s.value: n for s, n in recent.items()},
-        needs_resolving=resolving, needs_resolving_total=resolving_total,
-        flagged_replies=inbox(session, clinic_id, limit=LIST_LIMIT), flagged_total=waiting_count(session, clinic_id),
-        bounced=bounced, invalid_numbers=invalid, opt_outs=opt_outs,
+        needs_resolving=resolving,
+        needs_resolving_total=resolving_total,
+        flagged_replies=inbox(session, clinic_id, limit=LIST_LIMIT),
+        flagged_total=waiting_count(session, clinic_id),
+        bounced=bounced,
+        invalid_numbers=invalid,
+        opt_outs=opt_outs,
     )
 
 
@@ -116,8 +153,14 @@ class MessageFilter:
     date_to: date | None = None
 
     @classmethod
-    def parse(cls, status: str | None = None, channel: str | None = None, template: str | None = None,
-              date_from: str | None = None, date_to: str | None = None) -> MessageFilter:
+    def parse(
+        cls,
+        status: str | None = None,
+        channel: str | None = None,
+        template: str | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+    ) -> MessageFilter:
         """From query-string values (empty means "any"); raises ``InvalidInput`` naming a bad one."""
         if status and status not in {s.value for s in MessageStatus}:
             raise InvalidInput(f"unknown status {status!r}")
@@ -155,14 +198,29 @@ def list_messages(
         raise InvalidInput("page numbers start at 1")
     query = _filtered(clinic, flt)
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = list(session.scalars(
-        query.order_by(Message.due_at.desc(), Message.id.desc()).offset((page - 1) * per_page).limit(per_page)
-    ))
+    rows = list(
+        session.scalars(
+            query.order_by(Message.due_at.desc(), Message.id.desc()).offset((page - 1) * per_page).limit(per_page)
+        )
+    )
     return rows, total
 
 
-CSV_COLUMNS = ("id", "patient_id", "patient", "channel", "template", "step", "due_at_utc", "due_at_local", "status",
-               "reason", "sent_at", "delivered_at", "error_code")
+CSV_COLUMNS = (
+    "id",
+    "patient_id",
+    "patient",
+    "channel",
+    "template",
+    "step",
+    "due_at_utc",
+    "due_at_local",
+    "status",
+    "reason",
+    "sent_at",
+    "delivered_at",
+    "error_code",
+)
 
 
 def messages_csv(session: Session, clinic: Clinic, flt: MessageFilter, batch: int = 1000) -> Iterator[str]:
@@ -190,9 +248,21 @@ def _cell(value: Any) -> Any:
 
 def _csv_row(message: Message, tz: ZoneInfo) -> list[Any]:
     patient = message.patient
-    return [_cell(value) for value in [
-        message.id, message.patient_id, f"{patient.first_name} {patient.last_name}", message.channel.value,
-        message.template, message.step_key, message.due_at.isoformat(), message.due_at.astimezone(tz).isoformat(),
-        message.status.value, message.status_reason or "", message.sent_at.isoformat() if message.sent_at else "",
-        message.delivered_at.isoformat() if message.delivered_at else "", message.error_code or "",
-    ]]
+    return [
+        _cell(value)
+        for value in [
+            message.id,
+            message.patient_id,
+            f"{patient.first_name} {patient.last_name}",
+            message.channel.value,
+            message.template,
+            message.step_key,
+            message.due_at.isoformat(),
+            message.due_at.astimezone(tz).isoformat(),
+            message.status.value,
+            message.status_reason or "",
+            message.sent_at.isoformat() if message.sent_at else "",
+            message.delivered_at.isoformat() if message.delivered_at else "",
+            message.error_code or "",
+        ]
+    ]

@@ -42,7 +42,12 @@ def get_message_in_clinic(session: Session, clinic_id: int | None, message_id: i
 
 
 def resolve_message(
-    session: Session, message: Message, resolution: Resolution | str, reason: str, *, actor: str = "cli",
+    session: Session,
+    message: Message,
+    resolution: Resolution | str,
+    reason: str,
+    *,
+    actor: str = "cli",
 ) -> Message:
     """Apply a staff decision to an ``unknown`` or ``failed`` message. Raises ``InvalidInput`` before writing.
 
@@ -57,9 +62,7 @@ def resolve_message(
     if not reason:
         raise InvalidInput("say why (e.g. 'patient confirmed by phone she got it')")
     if message.status not in RESOLVABLE:
-        raise InvalidInput(
-            f"message {message.id} is {message.status.value}; only unknown or failed ones are resolved"
-        )
+        raise InvalidInput(f"message {message.id} is {message.status.value}; only unknown or failed ones are resolved")
     before = message.status
     now = utcnow()
     note = f"staff: {resolution.value.replace('_', ' ')}: {reason}"[:500]
@@ -69,15 +72,22 @@ def resolve_message(
     elif resolution is Resolution.SEND_AGAIN:
         # A fresh start: the original due time stays (planning owns it); next_attempt_at makes it due now.
         values = {
-            "status": MessageStatus.SCHEDULED, "next_attempt_at": now, "attempts": 0, "last_error": None,
-            "error_code": None, "queued_at": None, "sending_at": None, "handed_at": None,
+            "status": MessageStatus.SCHEDULED,
+            "next_attempt_at": now,
+            "attempts": 0,
+            "last_error": None,
+            "error_code": None,
+            "queued_at": None,
+            "sending_at": None,
+            "handed_at": None,
             "provider_message_id": None,
         }
     else:
         values = {"status": MessageStatus.CANCELLED}
 
     changed = session.execute(
-        update(Message).where(Message.id == message.id, Message.status == before)
+        update(Message)
+        .where(Message.id == message.id, Message.status == before)
         .values(**values, status_reason=note, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
@@ -86,6 +96,14 @@ def resolve_message(
     if resolution is Resolution.MARK_SENT:
         emit(session, EventType.MESSAGE_SENT, [message.id])
     session.refresh(message)
-    audit(session, clinic_id=message.patient.clinic_id, actor=actor, action=f"message.{resolution.value}",
-          subject_type="message", subject_id=message.id, patient_id=message.patient_id, before=before.value)
+    audit(
+        session,
+        clinic_id=message.patient.clinic_id,
+        actor=actor,
+        action=f"message.{resolution.value}",
+        subject_type="message",
+        subject_id=message.id,
+        patient_id=message.patient_id,
+        before=before.value,
+    )
     return message

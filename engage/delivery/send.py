@@ -12,7 +12,6 @@ Logs carry message ids, statuses and error codes only: never names, numbers,
 addresses or bodies.
 """
 
-
 from __future__ import annotations
 
 import enum
@@ -132,28 +131,44 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
                 accepted = provider.send_email(ready.payload)  # type: ignore[union-attr]
     except ProviderError as exc:
         metrics.record_provider_error(provider.name, exc.code or exc.status)
-        return _provider_failed(message_id, exc, now, attempt=attempt, channel=ready.channel,
-                                patient_id=ready.patient_id)
+        return _provider_failed(
+            message_id, exc, now, attempt=attempt, channel=ready.channel, patient_id=ready.patient_id
+        )
     except ConfigurationError:
         release(message_id, now, attempt=attempt)
         log.error("message %d: configuration error from provider %s; put back to queued", message_id, provider.name)
         raise
     except Exception as exc:
         # Only the type: an arbitrary exception's text may quote what it was given.
-        log.error("message %d: provider %s raised %s; left in sending for the reaper", message_id, provider.name,
-                  type(exc).__name__)
+        log.error(
+            "message %d: provider %s raised %s; left in sending for the reaper",
+            message_id,
+            provider.name,
+            type(exc).__name__,
+        )
         raise
 
     def store(session: Session) -> None:
-        record_accepted(session, message_id, clock.utcnow(), provider=provider.name,
-                        provider_message_id=accepted.provider_message_id, segments=ready.segments)
+        record_accepted(
+            session,
+            message_id,
+            clock.utcnow(),
+            provider=provider.name,
+            provider_message_id=accepted.provider_message_id,
+            segments=ready.segments,
+        )
         emit(session, EventType.MESSAGE_SENT, [message_id])
 
     try:
         write_with_retries(store)
     except Exception:
-        log.error("message %d: accepted by %s as %s but the result could not be stored; the status callback "
-                  "or the reaper resolves it", message_id, provider.name, accepted.provider_message_id)
+        log.error(
+            "message %d: accepted by %s as %s but the result could not be stored; the status callback "
+            "or the reaper resolves it",
+            message_id,
+            provider.name,
+            accepted.provider_message_id,
+        )
         raise
     log.info("message %d sent via %s as %s", message_id, provider.name, accepted.provider_message_id)
     return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
@@ -207,15 +222,33 @@ def _check_and_render(session: Session, message_id: int, now: datetime, attempt:
         ready = render(session, loaded.message, first_sms=loaded.first_sms)
     except TemplateError as exc:
         reason = str(exc)[:500]
-        if finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED, status_reason=reason,
-                  last_error=reason, error_code="template", next_attempt_at=None):
+        if finish(
+            session,
+            message_id,
+            now,
+            attempt=attempt,
+            status=MessageStatus.FAILED,
+            status_reason=reason,
+            last_error=reason,
+            error_code="template",
+            next_attempt_at=None,
+        ):
             emit(session, EventType.MESSAGE_FAILED, [message_id])
         log.warning("message %d failed: template error in %s", message_id, exc.template)
         return SendResult(message_id, Outcome.FAILED, reason=reason)
     problem = content_problem(ready)
     if problem is not None:
-        if finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
-                  status_reason=problem[:500], last_error=problem[:500], error_code="content", next_attempt_at=None):
+        if finish(
+            session,
+            message_id,
+            now,
+            attempt=attempt,
+            status=MessageStatus.FAILED,
+            status_reason=problem[:500],
+            last_error=problem[:500],
+            error_code="content",
+            next_attempt_at=None,
+        ):
             emit(session, EventType.MESSAGE_FAILED, [message_id])
         log.warning("message %d failed: content rule %s", message_id, CONDITION_WORD_RULE)
         return SendResult(message_id, Outcome.FAILED, reason=problem)
@@ -225,8 +258,12 @@ def _check_and_render(session: Session, message_id: int, now: datetime, attempt:
 def _apply(session: Session, message_id: int, now: datetime, attempt: int, decision: Decision) -> SendResult:
     """Write a send-time check's verdict; the attempt is not counted (the message was not tried)."""
     if decision.status is MessageStatus.SCHEDULED:
-        values: dict[str, Any] = {"status": MessageStatus.SCHEDULED, "status_reason": decision.reason,
-                                  "attempts": Message.attempts - 1, "sending_at": None}
+        values: dict[str, Any] = {
+            "status": MessageStatus.SCHEDULED,
+            "status_reason": decision.reason,
+            "attempts": Message.attempts - 1,
+            "sending_at": None,
+        }
         if decision.due_at is not None:
             values.update(due_at=decision.due_at, next_attempt_at=None)
         if decision.next_attempt_at is not None:
@@ -234,10 +271,17 @@ def _apply(session: Session, message_id: int, now: datetime, attempt: int, decis
         finish(session, message_id, now, attempt=attempt, **values)
         again = decision.resume_at or max(decision.next_attempt_at or decision.due_at or now, decision.due_at or now)
         log.info("message %d deferred: %s", message_id, decision.reason)
-        return SendResult(message_id, Outcome.DEFERRED, reason=decision.reason,
-                          delay=(again - now).total_seconds())
-    finish(session, message_id, now, attempt=attempt, status=decision.status, status_reason=decision.reason,
-           next_attempt_at=None, attempts=Message.attempts - 1)
+        return SendResult(message_id, Outcome.DEFERRED, reason=decision.reason, delay=(again - now).total_seconds())
+    finish(
+        session,
+        message_id,
+        now,
+        attempt=attempt,
+        status=decision.status,
+        status_reason=decision.reason,
+        next_attempt_at=None,
+        attempts=Message.attempts - 1,
+    )
     log.info("message %d %s at send time: %s", message_id, decision.status.value, decision.reason)
     outcome = Outcome.CANCELLED if decision.status is MessageStatus.CANCELLED else Outcome.SKIPPED
     return SendResult(message_id, outcome, reason=decision.reason)
@@ -286,14 +330,32 @@ def _provider_failed(
         attempts = session.scalar(select(Message.attempts).where(Message.id == message_id)) or 0
         if not exc.permanent and exc.code in AMBIGUOUS_CODES:
             reason = f"{UNKNOWN_REASON} ({exc.code})"
-            finish(session, message_id, now, attempt=attempt, status=MessageStatus.UNKNOWN, status_reason=reason,
-                   last_error=error, error_code=code, next_attempt_at=None)
+            finish(
+                session,
+                message_id,
+                now,
+                attempt=attempt,
+                status=MessageStatus.UNKNOWN,
+                status_reason=reason,
+                last_error=error,
+                error_code=code,
+                next_attempt_at=None,
+            )
             results.append(SendResult(message_id, Outcome.UNKNOWN, reason=reason))
             return
         if exc.permanent or attempts >= settings.max_attempts:
             reason = exc.message if exc.permanent else f"gave up after {attempts} attempts: {exc.message}"
-            if finish(session, message_id, now, attempt=attempt, status=MessageStatus.FAILED,
-                      status_reason=reason[:500], last_error=error, error_code=code, next_attempt_at=None):
+            if finish(
+                session,
+                message_id,
+                now,
+                attempt=attempt,
+                status=MessageStatus.FAILED,
+                status_reason=reason[:500],
+                last_error=error,
+                error_code=code,
+                next_attempt_at=None,
+            ):
                 emit(session, EventType.MESSAGE_FAILED, [message_id])
             if exc.permanent and channel is Channel.SMS and patient_id is not None:
                 _sms_follow_up(session, patient_id, exc.code)
@@ -301,15 +363,31 @@ def _provider_failed(
             return
         delay = backoff_seconds(attempts, exc.retry_after)
         # Nothing went out (a transient error is one the vendor certainly refused): the next try starts afresh.
-        finish(session, message_id, now, attempt=attempt, status=MessageStatus.SCHEDULED, status_reason=None,
-               next_attempt_at=now + timedelta(seconds=delay), last_error=error, error_code=code, sending_at=None,
-               handed_at=None)
+        finish(
+            session,
+            message_id,
+            now,
+            attempt=attempt,
+            status=MessageStatus.SCHEDULED,
+            status_reason=None,
+            next_attempt_at=now + timedelta(seconds=delay),
+            last_error=error,
+            error_code=code,
+            sending_at=None,
+            handed_at=None,
+        )
         results.append(SendResult(message_id, Outcome.RETRY, reason=exc.message, delay=delay))
 
     write_with_retries(work)
     result = results[0]
-    log.warning("message %d: %s error from %s (code %s): %s", message_id,
-                "permanent" if exc.permanent else "transient", exc.provider, code, result.outcome.value)
+    log.warning(
+        "message %d: %s error from %s (code %s): %s",
+        message_id,
+        "permanent" if exc.permanent else "transient",
+        exc.provider,
+        code,
+        result.outcome.value,
+    )
     return result
 
 
@@ -334,8 +412,12 @@ def _retry_or_fail_after_error(message_id: int, now: datetime, attempt: int, exc
     try:
         _provider_failed(message_id, internal, now, attempt=attempt)
     except Exception as failure:  # the original error is the one to raise; this one is logged, not lost
-        log.error("message %d: could not reschedule it either (%s); it stays in sending, never handed to the "
-                  "provider, until the reaper requeues it", message_id, type(failure).__name__)
+        log.error(
+            "message %d: could not reschedule it either (%s); it stays in sending, never handed to the "
+            "provider, until the reaper requeues it",
+            message_id,
+            type(failure).__name__,
+        )
 
 
 # --- backoff -------------------------------------------------------------------------------------
@@ -352,5 +434,3 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
-
-

@@ -55,6 +55,7 @@ from engage.schedule.windows import is_quiet, shift_forward
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Ready:
     """What the provider call needs, gathered while the transaction was open (none is held during the call)."""
@@ -96,8 +97,7 @@ def _replan(session: Session, message: Message) -> tuple[Step | None, Any]:
     try:
         sequence = get_sequence(enrollment.sequence_key)
     except (InvalidInput, NotFound) as exc:
-        log.warning("message %d: sequence unreadable (%s); sending without re-planning", message.id,
-                    type(exc).__name__)
+        log.warning("message %d: sequence unreadable (%s); sending without re-planning", message.id, type(exc).__name__)
         return None, None
     step = next((s for s in sequence.steps if s.key == message.step_key), None)
     if step is None:
@@ -251,8 +251,10 @@ def render(session: Session, message: Message, *, first_sms: bool | None = None)
         text=email.text,
         html=email.html,
         # RFC 8058 one-click unsubscribe: mailbox providers show their own button for it.
-        headers={"List-Unsubscribe": f"<{context['unsubscribe_url']}>",
-                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        headers={
+            "List-Unsubscribe": f"<{context['unsubscribe_url']}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
         categories=("engage",),
         attachments=_calendar_attachment(message, clinic.email_from),
     )
@@ -270,8 +272,13 @@ def _calendar_attachment(message: Message, email_from: str) -> tuple[EmailAttach
         return ()
     clinic = message.patient.clinic
     domain = email_from.rpartition("@")[2] or "engage.invalid"
-    data = visit_ics(uid=f"engage-{message.id}@{domain}", start=appointment.start_at, end=appointment.end_at,
-                     location=clinic.address, summary=event_summary(message.patient.locale, clinic.sms_name))
+    data = visit_ics(
+        uid=f"engage-{message.id}@{domain}",
+        start=appointment.start_at,
+        end=appointment.end_at,
+        location=clinic.address,
+        summary=event_summary(message.patient.locale, clinic.sms_name),
+    )
     return (EmailAttachment(ICS_FILENAME, ICS_CONTENT_TYPE, data),)
 
 
@@ -289,5 +296,7 @@ def content_problem(ready: Ready, words: list[str] | None = None) -> str | None:
     if not found:
         return None
     listed = ", ".join(repr(w) for w in found)
-    return (f"{CONDITION_WORD_RULE}: the SMS would name a condition or treatment ({listed}); "
-            "check the clinic name and the templates")
+    return (
+        f"{CONDITION_WORD_RULE}: the SMS would name a condition or treatment ({listed}); "
+        "check the clinic name and the templates"
+    )

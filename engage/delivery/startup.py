@@ -14,6 +14,7 @@ Each refusal is one sentence (:class:`engage.config.StartupRefused`):
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -31,8 +32,11 @@ def real_providers(settings: Settings) -> list[str]:
 
     An unknown name is left to the provider registry's ``ConfigurationError``.
     """
-    names = [(sms_provider_name(settings), SMS_PROVIDERS), (email_provider_name(settings), EMAIL_PROVIDERS)]
-    return [name for name, registry in names if name in registry and name not in SIMULATION_PROVIDERS]
+    registries: list[tuple[str, Mapping[str, object]]] = [
+        (sms_provider_name(settings), SMS_PROVIDERS),
+        (email_provider_name(settings), EMAIL_PROVIDERS),
+    ]
+    return [name for name, registry in registries if name in registry and name not in SIMULATION_PROVIDERS]
 
 
 def _is_this_machine(url: str) -> bool:

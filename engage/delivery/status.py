@@ -179,18 +179,28 @@ def apply_reports(session: Session, provider: str, reports: Sequence[Report]) ->
     table = cast(Table, Message.__table__)
     for chunk in _chunks(sorted(changed)):
         session.execute(
-            update(table).where(table.c.id == bindparam("row_id")).values(
-                {c: bindparam(c) for c in _COLUMNS} | {"updated_at": bindparam("updated_at")}),
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({c: bindparam(c) for c in _COLUMNS} | {"updated_at": bindparam("updated_at")}),
             [{**{c: changed[i][c] for c in _COLUMNS}, "row_id": i, "updated_at": now} for i in chunk],
         )
     # Usually the send path said "sent" already; a reconciled crash learns it here (the same event id either way).
     emit(session, EventType.MESSAGE_SENT, [i for i, row in changed.items() if before[i][1] is None and row["sent_at"]])
-    emit(session, EventType.MESSAGE_FAILED,
-         [i for i, row in changed.items() if row["status"] in _FAILURES and before[i][0] not in _FAILURES])
+    emit(
+        session,
+        EventType.MESSAGE_FAILED,
+        [i for i, row in changed.items() if row["status"] in _FAILURES and before[i][0] not in _FAILURES],
+    )
     if new:
         tally = Counter(r.status.value if r.status else "history" for r in new)
-        log.info("delivery reports (%s): %d new of %d, %d messages moved (%s)", provider, len(new), len(reports),
-                 len(changed), ", ".join(f"{k} {v}" for k, v in sorted(tally.items())))
+        log.info(
+            "delivery reports (%s): %d new of %d, %d messages moved (%s)",
+            provider,
+            len(new),
+            len(reports),
+            len(changed),
+            ", ".join(f"{k} {v}" for k, v in sorted(tally.items())),
+        )
     return new
 
 
@@ -228,9 +238,12 @@ def _insert_events(session: Session, provider: str, reports: list[tuple[str, Rep
         "message_id": [r.message_id for _, r in reports],
         "provider": [provider] * len(reports),
         "event_id": [event_id for event_id, _ in reports],
-        "status": [(r.status.value if r.status else
-                    str(r.payload.get("event") or r.payload.get("MessageStatus") or "other"))[:40]
-                   for _, r in reports],
+        "status": [
+            (r.status.value if r.status else str(r.payload.get("event") or r.payload.get("MessageStatus") or "other"))[
+                :40
+            ]
+            for _, r in reports
+        ],
         "payload": [r.payload for _, r in reports],
     }
     if session.get_bind().dialect.name == "postgresql":
@@ -239,19 +252,30 @@ def _insert_events(session: Session, provider: str, reports: list[tuple[str, Rep
         rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
         recordset = func.json_to_recordset(bindparam("rows", rows, type_=JSON))
         source = recordset.table_valued(
-            column("message_id", Integer), column("provider", Text), column("event_id", Text),
-            column("status", Text), column("payload", table.c.payload.type),
+            column("message_id", Integer),
+            column("provider", Text),
+            column("event_id", Text),
+            column("status", Text),
+            column("payload", table.c.payload.type),
         ).render_derived(with_types=True)
-        stmt = pg_insert(table).from_select(
-            [*columns, "received_at"], select(*source.c, literal(now, table.c.received_at.type)),
-        ).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(table.c.event_id)
+        stmt = (
+            pg_insert(table)
+            .from_select(
+                [*columns, "received_at"],
+                select(*source.c, literal(now, table.c.received_at.type)),
+            )
+            .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+            .returning(table.c.event_id)
+        )
         return set(session.connection().execute(stmt).scalars())
-    stmt = (sqlite_insert(table).on_conflict_do_nothing(index_elements=["provider", "event_id"])
-            .returning(table.c.event_id))
-    values = [dict(zip(columns, row, strict=True)) | {"received_at": now}
-              for row in zip(*columns.values(), strict=True)]
+    stmt = (
+        sqlite_insert(table).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(table.c.event_id)
+    )
+    values = [
+        dict(zip(columns, row, strict=True)) | {"received_at": now} for row in zip(*columns.values(), strict=True)
+    ]
     return set(session.connection().execute(stmt, values).scalars())
 
 
 def _chunks(ids: list[int]) -> list[list[int]]:
-    return [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]

@@ -104,13 +104,15 @@ def claim_due(limit: int) -> list[Post]:
     lease = timedelta(seconds=2 * get_settings().webhook_timeout_seconds + 30)
     with session_scope() as session:
         # SQLite ignores the locking clause: its BEGIN IMMEDIATE already makes the transaction exclusive.
-        events = list(session.scalars(
-            select(WebhookEvent)
-            .where(WebhookEvent.status == EventStatus.PENDING, WebhookEvent.next_attempt_at <= now)
-            .order_by(WebhookEvent.next_attempt_at, WebhookEvent.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ))
+        events = list(
+            session.scalars(
+                select(WebhookEvent)
+                .where(WebhookEvent.status == EventStatus.PENDING, WebhookEvent.next_attempt_at <= now)
+                .order_by(WebhookEvent.next_attempt_at, WebhookEvent.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
         if not events:
             return []
         for event in events:
@@ -121,13 +123,21 @@ def claim_due(limit: int) -> list[Post]:
 
 
 def _posts(session: Session, events: Sequence[WebhookEvent]) -> list[Post]:
-    endpoints = {e.id: e for e in session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.id.in_({e.endpoint_id for e in events})))}
+    endpoints = {
+        e.id: e
+        for e in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.id.in_({e.endpoint_id for e in events})))
+    }
     payloads = bodies(session, events)
     return [
-        Post(row_id=event.id, attempt=event.attempts, endpoint_id=event.endpoint_id, event_id=event.event_id,
-             url=endpoints[event.endpoint_id].url, secret=endpoints[event.endpoint_id].secret,
-             body=json.dumps(payloads[event.id], separators=(",", ":")))
+        Post(
+            row_id=event.id,
+            attempt=event.attempts,
+            endpoint_id=event.endpoint_id,
+            event_id=event.event_id,
+            url=endpoints[event.endpoint_id].url,
+            secret=endpoints[event.endpoint_id].secret,
+            body=json.dumps(payloads[event.id], separators=(",", ":")),
+        )
         for event in events
     ]
 
@@ -147,14 +157,22 @@ def post_event(post: Post) -> Answer:
     """POST one event; never raises for the endpoint's failures (they are the answer)."""
     try:
         # Signed at the real time, not engage's clock (a demo's simulated one): receivers compare it with theirs.
-        response = _client().post(post.url, content=post.body.encode(), headers=signed_headers(post, _real_now()),
-                                  timeout=get_settings().webhook_timeout_seconds)
+        response = _client().post(
+            post.url,
+            content=post.body.encode(),
+            headers=signed_headers(post, _real_now()),
+            timeout=get_settings().webhook_timeout_seconds,
+        )
     except httpx.TimeoutException:
         return Answer(post, None, "timeout")
     except httpx.HTTPError as exc:
         return Answer(post, None, type(exc).__name__)
-    return Answer(post, response.status_code, None if response.is_success else f"HTTP {response.status_code}",
-                  _retry_after(response.headers.get("retry-after")))
+    return Answer(
+        post,
+        response.status_code,
+        None if response.is_success else f"HTTP {response.status_code}",
+        _retry_after(response.headers.get("retry-after")),
+    )
 
 
 def _real_now() -> datetime:
@@ -186,15 +204,24 @@ def record(answer: Answer) -> str:
     with session_scope() as session:
         session.execute(
             update(WebhookEvent)
-            .where(WebhookEvent.id == post.row_id, WebhookEvent.attempts == post.attempt,
-                   WebhookEvent.status == EventStatus.PENDING)
+            .where(
+                WebhookEvent.id == post.row_id,
+                WebhookEvent.attempts == post.attempt,
+                WebhookEvent.status == EventStatus.PENDING,
+            )
             .values(**values)
             .execution_options(synchronize_session=False)
         )
     metrics.record_outgoing_webhook(outcome)
     level = logging.INFO if answer.ok else logging.WARNING
-    log.log(level, "webhook %s to endpoint %d, attempt %d: %s", post.event_id, post.endpoint_id, post.attempt,
-            answer.status_code or answer.error)
+    log.log(
+        level,
+        "webhook %s to endpoint %d, attempt %d: %s",
+        post.event_id,
+        post.endpoint_id,
+        post.attempt,
+        answer.status_code or answer.error,
+    )
     return outcome
 
 
@@ -207,8 +234,10 @@ def _per_process() -> tuple[httpx.Client, ThreadPoolExecutor]:
     pid = os.getpid()
     with _lock:
         if pid not in _clients:
-            _clients[pid] = (httpx.Client(follow_redirects=False),
-                             ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="webhook"))
+            _clients[pid] = (
+                httpx.Client(follow_redirects=False),
+                ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="webhook"),
+            )
         return _clients[pid]
 
 

@@ -38,8 +38,9 @@ def check_url(url: str) -> str:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidInput("a webhook URL looks like https://example.org/engage-events", field="url")
     if parts.scheme == "http" and not _loopback(parts.hostname):
-        raise InvalidInput("a webhook URL must use https (plain http only to this machine, for trying it out)",
-                           field="url")
+        raise InvalidInput(
+            "a webhook URL must use https (plain http only to this machine, for trying it out)", field="url"
+        )
     return url
 
 
@@ -68,21 +69,37 @@ def create_endpoint(session: Session, clinic_id: int, url: str, label: str = "",
     check_values(WebhookEndpoint, label=label)
     if len(list_endpoints(session, clinic_id)) >= MAX_ENDPOINTS:
         raise InvalidInput(f"a clinic has at most {MAX_ENDPOINTS} webhook endpoints; remove one first")
-    endpoint = WebhookEndpoint(clinic_id=clinic_id, url=url, label=label, secret=new_secret(), active=True,
-                               created_by=actor, created_at=utcnow())
+    endpoint = WebhookEndpoint(
+        clinic_id=clinic_id,
+        url=url,
+        label=label,
+        secret=new_secret(),
+        active=True,
+        created_by=actor,
+        created_at=utcnow(),
+    )
     session.add(endpoint)
     session.flush()
-    audit(session, clinic_id=clinic_id, actor=actor, action="webhook.create", subject_type="webhook_endpoint",
-          subject_id=endpoint.id)
+    audit(
+        session,
+        clinic_id=clinic_id,
+        actor=actor,
+        action="webhook.create",
+        subject_type="webhook_endpoint",
+        subject_id=endpoint.id,
+    )
     return endpoint
 
 
 def list_endpoints(session: Session, clinic_id: int) -> list[WebhookEndpoint]:
     """The clinic's active endpoints, oldest first."""
-    return list(session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.clinic_id == clinic_id, WebhookEndpoint.active)
-        .order_by(WebhookEndpoint.id)
-    ))
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.clinic_id == clinic_id, WebhookEndpoint.active)
+            .order_by(WebhookEndpoint.id)
+        )
+    )
 
 
 def get_endpoint(session: Session, clinic_id: int, endpoint_id: int) -> WebhookEndpoint:
@@ -104,31 +121,52 @@ def remove_endpoint(session: Session, clinic_id: int, endpoint_id: int, *, actor
         .where(WebhookEvent.endpoint_id == endpoint.id, WebhookEvent.status == EventStatus.PENDING)
         .values(status=EventStatus.DROPPED, next_attempt_at=None)
     ).rowcount  # type: ignore[attr-defined]
-    audit(session, clinic_id=clinic_id, actor=actor, action="webhook.remove", subject_type="webhook_endpoint",
-          subject_id=endpoint.id, dropped=dropped)
+    audit(
+        session,
+        clinic_id=clinic_id,
+        actor=actor,
+        action="webhook.remove",
+        subject_type="webhook_endpoint",
+        subject_id=endpoint.id,
+        dropped=dropped,
+    )
     return endpoint
 
 
 def recent_events(session: Session, endpoint: WebhookEndpoint, limit: int = 50) -> list[WebhookEvent]:
     """The endpoint's newest events, newest first."""
-    return list(session.scalars(
-        select(WebhookEvent).where(WebhookEvent.endpoint_id == endpoint.id)
-        .order_by(WebhookEvent.id.desc()).limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(WebhookEvent)
+            .where(WebhookEvent.endpoint_id == endpoint.id)
+            .order_by(WebhookEvent.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
     """An endpoint as the API and ``--json`` show it: never its secret (only its creator sees that, once)."""
-    return {"id": endpoint.id, "url": endpoint.url, "label": endpoint.label, "active": endpoint.active,
-            "created_at": endpoint.created_at.isoformat(), "created_by": endpoint.created_by}
+    return {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "label": endpoint.label,
+        "active": endpoint.active,
+        "created_at": endpoint.created_at.isoformat(),
+        "created_by": endpoint.created_by,
+    }
 
 
 def event_json(event: WebhookEvent) -> dict[str, Any]:
     """One owed event and how its delivery went."""
     return {
-        "event_id": event.event_id, "type": event.type.value, "status": event.status.value,
-        "attempts": event.attempts, "occurred_at": event.occurred_at.isoformat(),
+        "event_id": event.event_id,
+        "type": event.type.value,
+        "status": event.status.value,
+        "attempts": event.attempts,
+        "occurred_at": event.occurred_at.isoformat(),
         "next_attempt_at": event.next_attempt_at.isoformat() if event.next_attempt_at else None,
-        "last_status_code": event.last_status_code, "last_error": event.last_error,
+        "last_status_code": event.last_status_code,
+        "last_error": event.last_error,
         "delivered_at": event.delivered_at.isoformat() if event.delivered_at else None,
     }

@@ -45,23 +45,47 @@ def _iso(value: Any) -> str | None:
 
 def _messages(session: Session, ids: list[int], *, failed: bool) -> dict[int, dict[str, Any]]:
     rows = session.execute(
-        select(Message.id, Message.patient_id, Patient.external_id, Patient.clinic_id, Message.appointment_id,
-               Appointment.external_id.label("appointment_external_id"), Message.channel, Message.step_key,
-               Message.status, Message.error_code, Message.provider, Message.provider_message_id, Message.sent_at)
+        select(
+            Message.id,
+            Message.patient_id,
+            Patient.external_id,
+            Patient.clinic_id,
+            Message.appointment_id,
+            Appointment.external_id.label("appointment_external_id"),
+            Message.channel,
+            Message.step_key,
+            Message.status,
+            Message.error_code,
+            Message.provider,
+            Message.provider_message_id,
+            Message.sent_at,
+        )
         .join(Patient, Patient.id == Message.patient_id)
         .outerjoin(Appointment, Appointment.id == Message.appointment_id)
         .where(Message.id.in_(ids))
     )
     return {
         row.id: {
-            "message_id": row.id, "clinic_id": row.clinic_id,
-            "patient_id": row.patient_id, "patient_external_id": row.external_id,
-            "appointment_id": row.appointment_id, "appointment_external_id": row.appointment_external_id,
-            "channel": row.channel.value, "step": row.step_key,
-            "provider": row.provider, "provider_message_id": row.provider_message_id, "sent_at": _iso(row.sent_at),
+            "message_id": row.id,
+            "clinic_id": row.clinic_id,
+            "patient_id": row.patient_id,
+            "patient_external_id": row.external_id,
+            "appointment_id": row.appointment_id,
+            "appointment_external_id": row.appointment_external_id,
+            "channel": row.channel.value,
+            "step": row.step_key,
+            "provider": row.provider,
+            "provider_message_id": row.provider_message_id,
+            "sent_at": _iso(row.sent_at),
             # How it failed: failed (refused), undelivered or bounced, and the vendor's code.
-            **({"status": row.status.value if row.status in _FAILURES else MessageStatus.FAILED.value,
-                "error_code": row.error_code} if failed else {}),
+            **(
+                {
+                    "status": row.status.value if row.status in _FAILURES else MessageStatus.FAILED.value,
+                    "error_code": row.error_code,
+                }
+                if failed
+                else {}
+            ),
         }
         for row in rows
     }
@@ -77,16 +101,27 @@ def _failed(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 def _replies(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
     rows = session.execute(
-        select(InboundMessage.id, InboundMessage.clinic_id, InboundMessage.patient_id, Patient.external_id,
-               InboundMessage.kind, InboundMessage.flagged, InboundMessage.received_at)
+        select(
+            InboundMessage.id,
+            InboundMessage.clinic_id,
+            InboundMessage.patient_id,
+            Patient.external_id,
+            InboundMessage.kind,
+            InboundMessage.flagged,
+            InboundMessage.received_at,
+        )
         .outerjoin(Patient, Patient.id == InboundMessage.patient_id)
         .where(InboundMessage.id.in_(ids))
     )
     return {
         row.id: {
-            "reply_id": row.id, "clinic_id": row.clinic_id,
-            "patient_id": row.patient_id, "patient_external_id": row.external_id,
-            "kind": row.kind, "needs_staff": row.flagged, "received_at": _iso(row.received_at),
+            "reply_id": row.id,
+            "clinic_id": row.clinic_id,
+            "patient_id": row.patient_id,
+            "patient_external_id": row.external_id,
+            "kind": row.kind,
+            "needs_staff": row.flagged,
+            "received_at": _iso(row.received_at),
         }
         for row in rows
     }
@@ -94,16 +129,28 @@ def _replies(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 def _outcomes(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
     rows = session.execute(
-        select(Outcome.id, Outcome.patient_id, Patient.external_id, Patient.clinic_id, Outcome.score,
-               Outcome.source, Outcome.prompt_message_id, Outcome.recorded_at)
+        select(
+            Outcome.id,
+            Outcome.patient_id,
+            Patient.external_id,
+            Patient.clinic_id,
+            Outcome.score,
+            Outcome.source,
+            Outcome.prompt_message_id,
+            Outcome.recorded_at,
+        )
         .join(Patient, Patient.id == Outcome.patient_id)
         .where(Outcome.id.in_(ids))
     )
     return {
         row.id: {
-            "outcome_id": row.id, "clinic_id": row.clinic_id,
-            "patient_id": row.patient_id, "patient_external_id": row.external_id,
-            "score": row.score, "source": row.source, "prompt_message_id": row.prompt_message_id,
+            "outcome_id": row.id,
+            "clinic_id": row.clinic_id,
+            "patient_id": row.patient_id,
+            "patient_external_id": row.external_id,
+            "score": row.score,
+            "source": row.source,
+            "prompt_message_id": row.prompt_message_id,
             "recorded_at": _iso(row.recorded_at),
         }
         for row in rows
@@ -112,16 +159,29 @@ def _outcomes(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 def _consents(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
     rows = session.execute(
-        select(ConsentEvent.id, ConsentEvent.patient_id, Patient.external_id, Patient.clinic_id,
-               ConsentEvent.channel, ConsentEvent.state, ConsentEvent.source, ConsentEvent.at)
+        select(
+            ConsentEvent.id,
+            ConsentEvent.patient_id,
+            Patient.external_id,
+            Patient.clinic_id,
+            ConsentEvent.channel,
+            ConsentEvent.state,
+            ConsentEvent.source,
+            ConsentEvent.at,
+        )
         .join(Patient, Patient.id == ConsentEvent.patient_id)
         .where(ConsentEvent.id.in_(ids))
     )
     return {
         row.id: {
-            "consent_event_id": row.id, "clinic_id": row.clinic_id,
-            "patient_id": row.patient_id, "patient_external_id": row.external_id,
-            "channel": row.channel.value, "state": row.state.value, "source": row.source, "at": _iso(row.at),
+            "consent_event_id": row.id,
+            "clinic_id": row.clinic_id,
+            "patient_id": row.patient_id,
+            "patient_external_id": row.external_id,
+            "channel": row.channel.value,
+            "state": row.state.value,
+            "source": row.source,
+            "at": _iso(row.at),
         }
         for row in rows
     }

@@ -37,19 +37,26 @@ class OutboxCollector(Collector):
         tick = last_tick(now)
 
         counts = {(MessageStatus(s).value, Channel(c).value): n for s, c, n in rows}
-        messages = GaugeMetricFamily("engage_messages", "Outbox rows by status and channel.",
-                                     labels=["status", "channel"])
+        messages = GaugeMetricFamily(
+            "engage_messages", "Outbox rows by status and channel.", labels=["status", "channel"]
+        )
         for status in MessageStatus:
             for channel in Channel:
                 messages.add_metric([status.value, channel.value], counts.get((status.value, channel.value), 0))
         yield messages
-        yield GaugeMetricFamily("engage_due_backlog", "Messages due and not yet sent (scheduled and due, or queued).",
-                                value=waiting.total)
-        yield GaugeMetricFamily("engage_oldest_due_age_seconds",
-                                "How long the oldest due, unsent message has waited (0 when none).",
-                                value=waiting.oldest_age_seconds or 0.0)
-        yield GaugeMetricFamily("engage_last_tick_age_seconds",
-                                "Seconds since the last beat tick (-1 when beat never ticked).",
-                                value=-1.0 if tick.age_seconds is None else tick.age_seconds)
-        yield GaugeMetricFamily("engage_beat_stale", "1 when the last beat tick is older than 3 ticks.",
-                                value=1.0 if tick.stale else 0.0)
+        yield GaugeMetricFamily(
+            "engage_due_backlog", "Messages due and not yet sent (scheduled and due, or queued).", value=waiting.total
+        )
+        yield GaugeMetricFamily(
+            "engage_oldest_due_age_seconds",
+            "How long the oldest due, unsent message has waited (0 when none).",
+            value=waiting.oldest_age_seconds or 0.0,
+        )
+        yield GaugeMetricFamily(
+            "engage_last_tick_age_seconds",
+            "Seconds since the last beat tick (-1 when beat never ticked).",
+            value=-1.0 if tick.age_seconds is None else tick.age_seconds,
+        )
+        yield GaugeMetricFamily(
+            "engage_beat_stale", "1 when the last beat tick is older than 3 ticks.", value=1.0 if tick.stale else 0.0
+        )

@@ -66,24 +66,49 @@ def purge(older_than: timedelta, *, now: datetime | None = None, actor: str = "s
         raise ValueError(f"the retention window must be at least {MIN_WINDOW.days} days, not {older_than}")
     cutoff = (now or clock.utcnow()) - older_than
     with session_scope() as session:
-        messages = _changed(session, update(Message)
-                            .where(Message.due_at < cutoff, Message.status.not_in(IN_FLIGHT),
-                                   cast(Message.context, String) != "{}")
-                            .values(context={}))
-        events = _changed(session, update(DeliveryEvent)
-                          .where(DeliveryEvent.received_at < cutoff, cast(DeliveryEvent.payload, String) != "{}")
-                          .values(payload={}))
-        inbound = _changed(session, update(InboundMessage)
-                           .where(InboundMessage.received_at < cutoff, InboundMessage.body != "")
-                           .values(body=""))
-        hooks = _changed(session, delete(WebhookEvent)
-                         .where(WebhookEvent.occurred_at < cutoff, WebhookEvent.status != EventStatus.PENDING))
+        messages = _changed(
+            session,
+            update(Message)
+            .where(Message.due_at < cutoff, Message.status.not_in(IN_FLIGHT), cast(Message.context, String) != "{}")
+            .values(context={}),
+        )
+        events = _changed(
+            session,
+            update(DeliveryEvent)
+            .where(DeliveryEvent.received_at < cutoff, cast(DeliveryEvent.payload, String) != "{}")
+            .values(payload={}),
+        )
+        inbound = _changed(
+            session,
+            update(InboundMessage)
+            .where(InboundMessage.received_at < cutoff, InboundMessage.body != "")
+            .values(body=""),
+        )
+        hooks = _changed(
+            session,
+            delete(WebhookEvent).where(WebhookEvent.occurred_at < cutoff, WebhookEvent.status != EventStatus.PENDING),
+        )
         files = _purge_outbox(Path(get_settings().outbox_dir), cutoff)
         result = PurgeResult(cutoff, messages, events, inbound, files, hooks)
-        audit(session, clinic_id=None, actor=actor, action="purge", subject_type="retention", subject_id=None,
-              **{k: v for k, v in result.as_dict().items()})
-    log.info("purge before %s: %d message contexts, %d delivery payloads, %d reply texts, %d outbox files, "
-             "%d webhook events", cutoff.isoformat(), messages, events, inbound, files, hooks)
+        audit(
+            session,
+            clinic_id=None,
+            actor=actor,
+            action="purge",
+            subject_type="retention",
+            subject_id=None,
+            **{k: v for k, v in result.as_dict().items()},
+        )
+    log.info(
+        "purge before %s: %d message contexts, %d delivery payloads, %d reply texts, %d outbox files, "
+        "%d webhook events",
+        cutoff.isoformat(),
+        messages,
+        events,
+        inbound,
+        files,
+        hooks,
+    )
     return result
 
 

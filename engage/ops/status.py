@@ -40,8 +40,11 @@ class Webhooks:
 
     def as_dict(self) -> dict[str, Any]:
         age = self.oldest_pending_age_seconds
-        return {"pending": self.pending, "oldest_pending_age_seconds": None if age is None else round(age, 3),
-                "failed_7d": self.failed_7d}
+        return {
+            "pending": self.pending,
+            "oldest_pending_age_seconds": None if age is None else round(age, 3),
+            "failed_7d": self.failed_7d,
+        }
 
 
 def webhooks(session: Session, now: datetime) -> Webhooks:
@@ -49,8 +52,14 @@ def webhooks(session: Session, now: datetime) -> Webhooks:
     pending, oldest = session.execute(
         select(func.count(), func.min(WebhookEvent.occurred_at)).where(WebhookEvent.status == EventStatus.PENDING)
     ).one()
-    failed = session.scalar(select(func.count()).select_from(WebhookEvent).where(
-        WebhookEvent.status == EventStatus.FAILED, WebhookEvent.occurred_at >= now - RECENT_WEBHOOKS)) or 0
+    failed = (
+        session.scalar(
+            select(func.count())
+            .select_from(WebhookEvent)
+            .where(WebhookEvent.status == EventStatus.FAILED, WebhookEvent.occurred_at >= now - RECENT_WEBHOOKS)
+        )
+        or 0
+    )
     if oldest is not None and oldest.tzinfo is None:  # SQLite's min() comes back as naive UTC
         oldest = oldest.replace(tzinfo=timezone.utc)
     age = None if oldest is None else max(0.0, (now - oldest).total_seconds())
@@ -85,9 +94,9 @@ def backlog(session: Session, now: datetime) -> Backlog:
     """Count the due and queued rows and find the oldest of them (by ``due_at``); two indexed queries."""
     waiting = due_condition(now) | (Message.status == MessageStatus.QUEUED)
     due = session.scalar(select(func.count()).select_from(Message).where(due_condition(now))) or 0
-    queued = session.scalar(
-        select(func.count()).select_from(Message).where(Message.status == MessageStatus.QUEUED)
-    ) or 0
+    queued = (
+        session.scalar(select(func.count()).select_from(Message).where(Message.status == MessageStatus.QUEUED)) or 0
+    )
     oldest = session.execute(
         select(Message.id, Message.due_at).where(waiting).order_by(Message.due_at, Message.id).limit(1)
     ).first()
@@ -118,8 +127,7 @@ def ping_workers(timeout: float = PING_TIMEOUT_SECONDS) -> list[str] | None:
     from celery import Celery
 
     app = Celery("engage-status", broker=get_settings().broker_url, set_as_current=False)
-    app.conf.update(broker_connection_retry=False, broker_connection_timeout=timeout,
-                    broker_connection_max_retries=0)
+    app.conf.update(broker_connection_retry=False, broker_connection_timeout=timeout, broker_connection_max_retries=0)
     try:
         replies = app.control.ping(timeout=timeout)
     except Exception as exc:  # any kombu/redis connection error: the answer is "no broker"
@@ -151,7 +159,9 @@ class Status:
             "now": self.now.isoformat(),
             "healthy": self.healthy,
             "backlog": {
-                "total": b.total, "due": b.due, "queued": b.queued,
+                "total": b.total,
+                "due": b.due,
+                "queued": b.queued,
                 "oldest_due_at": b.oldest_due_at.isoformat() if b.oldest_due_at else None,
                 "oldest_due_id": b.oldest_due_id,
                 "oldest_age_seconds": None if b.oldest_age_seconds is None else round(b.oldest_age_seconds, 3),

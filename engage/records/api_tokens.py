@@ -54,8 +54,15 @@ def create_token(session: Session, *, staff_email: str, label: str = "", actor: 
     row = ApiToken(staff_user_id=staff.id, token_hash=hash_token(token), label=label.strip(), created_at=utcnow())
     session.add(row)
     session.flush()
-    audit(session, clinic_id=staff.clinic_id, actor=actor, action="api_token.create", subject_type="api_token",
-          subject_id=row.id, staff_user_id=staff.id)
+    audit(
+        session,
+        clinic_id=staff.clinic_id,
+        actor=actor,
+        action="api_token.create",
+        subject_type="api_token",
+        subject_id=row.id,
+        staff_user_id=staff.id,
+    )
     return row, token
 
 
@@ -78,8 +85,14 @@ def revoke_token(session: Session, token_id: int, *, clinic_id: int | None = Non
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.flush()
-        audit(session, clinic_id=staff.clinic_id, actor=actor, action="api_token.revoke", subject_type="api_token",
-              subject_id=row.id)
+        audit(
+            session,
+            clinic_id=staff.clinic_id,
+            actor=actor,
+            action="api_token.revoke",
+            subject_type="api_token",
+            subject_id=row.id,
+        )
     return row
 
 

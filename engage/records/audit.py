@@ -20,13 +20,24 @@ from engage.records.models import (
 
 
 def audit(
-    session: Session, *, clinic_id: int | None, actor: str, action: str, subject_type: str, subject_id: int | None,
+    session: Session,
+    *,
+    clinic_id: int | None,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: int | None,
     **detail: Any,
 ) -> None:
     session.add(
         AuditEvent(
-            clinic_id=clinic_id, actor=actor, action=action, subject_type=subject_type, subject_id=subject_id,
-            detail=detail, at=utcnow(),
+            clinic_id=clinic_id,
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            detail=detail,
+            at=utcnow(),
         )
     )
 
@@ -44,9 +55,14 @@ def patient_history(session: Session, patient_id: int, limit: int = 100) -> list
         ("inbound_message", select(InboundMessage.id).where(InboundMessage.patient_id == patient_id)),
     ]
     clinic_id = select(Patient.clinic_id).where(Patient.id == patient_id).scalar_subquery()
-    return list(session.scalars(
-        select(AuditEvent)
-        .where(AuditEvent.clinic_id == clinic_id,
-               or_(*(and_(AuditEvent.subject_type == kind, AuditEvent.subject_id.in_(ids)) for kind, ids in subjects)))
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.clinic_id == clinic_id,
+                or_(*(and_(AuditEvent.subject_type == kind, AuditEvent.subject_id.in_(ids)) for kind, ids in subjects)),
+            )
+            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+    )

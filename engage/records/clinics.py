@@ -52,7 +52,12 @@ def create_clinic(
     session.add(clinic)
     session.flush()
     audit(
-        session, clinic_id=clinic.id, actor=actor, action="clinic.create", subject_type="clinic", subject_id=clinic.id,
+        session,
+        clinic_id=clinic.id,
+        actor=actor,
+        action="clinic.create",
+        subject_type="clinic",
+        subject_id=clinic.id,
     )
     return clinic
 
@@ -116,7 +121,14 @@ def clinic_json(clinic: Clinic) -> dict[str, Any]:
 
 
 def update_clinic(
-    session: Session, clinic: Clinic, *, name: str, address: str, email: str, phone: str | None, actor: str = "cli",
+    session: Session,
+    clinic: Clinic,
+    *,
+    name: str,
+    address: str,
+    email: str,
+    phone: str | None,
+    actor: str = "cli",
 ) -> list[str]:
     """Change the clinic's name, postal address, sender email and phone, validated as on create.
 
@@ -128,7 +140,9 @@ def update_clinic(
     if not address.strip():
         raise InvalidInput("the clinic needs a postal address (every email must carry it)")
     values = {
-        "name": name.strip(), "address": address.strip(), "email_from": validation.email_address(email),
+        "name": name.strip(),
+        "address": address.strip(),
+        "email_from": validation.email_address(email),
         "phone": validation.phone_e164(phone, clinic.region) if phone and phone.strip() else None,
     }
     changed = [field for field, value in values.items() if getattr(clinic, field) != value]
@@ -136,6 +150,13 @@ def update_clinic(
         setattr(clinic, field, values[field])
     if changed:
         session.flush()
-        audit(session, clinic_id=clinic.id, actor=actor, action="clinic.update", subject_type="clinic",
-              subject_id=clinic.id, fields=changed)
+        audit(
+            session,
+            clinic_id=clinic.id,
+            actor=actor,
+            action="clinic.update",
+            subject_type="clinic",
+            subject_id=clinic.id,
+            fields=changed,
+        )
     return changed

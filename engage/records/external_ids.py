@@ -35,9 +35,7 @@ def normalise(external_id: str | None) -> str | None:
 
 def find(session: Session, model: type[Any], clinic_id: int, external_id: str) -> Any:
     """The patient, plan or appointment of ``clinic_id`` with that external id, or None."""
-    return session.scalar(
-        select(model).where(_clinic_column(model) == clinic_id, model.external_id == external_id)
-    )
+    return session.scalar(select(model).where(_clinic_column(model) == clinic_id, model.external_id == external_id))
 
 
 def check_free(session: Session, model: type[Any], clinic_id: int, external_id: str | None) -> str | None:

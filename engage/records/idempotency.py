@@ -52,8 +52,12 @@ def remember(session: Session, staff_user_id: int, key: str, fingerprint: str, s
     """Store the answer to ``key`` (a concurrent first use of the same key fails on the unique constraint)."""
     session.add(
         IdempotencyKey(
-            staff_user_id=staff_user_id, key=key, request_hash=fingerprint, status_code=status_code,
-            response={"body": body}, created_at=utcnow(),
+            staff_user_id=staff_user_id,
+            key=key,
+            request_hash=fingerprint,
+            status_code=status_code,
+            response={"body": body},
+            created_at=utcnow(),
         )
     )
     session.flush()

@@ -31,8 +31,9 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     with warnings.catch_warnings():
         # SQLite's table copies (batch mode) cannot reflect expression indexes; 0013 re-creates the ones
         # 0007's copy dropped, so the warning would only alarm whoever runs `engage db upgrade` or the demo.
-        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index",
-                                category=SAWarning)
+        warnings.filterwarnings(
+            "ignore", "Skipped unsupported reflection of expression-based index", category=SAWarning
+        )
         command.upgrade(alembic_config(database_url), revision)
     ensure_sqlite_key(database_url)
 

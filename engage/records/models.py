@@ -251,9 +251,7 @@ class TreatmentPlan(Base):
     external_clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
 
     patient: Mapped[Patient] = relationship(back_populates="plans")
-    appointments: Mapped[list[Appointment]] = relationship(
-        back_populates="plan", order_by="Appointment.start_at"
-    )
+    appointments: Mapped[list[Appointment]] = relationship(back_populates="plan", order_by="Appointment.start_at")
 
 
 class Appointment(Base):
@@ -282,7 +280,10 @@ class Enrollment(Base):
     __table_args__ = (
         # One live enrollment of a plan in a sequence, even when two staff enrol at the same moment.
         Index(
-            "uq_enrollment_live_plan_sequence", "plan_id", "sequence_key", unique=True,
+            "uq_enrollment_live_plan_sequence",
+            "plan_id",
+            "sequence_key",
+            unique=True,
             postgresql_where=text("status IN ('active', 'paused')"),
             sqlite_where=text("status IN ('active', 'paused')"),
         ),

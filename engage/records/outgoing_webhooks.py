@@ -122,7 +122,8 @@ _SUBJECTS: dict[EventType, Any] = {
     EventType.MESSAGE_FAILED: _MESSAGES,
     EventType.REPLY_RECEIVED: select(InboundMessage.id, InboundMessage.clinic_id).where(InboundMessage.id.in_(_IDS)),
     EventType.OUTCOME_RECORDED: select(Outcome.id, Patient.clinic_id).join(Patient).where(Outcome.id.in_(_IDS)),
-    EventType.CONSENT_CHANGED: select(ConsentEvent.id, Patient.clinic_id).join(Patient)
+    EventType.CONSENT_CHANGED: select(ConsentEvent.id, Patient.clinic_id)
+    .join(Patient)
     .where(ConsentEvent.id.in_(_IDS)),
 }
 
@@ -131,16 +132,23 @@ def _owed(event_type: EventType, dialect: str) -> Any:
     """``INSERT … SELECT``: one pending event per (subject, active endpoint of its clinic), repeats skipped."""
     subjects = _SUBJECTS[event_type].subquery()
     now = bindparam("now", type_=WebhookEvent.occurred_at.type)
-    rows = (
-        select(WebhookEndpoint.id, literal(_id_prefix(event_type)) + subjects.c.id.cast(String),
-               literal(event_type.value), subjects.c.id, now, literal(EventStatus.PENDING.value), literal(0), now)
-        .join(WebhookEndpoint, (WebhookEndpoint.clinic_id == subjects.c.clinic_id) & WebhookEndpoint.active)
-    )
+    rows = select(
+        WebhookEndpoint.id,
+        literal(_id_prefix(event_type)) + subjects.c.id.cast(String),
+        literal(event_type.value),
+        subjects.c.id,
+        now,
+        literal(EventStatus.PENDING.value),
+        literal(0),
+        now,
+    ).join(WebhookEndpoint, (WebhookEndpoint.clinic_id == subjects.c.clinic_id) & WebhookEndpoint.active)
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return (
         insert(cast(Table, WebhookEvent.__table__))  # Core: an ORM insert given parameters would go "bulk"
-        .from_select(["endpoint_id", "event_id", "type", "subject_id", "occurred_at", "status", "attempts",
-                      "next_attempt_at"], rows)
+        .from_select(
+            ["endpoint_id", "event_id", "type", "subject_id", "occurred_at", "status", "attempts", "next_attempt_at"],
+            rows,
+        )
         .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
     )
 

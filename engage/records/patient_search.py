@@ -48,15 +48,22 @@ class PatientPage:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "total": self.total, "page": self.page, "per_page": self.per_page, "pages": self.pages,
+            "total": self.total,
+            "page": self.page,
+            "per_page": self.per_page,
+            "pages": self.pages,
             "patients": [patient_summary(p) for p in self.patients],
         }
 
 
 def patient_summary(patient: Patient) -> dict[str, Any]:
     return {
-        "id": patient.id, "first_name": patient.first_name, "last_name": patient.last_name,
-        "email": patient.email, "phone": patient.phone, "locale": patient.locale,
+        "id": patient.id,
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "email": patient.email,
+        "phone": patient.phone,
+        "locale": patient.locale,
     }
 
 
@@ -124,8 +131,9 @@ def search_patients(
     _check_size(per_page)
     where, order = _search(session, clinic_id, query)
     total = session.scalar(select(func.count()).select_from(Patient).where(*where)) or 0
-    patients = list(session.scalars(
-        select(Patient).where(*where).order_by(*order).offset((page - 1) * per_page).limit(per_page)))
+    patients = list(
+        session.scalars(select(Patient).where(*where).order_by(*order).offset((page - 1) * per_page).limit(per_page))
+    )
     return PatientPage(patients=patients, total=total, page=page, per_page=per_page)
 
 

@@ -35,8 +35,16 @@ def add_patient(
     ``external_id``: the clinic's own id for the patient (unique per clinic).
     """
     return add_patient_with_warnings(
-        session, clinic_id=clinic_id, first_name=first_name, last_name=last_name, email=email, phone=phone,
-        timezone=timezone, locale=locale, external_id=external_id, actor=actor,
+        session,
+        clinic_id=clinic_id,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        phone=phone,
+        timezone=timezone,
+        locale=locale,
+        external_id=external_id,
+        actor=actor,
     )[0]
 
 
@@ -60,7 +68,13 @@ def add_patient_with_warnings(
     """
     clinic: Clinic = get(session, Clinic, clinic_id)
     fields = validated_fields(
-        session, clinic, first_name=first_name, last_name=last_name, email=email, phone=phone, timezone=timezone,
+        session,
+        clinic,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        phone=phone,
+        timezone=timezone,
         locale=locale,
     )
     external_id = external_ids.check_free(session, Patient, clinic.id, external_id)
@@ -68,7 +82,11 @@ def add_patient_with_warnings(
     session.add(patient)
     session.flush()
     audit(
-        session, clinic_id=clinic.id, actor=actor, action="patient.create", subject_type="patient",
+        session,
+        clinic_id=clinic.id,
+        actor=actor,
+        action="patient.create",
+        subject_type="patient",
         subject_id=patient.id,
     )
     return patient, phone_warnings(session, patient)
@@ -86,9 +104,11 @@ def phone_warnings(session: Session, patient: Patient) -> list[str]:
     if not others:
         return []
     ids = ", ".join(str(i) for i in others)
-    return [f"patient {ids} of this clinic has the same phone number; SMS replies from it reach only one of them"
-            if len(others) == 1 else
-            f"patients {ids} of this clinic have the same phone number; SMS replies from it reach only one of them"]
+    return [
+        f"patient {ids} of this clinic has the same phone number; SMS replies from it reach only one of them"
+        if len(others) == 1
+        else f"patients {ids} of this clinic have the same phone number; SMS replies from it reach only one of them"
+    ]
 
 
 class FieldErrors(InvalidInput):
@@ -126,8 +146,10 @@ def validated_fields(
     email, phone, timezone = (email or "").strip() or None, (phone or "").strip() or None, (timezone or "").strip()
     checks = (
         ("email", lambda: validation.email_address(email) if email else None),
-        ("phone", lambda: validation.phone_e164(phone, clinic.region or get_settings().default_region)
-         if phone else None),
+        (
+            "phone",
+            lambda: validation.phone_e164(phone, clinic.region or get_settings().default_region) if phone else None,
+        ),
         ("timezone", lambda: validation.timezone_name(timezone) if timezone else None),
         ("locale", lambda: validation.locale(locale or "en")),
     )
@@ -169,8 +191,14 @@ def update_patient(session: Session, patient: Patient, *, actor: str = "cli", **
     current = {name: getattr(patient, name) for name in EDITABLE}
     merged = {name: (given[name] if name in given else current[name]) for name in EDITABLE}
     fields = validated_fields(
-        session, patient.clinic, first_name=merged["first_name"] or "", last_name=merged["last_name"] or "",
-        email=merged["email"], phone=merged["phone"], timezone=merged["timezone"], locale=merged["locale"] or "en",
+        session,
+        patient.clinic,
+        first_name=merged["first_name"] or "",
+        last_name=merged["last_name"] or "",
+        email=merged["email"],
+        phone=merged["phone"],
+        timezone=merged["timezone"],
+        locale=merged["locale"] or "en",
         patient_id=patient.id,
     )
     changed = [name for name in EDITABLE if fields[name] != current[name]]
@@ -181,8 +209,13 @@ def update_patient(session: Session, patient: Patient, *, actor: str = "cli", **
     if changed:
         session.flush()
         audit(
-            session, clinic_id=patient.clinic_id, actor=actor, action="patient.update", subject_type="patient",
-            subject_id=patient.id, fields=changed,
+            session,
+            clinic_id=patient.clinic_id,
+            actor=actor,
+            action="patient.update",
+            subject_type="patient",
+            subject_id=patient.id,
+            fields=changed,
         )
     return changed
 

@@ -72,8 +72,13 @@ def create_plan(
     session.flush()
     session.refresh(plan)
     audit(
-        session, clinic_id=patient.clinic_id, actor=actor, action="plan.create", subject_type="treatment_plan",
-        subject_id=plan.id, sessions=sessions,
+        session,
+        clinic_id=patient.clinic_id,
+        actor=actor,
+        action="plan.create",
+        subject_type="treatment_plan",
+        subject_id=plan.id,
+        sessions=sessions,
     )
     return plan
 

@@ -126,7 +126,8 @@ def describe_quiet_hours(policy: dict[str, Any] | None) -> dict[str, dict[str, A
     for channel in QUIET_HOURS_CHANNELS:
         quiet = quiet_hours_for(policy, channel)
         shown[channel] = (
-            {"off": True} if quiet.empty
+            {"off": True}
+            if quiet.empty
             else {"start": quiet.start.strftime("%H:%M"), "end": quiet.end.strftime("%H:%M")}
         )
     return shown

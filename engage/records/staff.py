@@ -55,7 +55,13 @@ def check_password(password: str) -> str:
 
 
 def create_staff(
-    session: Session, *, clinic_id: int, email: str, name: str, role_name: str | Role, password: str,
+    session: Session,
+    *,
+    clinic_id: int,
+    email: str,
+    name: str,
+    role_name: str | Role,
+    password: str,
     actor: str = "cli",
 ) -> StaffUser:
     """A new, active staff account. Raises ``InvalidInput`` (bad email, taken email, short password, bad role)."""
@@ -66,13 +72,24 @@ def create_staff(
     if session.scalar(select(StaffUser.id).where(StaffUser.email == address)):
         raise InvalidInput("a staff account with that email address already exists")
     staff = StaffUser(
-        clinic_id=clinic.id, email=address, name=name.strip(), role=chosen, password_hash=_hasher.hash(password),
+        clinic_id=clinic.id,
+        email=address,
+        name=name.strip(),
+        role=chosen,
+        password_hash=_hasher.hash(password),
         active=True,
     )
     session.add(staff)
     session.flush()
-    audit(session, clinic_id=clinic.id, actor=actor, action="staff.create", subject_type="staff_user",
-          subject_id=staff.id, role=chosen.value)
+    audit(
+        session,
+        clinic_id=clinic.id,
+        actor=actor,
+        action="staff.create",
+        subject_type="staff_user",
+        subject_id=staff.id,
+        role=chosen.value,
+    )
     return staff
 
 
@@ -98,22 +115,39 @@ def deactivate_staff(session: Session, staff_id: int, *, clinic_id: int | None =
     if staff.active:
         staff.active = False
         session.execute(delete(StaffSession).where(StaffSession.staff_user_id == staff.id))
-        audit(session, clinic_id=staff.clinic_id, actor=actor, action="staff.deactivate", subject_type="staff_user",
-              subject_id=staff.id)
+        audit(
+            session,
+            clinic_id=staff.clinic_id,
+            actor=actor,
+            action="staff.deactivate",
+            subject_type="staff_user",
+            subject_id=staff.id,
+        )
         session.flush()
     return staff
 
 
 def reset_password(
-    session: Session, staff_id: int, password: str, *, clinic_id: int | None = None, actor: str = "cli",
+    session: Session,
+    staff_id: int,
+    password: str,
+    *,
+    clinic_id: int | None = None,
+    actor: str = "cli",
 ) -> StaffUser:
     """Set a new password and end the account's sessions (everyone signs in again)."""
     staff = get_staff_in_clinic(session, clinic_id, staff_id)
     check_password(password)
     staff.password_hash = _hasher.hash(password)
     session.execute(delete(StaffSession).where(StaffSession.staff_user_id == staff.id))
-    audit(session, clinic_id=staff.clinic_id, actor=actor, action="staff.reset_password", subject_type="staff_user",
-          subject_id=staff.id)
+    audit(
+        session,
+        clinic_id=staff.clinic_id,
+        actor=actor,
+        action="staff.reset_password",
+        subject_type="staff_user",
+        subject_id=staff.id,
+    )
     session.flush()
     return staff
 
@@ -144,7 +178,8 @@ def authenticate(session: Session, email: str, password: str, ip: str | None = N
     session.execute(delete(LoginFailure).where(LoginFailure.at < window_start))
     counts = dict(
         session.execute(
-            select(LoginFailure.key, func.count()).where(LoginFailure.key.in_(wanted), LoginFailure.at >= window_start)
+            select(LoginFailure.key, func.count())
+            .where(LoginFailure.key.in_(wanted), LoginFailure.at >= window_start)
             .group_by(LoginFailure.key)
         ).all()
     )
@@ -169,6 +204,11 @@ def _verify(password_hash: str, password: str) -> bool:
 
 def staff_json(staff: StaffUser) -> dict[str, Any]:
     return {
-        "id": staff.id, "clinic_id": staff.clinic_id, "email": staff.email, "name": staff.name,
-        "role": staff.role.value, "active": staff.active, "created_at": staff.created_at.isoformat(),
+        "id": staff.id,
+        "clinic_id": staff.clinic_id,
+        "email": staff.email,
+        "name": staff.name,
+        "role": staff.role.value,
+        "active": staff.active,
+        "created_at": staff.created_at.isoformat(),
     }

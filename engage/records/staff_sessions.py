@@ -43,10 +43,23 @@ def start_session(session: Session, staff: StaffUser) -> str:
     """A new session for ``staff``; returns the random token for the cookie (shown once, stored hashed)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(StaffSession(token_hash=_digest(token), staff_user_id=staff.id, csrf_token=secrets.token_urlsafe(32),
-                             created_at=now, last_seen_at=now))
-    audit(session, clinic_id=staff.clinic_id, actor=staff.email, action="staff.login", subject_type="staff_user",
-          subject_id=staff.id)
+    session.add(
+        StaffSession(
+            token_hash=_digest(token),
+            staff_user_id=staff.id,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            last_seen_at=now,
+        )
+    )
+    audit(
+        session,
+        clinic_id=staff.clinic_id,
+        actor=staff.email,
+        action="staff.login",
+        subject_type="staff_user",
+        subject_id=staff.id,
+    )
     session.flush()
     return token
 
@@ -63,10 +76,9 @@ def resume_session(session: Session, token: str | None) -> SignedIn | None:
         return None
     settings = get_settings()
     now = utcnow()
-    expired = (
-        now - row.last_seen_at > timedelta(minutes=settings.session_idle_minutes)
-        or now - row.created_at > timedelta(hours=settings.session_absolute_hours)
-    )
+    expired = now - row.last_seen_at > timedelta(
+        minutes=settings.session_idle_minutes
+    ) or now - row.created_at > timedelta(hours=settings.session_absolute_hours)
     if expired or not row.staff.active:
         session.delete(row)
         session.flush()

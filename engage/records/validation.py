@@ -22,8 +22,18 @@ LOCALES = ("en", "es")
 
 #: The areas of IANA's region zones ("America/New_York"); "EST", "US/Eastern", "Etc/GMT+5" and "UTC" name
 #: no place, so they do not follow a place's clock changes (EST never has summer time) or are legacy links.
-REGION_AREAS = ("Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian",
-                "Pacific")
+REGION_AREAS = (
+    "Africa",
+    "America",
+    "Antarctica",
+    "Arctic",
+    "Asia",
+    "Atlantic",
+    "Australia",
+    "Europe",
+    "Indian",
+    "Pacific",
+)
 
 
 def timezone_name(name: str) -> str:

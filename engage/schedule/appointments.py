@@ -28,21 +28,39 @@ from engage.schedule.reconcile import ReconcileResult, reconcile_plan
 
 
 def add_appointment(
-    session: Session, *, plan_id: int, start: str | datetime, end: str | datetime | None = None,
-    duration: timedelta | None = None, external_id: str | None = None, actor: str = "cli",
+    session: Session,
+    *,
+    plan_id: int,
+    start: str | datetime,
+    end: str | datetime | None = None,
+    duration: timedelta | None = None,
+    external_id: str | None = None,
+    actor: str = "cli",
     allow_past: bool = False,
 ) -> Appointment:
     """Book one more appointment in a plan; its messages are planned. ``external_id``: the clinic's own id
     (unique per clinic)."""
     return add_appointment_replanned(
-        session, plan_id=plan_id, start=start, end=end, duration=duration, external_id=external_id, actor=actor,
+        session,
+        plan_id=plan_id,
+        start=start,
+        end=end,
+        duration=duration,
+        external_id=external_id,
+        actor=actor,
         allow_past=allow_past,
     )[0]
 
 
 def add_appointment_replanned(
-    session: Session, *, plan_id: int, start: str | datetime, end: str | datetime | None = None,
-    duration: timedelta | None = None, external_id: str | None = None, actor: str = "cli",
+    session: Session,
+    *,
+    plan_id: int,
+    start: str | datetime,
+    end: str | datetime | None = None,
+    duration: timedelta | None = None,
+    external_id: str | None = None,
+    actor: str = "cli",
     allow_past: bool = False,
 ) -> tuple[Appointment, ReconcileResult]:
     """:func:`add_appointment`, also saying what the re-plan did to the messages."""
@@ -60,7 +78,11 @@ def add_appointment_replanned(
     validation.not_in_past(start_at, tz, allow_past=allow_past)
     _refuse_overlap(session, plan.patient_id, None, start_at, end_at, tz)
     appointment = Appointment(
-        plan_id=plan.id, start_at=start_at, end_at=end_at, status=AppointmentStatus.BOOKED, external_id=external_id,
+        plan_id=plan.id,
+        start_at=start_at,
+        end_at=end_at,
+        status=AppointmentStatus.BOOKED,
+        external_id=external_id,
         external_clinic_id=clinic_id if external_id else None,
     )
     session.add(appointment)
@@ -69,7 +91,12 @@ def add_appointment_replanned(
 
 
 def move_appointment(
-    session: Session, appointment_id: int, to: str | datetime, actor: str = "cli", *, allow_past: bool = False,
+    session: Session,
+    appointment_id: int,
+    to: str | datetime,
+    actor: str = "cli",
+    *,
+    allow_past: bool = False,
     length: timedelta | None = None,
 ) -> Appointment:
     """Move a booked appointment, keeping its length (or taking ``length``); its pending messages move with it."""
@@ -77,8 +104,14 @@ def move_appointment(
 
 
 def move_appointment_replanned(
-    session: Session, appointment_id: int, to: str | datetime, actor: str = "cli", *, allow_past: bool = False,
-    length: timedelta | None = None, check_overlap: bool = True,
+    session: Session,
+    appointment_id: int,
+    to: str | datetime,
+    actor: str = "cli",
+    *,
+    allow_past: bool = False,
+    length: timedelta | None = None,
+    check_overlap: bool = True,
 ) -> tuple[Appointment, ReconcileResult]:
     """:func:`move_appointment`, also saying what the re-plan did to the messages.
 
@@ -139,7 +172,12 @@ def set_appointment_status_replanned(
 
 
 def _refuse_overlap(
-    session: Session, patient_id: int, appointment_id: int | None, start_at: datetime, end_at: datetime, tz: str,
+    session: Session,
+    patient_id: int,
+    appointment_id: int | None,
+    start_at: datetime,
+    end_at: datetime,
+    tz: str,
 ) -> None:
     """Refuse a slot that overlaps another booked appointment of the same patient, naming it.
 
@@ -166,12 +204,14 @@ def _refuse_overlap(
         )
 
 
-def _after_appointment_change(
-    session: Session, appointment: Appointment, actor: str, action: str
-) -> ReconcileResult:
+def _after_appointment_change(session: Session, appointment: Appointment, actor: str, action: str) -> ReconcileResult:
     session.flush()
     audit(
-        session, clinic_id=appointment.plan.patient.clinic_id, actor=actor, action=action,
-        subject_type="appointment", subject_id=appointment.id,
+        session,
+        clinic_id=appointment.plan.patient.clinic_id,
+        actor=actor,
+        action=action,
+        subject_type="appointment",
+        subject_id=appointment.id,
     )
     return reconcile_plan(session, appointment.plan_id)

@@ -31,7 +31,12 @@ def set_quiet_hours(
     clinic.quiet_hours = quiet_hours_settings(given, clinic.quiet_hours)
     session.flush()
     audit(
-        session, clinic_id=clinic.id, actor=actor, action="clinic.quiet_hours", subject_type="clinic",
-        subject_id=clinic.id, channels=sorted(given),
+        session,
+        clinic_id=clinic.id,
+        actor=actor,
+        action="clinic.quiet_hours",
+        subject_type="clinic",
+        subject_id=clinic.id,
+        channels=sorted(given),
     )
     return clinic, replan_clinic(session, clinic.id)

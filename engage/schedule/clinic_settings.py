@@ -84,8 +84,15 @@ def change_clinic_settings(
     if not changed:
         raise InvalidInput("give at least one setting to change")
     session.flush()
-    audit(session, clinic_id=clinic.id, actor=actor, action="clinic.settings", subject_type="clinic",
-          subject_id=clinic.id, fields=changed)
+    audit(
+        session,
+        clinic_id=clinic.id,
+        actor=actor,
+        action="clinic.settings",
+        subject_type="clinic",
+        subject_id=clinic.id,
+        fields=changed,
+    )
     return clinic, replan_clinic(session, clinic.id)
 
 

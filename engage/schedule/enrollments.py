@@ -118,8 +118,12 @@ def enroll_many(
                 insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True),
                 [
                     {
-                        "patient_id": patient_id, "plan_id": plan_id, "sequence_key": sequence_key,
-                        "status": EnrollmentStatus.ACTIVE, "enrolled_by": enrolled_by, "created_at": now,
+                        "patient_id": patient_id,
+                        "plan_id": plan_id,
+                        "sequence_key": sequence_key,
+                        "status": EnrollmentStatus.ACTIVE,
+                        "enrolled_by": enrolled_by,
+                        "created_at": now,
                         "updated_at": now,
                     }
                     for patient_id, plan_id in pairs
@@ -146,11 +150,15 @@ def enroll_many(
             )
             rows.append(new_row(message, target, enrollment_id=enrollment_id, patient_id=patient_id, now=now))
         inserted = len(desired)
-        if (patient_id not in greeted and reach[patient_id].get(Channel.SMS) is None
-                and any(m.channel is Channel.SMS for m in desired)):
+        if (
+            patient_id not in greeted
+            and reach[patient_id].get(Channel.SMS) is None
+            and any(m.channel is Channel.SMS for m in desired)
+        ):
             # The first enrollment that will text this patient welcomes them (engage.schedule.welcome).
-            rows.append(welcome_row(enrollment_id=enrollment_id, patient=patient,
-                                    clinic=clinics[patient.clinic_id], now=now))
+            rows.append(
+                welcome_row(enrollment_id=enrollment_id, patient=patient, clinic=clinics[patient.clinic_id], now=now)
+            )
             greeted.add(patient_id)
             inserted += 1
         results.append((enrollment_id, ReconcileResult(inserted=inserted)))
@@ -159,9 +167,13 @@ def enroll_many(
         insert(AuditEvent),
         [
             {
-                "clinic_id": patients[patient_id].clinic_id, "actor": enrolled_by, "action": "enrollment.create",
-                "subject_type": "enrollment", "subject_id": enrollment_id,
-                "detail": {"patient_id": patient_id, "plan_id": plan_id, "sequence": sequence_key}, "at": now,
+                "clinic_id": patients[patient_id].clinic_id,
+                "actor": enrolled_by,
+                "action": "enrollment.create",
+                "subject_type": "enrollment",
+                "subject_id": enrollment_id,
+                "detail": {"patient_id": patient_id, "plan_id": plan_id, "sequence": sequence_key},
+                "at": now,
             }
             for enrollment_id, (patient_id, plan_id) in zip(enrollment_ids, pairs, strict=True)
         ],
@@ -242,8 +254,14 @@ def _change(
     session.flush()
     result = reconcile_enrollment(session, enrollment.id)
     audit(
-        session, clinic_id=enrollment.patient.clinic_id, actor=actor, action=f"enrollment.{_VERB[to]}",
-        subject_type="enrollment", subject_id=enrollment.id, before=before.value, after=to.value,
+        session,
+        clinic_id=enrollment.patient.clinic_id,
+        actor=actor,
+        action=f"enrollment.{_VERB[to]}",
+        subject_type="enrollment",
+        subject_id=enrollment.id,
+        before=before.value,
+        after=to.value,
     )
     return enrollment, result
 

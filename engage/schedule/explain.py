@@ -44,16 +44,28 @@ def preview_enrollment(session: Session, patient: Patient, plan: TreatmentPlan, 
     now = utcnow()
     appointments = session.scalars(select(Appointment).where(Appointment.plan_id == plan.id)).all()
     desired = plan_messages(
-        plan_facts(plan), [appointment_facts(a) for a in appointments], sequence,
-        policy_for(patient, patient.clinic), EnrollmentFacts(0, now),
+        plan_facts(plan),
+        [appointment_facts(a) for a in appointments],
+        sequence,
+        policy_for(patient, patient.clinic),
+        EnrollmentFacts(0, now),
     )
     reach = reach_many(session, [patient])[patient.id]
     tz = ZoneInfo(patient.effective_timezone)
     rows = []
     for message in sorted(desired, key=lambda m: (m.due_at, m.step_key)):
         target = target_for(message, enrollment_status=EnrollmentStatus.ACTIVE, enrolled_at=now, reach=reach, now=now)
-        rows.append(PreviewRow(message.step_key, message.channel, message.template, message.due_at,
-                               message.due_at.astimezone(tz), target.status, target.reason))
+        rows.append(
+            PreviewRow(
+                message.step_key,
+                message.channel,
+                message.template,
+                message.due_at,
+                message.due_at.astimezone(tz),
+                target.status,
+                target.reason,
+            )
+        )
     return rows
 
 
@@ -67,8 +79,12 @@ def _span(offset: Offset) -> str:
     return f"{minutes} min"
 
 
-_WHICH = {"first": "the first session", "each": "each session", "last": "the last session",
-          "no_show": "a session marked no-show"}
+_WHICH = {
+    "first": "the first session",
+    "each": "each session",
+    "last": "the last session",
+    "no_show": "a session marked no-show",
+}
 
 
 def _which(step: Step) -> str:
@@ -95,16 +111,20 @@ def describe_step(step: Step) -> str:
     channel = "SMS" if step.channel is Channel.SMS else "Email"
     end = " ends" if step.anchor == "appointment.end" else ""
     target = {
-        "appointment.start": _which(step), "appointment.end": _which(step),
-        "enrollment": "enrolment", "plan.end": "the end of the plan",
+        "appointment.start": _which(step),
+        "appointment.end": _which(step),
+        "enrollment": "enrolment",
+        "plan.end": "the end of the plan",
         "appointment.booked": "a booking (one for the plan's bookings at enrolment, then each one added)",
         "plan.rebook": "the last session, when sessions are left and none is booked",
     }.get(step.anchor, str(step.anchor).replace(".", " "))  # an anchor added later must not break the page
     if step.at is not None:
         days = step.offset.days
-        when = (f"at {step.at:%H:%M} local time, "
-                + ("the same day as" if days == 0 else f"{_span(step.offset)} {'before' if days < 0 else 'after'}")
-                + f" {target}{end}")
+        when = (
+            f"at {step.at:%H:%M} local time, "
+            + ("the same day as" if days == 0 else f"{_span(step.offset)} {'before' if days < 0 else 'after'}")
+            + f" {target}{end}"
+        )
     elif step.offset == Offset():
         when = f"when {target}{end or ' starts'}"
     else:
@@ -126,8 +146,14 @@ def describe_sequence(sequence: Sequence) -> list[tuple[Step, str]]:
     return [(step, describe_step(step)) for step in sequence.steps]
 
 
-_WORDS = (("inserted", "planned"), ("moved", "moved"), ("updated", "updated"), ("cancelled", "cancelled"),
-          ("skipped", "skipped"), ("revived", "back on the schedule"))
+_WORDS = (
+    ("inserted", "planned"),
+    ("moved", "moved"),
+    ("updated", "updated"),
+    ("cancelled", "cancelled"),
+    ("skipped", "skipped"),
+    ("revived", "back on the schedule"),
+)
 
 
 def describe_result(result: ReconcileResult) -> str:

@@ -16,9 +16,16 @@ MAX_PER_PAGE = 200
 
 
 def list_messages(
-    session: Session, clinic_id: int, *, status: str | None = None, channel: str | None = None,
-    patient_id: int | None = None, due_from: datetime | None = None, due_to: datetime | None = None,
-    before_id: int | None = None, limit: int = 50,
+    session: Session,
+    clinic_id: int,
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    patient_id: int | None = None,
+    due_from: datetime | None = None,
+    due_to: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
 ) -> list[Message]:
     """Messages of ``clinic_id``'s patients, newest id first, those below ``before_id`` (the page cursor).
 

@@ -36,7 +36,12 @@ def update_patient(
 
 
 def set_consent(
-    session: Session, patient: Patient, channel: Channel | str, state: ConsentState | str, *, reason: str,
+    session: Session,
+    patient: Patient,
+    channel: Channel | str,
+    state: ConsentState | str,
+    *,
+    reason: str,
     actor: str = "cli",
 ) -> tuple[ConsentEvent, ReconcileResult]:
     """Record a consent given or withdrawn to a person (a verbal opt-out or opt-in), with the reason why.
@@ -55,7 +60,12 @@ def set_consent(
         raise InvalidInput("say why consent changes (e.g. 'asked at the desk to stop texts')")
     event = record_consent(session, patient.id, channel, state, STAFF_SOURCE, reason[:200])
     audit(
-        session, clinic_id=patient.clinic_id, actor=actor, action=f"consent.{channel.value}_{_VERB[state]}",
-        subject_type="patient", subject_id=patient.id, consent_event_id=event.id,
+        session,
+        clinic_id=patient.clinic_id,
+        actor=actor,
+        action=f"consent.{channel.value}_{_VERB[state]}",
+        subject_type="patient",
+        subject_id=patient.id,
+        consent_event_id=event.id,
     )
     return event, reconcile_patient(session, patient.id)

@@ -232,8 +232,11 @@ def _apply_caps(
         return True
 
     candidates = [
-        m for m in messages
-        if m.channel is Channel.SMS and not steps[m.step_key][1].urgent and m.key not in sent_keys
+        m
+        for m in messages
+        if m.channel is Channel.SMS
+        and not steps[m.step_key][1].urgent
+        and m.key not in sent_keys
         and m.due_at >= enrollment.created_at
     ]
     candidates.sort(key=lambda m: (-steps[m.step_key][1].priority, m.due_at, steps[m.step_key][0], m.occurrence))
@@ -248,13 +251,18 @@ def _apply_caps(
 
 
 def _anchors(
-    step: Step, counted: list[AppointmentFacts], plan_end: datetime | None, enrollment: EnrollmentFacts,
-    live: list[AppointmentFacts], plan: PlanFacts,
+    step: Step,
+    counted: list[AppointmentFacts],
+    plan_end: datetime | None,
+    enrollment: EnrollmentFacts,
+    live: list[AppointmentFacts],
+    plan: PlanFacts,
 ) -> list[_Anchor]:
     if step.anchor in APPOINTMENT_ANCHORS and "no_show" in (step.appointments or ()):
         return [
             _Anchor(a.start if step.anchor == "appointment.start" else a.end, f"{NO_SHOW_OCCURRENCE}{a.id}", a.id, {})
-            for a in live if a.status is AppointmentStatus.NO_SHOW
+            for a in live
+            if a.status is AppointmentStatus.NO_SHOW
         ]
     if step.anchor in APPOINTMENT_ANCHORS:
         total = len(counted)
@@ -290,16 +298,26 @@ def _booked_anchors(counted: list[AppointmentFacts], enrollment: EnrollmentFacts
     history) confirms nothing, and the enrolment's confirmation names the first visit still to come.
     """
     total = len(counted)
-    before = [a for a in counted if (a.booked_at is None or a.booked_at <= enrollment.created_at)
-              and a.start > enrollment.created_at]
+    before = [
+        a
+        for a in counted
+        if (a.booked_at is None or a.booked_at <= enrollment.created_at) and a.start > enrollment.created_at
+    ]
     anchors = []
     # Whole minutes (like the late-enrolment catch-up), so a preview just before enrolling plans the same time.
     if before:
-        anchors.append(_Anchor(_minute(enrollment.created_at), "booked:enrollment", before[0].id,
-                               {"session_count": total, "booked_count": len(before)}))
+        anchors.append(
+            _Anchor(
+                _minute(enrollment.created_at),
+                "booked:enrollment",
+                before[0].id,
+                {"session_count": total, "booked_count": len(before)},
+            )
+        )
     anchors += [
         _Anchor(_minute(a.booked_at), f"booked:{a.id}", a.id, {"session_count": total, "booked_count": 1})
-        for a in counted if a.booked_at is not None and a.booked_at > enrollment.created_at and a.start > a.booked_at
+        for a in counted
+        if a.booked_at is not None and a.booked_at > enrollment.created_at and a.start > a.booked_at
     ]
     return anchors
 

@@ -153,7 +153,12 @@ def target_for(
 
 
 def new_row(
-    message: DesiredMessage, target: Target, *, enrollment_id: int, patient_id: int, now: datetime,
+    message: DesiredMessage,
+    target: Target,
+    *,
+    enrollment_id: int,
+    patient_id: int,
+    now: datetime,
     plan_version: int = 0,
 ) -> dict[str, Any]:
     """The ``message`` table values for inserting ``message`` (for bulk ``insert()``).
@@ -180,8 +185,21 @@ def new_row(
 
 
 _COPY_COLUMNS = (
-    "enrollment_id", "patient_id", "appointment_id", "step_key", "occurrence", "channel", "template", "context",
-    "due_at", "status", "status_reason", "attempts", "created_at", "updated_at", "plan_version",
+    "enrollment_id",
+    "patient_id",
+    "appointment_id",
+    "step_key",
+    "occurrence",
+    "channel",
+    "template",
+    "context",
+    "due_at",
+    "status",
+    "status_reason",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "plan_version",
 )
 
 
@@ -333,13 +351,23 @@ def apply_diff(
         row = rows.get(message.key)
         moved = row is not None and row.due_at != message.due_at
         target = target_for(
-            message, enrollment_status=enrollment.status, enrolled_at=enrollment.created_at, reach=reach, now=now,
+            message,
+            enrollment_status=enrollment.status,
+            enrolled_at=enrollment.created_at,
+            reach=reach,
+            now=now,
             already_due_ok=row is not None and row.status is MessageStatus.SCHEDULED and not moved,
         )
         if row is None:
             inserts.append(
-                new_row(message, target, enrollment_id=enrollment.id, patient_id=enrollment.patient_id, now=now,
-                        plan_version=enrollment.plan_version)
+                new_row(
+                    message,
+                    target,
+                    enrollment_id=enrollment.id,
+                    patient_id=enrollment.patient_id,
+                    now=now,
+                    plan_version=enrollment.plan_version,
+                )
             )
             result.inserted += 1
         elif row.status is MessageStatus.SCHEDULED:
@@ -378,8 +406,13 @@ def apply_diff(
 
 
 def _settle_welcome(
-    session: Session, row: Message, enrollment_status: EnrollmentStatus, plan_status: PlanStatus,
-    reach: Mapping[Channel, str | None], now: datetime, result: ReconcileResult,
+    session: Session,
+    row: Message,
+    enrollment_status: EnrollmentStatus,
+    plan_status: PlanStatus,
+    reach: Mapping[Channel, str | None],
+    now: datetime,
+    result: ReconcileResult,
 ) -> None:
     """The welcome SMS (engage.schedule.welcome) is not planned, so it is never moved: an ended enrollment
     or plan cancels it, a pause cancels it until the resume brings it back (due at once: the send-time
@@ -387,15 +420,21 @@ def _settle_welcome(
     values: dict[str, Any] | None = None
     if row.status is MessageStatus.SCHEDULED:
         if enrollment_status not in PLANNING_ACTIVE or plan_status is PlanStatus.CANCELLED:
-            values = {"status": MessageStatus.CANCELLED,
-                      "status_reason": _why_obsolete(row, enrollment_status, plan_status, {})}
+            values = {
+                "status": MessageStatus.CANCELLED,
+                "status_reason": _why_obsolete(row, enrollment_status, plan_status, {}),
+            }
         elif enrollment_status is EnrollmentStatus.PAUSED:
             values = {"status": MessageStatus.CANCELLED, "status_reason": PAUSED}
         elif reach.get(Channel.SMS):
             values = {"status": MessageStatus.SKIPPED, "status_reason": reach.get(Channel.SMS)}
-    elif (row.status is MessageStatus.CANCELLED and row.status_reason == PAUSED
-          and enrollment_status is EnrollmentStatus.ACTIVE and plan_status is not PlanStatus.CANCELLED
-          and not reach.get(Channel.SMS)):
+    elif (
+        row.status is MessageStatus.CANCELLED
+        and row.status_reason == PAUSED
+        and enrollment_status is EnrollmentStatus.ACTIVE
+        and plan_status is not PlanStatus.CANCELLED
+        and not reach.get(Channel.SMS)
+    ):
         values = {**_FRESH, "status": MessageStatus.SCHEDULED, "status_reason": None, "due_at": max(row.due_at, now)}
     if values is None:
         result.unchanged += 1
@@ -480,8 +519,9 @@ def plan_facts(plan: TreatmentPlan) -> PlanFacts:
 
 
 def appointment_facts(appointment: Appointment) -> AppointmentFacts:
-    return AppointmentFacts(appointment.id, appointment.start_at, appointment.end_at, appointment.status,
-                            appointment.created_at)
+    return AppointmentFacts(
+        appointment.id, appointment.start_at, appointment.end_at, appointment.status, appointment.created_at
+    )
 
 
 def policy_for(patient: Patient, clinic: Clinic) -> Policy:

@@ -43,11 +43,15 @@ def welcomed(session: Session, patient_ids: Iterable[int]) -> set[int]:
     ids = list(patient_ids)
     if not ids:
         return set()
-    return set(session.scalars(
-        select(Message.patient_id).where(
-            Message.patient_id.in_(ids), Message.step_key == WELCOME_STEP, Message.status.not_in(_NOT_SENT),
+    return set(
+        session.scalars(
+            select(Message.patient_id).where(
+                Message.patient_id.in_(ids),
+                Message.step_key == WELCOME_STEP,
+                Message.status.not_in(_NOT_SENT),
+            )
         )
-    ))
+    )
 
 
 def first_allowed_minute(patient: Patient, clinic: Clinic, now: datetime) -> datetime:
@@ -62,9 +66,19 @@ def welcome_row(
 ) -> dict[str, Any]:
     """The ``message`` values (as :func:`engage.schedule.reconcile.new_row`) of a patient's welcome SMS."""
     return {
-        "enrollment_id": enrollment_id, "patient_id": patient.id, "appointment_id": None,
-        "step_key": WELCOME_STEP, "occurrence": WELCOME_OCCURRENCE, "channel": Channel.SMS,
-        "template": WELCOME_TEMPLATE, "context": {}, "due_at": first_allowed_minute(patient, clinic, now),
-        "status": MessageStatus.SCHEDULED, "status_reason": None, "attempts": 0,
-        "created_at": now, "updated_at": now, "plan_version": plan_version,
+        "enrollment_id": enrollment_id,
+        "patient_id": patient.id,
+        "appointment_id": None,
+        "step_key": WELCOME_STEP,
+        "occurrence": WELCOME_OCCURRENCE,
+        "channel": Channel.SMS,
+        "template": WELCOME_TEMPLATE,
+        "context": {},
+        "due_at": first_allowed_minute(patient, clinic, now),
+        "status": MessageStatus.SCHEDULED,
+        "status_reason": None,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        "plan_version": plan_version,
     }

@@ -62,8 +62,13 @@ __all__ = ["AppointmentRecord", "PatientRecord", "SyncError", "SyncErrors", "Syn
 
 
 def apply_sync(
-    session: Session, clinic_id: int, patients: list[PatientRecord], appointments: list[AppointmentRecord], *,
-    actor: str = "sync", errors: list[SyncError] | None = None,
+    session: Session,
+    clinic_id: int,
+    patients: list[PatientRecord],
+    appointments: list[AppointmentRecord],
+    *,
+    actor: str = "sync",
+    errors: list[SyncError] | None = None,
 ) -> SyncReport:
     """Validate everything, then create or update (see the module docstring). Raises :class:`SyncErrors`.
 
@@ -94,25 +99,39 @@ def apply_sync(
             given = {name: getattr(record, name) for name in PATIENT_FIELDS}
             report.messages += patient_changes.update_patient(session, current, actor=actor, **given)[1]
     if new_patients:
-        rows = [{**values, "clinic_id": clinic.id, "external_id": record.external_id, "created_at": now}
-                for record, values in new_patients]
+        rows = [
+            {**values, "clinic_id": clinic.id, "external_id": record.external_id, "created_at": now}
+            for record, values in new_patients
+        ]
         ids = session.scalars(insert(Patient).returning(Patient.id, sort_by_parameter_order=True), rows).all()
         for start in range(0, len(ids), _CHUNK):  # loaded in a few statements, not one per patient
-            for patient in session.scalars(select(Patient).where(Patient.id.in_(ids[start:start + _CHUNK]))):
+            for patient in session.scalars(select(Patient).where(Patient.id.in_(ids[start : start + _CHUNK]))):
                 known[patient.external_id or ""] = patient
                 report.created_patients.add(patient.external_id or "")
         report.patients_created = len(ids)
 
     _write_appointments(session, clinic, appts, known, report, actor, now)
     report.patient_ids = {ext: p.id for ext, p in known.items() if ext in wanted_ids}
-    audit(session, clinic_id=clinic.id, actor=actor, action="sync.apply", subject_type="clinic", subject_id=clinic.id,
-          **{k: v for k, v in report.as_dict().items() if k != "messages"})
+    audit(
+        session,
+        clinic_id=clinic.id,
+        actor=actor,
+        action="sync.apply",
+        subject_type="clinic",
+        subject_id=clinic.id,
+        **{k: v for k, v in report.as_dict().items() if k != "messages"},
+    )
     return report
 
 
 def _write_appointments(
-    session: Session, clinic: Clinic, appts: list[CheckedAppointment], patients: dict[str, Patient], report: SyncReport,
-    actor: str, now: datetime,
+    session: Session,
+    clinic: Clinic,
+    appts: list[CheckedAppointment],
+    patients: dict[str, Patient],
+    report: SyncReport,
+    actor: str,
+    now: datetime,
 ) -> None:
     plans, plan_info = _plans_for(session, clinic, appts, patients, report, now)
     new_rows: list[dict[str, Any]] = []
@@ -122,9 +141,17 @@ def _write_appointments(
         current = appt.existing
         if current is None:
             plan_id = plans[appt.record.external_id]
-            new_rows.append({"plan_id": plan_id, "start_at": appt.start, "end_at": appt.end, "status": appt.status,
-                             "external_id": appt.record.external_id, "external_clinic_id": clinic.id,
-                             "updated_at": now})
+            new_rows.append(
+                {
+                    "plan_id": plan_id,
+                    "start_at": appt.start,
+                    "end_at": appt.end,
+                    "status": appt.status,
+                    "external_id": appt.record.external_id,
+                    "external_clinic_id": clinic.id,
+                    "updated_at": now,
+                }
+            )
             new_keys.append(appt.record.external_id)
             touched_plans.add(plan_id)
             report.appointment_outcomes[appt.record.external_id] = "created"
@@ -134,21 +161,30 @@ def _write_appointments(
             # Checked already, on the state the whole sync leaves (engage.sync.overlaps); a start in the
             # past is history the practice-management system recorded (its reminders are skipped).
             report.messages += appointment_changes.move_appointment_replanned(
-                session, current.id, appt.start, actor=actor, length=appt.end - appt.start, allow_past=True,
-                check_overlap=False)[1]
+                session,
+                current.id,
+                appt.start,
+                actor=actor,
+                length=appt.end - appt.start,
+                allow_past=True,
+                check_overlap=False,
+            )[1]
             report.appointments_moved += 1
             changed = True
         if current.status is not appt.status:
             report.messages += appointment_changes.set_appointment_status_replanned(
-                session, current.id, appt.status, actor=actor)[1]
+                session, current.id, appt.status, actor=actor
+            )[1]
             report.appointments_status_changed += 1
             changed = True
         report.appointments_unchanged += 0 if changed else 1
         report.appointment_outcomes[appt.record.external_id] = "updated" if changed else "unchanged"
         report.appointment_ids[appt.record.external_id] = current.id
     for start in range(0, len(new_rows), _CHUNK * 5):
-        ids = session.scalars(insert(Appointment).returning(Appointment.id, sort_by_parameter_order=True),
-                              new_rows[start : start + _CHUNK * 5]).all()
+        ids = session.scalars(
+            insert(Appointment).returning(Appointment.id, sort_by_parameter_order=True),
+            new_rows[start : start + _CHUNK * 5],
+        ).all()
         report.appointment_ids.update(zip(new_keys[start : start + _CHUNK * 5], ids, strict=True))
     report.appointments_created = len(new_rows)
     # Plans enrolled already that got new appointments: re-plan them; new plans: enrol them.
@@ -162,8 +198,11 @@ def _write_appointments(
         report.enrollments_created += len(pairs)
     live: set[int] = set()
     for chunk in _chunks(sorted(touched_plans)):
-        live.update(session.scalars(select(Enrollment.plan_id).where(
-            Enrollment.plan_id.in_(chunk), Enrollment.status.in_(PLANNING_ACTIVE))))
+        live.update(
+            session.scalars(
+                select(Enrollment.plan_id).where(Enrollment.plan_id.in_(chunk), Enrollment.status.in_(PLANNING_ACTIVE))
+            )
+        )
     enrolled_now = {plan_id for pairs in to_enrol.values() for _, plan_id in pairs}
     for plan_id in sorted(live - enrolled_now):
         report.messages += reconcile_plan(session, plan_id)
@@ -174,7 +213,11 @@ PlanInfo = dict[int, tuple[int, str | None, bool]]
 
 
 def _plans_for(
-    session: Session, clinic: Clinic, appts: list[CheckedAppointment], patients: dict[str, Patient], report: SyncReport,
+    session: Session,
+    clinic: Clinic,
+    appts: list[CheckedAppointment],
+    patients: dict[str, Patient],
+    report: SyncReport,
     now: datetime,
 ) -> tuple[dict[str, int], PlanInfo]:
     """Appointment external id -> plan id for the new appointments (making the plans that are missing),
@@ -186,8 +229,9 @@ def _plans_for(
         if appt.existing is not None:
             continue
         record = appt.record
-        plan_ext = record.plan_external_id or (f"{record.patient_external_id}/{record.sequence}"
-                                               if record.sequence else None)
+        plan_ext = record.plan_external_id or (
+            f"{record.patient_external_id}/{record.sequence}" if record.sequence else None
+        )
         if plan_ext is None:
             fallback.append(appt)
         else:
@@ -207,15 +251,24 @@ def _plans_for(
         rows = []
         for plan_ext, first, count in new_plans:
             sequence_name = get_sequence(first.record.sequence).name if first.record.sequence else "treatment"
-            rows.append({
-                "patient_id": patients[first.record.patient_external_id].id,
-                "condition": first.record.condition or sequence_name, "modality": first.record.modality or "",
-                "planned_sessions": count, "cadence_minutes": 7 * 24 * 60, "session_minutes": first.record.minutes,
-                "reassess_every": 3, "status": PlanStatus.ACTIVE, "external_id": plan_ext,
-                "external_clinic_id": clinic.id, "created_at": now,
-            })
-        ids = session.scalars(insert(TreatmentPlan).returning(TreatmentPlan.id, sort_by_parameter_order=True),
-                              rows).all()
+            rows.append(
+                {
+                    "patient_id": patients[first.record.patient_external_id].id,
+                    "condition": first.record.condition or sequence_name,
+                    "modality": first.record.modality or "",
+                    "planned_sessions": count,
+                    "cadence_minutes": 7 * 24 * 60,
+                    "session_minutes": first.record.minutes,
+                    "reassess_every": 3,
+                    "status": PlanStatus.ACTIVE,
+                    "external_id": plan_ext,
+                    "external_clinic_id": clinic.id,
+                    "created_at": now,
+                }
+            )
+        ids = session.scalars(
+            insert(TreatmentPlan).returning(TreatmentPlan.id, sort_by_parameter_order=True), rows
+        ).all()
         for (plan_ext, first, _), plan_id in zip(new_plans, ids, strict=True):
             for appt in wanted[plan_ext]:
                 result[appt.record.external_id] = plan_id
@@ -223,12 +276,25 @@ def _plans_for(
         report.plans_created = len(ids)
     for appt in fallback:
         patient = patients[appt.record.patient_external_id]
-        newest = session.scalar(select(TreatmentPlan.id).where(
-            TreatmentPlan.patient_id == patient.id, TreatmentPlan.status == PlanStatus.ACTIVE,
-        ).order_by(TreatmentPlan.id.desc()).limit(1))
+        newest = session.scalar(
+            select(TreatmentPlan.id)
+            .where(
+                TreatmentPlan.patient_id == patient.id,
+                TreatmentPlan.status == PlanStatus.ACTIVE,
+            )
+            .order_by(TreatmentPlan.id.desc())
+            .limit(1)
+        )
         if newest is None:
-            raise SyncErrors([SyncError(appt.record.where, "sequence",
-                                        "the patient has no active plan: name a sequence or a plan external id")])
+            raise SyncErrors(
+                [
+                    SyncError(
+                        appt.record.where,
+                        "sequence",
+                        "the patient has no active plan: name a sequence or a plan external id",
+                    )
+                ]
+            )
         result[appt.record.external_id] = newest
         info.setdefault(newest, (patient.id, None, False))
     return result, info

@@ -37,8 +37,18 @@ from engage.sync.apply import apply_sync
 from engage.sync.records import AppointmentRecord, PatientRecord, SyncError, SyncErrors, SyncReport
 
 REQUIRED = ("patient_external_id", "first_name", "last_name", "appointment_external_id", "start")
-OPTIONAL = ("phone", "email", "locale", "timezone", "duration", "status", "sequence", "plan_external_id",
-            "condition", "modality")
+OPTIONAL = (
+    "phone",
+    "email",
+    "locale",
+    "timezone",
+    "duration",
+    "status",
+    "sequence",
+    "plan_external_id",
+    "condition",
+    "modality",
+)
 _STATUS_WORDS = {"canceled": "cancelled", "no-show": "no_show", "noshow": "no_show", "fulfilled": "completed"}
 
 
@@ -59,7 +69,8 @@ def _read(reader: csv.DictReader[str]) -> tuple[list[PatientRecord], list[Appoin
     unknown = [name for name in header if name not in REQUIRED + OPTIONAL]
     if missing or unknown:
         problems = ([f"missing column(s): {', '.join(missing)}"] if missing else []) + (
-            [f"unknown column(s): {', '.join(unknown)}"] if unknown else [])
+            [f"unknown column(s): {', '.join(unknown)}"] if unknown else []
+        )
         raise SyncErrors([SyncError("line 1", None, "; ".join(problems))])
     patients: list[PatientRecord] = []
     appointments: list[AppointmentRecord] = []
@@ -76,18 +87,33 @@ def _read(reader: csv.DictReader[str]) -> tuple[list[PatientRecord], list[Appoin
         minutes = _minutes(row.get("duration", ""), where, errors)
         if any(e.where == where for e in errors):
             continue
-        patients.append(PatientRecord(
-            external_id=row["patient_external_id"], first_name=row["first_name"], last_name=row["last_name"],
-            email=row.get("email") or None, phone=row.get("phone") or None, timezone=row.get("timezone") or None,
-            locale=row.get("locale") or "en", where=where,
-        ))
+        patients.append(
+            PatientRecord(
+                external_id=row["patient_external_id"],
+                first_name=row["first_name"],
+                last_name=row["last_name"],
+                email=row.get("email") or None,
+                phone=row.get("phone") or None,
+                timezone=row.get("timezone") or None,
+                locale=row.get("locale") or "en",
+                where=where,
+            )
+        )
         status = row.get("status", "").lower() or "booked"
-        appointments.append(AppointmentRecord(
-            external_id=row["appointment_external_id"], patient_external_id=row["patient_external_id"],
-            start=row["start"], minutes=minutes, status=_STATUS_WORDS.get(status, status),
-            sequence=row.get("sequence") or None, plan_external_id=row.get("plan_external_id") or None,
-            condition=row.get("condition") or None, modality=row.get("modality") or None, where=where,
-        ))
+        appointments.append(
+            AppointmentRecord(
+                external_id=row["appointment_external_id"],
+                patient_external_id=row["patient_external_id"],
+                start=row["start"],
+                minutes=minutes,
+                status=_STATUS_WORDS.get(status, status),
+                sequence=row.get("sequence") or None,
+                plan_external_id=row.get("plan_external_id") or None,
+                condition=row.get("condition") or None,
+                modality=row.get("modality") or None,
+                where=where,
+            )
+        )
     return patients, appointments, errors
 
 
@@ -106,15 +132,19 @@ def read_file(data: bytes, max_bytes: int | None = None) -> str:
     if not data:
         raise BadFile("The file is empty: choose the CSV export.")
     if max_bytes is not None and len(data) > max_bytes:
-        raise BadFile(f"The file is larger than {megabytes(max_bytes)}: import it in parts "
-                      "(rows already imported are left as they are).")
+        raise BadFile(
+            f"The file is larger than {megabytes(max_bytes)}: import it in parts "
+            "(rows already imported are left as they are)."
+        )
     if b"\x00" in data:
-        raise BadFile("This is not a CSV file (it holds binary data, as a spreadsheet workbook does). "
-                      "Export or save the appointments as CSV.")
+        raise BadFile(
+            "This is not a CSV file (it holds binary data, as a spreadsheet workbook does). "
+            "Export or save the appointments as CSV."
+        )
     try:
         return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig").read()
     except UnicodeDecodeError:
-        raise BadFile("The file is not UTF-8 text. In your spreadsheet, save it as \"CSV UTF-8\".") from None
+        raise BadFile('The file is not UTF-8 text. In your spreadsheet, save it as "CSV UTF-8".') from None
 
 
 def megabytes(size: int) -> str:
@@ -123,7 +153,12 @@ def megabytes(size: int) -> str:
 
 
 def import_appointments(
-    session: Session, clinic_id: int, text: str, *, actor: str = "cli", dry_run: bool = False,
+    session: Session,
+    clinic_id: int,
+    text: str,
+    *,
+    actor: str = "cli",
+    dry_run: bool = False,
 ) -> SyncReport:
     """Read and apply a CSV text (see the module docstring) in the caller's transaction; returns what it did.
 

@@ -38,8 +38,15 @@ from engage.sync.records import AppointmentRecord, PatientRecord, SyncError, Syn
 SUPPORTED = ("Patient", "Appointment")
 BUNDLE_TYPES = ("transaction", "collection", "batch")
 STATUS = {
-    "booked": "booked", "pending": "booked", "proposed": "booked", "arrived": "booked", "checked-in": "booked",
-    "waitlist": "booked", "cancelled": "cancelled", "entered-in-error": "cancelled", "noshow": "no_show",
+    "booked": "booked",
+    "pending": "booked",
+    "proposed": "booked",
+    "arrived": "booked",
+    "checked-in": "booked",
+    "waitlist": "booked",
+    "cancelled": "cancelled",
+    "entered-in-error": "cancelled",
+    "noshow": "no_show",
     "fulfilled": "completed",
 }
 
@@ -68,12 +75,14 @@ def parse_bundle(data: Any) -> Bundle:
     try:
         return Bundle.model_validate(data)
     except ValidationError as exc:
-        raise FhirInvalid({"/".join(str(p) for p in e["loc"]): e["msg"].removeprefix("Value error, ")
-                           for e in exc.errors()}) from None
+        raise FhirInvalid(
+            {"/".join(str(p) for p in e["loc"]): e["msg"].removeprefix("Value error, ") for e in exc.errors()}
+        ) from None
 
 
-def sync_bundle(session: Session, clinic_id: int, data: Any, *, sequence: str | None = None,
-                actor: str = "fhir") -> dict[str, Any]:
+def sync_bundle(
+    session: Session, clinic_id: int, data: Any, *, sequence: str | None = None, actor: str = "fhir"
+) -> dict[str, Any]:
     """Apply a Bundle (see the module docstring); the transaction-response Bundle as JSON.
 
     ``sequence``: new plans (one per patient and sequence) are enrolled in it. Raises
@@ -101,15 +110,28 @@ def sync_bundle(session: Session, clinic_id: int, data: Any, *, sequence: str | 
     try:
         report = apply_sync(session, clinic_id, patients, appointments, actor=actor, errors=errors)
     except SyncErrors as exc:
-        raise FhirInvalid({f"{e.where}/resource/{_FHIR_PATH.get(e.field or '', e.field or '')}".rstrip("/"): e.message
-                           for e in exc.sync_errors}) from None
+        raise FhirInvalid(
+            {
+                f"{e.where}/resource/{_FHIR_PATH.get(e.field or '', e.field or '')}".rstrip("/"): e.message
+                for e in exc.sync_errors
+            }
+        ) from None
     return _response(entries, patients, appointments, report)
 
 
 #: Where in a FHIR resource each record field comes from (for error pointers).
-_FHIR_PATH = {"phone": "telecom", "email": "telecom", "first_name": "name", "last_name": "name",
-              "locale": "communication", "timezone": "extension", "patient_external_id": "identifier",
-              "appointment_external_id": "identifier", "duration": "end", "sequence": "participant"}
+_FHIR_PATH = {
+    "phone": "telecom",
+    "email": "telecom",
+    "first_name": "name",
+    "last_name": "name",
+    "locale": "communication",
+    "timezone": "extension",
+    "patient_external_id": "identifier",
+    "appointment_external_id": "identifier",
+    "duration": "end",
+    "sequence": "participant",
+}
 
 
 def _external_id(resource: Any) -> str:
@@ -132,9 +154,13 @@ def _patient(resource: FhirPatient, where: str) -> PatientRecord:
     phone = next((t for t in phones if t.use == "mobile"), phones[0] if phones else None)
     email = next((t for t in telecom if t.system == "email" and t.value), None)
     return PatientRecord(
-        external_id=_external_id(resource), first_name=str((name.given or [""])[0]) if name else "",
-        last_name=str(name.family or "") if name else "", phone=phone.value if phone else None,
-        email=email.value if email else None, locale=_locale(resource), where=where,
+        external_id=_external_id(resource),
+        first_name=str((name.given or [""])[0]) if name else "",
+        last_name=str(name.family or "") if name else "",
+        phone=phone.value if phone else None,
+        email=email.value if email else None,
+        locale=_locale(resource),
+        where=where,
     )
 
 
@@ -149,8 +175,9 @@ def _locale(resource: FhirPatient) -> str:
     return "en"
 
 
-def _appointment(resource: FhirAppointment, where: str, refs: dict[str, str], sequence: str | None,
-                 errors: list[SyncError]) -> AppointmentRecord | None:
+def _appointment(
+    resource: FhirAppointment, where: str, refs: dict[str, str], sequence: str | None, errors: list[SyncError]
+) -> AppointmentRecord | None:
     patient_id = None
     for participant in resource.participant or []:
         actor = participant.actor
@@ -160,8 +187,11 @@ def _appointment(resource: FhirAppointment, where: str, refs: dict[str, str], se
         if reference in refs:
             patient_id = refs[reference]
         elif reference.startswith("Patient/") or actor.type == "Patient":
-            patient_id = str(actor.identifier.value) if actor.identifier and actor.identifier.value else (
-                reference.removeprefix("Patient/") or None)
+            patient_id = (
+                str(actor.identifier.value)
+                if actor.identifier and actor.identifier.value
+                else (reference.removeprefix("Patient/") or None)
+            )
         if patient_id:
             break
     if not patient_id:
@@ -179,22 +209,32 @@ def _appointment(resource: FhirAppointment, where: str, refs: dict[str, str], se
         errors.append(SyncError(where, "status", f"unknown Appointment.status {resource.status!r}"))
         return None
     return AppointmentRecord(
-        external_id=_external_id(resource), patient_external_id=patient_id, start=resource.start, minutes=minutes,
-        status=status, sequence=sequence, where=where,
+        external_id=_external_id(resource),
+        patient_external_id=patient_id,
+        start=resource.start,
+        minutes=minutes,
+        status=status,
+        sequence=sequence,
+        where=where,
     )
 
 
-def _response(entries: list[Any], patients: list[PatientRecord], appointments: list[AppointmentRecord],
-              report: SyncReport) -> dict[str, Any]:
+def _response(
+    entries: list[Any], patients: list[PatientRecord], appointments: list[AppointmentRecord], report: SyncReport
+) -> dict[str, Any]:
     by_where: dict[str, tuple[str, str]] = {}
     for patient in patients:
         created = patient.external_id in report.created_patients
-        by_where[patient.where] = (f"Patient/{report.patient_ids[patient.external_id]}",
-                                   "201 Created" if created else "200 OK")
+        by_where[patient.where] = (
+            f"Patient/{report.patient_ids[patient.external_id]}",
+            "201 Created" if created else "200 OK",
+        )
     for appointment in appointments:
         outcome = report.appointment_outcomes[appointment.external_id]
-        by_where[appointment.where] = (f"Appointment/{report.appointment_ids[appointment.external_id]}",
-                                       "201 Created" if outcome == "created" else "200 OK")
+        by_where[appointment.where] = (
+            f"Appointment/{report.appointment_ids[appointment.external_id]}",
+            "201 Created" if outcome == "created" else "200 OK",
+        )
     answer = []
     for n in range(len(entries)):
         location, status = by_where[f"entry/{n}"]

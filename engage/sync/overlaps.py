@@ -35,7 +35,10 @@ class _Slot:
 
 
 def refuse_overlaps(
-    session: Session, appointments: list[CheckedAppointment], known: dict[str, Patient], errors: list[SyncError],
+    session: Session,
+    appointments: list[CheckedAppointment],
+    known: dict[str, Patient],
+    errors: list[SyncError],
 ) -> None:
     """Add a :class:`SyncError` (field ``start``) to ``errors`` for each booked appointment of the sync that
     overlaps another booked visit of the same patient once the sync is applied, naming the other visit: its
@@ -55,11 +58,18 @@ def refuse_overlaps(
     ids = sorted(by_patient_id)
     for first in range(0, len(ids), _CHUNK):
         rows = session.execute(
-            select(Appointment.id, Appointment.external_id, Appointment.start_at, Appointment.end_at,
-                   TreatmentPlan.patient_id)
+            select(
+                Appointment.id,
+                Appointment.external_id,
+                Appointment.start_at,
+                Appointment.end_at,
+                TreatmentPlan.patient_id,
+            )
             .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
-            .where(TreatmentPlan.patient_id.in_(ids[first : first + _CHUNK]),
-                   Appointment.status == AppointmentStatus.BOOKED)
+            .where(
+                TreatmentPlan.patient_id.in_(ids[first : first + _CHUNK]),
+                Appointment.status == AppointmentStatus.BOOKED,
+            )
         )
         for row in rows:
             if row.id not in replaced:  # the sync gives it a new time or status
@@ -80,9 +90,12 @@ def _report(slots: list[_Slot], tz: ZoneInfo, errors: list[SyncError]) -> None:
             where = there.synced.record.where if there.synced is not None else "booked in engage"
             details = [where] if where not in ("", "body") else []
             details.append(f"{there.start.astimezone(tz):%Y-%m-%d %H:%M}")
-            errors.append(SyncError(
-                here.synced.record.where, "start",
-                f"{here.name} overlaps {there.name} of the same patient ({', '.join(details)}); "
-                "a patient's booked visits may not overlap: move or cancel one of them",
-            ))
+            errors.append(
+                SyncError(
+                    here.synced.record.where,
+                    "start",
+                    f"{here.name} overlaps {there.name} of the same patient ({', '.join(details)}); "
+                    "a patient's booked visits may not overlap: move or cancel one of them",
+                )
+            )
         ongoing.append(slot)

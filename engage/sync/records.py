@@ -111,7 +111,10 @@ class CheckedAppointment:
 
 
 def validate_patients(
-    session: Session, clinic: Clinic, records: list[PatientRecord], known: dict[str, Patient],
+    session: Session,
+    clinic: Clinic,
+    records: list[PatientRecord],
+    known: dict[str, Patient],
     errors: list[SyncError],
 ) -> dict[str, tuple[PatientRecord, dict[str, Any]]]:
     found: dict[str, tuple[PatientRecord, dict[str, Any]]] = {}
@@ -124,14 +127,25 @@ def validate_patients(
         earlier = found.get(ext)
         if earlier is not None:
             if any(getattr(earlier[0], n) != getattr(record, n) for n in PATIENT_FIELDS):
-                errors.append(SyncError(record.where, "patient_external_id",
-                                        f"patient {ext} appears with other details at {earlier[0].where}"))
+                errors.append(
+                    SyncError(
+                        record.where,
+                        "patient_external_id",
+                        f"patient {ext} appears with other details at {earlier[0].where}",
+                    )
+                )
             continue
         current = known.get(ext)
         try:
             values = validated_fields(
-                session, clinic, first_name=record.first_name, last_name=record.last_name, email=record.email,
-                phone=record.phone, timezone=record.timezone, locale=record.locale or "en",
+                session,
+                clinic,
+                first_name=record.first_name,
+                last_name=record.last_name,
+                email=record.email,
+                phone=record.phone,
+                timezone=record.timezone,
+                locale=record.locale or "en",
                 patient_id=current.id if current else None,
             )
         except FieldErrors as exc:
@@ -147,14 +161,19 @@ def validate_patients(
 
 
 def validate_appointments(
-    session: Session, clinic: Clinic, records: list[AppointmentRecord],
-    patients: dict[str, tuple[PatientRecord, dict[str, Any]]], known: dict[str, Patient], invalid: set[str],
+    session: Session,
+    clinic: Clinic,
+    records: list[AppointmentRecord],
+    patients: dict[str, tuple[PatientRecord, dict[str, Any]]],
+    known: dict[str, Patient],
+    invalid: set[str],
     errors: list[SyncError],
 ) -> list[CheckedAppointment]:
     """The appointments that pass every check; an error for each failed check (``invalid``: patients of this
     sync already reported bad, whose appointments are still checked, in the clinic's time zone)."""
-    existing = by_external_id(session, Appointment, Appointment.external_clinic_id, clinic.id,
-                               {r.external_id.strip() for r in records})
+    existing = by_external_id(
+        session, Appointment, Appointment.external_clinic_id, clinic.id, {r.external_id.strip() for r in records}
+    )
     seen: dict[str, str] = {}
     sequences: dict[str, str | None] = {}
     valid: list[CheckedAppointment] = []
@@ -163,8 +182,9 @@ def validate_appointments(
         ext = _external_id(record.external_id, record.where, "appointment_external_id", errors)
         patient_ext = record.patient_external_id.strip()
         if ext is not None and ext in seen:
-            errors.append(SyncError(record.where, "appointment_external_id",
-                                    f"appointment {ext} is also at {seen[ext]}"))
+            errors.append(
+                SyncError(record.where, "appointment_external_id", f"appointment {ext} is also at {seen[ext]}")
+            )
         if ext is not None:
             seen.setdefault(ext, record.where)
         if patient_ext in patients:
@@ -174,8 +194,9 @@ def validate_appointments(
         elif patient_ext in invalid:
             tz = clinic.timezone
         else:
-            errors.append(SyncError(record.where, "patient_external_id",
-                                    f"no patient with external id {patient_ext!r}"))
+            errors.append(
+                SyncError(record.where, "patient_external_id", f"no patient with external id {patient_ext!r}")
+            )
             continue
         start = _check(validation.local_datetime, (record.start, tz), record.where, "start", errors)
         if not 1 <= record.minutes <= 24 * 60:
@@ -192,17 +213,30 @@ def validate_appointments(
             errors.append(SyncError(record.where, "sequence", str(sequences[record.sequence])))
         current = existing.get(ext or "")
         if current is not None and not appointment_changes.may_become(current.status, status):
-            errors.append(SyncError(record.where, "status",
-                                    f"appointment {ext} is {current.status.value} in engage; it cannot become "
-                                    f"{status.value}"))
-        if current is not None and current.status is not AppointmentStatus.BOOKED and start is not None and (
-                start != current.start_at or record.minutes != _minutes(current)) and status is current.status:
-            errors.append(SyncError(record.where, "start", f"appointment {ext} is {current.status.value}; "
-                                                           "only booked appointments move"))
+            errors.append(
+                SyncError(
+                    record.where,
+                    "status",
+                    f"appointment {ext} is {current.status.value} in engage; it cannot become {status.value}",
+                )
+            )
+        if (
+            current is not None
+            and current.status is not AppointmentStatus.BOOKED
+            and start is not None
+            and (start != current.start_at or record.minutes != _minutes(current))
+            and status is current.status
+        ):
+            errors.append(
+                SyncError(
+                    record.where, "start", f"appointment {ext} is {current.status.value}; only booked appointments move"
+                )
+            )
         if len(errors) == before and start is not None and ext is not None and patient_ext not in invalid:
             record.external_id, record.patient_external_id = ext, patient_ext
-            valid.append(CheckedAppointment(record, start, start + timedelta(minutes=record.minutes), status, current,
-                                            tz))
+            valid.append(
+                CheckedAppointment(record, start, start + timedelta(minutes=record.minutes), status, current, tz)
+            )
     return valid
 
 
@@ -237,12 +271,14 @@ def _minutes(appointment: Appointment) -> int:
     return int((appointment.end_at - appointment.start_at).total_seconds() // 60)
 
 
-def by_external_id(session: Session, model: type[Any], clinic_column: Any, clinic_id: int,
-                    ids: set[str]) -> dict[str, Any]:
+def by_external_id(
+    session: Session, model: type[Any], clinic_column: Any, clinic_id: int, ids: set[str]
+) -> dict[str, Any]:
     found: dict[str, Any] = {}
     items = sorted(i for i in ids if i)
     for start in range(0, len(items), _CHUNK):
-        rows = session.scalars(select(model).where(clinic_column == clinic_id,
-                                                   model.external_id.in_(items[start : start + _CHUNK])))
+        rows = session.scalars(
+            select(model).where(clinic_column == clinic_id, model.external_id.in_(items[start : start + _CHUNK]))
+        )
         found.update({row.external_id: row for row in rows})
     return found

@@ -113,6 +113,7 @@ def create_app() -> FastAPI:
     def livez() -> dict[str, bool]:
         """200 while the web process answers (a container healthcheck); says nothing about beat or workers."""
         return {"ok": True}
+
     app.mount("/api", create_api())
 
     @app.get("/healthz", include_in_schema=False)
@@ -122,9 +123,14 @@ def create_app() -> FastAPI:
         return JSONResponse({"ok": not tick.stale, "beat": tick.as_dict()}, status_code=503 if tick.stale else 200)
 
     upload = staff_app.appointment_import.body_limit(settings)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
-                       larger={**{path: upload for path in staff_app.appointment_import.UPLOAD_PATHS},
-                               "/api/v1/import/appointments": settings.import_max_bytes})
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        larger={
+            **{path: upload for path in staff_app.appointment_import.UPLOAD_PATHS},
+            "/api/v1/import/appointments": settings.import_max_bytes,
+        },
+    )
     app.add_exception_handler(ClientDisconnect, middleware.client_went_away)
     app.add_middleware(middleware.SecurityHeaders, hsts=settings.public_url.startswith("https://"))
     app.add_middleware(middleware.RequestLog)  # outermost: logs and counts every answer, 413s and 429s included

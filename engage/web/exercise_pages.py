@@ -28,8 +28,12 @@ def _page(token: str) -> HTMLResponse:
         page = exercise_page(session, plan_id)
     if page is None:
         return render("invalid", PageFacts(), status_code=404)
-    facts = PageFacts(lang=page_language(page["lang"]), clinic_name=page["clinic_name"], phone_tel=page["phone"],
-                      phone_display=dialled(page["phone"]))
+    facts = PageFacts(
+        lang=page_language(page["lang"]),
+        clinic_name=page["clinic_name"],
+        phone_tel=page["phone"],
+        phone_display=dialled(page["phone"]),
+    )
     return render("exercises", facts, exercises=page["exercises"])
 
 

@@ -18,6 +18,7 @@ from engage.ops.metrics import OutboxCollector
 
 router = APIRouter()
 
+
 @router.get("/metrics", include_in_schema=False)
 def scrape(request: Request) -> Response:
     token = get_settings().metrics_token

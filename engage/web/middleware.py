@@ -55,11 +55,16 @@ class RequestLog:
         try:
             await self.app(scope, receive, watching_send)
         finally:
-            access_log.info("%s %s %d %.1fms", scope["method"], route_template(scope), status,
-                            (time.perf_counter() - started) * 1000)
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                route_template(scope),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
             path = scope.get("path", "")
             if path.startswith(WEBHOOK_PREFIX):
-                provider = path[len(WEBHOOK_PREFIX):].split("/", 1)[0]
+                provider = path[len(WEBHOOK_PREFIX) :].split("/", 1)[0]
                 metrics.record_webhook(provider if provider in ("twilio", "sendgrid") else "other", status)
 
 

@@ -76,8 +76,11 @@ class PageFacts:
 
     def context(self) -> dict[str, Any]:
         return {
-            "lang": self.lang, "clinic_name": self.clinic_name, "default_clinic": _DEFAULT_CLINIC[self.lang],
-            "phone_tel": self.phone_tel, "phone_display": self.phone_display,
+            "lang": self.lang,
+            "clinic_name": self.clinic_name,
+            "default_clinic": _DEFAULT_CLINIC[self.lang],
+            "phone_tel": self.phone_tel,
+            "phone_display": self.phone_display,
             "numbers": [format_decimal(n, locale=self.lang) for n in range(11)],
         }
 
@@ -88,8 +91,13 @@ def page_facts(session: Session, patient_id: int) -> PageFacts | None:
     if patient is None:
         return None
     clinic = patient.clinic
-    return PageFacts(lang=page_language(patient.locale), clinic_name=clinic.name, phone_tel=clinic.phone,
-                     phone_display=dialled(clinic.phone), timezone=patient.effective_timezone)
+    return PageFacts(
+        lang=page_language(patient.locale),
+        clinic_name=clinic.name,
+        phone_tel=clinic.phone,
+        phone_display=dialled(clinic.phone),
+        timezone=patient.effective_timezone,
+    )
 
 
 def page_language(locale: str | None) -> str:
@@ -108,7 +116,7 @@ def dialled(phone: str | None) -> str | None:
         return phone
 
 
-_BROKEN_PAGE = "<!DOCTYPE html><html lang=\"en\"><title>Error</title><p>Something went wrong. Please try again later."
+_BROKEN_PAGE = '<!DOCTYPE html><html lang="en"><title>Error</title><p>Something went wrong. Please try again later.'
 
 
 def render(page: str, facts: PageFacts, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -226,6 +234,7 @@ def _answer(token: str, raw: Any, confirmed: bool) -> HTMLResponse:
         except PromptClosed:  # the window closed between the check and now
             return render("closed", facts, status_code=410)
         log.info("reassessment answer recorded for message %s", prompt.id)
-        recorded_on = format_date(outcome.recorded_at.astimezone(ZoneInfo(facts.timezone)), format="long",
-                                  locale=facts.lang)
+        recorded_on = format_date(
+            outcome.recorded_at.astimezone(ZoneInfo(facts.timezone)), format="long", locale=facts.lang
+        )
     return render("thanks", facts, score=score, high=high, recorded_on=recorded_on)

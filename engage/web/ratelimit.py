@@ -67,8 +67,11 @@ class PerIpLimit:
             allowed = limiter.hit(item, self.name, ip)
         if not allowed:
             reset = limiter.get_window_stats(item, self.name, ip).reset_time
-            raise HTTPException(status_code=429, detail="too many requests; try again shortly",
-                                headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))})
+            raise HTTPException(
+                status_code=429,
+                detail="too many requests; try again shortly",
+                headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))},
+            )
 
 
 #: The pages patients open from their messages (``/u``, ``/r``, ``/x``).

@@ -55,12 +55,30 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 
 #: A region zone without summer time for each whole-hour offset from UTC (clinics need a place's zone).
 FIXED_OFFSET_ZONES = {
-    -11: "Pacific/Pago_Pago", -10: "Pacific/Honolulu", -9: "Pacific/Gambier", -8: "Pacific/Pitcairn",
-    -7: "America/Phoenix", -6: "America/Regina", -5: "America/Bogota", -4: "America/La_Paz",
-    -3: "America/Argentina/Buenos_Aires", -2: "America/Noronha", -1: "Atlantic/Cape_Verde", 0: "Africa/Abidjan",
-    1: "Africa/Lagos", 2: "Africa/Johannesburg", 3: "Europe/Istanbul", 4: "Asia/Dubai", 5: "Asia/Karachi",
-    6: "Asia/Dhaka", 7: "Asia/Bangkok", 8: "Asia/Singapore", 9: "Asia/Tokyo", 10: "Australia/Brisbane",
-    11: "Pacific/Guadalcanal", 12: "Pacific/Tarawa",
+    -11: "Pacific/Pago_Pago",
+    -10: "Pacific/Honolulu",
+    -9: "Pacific/Gambier",
+    -8: "Pacific/Pitcairn",
+    -7: "America/Phoenix",
+    -6: "America/Regina",
+    -5: "America/Bogota",
+    -4: "America/La_Paz",
+    -3: "America/Argentina/Buenos_Aires",
+    -2: "America/Noronha",
+    -1: "Atlantic/Cape_Verde",
+    0: "Africa/Abidjan",
+    1: "Africa/Lagos",
+    2: "Africa/Johannesburg",
+    3: "Europe/Istanbul",
+    4: "Asia/Dubai",
+    5: "Asia/Karachi",
+    6: "Asia/Dhaka",
+    7: "Asia/Bangkok",
+    8: "Asia/Singapore",
+    9: "Asia/Tokyo",
+    10: "Australia/Brisbane",
+    11: "Pacific/Guadalcanal",
+    12: "Pacific/Tarawa",
 }
 
 
@@ -100,42 +118,86 @@ def seed_due_messages(n_sms: int, n_email: int, *, due_at: datetime | None = Non
     tz = midday_timezone(due_at)
     total = n_sms + n_email
     with clock.frozen(planned_at), session_scope() as session:
-        clinic = create_clinic(session, name="Bench Physio", timezone=tz, address="1 Test Way, Springfield, IL 62701",
-                               email="front@bench-physio.example", sms_from="+12125550100", region="US", actor="bench")
-        patient_ids = list(session.scalars(
-            insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
-            # One channel each: an SMS patient with an email would catch up on their what-to-expect, and an
-            # email patient with a phone would get the booking confirmation by SMS.
-            [{"clinic_id": clinic.id, "first_name": "Pat", "last_name": f"Bench{i}",
-              "email": f"p{i}@bench.example" if i >= n_sms else None,
-              "phone": f"+1{312 + i // 10_000}555{i % 10_000:04d}" if i < n_sms else None, "phone_invalid": False,
-              "timezone": tz,
-              "locale": "es" if i % 4 == 3 else "en", "created_at": planned_at} for i in range(total)],
-        ))
-        plan_ids = list(session.scalars(
-            insert(TreatmentPlan).returning(TreatmentPlan.id, sort_by_parameter_order=True),
-            [{"patient_id": pid, "condition": "sciatica", "modality": "dry needling", "planned_sessions": 1,
-              "cadence_minutes": 7 * 24 * 60, "session_minutes": 45, "reassess_every": 3, "status": PlanStatus.ACTIVE,
-              "created_at": planned_at} for pid in patient_ids],
-        ))
+        clinic = create_clinic(
+            session,
+            name="Bench Physio",
+            timezone=tz,
+            address="1 Test Way, Springfield, IL 62701",
+            email="front@bench-physio.example",
+            sms_from="+12125550100",
+            region="US",
+            actor="bench",
+        )
+        patient_ids = list(
+            session.scalars(
+                insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
+                # One channel each: an SMS patient with an email would catch up on their what-to-expect, and an
+                # email patient with a phone would get the booking confirmation by SMS.
+                [
+                    {
+                        "clinic_id": clinic.id,
+                        "first_name": "Pat",
+                        "last_name": f"Bench{i}",
+                        "email": f"p{i}@bench.example" if i >= n_sms else None,
+                        "phone": f"+1{312 + i // 10_000}555{i % 10_000:04d}" if i < n_sms else None,
+                        "phone_invalid": False,
+                        "timezone": tz,
+                        "locale": "es" if i % 4 == 3 else "en",
+                        "created_at": planned_at,
+                    }
+                    for i in range(total)
+                ],
+            )
+        )
+        plan_ids = list(
+            session.scalars(
+                insert(TreatmentPlan).returning(TreatmentPlan.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "patient_id": pid,
+                        "condition": "sciatica",
+                        "modality": "dry needling",
+                        "planned_sessions": 1,
+                        "cadence_minutes": 7 * 24 * 60,
+                        "session_minutes": 45,
+                        "reassess_every": 3,
+                        "status": PlanStatus.ACTIVE,
+                        "created_at": planned_at,
+                    }
+                    for pid in patient_ids
+                ],
+            )
+        )
         # SMS plans: the visit reminder (start - 24h) is due; email plans: what-to-expect (start - 48h) is due.
         starts = [due_at + timedelta(hours=24 if i < n_sms else 48) for i in range(total)]
-        session.execute(insert(Appointment), [
-            {"plan_id": plan_id, "start_at": start, "end_at": start + timedelta(minutes=45),
-             "status": AppointmentStatus.BOOKED, "updated_at": planned_at}
-            for plan_id, start in zip(plan_ids, starts, strict=True)
-        ])
+        session.execute(
+            insert(Appointment),
+            [
+                {
+                    "plan_id": plan_id,
+                    "start_at": start,
+                    "end_at": start + timedelta(minutes=45),
+                    "status": AppointmentStatus.BOOKED,
+                    "updated_at": planned_at,
+                }
+                for plan_id, start in zip(plan_ids, starts, strict=True)
+            ],
+        )
         session.expire_all()
         enroll_many(session, list(zip(patient_ids, plan_ids, strict=True)), SEQUENCE, enrolled_by="bench")
         # These patients were welcomed long ago: only the reminders and emails above are due.
-        session.execute(update(Message).where(Message.patient_id.in_(patient_ids), Message.step_key == "welcome")
-                        .values(status=MessageStatus.SENT))
+        session.execute(
+            update(Message)
+            .where(Message.patient_id.in_(patient_ids), Message.step_key == "welcome")
+            .values(status=MessageStatus.SENT)
+        )
         clinic_id = clinic.id
     with session_scope() as session:
         due = session.execute(
             select(Message.id, Message.channel, Message.template)
-            .where(Message.status == MessageStatus.SCHEDULED, Message.due_at <= due_at,
-                   Message.patient_id.in_(patient_ids))
+            .where(
+                Message.status == MessageStatus.SCHEDULED, Message.due_at <= due_at, Message.patient_id.in_(patient_ids)
+            )
             .order_by(Message.id)
         ).all()
     sms = [mid for mid, channel, template in due if channel.value == "sms" and template == "visit-reminder"]
@@ -155,22 +217,60 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_worker(env: dict[str, str], logfile: Path, *, concurrency: int = 2, name: str = "w1",
-                 pool: str = "prefork", extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+def start_worker(
+    env: dict[str, str],
+    logfile: Path,
+    *,
+    concurrency: int = 2,
+    name: str = "w1",
+    pool: str = "prefork",
+    extra: list[str] | None = None,
+) -> subprocess.Popen[bytes]:
     """``celery -A workers.app worker`` in its own process group (so a test can kill the whole tree)."""
-    cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO",
-           "--concurrency", str(concurrency), "--pool", pool, "--hostname", f"{name}@%h",
-           "--without-gossip", "--without-mingle", "--without-heartbeat", *(extra or [])]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logfile.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        str(concurrency),
+        "--pool",
+        pool,
+        "--hostname",
+        f"{name}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        *(extra or []),
+    ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=logfile.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def start_beat(env: dict[str, str], logfile: Path, workdir: Path) -> subprocess.Popen[bytes]:
     """``celery -A workers.app beat`` with its schedule file in ``workdir``."""
-    cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO",
-           "--schedule", str(workdir / f"beat-{time.monotonic_ns()}"), "--pidfile", ""]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logfile.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        str(workdir / f"beat-{time.monotonic_ns()}"),
+        "--pidfile",
+        "",
+    ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=logfile.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
@@ -244,9 +344,14 @@ def _wait_until(predicate: Any, timeout: float, every: float = 0.5, report: Any 
 
 def _settings_env(db_url: str, redis_url: str, workdir: Path) -> dict[str, str]:
     return {
-        "ENGAGE_DATABASE_URL": db_url, "ENGAGE_BROKER_URL": redis_url, "ENGAGE_REDIS_URL": redis_url,
-        "ENGAGE_TICK_SECONDS": "1", "ENGAGE_SMS_RATE_PER_SECOND": "100000", "ENGAGE_EMAIL_RATE_PER_SECOND": "100000",
-        "ENGAGE_OUTBOX_DIR": str(workdir / "outbox"), "ENGAGE_PUBLIC_URL": "http://engage.bench",
+        "ENGAGE_DATABASE_URL": db_url,
+        "ENGAGE_BROKER_URL": redis_url,
+        "ENGAGE_REDIS_URL": redis_url,
+        "ENGAGE_TICK_SECONDS": "1",
+        "ENGAGE_SMS_RATE_PER_SECOND": "100000",
+        "ENGAGE_EMAIL_RATE_PER_SECOND": "100000",
+        "ENGAGE_OUTBOX_DIR": str(workdir / "outbox"),
+        "ENGAGE_PUBLIC_URL": "http://engage.bench",
         "ENGAGE_SECRET_KEY": "bench-secret-key-not-for-production",
     }
 
@@ -258,8 +363,17 @@ def _use(env: dict[str, str]) -> None:
     get_settings.cache_clear()
 
 
-def _run(label: str, batches: list[tuple[int, int, datetime]], *, latency: float, jitter: float, db_url: str,
-         redis_url: str, workdir: Path, noop_n: int = 0) -> dict[str, Any]:
+def _run(
+    label: str,
+    batches: list[tuple[int, int, datetime]],
+    *,
+    latency: float,
+    jitter: float,
+    db_url: str,
+    redis_url: str,
+    workdir: Path,
+    noop_n: int = 0,
+) -> dict[str, Any]:
     """Seed ``batches`` of (SMS, email, due_at), run one worker (2 processes) and one beat until all are accepted.
 
     Returns the figures: throughput from the first due time to the last acceptance, due-to-accepted
@@ -312,8 +426,12 @@ def _run(label: str, batches: list[tuple[int, int, datetime]], *, latency: float
                 counts = fake.count()
                 return int(counts["sms"]) + int(counts["email"])
 
-            _wait_until(lambda: accepted() >= len(due), timeout=max(600, len(due) / 5), every=0.2,
-                        report=lambda: print(f"  … {accepted()} of {len(due)} accepted", flush=True))
+            _wait_until(
+                lambda: accepted() >= len(due),
+                timeout=max(600, len(due) / 5),
+                every=0.2,
+                report=lambda: print(f"  … {accepted()} of {len(due)} accepted", flush=True),
+            )
             done = time.time()
             sample_backends()
             processes = [p for p in process_tree(worker.pid)] + [beat.pid]
@@ -333,37 +451,56 @@ def _run(label: str, batches: list[tuple[int, int, datetime]], *, latency: float
     last = max(r["received_at"] for r in mine)
     n = len(due)
     return {
-        "label": label, "n": n, "latency": latency, "jitter": jitter, "delivered": len(mine),
+        "label": label,
+        "n": n,
+        "latency": latency,
+        "jitter": jitter,
+        "delivered": len(mine),
         "duplicates": len(counts["sms_duplicates"]) + len(counts["email_duplicates"]),
-        "rate": n / (last - first_due), "seconds": last - first_due, "seeding": seeding,
-        "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99), "max": max(latencies),
-        "engage_cpu_ms": 1000 * engage_cpu / n, "db_cpu_ms": 1000 * db_cpu / n, "noop_rate": noop_rate,
+        "rate": n / (last - first_due),
+        "seconds": last - first_due,
+        "seeding": seeding,
+        "p50": percentile(latencies, 0.5),
+        "p99": percentile(latencies, 0.99),
+        "max": max(latencies),
+        "engage_cpu_ms": 1000 * engage_cpu / n,
+        "db_cpu_ms": 1000 * db_cpu / n,
+        "noop_rate": noop_rate,
         "wall": done - first_due,
     }
 
 
 def _print_run(r: dict[str, Any]) -> None:
     lat = f"{r['latency'] * 1000:.0f}" + (f" ± {r['jitter'] * 1000:.0f}" if r["jitter"] else "")
-    print(f"[{r['label']}] provider latency {lat} ms: {r['delivered']} of {r['n']} accepted, "
-          f"{r['duplicates']} duplicates; {r['rate']:.0f} msg/s ({r['seconds']:.1f}s from due to last accepted); "
-          f"due->accepted p50 {r['p50']:.2f}s p99 {r['p99']:.2f}s max {r['max']:.2f}s; CPU per message: "
-          f"engage {r['engage_cpu_ms']:.1f} ms + PostgreSQL {r['db_cpu_ms']:.1f} ms = "
-          f"{r['engage_cpu_ms'] + r['db_cpu_ms']:.1f} ms (seeded in {r['seeding']:.0f} s)" +
-          (f"; empty tasks {r['noop_rate']:.0f}/s" if r["noop_rate"] else ""), flush=True)
+    print(
+        f"[{r['label']}] provider latency {lat} ms: {r['delivered']} of {r['n']} accepted, "
+        f"{r['duplicates']} duplicates; {r['rate']:.0f} msg/s ({r['seconds']:.1f}s from due to last accepted); "
+        f"due->accepted p50 {r['p50']:.2f}s p99 {r['p99']:.2f}s max {r['max']:.2f}s; CPU per message: "
+        f"engage {r['engage_cpu_ms']:.1f} ms + PostgreSQL {r['db_cpu_ms']:.1f} ms = "
+        f"{r['engage_cpu_ms'] + r['db_cpu_ms']:.1f} ms (seeded in {r['seeding']:.0f} s)"
+        + (f"; empty tasks {r['noop_rate']:.0f}/s" if r["noop_rate"] else ""),
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=20_000, help="due messages per burst, half SMS and half email")
-    parser.add_argument("--latency", type=float, action="append", default=None,
-                        help="provider latency in seconds (repeatable; default 0 and 0.2)")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        action="append",
+        default=None,
+        help="provider latency in seconds (repeatable; default 0 and 0.2)",
+    )
     parser.add_argument("--jitter", type=float, default=0.05, help="± seconds around a non-zero latency")
     parser.add_argument("--sustained-rate", type=float, default=100, help="messages per second falling due")
     parser.add_argument("--sustained-seconds", type=int, default=60, help="how long they keep falling due (0: skip)")
     parser.add_argument("--future-rows", type=int, default=1_000_000, help="future rows for the tick-cost figure")
     parser.add_argument("--noop", type=int, default=None, help="empty tasks for the ceiling (default: --n)")
-    parser.add_argument("--quick", action="store_true",
-                        help="600-message bursts, 300 empty tasks, 8 s sustained, 10,000 rows")
+    parser.add_argument(
+        "--quick", action="store_true", help="600-message bursts, 300 empty tasks, 8 s sustained, 10,000 rows"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.noop, args.sustained_seconds, args.future_rows = 600, 300, 8, 10_000
@@ -374,26 +511,46 @@ def main(argv: list[str] | None = None) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     n_sms, n_email = args.n - args.n // 2, args.n // 2
     print(f"== delivery benchmark: {machine()} ==")
-    print(f"database {db_url}; broker {redis_url}; logs in {workdir}; one worker (2 processes), one beat (1 s tick); "
-          "rate limits raised to 100000/s")
+    print(
+        f"database {db_url}; broker {redis_url}; logs in {workdir}; one worker (2 processes), one beat (1 s tick); "
+        "rate limits raised to 100000/s"
+    )
     runs = []
     for latency in latencies:
         due_at = datetime.now(timezone.utc) + timedelta(seconds=6 + args.n / 300)
         jitter = args.jitter if latency else 0.0
         noop_n = (args.noop or args.n) if not latency else 0
-        run = _run(f"burst {latency * 1000:.0f}ms", [(n_sms, n_email, due_at)], latency=latency, jitter=jitter,
-                   db_url=db_url, redis_url=redis_url, workdir=workdir, noop_n=noop_n)
+        run = _run(
+            f"burst {latency * 1000:.0f}ms",
+            [(n_sms, n_email, due_at)],
+            latency=latency,
+            jitter=jitter,
+            db_url=db_url,
+            redis_url=redis_url,
+            workdir=workdir,
+            noop_n=noop_n,
+        )
         _print_run(run)
         runs.append(run)
     if args.sustained_seconds:
         per_second = int(args.sustained_rate)
         start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(
-            seconds=6 + per_second * args.sustained_seconds / 300)
-        batches = [(per_second - per_second // 2, per_second // 2, start + timedelta(seconds=k))
-                   for k in range(args.sustained_seconds)]
+            seconds=6 + per_second * args.sustained_seconds / 300
+        )
+        batches = [
+            (per_second - per_second // 2, per_second // 2, start + timedelta(seconds=k))
+            for k in range(args.sustained_seconds)
+        ]
         latency = max(latencies)
-        run = _run(f"sustained {per_second}/s", batches, latency=latency, jitter=args.jitter if latency else 0.0,
-                   db_url=db_url, redis_url=redis_url, workdir=workdir)
+        run = _run(
+            f"sustained {per_second}/s",
+            batches,
+            latency=latency,
+            jitter=args.jitter if latency else 0.0,
+            db_url=db_url,
+            redis_url=redis_url,
+            workdir=workdir,
+        )
         _print_run(run)
         runs.append(run)
     _summary(runs)
@@ -403,15 +560,19 @@ def main(argv: list[str] | None = None) -> None:
 
 def _summary(runs: list[dict[str, Any]]) -> None:
     print()
-    print("| run | provider latency | messages | msg/s | p50 / p99 due->accepted | CPU ms/msg engage + PostgreSQL "
-          "| duplicates | empty tasks/s |")
+    print(
+        "| run | provider latency | messages | msg/s | p50 / p99 due->accepted | CPU ms/msg engage + PostgreSQL "
+        "| duplicates | empty tasks/s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in runs:
         lat = f"{r['latency'] * 1000:.0f}" + (f" ± {r['jitter'] * 1000:.0f}" if r["jitter"] else "") + " ms"
         ceiling = "" if r["noop_rate"] is None else f"{r['noop_rate']:.0f}"
-        print(f"| {r['label']} | {lat} | {r['n']} | {r['rate']:.0f} | {r['p50']:.2f} s / {r['p99']:.2f} s | "
-              f"{r['engage_cpu_ms']:.1f} + {r['db_cpu_ms']:.1f} = {r['engage_cpu_ms'] + r['db_cpu_ms']:.1f} | "
-              f"{r['duplicates']} | {ceiling} |")
+        print(
+            f"| {r['label']} | {lat} | {r['n']} | {r['rate']:.0f} | {r['p50']:.2f} s / {r['p99']:.2f} s | "
+            f"{r['engage_cpu_ms']:.1f} + {r['db_cpu_ms']:.1f} = {r['engage_cpu_ms'] + r['db_cpu_ms']:.1f} | "
+            f"{r['duplicates']} | {ceiling} |"
+        )
 
 
 def _empty_task_ceiling(client: Any, n: int) -> float:
@@ -437,17 +598,19 @@ def _tick_cost(future_rows: int) -> None:
 
     engine = get_engine()
     with engine.begin() as conn:
-        template = conn.execute(text(
-            "SELECT enrollment_id, patient_id FROM message ORDER BY id LIMIT 1")).first()
+        template = conn.execute(text("SELECT enrollment_id, patient_id FROM message ORDER BY id LIMIT 1")).first()
         assert template is not None
         t0 = time.perf_counter()
-        conn.execute(text(
-            "INSERT INTO message (enrollment_id, patient_id, step_key, occurrence, channel, template, context, "
-            "due_at, status, attempts, created_at, updated_at) "
-            "SELECT :e, :p, 'bench-future', 'future:' || g, CASE WHEN g % 2 = 0 THEN 'sms' ELSE 'email' END, "
-            "'stretch', '{}', now() + interval '1 day' + g * interval '1 second', 'scheduled', 0, now(), now() "
-            "FROM generate_series(1, :n) AS g"),
-            {"e": template.enrollment_id, "p": template.patient_id, "n": future_rows})
+        conn.execute(
+            text(
+                "INSERT INTO message (enrollment_id, patient_id, step_key, occurrence, channel, template, context, "
+                "due_at, status, attempts, created_at, updated_at) "
+                "SELECT :e, :p, 'bench-future', 'future:' || g, CASE WHEN g % 2 = 0 THEN 'sms' ELSE 'email' END, "
+                "'stretch', '{}', now() + interval '1 day' + g * interval '1 second', 'scheduled', 0, now(), now() "
+                "FROM generate_series(1, :n) AS g"
+            ),
+            {"e": template.enrollment_id, "p": template.patient_id, "n": future_rows},
+        )
         inserted = time.perf_counter() - t0
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE message"))
@@ -459,25 +622,37 @@ def _tick_cost(future_rows: int) -> None:
         t0 = time.perf_counter()
         assert claim_due() == []
         empty.append(time.perf_counter() - t0)
-    print(f"claim with nothing due: median {statistics.median(empty) * 1000:.2f} ms, "
-          f"p99 {_percentile(empty, 0.99) * 1000:.2f} ms (50 ticks)")
+    print(
+        f"claim with nothing due: median {statistics.median(empty) * 1000:.2f} ms, "
+        f"p99 {_percentile(empty, 0.99) * 1000:.2f} ms (50 ticks)"
+    )
     full = []
     for _ in range(5):
         with engine.begin() as conn:
-            conn.execute(text(
-                "UPDATE message SET due_at = now() - interval '1 second' WHERE id IN "
-                "(SELECT id FROM message WHERE step_key = 'bench-future' AND status = 'scheduled' "
-                "ORDER BY due_at LIMIT 500)"))
+            conn.execute(
+                text(
+                    "UPDATE message SET due_at = now() - interval '1 second' WHERE id IN "
+                    "(SELECT id FROM message WHERE step_key = 'bench-future' AND status = 'scheduled' "
+                    "ORDER BY due_at LIMIT 500)"
+                )
+            )
         t0 = time.perf_counter()
         got = claim_due(500)
         full.append(time.perf_counter() - t0)
         assert len(got) == 500
     print(f"claim of a full 500-row batch: median {statistics.median(full) * 1000:.1f} ms (5 ticks)")
     with engine.connect() as conn:
-        plan = conn.execute(text(
-            "EXPLAIN SELECT id FROM message WHERE status = 'scheduled' AND due_at <= now() "
-            "AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY due_at LIMIT 500 "
-            "FOR UPDATE SKIP LOCKED")).scalars().all()
+        plan = (
+            conn.execute(
+                text(
+                    "EXPLAIN SELECT id FROM message WHERE status = 'scheduled' AND due_at <= now() "
+                    "AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY due_at LIMIT 500 "
+                    "FOR UPDATE SKIP LOCKED"
+                )
+            )
+            .scalars()
+            .all()
+        )
     print("plan: " + " / ".join(line.strip() for line in plan[:3]))
 
 

@@ -69,9 +69,11 @@ def main() -> None:
             clinic_id = session.get_one(Patient, pairs[0][0]).clinic_id
             endpoints.create_endpoint(session, clinic_id, receiver.url, "bench", actor="bench")
         with_one = emit_each(warm)
-        print(f"emit message.sent adds to a send's result transaction: {without[0] * 1000:.2f} ms "
-              f"({without[1] * 1000:.2f} ms CPU) without an endpoint, {with_one[0] * 1000:.2f} ms "
-              f"({with_one[1] * 1000:.2f} ms CPU) with one")
+        print(
+            f"emit message.sent adds to a send's result transaction: {without[0] * 1000:.2f} ms "
+            f"({without[1] * 1000:.2f} ms CPU) without an endpoint, {with_one[0] * 1000:.2f} ms "
+            f"({with_one[1] * 1000:.2f} ms CPU) with one"
+        )
 
         with session_scope() as session:
             session.execute(delete(WebhookEvent))
@@ -85,9 +87,11 @@ def main() -> None:
                 break
         elapsed = time.perf_counter() - started
         received = Counter(p.headers["webhook-id"] for p in receiver.posts())
-    print(f"deliver {count} events at {args.latency * 1000:.0f} ± {args.jitter * 1000:.0f} ms endpoint latency, "
-          f"one process ({deliver.THREADS} threads): {elapsed:.1f} s = {count / elapsed:.0f} events/s; "
-          f"{dict(counts)}; received {len(received)} distinct, {sum(received.values()) - len(received)} repeated")
+    print(
+        f"deliver {count} events at {args.latency * 1000:.0f} ± {args.jitter * 1000:.0f} ms endpoint latency, "
+        f"one process ({deliver.THREADS} threads): {elapsed:.1f} s = {count / elapsed:.0f} events/s; "
+        f"{dict(counts)}; received {len(received)} distinct, {sum(received.values()) - len(received)} repeated"
+    )
 
 
 if __name__ == "__main__":

@@ -43,29 +43,67 @@ SESSIONS = 6
 
 def seed(session: Session, patients: int) -> list[tuple[int, int]]:
     """One clinic, ``patients`` patients, each with a weekly six-session plan: [(patient id, plan id)]."""
-    clinic = clinics.create_clinic(session, name="Bench Clinic", timezone="America/New_York",
-                                   address="1 Bench St, Springfield", email="bench@example.com")
+    clinic = clinics.create_clinic(
+        session,
+        name="Bench Clinic",
+        timezone="America/New_York",
+        address="1 Bench St, Springfield",
+        email="bench@example.com",
+    )
     now = utcnow()
-    patient_ids = list(session.scalars(
-        insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
-        [{"clinic_id": clinic.id, "first_name": "P", "last_name": str(i), "email": f"p{i}@example.com",
-          "phone": f"+1202555{i % 10000:04d}", "phone_invalid": False, "timezone": None, "locale": "en",
-          "created_at": now} for i in range(patients)],
-    ))
-    plan_ids = list(session.scalars(
-        insert(TreatmentPlan).returning(TreatmentPlan.id, sort_by_parameter_order=True),
-        [{"patient_id": pid, "condition": "sciatica", "modality": "dry needling", "planned_sessions": SESSIONS,
-          "cadence_minutes": 7 * 1440, "session_minutes": 45, "reassess_every": 3, "status": "active",
-          "created_at": now} for pid in patient_ids],
-    ))
+    patient_ids = list(
+        session.scalars(
+            insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
+            [
+                {
+                    "clinic_id": clinic.id,
+                    "first_name": "P",
+                    "last_name": str(i),
+                    "email": f"p{i}@example.com",
+                    "phone": f"+1202555{i % 10000:04d}",
+                    "phone_invalid": False,
+                    "timezone": None,
+                    "locale": "en",
+                    "created_at": now,
+                }
+                for i in range(patients)
+            ],
+        )
+    )
+    plan_ids = list(
+        session.scalars(
+            insert(TreatmentPlan).returning(TreatmentPlan.id, sort_by_parameter_order=True),
+            [
+                {
+                    "patient_id": pid,
+                    "condition": "sciatica",
+                    "modality": "dry needling",
+                    "planned_sessions": SESSIONS,
+                    "cadence_minutes": 7 * 1440,
+                    "session_minutes": 45,
+                    "reassess_every": 3,
+                    "status": "active",
+                    "created_at": now,
+                }
+                for pid in patient_ids
+            ],
+        )
+    )
     first = (now + timedelta(days=10)).replace(hour=14, minute=0, second=0, microsecond=0)
     appointments: list[dict[str, Any]] = []
     for n, plan_id in enumerate(plan_ids):
         start0 = first + timedelta(minutes=30 * (n % 16))  # spread over the day
         for k in range(SESSIONS):
             start = start0 + timedelta(days=7 * k)
-            appointments.append({"plan_id": plan_id, "start_at": start, "end_at": start + timedelta(minutes=45),
-                                 "status": "booked", "updated_at": now})
+            appointments.append(
+                {
+                    "plan_id": plan_id,
+                    "start_at": start,
+                    "end_at": start + timedelta(minutes=45),
+                    "status": "booked",
+                    "updated_at": now,
+                }
+            )
     for i in range(0, len(appointments), 10_000):
         session.execute(insert(Appointment), appointments[i : i + 10_000])
     return list(zip(patient_ids, plan_ids, strict=True))
@@ -81,14 +119,17 @@ def fill_outbox(session: Session, rows: int) -> int:
     sent_at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     raw = session.connection().connection.driver_connection
     assert raw is not None
-    columns = ("enrollment_id, patient_id, step_key, occurrence, channel, template, context, due_at, status, "
-               "attempts, created_at, updated_at, sent_at")
+    columns = (
+        "enrollment_id, patient_id, step_key, occurrence, channel, template, context, due_at, status, "
+        "attempts, created_at, updated_at, sent_at"
+    )
     with raw.cursor() as cursor, cursor.copy(f"COPY message ({columns}) FROM STDIN") as copy:
         for i in range(missing):
             enrollment_id, patient_id = enrollments[i % len(enrollments)]
             due = sent_at + timedelta(minutes=i % 500_000)
-            copy.write_row((enrollment_id, patient_id, "history", f"h:{i}", "sms", "stretch", "{}", due, "sent", 1,
-                            due, due, due))
+            copy.write_row(
+                (enrollment_id, patient_id, "history", f"h:{i}", "sms", "stretch", "{}", due, "sent", 1, due, due, due)
+            )
     return missing
 
 
@@ -122,8 +163,10 @@ def main() -> None:
     elapsed = time.perf_counter() - t0
     with new_session() as session:
         written = session.scalar(select(func.count()).select_from(Message)) or 0
-    print(f"enrol (bulk, batches of {args.batch}): {len(bulk)} enrolments, {written} messages in {elapsed:.2f}s"
-          f" = {len(bulk) / elapsed:,.0f} enrolments/s")
+    print(
+        f"enrol (bulk, batches of {args.batch}): {len(bulk)} enrolments, {written} messages in {elapsed:.2f}s"
+        f" = {len(bulk) / elapsed:,.0f} enrolments/s"
+    )
 
     if single:
         t0 = time.perf_counter()
@@ -132,8 +175,10 @@ def main() -> None:
                 enroll(session, patient_id, plan_id, SEQUENCE, enrolled_by="bench")
                 session.commit()
         elapsed = time.perf_counter() - t0
-        print(f"enrol (one at a time, a transaction each): {len(single)} enrolments in {elapsed:.2f}s"
-              f" = {len(single) / elapsed:,.0f} enrolments/s")
+        print(
+            f"enrol (one at a time, a transaction each): {len(single)} enrolments in {elapsed:.2f}s"
+            f" = {len(single) / elapsed:,.0f} enrolments/s"
+        )
 
     with new_session() as session:
         t0 = time.perf_counter()
@@ -158,8 +203,10 @@ def main() -> None:
             appointments.move_appointment(session, appointment_id, to, actor="bench")
             session.commit()
             timings.append((time.perf_counter() - t0) * 1000)
-    print(f"reconcile one moved appointment with {total:,} outbox rows (move + reconcile + commit): "
-          f"median {statistics.median(timings):.1f} ms, max {max(timings):.1f} ms over {len(timings)} moves")
+    print(
+        f"reconcile one moved appointment with {total:,} outbox rows (move + reconcile + commit): "
+        f"median {statistics.median(timings):.1f} ms, max {max(timings):.1f} ms over {len(timings)} moves"
+    )
     with new_session() as session:
         clinic_count = session.scalar(select(func.count()).select_from(Clinic))
         assert clinic_count == 1

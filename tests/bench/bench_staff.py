@@ -35,11 +35,70 @@ from engage.records.staff import create_staff
 from tests.bench.database import use_bench_database
 
 PASSWORD = "bench password 123"
-FIRST = ["Ana", "Ben", "Carla", "David", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kim", "Luis", "Maya",
-         "Nora", "Omar", "Paula", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Victor", "Wen", "Xavi", "Yara", "Zoe"]
-LAST = ["Garcia", "Smith", "Johnson", "Lee", "Brown", "Martinez", "Nguyen", "Ruiz", "Okafor", "Kowalski", "Rossi",
-        "Muller", "Dubois", "Tanaka", "Silva", "Cohen", "Haddad", "Novak", "Larsen", "Ivanova", "Patel", "Khan",
-        "Walker", "Young", "Baker", "Adams", "Clark", "Lopez", "Hill", "Scott", "Green", "Hall", "Wright", "King"]
+FIRST = [
+    "Ana",
+    "Ben",
+    "Carla",
+    "David",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jon",
+    "Kim",
+    "Luis",
+    "Maya",
+    "Nora",
+    "Omar",
+    "Paula",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Xavi",
+    "Yara",
+    "Zoe",
+]
+LAST = [
+    "Garcia",
+    "Smith",
+    "Johnson",
+    "Lee",
+    "Brown",
+    "Martinez",
+    "Nguyen",
+    "Ruiz",
+    "Okafor",
+    "Kowalski",
+    "Rossi",
+    "Muller",
+    "Dubois",
+    "Tanaka",
+    "Silva",
+    "Cohen",
+    "Haddad",
+    "Novak",
+    "Larsen",
+    "Ivanova",
+    "Patel",
+    "Khan",
+    "Walker",
+    "Young",
+    "Baker",
+    "Adams",
+    "Clark",
+    "Lopez",
+    "Hill",
+    "Scott",
+    "Green",
+    "Hall",
+    "Wright",
+    "King",
+]
 AREAS = ["212", "415", "312", "720", "617", "305", "206", "512"]
 
 
@@ -50,12 +109,30 @@ def _array(values: list[str]) -> str:
 def seed(url: str, patients: int, messages: int) -> int:
     """Returns the first clinic's id. Set-based INSERT ... SELECT generate_series: a few seconds a million rows."""
     with session_scope() as session:
-        clinic = create_clinic(session, name="Bench Clinic", timezone="America/New_York", address="1 Bench St",
-                               email="front@bench.example", region="US")
-        other = create_clinic(session, name="Other Clinic", timezone="America/Chicago", address="2 Other St",
-                              email="front@other.example", region="US")
-        create_staff(session, clinic_id=clinic.id, email="desk@bench.example", name="Desk", role_name="front_desk",
-                     password=PASSWORD)
+        clinic = create_clinic(
+            session,
+            name="Bench Clinic",
+            timezone="America/New_York",
+            address="1 Bench St",
+            email="front@bench.example",
+            region="US",
+        )
+        other = create_clinic(
+            session,
+            name="Other Clinic",
+            timezone="America/Chicago",
+            address="2 Other St",
+            email="front@other.example",
+            region="US",
+        )
+        create_staff(
+            session,
+            clinic_id=clinic.id,
+            email="desk@bench.example",
+            name="Desk",
+            role_name="front_desk",
+            password=PASSWORD,
+        )
         clinic_id, other_id = clinic.id, other.id
     engine = make_engine(url)
     # A patient's phone: an area code, then a 7-digit local number starting 2-9 (valid North American shapes).
@@ -73,17 +150,23 @@ def seed(url: str, patients: int, messages: int) -> int:
     with engine.begin() as conn:
         conn.execute(text(patient_sql), {"clinic": clinic_id, "n": patients})
         conn.execute(text(patient_sql), {"clinic": other_id, "n": max(1, patients // 10)})
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO treatment_plan (patient_id, condition, modality, planned_sessions, cadence_minutes,
                                         session_minutes, reassess_every, status, created_at)
             SELECT id, 'sciatica', 'dry needling', 6, 10080, 45, 3, 'active', now()
-            FROM patient WHERE clinic_id = :clinic ORDER BY id LIMIT :n"""), {"clinic": clinic_id, "n": enrollments})
-        conn.execute(text("""
+            FROM patient WHERE clinic_id = :clinic ORDER BY id LIMIT :n"""),
+            {"clinic": clinic_id, "n": enrollments},
+        )
+        conn.execute(
+            text("""
             INSERT INTO enrollment (patient_id, plan_id, sequence_key, status, enrolled_by, created_at, updated_at)
-            SELECT patient_id, id, 'dry-needling-sciatica', 'active', 'bench', now(), now() FROM treatment_plan"""))
+            SELECT patient_id, id, 'dry-needling-sciatica', 'active', 'bench', now(), now() FROM treatment_plan""")
+        )
         # Planned when enrolled (60-90 days ago); due from 60 days ago to 30 days ahead; the past sent or delivered
         # (0.1 % failed or unknown) and last updated when due, the future scheduled.
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO message (enrollment_id, patient_id, step_key, occurrence, channel, template, context, due_at,
                                  status, attempts, created_at, updated_at, sent_at)
             SELECT e.id, e.patient_id, 'step', 'n:' || k, CASE WHEN k % 5 = 0 THEN 'email' ELSE 'sms' END,
@@ -99,13 +182,18 @@ def seed(url: str, patients: int, messages: int) -> int:
             CROSS JOIN LATERAL (SELECT now() - interval '60 days'
                                 + ((e.id * 7919 + k * 104729) % (90 * 1440)) * interval '1 minute' AS due,
                                 now() - interval '90 days' + (e.id % (30 * 1440)) * interval '1 minute' AS planned) d
-            """), {"per": per_enrollment})
-        conn.execute(text("""
+            """),
+            {"per": per_enrollment},
+        )
+        conn.execute(
+            text("""
             INSERT INTO inbound_message (clinic_id, patient_id, from_phone, body, kind, flagged, flag_reason,
                                          received_at)
             SELECT :clinic, id, phone, 'Can I move my visit?', 'other', true, 'message for staff',
                    now() - (id % 1000) * interval '1 minute'
-            FROM patient WHERE clinic_id = :clinic ORDER BY id LIMIT 40"""), {"clinic": clinic_id})
+            FROM patient WHERE clinic_id = :clinic ORDER BY id LIMIT 40"""),
+            {"clinic": clinic_id},
+        )
     # As autovacuum would have by now: statistics, and a visibility map so the counters stay index-only.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
@@ -137,9 +225,12 @@ def _report(name: str, timings: tuple[list[float], list[float]], target_ms: floa
     p95 = _p95(wall)
     verdict = "meets" if p95 < target_ms else "MISSES"
     load = os.getloadavg()[0]
-    print(f"{name}: n={len(wall)} p50 {statistics.median(wall):.1f} ms, p95 {p95:.1f} ms, max {max(wall):.1f} ms"
-          f" ({verdict} the {target_ms:.0f} ms target); web process CPU p50 {statistics.median(cpu):.1f} ms,"
-          f" p95 {_p95(cpu):.1f} ms; load average {load:.1f} on {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"{name}: n={len(wall)} p50 {statistics.median(wall):.1f} ms, p95 {p95:.1f} ms, max {max(wall):.1f} ms"
+        f" ({verdict} the {target_ms:.0f} ms target); web process CPU p50 {statistics.median(cpu):.1f} ms,"
+        f" p95 {_p95(cpu):.1f} ms; load average {load:.1f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -155,8 +246,11 @@ def main() -> None:
     url = use_bench_database()
     t0 = time.perf_counter()
     seed(url, args.patients, args.messages)
-    print(f"seeded {args.patients} patients (+{args.patients // 10} in another clinic) and {args.messages} messages "
-          f"in {time.perf_counter() - t0:.1f}s", flush=True)
+    print(
+        f"seeded {args.patients} patients (+{args.patients // 10} in another clinic) and {args.messages} messages "
+        f"in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
 
     from fastapi.testclient import TestClient
 
@@ -166,8 +260,20 @@ def main() -> None:
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
     assert token is not None
     client.post("/login", data={"email": "desk@bench.example", "password": PASSWORD, "csrf_token": token.group(1)})
-    queries = ["gar", "Ana", "ana ruiz", "zoe lee", "kowal", "p4242.", "(212) 200-7919", "415.201.5838",
-               "+1 312 202 3757", "7202031676", "", "nobody-like-this"]
+    queries = [
+        "gar",
+        "Ana",
+        "ana ruiz",
+        "zoe lee",
+        "kowal",
+        "p4242.",
+        "(212) 200-7919",
+        "415.201.5838",
+        "+1 312 202 3757",
+        "7202031676",
+        "",
+        "nobody-like-this",
+    ]
     counter = iter(range(10**9))
 
     def search() -> None:

@@ -46,8 +46,20 @@ def make_rows(patients: int, appointments: int) -> list[list[str]]:
                 break
             day = first_day + timedelta(days=p % 5 + 7 * n)
             start = f"{day.isoformat()}T{9 + p % 8:02d}:00"
-            rows.append([f"P{p}", f"First{p}", f"Last{p}", f"+1415{5550000 + p:07d}"[-12:], f"p{p}@bench.example",
-                         f"A{p}-{n}", start, "45", "booked", SEQUENCE])
+            rows.append(
+                [
+                    f"P{p}",
+                    f"First{p}",
+                    f"Last{p}",
+                    f"+1415{5550000 + p:07d}"[-12:],
+                    f"p{p}@bench.example",
+                    f"A{p}-{n}",
+                    start,
+                    "45",
+                    "booked",
+                    SEQUENCE,
+                ]
+            )
     return rows
 
 
@@ -77,23 +89,28 @@ def main() -> None:
     engine = make_engine(url)
     new_session = sessionmaker(engine, expire_on_commit=False)
     with new_session() as session:
-        clinic_id = clinics.create_clinic(session, name="Bench Clinic", timezone="America/New_York",
-                                          address="1 Bench St", email="bench@example.com").id
+        clinic_id = clinics.create_clinic(
+            session, name="Bench Clinic", timezone="America/New_York", address="1 Bench St", email="bench@example.com"
+        ).id
         session.commit()
 
     rows = make_rows(args.patients, args.appointments)
     seconds, first = timed_import(new_session, clinic_id, as_csv(rows))
     with new_session() as session:
         messages = session.scalar(select(func.count()).select_from(Message))
-    print(f"first import: {len(rows)} appointments, {first['patients_created']} patients, "
-          f"{first['enrollments_created']} enrolments, {messages} messages in {seconds:.2f}s: "
-          f"{len(rows) / seconds:,.0f} appointments/s")
+    print(
+        f"first import: {len(rows)} appointments, {first['patients_created']} patients, "
+        f"{first['enrollments_created']} enrolments, {messages} messages in {seconds:.2f}s: "
+        f"{len(rows) / seconds:,.0f} appointments/s"
+    )
 
     seconds, same = timed_import(new_session, clinic_id, as_csv(rows))
     touched = same["appointments_created"] + same["appointments_moved"] + same["appointments_status_changed"]
     changed_messages = sum(v for k, v in same["messages"].items() if k != "unchanged")
-    print(f"same file again: {seconds:.2f}s ({len(rows) / seconds:,.0f} appointments/s); appointments touched: "
-          f"{touched}, patients updated: {same['patients_updated']}, messages changed: {changed_messages}")
+    print(
+        f"same file again: {seconds:.2f}s ({len(rows) / seconds:,.0f} appointments/s); appointments touched: "
+        f"{touched}, patients updated: {same['patients_updated']}, messages changed: {changed_messages}"
+    )
 
     picked = random.Random(12).sample(range(len(rows)), int(len(rows) * (args.moved + args.cancelled)))
     moved, cancelled = picked[: int(len(rows) * args.moved)], picked[int(len(rows) * args.moved) :]
@@ -105,10 +122,12 @@ def main() -> None:
         rows[i][8] = "cancelled"
     seconds, changed = timed_import(new_session, clinic_id, as_csv(rows))
     changed_messages = {k: v for k, v in changed["messages"].items() if v and k != "unchanged"}
-    print(f"re-import with {len(moved)} moved and {len(cancelled)} cancelled: {seconds:.2f}s "
-          f"({len(rows) / seconds:,.0f} appointments/s); appointments moved {changed['appointments_moved']}, "
-          f"cancelled {changed['appointments_status_changed']}, unchanged {changed['appointments_unchanged']}; "
-          f"messages changed: {changed_messages}")
+    print(
+        f"re-import with {len(moved)} moved and {len(cancelled)} cancelled: {seconds:.2f}s "
+        f"({len(rows) / seconds:,.0f} appointments/s); appointments moved {changed['appointments_moved']}, "
+        f"cancelled {changed['appointments_status_changed']}, unchanged {changed['appointments_unchanged']}; "
+        f"messages changed: {changed_messages}"
+    )
     engine.dispose()
 
 

@@ -43,16 +43,30 @@ WORDS = ("processed", "delivered", "open", "click")
 def seed_patients() -> list[tuple[int, int]]:
     """One clinic and PATIENTS patients, each with a plan and an enrolment; returns (patient id, enrolment id)."""
     with session_scope() as session:
-        clinic = clinics.create_clinic(session, name="Bench Clinic", timezone="America/New_York",
-                                       address="1 Main St, Springfield, IL 62701", email="front@bench.example")
+        clinic = clinics.create_clinic(
+            session,
+            name="Bench Clinic",
+            timezone="America/New_York",
+            address="1 Main St, Springfield, IL 62701",
+            email="front@bench.example",
+        )
         pairs = []
         for i in range(PATIENTS):
-            patient = patients.add_patient(session, clinic_id=clinic.id, first_name="Bench", last_name=f"P{i}",
-                                           email=f"p{i}@bench.example")
-            plan = plans.create_plan(session, patient_id=patient.id, condition="sciatica", modality="dry needling",
-                                     first=utcnow() + timedelta(days=3), sessions=1, every=timedelta(days=7))
-            enrollment = Enrollment(patient_id=patient.id, plan_id=plan.id, sequence_key="dry-needling-sciatica",
-                                    created_at=utcnow())
+            patient = patients.add_patient(
+                session, clinic_id=clinic.id, first_name="Bench", last_name=f"P{i}", email=f"p{i}@bench.example"
+            )
+            plan = plans.create_plan(
+                session,
+                patient_id=patient.id,
+                condition="sciatica",
+                modality="dry needling",
+                first=utcnow() + timedelta(days=3),
+                sessions=1,
+                every=timedelta(days=7),
+            )
+            enrollment = Enrollment(
+                patient_id=patient.id, plan_id=plan.id, sequence_key="dry-needling-sciatica", created_at=utcnow()
+            )
             session.add(enrollment)
             session.flush()
             pairs.append((patient.id, enrollment.id))
@@ -63,10 +77,23 @@ def seed_sent_emails(pairs: list[tuple[int, int]], count: int, tag: str) -> list
     """``count`` emails in ``sent`` with a SendGrid id, spread over the patients; returns their ids."""
     now = utcnow()
     rows = [
-        {"enrollment_id": pairs[i % len(pairs)][1], "patient_id": pairs[i % len(pairs)][0], "step_key": "bench",
-         "occurrence": f"{tag}:{i}", "channel": Channel.EMAIL, "template": "what-to-expect", "context": {},
-         "due_at": now - timedelta(hours=1), "status": MessageStatus.SENT, "attempts": 1, "provider": "sendgrid",
-         "provider_message_id": f"{tag}x{i}", "created_at": now, "updated_at": now, "sent_at": now}
+        {
+            "enrollment_id": pairs[i % len(pairs)][1],
+            "patient_id": pairs[i % len(pairs)][0],
+            "step_key": "bench",
+            "occurrence": f"{tag}:{i}",
+            "channel": Channel.EMAIL,
+            "template": "what-to-expect",
+            "context": {},
+            "due_at": now - timedelta(hours=1),
+            "status": MessageStatus.SENT,
+            "attempts": 1,
+            "provider": "sendgrid",
+            "provider_message_id": f"{tag}x{i}",
+            "created_at": now,
+            "updated_at": now,
+            "sent_at": now,
+        }
         for i in range(count)
     ]
     with session_scope() as session:
@@ -80,13 +107,22 @@ def batch_for(message_ids: list[int], per_message: int, tag: str) -> list[dict[s
         for word in WORDS[:per_message]:
             if word == "delivered" and n % 100 == 0:
                 word = "bounce"
-            events.append({
-                "email": "someone@bench.example", "timestamp": int(time.time()), "event": word,
-                "sg_event_id": f"{tag}-{word}-{message_id}", "engage_message_id": str(message_id),
-                "sg_message_id": f"{tag}x{n}.filterdrecv-bench-1", "category": ["what-to-expect"],
-                **({"type": "bounce", "reason": "550 5.1.1 user unknown", "status": "5.1.1"} if word == "bounce"
-                   else {}),
-            })
+            events.append(
+                {
+                    "email": "someone@bench.example",
+                    "timestamp": int(time.time()),
+                    "event": word,
+                    "sg_event_id": f"{tag}-{word}-{message_id}",
+                    "engage_message_id": str(message_id),
+                    "sg_message_id": f"{tag}x{n}.filterdrecv-bench-1",
+                    "category": ["what-to-expect"],
+                    **(
+                        {"type": "bounce", "reason": "550 5.1.1 user unknown", "status": "5.1.1"}
+                        if word == "bounce"
+                        else {}
+                    ),
+                }
+            )
     return events
 
 
@@ -106,14 +142,18 @@ def main() -> None:
     t0 = time.perf_counter()
     new = handle_events(batch)
     elapsed = time.perf_counter() - t0
-    print(f"handle_events: {len(batch)} events ({new} new) for {len(ids)} messages in {elapsed:.2f}s"
-          f" = {len(batch) / elapsed:,.0f} events/s (target: under 2 s)")
+    print(
+        f"handle_events: {len(batch)} events ({new} new) for {len(ids)} messages in {elapsed:.2f}s"
+        f" = {len(batch) / elapsed:,.0f} events/s (target: under 2 s)"
+    )
     t0 = time.perf_counter()
     again = handle_events(batch)
     print(f"handle_events, the same batch again: {again} new in {time.perf_counter() - t0:.2f}s")
     with session_scope() as session:
-        delivered = session.scalar(select(func.count()).select_from(Message)
-                                   .where(Message.status == MessageStatus.DELIVERED)) or 0
+        delivered = (
+            session.scalar(select(func.count()).select_from(Message).where(Message.status == MessageStatus.DELIVERED))
+            or 0
+        )
         opted_out = session.scalar(select(func.count()).select_from(ConsentEvent)) or 0
     print(f"  {delivered} messages delivered, {opted_out} patients opted out of email by bounces")
 
@@ -137,8 +177,10 @@ def http_post(pairs: list[tuple[int, int]], per_round: int, per_message: int) ->
         t0 = time.perf_counter()
         response = http.post("/webhooks/sendgrid/events", content=body, headers=key.headers(body))
         elapsed = time.perf_counter() - t0
-    print(f"POST /webhooks/sendgrid/events: {len(body) / 1e6:.1f} MB, HTTP {response.status_code}"
-          f" ({response.text}) in {elapsed:.2f}s")
+    print(
+        f"POST /webhooks/sendgrid/events: {len(body) / 1e6:.1f} MB, HTTP {response.status_code}"
+        f" ({response.text}) in {elapsed:.2f}s"
+    )
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ def tree_cpu_seconds(pids: list[int]) -> float:
 def postgres_backends(engine: object, database: str) -> list[int]:
     """Server process ids of the connections to ``database`` (the workers' and beat's pools), local server only."""
     with engine.connect() as conn:  # type: ignore[attr-defined]
-        return list(conn.execute(text(
-            "SELECT pid FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": database}
-        ).scalars())
+        return list(
+            conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": database}
+            ).scalars()
+        )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -49,5 +51,7 @@ def machine() -> str:
     except OSError:
         pass
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {model}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, load average {load}")
+    return (
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {model}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, load average {load}"
+    )

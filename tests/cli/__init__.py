@@ -31,6 +31,10 @@ def engage(*args: str, cwd: Path | None = None, env: dict[str, str] | None = Non
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [sys.executable, "-m", "engage", *args],
-        capture_output=True, text=True, cwd=cwd or ROOT, env=full_env, timeout=timeout,
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=full_env,
+        timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)

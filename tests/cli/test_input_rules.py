@@ -17,8 +17,16 @@ from engage.records.models import Appointment, AppointmentStatus, Clinic, Patien
 
 pytestmark = pytest.mark.usefixtures("db_url")
 
-CLINIC = ["--name", "Back in Motion", "--timezone", "America/New_York", "--address", "12 Elm St, Springfield, IL",
-          "--email", "front@backinmotion.example"]
+CLINIC = [
+    "--name",
+    "Back in Motion",
+    "--timezone",
+    "America/New_York",
+    "--address",
+    "12 Elm St, Springfield, IL",
+    "--email",
+    "front@backinmotion.example",
+]
 
 
 def run(*args: str) -> Result:
@@ -52,13 +60,29 @@ def clinic() -> int:
 
 
 def patient(clinic_id: int, *extra: str) -> int:
-    return int(ok("patient", "add", "--clinic", str(clinic_id), "--first-name", "Ana", "--last-name", "Ruiz",
-                  *extra)["id"])
+    return int(
+        ok("patient", "add", "--clinic", str(clinic_id), "--first-name", "Ana", "--last-name", "Ruiz", *extra)["id"]
+    )
 
 
 def plan(patient_id: int, first: datetime, sessions: int = 2, *extra: str) -> dict:
-    return ok("plan", "create", "--patient", str(patient_id), "--condition", "sciatica", "--modality",
-              "dry needling", "--first", first.isoformat(), "--sessions", str(sessions), "--every", "7d", *extra)
+    return ok(
+        "plan",
+        "create",
+        "--patient",
+        str(patient_id),
+        "--condition",
+        "sciatica",
+        "--modality",
+        "dry needling",
+        "--first",
+        first.isoformat(),
+        "--sessions",
+        str(sessions),
+        "--every",
+        "7d",
+        *extra,
+    )
 
 
 def soon(days: int = 3, hour: int = 15) -> datetime:
@@ -81,8 +105,10 @@ def test_a_too_long_value_names_its_field_for_forms_and_the_api() -> None:
 
 @pytest.mark.parametrize(
     ("field", "limit", "sentence"),
-    [("--name", 200, "the clinic name is too long: at most 200 characters, not 201"),
-     ("--address", 500, "the clinic address is too long: at most 500 characters, not 501")],
+    [
+        ("--name", 200, "the clinic name is too long: at most 200 characters, not 201"),
+        ("--address", 500, "the clinic address is too long: at most 500 characters, not 501"),
+    ],
 )
 def test_an_over_long_clinic_field_is_refused_and_nothing_written(field: str, limit: int, sentence: str) -> None:
     args = dict(zip(CLINIC[::2], CLINIC[1::2], strict=True))
@@ -97,8 +123,18 @@ def test_an_over_long_clinic_field_is_refused_and_nothing_written(field: str, li
 def test_an_over_long_patient_name_is_refused_and_nothing_written() -> None:
     clinic_id = clinic()
 
-    error = refused("patient", "add", "--clinic", str(clinic_id), "--first-name", "A" * 300, "--last-name", "Ruiz",
-                    "--email", "a@example.com")
+    error = refused(
+        "patient",
+        "add",
+        "--clinic",
+        str(clinic_id),
+        "--first-name",
+        "A" * 300,
+        "--last-name",
+        "Ruiz",
+        "--email",
+        "a@example.com",
+    )
 
     assert error == "error: the patient first name is too long: at most 100 characters, not 300"
     assert count(Patient) == 0
@@ -109,8 +145,19 @@ def test_an_over_long_plan_field_is_refused_and_nothing_written(field: str) -> N
     patient_id = patient(clinic(), "--email", "a@example.com")
     args = {"--condition": "sciatica", "--modality": "dry needling", field: "y" * 101}
 
-    error = refused("plan", "create", "--patient", str(patient_id), *[p for pair in args.items() for p in pair],
-                    "--first", soon().isoformat(), "--sessions", "2", "--every", "7d")
+    error = refused(
+        "plan",
+        "create",
+        "--patient",
+        str(patient_id),
+        *[p for pair in args.items() for p in pair],
+        "--first",
+        soon().isoformat(),
+        "--sessions",
+        "2",
+        "--every",
+        "7d",
+    )
 
     assert error == f"error: the treatment plan {field[2:]} is too long: at most 100 characters, not 101"
     assert count(TreatmentPlan) == 0 and count(Appointment) == 0
@@ -120,8 +167,17 @@ def test_an_over_long_enrolment_author_is_refused() -> None:
     patient_id = patient(clinic(), "--email", "a@example.com")
     plan_id = plan(patient_id, soon())["id"]
 
-    error = refused("enroll", "--patient", str(patient_id), "--plan", str(plan_id), "--sequence",
-                    "dry-needling-sciatica", "--by", "z" * 321)
+    error = refused(
+        "enroll",
+        "--patient",
+        str(patient_id),
+        "--plan",
+        str(plan_id),
+        "--sequence",
+        "dry-needling-sciatica",
+        "--by",
+        "z" * 321,
+    )
 
     assert error == "error: the enrollment enrolled by is too long: at most 320 characters, not 321"
 
@@ -134,8 +190,21 @@ def test_plan_add_and_move_into_the_past_are_refused_unless_allowed() -> None:
     past = utcnow() - timedelta(days=2)
 
     assert "is in the past; to record one that happened, allow it (--allow-past" in refused(
-        "plan", "create", "--patient", str(patient_id), "--condition", "c", "--modality", "m",
-        "--first", past.isoformat(), "--sessions", "2", "--every", "7d")
+        "plan",
+        "create",
+        "--patient",
+        str(patient_id),
+        "--condition",
+        "c",
+        "--modality",
+        "m",
+        "--first",
+        past.isoformat(),
+        "--sessions",
+        "2",
+        "--every",
+        "7d",
+    )
     assert count(TreatmentPlan) == 0
 
     history = plan(patient_id, past, 1, "--allow-past")  # staff recording a visit that happened
@@ -144,8 +213,9 @@ def test_plan_add_and_move_into_the_past_are_refused_unless_allowed() -> None:
 
     assert "is in the past" in refused("appointment", "add", "--plan", str(plan_id), "--start", past.isoformat())
     assert "is in the past" in refused("appointment", "move", str(appointment_id), "--to", past.isoformat())
-    added = ok("appointment", "add", "--plan", str(plan_id), "--start", (past - timedelta(days=1)).isoformat(),
-               "--allow-past")
+    added = ok(
+        "appointment", "add", "--plan", str(plan_id), "--start", (past - timedelta(days=1)).isoformat(), "--allow-past"
+    )
     assert added["status"] == "booked" and history["appointments"][0]["status"] == "booked"
     with session_scope() as session:
         assert session.get_one(Appointment, appointment_id).start_at > utcnow()  # the refused move wrote nothing
@@ -180,7 +250,8 @@ def test_moving_onto_another_booked_appointment_of_the_patient_is_refused_naming
     assert f"overlaps appointment {second} of the same patient" in error
     # Another plan of the same patient counts too; adding onto a booked slot is refused the same way.
     assert f"overlaps appointment {second}" in refused(
-        "appointment", "add", "--plan", str(other_plan["id"]), "--start", second_start.isoformat())
+        "appointment", "add", "--plan", str(other_plan["id"]), "--start", second_start.isoformat()
+    )
     assert ok("appointment", "move", str(third), "--to", (second_start + timedelta(minutes=45)).isoformat())
     with session_scope() as session:
         assert session.get_one(Appointment, first).start_at < second_start  # not moved
@@ -192,8 +263,10 @@ def test_an_ambiguous_fall_back_time_is_refused_with_both_candidates() -> None:
     with frozen(datetime(2026, 10, 1, tzinfo=timezone.utc)):  # before the 1 November 2026 change in New York
         error = refused("appointment", "move", str(created["appointments"][0]["id"]), "--to", "2026-11-01T01:30")
 
-    assert error == ("error: 2026-11-01 01:30 happens twice in America/New_York (clocks go back then): "
-                     "write 2026-11-01T01:30-04:00 or 2026-11-01T01:30-05:00")
+    assert error == (
+        "error: 2026-11-01 01:30 happens twice in America/New_York (clocks go back then): "
+        "write 2026-11-01T01:30-04:00 or 2026-11-01T01:30-05:00"
+    )
 
 
 @pytest.mark.parametrize("zone", ["EST", "US/Eastern", "Etc/GMT+5", "UTC"])
@@ -202,12 +275,24 @@ def test_a_time_zone_must_be_a_region_zone(zone: str) -> None:
 
     error = refused("clinic", "create", *args)
 
-    assert error == f"error: {zone!r} is not a region time zone: use the IANA name of the place, such as " \
-                    "America/New_York"
+    assert (
+        error == f"error: {zone!r} is not a region time zone: use the IANA name of the place, such as America/New_York"
+    )
     clinic_id = clinic()
     assert "is not a region time zone" in refused(
-        "patient", "add", "--clinic", str(clinic_id), "--first-name", "A", "--last-name", "B", "--email",
-        "a@example.com", "--timezone", zone)
+        "patient",
+        "add",
+        "--clinic",
+        str(clinic_id),
+        "--first-name",
+        "A",
+        "--last-name",
+        "B",
+        "--email",
+        "a@example.com",
+        "--timezone",
+        zone,
+    )
     assert count(Patient) == 0
 
 
@@ -218,18 +303,50 @@ def test_a_shared_phone_is_allowed_with_a_warning() -> None:
     clinic_id = clinic()
     first = patient(clinic_id, "--phone", "+14155550123")
 
-    second = ok("patient", "add", "--clinic", str(clinic_id), "--first-name", "Ben", "--last-name", "Ruiz",
-                "--phone", "(415) 555-0123")
-    human = run("patient", "add", "--clinic", str(clinic_id), "--first-name", "Cy", "--last-name", "Ruiz",
-                "--phone", "+1 415 555 0123")
-    alone = ok("patient", "add", "--clinic", str(clinic_id), "--first-name", "Di", "--last-name", "Lee",
-               "--phone", "+14155550199")
+    second = ok(
+        "patient",
+        "add",
+        "--clinic",
+        str(clinic_id),
+        "--first-name",
+        "Ben",
+        "--last-name",
+        "Ruiz",
+        "--phone",
+        "(415) 555-0123",
+    )
+    human = run(
+        "patient",
+        "add",
+        "--clinic",
+        str(clinic_id),
+        "--first-name",
+        "Cy",
+        "--last-name",
+        "Ruiz",
+        "--phone",
+        "+1 415 555 0123",
+    )
+    alone = ok(
+        "patient",
+        "add",
+        "--clinic",
+        str(clinic_id),
+        "--first-name",
+        "Di",
+        "--last-name",
+        "Lee",
+        "--phone",
+        "+14155550199",
+    )
 
     assert second["warnings"] == [
-        f"patient {first} of this clinic has the same phone number; SMS replies from it reach only one of them"]
+        f"patient {first} of this clinic has the same phone number; SMS replies from it reach only one of them"
+    ]
     assert human.exit_code == 0
     assert human.output.splitlines()[1] == (
         f"warning: patients {first}, {second['id']} of this clinic have the same phone number; "
-        "SMS replies from it reach only one of them")
+        "SMS replies from it reach only one of them"
+    )
     assert alone["warnings"] == []
     assert count(Patient) == 4

@@ -20,16 +20,23 @@ DEFAULT_QUIET = {"start": "20:00", "end": "08:00"}
 
 def make_clinic(**overrides: str) -> int:
     args = {
-        "--name": "Back in Motion", "--timezone": "America/New_York", "--address": "12 Elm St, Springfield, IL 62701",
-        "--email": "front@backinmotion.example", "--sms-from": "+14155550100", **overrides,
+        "--name": "Back in Motion",
+        "--timezone": "America/New_York",
+        "--address": "12 Elm St, Springfield, IL 62701",
+        "--email": "front@backinmotion.example",
+        "--sms-from": "+14155550100",
+        **overrides,
     }
     flat = [part for pair in args.items() for part in pair]
     return int(engage("clinic", "create", *flat, "--json").json["id"])
 
 
 def add_patient(clinic_id: int, *extra: str) -> int:
-    return int(engage("patient", "add", "--clinic", str(clinic_id), "--first-name", "Ana", "--last-name", "Ruiz",
-                      *extra, "--json").json["id"])
+    return int(
+        engage(
+            "patient", "add", "--clinic", str(clinic_id), "--first-name", "Ana", "--last-name", "Ruiz", *extra, "--json"
+        ).json["id"]
+    )
 
 
 def count(model: type) -> int:
@@ -41,8 +48,23 @@ def test_clinic_patient_plan_round_trip(db_url: str) -> None:
     clinic_id = make_clinic()
     patient_id = add_patient(clinic_id, "--phone", "(415) 555-0123", "--email", "Ana@Example.COM", "--locale", "es")
 
-    plan = engage("plan", "create", "--patient", str(patient_id), "--condition", "sciatica", "--modality",
-                  "dry needling", "--first", "2027-10-31T09:00", "--sessions", "6", "--every", "7d", "--json").json
+    plan = engage(
+        "plan",
+        "create",
+        "--patient",
+        str(patient_id),
+        "--condition",
+        "sciatica",
+        "--modality",
+        "dry needling",
+        "--first",
+        "2027-10-31T09:00",
+        "--sessions",
+        "6",
+        "--every",
+        "7d",
+        "--json",
+    ).json
 
     starts = [datetime.fromisoformat(a["start"]) for a in plan["appointments"]]
     assert len(starts) == 6
@@ -64,17 +86,49 @@ def test_clinic_patient_plan_round_trip(db_url: str) -> None:
 
 def test_time_with_offset_is_exact_and_duration_is_kept(db_url: str) -> None:
     patient_id = add_patient(make_clinic(), "--email", "a@example.com", "--timezone", "Europe/Madrid")
-    plan = engage("plan", "create", "--patient", str(patient_id), "--condition", "sciatica", "--modality", "dn",
-                  "--first", "2027-12-01T09:00:00-05:00", "--sessions", "2", "--every", "3d12h", "--duration", "30m",
-                  "--json").json
+    plan = engage(
+        "plan",
+        "create",
+        "--patient",
+        str(patient_id),
+        "--condition",
+        "sciatica",
+        "--modality",
+        "dn",
+        "--first",
+        "2027-12-01T09:00:00-05:00",
+        "--sessions",
+        "2",
+        "--every",
+        "3d12h",
+        "--duration",
+        "30m",
+        "--json",
+    ).json
     assert [a["start"] for a in plan["appointments"]] == ["2027-12-01T14:00:00+00:00", "2027-12-05T02:00:00+00:00"]
     assert plan["appointments"][0]["end"] == "2027-12-01T14:30:00+00:00"
 
 
 def test_appointment_changes(db_url: str) -> None:
     patient_id = add_patient(make_clinic(), "--email", "a@example.com")
-    plan = engage("plan", "create", "--patient", str(patient_id), "--condition", "sciatica", "--modality", "dn",
-                  "--first", "2026-11-03T09:00", "--sessions", "3", "--every", "7d", "--allow-past", "--json").json
+    plan = engage(
+        "plan",
+        "create",
+        "--patient",
+        str(patient_id),
+        "--condition",
+        "sciatica",
+        "--modality",
+        "dn",
+        "--first",
+        "2026-11-03T09:00",
+        "--sessions",
+        "3",
+        "--every",
+        "7d",
+        "--allow-past",
+        "--json",
+    ).json
     first, second, third = (str(a["id"]) for a in plan["appointments"])
 
     # Staff recording visits that already happened: --allow-past, and they have started, so they can complete.
@@ -101,8 +155,9 @@ def test_appointment_changes(db_url: str) -> None:
 )
 def test_bad_patient_input_is_refused_and_writes_nothing(db_url: str, args: list[str], says: str) -> None:
     clinic_id = make_clinic()
-    result = engage("patient", "add", "--clinic", str(clinic_id), "--first-name", "A", "--last-name", "B", *args,
-                    "--json")
+    result = engage(
+        "patient", "add", "--clinic", str(clinic_id), "--first-name", "A", "--last-name", "B", *args, "--json"
+    )
     assert result.code == 2
     assert result.stdout == ""
     assert says in result.stderr and "Traceback" not in result.stderr
@@ -113,15 +168,45 @@ def test_unknown_ids_and_duplicates_are_refused(db_url: str) -> None:
     clinic_id = make_clinic()
     add_patient(clinic_id, "--email", "ana@example.com")
 
-    duplicate = engage("patient", "add", "--clinic", str(clinic_id), "--first-name", "A", "--last-name", "B",
-                       "--email", "ANA@example.com")
+    duplicate = engage(
+        "patient",
+        "add",
+        "--clinic",
+        str(clinic_id),
+        "--first-name",
+        "A",
+        "--last-name",
+        "B",
+        "--email",
+        "ANA@example.com",
+    )
     assert duplicate.code == 2 and "already has that email" in duplicate.stderr
-    assert "no clinic with id 999" in engage("patient", "add", "--clinic", "999", "--first-name", "A",
-                                             "--last-name", "B", "--email", "b@example.com").stderr
+    assert (
+        "no clinic with id 999"
+        in engage(
+            "patient", "add", "--clinic", "999", "--first-name", "A", "--last-name", "B", "--email", "b@example.com"
+        ).stderr
+    )
     assert "no patient with id 999" in engage("patient", "show", "999").stderr
-    assert "no patient with id 999" in engage("plan", "create", "--patient", "999", "--condition", "x",
-                                              "--modality", "y", "--first", "2026-12-01T09:00", "--sessions", "2",
-                                              "--every", "7d").stderr
+    assert (
+        "no patient with id 999"
+        in engage(
+            "plan",
+            "create",
+            "--patient",
+            "999",
+            "--condition",
+            "x",
+            "--modality",
+            "y",
+            "--first",
+            "2026-12-01T09:00",
+            "--sessions",
+            "2",
+            "--every",
+            "7d",
+        ).stderr
+    )
     assert "no appointment with id 5" in engage("appointment", "cancel", "5").stderr
     assert count(Patient) == 1
 
@@ -137,18 +222,21 @@ def test_bad_plan_and_appointment_input_writes_nothing(db_url: str) -> None:
     assert count(TreatmentPlan) == 0 and count(Appointment) == 0
 
     plan_id = str(engage(*base, "--first", "2027-12-01T09:00", "--sessions", "1", "--every", "7d", "--json").json["id"])
-    backwards = engage("appointment", "add", "--plan", plan_id, "--start", "2027-12-10T10:00",
-                       "--end", "2027-12-10T09:00")
+    backwards = engage(
+        "appointment", "add", "--plan", plan_id, "--start", "2027-12-10T10:00", "--end", "2027-12-10T09:00"
+    )
     assert backwards.code == 2 and "must end after it starts" in backwards.stderr
     assert count(Appointment) == 1
 
 
 def test_bad_clinic_input(db_url: str) -> None:
-    result = engage("clinic", "create", "--name", "X", "--timezone", "Nowhere/City", "--address", "1 St",
-                    "--email", "x@example.com")
+    result = engage(
+        "clinic", "create", "--name", "X", "--timezone", "Nowhere/City", "--address", "1 St", "--email", "x@example.com"
+    )
     assert result.code == 2 and "unknown time zone" in result.stderr
-    result = engage("clinic", "create", "--name", "X", "--timezone", "Europe/London", "--address", " ",
-                    "--email", "x@example.com")
+    result = engage(
+        "clinic", "create", "--name", "X", "--timezone", "Europe/London", "--address", " ", "--email", "x@example.com"
+    )
     assert result.code == 2 and "postal address" in result.stderr
 
 
@@ -167,9 +255,23 @@ def stored_quiet_hours(clinic_id: int) -> dict[str, object]:
 
 
 def test_clinic_create_with_quiet_hours_and_show(db_url: str) -> None:
-    created = engage("clinic", "create", "--name", "Early Birds", "--timezone", "America/Chicago", "--address",
-                     "1 Oak St", "--email", "front@early.example", "--quiet-hours", "sms=21:30-7:00",
-                     "--quiet-hours", "email=OFF", "--json").json
+    created = engage(
+        "clinic",
+        "create",
+        "--name",
+        "Early Birds",
+        "--timezone",
+        "America/Chicago",
+        "--address",
+        "1 Oak St",
+        "--email",
+        "front@early.example",
+        "--quiet-hours",
+        "sms=21:30-7:00",
+        "--quiet-hours",
+        "email=OFF",
+        "--json",
+    ).json
     assert created["quiet_hours"] == {"sms": {"start": "21:30", "end": "07:00"}, "email": {"off": True}}
     assert stored_quiet_hours(created["id"]) == created["quiet_hours"]
     shown = engage("clinic", "show", str(created["id"]), "--json").json
@@ -179,7 +281,9 @@ def test_clinic_create_with_quiet_hours_and_show(db_url: str) -> None:
     plain = make_clinic()  # no --quiet-hours: nothing stored, the default in force and shown
     assert stored_quiet_hours(plain) == {}
     assert engage("clinic", "quiet-hours", str(plain), "--json").json["quiet_hours"] == {
-        "sms": DEFAULT_QUIET, "email": DEFAULT_QUIET}
+        "sms": DEFAULT_QUIET,
+        "email": DEFAULT_QUIET,
+    }
 
 
 @pytest.mark.parametrize(
@@ -196,8 +300,21 @@ def test_clinic_create_with_quiet_hours_and_show(db_url: str) -> None:
     ],
 )
 def test_bad_quiet_hours_are_refused_and_no_clinic_is_written(db_url: str, value: str, says: str) -> None:
-    result = engage("clinic", "create", "--name", "X", "--timezone", "Europe/London", "--address", "1 St",
-                    "--email", "x@example.com", "--quiet-hours", value, "--json")
+    result = engage(
+        "clinic",
+        "create",
+        "--name",
+        "X",
+        "--timezone",
+        "Europe/London",
+        "--address",
+        "1 St",
+        "--email",
+        "x@example.com",
+        "--quiet-hours",
+        value,
+        "--json",
+    )
     assert result.code == 2 and result.stdout == ""
     assert says in result.stderr and "Traceback" not in result.stderr
     assert count(Clinic) == 0
@@ -226,13 +343,27 @@ def early_patient_enrolled(clinic_id: int) -> tuple[int, int]:
     """A patient whose six weekly sessions start at 07:00 local ten days from now, enrolled; (patient, plan)."""
     first = (utcnow().astimezone(PHOENIX) + timedelta(days=10)).replace(hour=7, minute=0, second=0, microsecond=0)
     with session_scope() as session:
-        patient = patients.add_patient(session, clinic_id=clinic_id, first_name="Ana", last_name="Ruiz",
-                                      email="ana@example.com", phone="+12025550123")
-        plan = plans.create_plan(session, patient_id=patient.id, condition="sciatica", modality="dry needling",
-                                   first=first.replace(tzinfo=None).isoformat(), sessions=6, every=timedelta(days=7))
+        patient = patients.add_patient(
+            session,
+            clinic_id=clinic_id,
+            first_name="Ana",
+            last_name="Ruiz",
+            email="ana@example.com",
+            phone="+12025550123",
+        )
+        plan = plans.create_plan(
+            session,
+            patient_id=patient.id,
+            condition="sciatica",
+            modality="dry needling",
+            first=first.replace(tzinfo=None).isoformat(),
+            sessions=6,
+            every=timedelta(days=7),
+        )
         patient_id, plan_id = patient.id, plan.id
-    enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
-                      "--sequence", "dry-needling-sciatica", "--json").json
+    enrolled = engage(
+        "enroll", "--patient", str(patient_id), "--plan", str(plan_id), "--sequence", "dry-needling-sciatica", "--json"
+    ).json
     # booking confirmation, what-to-expect, 6 reminders, aftercare + 3 stretches after the first 2 sessions,
     # 2 reassessments, end-of-plan (some texts skipped by the frequency caps, all planned); and the welcome SMS
     assert enrolled["messages"] == 19 + 1
@@ -241,8 +372,11 @@ def early_patient_enrolled(clinic_id: int) -> tuple[int, int]:
 
 def local_times(patient_id: int, step: str) -> set[str]:
     timeline = engage("timeline", str(patient_id), "--json").json["messages"]
-    return {datetime.fromisoformat(m["local_due_at"]).strftime("%H:%M") for m in timeline
-            if m["step"] == step and m["status"] == "scheduled"}
+    return {
+        datetime.fromisoformat(m["local_due_at"]).strftime("%H:%M")
+        for m in timeline
+        if m["step"] == step and m["status"] == "scheduled"
+    }
 
 
 def test_changing_quiet_hours_moves_the_pending_messages(db_url: str) -> None:

@@ -20,12 +20,25 @@ def seed(phone: str | None = "+12025550123") -> tuple[int, int, list[int]]:
     """A clinic, a patient and a six-session weekly plan starting ten days from now at 09:00 New York."""
     first = (utcnow().astimezone(NY) + timedelta(days=10)).replace(hour=9, minute=0, second=0, microsecond=0)
     with session_scope() as session:
-        clinic = clinics.create_clinic(session, name="Back in Motion", timezone="America/New_York",
-                                       address="12 Elm St, Springfield, IL 62701", email="front@backinmotion.example")
-        patient = patients.add_patient(session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz",
-                                      email="ana@example.com", phone=phone)
-        plan = plans.create_plan(session, patient_id=patient.id, condition="sciatica", modality="dry needling",
-                                   first=first.replace(tzinfo=None).isoformat(), sessions=6, every=timedelta(days=7))
+        clinic = clinics.create_clinic(
+            session,
+            name="Back in Motion",
+            timezone="America/New_York",
+            address="12 Elm St, Springfield, IL 62701",
+            email="front@backinmotion.example",
+        )
+        patient = patients.add_patient(
+            session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", email="ana@example.com", phone=phone
+        )
+        plan = plans.create_plan(
+            session,
+            patient_id=patient.id,
+            condition="sciatica",
+            modality="dry needling",
+            first=first.replace(tzinfo=None).isoformat(),
+            sessions=6,
+            every=timedelta(days=7),
+        )
         return patient.id, plan.id, [a.id for a in plan.appointments]
 
 
@@ -39,8 +52,9 @@ def messages_by_status(enrollment_id: int) -> dict[str, int]:
 
 def test_enroll_then_timeline_shows_every_message_in_local_time(db_url: str) -> None:
     patient_id, plan_id, appointments = seed()
-    enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
-                      "--sequence", "dry-needling-sciatica", "--json").json
+    enrolled = engage(
+        "enroll", "--patient", str(patient_id), "--plan", str(plan_id), "--sequence", "dry-needling-sciatica", "--json"
+    ).json
     # 1 booking confirmation, 1 what-to-expect, 6 reminders, aftercare and 3 stretches after the first 2 sessions,
     # 2 reassessments, the end-of-plan email; and the welcome SMS (the patient's first enrollment with texts).
     assert enrolled["messages"] == 19 + 1
@@ -60,7 +74,12 @@ def test_enroll_then_timeline_shows_every_message_in_local_time(db_url: str) -> 
     assert timeline[0]["step"] == "booking-confirmation"
     first = timeline[1]
     assert (first["step"], first["channel"], first["template"], first["status"], first["appointment_id"]) == (
-        "what-to-expect", "email", "what-to-expect", "scheduled", appointments[0])
+        "what-to-expect",
+        "email",
+        "what-to-expect",
+        "scheduled",
+        appointments[0],
+    )
     due = datetime.fromisoformat(first["due_at"])
     local = datetime.fromisoformat(first["local_due_at"])
     assert due.utcoffset() == timedelta(0) and local == due
@@ -78,15 +97,18 @@ def test_enroll_then_timeline_shows_every_message_in_local_time(db_url: str) -> 
 
 def test_moving_an_appointment_from_the_cli_moves_its_reminder(db_url: str) -> None:
     patient_id, plan_id, appointments = seed()
-    assert engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id), "--sequence",
-                  "dry-needling-sciatica", "--json").json
-    before = {(m["step"], m["appointment_id"]): m
-              for m in engage("timeline", str(patient_id), "--json").json["messages"]}
+    assert engage(
+        "enroll", "--patient", str(patient_id), "--plan", str(plan_id), "--sequence", "dry-needling-sciatica", "--json"
+    ).json
+    before = {
+        (m["step"], m["appointment_id"]): m for m in engage("timeline", str(patient_id), "--json").json["messages"]
+    }
     reminder = before[("visit-reminder", appointments[1])]
     new_start = datetime.fromisoformat(reminder["due_at"]) + timedelta(days=2)  # the session two days later
     assert engage("appointment", "move", str(appointments[1]), "--to", new_start.isoformat(), "--json").json
-    after = {(m["step"], m["appointment_id"]): m
-             for m in engage("timeline", str(patient_id), "--json").json["messages"]}
+    after = {
+        (m["step"], m["appointment_id"]): m for m in engage("timeline", str(patient_id), "--json").json["messages"]
+    }
     moved = after[("visit-reminder", appointments[1])]
     assert moved["id"] == reminder["id"] and moved["status"] == "scheduled"
     assert datetime.fromisoformat(moved["due_at"]) == new_start - timedelta(hours=24)
@@ -94,8 +116,9 @@ def test_moving_an_appointment_from_the_cli_moves_its_reminder(db_url: str) -> N
 
 def test_pause_resume_cancel_from_the_cli(db_url: str) -> None:
     patient_id, plan_id, _ = seed(phone=None)
-    enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
-                      "--sequence", "dry-needling-sciatica", "--json").json
+    enrolled = engage(
+        "enroll", "--patient", str(patient_id), "--plan", str(plan_id), "--sequence", "dry-needling-sciatica", "--json"
+    ).json
     # No phone: SMS skipped; what-to-expect, the two reassessments (by email instead) and end-of-plan kept.
     assert messages_by_status(enrolled["id"]) == {"scheduled": 4, "skipped": 15}
 
@@ -116,8 +139,9 @@ def test_cli_errors_are_clear_and_write_nothing(db_url: str) -> None:
     assert unknown.code == 2 and unknown.stdout == ""
     assert "no sequence 'nope' (known: dry-needling-sciatica" in unknown.stderr
     other_patient, _, _ = seed()
-    mismatch = engage("enroll", "--patient", str(other_patient), "--plan", str(plan_id), "--sequence",
-                      "dry-needling-sciatica")
+    mismatch = engage(
+        "enroll", "--patient", str(other_patient), "--plan", str(plan_id), "--sequence", "dry-needling-sciatica"
+    )
     assert mismatch.code == 2 and "belongs to another patient" in mismatch.stderr
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Enrollment)) == 0
@@ -129,17 +153,25 @@ def test_cli_errors_are_clear_and_write_nothing(db_url: str) -> None:
 
 def test_cancelled_appointment_from_the_cli_cancels_its_messages(db_url: str) -> None:
     patient_id, plan_id, appointments = seed()
-    enrolled = engage("enroll", "--patient", str(patient_id), "--plan", str(plan_id),
-                      "--sequence", "dry-needling-sciatica", "--json").json
+    enrolled = engage(
+        "enroll", "--patient", str(patient_id), "--plan", str(plan_id), "--sequence", "dry-needling-sciatica", "--json"
+    ).json
     assert engage("appointment", "cancel", str(appointments[-1]), "--json").json
     timeline = engage("timeline", str(patient_id), "--json").json["messages"]
     last = [m for m in timeline if m["appointment_id"] == appointments[-1]]
     assert last and {(m["status"], m["reason"]) for m in last} == {("cancelled", "appointment cancelled")}
     # The final reassessment passes to the session that is now the last one.
     assert [m["appointment_id"] for m in timeline if m["step"] == "reassessment" and m["status"] == "scheduled"] == [
-        appointments[2], appointments[4]]
+        appointments[2],
+        appointments[4],
+    ]
     with session_scope() as session:
-        assert session.scalar(select(func.count()).select_from(Message).where(
-            Message.enrollment_id == enrolled["id"], Message.status == MessageStatus.CANCELLED)) == len(last)
+        assert session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.enrollment_id == enrolled["id"], Message.status == MessageStatus.CANCELLED)
+        ) == len(last)
         assert {a.status for a in session.get_one(Enrollment, enrolled["id"]).plan.appointments} == {
-            AppointmentStatus.BOOKED, AppointmentStatus.CANCELLED}
+            AppointmentStatus.BOOKED,
+            AppointmentStatus.CANCELLED,
+        }

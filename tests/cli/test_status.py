@@ -29,16 +29,22 @@ def test_status_json_counts_the_backlog_the_oldest_due_message_and_recent_failur
     unknown = add_message(world, status=MessageStatus.UNKNOWN)
     old_failure = add_message(world, status=MessageStatus.FAILED)
     with session_scope() as session:  # updated_at says when a row last changed: two in the window, one before it
-        for message_id, age in ((failed, timedelta(hours=1)), (unknown, timedelta(hours=2)),
-                                (old_failure, timedelta(hours=30))):
+        for message_id, age in (
+            (failed, timedelta(hours=1)),
+            (unknown, timedelta(hours=2)),
+            (old_failure, timedelta(hours=30)),
+        ):
             session.execute(update(Message).where(Message.id == message_id).values(updated_at=now - age))
     heartbeat.record_tick(now - timedelta(seconds=5))
 
     result = engage("status", "--json", "--ping-timeout", "0.5")
     data = result.json
     assert data["backlog"] == {
-        "total": 3, "due": 2, "queued": 1,
-        "oldest_due_at": (now - timedelta(minutes=7)).isoformat(), "oldest_due_id": oldest,
+        "total": 3,
+        "due": 2,
+        "queued": 1,
+        "oldest_due_at": (now - timedelta(minutes=7)).isoformat(),
+        "oldest_due_id": oldest,
         "oldest_age_seconds": pytest.approx(420, abs=60),
     }
     assert data["failed_24h"] == 1 and data["unknown_24h"] == 1
@@ -85,10 +91,12 @@ def test_status_counts_webhook_events_still_owed_and_those_given_up_on() -> None
     with clock.frozen(now - timedelta(minutes=5)), session_scope() as session:
         emit(session, EventType.MESSAGE_SENT, sent)
     with session_scope() as session:
-        session.execute(update(WebhookEvent).where(WebhookEvent.subject_id == sent[0])
-                        .values(status=EventStatus.FAILED, next_attempt_at=None))
+        session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.subject_id == sent[0])
+            .values(status=EventStatus.FAILED, next_attempt_at=None)
+        )
 
     data = engage("status", "--json", "--ping-timeout", "0.2").json
-    assert data["webhooks"] == {"pending": 2, "oldest_pending_age_seconds": pytest.approx(300, abs=60),
-                                "failed_7d": 1}
+    assert data["webhooks"] == {"pending": 2, "oldest_pending_age_seconds": pytest.approx(300, abs=60), "failed_7d": 1}
     assert "webhooks     2 pending (oldest " in engage("status", "--ping-timeout", "0.2").stdout

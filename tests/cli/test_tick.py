@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_tick(*args: str) -> subprocess.CompletedProcess[str]:
     """``engage tick`` in its own process, with this test's environment (database, outbox, templates)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "engage", "tick", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "engage", "tick", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
 
 
 def test_tick_sends_everything_due_into_the_outbox_and_a_second_tick_sends_nothing(session: Session) -> None:
@@ -72,8 +73,9 @@ def test_tick_sends_everything_due_into_the_outbox_and_a_second_tick_sends_nothi
     again = run_tick("--now", (SEND_AT + timedelta(minutes=1)).isoformat(), "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["claimed"] == 0
-    assert sorted(p.name for p in outbox.iterdir()) == sorted([f"sms-{world.sms_id}.json",
-                                                               f"email-{world.email_id}.eml"])
+    assert sorted(p.name for p in outbox.iterdir()) == sorted(
+        [f"sms-{world.sms_id}.json", f"email-{world.email_id}.eml"]
+    )
 
 
 def test_tick_before_anything_is_due_sends_nothing(session: Session) -> None:
@@ -121,11 +123,16 @@ def test_a_configuration_error_stops_the_tick_with_a_clear_message(
 
 
 def test_a_future_now_is_refused_with_a_real_provider_and_nothing_is_claimed(
-    session: Session, monkeypatch: pytest.MonkeyPatch,
+    session: Session,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     world = make_world(session)
-    for name, value in (("ENGAGE_SMS_PROVIDER", "twilio"), ("TWILIO_ACCOUNT_SID", "AC" + "0" * 32),
-                        ("TWILIO_AUTH_TOKEN", "t" * 32), ("TWILIO_FROM_NUMBER", "+14155550100")):
+    for name, value in (
+        ("ENGAGE_SMS_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC" + "0" * 32),
+        ("TWILIO_AUTH_TOKEN", "t" * 32),
+        ("TWILIO_FROM_NUMBER", "+14155550100"),
+    ):
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     reset_providers()

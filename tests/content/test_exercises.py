@@ -33,21 +33,34 @@ def test_an_exercise_without_spanish_or_a_stop_sign_is_refused(tmp_path: Path) -
     path.write_text("key: bad\nname: {en: Bad}\nsteps: {en: [Move]}\nstop_when: {en: Stop if it hurts.}\n")
     with pytest.raises(ExerciseError, match="lacks es"):
         parse_exercise(path)
-    path.write_text("key: bad\nname: {en: Bad, es: Malo}\nsteps: {en: [Move], es: [Muévase]}\n"
-                    "stop_when: {en: Stop if it hurts., es: Pare si le baja por la pierna.}\n")
+    path.write_text(
+        "key: bad\nname: {en: Bad, es: Malo}\nsteps: {en: [Move], es: [Muévase]}\n"
+        "stop_when: {en: Stop if it hurts., es: Pare si le baja por la pierna.}\n"
+    )
     with pytest.raises(ExerciseError, match="must say when to stop"):
         parse_exercise(path)
 
 
 def test_a_practitioner_picks_exercises_for_a_plan(session: Session) -> None:
-    clinic = clinics.create_clinic(session, name="Clinic", timezone="America/New_York", address="1 Main St",
-                                   email="clinic@example.com")
-    patient = patients.add_patient(session, clinic_id=clinic.id, first_name="Pat", last_name="Doe",
-                                  phone="+12025550123")
-    plan = plans.create_plan(session, patient_id=patient.id, condition="sciatica", modality="dry needling",
-                             first="2030-01-07T09:00", sessions=2, every=timedelta(days=7))
+    clinic = clinics.create_clinic(
+        session, name="Clinic", timezone="America/New_York", address="1 Main St", email="clinic@example.com"
+    )
+    patient = patients.add_patient(
+        session, clinic_id=clinic.id, first_name="Pat", last_name="Doe", phone="+12025550123"
+    )
+    plan = plans.create_plan(
+        session,
+        patient_id=patient.id,
+        condition="sciatica",
+        modality="dry needling",
+        first="2030-01-07T09:00",
+        sessions=2,
+        every=timedelta(days=7),
+    )
     assert set_plan_exercises(session, plan.id, ["prone-press-up", " figure-four "]).exercises == [
-        "prone-press-up", "figure-four"]
+        "prone-press-up",
+        "figure-four",
+    ]
     with pytest.raises(InvalidInput, match="no exercise 'lunges'"):
         set_plan_exercises(session, plan.id, ["lunges"])
     with pytest.raises(InvalidInput, match="given twice"):

@@ -33,8 +33,16 @@ from engage.records.models import (
 )
 
 SHIPPED_EMAIL = ["end-of-plan", "reassessment", "what-to-expect"]
-SHIPPED_SMS = ["aftercare", "booking-confirmation", "no-show", "reassessment", "rebook", "stretch", "visit-reminder",
-               "welcome"]
+SHIPPED_SMS = [
+    "aftercare",
+    "booking-confirmation",
+    "no-show",
+    "reassessment",
+    "rebook",
+    "stretch",
+    "visit-reminder",
+    "welcome",
+]
 LOCALES = ["en", "es"]
 
 
@@ -131,8 +139,9 @@ def test_stretch_sms_prescribes_no_stretch_the_practitioner_did_not_pick() -> No
     # Knee-to-chest for every sciatica patient can aggravate a disc: the prompt links to the picked ones instead.
     for day in (1, 2, 3):
         for picked in (None, []):
-            body = render_sms("stretch", sample_context("stretch", "sms", "en", step={"day": day},
-                                                        exercise_keys=picked), "en").body
+            body = render_sms(
+                "stretch", sample_context("stretch", "sms", "en", step={"day": day}, exercise_keys=picked), "en"
+            ).body
             assert "knee" not in body and "ankle" not in body
 
 

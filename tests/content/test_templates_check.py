@@ -219,8 +219,9 @@ def test_preview_for_a_patient_prints_links_that_are_visibly_not_real(session: S
     patient_id = _patient(session, with_appointment=True)
     with frozen(datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)):
         email = json.loads(_run("preview", "what-to-expect", "--patient", str(patient_id), "--json").output)
-        prompt = json.loads(_run("preview", "reassessment", "--channel", "email", "--patient", str(patient_id),
-                                 "--json").output)
+        prompt = json.loads(
+            _run("preview", "reassessment", "--channel", "email", "--patient", str(patient_id), "--json").output
+        )
 
     assert "http://engage.test/u/preview" in email["text"] and "http://engage.test/u/preview" in email["html"]
     assert "http://engage.test/r/preview?score=7" in prompt["text"]

@@ -42,7 +42,9 @@ def test_each_answer_keeps_its_own_time_and_the_latest_is_the_outcome() -> None:
     with session_scope() as session:
         stored = session.scalars(select(Outcome).order_by(Outcome.id)).all()
         assert [(o.score, o.source, o.recorded_at) for o in stored] == [
-            (6, "sms", sent + timedelta(minutes=10)), (4, "email", sent + timedelta(minutes=30))]
+            (6, "sms", sent + timedelta(minutes=10)),
+            (4, "email", sent + timedelta(minutes=30)),
+        ]
         [outcome] = list_outcomes(session, world.patient_id)
         assert (outcome.prompt_message_id, outcome.patient_id, outcome.score) == (prompt_id, world.patient_id, 4)
 
@@ -104,8 +106,12 @@ def test_outcomes_are_listed_oldest_first() -> None:
     with session_scope() as session:
         listed = [outcome_json(o) for o in list_outcomes(session, world.patient_id)]
     assert [o["score"] for o in listed] == [8, 5, 2]
-    assert listed[0] == {"score": 8, "recorded_at": "2026-03-01T16:00:00+00:00", "source": "sms",
-                         "prompt_message_id": prompts[0]}
+    assert listed[0] == {
+        "score": 8,
+        "recorded_at": "2026-03-01T16:00:00+00:00",
+        "source": "sms",
+        "prompt_message_id": prompts[0],
+    }
 
 
 def test_list_outcomes_of_an_unknown_patient_is_not_found() -> None:

@@ -30,7 +30,9 @@ def test_regional_locales_use_their_language() -> None:
     assert words_for("fr") is REPLIES["en"] and words_for(None) is REPLIES["en"]
 
 
-@pytest.mark.parametrize(("score", "previous", "high"), [(8, None, True), (7, None, False), (7, 4, True),
-                                                         (6, 4, False), (2, 9, False), (10, 10, True)])
+@pytest.mark.parametrize(
+    ("score", "previous", "high"),
+    [(8, None, True), (7, None, False), (7, 4, True), (6, 4, False), (2, 9, False), (10, 10, True)],
+)
 def test_high_score_is_eight_or_three_worse(score: int, previous: int | None, high: bool) -> None:
     assert is_high_score(score, previous) is high

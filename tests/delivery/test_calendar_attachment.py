@@ -67,8 +67,9 @@ def test_other_emails_carry_no_attachment(db_url: str) -> None:
         clinic = seed.clinic(session)
         ana = seed.patient(session, clinic.id, email="ana@example.com")
         seed.enrolled(session, ana.id)
-        others = [m for m in seed.messages(session, ana.id)
-                  if m.channel.value == "email" and m.template != "what-to-expect"]
+        others = [
+            m for m in seed.messages(session, ana.id) if m.channel.value == "email" and m.template != "what-to-expect"
+        ]
         payloads = [render(session, m).payload for m in others]
 
     assert payloads, "the shipped sequence has other emails"

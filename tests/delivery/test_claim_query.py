@@ -29,13 +29,15 @@ def fresh_outbox(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}"))
         # LIKE copies columns, defaults and indexes but no foreign keys: rows need no patients.
         conn.execute(text(f"CREATE TABLE {SCHEMA}.message (LIKE public.message INCLUDING ALL)"))
-        conn.execute(text(
-            f"INSERT INTO {SCHEMA}.message (enrollment_id, patient_id, step_key, occurrence, channel, template,"
-            " context, due_at, status, attempts, created_at, updated_at)"
-            " SELECT 1, 1, 'visit-reminder', g::text, 'sms', 'visit-reminder', '{}',"
-            "        now() - interval '1 day' + g * interval '1 second', 'scheduled', 0, now(), now()"
-            f" FROM generate_series(1, {ROWS}) AS g"
-        ))
+        conn.execute(
+            text(
+                f"INSERT INTO {SCHEMA}.message (enrollment_id, patient_id, step_key, occurrence, channel, template,"
+                " context, due_at, status, attempts, created_at, updated_at)"
+                " SELECT 1, 1, 'visit-reminder', g::text, 'sms', 'visit-reminder', '{}',"
+                "        now() - interval '1 day' + g * interval '1 second', 'scheduled', 0, now(), now()"
+                f" FROM generate_series(1, {ROWS}) AS g"
+            )
+        )
     url = f"{pg_url}?options=-csearch_path%3D{SCHEMA},public"
     monkeypatch.setenv("ENGAGE_DATABASE_URL", url)
     get_settings.cache_clear()

@@ -141,16 +141,27 @@ class World:
 def make_world(session: Session, *, phone: str | None = PHONE, email: str | None = EMAIL) -> World:
     """A clinic, a patient in New York, one appointment, enrolled: one email and one SMS scheduled."""
     with clock.frozen(ENROLLED_AT):
-        clinic = Clinic(name="Riverside Physio", timezone="America/New_York", address="1 River St\nSpringfield",
-                        email_from="care@riverside.example", quiet_hours={})
+        clinic = Clinic(
+            name="Riverside Physio",
+            timezone="America/New_York",
+            address="1 River St\nSpringfield",
+            email_from="care@riverside.example",
+            quiet_hours={},
+        )
         patient = Patient(clinic=clinic, first_name=FIRST_NAME, last_name="López", email=email, phone=phone)
-        plan = TreatmentPlan(patient=patient, condition="sciatica", modality="dry needling", planned_sessions=1,
-                             cadence_minutes=10080)
+        plan = TreatmentPlan(
+            patient=patient, condition="sciatica", modality="dry needling", planned_sessions=1, cadence_minutes=10080
+        )
         appointment = Appointment(plan=plan, start_at=APPOINTMENT_AT, end_at=APPOINTMENT_AT + timedelta(minutes=45))
         session.add_all([clinic, patient, plan, appointment])
         session.flush()
-        enrollment = Enrollment(patient_id=patient.id, plan_id=plan.id, sequence_key="test-visits",
-                                created_at=ENROLLED_AT, updated_at=ENROLLED_AT)
+        enrollment = Enrollment(
+            patient_id=patient.id,
+            plan_id=plan.id,
+            sequence_key="test-visits",
+            created_at=ENROLLED_AT,
+            updated_at=ENROLLED_AT,
+        )
         session.add(enrollment)
         session.flush()
         reconcile_enrollment(session, enrollment.id)
@@ -189,8 +200,9 @@ def test_claim_takes_only_due_rows_oldest_first_and_marks_them_queued(session: S
 
 def test_claim_waits_for_next_attempt_at_and_honours_the_limit(session: Session) -> None:
     world = make_world(session)
-    session.execute(update(Message).where(Message.id == world.email_id)
-                    .values(next_attempt_at=SEND_AT + timedelta(minutes=10)))
+    session.execute(
+        update(Message).where(Message.id == world.email_id).values(next_attempt_at=SEND_AT + timedelta(minutes=10))
+    )
     session.commit()
     with clock.frozen(SEND_AT):
         assert claim_due(limit=5) == [world.sms_id]
@@ -200,10 +212,20 @@ def test_claim_waits_for_next_attempt_at_and_honours_the_limit(session: Session)
 
 def _insert_due(session: Session, world: World, count: int) -> list[int]:
     rows = [
-        {"enrollment_id": world.enrollment_id, "patient_id": world.patient_id, "step_key": "bulk",
-         "occurrence": f"n:{i}", "channel": Channel.SMS, "template": "reminder", "context": {},
-         "due_at": SEND_AT - timedelta(seconds=i), "status": MessageStatus.SCHEDULED, "attempts": 0,
-         "created_at": ENROLLED_AT, "updated_at": ENROLLED_AT}
+        {
+            "enrollment_id": world.enrollment_id,
+            "patient_id": world.patient_id,
+            "step_key": "bulk",
+            "occurrence": f"n:{i}",
+            "channel": Channel.SMS,
+            "template": "reminder",
+            "context": {},
+            "due_at": SEND_AT - timedelta(seconds=i),
+            "status": MessageStatus.SCHEDULED,
+            "attempts": 0,
+            "created_at": ENROLLED_AT,
+            "updated_at": ENROLLED_AT,
+        }
         for i in range(count)
     ]
     session.execute(insert(Message), rows)
@@ -260,8 +282,9 @@ def test_claimers_in_separate_processes_split_the_rows_on_postgresql(pg_url: str
         print(",".join(map(str, got)))
     """)
     root = Path(__file__).resolve().parents[2]
-    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, text=True) for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     per_process = [[int(x) for x in out.split(",") if x] for out in outputs]
@@ -393,8 +416,9 @@ def _closed_port_url() -> str:
         return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
-def test_a_refused_connection_is_retried(session: Session, fake: FakeProviders,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_connection_is_retried(
+    session: Session, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world = make_world(session)
     monkeypatch.setenv("ENGAGE_TWILIO_API_BASE", _closed_port_url())
     get_settings.cache_clear()
@@ -466,8 +490,9 @@ def _wait_for(condition: object, seconds: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def test_out_of_attempts_the_message_fails(session: Session, fake: FakeProviders,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_of_attempts_the_message_fails(
+    session: Session, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ENGAGE_MAX_ATTEMPTS", "3")
     get_settings.cache_clear()
     reset_providers()
@@ -580,8 +605,13 @@ def test_a_configuration_error_stops_loudly_and_puts_the_row_back_in_queued(
     ],
 )
 def test_an_account_level_refusal_stops_loudly_and_puts_the_row_back_in_queued(
-    session: Session, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch,
-    kind: str, setting: tuple[str, str] | None, fault: dict[str, int] | None, expected: str,
+    session: Session,
+    fake: FakeProviders,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    setting: tuple[str, str] | None,
+    fault: dict[str, int] | None,
+    expected: str,
 ) -> None:
     if setting is not None:
         monkeypatch.setenv(*setting)
@@ -610,8 +640,9 @@ def test_a_queued_message_of_a_cancelled_appointment_is_cancelled_at_send_time(
     world = make_world(session)
     with clock.frozen(SEND_AT):
         claim_due()
-        session.execute(update(Appointment).where(Appointment.id == world.appointment_id)
-                        .values(status=AppointmentStatus.CANCELLED))
+        session.execute(
+            update(Appointment).where(Appointment.id == world.appointment_id).values(status=AppointmentStatus.CANCELLED)
+        )
         session.commit()
         result = send_one(world.sms_id)
     assert result.outcome is Outcome.CANCELLED
@@ -714,8 +745,11 @@ def test_a_row_moved_later_after_it_was_claimed_goes_back_unchanged_and_is_not_s
     with clock.frozen(SEND_AT):
         assert world.sms_id in claim_due()
     # A reconcile that read the row while it was still scheduled writes the move after the claim.
-    session.execute(update(Appointment).where(Appointment.id == world.appointment_id)
-                    .values(start_at=later, end_at=later + timedelta(minutes=45)))
+    session.execute(
+        update(Appointment)
+        .where(Appointment.id == world.appointment_id)
+        .values(start_at=later, end_at=later + timedelta(minutes=45))
+    )
     session.execute(update(Message).where(Message.id == world.sms_id).values(due_at=new_due))
     session.commit()
     with clock.frozen(SEND_AT):

@@ -595,9 +595,11 @@ def test_fake_refuses_a_negative_latency() -> None:
 
 # -- attachments (the add-to-calendar file) --------------------------------
 
-ICS = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//engage//test//EN\r\nBEGIN:VEVENT\r\n"
-       b"UID:engage-42@clinic.example\r\nDTSTAMP:20261201T120000Z\r\nDTSTART:20261203T150000Z\r\nDTEND:20261203T154500Z\r\nSUMMARY:Appointment\r\n"
-       b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+ICS = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//engage//test//EN\r\nBEGIN:VEVENT\r\n"
+    b"UID:engage-42@clinic.example\r\nDTSTAMP:20261201T120000Z\r\nDTSTART:20261203T150000Z\r\nDTEND:20261203T154500Z\r\nSUMMARY:Appointment\r\n"
+    b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
 
 
 def email_with_calendar(message_id: int = 42) -> OutgoingEmail:

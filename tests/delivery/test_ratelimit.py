@@ -123,8 +123,10 @@ def test_redis_bucket_is_shared_by_separate_processes(redis_url: str) -> None:
         print(",".join(map(repr, stamps)))
     """)
     root = Path(__file__).resolve().parents[2]
-    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, text=True)
-             for _ in range(processes)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
     outputs = [p.communicate(timeout=60)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     stamps = sorted(float(x) for out in outputs for x in out.strip().split(","))

@@ -82,16 +82,26 @@ class RemoteFakeProviders:
 
 
 @contextlib.contextmanager
-def spawn_fake_server(port: int = 0, startup_timeout: float = 10.0, *, latency: float = 0.0,
-                      jitter: float = 0.0) -> Iterator[RemoteFakeProviders]:
+def spawn_fake_server(
+    port: int = 0, startup_timeout: float = 10.0, *, latency: float = 0.0, jitter: float = 0.0
+) -> Iterator[RemoteFakeProviders]:
     """Run ``python -m tests.fakes.provider_server`` as a child process for the block; yields its client.
 
     ``latency`` ± ``jitter`` seconds: how long each vendor request waits (see ``--latency``).
     """
     root = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.provider_server", "--port", str(port), "--latency", str(latency),
-         "--jitter", str(jitter)],
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.provider_server",
+            "--port",
+            str(port),
+            "--latency",
+            str(latency),
+            "--jitter",
+            str(jitter),
+        ],
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,

@@ -91,7 +91,9 @@ def assert_no_patient_words(post: Post) -> None:
 
 
 def test_a_sent_sms_is_posted_once_signed_and_without_the_patients_details(
-    session: Session, fake: FakeProviders, receiver: WebhookReceiver,
+    session: Session,
+    fake: FakeProviders,
+    receiver: WebhookReceiver,
 ) -> None:
     world = make_world(session)
     endpoint = add_endpoint(clinic_of(world), receiver.url)
@@ -106,7 +108,11 @@ def test_a_sent_sms_is_posted_once_signed_and_without_the_patients_details(
     data = body["data"]
     assert isinstance(data, dict)
     assert (data["message_id"], data["patient_id"], data["channel"], data["step"]) == (
-        world.sms_id, world.patient_id, "sms", "reminder")
+        world.sms_id,
+        world.patient_id,
+        "sms",
+        "reminder",
+    )
     assert data["provider_message_id"] == fake.sms_requests()[0]["sid"]
     assert "status" not in data and "error_code" not in data  # those say how a message.failed failed
 
@@ -120,7 +126,9 @@ def test_a_sent_sms_is_posted_once_signed_and_without_the_patients_details(
 
 
 def test_a_permanent_provider_refusal_posts_message_failed_with_its_code(
-    session: Session, fake: FakeProviders, receiver: WebhookReceiver,
+    session: Session,
+    fake: FakeProviders,
+    receiver: WebhookReceiver,
 ) -> None:
     world = make_world(session)
     endpoint = add_endpoint(clinic_of(world), receiver.url)
@@ -136,7 +144,9 @@ def test_a_permanent_provider_refusal_posts_message_failed_with_its_code(
 
 
 def test_an_undelivered_callback_after_sent_posts_message_failed_once(
-    session: Session, fake: FakeProviders, receiver: WebhookReceiver,
+    session: Session,
+    fake: FakeProviders,
+    receiver: WebhookReceiver,
 ) -> None:
     world = make_world(session)
     add_endpoint(clinic_of(world), receiver.url)
@@ -151,7 +161,8 @@ def test_an_undelivered_callback_after_sent_posts_message_failed_once(
 
 
 def test_consent_replies_and_scores_are_posted_as_their_own_events(
-    session: Session, receiver: WebhookReceiver,
+    session: Session,
+    receiver: WebhookReceiver,
 ) -> None:
     world = make_world(session)
     clinic_id = clinic_of(world)
@@ -168,7 +179,11 @@ def test_consent_replies_and_scores_are_posted_as_their_own_events(
     bodies = {b["type"]: b["data"] for b in (verify(p, endpoint.secret) for p in receiver.posts())}
     assert set(bodies) == {"consent.changed", "outcome.recorded", "reply.received"}
     assert bodies["consent.changed"] == bodies["consent.changed"] | {  # type: ignore[operator]
-        "patient_id": world.patient_id, "channel": "email", "state": "opted_out", "source": "staff"}
+        "patient_id": world.patient_id,
+        "channel": "email",
+        "state": "opted_out",
+        "source": "staff",
+    }
     assert bodies["outcome.recorded"]["score"] == 4 and bodies["outcome.recorded"]["source"] == "staff"  # type: ignore[index]
     assert bodies["reply.received"]["kind"] == "other"  # type: ignore[index]
     assert bodies["reply.received"]["patient_id"] == world.patient_id  # type: ignore[index]
@@ -178,7 +193,9 @@ def test_consent_replies_and_scores_are_posted_as_their_own_events(
 
 
 def test_without_an_endpoint_no_event_is_written_and_another_clinics_endpoint_hears_nothing(
-    session: Session, fake: FakeProviders, receiver: WebhookReceiver,
+    session: Session,
+    fake: FakeProviders,
+    receiver: WebhookReceiver,
 ) -> None:
     world = make_world(session)
     with session_scope() as s:
@@ -197,7 +214,8 @@ def test_without_an_endpoint_no_event_is_written_and_another_clinics_endpoint_he
 
 
 def test_failed_posts_are_retried_with_backoff_and_the_same_event_id_until_a_2xx(
-    session: Session, receiver: WebhookReceiver,
+    session: Session,
+    receiver: WebhookReceiver,
 ) -> None:
     world = make_world(session)
     endpoint = add_endpoint(clinic_of(world), receiver.url)
@@ -233,7 +251,9 @@ def test_failed_posts_are_retried_with_backoff_and_the_same_event_id_until_a_2xx
 
 
 def test_a_slow_endpoint_times_out_and_an_endpoint_that_never_answers_2xx_is_given_up(
-    session: Session, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch,
+    session: Session,
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ENGAGE_WEBHOOK_TIMEOUT_SECONDS", "0.3")
     get_settings.cache_clear()
@@ -258,7 +278,8 @@ def test_a_slow_endpoint_times_out_and_an_endpoint_that_never_answers_2xx_is_giv
 
 
 def test_a_claimed_event_whose_worker_died_is_posted_again_when_its_lease_ends(
-    session: Session, receiver: WebhookReceiver,
+    session: Session,
+    receiver: WebhookReceiver,
 ) -> None:
     world = make_world(session)
     add_endpoint(clinic_of(world), receiver.url)
@@ -288,7 +309,8 @@ def test_a_removed_endpoint_gets_nothing_more(session: Session, receiver: Webhoo
 
 
 def test_two_deliverers_at_once_post_each_event_once_on_postgresql(
-    pg_url: str, receiver: WebhookReceiver,
+    pg_url: str,
+    receiver: WebhookReceiver,
 ) -> None:
     with session_scope() as s:
         world = make_world(s)
@@ -315,12 +337,15 @@ def test_two_deliverers_at_once_post_each_event_once_on_postgresql(
         assert s.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.DELIVERED)) == 40
 
 
-@pytest.mark.parametrize(("url", "problem"), [
-    ("http://pms.example.org/hooks", "must use https"),
-    ("ftp://pms.example.org/hooks", "looks like https://"),
-    ("https:///hooks", "looks like https://"),
-    ("https://pms.example.org/" + "x" * 500, "too long"),
-])
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://pms.example.org/hooks", "must use https"),
+        ("ftp://pms.example.org/hooks", "looks like https://"),
+        ("https:///hooks", "looks like https://"),
+        ("https://pms.example.org/" + "x" * 500, "too long"),
+    ],
+)
 def test_an_endpoint_url_engage_must_not_post_to_is_refused(session: Session, url: str, problem: str) -> None:
     clinic_id = clinic_of(make_world(session))
     with session_scope() as s, pytest.raises(InvalidInput, match=problem):
@@ -333,14 +358,21 @@ def test_local_http_is_allowed_for_trying_a_receiver_and_a_clinic_has_at_most_fi
     world = make_world(session)
     clinic_id = clinic_of(world)
     with session_scope() as s:
-        for url in ("http://127.0.0.1:9000/a", "http://localhost/b", "http://[::1]:8080/c", "https://x.example/d",
-                    "https://x.example/e"):
+        for url in (
+            "http://127.0.0.1:9000/a",
+            "http://localhost/b",
+            "http://[::1]:8080/c",
+            "https://x.example/d",
+            "https://x.example/e",
+        ):
             endpoints.create_endpoint(s, clinic_id, url, actor="admin@clinic.example")
     with session_scope() as s, pytest.raises(InvalidInput, match="at most 5"):
         endpoints.create_endpoint(s, clinic_id, "https://x.example/f", actor="admin@clinic.example")
     with session_scope() as s:
-        assert all(e.secret.startswith("whsec_") and len(base64.b64decode(e.secret[6:])) == 32
-                   for e in endpoints.list_endpoints(s, clinic_id))
+        assert all(
+            e.secret.startswith("whsec_") and len(base64.b64decode(e.secret[6:])) == 32
+            for e in endpoints.list_endpoints(s, clinic_id)
+        )
 
 
 def test_an_event_emitted_twice_is_owed_once(session: Session, receiver: WebhookReceiver) -> None:

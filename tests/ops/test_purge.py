@@ -30,23 +30,45 @@ def _seed(world: World, age: timedelta, *, status: MessageStatus = MessageStatus
     message_id = add_message(world, status=status, due_at=at, sent_at=at)
     with session_scope() as session:
         session.execute(update(Message).where(Message.id == message_id).values(context={"day": 2}))
-        event = DeliveryEvent(message_id=message_id, provider="twilio", event_id=f"ev-{message_id}",
-                              status="delivered", payload={"To": PATIENT_PHONE, "MessageStatus": "delivered"},
-                              received_at=at)
-        reply = InboundMessage(provider_sid=f"SM{message_id:032d}", patient_id=world.patient_id,
-                               from_phone=PATIENT_PHONE, body="7, my leg still hurts", kind="score", received_at=at)
+        event = DeliveryEvent(
+            message_id=message_id,
+            provider="twilio",
+            event_id=f"ev-{message_id}",
+            status="delivered",
+            payload={"To": PATIENT_PHONE, "MessageStatus": "delivered"},
+            received_at=at,
+        )
+        reply = InboundMessage(
+            provider_sid=f"SM{message_id:032d}",
+            patient_id=world.patient_id,
+            from_phone=PATIENT_PHONE,
+            body="7, my leg still hurts",
+            kind="score",
+            received_at=at,
+        )
         session.add_all([event, reply])
         session.flush()
-        session.add(Outcome(patient_id=world.patient_id, prompt_message_id=message_id, inbound_message_id=reply.id,
-                            score=7, source="sms", recorded_at=at))
+        session.add(
+            Outcome(
+                patient_id=world.patient_id,
+                prompt_message_id=message_id,
+                inbound_message_id=reply.id,
+                score=7,
+                source="sms",
+                recorded_at=at,
+            )
+        )
         session.flush()
         return {"message": message_id, "event": event.id, "reply": reply.id}
 
 
 def _state(ids: dict[str, int]) -> tuple[Message, DeliveryEvent, InboundMessage]:
     with session_scope() as session:
-        return (session.get_one(Message, ids["message"]), session.get_one(DeliveryEvent, ids["event"]),
-                session.get_one(InboundMessage, ids["reply"]))
+        return (
+            session.get_one(Message, ids["message"]),
+            session.get_one(DeliveryEvent, ids["event"]),
+            session.get_one(InboundMessage, ids["reply"]),
+        )
 
 
 def test_purge_empties_what_is_past_the_window_and_keeps_ids_statuses_times_and_scores() -> None:
@@ -114,14 +136,21 @@ def test_engage_purge_from_the_command_line() -> None:
 
 
 def test_beat_runs_the_purge_weekly_only_when_a_window_is_set() -> None:
-    script = ("import celeryconfig as c; e = c.beat_schedule.get('purge'); "
-              "print(e and e['task'], e and sorted(e['schedule'].day_of_week))")
+    script = (
+        "import celeryconfig as c; e = c.beat_schedule.get('purge'); "
+        "print(e and e['task'], e and sorted(e['schedule'].day_of_week))"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    on = subprocess.run([sys.executable, "-c", script], env={**env, "ENGAGE_PURGE_AFTER_DAYS": "365"},
-                        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    on = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, "ENGAGE_PURGE_AFTER_DAYS": "365"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert on.stdout.split() == ["engage.purge", "[0]"], on.stderr
-    off = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    off = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert off.stdout.split() == ["None", "None"], off.stderr
 
 
@@ -150,12 +179,17 @@ def test_purge_deletes_settled_webhook_events_past_the_window_and_keeps_pending_
             emit(session, EventType.MESSAGE_SENT, [ids["message"]])
             emit(session, EventType.REPLY_RECEIVED, [ids["reply"]])
     with session_scope() as session:  # the old message's event was delivered; the old reply's is still owed
-        session.execute(update(WebhookEvent).where(WebhookEvent.subject_id == old["message"],
-                                                   WebhookEvent.type == EventType.MESSAGE_SENT)
-                        .values(status=EventStatus.DELIVERED))
+        session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.subject_id == old["message"], WebhookEvent.type == EventType.MESSAGE_SENT)
+            .values(status=EventStatus.DELIVERED)
+        )
 
     assert retention.purge(YEAR).webhook_events == 1
     with session_scope() as session:
         left = {(e.type, e.subject_id) for e in session.scalars(select(WebhookEvent))}
-    assert left == {(EventType.REPLY_RECEIVED, old["reply"]), (EventType.MESSAGE_SENT, recent["message"]),
-                    (EventType.REPLY_RECEIVED, recent["reply"])}
+    assert left == {
+        (EventType.REPLY_RECEIVED, old["reply"]),
+        (EventType.MESSAGE_SENT, recent["message"]),
+        (EventType.REPLY_RECEIVED, recent["reply"]),
+    }

@@ -20,8 +20,12 @@ from engage.records.models import Base
 
 #: Indexes created only in migrations (0006): functional, partial or with INCLUDE columns.
 MIGRATION_ONLY_INDEXES = {
-    "ix_message_status_updated_at", "ix_patient_clinic_email", "ix_patient_clinic_first_name_lower",
-    "ix_patient_clinic_last_name_lower", "ix_patient_clinic_sort", "ix_patient_phone_invalid",
+    "ix_message_status_updated_at",
+    "ix_patient_clinic_email",
+    "ix_patient_clinic_first_name_lower",
+    "ix_patient_clinic_last_name_lower",
+    "ix_patient_clinic_sort",
+    "ix_patient_phone_invalid",
 }
 
 
@@ -44,8 +48,11 @@ def test_the_migrated_schema_matches_the_models(db_url: str) -> None:
 def test_the_indexes_only_migrations_make_are_all_there(db_url: str) -> None:
     # Read from the catalogue: SQLAlchemy cannot reflect SQLite's expression indexes, so the comparison
     # above would not notice them missing (0007's table copy once dropped three of them on SQLite).
-    catalogue = ("SELECT name FROM sqlite_master WHERE type = 'index'" if db_url.startswith("sqlite")
-                 else "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+    catalogue = (
+        "SELECT name FROM sqlite_master WHERE type = 'index'"
+        if db_url.startswith("sqlite")
+        else "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+    )
     engine = make_engine(db_url)
     try:
         with engine.connect() as connection:

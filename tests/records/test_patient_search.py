@@ -52,7 +52,8 @@ def test_another_clinics_patients_never_appear_and_pages_add_up(session: Session
     second = search_patients(session, clinic_id, "", page=2, per_page=2)
     assert len(second.patients) == 1
     assert {p.id for p in everyone.patients} | {p.id for p in second.patients} == {
-        p.id for p in search_patients(session, clinic_id, "").patients}
+        p.id for p in search_patients(session, clinic_id, "").patients
+    }
     with pytest.raises(InvalidInput):
         search_patients(session, clinic_id, "", page=0)
 

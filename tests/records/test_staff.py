@@ -27,11 +27,13 @@ def test_password_is_stored_as_argon2id_and_checked(session: Session) -> None:
 def test_short_password_and_unknown_role_are_refused_and_nothing_is_saved(session: Session) -> None:
     clinic = seed.clinic(session)
     with pytest.raises(InvalidInput, match="at least 12 characters"):
-        accounts.create_staff(session, clinic_id=clinic.id, email="a@clinic.example", name="A", role_name="admin",
-                              password="short-pass1")
+        accounts.create_staff(
+            session, clinic_id=clinic.id, email="a@clinic.example", name="A", role_name="admin", password="short-pass1"
+        )
     with pytest.raises(InvalidInput, match="unknown role"):
-        accounts.create_staff(session, clinic_id=clinic.id, email="a@clinic.example", name="A", role_name="boss",
-                              password=seed.PASSWORD)
+        accounts.create_staff(
+            session, clinic_id=clinic.id, email="a@clinic.example", name="A", role_name="boss", password=seed.PASSWORD
+        )
     assert accounts.list_staff(session, clinic.id) == []
 
 
@@ -41,8 +43,11 @@ def test_wrong_password_unknown_email_and_deactivated_account_get_the_same_answe
     seed.staff(session, clinic.id, "desk@clinic.example")
     accounts.deactivate_staff(session, gone.id)
     answers = set()
-    for email, password in [("desk@clinic.example", "wrong password!"), ("nobody@clinic.example", seed.PASSWORD),
-                            ("gone@clinic.example", seed.PASSWORD)]:
+    for email, password in [
+        ("desk@clinic.example", "wrong password!"),
+        ("nobody@clinic.example", seed.PASSWORD),
+        ("gone@clinic.example", seed.PASSWORD),
+    ]:
         with pytest.raises(accounts.LoginRefused) as refused:
             accounts.authenticate(session, email, password, ip="10.0.0.1")
         answers.add(str(refused.value))

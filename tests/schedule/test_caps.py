@@ -31,8 +31,10 @@ PRIORITY = {step.key: step.priority for step in SHIPPED.steps}
 
 
 def every(days: int, n: int, first: datetime = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)) -> list[AppointmentFacts]:
-    return [AppointmentFacts(100 + i, first + timedelta(days=days * i), first + timedelta(days=days * i, minutes=45))
-            for i in range(n)]
+    return [
+        AppointmentFacts(100 + i, first + timedelta(days=days * i), first + timedelta(days=days * i, minutes=45))
+        for i in range(n)
+    ]
 
 
 def capped_policy(per_day: int = 1, per_week: int = 4, **extra: object) -> Policy:
@@ -70,9 +72,12 @@ def test_capped_messages_stay_on_the_timeline_with_the_reason() -> None:
 def test_a_higher_priority_step_wins_the_days_only_slot() -> None:
     # A reminder (24 h before a session) and a stretch prompt fall on the same day: the reminder goes.
     messages = plan_messages(PlanFacts(1), every(2, 2), SHIPPED, capped_policy(per_week=99), ENROLLED)
-    on_reminder_day = [m for m in messages if m.channel is Channel.SMS
-                       and local_date(m.due_at, ZoneInfo(TZ)) == local_date(every(2, 2)[1].start, ZoneInfo(TZ))
-                       - timedelta(days=1)]
+    on_reminder_day = [
+        m
+        for m in messages
+        if m.channel is Channel.SMS
+        and local_date(m.due_at, ZoneInfo(TZ)) == local_date(every(2, 2)[1].start, ZoneInfo(TZ)) - timedelta(days=1)
+    ]
     kept = [m.step_key for m in on_reminder_day if m.skip_reason is None]
     assert kept == ["visit-reminder"]
     assert {m.step_key for m in on_reminder_day if m.skip_reason == FREQUENCY_CAP} >= {"stretch"}
@@ -111,12 +116,22 @@ def plans(draw: st.DrawFn) -> tuple[list[AppointmentFacts], Policy, tuple[SentSm
     appointments = []
     for i in range(draw(st.integers(0, 10))):
         start += timedelta(hours=draw(st.integers(20, 24 * 8)))
-        status = draw(st.sampled_from([AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED,
-                                       AppointmentStatus.BOOKED, AppointmentStatus.CANCELLED]))
+        status = draw(
+            st.sampled_from(
+                [
+                    AppointmentStatus.BOOKED,
+                    AppointmentStatus.COMPLETED,
+                    AppointmentStatus.BOOKED,
+                    AppointmentStatus.CANCELLED,
+                ]
+            )
+        )
         appointments.append(AppointmentFacts(i + 1, start, start + timedelta(minutes=45), status))
     policy = capped_policy(draw(st.integers(0, 3)), draw(st.integers(0, 8)))
-    history = tuple(SentSms(datetime(2026, 11, 2, tzinfo=UTC) + timedelta(hours=draw(st.integers(0, 24 * 40))))
-                    for _ in range(draw(st.integers(0, 4))))
+    history = tuple(
+        SentSms(datetime(2026, 11, 2, tzinfo=UTC) + timedelta(hours=draw(st.integers(0, 24 * 40))))
+        for _ in range(draw(st.integers(0, 4)))
+    )
     return appointments, policy, history
 
 
@@ -140,12 +155,15 @@ def test_caps_laws(scenario: tuple[list[AppointmentFacts], Policy, tuple[SentSms
         if message.skip_reason == FREQUENCY_CAP:
             assert message.channel is Channel.SMS
             day = local_date(message.due_at, tz)
-            stronger = Counter(local_date(m.due_at, tz) for m in texts
-                               if PRIORITY[m.step_key] >= PRIORITY[message.step_key])
+            stronger = Counter(
+                local_date(m.due_at, tz) for m in texts if PRIORITY[m.step_key] >= PRIORITY[message.step_key]
+            )
             stronger += Counter(local_date(h.due_at, tz) for h in history)
             full_day = stronger[day] >= policy.sms_per_day
-            full_week = any(sum(stronger[day - timedelta(days=back) + timedelta(days=i)] for i in range(7))
-                            >= policy.sms_per_week for back in range(7))
+            full_week = any(
+                sum(stronger[day - timedelta(days=back) + timedelta(days=i)] for i in range(7)) >= policy.sms_per_week
+                for back in range(7)
+            )
             assert full_day or full_week, message
     # Deterministic: the order appointments come in changes nothing.
     assert plan_messages(PlanFacts(1), list(reversed(appointments)), SHIPPED, policy, ENROLLED, history) == messages
@@ -167,8 +185,11 @@ def test_a_rebook_prompt_when_sessions_are_left_but_none_is_booked() -> None:
     (rebook,) = [m for m in messages if m.step_key == "rebook"]
     assert rebook.context["sessions_left"] == 4 and rebook.occurrence == "rebook:2"
     booked = [*done, every(7, 3)[2]]  # the next one is booked: no prompt
-    assert not [m for m in plan_messages(PlanFacts(1, planned_sessions=6), booked, SHIPPED, Policy(TZ), ENROLLED)
-                if m.step_key == "rebook"]
+    assert not [
+        m
+        for m in plan_messages(PlanFacts(1, planned_sessions=6), booked, SHIPPED, Policy(TZ), ENROLLED)
+        if m.step_key == "rebook"
+    ]
     finished = plan_messages(PlanFacts(1, planned_sessions=2), done, SHIPPED, Policy(TZ), ENROLLED)
     assert not [m for m in finished if m.step_key == "rebook"]
 
@@ -182,7 +203,9 @@ def test_one_booking_confirmation_for_the_plan_then_one_for_each_appointment_add
     messages = plan_messages(PlanFacts(1), [*sessions, added], SHIPPED, Policy(TZ), ENROLLED)
     confirmations = [m for m in messages if m.step_key == "booking-confirmation"]
     assert [(m.occurrence, m.appointment_id) for m in confirmations] == [
-        ("booked:enrollment", sessions[0].id), (f"booked:{added.id}", added.id)]
+        ("booked:enrollment", sessions[0].id),
+        (f"booked:{added.id}", added.id),
+    ]
     assert confirmations[0].due_at >= enrolled + timedelta(minutes=1)  # then quiet hours (20:00 in New York)
     assert confirmations[1].due_at == added_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
     assert confirmations[0].context["booked_count"] == 3
@@ -193,11 +216,17 @@ def test_a_visit_recorded_after_it_started_is_history_and_confirms_nothing() -> 
     past, ahead = every(7, 2, first=enrolled - timedelta(days=3))  # the plan's first visit was before the enrolment
     sessions = [AppointmentFacts(a.id, a.start, a.end, booked_at=enrolled - timedelta(days=10)) for a in (past, ahead)]
     late = every(7, 4, first=enrolled - timedelta(days=3))[3]
-    history = AppointmentFacts(9, enrolled + timedelta(days=20), enrolled + timedelta(days=20, minutes=45),
-                               booked_at=enrolled + timedelta(days=21))  # synced the day after it happened
+    history = AppointmentFacts(
+        9,
+        enrolled + timedelta(days=20),
+        enrolled + timedelta(days=20, minutes=45),
+        booked_at=enrolled + timedelta(days=21),
+    )  # synced the day after it happened
     added = AppointmentFacts(late.id, late.start, late.end, booked_at=enrolled + timedelta(days=5))
     messages = plan_messages(PlanFacts(1), [*sessions, history, added], SHIPPED, Policy(TZ), ENROLLED)
     confirmations = [m for m in messages if m.step_key == "booking-confirmation"]
     assert [(m.occurrence, m.appointment_id) for m in confirmations] == [
-        ("booked:enrollment", ahead.id), (f"booked:{added.id}", added.id)]
+        ("booked:enrollment", ahead.id),
+        (f"booked:{added.id}", added.id),
+    ]
     assert confirmations[0].context["booked_count"] == 1

@@ -11,8 +11,13 @@ from engage.schedule.clinic_settings import change_clinic_settings
 
 
 def _clinic(session: Session) -> int:
-    clinic = create_clinic(session, name="Lycoming Orthopedic & Sports Acupuncture", timezone="America/New_York",
-                           address="1 Main St\nWilliamsport, PA 17701", email="care@lycoming.example")
+    clinic = create_clinic(
+        session,
+        name="Lycoming Orthopedic & Sports Acupuncture",
+        timezone="America/New_York",
+        address="1 Main St\nWilliamsport, PA 17701",
+        email="care@lycoming.example",
+    )
     session.commit()
     return clinic.id
 
@@ -35,8 +40,9 @@ def test_settings_are_saved_and_caps_default_to_one_a_day_four_a_week(session: S
     clinic, _ = change_clinic_settings(session, clinic_id, sms_name="  Lycoming   Ortho ")
     assert clinic.sms_name == "Lycoming Ortho"
     assert sms_caps(clinic) == (1, 4)
-    clinic, _ = change_clinic_settings(session, clinic_id, sms_per_day=2, sms_per_week=5, steps_off=["rebook"],
-                                       prefers_email=True)
+    clinic, _ = change_clinic_settings(
+        session, clinic_id, sms_per_day=2, sms_per_week=5, steps_off=["rebook"], prefers_email=True
+    )
     session.commit()
     assert sms_caps(clinic) == (2, 5) and clinic.steps_off == ["rebook"] and clinic.prefers_email
     clinic, _ = change_clinic_settings(session, clinic_id, steps_on=["rebook"], sms_per_day=None)

@@ -23,7 +23,8 @@ def test_shipped_steps_read_as_plain_words() -> None:
     assert words["what-to-expect"].startswith("Email 48 h before the first session")
     assert words["aftercare"] == "SMS 2 h after each of the first 2 sessions ends, moved later out of quiet hours"
     assert words["stretch"].startswith(
-        "SMS at 09:00 local time, 1 day after each of the first 2 sessions ends, then every 1 day (3")
+        "SMS at 09:00 local time, 1 day after each of the first 2 sessions ends, then every 1 day (3"
+    )
     assert words["no-show-follow-up"].startswith("SMS 1 h after a session marked no-show ends")
     assert words["booking-confirmation"].startswith("SMS 1 min after a booking")
     assert "every 3rd session and the last session" in words["reassessment"]
@@ -40,15 +41,23 @@ def test_the_preview_is_what_enrolling_then_plans_and_writes_nothing(session: Se
     james = seed.patient(session, clinic.id, "James", "Carter", email="james@example.com")
     james.phone = None  # no phone: every SMS would be skipped, and the preview says so
     first = (utcnow() + timedelta(days=6)).strftime("%Y-%m-%dT10:00")
-    plan = create_plan(session, patient_id=james.id, condition="sciatica", modality="dry needling", first=first,
-                       sessions=2, every=timedelta(days=7))
+    plan = create_plan(
+        session,
+        patient_id=james.id,
+        condition="sciatica",
+        modality="dry needling",
+        first=first,
+        sessions=2,
+        every=timedelta(days=7),
+    )
     rows = preview_enrollment(session, james, plan, "dry-needling-sciatica")
     assert session.scalar(select(func.count()).select_from(Message)) == 0
     assert session.scalar(select(func.count()).select_from(Enrollment)) == 0
     assert {r.reason for r in rows if r.channel.value == "sms"} == {"no phone number"}
     enroll(session, james.id, plan.id, "dry-needling-sciatica")
-    written = session.execute(select(Message.step_key, Message.due_at, Message.status).order_by(Message.due_at,
-                                                                                                 Message.step_key))
+    written = session.execute(
+        select(Message.step_key, Message.due_at, Message.status).order_by(Message.due_at, Message.step_key)
+    )
     assert [(r.step, r.due_at, r.status) for r in rows] == [tuple(w) for w in written]
     assert all(r.local_due_at.utcoffset() is not None for r in rows)
     assert any(r.status is MessageStatus.SCHEDULED for r in rows)

@@ -50,11 +50,16 @@ def test_staff_opt_out_cancels_pending_sms_and_opt_in_brings_them_back(session: 
     # Every planned text comes back; the welcome SMS does not (engage.schedule.welcome: never revived for consent).
     assert result.revived == len(sms) - 1
     after = [m for m in seed.messages(session, ana.id) if m.channel is Channel.SMS]
-    assert all(m.status is MessageStatus.SCHEDULED for m in after
-               if m.step_key != "welcome" and m.status_reason != FREQUENCY_CAP)
+    assert all(
+        m.status is MessageStatus.SCHEDULED
+        for m in after
+        if m.step_key != "welcome" and m.status_reason != FREQUENCY_CAP
+    )
     assert [m.status for m in after if m.step_key == "welcome"] == [MessageStatus.CANCELLED]
     assert [e.state for e in session.scalars(select(ConsentEvent).order_by(ConsentEvent.id))] == [
-        ConsentState.OPTED_OUT, ConsentState.OPTED_IN]
+        ConsentState.OPTED_OUT,
+        ConsentState.OPTED_IN,
+    ]
     actions = list(session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("consent.%"))))
     assert actions == ["consent.sms_opt_out", "consent.sms_opt_in"]
 

@@ -35,8 +35,13 @@ def weekly(first: datetime, n: int = 6, every: timedelta = timedelta(days=7)) ->
     return out
 
 
-def plan(appointments: list[AppointmentFacts], sequence: Sequence = SHIPPED, tz: str = "America/New_York",
-         quiet: dict[str, Any] | None = None, status: PlanStatus = PlanStatus.ACTIVE) -> list[Any]:
+def plan(
+    appointments: list[AppointmentFacts],
+    sequence: Sequence = SHIPPED,
+    tz: str = "America/New_York",
+    quiet: dict[str, Any] | None = None,
+    status: PlanStatus = PlanStatus.ACTIVE,
+) -> list[Any]:
     return plan_messages(PlanFacts(1, status), appointments, sequence, Policy(tz, quiet or {}), ENROLLED)
 
 
@@ -50,11 +55,20 @@ def local(m: Any) -> datetime:
 
 # --- the shipped sequence -------------------------------------------------------------------
 
+
 def test_shipped_sequence_loads_and_has_its_templates() -> None:
     assert set(load_sequences()) >= {"dry-needling-sciatica"}
     assert [s.key for s in SHIPPED.steps] == [
-        "booking-confirmation", "what-to-expect", "visit-reminder", "aftercare", "stretch", "reassessment",
-        "no-show-follow-up", "rebook", "end-of-plan"]
+        "booking-confirmation",
+        "what-to-expect",
+        "visit-reminder",
+        "aftercare",
+        "stretch",
+        "reassessment",
+        "no-show-follow-up",
+        "rebook",
+        "end-of-plan",
+    ]
     templates_present = Path(__file__).resolve().parents[2] / "templates" / "sms"
     if any(templates_present.glob("*.txt")):  # the templates arrive with the content issue
         assert missing_templates(SHIPPED) == []
@@ -68,7 +82,10 @@ def test_six_weekly_sessions_give_the_exact_timeline() -> None:
 
     [expect] = by_step(messages, "what-to-expect")
     assert (expect.channel, expect.due_at, expect.occurrence) == (
-        Channel.EMAIL, appts[0].start - timedelta(hours=48), "appt:100")
+        Channel.EMAIL,
+        appts[0].start - timedelta(hours=48),
+        "appt:100",
+    )
 
     reminders = by_step(messages, "visit-reminder")
     assert [m.due_at for m in reminders] == [a.start - timedelta(hours=24) for a in appts]
@@ -80,12 +97,15 @@ def test_six_weekly_sessions_give_the_exact_timeline() -> None:
     assert {local(m).time() for m in stretches} == {time(9, 0)}
     first_three = stretches[:3]
     assert [(m.occurrence, m.context["day"], local(m).date().isoformat()) for m in first_three] == [
-        ("appt:100:day:1", 1, "2026-12-02"), ("appt:100:day:2", 2, "2026-12-03"), ("appt:100:day:3", 3, "2026-12-04"),
+        ("appt:100:day:1", 1, "2026-12-02"),
+        ("appt:100:day:2", 2, "2026-12-03"),
+        ("appt:100:day:3", 3, "2026-12-04"),
     ]
 
     reassess = by_step(messages, "reassessment")
     assert [(m.appointment_id, local(m).isoformat()) for m in reassess] == [
-        (102, "2026-12-16T10:00:00-05:00"), (105, "2027-01-06T10:00:00-05:00"),
+        (102, "2026-12-16T10:00:00-05:00"),
+        (105, "2027-01-06T10:00:00-05:00"),
     ]
     assert messages == sorted(messages, key=lambda m: m.due_at)
 
@@ -109,15 +129,34 @@ def test_aftercare_after_an_evening_session_waits_for_the_morning() -> None:
 
 
 def test_reminder_for_an_early_visit_goes_out_the_evening_before() -> None:
-    sequence = _sequence([{"key": "early", "channel": "sms", "template": "visit-reminder",
-                           "anchor": "appointment.start", "offset": "-1h"}])
+    sequence = _sequence(
+        [
+            {
+                "key": "early",
+                "channel": "sms",
+                "template": "visit-reminder",
+                "anchor": "appointment.start",
+                "offset": "-1h",
+            }
+        ]
+    )
     [reminder] = plan(weekly(datetime(2026, 12, 2, 7, 30, tzinfo=NY), n=1), sequence)
     assert local(reminder).isoformat() == "2026-12-01T19:59:00-05:00"
 
 
 def test_quiet_hours_ignore_is_not_moved() -> None:
-    sequence = _sequence([{"key": "late", "channel": "sms", "template": "aftercare", "anchor": "appointment.end",
-                           "offset": "3h", "quiet_hours": "ignore"}])
+    sequence = _sequence(
+        [
+            {
+                "key": "late",
+                "channel": "sms",
+                "template": "aftercare",
+                "anchor": "appointment.end",
+                "offset": "3h",
+                "quiet_hours": "ignore",
+            }
+        ]
+    )
     [late] = plan(weekly(datetime(2026, 12, 1, 18, 30, tzinfo=NY), n=1), sequence)
     assert local(late).time() == time(22, 15)
 
@@ -133,12 +172,16 @@ def test_cancelled_and_no_show_appointments_do_not_count() -> None:
     appts[1] = AppointmentFacts(appts[1].id, appts[1].start, appts[1].end, AppointmentStatus.CANCELLED)
     appts[2] = AppointmentFacts(appts[2].id, appts[2].start, appts[2].end, AppointmentStatus.NO_SHOW)
     messages = plan(appts)
-    assert {m.appointment_id for m in messages
-            if m.step_key not in ("no-show-follow-up", "booking-confirmation", "end-of-plan")} == {100, 103}
+    assert {
+        m.appointment_id
+        for m in messages
+        if m.step_key not in ("no-show-follow-up", "booking-confirmation", "end-of-plan")
+    } == {100, 103}
     assert [m.appointment_id for m in by_step(messages, "no-show-follow-up")] == [102]  # only its follow-up
     reminders = by_step(messages, "visit-reminder")
     assert [(m.appointment_id, m.context["session_number"], m.context["session_count"]) for m in reminders] == [
-        (100, 1, 2), (103, 2, 2),
+        (100, 1, 2),
+        (103, 2, 2),
     ]
     assert [m.appointment_id for m in by_step(messages, "reassessment")] == [103]  # the last one
 
@@ -155,12 +198,26 @@ def test_overlapping_stretch_days_give_one_message_a_morning() -> None:
 
 
 def test_enrollment_and_plan_end_anchors() -> None:
-    sequence = _sequence([
-        {"key": "welcome", "channel": "email", "template": "what-to-expect", "anchor": "enrollment", "offset": "0m",
-         "quiet_hours": "ignore"},
-        {"key": "wrap-up", "channel": "sms", "template": "reassessment", "anchor": "plan.end", "offset": "7d",
-         "at": "10:00"},
-    ])
+    sequence = _sequence(
+        [
+            {
+                "key": "welcome",
+                "channel": "email",
+                "template": "what-to-expect",
+                "anchor": "enrollment",
+                "offset": "0m",
+                "quiet_hours": "ignore",
+            },
+            {
+                "key": "wrap-up",
+                "channel": "sms",
+                "template": "reassessment",
+                "anchor": "plan.end",
+                "offset": "7d",
+                "at": "10:00",
+            },
+        ]
+    )
     appts = weekly(datetime(2026, 12, 1, 9, 0, tzinfo=NY), n=3)
     welcome, wrap_up = plan(appts, sequence)
     assert (welcome.occurrence, welcome.due_at) == ("enrollment", ENROLLED.created_at)
@@ -168,6 +225,7 @@ def test_enrollment_and_plan_end_anchors() -> None:
 
 
 # --- validation -------------------------------------------------------------------------------
+
 
 def _sequence(steps: list[dict[str, Any]]) -> Sequence:
     return Sequence.model_validate({"key": "test", "name": "Test", "steps": steps})
@@ -232,12 +290,16 @@ hhmm = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.sampled
 def steps(draw: st.DrawFn, index: int) -> dict[str, Any]:
     anchor = draw(st.sampled_from(["appointment.start", "appointment.end", "enrollment", "plan.end"]))
     step: dict[str, Any] = {
-        "key": f"s{index}", "channel": draw(st.sampled_from(["sms", "email"])), "template": "t", "anchor": anchor,
+        "key": f"s{index}",
+        "channel": draw(st.sampled_from(["sms", "email"])),
+        "template": "t",
+        "anchor": anchor,
         "quiet_hours": draw(st.sampled_from(["shift", "shift", "ignore"])),
     }
     if anchor.startswith("appointment"):
-        step["appointments"] = draw(st.lists(st.sampled_from(["first", "each", "last", "every:2", "every:3"]),
-                                             min_size=1, max_size=2))
+        step["appointments"] = draw(
+            st.lists(st.sampled_from(["first", "each", "last", "every:2", "every:3"]), min_size=1, max_size=2)
+        )
     sign = draw(st.sampled_from(["", "-"]))
     if draw(st.booleans()):
         step["at"] = draw(hhmm)

@@ -46,17 +46,33 @@ PLANNED_AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SEQ = "dry-needling-sciatica"
 
 
-def setup_plan(session: Session, *, phone: str | None = "+12025550123", email: str | None = "pat@example.com",
-               first: str = "2026-12-01T09:00", sessions: int = 6, capped: bool = False) -> tuple[Patient, Any]:
-    clinic = clinics.create_clinic(session, name="Clinic", timezone="America/New_York", address="1 Main St",
-                                   email="clinic@example.com")
+def setup_plan(
+    session: Session,
+    *,
+    phone: str | None = "+12025550123",
+    email: str | None = "pat@example.com",
+    first: str = "2026-12-01T09:00",
+    sessions: int = 6,
+    capped: bool = False,
+) -> tuple[Patient, Any]:
+    clinic = clinics.create_clinic(
+        session, name="Clinic", timezone="America/New_York", address="1 Main St", email="clinic@example.com"
+    )
     if not capped:  # these tests are about reconciling; the caps have their own (tests/schedule/test_caps.py)
         clinic.sms_per_day = clinic.sms_per_week = 99
-    patient = patients.add_patient(session, clinic_id=clinic.id, first_name="Pat", last_name="Doe", email=email,
-                                  phone=phone)
+    patient = patients.add_patient(
+        session, clinic_id=clinic.id, first_name="Pat", last_name="Doe", email=email, phone=phone
+    )
     with frozen(PLANNED_AT):  # booked well before the first session, whatever time the test then runs at
-        plan = plans.create_plan(session, patient_id=patient.id, condition="sciatica", modality="dry needling",
-                                 first=first, sessions=sessions, every=timedelta(days=7))
+        plan = plans.create_plan(
+            session,
+            patient_id=patient.id,
+            condition="sciatica",
+            modality="dry needling",
+            first=first,
+            sessions=sessions,
+            every=timedelta(days=7),
+        )
     return patient, plan
 
 
@@ -73,9 +89,13 @@ def from_scratch(session: Session, enrollment: Enrollment) -> dict[tuple[str, st
     """Desired due times as planning from nothing would give them."""
     plan = enrollment.plan
     appts = session.scalars(select(Appointment).where(Appointment.plan_id == plan.id)).all()
-    desired = plan_messages(plan_facts(plan), [appointment_facts(a) for a in appts], get_sequence(SEQ),
-                            policy_for(enrollment.patient, enrollment.patient.clinic),
-                            EnrollmentFacts(enrollment.id, enrollment.created_at))
+    desired = plan_messages(
+        plan_facts(plan),
+        [appointment_facts(a) for a in appts],
+        get_sequence(SEQ),
+        policy_for(enrollment.patient, enrollment.patient.clinic),
+        EnrollmentFacts(enrollment.id, enrollment.created_at),
+    )
     return {m.key: m.due_at for m in desired}
 
 
@@ -91,7 +111,11 @@ def test_enrolment_writes_the_planned_messages(session: Session) -> None:
         assert {m.status for m in stored.values()} == {MessageStatus.SCHEDULED}
         stretch = stored[("stretch", f"appt:{plan.appointments[0].id}:day:2")]
         assert (stretch.context["day"], stretch.channel, stretch.template, stretch.patient_id) == (
-            2, Channel.SMS, "stretch", patient.id)
+            2,
+            Channel.SMS,
+            "stretch",
+            patient.id,
+        )
         assert stored[("visit-reminder", f"appt:{plan.appointments[2].id}")].context["session_number"] == 3
 
 
@@ -139,8 +163,11 @@ def test_cancelled_appointment_cancels_its_pending_messages_and_revives_if_reboo
         session.execute(update(Appointment).where(Appointment.id == third.id).values(status=AppointmentStatus.BOOKED))
         result = reconcile_plan(session, plan.id)
         assert result.revived == len(mine)
-        assert all(m.status is MessageStatus.SCHEDULED for m in rows(session, enrollment.id).values()
-                   if m.appointment_id == third.id)
+        assert all(
+            m.status is MessageStatus.SCHEDULED
+            for m in rows(session, enrollment.id).values()
+            if m.appointment_id == third.id
+        )
 
 
 def test_no_show_drops_its_aftercare(session: Session) -> None:
@@ -171,8 +198,9 @@ def test_patient_without_phone_gets_skipped_sms_then_revived_when_a_phone_is_add
         sms = [m for m in stored if m.channel is Channel.SMS]
         assert {(m.status, m.status_reason) for m in sms} == {(MessageStatus.SKIPPED, "no phone number")}
         # The reassessment goes by email instead (the step says or_email); what-to-expect is email anyway.
-        emails = sorted(m.step_key for m in stored
-                        if m.channel is Channel.EMAIL and m.status is MessageStatus.SCHEDULED)
+        emails = sorted(
+            m.step_key for m in stored if m.channel is Channel.EMAIL and m.status is MessageStatus.SCHEDULED
+        )
         assert emails == ["end-of-plan", "reassessment", "reassessment", "what-to-expect"]
 
         patient.phone = "+12025550123"
@@ -190,7 +218,8 @@ def test_opt_out_cancels_and_opting_back_in_revives_future_messages(session: Ses
         record_consent(session, patient.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword")
         assert reconcile_plan(session, plan.id).changed == 0  # still opted out: nothing to revive
         assert {m.status for m in rows(session, enrollment.id).values() if m.channel is Channel.SMS} == {
-            MessageStatus.CANCELLED}
+            MessageStatus.CANCELLED
+        }
     later = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)
     with frozen(later):
         record_consent(session, patient.id, Channel.SMS, ConsentState.OPTED_IN, "sms_keyword")
@@ -207,14 +236,17 @@ def test_pause_resume_cancel(session: Session) -> None:
         paused, result = enrollments.pause(session, enrollment.id)
         assert paused.status.value == "paused" and result.cancelled == 19 + 1  # and the welcome
         assert {(m.status, m.status_reason) for m in rows(session, enrollment.id).values()} == {
-            (MessageStatus.CANCELLED, "paused")}
+            (MessageStatus.CANCELLED, "paused")
+        }
         assert enrollments.pause(session, enrollment.id)[1].changed == 0
     with frozen(datetime(2026, 12, 5, 12, 0, tzinfo=UTC)):  # the first week passed while paused
         resumed, result = enrollments.resume(session, enrollment.id)
         # The first week's texts stay cancelled; the welcome comes back, due at once.
         assert resumed.status.value == "active" and result.revived == 19 - 7 + 1
         assert (rows(session, enrollment.id)[WELCOME].status, rows(session, enrollment.id)[WELCOME].due_at) == (
-            MessageStatus.SCHEDULED, datetime(2026, 12, 5, 12, 0, tzinfo=UTC))
+            MessageStatus.SCHEDULED,
+            datetime(2026, 12, 5, 12, 0, tzinfo=UTC),
+        )
         cancelled, result = enrollments.cancel(session, enrollment.id)
         assert cancelled.status.value == "cancelled" and result.cancelled == 19 - 7 + 1
         reasons = {m.status_reason for m in rows(session, enrollment.id).values()}
@@ -271,7 +303,9 @@ def test_late_enrolment_just_before_the_visit_skips_the_pre_visit_messages(sessi
     first = plan.appointments[0].id
     for step in ("what-to-expect", "visit-reminder"):
         assert (stored[(step, f"appt:{first}")].status, stored[(step, f"appt:{first}")].status_reason) == (
-            MessageStatus.SKIPPED, "due before enrolment")
+            MessageStatus.SKIPPED,
+            "due before enrolment",
+        )
 
 
 def test_moving_an_appointment_into_the_past_skips_rather_than_sends_late(session: Session) -> None:
@@ -314,7 +348,10 @@ def test_timeline_is_sorted_and_shows_local_time(session: Session) -> None:
     keys = {"id", "step", "channel", "template", "due_at", "local_due_at", "status", "appointment_id", "reason"}
     assert keys <= set(first)
     assert (first["step"], first["due_at"], first["local_due_at"]) == (
-        "what-to-expect", "2026-11-29T14:00:00+00:00", "2026-11-29T09:00:00-05:00")
+        "what-to-expect",
+        "2026-11-29T14:00:00+00:00",
+        "2026-11-29T09:00:00-05:00",
+    )
     assert items[2]["reason"] == "no phone number"
 
 
@@ -361,8 +398,11 @@ def test_reconcile_after_any_moves_and_cancellations_equals_planning_from_scratc
             elif op == "cancel":
                 appointments.set_appointment_status(session, appointment.id, AppointmentStatus.CANCELLED)
             else:  # the dispatcher sent one of this appointment's pending messages
-                pending = [m for m in rows(session, enrollment.id).values()
-                           if m.appointment_id == appointment.id and m.status is MessageStatus.SCHEDULED]
+                pending = [
+                    m
+                    for m in rows(session, enrollment.id).values()
+                    if m.appointment_id == appointment.id and m.status is MessageStatus.SCHEDULED
+                ]
                 if pending:
                     sent_now = update(Message).where(Message.id == pending[0].id).values(status=MessageStatus.SENT)
                     session.execute(sent_now)
@@ -374,8 +414,9 @@ def test_reconcile_after_any_moves_and_cancellations_equals_planning_from_scratc
         scheduled = {k: m.due_at for k, m in stored.items() if m.status is MessageStatus.SCHEDULED}
         # No email address: the email steps are skipped, so only SMS steps can be pending.
         email_steps = {step.key for step in get_sequence(SEQ).steps if step.channel == "email"}
-        expected = {k: due for k, due in from_scratch(session, enrollment).items()
-                    if k not in sent and k[0] not in email_steps}
+        expected = {
+            k: due for k, due in from_scratch(session, enrollment).items() if k not in sent and k[0] not in email_steps
+        }
         assert scheduled == expected
         assert all(stored[k].status is MessageStatus.SENT for k in sent)
         assert reconcile_plan(session, plan.id).changed == 0  # idempotent after any history
@@ -423,8 +464,12 @@ def test_a_row_claimed_since_the_session_read_it_is_history_and_reconcile_leaves
     # The earliest row (what-to-expect), then the second visit's reminder, as a dispatcher would claim them.
     assert claim_due(limit=1, now=what_to_expect.due_at, channel=Channel.EMAIL) == [what_to_expect.id]
     # ... and the second as if by another process too: the session's copy is not told.
-    session.execute(update(Message).where(Message.id == reminder.id).values(status=MessageStatus.QUEUED)
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        update(Message)
+        .where(Message.id == reminder.id)
+        .values(status=MessageStatus.QUEUED)
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
     assert what_to_expect.status is reminder.status is MessageStatus.SCHEDULED  # the session's copies are stale
 
@@ -486,15 +531,29 @@ def test_a_row_waiting_for_a_retry_that_moves_earlier_is_claimable_at_its_new_ti
         reminder = rows(session, enrollment.id)[key]
         # A transient provider failure left it scheduled with a retry at 08:00 New York the day after it was due.
         retry_at = datetime(2026, 12, 8, 13, 0, tzinfo=UTC)
-        session.execute(update(Message).where(Message.id == reminder.id).values(
-            next_attempt_at=retry_at, attempts=2, last_error="provider timeout", error_code="timeout",
-            status_reason="retrying"))
+        session.execute(
+            update(Message)
+            .where(Message.id == reminder.id)
+            .values(
+                next_attempt_at=retry_at,
+                attempts=2,
+                last_error="provider timeout",
+                error_code="timeout",
+                status_reason="retrying",
+            )
+        )
         appointments.move_appointment(session, second.id, "2026-12-05T10:00")  # three days earlier
         session.commit()
     moved = rows(session, enrollment.id)[key]
     assert moved.due_at == datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
-    assert (moved.status, moved.next_attempt_at, moved.attempts, moved.last_error, moved.error_code,
-            moved.status_reason) == (MessageStatus.SCHEDULED, None, 0, None, None, None)
+    assert (
+        moved.status,
+        moved.next_attempt_at,
+        moved.attempts,
+        moved.last_error,
+        moved.error_code,
+        moved.status_reason,
+    ) == (MessageStatus.SCHEDULED, None, 0, None, None, None)
     session.commit()  # let the dispatcher's connection write (SQLite)
     assert reminder.id in claim_due(now=moved.due_at)
 
@@ -507,13 +566,22 @@ def test_a_revived_row_forgets_its_earlier_attempts(session: Session) -> None:
         key = ("visit-reminder", f"appt:{third.id}")
         appointments.set_appointment_status(session, third.id, AppointmentStatus.CANCELLED)
         row_id = rows(session, enrollment.id)[key].id
-        session.execute(update(Message).where(Message.id == row_id).values(
-            next_attempt_at=datetime(2026, 12, 30, tzinfo=UTC), attempts=3, last_error="busy", error_code="429"))
+        session.execute(
+            update(Message)
+            .where(Message.id == row_id)
+            .values(next_attempt_at=datetime(2026, 12, 30, tzinfo=UTC), attempts=3, last_error="busy", error_code="429")
+        )
         session.execute(update(Appointment).where(Appointment.id == third.id).values(status=AppointmentStatus.BOOKED))
         assert reconcile_plan(session, plan.id).revived > 0
     revived = rows(session, enrollment.id)[key]
-    assert (revived.status, revived.status_reason, revived.next_attempt_at, revived.attempts, revived.last_error,
-            revived.error_code) == (MessageStatus.SCHEDULED, None, None, 0, None, None)
+    assert (
+        revived.status,
+        revived.status_reason,
+        revived.next_attempt_at,
+        revived.attempts,
+        revived.last_error,
+        revived.error_code,
+    ) == (MessageStatus.SCHEDULED, None, None, 0, None, None)
 
 
 def test_a_row_that_only_changes_context_keeps_its_retry(session: Session) -> None:
@@ -524,8 +592,11 @@ def test_a_row_that_only_changes_context_keeps_its_retry(session: Session) -> No
         key = ("visit-reminder", f"appt:{plan.appointments[1].id}")
         row_id = rows(session, enrollment.id)[key].id
         retry_at = datetime(2026, 12, 8, 13, 0, tzinfo=UTC)
-        session.execute(update(Message).where(Message.id == row_id).values(
-            next_attempt_at=retry_at, attempts=1, context={"stale": True}))
+        session.execute(
+            update(Message)
+            .where(Message.id == row_id)
+            .values(next_attempt_at=retry_at, attempts=1, context={"stale": True})
+        )
         assert reconcile_plan(session, plan.id).updated == 1
     kept = rows(session, enrollment.id)[key]
     assert (kept.next_attempt_at, kept.attempts) == (retry_at, 1) and "stale" not in kept.context
@@ -559,8 +630,11 @@ def test_capped_texts_show_on_the_timeline_before_they_happen_and_send_time_agre
     capped = [m for m in stored.values() if m.status_reason == FREQUENCY_CAP]
     assert capped and {(m.status, m.channel) for m in capped} == {(MessageStatus.SKIPPED, Channel.SMS)}
     # The welcome SMS is outside the caps (it is not counted, and nothing is skipped for it).
-    kept = [m for k, m in stored.items() if m.channel is Channel.SMS and m.status is MessageStatus.SCHEDULED
-            and k != WELCOME]
+    kept = [
+        m
+        for k, m in stored.items()
+        if m.channel is Channel.SMS and m.status is MessageStatus.SCHEDULED and k != WELCOME
+    ]
     days = Counter(m.due_at.astimezone(ZoneInfo("America/New_York")).date() for m in kept)
     assert max(days.values()) == 1
     # The send-time check asks the planner again (a row without a current plan_version stamp is re-planned)

@@ -33,33 +33,54 @@ CLINIC = "Back in Motion"
 
 def _patient(session: Session, *, phone: str | None, locale: str = "en", email: str | None = None) -> int:
     clinic = clinics.create_clinic(
-        session, name=CLINIC, timezone="America/New_York", address="12 Elm St, Springfield, IL 62701",
-        email="front@backinmotion.example", sms_from="+14155550100", phone="+14155550199",
+        session,
+        name=CLINIC,
+        timezone="America/New_York",
+        address="12 Elm St, Springfield, IL 62701",
+        email="front@backinmotion.example",
+        sms_from="+14155550100",
+        phone="+14155550199",
     )
-    patient = patients.add_patient(session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz",
-                                   email=email, phone=phone)
+    patient = patients.add_patient(
+        session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", email=email, phone=phone
+    )
     patient.locale = locale
     return patient.id
 
 
 def _plan(session: Session, patient_id: int) -> int:
-    plan = plans.create_plan(session, patient_id=patient_id, condition="sciatica", modality="dry needling",
-                             first=clock.utcnow() + timedelta(days=5), sessions=3, every=timedelta(days=7))
+    plan = plans.create_plan(
+        session,
+        patient_id=patient_id,
+        condition="sciatica",
+        modality="dry needling",
+        first=clock.utcnow() + timedelta(days=5),
+        sessions=3,
+        every=timedelta(days=7),
+    )
     return plan.id
 
 
 def _welcomes(session: Session, patient_id: int) -> list[Message]:
     session.expire_all()
-    return list(session.scalars(select(Message).where(Message.patient_id == patient_id,
-                                                      Message.template == "welcome").order_by(Message.id)))
+    return list(
+        session.scalars(
+            select(Message).where(Message.patient_id == patient_id, Message.template == "welcome").order_by(Message.id)
+        )
+    )
 
 
-@pytest.mark.parametrize(("locale", "words"), [
-    ("en", [CLINIC, "about 1-3 a week", "Msg & data rates may apply", "HELP", "STOP"]),
-    ("es", [CLINIC, "unos 1-3 por semana", "tarifas de mensajes y datos", "AYUDA", "STOP"]),
-])
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [
+        ("en", [CLINIC, "about 1-3 a week", "Msg & data rates may apply", "HELP", "STOP"]),
+        ("es", [CLINIC, "unos 1-3 por semana", "tarifas de mensajes y datos", "AYUDA", "STOP"]),
+    ],
+)
 def test_first_enrollment_with_sms_writes_one_welcome_saying_who_what_how_often_rates_help_and_stop(
-    session: Session, locale: str, words: list[str],
+    session: Session,
+    locale: str,
+    words: list[str],
 ) -> None:
     with clock.frozen(NOON_IN_NEW_YORK):
         patient_id = _patient(session, phone="+14155550123", locale=locale)
@@ -67,8 +88,11 @@ def test_first_enrollment_with_sms_writes_one_welcome_saying_who_what_how_often_
         [welcome] = _welcomes(session, patient_id)
         planned = session.scalars(select(Message).where(Message.enrollment_id == enrollment.id)).all()
 
-        assert (welcome.channel, welcome.status, welcome.due_at) == (Channel.SMS, MessageStatus.SCHEDULED,
-                                                                     NOON_IN_NEW_YORK)
+        assert (welcome.channel, welcome.status, welcome.due_at) == (
+            Channel.SMS,
+            MessageStatus.SCHEDULED,
+            NOON_IN_NEW_YORK,
+        )
         assert (welcome.step_key, welcome.occurrence, welcome.enrollment_id) == ("welcome", "patient", enrollment.id)
         assert result.inserted == len(planned)  # the welcome counts as one inserted row
         assert send_time_check(session, welcome, NOON_IN_NEW_YORK) is None  # not cancelled as "not planned"
@@ -84,7 +108,8 @@ def test_first_enrollment_with_sms_writes_one_welcome_saying_who_what_how_often_
         # Re-planning neither moves, cancels nor duplicates it.
         reconcile_enrollment(session, enrollment.id)
         assert [(w.status, w.due_at) for w in _welcomes(session, patient_id)] == [
-            (MessageStatus.SCHEDULED, NOON_IN_NEW_YORK)]
+            (MessageStatus.SCHEDULED, NOON_IN_NEW_YORK)
+        ]
 
 
 def test_a_welcome_written_in_quiet_hours_is_due_when_they_end(session: Session) -> None:
@@ -122,7 +147,8 @@ def test_opting_out_cancels_a_waiting_welcome_and_opting_back_in_does_not_revive
         patient = session.get_one(Patient, patient_id)
         set_consent(session, patient, Channel.SMS, ConsentState.OPTED_OUT, reason="said no at the desk")
         assert [(w.status, w.status_reason) for w in _welcomes(session, patient_id)] == [
-            (MessageStatus.CANCELLED, "opted out (staff)")]
+            (MessageStatus.CANCELLED, "opted out (staff)")
+        ]
         set_consent(session, patient, Channel.SMS, ConsentState.OPTED_IN, reason="changed her mind")
         assert [w.status for w in _welcomes(session, patient_id)] == [MessageStatus.CANCELLED]
 
@@ -135,8 +161,14 @@ def test_tick_sends_the_welcome_into_the_outbox(session: Session) -> None:
         session.commit()
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "engage", "tick", "--now", NOON_IN_NEW_YORK.isoformat(), "--json"],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "engage", "tick", "--now", NOON_IN_NEW_YORK.isoformat(), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["sent"] == 1  # only the welcome is due at noon on the day of enrolment
 

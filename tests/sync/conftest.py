@@ -10,7 +10,13 @@ from engage.records import clinics
 
 @pytest.fixture
 def clinic_id(session: Session) -> int:
-    clinic = clinics.create_clinic(session, name="Back in Motion", timezone="America/New_York",
-                                   address="12 Elm St", email="front@clinic.example", sms_from="+14155550100")
+    clinic = clinics.create_clinic(
+        session,
+        name="Back in Motion",
+        timezone="America/New_York",
+        address="12 Elm St",
+        email="front@clinic.example",
+        sms_from="+14155550100",
+    )
     session.commit()
     return clinic.id

@@ -15,8 +15,10 @@ from engage.sync.csv_import import import_appointments
 from engage.sync.records import SyncErrors
 from tests.cli import engage
 
-HEADER = ("patient_external_id,first_name,last_name,phone,email,locale,timezone,appointment_external_id,start,"
-          "duration,status,sequence\n")
+HEADER = (
+    "patient_external_id,first_name,last_name,phone,email,locale,timezone,appointment_external_id,start,"
+    "duration,status,sequence\n"
+)
 SEQUENCE = "dry-needling-sciatica"
 
 
@@ -25,11 +27,13 @@ def day(n: int, hour: int = 9) -> str:
 
 
 def rows(*, second_start: str | None = None, second_status: str = "booked") -> str:
-    return HEADER + "".join([
-        f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,es,,A1,{day(5)},45,booked,{SEQUENCE}\n",
-        f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,es,,A2,{second_start or day(12)},45,{second_status},{SEQUENCE}\n",
-        f"P2,Bo,Lee,+14155550124,,en,America/Chicago,B1,{day(6, 10)},30m,booked,{SEQUENCE}\n",
-    ])
+    return HEADER + "".join(
+        [
+            f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,es,,A1,{day(5)},45,booked,{SEQUENCE}\n",
+            f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,es,,A2,{second_start or day(12)},45,{second_status},{SEQUENCE}\n",
+            f"P2,Bo,Lee,+14155550124,,en,America/Chicago,B1,{day(6, 10)},30m,booked,{SEQUENCE}\n",
+        ]
+    )
 
 
 def run(clinic_id: int, text: str) -> dict:
@@ -39,21 +43,32 @@ def run(clinic_id: int, text: str) -> dict:
 
 def outbox() -> list[tuple]:
     with session_scope() as session:
-        return [tuple(r) for r in session.execute(
-            select(Message.id, Message.due_at, Message.status, Message.appointment_id).order_by(Message.id))]
+        return [
+            tuple(r)
+            for r in session.execute(
+                select(Message.id, Message.due_at, Message.status, Message.appointment_id).order_by(Message.id)
+            )
+        ]
 
 
 def reminder(external_id: str) -> Message:
     with session_scope() as session:
-        return session.scalars(select(Message).join(Appointment, Appointment.id == Message.appointment_id).where(
-            Appointment.external_id == external_id, Message.step_key == "visit-reminder")).one()
+        return session.scalars(
+            select(Message)
+            .join(Appointment, Appointment.id == Message.appointment_id)
+            .where(Appointment.external_id == external_id, Message.step_key == "visit-reminder")
+        ).one()
 
 
 def test_import_creates_patients_plans_and_appointments_and_enrols_them(clinic_id: int) -> None:
     report = run(clinic_id, rows())
 
-    assert (report["patients_created"], report["plans_created"], report["appointments_created"],
-            report["enrollments_created"]) == (2, 2, 3, 2)
+    assert (
+        report["patients_created"],
+        report["plans_created"],
+        report["appointments_created"],
+        report["enrollments_created"],
+    ) == (2, 2, 3, 2)
     with session_scope() as session:
         ana = session.scalars(select(Patient).where(Patient.external_id == "P1")).one()
         assert (ana.phone, ana.locale, ana.email) == ("+14155550123", "es", "ana@example.com")
@@ -102,18 +117,24 @@ def test_a_row_marked_cancelled_cancels_its_reminders(clinic_id: int) -> None:
 
 
 def test_every_bad_row_is_reported_and_nothing_is_written(clinic_id: int) -> None:
-    bad = HEADER + "".join([
-        f"P1,Ana,Ruiz,(415) 555-0123,,en,,A1,{day(5)},45,booked,{SEQUENCE}\n",
-        f"P2,Bo,Lee,12,,en,,B1,{day(5)},45,booked,{SEQUENCE}\n",
-        "P3,Cy,Day,+14155550125,,en,Mars/Base,C1,tomorrow,45,maybe,no-such-sequence\n",
-        f"P1,Ana,Ruiz,(415) 555-0123,,en,,A1,{day(6)},45,booked,{SEQUENCE}\n",
-    ])
+    bad = HEADER + "".join(
+        [
+            f"P1,Ana,Ruiz,(415) 555-0123,,en,,A1,{day(5)},45,booked,{SEQUENCE}\n",
+            f"P2,Bo,Lee,12,,en,,B1,{day(5)},45,booked,{SEQUENCE}\n",
+            "P3,Cy,Day,+14155550125,,en,Mars/Base,C1,tomorrow,45,maybe,no-such-sequence\n",
+            f"P1,Ana,Ruiz,(415) 555-0123,,en,,A1,{day(6)},45,booked,{SEQUENCE}\n",
+        ]
+    )
     with pytest.raises(SyncErrors) as caught, session_scope() as session:
         import_appointments(session, clinic_id, bad)
 
     found = {(e.where, e.field) for e in caught.value.sync_errors}
-    assert {("line 3", "phone"), ("line 4", "timezone"), ("line 4", "status"),
-            ("line 5", "appointment_external_id")} <= found
+    assert {
+        ("line 3", "phone"),
+        ("line 4", "timezone"),
+        ("line 4", "status"),
+        ("line 5", "appointment_external_id"),
+    } <= found
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Patient)) == 0
 
@@ -132,8 +153,10 @@ def test_a_text_that_is_not_csv_is_refused_with_its_line_and_nothing_is_written(
 
 def test_cli_lists_each_bad_row_and_a_dry_run_writes_nothing(clinic_id: int, db_url: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text(HEADER + f"P1,Ana,Ruiz,555,,en,,A1,{day(5)},45,booked,{SEQUENCE}\n"
-                            f"P2,Bo,Lee,+14155550124,,en,,B1,{day(5)},ninety,booked,{SEQUENCE}\n")
+    bad.write_text(
+        HEADER + f"P1,Ana,Ruiz,555,,en,,A1,{day(5)},45,booked,{SEQUENCE}\n"
+        f"P2,Bo,Lee,+14155550124,,en,,B1,{day(5)},ninety,booked,{SEQUENCE}\n"
+    )
     good = tmp_path / "good.csv"
     good.write_text(rows())
 

@@ -22,8 +22,13 @@ def row(appointment: str, start: str, *, status: str = "booked", patient: str = 
 
 def messages_of(external_id: str) -> list[Message]:
     with session_scope() as session:
-        return list(session.scalars(select(Message).join(Appointment, Appointment.id == Message.appointment_id)
-                                    .where(Appointment.external_id == external_id)))
+        return list(
+            session.scalars(
+                select(Message)
+                .join(Appointment, Appointment.id == Message.appointment_id)
+                .where(Appointment.external_id == external_id)
+            )
+        )
 
 
 def refused(clinic_id: int, text: str) -> list[tuple[str, str | None, str]]:
@@ -67,8 +72,10 @@ def test_a_sync_may_move_a_visit_into_the_past_and_its_reminders_are_skipped(cli
 
 
 def test_two_visits_of_a_patient_at_once_in_one_file_are_a_bad_row_naming_the_other(clinic_id: int) -> None:
-    errors = refused(clinic_id, HEADER + row("A1", day(5)) + row("B1", day(5), patient="P2")
-                     + row("A2", day(5).replace("T09:00", "T09:30")))
+    errors = refused(
+        clinic_id,
+        HEADER + row("A1", day(5)) + row("B1", day(5), patient="P2") + row("A2", day(5).replace("T09:00", "T09:30")),
+    )
 
     [(where, field, message)] = errors
     assert (where, field) == ("line 4", "start")
@@ -94,13 +101,19 @@ def test_a_sync_that_swaps_two_visits_or_rebooks_a_cancelled_slot_is_fine(clinic
     run(clinic_id, HEADER + row("A1", day(5)) + row("A2", day(12)))
 
     swapped = run(clinic_id, HEADER + row("A1", day(12)) + row("A2", day(5)))
-    rebooked = run(clinic_id, HEADER + row("A1", day(12), status="cancelled") + row("A2", day(5))
-                   + row("A3", day(12)))
+    rebooked = run(clinic_id, HEADER + row("A1", day(12), status="cancelled") + row("A2", day(5)) + row("A3", day(12)))
 
     assert swapped["appointments_moved"] == 2
     assert (rebooked["appointments_status_changed"], rebooked["appointments_created"]) == (1, 1)
     with session_scope() as session:
-        booked = session.execute(select(Appointment.external_id).where(
-            Appointment.status == AppointmentStatus.BOOKED).order_by(Appointment.start_at)).scalars().all()
+        booked = (
+            session.execute(
+                select(Appointment.external_id)
+                .where(Appointment.status == AppointmentStatus.BOOKED)
+                .order_by(Appointment.start_at)
+            )
+            .scalars()
+            .all()
+        )
         assert booked == ["A2", "A3"]
         assert session.scalar(select(func.count()).select_from(Patient)) == 1

@@ -38,7 +38,8 @@ def scrape(http: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], flo
     assert answer.headers["content-type"].startswith("text/plain")
     return {
         (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(answer.text) for s in family.samples
+        for family in text_string_to_metric_families(answer.text)
+        for s in family.samples
     }
 
 

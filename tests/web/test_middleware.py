@@ -28,8 +28,9 @@ def test_hsts_is_sent_when_the_public_url_is_https(monkeypatch: pytest.MonkeyPat
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_refused_sendgrid_signature_is_logged_once_with_the_reason(monkeypatch: pytest.MonkeyPatch,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_a_refused_sendgrid_signature_is_logged_once_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     key = SendGridKey()
     http = client(monkeypatch, SENDGRID_WEBHOOK_PUBLIC_KEY=key.public_key)
     body = json.dumps([{"event": "delivered", "email": "ana.ruiz@example.org", "engage_message_id": "1"}]).encode()

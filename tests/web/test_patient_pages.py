@@ -40,7 +40,7 @@ def http(monkeypatch: pytest.MonkeyPatch) -> TestClient:
 
 def path(url: str) -> str:
     assert url.startswith(PUBLIC_URL)
-    return url[len(PUBLIC_URL):]
+    return url[len(PUBLIC_URL) :]
 
 
 def count(model: type) -> int:
@@ -73,14 +73,16 @@ def test_get_shows_a_confirmation_and_changes_nothing(http: TestClient) -> None:
 def test_one_click_post_unsubscribes_that_channel_only(http: TestClient) -> None:
     world = make_world()
     later = utcnow() + timedelta(days=2)
-    pending_email = add_message(world, channel=Channel.EMAIL, template="what-to-expect",
-                                status=MessageStatus.SCHEDULED, due_at=later)
+    pending_email = add_message(
+        world, channel=Channel.EMAIL, template="what-to-expect", status=MessageStatus.SCHEDULED, due_at=later
+    )
     pending_sms = add_message(world, template="visit-reminder", status=MessageStatus.SCHEDULED, due_at=later)
     url = path(unsubscribe_url(world.patient_id, Channel.EMAIL))
 
     # Exactly what a mail client sends for RFC 8058: a form body, no cookies, no confirmation step.
-    response = http.post(url, content=b"List-Unsubscribe=One-Click",
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = http.post(
+        url, content=b"List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
 
     assert response.status_code == 200
     assert "You are unsubscribed" in response.text
@@ -213,8 +215,9 @@ def test_a_later_answer_is_kept_beside_the_earlier_one_and_becomes_the_outcome(h
 
 def test_a_prompt_never_sent_takes_no_answer(http: TestClient) -> None:
     world = make_world()
-    unsent = add_message(world, channel=Channel.EMAIL, status=MessageStatus.SCHEDULED,
-                         due_at=utcnow() + timedelta(days=1))
+    unsent = add_message(
+        world, channel=Channel.EMAIL, status=MessageStatus.SCHEDULED, due_at=utcnow() + timedelta(days=1)
+    )
     url = path(reassessment_url(unsent, 4))
 
     pages = [http.get(url), http.post(url, data={"score": "4", "confirm": "yes"})]
@@ -224,8 +227,7 @@ def test_a_prompt_never_sent_takes_no_answer(http: TestClient) -> None:
     assert outcomes() == []
 
 
-def test_answers_are_accepted_only_within_the_answer_window(http: TestClient,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_answers_are_accepted_only_within_the_answer_window(http: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     world = make_world()
     now = utcnow()
     recent = add_message(world, channel=Channel.EMAIL, sent_at=now - timedelta(days=13))
@@ -305,8 +307,9 @@ def test_pages_speak_the_patients_language_with_the_clinic_phone_as_a_tel_link(h
     assert "Responda <strong>ALTA</strong>" in unsubscribed.text
 
 
-@pytest.mark.parametrize(("channel", "how"), [(Channel.SMS, "Reply <strong>START</strong>"),
-                                              (Channel.EMAIL, "Call the clinic at")])
+@pytest.mark.parametrize(
+    ("channel", "how"), [(Channel.SMS, "Reply <strong>START</strong>"), (Channel.EMAIL, "Call the clinic at")]
+)
 def test_unsubscribed_page_says_how_to_opt_back_in(http: TestClient, channel: Channel, how: str) -> None:
     world = make_world()
 
@@ -348,8 +351,9 @@ def test_forged_reassessment_tokens_and_non_prompts_are_refused(http: TestClient
     assert outcomes() == []
 
 
-def test_page_templates_are_rendered_in_the_sandbox(http: TestClient, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_templates_are_rendered_in_the_sandbox(
+    http: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     templates = tmp_path / "templates"
     shutil.copytree(get_settings().templates_dir, templates)
     marker = tmp_path / "template-ran-a-shell-command"

@@ -23,15 +23,30 @@ from tests.fixtures.webhooks.support import PUBLIC_URL, add_message, make_world
 pytestmark = pytest.mark.browser
 
 WORDS = {
-    "en": {"send": "Yes, send my answer", "again": "Answer again", "unsubscribe": "Unsubscribe",
-           "choose": "How is your pain today?", "check": "Is this right?", "thanks": "Thank you",
-           "done": "You are unsubscribed", "safety": "If your pain gets much worse",
-           "closed": "This question is closed",
-           "invalid": "This link is not valid"},
-    "es": {"send": "Sí, enviar mi respuesta", "again": "Responda de nuevo", "unsubscribe": "Darme de baja",
-           "choose": "¿Cómo está su dolor hoy?", "check": "¿Es correcto?", "thanks": "Gracias",
-           "done": "Se ha dado de baja", "safety": "Si el dolor empeora mucho", "closed": "Esta pregunta está cerrada",
-           "invalid": "Este enlace no es válido"},
+    "en": {
+        "send": "Yes, send my answer",
+        "again": "Answer again",
+        "unsubscribe": "Unsubscribe",
+        "choose": "How is your pain today?",
+        "check": "Is this right?",
+        "thanks": "Thank you",
+        "done": "You are unsubscribed",
+        "safety": "If your pain gets much worse",
+        "closed": "This question is closed",
+        "invalid": "This link is not valid",
+    },
+    "es": {
+        "send": "Sí, enviar mi respuesta",
+        "again": "Responda de nuevo",
+        "unsubscribe": "Darme de baja",
+        "choose": "¿Cómo está su dolor hoy?",
+        "check": "¿Es correcto?",
+        "thanks": "Gracias",
+        "done": "Se ha dado de baja",
+        "safety": "Si el dolor empeora mucho",
+        "closed": "Esta pregunta está cerrada",
+        "invalid": "Este enlace no es válido",
+    },
 }
 
 
@@ -63,15 +78,20 @@ def _score_rows(page: Page) -> list[float]:
 @pytest.mark.parametrize("width", [360, 1280])
 @pytest.mark.parametrize("lang", ["en", "es"])
 def test_a_patient_answers_the_pain_question_and_unsubscribes_in_their_language(
-    pg_url: str, browser: Browser, shots: Screenshots, lang: str, width: int,
+    pg_url: str,
+    browser: Browser,
+    shots: Screenshots,
+    lang: str,
+    width: int,
 ) -> None:
     words = WORDS[lang]
     world = make_world()
     with session_scope() as session:
         session.get_one(Patient, world.patient_id).locale = lang
     prompt = add_message(world, channel=Channel.EMAIL, sent_at=utcnow() - timedelta(hours=2))
-    unsent = add_message(world, channel=Channel.EMAIL, status=MessageStatus.SCHEDULED,
-                         due_at=utcnow() + timedelta(days=2))
+    unsent = add_message(
+        world, channel=Channel.EMAIL, status=MessageStatus.SCHEDULED, due_at=utcnow() + timedelta(days=2)
+    )
     page = browser.new_context(viewport={"width": width, "height": 800}).new_page()
     page.set_default_timeout(20_000)
 

@@ -23,8 +23,9 @@ def statuses(http: TestClient, path: str, times: int) -> list[int]:
     return [http.get(path).status_code for _ in range(times)]
 
 
-def test_public_pages_are_limited_per_ip_in_process_on_the_default(sqlite_url: str,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_public_pages_are_limited_per_ip_in_process_on_the_default(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     http = app_client(monkeypatch, ENGAGE_RATE_LIMIT_PUBLIC_PAGES="3/minute")
 
     answers = [http.get(path) for path in ("/u/a", "/r/b", "/u/c", "/u/d")]
@@ -36,8 +37,9 @@ def test_public_pages_are_limited_per_ip_in_process_on_the_default(sqlite_url: s
     assert 429 not in statuses(http, "/healthz", 5)  # only the public pages are limited
 
 
-def test_web_processes_share_the_count_through_redis(pg_url: str, redis_url: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_web_processes_share_the_count_through_redis(
+    pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {"ENGAGE_REDIS_URL": redis_url, "ENGAGE_RATE_LIMIT_PUBLIC_PAGES": "3/minute"}
     first, second = app_client(monkeypatch, **env), app_client(monkeypatch, **env)  # two apps: two processes
 
@@ -52,8 +54,7 @@ def test_pages_keep_answering_when_redis_is_down(sqlite_url: str, monkeypatch: p
     assert [s == 429 for s in statuses(http, "/u/a", 3)] == [False, False, True]  # counted in process meanwhile
 
 
-def test_the_login_limit_is_a_dependency_a_sign_in_route_adds(sqlite_url: str,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_login_limit_is_a_dependency_a_sign_in_route_adds(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENGAGE_RATE_LIMIT_LOGIN", "2/minute")
     get_settings.cache_clear()
     app = FastAPI()

@@ -43,11 +43,19 @@ def serve(sqlite_url: str, tmp_path: Path) -> Iterator[Callable[..., Served]]:
     def start(*args: str) -> Served:
         port = _free_port()
         log_path = tmp_path / f"serve-{port}.log"
-        env = {**os.environ, "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
         with log_path.open("w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "engage", "serve", "--port", str(port), *args],
-                                    stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "engage", "serve", "--port", str(port), *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+            )
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -76,8 +84,9 @@ def _read_response(conn: socket.socket) -> bytes:
     while b"\r\n\r\n" not in data:
         data += conn.recv(65536)
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
     while len(body) < length:
         body += conn.recv(65536)
     return data
@@ -103,8 +112,9 @@ def test_a_refused_twilio_signature_is_logged_once_with_the_url_it_was_checked_a
     params = inbound_params("STOP")
     signature = twilio_signature("/webhooks/twilio/status?m=42", params, token="another-accounts-token")
 
-    answer = httpx.post(f"{served.url}/webhooks/twilio/status?m=42", data=params,
-                        headers={"X-Twilio-Signature": signature})
+    answer = httpx.post(
+        f"{served.url}/webhooks/twilio/status?m=42", data=params, headers={"X-Twilio-Signature": signature}
+    )
 
     assert answer.status_code == 403
     log = served.log()
@@ -116,9 +126,12 @@ def test_a_refused_twilio_signature_is_logged_once_with_the_url_it_was_checked_a
 def test_a_multipart_body_to_twilio_is_refused_with_400_not_a_server_error(served: Served) -> None:
     params = inbound_params("hello")
 
-    answer = httpx.post(f"{served.url}/webhooks/twilio/inbound", data=params,
-                        files={"MediaUrl0": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")},
-                        headers={"X-Twilio-Signature": twilio_signature("/webhooks/twilio/inbound", params)})
+    answer = httpx.post(
+        f"{served.url}/webhooks/twilio/inbound",
+        data=params,
+        files={"MediaUrl0": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")},
+        headers={"X-Twilio-Signature": twilio_signature("/webhooks/twilio/inbound", params)},
+    )
 
     assert answer.status_code == 400
     assert "Traceback" not in served.log()
@@ -126,8 +139,10 @@ def test_a_multipart_body_to_twilio_is_refused_with_400_not_a_server_error(serve
 
 def test_a_client_that_disconnects_mid_body_leaves_one_line_and_no_traceback(served: Served) -> None:
     with socket.create_connection(("127.0.0.1", served.port)) as conn:
-        conn.sendall(b"POST /webhooks/twilio/inbound HTTP/1.1\r\nHost: engage.test\r\n"
-                     b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\nBody=STO")
+        conn.sendall(
+            b"POST /webhooks/twilio/inbound HTTP/1.1\r\nHost: engage.test\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\nBody=STO"
+        )
         time.sleep(0.3)  # the handler is now waiting for the rest of the body
     httpx.get(served.url + "/healthz")  # the server is still answering
 
@@ -137,7 +152,8 @@ def test_a_client_that_disconnects_mid_body_leaves_one_line_and_no_traceback(ser
 
 
 def test_serve_closes_idle_connections_and_answers_503_beyond_its_concurrency_limit(
-        serve: Callable[..., Served]) -> None:
+    serve: Callable[..., Served],
+) -> None:
     from engage.cli.web import KEEP_ALIVE_SECONDS
 
     # uvicorn counts the refused connection itself: with a limit of 3, two requests in flight fill it
@@ -154,8 +170,10 @@ def test_serve_closes_idle_connections_and_answers_503_beyond_its_concurrency_li
     try:
         for conn in held:  # two requests waiting for bodies that never come
             # signed (badly), so the check must read the body first: the request stays in flight
-            conn.sendall(b"POST /webhooks/twilio/inbound HTTP/1.1\r\nHost: engage.test\r\nX-Twilio-Signature: x\r\n"
-                         b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n")
+            conn.sendall(
+                b"POST /webhooks/twilio/inbound HTTP/1.1\r\nHost: engage.test\r\nX-Twilio-Signature: x\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+            )
         time.sleep(0.3)
         assert httpx.get(served.url + "/livez").status_code == 503  # /livez is 200 whenever the process answers
         for conn in held:  # the two in flight were let in: no answer yet
@@ -167,8 +185,7 @@ def test_serve_closes_idle_connections_and_answers_503_beyond_its_concurrency_li
             conn.close()
 
 
-def test_a_client_that_trickles_its_headers_is_cut_off_after_the_header_timeout(
-        serve: Callable[..., Served]) -> None:
+def test_a_client_that_trickles_its_headers_is_cut_off_after_the_header_timeout(serve: Callable[..., Served]) -> None:
     served = serve("--header-timeout", "1")
     with socket.create_connection(("127.0.0.1", served.port)) as slow:
         slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: engage.test\r\n")  # and never the blank line

@@ -82,6 +82,7 @@ def statuses(ids: list[int]) -> dict[int, MessageStatus]:
 
 def wait_until_settled(ids: list[int], timeout: float) -> dict[int, MessageStatus]:
     """Wait until none of ``ids`` is scheduled, queued or sending; return their statuses."""
+
     def settled() -> bool:
         return not any(s in IN_FLIGHT for s in statuses(ids).values())
 
@@ -120,12 +121,23 @@ def free_port() -> int:
 
 def worker_env(db_url: str, redis_url: str, fake: FakeProviders, outbox: Path, **extra: str) -> dict[str, str]:
     defaults = dict(
-        ENGAGE_DATABASE_URL=db_url, ENGAGE_BROKER_URL=redis_url, ENGAGE_REDIS_URL=redis_url,
-        ENGAGE_TICK_SECONDS="1", ENGAGE_REAP_SECONDS="2", ENGAGE_STALE_QUEUED_SECONDS="4",
-        ENGAGE_STALE_SENDING_SECONDS="15", ENGAGE_HTTP_TIMEOUT_SECONDS="3", ENGAGE_SEND_SOFT_TIME_LIMIT="6",
-        ENGAGE_RETRY_BASE_SECONDS="1", ENGAGE_RETRY_MAX_SECONDS="8", ENGAGE_MAX_ATTEMPTS="40",
-        ENGAGE_SMS_RATE_PER_SECOND="1000", ENGAGE_EMAIL_RATE_PER_SECOND="1000",
-        ENGAGE_OUTBOX_DIR=str(outbox), ENGAGE_SECRET_KEY="test-secret-key-0123456789", ENGAGE_PUBLIC_URL="http://engage.test",
+        ENGAGE_DATABASE_URL=db_url,
+        ENGAGE_BROKER_URL=redis_url,
+        ENGAGE_REDIS_URL=redis_url,
+        ENGAGE_TICK_SECONDS="1",
+        ENGAGE_REAP_SECONDS="2",
+        ENGAGE_STALE_QUEUED_SECONDS="4",
+        ENGAGE_STALE_SENDING_SECONDS="15",
+        ENGAGE_HTTP_TIMEOUT_SECONDS="3",
+        ENGAGE_SEND_SOFT_TIME_LIMIT="6",
+        ENGAGE_RETRY_BASE_SECONDS="1",
+        ENGAGE_RETRY_MAX_SECONDS="8",
+        ENGAGE_MAX_ATTEMPTS="40",
+        ENGAGE_SMS_RATE_PER_SECOND="1000",
+        ENGAGE_EMAIL_RATE_PER_SECOND="1000",
+        ENGAGE_OUTBOX_DIR=str(outbox),
+        ENGAGE_SECRET_KEY="test-secret-key-0123456789",
+        ENGAGE_PUBLIC_URL="http://engage.test",
     )
     return child_env(**{**defaults, **fake.env(), **extra})  # a test's own settings win
 
@@ -140,8 +152,19 @@ class PrivateRedis:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._cmd = ["/usr/bin/redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--dir", str(workdir)]
+        self._cmd = [
+            "/usr/bin/redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -201,8 +224,9 @@ def seed(n_sms: int, n_email: int) -> list[int]:
 THREADS = 4
 
 
-def test_worker_killed_mid_batch_sends_each_message_once(pipeline_factory: Callable[..., Pipeline],
-                                                         private_redis: PrivateRedis, fake: FakeProviders) -> None:
+def test_worker_killed_mid_batch_sends_each_message_once(
+    pipeline_factory: Callable[..., Pipeline], private_redis: PrivateRedis, fake: FakeProviders
+) -> None:
     ids = seed(150, 150)
     # ~50 ms a request, so a batch is mid-way when the kills land.
     fake.add_faults("sms", [{"delay": 0.05}] * 150)
@@ -234,9 +258,9 @@ def test_worker_killed_mid_batch_sends_each_message_once(pipeline_factory: Calla
     assert by_status["sent"] >= len(ids) - in_flight
 
 
-def test_redis_restarted_mid_run_loses_queue_but_not_messages(pipeline_factory: Callable[..., Pipeline],
-                                                               private_redis: PrivateRedis,
-                                                               fake: FakeProviders) -> None:
+def test_redis_restarted_mid_run_loses_queue_but_not_messages(
+    pipeline_factory: Callable[..., Pipeline], private_redis: PrivateRedis, fake: FakeProviders
+) -> None:
     ids = seed(150, 150)
     fake.add_faults("sms", [{"delay": 0.05}] * 150)
     fake.add_faults("email", [{"delay": 0.05}] * 150)
@@ -302,8 +326,13 @@ def test_emails_go_out_while_rate_limited_sms_wait_for_their_slots(
 ) -> None:
     ids = seed(32, 8)
     # 32 SMS at 4 a second take 8 s; batches of 8, so the SMS queue holds four tasks that each wait for slots.
-    pipe = pipeline_factory(private_redis.url, ENGAGE_SMS_RATE_PER_SECOND="4", ENGAGE_SEND_BATCH="8",
-                            ENGAGE_SEND_SOFT_TIME_LIMIT="20", ENGAGE_STALE_SENDING_SECONDS="60")
+    pipe = pipeline_factory(
+        private_redis.url,
+        ENGAGE_SMS_RATE_PER_SECOND="4",
+        ENGAGE_SEND_BATCH="8",
+        ENGAGE_SEND_SOFT_TIME_LIMIT="20",
+        ENGAGE_STALE_SENDING_SECONDS="60",
+    )
     pipe.worker("w1")
     pipe.beat()
     wait_until_settled(ids, timeout=90)

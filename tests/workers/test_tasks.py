@@ -128,8 +128,11 @@ def test_transient_provider_error_goes_back_to_the_schedule_not_to_a_celery_retr
         assert set(_queue_sizes().values()) == {0}  # no countdown task waiting anywhere
         # The next tick after the backoff sends it, once.
         with session_scope() as session:
-            session.execute(update(Message).where(Message.id == message_id)
-                            .values(next_attempt_at=clock.utcnow() - timedelta(seconds=1)))
+            session.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(next_attempt_at=clock.utcnow() - timedelta(seconds=1))
+            )
         assert claim_due() == [message_id]
         assert send_message.delay(message_id).get(timeout=30) == "sent"
         assert [r["message_id"] for r in fake.sms_requests(accepted_only=True)] == [message_id]
@@ -142,10 +145,14 @@ def test_reap_stale_reenqueues_lost_queued_rows_and_never_resends_stale_sending_
     lost, stuck = seeded["sms"]
     long_ago = clock.utcnow() - timedelta(hours=1)
     with session_scope() as session:
-        session.execute(update(Message).where(Message.id == lost)
-                        .values(status=MessageStatus.QUEUED, queued_at=long_ago))
-        session.execute(update(Message).where(Message.id == stuck)
-                        .values(status=MessageStatus.SENDING, sending_at=long_ago, handed_at=long_ago, attempts=1))
+        session.execute(
+            update(Message).where(Message.id == lost).values(status=MessageStatus.QUEUED, queued_at=long_ago)
+        )
+        session.execute(
+            update(Message)
+            .where(Message.id == stuck)
+            .values(status=MessageStatus.SENDING, sending_at=long_ago, handed_at=long_ago, attempts=1)
+        )
     assert reap_stale.delay().get(timeout=30) == {"requeued": 1, "unknown": 1, "failed": 0}
     _wait_sent(lost)
     assert _status(stuck).status is MessageStatus.UNKNOWN
@@ -159,10 +166,20 @@ def test_reap_stale_reenqueues_lost_queued_rows_and_never_resends_stale_sending_
 def _import_celeryconfig(**env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
     full.update(env, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-c", "import celeryconfig as c; print(c.task_acks_late, "
-                           "c.worker_prefetch_multiplier, c.broker_transport_options['visibility_timeout'], "
-                           "c.beat_schedule['dispatch-due']['schedule'])"],
-                          cwd=ROOT, env=full, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import celeryconfig as c; print(c.task_acks_late, "
+            "c.worker_prefetch_multiplier, c.broker_transport_options['visibility_timeout'], "
+            "c.beat_schedule['dispatch-due']['schedule'])",
+        ],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_celeryconfig_reads_the_tick_and_keeps_at_least_once_settings() -> None:
@@ -171,13 +188,16 @@ def test_celeryconfig_reads_the_tick_and_keeps_at_least_once_settings() -> None:
     assert result.stdout.split() == ["True", "1", "900.0", "2.0"]
 
 
-@pytest.mark.parametrize(("env", "named"), [
-    ({"ENGAGE_STALE_SENDING_SECONDS": "20"}, "ENGAGE_STALE_SENDING_SECONDS"),
-    ({"ENGAGE_VISIBILITY_TIMEOUT": "100"}, "ENGAGE_VISIBILITY_TIMEOUT"),
-    ({"ENGAGE_STALE_QUEUED_SECONDS": "10"}, "ENGAGE_STALE_QUEUED_SECONDS"),
-    ({"ENGAGE_SEND_SOFT_TIME_LIMIT": "5"}, "ENGAGE_SEND_SOFT_TIME_LIMIT"),
-    ({"ENGAGE_SEND_BATCH": "64", "ENGAGE_SEND_THREADS": "32"}, "ENGAGE_SEND_BATCH"),
-])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"ENGAGE_STALE_SENDING_SECONDS": "20"}, "ENGAGE_STALE_SENDING_SECONDS"),
+        ({"ENGAGE_VISIBILITY_TIMEOUT": "100"}, "ENGAGE_VISIBILITY_TIMEOUT"),
+        ({"ENGAGE_STALE_QUEUED_SECONDS": "10"}, "ENGAGE_STALE_QUEUED_SECONDS"),
+        ({"ENGAGE_SEND_SOFT_TIME_LIMIT": "5"}, "ENGAGE_SEND_SOFT_TIME_LIMIT"),
+        ({"ENGAGE_SEND_BATCH": "64", "ENGAGE_SEND_THREADS": "32"}, "ENGAGE_SEND_BATCH"),
+    ],
+)
 def test_celeryconfig_refuses_time_limits_that_contradict_each_other(env: dict[str, str], named: str) -> None:
     result = _import_celeryconfig(**env)
     assert result.returncode != 0
@@ -186,10 +206,17 @@ def test_celeryconfig_refuses_time_limits_that_contradict_each_other(env: dict[s
 
 def test_beat_posts_outgoing_webhooks_every_tick_on_their_own_queue() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "import celeryconfig as c; e = c.beat_schedule['deliver-webhooks']; "
-         "print(e['task'], e['schedule'], e['options']['queue'], c.task_routes['engage.deliver_webhooks']['queue'])"],
-        cwd=ROOT, env={**os.environ, "ENGAGE_TICK_SECONDS": "3", "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import celeryconfig as c; e = c.beat_schedule['deliver-webhooks']; "
+            "print(e['task'], e['schedule'], e['options']['queue'], c.task_routes['engage.deliver_webhooks']['queue'])",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "ENGAGE_TICK_SECONDS": "3", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["engage.deliver_webhooks", "3.0", "engage.webhooks", "engage.webhooks"]

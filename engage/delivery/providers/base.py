@@ -154,8 +154,9 @@ class EmailAttachment:
     data: bytes
 
     def __repr__(self) -> str:  # the bytes may name the patient's visit: keep them out of logs
-        return (f"EmailAttachment(filename={self.filename!r}, content_type={self.content_type!r}, "
-                f"bytes={len(self.data)})")
+        return (
+            f"EmailAttachment(filename={self.filename!r}, content_type={self.content_type!r}, bytes={len(self.data)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,10 @@ class OutgoingEmail:
     attachments: tuple[EmailAttachment, ...] = ()
 
     def __repr__(self) -> str:
-        return (f"OutgoingEmail(message_id={self.message_id}, text_chars={len(self.text)}, "
-                f"html_chars={len(self.html)}, attachments={len(self.attachments)})")
+        return (
+            f"OutgoingEmail(message_id={self.message_id}, text_chars={len(self.text)}, "
+            f"html_chars={len(self.html)}, attachments={len(self.attachments)})"
+        )
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,9 @@ def build_email(msg: OutgoingEmail) -> EmailMessage:
     email.add_alternative(msg.html, subtype="html")
     for attachment in msg.attachments:  # the first one turns the message into multipart/mixed
         maintype, _, subtype = attachment.content_type.partition("/")
-        email.add_attachment(attachment.data, maintype=maintype, subtype=subtype or "octet-stream",
-                             filename=attachment.filename)
+        email.add_attachment(
+            attachment.data, maintype=maintype, subtype=subtype or "octet-stream", filename=attachment.filename
+        )
     return email
 
 

@@ -130,10 +130,14 @@ def build_mail(msg: OutgoingEmail) -> dict[str, Any]:
         mail.add_category(Category(category))
     mail.add_custom_arg(CustomArg(CUSTOM_ARG, str(msg.message_id)))
     for attachment in msg.attachments:
-        mail.add_attachment(Attachment(
-            FileContent(base64.b64encode(attachment.data).decode("ascii")), FileName(attachment.filename),
-            FileType(attachment.content_type), Disposition("attachment"),
-        ))
+        mail.add_attachment(
+            Attachment(
+                FileContent(base64.b64encode(attachment.data).decode("ascii")),
+                FileName(attachment.filename),
+                FileType(attachment.content_type),
+                Disposition("attachment"),
+            )
+        )
     body: dict[str, Any] = mail.get()
     return body
 

@@ -31,8 +31,12 @@ wall time without one.
 def create_api() -> FastAPI:
     """The API sub-application (mount it at ``/api``)."""
     api = FastAPI(
-        title="engage API", version=__version__, description=DESCRIPTION, openapi_url="/openapi.json",
-        docs_url=None, redoc_url=None,
+        title="engage API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
     )
     api.mount("/assets", StaticFiles(directory=VENDOR), name="api-assets")
 
@@ -41,15 +45,25 @@ def create_api() -> FastAPI:
         """Swagger UI from our own copy (static/vendor), so the page works offline and leaks no visit to a CDN."""
         root = request.scope.get("root_path", "")
         return get_swagger_ui_html(
-            openapi_url=f"{root}/openapi.json", title="engage API",
+            openapi_url=f"{root}/openapi.json",
+            title="engage API",
             swagger_js_url=f"{root}/assets/{SWAGGER_UI}-bundle.min.js",
             swagger_css_url=f"{root}/assets/{SWAGGER_UI}.min.css",
             swagger_favicon_url="data:,",
         )
 
     # sync first: its literal /by-external-id/ paths must win over /patients/{patient_id}.
-    for router in (sync.router, patients.router, plans.plans_router, plans.appointments_router, enrollments.router,
-                   messages.router, fhir.router, csv_sync.router, webhooks.router):
+    for router in (
+        sync.router,
+        patients.router,
+        plans.plans_router,
+        plans.appointments_router,
+        enrollments.router,
+        messages.router,
+        fhir.router,
+        csv_sync.router,
+        webhooks.router,
+    ):
         api.include_router(router, prefix="/v1")
     problems.install(api)
     return api

@@ -58,9 +58,12 @@ PlansWriter = Annotated[Caller, Depends(allowed_to(Action.EDIT_PLANS))]
 ExercisePicker = Annotated[Caller, Depends(allowed_to(Action.PICK_EXERCISES))]
 IdempotencyKeyHeader = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", description="Retry-safe POST: the same key and body answer as the first time, "
-           "creating nothing; the same key with another body is refused (422).",
-           examples=["5f0c2f8e-1b7a-4c1e-9a53-2d4b8f7e6a10"]),
+    Header(
+        alias="Idempotency-Key",
+        description="Retry-safe POST: the same key and body answer as the first time, "
+        "creating nothing; the same key with another body is refused (422).",
+        examples=["5f0c2f8e-1b7a-4c1e-9a53-2d4b8f7e6a10"],
+    ),
 ]
 
 
@@ -71,7 +74,11 @@ def read(work: Callable[[Session], T]) -> T:
 
 
 def write(
-    request: Request, caller: Caller, key: str | None, body: BaseModel | None, work: Callable[[Session], Any],
+    request: Request,
+    caller: Caller,
+    key: str | None,
+    body: BaseModel | None,
+    work: Callable[[Session], Any],
     status_code: int = 200,
 ) -> JSONResponse:
     """Run ``work`` in one transaction and answer its result as JSON; honour ``Idempotency-Key``.
@@ -115,6 +122,6 @@ def decode_cursor(cursor: str | None) -> int | None:
             raise ValueError
         return int(value)
     except ValueError:
-        raise InvalidInput("this cursor is not one the API gave out; start again without it",
-                           field="query:cursor") from None
-
+        raise InvalidInput(
+            "this cursor is not one the API gave out; start again without it", field="query:cursor"
+        ) from None

@@ -30,16 +30,24 @@ class _Csv(BaseModel):
 
 
 @router.post(
-    "/import/appointments", summary="Sync appointments (and their patients) from a CSV export",
-    response_model=SyncReportOut, responses=errors(403, 413),
-    openapi_extra={"requestBody": {"required": True, "description": "The CSV file, UTF-8, a header row first",
-                                   "content": {"text/csv": {"schema": {"type": "string"}, "example": EXAMPLE}}}},
+    "/import/appointments",
+    summary="Sync appointments (and their patients) from a CSV export",
+    response_model=SyncReportOut,
+    responses=errors(403, 413),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The CSV file, UTF-8, a header row first",
+            "content": {"text/csv": {"schema": {"type": "string"}, "example": EXAMPLE}},
+        }
+    },
     response_description="What the import did (or would do): created, moved, unchanged, messages changed",
 )
 def import_csv(
-    request: Request, caller: PlansWriter, data: Annotated[bytes, Body(media_type="text/csv")],
-    dry_run: Annotated[bool, Query(description="Check every row and count, write nothing",
-                                   examples=[True])] = False,
+    request: Request,
+    caller: PlansWriter,
+    data: Annotated[bytes, Body(media_type="text/csv")],
+    dry_run: Annotated[bool, Query(description="Check every row and count, write nothing", examples=[True])] = False,
     key: IdempotencyKeyHeader = None,
 ) -> Any:
     """The columns of `engage import appointments` (see the README), UTF-8, a header row first. Every row

@@ -45,7 +45,9 @@ def load_patient(session: Session, clinic_id: int, patient_id: int) -> Patient:
     patient: Patient = get_in_clinic(session, Patient, patient_id, clinic_id)
     session.refresh(patient)
     return session.get(  # type: ignore[return-value]
-        Patient, patient.id, options=[selectinload(Patient.plans).selectinload(TreatmentPlan.appointments)],
+        Patient,
+        patient.id,
+        options=[selectinload(Patient.plans).selectinload(TreatmentPlan.appointments)],
     )
 
 
@@ -68,11 +70,14 @@ def create_patient(body: PatientIn, request: Request, caller: PatientsWriter, ke
 @router.get("", response_model=Page[PatientSummary], summary="Find patients")
 def find_patients(
     caller: CallerDep,
-    q: Annotated[str, Query(description="A name (`ana ru`), a phone number in any format, or an email",
-                            examples=["ana ru"])] = "",
+    q: Annotated[
+        str, Query(description="A name (`ana ru`), a phone number in any format, or an email", examples=["ana ru"])
+    ] = "",
     limit: Annotated[int, Query(ge=1, le=200, description="Patients per page", examples=[25])] = 25,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page (with the same `q`)",
-                                        examples=["gAAAAABpLd3e...q9Q="])] = None,
+    cursor: Annotated[
+        str | None,
+        Query(description="`next_cursor` of the previous page (with the same `q`)", examples=["gAAAAABpLd3e...q9Q="]),
+    ] = None,
 ) -> Any:
     """Patients of the token's clinic matching `q` (everyone without it), by last name, first name.
 
@@ -84,21 +89,28 @@ def find_patients(
         scope = {"clinic": caller.clinic_id, "q": " ".join(q.split()).lower()}
         after = PatientKey(*read_cursor("patients", scope, cursor)) if cursor else None
         found = search_patients_after(session, caller.clinic_id, q, after=after, limit=limit)
-        return {"items": [patient_summary(p) for p in found.patients],
-                "next_cursor": make_cursor("patients", scope, list(found.next_key)) if found.next_key else None}
+        return {
+            "items": [patient_summary(p) for p in found.patients],
+            "next_cursor": make_cursor("patients", scope, list(found.next_key)) if found.next_key else None,
+        }
 
     return read(work)
 
 
-@router.get("/{patient_id}", response_model=PatientOut, summary="A patient with plans and appointments",
-            responses=errors(404))
+@router.get(
+    "/{patient_id}", response_model=PatientOut, summary="A patient with plans and appointments", responses=errors(404)
+)
 def get_patient(patient_id: PatientId, caller: CallerDep) -> Any:
     """The patient's details as engage has them, with every treatment plan and its appointments."""
     return read(lambda session: patient_out(session, caller.clinic_id, patient_id))
 
 
-@router.get("/{patient_id}/timeline", response_model=list[MessageOut], summary="Every message of the patient",
-            responses=errors(404))
+@router.get(
+    "/{patient_id}/timeline",
+    response_model=list[MessageOut],
+    summary="Every message of the patient",
+    responses=errors(404),
+)
 def get_timeline(patient_id: PatientId, caller: CallerDep) -> Any:
     """Every outbox row, by due time: scheduled, sent, skipped or cancelled (with the reason)."""
 
@@ -109,10 +121,12 @@ def get_timeline(patient_id: PatientId, caller: CallerDep) -> Any:
     return read(work)
 
 
-@router.get("/{patient_id}/outcomes", response_model=list[OutcomeOut], summary="Pain scores over time",
-            responses=errors(404))
+@router.get(
+    "/{patient_id}/outcomes", response_model=list[OutcomeOut], summary="Pain scores over time", responses=errors(404)
+)
 def get_outcomes(
-    patient_id: PatientId, caller: CallerDep,
+    patient_id: PatientId,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many, the newest", examples=[100])] = 1000,
 ) -> Any:
     """The patient's 0-10 pain scores, oldest first (replies to reassessment prompts, and staff entries)."""
@@ -124,8 +138,9 @@ def get_outcomes(
     return read(work)
 
 
-@router.patch("/{patient_id}", response_model=PatientOut, summary="Change a patient's details",
-              responses=errors(403, 404, 413))
+@router.patch(
+    "/{patient_id}", response_model=PatientOut, summary="Change a patient's details", responses=errors(403, 404, 413)
+)
 def change_patient(patient_id: PatientId, body: PatientPatch, request: Request, caller: PatientsWriter) -> Any:
     """Only the fields sent change. A new phone, email, time zone or locale re-plans pending messages."""
 
@@ -137,18 +152,32 @@ def change_patient(patient_id: PatientId, body: PatientPatch, request: Request, 
     return write(request, caller, None, body, work)
 
 
-@router.post("/{patient_id}/consent", response_model=ConsentOut, summary="Record consent given or withdrawn",
-             responses=errors(403, 404, 413))
-def set_consent(patient_id: PatientId, body: ConsentIn, request: Request, caller: PatientsWriter,
-                key: IdempotencyKeyHeader = None) -> Any:
+@router.post(
+    "/{patient_id}/consent",
+    response_model=ConsentOut,
+    summary="Record consent given or withdrawn",
+    responses=errors(403, 404, 413),
+)
+def set_consent(
+    patient_id: PatientId, body: ConsentIn, request: Request, caller: PatientsWriter, key: IdempotencyKeyHeader = None
+) -> Any:
     """Opting out cancels the channel's pending messages; opting in brings back future ones."""
 
     def work(session: Session) -> dict[str, Any]:
         patient = get_in_clinic(session, Patient, patient_id, caller.clinic_id)
         event, result = patient_changes.set_consent(
-            session, patient, body.channel, body.state, reason=body.reason, actor=caller.actor,
+            session,
+            patient,
+            body.channel,
+            body.state,
+            reason=body.reason,
+            actor=caller.actor,
         )
-        return {"patient_id": patient_id, "channel": event.channel.value, "state": event.state.value,
-                "changes": result.as_dict()}
+        return {
+            "patient_id": patient_id,
+            "channel": event.channel.value,
+            "state": event.state.value,
+            "changes": result.as_dict(),
+        }
 
     return write(request, caller, key, body, work)

@@ -34,15 +34,26 @@ def duration(text: str, field: str) -> Any:
 
 def plan_out(plan: TreatmentPlan, enrollment_id: int | None = None) -> dict[str, Any]:
     return {
-        "id": plan.id, "patient_id": plan.patient_id, "condition": plan.condition, "modality": plan.modality,
-        "planned_sessions": plan.planned_sessions, "status": plan.status.value, "external_id": plan.external_id,
-        "appointments": [plans.appointment_json(a) for a in plan.appointments], "enrollment_id": enrollment_id,
+        "id": plan.id,
+        "patient_id": plan.patient_id,
+        "condition": plan.condition,
+        "modality": plan.modality,
+        "planned_sessions": plan.planned_sessions,
+        "status": plan.status.value,
+        "external_id": plan.external_id,
+        "appointments": [plans.appointment_json(a) for a in plan.appointments],
+        "enrollment_id": enrollment_id,
         "exercises": list(plan.exercises or []),
     }
 
 
-@plans_router.post("", status_code=201, response_model=PlanOut, summary="Create a plan and book its sessions",
-                   responses=errors(403, 404, 413))
+@plans_router.post(
+    "",
+    status_code=201,
+    response_model=PlanOut,
+    summary="Create a plan and book its sessions",
+    responses=errors(403, 404, 413),
+)
 def create_plan(body: PlanIn, request: Request, caller: PlansWriter, key: IdempotencyKeyHeader = None) -> Any:
     """Book `sessions` appointments, the first at `first`, then every `every` (same local time across DST for
     whole days). With `sequence`, enrol the plan right away."""
@@ -50,9 +61,17 @@ def create_plan(body: PlanIn, request: Request, caller: PlansWriter, key: Idempo
     def work(session: Session) -> dict[str, Any]:
         get_in_clinic(session, Patient, body.patient_id, caller.clinic_id)
         created = plans.create_plan(
-            session, patient_id=body.patient_id, condition=body.condition, modality=body.modality, first=body.first,
-            sessions=body.sessions, every=duration(body.every, "every"), duration=duration(body.duration, "duration"),
-            reassess_every=body.reassess_every, external_id=body.external_id, actor=caller.actor,
+            session,
+            patient_id=body.patient_id,
+            condition=body.condition,
+            modality=body.modality,
+            first=body.first,
+            sessions=body.sessions,
+            every=duration(body.every, "every"),
+            duration=duration(body.duration, "duration"),
+            reassess_every=body.reassess_every,
+            external_id=body.external_id,
+            actor=caller.actor,
             allow_past=body.allow_past,
         )
         enrollment_id = None
@@ -70,8 +89,12 @@ def get_plan(plan_id: PlanId, caller: CallerDep) -> Any:
     return read(lambda session: plan_out(get_in_clinic(session, TreatmentPlan, plan_id, caller.clinic_id)))
 
 
-@plans_router.put("/{plan_id}/exercises", response_model=PlanOut, summary="Set the exercises the practitioner picked",
-                  responses=errors(403, 404, 413))
+@plans_router.put(
+    "/{plan_id}/exercises",
+    response_model=PlanOut,
+    summary="Set the exercises the practitioner picked",
+    responses=errors(403, 404, 413),
+)
 def put_exercises(plan_id: PlanId, body: ExercisesIn, request: Request, caller: ExercisePicker) -> Any:
     """Replace the plan's exercises with `exercises` (library keys, in order). An unknown key or one given twice
     is refused (422) and nothing changes."""
@@ -86,36 +109,51 @@ def put_exercises(plan_id: PlanId, body: ExercisesIn, request: Request, caller: 
     return write(request, caller, None, body, work)
 
 
-@appointments_router.post("", status_code=201, response_model=AppointmentOut, summary="Book one more appointment",
-                          responses=errors(403, 404, 413))
-def create_appointment(body: AppointmentIn, request: Request, caller: PlansWriter,
-                       key: IdempotencyKeyHeader = None) -> Any:
+@appointments_router.post(
+    "",
+    status_code=201,
+    response_model=AppointmentOut,
+    summary="Book one more appointment",
+    responses=errors(403, 404, 413),
+)
+def create_appointment(
+    body: AppointmentIn, request: Request, caller: PlansWriter, key: IdempotencyKeyHeader = None
+) -> Any:
     """Book an appointment in a plan; enrolled sequences plan its reminders at once."""
 
     def work(session: Session) -> dict[str, Any]:
         get_in_clinic(session, TreatmentPlan, body.plan_id, caller.clinic_id)
         created = appointments.add_appointment(
-            session, plan_id=body.plan_id, start=body.start, end=body.end,
-            duration=duration(body.duration, "duration") if body.duration else None, external_id=body.external_id,
-            actor=caller.actor, allow_past=body.allow_past,
+            session,
+            plan_id=body.plan_id,
+            start=body.start,
+            end=body.end,
+            duration=duration(body.duration, "duration") if body.duration else None,
+            external_id=body.external_id,
+            actor=caller.actor,
+            allow_past=body.allow_past,
         )
         return plans.appointment_json(created)
 
     return write(request, caller, key, body, work, status_code=201)
 
 
-@appointments_router.patch("/{appointment_id}", response_model=AppointmentOut, summary="Move, cancel, complete",
-                           responses=errors(403, 404, 413))
-def change_appointment(appointment_id: AppointmentId, body: AppointmentPatch, request: Request,
-                       caller: PlansWriter) -> Any:
+@appointments_router.patch(
+    "/{appointment_id}",
+    response_model=AppointmentOut,
+    summary="Move, cancel, complete",
+    responses=errors(403, 404, 413),
+)
+def change_appointment(
+    appointment_id: AppointmentId, body: AppointmentPatch, request: Request, caller: PlansWriter
+) -> Any:
     """`start` moves a booked appointment (its reminders move too); `status` cancels (reminders cancelled),
     completes or marks a no-show. Both at once: the move first."""
 
     def work(session: Session) -> dict[str, Any]:
         found: Appointment = get_in_clinic(session, Appointment, appointment_id, caller.clinic_id)
         if body.start is not None:
-            appointments.move_appointment(session, found.id, body.start, actor=caller.actor,
-                                          allow_past=body.allow_past)
+            appointments.move_appointment(session, found.id, body.start, actor=caller.actor, allow_past=body.allow_past)
         if body.status is not None:
             appointments.set_appointment_status(session, found.id, AppointmentStatus(body.status), actor=caller.actor)
         return plans.appointment_json(found)

@@ -17,14 +17,27 @@ from starlette.exceptions import HTTPException
 from engage.errors import InvalidInput, NotFound
 
 PROBLEM = "application/problem+json"
-_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-           409: "Conflict", 413: "Request body too large", 422: "Invalid input"}
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    422: "Invalid input",
+}
 
 
-def problem(status: int, detail: str, errors: list[dict[str, str]] | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status,
-                            "detail": detail}
+def problem(
+    status: int, detail: str, errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
@@ -83,8 +96,12 @@ def _field(name: str) -> dict[str, str]:
     return {"pointer": "#/" + name.replace(".", "/")}
 
 
-def _documented(status: int, description: str, detail: str, errors: list[dict[str, str]] | None = None,
-                ) -> dict[str, Any]:
+def _documented(
+    status: int,
+    description: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
     example: dict[str, Any] = {"type": "about:blank", "title": _TITLES[status], "status": status, "detail": detail}
     if errors is not None:
         example["errors"] = errors
@@ -93,44 +110,75 @@ def _documented(status: int, description: str, detail: str, errors: list[dict[st
 
 #: For the OpenAPI document: the shape of every error answer.
 PROBLEM_JSON_SCHEMA: dict[str, Any] = {
-    "type": "object", "title": "Problem", "required": ["type", "title", "status", "detail"],
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status", "detail"],
     "description": "An RFC 9457 problem",
     "properties": {
-        "type": {"type": "string", "description": "Always `about:blank`: the status says what happened",
-                 "examples": ["about:blank"]},
+        "type": {
+            "type": "string",
+            "description": "Always `about:blank`: the status says what happened",
+            "examples": ["about:blank"],
+        },
         "title": {"type": "string", "description": "The status in words", "examples": ["Invalid input"]},
         "status": {"type": "integer", "description": "The HTTP status", "examples": [422]},
-        "detail": {"type": "string", "description": "What went wrong, for a person",
-                   "examples": ["1 invalid field(s); nothing was written"]},
+        "detail": {
+            "type": "string",
+            "description": "What went wrong, for a person",
+            "examples": ["1 invalid field(s); nothing was written"],
+        },
         "errors": {
-            "type": "array", "description": "One entry per invalid field (422 only)",
+            "type": "array",
+            "description": "One entry per invalid field (422 only)",
             "examples": [[{"pointer": "#/phone", "detail": "invalid phone number: write it with a country code"}]],
-            "items": {"type": "object", "properties": {
-                "pointer": {"type": "string", "description": "A JSON pointer into the body", "examples": ["#/phone"]},
-                "parameter": {"type": "string", "description": "A query or path parameter",
-                              "examples": ["cursor"]},
-                "header": {"type": "string", "description": "A request header", "examples": ["Idempotency-Key"]},
-                "record": {"type": "string", "description": "A CSV line or a FHIR Bundle entry",
-                           "examples": ["line 7"]},
-                "detail": {"type": "string", "description": "What is wrong with it",
-                           "examples": ["invalid phone number: write it with a country code"]},
-            }},
+            "items": {
+                "type": "object",
+                "properties": {
+                    "pointer": {
+                        "type": "string",
+                        "description": "A JSON pointer into the body",
+                        "examples": ["#/phone"],
+                    },
+                    "parameter": {"type": "string", "description": "A query or path parameter", "examples": ["cursor"]},
+                    "header": {"type": "string", "description": "A request header", "examples": ["Idempotency-Key"]},
+                    "record": {
+                        "type": "string",
+                        "description": "A CSV line or a FHIR Bundle entry",
+                        "examples": ["line 7"],
+                    },
+                    "detail": {
+                        "type": "string",
+                        "description": "What is wrong with it",
+                        "examples": ["invalid phone number: write it with a country code"],
+                    },
+                },
+            },
         },
     },
 }
 #: Every error answer the API gives, documented with an example: pick a route's with :func:`errors`.
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: _documented(401, "No bearer token, or a revoked or unknown one", "this API token is unknown or revoked"),
-    403: _documented(403, "The token's staff role may not do this (a practitioner's token reads, it cannot write)",
-                     "a practitioner may not do this (edit_patients)"),
-    404: _documented(404, "No such record in the token's clinic (another clinic's id answers the same)",
-                     "no patient with id 42"),
-    413: _documented(413, "The body is over the limit: `ENGAGE_MAX_REQUEST_BYTES` (1 MB), for a CSV import "
-                          "`ENGAGE_IMPORT_MAX_BYTES` (5 MB)",
-                     "request body too large"),
-    422: _documented(422, "Invalid input: `errors` has one entry per invalid field; nothing was written",
-                     "1 invalid field(s); nothing was written",
-                     [{"pointer": "#/phone", "detail": "invalid phone number: write it with a country code"}]),
+    403: _documented(
+        403,
+        "The token's staff role may not do this (a practitioner's token reads, it cannot write)",
+        "a practitioner may not do this (edit_patients)",
+    ),
+    404: _documented(
+        404, "No such record in the token's clinic (another clinic's id answers the same)", "no patient with id 42"
+    ),
+    413: _documented(
+        413,
+        "The body is over the limit: `ENGAGE_MAX_REQUEST_BYTES` (1 MB), for a CSV import "
+        "`ENGAGE_IMPORT_MAX_BYTES` (5 MB)",
+        "request body too large",
+    ),
+    422: _documented(
+        422,
+        "Invalid input: `errors` has one entry per invalid field; nothing was written",
+        "1 invalid field(s); nothing was written",
+        [{"pointer": "#/phone", "detail": "invalid phone number: write it with a country code"}],
+    ),
 }
 
 

@@ -22,17 +22,29 @@ T = TypeVar("T")
 _TIME_ZONE = Field(examples=["America/New_York"], description="IANA time zone name")
 _LOCALE = Field(examples=["es"], description="Language of the patient's messages: `en` or `es`")
 _EMAIL = Field(examples=["ana.ruiz@example.com"], description="Email address")
-_PHONE = Field(examples=["+1 415 555 0123"], description=(
-    "Mobile number in any format; without `+`, read in the clinic's country. Stored and answered as E.164"))
+_PHONE = Field(
+    examples=["+1 415 555 0123"],
+    description=(
+        "Mobile number in any format; without `+`, read in the clinic's country. Stored and answered as E.164"
+    ),
+)
 _FIRST_NAME = Field(min_length=1, max_length=100, examples=["Ana"], description="Given name")
 _LAST_NAME = Field(min_length=1, max_length=100, examples=["Ruiz"], description="Family name")
-_EXTERNAL_ID = Field(min_length=1, max_length=100, examples=["PMS-10042"],
-                     description="Your practice-management system's id (unique per clinic)")
-_WHEN = Field(examples=["2026-12-01T09:00", "2026-12-01T14:00:00+00:00"],
-              description="ISO 8601; without an offset: the patient's local wall time")
+_EXTERNAL_ID = Field(
+    min_length=1,
+    max_length=100,
+    examples=["PMS-10042"],
+    description="Your practice-management system's id (unique per clinic)",
+)
+_WHEN = Field(
+    examples=["2026-12-01T09:00", "2026-12-01T14:00:00+00:00"],
+    description="ISO 8601; without an offset: the patient's local wall time",
+)
 _UTC = Field(examples=["2026-12-01T14:00:00+00:00"], description="ISO 8601, UTC")
-_ALLOW_PAST = Field(examples=[False], description=(
-    "Record a visit that already happened (a start in the past); it gets no confirmation or reminder"))
+_ALLOW_PAST = Field(
+    examples=[False],
+    description=("Record a visit that already happened (a start in the past); it gets no confirmation or reminder"),
+)
 _DURATION = Field(examples=["45m"], description="A length: `45m`, `1h`, `1h30m`")
 _SEQUENCE = Field(examples=["dry-needling-sciatica"], description="A follow-up sequence's key (templates/sequences)")
 # Each type twice: a field that may be null carries its description and example on the field itself.
@@ -52,16 +64,23 @@ When = Annotated[datetime, _WHEN]
 MaybeWhen = Annotated[datetime | None, _WHEN]
 # Written as ``+00:00`` like every answer the library builds itself (pydantic alone would write ``Z``).
 UtcTime = Annotated[datetime, _UTC, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
-MaybeUtcTime = Annotated[datetime | None, _UTC,
-                         PlainSerializer(lambda value: value.isoformat() if value else None, return_type=str | None)]
+MaybeUtcTime = Annotated[
+    datetime | None, _UTC, PlainSerializer(lambda value: value.isoformat() if value else None, return_type=str | None)
+]
 AllowPast = Annotated[bool, _ALLOW_PAST]
 Duration = Annotated[str, _DURATION]
 MaybeDuration = Annotated[str | None, _DURATION]
 SequenceKey = Annotated[str, _SEQUENCE]
 MaybeSequenceKey = Annotated[str | None, _SEQUENCE]
-Changes = Annotated[dict[str, int], Field(
-    examples=[{"inserted": 9, "moved": 0, "updated": 0, "cancelled": 0, "skipped": 1, "revived": 0, "unchanged": 0}],
-    description="Outbox rows the change touched, by kind")]
+Changes = Annotated[
+    dict[str, int],
+    Field(
+        examples=[
+            {"inserted": 9, "moved": 0, "updated": 0, "cancelled": 0, "skipped": 1, "revived": 0, "unchanged": 0}
+        ],
+        description="Outbox rows the change touched, by kind",
+    ),
+]
 
 
 def _id(what: str, example: int) -> Any:
@@ -108,10 +127,12 @@ class AppointmentOut(BaseModel):
     start: UtcTime
     end: UtcTime
     status: Literal["booked", "completed", "cancelled", "no_show"] = Field(
-        examples=["booked"], description="booked, completed, cancelled or no_show")
+        examples=["booked"], description="booked, completed, cancelled or no_show"
+    )
     confirmed_at: MaybeUtcTime = Field(None, description="When the patient confirmed by replying to a reminder")
     callback_requested_at: MaybeUtcTime = Field(
-        None, description="When the patient asked, by SMS, to be called to rebook")
+        None, description="When the patient asked, by SMS, to be called to rebook"
+    )
     external_id: MaybeExternalId = Field(None, examples=["V-881"], description="Your system's id for the visit")
 
 
@@ -121,8 +142,9 @@ class PlanSummary(BaseModel):
     modality: str = Field(examples=["dry needling"], description="How it is treated")
     planned_sessions: int = Field(examples=[6], description="Sessions planned in all")
     status: str = Field(examples=["active"], description="active, completed or cancelled")
-    external_id: MaybeExternalId = Field(None, examples=["PMS-10042/dry-needling-sciatica"],
-                                           description="Your system's id for the plan")
+    external_id: MaybeExternalId = Field(
+        None, examples=["PMS-10042/dry-needling-sciatica"], description="Your system's id for the plan"
+    )
     appointments: list[AppointmentOut] = Field(description="The plan's appointments, in start order")
 
 
@@ -142,8 +164,12 @@ class PatientOut(BaseModel):
 class ConsentIn(Input):
     channel: Literal["sms", "email"] = Field(examples=["sms"], description="The channel the consent is about")
     state: Literal["opted_in", "opted_out"] = Field(examples=["opted_out"], description="Given or withdrawn")
-    reason: str = Field(min_length=1, max_length=200, examples=["asked at the desk to stop texts"],
-                        description="Why, for colleagues (no health details)")
+    reason: str = Field(
+        min_length=1,
+        max_length=200,
+        examples=["asked at the desk to stop texts"],
+        description="Why, for colleagues (no health details)",
+    )
 
 
 class PatientSummary(BaseModel):
@@ -178,16 +204,22 @@ class PlanIn(Input):
 
 class PlanOut(PlanSummary):
     patient_id: int = _id("patient", 42)
-    exercises: list[str] = Field(default_factory=list, examples=[["figure-four", "knee-to-chest"]],
-                                 description="Exercise keys the practitioner picked, in order")
+    exercises: list[str] = Field(
+        default_factory=list,
+        examples=[["figure-four", "knee-to-chest"]],
+        description="Exercise keys the practitioner picked, in order",
+    )
     enrollment_id: int | None = Field(None, examples=[7], description="When `sequence` was given: the enrolment")
 
 
 class ExercisesIn(Input):
     """The whole choice (PUT replaces it); an empty list means none: stretch prompts then use generic wording."""
 
-    exercises: list[str] = Field(max_length=50, examples=[["figure-four", "knee-to-chest"]],
-                                 description="Keys from the exercise library (templates/exercises), in order")
+    exercises: list[str] = Field(
+        max_length=50,
+        examples=[["figure-four", "knee-to-chest"]],
+        description="Keys from the exercise library (templates/exercises), in order",
+    )
 
 
 class AppointmentIn(Input):
@@ -205,7 +237,8 @@ class AppointmentPatch(Input):
     start: MaybeWhen = Field(None, description="The new start (a move keeps the length)")
     allow_past: AllowPast = False
     status: Literal["cancelled", "completed", "no_show"] | None = Field(
-        None, examples=["cancelled"], description="cancelled, or once it has started: completed or no_show")
+        None, examples=["cancelled"], description="cancelled, or once it has started: completed or no_show"
+    )
 
 
 class AppointmentUpsert(Input):
@@ -216,14 +249,22 @@ class AppointmentUpsert(Input):
 
     patient_external_id: ExternalId
     plan_external_id: MaybeExternalId = Field(
-        None, examples=["PMS-10042/dry-needling-sciatica"], description="The plan to book it in (made when new); "
-        "default: see `sequence`, else the patient's newest active plan")
-    sequence: MaybeSequenceKey = Field(None, description=(
-        "Without `plan_external_id`: book it in the patient's plan for this sequence, made and enrolled when new"))
+        None,
+        examples=["PMS-10042/dry-needling-sciatica"],
+        description="The plan to book it in (made when new); "
+        "default: see `sequence`, else the patient's newest active plan",
+    )
+    sequence: MaybeSequenceKey = Field(
+        None,
+        description=(
+            "Without `plan_external_id`: book it in the patient's plan for this sequence, made and enrolled when new"
+        ),
+    )
     start: When
     duration: Duration = "45m"
     status: Literal["booked", "cancelled", "completed", "no_show"] = Field(
-        "booked", examples=["booked"], description="booked, cancelled, completed or no_show")
+        "booked", examples=["booked"], description="booked, cancelled, completed or no_show"
+    )
 
 
 class EnrollmentIn(Input):
@@ -251,12 +292,18 @@ class MessageOut(BaseModel):
     channel: str = Field(examples=["sms"], description="sms or email")
     template: str = Field(examples=["visit-reminder"], description="The template it is rendered from at send time")
     due_at: UtcTime = Field(description="When it is (or was) due, UTC")
-    local_due_at: datetime | None = Field(None, examples=["2026-11-30T09:00:00-05:00"],
-                                          description="The same, in the patient's time zone")
-    status: str = Field(examples=["scheduled"], description=(
-        "scheduled, queued, sending, sent, delivered, undelivered, bounced, failed, cancelled, skipped or unknown"))
-    reason: str | None = Field(examples=["appointment cancelled"], description=(
-        "Why it was skipped, cancelled or failed"))
+    local_due_at: datetime | None = Field(
+        None, examples=["2026-11-30T09:00:00-05:00"], description="The same, in the patient's time zone"
+    )
+    status: str = Field(
+        examples=["scheduled"],
+        description=(
+            "scheduled, queued, sending, sent, delivered, undelivered, bounced, failed, cancelled, skipped or unknown"
+        ),
+    )
+    reason: str | None = Field(
+        examples=["appointment cancelled"], description=("Why it was skipped, cancelled or failed")
+    )
 
 
 class OutcomeOut(BaseModel):
@@ -270,8 +317,12 @@ class InboxItem(BaseModel):
     id: int = _id("reply", 311)
     patient_id: int | None = Field(examples=[42], description="engage's patient id, when the number is known")
     patient: str | None = Field(examples=["Ana Ruiz"], description="The patient's name, when the number is known")
-    kind: str = Field(examples=["other"], description=(
-        "What the reply was read as: opt_out, opt_in, help, confirm, reschedule, score, ambiguous or other"))
+    kind: str = Field(
+        examples=["other"],
+        description=(
+            "What the reply was read as: opt_out, opt_in, help, confirm, reschedule, score, ambiguous or other"
+        ),
+    )
     flag_reason: str | None = Field(examples=["not a keyword or score"], description="Why it needs a person")
     received_at: UtcTime = Field(description="When it arrived, UTC")
     body: str = Field(examples=["can I come Friday instead?"], description="The patient's words: PHI, staff only")
@@ -282,8 +333,12 @@ class InboxItem(BaseModel):
 
 class Page(BaseModel, Generic[T]):
     items: list[T] = Field(description="This page's items, in the list's order")
-    next_cursor: str | None = Field(examples=["gAAAAABpLd3e...q9Q="], description=(
-        "Pass as `cursor` for the next page; null on the last page. Opaque: made by the API for this list"))
+    next_cursor: str | None = Field(
+        examples=["gAAAAABpLd3e...q9Q="],
+        description=(
+            "Pass as `cursor` for the next page; null on the last page. Opaque: made by the API for this list"
+        ),
+    )
 
 
 class SyncReportOut(BaseModel):

@@ -22,14 +22,21 @@ from engage.web.api.problems import errors
 from engage.web.api.schemas import AppointmentOut, AppointmentUpsert, PatientOut, PatientUpsert
 
 router = APIRouter(tags=["sync"], responses=errors(401, 422))
-ExternalIdPath = Annotated[str, Path(min_length=1, max_length=100, description="Your system's id",
-                                     examples=["PMS-10042"])]
+ExternalIdPath = Annotated[
+    str, Path(min_length=1, max_length=100, description="Your system's id", examples=["PMS-10042"])
+]
 _CREATED: dict[int | str, dict[str, Any]] = {
-    201: {"description": "Created (200: it existed, and was updated or left as it was)"}, **errors(403, 413)}
+    201: {"description": "Created (200: it existed, and was updated or left as it was)"},
+    **errors(403, 413),
+}
 
 
-@router.put("/patients/by-external-id/{external_id}", response_model=PatientOut, responses=_CREATED,
-            summary="Create or update a patient by your id")
+@router.put(
+    "/patients/by-external-id/{external_id}",
+    response_model=PatientOut,
+    responses=_CREATED,
+    summary="Create or update a patient by your id",
+)
 def put_patient(external_id: ExternalIdPath, body: PatientUpsert, request: Request, caller: PatientsWriter) -> Any:
     """A changed phone, email, time zone or locale re-plans the patient's pending messages."""
     status = {"code": 200}
@@ -45,10 +52,13 @@ def put_patient(external_id: ExternalIdPath, body: PatientUpsert, request: Reque
     return answer
 
 
-@router.put("/appointments/by-external-id/{external_id}", response_model=AppointmentOut, responses=_CREATED,
-            summary="Create or update an appointment by your id")
-def put_appointment(external_id: ExternalIdPath, body: AppointmentUpsert, request: Request,
-                    caller: PlansWriter) -> Any:
+@router.put(
+    "/appointments/by-external-id/{external_id}",
+    response_model=AppointmentOut,
+    responses=_CREATED,
+    summary="Create or update an appointment by your id",
+)
+def put_appointment(external_id: ExternalIdPath, body: AppointmentUpsert, request: Request, caller: PlansWriter) -> Any:
     """The patient must exist (by `patient_external_id`). A new time moves the reminders; `cancelled` cancels
     them; `completed` and `no_show` mark the visit."""
     status = {"code": 200}
@@ -56,8 +66,13 @@ def put_appointment(external_id: ExternalIdPath, body: AppointmentUpsert, reques
     def work(session: Session) -> dict[str, Any]:
         minutes = int(duration(body.duration, "duration").total_seconds() // 60)
         record = AppointmentRecord(
-            external_id=external_id, patient_external_id=body.patient_external_id, start=body.start,
-            minutes=minutes, status=body.status, sequence=body.sequence, plan_external_id=body.plan_external_id,
+            external_id=external_id,
+            patient_external_id=body.patient_external_id,
+            start=body.start,
+            minutes=minutes,
+            status=body.status,
+            sequence=body.sequence,
+            plan_external_id=body.plan_external_id,
             where="body",
         )
         report = apply_sync(session, caller.clinic_id, [], [record], actor=caller.actor)

@@ -31,8 +31,12 @@ else is retried after 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h and 12 h, then 
 
 
 class EndpointIn(Input):
-    url: str = Field(min_length=1, max_length=500, examples=["https://pms.example.org/engage-events"],
-                     description="https:// (plain http only to this machine, for trying a receiver out)")
+    url: str = Field(
+        min_length=1,
+        max_length=500,
+        examples=["https://pms.example.org/engage-events"],
+        description="https:// (plain http only to this machine, for trying a receiver out)",
+    )
     label: str = Field("", max_length=100, examples=["PMS sync"], description="What the endpoint is for")
 
 
@@ -46,8 +50,10 @@ class EndpointOut(BaseModel):
 
 
 class EndpointCreated(EndpointOut):
-    secret: str = Field(examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
-                        description="The signing secret, answered only here: store it now")
+    secret: str = Field(
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        description="The signing secret, answered only here: store it now",
+    )
 
 
 class EndpointList(BaseModel):
@@ -70,8 +76,14 @@ class EventList(BaseModel):
     events: list[EventOut] = Field(description="The endpoint's newest events, newest first")
 
 
-@router.post("", status_code=201, response_model=EndpointCreated, summary="Register an endpoint",
-             description=EVENTS_DOC, responses=errors(413))
+@router.post(
+    "",
+    status_code=201,
+    response_model=EndpointCreated,
+    summary="Register an endpoint",
+    description=EVENTS_DOC,
+    responses=errors(413),
+)
 def create_endpoint(body: EndpointIn, request: Request, caller: Admin, key: IdempotencyKeyHeader = None) -> Any:
     def work(session: Session) -> dict[str, Any]:
         endpoint = endpoints.create_endpoint(session, caller.clinic_id, body.url, body.label, actor=caller.actor)
@@ -83,22 +95,41 @@ def create_endpoint(body: EndpointIn, request: Request, caller: Admin, key: Idem
 @router.get("", response_model=EndpointList, summary="The clinic's endpoints (never their secrets)")
 def list_endpoints(caller: Admin) -> Any:
     """The clinic's active endpoints, oldest first; each one's secret was answered only when it was added."""
-    return read(lambda session: {"endpoints": [endpoints.endpoint_json(e)
-                                               for e in endpoints.list_endpoints(session, caller.clinic_id)]})
+    return read(
+        lambda session: {
+            "endpoints": [endpoints.endpoint_json(e) for e in endpoints.list_endpoints(session, caller.clinic_id)]
+        }
+    )
 
 
-@router.delete("/{endpoint_id}", response_model=EndpointOut, summary="Remove an endpoint",
-               description="Nothing more is posted to it; events it was still owed are dropped.",
-               responses=errors(404))
+@router.delete(
+    "/{endpoint_id}",
+    response_model=EndpointOut,
+    summary="Remove an endpoint",
+    description="Nothing more is posted to it; events it was still owed are dropped.",
+    responses=errors(404),
+)
 def remove_endpoint(endpoint_id: EndpointId, request: Request, caller: Admin) -> Any:
-    return write(request, caller, None, None, lambda session: endpoints.endpoint_json(
-        endpoints.remove_endpoint(session, caller.clinic_id, endpoint_id, actor=caller.actor)))
+    return write(
+        request,
+        caller,
+        None,
+        None,
+        lambda session: endpoints.endpoint_json(
+            endpoints.remove_endpoint(session, caller.clinic_id, endpoint_id, actor=caller.actor)
+        ),
+    )
 
 
-@router.get("/{endpoint_id}/events", response_model=EventList, summary="An endpoint's events and their delivery",
-            responses=errors(404))
+@router.get(
+    "/{endpoint_id}/events",
+    response_model=EventList,
+    summary="An endpoint's events and their delivery",
+    responses=errors(404),
+)
 def list_events(
-    endpoint_id: EndpointId, caller: Admin,
+    endpoint_id: EndpointId,
+    caller: Admin,
     limit: Annotated[int, Query(ge=1, le=500, description="How many, newest first", examples=[50])] = 50,
 ) -> Any:
     """The endpoint's newest events: whether each was delivered, how many posts it took, the last answer."""

@@ -35,8 +35,18 @@ _TITLES = {403: "Not allowed", 404: "Not found", 405: "Not allowed", 429: "Too m
 
 def install(app: FastAPI) -> None:
     """Add the staff pages to ``app``."""
-    for module in (auth, today, patients, patient_page, plans, messages, inbox, sequences, settings,
-                   appointment_import):
+    for module in (
+        auth,
+        today,
+        patients,
+        patient_page,
+        plans,
+        messages,
+        inbox,
+        sequences,
+        settings,
+        appointment_import,
+    ):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(auth.SignInRequired, auth.sign_in_redirect)  # type: ignore[arg-type]

@@ -89,13 +89,30 @@ def _page(request: Request, staff: Staff, status_code: int = 200, **context: Any
     report: SyncReport | None = context.get("report")
     if report is not None:
         context["messages_changed"] = describe_result(report.messages)
-        context["changed"] = any((report.patients_created, report.patients_updated, report.plans_created,
-                                  report.appointments_created, report.appointments_moved,
-                                  report.appointments_status_changed, report.enrollments_created,
-                                  report.messages.changed))
-    return render(request, "import.html", staff, status_code=status_code, nav="patients", required=REQUIRED,
-                  optional=OPTIONAL, max_size=megabytes(settings.import_max_bytes),
-                  max_bytes=settings.import_max_bytes, **context)
+        context["changed"] = any(
+            (
+                report.patients_created,
+                report.patients_updated,
+                report.plans_created,
+                report.appointments_created,
+                report.appointments_moved,
+                report.appointments_status_changed,
+                report.enrollments_created,
+                report.messages.changed,
+            )
+        )
+    return render(
+        request,
+        "import.html",
+        staff,
+        status_code=status_code,
+        nav="patients",
+        required=REQUIRED,
+        optional=OPTIONAL,
+        max_size=megabytes(settings.import_max_bytes),
+        max_bytes=settings.import_max_bytes,
+        **context,
+    )
 
 
 @router.get("/import", response_class=HTMLResponse)
@@ -106,7 +123,9 @@ async def import_form(request: Request, staff: CurrentStaff) -> HTMLResponse:
 
 @router.post("/import", response_class=HTMLResponse)
 async def check_file(
-    request: Request, staff: CurrentStaff, file: Annotated[UploadFile | None, File()] = None,
+    request: Request,
+    staff: CurrentStaff,
+    file: Annotated[UploadFile | None, File()] = None,
 ) -> HTMLResponse:
     require(staff, Action.EDIT_PLANS)
     filename = (file.filename or "")[:200] if file is not None else ""
@@ -119,16 +138,26 @@ async def check_file(
     if outcome.errors:
         return _page(request, staff, 400, row_errors=outcome.errors, filename=filename)
     content = base64.urlsafe_b64encode(text.encode()).decode()
-    return _page(request, staff, step="checked", report=outcome.report, filename=filename, content=content,
-                 seal=seal_for(staff, text))
+    return _page(
+        request,
+        staff,
+        step="checked",
+        report=outcome.report,
+        filename=filename,
+        content=content,
+        seal=seal_for(staff, text),
+    )
 
 
 # The checked text comes back base64-encoded in one form field: the body cap (body_limit), not the
 # form parser's 1 MB a field, bounds it.
 @router.post("/import/apply", response_class=HTMLResponse, form_limits={"max_part_size": 64 * 1024 * 1024})
 async def apply_file(
-    request: Request, staff: CurrentStaff, content: Annotated[str, Form()] = "",
-    seal: Annotated[str, Form()] = "", filename: Annotated[str, Form()] = "",
+    request: Request,
+    staff: CurrentStaff,
+    content: Annotated[str, Form()] = "",
+    seal: Annotated[str, Form()] = "",
+    filename: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
     require(staff, Action.EDIT_PLANS)
     filename = filename[:200]
@@ -137,9 +166,14 @@ async def apply_file(
     except ValueError:  # not base64, or not UTF-8 inside
         text = ""
     if not text or not hmac.compare_digest(seal, seal_for(staff, text)):
-        return _page(request, staff, 400, filename=filename,
-                     file_error="This is not the file that was checked (or the check expired when you signed in "
-                                "again). Choose it and check it again.")
+        return _page(
+            request,
+            staff,
+            400,
+            filename=filename,
+            file_error="This is not the file that was checked (or the check expired when you signed in "
+            "again). Choose it and check it again.",
+        )
     outcome = await run_in_threadpool(run_import, staff, text, dry_run=False)
     if outcome.errors:
         return _page(request, staff, 400, row_errors=outcome.errors, filename=filename)

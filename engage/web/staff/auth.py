@@ -50,9 +50,16 @@ def _load(token: str | None) -> Staff | None:
         if signed_in is None:
             return None
         staff = signed_in.staff
-        return Staff(id=staff.id, clinic_id=staff.clinic_id, clinic_name=staff.clinic.name,
-                     timezone=staff.clinic.timezone, email=staff.email, name=staff.name, role=staff.role,
-                     csrf_token=signed_in.csrf_token)
+        return Staff(
+            id=staff.id,
+            clinic_id=staff.clinic_id,
+            clinic_name=staff.clinic.name,
+            timezone=staff.clinic.timezone,
+            email=staff.email,
+            name=staff.name,
+            role=staff.role,
+            csrf_token=signed_in.csrf_token,
+        )
 
 
 async def current_staff(request: Request) -> Staff:
@@ -87,13 +94,23 @@ def _safe_next(next_url: str | None) -> str:
     return "/"
 
 
-def _login_page(request: Request, next_url: str, error: str | None = None, email: str = "",
-                status_code: int = 200) -> HTMLResponse:
+def _login_page(
+    request: Request, next_url: str, error: str | None = None, email: str = "", status_code: int = 200
+) -> HTMLResponse:
     token = secrets.token_urlsafe(32)
-    response = render(request, "login.html", None, status_code=status_code, login_csrf=token, next_url=next_url,
-                      error=error, email=email)
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
-                        secure=_secure_cookies())
+    response = render(
+        request,
+        "login.html",
+        None,
+        status_code=status_code,
+        login_csrf=token,
+        next_url=next_url,
+        error=error,
+        email=email,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login", secure=_secure_cookies()
+    )
     return response
 
 
@@ -114,8 +131,11 @@ def _sign_in(email: str, password: str, ip: str | None) -> str:
 
 @router.post("/login", response_class=HTMLResponse, dependencies=[Depends(ratelimit.login)])
 async def login(
-    request: Request, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
-    csrf_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/",  # noqa: A002
+    request: Request,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",  # noqa: A002
 ) -> Response:
     next_url = _safe_next(next)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
@@ -127,15 +147,23 @@ async def login(
     except accounts.LoginThrottled:
         metrics.record_login("locked")
         minutes = f"{get_settings().login_window_minutes:g}"
-        return _login_page(request, next_url, f"Too many failed sign-ins. Wait {minutes} minutes and try again.",
-                           email, 429)
+        return _login_page(
+            request, next_url, f"Too many failed sign-ins. Wait {minutes} minutes and try again.", email, 429
+        )
     except accounts.LoginRefused:
         metrics.record_login("failed")
         return _login_page(request, next_url, "Wrong email address or password.", email, 401)
     metrics.record_login("ok")
     response = redirect(next_url)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", path="/", secure=_secure_cookies(),
-                        max_age=int(get_settings().session_absolute_hours * 3600))
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        path="/",
+        secure=_secure_cookies(),
+        max_age=int(get_settings().session_absolute_hours * 3600),
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 

@@ -26,8 +26,14 @@ PER_PAGE = 50
 
 @router.get("/messages", response_class=HTMLResponse)
 async def message_list(
-    request: Request, staff: CurrentStaff, status: str = "", channel: str = "", template: str = "",
-    date_from: str = "", date_to: str = "", page: int = 1,
+    request: Request,
+    staff: CurrentStaff,
+    status: str = "",
+    channel: str = "",
+    template: str = "",
+    date_from: str = "",
+    date_to: str = "",
+    page: int = 1,
 ) -> HTMLResponse:
     values = {"status": status, "channel": channel, "template": template, "date_from": date_from, "date_to": date_to}
 
@@ -41,17 +47,33 @@ async def message_list(
             except InvalidInput as exc:
                 rows, total, error = [], 0, str(exc)
             query = urlencode({k: v for k, v in values.items() if v})
-            return render(request, "messages.html", staff, nav="messages", rows=rows, total=total, error=error,
-                          values=values, page=max(page, 1), pages=max(1, -(-total // PER_PAGE)), query=query,
-                          statuses=[s.value for s in MessageStatus], channels=[c.value for c in Channel],
-                          status_code=400 if error else 200)
+            return render(
+                request,
+                "messages.html",
+                staff,
+                nav="messages",
+                rows=rows,
+                total=total,
+                error=error,
+                values=values,
+                page=max(page, 1),
+                pages=max(1, -(-total // PER_PAGE)),
+                query=query,
+                statuses=[s.value for s in MessageStatus],
+                channels=[c.value for c in Channel],
+                status_code=400 if error else 200,
+            )
 
     return await run_in_threadpool(load)
 
 
 @router.get("/messages.csv")
 async def message_csv(
-    staff: CurrentStaff, status: str = "", channel: str = "", template: str = "", date_from: str = "",
+    staff: CurrentStaff,
+    status: str = "",
+    channel: str = "",
+    template: str = "",
+    date_from: str = "",
     date_to: str = "",
 ) -> Response:
     try:
@@ -64,8 +86,11 @@ async def message_csv(
             yield from messages_csv(session, session.get_one(Clinic, staff.clinic_id), flt)
 
     name = f"messages-{datetime.now():%Y%m%d-%H%M}.csv"
-    response = StreamingResponse(chunks(), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    response = StreamingResponse(
+        chunks(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
     secure(response)
     return response
 
@@ -76,7 +101,10 @@ def _back(url: str) -> str:
 
 @router.post("/messages/{message_id}/resolve")
 async def resolve(
-    staff: CurrentStaff, message_id: int, action: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+    staff: CurrentStaff,
+    message_id: int,
+    action: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "/",
 ) -> Response:
     def save() -> str:

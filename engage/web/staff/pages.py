@@ -21,8 +21,10 @@ from engage.records.roles import Action, may
 
 FLASH_COOKIE = "engage_flash"
 #: Scripts and styles only from this app (the vendored files); no inline script, no framing.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ def render(request: Request, name: str, staff: Staff | None, status_code: int = 
     """Render ``templates/staff/<name>`` with the staff member, their CSRF token and any flash notice."""
     notice = request.cookies.get(FLASH_COOKIE)
     response = templates().TemplateResponse(
-        request, name, {"staff": staff, "notice": unquote(notice) if notice else None, **context},
+        request,
+        name,
+        {"staff": staff, "notice": unquote(notice) if notice else None, **context},
         status_code=status_code,
     )
     if notice:
@@ -86,6 +90,12 @@ def redirect(url: str, notice: str | None = None) -> RedirectResponse:
     """303 to ``url`` (POST-redirect-GET), with a one-time notice shown on the next page."""
     response = RedirectResponse(url, status_code=303)
     if notice:
-        response.set_cookie(FLASH_COOKIE, quote(notice[:300]), httponly=True, samesite="lax", path="/",
-                            secure=get_settings().public_url.startswith("https://"))
+        response.set_cookie(
+            FLASH_COOKIE,
+            quote(notice[:300]),
+            httponly=True,
+            samesite="lax",
+            path="/",
+            secure=get_settings().public_url.startswith("https://"),
+        )
     return response

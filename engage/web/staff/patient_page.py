@@ -70,15 +70,19 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
     outcomes = list_outcomes(session, patient.id)
     scores = [{"when": local(o.recorded_at, tz, "%d %b %Y"), "score": o.score} for o in outcomes]
     return PatientView(
-        patient=patient, timezone=tz,
+        patient=patient,
+        timezone=tz,
         consent={c.value: current_consent(session, patient.id, c).value for c in Channel},
-        consent_history=list(session.scalars(
-            select(ConsentEvent).where(ConsentEvent.patient_id == patient.id).order_by(ConsentEvent.id.desc())
-        )),
+        consent_history=list(
+            session.scalars(
+                select(ConsentEvent).where(ConsentEvent.patient_id == patient.id).order_by(ConsentEvent.id.desc())
+            )
+        ),
         enrollments=enrollments,
         timeline=timeline(session, patient.id),
         replies=replies_of(session, patient.id),
-        scores_json=json.dumps(scores), outcomes=outcomes,
+        scores_json=json.dumps(scores),
+        outcomes=outcomes,
         history=patient_history(session, patient.id),
         sequences=[(key, seq.name) for key, seq in sorted(load_sequences().items())],
         exercises=[(key, exercise.name["en"]) for key, exercise in load_exercises().items()],
@@ -98,7 +102,10 @@ async def patient_page(request: Request, staff: CurrentStaff, patient_id: int) -
 
 @router.post("/patients/{patient_id}/consent")
 async def patient_consent(
-    staff: CurrentStaff, patient_id: int, channel: Annotated[str, Form()] = "", state: Annotated[str, Form()] = "",
+    staff: CurrentStaff,
+    patient_id: int,
+    channel: Annotated[str, Form()] = "",
+    state: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     def save() -> str:
@@ -134,6 +141,7 @@ async def patient_outcome(staff: CurrentStaff, patient_id: int, score: Annotated
 @router.get("/patients/{patient_id}/messages/{message_id}/body", response_class=HTMLResponse)
 async def message_body(request: Request, staff: CurrentStaff, patient_id: int, message_id: int) -> HTMLResponse:
     """The message's text as the patient gets (or got) it, rendered now: an htmx fragment."""
+
     def load() -> dict[str, Any]:
         with session_scope() as session:
             message = get_message_for(session, staff, message_id)

@@ -39,10 +39,25 @@ async def patient_list(request: Request, staff: CurrentStaff, q: str = "", page:
     return render(request, template, staff, nav="patients", q=q, found=found, error=error)
 
 
-def _form(request: Request, staff: Staff, values: dict[str, str], errors: dict[str, str], patient_id: int | None,
-          status_code: int = 200) -> HTMLResponse:
-    return render(request, "patient_form.html", staff, nav="patients", values=values, errors=errors,
-                  patient_id=patient_id, locales=LOCALES, status_code=status_code)
+def _form(
+    request: Request,
+    staff: Staff,
+    values: dict[str, str],
+    errors: dict[str, str],
+    patient_id: int | None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "patient_form.html",
+        staff,
+        nav="patients",
+        values=values,
+        errors=errors,
+        patient_id=patient_id,
+        locales=LOCALES,
+        status_code=status_code,
+    )
 
 
 @router.get("/patients/new", response_class=HTMLResponse)
@@ -53,19 +68,38 @@ async def new_patient_form(request: Request, staff: CurrentStaff) -> HTMLRespons
 
 @router.post("/patients/new", response_class=HTMLResponse)
 async def new_patient(
-    request: Request, staff: CurrentStaff, first_name: Annotated[str, Form()] = "",
-    last_name: Annotated[str, Form()] = "", phone: Annotated[str, Form()] = "", email: Annotated[str, Form()] = "",
-    timezone: Annotated[str, Form()] = "", locale: Annotated[str, Form()] = "en",
+    request: Request,
+    staff: CurrentStaff,
+    first_name: Annotated[str, Form()] = "",
+    last_name: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    timezone: Annotated[str, Form()] = "",
+    locale: Annotated[str, Form()] = "en",
 ) -> Response:
     require(staff, Action.EDIT_PATIENTS)
-    values = {"first_name": first_name, "last_name": last_name, "phone": phone, "email": email,
-              "timezone": timezone, "locale": locale}
+    values = {
+        "first_name": first_name,
+        "last_name": last_name,
+        "phone": phone,
+        "email": email,
+        "timezone": timezone,
+        "locale": locale,
+    }
 
     def save() -> int:
         with session_scope() as session:
-            return add_patient(session, clinic_id=staff.clinic_id, first_name=first_name, last_name=last_name,
-                               email=email or None, phone=phone or None, timezone=timezone or None,
-                               locale=locale or "en", actor=staff.email).id
+            return add_patient(
+                session,
+                clinic_id=staff.clinic_id,
+                first_name=first_name,
+                last_name=last_name,
+                email=email or None,
+                phone=phone or None,
+                timezone=timezone or None,
+                locale=locale or "en",
+                actor=staff.email,
+            ).id
 
     try:
         patient_id = await run_in_threadpool(save)
@@ -88,12 +122,24 @@ async def edit_patient_form(request: Request, staff: CurrentStaff, patient_id: i
 
 @router.post("/patients/{patient_id}/edit", response_class=HTMLResponse)
 async def edit_patient(
-    request: Request, staff: CurrentStaff, patient_id: int, first_name: Annotated[str, Form()] = "",
-    last_name: Annotated[str, Form()] = "", phone: Annotated[str, Form()] = "", email: Annotated[str, Form()] = "",
-    timezone: Annotated[str, Form()] = "", locale: Annotated[str, Form()] = "en",
+    request: Request,
+    staff: CurrentStaff,
+    patient_id: int,
+    first_name: Annotated[str, Form()] = "",
+    last_name: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    timezone: Annotated[str, Form()] = "",
+    locale: Annotated[str, Form()] = "en",
 ) -> Response:
-    values = {"first_name": first_name, "last_name": last_name, "phone": phone, "email": email,
-              "timezone": timezone, "locale": locale}
+    values = {
+        "first_name": first_name,
+        "last_name": last_name,
+        "phone": phone,
+        "email": email,
+        "timezone": timezone,
+        "locale": locale,
+    }
 
     def save() -> str:
         with session_scope() as session:

@@ -28,8 +28,11 @@ from engage.web.staff.pages import redirect, render
 
 router = APIRouter()
 
-_STATUS = {"cancel": AppointmentStatus.CANCELLED, "complete": AppointmentStatus.COMPLETED,
-           "no-show": AppointmentStatus.NO_SHOW}
+_STATUS = {
+    "cancel": AppointmentStatus.CANCELLED,
+    "complete": AppointmentStatus.COMPLETED,
+    "no-show": AppointmentStatus.NO_SHOW,
+}
 _DONE = {"cancel": "cancelled", "complete": "marked attended", "no-show": "marked as a no-show"}
 
 
@@ -56,9 +59,14 @@ def _apply(load: Callable[[Session], int], change: Callable[[Session], str], ref
 
 @router.post("/patients/{patient_id}/plans")
 async def new_plan(
-    staff: CurrentStaff, patient_id: int, condition: Annotated[str, Form()] = "", modality: Annotated[str, Form()] = "",
-    first: Annotated[str, Form()] = "", sessions: Annotated[str, Form()] = "",
-    every_days: Annotated[str, Form()] = "7", minutes: Annotated[str, Form()] = "45",
+    staff: CurrentStaff,
+    patient_id: int,
+    condition: Annotated[str, Form()] = "",
+    modality: Annotated[str, Form()] = "",
+    first: Annotated[str, Form()] = "",
+    sessions: Annotated[str, Form()] = "",
+    every_days: Annotated[str, Form()] = "7",
+    minutes: Annotated[str, Form()] = "45",
     allow_past: Annotated[bool, Form()] = False,
 ) -> Response:
     def save() -> str:
@@ -68,9 +76,15 @@ async def new_plan(
             if not condition.strip() or not modality.strip():
                 raise InvalidInput("a plan needs a condition and a treatment")
             plan = create_plan(
-                session, patient_id=patient.id, condition=condition, modality=modality, first=first,
-                sessions=_int(sessions, "sessions"), every=timedelta(days=_int(every_days, "days between sessions")),
-                duration=timedelta(minutes=_int(minutes, "session minutes")), actor=staff.email,
+                session,
+                patient_id=patient.id,
+                condition=condition,
+                modality=modality,
+                first=first,
+                sessions=_int(sessions, "sessions"),
+                every=timedelta(days=_int(every_days, "days between sessions")),
+                duration=timedelta(minutes=_int(minutes, "session minutes")),
+                actor=staff.email,
                 allow_past=allow_past,
             )
             return f"Plan created with {len(plan.appointments)} appointments."
@@ -83,16 +97,18 @@ async def new_plan(
 
 
 @router.post("/plans/{plan_id}/appointments")
-async def add_appointment(staff: CurrentStaff, plan_id: int, start: Annotated[str, Form()] = "",
-                          allow_past: Annotated[bool, Form()] = False) -> Response:
+async def add_appointment(
+    staff: CurrentStaff, plan_id: int, start: Annotated[str, Form()] = "", allow_past: Annotated[bool, Form()] = False
+) -> Response:
     def load(session: Session) -> int:
         plan = get_plan_for(session, staff, plan_id)
         require(staff, Action.EDIT_PLANS)
         return plan.patient_id
 
     def change(session: Session) -> str:
-        _, result = appointments.add_appointment_replanned(session, plan_id=plan_id, start=start, actor=staff.email,
-                                                           allow_past=allow_past)
+        _, result = appointments.add_appointment_replanned(
+            session, plan_id=plan_id, start=start, actor=staff.email, allow_past=allow_past
+        )
         return f"Appointment added; {describe_result(result)}."
 
     patient_id, notice = await run_in_threadpool(_apply, load, change, "Appointment not added")
@@ -132,7 +148,8 @@ async def move_appointment(staff: CurrentStaff, appointment_id: int, to: Annotat
         return f"Appointment moved; {describe_result(result)}."
 
     patient_id, notice = await run_in_threadpool(
-        _apply, _appointment_access(staff, appointment_id), change, "Appointment not moved")
+        _apply, _appointment_access(staff, appointment_id), change, "Appointment not moved"
+    )
     return redirect(f"/patients/{patient_id}#plans", notice)
 
 
@@ -143,17 +160,20 @@ async def appointment_status(staff: CurrentStaff, appointment_id: int, verb: str
 
     def change(session: Session) -> str:
         _, result = appointments.set_appointment_status_replanned(
-            session, appointment_id, _STATUS[verb], actor=staff.email)
+            session, appointment_id, _STATUS[verb], actor=staff.email
+        )
         return f"Appointment {_DONE[verb]}; {describe_result(result)}."
 
     patient_id, notice = await run_in_threadpool(
-        _apply, _appointment_access(staff, appointment_id), change, "Appointment not changed")
+        _apply, _appointment_access(staff, appointment_id), change, "Appointment not changed"
+    )
     return redirect(f"/patients/{patient_id}#plans", notice)
 
 
 @router.get("/patients/{patient_id}/plans/{plan_id}/enrol", response_class=HTMLResponse)
-async def enrol_preview(request: Request, staff: CurrentStaff, patient_id: int, plan_id: int,
-                        sequence: str = "") -> HTMLResponse:
+async def enrol_preview(
+    request: Request, staff: CurrentStaff, patient_id: int, plan_id: int, sequence: str = ""
+) -> HTMLResponse:
     def load() -> HTMLResponse:
         with session_scope() as session:
             plan = get_plan_for(session, staff, plan_id, patient_id)
@@ -163,8 +183,17 @@ async def enrol_preview(request: Request, staff: CurrentStaff, patient_id: int, 
             except NotFound:
                 raise HTTPException(status_code=404, detail="no such sequence") from None
             rows = preview_enrollment(session, plan.patient, plan, seq.key)
-            return render(request, "enrol_preview.html", staff, nav="patients", p=plan.patient, plan=plan, seq=seq,
-                          rows=rows, tz=plan.patient.effective_timezone)
+            return render(
+                request,
+                "enrol_preview.html",
+                staff,
+                nav="patients",
+                p=plan.patient,
+                plan=plan,
+                seq=seq,
+                rows=rows,
+                tz=plan.patient.effective_timezone,
+            )
 
     return await run_in_threadpool(load)
 

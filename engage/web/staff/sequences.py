@@ -19,10 +19,13 @@ router = APIRouter()
 async def sequences_page(request: Request, staff: CurrentStaff) -> HTMLResponse:
     def load() -> list[dict[str, object]]:
         return [
-            {"sequence": seq, "steps": [
-                {"step": step, "words": words, "previews": preview_all_locales(step.channel.value, step.template)}
-                for step, words in describe_sequence(seq)
-            ]}
+            {
+                "sequence": seq,
+                "steps": [
+                    {"step": step, "words": words, "previews": preview_all_locales(step.channel.value, step.template)}
+                    for step, words in describe_sequence(seq)
+                ],
+            }
             for _key, seq in sorted(load_sequences().items())
         ]
 

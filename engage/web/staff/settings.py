@@ -29,22 +29,42 @@ from engage.web.staff.pages import Staff, redirect, render
 router = APIRouter()
 
 
-def _page(request: Request, staff: Staff, new_token: str | None = None, new_endpoint: WebhookEndpoint | None = None,
-          webhook_form: dict[str, str] | None = None, webhook_errors: dict[str, str] | None = None,
-          status_code: int = 200) -> HTMLResponse:
+def _page(
+    request: Request,
+    staff: Staff,
+    new_token: str | None = None,
+    new_endpoint: WebhookEndpoint | None = None,
+    webhook_form: dict[str, str] | None = None,
+    webhook_errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     """The settings page; ``new_token`` and ``new_endpoint``'s secret are shown on this answer only."""
     with session_scope() as session:
         clinic = session.get_one(Clinic, staff.clinic_id)
         people = accounts.list_staff(session, staff.clinic_id)
         emails = {a.id: a.email for a in people}
         tokens = [(t, emails.get(t.staff_user_id, "")) for t in api_tokens.list_tokens(session, clinic_id=clinic.id)]
-        hooks = [(e, next(iter(webhooks.recent_events(session, e, limit=1)), None))
-                 for e in webhooks.list_endpoints(session, clinic.id)]
-        return render(request, "settings.html", staff, status_code=status_code, nav="settings", clinic=clinic,
-                      quiet=describe_quiet_hours(clinic.quiet_hours), accounts=people, tokens=tokens,
-                      new_token=new_token, webhooks=hooks, new_endpoint=new_endpoint,
-                      max_endpoints=webhooks.MAX_ENDPOINTS, webhook_form=webhook_form or {},
-                      webhook_errors=webhook_errors or {})
+        hooks = [
+            (e, next(iter(webhooks.recent_events(session, e, limit=1)), None))
+            for e in webhooks.list_endpoints(session, clinic.id)
+        ]
+        return render(
+            request,
+            "settings.html",
+            staff,
+            status_code=status_code,
+            nav="settings",
+            clinic=clinic,
+            quiet=describe_quiet_hours(clinic.quiet_hours),
+            accounts=people,
+            tokens=tokens,
+            new_token=new_token,
+            webhooks=hooks,
+            new_endpoint=new_endpoint,
+            max_endpoints=webhooks.MAX_ENDPOINTS,
+            webhook_form=webhook_form or {},
+            webhook_errors=webhook_errors or {},
+        )
 
 
 @router.get("/settings", response_class=HTMLResponse)
@@ -64,21 +84,32 @@ async def _save(staff: Staff, work, done: str, to: str = "/settings") -> Respons
 
 @router.post("/settings/clinic")
 async def clinic_details(
-    staff: CurrentStaff, name: Annotated[str, Form()] = "", address: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "", phone: Annotated[str, Form()] = "",
+    staff: CurrentStaff,
+    name: Annotated[str, Form()] = "",
+    address: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form()] = "",
 ) -> Response:
     def work() -> str:
         with session_scope() as session:
-            changed = update_clinic(session, session.get_one(Clinic, staff.clinic_id), name=name, address=address,
-                                    email=email, phone=phone, actor=staff.email)
+            changed = update_clinic(
+                session,
+                session.get_one(Clinic, staff.clinic_id),
+                name=name,
+                address=address,
+                email=email,
+                phone=phone,
+                actor=staff.email,
+            )
             return f"Clinic details saved ({', '.join(changed)})." if changed else "Nothing changed."
 
     return await _save(staff, work, "Saving the clinic details")
 
 
 @router.post("/settings/quiet-hours")
-async def quiet_hours(staff: CurrentStaff, sms: Annotated[str, Form()] = "",
-                      email: Annotated[str, Form()] = "") -> Response:
+async def quiet_hours(
+    staff: CurrentStaff, sms: Annotated[str, Form()] = "", email: Annotated[str, Form()] = ""
+) -> Response:
     def work() -> str:
         with session_scope() as session:
             _, result = set_quiet_hours(session, staff.clinic_id, {"sms": sms, "email": email}, actor=staff.email)
@@ -89,13 +120,23 @@ async def quiet_hours(staff: CurrentStaff, sms: Annotated[str, Form()] = "",
 
 @router.post("/settings/staff")
 async def add_staff(
-    staff: CurrentStaff, email: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
-    role: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+    staff: CurrentStaff,
+    email: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
 ) -> Response:
     def work() -> str:
         with session_scope() as session:
-            created = accounts.create_staff(session, clinic_id=staff.clinic_id, email=email, name=name,
-                                            role_name=role, password=password, actor=staff.email)
+            created = accounts.create_staff(
+                session,
+                clinic_id=staff.clinic_id,
+                email=email,
+                name=name,
+                role_name=role,
+                password=password,
+                actor=staff.email,
+            )
             return f"Staff account added for {created.email}."
 
     return await _save(staff, work, "Adding the account")
@@ -126,16 +167,18 @@ async def reset_password(staff: CurrentStaff, staff_id: int, password: Annotated
 
 
 @router.post("/settings/tokens", response_class=HTMLResponse)
-async def create_token(request: Request, staff: CurrentStaff, label: Annotated[str, Form()] = "",
-                       owner: Annotated[str, Form()] = "") -> Response:
+async def create_token(
+    request: Request, staff: CurrentStaff, label: Annotated[str, Form()] = "", owner: Annotated[str, Form()] = ""
+) -> Response:
     """A new API token, shown once on the page that answers (never again: only its hash is kept)."""
     require(staff, Action.ADMIN)
 
     def work() -> HTMLResponse:
         with session_scope() as session:
             account = get_staff_user_for(session, staff, _int_id(owner)) if owner else None
-            _, token = api_tokens.create_token(session, staff_email=account.email if account else staff.email,
-                                               label=label, actor=staff.email)
+            _, token = api_tokens.create_token(
+                session, staff_email=account.email if account else staff.email, label=label, actor=staff.email
+            )
             session.commit()
             return _page(request, staff, new_token=token)
 
@@ -159,8 +202,9 @@ async def revoke_token(staff: CurrentStaff, token_id: int) -> Response:
 
 
 @router.post("/settings/webhooks", response_class=HTMLResponse)
-async def add_webhook(request: Request, staff: CurrentStaff, url: Annotated[str, Form()] = "",
-                      label: Annotated[str, Form()] = "") -> Response:
+async def add_webhook(
+    request: Request, staff: CurrentStaff, url: Annotated[str, Form()] = "", label: Annotated[str, Form()] = ""
+) -> Response:
     """A new webhook endpoint; its signing secret is shown once, on the page that answers."""
     require(staff, Action.ADMIN)
 
@@ -175,8 +219,9 @@ async def add_webhook(request: Request, staff: CurrentStaff, url: Annotated[str,
     except InvalidInput as exc:
         # Beside the field at fault (the URL's rule, a label too long); above the form otherwise (too many).
         errors = {exc.field if exc.field in ("url", "label") else "form": str(exc)}
-        return await run_in_threadpool(_page, request, staff, webhook_form={"url": url, "label": label},
-                                       webhook_errors=errors, status_code=400)
+        return await run_in_threadpool(
+            _page, request, staff, webhook_form={"url": url, "label": label}, webhook_errors=errors, status_code=400
+        )
 
 
 @router.get("/settings/webhooks/{endpoint_id}", response_class=HTMLResponse)
@@ -187,8 +232,15 @@ async def webhook_events(request: Request, staff: CurrentStaff, endpoint_id: int
     def load() -> HTMLResponse:
         with session_scope() as session:
             endpoint = get_endpoint_for(session, staff, endpoint_id)
-            return render(request, "webhook_events.html", staff, nav="settings", endpoint=endpoint,
-                          events=webhooks.recent_events(session, endpoint), max_attempts=MAX_ATTEMPTS)
+            return render(
+                request,
+                "webhook_events.html",
+                staff,
+                nav="settings",
+                endpoint=endpoint,
+                events=webhooks.recent_events(session, endpoint),
+                max_attempts=MAX_ATTEMPTS,
+            )
 
     return await run_in_threadpool(load)
 

@@ -90,8 +90,9 @@ async def events(request: Request) -> Response:
     problem = signature_problem(body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
     if problem:
         # One line a refusal. The signature covers timestamp + body only, not the URL.
-        log.warning("sendgrid webhook refused at %s: %s", get_settings().public_url.rstrip("/") + request.url.path,
-                    problem)
+        log.warning(
+            "sendgrid webhook refused at %s: %s", get_settings().public_url.rstrip("/") + request.url.path, problem
+        )
         return PlainTextResponse("forbidden", status_code=403)
     try:
         batch = json.loads(body)
@@ -122,12 +123,18 @@ def handle_events(batch: list[dict[str, Any]]) -> int:
             message_id, patients[message_id] = message
             name = str(event.get("event") or "").lower()
             reason = str(event.get("reason") or event.get("response") or "")
-            reports.append(Report(
-                message_id, sendgrid_status(name), event_id(event), event,
-                error_code=str(event.get("status") or "") or None, provider_message_id=_x_message_id(event),
-                # SMTP replies quote the recipient's address: redact before it becomes last_error.
-                error=f"sendgrid {name}: {redact(reason, 400)}" if reason else None,
-            ))
+            reports.append(
+                Report(
+                    message_id,
+                    sendgrid_status(name),
+                    event_id(event),
+                    event,
+                    error_code=str(event.get("status") or "") or None,
+                    provider_message_id=_x_message_id(event),
+                    # SMTP replies quote the recipient's address: redact before it becomes last_error.
+                    error=f"sendgrid {name}: {redact(reason, 400)}" if reason else None,
+                )
+            )
         if len(reports) < len(batch):
             log.info("sendgrid: %d events for unknown messages ignored", len(batch) - len(reports))
         new = apply_reports(session, PROVIDER, reports)
@@ -138,8 +145,9 @@ def handle_events(batch: list[dict[str, Any]]) -> int:
                 opt_outs.setdefault(patients[report.message_id], (source, report.message_id))
         for patient_id, (source, message_id) in sorted(opt_outs.items()):
             if current_consent(session, patient_id, Channel.EMAIL) is not ConsentState.OPTED_OUT:
-                record_consent(session, patient_id, Channel.EMAIL, ConsentState.OPTED_OUT, source,
-                               f"message {message_id}")
+                record_consent(
+                    session, patient_id, Channel.EMAIL, ConsentState.OPTED_OUT, source, f"message {message_id}"
+                )
     return len(new)
 
 
@@ -186,14 +194,16 @@ def find_messages(session: Session, batch: list[dict[str, Any]]) -> dict[int, tu
     known: dict[int, int] = {}
     wanted = sorted(set(ours.values()))
     for start in range(0, len(wanted), 1000):
-        query = select(Message.id, Message.patient_id).where(Message.id.in_(wanted[start:start + 1000]), email)
+        query = select(Message.id, Message.patient_id).where(Message.id.in_(wanted[start : start + 1000]), email)
         known.update((m, p) for m, p in session.execute(query))
     by_provider_id: dict[str, tuple[int, int]] = {}
     wanted_x = sorted(set(by_x_message_id.values()))
     for start in range(0, len(wanted_x), 1000):
-        by_x = (select(Message.provider_message_id, Message.id, Message.patient_id)
-                .where(Message.provider_message_id.in_(wanted_x[start:start + 1000]), email)
-                .order_by(Message.id.desc()))  # the lowest id wins a (never expected) tie
+        by_x = (
+            select(Message.provider_message_id, Message.id, Message.patient_id)
+            .where(Message.provider_message_id.in_(wanted_x[start : start + 1000]), email)
+            .order_by(Message.id.desc())
+        )  # the lowest id wins a (never expected) tie
         by_provider_id.update({x: (m, p) for x, m, p in session.execute(by_x) if x})
     found = {key: (m, known[m]) for key, m in ours.items() if m in known}
     found.update({key: by_provider_id[x] for key, x in by_x_message_id.items() if x in by_provider_id})

@@ -76,8 +76,11 @@ async def verified_fields(request: Request) -> dict[str, str] | None:
         return None
     url = public_request_url(request)
     if not signature or not RequestValidator(token).validate(url, form, signature):
-        log.warning("twilio webhook refused: %s X-Twilio-Signature for %s", "invalid" if signature else "no",
-                    url.split("?", 1)[0])
+        log.warning(
+            "twilio webhook refused: %s X-Twilio-Signature for %s",
+            "invalid" if signature else "no",
+            url.split("?", 1)[0],
+        )
         return None
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
@@ -110,8 +113,10 @@ def handle_inbound(fields: Mapping[str, str]) -> str | None:
     """Store and act on one inbound SMS (Twilio's form fields); returns the reply text, or None for no reply."""
     sms = InboundSms(
         sid=(fields.get("MessageSid") or fields.get("SmsSid") or "").strip()[:64] or None,
-        from_phone=(fields.get("From") or "").strip(), to_phone=(fields.get("To") or "").strip(),
-        body=fields.get("Body") or "", messaging_service_sid=fields.get("MessagingServiceSid"),
+        from_phone=(fields.get("From") or "").strip(),
+        to_phone=(fields.get("To") or "").strip(),
+        body=fields.get("Body") or "",
+        messaging_service_sid=fields.get("MessagingServiceSid"),
     )
     with session_scope() as session:
         return receive_sms(session, sms, on_opt_in=reconcile_patient)
@@ -141,13 +146,25 @@ def handle_status(message_ref: str | None, fields: Mapping[str, str]) -> None:
             log.info("twilio status callback for an unknown message ignored")
             return
         new = apply_status(
-            session, message, twilio_status(word), provider=PROVIDER, event_id=f"{sid or message.id}:{word}",
-            payload=dict(fields), error_code=error_code, provider_message_id=sid or None,
+            session,
+            message,
+            twilio_status(word),
+            provider=PROVIDER,
+            event_id=f"{sid or message.id}:{word}",
+            payload=dict(fields),
+            error_code=error_code,
+            provider_message_id=sid or None,
             error=f"twilio error {error_code}" if error_code else None,
         )
         if new and error_code == UNSUBSCRIBED_CODE:
-            record_consent(session, message.patient_id, Channel.SMS, ConsentState.OPTED_OUT, "twilio_21610",
-                           f"message {message.id}")
+            record_consent(
+                session,
+                message.patient_id,
+                Channel.SMS,
+                ConsentState.OPTED_OUT,
+                "twilio_21610",
+                f"message {message.id}",
+            )
 
 
 def _find_message(session: Session, message_ref: str | None, sid: str) -> Message | None:

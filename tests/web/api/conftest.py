@@ -37,13 +37,18 @@ def server() -> Iterator[str]:
     """``engage serve`` on a free port against the test PostgreSQL database; its base URL."""
     port = _free_port()
     env = {
-        **os.environ, "ENGAGE_DATABASE_URL": PG_URL, "ENGAGE_SECRET_KEY": "test-secret-key-0123456789",
+        **os.environ,
+        "ENGAGE_DATABASE_URL": PG_URL,
+        "ENGAGE_SECRET_KEY": "test-secret-key-0123456789",
         "ENGAGE_PUBLIC_URL": "http://engage.test",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engage", "serve", "--port", str(port)], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "engage", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -89,19 +94,33 @@ def make_clinic(name: str, email: str, role: Role = Role.ADMIN) -> Clinic:
     """A clinic with a staff user, an API token, and a patient with a 3-session plan starting in 5 days."""
     with session_scope() as session:
         clinic = clinics.create_clinic(
-            session, name=name, timezone="America/New_York", address="12 Elm St, Springfield",
-            email=f"front@{name.lower().replace(' ', '')}.example", sms_from="+14155550100",
+            session,
+            name=name,
+            timezone="America/New_York",
+            address="12 Elm St, Springfield",
+            email=f"front@{name.lower().replace(' ', '')}.example",
+            sms_from="+14155550100",
         )
-        staff.create_staff(session, clinic_id=clinic.id, email=email, name="Desk", role_name=role,
-                           password="correct horse battery")
+        staff.create_staff(
+            session, clinic_id=clinic.id, email=email, name="Desk", role_name=role, password="correct horse battery"
+        )
         row, token = api_tokens.create_token(session, staff_email=email, label="tests")
         patient = patients.add_patient(
-            session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", phone="+14155550123",
+            session,
+            clinic_id=clinic.id,
+            first_name="Ana",
+            last_name="Ruiz",
+            phone="+14155550123",
             email=f"ana@{name.lower().replace(' ', '')}.example",
         )
         first = (utcnow() + timedelta(days=5)).replace(microsecond=0)
         plan = plans.create_plan(
-            session, patient_id=patient.id, condition="sciatica", modality="dry needling", first=first, sessions=3,
+            session,
+            patient_id=patient.id,
+            condition="sciatica",
+            modality="dry needling",
+            first=first,
+            sessions=3,
             every=timedelta(days=7),
         )
         return Clinic(clinic.id, token, row.id, email, patient.id, plan.id, [a.id for a in plan.appointments])

@@ -37,8 +37,16 @@ def test_request_without_a_token_is_401_problem_json(world: World) -> None:
 
 
 def test_token_made_on_the_cli_works_until_revoked_on_the_cli(world: World) -> None:
-    made = engage("token", "create", "--staff", world.a.staff_email, "--label", "PMS sync", "--json",
-                  env={"ENGAGE_DATABASE_URL": world_db()}).json
+    made = engage(
+        "token",
+        "create",
+        "--staff",
+        world.a.staff_email,
+        "--label",
+        "PMS sync",
+        "--json",
+        env={"ENGAGE_DATABASE_URL": world_db()},
+    ).json
     with world.client(token=made["token"]) as api:
         assert api.get(f"/patients/{world.a.patient_id}").status_code == 200
         with session_scope() as session:  # only a hash is stored
@@ -70,8 +78,10 @@ def test_records_of_another_clinic_are_404_as_if_missing(world: World) -> None:
             api.get(f"/plans/{b.plan_id}"),
             api.patch(f"/appointments/{b.appointment_ids[0]}", json={"status": "cancelled"}),
             api.post("/appointments", json={"plan_id": b.plan_id, "start": "2027-01-05T09:00"}),
-            api.post("/enrollments", json={"patient_id": b.patient_id, "plan_id": b.plan_id,
-                                           "sequence": "dry-needling-sciatica"}),
+            api.post(
+                "/enrollments",
+                json={"patient_id": b.patient_id, "plan_id": b.plan_id, "sequence": "dry-needling-sciatica"},
+            ),
             api.get(f"/patients/{b.patient_id + 1000}"),
         ]
     assert [a.status_code for a in answers] == [404] * len(answers)
@@ -116,8 +126,7 @@ def test_a_rule_broken_in_the_library_is_a_problem_and_writes_nothing(world: Wor
 def test_duplicate_external_id_points_at_the_field(world: World) -> None:
     with world.client() as api:
         assert api.post("/patients", json={**NEW_PATIENT, "external_id": "X1"}).status_code == 201
-        again = api.post("/patients", json={**NEW_PATIENT, "phone": None, "email": "l@x.example",
-                                            "external_id": "X1"})
+        again = api.post("/patients", json={**NEW_PATIENT, "phone": None, "email": "l@x.example", "external_id": "X1"})
     assert again.status_code == 422
     assert again.json()["errors"] == [{"pointer": "#/external_id", "detail": again.json()["detail"]}]
 

@@ -14,14 +14,20 @@ CSV = {"Content-Type": "text/csv"}
 
 def appointments() -> int:
     with session_scope() as session:
-        return int(session.scalar(select(func.count()).select_from(Appointment).where(
-            Appointment.external_id.is_not(None))) or 0)
+        return int(
+            session.scalar(select(func.count()).select_from(Appointment).where(Appointment.external_id.is_not(None)))
+            or 0
+        )
 
 
 def scheduled() -> list[tuple[int, object]]:
     with session_scope() as session:
-        return [tuple(r) for r in session.execute(select(Message.id, Message.due_at).where(
-            Message.status == MessageStatus.SCHEDULED).order_by(Message.id))]  # type: ignore[misc]
+        return [
+            tuple(r)
+            for r in session.execute(
+                select(Message.id, Message.due_at).where(Message.status == MessageStatus.SCHEDULED).order_by(Message.id)
+            )
+        ]  # type: ignore[misc]
 
 
 def test_a_csv_is_checked_then_imported_and_the_same_file_again_changes_nothing(world: World) -> None:
@@ -41,8 +47,9 @@ def test_a_csv_is_checked_then_imported_and_the_same_file_again_changes_nothing(
         assert (again["appointments_created"], again["appointments_unchanged"]) == (0, 3)
         assert scheduled() == planned
 
-        cancelled = api.post("/import/appointments", content=rows(second_status="cancelled").encode(),
-                             headers=CSV).json()
+        cancelled = api.post(
+            "/import/appointments", content=rows(second_status="cancelled").encode(), headers=CSV
+        ).json()
         assert cancelled["appointments_status_changed"] == 1 and len(scheduled()) < len(planned)
 
 
@@ -50,8 +57,7 @@ def test_bad_rows_are_each_listed_and_nothing_is_written(world: World) -> None:
     text = rows().replace("(415) 555-0123", "not a phone", 1).replace("+14155550124", "")
     with world.client() as api:
         answer = api.post("/import/appointments", content=text.encode(), headers=CSV)
-        latin1 = api.post("/import/appointments", content="patient_external_id\nPérez\n".encode("latin-1"),
-                          headers=CSV)
+        latin1 = api.post("/import/appointments", content="patient_external_id\nPérez\n".encode("latin-1"), headers=CSV)
     assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
     records = {e.get("record") for e in answer.json()["errors"]}
     assert {"line 2", "line 4"} <= records

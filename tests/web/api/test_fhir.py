@@ -48,7 +48,8 @@ def test_synthea_transaction_bundle_creates_then_changes_nothing_the_second_time
     assert [e["response"]["status"] for e in first.json()["entry"]] == ["201 Created"] * 4
     assert [e["response"]["status"] for e in second.json()["entry"]] == ["200 OK"] * 4
     assert [e["response"]["location"] for e in second.json()["entry"]] == [
-        e["response"]["location"] for e in first.json()["entry"]]
+        e["response"]["location"] for e in first.json()["entry"]
+    ]
     assert after == before and {r["status"] for r in before.values()} == {"scheduled"}
     assert (maria["external_id"], maria["first_name"], maria["last_name"]) == ("MRN-55021", "María", "Hernández")
     assert (maria["phone"], maria["email"], maria["locale"]) == ("+14155550142", "maria.hernandez@example.org", "es")

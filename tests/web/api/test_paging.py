@@ -18,8 +18,7 @@ _names = itertools.count()
 
 def add(api: httpx.Client, first_name: str, last_name: str) -> int:
     n = next(_names)
-    answer = api.post("/patients", json={"first_name": first_name, "last_name": last_name,
-                                         "phone": f"+1415555{n:04d}"})
+    answer = api.post("/patients", json={"first_name": first_name, "last_name": last_name, "phone": f"+1415555{n:04d}"})
     assert answer.status_code == 201, answer.text
     return int(answer.json()["id"])
 

@@ -41,8 +41,9 @@ def test_opting_out_by_api_cancels_pending_sms_and_opting_in_brings_them_back(wo
     path = f"/patients/{world.a.patient_id}/consent"
     with world.client() as api:
         out = api.post(path, json={"channel": "sms", "state": "opted_out", "reason": "asked by phone"})
-        sms_after_out = {r["status"] for r in api.get(f"/patients/{world.a.patient_id}/timeline").json()
-                         if r["channel"] == "sms"}
+        sms_after_out = {
+            r["status"] for r in api.get(f"/patients/{world.a.patient_id}/timeline").json() if r["channel"] == "sms"
+        }
         back = api.post(path, json={"channel": "sms", "state": "opted_in", "reason": "asked again at the desk"})
         missing_reason = api.post(path, json={"channel": "sms", "state": "opted_out"})
 
@@ -55,11 +56,20 @@ def test_opting_out_by_api_cancels_pending_sms_and_opting_in_brings_them_back(wo
 def test_inbox_lists_flagged_replies_of_the_clinic_only(world: World) -> None:
     with session_scope() as session:
         for clinic, patient_id in ((world.a.id, world.a.patient_id), (world.b.id, world.b.patient_id)):
-            session.add(InboundMessage(clinic_id=clinic, patient_id=patient_id, from_phone="+14155550123",
-                                       body="can I come Friday instead?", kind="other", flagged=True,
-                                       flag_reason="not a keyword or score"))
+            session.add(
+                InboundMessage(
+                    clinic_id=clinic,
+                    patient_id=patient_id,
+                    from_phone="+14155550123",
+                    body="can I come Friday instead?",
+                    kind="other",
+                    flagged=True,
+                    flag_reason="not a keyword or score",
+                )
+            )
     with world.client() as api:
         items = api.get("/inbox").json()
 
     assert [(i["patient_id"], i["body"], i["patient"]) for i in items] == [
-        (world.a.patient_id, "can I come Friday instead?", "Ana Ruiz")]
+        (world.a.patient_id, "can I come Friday instead?", "Ana Ruiz")
+    ]

@@ -15,8 +15,9 @@ SEQUENCE = "dry-needling-sciatica"
 
 def enrol(world: World) -> dict:
     with world.client() as api:
-        answer = api.post("/enrollments", json={"patient_id": world.a.patient_id, "plan_id": world.a.plan_id,
-                                                "sequence": SEQUENCE})
+        answer = api.post(
+            "/enrollments", json={"patient_id": world.a.patient_id, "plan_id": world.a.plan_id, "sequence": SEQUENCE}
+        )
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -30,10 +31,20 @@ def reminders_of(world: World, appointment_id: int) -> list[dict]:
 def test_plan_is_created_with_its_sessions_and_enrolled_in_one_call(world: World) -> None:
     first = (utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT09:00")
     with world.client() as api:
-        created = api.post("/plans", json={
-            "patient_id": world.a.patient_id, "condition": "sciatica", "modality": "dry needling", "first": first,
-            "sessions": 4, "every": "7d", "duration": "30m", "external_id": "PLAN-9", "sequence": SEQUENCE,
-        })
+        created = api.post(
+            "/plans",
+            json={
+                "patient_id": world.a.patient_id,
+                "condition": "sciatica",
+                "modality": "dry needling",
+                "first": first,
+                "sessions": 4,
+                "every": "7d",
+                "duration": "30m",
+                "external_id": "PLAN-9",
+                "sequence": SEQUENCE,
+            },
+        )
         plan = api.get(f"/plans/{created.json()['id']}").json()
         timeline = api.get(f"/patients/{world.a.patient_id}/timeline").json()
 
@@ -42,7 +53,8 @@ def test_plan_is_created_with_its_sessions_and_enrolled_in_one_call(world: World
     starts = [datetime.fromisoformat(a["start"]) for a in plan["appointments"]]
     assert len(starts) == 4 and all(b - a == timedelta(days=7) for a, b in zip(starts, starts[1:], strict=False))
     assert {r["appointment_id"] for r in timeline if r["step"] == "visit-reminder"} == {
-        a["id"] for a in plan["appointments"]}
+        a["id"] for a in plan["appointments"]
+    }
 
 
 def test_moving_an_appointment_moves_its_reminder(world: World) -> None:
@@ -50,8 +62,10 @@ def test_moving_an_appointment_moves_its_reminder(world: World) -> None:
     appointment_id = world.a.appointment_ids[1]
     [before] = reminders_of(world, appointment_id)
     with world.client() as api:
-        moved = api.patch(f"/appointments/{appointment_id}",
-                          json={"start": (utcnow() + timedelta(days=15)).replace(microsecond=0).isoformat()})
+        moved = api.patch(
+            f"/appointments/{appointment_id}",
+            json={"start": (utcnow() + timedelta(days=15)).replace(microsecond=0).isoformat()},
+        )
 
     assert moved.status_code == 200, moved.text
     [after] = reminders_of(world, appointment_id)
@@ -74,8 +88,14 @@ def test_cancelling_an_appointment_cancels_its_reminder(world: World) -> None:
 def test_an_added_appointment_gets_its_reminder(world: World) -> None:
     enrol(world)
     with world.client() as api:
-        added = api.post("/appointments", json={"plan_id": world.a.plan_id, "start": (
-            utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT10:30"), "external_id": "APPT-1"})
+        added = api.post(
+            "/appointments",
+            json={
+                "plan_id": world.a.plan_id,
+                "start": (utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT10:30"),
+                "external_id": "APPT-1",
+            },
+        )
 
     assert added.status_code == 201, added.text
     assert added.json()["external_id"] == "APPT-1"

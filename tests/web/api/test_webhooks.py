@@ -34,7 +34,8 @@ def endpoint_count() -> int:
 
 
 def test_an_admin_registers_an_endpoint_sees_the_secret_once_and_events_follow_api_changes(
-    world: World, receiver: WebhookReceiver,
+    world: World,
+    receiver: WebhookReceiver,
 ) -> None:
     with world.client() as api:
         made = api.post("/webhooks", json={"url": receiver.url, "label": "PMS"}, headers={"Idempotency-Key": "w1"})
@@ -44,8 +45,10 @@ def test_an_admin_registers_an_endpoint_sees_the_secret_once_and_events_follow_a
         listed = api.get("/webhooks").json()["endpoints"]
         assert [e["id"] for e in listed] == [made.json()["id"]] and "secret" not in listed[0]
 
-        consent = api.post(f"/patients/{world.a.patient_id}/consent",
-                           json={"channel": "sms", "state": "opted_out", "reason": "asked at the desk"})
+        consent = api.post(
+            f"/patients/{world.a.patient_id}/consent",
+            json={"channel": "sms", "state": "opted_out", "reason": "asked at the desk"},
+        )
         assert consent.status_code in (200, 201)
         pending = api.get(f"/webhooks/{made.json()['id']}/events").json()["events"]
         assert [(e["type"], e["status"]) for e in pending] == [("consent.changed", "pending")]
@@ -54,8 +57,10 @@ def test_an_admin_registers_an_endpoint_sees_the_secret_once_and_events_follow_a
         [post] = receiver.posts()
         key = base64.b64decode(made.json()["secret"].removeprefix("whsec_"))
         signed = f"{post.headers['webhook-id']}.{post.headers['webhook-timestamp']}.".encode() + post.body
-        assert post.headers["webhook-signature"] == "v1," + base64.b64encode(
-            hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        assert (
+            post.headers["webhook-signature"]
+            == "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        )
         data = json.loads(post.body)["data"]
         assert (data["patient_id"], data["channel"], data["state"]) == (world.a.patient_id, "sms", "opted_out")
         delivered = api.get(f"/webhooks/{made.json()['id']}/events").json()["events"]
@@ -82,10 +87,13 @@ def test_only_admins_manage_endpoints_and_never_another_clinics(world: World, re
         assert session.get_one(WebhookEndpoint, theirs).active is True
 
 
-@pytest.mark.parametrize(("url", "detail"), [
-    ("http://pms.example.org/hooks", "must use https"),
-    ("mailto:it@pms.example.org", "looks like https://"),
-])
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("http://pms.example.org/hooks", "must use https"),
+        ("mailto:it@pms.example.org", "looks like https://"),
+    ],
+)
 def test_a_url_engage_must_not_post_to_is_a_problem_pointing_at_the_field(world: World, url: str, detail: str) -> None:
     with world.client() as api:
         answer = api.post("/webhooks", json={"url": url})
@@ -96,19 +104,31 @@ def test_a_url_engage_must_not_post_to_is_a_problem_pointing_at_the_field(world:
 
 
 def test_the_cli_adds_lists_and_removes_endpoints_and_tick_posts_due_events(
-    world: World, receiver: WebhookReceiver,
+    world: World,
+    receiver: WebhookReceiver,
 ) -> None:
     env = {"ENGAGE_DATABASE_URL": PG_URL}
-    added = engage("webhook", "add", "--clinic", str(world.a.id), "--url", receiver.url, "--label", "PMS", "--json",
-                   env=env)
+    added = engage(
+        "webhook", "add", "--clinic", str(world.a.id), "--url", receiver.url, "--label", "PMS", "--json", env=env
+    )
     assert added.code == 0, added.stderr
     endpoint = added.json
     assert endpoint["secret"].startswith("whsec_")
     listed = engage("webhook", "list", "--clinic", str(world.a.id), "--json", env=env).json["endpoints"]
     assert [e["id"] for e in listed] == [endpoint["id"]] and "secret" not in listed[0]
 
-    engage("consent", "set", str(world.a.patient_id), "--channel", "email", "--state", "opted_out",
-           "--reason", "asked", env=env)
+    engage(
+        "consent",
+        "set",
+        str(world.a.patient_id),
+        "--channel",
+        "email",
+        "--state",
+        "opted_out",
+        "--reason",
+        "asked",
+        env=env,
+    )
     ticked = engage("tick", "--json", env=env).json
     assert ticked["webhooks_delivered"] == 1
     assert [json.loads(p.body)["type"] for p in receiver.posts()] == ["consent.changed"]

@@ -34,8 +34,11 @@ def test_session_cookie_is_httponly_lax_and_holds_only_a_random_id(db_url: str) 
     _clinic_with(("desk@clinic.example", "front_desk"))
     client = TestClient(create_app())
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
-    answer = client.post("/login", data={"email": "desk@clinic.example", "password": seed.PASSWORD,
-                                         "csrf_token": token}, follow_redirects=False)
+    answer = client.post(
+        "/login",
+        data={"email": "desk@clinic.example", "password": seed.PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
     cookie = answer.headers["set-cookie"]
     assert "engage_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
     value = cookie.split("engage_session=")[1].split(";")[0]
@@ -91,8 +94,10 @@ def test_practitioner_reads_but_cannot_change_patients_and_sees_no_such_buttons(
 def test_staff_changes_are_audited_and_shown_on_the_patients_page(db_url: str) -> None:
     patient_id = _clinic_with(("desk@clinic.example", "front_desk"))
     client, csrf = signed_in("desk@clinic.example")
-    client.post(f"/patients/{patient_id}/consent",
-                data={"csrf_token": csrf, "channel": "sms", "state": "opted_out", "reason": "asked at the desk"})
+    client.post(
+        f"/patients/{patient_id}/consent",
+        data={"csrf_token": csrf, "channel": "sms", "state": "opted_out", "reason": "asked at the desk"},
+    )
     page = client.get(f"/patients/{patient_id}").text
     history = page.split('id="history-h"')[1]
     assert "desk@clinic.example" in history and "consent.sms_opt_out" in history

@@ -64,8 +64,9 @@ def _seed() -> dict[str, int]:
         stuck.status, stuck.handed_at, stuck.last_error = MessageStatus.UNKNOWN, utcnow(), "no answer from provider"
         reply = seed.flagged_reply(session, clinic.id, ben.id, "Can I come Friday instead?")
         for days_ago, score in ((21, 8), (14, 6), (7, 5), (1, 3)):
-            session.add(Outcome(patient_id=ben.id, score=score, source="sms",
-                                recorded_at=utcnow() - timedelta(days=days_ago)))
+            session.add(
+                Outcome(patient_id=ben.id, score=score, source="sms", recorded_at=utcnow() - timedelta(days=days_ago))
+            )
         other = seed.clinic(session, name="Elsewhere Physio", email="front@elsewhere.example")
         seed.staff(session, other.id, "desk@elsewhere.example", "front_desk")
         return {"clinic": clinic.id, "ben": ben.id, "stuck": stuck.id, "reply": reply.id}
@@ -148,15 +149,17 @@ def test_a_front_desk_day(pg_url: str, browser: Browser, shots: Screenshots) -> 
         expect(page.get_by_role("status")).to_contain_text("Appointment moved; ")
         expect(page.get_by_role("status")).to_contain_text("moved")
         expect(timeline.get_by_role("row").filter(has_text="visit-reminder").first).to_contain_text(
-            (moved - timedelta(days=1)).strftime("%Y-%m-%d 11:00"))
+            (moved - timedelta(days=1)).strftime("%Y-%m-%d 11:00")
+        )
         ana_id = int(patient_url.rsplit("/", 1)[1])
         with session_scope() as session:
             appointment = session.scalars(
                 select(Appointment).where(Appointment.plan.has(patient_id=ana_id)).order_by(Appointment.start_at)
             ).first()
             assert appointment is not None and appointment.start_at == moved.astimezone(appointment.start_at.tzinfo)
-            reminder = session.scalar(select(Message).where(Message.appointment_id == appointment.id,
-                                                            Message.step_key == "visit-reminder"))
+            reminder = session.scalar(
+                select(Message).where(Message.appointment_id == appointment.id, Message.step_key == "visit-reminder")
+            )
             assert reminder is not None and reminder.due_at == appointment.start_at - timedelta(hours=24)
 
         # The inbox: Ben's question, handled with a note.
@@ -205,7 +208,9 @@ def test_front_desk_checks_a_csv_export_then_imports_it(pg_url: str, browser: Br
     header = "patient_external_id,first_name,last_name,phone,email,appointment_external_id,start,sequence\n"
     good = header + "".join(
         f"PMS-7,Carla,Mendes,(415) 555-0190,carla@example.com,V-{n},{(first + timedelta(weeks=n)):%Y-%m-%dT%H:%M},"
-        f"{seed.SEQUENCE}\n" for n in range(3))
+        f"{seed.SEQUENCE}\n"
+        for n in range(3)
+    )
     bad = good.replace("(415) 555-0190", "555", 1)
     with serve(pg_url) as base:
         page = _page(browser)
@@ -229,7 +234,8 @@ def test_front_desk_checks_a_csv_export_then_imports_it(pg_url: str, browser: Br
         # A row with a bad phone: listed with its line, nothing written.
         before = _patients()
         page.get_by_label("CSV file").set_input_files(
-            files=[{"name": "export.csv", "mimeType": "text/csv", "buffer": bad.encode()}])
+            files=[{"name": "export.csv", "mimeType": "text/csv", "buffer": bad.encode()}]
+        )
         page.get_by_role("button", name="Check file").click()
         expect(page.get_by_role("alert")).to_contain_text("export.csv has 1 problem")
         expect(page.get_by_role("row").filter(has_text="line 2")).to_contain_text("invalid phone number")
@@ -238,7 +244,8 @@ def test_front_desk_checks_a_csv_export_then_imports_it(pg_url: str, browser: Br
 
         # The corrected file: what importing would do, then the import.
         page.get_by_label("CSV file").set_input_files(
-            files=[{"name": "export.csv", "mimeType": "text/csv", "buffer": good.encode()}])
+            files=[{"name": "export.csv", "mimeType": "text/csv", "buffer": good.encode()}]
+        )
         page.get_by_role("button", name="Check file").click()
         expect(page.get_by_role("status")).to_contain_text("every row is valid. Nothing has been written yet.")
         expect(page.locator(".counts li").filter(has_text="new").first).to_have_text(re.compile(r"^\s*3\s+new"))

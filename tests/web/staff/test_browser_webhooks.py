@@ -48,7 +48,9 @@ def _endpoints() -> list[tuple[str, str]]:
 
 
 def test_an_admin_adds_a_webhook_endpoint_sees_the_secret_once_and_the_event_it_got(
-    pg_url: str, browser: Browser, shots: Screenshots,
+    pg_url: str,
+    browser: Browser,
+    shots: Screenshots,
 ) -> None:
     with session_scope() as session:
         clinic = seed.clinic(session, name="Back in Motion")
@@ -69,7 +71,8 @@ def test_an_admin_adds_a_webhook_endpoint_sees_the_secret_once_and_the_event_it_
         page.get_by_label("Label (what receives it)").fill("PMS sync")
         page.get_by_role("button", name="Add endpoint").click()
         expect(page.locator("#we-url")).to_have_text(
-            "a webhook URL must use https (plain http only to this machine, for trying it out)")
+            "a webhook URL must use https (plain http only to this machine, for trying it out)"
+        )
         expect(page.get_by_label("URL", exact=True)).to_have_attribute("aria-invalid", "true")
         _visit(page, shots, "settings webhook refused")
         assert _endpoints() == []
@@ -96,8 +99,10 @@ def test_an_admin_adds_a_webhook_endpoint_sees_the_secret_once_and_the_event_it_
         [post] = receiver.posts()
         key = base64.b64decode(secret.removeprefix("whsec_"))
         signed = f"{post.headers['webhook-id']}.{post.headers['webhook-timestamp']}.".encode() + post.body
-        assert post.headers["webhook-signature"] == "v1," + base64.b64encode(
-            hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        assert (
+            post.headers["webhook-signature"]
+            == "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        )
 
         page.reload()
         page.get_by_role("link", name="Recent events of PMS sync").click()

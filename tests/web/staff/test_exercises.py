@@ -31,8 +31,9 @@ def test_the_practitioner_ticks_exercises_and_the_plan_keeps_them(db_url: str) -
     assert box in page and f'<label for="ex-{ids["plan"]}-figure-four">' in page  # each checkbox has its label
     assert "Lying figure-four stretch" in page
 
-    saved = client.post(f"/plans/{ids['plan']}/exercises",
-                        data={"csrf_token": csrf, "exercises": ["figure-four", "gentle-walk"]})
+    saved = client.post(
+        f"/plans/{ids['plan']}/exercises", data={"csrf_token": csrf, "exercises": ["figure-four", "gentle-walk"]}
+    )
 
     assert f"Exercises for plan {ids['plan']}: figure-four, gentle-walk." in saved.text
     assert _exercises(ids["plan"]) == ["figure-four", "gentle-walk"]
@@ -58,13 +59,15 @@ def test_exercises_form_needs_the_csrf_token_and_the_right_role(db_url: str) -> 
     client, csrf = signed_in("desk@clinic.example")
     assert f'action="/plans/{ids["plan"]}/exercises"' not in client.get(f"/patients/{ids['ana']}").text
 
-    refused = client.post(f"/plans/{ids['plan']}/exercises", data={"csrf_token": csrf, "exercises": ["figure-four"]},
-                          headers=HTML)
+    refused = client.post(
+        f"/plans/{ids['plan']}/exercises", data={"csrf_token": csrf, "exercises": ["figure-four"]}, headers=HTML
+    )
     assert refused.status_code == 403
     with session_scope() as session:
         seed.staff(session, ids["clinic"], "front@clinic.example", "practitioner")
     front, _ = signed_in("front@clinic.example")
-    forged = front.post(f"/plans/{ids['plan']}/exercises", data={"csrf_token": "forged", "exercises": ["figure-four"]},
-                        headers=HTML)
+    forged = front.post(
+        f"/plans/{ids['plan']}/exercises", data={"csrf_token": "forged", "exercises": ["figure-four"]}, headers=HTML
+    )
     assert forged.status_code in (400, 403)
     assert _exercises(ids["plan"]) == []

@@ -19,8 +19,10 @@ from engage.sync.csv_import import import_appointments
 from tests import seed
 from tests.web.staff.support import HTML, signed_in
 
-HEADER = ("patient_external_id,first_name,last_name,phone,email,timezone,appointment_external_id,start,duration,status,"
-          "sequence\n")
+HEADER = (
+    "patient_external_id,first_name,last_name,phone,email,timezone,appointment_external_id,start,duration,status,"
+    "sequence\n"
+)
 
 
 def day(n: int, hour: int = 9) -> str:
@@ -28,11 +30,13 @@ def day(n: int, hour: int = 9) -> str:
 
 
 def rows(*, second_start: str | None = None) -> str:
-    return HEADER + "".join([
-        f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,,A1,{day(5)},45,booked,{seed.SEQUENCE}\n",
-        f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,,A2,{second_start or day(12)},45,booked,{seed.SEQUENCE}\n",
-        f"P2,Bo,Lee,+14155550124,,America/Chicago,B1,{day(6, 10)},30m,booked,{seed.SEQUENCE}\n",
-    ])
+    return HEADER + "".join(
+        [
+            f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,,A1,{day(5)},45,booked,{seed.SEQUENCE}\n",
+            f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,,A2,{second_start or day(12)},45,booked,{seed.SEQUENCE}\n",
+            f"P2,Bo,Lee,+14155550124,,America/Chicago,B1,{day(6, 10)},30m,booked,{seed.SEQUENCE}\n",
+        ]
+    )
 
 
 def _clinic() -> int:
@@ -84,8 +88,11 @@ def _outbox() -> list[tuple[object, ...]]:
 
 def _reminder(external_id: str) -> Message:
     with session_scope() as session:
-        return session.scalars(select(Message).join(Appointment, Appointment.id == Message.appointment_id).where(
-            Appointment.external_id == external_id, Message.step_key == "visit-reminder")).one()
+        return session.scalars(
+            select(Message)
+            .join(Appointment, Appointment.id == Message.appointment_id)
+            .where(Appointment.external_id == external_id, Message.step_key == "visit-reminder")
+        ).one()
 
 
 def test_checking_writes_nothing_and_importing_creates_appointments_and_enrols(db_url: str) -> None:
@@ -96,9 +103,16 @@ def test_checking_writes_nothing_and_importing_creates_appointments_and_enrols(d
 
     assert checked.status_code == 200 and "every row is valid. Nothing has been written yet." in checked.text
     assert _counts(checked.text) == {
-        "Appointments new": "3", "Appointments moved": "0", "Appointments cancelled, completed or no-show": "0",
-        "Appointments unchanged": "0", "Patients new": "2", "Patients updated": "0", "Patients unchanged": "0",
-        "Plans and messages new plans": "2", "Plans and messages enrolments": "2"}
+        "Appointments new": "3",
+        "Appointments moved": "0",
+        "Appointments cancelled, completed or no-show": "0",
+        "Appointments unchanged": "0",
+        "Patients new": "2",
+        "Patients updated": "0",
+        "Patients unchanged": "0",
+        "Plans and messages new plans": "2",
+        "Plans and messages enrolments": "2",
+    }
     assert "messages planned" in checked.text
     assert (_count(Patient), _count(Appointment), _count(Message), _imports_audited()) == (0, 0, 0, 0)
 
@@ -111,7 +125,10 @@ def test_checking_writes_nothing_and_importing_creates_appointments_and_enrols(d
     with session_scope() as session:
         audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "sync.apply")).one()
         assert (audit.actor, audit.clinic_id, audit.detail["appointments_created"]) == (
-            "desk@clinic.example", clinic_id, 3)
+            "desk@clinic.example",
+            clinic_id,
+            3,
+        )
         assert session.scalar(select(func.count()).where(Patient.clinic_id != clinic_id)) == 0
 
 
@@ -128,7 +145,10 @@ def test_importing_the_same_file_again_changes_nothing(db_url: str) -> None:
     assert "nothing changed, everything in it was already here" in imported.text
     counts = _counts(imported.text)
     assert (counts["Appointments unchanged"], counts["Patients unchanged"], counts["Appointments new"]) == (
-        "3", "2", "0")
+        "3",
+        "2",
+        "0",
+    )
     assert "Messages: no messages changed." in imported.text
     assert _outbox() == before
 
@@ -153,11 +173,13 @@ def test_a_changed_start_moves_the_reminders(db_url: str) -> None:
 def test_each_bad_row_is_listed_with_its_line_and_nothing_is_written(db_url: str) -> None:
     _clinic()
     client, csrf = signed_in("desk@clinic.example")
-    bad = HEADER + "".join([
-        f"P1,Ana,Ruiz,(415) 555-0123,,,A1,{day(5)},45,booked,{seed.SEQUENCE}\n",
-        f"P2,Bo,Lee,12,,,B1,{day(5)},45,booked,{seed.SEQUENCE}\n",
-        f"P3,Cy,Day,+14155550125,,Mars/Base,C1,{day(5)},ninety,booked,{seed.SEQUENCE}\n",
-    ])
+    bad = HEADER + "".join(
+        [
+            f"P1,Ana,Ruiz,(415) 555-0123,,,A1,{day(5)},45,booked,{seed.SEQUENCE}\n",
+            f"P2,Bo,Lee,12,,,B1,{day(5)},45,booked,{seed.SEQUENCE}\n",
+            f"P3,Cy,Day,+14155550125,,Mars/Base,C1,{day(5)},ninety,booked,{seed.SEQUENCE}\n",
+        ]
+    )
 
     answer = _check(client, csrf, bad)
 
@@ -203,20 +225,28 @@ def test_another_clinics_records_with_the_same_ids_are_untouched(db_url: str) ->
         zoe = session.scalars(select(Patient).where(Patient.clinic_id == theirs.id, Patient.external_id == "P1")).one()
         assert (zoe.first_name, zoe.last_name) == ("Zoe", "Other")
         for ext, start in their_starts.items():
-            theirs_now = session.scalars(select(Appointment).join(Appointment.plan).join(Patient).where(
-                Patient.clinic_id == theirs.id, Appointment.external_id == ext)).one()
+            theirs_now = session.scalars(
+                select(Appointment)
+                .join(Appointment.plan)
+                .join(Patient)
+                .where(Patient.clinic_id == theirs.id, Appointment.external_id == ext)
+            ).one()
             assert theirs_now.start_at == start
     assert _outbox()[: len(before)] == before  # their messages, as they were (ours come after, by id)
 
 
-@pytest.mark.parametrize(("content", "says"), [
-    (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + b"\x00" * 64, "This is not a CSV file"),
-    ((HEADER + f"P1,Jos\xe9,Ruiz,+14155550123,,,A1,{day(5)},45,booked,\n").encode("latin-1"), "not UTF-8 text"),
-    (b"", "The file is empty"),
-    (b"x" * 5_000_001, "The file is larger than 5.0 MB: import it in parts"),
-])
-def test_a_file_that_is_not_utf8_csv_or_too_big_is_refused_beside_the_field(db_url: str, content: bytes,
-                                                                           says: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + b"\x00" * 64, "This is not a CSV file"),
+        ((HEADER + f"P1,Jos\xe9,Ruiz,+14155550123,,,A1,{day(5)},45,booked,\n").encode("latin-1"), "not UTF-8 text"),
+        (b"", "The file is empty"),
+        (b"x" * 5_000_001, "The file is larger than 5.0 MB: import it in parts"),
+    ],
+)
+def test_a_file_that_is_not_utf8_csv_or_too_big_is_refused_beside_the_field(
+    db_url: str, content: bytes, says: str
+) -> None:
     _clinic()
     client, csrf = signed_in("desk@clinic.example")
 
@@ -264,8 +294,10 @@ def test_a_file_over_a_megabyte_goes_through_both_steps(pg_url: str) -> None:
     client, csrf = signed_in("desk@clinic.example")
     start = utcnow() + timedelta(days=400)
     header = "patient_external_id,first_name,last_name,phone,appointment_external_id,start,status,plan_external_id\n"
-    big = header + "".join(f"P1,Ana,Ruiz,+14155550123,A{n:06d},{start + timedelta(hours=n):%Y-%m-%dT%H:%M}+00:00,"
-                           "completed,PL1\n" for n in range(16_000))
+    big = header + "".join(
+        f"P1,Ana,Ruiz,+14155550123,A{n:06d},{start + timedelta(hours=n):%Y-%m-%dT%H:%M}+00:00,completed,PL1\n"
+        for n in range(16_000)
+    )
     assert len(big) > 1_000_000
 
     checked = _check(client, csrf, big)

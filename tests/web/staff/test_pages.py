@@ -51,9 +51,19 @@ def test_search_finds_a_phone_typed_any_way_and_names_by_prefix(db_url: str) -> 
 def test_a_bad_patient_form_names_each_field_and_saves_nothing(db_url: str) -> None:
     _clinic()
     client, csrf = signed_in("desk@clinic.example")
-    answer = client.post("/patients/new", headers=HTML, data={
-        "csrf_token": csrf, "first_name": "", "last_name": "Doe", "phone": "12", "email": "not-an-email",
-        "timezone": "Mars/Base", "locale": "en"})
+    answer = client.post(
+        "/patients/new",
+        headers=HTML,
+        data={
+            "csrf_token": csrf,
+            "first_name": "",
+            "last_name": "Doe",
+            "phone": "12",
+            "email": "not-an-email",
+            "timezone": "Mars/Base",
+            "locale": "en",
+        },
+    )
     assert answer.status_code == 400
     for field in ("first_name", "phone", "email", "timezone"):
         assert f'id="e-{field}"' in answer.text, field
@@ -115,8 +125,9 @@ def test_practitioner_records_a_pain_score_the_front_desk_may_not(db_url: str) -
     assert "Pain score 4 recorded" in page and 'data-scores="[{&#34;when&#34;' in page
     front, front_csrf = signed_in("front@clinic.example")
     assert "Record pain score" not in front.get(f"/patients/{ids['ana']}").text
-    refused = front.post(f"/patients/{ids['ana']}/outcomes", data={"csrf_token": front_csrf, "score": "2"},
-                         headers=HTML)
+    refused = front.post(
+        f"/patients/{ids['ana']}/outcomes", data={"csrf_token": front_csrf, "score": "2"}, headers=HTML
+    )
     assert refused.status_code == 403
 
 
@@ -156,9 +167,13 @@ def test_a_session_that_already_happened_is_recorded_only_when_ticked_and_gets_n
         assert session.scalar(select(func.count()).select_from(Appointment)) == before + 1
         past = session.scalars(select(Appointment).order_by(Appointment.start_at)).first()
         assert past is not None and past.start_at < utcnow()
-        reminders = [m for m in seed.messages(session, ids["ana"]) if m.appointment_id == past.id
-                     and m.status is MessageStatus.SCHEDULED and m.step_key in ("visit-reminder",
-                                                                              "booking-confirmation")]
+        reminders = [
+            m
+            for m in seed.messages(session, ids["ana"])
+            if m.appointment_id == past.id
+            and m.status is MessageStatus.SCHEDULED
+            and m.step_key in ("visit-reminder", "booking-confirmation")
+        ]
     assert reminders == []
     page = client.get(f"/patients/{ids['ana']}", headers=HTML)
     assert 'name="allow_past"' in page.text

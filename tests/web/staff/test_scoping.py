@@ -31,8 +31,18 @@ VERBS = {"/appointments/{appointment_id}/{verb}": "cancel", "/enrollments/{enrol
 
 def _routes() -> list[tuple[str, str]]:
     found = []
-    for module in (auth, today, patients, patient_page, plans, messages, inbox, sequences, settings,
-                   appointment_import):
+    for module in (
+        auth,
+        today,
+        patients,
+        patient_page,
+        plans,
+        messages,
+        inbox,
+        sequences,
+        settings,
+        appointment_import,
+    ):
         for route in module.router.routes:
             assert isinstance(route, APIRoute)
             if "{" in route.path:
@@ -53,12 +63,21 @@ def _their_records() -> dict[str, int]:
         reply = seed.flagged_reply(session, theirs.id, them.id)
         their_staff = seed.staff(session, theirs.id, "desk@elsewhere.example")
         token, _ = api_tokens.create_token(session, staff_email=their_staff.email, label="theirs")
-        endpoint = endpoints.create_endpoint(session, theirs.id, "https://zoe.elsewhere.example/hooks", "Zoe's PMS",
-                                             actor=their_staff.email)
+        endpoint = endpoints.create_endpoint(
+            session, theirs.id, "https://zoe.elsewhere.example/hooks", "Zoe's PMS", actor=their_staff.email
+        )
         assert appointment is not None
-        return {"patient_id": them.id, "plan_id": plan_id, "appointment_id": appointment.id,
-                "enrollment_id": enrollment.id, "message_id": message.id, "reply_id": reply.id,
-                "staff_id": their_staff.id, "token_id": token.id, "endpoint_id": endpoint.id}
+        return {
+            "patient_id": them.id,
+            "plan_id": plan_id,
+            "appointment_id": appointment.id,
+            "enrollment_id": enrollment.id,
+            "message_id": message.id,
+            "reply_id": reply.id,
+            "staff_id": their_staff.id,
+            "token_id": token.id,
+            "endpoint_id": endpoint.id,
+        }
 
 
 def test_every_route_answers_404_for_another_clinics_ids_and_changes_nothing(db_url: str) -> None:
@@ -76,10 +95,24 @@ def test_every_route_answers_404_for_another_clinics_ids_and_changes_nothing(db_
         if method == "GET":
             answer = client.get(url + "?sequence=dry-needling-sciatica", headers=HTML)
         else:
-            answer = client.post(url, data={"csrf_token": csrf, "note": "x", "reason": "x", "to": "2030-01-01T10:00",
-                                            "start": "2030-01-01T10:00", "action": "drop", "password": "x" * 12,
-                                            "channel": "sms", "state": "opted_out", "first_name": "Mallory",
-                                            "last_name": "M", "phone": "+14155550100"}, headers=HTML)
+            answer = client.post(
+                url,
+                data={
+                    "csrf_token": csrf,
+                    "note": "x",
+                    "reason": "x",
+                    "to": "2030-01-01T10:00",
+                    "start": "2030-01-01T10:00",
+                    "action": "drop",
+                    "password": "x" * 12,
+                    "channel": "sms",
+                    "state": "opted_out",
+                    "first_name": "Mallory",
+                    "last_name": "M",
+                    "phone": "+14155550100",
+                },
+                headers=HTML,
+            )
         assert answer.status_code == 404, (method, url, answer.status_code)
         assert "Zoe" not in answer.text
     with session_scope() as session:

@@ -65,8 +65,10 @@ def _count_endpoints() -> int:
 def test_admin_adds_an_endpoint_and_sees_its_secret_once_then_only_in_the_list(db_url: str) -> None:
     _clinic()
     client, csrf = signed_in(ADMIN)
-    page = client.post("/settings/webhooks", data={"csrf_token": csrf, "url": " https://pms.example.org/engage-events ",
-                                                   "label": "PMS sync"})
+    page = client.post(
+        "/settings/webhooks",
+        data={"csrf_token": csrf, "url": " https://pms.example.org/engage-events ", "label": "PMS sync"},
+    )
     assert page.status_code == 200
     shown = SECRET.search(page.text)
     assert shown is not None
@@ -74,8 +76,11 @@ def test_admin_adds_an_endpoint_and_sees_its_secret_once_then_only_in_the_list(d
         assert words in page.text, words
     with session_scope() as session:
         [endpoint] = session.scalars(select(WebhookEndpoint))
-        assert (endpoint.url, endpoint.label, endpoint.created_by) == ("https://pms.example.org/engage-events",
-                                                                       "PMS sync", ADMIN)
+        assert (endpoint.url, endpoint.label, endpoint.created_by) == (
+            "https://pms.example.org/engage-events",
+            "PMS sync",
+            ADMIN,
+        )
         assert endpoint.secret == shown.group(1)
         endpoint_id = endpoint.id
     assert _audited("webhook.create") == [(ADMIN, endpoint_id)]
@@ -88,7 +93,8 @@ def test_admin_adds_an_endpoint_and_sees_its_secret_once_then_only_in_the_list(d
 
 
 def test_the_secret_shown_signs_the_posts_and_the_events_page_shows_each_answer(
-    db_url: str, receiver: WebhookReceiver,
+    db_url: str,
+    receiver: WebhookReceiver,
 ) -> None:
     ids = _clinic()
     admin, csrf = signed_in(ADMIN)
@@ -99,8 +105,10 @@ def test_the_secret_shown_signs_the_posts_and_the_events_page_shows_each_answer(
 
     # The front desk records an opt-out: a consent.changed event, refused once by the receiver, then taken.
     desk, desk_csrf = signed_in("desk@clinic.example")
-    desk.post(f"/patients/{ids['ana']}/consent", data={"csrf_token": desk_csrf, "channel": "sms",
-                                                       "state": "opted_out", "reason": "asked at the desk"})
+    desk.post(
+        f"/patients/{ids['ana']}/consent",
+        data={"csrf_token": desk_csrf, "channel": "sms", "state": "opted_out", "reason": "asked at the desk"},
+    )
     receiver.answer([500])
     assert deliver.deliver_due() == {"delivered": 0, "retry": 1, "failed": 0}
     events_page = admin.get(f"/settings/webhooks/{endpoint_id}").text
@@ -132,11 +140,18 @@ def test_admin_removes_an_endpoint_its_owed_events_are_dropped_and_it_is_gone(db
     ids = _clinic()
     endpoint_id = _endpoint(ids["clinic"])
     with session_scope() as session:
-        session.add(WebhookEvent(endpoint_id=endpoint_id, event_id="evt_consent_changed_1", subject_id=1,
-                                 type=EventType.CONSENT_CHANGED, occurred_at=utcnow(), next_attempt_at=utcnow()))
+        session.add(
+            WebhookEvent(
+                endpoint_id=endpoint_id,
+                event_id="evt_consent_changed_1",
+                subject_id=1,
+                type=EventType.CONSENT_CHANGED,
+                occurred_at=utcnow(),
+                next_attempt_at=utcnow(),
+            )
+        )
     client, csrf = signed_in(ADMIN)
-    answer = client.post(f"/settings/webhooks/{endpoint_id}/remove", data={"csrf_token": csrf},
-                         follow_redirects=False)
+    answer = client.post(f"/settings/webhooks/{endpoint_id}/remove", data={"csrf_token": csrf}, follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/settings#webhooks"
     page = client.get("/settings").text
     assert "Webhook endpoint PMS sync removed" in page
@@ -151,14 +166,25 @@ def test_admin_removes_an_endpoint_its_owed_events_are_dropped_and_it_is_gone(db
     assert again.status_code == 404 and len(_audited("webhook.remove")) == 1
 
 
-@pytest.mark.parametrize(("field", "url", "label", "error"), [
-    ("url", "http://pms.example.org/engage-events", "PMS", REFUSED_HTTP),
-    ("url", "ftp://pms.example.org/x", "PMS", "a webhook URL looks like https://example.org/engage-events"),
-    ("label", "https://pms.example.org/engage-events", "x" * 101,
-     "the webhook endpoint label is too long: at most 100 characters, not 101"),
-])
+@pytest.mark.parametrize(
+    ("field", "url", "label", "error"),
+    [
+        ("url", "http://pms.example.org/engage-events", "PMS", REFUSED_HTTP),
+        ("url", "ftp://pms.example.org/x", "PMS", "a webhook URL looks like https://example.org/engage-events"),
+        (
+            "label",
+            "https://pms.example.org/engage-events",
+            "x" * 101,
+            "the webhook endpoint label is too long: at most 100 characters, not 101",
+        ),
+    ],
+)
 def test_a_refused_endpoint_names_its_field_keeps_what_was_typed_and_writes_nothing(
-    db_url: str, field: str, url: str, label: str, error: str,
+    db_url: str,
+    field: str,
+    url: str,
+    label: str,
+    error: str,
 ) -> None:
     _clinic()
     client, csrf = signed_in(ADMIN)
@@ -176,8 +202,9 @@ def test_a_sixth_endpoint_is_refused_above_the_form(db_url: str) -> None:
     for n in range(endpoints.MAX_ENDPOINTS):
         _endpoint(ids["clinic"], f"https://pms.example.org/{n}")
     client, csrf = signed_in(ADMIN)
-    answer = client.post("/settings/webhooks", data={"csrf_token": csrf, "url": "https://pms.example.org/6"},
-                         headers=HTML)
+    answer = client.post(
+        "/settings/webhooks", data={"csrf_token": csrf, "url": "https://pms.example.org/6"}, headers=HTML
+    )
     assert answer.status_code == 400
     assert f'role="alert" class="field-error">a clinic has at most {endpoints.MAX_ENDPOINTS} webhook' in answer.text
     assert _count_endpoints() == endpoints.MAX_ENDPOINTS

@@ -38,8 +38,9 @@ def event(name: str, message_id: int | str, x_message_id: str, n: int = 0) -> di
 
 
 def email_message(world: World, x_message_id: str, **kwargs: Any) -> int:
-    return add_message(world, channel=Channel.EMAIL, template="what-to-expect", provider_message_id=x_message_id,
-                       **kwargs)
+    return add_message(
+        world, channel=Channel.EMAIL, template="what-to-expect", provider_message_id=x_message_id, **kwargs
+    )
 
 
 def count(model: type) -> int:
@@ -68,17 +69,30 @@ def test_signed_captured_batch_updates_the_message(http: TestClient, key: SendGr
     with session_scope() as session:
         events = session.scalars(select(DeliveryEvent).order_by(DeliveryEvent.id)).all()
         assert [(e.provider, e.status, e.message_id) for e in events] == [
-            ("sendgrid", "sent", message_id), ("sendgrid", "sent", message_id),
-            ("sendgrid", "delivered", message_id), ("sendgrid", "open", message_id),
+            ("sendgrid", "sent", message_id),
+            ("sendgrid", "sent", message_id),
+            ("sendgrid", "delivered", message_id),
+            ("sendgrid", "open", message_id),
         ]
         assert events[3].payload["useragent"].startswith("Mozilla/5.0")  # raw payload kept
         assert current_consent(session, world.patient_id, Channel.EMAIL) is ConsentState.OPTED_IN
 
 
-@pytest.mark.parametrize("case", ["missing headers", "other key", "tampered body", "stale timestamp",
-                                  "future timestamp", "garbage signature", "no key configured"])
-def test_unsigned_or_badly_signed_batches_are_refused(monkeypatch: pytest.MonkeyPatch, key: SendGridKey,
-                                                       case: str) -> None:
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing headers",
+        "other key",
+        "tampered body",
+        "stale timestamp",
+        "future timestamp",
+        "garbage signature",
+        "no key configured",
+    ],
+)
+def test_unsigned_or_badly_signed_batches_are_refused(
+    monkeypatch: pytest.MonkeyPatch, key: SendGridKey, case: str
+) -> None:
     world = make_world()
     message_id = email_message(world, "abc123")
     body = json.dumps([event("bounce", message_id, "abc123")]).encode()
@@ -113,8 +127,9 @@ def test_a_timestamp_inside_the_replay_window_is_accepted(http: TestClient, key:
     message_id = email_message(world, "abc123")
     body = json.dumps([event("delivered", message_id, "abc123")]).encode()
 
-    response = http.post("/webhooks/sendgrid/events", content=body,
-                         headers=key.headers(body, timestamp=int(time.time()) - 300))
+    response = http.post(
+        "/webhooks/sendgrid/events", content=body, headers=key.headers(body, timestamp=int(time.time()) - 300)
+    )
 
     assert response.status_code == 200
     assert message(message_id).status is MessageStatus.DELIVERED
@@ -132,8 +147,9 @@ def test_a_bounce_suppresses_email_but_not_sms(http: TestClient, key: SendGridKe
     world = make_world()
     message_id = email_message(world, "bnc1")
     later = utcnow() + timedelta(days=2)
-    pending_email = add_message(world, channel=Channel.EMAIL, template="what-to-expect",
-                                status=MessageStatus.SCHEDULED, due_at=later)
+    pending_email = add_message(
+        world, channel=Channel.EMAIL, template="what-to-expect", status=MessageStatus.SCHEDULED, due_at=later
+    )
     pending_sms = add_message(world, template="visit-reminder", status=MessageStatus.SCHEDULED, due_at=later)
 
     response = post_sendgrid(http, key, [event("bounce", message_id, "bnc1")])
@@ -154,11 +170,16 @@ def test_a_bounce_suppresses_email_but_not_sms(http: TestClient, key: SendGridKe
 
 @pytest.mark.parametrize(
     ("name", "source"),
-    [("dropped_invalid", "sendgrid_dropped"), ("spamreport", "spamreport"), ("unsubscribe", "unsubscribe"),
-     ("group_unsubscribe", "group_unsubscribe")],
+    [
+        ("dropped_invalid", "sendgrid_dropped"),
+        ("spamreport", "spamreport"),
+        ("unsubscribe", "unsubscribe"),
+        ("group_unsubscribe", "group_unsubscribe"),
+    ],
 )
-def test_events_that_mean_never_email_again_opt_out_of_email(http: TestClient, key: SendGridKey, name: str,
-                                                             source: str) -> None:
+def test_events_that_mean_never_email_again_opt_out_of_email(
+    http: TestClient, key: SendGridKey, name: str, source: str
+) -> None:
     world = make_world()
     message_id = email_message(world, "sup1")
 
@@ -175,8 +196,9 @@ def test_events_that_mean_never_email_again_opt_out_of_email(http: TestClient, k
 @pytest.mark.parametrize(
     ("name", "status"), [("blocked", MessageStatus.BOUNCED), ("dropped_smtpapi", MessageStatus.FAILED)]
 )
-def test_failures_that_are_not_the_address_do_not_suppress(http: TestClient, key: SendGridKey, name: str,
-                                                           status: MessageStatus) -> None:
+def test_failures_that_are_not_the_address_do_not_suppress(
+    http: TestClient, key: SendGridKey, name: str, status: MessageStatus
+) -> None:
     world = make_world()
     message_id = email_message(world, "blk1")
 

@@ -24,8 +24,10 @@ def event(name: str, message_id: int, n: int) -> dict[str, Any]:
 
 
 def email_messages(world: World, count: int) -> list[int]:
-    return [add_message(world, channel=Channel.EMAIL, template="what-to-expect", provider_message_id=f"x{i}")
-            for i in range(count)]
+    return [
+        add_message(world, channel=Channel.EMAIL, template="what-to-expect", provider_message_id=f"x{i}")
+        for i in range(count)
+    ]
 
 
 @pytest.fixture
@@ -56,6 +58,7 @@ def test_a_large_batch_is_applied_in_a_bounded_number_of_statements(statements: 
         assert set(session.scalars(select(Message.status).where(Message.id.in_(ids)))) == {MessageStatus.DELIVERED}
         assert session.scalar(select(func.count()).select_from(DeliveryEvent)) == 301
         from engage.conversation.consent import current_consent
+
         assert current_consent(session, world.patient_id, Channel.EMAIL) is ConsentState.OPTED_OUT
     assert handle_events(batch) == 0  # the repeat changes nothing
 
@@ -72,8 +75,9 @@ def test_repeated_events_inside_one_batch_count_once(db_url: str) -> None:
         assert session.get_one(Message, message_id).status is MessageStatus.DELIVERED
 
 
-def test_concurrent_batches_over_the_same_messages_do_not_deadlock(pg_url: str,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_batches_over_the_same_messages_do_not_deadlock(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = SendGridKey()
     http: list[TestClient] = [client(monkeypatch, SENDGRID_WEBHOOK_PUBLIC_KEY=key.public_key) for _ in range(2)]
     world = make_world()
@@ -86,8 +90,10 @@ def test_concurrent_batches_over_the_same_messages_do_not_deadlock(pg_url: str,
     for _ in range(3):
         # Both batches move every message (sending -> sent, sending/sent -> delivered), in opposite
         # orders: locking row by row as the events come takes the rows in opposite orders.
-        ids = [add_message(world, channel=Channel.EMAIL, template="what-to-expect", status=MessageStatus.SENDING)
-               for _ in range(150)]
+        ids = [
+            add_message(world, channel=Channel.EMAIL, template="what-to-expect", status=MessageStatus.SENDING)
+            for _ in range(150)
+        ]
         batches = [[event("processed", m, n=m) for m in ids], [event("delivered", m, n=m) for m in reversed(ids)]]
         start = threading.Barrier(2)
         threads = [threading.Thread(target=post, args=(i, batches[i], start)) for i in range(2)]
@@ -99,5 +105,7 @@ def test_concurrent_batches_over_the_same_messages_do_not_deadlock(pg_url: str,
         assert answers == [200, 200]
         with session_scope() as session:
             assert set(session.scalars(select(Message.status).where(Message.id.in_(ids)))) == {MessageStatus.DELIVERED}
-            assert session.scalar(select(func.count()).select_from(DeliveryEvent)
-                                  .where(DeliveryEvent.message_id.in_(ids))) == 300
+            assert (
+                session.scalar(select(func.count()).select_from(DeliveryEvent).where(DeliveryEvent.message_id.in_(ids)))
+                == 300
+            )

@@ -78,8 +78,11 @@ def test_inbound_with_valid_signature_is_stored_from_captured_payload(monkeypatc
     assert "cannot answer medical questions" in reply and "911" in reply
     with session_scope() as session:
         stored = session.scalars(select(InboundMessage)).one()
-        assert (stored.provider_sid, stored.patient_id, stored.clinic_id) == ("SM" + "a" * 32, world.patient_id,
-                                                                           world.clinic_id)
+        assert (stored.provider_sid, stored.patient_id, stored.clinic_id) == (
+            "SM" + "a" * 32,
+            world.patient_id,
+            world.clinic_id,
+        )
         assert (stored.from_phone, stored.to_phone, stored.body) == (PATIENT_PHONE, params["To"], params["Body"])
         assert (stored.kind, stored.flagged, stored.flag_reason) == ("other", True, "message for staff")
 
@@ -278,7 +281,9 @@ def test_second_number_after_the_prompt_was_answered_goes_to_staff(monkeypatch: 
     with session_scope() as session:
         outcomes = session.scalars(select(Outcome).order_by(Outcome.id)).all()
         assert [(o.score, o.source, o.prompt_message_id is None) for o in outcomes] == [
-            (4, "sms", False), (5, "sms_unsolicited", True)]
+            (4, "sms", False),
+            (5, "sms_unsolicited", True),
+        ]
         last = session.scalars(select(InboundMessage).order_by(InboundMessage.id.desc())).first()
         assert last is not None
         assert (last.kind, last.flagged, last.flag_reason) == ("score", True, "score with no open reassessment prompt")
@@ -308,7 +313,11 @@ def test_score_without_an_open_sms_prompt_is_stored_and_flagged(monkeypatch: pyt
         assert inbound.flag_reason == "score with no open reassessment prompt"
         outcome = session.scalars(select(Outcome)).one()  # stored as unsolicited, for staff to see
         assert (outcome.score, outcome.source, outcome.prompt_message_id, outcome.inbound_message_id) == (
-            6, "sms_unsolicited", None, inbound.id)
+            6,
+            "sms_unsolicited",
+            None,
+            inbound.id,
+        )
 
 
 def test_score_from_a_phone_two_patients_share_is_flagged_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -395,7 +404,10 @@ def test_undelivered_callback_keeps_the_error_code(monkeypatch: pytest.MonkeyPat
     with session_scope() as session:
         message = session.get_one(Message, message_id)
         assert (message.status, message.error_code, message.last_error) == (
-            MessageStatus.UNDELIVERED, "30003", "twilio error 30003")
+            MessageStatus.UNDELIVERED,
+            "30003",
+            "twilio error 30003",
+        )
         assert current_consent(session, world.patient_id, Channel.SMS) is ConsentState.OPTED_IN
 
 
@@ -405,8 +417,9 @@ def test_error_21610_opts_the_patient_out_of_sms_once(monkeypatch: pytest.Monkey
     message_id = add_message(world, template="visit-reminder", provider_message_id=sid)
     tomorrow = utcnow() + timedelta(days=1)
     pending = add_message(world, template="stretch", status=MessageStatus.SCHEDULED, due_at=tomorrow)
-    pending_email = add_message(world, channel=Channel.EMAIL, template="what-to-expect",
-                                status=MessageStatus.SCHEDULED, due_at=tomorrow)
+    pending_email = add_message(
+        world, channel=Channel.EMAIL, template="what-to-expect", status=MessageStatus.SCHEDULED, due_at=tomorrow
+    )
     http = client(monkeypatch)
     path = f"/webhooks/twilio/status?m={message_id}"
 
@@ -420,7 +433,8 @@ def test_error_21610_opts_the_patient_out_of_sms_once(monkeypatch: pytest.Monkey
         assert session.get_one(Message, pending_email).status is MessageStatus.SCHEDULED
         events = session.scalars(select(ConsentEvent)).all()
         assert [(e.channel, e.state, e.source) for e in events] == [
-            (Channel.SMS, ConsentState.OPTED_OUT, "twilio_21610")]
+            (Channel.SMS, ConsentState.OPTED_OUT, "twilio_21610")
+        ]
     assert count(DeliveryEvent) == 1
 
 
@@ -468,8 +482,12 @@ def test_status_callback_with_a_bad_signature_changes_nothing(monkeypatch: pytes
     http = client(monkeypatch)
     params = status_params("failed_21610", sid)
     # Signed without the ?m= query: Twilio signs the full URL it called.
-    response = post_twilio(http, f"/webhooks/twilio/status?m={message_id}", params,
-                           signature=twilio_signature("/webhooks/twilio/status", params))
+    response = post_twilio(
+        http,
+        f"/webhooks/twilio/status?m={message_id}",
+        params,
+        signature=twilio_signature("/webhooks/twilio/status", params),
+    )
 
     assert response.status_code == 403
     assert count(DeliveryEvent) == 0 and count(ConsentEvent) == 0
@@ -491,8 +509,11 @@ def test_oversized_body_is_refused_with_413(monkeypatch: pytest.MonkeyPatch) -> 
         yield b"Body=" + b"x" * 1500
         yield b"y" * 1500
 
-    streamed = http.post("/webhooks/twilio/inbound", content=chunks(),
-                         headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"})
+    streamed = http.post(
+        "/webhooks/twilio/inbound",
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"},
+    )
 
     assert declared.status_code == 413
     assert streamed.status_code == 413

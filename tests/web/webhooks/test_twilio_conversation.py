@@ -58,9 +58,14 @@ def last_inbound() -> InboundMessage:
 
 def appointments(world: World) -> list[Appointment]:
     with session_scope() as session:
-        rows = list(session.scalars(
-            select(Appointment).join(TreatmentPlan).where(TreatmentPlan.patient_id == world.patient_id)
-            .order_by(Appointment.start_at)))
+        rows = list(
+            session.scalars(
+                select(Appointment)
+                .join(TreatmentPlan)
+                .where(TreatmentPlan.patient_id == world.patient_id)
+                .order_by(Appointment.start_at)
+            )
+        )
         session.expunge_all()
         return rows
 
@@ -70,22 +75,40 @@ def appointments(world: World) -> list[Appointment]:
 
 @pytest.mark.parametrize(
     ("body", "locale", "keyword"),
-    [("opt out", "en", "OPTOUT"), ("Stop please", "en", "STOP"), ("STOP ALL", "en", "STOPALL"),
-     ('"STOP"', "en", "STOP"), ("\uff33\uff34\uff2f\uff30", "en", "STOP"), ("stop texting me", "en", "STOP"),
-     ("BAJA", "es", "BAJA"), ("Parar", "es", "PARAR"), ("alto", "es", "ALTO"), ("DETENER", "es", "DETENER"),
-     ("no me manden mas mensajes", "es", "REQUEST")],
+    [
+        ("opt out", "en", "OPTOUT"),
+        ("Stop please", "en", "STOP"),
+        ("STOP ALL", "en", "STOPALL"),
+        ('"STOP"', "en", "STOP"),
+        ("\uff33\uff34\uff2f\uff30", "en", "STOP"),
+        ("stop texting me", "en", "STOP"),
+        ("BAJA", "es", "BAJA"),
+        ("Parar", "es", "PARAR"),
+        ("alto", "es", "ALTO"),
+        ("DETENER", "es", "DETENER"),
+        ("no me manden mas mensajes", "es", "REQUEST"),
+    ],
 )
 def test_every_opt_out_form_stops_texts_with_one_confirmation_in_the_patients_language(
-    monkeypatch: pytest.MonkeyPatch, body: str, locale: str, keyword: str,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str,
+    locale: str,
+    keyword: str,
 ) -> None:
     world = make_world()
     if locale == "es":
         spanish(world)
     with session_scope() as session:
         reconcile_enrollment(session, world.enrollment_id)
-        pending = set(session.scalars(select(Message.id).where(
-            Message.patient_id == world.patient_id, Message.channel == Channel.SMS,
-            Message.status == MessageStatus.SCHEDULED)))
+        pending = set(
+            session.scalars(
+                select(Message.id).where(
+                    Message.patient_id == world.patient_id,
+                    Message.channel == Channel.SMS,
+                    Message.status == MessageStatus.SCHEDULED,
+                )
+            )
+        )
     http = client(monkeypatch)
 
     [reply] = replies(send_sms(http, body).text)
@@ -100,10 +123,11 @@ def test_every_opt_out_form_stops_texts_with_one_confirmation_in_the_patients_la
         assert (event.source, event.detail) == ("sms_keyword", keyword)
 
 
-@pytest.mark.parametrize(("body", "locale"), [("CANCEL", "en"), ("Cancel my appointment", "en"),
-                                              ("CANCELAR", "es")])
+@pytest.mark.parametrize(("body", "locale"), [("CANCEL", "en"), ("Cancel my appointment", "en"), ("CANCELAR", "es")])
 def test_cancel_opts_out_and_says_the_appointments_are_not_cancelled(
-    monkeypatch: pytest.MonkeyPatch, body: str, locale: str,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str,
+    locale: str,
 ) -> None:
     world = make_world()
     if locale == "es":
@@ -147,12 +171,20 @@ def test_spanish_opt_in_word_resubscribes(monkeypatch: pytest.MonkeyPatch) -> No
 # --- confirm and reschedule -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("body", "locale", "thanks"), [("C", "en", "your appointment is confirmed"),
-                                                         ("Yes!", "en", "your appointment is confirmed"),
-                                                         ("SÍ", "es", "su cita queda confirmada"),
-                                                         ("confirm", "en", "your appointment is confirmed")])
+@pytest.mark.parametrize(
+    ("body", "locale", "thanks"),
+    [
+        ("C", "en", "your appointment is confirmed"),
+        ("Yes!", "en", "your appointment is confirmed"),
+        ("SÍ", "es", "su cita queda confirmada"),
+        ("confirm", "en", "your appointment is confirmed"),
+    ],
+)
 def test_confirmation_marks_the_reminded_appointment_confirmed(
-    monkeypatch: pytest.MonkeyPatch, body: str, locale: str, thanks: str,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str,
+    locale: str,
+    thanks: str,
 ) -> None:
     world = make_world()
     if locale == "es":
@@ -212,7 +244,10 @@ def test_r_flags_the_appointment_for_a_call_back(monkeypatch: pytest.MonkeyPatch
     assert reply == "Back in Motion: gracias, le llamaremos para buscar otra hora."
     inbound = last_inbound()
     assert (inbound.kind, inbound.flagged, inbound.flag_reason) == (
-        "reschedule", True, f"call back to rebook appointment {first.id}")
+        "reschedule",
+        True,
+        f"call back to rebook appointment {first.id}",
+    )
     with session_scope() as session:
         actions = session.scalars(select(AuditEvent.action)).all()
         assert "appointment.callback_requested" in actions
@@ -221,10 +256,13 @@ def test_r_flags_the_appointment_for_a_call_back(monkeypatch: pytest.MonkeyPatch
 # --- scores ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("body", "score"), [("siete", 7), ("mi dolor es 7", 7), ("seven", 7), ("about 6", 6),
-                                             ("a 7", 7), ("7/10", 7)])
+@pytest.mark.parametrize(
+    ("body", "score"), [("siete", 7), ("mi dolor es 7", 7), ("seven", 7), ("about 6", 6), ("a 7", 7), ("7/10", 7)]
+)
 def test_scores_in_words_are_recorded_against_the_open_prompt(
-    monkeypatch: pytest.MonkeyPatch, body: str, score: int,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str,
+    score: int,
 ) -> None:
     world = make_world()
     prompt = add_message(world, sent_at=utcnow() - timedelta(hours=1))
@@ -282,7 +320,10 @@ def test_an_ambiguous_answer_is_asked_again_once_then_left_to_staff(monkeypatch:
     with session_scope() as session:
         rows = session.scalars(select(InboundMessage).order_by(InboundMessage.id)).all()
         assert [(r.kind, r.flagged, r.auto_reply) for r in rows] == [
-            ("ambiguous", False, "ask_again"), ("ambiguous", True, None), ("score", False, "score")]
+            ("ambiguous", False, "ask_again"),
+            ("ambiguous", True, None),
+            ("score", False, "score"),
+        ]
         assert session.scalars(select(Outcome.score)).all() == [6]
 
 
@@ -301,8 +342,10 @@ def test_free_text_is_flagged_and_answered_at_most_once_a_day(monkeypatch: pytes
             row.received_at = utcnow() - timedelta(days=1, minutes=1)
     third = replies(send_sms(http, "Hola?").text)
 
-    assert first == ("Back in Motion: no podemos contestar consultas de salud por mensaje de texto. "
-                     "Por favor, llame al (415) 555-0199. En una emergencia llame al 911.")
+    assert first == (
+        "Back in Motion: no podemos contestar consultas de salud por mensaje de texto. "
+        "Por favor, llame al (415) 555-0199. En una emergencia llame al 911."
+    )
     assert second == [] and third == [first]
     with session_scope() as session:
         rows = session.scalars(select(InboundMessage).order_by(InboundMessage.id)).all()

@@ -15,18 +15,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('message', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('handed_at', sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("message", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("handed_at", sa.DateTime(timezone=True), nullable=True))
     op.execute("UPDATE message SET handed_at = sending_at WHERE status = 'sending'")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('message', schema=None) as batch_op:
-        batch_op.drop_column('handed_at')
+    with op.batch_alter_table("message", schema=None) as batch_op:
+        batch_op.drop_column("handed_at")

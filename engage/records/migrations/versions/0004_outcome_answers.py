@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0004'
-down_revision = '0006'
+revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('outcome', schema=None) as batch_op:
-        batch_op.drop_constraint('uq_outcome_prompt_message_id', type_='unique')
-        batch_op.create_index('ix_outcome_prompt_message_id', ['prompt_message_id', 'recorded_at'], unique=False)
+    with op.batch_alter_table("outcome", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_outcome_prompt_message_id", type_="unique")
+        batch_op.create_index("ix_outcome_prompt_message_id", ["prompt_message_id", "recorded_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('outcome', schema=None) as batch_op:
-        batch_op.drop_index('ix_outcome_prompt_message_id')
-        batch_op.create_unique_constraint('uq_outcome_prompt_message_id', ['prompt_message_id'])
+    with op.batch_alter_table("outcome", schema=None) as batch_op:
+        batch_op.drop_index("ix_outcome_prompt_message_id")
+        batch_op.create_unique_constraint("uq_outcome_prompt_message_id", ["prompt_message_id"])

@@ -15,23 +15,23 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008'
-down_revision = '0010'
+revision = "0008"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('appointment', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('confirmed_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('callback_requested_at', sa.DateTime(timezone=True), nullable=True))
-    with op.batch_alter_table('inbound_message', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('auto_reply', sa.String(length=20), nullable=True))
+    with op.batch_alter_table("appointment", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("callback_requested_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("inbound_message", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("auto_reply", sa.String(length=20), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('inbound_message', schema=None) as batch_op:
-        batch_op.drop_column('auto_reply')
-    with op.batch_alter_table('appointment', schema=None) as batch_op:
-        batch_op.drop_column('callback_requested_at')
-        batch_op.drop_column('confirmed_at')
+    with op.batch_alter_table("inbound_message", schema=None) as batch_op:
+        batch_op.drop_column("auto_reply")
+    with op.batch_alter_table("appointment", schema=None) as batch_op:
+        batch_op.drop_column("callback_requested_at")
+        batch_op.drop_column("confirmed_at")

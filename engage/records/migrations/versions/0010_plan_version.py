@@ -16,21 +16,21 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010'
-down_revision = '0009'
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('enrollment', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('plan_version', sa.Integer(), server_default='0', nullable=False))
-    with op.batch_alter_table('message', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('plan_version', sa.Integer(), nullable=True))
+    with op.batch_alter_table("enrollment", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("plan_version", sa.Integer(), server_default="0", nullable=False))
+    with op.batch_alter_table("message", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("plan_version", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('message', schema=None) as batch_op:
-        batch_op.drop_column('plan_version')
-    with op.batch_alter_table('enrollment', schema=None) as batch_op:
-        batch_op.drop_column('plan_version')
+    with op.batch_alter_table("message", schema=None) as batch_op:
+        batch_op.drop_column("plan_version")
+    with op.batch_alter_table("enrollment", schema=None) as batch_op:
+        batch_op.drop_column("plan_version")

@@ -13,21 +13,21 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011'
-down_revision = '0003'
+revision = "0011"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
-        'heartbeat',
-        sa.Column('name', sa.String(length=40), nullable=False),
-        sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('duration_seconds', sa.Float(), nullable=True),
-        sa.PrimaryKeyConstraint('name', name=op.f('pk_heartbeat')),
+        "heartbeat",
+        sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("duration_seconds", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_heartbeat")),
     )
 
 
 def downgrade() -> None:
-    op.drop_table('heartbeat')
+    op.drop_table("heartbeat")

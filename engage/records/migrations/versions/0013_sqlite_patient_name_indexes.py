@@ -16,23 +16,23 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013'
-down_revision = '0012'
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
-INDEXES = {
-    'ix_patient_clinic_last_name_lower': ['clinic_id', sa.text('lower(last_name)')],
-    'ix_patient_clinic_first_name_lower': ['clinic_id', sa.text('lower(first_name)')],
-    'ix_patient_clinic_sort': ['clinic_id', sa.text('lower(last_name)'), sa.text('lower(first_name)'), 'id'],
+INDEXES: dict[str, list[str | sa.TextClause]] = {
+    "ix_patient_clinic_last_name_lower": ["clinic_id", sa.text("lower(last_name)")],
+    "ix_patient_clinic_first_name_lower": ["clinic_id", sa.text("lower(first_name)")],
+    "ix_patient_clinic_sort": ["clinic_id", sa.text("lower(last_name)"), sa.text("lower(first_name)"), "id"],
 }
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != 'sqlite':
+    if op.get_bind().dialect.name != "sqlite":
         return
     for name, columns in INDEXES.items():
-        op.create_index(name, 'patient', columns, if_not_exists=True)
+        op.create_index(name, "patient", columns, if_not_exists=True)
 
 
 def downgrade() -> None:
