@@ -30,7 +30,8 @@ def rows(*, second_start: str | None = None, second_status: str = "booked") -> s
     return HEADER + "".join(
         [
             f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,es,,A1,{day(5)},45,booked,{SEQUENCE}\n",
-            f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,es,,A2,{second_start or day(12)},45,{second_status},{SEQUENCE}\n",
+            f"P1,Ana,Ruiz,(415) 555-0123,ana@example.com,es,,A2,{second_start or day(12)},45,{second_status},"
+            f"{SEQUENCE}\n",
             f"P2,Bo,Lee,+14155550124,,en,America/Chicago,B1,{day(6, 10)},30m,booked,{SEQUENCE}\n",
         ]
     )

@@ -28,8 +28,8 @@ def get_messages(
         Query(
             examples=["failed"],
             description=(
-                "Only this status: scheduled, queued, sending, sent, delivered, undelivered, bounced, failed, cancelled, "
-                "skipped, unknown"
+                "Only this status: scheduled, queued, sending, sent, delivered, undelivered, bounced, failed, "
+                "cancelled, skipped, unknown"
             ),
         ),
     ] = None,
