@@ -1,7 +1,8 @@
 """The staff web app: server-rendered pages for the front desk, practitioners and the clinic admin.
 
 :func:`install` adds the routes, the static files (vendored Pico CSS, htmx, Chart.js)
-and the handlers that turn "not signed in" into a redirect and HTTP errors into pages.
+and the handlers that turn "not signed in" into a redirect, a refused change (:func:`pages.refusing`) into
+a redirect with its notice, and HTTP errors into pages.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from engage.web.staff import (
     settings,
     today,
 )
-from engage.web.staff.pages import render
+from engage.web.staff.pages import Refused, refused_redirect, render
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 _NOT_STAFF = ("/api/", "/webhooks/", "/u/", "/r/", "/x/", "/metrics", "/healthz")
@@ -50,6 +51,7 @@ def install(app: FastAPI) -> None:
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(auth.SignInRequired, auth.sign_in_redirect)  # type: ignore[arg-type]
+    app.add_exception_handler(Refused, refused_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Form, Header, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 
@@ -62,17 +62,18 @@ def _load(token: str | None) -> Staff | None:
         )
 
 
-async def current_staff(request: Request) -> Staff:
-    """The signed-in staff member; ``SignInRequired`` otherwise. POSTs must carry the session's CSRF token."""
-    staff = await run_in_threadpool(_load, request.cookies.get(SESSION_COOKIE))
+def current_staff(
+    request: Request,
+    x_csrf_token: Annotated[str | None, Header()] = None,
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Staff:
+    """The signed-in staff member; ``SignInRequired`` otherwise. POSTs must carry the session's CSRF token:
+    the ``X-CSRF-Token`` header (htmx) or else the form's ``csrf_token`` field."""
+    staff = _load(request.cookies.get(SESSION_COOKIE))
     if staff is None:
         raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     if request.method not in ("GET", "HEAD"):
-        given = request.headers.get("x-csrf-token")
-        if given is None:
-            form = await request.form()
-            value = form.get("csrf_token")
-            given = value if isinstance(value, str) else None
+        given = x_csrf_token if x_csrf_token is not None else csrf_token
         if not given or not hmac.compare_digest(given, staff.csrf_token):
             raise HTTPException(status_code=403, detail="the form expired or did not come from engage; reload the page")
     return staff
@@ -81,10 +82,32 @@ async def current_staff(request: Request) -> Staff:
 CurrentStaff = Annotated[Staff, Depends(current_staff)]
 
 
+def staff_may(action: Action) -> Callable[[Staff], Staff]:
+    """A dependency: the signed-in staff member, when their role allows ``action`` (the page does not show it
+    then either); else 403. It runs before the route's body, so the role is checked before any record is loaded
+    (the API's order: :func:`engage.web.api.context.allowed_to`)."""
+
+    def check(staff: CurrentStaff) -> Staff:
+        if not staff.may(action):
+            raise HTTPException(status_code=403, detail="your role does not allow this")
+        return staff
+
+    return check
+
+
 def require(staff: Staff, action: Action) -> None:
     """403 unless the staff member's role allows ``action`` (the page does not show it then either)."""
     if not staff.may(action):
         raise HTTPException(status_code=403, detail="your role does not allow this")
+
+
+PatientsEditor = Annotated[Staff, Depends(staff_may(Action.EDIT_PATIENTS))]
+PlansEditor = Annotated[Staff, Depends(staff_may(Action.EDIT_PLANS))]
+ExercisePicker = Annotated[Staff, Depends(staff_may(Action.PICK_EXERCISES))]
+OutcomeRecorder = Annotated[Staff, Depends(staff_may(Action.RECORD_OUTCOMES))]
+MessageResolver = Annotated[Staff, Depends(staff_may(Action.RESOLVE_MESSAGES))]
+ReplyHandler = Annotated[Staff, Depends(staff_may(Action.HANDLE_REPLIES))]
+Admin = Annotated[Staff, Depends(staff_may(Action.ADMIN))]
 
 
 def _safe_next(next_url: str | None) -> str:
@@ -130,7 +153,7 @@ def _sign_in(email: str, password: str, ip: str | None) -> str:
 
 
 @router.post("/login", response_class=HTMLResponse, dependencies=[Depends(ratelimit.login)])
-async def login(
+def login(
     request: Request,
     email: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
@@ -143,7 +166,7 @@ async def login(
         return _login_page(request, next_url, "The sign-in form expired; please try again.", email, 400)
     ip = request.client.host if request.client else None
     try:
-        token = await run_in_threadpool(_sign_in, email, password, ip)
+        token = _sign_in(email, password, ip)
     except accounts.LoginThrottled:
         metrics.record_login("locked")
         minutes = f"{get_settings().login_window_minutes:g}"
@@ -174,8 +197,8 @@ def _sign_out(token: str | None) -> None:
 
 
 @router.post("/logout")
-async def logout(request: Request, staff: CurrentStaff) -> Response:
-    await run_in_threadpool(_sign_out, request.cookies.get(SESSION_COOKIE))
+def logout(request: Request, staff: CurrentStaff) -> Response:
+    _sign_out(request.cookies.get(SESSION_COOKIE))
     response = redirect("/login", "You are signed out.")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -3,6 +3,8 @@ gets, local-time filters, flash notices, and the security headers staff pages ca
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -16,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from engage.config import get_settings
+from engage.errors import InvalidInput
 from engage.records.models import Role
 from engage.records.roles import Action, may
 
@@ -99,3 +102,28 @@ def redirect(url: str, notice: str | None = None) -> RedirectResponse:
             secure=get_settings().public_url.startswith("https://"),
         )
     return response
+
+
+class Refused(Exception):
+    """A change staff asked for was refused: the app answers with :func:`redirect` to ``to`` with ``notice``."""
+
+    def __init__(self, to: str, notice: str) -> None:
+        super().__init__(notice)
+        self.to = to
+        self.notice = notice
+
+
+@contextmanager
+def refusing(what: str, to: str, *also: type[Exception]) -> Iterator[None]:
+    """Turn an ``InvalidInput`` (or one of ``also``) raised inside into :class:`Refused`: back to ``to`` with the
+    notice ``"<what>: <why>."``. Raised through (or after) ``session_scope``, so nothing of the change is written."""
+    caught: tuple[type[Exception], ...] = (InvalidInput, *also)
+    try:
+        yield
+    except caught as exc:
+        raise Refused(to, f"{what}: {exc}.") from exc
+
+
+def refused_redirect(_request: Request, exc: Refused) -> Response:
+    """The app's handler for :class:`Refused`."""
+    return redirect(exc.to, exc.notice)
