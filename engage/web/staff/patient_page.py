@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,17 +25,15 @@ from engage.conversation.outcomes import list_outcomes, record_staff_outcome
 from engage.db import session_scope
 from engage.delivery.providers.base import OutgoingSms
 from engage.delivery.send_checks import render as render_message
-from engage.errors import InvalidInput
 from engage.records.audit import patient_history
 from engage.records.models import Channel, ConsentEvent, Enrollment, Patient
-from engage.records.roles import Action
 from engage.schedule.enrollments import timeline
 from engage.schedule.explain import describe_result
 from engage.schedule.patient_changes import set_consent
 from engage.schedule.sequences import load_sequences
-from engage.web.staff.auth import CurrentStaff, require
+from engage.web.staff.auth import CurrentStaff, OutcomeRecorder, PatientsEditor
 from engage.web.staff.loaders import get_message_for, get_patient_for
-from engage.web.staff.pages import Staff, local, redirect, render
+from engage.web.staff.pages import Staff, local, redirect, refusing, render
 
 router = APIRouter()
 
@@ -90,70 +87,56 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
 
 
 @router.get("/patients/{patient_id}", response_class=HTMLResponse)
-async def patient_page(request: Request, staff: CurrentStaff, patient_id: int) -> HTMLResponse:
-    def load() -> HTMLResponse:
-        with session_scope() as session:
-            view = patient_view(session, staff, patient_id)
-            # Rendered inside the session: the page walks plans and appointments lazily.
-            return render(request, "patient.html", staff, nav="patients", v=view, p=view.patient)
-
-    return await run_in_threadpool(load)
+def patient_page(request: Request, staff: CurrentStaff, patient_id: int) -> HTMLResponse:
+    with session_scope() as session:
+        view = patient_view(session, staff, patient_id)
+        # Rendered inside the session: the page walks plans and appointments lazily.
+        return render(request, "patient.html", staff, nav="patients", v=view, p=view.patient)
 
 
 @router.post("/patients/{patient_id}/consent")
-async def patient_consent(
-    staff: CurrentStaff,
+def patient_consent(
+    staff: PatientsEditor,
     patient_id: int,
     channel: Annotated[str, Form()] = "",
     state: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    def save() -> str:
-        with session_scope() as session:
-            patient = get_patient_for(session, staff, patient_id)
-            require(staff, Action.EDIT_PATIENTS)
-            _, result = set_consent(session, patient, channel, state, reason=reason, actor=staff.email)
-            return f"{channel.upper()} consent recorded: {state.replace('_', ' ')}; {describe_result(result)}."
-
-    try:
-        notice = await run_in_threadpool(save)
-    except InvalidInput as exc:
-        notice = f"Consent not changed: {exc}."
-    return redirect(f"/patients/{patient_id}#consent", notice)
+    back = f"/patients/{patient_id}#consent"
+    with refusing("Consent not changed", back), session_scope() as session:
+        patient = get_patient_for(session, staff, patient_id)
+        _, result = set_consent(session, patient, channel, state, reason=reason, actor=staff.email)
+    return redirect(back, f"{channel.upper()} consent recorded: {state.replace('_', ' ')}; {describe_result(result)}.")
 
 
 @router.post("/patients/{patient_id}/outcomes")
-async def patient_outcome(staff: CurrentStaff, patient_id: int, score: Annotated[str, Form()] = "") -> Response:
-    def save() -> str:
-        with session_scope() as session:
-            patient = get_patient_for(session, staff, patient_id)
-            require(staff, Action.RECORD_OUTCOMES)
-            outcome = record_staff_outcome(session, patient.id, score, actor=staff.email)
-            return f"Pain score {outcome.score} recorded."
-
-    try:
-        notice = await run_in_threadpool(save)
-    except InvalidInput as exc:
-        notice = f"Pain score not recorded: {exc}."
-    return redirect(f"/patients/{patient_id}#replies", notice)
+def patient_outcome(staff: OutcomeRecorder, patient_id: int, score: Annotated[str, Form()] = "") -> Response:
+    back = f"/patients/{patient_id}#replies"
+    with refusing("Pain score not recorded", back), session_scope() as session:
+        patient = get_patient_for(session, staff, patient_id)
+        outcome = record_staff_outcome(session, patient.id, score, actor=staff.email)
+        notice = f"Pain score {outcome.score} recorded."
+    return redirect(back, notice)
 
 
 @router.get("/patients/{patient_id}/messages/{message_id}/body", response_class=HTMLResponse)
-async def message_body(request: Request, staff: CurrentStaff, patient_id: int, message_id: int) -> HTMLResponse:
+def message_body(request: Request, staff: CurrentStaff, patient_id: int, message_id: int) -> HTMLResponse:
     """The message's text as the patient gets (or got) it, rendered now: an htmx fragment."""
+    return render(
+        request, "_message_body.html", staff, body=_body(staff, patient_id, message_id), message_id=message_id
+    )
 
-    def load() -> dict[str, Any]:
-        with session_scope() as session:
-            message = get_message_for(session, staff, message_id)
-            if message.patient_id != patient_id:
-                raise HTTPException(status_code=404, detail="not found")  # not this patient's message
-            try:
-                ready = render_message(session, message)
-            except TemplateError as exc:
-                return {"error": str(exc)}
-            payload = ready.payload
-            if isinstance(payload, OutgoingSms):
-                return {"sms": payload.body, "segments": ready.segments}
-            return {"subject": payload.subject, "text": payload.text}
 
-    return render(request, "_message_body.html", staff, body=await run_in_threadpool(load), message_id=message_id)
+def _body(staff: Staff, patient_id: int, message_id: int) -> dict[str, Any]:
+    with session_scope() as session:
+        message = get_message_for(session, staff, message_id)
+        if message.patient_id != patient_id:
+            raise HTTPException(status_code=404, detail="not found")  # not this patient's message
+        try:
+            ready = render_message(session, message)
+        except TemplateError as exc:
+            return {"error": str(exc)}
+        payload = ready.payload
+        if isinstance(payload, OutgoingSms):
+            return {"sms": payload.body, "segments": ready.segments}
+        return {"subject": payload.subject, "text": payload.text}

@@ -5,18 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
 from engage.db import session_scope
 from engage.errors import InvalidInput
 from engage.records.patient_search import search_patients
 from engage.records.patients import FieldErrors, add_patient
-from engage.records.roles import Action
 from engage.records.validation import LOCALES
 from engage.schedule.explain import describe_result
 from engage.schedule.patient_changes import update_patient
-from engage.web.staff.auth import CurrentStaff, require
+from engage.web.staff.auth import CurrentStaff, PatientsEditor
 from engage.web.staff.loaders import get_patient_for
 from engage.web.staff.pages import Staff, redirect, render
 
@@ -26,15 +24,13 @@ FIELDS = ("first_name", "last_name", "phone", "email", "timezone", "locale")
 
 
 @router.get("/patients", response_class=HTMLResponse)
-async def patient_list(request: Request, staff: CurrentStaff, q: str = "", page: int = 1) -> HTMLResponse:
-    def load() -> tuple[object, str | None]:
-        with session_scope() as session:
-            try:
-                return search_patients(session, staff.clinic_id, q, page=max(page, 1)), None
-            except InvalidInput as exc:
-                return None, str(exc)
-
-    found, error = await run_in_threadpool(load)
+def patient_list(request: Request, staff: CurrentStaff, q: str = "", page: int = 1) -> HTMLResponse:
+    found, error = None, None
+    with session_scope() as session:
+        try:
+            found = search_patients(session, staff.clinic_id, q, page=max(page, 1))
+        except InvalidInput as exc:
+            error = str(exc)
     template = "_patient_results.html" if request.headers.get("hx-request") else "patients.html"
     return render(request, template, staff, nav="patients", q=q, found=found, error=error)
 
@@ -61,15 +57,14 @@ def _form(
 
 
 @router.get("/patients/new", response_class=HTMLResponse)
-async def new_patient_form(request: Request, staff: CurrentStaff) -> HTMLResponse:
-    require(staff, Action.EDIT_PATIENTS)
+def new_patient_form(request: Request, staff: PatientsEditor) -> HTMLResponse:
     return _form(request, staff, {"locale": "en"}, {}, None)
 
 
 @router.post("/patients/new", response_class=HTMLResponse)
-async def new_patient(
+def new_patient(
     request: Request,
-    staff: CurrentStaff,
+    staff: PatientsEditor,
     first_name: Annotated[str, Form()] = "",
     last_name: Annotated[str, Form()] = "",
     phone: Annotated[str, Form()] = "",
@@ -77,7 +72,6 @@ async def new_patient(
     timezone: Annotated[str, Form()] = "",
     locale: Annotated[str, Form()] = "en",
 ) -> Response:
-    require(staff, Action.EDIT_PATIENTS)
     values = {
         "first_name": first_name,
         "last_name": last_name,
@@ -86,10 +80,9 @@ async def new_patient(
         "timezone": timezone,
         "locale": locale,
     }
-
-    def save() -> int:
+    try:
         with session_scope() as session:
-            return add_patient(
+            patient_id = add_patient(
                 session,
                 clinic_id=staff.clinic_id,
                 first_name=first_name,
@@ -100,30 +93,23 @@ async def new_patient(
                 locale=locale or "en",
                 actor=staff.email,
             ).id
-
-    try:
-        patient_id = await run_in_threadpool(save)
     except FieldErrors as exc:
         return _form(request, staff, values, exc.errors, None, 400)
     return redirect(f"/patients/{patient_id}", "Patient added.")
 
 
 @router.get("/patients/{patient_id}/edit", response_class=HTMLResponse)
-async def edit_patient_form(request: Request, staff: CurrentStaff, patient_id: int) -> HTMLResponse:
-    def load() -> dict[str, str]:
-        with session_scope() as session:
-            patient = get_patient_for(session, staff, patient_id)
-            return {name: getattr(patient, name) or "" for name in FIELDS}
-
-    values = await run_in_threadpool(load)
-    require(staff, Action.EDIT_PATIENTS)
+def edit_patient_form(request: Request, staff: PatientsEditor, patient_id: int) -> HTMLResponse:
+    with session_scope() as session:
+        patient = get_patient_for(session, staff, patient_id)
+        values = {name: getattr(patient, name) or "" for name in FIELDS}
     return _form(request, staff, values, {}, patient_id)
 
 
 @router.post("/patients/{patient_id}/edit", response_class=HTMLResponse)
-async def edit_patient(
+def edit_patient(
     request: Request,
-    staff: CurrentStaff,
+    staff: PatientsEditor,
     patient_id: int,
     first_name: Annotated[str, Form()] = "",
     last_name: Annotated[str, Form()] = "",
@@ -140,18 +126,13 @@ async def edit_patient(
         "timezone": timezone,
         "locale": locale,
     }
-
-    def save() -> str:
+    try:
         with session_scope() as session:
             patient = get_patient_for(session, staff, patient_id)
-            require(staff, Action.EDIT_PATIENTS)
             changed, result = update_patient(session, patient, actor=staff.email, **values)
-            if not changed:
-                return "Nothing changed."
-            return f"Saved ({', '.join(c.replace('_', ' ') for c in changed)}); {describe_result(result)}."
-
-    try:
-        notice = await run_in_threadpool(save)
     except FieldErrors as exc:
         return _form(request, staff, values, exc.errors, patient_id, 400)
-    return redirect(f"/patients/{patient_id}", notice)
+    if not changed:
+        return redirect(f"/patients/{patient_id}", "Nothing changed.")
+    saved = ", ".join(c.replace("_", " ") for c in changed)
+    return redirect(f"/patients/{patient_id}", f"Saved ({saved}); {describe_result(result)}.")
