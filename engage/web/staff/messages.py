@@ -7,7 +7,6 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from engage.db import session_scope
@@ -15,17 +14,16 @@ from engage.delivery.overview import MessageFilter, list_messages, messages_csv
 from engage.delivery.resolve import resolve_message
 from engage.errors import InvalidInput
 from engage.records.models import Channel, Clinic, MessageStatus
-from engage.records.roles import Action
-from engage.web.staff.auth import CurrentStaff, require
+from engage.web.staff.auth import CurrentStaff, MessageResolver
 from engage.web.staff.loaders import get_message_for
-from engage.web.staff.pages import redirect, render, secure
+from engage.web.staff.pages import redirect, refusing, render, secure
 
 router = APIRouter()
 PER_PAGE = 50
 
 
 @router.get("/messages", response_class=HTMLResponse)
-async def message_list(
+def message_list(
     request: Request,
     staff: CurrentStaff,
     status: str = "",
@@ -36,39 +34,35 @@ async def message_list(
     page: int = 1,
 ) -> HTMLResponse:
     values = {"status": status, "channel": channel, "template": template, "date_from": date_from, "date_to": date_to}
-
-    def load() -> HTMLResponse:
-        with session_scope() as session:
-            clinic = session.get_one(Clinic, staff.clinic_id)
-            try:
-                flt = MessageFilter.parse(**values)
-                rows, total = list_messages(session, clinic, flt, page=max(page, 1), per_page=PER_PAGE)
-                error = None
-            except InvalidInput as exc:
-                rows, total, error = [], 0, str(exc)
-            query = urlencode({k: v for k, v in values.items() if v})
-            return render(
-                request,
-                "messages.html",
-                staff,
-                nav="messages",
-                rows=rows,
-                total=total,
-                error=error,
-                values=values,
-                page=max(page, 1),
-                pages=max(1, -(-total // PER_PAGE)),
-                query=query,
-                statuses=[s.value for s in MessageStatus],
-                channels=[c.value for c in Channel],
-                status_code=400 if error else 200,
-            )
-
-    return await run_in_threadpool(load)
+    with session_scope() as session:
+        clinic = session.get_one(Clinic, staff.clinic_id)
+        try:
+            flt = MessageFilter.parse(**values)
+            rows, total = list_messages(session, clinic, flt, page=max(page, 1), per_page=PER_PAGE)
+            error = None
+        except InvalidInput as exc:
+            rows, total, error = [], 0, str(exc)
+        query = urlencode({k: v for k, v in values.items() if v})
+        return render(
+            request,
+            "messages.html",
+            staff,
+            nav="messages",
+            rows=rows,
+            total=total,
+            error=error,
+            values=values,
+            page=max(page, 1),
+            pages=max(1, -(-total // PER_PAGE)),
+            query=query,
+            statuses=[s.value for s in MessageStatus],
+            channels=[c.value for c in Channel],
+            status_code=400 if error else 200,
+        )
 
 
 @router.get("/messages.csv")
-async def message_csv(
+def message_csv(
     staff: CurrentStaff,
     status: str = "",
     channel: str = "",
@@ -100,22 +94,15 @@ def _back(url: str) -> str:
 
 
 @router.post("/messages/{message_id}/resolve")
-async def resolve(
-    staff: CurrentStaff,
+def resolve(
+    staff: MessageResolver,
     message_id: int,
     action: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "/",
 ) -> Response:
-    def save() -> str:
-        with session_scope() as session:
-            message = get_message_for(session, staff, message_id)
-            require(staff, Action.RESOLVE_MESSAGES)
-            done = resolve_message(session, message, action, reason, actor=staff.email)
-            return f"Message {message_id} is now {done.status.value}."
-
-    try:
-        notice = await run_in_threadpool(save)
-    except InvalidInput as exc:
-        notice = f"Message {message_id} not changed: {exc}."
+    with refusing(f"Message {message_id} not changed", _back(back)), session_scope() as session:
+        message = get_message_for(session, staff, message_id)
+        done = resolve_message(session, message, action, reason, actor=staff.email)
+        notice = f"Message {message_id} is now {done.status.value}."
     return redirect(_back(back), notice)

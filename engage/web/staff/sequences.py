@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from engage.content.previews import preview_all_locales
@@ -16,17 +15,15 @@ router = APIRouter()
 
 
 @router.get("/sequences", response_class=HTMLResponse)
-async def sequences_page(request: Request, staff: CurrentStaff) -> HTMLResponse:
-    def load() -> list[dict[str, object]]:
-        return [
-            {
-                "sequence": seq,
-                "steps": [
-                    {"step": step, "words": words, "previews": preview_all_locales(step.channel.value, step.template)}
-                    for step, words in describe_sequence(seq)
-                ],
-            }
-            for _key, seq in sorted(load_sequences().items())
-        ]
-
-    return render(request, "sequences.html", staff, nav="sequences", sequences=await run_in_threadpool(load))
+def sequences_page(request: Request, staff: CurrentStaff) -> HTMLResponse:
+    sequences = [
+        {
+            "sequence": seq,
+            "steps": [
+                {"step": step, "words": words, "previews": preview_all_locales(step.channel.value, step.template)}
+                for step, words in describe_sequence(seq)
+            ],
+        }
+        for _key, seq in sorted(load_sequences().items())
+    ]
+    return render(request, "sequences.html", staff, nav="sequences", sequences=sequences)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from engage.db import session_scope
@@ -22,6 +21,6 @@ def _facts(staff: Staff) -> tuple[overview.Today, bool]:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def today_page(request: Request, staff: CurrentStaff) -> HTMLResponse:
-    today, down = await run_in_threadpool(_facts, staff)
+def today_page(request: Request, staff: CurrentStaff) -> HTMLResponse:
+    today, down = _facts(staff)
     return render(request, "today.html", staff, nav="today", today=today, down=down)
