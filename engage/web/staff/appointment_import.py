@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from engage.config import Settings, get_settings, secret_key
 from engage.db import session_scope
 from engage.errors import InvalidInput
-from engage.records.roles import Action
 from engage.schedule.explain import describe_result
 from engage.sync.csv_import import (
     OPTIONAL,
@@ -37,7 +35,7 @@ from engage.sync.csv_import import (
     read_file,
 )
 from engage.sync.records import SyncReport
-from engage.web.staff.auth import CurrentStaff, require
+from engage.web.staff.auth import PlansEditor
 from engage.web.staff.pages import Staff, render
 
 router = APIRouter()
@@ -116,25 +114,23 @@ def _page(request: Request, staff: Staff, status_code: int = 200, **context: Any
 
 
 @router.get("/import", response_class=HTMLResponse)
-async def import_form(request: Request, staff: CurrentStaff) -> HTMLResponse:
-    require(staff, Action.EDIT_PLANS)
+def import_form(request: Request, staff: PlansEditor) -> HTMLResponse:
     return _page(request, staff)
 
 
 @router.post("/import", response_class=HTMLResponse)
-async def check_file(
+def check_file(
     request: Request,
-    staff: CurrentStaff,
+    staff: PlansEditor,
     file: Annotated[UploadFile | None, File()] = None,
 ) -> HTMLResponse:
-    require(staff, Action.EDIT_PLANS)
     filename = (file.filename or "")[:200] if file is not None else ""
     limit = get_settings().import_max_bytes
     try:
-        text = read_file(await file.read(limit + 1) if file is not None else b"", limit)
+        text = read_file(file.file.read(limit + 1) if file is not None else b"", limit)
     except BadFile as exc:
         return _page(request, staff, 400, file_error=str(exc), filename=filename)
-    outcome = await run_in_threadpool(run_import, staff, text, dry_run=True)
+    outcome = run_import(staff, text, dry_run=True)
     if outcome.errors:
         return _page(request, staff, 400, row_errors=outcome.errors, filename=filename)
     content = base64.urlsafe_b64encode(text.encode()).decode()
@@ -152,14 +148,13 @@ async def check_file(
 # The checked text comes back base64-encoded in one form field: the body cap (body_limit), not the
 # form parser's 1 MB a field, bounds it.
 @router.post("/import/apply", response_class=HTMLResponse, form_limits={"max_part_size": 64 * 1024 * 1024})
-async def apply_file(
+def apply_file(
     request: Request,
-    staff: CurrentStaff,
+    staff: PlansEditor,
     content: Annotated[str, Form()] = "",
     seal: Annotated[str, Form()] = "",
     filename: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    require(staff, Action.EDIT_PLANS)
     filename = filename[:200]
     try:
         text = base64.urlsafe_b64decode(content.encode()).decode()
@@ -174,7 +169,7 @@ async def apply_file(
             file_error="This is not the file that was checked (or the check expired when you signed in "
             "again). Choose it and check it again.",
         )
-    outcome = await run_in_threadpool(run_import, staff, text, dry_run=False)
+    outcome = run_import(staff, text, dry_run=False)
     if outcome.errors:
         return _page(request, staff, 400, row_errors=outcome.errors, filename=filename)
     return _page(request, staff, step="imported", report=outcome.report, filename=filename)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 
@@ -19,12 +18,11 @@ from engage.records.clinics import update_clinic
 from engage.records.models import Clinic
 from engage.records.outgoing_webhooks import WebhookEndpoint
 from engage.records.quiet_hours import describe_quiet_hours
-from engage.records.roles import Action
 from engage.schedule.clinic_hours import set_quiet_hours
 from engage.schedule.explain import describe_result
-from engage.web.staff.auth import CurrentStaff, require
+from engage.web.staff.auth import Admin
 from engage.web.staff.loaders import get_endpoint_for, get_staff_user_for
-from engage.web.staff.pages import Staff, redirect, render
+from engage.web.staff.pages import Staff, redirect, refusing, render
 
 router = APIRouter()
 
@@ -68,194 +66,143 @@ def _page(
 
 
 @router.get("/settings", response_class=HTMLResponse)
-async def settings_page(request: Request, staff: CurrentStaff) -> HTMLResponse:
-    require(staff, Action.ADMIN)
-    return await run_in_threadpool(_page, request, staff)
-
-
-async def _save(staff: Staff, work, done: str, to: str = "/settings") -> Response:  # type: ignore[no-untyped-def]
-    require(staff, Action.ADMIN)
-    try:
-        notice = await run_in_threadpool(work)
-    except InvalidInput as exc:
-        notice = f"{done} failed: {exc}."
-    return redirect(to, notice)
+def settings_page(request: Request, staff: Admin) -> HTMLResponse:
+    return _page(request, staff)
 
 
 @router.post("/settings/clinic")
-async def clinic_details(
-    staff: CurrentStaff,
+def clinic_details(
+    staff: Admin,
     name: Annotated[str, Form()] = "",
     address: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
     phone: Annotated[str, Form()] = "",
 ) -> Response:
-    def work() -> str:
-        with session_scope() as session:
-            changed = update_clinic(
-                session,
-                session.get_one(Clinic, staff.clinic_id),
-                name=name,
-                address=address,
-                email=email,
-                phone=phone,
-                actor=staff.email,
-            )
-            return f"Clinic details saved ({', '.join(changed)})." if changed else "Nothing changed."
-
-    return await _save(staff, work, "Saving the clinic details")
+    with refusing("Saving the clinic details failed", "/settings"), session_scope() as session:
+        changed = update_clinic(
+            session,
+            session.get_one(Clinic, staff.clinic_id),
+            name=name,
+            address=address,
+            email=email,
+            phone=phone,
+            actor=staff.email,
+        )
+    return redirect("/settings", f"Clinic details saved ({', '.join(changed)})." if changed else "Nothing changed.")
 
 
 @router.post("/settings/quiet-hours")
-async def quiet_hours(
-    staff: CurrentStaff, sms: Annotated[str, Form()] = "", email: Annotated[str, Form()] = ""
-) -> Response:
-    def work() -> str:
-        with session_scope() as session:
-            _, result = set_quiet_hours(session, staff.clinic_id, {"sms": sms, "email": email}, actor=staff.email)
-            return f"Quiet hours saved; {describe_result(result)}."
-
-    return await _save(staff, work, "Saving the quiet hours")
+def quiet_hours(staff: Admin, sms: Annotated[str, Form()] = "", email: Annotated[str, Form()] = "") -> Response:
+    with refusing("Saving the quiet hours failed", "/settings"), session_scope() as session:
+        _, result = set_quiet_hours(session, staff.clinic_id, {"sms": sms, "email": email}, actor=staff.email)
+    return redirect("/settings", f"Quiet hours saved; {describe_result(result)}.")
 
 
 @router.post("/settings/staff")
-async def add_staff(
-    staff: CurrentStaff,
+def add_staff(
+    staff: Admin,
     email: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
 ) -> Response:
-    def work() -> str:
-        with session_scope() as session:
-            created = accounts.create_staff(
-                session,
-                clinic_id=staff.clinic_id,
-                email=email,
-                name=name,
-                role_name=role,
-                password=password,
-                actor=staff.email,
-            )
-            return f"Staff account added for {created.email}."
-
-    return await _save(staff, work, "Adding the account")
+    with refusing("Adding the account failed", "/settings"), session_scope() as session:
+        created = accounts.create_staff(
+            session,
+            clinic_id=staff.clinic_id,
+            email=email,
+            name=name,
+            role_name=role,
+            password=password,
+            actor=staff.email,
+        )
+        notice = f"Staff account added for {created.email}."
+    return redirect("/settings", notice)
 
 
 @router.post("/settings/staff/{staff_id}/deactivate")
-async def deactivate(staff: CurrentStaff, staff_id: int) -> Response:
-    def work() -> str:
-        with session_scope() as session:
-            account = get_staff_user_for(session, staff, staff_id)
-            if account.id == staff.id:
-                raise InvalidInput("you cannot deactivate your own account")
-            accounts.deactivate_staff(session, account.id, clinic_id=staff.clinic_id, actor=staff.email)
-            return f"{account.email} deactivated."
-
-    return await _save(staff, work, "Deactivating")
+def deactivate(staff: Admin, staff_id: int) -> Response:
+    with refusing("Deactivating failed", "/settings"), session_scope() as session:
+        account = get_staff_user_for(session, staff, staff_id)
+        if account.id == staff.id:
+            raise InvalidInput("you cannot deactivate your own account")
+        accounts.deactivate_staff(session, account.id, clinic_id=staff.clinic_id, actor=staff.email)
+        notice = f"{account.email} deactivated."
+    return redirect("/settings", notice)
 
 
 @router.post("/settings/staff/{staff_id}/password")
-async def reset_password(staff: CurrentStaff, staff_id: int, password: Annotated[str, Form()] = "") -> Response:
-    def work() -> str:
-        with session_scope() as session:
-            account = get_staff_user_for(session, staff, staff_id)
-            accounts.reset_password(session, account.id, password, clinic_id=staff.clinic_id, actor=staff.email)
-            return f"Password of {account.email} changed; their sessions ended."
-
-    return await _save(staff, work, "Changing the password")
+def reset_password(staff: Admin, staff_id: int, password: Annotated[str, Form()] = "") -> Response:
+    with refusing("Changing the password failed", "/settings"), session_scope() as session:
+        account = get_staff_user_for(session, staff, staff_id)
+        accounts.reset_password(session, account.id, password, clinic_id=staff.clinic_id, actor=staff.email)
+        notice = f"Password of {account.email} changed; their sessions ended."
+    return redirect("/settings", notice)
 
 
 @router.post("/settings/tokens", response_class=HTMLResponse)
-async def create_token(
-    request: Request, staff: CurrentStaff, label: Annotated[str, Form()] = "", owner: Annotated[str, Form()] = ""
+def create_token(
+    request: Request, staff: Admin, label: Annotated[str, Form()] = "", owner: Annotated[str, Form()] = ""
 ) -> Response:
     """A new API token, shown once on the page that answers (never again: only its hash is kept)."""
-    require(staff, Action.ADMIN)
-
-    def work() -> HTMLResponse:
-        with session_scope() as session:
-            account = get_staff_user_for(session, staff, _int_id(owner)) if owner else None
-            _, token = api_tokens.create_token(
-                session, staff_email=account.email if account else staff.email, label=label, actor=staff.email
-            )
-            session.commit()
-            return _page(request, staff, new_token=token)
-
-    try:
-        return await run_in_threadpool(work)
-    except (InvalidInput, NotFound) as exc:
-        return redirect("/settings#tokens", f"Creating the token failed: {exc}.")
+    with refusing("Creating the token failed", "/settings#tokens", NotFound), session_scope() as session:
+        account = get_staff_user_for(session, staff, _int_id(owner)) if owner else None
+        _, token = api_tokens.create_token(
+            session, staff_email=account.email if account else staff.email, label=label, actor=staff.email
+        )
+    return _page(request, staff, new_token=token)
 
 
 @router.post("/settings/tokens/{token_id}/revoke")
-async def revoke_token(staff: CurrentStaff, token_id: int) -> Response:
-    def work() -> str:
-        with session_scope() as session:
-            try:
-                api_tokens.revoke_token(session, token_id, clinic_id=staff.clinic_id, actor=staff.email)
-            except NotFound:
-                raise HTTPException(status_code=404, detail="not found") from None
-            return f"API token {token_id} revoked."
-
-    return await _save(staff, work, "Revoking the token")
+def revoke_token(staff: Admin, token_id: int) -> Response:
+    with refusing("Revoking the token failed", "/settings"), session_scope() as session:
+        try:
+            api_tokens.revoke_token(session, token_id, clinic_id=staff.clinic_id, actor=staff.email)
+        except NotFound:
+            raise HTTPException(status_code=404, detail="not found") from None
+    return redirect("/settings", f"API token {token_id} revoked.")
 
 
 @router.post("/settings/webhooks", response_class=HTMLResponse)
-async def add_webhook(
-    request: Request, staff: CurrentStaff, url: Annotated[str, Form()] = "", label: Annotated[str, Form()] = ""
+def add_webhook(
+    request: Request, staff: Admin, url: Annotated[str, Form()] = "", label: Annotated[str, Form()] = ""
 ) -> Response:
     """A new webhook endpoint; its signing secret is shown once, on the page that answers."""
-    require(staff, Action.ADMIN)
-
-    def work() -> HTMLResponse:
+    try:
         with session_scope() as session:
             endpoint = webhooks.create_endpoint(session, staff.clinic_id, url, label, actor=staff.email)
-            session.commit()
-            return _page(request, staff, new_endpoint=endpoint)
-
-    try:
-        return await run_in_threadpool(work)
     except InvalidInput as exc:
         # Beside the field at fault (the URL's rule, a label too long); above the form otherwise (too many).
         errors = {exc.field if exc.field in ("url", "label") else "form": str(exc)}
-        return await run_in_threadpool(
-            _page, request, staff, webhook_form={"url": url, "label": label}, webhook_errors=errors, status_code=400
-        )
+        return _page(request, staff, webhook_form={"url": url, "label": label}, webhook_errors=errors, status_code=400)
+    return _page(request, staff, new_endpoint=endpoint)
 
 
 @router.get("/settings/webhooks/{endpoint_id}", response_class=HTMLResponse)
-async def webhook_events(request: Request, staff: CurrentStaff, endpoint_id: int) -> HTMLResponse:
+def webhook_events(request: Request, staff: Admin, endpoint_id: int) -> HTMLResponse:
     """One endpoint and its newest events: what was posted, how often, and what the endpoint answered."""
-    require(staff, Action.ADMIN)
-
-    def load() -> HTMLResponse:
-        with session_scope() as session:
-            endpoint = get_endpoint_for(session, staff, endpoint_id)
-            return render(
-                request,
-                "webhook_events.html",
-                staff,
-                nav="settings",
-                endpoint=endpoint,
-                events=webhooks.recent_events(session, endpoint),
-                max_attempts=MAX_ATTEMPTS,
-            )
-
-    return await run_in_threadpool(load)
+    with session_scope() as session:
+        endpoint = get_endpoint_for(session, staff, endpoint_id)
+        return render(
+            request,
+            "webhook_events.html",
+            staff,
+            nav="settings",
+            endpoint=endpoint,
+            events=webhooks.recent_events(session, endpoint),
+            max_attempts=MAX_ATTEMPTS,
+        )
 
 
 @router.post("/settings/webhooks/{endpoint_id}/remove")
-async def remove_webhook(staff: CurrentStaff, endpoint_id: int) -> Response:
-    def work() -> str:
-        with session_scope() as session:
-            try:
-                endpoint = webhooks.remove_endpoint(session, staff.clinic_id, endpoint_id, actor=staff.email)
-            except NotFound:
-                raise HTTPException(status_code=404, detail="not found") from None
-            return f"Webhook endpoint {endpoint.label or endpoint.url} removed; nothing more is posted to it."
-
-    return await _save(staff, work, "Removing the webhook endpoint", to="/settings#webhooks")
+def remove_webhook(staff: Admin, endpoint_id: int) -> Response:
+    with refusing("Removing the webhook endpoint failed", "/settings#webhooks"), session_scope() as session:
+        try:
+            endpoint = webhooks.remove_endpoint(session, staff.clinic_id, endpoint_id, actor=staff.email)
+        except NotFound:
+            raise HTTPException(status_code=404, detail="not found") from None
+        notice = f"Webhook endpoint {endpoint.label or endpoint.url} removed; nothing more is posted to it."
+    return redirect("/settings#webhooks", notice)
 
 
 def _int_id(value: str) -> int:
