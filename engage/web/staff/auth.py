@@ -95,12 +95,6 @@ def staff_may(action: Action) -> Callable[[Staff], Staff]:
     return check
 
 
-def require(staff: Staff, action: Action) -> None:
-    """403 unless the staff member's role allows ``action`` (the page does not show it then either)."""
-    if not staff.may(action):
-        raise HTTPException(status_code=403, detail="your role does not allow this")
-
-
 PatientsEditor = Annotated[Staff, Depends(staff_may(Action.EDIT_PATIENTS))]
 PlansEditor = Annotated[Staff, Depends(staff_may(Action.EDIT_PLANS))]
 ExercisePicker = Annotated[Staff, Depends(staff_may(Action.PICK_EXERCISES))]
