@@ -51,11 +51,11 @@ SHORT_HELP = {
     "plan": "Treatment plans.",
     "appointment": "Appointments: add, move, cancel, complete, no-show.",
     "templates": "Check and preview message templates.",
-    "enroll": "Enrol a patient's plan into a follow-up sequence and plan every message.",
+    "enroll": "Enroll a patient's plan into a follow-up sequence and plan every message.",
     "enrollment": "Pause, resume or cancel an enrollment.",
     "timeline": "Every message planned or sent for a patient, by due time (local time shown for people).",
     "tick": "Claim every due message and send it now, as the workers would.",
-    "demo": "Seed a demo clinic, enrol its patients and send their messages over a simulated clock.",
+    "demo": "Seed a demo clinic, enroll its patients and send their messages over a simulated clock.",
     "serve": "Serve the staff web app (/, sign in at /login), the webhooks (/webhooks/...) and patient pages "
     "(/u/..., /r/...).",
     "status": "Is engage sending? Backlog, oldest due message, last beat tick, workers that answer, recent failures.",

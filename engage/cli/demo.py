@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 @json_option
 @user_errors
 def demo(patients: int, days: int) -> None:
-    """Seed a demo clinic, enrol its patients and send their messages over a simulated clock.
+    """Seed a demo clinic, enroll its patients and send their messages over a simulated clock.
 
     Runs on SQLite (ENGAGE_DATABASE_URL, default ./engage.db) with an in-process
     Celery broker and worker, no Redis and no credentials: messages are written

@@ -21,11 +21,11 @@ from engage.schedule import enrollments
 @click.option("--patient", "patient_id", type=int, required=True, help="Patient id.")
 @click.option("--plan", "plan_id", type=int, required=True, help="The patient's treatment plan id.")
 @click.option("--sequence", "sequence_key", required=True, help="Sequence key, e.g. dry-needling-sciatica.")
-@click.option("--by", "enrolled_by", default="cli", show_default=True, help="Who enrols (kept in the audit log).")
+@click.option("--by", "enrolled_by", default="cli", show_default=True, help="Who enrolls (kept in the audit log).")
 @json_option
 @user_errors
 def enroll(patient_id: int, plan_id: int, sequence_key: str, enrolled_by: str) -> None:
-    """Enrol a patient's plan into a follow-up sequence and plan every message."""
+    """Enroll a patient's plan into a follow-up sequence and plan every message."""
     with session_scope() as session:
         enrollment, _result = enrollments.enroll(session, patient_id, plan_id, sequence_key, enrolled_by=enrolled_by)
         statuses = Counter(

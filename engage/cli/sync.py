@@ -53,7 +53,7 @@ def import_appointments_command(csv_file: Path, clinic_id: int, dry_run: bool) -
             f"{data['appointments_status_changed']} changed status, {data['appointments_unchanged']} unchanged\n"
             f"patients: {data['patients_created']} created, {data['patients_updated']} updated, "
             f"{data['patients_unchanged']} unchanged; plans created: {data['plans_created']}; "
-            f"enrolments: {data['enrollments_created']}\n"
+            f"enrollments: {data['enrollments_created']}\n"
             f"messages {verb} changed: {_changes(data['messages'])}"
         )
 

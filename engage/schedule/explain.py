@@ -113,7 +113,7 @@ def describe_step(step: Step) -> str:
     target = {
         "appointment.start": _which(step),
         "appointment.end": _which(step),
-        "enrollment": "enrolment",
+        "enrollment": "enrollment",
         "plan.end": "the end of the plan",
         "appointment.booked": "a booking (one for the plan's bookings at enrolment, then each one added)",
         "plan.rebook": "the last session, when sessions are left and none is booked",

@@ -14,7 +14,7 @@ appointment_external_id    yes       the appointment's id in your system
 start                      yes       ISO 8601; without an offset: the patient's local wall time
 duration                   no        minutes (``45``) or ``45m``/``1h``; default 45
 status                     no        ``booked`` (default), ``cancelled``, ``completed``, ``no_show``
-sequence                   no        enrol the patient's plan for it, e.g. ``dry-needling-sciatica``
+sequence                   no        enroll the patient's plan for it, e.g. ``dry-needling-sciatica``
 plan_external_id           no        the plan's id in your system (default: one plan per patient and sequence)
 condition, modality        no        for plans the import makes (default: the sequence's name, empty)
 =========================  ========  ===================================================================

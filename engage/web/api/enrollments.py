@@ -1,4 +1,4 @@
-"""``/enrollments``: enrol a plan into a sequence; pause, resume, cancel."""
+"""``/enrollments``: enroll a plan into a sequence; pause, resume, cancel."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from engage.web.api.problems import errors
 from engage.web.api.schemas import EnrollmentIn, EnrollmentOut
 
 router = APIRouter(prefix="/enrollments", tags=["enrollments"], responses=errors(401, 422))
-EnrollmentId = Annotated[int, Path(description="engage's enrolment id", examples=[7])]
+EnrollmentId = Annotated[int, Path(description="engage's enrollment id", examples=[7])]
 
 
 def enrollment_out(enrollment: Enrollment, result: ReconcileResult) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def enrollment_out(enrollment: Enrollment, result: ReconcileResult) -> dict[str,
     "",
     status_code=201,
     response_model=EnrollmentOut,
-    summary="Enrol a plan into a sequence",
+    summary="Enroll a plan into a sequence",
     responses=errors(403, 404, 413),
 )
 def create_enrollment(
@@ -87,5 +87,5 @@ _change_route(
     "cancel",
     enrollments.cancel,
     "Cancel for good: pending messages are cancelled",
-    "The enrolment cannot be resumed; enrol the plan again to start over.",
+    "The enrollment cannot be resumed; enroll the plan again to start over.",
 )

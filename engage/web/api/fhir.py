@@ -80,7 +80,7 @@ def post_bundle(
     caller: PlansWriter,
     bundle: Annotated[dict[str, Any], Body(examples=[EXAMPLE], description="A FHIR R4 Bundle (JSON)")],
     sequence: Annotated[
-        str | None, Query(description="Enrol new plans in this sequence", examples=["dry-needling-sciatica"])
+        str | None, Query(description="Enroll new plans in this sequence", examples=["dry-needling-sciatica"])
     ] = None,
     key: IdempotencyKeyHeader = None,
 ) -> Any:

@@ -56,7 +56,7 @@ def plan_out(plan: TreatmentPlan, enrollment_id: int | None = None) -> dict[str,
 )
 def create_plan(body: PlanIn, request: Request, caller: PlansWriter, key: IdempotencyKeyHeader = None) -> Any:
     """Book `sessions` appointments, the first at `first`, then every `every` (same local time across DST for
-    whole days). With `sequence`, enrol the plan right away."""
+    whole days). With `sequence`, enroll the plan right away."""
 
     def work(session: Session) -> dict[str, Any]:
         get_in_clinic(session, Patient, body.patient_id, caller.clinic_id)

@@ -198,7 +198,7 @@ class PlanIn(Input):
     duration: Duration = Field("45m", description="Session length")
     reassess_every: int = Field(3, ge=1, examples=[3], description="Sessions between pain reassessments")
     external_id: MaybeExternalId = None
-    sequence: MaybeSequenceKey = Field(None, description="Enrol the new plan into this sequence right away")
+    sequence: MaybeSequenceKey = Field(None, description="Enroll the new plan into this sequence right away")
     allow_past: AllowPast = False
 
 
@@ -209,7 +209,7 @@ class PlanOut(PlanSummary):
         examples=[["figure-four", "knee-to-chest"]],
         description="Exercise keys the practitioner picked, in order",
     )
-    enrollment_id: int | None = Field(None, examples=[7], description="When `sequence` was given: the enrolment")
+    enrollment_id: int | None = Field(None, examples=[7], description="When `sequence` was given: the enrollment")
 
 
 class ExercisesIn(Input):
@@ -274,7 +274,7 @@ class EnrollmentIn(Input):
 
 
 class EnrollmentOut(BaseModel):
-    id: int = _id("enrolment", 7)
+    id: int = _id("enrollment", 7)
     patient_id: int = _id("patient", 42)
     plan_id: int = _id("treatment plan", 12)
     sequence: str = Field(examples=["dry-needling-sciatica"], description="The sequence's key")
@@ -284,7 +284,7 @@ class EnrollmentOut(BaseModel):
 
 class MessageOut(BaseModel):
     id: int = _id("message", 3051)
-    enrollment_id: int = _id("enrolment", 7)
+    enrollment_id: int = _id("enrollment", 7)
     patient_id: int | None = Field(None, examples=[42], description="engage's patient id")
     appointment_id: int | None = Field(examples=[881], description="The appointment it is about, if any")
     step: str = Field(examples=["visit-reminder"], description="The sequence step that planned it")

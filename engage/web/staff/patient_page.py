@@ -1,7 +1,7 @@
 """``/patients/{id}``: everything about one patient on one page, and the consent form.
 
 Contact details, consent per channel with its history, plans with their appointments
-and enrolments, the timeline (a message's text on demand), replies, the pain-score
+and enrollments, the timeline (a message's text on demand), replies, the pain-score
 chart, and the record's history from the audit table.
 """
 

@@ -1,4 +1,4 @@
-"""Plans, appointments and enrolments from the patient page. Each change is answered with what it did to the
+"""Plans, appointments and enrollments from the patient page. Each change is answered with what it did to the
 patient's messages ("2 messages moved, 1 cancelled"); enrolling shows every message and its local time first."""
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ def appointment_status(staff: PlansEditor, appointment_id: int, verb: str) -> Re
     return redirect(back, f"Appointment {_DONE[verb]}; {describe_result(result)}.")
 
 
-@router.get("/patients/{patient_id}/plans/{plan_id}/enrol", response_class=HTMLResponse)
-def enrol_preview(
+@router.get("/patients/{patient_id}/plans/{plan_id}/enroll", response_class=HTMLResponse)
+def enroll_preview(
     request: Request, staff: PlansEditor, patient_id: int, plan_id: int, sequence: str = ""
 ) -> HTMLResponse:
     with session_scope() as session:
@@ -130,7 +130,7 @@ def enrol_preview(
         rows = preview_enrollment(session, plan.patient, plan, seq.key)
         return render(
             request,
-            "enrol_preview.html",
+            "enroll_preview.html",
             staff,
             nav="patients",
             p=plan.patient,
@@ -141,8 +141,8 @@ def enrol_preview(
         )
 
 
-@router.post("/patients/{patient_id}/plans/{plan_id}/enrol")
-def enrol(staff: PlansEditor, patient_id: int, plan_id: int, sequence: Annotated[str, Form()] = "") -> Response:
+@router.post("/patients/{patient_id}/plans/{plan_id}/enroll")
+def enroll(staff: PlansEditor, patient_id: int, plan_id: int, sequence: Annotated[str, Form()] = "") -> Response:
     back = f"/patients/{patient_id}#timeline"
     with refusing("Not enrolled", back, NotFound), session_scope() as session:
         plan = get_plan_for(session, staff, plan_id, patient_id)
@@ -161,6 +161,6 @@ def change_enrollment(staff: PlansEditor, enrollment_id: int, verb: str) -> Resp
         raise HTTPException(status_code=404, detail="not found")
     with session_scope() as session:
         back = f"/patients/{get_enrollment_for(session, staff, enrollment_id).patient_id}#plans"
-        with refusing("Enrolment not changed", back):
+        with refusing("Enrollment not changed", back):
             _, result = change(session, enrollment_id, actor=staff.email)
-    return redirect(back, f"Enrolment {_PAST[verb]}; {describe_result(result)}.")
+    return redirect(back, f"Enrollment {_PAST[verb]}; {describe_result(result)}.")

@@ -126,13 +126,13 @@ def test_a_front_desk_day(pg_url: str, browser: Browser, shots: Screenshots) -> 
         page.get_by_role("button", name="Create plan").click()
         expect(page.get_by_role("status")).to_contain_text("Plan created with 3 appointments")
 
-        # Enrol: every message and its local time first, then the timeline.
+        # Enroll: every message and its local time first, then the timeline.
         page.get_by_role("button", name="Preview messages").click()
-        expect(page.get_by_role("heading", name=re.compile("Enrol Ana Ruiz"))).to_be_visible()
+        expect(page.get_by_role("heading", name=re.compile("Enroll Ana Ruiz"))).to_be_visible()
         reminder_day_before = (first - timedelta(days=1)).strftime("%a %d %b %Y, 10:00")
         expect(page.get_by_role("row").filter(has_text="visit-reminder").first).to_contain_text(reminder_day_before)
-        _visit(page, shots, "enrol preview")
-        page.get_by_role("button", name="Confirm enrolment").click()
+        _visit(page, shots, "enroll preview")
+        page.get_by_role("button", name="Confirm enrollment").click()
         expect(page.get_by_role("status")).to_contain_text("messages planned")
         timeline = page.locator("#timeline")
         expect(timeline.get_by_role("row").filter(has_text="visit-reminder")).to_have_count(3)

@@ -111,7 +111,7 @@ def test_checking_writes_nothing_and_importing_creates_appointments_and_enrols(d
         "Patients updated": "0",
         "Patients unchanged": "0",
         "Plans and messages new plans": "2",
-        "Plans and messages enrolments": "2",
+        "Plans and messages enrollments": "2",
     }
     assert "messages planned" in checked.text
     assert (_count(Patient), _count(Appointment), _count(Message), _imports_audited()) == (0, 0, 0, 0)

@@ -95,7 +95,7 @@ def test_each_refused_change_comes_back_with_its_notice_and_writes_nothing(db_ur
             "Plan not created: a plan needs a condition and a treatment.",
         ),
         (
-            f"/patients/{ids['ana']}/plans/{ids['plan']}/enrol",
+            f"/patients/{ids['ana']}/plans/{ids['plan']}/enroll",
             {"sequence": "no-such-sequence"},
             f"/patients/{ids['ana']}",
             "Not enrolled: ",
