@@ -216,7 +216,7 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
             timezone=spec.timezone,
             locale=spec.locale,
             actor="demo",
-        )
+        ).patient
         day_text, wall = spec.first_session.split()
         first_day = start.astimezone(_tz(patient)).date() + timedelta(days=int(day_text[2:]))
         plan = create_plan(

@@ -29,12 +29,19 @@ def clinic(session: Session, name: str = "Back in Motion", email: str = "front@b
         sms_from="+14155550100",
         phone="+14155550100",
         region="US",
+        actor="test",
     )
 
 
 def staff(session: Session, clinic_id: int, email: str, role: str = "front_desk") -> StaffUser:
     return create_staff(
-        session, clinic_id=clinic_id, email=email, name=email.split("@")[0].title(), role_name=role, password=PASSWORD
+        session,
+        clinic_id=clinic_id,
+        email=email,
+        name=email.split("@")[0].title(),
+        role_name=role,
+        password=PASSWORD,
+        actor="test",
     )
 
 
@@ -47,8 +54,14 @@ def patient(
     email: str | None = None,
 ) -> Patient:
     return add_patient(
-        session, clinic_id=clinic_id, first_name=first, last_name=last, phone=phone or "+14155550123", email=email
-    )
+        session,
+        clinic_id=clinic_id,
+        first_name=first,
+        last_name=last,
+        phone=phone or "+14155550123",
+        email=email,
+        actor="test",
+    ).patient
 
 
 def enrolled(session: Session, patient_id: int, days_ahead: int = 5, sessions: int = 3) -> int:
@@ -62,8 +75,9 @@ def enrolled(session: Session, patient_id: int, days_ahead: int = 5, sessions: i
         first=first,
         sessions=sessions,
         every=timedelta(days=7),
+        actor="test",
     )
-    enroll(session, patient_id, plan.id, SEQUENCE)
+    enroll(session, patient_id, plan.id, SEQUENCE, enrolled_by="test")
     return plan.id
 
 

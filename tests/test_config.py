@@ -131,9 +131,17 @@ def test_serve_and_tick_refuse_a_real_provider_with_the_default_public_url(sqlit
 
 
 def test_database_errors_quote_no_patient_data_not_even_postgresqls_detail_line(session: Session) -> None:
-    clinic = clinics.create_clinic(session, name="C", timezone="Europe/London", address="1 St", email="c@example.com")
+    clinic = clinics.create_clinic(
+        session, name="C", timezone="Europe/London", address="1 St", email="c@example.com", actor="test"
+    )
     patients.add_patient(
-        session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", email="ana@example.com", phone="+14155550123"
+        session,
+        clinic_id=clinic.id,
+        first_name="Ana",
+        last_name="Ruiz",
+        email="ana@example.com",
+        phone="+14155550123",
+        actor="test",
     )
     session.commit()
     session.add(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from engage.cli.common import emit, json_option, table, user_errors
+from engage.cli.common import ACTOR, emit, json_option, table, user_errors
 from engage.cli.records import patient
 from engage.conversation import inbox as replies
 from engage.db import session_scope
@@ -106,7 +106,7 @@ def consent_set(patient_id: int, channel: str, state: str, reason: str) -> None:
     """Record an opt-out or opt-in a patient gave in person or by phone."""
     with session_scope() as session:
         found: Patient = lookup.get(session, Patient, patient_id)
-        event, result = patient_changes.set_consent(session, found, channel, state, reason=reason)
+        event, result = patient_changes.set_consent(session, found, channel, state, reason=reason, actor=ACTOR)
         data = {
             "patient_id": patient_id,
             "channel": channel,
@@ -130,7 +130,7 @@ def inbox(clinic_id: int, include_handled: bool, handle_id: int | None, note: st
         lookup.get(session, Clinic, clinic_id)
         if handle_id is not None:
             reply = replies.get_reply_in_clinic(session, clinic_id, handle_id)
-            data = replies.reply_json(replies.mark_handled(session, reply, note or ""))
+            data = replies.reply_json(replies.mark_handled(session, reply, note or "", actor=ACTOR))
             emit(data, f"reply {handle_id} handled")
             return
         rows = [
@@ -155,6 +155,6 @@ def message_resolve(message_id: int, resolution: str, reason: str) -> None:
     """Settle an unknown or failed message: mark it sent, send it again, or drop it."""
     with session_scope() as session:
         found = resolve.get_message_in_clinic(session, None, message_id)
-        done = resolve.resolve_message(session, found, resolution, reason)
+        done = resolve.resolve_message(session, found, resolution, reason, actor=ACTOR)
         data = {"id": done.id, "status": done.status.value, "reason": done.status_reason}
     emit(data, f"message {message_id} is {data['status']}")

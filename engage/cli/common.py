@@ -14,6 +14,9 @@ from engage.config import StartupRefused
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Who the audit log says acted, for a command without ``--by``.
+ACTOR = "cli"
+
 
 class UserError(click.ClickException):
     """Bad input or a missing record: printed as ``error: ...`` on stderr, exit 2, nothing written."""

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import selectinload
 
-from engage.cli.common import emit, json_option, table, user_errors
+from engage.cli.common import ACTOR, emit, json_option, table, user_errors
 from engage.cli.outcomes import outcomes
 from engage.content.exercises import set_plan_exercises
 from engage.db import session_scope
@@ -100,6 +100,7 @@ def clinic_create(
             phone=phone,
             region=region,
             quiet_hours=quiet_hours,
+            actor=ACTOR,
         )
         data = clinics.clinic_json(created)
     emit(data, lambda: f"clinic {data['id']} created\n" + _clinic_text(data))
@@ -133,7 +134,7 @@ def clinic_quiet_hours(clinic_id: int, sms: str | None, email: str | None) -> No
             data = clinics.clinic_json(lookup.get(session, Clinic, clinic_id))
             emit(data, lambda: _clinic_text(data))
             return
-        changed, result = clinic_hours.set_quiet_hours(session, clinic_id, given)
+        changed, result = clinic_hours.set_quiet_hours(session, clinic_id, given, actor=ACTOR)
         data = {**clinics.clinic_json(changed), "changes": result.as_dict()}
 
     def human() -> str:
@@ -164,7 +165,7 @@ def patient_add(
 ) -> None:
     """Add a patient to a clinic (needs an email or a phone)."""
     with session_scope() as session:
-        created, warnings = patients.add_patient_with_warnings(
+        added = patients.add_patient(
             session,
             clinic_id=clinic_id,
             first_name=first_name,
@@ -173,10 +174,12 @@ def patient_add(
             phone=phone,
             timezone=tz,
             locale=locale,
+            actor=ACTOR,
         )
+        patient_id, warnings = added.patient.id, added.warnings
     emit(
-        {"id": created.id, "warnings": warnings},
-        "\n".join([f"patient {created.id} added", *(f"warning: {w}" for w in warnings)]),
+        {"id": patient_id, "warnings": warnings},
+        "\n".join([f"patient {patient_id} added", *(f"warning: {w}" for w in warnings)]),
     )
 
 
@@ -250,6 +253,7 @@ def plan_create(
             every=every,
             duration=duration,
             reassess_every=reassess_every,
+            actor=ACTOR,
             allow_past=allow_past,
         )
         data: dict[str, Any] = {
@@ -275,10 +279,10 @@ def appointment() -> None:
 def appointment_add(plan_id: int, start: str, end: str | None, duration: timedelta | None, allow_past: bool) -> None:
     """Book one more appointment in a plan."""
     with session_scope() as session:
-        created = appointments.add_appointment(
-            session, plan_id=plan_id, start=start, end=end, duration=duration, allow_past=allow_past
+        change = appointments.add_appointment(
+            session, plan_id=plan_id, start=start, end=end, duration=duration, actor=ACTOR, allow_past=allow_past
         )
-        data = plans.appointment_json(created)
+        data = plans.appointment_json(change.appointment)
     emit(data, f"appointment {data['id']} booked for {data['start']}")
 
 
@@ -291,7 +295,8 @@ def appointment_add(plan_id: int, start: str, end: str | None, duration: timedel
 def appointment_move(appointment_id: int, to: str, allow_past: bool) -> None:
     """Move an appointment; its pending reminders move with it."""
     with session_scope() as session:
-        data = plans.appointment_json(appointments.move_appointment(session, appointment_id, to, allow_past=allow_past))
+        change = appointments.move_appointment(session, appointment_id, to, actor=ACTOR, allow_past=allow_past)
+        data = plans.appointment_json(change.appointment)
     emit(data, f"appointment {appointment_id} moved to {data['start']}")
 
 
@@ -302,7 +307,8 @@ def _status_command(name: str, status: AppointmentStatus, doc: str) -> None:
     @user_errors
     def command(appointment_id: int) -> None:
         with session_scope() as session:
-            data = plans.appointment_json(appointments.set_appointment_status(session, appointment_id, status))
+            change = appointments.set_appointment_status(session, appointment_id, status, actor=ACTOR)
+            data = plans.appointment_json(change.appointment)
         emit(data, f"appointment {appointment_id} is {data['status']}")
 
 
@@ -403,6 +409,6 @@ def plan_exercises(plan_id: int, keys: str | None) -> None:
         if keys is None:
             chosen = list(lookup.get(session, TreatmentPlan, plan_id).exercises or [])
         else:
-            chosen = list(set_plan_exercises(session, plan_id, keys.split(",")).exercises)
+            chosen = list(set_plan_exercises(session, plan_id, keys.split(","), actor=ACTOR).exercises)
         data = {"plan_id": plan_id, "exercises": chosen}
     emit(data, lambda: f"plan {plan_id} exercises: {', '.join(chosen) or 'none picked'}")

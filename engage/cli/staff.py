@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from engage.cli.common import UserError, emit, json_option, table, user_errors
+from engage.cli.common import ACTOR, UserError, emit, json_option, table, user_errors
 from engage.db import session_scope
 from engage.records import staff as accounts
 
@@ -46,6 +46,7 @@ def staff_add(clinic_id: int, email: str, name: str, role_name: str, password_st
             name=name,
             role_name=role_name,
             password=password,
+            actor=ACTOR,
         )
         data = accounts.staff_json(created)
     emit(data, f"staff {data['id']} added: {data['email']} ({data['role']})")
@@ -69,7 +70,7 @@ def staff_list(clinic_id: int | None) -> None:
 def staff_deactivate(staff_id: int) -> None:
     """Deactivate an account: it cannot sign in, and its open sessions end."""
     with session_scope() as session:
-        data = accounts.staff_json(accounts.deactivate_staff(session, staff_id))
+        data = accounts.staff_json(accounts.deactivate_staff(session, staff_id, actor=ACTOR))
     emit(data, f"staff {staff_id} deactivated")
 
 
@@ -82,5 +83,5 @@ def staff_reset_password(staff_id: int, password_stdin: bool) -> None:
     """Set a new password; the account's open sessions end."""
     password = _password(password_stdin)
     with session_scope() as session:
-        data = accounts.staff_json(accounts.reset_password(session, staff_id, password))
+        data = accounts.staff_json(accounts.reset_password(session, staff_id, password, actor=ACTOR))
     emit(data, f"staff {staff_id}: password changed")

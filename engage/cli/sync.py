@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from engage.cli.common import emit, json_option, user_errors, wants_json
+from engage.cli.common import ACTOR, emit, json_option, user_errors, wants_json
 from engage.db import session_scope
 from engage.errors import InvalidInput
 from engage.sync.csv_import import error_lines, import_appointments, read_file
@@ -33,7 +33,7 @@ def import_appointments_command(csv_file: Path, clinic_id: int, dry_run: bool) -
     try:
         text = read_file(csv_file.read_bytes())
         with session_scope() as session:
-            report = import_appointments(session, clinic_id, text, dry_run=dry_run)
+            report = import_appointments(session, clinic_id, text, dry_run=dry_run, actor=ACTOR)
     except InvalidInput as exc:
         lines = error_lines(exc)
         if wants_json():

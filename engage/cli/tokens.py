@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from engage.cli.common import emit, json_option, table, user_errors
+from engage.cli.common import ACTOR, emit, json_option, table, user_errors
 from engage.db import session_scope
 from engage.records import api_tokens
 from engage.records.models import StaffUser
@@ -24,7 +24,7 @@ def token() -> None:
 def token_create(staff_email: str, label: str) -> None:
     """Make a token and print it once: store it now, it cannot be shown again."""
     with session_scope() as session:
-        row, secret = api_tokens.create_token(session, staff_email=staff_email, label=label)
+        row, secret = api_tokens.create_token(session, staff_email=staff_email, label=label, actor=ACTOR)
         data = {"id": row.id, "token": secret, "label": row.label}
     emit(data, f"token {data['id']} created; store it now, it is not shown again:\n{secret}")
 
@@ -50,5 +50,5 @@ def token_list(staff_email: str | None, clinic_id: int | None) -> None:
 def token_revoke(token_id: int) -> None:
     """Revoke a token: requests with it get 401 from now on."""
     with session_scope() as session:
-        data = api_tokens.token_json(api_tokens.revoke_token(session, token_id))
+        data = api_tokens.token_json(api_tokens.revoke_token(session, token_id, actor=ACTOR))
     emit(data, f"token {token_id} revoked")

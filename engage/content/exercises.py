@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from engage.config import get_settings
 from engage.errors import InvalidInput
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.lookup import get
 from engage.records.models import Patient, TreatmentPlan
 
@@ -135,7 +135,7 @@ def exercises_for(keys: Iterable[str], locale: str | None, templates_dir: Path |
     return [library[key].view(locale) for key in keys if key in library]
 
 
-def set_plan_exercises(session: Session, plan_id: int, keys: Iterable[str], actor: str = "cli") -> TreatmentPlan:
+def set_plan_exercises(session: Session, plan_id: int, keys: Iterable[str], *, actor: str) -> TreatmentPlan:
     """Replace the exercises a plan's practitioner picked (keys from the library, in the order given; empty: none).
 
     Raises ``InvalidInput`` naming unknown keys (and listing the known ones) or a key given twice,
@@ -157,7 +157,7 @@ def set_plan_exercises(session: Session, plan_id: int, keys: Iterable[str], acto
         session,
         clinic_id=patient.clinic_id,
         actor=actor,
-        action="plan.exercises",
+        action=AuditAction.PLAN_EXERCISES,
         subject_type="treatment_plan",
         subject_id=plan.id,
         exercises=picked,

@@ -39,7 +39,7 @@ from engage.conversation.consent import record_consent
 from engage.conversation.outcomes import is_high_score, open_sms_prompt, previous_score, record_outcome
 from engage.conversation.replies import TWILIO_KEYWORDS, Kind, Reply, parse_reply
 from engage.conversation.sms_replies import reply_text
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.models import (
     Appointment,
     AppointmentStatus,
@@ -175,7 +175,7 @@ class _Turn:
                 record_consent(
                     self.session, patient.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword", self.meaning.keyword
                 )
-                self._audit(patient.id, "consent.sms_opt_out")
+                self._audit(patient.id, AuditAction.CONSENT_SMS_OPT_OUT)
             # The same words whether or not we know the number: the answer reveals nothing.
             return ("stop_cancel" if self.meaning.keyword in _CANCEL_WORDS else "stop"), {}
         if kind is Kind.OPT_IN:
@@ -183,7 +183,7 @@ class _Turn:
                 record_consent(
                     self.session, patient.id, Channel.SMS, ConsentState.OPTED_IN, "sms_keyword", self.meaning.keyword
                 )
-                self._audit(patient.id, "consent.sms_opt_in")
+                self._audit(patient.id, AuditAction.CONSENT_SMS_OPT_IN)
                 if on_opt_in is not None:
                     on_opt_in(self.session, patient.id)  # future SMS skipped for the opt-out come back
             return "start", {}
@@ -221,11 +221,11 @@ class _Turn:
         if kind is Kind.CONFIRM:
             if appointment.confirmed_at is None:
                 appointment.confirmed_at = now
-            self._audit(self.patient.id, "appointment.confirmed_by_patient", appointment_id=appointment.id)
+            self._audit(self.patient.id, AuditAction.APPOINTMENT_CONFIRMED_BY_PATIENT, appointment_id=appointment.id)
             return "confirm", {}
         appointment.callback_requested_at = now
         self._flag(f"call back to rebook appointment {appointment.id}")
-        self._audit(self.patient.id, "appointment.callback_requested", appointment_id=appointment.id)
+        self._audit(self.patient.id, AuditAction.APPOINTMENT_CALLBACK_REQUESTED, appointment_id=appointment.id)
         return "reschedule", {}
 
     def _score(self, score: int) -> tuple[str | None, dict[str, object]]:
@@ -254,7 +254,7 @@ class _Turn:
             reasons.insert(
                 0, f"for the practitioner: pain {score}/10" + (f" (was {previous})" if previous is not None else "")
             )
-            self._audit(self.patient.id, "outcome.flagged_for_practitioner")
+            self._audit(self.patient.id, AuditAction.OUTCOME_FLAGGED_FOR_PRACTITIONER)
         if reasons:
             self._flag("; ".join(reasons))
         return ("score_high" if high else "score"), {"score": score}
@@ -291,7 +291,7 @@ class _Turn:
         self.record.flagged = True
         self.record.flag_reason = reason[:200]
 
-    def _audit(self, patient_id: int, action: str, **detail: object) -> None:
+    def _audit(self, patient_id: int, action: AuditAction, **detail: object) -> None:
         audit(
             self.session,
             clinic_id=self.clinic.id if self.clinic else None,

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput, NotFound
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.models import InboundMessage, Patient
 
 
@@ -45,7 +45,7 @@ def get_reply_in_clinic(session: Session, clinic_id: int | None, reply_id: int) 
     return reply
 
 
-def mark_handled(session: Session, reply: InboundMessage, note: str, *, actor: str = "cli") -> InboundMessage:
+def mark_handled(session: Session, reply: InboundMessage, note: str, *, actor: str) -> InboundMessage:
     """Take a flagged reply out of the inbox with a note for colleagues. Raises ``InvalidInput``.
 
     Handling it again only replaces the note (and who wrote it).
@@ -64,7 +64,7 @@ def mark_handled(session: Session, reply: InboundMessage, note: str, *, actor: s
         session,
         clinic_id=reply.clinic_id,
         actor=actor,
-        action="reply.handled",
+        action=AuditAction.REPLY_HANDLED,
         subject_type="inbound_message",
         subject_id=reply.id,
         patient_id=reply.patient_id,

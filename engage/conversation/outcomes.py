@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from engage.clock import utcnow
 from engage.config import get_settings
 from engage.errors import InvalidInput, NotFound
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.models import Channel, Message, MessageStatus, Outcome, Patient
 from engage.records.outgoing_webhooks import EventType, emit
 
@@ -66,7 +66,7 @@ def answer_from_page(session: Session, prompt: Message, score: int) -> tuple[Out
             session,
             clinic_id=prompt.patient.clinic_id,
             actor="patient:web",
-            action="outcome.flagged_for_practitioner",
+            action=AuditAction.OUTCOME_FLAGGED_FOR_PRACTITIONER,
             subject_type="patient",
             subject_id=prompt.patient_id,
             outcome_id=outcome.id,
@@ -200,7 +200,7 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def record_staff_outcome(session: Session, patient_id: int, score: int | str, *, actor: str = "cli") -> Outcome:
+def record_staff_outcome(session: Session, patient_id: int, score: int | str, *, actor: str) -> Outcome:
     """A pain score a practitioner took at a visit (answering no prompt). Raises ``InvalidInput`` for one outside
     0-10; audited."""
     try:
@@ -220,7 +220,7 @@ def record_staff_outcome(session: Session, patient_id: int, score: int | str, *,
         session,
         clinic_id=patient.clinic_id,
         actor=actor,
-        action="outcome.record",
+        action=AuditAction.OUTCOME_RECORD,
         subject_type="patient",
         subject_id=patient.id,
         outcome_id=outcome.id,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput, NotFound
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.models import Message, MessageStatus, Patient
 from engage.records.outgoing_webhooks import EventType, emit
 
@@ -28,6 +28,13 @@ class Resolution(enum.StrEnum):
     MARK_SENT = "mark_sent"
     SEND_AGAIN = "send_again"
     DROP = "drop"
+
+
+_ACTION = {
+    Resolution.MARK_SENT: AuditAction.MESSAGE_MARK_SENT,
+    Resolution.SEND_AGAIN: AuditAction.MESSAGE_SEND_AGAIN,
+    Resolution.DROP: AuditAction.MESSAGE_DROP,
+}
 
 
 def get_message_in_clinic(session: Session, clinic_id: int | None, message_id: int) -> Message:
@@ -47,7 +54,7 @@ def resolve_message(
     resolution: Resolution | str,
     reason: str,
     *,
-    actor: str = "cli",
+    actor: str,
 ) -> Message:
     """Apply a staff decision to an ``unknown`` or ``failed`` message. Raises ``InvalidInput`` before writing.
 
@@ -100,7 +107,7 @@ def resolve_message(
         session,
         clinic_id=message.patient.clinic_id,
         actor=actor,
-        action=f"message.{resolution.value}",
+        action=_ACTION[resolution],
         subject_type="message",
         subject_id=message.id,
         patient_id=message.patient_id,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput, NotFound
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.limits import check_values
 from engage.records.outgoing_webhooks import EventStatus, WebhookEndpoint, WebhookEvent
 
@@ -84,7 +84,7 @@ def create_endpoint(session: Session, clinic_id: int, url: str, label: str = "",
         session,
         clinic_id=clinic_id,
         actor=actor,
-        action="webhook.create",
+        action=AuditAction.WEBHOOK_CREATE,
         subject_type="webhook_endpoint",
         subject_id=endpoint.id,
     )
@@ -125,7 +125,7 @@ def remove_endpoint(session: Session, clinic_id: int, endpoint_id: int, *, actor
         session,
         clinic_id=clinic_id,
         actor=actor,
-        action="webhook.remove",
+        action=AuditAction.WEBHOOK_REMOVE,
         subject_type="webhook_endpoint",
         subject_id=endpoint.id,
         dropped=dropped,

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from engage import clock
 from engage.config import get_settings
 from engage.db import session_scope
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.models import DeliveryEvent, InboundMessage, Message, MessageStatus
 from engage.records.outgoing_webhooks import EventStatus, WebhookEvent
 
@@ -94,7 +94,7 @@ def purge(older_than: timedelta, *, now: datetime | None = None, actor: str = "s
             session,
             clinic_id=None,
             actor=actor,
-            action="purge",
+            action=AuditAction.PURGE,
             subject_type="retention",
             subject_id=None,
             **{k: v for k, v in result.as_dict().items()},

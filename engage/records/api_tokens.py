@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput, NotFound
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.models import ApiToken, Role, StaffUser
 
 PREFIX = "eng_"
@@ -42,7 +42,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, *, staff_email: str, label: str = "", actor: str = "cli") -> tuple[ApiToken, str]:
+def create_token(session: Session, *, staff_email: str, label: str = "", actor: str) -> tuple[ApiToken, str]:
     """A new token for the active staff user with ``staff_email``: (the row, the token text, shown only now).
 
     Raises ``NotFound`` for an unknown or inactive staff user, ``InvalidInput`` for a label over 100 characters.
@@ -58,7 +58,7 @@ def create_token(session: Session, *, staff_email: str, label: str = "", actor: 
         session,
         clinic_id=staff.clinic_id,
         actor=actor,
-        action="api_token.create",
+        action=AuditAction.API_TOKEN_CREATE,
         subject_type="api_token",
         subject_id=row.id,
         staff_user_id=staff.id,
@@ -76,7 +76,7 @@ def list_tokens(session: Session, *, staff_email: str | None = None, clinic_id: 
     return list(session.scalars(query))
 
 
-def revoke_token(session: Session, token_id: int, *, clinic_id: int | None = None, actor: str = "cli") -> ApiToken:
+def revoke_token(session: Session, token_id: int, *, clinic_id: int | None = None, actor: str) -> ApiToken:
     """Revoke a token (revoking twice keeps the first time). ``clinic_id`` limits it to that clinic's tokens."""
     row = session.get(ApiToken, token_id)
     staff = session.get(StaffUser, row.staff_user_id) if row is not None else None
@@ -89,7 +89,7 @@ def revoke_token(session: Session, token_id: int, *, clinic_id: int | None = Non
             session,
             clinic_id=staff.clinic_id,
             actor=actor,
-            action="api_token.revoke",
+            action=AuditAction.API_TOKEN_REVOKE,
             subject_type="api_token",
             subject_id=row.id,
         )

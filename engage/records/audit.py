@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -19,16 +20,63 @@ from engage.records.models import (
 )
 
 
+class AuditAction(enum.StrEnum):
+    """What an audit event says was done. The values are what the ``audit_event.action`` column holds; never
+    change one (old rows keep it), only add."""
+
+    API_TOKEN_CREATE = "api_token.create"
+    API_TOKEN_REVOKE = "api_token.revoke"
+    APPOINTMENT_ADD = "appointment.add"
+    APPOINTMENT_MOVE = "appointment.move"
+    APPOINTMENT_CANCELLED = "appointment.cancelled"
+    APPOINTMENT_COMPLETED = "appointment.completed"
+    APPOINTMENT_NO_SHOW = "appointment.no_show"
+    APPOINTMENT_CONFIRMED_BY_PATIENT = "appointment.confirmed_by_patient"
+    APPOINTMENT_CALLBACK_REQUESTED = "appointment.callback_requested"
+    CLINIC_CREATE = "clinic.create"
+    CLINIC_UPDATE = "clinic.update"
+    CLINIC_QUIET_HOURS = "clinic.quiet_hours"
+    CLINIC_SETTINGS = "clinic.settings"
+    CONSENT_EMAIL_OPT_IN = "consent.email_opt_in"
+    CONSENT_EMAIL_OPT_OUT = "consent.email_opt_out"
+    CONSENT_SMS_OPT_IN = "consent.sms_opt_in"
+    CONSENT_SMS_OPT_OUT = "consent.sms_opt_out"
+    ENROLLMENT_CREATE = "enrollment.create"
+    ENROLLMENT_PAUSE = "enrollment.pause"
+    ENROLLMENT_RESUME = "enrollment.resume"
+    ENROLLMENT_CANCEL = "enrollment.cancel"
+    MESSAGE_MARK_SENT = "message.mark_sent"
+    MESSAGE_SEND_AGAIN = "message.send_again"
+    MESSAGE_DROP = "message.drop"
+    OUTCOME_RECORD = "outcome.record"
+    OUTCOME_FLAGGED_FOR_PRACTITIONER = "outcome.flagged_for_practitioner"
+    PATIENT_CREATE = "patient.create"
+    PATIENT_UPDATE = "patient.update"
+    PLAN_CREATE = "plan.create"
+    PLAN_EXERCISES = "plan.exercises"
+    PURGE = "purge"
+    REPLY_HANDLED = "reply.handled"
+    STAFF_CREATE = "staff.create"
+    STAFF_DEACTIVATE = "staff.deactivate"
+    STAFF_LOGIN = "staff.login"
+    STAFF_RESET_PASSWORD = "staff.reset_password"
+    SYNC_APPLY = "sync.apply"
+    WEBHOOK_CREATE = "webhook.create"
+    WEBHOOK_REMOVE = "webhook.remove"
+
+
 def audit(
     session: Session,
     *,
     clinic_id: int | None,
     actor: str,
-    action: str,
+    action: AuditAction,
     subject_type: str,
     subject_id: int | None,
     **detail: Any,
 ) -> None:
+    """Add one audit event to the session (written with the caller's transaction); ``detail``: ids and field
+    names only, never patient data."""
     session.add(
         AuditEvent(
             clinic_id=clinic_id,

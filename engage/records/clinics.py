@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from engage.config import get_settings
 from engage.errors import InvalidInput
 from engage.records import validation
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.models import Channel, Clinic
 from engage.records.quiet_hours import describe_quiet_hours, parse_window
 
@@ -26,7 +26,7 @@ def create_clinic(
     phone: str | None = None,
     region: str | None = None,
     quiet_hours: Mapping[str, str] | None = None,
-    actor: str = "cli",
+    actor: str,
 ) -> Clinic:
     """A new clinic. ``quiet_hours``: channel (``sms``/``email``) -> ``"20:00-08:00"`` or ``"off"``;
     a channel not given keeps the default 20:00-08:00. Raises ``InvalidInput``.
@@ -55,7 +55,7 @@ def create_clinic(
         session,
         clinic_id=clinic.id,
         actor=actor,
-        action="clinic.create",
+        action=AuditAction.CLINIC_CREATE,
         subject_type="clinic",
         subject_id=clinic.id,
     )
@@ -128,7 +128,7 @@ def update_clinic(
     address: str,
     email: str,
     phone: str | None,
-    actor: str = "cli",
+    actor: str,
 ) -> list[str]:
     """Change the clinic's name, postal address, sender email and phone, validated as on create.
 
@@ -154,7 +154,7 @@ def update_clinic(
             session,
             clinic_id=clinic.id,
             actor=actor,
-            action="clinic.update",
+            action=AuditAction.CLINIC_UPDATE,
             subject_type="clinic",
             subject_id=clinic.id,
             fields=changed,

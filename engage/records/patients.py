@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -10,11 +11,19 @@ from sqlalchemy.orm import Session
 from engage.config import get_settings
 from engage.errors import InvalidInput
 from engage.records import external_ids, validation
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.limits import TooLong, max_length
 from engage.records.lookup import get
 from engage.records.models import Clinic, Patient
 from engage.records.plans import appointment_json
+
+
+@dataclass(frozen=True)
+class PatientAdded:
+    """A new patient, and warnings for staff (sentences; the patient was added anyway)."""
+
+    patient: Patient
+    warnings: list[str]
 
 
 def add_patient(
@@ -23,48 +32,18 @@ def add_patient(
     clinic_id: int,
     first_name: str,
     last_name: str,
+    actor: str,
     email: str | None = None,
     phone: str | None = None,
     timezone: str | None = None,
     locale: str = "en",
     external_id: str | None = None,
-    actor: str = "cli",
-) -> Patient:
+) -> PatientAdded:
     """A new patient of ``clinic_id``. Raises ``InvalidInput`` (see :func:`validated_fields`) before writing.
 
-    ``external_id``: the clinic's own id for the patient (unique per clinic).
-    """
-    return add_patient_with_warnings(
-        session,
-        clinic_id=clinic_id,
-        first_name=first_name,
-        last_name=last_name,
-        email=email,
-        phone=phone,
-        timezone=timezone,
-        locale=locale,
-        external_id=external_id,
-        actor=actor,
-    )[0]
-
-
-def add_patient_with_warnings(
-    session: Session,
-    *,
-    clinic_id: int,
-    first_name: str,
-    last_name: str,
-    email: str | None = None,
-    phone: str | None = None,
-    timezone: str | None = None,
-    locale: str = "en",
-    external_id: str | None = None,
-    actor: str = "cli",
-) -> tuple[Patient, list[str]]:
-    """:func:`add_patient`, also returning warnings for staff (sentences; the patient is added anyway).
-
-    A phone number another patient of the clinic has is allowed (families share phones) but
-    warned about: an SMS reply from it is matched to one of them only.
+    ``external_id``: the clinic's own id for the patient (unique per clinic). A phone number another
+    patient of the clinic has is allowed (families share phones) but warned about: an SMS reply from it
+    is matched to one of them only.
     """
     clinic: Clinic = get(session, Clinic, clinic_id)
     fields = validated_fields(
@@ -85,11 +64,11 @@ def add_patient_with_warnings(
         session,
         clinic_id=clinic.id,
         actor=actor,
-        action="patient.create",
+        action=AuditAction.PATIENT_CREATE,
         subject_type="patient",
         subject_id=patient.id,
     )
-    return patient, phone_warnings(session, patient)
+    return PatientAdded(patient, phone_warnings(session, patient))
 
 
 def phone_warnings(session: Session, patient: Patient) -> list[str]:
@@ -179,7 +158,7 @@ def validated_fields(
 EDITABLE = ("first_name", "last_name", "email", "phone", "timezone", "locale")
 
 
-def update_patient(session: Session, patient: Patient, *, actor: str = "cli", **given: str | None) -> list[str]:
+def update_patient(session: Session, patient: Patient, *, actor: str, **given: str | None) -> list[str]:
     """Change the given fields (names in :data:`EDITABLE`; others keep their values), validated as on add.
 
     Returns the names of the fields that changed. Raises ``FieldErrors`` before writing.
@@ -212,7 +191,7 @@ def update_patient(session: Session, patient: Patient, *, actor: str = "cli", **
             session,
             clinic_id=patient.clinic_id,
             actor=actor,
-            action="patient.update",
+            action=AuditAction.PATIENT_UPDATE,
             subject_type="patient",
             subject_id=patient.id,
             fields=changed,

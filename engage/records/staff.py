@@ -21,7 +21,7 @@ from engage.clock import utcnow
 from engage.config import get_settings
 from engage.errors import InvalidInput, NotFound
 from engage.records import validation
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.lookup import get
 from engage.records.models import Clinic, LoginFailure, Role, StaffSession, StaffUser
 
@@ -62,7 +62,7 @@ def create_staff(
     name: str,
     role_name: str | Role,
     password: str,
-    actor: str = "cli",
+    actor: str,
 ) -> StaffUser:
     """A new, active staff account. Raises ``InvalidInput`` (bad email, taken email, short password, bad role)."""
     clinic: Clinic = get(session, Clinic, clinic_id)
@@ -85,7 +85,7 @@ def create_staff(
         session,
         clinic_id=clinic.id,
         actor=actor,
-        action="staff.create",
+        action=AuditAction.STAFF_CREATE,
         subject_type="staff_user",
         subject_id=staff.id,
         role=chosen.value,
@@ -109,7 +109,7 @@ def get_staff_in_clinic(session: Session, clinic_id: int | None, staff_id: int) 
     return staff
 
 
-def deactivate_staff(session: Session, staff_id: int, *, clinic_id: int | None = None, actor: str = "cli") -> StaffUser:
+def deactivate_staff(session: Session, staff_id: int, *, clinic_id: int | None = None, actor: str) -> StaffUser:
     """Deactivate an account and end its sessions; it can no longer sign in. Twice is a no-op."""
     staff = get_staff_in_clinic(session, clinic_id, staff_id)
     if staff.active:
@@ -119,7 +119,7 @@ def deactivate_staff(session: Session, staff_id: int, *, clinic_id: int | None =
             session,
             clinic_id=staff.clinic_id,
             actor=actor,
-            action="staff.deactivate",
+            action=AuditAction.STAFF_DEACTIVATE,
             subject_type="staff_user",
             subject_id=staff.id,
         )
@@ -133,7 +133,7 @@ def reset_password(
     password: str,
     *,
     clinic_id: int | None = None,
-    actor: str = "cli",
+    actor: str,
 ) -> StaffUser:
     """Set a new password and end the account's sessions (everyone signs in again)."""
     staff = get_staff_in_clinic(session, clinic_id, staff_id)
@@ -144,7 +144,7 @@ def reset_password(
         session,
         clinic_id=staff.clinic_id,
         actor=actor,
-        action="staff.reset_password",
+        action=AuditAction.STAFF_RESET_PASSWORD,
         subject_type="staff_user",
         subject_id=staff.id,
     )

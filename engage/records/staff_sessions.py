@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.config import get_settings
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.models import StaffSession, StaffUser
 
 #: Refresh ``last_seen_at`` at most this often, so reading pages does not write on every request.
@@ -56,7 +56,7 @@ def start_session(session: Session, staff: StaffUser) -> str:
         session,
         clinic_id=staff.clinic_id,
         actor=staff.email,
-        action="staff.login",
+        action=AuditAction.STAFF_LOGIN,
         subject_type="staff_user",
         subject_id=staff.id,
     )

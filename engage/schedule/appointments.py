@@ -12,19 +12,26 @@ started can be completed or marked a no-show.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput
-from engage.records import external_ids, validation
-from engage.records.audit import audit
+from engage.records import external_ids, plans, validation
+from engage.records.audit import AuditAction, audit
 from engage.records.lookup import get
 from engage.records.models import Appointment, AppointmentStatus, TreatmentPlan
 from engage.schedule.reconcile import ReconcileResult, reconcile_plan
+
+
+@dataclass(frozen=True)
+class AppointmentChange:
+    """An appointment after a change, and what the re-plan did to its patient's messages."""
+
+    appointment: Appointment
+    messages: ReconcileResult
 
 
 def add_appointment(
@@ -32,38 +39,14 @@ def add_appointment(
     *,
     plan_id: int,
     start: str | datetime,
+    actor: str,
     end: str | datetime | None = None,
     duration: timedelta | None = None,
     external_id: str | None = None,
-    actor: str = "cli",
     allow_past: bool = False,
-) -> Appointment:
+) -> AppointmentChange:
     """Book one more appointment in a plan; its messages are planned. ``external_id``: the clinic's own id
-    (unique per clinic)."""
-    return add_appointment_replanned(
-        session,
-        plan_id=plan_id,
-        start=start,
-        end=end,
-        duration=duration,
-        external_id=external_id,
-        actor=actor,
-        allow_past=allow_past,
-    )[0]
-
-
-def add_appointment_replanned(
-    session: Session,
-    *,
-    plan_id: int,
-    start: str | datetime,
-    end: str | datetime | None = None,
-    duration: timedelta | None = None,
-    external_id: str | None = None,
-    actor: str = "cli",
-    allow_past: bool = False,
-) -> tuple[Appointment, ReconcileResult]:
-    """:func:`add_appointment`, also saying what the re-plan did to the messages."""
+    (unique per clinic). Raises ``InvalidInput`` (end before start, in the past, overlaps a booked visit)."""
     plan: TreatmentPlan = get(session, TreatmentPlan, plan_id)
     clinic_id = plan.patient.clinic_id
     external_id = external_ids.check_free(session, Appointment, clinic_id, external_id)
@@ -76,7 +59,7 @@ def add_appointment_replanned(
     if end_at <= start_at:
         raise InvalidInput("an appointment must end after it starts")
     validation.not_in_past(start_at, tz, allow_past=allow_past)
-    _refuse_overlap(session, plan.patient_id, None, start_at, end_at, tz)
+    plans.refuse_overlap(session, plan.patient_id, None, start_at, end_at, tz)
     appointment = Appointment(
         plan_id=plan.id,
         start_at=start_at,
@@ -87,33 +70,20 @@ def add_appointment_replanned(
     )
     session.add(appointment)
     session.flush()
-    return appointment, _after_appointment_change(session, appointment, actor, "appointment.add")
+    return _after_appointment_change(session, appointment, actor, AuditAction.APPOINTMENT_ADD)
 
 
 def move_appointment(
     session: Session,
     appointment_id: int,
     to: str | datetime,
-    actor: str = "cli",
     *,
-    allow_past: bool = False,
-    length: timedelta | None = None,
-) -> Appointment:
-    """Move a booked appointment, keeping its length (or taking ``length``); its pending messages move with it."""
-    return move_appointment_replanned(session, appointment_id, to, actor, allow_past=allow_past, length=length)[0]
-
-
-def move_appointment_replanned(
-    session: Session,
-    appointment_id: int,
-    to: str | datetime,
-    actor: str = "cli",
-    *,
+    actor: str,
     allow_past: bool = False,
     length: timedelta | None = None,
     check_overlap: bool = True,
-) -> tuple[Appointment, ReconcileResult]:
-    """:func:`move_appointment`, also saying what the re-plan did to the messages.
+) -> AppointmentChange:
+    """Move a booked appointment, keeping its length (or taking ``length``); its pending messages move with it.
 
     ``check_overlap=False``: the caller checked the state a whole batch of changes leaves (a sync that
     swaps two visits passes through an overlap), so this move does not check it again."""
@@ -127,10 +97,10 @@ def move_appointment_replanned(
     start_at = validation.local_datetime(to, tz)
     validation.not_in_past(start_at, tz, allow_past=allow_past)
     if check_overlap:
-        _refuse_overlap(session, appointment.plan.patient_id, appointment.id, start_at, start_at + length, tz)
+        plans.refuse_overlap(session, appointment.plan.patient_id, appointment.id, start_at, start_at + length, tz)
     appointment.start_at = start_at
     appointment.end_at = start_at + length
-    return appointment, _after_appointment_change(session, appointment, actor, "appointment.move")
+    return _after_appointment_change(session, appointment, actor, AuditAction.APPOINTMENT_MOVE)
 
 
 _ALLOWED = {
@@ -146,19 +116,14 @@ def may_become(current: AppointmentStatus, status: AppointmentStatus) -> bool:
 
 
 def set_appointment_status(
-    session: Session, appointment_id: int, status: AppointmentStatus, actor: str = "cli"
-) -> Appointment:
-    """Cancel, complete or mark a no-show; pending messages follow (a cancelled visit's reminders are cancelled)."""
-    return set_appointment_status_replanned(session, appointment_id, status, actor)[0]
+    session: Session, appointment_id: int, status: AppointmentStatus, *, actor: str
+) -> AppointmentChange:
+    """Cancel, complete or mark a no-show; pending messages follow (a cancelled visit's reminders are cancelled).
 
-
-def set_appointment_status_replanned(
-    session: Session, appointment_id: int, status: AppointmentStatus, actor: str = "cli"
-) -> tuple[Appointment, ReconcileResult]:
-    """:func:`set_appointment_status`, also saying what the re-plan did to the messages."""
+    The same status again changes nothing. Only an appointment that has started can be completed or a no-show."""
     appointment: Appointment = get(session, Appointment, appointment_id)
     if appointment.status is status:
-        return appointment, ReconcileResult()
+        return AppointmentChange(appointment, ReconcileResult())
     if appointment.status not in _ALLOWED[status]:
         raise InvalidInput(
             f"appointment {appointment_id} is {appointment.status.value}; it cannot become {status.value}"
@@ -168,43 +133,19 @@ def set_appointment_status_replanned(
             f"appointment {appointment_id} has not started yet; it can become {status.value} once it has"
         )
     appointment.status = status
-    return appointment, _after_appointment_change(session, appointment, actor, f"appointment.{status.value}")
+    return _after_appointment_change(session, appointment, actor, _STATUS_ACTION[status])
 
 
-def _refuse_overlap(
-    session: Session,
-    patient_id: int,
-    appointment_id: int | None,
-    start_at: datetime,
-    end_at: datetime,
-    tz: str,
-) -> None:
-    """Refuse a slot that overlaps another booked appointment of the same patient, naming it.
-
-    Two booked visits at once would make the re-plan treat one as moved and cancel its reminders.
-    """
-    other = session.scalars(
-        select(Appointment)
-        .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
-        .where(
-            TreatmentPlan.patient_id == patient_id,
-            Appointment.status == AppointmentStatus.BOOKED,
-            Appointment.id != (appointment_id or -1),
-            Appointment.start_at < end_at,
-            Appointment.end_at > start_at,
-        )
-        .order_by(Appointment.start_at)
-        .limit(1)
-    ).first()
-    if other is not None:
-        local = other.start_at.astimezone(ZoneInfo(tz))
-        raise InvalidInput(
-            f"that time overlaps appointment {other.id} of the same patient ({local:%Y-%m-%d %H:%M}); "
-            "move or cancel that one first"
-        )
+_STATUS_ACTION = {
+    AppointmentStatus.CANCELLED: AuditAction.APPOINTMENT_CANCELLED,
+    AppointmentStatus.COMPLETED: AuditAction.APPOINTMENT_COMPLETED,
+    AppointmentStatus.NO_SHOW: AuditAction.APPOINTMENT_NO_SHOW,
+}
 
 
-def _after_appointment_change(session: Session, appointment: Appointment, actor: str, action: str) -> ReconcileResult:
+def _after_appointment_change(
+    session: Session, appointment: Appointment, actor: str, action: AuditAction
+) -> AppointmentChange:
     session.flush()
     audit(
         session,
@@ -214,4 +155,4 @@ def _after_appointment_change(session: Session, appointment: Appointment, actor:
         subject_type="appointment",
         subject_id=appointment.id,
     )
-    return reconcile_plan(session, appointment.plan_id)
+    return AppointmentChange(appointment, reconcile_plan(session, appointment.plan_id))

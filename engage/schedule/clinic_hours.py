@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from sqlalchemy.orm import Session
 
 from engage.errors import InvalidInput
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.clinics import quiet_hours_settings
 from engage.records.lookup import get
 from engage.records.models import Clinic
@@ -16,7 +16,7 @@ from engage.schedule.reconcile import ReconcileResult
 
 
 def set_quiet_hours(
-    session: Session, clinic_id: int, given: Mapping[str, str], actor: str = "cli"
+    session: Session, clinic_id: int, given: Mapping[str, str], *, actor: str
 ) -> tuple[Clinic, ReconcileResult]:
     """Change a clinic's quiet hours (see :func:`quiet_hours_settings`) and re-plan its patients' messages.
 
@@ -34,7 +34,7 @@ def set_quiet_hours(
         session,
         clinic_id=clinic.id,
         actor=actor,
-        action="clinic.quiet_hours",
+        action=AuditAction.CLINIC_QUIET_HOURS,
         subject_type="clinic",
         subject_id=clinic.id,
         channels=sorted(given),

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from engage.config import get_settings
 from engage.content.condition_words import condition_words_in
 from engage.errors import InvalidInput
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.clinics import cap_value
 from engage.records.lookup import get
 from engage.records.models import Clinic, Enrollment, Patient
@@ -55,7 +55,7 @@ def change_clinic_settings(
     steps_off: Iterable[str] = (),
     steps_on: Iterable[str] = (),
     prefers_email: bool | None = None,
-    actor: str = "cli",
+    actor: str,
 ) -> tuple[Clinic, ReconcileResult]:
     """Change the settings given (an argument left out keeps its value; ``None`` for a cap restores the default,
     a blank ``sms_name`` removes it), then re-plan the clinic's live enrollments.
@@ -88,7 +88,7 @@ def change_clinic_settings(
         session,
         clinic_id=clinic.id,
         actor=actor,
-        action="clinic.settings",
+        action=AuditAction.CLINIC_SETTINGS,
         subject_type="clinic",
         subject_id=clinic.id,
         fields=changed,

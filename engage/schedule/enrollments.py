@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput, NotFound
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.limits import check_values
 from engage.records.models import (
     Appointment,
@@ -55,7 +55,7 @@ _CHUNK = 1000  # ids per IN (...) list: well under SQLite's and PostgreSQL's par
 
 
 def enroll(
-    session: Session, patient_id: int, plan_id: int, sequence_key: str, enrolled_by: str = "cli"
+    session: Session, patient_id: int, plan_id: int, sequence_key: str, *, enrolled_by: str
 ) -> tuple[Enrollment, ReconcileResult]:
     """Enrol ``plan_id`` (which must belong to ``patient_id``) into ``sequence_key`` and plan its messages.
 
@@ -63,12 +63,12 @@ def enroll(
     sequences) or ``InvalidInput`` (plan of another patient, cancelled plan, already
     actively enrolled in that sequence for that plan).
     """
-    [(enrollment_id, result)] = enroll_many(session, [(patient_id, plan_id)], sequence_key, enrolled_by)
+    [(enrollment_id, result)] = enroll_many(session, [(patient_id, plan_id)], sequence_key, enrolled_by=enrolled_by)
     return session.get_one(Enrollment, enrollment_id), result
 
 
 def enroll_many(
-    session: Session, pairs: Iterable[tuple[int, int]], sequence_key: str, enrolled_by: str = "cli"
+    session: Session, pairs: Iterable[tuple[int, int]], sequence_key: str, *, enrolled_by: str
 ) -> list[tuple[int, ReconcileResult]]:
     """Enrol many (patient id, plan id) pairs at once: ``[(enrollment id, result), ...]`` in input order.
 
@@ -223,17 +223,17 @@ def get_enrollment(session: Session, enrollment_id: int) -> Enrollment:
     return enrollment
 
 
-def pause(session: Session, enrollment_id: int, actor: str = "cli") -> tuple[Enrollment, ReconcileResult]:
+def pause(session: Session, enrollment_id: int, *, actor: str) -> tuple[Enrollment, ReconcileResult]:
     """Stop sending: pending messages become ``cancelled`` with reason "paused". Pausing twice is a no-op."""
     return _change(session, enrollment_id, EnrollmentStatus.PAUSED, {EnrollmentStatus.ACTIVE}, actor)
 
 
-def resume(session: Session, enrollment_id: int, actor: str = "cli") -> tuple[Enrollment, ReconcileResult]:
+def resume(session: Session, enrollment_id: int, *, actor: str) -> tuple[Enrollment, ReconcileResult]:
     """Start again: paused messages still in the future are scheduled again; past ones stay cancelled."""
     return _change(session, enrollment_id, EnrollmentStatus.ACTIVE, {EnrollmentStatus.PAUSED}, actor)
 
 
-def cancel(session: Session, enrollment_id: int, actor: str = "cli") -> tuple[Enrollment, ReconcileResult]:
+def cancel(session: Session, enrollment_id: int, *, actor: str) -> tuple[Enrollment, ReconcileResult]:
     """End the enrollment for good: pending messages become ``cancelled``; sent ones stay as they are."""
     return _change(
         session, enrollment_id, EnrollmentStatus.CANCELLED, {EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED}, actor
@@ -257,7 +257,7 @@ def _change(
         session,
         clinic_id=enrollment.patient.clinic_id,
         actor=actor,
-        action=f"enrollment.{_VERB[to]}",
+        action=_ACTION[to],
         subject_type="enrollment",
         subject_id=enrollment.id,
         before=before.value,
@@ -266,7 +266,11 @@ def _change(
     return enrollment, result
 
 
-_VERB = {EnrollmentStatus.PAUSED: "pause", EnrollmentStatus.ACTIVE: "resume", EnrollmentStatus.CANCELLED: "cancel"}
+_ACTION = {
+    EnrollmentStatus.PAUSED: AuditAction.ENROLLMENT_PAUSE,
+    EnrollmentStatus.ACTIVE: AuditAction.ENROLLMENT_RESUME,
+    EnrollmentStatus.CANCELLED: AuditAction.ENROLLMENT_CANCEL,
+}
 
 
 def timeline(session: Session, patient_id: int) -> list[dict[str, Any]]:

@@ -13,18 +13,23 @@ from sqlalchemy.orm import Session
 from engage.conversation.consent import record_consent
 from engage.errors import InvalidInput
 from engage.records import patients
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.models import Channel, ConsentEvent, ConsentState, Patient
 from engage.schedule.reconcile import ReconcileResult, reconcile_patient
 
 #: Fields whose change alters what planning wants (reach, local times, template locale).
 _PLANNING_FIELDS = {"email", "phone", "timezone", "locale"}
 STAFF_SOURCE = "staff"
-_VERB = {ConsentState.OPTED_IN: "opt_in", ConsentState.OPTED_OUT: "opt_out"}  # as the SMS webhook writes it
+_ACTION = {  # as the SMS webhook writes it
+    (Channel.SMS, ConsentState.OPTED_IN): AuditAction.CONSENT_SMS_OPT_IN,
+    (Channel.SMS, ConsentState.OPTED_OUT): AuditAction.CONSENT_SMS_OPT_OUT,
+    (Channel.EMAIL, ConsentState.OPTED_IN): AuditAction.CONSENT_EMAIL_OPT_IN,
+    (Channel.EMAIL, ConsentState.OPTED_OUT): AuditAction.CONSENT_EMAIL_OPT_OUT,
+}
 
 
 def update_patient(
-    session: Session, patient: Patient, *, actor: str = "cli", **given: str | None
+    session: Session, patient: Patient, *, actor: str, **given: str | None
 ) -> tuple[list[str], ReconcileResult]:
     """Change the given fields (see ``engage.records.patients.update_patient``) and re-plan when it matters.
 
@@ -42,7 +47,7 @@ def set_consent(
     state: ConsentState | str,
     *,
     reason: str,
-    actor: str = "cli",
+    actor: str,
 ) -> tuple[ConsentEvent, ReconcileResult]:
     """Record a consent given or withdrawn to a person (a verbal opt-out or opt-in), with the reason why.
 
@@ -63,7 +68,7 @@ def set_consent(
         session,
         clinic_id=patient.clinic_id,
         actor=actor,
-        action=f"consent.{channel.value}_{_VERB[state]}",
+        action=_ACTION[channel, state],
         subject_type="patient",
         subject_id=patient.id,
         consent_event_id=event.id,

@@ -35,7 +35,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
-from engage.records.audit import audit
+from engage.records.audit import AuditAction, audit
 from engage.records.lookup import get
 from engage.records.models import Appointment, AppointmentStatus, Clinic, Enrollment, Patient, PlanStatus, TreatmentPlan
 from engage.schedule import appointments as appointment_changes
@@ -116,7 +116,7 @@ def apply_sync(
         session,
         clinic_id=clinic.id,
         actor=actor,
-        action="sync.apply",
+        action=AuditAction.SYNC_APPLY,
         subject_type="clinic",
         subject_id=clinic.id,
         **{k: v for k, v in report.as_dict().items() if k != "messages"},
@@ -160,7 +160,7 @@ def _write_appointments(
         if current.status is AppointmentStatus.BOOKED and (current.start_at, current.end_at) != (appt.start, appt.end):
             # Checked already, on the state the whole sync leaves (engage.sync.overlaps); a start in the
             # past is history the practice-management system recorded (its reminders are skipped).
-            report.messages += appointment_changes.move_appointment_replanned(
+            report.messages += appointment_changes.move_appointment(
                 session,
                 current.id,
                 appt.start,
@@ -168,13 +168,13 @@ def _write_appointments(
                 length=appt.end - appt.start,
                 allow_past=True,
                 check_overlap=False,
-            )[1]
+            ).messages
             report.appointments_moved += 1
             changed = True
         if current.status is not appt.status:
-            report.messages += appointment_changes.set_appointment_status_replanned(
+            report.messages += appointment_changes.set_appointment_status(
                 session, current.id, appt.status, actor=actor
-            )[1]
+            ).messages
             report.appointments_status_changed += 1
             changed = True
         report.appointments_unchanged += 0 if changed else 1

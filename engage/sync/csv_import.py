@@ -157,7 +157,7 @@ def import_appointments(
     clinic_id: int,
     text: str,
     *,
-    actor: str = "cli",
+    actor: str,
     dry_run: bool = False,
 ) -> SyncReport:
     """Read and apply a CSV text (see the module docstring) in the caller's transaction; returns what it did.

@@ -49,6 +49,7 @@ def seed(session: Session, patients: int) -> list[tuple[int, int]]:
         timezone="America/New_York",
         address="1 Bench St, Springfield",
         email="bench@example.com",
+        actor="test",
     )
     now = utcnow()
     patient_ids = list(

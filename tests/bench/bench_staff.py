@@ -116,6 +116,7 @@ def seed(url: str, patients: int, messages: int) -> int:
             address="1 Bench St",
             email="front@bench.example",
             region="US",
+            actor="test",
         )
         other = create_clinic(
             session,
@@ -124,6 +125,7 @@ def seed(url: str, patients: int, messages: int) -> int:
             address="2 Other St",
             email="front@other.example",
             region="US",
+            actor="test",
         )
         create_staff(
             session,
@@ -132,6 +134,7 @@ def seed(url: str, patients: int, messages: int) -> int:
             name="Desk",
             role_name="front_desk",
             password=PASSWORD,
+            actor="test",
         )
         clinic_id, other_id = clinic.id, other.id
     engine = make_engine(url)

@@ -90,7 +90,12 @@ def main() -> None:
     new_session = sessionmaker(engine, expire_on_commit=False)
     with new_session() as session:
         clinic_id = clinics.create_clinic(
-            session, name="Bench Clinic", timezone="America/New_York", address="1 Bench St", email="bench@example.com"
+            session,
+            name="Bench Clinic",
+            timezone="America/New_York",
+            address="1 Bench St",
+            email="bench@example.com",
+            actor="test",
         ).id
         session.commit()
 

@@ -49,12 +49,18 @@ def seed_patients() -> list[tuple[int, int]]:
             timezone="America/New_York",
             address="1 Main St, Springfield, IL 62701",
             email="front@bench.example",
+            actor="test",
         )
         pairs = []
         for i in range(PATIENTS):
             patient = patients.add_patient(
-                session, clinic_id=clinic.id, first_name="Bench", last_name=f"P{i}", email=f"p{i}@bench.example"
-            )
+                session,
+                clinic_id=clinic.id,
+                first_name="Bench",
+                last_name=f"P{i}",
+                email=f"p{i}@bench.example",
+                actor="test",
+            ).patient
             plan = plans.create_plan(
                 session,
                 patient_id=patient.id,
@@ -63,6 +69,7 @@ def seed_patients() -> list[tuple[int, int]]:
                 first=utcnow() + timedelta(days=3),
                 sessions=1,
                 every=timedelta(days=7),
+                actor="test",
             )
             enrollment = Enrollment(
                 patient_id=patient.id, plan_id=plan.id, sequence_key="dry-needling-sciatica", created_at=utcnow()

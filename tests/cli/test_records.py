@@ -350,7 +350,8 @@ def early_patient_enrolled(clinic_id: int) -> tuple[int, int]:
             last_name="Ruiz",
             email="ana@example.com",
             phone="+12025550123",
-        )
+            actor="test",
+        ).patient
         plan = plans.create_plan(
             session,
             patient_id=patient.id,
@@ -359,6 +360,7 @@ def early_patient_enrolled(clinic_id: int) -> tuple[int, int]:
             first=first.replace(tzinfo=None).isoformat(),
             sessions=6,
             every=timedelta(days=7),
+            actor="test",
         )
         patient_id, plan_id = patient.id, plan.id
     enrolled = engage(

@@ -26,10 +26,17 @@ def seed(phone: str | None = "+12025550123") -> tuple[int, int, list[int]]:
             timezone="America/New_York",
             address="12 Elm St, Springfield, IL 62701",
             email="front@backinmotion.example",
+            actor="test",
         )
         patient = patients.add_patient(
-            session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", email="ana@example.com", phone=phone
-        )
+            session,
+            clinic_id=clinic.id,
+            first_name="Ana",
+            last_name="Ruiz",
+            email="ana@example.com",
+            phone=phone,
+            actor="test",
+        ).patient
         plan = plans.create_plan(
             session,
             patient_id=patient.id,
@@ -38,6 +45,7 @@ def seed(phone: str | None = "+12025550123") -> tuple[int, int, list[int]]:
             first=first.replace(tzinfo=None).isoformat(),
             sessions=6,
             every=timedelta(days=7),
+            actor="test",
         )
         return patient.id, plan.id, [a.id for a in plan.appointments]
 

@@ -43,11 +43,16 @@ def test_an_exercise_without_spanish_or_a_stop_sign_is_refused(tmp_path: Path) -
 
 def test_a_practitioner_picks_exercises_for_a_plan(session: Session) -> None:
     clinic = clinics.create_clinic(
-        session, name="Clinic", timezone="America/New_York", address="1 Main St", email="clinic@example.com"
+        session,
+        name="Clinic",
+        timezone="America/New_York",
+        address="1 Main St",
+        email="clinic@example.com",
+        actor="test",
     )
     patient = patients.add_patient(
-        session, clinic_id=clinic.id, first_name="Pat", last_name="Doe", phone="+12025550123"
-    )
+        session, clinic_id=clinic.id, first_name="Pat", last_name="Doe", phone="+12025550123", actor="test"
+    ).patient
     plan = plans.create_plan(
         session,
         patient_id=patient.id,
@@ -56,16 +61,17 @@ def test_a_practitioner_picks_exercises_for_a_plan(session: Session) -> None:
         first="2030-01-07T09:00",
         sessions=2,
         every=timedelta(days=7),
+        actor="test",
     )
-    assert set_plan_exercises(session, plan.id, ["prone-press-up", " figure-four "]).exercises == [
+    assert set_plan_exercises(session, plan.id, ["prone-press-up", " figure-four "], actor="test").exercises == [
         "prone-press-up",
         "figure-four",
     ]
     with pytest.raises(InvalidInput, match="no exercise 'lunges'"):
-        set_plan_exercises(session, plan.id, ["lunges"])
+        set_plan_exercises(session, plan.id, ["lunges"], actor="test")
     with pytest.raises(InvalidInput, match="given twice"):
-        set_plan_exercises(session, plan.id, ["figure-four", "figure-four"])
-    assert set_plan_exercises(session, plan.id, []).exercises == []
+        set_plan_exercises(session, plan.id, ["figure-four", "figure-four"], actor="test")
+    assert set_plan_exercises(session, plan.id, [], actor="test").exercises == []
 
 
 @pytest.mark.parametrize("locale", ["en", "es"])

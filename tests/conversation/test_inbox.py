@@ -19,7 +19,7 @@ def test_flagged_replies_wait_oldest_first_until_handled_with_a_note(session: Se
     second = seed.flagged_reply(session, clinic.id, None, "who is this?")
     assert [r.id for r in inbox(session, clinic.id)] == [first.id, second.id]
     with pytest.raises(InvalidInput, match="add a note"):
-        mark_handled(session, first, "   ")
+        mark_handled(session, first, "   ", actor="test")
     mark_handled(session, first, "called back, moved to Friday", actor="desk@clinic.example")
     assert [r.id for r in inbox(session, clinic.id)] == [second.id]
     assert waiting_count(session, clinic.id) == 1

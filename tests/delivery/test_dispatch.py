@@ -656,7 +656,9 @@ def test_a_queued_reminder_moves_with_its_appointment(session: Session, fake: Fa
     later = APPOINTMENT_AT + timedelta(days=2)
     with clock.frozen(SEND_AT):
         claim_due()
-        move_appointment(session, world.appointment_id, later)  # staff move it; the queued row is history to reconcile
+        move_appointment(
+            session, world.appointment_id, later, actor="test"
+        )  # staff move it; the queued row is history to reconcile
         session.commit()
         result = send_one(world.sms_id)
     assert result.outcome is Outcome.DEFERRED

@@ -39,7 +39,7 @@ def test_unknown_message_marked_sent_keeps_the_reason_and_is_audited(session: Se
 
 def test_failed_message_sent_again_is_claimed_by_the_next_tick(session: Session) -> None:
     _, message = _message_in(session, MessageStatus.FAILED)
-    resolve_message(session, message, "send-again", "number fixed")
+    resolve_message(session, message, "send-again", "number fixed", actor="test")
     assert message.status is MessageStatus.SCHEDULED and message.attempts == 0 and message.handed_at is None
     session.commit()
     assert message.id in claim_due(10, now=max(message.due_at, utcnow()) + timedelta(minutes=1))
@@ -47,12 +47,12 @@ def test_failed_message_sent_again_is_claimed_by_the_next_tick(session: Session)
 
 def test_drop_cancels_and_a_settled_message_cannot_be_resolved(session: Session) -> None:
     _, message = _message_in(session, MessageStatus.UNKNOWN)
-    resolve_message(session, message, "drop", "appointment already happened")
+    resolve_message(session, message, "drop", "appointment already happened", actor="test")
     assert message.status is MessageStatus.CANCELLED
     with pytest.raises(InvalidInput, match="only unknown or failed"):
-        resolve_message(session, message, "mark_sent", "oops")
+        resolve_message(session, message, "mark_sent", "oops", actor="test")
     with pytest.raises(InvalidInput, match="say why"):
-        resolve_message(session, message, "drop", "")
+        resolve_message(session, message, "drop", "", actor="test")
 
 
 def test_another_clinics_message_is_not_found(session: Session) -> None:

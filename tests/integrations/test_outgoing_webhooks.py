@@ -221,7 +221,7 @@ def test_failed_posts_are_retried_with_backoff_and_the_same_event_id_until_a_2xx
     endpoint = add_endpoint(clinic_of(world), receiver.url)
     receiver.answer([500, {"status": 503, "retry_after": 300}, 404])
     with clock.frozen(SEND_AT), session_scope() as s:
-        record_staff_outcome(s, world.patient_id, 6)
+        record_staff_outcome(s, world.patient_id, 6, actor="test")
     retries, deliveries = posts_counted("retry"), posts_counted("delivered")
 
     assert deliver_at(SEND_AT) == {"delivered": 0, "retry": 1, "failed": 0}
@@ -261,7 +261,7 @@ def test_a_slow_endpoint_times_out_and_an_endpoint_that_never_answers_2xx_is_giv
     add_endpoint(clinic_of(world), receiver.url)
     receiver.answer([{"delay": 1.5}] + [500] * deliver.MAX_ATTEMPTS)
     with clock.frozen(SEND_AT), session_scope() as s:
-        record_staff_outcome(s, world.patient_id, 6)
+        record_staff_outcome(s, world.patient_id, 6, actor="test")
 
     at = SEND_AT
     assert deliver_at(at)["retry"] == 1
@@ -284,7 +284,7 @@ def test_a_claimed_event_whose_worker_died_is_posted_again_when_its_lease_ends(
     world = make_world(session)
     add_endpoint(clinic_of(world), receiver.url)
     with clock.frozen(SEND_AT), session_scope() as s:
-        record_staff_outcome(s, world.patient_id, 6)
+        record_staff_outcome(s, world.patient_id, 6, actor="test")
     with clock.frozen(SEND_AT):
         assert len(deliver.claim_due(10)) == 1  # ... and the worker dies before posting
     assert deliver_at(SEND_AT + timedelta(seconds=5))["delivered"] == 0  # leased: nobody else posts it
@@ -298,9 +298,9 @@ def test_a_removed_endpoint_gets_nothing_more(session: Session, receiver: Webhoo
     clinic_id = clinic_of(world)
     endpoint = add_endpoint(clinic_id, receiver.url)
     with clock.frozen(SEND_AT), session_scope() as s:
-        record_staff_outcome(s, world.patient_id, 6)
+        record_staff_outcome(s, world.patient_id, 6, actor="test")
         endpoints.remove_endpoint(s, clinic_id, endpoint.id, actor="admin@clinic.example")
-        record_staff_outcome(s, world.patient_id, 5)
+        record_staff_outcome(s, world.patient_id, 5, actor="test")
     deliver_at(SEND_AT)
     assert receiver.posts() == []
     assert [e.status for e in events()] == [EventStatus.DROPPED]
@@ -318,7 +318,7 @@ def test_two_deliverers_at_once_post_each_event_once_on_postgresql(
     receiver.answer([{"status": 200, "delay": 0.05}] * 100)
     with clock.frozen(SEND_AT), session_scope() as s:
         for score in range(40):
-            record_staff_outcome(s, world.patient_id, score % 11)
+            record_staff_outcome(s, world.patient_id, score % 11, actor="test")
 
     totals: list[dict[str, int]] = []
 

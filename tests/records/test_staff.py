@@ -28,11 +28,23 @@ def test_short_password_and_unknown_role_are_refused_and_nothing_is_saved(sessio
     clinic = seed.clinic(session)
     with pytest.raises(InvalidInput, match="at least 12 characters"):
         accounts.create_staff(
-            session, clinic_id=clinic.id, email="a@clinic.example", name="A", role_name="admin", password="short-pass1"
+            session,
+            clinic_id=clinic.id,
+            email="a@clinic.example",
+            name="A",
+            role_name="admin",
+            password="short-pass1",
+            actor="test",
         )
     with pytest.raises(InvalidInput, match="unknown role"):
         accounts.create_staff(
-            session, clinic_id=clinic.id, email="a@clinic.example", name="A", role_name="boss", password=seed.PASSWORD
+            session,
+            clinic_id=clinic.id,
+            email="a@clinic.example",
+            name="A",
+            role_name="boss",
+            password=seed.PASSWORD,
+            actor="test",
         )
     assert accounts.list_staff(session, clinic.id) == []
 
@@ -41,7 +53,7 @@ def test_wrong_password_unknown_email_and_deactivated_account_get_the_same_answe
     clinic = seed.clinic(session)
     gone = seed.staff(session, clinic.id, "gone@clinic.example")
     seed.staff(session, clinic.id, "desk@clinic.example")
-    accounts.deactivate_staff(session, gone.id)
+    accounts.deactivate_staff(session, gone.id, actor="test")
     answers = set()
     for email, password in [
         ("desk@clinic.example", "wrong password!"),
@@ -116,7 +128,7 @@ def test_reset_password_and_deactivation_end_open_sessions_and_are_audited(sessi
     assert resume_session(session, token) is None
     assert accounts.authenticate(session, desk.email, "a brand new passphrase")
     token = start_session(session, desk)
-    accounts.deactivate_staff(session, desk.id)
+    accounts.deactivate_staff(session, desk.id, actor="test")
     assert resume_session(session, token) is None
     actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.subject_id == desk.id)))
     assert {"staff.create", "staff.reset_password", "staff.deactivate", "staff.login"} <= actions

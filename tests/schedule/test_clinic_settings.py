@@ -17,6 +17,7 @@ def _clinic(session: Session) -> int:
         timezone="America/New_York",
         address="1 Main St\nWilliamsport, PA 17701",
         email="care@lycoming.example",
+        actor="test",
     )
     session.commit()
     return clinic.id
@@ -26,26 +27,26 @@ def _clinic(session: Session) -> int:
 def test_an_sms_name_naming_a_condition_or_treatment_is_refused(session: Session, name: str) -> None:
     clinic_id = _clinic(session)
     with pytest.raises(InvalidInput, match="condition or treatment"):
-        change_clinic_settings(session, clinic_id, sms_name=name)
+        change_clinic_settings(session, clinic_id, sms_name=name, actor="test")
 
 
 def test_an_sms_name_longer_than_twenty_characters_is_refused(session: Session) -> None:
     clinic_id = _clinic(session)
     with pytest.raises(InvalidInput, match="at most 20"):
-        change_clinic_settings(session, clinic_id, sms_name="Lycoming Orthopedic Group")
+        change_clinic_settings(session, clinic_id, sms_name="Lycoming Orthopedic Group", actor="test")
 
 
 def test_settings_are_saved_and_caps_default_to_one_a_day_four_a_week(session: Session) -> None:
     clinic_id = _clinic(session)
-    clinic, _ = change_clinic_settings(session, clinic_id, sms_name="  Lycoming   Ortho ")
+    clinic, _ = change_clinic_settings(session, clinic_id, sms_name="  Lycoming   Ortho ", actor="test")
     assert clinic.sms_name == "Lycoming Ortho"
     assert sms_caps(clinic) == (1, 4)
     clinic, _ = change_clinic_settings(
-        session, clinic_id, sms_per_day=2, sms_per_week=5, steps_off=["rebook"], prefers_email=True
+        session, clinic_id, sms_per_day=2, sms_per_week=5, steps_off=["rebook"], prefers_email=True, actor="test"
     )
     session.commit()
     assert sms_caps(clinic) == (2, 5) and clinic.steps_off == ["rebook"] and clinic.prefers_email
-    clinic, _ = change_clinic_settings(session, clinic_id, steps_on=["rebook"], sms_per_day=None)
+    clinic, _ = change_clinic_settings(session, clinic_id, steps_on=["rebook"], sms_per_day=None, actor="test")
     assert clinic.steps_off == [] and sms_caps(clinic) == (1, 5)
     with pytest.raises(InvalidInput, match="0 or more"):
-        change_clinic_settings(session, clinic_id, sms_per_week=-1)
+        change_clinic_settings(session, clinic_id, sms_per_week=-1, actor="test")

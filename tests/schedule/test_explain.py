@@ -49,12 +49,13 @@ def test_the_preview_is_what_enrolling_then_plans_and_writes_nothing(session: Se
         first=first,
         sessions=2,
         every=timedelta(days=7),
+        actor="test",
     )
     rows = preview_enrollment(session, james, plan, "dry-needling-sciatica")
     assert session.scalar(select(func.count()).select_from(Message)) == 0
     assert session.scalar(select(func.count()).select_from(Enrollment)) == 0
     assert {r.reason for r in rows if r.channel.value == "sms"} == {"no phone number"}
-    enroll(session, james.id, plan.id, "dry-needling-sciatica")
+    enroll(session, james.id, plan.id, "dry-needling-sciatica", enrolled_by="test")
     written = session.execute(
         select(Message.step_key, Message.due_at, Message.status).order_by(Message.due_at, Message.step_key)
     )

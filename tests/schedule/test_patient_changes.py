@@ -17,7 +17,7 @@ def test_bad_fields_are_each_named_and_nothing_changes(session: Session) -> None
     clinic = seed.clinic(session)
     ana = seed.patient(session, clinic.id)
     with pytest.raises(FieldErrors) as failed:
-        update_patient(session, ana, phone="555", timezone="Mars/Olympus", first_name=" ")
+        update_patient(session, ana, phone="555", timezone="Mars/Olympus", first_name=" ", actor="test")
     assert set(failed.value.errors) == {"phone", "timezone", "first_name"}
     session.refresh(ana)
     assert (ana.first_name, ana.phone, ana.timezone) == ("Ana", "+14155550123", None)
@@ -45,7 +45,7 @@ def test_staff_opt_out_cancels_pending_sms_and_opt_in_brings_them_back(session: 
     # Texts the frequency caps leave out stay skipped for that reason (tests/schedule/test_caps.py).
     sms = [m for m in seed.messages(session, ana.id) if m.channel is Channel.SMS and m.status_reason != FREQUENCY_CAP]
     assert sms and all(m.status is MessageStatus.CANCELLED for m in sms)
-    _, result = set_consent(session, ana, Channel.SMS, ConsentState.OPTED_IN, reason="changed her mind")
+    _, result = set_consent(session, ana, Channel.SMS, ConsentState.OPTED_IN, reason="changed her mind", actor="test")
     session.expire_all()
     # Every planned text comes back; the welcome SMS does not (engage.schedule.welcome: never revived for consent).
     assert result.revived == len(sms) - 1
@@ -68,5 +68,5 @@ def test_consent_change_needs_a_reason(session: Session) -> None:
     clinic = seed.clinic(session)
     ana = seed.patient(session, clinic.id)
     with pytest.raises(ValueError, match="say why"):
-        set_consent(session, ana, "sms", "opted_out", reason="  ")
+        set_consent(session, ana, "sms", "opted_out", reason="  ", actor="test")
     assert session.scalar(select(ConsentEvent.id)) is None

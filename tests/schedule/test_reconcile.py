@@ -56,13 +56,18 @@ def setup_plan(
     capped: bool = False,
 ) -> tuple[Patient, Any]:
     clinic = clinics.create_clinic(
-        session, name="Clinic", timezone="America/New_York", address="1 Main St", email="clinic@example.com"
+        session,
+        name="Clinic",
+        timezone="America/New_York",
+        address="1 Main St",
+        email="clinic@example.com",
+        actor="test",
     )
     if not capped:  # these tests are about reconciling; the caps have their own (tests/schedule/test_caps.py)
         clinic.sms_per_day = clinic.sms_per_week = 99
     patient = patients.add_patient(
-        session, clinic_id=clinic.id, first_name="Pat", last_name="Doe", email=email, phone=phone
-    )
+        session, clinic_id=clinic.id, first_name="Pat", last_name="Doe", email=email, phone=phone, actor="test"
+    ).patient
     with frozen(PLANNED_AT):  # booked well before the first session, whatever time the test then runs at
         plan = plans.create_plan(
             session,
@@ -72,6 +77,7 @@ def setup_plan(
             first=first,
             sessions=sessions,
             every=timedelta(days=7),
+            actor="test",
         )
     return patient, plan
 
@@ -102,7 +108,7 @@ def from_scratch(session: Session, enrollment: Enrollment) -> dict[tuple[str, st
 def test_enrolment_writes_the_planned_messages(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, result = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, result = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         session.commit()
         stored = rows(session, enrollment.id)
         assert result.inserted == len(stored) == 19 + 1  # and the welcome SMS, due when quiet hours end
@@ -122,7 +128,7 @@ def test_enrolment_writes_the_planned_messages(session: Session) -> None:
 def test_reconcile_twice_changes_nothing(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         before = {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()}
         result = reconcile_plan(session, plan.id)
         assert result.changed == 0 and result.unchanged == 19 + 1  # and the welcome
@@ -132,14 +138,14 @@ def test_reconcile_twice_changes_nothing(session: Session) -> None:
 def test_reminder_moves_when_appointment_is_rescheduled_and_sent_ones_stay(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         second = plan.appointments[1]
         key = ("visit-reminder", f"appt:{second.id}")
         aftercare_key = ("aftercare", f"appt:{second.id}")
         before = rows(session, enrollment.id)
         sent_at = before[aftercare_key].due_at
         session.execute(update(Message).where(Message.id == before[aftercare_key].id).values(status=MessageStatus.SENT))
-        appointments.move_appointment(session, second.id, "2026-12-10T14:00")
+        appointments.move_appointment(session, second.id, "2026-12-10T14:00", actor="test")
         after = rows(session, enrollment.id)
         assert after[key].id == before[key].id  # same row, same occurrence key
         assert after[key].due_at == datetime(2026, 12, 9, 19, 0, tzinfo=UTC)  # 14:00 EST the day before
@@ -150,9 +156,9 @@ def test_reminder_moves_when_appointment_is_rescheduled_and_sent_ones_stay(sessi
 def test_cancelled_appointment_cancels_its_pending_messages_and_revives_if_rebooked(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         third = plan.appointments[2]
-        appointments.set_appointment_status(session, third.id, AppointmentStatus.CANCELLED)
+        appointments.set_appointment_status(session, third.id, AppointmentStatus.CANCELLED, actor="test")
         after = rows(session, enrollment.id)
         mine = [m for m in after.values() if m.appointment_id == third.id]
         assert mine
@@ -173,10 +179,10 @@ def test_cancelled_appointment_cancels_its_pending_messages_and_revives_if_reboo
 def test_no_show_drops_its_aftercare(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         first = plan.appointments[0]
     with frozen(first.start_at + timedelta(minutes=30)):
-        appointments.set_appointment_status(session, first.id, AppointmentStatus.NO_SHOW)
+        appointments.set_appointment_status(session, first.id, AppointmentStatus.NO_SHOW, actor="test")
         after = rows(session, enrollment.id)
         aftercare = after[("aftercare", f"appt:{first.id}")]
         assert (aftercare.status, aftercare.status_reason) == (MessageStatus.CANCELLED, "appointment no-show")
@@ -193,7 +199,7 @@ def test_no_show_drops_its_aftercare(session: Session) -> None:
 def test_patient_without_phone_gets_skipped_sms_then_revived_when_a_phone_is_added(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session, phone=None)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         stored = rows(session, enrollment.id).values()
         sms = [m for m in stored if m.channel is Channel.SMS]
         assert {(m.status, m.status_reason) for m in sms} == {(MessageStatus.SKIPPED, "no phone number")}
@@ -214,7 +220,7 @@ def test_patient_without_phone_gets_skipped_sms_then_revived_when_a_phone_is_add
 def test_opt_out_cancels_and_opting_back_in_revives_future_messages(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         record_consent(session, patient.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword")
         assert reconcile_plan(session, plan.id).changed == 0  # still opted out: nothing to revive
         assert {m.status for m in rows(session, enrollment.id).values() if m.channel is Channel.SMS} == {
@@ -232,36 +238,36 @@ def test_opt_out_cancels_and_opting_back_in_revives_future_messages(session: Ses
 def test_pause_resume_cancel(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
-        paused, result = enrollments.pause(session, enrollment.id)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
+        paused, result = enrollments.pause(session, enrollment.id, actor="test")
         assert paused.status.value == "paused" and result.cancelled == 19 + 1  # and the welcome
         assert {(m.status, m.status_reason) for m in rows(session, enrollment.id).values()} == {
             (MessageStatus.CANCELLED, "paused")
         }
-        assert enrollments.pause(session, enrollment.id)[1].changed == 0
+        assert enrollments.pause(session, enrollment.id, actor="test")[1].changed == 0
     with frozen(datetime(2026, 12, 5, 12, 0, tzinfo=UTC)):  # the first week passed while paused
-        resumed, result = enrollments.resume(session, enrollment.id)
+        resumed, result = enrollments.resume(session, enrollment.id, actor="test")
         # The first week's texts stay cancelled; the welcome comes back, due at once.
         assert resumed.status.value == "active" and result.revived == 19 - 7 + 1
         assert (rows(session, enrollment.id)[WELCOME].status, rows(session, enrollment.id)[WELCOME].due_at) == (
             MessageStatus.SCHEDULED,
             datetime(2026, 12, 5, 12, 0, tzinfo=UTC),
         )
-        cancelled, result = enrollments.cancel(session, enrollment.id)
+        cancelled, result = enrollments.cancel(session, enrollment.id, actor="test")
         assert cancelled.status.value == "cancelled" and result.cancelled == 19 - 7 + 1
         reasons = {m.status_reason for m in rows(session, enrollment.id).values()}
         assert reasons == {"paused", "enrollment cancelled"}
         with pytest.raises(InvalidInput, match="cancelled; it cannot become active"):
-            enrollments.resume(session, enrollment.id)
+            enrollments.resume(session, enrollment.id, actor="test")
         # A new enrolment is allowed once the old one is cancelled.
-        again, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        again, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         assert again.id != enrollment.id
 
 
 def test_late_enrolment_skips_what_was_already_due(session: Session) -> None:
     with frozen(datetime(2026, 12, 3, 12, 0, tzinfo=UTC)):  # after the first session
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         stored = rows(session, enrollment.id)
         first = plan.appointments[0].id
         assert stored[("what-to-expect", f"appt:{first}")].status_reason == "due before enrolment"
@@ -273,7 +279,7 @@ def test_late_enrolment_still_sends_what_to_expect_when_the_visit_is_far_enough_
     enrolled = datetime(2026, 11, 30, 15, 30, 20, tzinfo=UTC)  # 10:30 New York, the day before a 09:00 visit
     with frozen(enrolled):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         stored = rows(session, enrollment.id)
     first = plan.appointments[0].id
     expect = stored[("what-to-expect", f"appt:{first}")]
@@ -289,7 +295,7 @@ def test_late_enrolment_in_quiet_hours_catches_up_at_the_next_allowed_minute(ses
     enrolled = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)  # 22:00 New York, the evening before an 09:00 visit
     with frozen(enrolled):
         patient, plan = setup_plan(session, first="2026-12-01T12:00")
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         stored = rows(session, enrollment.id)
     first = plan.appointments[0].id
     assert stored[("what-to-expect", f"appt:{first}")].due_at == datetime(2026, 12, 1, 13, 0, tzinfo=UTC)  # 08:00
@@ -298,7 +304,7 @@ def test_late_enrolment_in_quiet_hours_catches_up_at_the_next_allowed_minute(ses
 def test_late_enrolment_just_before_the_visit_skips_the_pre_visit_messages(session: Session) -> None:
     with frozen(datetime(2026, 12, 1, 13, 30, tzinfo=UTC)):  # 08:30 New York, the visit is at 09:00
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         stored = rows(session, enrollment.id)
     first = plan.appointments[0].id
     for step in ("what-to-expect", "visit-reminder"):
@@ -311,10 +317,12 @@ def test_late_enrolment_just_before_the_visit_skips_the_pre_visit_messages(sessi
 def test_moving_an_appointment_into_the_past_skips_rather_than_sends_late(session: Session) -> None:
     with frozen(NOW - timedelta(days=3)):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
     with frozen(NOW):
         first = plan.appointments[0]
-        appointments.move_appointment(session, first.id, "2026-11-20T13:00")  # later today: reminder due yesterday
+        appointments.move_appointment(
+            session, first.id, "2026-11-20T13:00", actor="test"
+        )  # later today: reminder due yesterday
         reminder = rows(session, enrollment.id)[("visit-reminder", f"appt:{first.id}")]
         assert (reminder.status, reminder.status_reason) == (MessageStatus.SKIPPED, "moved into the past")
 
@@ -324,14 +332,14 @@ def test_enrolment_errors(session: Session) -> None:
         patient, plan = setup_plan(session)
         other, _ = setup_plan(session, email="other@example.com")
         with pytest.raises(NotFound, match="known: .*dry-needling-sciatica"):
-            enrollments.enroll(session, patient.id, plan.id, "nope")
+            enrollments.enroll(session, patient.id, plan.id, "nope", enrolled_by="test")
         with pytest.raises(InvalidInput, match="belongs to another patient"):
-            enrollments.enroll(session, other.id, plan.id, SEQ)
+            enrollments.enroll(session, other.id, plan.id, SEQ, enrolled_by="test")
         with pytest.raises(NotFound, match="no patient with id 999"):
-            enrollments.enroll(session, 999, plan.id, SEQ)
-        enrollments.enroll(session, patient.id, plan.id, SEQ)
+            enrollments.enroll(session, 999, plan.id, SEQ, enrolled_by="test")
+        enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         with pytest.raises(InvalidInput, match="already enrolled"):
-            enrollments.enroll(session, patient.id, plan.id, SEQ)
+            enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         with pytest.raises(NotFound):
             enrollments.timeline(session, 999)
 
@@ -339,7 +347,7 @@ def test_enrolment_errors(session: Session) -> None:
 def test_timeline_is_sorted_and_shows_local_time(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session, phone=None)
-        enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         items = enrollments.timeline(session, patient.id)
     assert len(items) == 19
     assert [i["due_at"] for i in items] == sorted(i["due_at"] for i in items)
@@ -386,7 +394,7 @@ def test_reconcile_after_any_moves_and_cancellations_equals_planning_from_scratc
 ) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session, email=None)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         booked = list(plan.appointments)
         sent: set[tuple[str, str]] = set()
         for op, index, hours in ops:
@@ -394,9 +402,11 @@ def test_reconcile_after_any_moves_and_cancellations_equals_planning_from_scratc
             if appointment.status is not AppointmentStatus.BOOKED:
                 continue
             if op == "move":
-                appointments.move_appointment(session, appointment.id, appointment.start_at + timedelta(hours=hours))
+                appointments.move_appointment(
+                    session, appointment.id, appointment.start_at + timedelta(hours=hours), actor="test"
+                )
             elif op == "cancel":
-                appointments.set_appointment_status(session, appointment.id, AppointmentStatus.CANCELLED)
+                appointments.set_appointment_status(session, appointment.id, AppointmentStatus.CANCELLED, actor="test")
             else:  # the dispatcher sent one of this appointment's pending messages
                 pending = [
                     m
@@ -429,7 +439,7 @@ def test_the_database_refuses_a_second_live_enrollment_of_a_plan_in_a_sequence(s
 
     patient, plan = setup_plan(session)
     with frozen(NOW):
-        first, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        first, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
     session.commit()
     session.add(Enrollment(patient_id=patient.id, plan_id=plan.id, sequence_key=SEQ))
     with pytest.raises(IntegrityError):
@@ -437,9 +447,11 @@ def test_the_database_refuses_a_second_live_enrollment_of_a_plan_in_a_sequence(s
     session.rollback()
 
     with frozen(NOW):
-        enrollments.cancel(session, first.id)
+        enrollments.cancel(session, first.id, actor="test")
         session.commit()
-        again, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)  # a cancelled one does not block
+        again, _ = enrollments.enroll(
+            session, patient.id, plan.id, SEQ, enrolled_by="test"
+        )  # a cancelled one does not block
     assert again.id != first.id
 
 
@@ -454,7 +466,7 @@ def test_a_row_claimed_since_the_session_read_it_is_history_and_reconcile_leaves
 
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         first, second = plan.appointments[0], plan.appointments[1]
         stale = rows(session, enrollment.id)  # loaded into the session as scheduled
         what_to_expect = stale[("what-to-expect", f"appt:{first.id}")]
@@ -474,8 +486,8 @@ def test_a_row_claimed_since_the_session_read_it_is_history_and_reconcile_leaves
     assert what_to_expect.status is reminder.status is MessageStatus.SCHEDULED  # the session's copies are stale
 
     with frozen(NOW):
-        appointments.set_appointment_status(session, first.id, AppointmentStatus.CANCELLED)
-        appointments.move_appointment(session, second.id, "2026-12-10T14:00")
+        appointments.set_appointment_status(session, first.id, AppointmentStatus.CANCELLED, actor="test")
+        appointments.move_appointment(session, second.id, "2026-12-10T14:00", actor="test")
         session.commit()
     after = rows(session, enrollment.id)
     taken = after[("what-to-expect", f"appt:{first.id}")]
@@ -501,7 +513,7 @@ def test_reconcile_locks_the_enrollments_rows_so_no_dispatcher_can_claim_them_me
     try:
         with frozen(NOW):
             patient, plan = setup_plan(session)
-            enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+            enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
             session.commit()
             assert reconcile_enrollment(session, enrollment.id).changed == 0  # nothing to write, still locked
         ids = [m.id for m in rows(session, enrollment.id).values()]
@@ -525,7 +537,7 @@ def test_a_row_waiting_for_a_retry_that_moves_earlier_is_claimable_at_its_new_ti
 
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         second = plan.appointments[1]
         key = ("visit-reminder", f"appt:{second.id}")
         reminder = rows(session, enrollment.id)[key]
@@ -542,7 +554,7 @@ def test_a_row_waiting_for_a_retry_that_moves_earlier_is_claimable_at_its_new_ti
                 status_reason="retrying",
             )
         )
-        appointments.move_appointment(session, second.id, "2026-12-05T10:00")  # three days earlier
+        appointments.move_appointment(session, second.id, "2026-12-05T10:00", actor="test")  # three days earlier
         session.commit()
     moved = rows(session, enrollment.id)[key]
     assert moved.due_at == datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
@@ -561,10 +573,10 @@ def test_a_row_waiting_for_a_retry_that_moves_earlier_is_claimable_at_its_new_ti
 def test_a_revived_row_forgets_its_earlier_attempts(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         third = plan.appointments[2]
         key = ("visit-reminder", f"appt:{third.id}")
-        appointments.set_appointment_status(session, third.id, AppointmentStatus.CANCELLED)
+        appointments.set_appointment_status(session, third.id, AppointmentStatus.CANCELLED, actor="test")
         row_id = rows(session, enrollment.id)[key].id
         session.execute(
             update(Message)
@@ -588,7 +600,7 @@ def test_a_row_that_only_changes_context_keeps_its_retry(session: Session) -> No
     """Same due time: the pending retry is still the one to honour (no new send, no reset)."""
     with frozen(NOW):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         key = ("visit-reminder", f"appt:{plan.appointments[1].id}")
         row_id = rows(session, enrollment.id)[key].id
         retry_at = datetime(2026, 12, 8, 13, 0, tzinfo=UTC)
@@ -609,7 +621,7 @@ def test_a_caught_up_message_is_sent_not_second_guessed_at_send_time(session: Se
     enrolled = datetime(2026, 11, 30, 15, 30, 20, tzinfo=UTC)
     with frozen(enrolled):
         patient, plan = setup_plan(session)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
     session.commit()
     counts = dispatch.tick(datetime(2026, 11, 30, 15, 31, tzinfo=UTC))
     assert counts["claimed"] == 4 and counts["sent"] == 4  # the booking confirmation (due a minute after), the welcome
@@ -624,7 +636,7 @@ def test_a_caught_up_message_is_sent_not_second_guessed_at_send_time(session: Se
 def test_capped_texts_show_on_the_timeline_before_they_happen_and_send_time_agrees(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session, capped=True)
-        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ)
+        enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         session.commit()
         stored = rows(session, enrollment.id)
     capped = [m for m in stored.values() if m.status_reason == FREQUENCY_CAP]

@@ -40,23 +40,25 @@ def _patient(session: Session, *, phone: str | None, locale: str = "en", email: 
         email="front@backinmotion.example",
         sms_from="+14155550100",
         phone="+14155550199",
+        actor="test",
     )
     patient = patients.add_patient(
-        session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", email=email, phone=phone
-    )
+        session, clinic_id=clinic.id, first_name="Ana", last_name="Ruiz", email=email, phone=phone, actor="test"
+    ).patient
     patient.locale = locale
     return patient.id
 
 
-def _plan(session: Session, patient_id: int) -> int:
+def _plan(session: Session, patient_id: int, days_ahead: int = 5) -> int:
     plan = plans.create_plan(
         session,
         patient_id=patient_id,
         condition="sciatica",
         modality="dry needling",
-        first=clock.utcnow() + timedelta(days=5),
+        first=clock.utcnow() + timedelta(days=days_ahead),
         sessions=3,
         every=timedelta(days=7),
+        actor="test",
     )
     return plan.id
 
@@ -84,7 +86,9 @@ def test_first_enrollment_with_sms_writes_one_welcome_saying_who_what_how_often_
 ) -> None:
     with clock.frozen(NOON_IN_NEW_YORK):
         patient_id = _patient(session, phone="+14155550123", locale=locale)
-        enrollment, result = enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE)
+        enrollment, result = enrollments.enroll(
+            session, patient_id, _plan(session, patient_id), SEQUENCE, enrolled_by="test"
+        )
         [welcome] = _welcomes(session, patient_id)
         planned = session.scalars(select(Message).where(Message.enrollment_id == enrollment.id)).all()
 
@@ -115,7 +119,7 @@ def test_first_enrollment_with_sms_writes_one_welcome_saying_who_what_how_often_
 def test_a_welcome_written_in_quiet_hours_is_due_when_they_end(session: Session) -> None:
     with clock.frozen(MIDNIGHT_IN_NEW_YORK):
         patient_id = _patient(session, phone="+14155550123")
-        enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE)
+        enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE, enrolled_by="test")
 
     [welcome] = _welcomes(session, patient_id)
     assert welcome.due_at == datetime(2030, 3, 5, 13, 0, tzinfo=timezone.utc)  # 08:00 in New York
@@ -123,19 +127,19 @@ def test_a_welcome_written_in_quiet_hours_is_due_when_they_end(session: Session)
 
 def test_a_second_enrollment_gets_no_second_welcome(session: Session) -> None:
     patient_id = _patient(session, phone="+14155550123")
-    enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE)
-    enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE)
+    enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE, enrolled_by="test")
+    enrollments.enroll(session, patient_id, _plan(session, patient_id, days_ahead=6), SEQUENCE, enrolled_by="test")
 
     assert len(_welcomes(session, patient_id)) == 1
 
 
 def test_an_email_only_patient_gets_no_welcome_until_an_enrollment_can_text_them(session: Session) -> None:
     patient_id = _patient(session, phone=None, email="ana@example.org")
-    enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE)
+    enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE, enrolled_by="test")
     assert _welcomes(session, patient_id) == []
 
     session.get_one(Patient, patient_id).phone = "+14155550123"
-    enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE)
+    enrollments.enroll(session, patient_id, _plan(session, patient_id, days_ahead=6), SEQUENCE, enrolled_by="test")
 
     assert [w.status for w in _welcomes(session, patient_id)] == [MessageStatus.SCHEDULED]
 
@@ -143,20 +147,20 @@ def test_an_email_only_patient_gets_no_welcome_until_an_enrollment_can_text_them
 def test_opting_out_cancels_a_waiting_welcome_and_opting_back_in_does_not_revive_it(session: Session) -> None:
     with clock.frozen(MIDNIGHT_IN_NEW_YORK):
         patient_id = _patient(session, phone="+14155550123")
-        enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE)
+        enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE, enrolled_by="test")
         patient = session.get_one(Patient, patient_id)
-        set_consent(session, patient, Channel.SMS, ConsentState.OPTED_OUT, reason="said no at the desk")
+        set_consent(session, patient, Channel.SMS, ConsentState.OPTED_OUT, reason="said no at the desk", actor="test")
         assert [(w.status, w.status_reason) for w in _welcomes(session, patient_id)] == [
             (MessageStatus.CANCELLED, "opted out (staff)")
         ]
-        set_consent(session, patient, Channel.SMS, ConsentState.OPTED_IN, reason="changed her mind")
+        set_consent(session, patient, Channel.SMS, ConsentState.OPTED_IN, reason="changed her mind", actor="test")
         assert [w.status for w in _welcomes(session, patient_id)] == [MessageStatus.CANCELLED]
 
 
 def test_tick_sends_the_welcome_into_the_outbox(session: Session) -> None:
     with clock.frozen(NOON_IN_NEW_YORK):
         patient_id = _patient(session, phone="+14155550123")
-        enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE)
+        enrollments.enroll(session, patient_id, _plan(session, patient_id), SEQUENCE, enrolled_by="test")
         [welcome] = _welcomes(session, patient_id)
         session.commit()
 

@@ -17,6 +17,7 @@ def clinic_id(session: Session) -> int:
         address="12 Elm St",
         email="front@clinic.example",
         sms_from="+14155550100",
+        actor="test",
     )
     session.commit()
     return clinic.id

@@ -39,7 +39,7 @@ def rows(*, second_start: str | None = None, second_status: str = "booked") -> s
 
 def run(clinic_id: int, text: str) -> dict:
     with session_scope() as session:
-        return import_appointments(session, clinic_id, text).as_dict()
+        return import_appointments(session, clinic_id, text, actor="test").as_dict()
 
 
 def outbox() -> list[tuple]:
@@ -127,7 +127,7 @@ def test_every_bad_row_is_reported_and_nothing_is_written(clinic_id: int) -> Non
         ]
     )
     with pytest.raises(SyncErrors) as caught, session_scope() as session:
-        import_appointments(session, clinic_id, bad)
+        import_appointments(session, clinic_id, bad, actor="test")
 
     found = {(e.where, e.field) for e in caught.value.sync_errors}
     assert {
@@ -144,7 +144,7 @@ def test_a_text_that_is_not_csv_is_refused_with_its_line_and_nothing_is_written(
     unclosed = HEADER + f'P1,"Ana,Ruiz,(415) 555-0123,,en,,A1,{day(5)},45,booked,{SEQUENCE}\n' + "x" * 140_000
 
     with pytest.raises(SyncErrors) as caught, session_scope() as session:
-        import_appointments(session, clinic_id, unclosed)
+        import_appointments(session, clinic_id, unclosed, actor="test")
 
     [error] = caught.value.sync_errors
     assert error.where == "line 2" and error.message.startswith("not readable as CSV: field larger than field limit")

@@ -33,7 +33,7 @@ def messages_of(external_id: str) -> list[Message]:
 
 def refused(clinic_id: int, text: str) -> list[tuple[str, str | None, str]]:
     with pytest.raises(SyncErrors) as caught, session_scope() as session:
-        import_appointments(session, clinic_id, text)
+        import_appointments(session, clinic_id, text, actor="test")
     return [(e.where, e.field, e.message) for e in caught.value.sync_errors]
 
 

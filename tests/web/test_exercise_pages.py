@@ -24,7 +24,7 @@ def http(monkeypatch: pytest.MonkeyPatch) -> TestClient:
 def test_the_page_shows_the_picked_exercises_with_sides_and_when_to_stop(http: TestClient) -> None:
     world = make_world()
     with session_scope() as session:
-        set_plan_exercises(session, world.plan_id, ["figure-four", "gentle-walk"])
+        set_plan_exercises(session, world.plan_id, ["figure-four", "gentle-walk"], actor="test")
     page = http.get(exercises_url(world.plan_id).removeprefix(PUBLIC_URL))
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     html = page.text
@@ -40,7 +40,7 @@ def test_the_page_is_in_spanish_for_a_spanish_speaking_patient(http: TestClient)
     world = make_world()
     with session_scope() as session:
         session.execute(update(Patient).where(Patient.id == world.patient_id).values(locale="es-US"))
-        set_plan_exercises(session, world.plan_id, ["figure-four"])
+        set_plan_exercises(session, world.plan_id, ["figure-four"], actor="test")
     html = http.get(exercises_url(world.plan_id).removeprefix(PUBLIC_URL)).text
     assert '<html lang="es">' in html and "Sus ejercicios" in html
     assert "Cruce el tobillo derecho sobre la rodilla izquierda." in html

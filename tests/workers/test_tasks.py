@@ -235,7 +235,7 @@ def test_deliver_webhooks_posts_due_events_through_a_worker(worker: Any) -> None
             clinic = seed.clinic(session)
             patient = seed.patient(session, clinic.id)
             create_endpoint(session, clinic.id, receiver.url, actor="admin@clinic.example")
-            outcome = record_staff_outcome(session, patient.id, 3)
+            outcome = record_staff_outcome(session, patient.id, 3, actor="test")
             outcome_id = outcome.id
         counts = deliver_webhooks.apply_async(queue="engage.webhooks", routing_key="engage.webhooks").get(timeout=30)
         assert counts == {"delivered": 1, "retry": 0, "failed": 0}

@@ -61,7 +61,9 @@ def create_patient(body: PatientIn, request: Request, caller: PatientsWriter, ke
     clinic's country."""
 
     def work(session: Session) -> dict[str, Any]:
-        created = patients.add_patient(session, clinic_id=caller.clinic_id, actor=caller.actor, **body.model_dump())
+        created = patients.add_patient(
+            session, clinic_id=caller.clinic_id, actor=caller.actor, **body.model_dump()
+        ).patient
         return patient_out(session, caller.clinic_id, created.id)
 
     return write(request, caller, key, body, work, status_code=201)

@@ -133,7 +133,7 @@ def create_appointment(
             actor=caller.actor,
             allow_past=body.allow_past,
         )
-        return plans.appointment_json(created)
+        return plans.appointment_json(created.appointment)
 
     return write(request, caller, key, body, work, status_code=201)
 

@@ -92,7 +92,7 @@ def new_patient(
                 timezone=timezone or None,
                 locale=locale or "en",
                 actor=staff.email,
-            ).id
+            ).patient.id
     except FieldErrors as exc:
         return _form(request, staff, values, exc.errors, None, 400)
     return redirect(f"/patients/{patient_id}", "Patient added.")

@@ -79,9 +79,9 @@ def add_appointment(
     with session_scope() as session:
         back = f"/patients/{get_plan_for(session, staff, plan_id).patient_id}#plans"
         with refusing("Appointment not added", back):
-            _, result = appointments.add_appointment_replanned(
+            result = appointments.add_appointment(
                 session, plan_id=plan_id, start=start, actor=staff.email, allow_past=allow_past
-            )
+            ).messages
     return redirect(back, f"Appointment added; {describe_result(result)}.")
 
 
@@ -100,7 +100,7 @@ def move_appointment(staff: PlansEditor, appointment_id: int, to: Annotated[str,
     with session_scope() as session:
         back = f"/patients/{get_appointment_for(session, staff, appointment_id).plan.patient_id}#plans"
         with refusing("Appointment not moved", back):
-            _, result = appointments.move_appointment_replanned(session, appointment_id, to, actor=staff.email)
+            result = appointments.move_appointment(session, appointment_id, to, actor=staff.email).messages
     return redirect(back, f"Appointment moved; {describe_result(result)}.")
 
 
@@ -111,9 +111,9 @@ def appointment_status(staff: PlansEditor, appointment_id: int, verb: str) -> Re
     with session_scope() as session:
         back = f"/patients/{get_appointment_for(session, staff, appointment_id).plan.patient_id}#plans"
         with refusing("Appointment not changed", back):
-            _, result = appointments.set_appointment_status_replanned(
+            result = appointments.set_appointment_status(
                 session, appointment_id, _STATUS[verb], actor=staff.email
-            )
+            ).messages
     return redirect(back, f"Appointment {_DONE[verb]}; {describe_result(result)}.")
 
 

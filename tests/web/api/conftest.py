@@ -100,11 +100,18 @@ def make_clinic(name: str, email: str, role: Role = Role.ADMIN) -> Clinic:
             address="12 Elm St, Springfield",
             email=f"front@{name.lower().replace(' ', '')}.example",
             sms_from="+14155550100",
+            actor="test",
         )
         staff.create_staff(
-            session, clinic_id=clinic.id, email=email, name="Desk", role_name=role, password="correct horse battery"
+            session,
+            clinic_id=clinic.id,
+            email=email,
+            name="Desk",
+            role_name=role,
+            password="correct horse battery",
+            actor="test",
         )
-        row, token = api_tokens.create_token(session, staff_email=email, label="tests")
+        row, token = api_tokens.create_token(session, staff_email=email, label="tests", actor="test")
         patient = patients.add_patient(
             session,
             clinic_id=clinic.id,
@@ -112,7 +119,8 @@ def make_clinic(name: str, email: str, role: Role = Role.ADMIN) -> Clinic:
             last_name="Ruiz",
             phone="+14155550123",
             email=f"ana@{name.lower().replace(' ', '')}.example",
-        )
+            actor="test",
+        ).patient
         first = (utcnow() + timedelta(days=5)).replace(microsecond=0)
         plan = plans.create_plan(
             session,
@@ -122,6 +130,7 @@ def make_clinic(name: str, email: str, role: Role = Role.ADMIN) -> Clinic:
             first=first,
             sessions=3,
             every=timedelta(days=7),
+            actor="test",
         )
         return Clinic(clinic.id, token, row.id, email, patient.id, plan.id, [a.id for a in plan.appointments])
 

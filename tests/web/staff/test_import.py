@@ -212,7 +212,7 @@ def test_another_clinics_records_with_the_same_ids_are_untouched(db_url: str) ->
     with session_scope() as session:
         theirs = seed.clinic(session, name="Elsewhere", email="front@elsewhere.example")
         their_file = rows().replace("Ana,Ruiz", "Zoe,Other")
-        import_appointments(session, theirs.id, their_file)
+        import_appointments(session, theirs.id, their_file, actor="test")
     before = _outbox()
     with session_scope() as session:
         their_starts = dict(session.execute(select(Appointment.external_id, Appointment.start_at)).tuples().all())

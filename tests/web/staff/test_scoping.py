@@ -62,7 +62,7 @@ def _their_records() -> dict[str, int]:
         enrollment = session.query(Enrollment).filter_by(plan_id=plan_id).one()
         reply = seed.flagged_reply(session, theirs.id, them.id)
         their_staff = seed.staff(session, theirs.id, "desk@elsewhere.example")
-        token, _ = api_tokens.create_token(session, staff_email=their_staff.email, label="theirs")
+        token, _ = api_tokens.create_token(session, staff_email=their_staff.email, label="theirs", actor="test")
         endpoint = endpoints.create_endpoint(
             session, theirs.id, "https://zoe.elsewhere.example/hooks", "Zoe's PMS", actor=their_staff.email
         )
