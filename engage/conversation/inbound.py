@@ -85,12 +85,15 @@ def receive_sms(
     session: Session,
     sms: InboundSms,
     *,
-    on_opt_in: Callable[[Session, int], object] | None = None,
+    on_opt_in: Callable[[Session, int], object],
 ) -> str | None:
     """Store and act on one inbound SMS; returns our answer's text, or None for no answer.
 
-    A repeated delivery (the same ``sid``) changes nothing and gets no answer. ``on_opt_in``
-    is called with each patient who opted back in (the webhook re-plans their messages).
+    A repeated delivery (the same ``sid``) changes nothing and gets no answer. ``on_opt_in`` is
+    called with each patient who opted back in, inside this transaction: pass
+    ``engage.schedule.reconcile.reconcile_patient``, so the future SMS skipped for the opt-out come
+    back. It is required, not optional, because re-planning lives a layer above this module (imports
+    point down) and a caller that forgot it would silently leave the patient's reminders skipped.
     """
     if sms.sid and session.scalar(select(InboundMessage.id).where(InboundMessage.provider_sid == sms.sid)):
         return None
@@ -168,7 +171,7 @@ class _Turn:
     clinic: Clinic | None
     patient: Patient | None
 
-    def act(self, on_opt_in: Callable[[Session, int], object] | None) -> tuple[str | None, dict[str, object]]:
+    def act(self, on_opt_in: Callable[[Session, int], object]) -> tuple[str | None, dict[str, object]]:
         kind = self.meaning.kind
         if kind is Kind.OPT_OUT:
             for patient in self.sender.patients:
@@ -184,8 +187,7 @@ class _Turn:
                     self.session, patient.id, Channel.SMS, ConsentState.OPTED_IN, "sms_keyword", self.meaning.keyword
                 )
                 self._audit(patient.id, AuditAction.CONSENT_SMS_OPT_IN)
-                if on_opt_in is not None:
-                    on_opt_in(self.session, patient.id)  # future SMS skipped for the opt-out come back
+                on_opt_in(self.session, patient.id)  # future SMS skipped for the opt-out come back
             return "start", {}
         if kind is Kind.HELP:
             return "help", {}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
@@ -88,6 +90,34 @@ def audit(
             at=utcnow(),
         )
     )
+
+
+def audit_many(
+    session: Session,
+    *,
+    actor: str,
+    action: AuditAction,
+    subject_type: str,
+    events: Iterable[tuple[int | None, int | None, dict[str, Any]]],
+    at: datetime | None = None,
+) -> None:
+    """:func:`audit` for many subjects at once, as ``(clinic id, subject id, detail)``: one INSERT whatever
+    their number (bulk paths such as enrolling thousands of plans), in the caller's transaction."""
+    when = at or utcnow()
+    values = [
+        {
+            "clinic_id": clinic_id,
+            "actor": actor,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "detail": detail,
+            "at": when,
+        }
+        for clinic_id, subject_id, detail in events
+    ]
+    if values:
+        session.execute(insert(AuditEvent), values)
 
 
 def patient_history(session: Session, patient_id: int, limit: int = 100) -> list[AuditEvent]:

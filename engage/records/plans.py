@@ -59,8 +59,11 @@ def create_plan(
         raise InvalidInput("reassess-every must be at least 1", field="reassess_every")
     external_id = external_ids.check_free(session, TreatmentPlan, patient.clinic_id, external_id)
     tz = patient.effective_timezone
-    start = validation.local_datetime(first, tz)
-    validation.not_in_past(start, tz, allow_past=allow_past, what="the first session")
+    try:
+        start = validation.local_datetime(first, tz)
+        validation.not_in_past(start, tz, allow_past=allow_past, what="the first session")
+    except InvalidInput as exc:
+        raise InvalidInput(str(exc), field="first") from None
     wall = start.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
     whole_days = every % timedelta(days=1) == timedelta(0)
     starts = [

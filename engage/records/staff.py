@@ -110,8 +110,14 @@ def get_staff_in_clinic(session: Session, clinic_id: int | None, staff_id: int) 
 
 
 def deactivate_staff(session: Session, staff_id: int, *, clinic_id: int | None = None, actor: str) -> StaffUser:
-    """Deactivate an account and end its sessions; it can no longer sign in. Twice is a no-op."""
+    """Deactivate an account and end its sessions; it can no longer sign in. Twice is a no-op.
+
+    Raises ``InvalidInput`` when ``actor`` is the account itself (its email, as staff pages audit it):
+    a clinic's last admin could otherwise lock everyone out.
+    """
     staff = get_staff_in_clinic(session, clinic_id, staff_id)
+    if actor.lower() in (staff.email.lower(), f"api:{staff.email.lower()}"):
+        raise InvalidInput("you cannot deactivate your own account")
     if staff.active:
         staff.active = False
         session.execute(delete(StaffSession).where(StaffSession.staff_user_id == staff.id))

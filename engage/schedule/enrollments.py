@@ -10,6 +10,7 @@ enrolments); :func:`enroll` is the same code for one.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,11 +21,10 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput, NotFound
-from engage.records.audit import AuditAction, audit
+from engage.records.audit import AuditAction, audit, audit_many
 from engage.records.limits import check_values
 from engage.records.models import (
     Appointment,
-    AuditEvent,
     Channel,
     Clinic,
     ConsentEvent,
@@ -48,7 +48,7 @@ from engage.schedule.reconcile import (
     reconcile_enrollment,
     target_for,
 )
-from engage.schedule.sequences import get_sequence
+from engage.schedule.sequences import Sequence, get_sequence
 from engage.schedule.welcome import welcome_row, welcomed
 
 _CHUNK = 1000  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
@@ -72,14 +72,71 @@ def enroll_many(
 ) -> list[tuple[int, ReconcileResult]]:
     """Enrol many (patient id, plan id) pairs at once: ``[(enrollment id, result), ...]`` in input order.
 
-    All or nothing: any bad pair raises before anything is written.
+    All or nothing: any bad pair raises before anything is written. A handful of statements
+    whatever the batch size: check the request, load every record it names (refusing what
+    cannot be enrolled), insert the enrollments, plan their messages, add the welcome SMS,
+    write the outbox rows, audit.
     """
     pairs = list(pairs)
+    sequence = _check_request(pairs, sequence_key, enrolled_by)
+    batch = _load(session, pairs, sequence_key)
+    now = utcnow()
+    enrollment_ids = _insert_enrollments(session, pairs, sequence_key, enrolled_by, now)
+    planned = _plan(batch, sequence, enrollment_ids, now)
+    welcomes = _welcome_rows(session, batch, planned, now)
+    insert_rows(session, [row for eid, rows in planned.items() for row in [*rows, *_maybe(welcomes.get(eid))]])
+    audit_many(
+        session,
+        actor=enrolled_by,
+        action=AuditAction.ENROLLMENT_CREATE,
+        subject_type="enrollment",
+        events=[
+            (
+                batch.patients[patient_id].clinic_id,
+                enrollment_id,
+                {"patient_id": patient_id, "plan_id": plan_id, "sequence": sequence_key},
+            )
+            for enrollment_id, (patient_id, plan_id) in zip(enrollment_ids, pairs, strict=True)
+        ],
+        at=now,
+    )
+    session.flush()
+    return [
+        (enrollment_id, ReconcileResult(inserted=len(planned[enrollment_id]) + (enrollment_id in welcomes)))
+        for enrollment_id in enrollment_ids
+    ]
+
+
+def _maybe(row: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [row] if row is not None else []
+
+
+@dataclass
+class _Batch:
+    """Everything an :func:`enroll_many` batch reads, loaded once."""
+
+    pairs: list[tuple[int, int]]
+    plans: dict[int, TreatmentPlan]
+    patients: dict[int, Patient]
+    clinics: dict[int, Clinic]
+    appointments: dict[int, list[Appointment]]  # plan id -> its appointments
+    reach: dict[int, dict[Channel, str | None]]  # patient id -> channel -> why not reachable (None: reachable)
+
+
+def _check_request(pairs: list[tuple[int, int]], sequence_key: str, enrolled_by: str) -> Sequence:
+    """The sequence, once the request itself is sound (lengths, a known sequence, no plan listed twice)."""
     check_values(Enrollment, enrolled_by=enrolled_by, sequence_key=sequence_key)  # written with insert(), no flush
     sequence = get_sequence(sequence_key)
     plan_ids = [plan_id for _, plan_id in pairs]
     if len(set(plan_ids)) != len(plan_ids):
         raise InvalidInput("a plan is listed twice")
+    return sequence
+
+
+def _load(session: Session, pairs: list[tuple[int, int]], sequence_key: str) -> _Batch:
+    """Load every record the batch names; raise ``NotFound`` / ``InvalidInput`` for a pair that cannot be enrolled
+    (unknown patient or plan, another patient's plan, a cancelled plan, a plan already enrolled in the sequence)."""
+    plan_ids = [plan_id for _, plan_id in pairs]
     plans = {p.id: p for p in _fetch(session, TreatmentPlan, TreatmentPlan.id, plan_ids)}
     patients = {p.id: p for p in _fetch(session, Patient, Patient.id, [patient_id for patient_id, _ in pairs])}
     clinics = {c.id: c for c in _fetch(session, Clinic, Clinic.id, {p.clinic_id for p in patients.values()})}
@@ -109,11 +166,15 @@ def enroll_many(
     appointments: dict[int, list[Appointment]] = {plan_id: [] for plan_id in plan_ids}
     for appointment in _fetch(session, Appointment, Appointment.plan_id, plan_ids):
         appointments[appointment.plan_id].append(appointment)
-    reach = reach_many(session, patients.values())
+    return _Batch(pairs, plans, patients, clinics, appointments, reach_many(session, patients.values()))
 
-    now = utcnow()
+
+def _insert_enrollments(
+    session: Session, pairs: list[tuple[int, int]], sequence_key: str, enrolled_by: str, now: datetime
+) -> list[int]:
+    """Insert the active enrollments; their ids in input order."""
     try:
-        enrollment_ids = list(
+        return list(
             session.scalars(
                 insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True),
                 [
@@ -132,54 +193,52 @@ def enroll_many(
         )
     except IntegrityError:  # someone enrolled the same plan between our check and our insert
         raise InvalidInput(f"a plan is already enrolled in {sequence_key!r}; cancel that enrollment first") from None
-    rows: list[dict[str, Any]] = []
-    results: list[tuple[int, ReconcileResult]] = []
-    greeted = welcomed(session, patients)
-    for enrollment_id, (patient_id, plan_id) in zip(enrollment_ids, pairs, strict=True):
-        patient = patients[patient_id]
+
+
+def _plan(
+    batch: _Batch, sequence: Sequence, enrollment_ids: list[int], now: datetime
+) -> dict[int, list[dict[str, Any]]]:
+    """Enrollment id -> the outbox rows the planner wants for it (pure planning, then each row's target)."""
+    planned: dict[int, list[dict[str, Any]]] = {}
+    for enrollment_id, (patient_id, plan_id) in zip(enrollment_ids, batch.pairs, strict=True):
+        patient = batch.patients[patient_id]
         desired = plan_messages(
-            plan_facts(plans[plan_id]),
-            [appointment_facts(a) for a in appointments[plan_id]],
+            plan_facts(batch.plans[plan_id]),
+            [appointment_facts(a) for a in batch.appointments[plan_id]],
             sequence,
-            policy_for(patient, clinics[patient.clinic_id]),
+            policy_for(patient, batch.clinics[patient.clinic_id]),
             EnrollmentFacts(enrollment_id, now),
         )
-        for message in desired:
-            target = target_for(
-                message, enrollment_status=EnrollmentStatus.ACTIVE, enrolled_at=now, reach=reach[patient_id], now=now
+        reach = batch.reach[patient_id]
+        planned[enrollment_id] = [
+            new_row(
+                message,
+                target_for(message, enrollment_status=EnrollmentStatus.ACTIVE, enrolled_at=now, reach=reach, now=now),
+                enrollment_id=enrollment_id,
+                patient_id=patient_id,
+                now=now,
             )
-            rows.append(new_row(message, target, enrollment_id=enrollment_id, patient_id=patient_id, now=now))
-        inserted = len(desired)
-        if (
-            patient_id not in greeted
-            and reach[patient_id].get(Channel.SMS) is None
-            and any(m.channel is Channel.SMS for m in desired)
-        ):
-            # The first enrollment that will text this patient welcomes them (engage.schedule.welcome).
-            rows.append(
-                welcome_row(enrollment_id=enrollment_id, patient=patient, clinic=clinics[patient.clinic_id], now=now)
-            )
+            for message in desired
+        ]
+    return planned
+
+
+def _welcome_rows(
+    session: Session, batch: _Batch, planned: dict[int, list[dict[str, Any]]], now: datetime
+) -> dict[int, dict[str, Any]]:
+    """Enrollment id -> its welcome SMS row: the first enrollment that will text a patient SMS can reach now, and
+    who has no welcome sent or on its way, welcomes them (``engage.schedule.welcome``)."""
+    greeted = welcomed(session, batch.patients)
+    welcomes: dict[int, dict[str, Any]] = {}
+    for enrollment_id, (patient_id, _) in zip(planned, batch.pairs, strict=True):
+        if patient_id in greeted or batch.reach[patient_id].get(Channel.SMS) is not None:
+            continue
+        if any(row["channel"] is Channel.SMS for row in planned[enrollment_id]):
+            patient = batch.patients[patient_id]
+            clinic = batch.clinics[patient.clinic_id]
+            welcomes[enrollment_id] = welcome_row(enrollment_id=enrollment_id, patient=patient, clinic=clinic, now=now)
             greeted.add(patient_id)
-            inserted += 1
-        results.append((enrollment_id, ReconcileResult(inserted=inserted)))
-    insert_rows(session, rows)
-    session.execute(
-        insert(AuditEvent),
-        [
-            {
-                "clinic_id": patients[patient_id].clinic_id,
-                "actor": enrolled_by,
-                "action": "enrollment.create",
-                "subject_type": "enrollment",
-                "subject_id": enrollment_id,
-                "detail": {"patient_id": patient_id, "plan_id": plan_id, "sequence": sequence_key},
-                "at": now,
-            }
-            for enrollment_id, (patient_id, plan_id) in zip(enrollment_ids, pairs, strict=True)
-        ],
-    )
-    session.flush()
-    return results
+    return welcomes
 
 
 def reach_many(session: Session, patients: Iterable[Patient]) -> dict[int, dict[Channel, str | None]]:

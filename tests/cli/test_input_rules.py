@@ -4,6 +4,7 @@ appointment rules (past, started, overlap, DST fall-back, region time zones), du
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
@@ -255,6 +256,49 @@ def test_moving_onto_another_booked_appointment_of_the_patient_is_refused_naming
     assert ok("appointment", "move", str(third), "--to", (second_start + timedelta(minutes=45)).isoformat())
     with session_scope() as session:
         assert session.get_one(Appointment, first).start_at < second_start  # not moved
+
+
+def test_a_plan_needs_a_condition_and_a_treatment_and_nothing_is_written() -> None:
+    patient_id = patient(clinic(), "--email", "a@example.com")
+    base = ["plan", "create", "--patient", str(patient_id), "--first", soon().isoformat(), "--sessions", "3"]
+
+    blank_condition = refused(*base, "--every", "7d", "--condition", "  ", "--modality", " ")
+    blank_treatment = refused(*base, "--every", "7d", "--condition", "sciatica", "--modality", "\t")
+
+    assert blank_condition == "error: a plan needs a condition"
+    assert blank_treatment == "error: a plan needs a treatment (modality)"
+    assert count(TreatmentPlan) == 0 and count(Appointment) == 0
+
+
+def test_plan_sessions_that_overlap_each_other_are_refused_and_nothing_is_written() -> None:
+    patient_id = patient(clinic(), "--email", "a@example.com")
+    first = soon(days=3, hour=15)
+
+    error = refused(
+        "plan", "create", "--patient", str(patient_id), "--condition", "sciatica", "--modality", "dry needling",
+        "--first", first.isoformat(), "--sessions", "3", "--every", "30m", "--duration", "45m",
+    )  # fmt: skip
+
+    local = first.astimezone(timezone.utc).astimezone(ZoneInfo("America/New_York"))
+    assert error.startswith(f"error: session 1 ({local:%Y-%m-%d %H:%M}) and session 2 (")
+    assert "would overlap: the time between sessions must be at least the session length" in error
+    assert count(TreatmentPlan) == 0 and count(Appointment) == 0
+    # Back to back is fine.
+    assert len(plan(patient_id, first, 3, "--every", "45m", "--duration", "45m")["appointments"]) == 3
+
+
+def test_a_plan_session_on_another_booked_visit_is_refused_naming_it() -> None:
+    patient_id = patient(clinic(), "--email", "a@example.com")
+    booked = plan(patient_id, soon(days=10))["appointments"][0]
+
+    error = refused(
+        "plan", "create", "--patient", str(patient_id), "--condition", "knee pain", "--modality", "dry needling",
+        "--first", soon(days=3, hour=15).isoformat(), "--sessions", "3", "--every", "7d",
+    )  # fmt: skip
+
+    assert error.startswith("error: session 2 (")
+    assert f"overlaps appointment {booked['id']} of the same patient" in error
+    assert count(TreatmentPlan) == 1 and count(Appointment) == 2
 
 
 def test_an_ambiguous_fall_back_time_is_refused_with_both_candidates() -> None:

@@ -32,6 +32,7 @@ from engage.errors import InvalidInput, NotFound
 from engage.integrations import deliver, endpoints
 from engage.records.models import Channel, Clinic, ConsentState, MessageStatus, Patient
 from engage.records.outgoing_webhooks import EventStatus, EventType, WebhookEndpoint, WebhookEvent
+from engage.schedule.reconcile import reconcile_patient
 from tests.delivery.test_dispatch import EMAIL, FIRST_NAME, PHONE, SEND_AT, World, claim_and_send, make_world
 from tests.fakes.provider_server import FakeProviders
 from tests.fakes.webhook_receiver import Post, WebhookReceiver
@@ -173,7 +174,8 @@ def test_consent_replies_and_scores_are_posted_as_their_own_events(
         clinic = s.get_one(Clinic, clinic_id)
         clinic.sms_from = "+14155550100"
         s.flush()
-        receive_sms(s, InboundSms(sid="SM1", from_phone=PHONE, to_phone="+14155550100", body="Can I come Friday?"))
+        sms = InboundSms(sid="SM1", from_phone=PHONE, to_phone="+14155550100", body="Can I come Friday?")
+        receive_sms(s, sms, on_opt_in=reconcile_patient)
     deliver_at(SEND_AT)
 
     bodies = {b["type"]: b["data"] for b in (verify(p, endpoint.secret) for p in receiver.posts())}

@@ -94,6 +94,26 @@ def patient_page(request: Request, staff: CurrentStaff, patient_id: int) -> HTML
         return render(request, "patient.html", staff, nav="patients", v=view, p=view.patient)
 
 
+def patient_page_refused(
+    request: Request, staff: Staff, patient_id: int, form: dict[str, Any], errors: dict[str, str]
+) -> HTMLResponse:
+    """The patient page again (400) with a refused plan form: what was typed, and each error beside its field
+    (``errors["form"]``: above the form). Call it in a worker thread."""
+    with session_scope() as session:
+        view = patient_view(session, staff, patient_id)
+        return render(
+            request,
+            "patient.html",
+            staff,
+            status_code=400,
+            nav="patients",
+            v=view,
+            p=view.patient,
+            plan_form=form,
+            plan_errors=errors,
+        )
+
+
 @router.post("/patients/{patient_id}/consent")
 def patient_consent(
     staff: PatientsEditor,

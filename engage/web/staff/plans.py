@@ -21,6 +21,7 @@ from engage.schedule.sequences import get_sequence
 from engage.web.staff.auth import ExercisePicker, PlansEditor
 from engage.web.staff.loaders import get_appointment_for, get_enrollment_for, get_patient_for, get_plan_for
 from engage.web.staff.pages import redirect, refusing, render
+from engage.web.staff.patient_page import patient_page_refused
 
 router = APIRouter()
 
@@ -32,15 +33,20 @@ _STATUS = {
 _DONE = {"cancel": "cancelled", "complete": "marked attended", "no-show": "marked as a no-show"}
 
 
-def _int(value: str, what: str) -> int:
+def _int(value: str, what: str, field: str | None = None) -> int:
     try:
         return int(value)
     except ValueError:
-        raise InvalidInput(f"{what} must be a whole number") from None
+        raise InvalidInput(f"{what} must be a whole number", field=field) from None
+
+
+#: The plan form's input for each field the library names (``engage.records.plans.create_plan``).
+_PLAN_INPUTS = {"every": "every_days", "duration": "minutes", "reassess_every": "form"}
 
 
 @router.post("/patients/{patient_id}/plans")
 def new_plan(
+    request: Request,
     staff: PlansEditor,
     patient_id: int,
     condition: Annotated[str, Form()] = "",
@@ -51,25 +57,28 @@ def new_plan(
     minutes: Annotated[str, Form()] = "45",
     allow_past: Annotated[bool, Form()] = False,
 ) -> Response:
-    back = f"/patients/{patient_id}#plans"
-    with refusing("Plan not created", back), session_scope() as session:
-        patient = get_patient_for(session, staff, patient_id)
-        if not condition.strip() or not modality.strip():
-            raise InvalidInput("a plan needs a condition and a treatment")
-        plan = create_plan(
-            session,
-            patient_id=patient.id,
-            condition=condition,
-            modality=modality,
-            first=first,
-            sessions=_int(sessions, "sessions"),
-            every=timedelta(days=_int(every_days, "days between sessions")),
-            duration=timedelta(minutes=_int(minutes, "session minutes")),
-            actor=staff.email,
-            allow_past=allow_past,
-        )
-        notice = f"Plan created with {len(plan.appointments)} appointments."
-    return redirect(back, notice)
+    try:
+        with session_scope() as session:
+            patient = get_patient_for(session, staff, patient_id)
+            plan = create_plan(
+                session,
+                patient_id=patient.id,
+                condition=condition,
+                modality=modality,
+                first=first,
+                sessions=_int(sessions, "sessions", "sessions"),
+                every=timedelta(days=_int(every_days, "days between sessions", "every")),
+                duration=timedelta(minutes=_int(minutes, "session minutes", "duration")),
+                actor=staff.email,
+                allow_past=allow_past,
+            )
+            notice = f"Plan created with {len(plan.appointments)} appointments."
+    except InvalidInput as exc:  # the form again, the reason beside the field at fault (nothing was written)
+        form = {"condition": condition, "modality": modality, "first": first, "sessions": sessions}
+        form |= {"every_days": every_days, "minutes": minutes, "allow_past": "1" if allow_past else ""}
+        errors = {_PLAN_INPUTS.get(exc.field or "form", exc.field or "form"): f"Plan not created: {exc}."}
+        return patient_page_refused(request, staff, patient_id, form, errors)
+    return redirect(f"/patients/{patient_id}#plans", notice)
 
 
 @router.post("/plans/{plan_id}/appointments")

@@ -124,8 +124,6 @@ def add_staff(
 def deactivate(staff: Admin, staff_id: int) -> Response:
     with refusing("Deactivating failed", "/settings"), session_scope() as session:
         account = get_staff_user_for(session, staff, staff_id)
-        if account.id == staff.id:
-            raise InvalidInput("you cannot deactivate your own account")
         accounts.deactivate_staff(session, account.id, clinic_id=staff.clinic_id, actor=staff.email)
         notice = f"{account.email} deactivated."
     return redirect("/settings", notice)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
 
 from engage.clock import utcnow
 from engage.conversation.outcomes import record_outcome
 from engage.db import session_scope
-from engage.records.models import Message, MessageStatus
+from engage.records.models import Appointment, Message, MessageStatus, TreatmentPlan
 from tests.web.api.conftest import World
 
 SEQUENCE = "dry-needling-sciatica"
@@ -192,3 +195,47 @@ def test_another_clinics_plan_exercises_are_404(world: World) -> None:
 
     assert answer.status_code == 404 and answer.headers["content-type"] == "application/problem+json"
     assert plan["exercises"] == []
+
+
+def _plan_body(world: World, **changes: object) -> dict:
+    first = (utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT09:00")
+    body = {"patient_id": world.a.patient_id, "condition": "sciatica", "modality": "dry needling", "first": first}
+    return {**body, "sessions": 3, "every": "7d", "duration": "45m", **changes}
+
+
+def _plans_of(patient_id: int) -> int:
+    with session_scope() as session:
+        return len(session.scalars(select(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id)).all())
+
+
+def test_a_plan_without_a_condition_or_treatment_is_a_422_naming_the_field(world: World) -> None:
+    with world.client() as api:
+        no_condition = api.post("/plans", json=_plan_body(world, condition="  "))
+        no_treatment = api.post("/plans", json=_plan_body(world, modality="\t "))
+
+    # The schema strips whitespace and wants one character; the library refuses a blank one for every front end.
+    for answer, field in ((no_condition, "condition"), (no_treatment, "modality")):
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert [e["pointer"] for e in answer.json()["errors"]] == [f"#/{field}"]
+    assert _plans_of(world.a.patient_id) == 1  # only the world's own
+
+
+def test_plan_sessions_that_overlap_each_other_or_a_booked_visit_are_a_422_and_nothing_is_written(
+    world: World,
+) -> None:
+    with session_scope() as session:
+        booked = session.get_one(Appointment, world.a.appointment_ids[0])
+        on_it = booked.start_at.astimezone(ZoneInfo("America/New_York")) - timedelta(days=3) + timedelta(minutes=15)
+    with world.client() as api:
+        crowded = api.post("/plans", json=_plan_body(world, every="30m", duration="45m"))
+        clash = api.post("/plans", json=_plan_body(world, first=on_it.strftime("%Y-%m-%dT%H:%M"), every="3d"))
+
+    assert crowded.status_code == 422, crowded.text
+    [error] = crowded.json()["errors"]
+    assert error["pointer"] == "#/every" and "session 1 (" in error["detail"] and "would overlap" in error["detail"]
+    assert clash.status_code == 422, clash.text
+    [error] = clash.json()["errors"]
+    assert error["pointer"] == "#/first"
+    assert error["detail"].startswith("session 2 (") and f"overlaps appointment {booked.id}" in error["detail"]
+    assert _plans_of(world.a.patient_id) == 1

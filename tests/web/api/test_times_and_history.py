@@ -41,7 +41,7 @@ def test_a_past_visit_is_refused_unless_allowed_and_then_gets_no_reminder(world:
                 "patient_id": world.a.patient_id,
                 "condition": "sciatica",
                 "modality": "dry needling",
-                "first": last_week,
+                "first": last_week.replace("T10", "T11"),  # after the visit recorded at 10:00 (45 minutes)
                 "sessions": 2,
                 "every": "7d",
                 "allow_past": True,

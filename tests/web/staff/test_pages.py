@@ -6,14 +6,17 @@ import csv
 import io
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
+from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import func, select
 
 from engage.clock import utcnow
 from engage.db import session_scope
 from engage.delivery.heartbeat import record_tick
 from engage.records import api_tokens
-from engage.records.models import MessageStatus, Patient
+from engage.records.models import MessageStatus, Patient, TreatmentPlan
 from tests import seed
 from tests.web.staff.support import HTML, signed_in
 
@@ -177,3 +180,58 @@ def test_a_session_that_already_happened_is_recorded_only_when_ticked_and_gets_n
     assert reminders == []
     page = client.get(f"/patients/{ids['ana']}", headers=HTML)
     assert 'name="allow_past"' in page.text
+
+
+def _new_plan(client: TestClient, csrf: str, patient_id: int, **changes: str) -> Response:
+    first = (utcnow() + timedelta(days=20)).astimezone().strftime("%Y-%m-%dT09:00")
+    form = {"csrf_token": csrf, "condition": "sciatica", "modality": "dry needling", "first": first, "sessions": "3"}
+    return client.post(
+        f"/patients/{patient_id}/plans", headers=HTML, data={**form, "every_days": "7", "minutes": "45", **changes}
+    )
+
+
+def _plans() -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(TreatmentPlan)) or 0
+
+
+def test_a_plan_without_a_condition_or_treatment_is_refused_beside_the_field(db_url: str) -> None:
+    ids = _clinic()
+    client, csrf = signed_in("desk@clinic.example")
+    before = _plans()
+
+    no_condition = _new_plan(client, csrf, ids["ana"], condition="   ", first="2027-01-20T09:00")
+    no_treatment = _new_plan(client, csrf, ids["ana"], modality=" ")
+
+    assert no_condition.status_code == 400
+    assert re.search(r'id="plan-condition"[^>]*aria-invalid="true"', no_condition.text, re.S)
+    assert '<small id="plan-e-condition" class="field-error">Plan not created: a plan needs a condition.' in (
+        no_condition.text
+    )
+    assert 'value="2027-01-20T09:00"' in no_condition.text  # what was typed stays
+    assert 'id="plan-e-modality" class="field-error">Plan not created: a plan needs a treatment' in no_treatment.text
+    assert _plans() == before
+
+
+def test_plan_sessions_that_overlap_each_other_or_a_booked_visit_are_refused_beside_the_field(db_url: str) -> None:
+    ids = _clinic()
+    client, csrf = signed_in("desk@clinic.example")
+    before = _plans()
+    with session_scope() as session:
+        booked = min(seed.messages(session, ids["ana"]), key=lambda m: m.due_at).appointment
+        assert booked is not None
+        patient = session.get_one(Patient, ids["ana"])
+        on_it = booked.start_at.astimezone(ZoneInfo(patient.effective_timezone)).strftime("%Y-%m-%dT%H:%M")
+        booked_id = booked.id
+
+    crowded = _new_plan(client, csrf, ids["ana"], every_days="1", minutes="1500")  # 25-hour sessions, daily
+    clash = _new_plan(client, csrf, ids["ana"], first=on_it)
+
+    assert crowded.status_code == 400
+    assert re.search(r'<small id="plan-e-every_days" class="field-error">Plan not created: session 1 \(', crowded.text)
+    assert "would overlap" in crowded.text
+    assert clash.status_code == 400
+    error = re.search(r'<small id="plan-e-first" class="field-error">([^<]*)</small>', clash.text)
+    assert error is not None and f"overlaps appointment {booked_id} of the same patient" in error.group(1)
+    assert _plans() == before
+    assert _new_plan(client, csrf, ids["ana"]).status_code == 200 and _plans() == before + 1  # redirected, created
