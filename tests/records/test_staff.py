@@ -139,3 +139,17 @@ def test_an_absurdly_long_address_is_refused_like_any_other(session: Session) ->
     with pytest.raises(accounts.LoginRefused):
         accounts.authenticate(session, "x" * 1000 + "@clinic.example", "some password", ip="10.0.0.1")
     session.commit()
+
+
+def test_no_one_deactivates_their_own_account_from_any_front_end(session: Session) -> None:
+    clinic = seed.clinic(session)
+    admin = seed.staff(session, clinic.id, "admin@clinic.example", "admin")
+    for actor in ("Admin@Clinic.example", "api:admin@clinic.example"):  # the staff pages' and the API's actor
+        with pytest.raises(InvalidInput, match="you cannot deactivate your own account"):
+            accounts.deactivate_staff(session, admin.id, clinic_id=clinic.id, actor=actor)
+    assert admin.active
+
+    accounts.deactivate_staff(session, admin.id, clinic_id=clinic.id, actor="other-admin@clinic.example")
+    assert not admin.active
+    [event] = session.scalars(select(AuditEvent).where(AuditEvent.action == "staff.deactivate")).all()
+    assert event.actor == "other-admin@clinic.example"

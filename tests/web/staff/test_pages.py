@@ -16,7 +16,7 @@ from engage.clock import utcnow
 from engage.db import session_scope
 from engage.delivery.heartbeat import record_tick
 from engage.records import api_tokens
-from engage.records.models import MessageStatus, Patient, TreatmentPlan
+from engage.records.models import MessageStatus, Patient, StaffUser, TreatmentPlan
 from tests import seed
 from tests.web.staff.support import HTML, signed_in
 
@@ -235,3 +235,16 @@ def test_plan_sessions_that_overlap_each_other_or_a_booked_visit_are_refused_bes
     assert error is not None and f"overlaps appointment {booked_id} of the same patient" in error.group(1)
     assert _plans() == before
     assert _new_plan(client, csrf, ids["ana"]).status_code == 200 and _plans() == before + 1  # redirected, created
+
+
+def test_an_admin_cannot_deactivate_their_own_account(db_url: str) -> None:
+    _clinic("admin")
+    client, csrf = signed_in("desk@clinic.example")
+    with session_scope() as session:
+        own = session.scalars(select(StaffUser).where(StaffUser.email == "desk@clinic.example")).one().id
+
+    page = client.post(f"/settings/staff/{own}/deactivate", data={"csrf_token": csrf})
+
+    assert "Deactivating failed: you cannot deactivate your own account." in page.text
+    with session_scope() as session:
+        assert session.get_one(StaffUser, own).active
