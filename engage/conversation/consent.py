@@ -6,6 +6,7 @@ collected consent at intake); the newest event decides otherwise.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from sqlalchemy import ScalarSelect, select, update
@@ -79,3 +80,46 @@ def record_consent(
     session.flush()
     emit(session, EventType.CONSENT_CHANGED, [event.id])
     return event
+
+
+class RejectReason(enum.StrEnum):
+    """Why an email provider says an address refused (or will not be sent) mail, in words of our own
+    (django-anymail's ``reject_reason``); each provider module maps its vendor's words to these."""
+
+    INVALID = "invalid"  # no such address, or malformed
+    BOUNCED = "bounced"  # a hard bounce, now or before (the provider suppresses the address)
+    BLOCKED = "blocked"  # the receiving server refused this sender or content: not the address's fault
+    SPAM = "spam"  # the recipient reported our mail as spam
+    UNSUBSCRIBED = "unsubscribed"  # the recipient unsubscribed at the provider
+    OTHER = "other"
+
+
+#: Drop reasons that are about the address itself, so it must not be mailed again.
+_ADDRESS_REASONS = frozenset({RejectReason.INVALID, RejectReason.BOUNCED, RejectReason.SPAM, RejectReason.UNSUBSCRIBED})
+#: Events that are the recipient's own "no more email", recorded under their own name as the source.
+_RECIPIENT_OPT_OUTS = frozenset({"spamreport", "unsubscribe", "group_unsubscribe"})
+
+
+def email_opt_out_source(event: str, reject_reason: RejectReason | None) -> str | None:
+    """The consent source when an email event means "never email this address again", else None.
+
+    ``event`` is the provider's event word, lower case (``bounce``, ``dropped``, ``spamreport``,
+    ``unsubscribe``, ``group_unsubscribe``, ...). A hard bounce opts out (source ``bounce``), a
+    ``blocked`` one does not (providers do not suppress it either); a drop opts out only when the
+    address itself is at fault (``sendgrid_dropped``); a spam report or unsubscribe always does.
+    """
+    if event == "bounce":
+        return None if reject_reason is RejectReason.BLOCKED else "bounce"
+    if event == "dropped":
+        return "sendgrid_dropped" if reject_reason in _ADDRESS_REASONS else None
+    return event if event in _RECIPIENT_OPT_OUTS else None
+
+
+def opt_out_of_email(session: Session, patient_id: int, source: str, detail: str | None = None) -> bool:
+    """Record that the patient may not be emailed (a provider's suppression), unless they are opted out already.
+
+    Returns whether an event was written; email still pending for them is cancelled (:func:`record_consent`)."""
+    if current_consent(session, patient_id, Channel.EMAIL) is ConsentState.OPTED_OUT:
+        return False
+    record_consent(session, patient_id, Channel.EMAIL, ConsentState.OPTED_OUT, source, detail)
+    return True

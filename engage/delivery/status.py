@@ -1,7 +1,7 @@
 """Provider delivery reports -> our :class:`MessageStatus`, applied so a message only ever moves forwards.
 
-Twilio and SendGrid words map to ours through two tables. :func:`apply_reports`
-records each raw report as a :class:`DeliveryEvent` (a repeat of a provider event id is
+Twilio's words map to ours through a table here (SendGrid's: ``engage.delivery.providers.sendgrid``).
+:func:`apply_reports` records each raw report as a :class:`DeliveryEvent` (a repeat of a provider event id is
 dropped: webhooks are delivered at least once) and moves the message forwards only
 (:func:`apply_status` is the same for one report)::
 
@@ -54,22 +54,6 @@ TWILIO_STATUSES: dict[str, MessageStatus | None] = {
     "received": None,
 }
 
-#: SendGrid event webhook ``event`` values. Engagement and list events change no status.
-SENDGRID_EVENTS: dict[str, MessageStatus | None] = {
-    "processed": MessageStatus.SENT,
-    "deferred": MessageStatus.SENT,  # the receiving server said "later"; SendGrid keeps trying
-    "delivered": MessageStatus.DELIVERED,
-    "bounce": MessageStatus.BOUNCED,
-    "blocked": MessageStatus.BOUNCED,
-    "dropped": MessageStatus.FAILED,
-    "open": None,
-    "click": None,
-    "spamreport": None,
-    "unsubscribe": None,
-    "group_unsubscribe": None,
-    "group_resubscribe": None,
-}
-
 _RANK: dict[MessageStatus, int] = {
     MessageStatus.SCHEDULED: 0,
     MessageStatus.QUEUED: 0,
@@ -97,11 +81,6 @@ def rank(status: MessageStatus) -> int:
 def twilio_status(word: str | None) -> MessageStatus | None:
     """Our status for a Twilio ``MessageStatus``; None for an unknown or inbound-only word."""
     return TWILIO_STATUSES.get((word or "").strip().lower())
-
-
-def sendgrid_status(event: str | None) -> MessageStatus | None:
-    """Our status for a SendGrid event name; None for engagement/list events and unknown names."""
-    return SENDGRID_EVENTS.get((event or "").strip().lower())
 
 
 @dataclass(frozen=True)

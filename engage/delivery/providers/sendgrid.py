@@ -15,16 +15,24 @@ email: ``read_timeout`` / ``connection_lost``, never retried blindly).
 
 A 401 (the API key was refused) is a :class:`ConfigurationError`: every email
 would fail the same way.
+
+Events from SendGrid's event webhook are put in our words here (:func:`normalize_events`,
+anymail's "normalize" step): our status for each event word, our message id from the custom
+arg, SendGrid's message id, and for a bounce or a drop the :class:`RejectReason` that
+``engage.conversation.consent`` turns into an opt-out (or not).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import logging
+import re
 import socket
 import urllib.error
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from python_http_client.exceptions import HTTPError
@@ -46,7 +54,16 @@ from sendgrid.helpers.mail import (
 
 from engage import clock
 from engage.config import Settings
-from engage.delivery.providers.base import Accepted, ConfigurationError, OutgoingEmail, ProviderError, parse_retry_after
+from engage.conversation.consent import RejectReason
+from engage.delivery.providers.base import (
+    Accepted,
+    ConfigurationError,
+    OutgoingEmail,
+    ProviderError,
+    parse_retry_after,
+    redact,
+)
+from engage.records.models import MessageStatus
 
 # python-http-client logs whole payloads (addresses, bodies) at DEBUG.
 logging.getLogger("python_http_client.client").setLevel(logging.INFO)
@@ -198,3 +215,99 @@ def _error_excerpt(body: bytes | str | None) -> str:
         )
     except (ValueError, AttributeError):
         return text
+
+
+# --- event webhook: SendGrid's words -> ours ------------------------------------------------------
+
+#: SendGrid event webhook ``event`` values. Engagement and list events change no status.
+SENDGRID_EVENTS: dict[str, MessageStatus | None] = {
+    "processed": MessageStatus.SENT,
+    "deferred": MessageStatus.SENT,  # the receiving server said "later"; SendGrid keeps trying
+    "delivered": MessageStatus.DELIVERED,
+    "bounce": MessageStatus.BOUNCED,
+    "blocked": MessageStatus.BOUNCED,
+    "dropped": MessageStatus.FAILED,
+    "open": None,
+    "click": None,
+    "spamreport": None,
+    "unsubscribe": None,
+    "group_unsubscribe": None,
+    "group_resubscribe": None,
+}
+
+#: ``dropped`` reasons (lower case), each about the address itself; any other drop reason is ``OTHER``.
+DROP_REASONS: dict[str, RejectReason] = {
+    "invalid": RejectReason.INVALID,
+    "invalid email": RejectReason.INVALID,
+    "invalid address": RejectReason.INVALID,
+    "bounced address": RejectReason.BOUNCED,
+    "unsubscribed address": RejectReason.UNSUBSCRIBED,
+    "spam reporting address": RejectReason.SPAM,
+}
+
+_OUR_ID = re.compile(r"[0-9]{1,9}")  # ASCII digits only, and small enough for an INTEGER column
+
+
+@dataclass(frozen=True)
+class EmailEvent:
+    """One SendGrid event in our words: which message (our id, else SendGrid's), what it means, and the raw event."""
+
+    name: str  # SendGrid's event word, lower case
+    event_id: str  # ``sg_event_id`` (or a digest): a repeat is dropped
+    status: MessageStatus | None  # None: history only (opens, clicks, list events)
+    message_id: int | None  # our id, from the ``engage_message_id`` custom arg
+    x_message_id: str | None  # SendGrid's id, as its send API returned it (``X-Message-Id``)
+    reject_reason: RejectReason | None  # for a bounce or a drop: why
+    error: str | None  # free of addresses; becomes ``last_error`` on a failure
+    error_code: str | None
+    payload: dict[str, Any]
+
+
+def sendgrid_status(event: str | None) -> MessageStatus | None:
+    """Our status for a SendGrid event name; None for engagement/list events and unknown names."""
+    return SENDGRID_EVENTS.get((event or "").strip().lower())
+
+
+def normalize_events(batch: list[Any]) -> list[EmailEvent]:
+    """Each event of a verified, parsed batch (a JSON array; non-objects are skipped) in our words."""
+    return [normalize_event(event) for event in batch if isinstance(event, dict)]
+
+
+def normalize_event(event: dict[str, Any]) -> EmailEvent:
+    """One SendGrid event in our words (see :class:`EmailEvent`)."""
+    name = str(event.get("event") or "").strip().lower()
+    reason = str(event.get("reason") or event.get("response") or "")
+    legacy = event.get("unique_args")  # very old accounts nest custom args
+    arg = str(event.get(CUSTOM_ARG) or (legacy.get(CUSTOM_ARG) if isinstance(legacy, dict) else "") or "").strip()
+    reject_reason: RejectReason | None = None
+    if name == "bounce":
+        blocked = str(event.get("type") or "bounce").lower() == "blocked"
+        reject_reason = RejectReason.BLOCKED if blocked else RejectReason.BOUNCED
+    elif name == "dropped":
+        reject_reason = DROP_REASONS.get(str(event.get("reason") or "").strip().lower(), RejectReason.OTHER)
+    return EmailEvent(
+        name=name,
+        event_id=event_id(event),
+        status=sendgrid_status(name),
+        message_id=int(arg) if _OUR_ID.fullmatch(arg) else None,
+        x_message_id=x_message_id(event),
+        reject_reason=reject_reason,
+        # SMTP replies quote the recipient's address: redact before it becomes last_error.
+        error=f"sendgrid {name}: {redact(reason, 400)}" if reason else None,
+        error_code=str(event.get("status") or "") or None,
+        payload=event,
+    )
+
+
+def event_id(event: dict[str, Any]) -> str:
+    """``sg_event_id``, or (older accounts send none) a digest of the event itself."""
+    sg_event_id = event.get("sg_event_id")
+    if sg_event_id:
+        return str(sg_event_id)[:200]
+    return "sha256:" + hashlib.sha256(json.dumps(event, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def x_message_id(event: dict[str, Any]) -> str | None:
+    """The ``X-Message-Id`` the send API returned: ``sg_message_id`` is "<X-Message-Id>.filter…"."""
+    sg_message_id = str(event.get("sg_message_id") or "").strip()
+    return sg_message_id.split(".", 1)[0] or None
