@@ -94,7 +94,7 @@ def purge() -> dict[str, object]:
     days = get_settings().purge_after_days
     if days is None:
         return {"skipped": "ENGAGE_PURGE_AFTER_DAYS is not set"}
-    return retention.purge(timedelta(days=days)).as_dict()
+    return retention.purge(timedelta(days=days), actor="system").as_dict()
 
 
 @app.task(name="engage.deliver_webhooks")

@@ -57,7 +57,7 @@ class PurgeResult:
         return {**asdict(self), "cutoff": self.cutoff.isoformat()}
 
 
-def purge(older_than: timedelta, *, now: datetime | None = None, actor: str = "system") -> PurgeResult:
+def purge(older_than: timedelta, *, now: datetime | None = None, actor: str) -> PurgeResult:
     """Empty the contexts, payloads, reply texts and outbox files older than ``older_than``; return the counts.
 
     Raises ValueError for a window shorter than :data:`MIN_WINDOW`.

@@ -67,7 +67,7 @@ def apply_sync(
     patients: list[PatientRecord],
     appointments: list[AppointmentRecord],
     *,
-    actor: str = "sync",
+    actor: str,
     errors: list[SyncError] | None = None,
 ) -> SyncReport:
     """Validate everything, then create or update (see the module docstring). Raises :class:`SyncErrors`.

@@ -81,7 +81,7 @@ def parse_bundle(data: Any) -> Bundle:
 
 
 def sync_bundle(
-    session: Session, clinic_id: int, data: Any, *, sequence: str | None = None, actor: str = "fhir"
+    session: Session, clinic_id: int, data: Any, *, sequence: str | None = None, actor: str
 ) -> dict[str, Any]:
     """Apply a Bundle (see the module docstring); the transaction-response Bundle as JSON.
 

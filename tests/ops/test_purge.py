@@ -76,7 +76,7 @@ def test_purge_empties_what_is_past_the_window_and_keeps_ids_statuses_times_and_
     old = _seed(world, YEAR + timedelta(days=10))
     recent = _seed(world, YEAR - timedelta(days=10))
 
-    result = retention.purge(YEAR)
+    result = retention.purge(YEAR, actor="test")
     assert (result.messages, result.delivery_events, result.inbound_messages) == (1, 1, 1)
 
     message, event, reply = _state(old)
@@ -95,14 +95,14 @@ def test_purge_empties_what_is_past_the_window_and_keeps_ids_statuses_times_and_
 
 def test_a_second_purge_finds_nothing_new() -> None:
     _seed(make_world(), YEAR * 2)
-    assert retention.purge(YEAR).messages == 1
-    again = retention.purge(YEAR)
+    assert retention.purge(YEAR, actor="test").messages == 1
+    again = retention.purge(YEAR, actor="test")
     assert (again.messages, again.delivery_events, again.inbound_messages) == (0, 0, 0)
 
 
 def test_purge_leaves_a_message_still_on_its_way_alone() -> None:
     ids = _seed(make_world(), YEAR * 2, status=MessageStatus.SCHEDULED)
-    assert retention.purge(YEAR).messages == 0
+    assert retention.purge(YEAR, actor="test").messages == 0
     assert _state(ids)[0].context == {"day": 2}
 
 
@@ -115,13 +115,13 @@ def test_purge_deletes_old_outbox_files_only() -> None:
     long_ago = (clock.utcnow() - YEAR * 2).timestamp()
     os.utime(old, (long_ago, long_ago))
     os.utime(other, (long_ago, long_ago))
-    assert retention.purge(YEAR).outbox_files == 1
+    assert retention.purge(YEAR, actor="test").outbox_files == 1
     assert not old.exists() and new.exists() and other.exists()
 
 
 def test_purge_refuses_a_window_shorter_than_thirty_days() -> None:
     with pytest.raises(ValueError, match="at least 30 days"):
-        retention.purge(timedelta(days=1))
+        retention.purge(timedelta(days=1), actor="test")
 
 
 def test_engage_purge_from_the_command_line() -> None:
@@ -185,7 +185,7 @@ def test_purge_deletes_settled_webhook_events_past_the_window_and_keeps_pending_
             .values(status=EventStatus.DELIVERED)
         )
 
-    assert retention.purge(YEAR).webhook_events == 1
+    assert retention.purge(YEAR, actor="test").webhook_events == 1
     with session_scope() as session:
         left = {(e.type, e.subject_id) for e in session.scalars(select(WebhookEvent))}
     assert left == {
