@@ -98,7 +98,7 @@ def patient_page_refused(
     request: Request, staff: Staff, patient_id: int, form: dict[str, Any], errors: dict[str, str]
 ) -> HTMLResponse:
     """The patient page again (400) with a refused plan form: what was typed, and each error beside its field
-    (``errors["form"]``: above the form). Call it in a worker thread."""
+    (``errors["form"]``: above the form). For a plain ``def`` route: it reads the database."""
     with session_scope() as session:
         view = patient_view(session, staff, patient_id)
         return render(
