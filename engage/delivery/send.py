@@ -103,7 +103,11 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
     if channel is None:
         channel = _queued_channel(message_id)
         if channel is None:
-            log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
+            log.info(
+                "message %d: not queued (another worker has it, or it was withdrawn)",
+                message_id,
+                extra={"message_id": message_id},
+            )
             return SendResult(message_id, Outcome.NOT_MINE)
     try:
         provider = sms_provider() if channel is Channel.SMS else email_provider()
@@ -112,7 +116,7 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
         # between the checks and the provider.
         _wait_for_slot(channel, provider.name)
     except ConfigurationError:
-        log.error("message %d: configuration error; left queued", message_id)
+        log.error("message %d: configuration error; left queued", message_id, extra={"message_id": message_id})
         raise
     except (RateLimited, LimiterUnavailable) as exc:
         wait = exc.wait if isinstance(exc, RateLimited) else get_settings().retry_base_seconds
@@ -136,7 +140,12 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
         )
     except ConfigurationError:
         release(message_id, now, attempt=attempt)
-        log.error("message %d: configuration error from provider %s; put back to queued", message_id, provider.name)
+        log.error(
+            "message %d: configuration error from provider %s; put back to queued",
+            message_id,
+            provider.name,
+            extra={"message_id": message_id},
+        )
         raise
     except Exception as exc:
         # Only the type: an arbitrary exception's text may quote what it was given.
@@ -145,6 +154,7 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
             message_id,
             provider.name,
             type(exc).__name__,
+            extra={"message_id": message_id},
         )
         raise
 
@@ -168,9 +178,16 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
             message_id,
             provider.name,
             accepted.provider_message_id,
+            extra={"message_id": message_id},
         )
         raise
-    log.info("message %d sent via %s as %s", message_id, provider.name, accepted.provider_message_id)
+    log.info(
+        "message %d sent via %s as %s",
+        message_id,
+        provider.name,
+        accepted.provider_message_id,
+        extra={"message_id": message_id},
+    )
     return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
 
 
@@ -194,7 +211,11 @@ def _take_and_prepare(message_id: int, now: datetime) -> tuple[Ready, int] | Sen
     with session_scope() as session:
         attempt = take(session, message_id, now)
         if attempt is None:
-            log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
+            log.info(
+                "message %d: not queued (another worker has it, or it was withdrawn)",
+                message_id,
+                extra={"message_id": message_id},
+            )
             return SendResult(message_id, Outcome.NOT_MINE)
         try:
             with session.begin_nested():
@@ -205,7 +226,11 @@ def _take_and_prepare(message_id: int, now: datetime) -> tuple[Ready, int] | Sen
             if isinstance(outcome, SendResult):
                 return outcome
             if not hand_over(session, message_id, now, attempt):
-                log.info("message %d: taken back by the reaper before the provider call; not sent", message_id)
+                log.info(
+                    "message %d: taken back by the reaper before the provider call; not sent",
+                    message_id,
+                    extra={"message_id": message_id},
+                )
                 return SendResult(message_id, Outcome.NOT_MINE)
             return outcome, attempt
     _retry_or_fail_after_error(message_id, now, attempt, error)
@@ -234,7 +259,9 @@ def _check_and_render(session: Session, message_id: int, now: datetime, attempt:
             next_attempt_at=None,
         ):
             emit(session, EventType.MESSAGE_FAILED, [message_id])
-        log.warning("message %d failed: template error in %s", message_id, exc.template)
+        log.warning(
+            "message %d failed: template error in %s", message_id, exc.template, extra={"message_id": message_id}
+        )
         return SendResult(message_id, Outcome.FAILED, reason=reason)
     problem = content_problem(ready)
     if problem is not None:
@@ -250,7 +277,9 @@ def _check_and_render(session: Session, message_id: int, now: datetime, attempt:
             next_attempt_at=None,
         ):
             emit(session, EventType.MESSAGE_FAILED, [message_id])
-        log.warning("message %d failed: content rule %s", message_id, CONDITION_WORD_RULE)
+        log.warning(
+            "message %d failed: content rule %s", message_id, CONDITION_WORD_RULE, extra={"message_id": message_id}
+        )
         return SendResult(message_id, Outcome.FAILED, reason=problem)
     return ready
 
@@ -270,7 +299,7 @@ def _apply(session: Session, message_id: int, now: datetime, attempt: int, decis
             values["next_attempt_at"] = decision.next_attempt_at
         finish(session, message_id, now, attempt=attempt, **values)
         again = decision.resume_at or max(decision.next_attempt_at or decision.due_at or now, decision.due_at or now)
-        log.info("message %d deferred: %s", message_id, decision.reason)
+        log.info("message %d deferred: %s", message_id, decision.reason, extra={"message_id": message_id})
         return SendResult(message_id, Outcome.DEFERRED, reason=decision.reason, delay=(again - now).total_seconds())
     finish(
         session,
@@ -282,7 +311,13 @@ def _apply(session: Session, message_id: int, now: datetime, attempt: int, decis
         next_attempt_at=None,
         attempts=Message.attempts - 1,
     )
-    log.info("message %d %s at send time: %s", message_id, decision.status.value, decision.reason)
+    log.info(
+        "message %d %s at send time: %s",
+        message_id,
+        decision.status.value,
+        decision.reason,
+        extra={"message_id": message_id},
+    )
     outcome = Outcome.CANCELLED if decision.status is MessageStatus.CANCELLED else Outcome.SKIPPED
     return SendResult(message_id, outcome, reason=decision.reason)
 
@@ -301,9 +336,13 @@ def _postpone(message_id: int, now: datetime, wait: timedelta, reason: str) -> S
     with session_scope() as session:
         moved = postpone(session, message_id, now, next_attempt_at=now + wait, reason=reason)
     if not moved:
-        log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
+        log.info(
+            "message %d: not queued (another worker has it, or it was withdrawn)",
+            message_id,
+            extra={"message_id": message_id},
+        )
         return SendResult(message_id, Outcome.NOT_MINE)
-    log.info("message %d deferred: %s", message_id, reason)
+    log.info("message %d deferred: %s", message_id, reason, extra={"message_id": message_id})
     return SendResult(message_id, Outcome.DEFERRED, reason=reason, delay=wait.total_seconds())
 
 
@@ -387,6 +426,7 @@ def _provider_failed(
         exc.provider,
         code,
         result.outcome.value,
+        extra={"message_id": message_id},
     )
     return result
 
@@ -406,7 +446,12 @@ def _retry_or_fail_after_error(message_id: int, now: datetime, attempt: int, exc
     ``sending`` without ``handed_at``; :func:`reap_stale` requeues it later. The
     caller re-raises ``exc`` either way.
     """
-    log.error("message %d: %s before the provider call; rescheduling", message_id, type(exc).__name__)
+    log.error(
+        "message %d: %s before the provider call; rescheduling",
+        message_id,
+        type(exc).__name__,
+        extra={"message_id": message_id},
+    )
     error = f"internal error before sending ({type(exc).__name__})"
     internal = ProviderError(error, provider="engage", code="internal", message_id=message_id)
     try:
@@ -417,6 +462,7 @@ def _retry_or_fail_after_error(message_id: int, now: datetime, attempt: int, exc
             "provider, until the reaper requeues it",
             message_id,
             type(failure).__name__,
+            extra={"message_id": message_id},
         )
 
 

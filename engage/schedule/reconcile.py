@@ -473,7 +473,9 @@ def _write(session: Session, row: Message, values: dict[str, Any], now: datetime
     outcome = session.execute(statement)
     assert isinstance(outcome, CursorResult)
     if outcome.rowcount != 1:
-        log.warning("message %d changed status while being reconciled; left as it is", row.id)
+        log.warning(
+            "message %d changed status while being reconciled; left as it is", row.id, extra={"message_id": row.id}
+        )
         session.expire(row)
         return False
     for name, value in values.items():  # keep the session's copy true without a second UPDATE at flush
