@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from collections.abc import Iterator
 from functools import lru_cache
@@ -97,9 +98,33 @@ def _sqlite_on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-@lru_cache
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
 def _engine_for(url: str) -> Engine:
-    return make_engine(url)
+    """One engine (one pool) per URL in this process."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = make_engine(url)
+        return engine
+
+
+def reset_engines() -> None:
+    """Close every engine this process made and forget it; the next use connects anew.
+
+    For code that runs engage's commands one after another in one process, as separate processes
+    would run them (the tests): a relative SQLite path may name another file once the folder
+    changes, and a database may have been dropped and made again. Connections checked out at the
+    time stay usable until they are returned.
+    """
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    _sessionmaker_for.cache_clear()
+    for engine in engines:
+        engine.dispose()
 
 
 def get_engine() -> Engine:

@@ -1,4 +1,8 @@
-"""``engage demo``, the README's main job: run as a new user would, in an empty folder with no credentials."""
+"""``engage demo``, the README's main job: run as a new user would, in an empty folder with no credentials.
+
+The demos that run the clock run as real processes (``python -m engage demo``): the demo starts an
+in-process Celery worker and sets the Celery app up for it, which is the process's to keep.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from engage.db import make_engine
-from tests.cli import engage
+from tests.cli import engage, engage_process
 
 
 @pytest.fixture
@@ -26,7 +30,7 @@ def empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_demo_sends_the_sequence_into_the_outbox_and_prints_a_summary(empty_folder: Path) -> None:
-    result = engage("demo", cwd=empty_folder, timeout=120)
+    result = engage_process("demo", cwd=empty_folder, timeout=120)
     assert result.code == 0, result.stderr
     out = result.stdout
     assert "Seeded demo clinic" in out and "replies STOP" in out
@@ -44,13 +48,13 @@ def test_demo_sends_the_sequence_into_the_outbox_and_prints_a_summary(empty_fold
 
 
 def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(empty_folder: Path) -> None:
-    first = engage("demo", "--json", "--patients", "5", cwd=empty_folder, timeout=120).json
-    second = engage("demo", "--json", "--patients", "5", "--days", "10", cwd=empty_folder, timeout=120).json
+    first = engage_process("demo", "--json", "--patients", "5", cwd=empty_folder, timeout=120).json
+    second = engage_process("demo", "--json", "--patients", "5", "--days", "10", cwd=empty_folder, timeout=120).json
     assert second["clinic_id"] != first["clinic_id"]
     assert first["messages"]["sent"] == first["outbox_files"]["total"] == first["tasks"]["send_message"]
     # The short second run leaves messages scheduled; a third run cancels them rather than sending them.
     assert second["messages"].get("scheduled", 0) > 0
-    third = engage("demo", "--json", "--days", "3", cwd=empty_folder, timeout=120).json
+    third = engage_process("demo", "--json", "--days", "3", cwd=empty_folder, timeout=120).json
     assert third["superseded_earlier_demo_messages"] == second["messages"]["scheduled"]
 
     from engage.records.models import Message, MessageStatus, Patient
@@ -123,7 +127,7 @@ def test_demo_refuses_a_database_with_real_patients_waiting(empty_folder: Path) 
     finally:
         del os.environ["ENGAGE_DATABASE_URL"]
         get_settings.cache_clear()
-    result = engage("demo", cwd=empty_folder, timeout=60)
+    result = engage("demo", cwd=empty_folder)  # refused before the clock runs: in-process is enough
     assert result.code == 2
     assert "waiting to be sent to real patients" in result.stderr
     assert not (empty_folder / "outbox").exists()
@@ -139,7 +143,7 @@ def test_demo_prints_one_command_for_the_staff_app_and_its_login_works(
     from engage.config import get_settings
     from engage.web.app import create_app
 
-    out = engage("demo", "--patients", "2", "--days", "3", cwd=empty_folder, timeout=120)
+    out = engage_process("demo", "--patients", "2", "--days", "3", cwd=empty_folder, timeout=120)
     assert out.code == 0, out.stderr
     command = re.search(r"^  (ENGAGE_DATABASE_URL=(\S+) engage serve)$", out.stdout, re.M)
     login = re.search(r"sign in as (\S+) with the password (\S+)$", out.stdout, re.M)
