@@ -191,6 +191,29 @@ class Patient(Base):
         UniqueConstraint("clinic_id", "email"),
         Index("ix_patient_phone", "phone"),
         UniqueConstraint("clinic_id", "external_id", name="uq_patient_external_id"),
+        # Search by name or email prefix within a clinic, case-insensitively (the staff search box).
+        Index(
+            "ix_patient_clinic_last_name_lower",
+            "clinic_id",
+            text("lower(last_name)"),
+            postgresql_ops={"lower(last_name)": "text_pattern_ops"},
+        ),
+        Index(
+            "ix_patient_clinic_first_name_lower",
+            "clinic_id",
+            text("lower(first_name)"),
+            postgresql_ops={"lower(first_name)": "text_pattern_ops"},
+        ),
+        Index("ix_patient_clinic_email", "clinic_id", "email", postgresql_ops={"email": "text_pattern_ops"}),
+        # The patient list's order (last name, first name, id): a page is read off the index, never sorted.
+        Index("ix_patient_clinic_sort", "clinic_id", text("lower(last_name)"), text("lower(first_name)"), "id"),
+        # Today's "invalid numbers": a handful of patients, found without reading the clinic's list.
+        Index(
+            "ix_patient_phone_invalid",
+            "clinic_id",
+            postgresql_where=text("phone_invalid"),
+            sqlite_where=text("phone_invalid"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -311,6 +334,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_key", "occurrence", name="uq_message_enrollment_step_occurrence"),
         Index("ix_message_status_due_at", "status", "due_at", postgresql_include=["patient_id", "channel"]),
+        # Today's counters per clinic: index-only scans with the patient id in the index (SQLite ignores INCLUDE).
+        Index("ix_message_status_updated_at", "status", "updated_at", postgresql_include=["patient_id"]),
         Index("ix_message_patient_due_at", "patient_id", "due_at"),
         Index("ix_message_appointment_id", "appointment_id"),
     )
