@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -23,8 +19,8 @@ from engage.records.models import Channel, ConsentState, Message, MessageStatus,
 from engage.schedule import enrollments
 from engage.schedule.patient_changes import set_consent
 from engage.schedule.reconcile import reconcile_enrollment
+from tests.cli import engage
 
-ROOT = Path(__file__).resolve().parents[2]
 SEQUENCE = "dry-needling-sciatica"
 NOON_IN_NEW_YORK = datetime(2030, 3, 4, 17, 0, tzinfo=timezone.utc)
 MIDNIGHT_IN_NEW_YORK = datetime(2030, 3, 5, 5, 0, tzinfo=timezone.utc)
@@ -160,16 +156,8 @@ def test_tick_sends_the_welcome_into_the_outbox(session: Session) -> None:
         [welcome] = _welcomes(session, patient_id)
         session.commit()
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "engage", "tick", "--now", NOON_IN_NEW_YORK.isoformat(), "--json"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = engage("tick", "--now", NOON_IN_NEW_YORK.isoformat(), "--json")
+    assert done.code == 0, done.stderr
     assert json.loads(done.stdout)["sent"] == 1  # only the welcome is due at noon on the day of enrolment
 
     sms = json.loads((get_settings().outbox_dir / f"sms-{welcome.id}.json").read_text(encoding="utf-8"))
