@@ -223,10 +223,11 @@ def session(db_url: str) -> Iterator[Session]:
 
 
 #: Redis has 16 numbered databases and no way to make more, so a run leases one: this key, set in the
-#: database itself to the run's id, expiring unless renewed. A run takes a database only if nobody holds
-#: its lease and it is empty or was a test run's before (the marker), so it never flushes another run's
-#: data, nor data that is not a test run's. Flushing and renewing happen in one transaction (WATCH on the
-#: lease), so nobody can take the database in between.
+#: database itself to the run's id, expiring unless renewed (each test that asks for Redis renews it).
+#: A run takes a database only if nobody holds its lease and it is empty, or carries the marker of a test
+#: run that ended without emptying it (killed; its lease expired), so it never flushes another run's data,
+#: nor data that is not a test run's. Flushing and renewing happen in one transaction (WATCH on the lease),
+#: so nobody can take the database in between. A run that ends empties its database, marker included.
 REDIS_LEASE_KEY = "engage-test:lease"
 REDIS_MARKER_KEY = "engage-test:db"
 REDIS_LEASE_SECONDS = 3600
@@ -270,7 +271,7 @@ def _lease_and_flush(db: int) -> bool:
 
 
 def _release_redis() -> None:
-    """Empty this run's Redis database and give up its lease (left marked as a test run's)."""
+    """Empty this run's Redis database, lease and marker too: it is left as it was found (empty)."""
     global _redis_db
     if _redis_db is None:
         return
@@ -284,7 +285,6 @@ def _release_redis() -> None:
             if owner is not None and owner.decode() == RUN_ID:
                 pipe.multi()
                 pipe.flushdb()
-                pipe.set(REDIS_MARKER_KEY, "1")
                 pipe.execute()
     except (redis.WatchError, redis.exceptions.ConnectionError):
         pass  # taken over meanwhile, or Redis is gone: nothing of ours to empty
