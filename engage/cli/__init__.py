@@ -40,6 +40,7 @@ COMMANDS = [
     ("engage.cli.tokens", "token"),
     ("engage.cli.sync", "import"),
     ("engage.cli.webhooks", "webhook"),
+    ("engage.cli.practitioners", "practitioner"),
 ]
 
 
@@ -67,6 +68,8 @@ SHORT_HELP = {
     "token": "API tokens: a token acts as its staff user (same clinic, same role).",
     "import": "Bring records in from another system (upserted by its ids: importing twice changes nothing).",
     "webhook": "Outgoing webhooks: signed JSON events (message.sent, reply.received, ...) posted to a clinic's URL.",
+    "practitioner": "Practitioners: who treats (a staff account, or a name and id from your practice-management "
+    "system).",
 }
 
 
