@@ -41,6 +41,8 @@ COMMANDS = [
     ("engage.cli.sync", "import"),
     ("engage.cli.webhooks", "webhook"),
     ("engage.cli.practitioners", "practitioner"),
+    ("engage.cli.results", "outcome"),
+    ("engage.cli.results", "outcomes"),
 ]
 
 
@@ -70,6 +72,8 @@ SHORT_HELP = {
     "webhook": "Outgoing webhooks: signed JSON events (message.sent, reply.received, ...) posted to a clinic's URL.",
     "practitioner": "Practitioners: who treats (a staff account, or a name and id from your practice-management "
     "system).",
+    "outcome": "Record a patient's score: pain (NPRS) or one PSFS activity, now or at a past time.",
+    "outcomes": "Clinic-wide outcomes: responders, time to meaningful improvement, by practitioner and sequence.",
 }
 
 

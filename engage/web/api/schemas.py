@@ -320,6 +320,10 @@ class OutcomeOut(BaseModel):
     recorded_at: UtcTime = Field(description="When it was recorded, UTC")
     source: str = Field(examples=["sms"], description="sms, sms_unsolicited, email or staff")
     prompt_message_id: int | None = Field(examples=[3057], description="The reassessment message it answers")
+    measure: Literal["nprs", "psfs"] = Field(
+        "nprs", examples=["nprs"], description="nprs: pain 0-10; psfs: one activity's 0-10"
+    )
+    item: str | None = Field(None, examples=["climbing stairs"], description="The PSFS activity it rates")
 
 
 class InboxItem(BaseModel):
