@@ -14,6 +14,7 @@ episode's baseline is any score from 7 days before its first session to that ses
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -127,7 +128,7 @@ def record_score(
 def record_psfs(
     session: Session,
     patient_id: int,
-    ratings: list[tuple[str, int | str]],
+    ratings: Sequence[tuple[str, int | str]],
     *,
     actor: str,
     at: str | datetime | None = None,

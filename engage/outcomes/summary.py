@@ -214,16 +214,35 @@ def _prompts(session: Session, clinic_id: int) -> dict[int, list[Prompt]]:
 
 
 def outcome_summary(
-    session: Session, clinic_id: int, filters: Filters | None = None, now: datetime | None = None
+    session: Session,
+    clinic_id: int,
+    filters: Filters | None = None,
+    now: datetime | None = None,
+    *,
+    with_names: bool = False,
 ) -> dict[str, Any]:
     """The clinic's figures (the clinic row's keys at the top level), ``by_practitioner`` and ``by_sequence``
     rows (small cells pooled), ``response_rate`` per channel, ``act_on``, the chart series and the sources.
 
-    Raises ``InvalidInput`` for a practitioner of another clinic, ``NotFound`` for an unknown clinic.
+    ``with_names``: each ``act_on`` entry also carries the patient's name (for the staff page; the API and the
+    CLI answer ids). Raises ``InvalidInput`` for a practitioner of another clinic, ``NotFound`` for an unknown
+    clinic.
     """
     filters = filters or Filters()
     episodes, names = load_episodes(session, clinic_id, filters, now)
     tz = ZoneInfo(get(session, Clinic, clinic_id).timezone)
+    act_on = figures.act_on(episodes)
+    if with_names and act_on:
+        people = {
+            row.id: f"{row.first_name} {row.last_name}"
+            for row in session.execute(
+                select(Patient.id, Patient.first_name, Patient.last_name).where(
+                    Patient.id.in_({r["patient_id"] for r in act_on})
+                )
+            )
+        }
+        for entry in act_on:
+            entry["patient"] = people.get(entry["patient_id"], "")
     return {
         "clinic_id": clinic_id,
         "filters": filters.as_dict(),
@@ -231,7 +250,7 @@ def outcome_summary(
         "by_practitioner": figures.grouped(episodes, lambda e: e.practitioner_id, names, "No practitioner named"),
         "by_sequence": figures.grouped(episodes, lambda e: e.sequence_key, {}, "No sequence"),
         "response_rate": figures.response_rates(episodes),
-        "act_on": figures.act_on(episodes),
+        "act_on": act_on,
         "pain_by_session": figures.pain_by_session(episodes),
         "responders_by_month": figures.responders_by_month(
             episodes, lambda e: e.first_session.astimezone(tz).strftime("%Y-%m")

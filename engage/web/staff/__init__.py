@@ -20,6 +20,7 @@ from engage.web.staff import (
     auth,
     inbox,
     messages,
+    outcomes,
     patient_page,
     patients,
     plans,
@@ -47,6 +48,7 @@ def install(app: FastAPI) -> None:
         sequences,
         settings,
         appointment_import,
+        outcomes,
     ):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
