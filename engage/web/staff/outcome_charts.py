@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 40, 10, 10, 30
+LEFT, RIGHT, TOP, BOTTOM = 56, 10, 10, 30
 
 
 @dataclass
@@ -19,6 +19,8 @@ class Chart:
 
     width: int = WIDTH
     height: int = HEIGHT
+    left: int = LEFT  # where the plotting area starts (y labels end just before it)
+    right: int = WIDTH - RIGHT
     y_ticks: list[tuple[float, str]] = field(default_factory=list)  # (y, label)
     x_labels: list[tuple[float, str]] = field(default_factory=list)  # (x, label)
     band: str = ""  # polygon points
