@@ -253,7 +253,7 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
 #: (first name, last name) of the patients whose finished care gives the Outcomes page real figures.
 HISTORY_NAMES = [
     (f, la)
-    for la in ("Adams", "Baker", "Castro", "Diallo")
+    for la in ("Young", "Zamora", "Zhou", "Zimmer")
     for f in ("Alex", "Bea", "Cruz", "Dana", "Eli", "Fay", "Gus", "Hana", "Ivo")
 ]
 

@@ -131,24 +131,20 @@ def act_on(episodes: list[Episode]) -> list[dict[str, Any]]:
     return found
 
 
-def response_rates(episodes: list[Episode]) -> dict[str, dict[str, Any]]:
-    """Per channel: prompts sent, answered within 72 hours, and the rate (with its Wilson interval)."""
-    sent: dict[str, int] = defaultdict(int)
-    answered: dict[str, int] = defaultdict(int)
-    for episode in episodes:
-        for prompt in episode.prompts:
-            sent[prompt.channel] += 1
-            answered[prompt.channel] += prompt.answered_in_time()
-    return {channel: _rate(answered[channel], sent[channel]) for channel in sorted(sent)}
+def response_rates(rows: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per channel, from (channel, prompts sent, answered within 72 hours): the rate with its Wilson interval."""
+    found = {
+        str(getattr(channel, "value", channel)): (int(sent), int(answered or 0)) for channel, sent, answered in rows
+    }
+    return {channel: _rate(answered, sent) for channel, (sent, answered) in sorted(found.items())}
 
 
-def pain_by_session(episodes: list[Episode]) -> list[dict[str, Any]]:
-    """Median pain and its interquartile range by the number of sessions begun before the score (0: before
-    treatment); each point with its n."""
+def pain_by_session(counts: list[Any]) -> list[dict[str, Any]]:
+    """Median pain and its interquartile range by sessions begun before the score (0: before treatment), from
+    (sessions begun, score, how many) counts; each point with its n."""
     scores: dict[int, list[int]] = defaultdict(list)
-    for episode in episodes:
-        for number, score in episode.by_session:
-            scores[number].append(score)
+    for number, score, count in sorted(counts, key=lambda r: (int(r[0] or 0), r[1])):
+        scores[int(number or 0)].extend([int(score)] * int(count))
     points = []
     for number in sorted(scores):
         q = quartiles(scores[number])

@@ -7,30 +7,24 @@ The CLI (``engage outcomes summary``), the API (``GET /api/v1/outcomes/summary``
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput
-from engage.outcomes import figures
-from engage.outcomes.episodes import Episode, EpisodeInput, Prompt, Score, compute
+from engage.outcomes import facts, figures
+from engage.outcomes.episodes import WORSE_POINTS, Episode, meets_mcid
 from engage.records.lookup import get
 from engage.records.models import (
-    Appointment,
-    AppointmentStatus,
     Clinic,
     Enrollment,
     EnrollmentStatus,
-    Measure,
-    Message,
     MessageStatus,
-    Outcome,
     Patient,
     Practitioner,
     TreatmentPlan,
@@ -102,10 +96,73 @@ def parse_filters(
     )
 
 
-def load_episodes(
-    session: Session, clinic_id: int, filters: Filters, now: datetime | None = None
-) -> tuple[list[Episode], dict[int, str]]:
-    """The clinic's enrollments matching ``filters``, computed; and practitioner id -> name."""
+def _where(filters: Filters) -> list[Any]:
+    where: list[Any] = []
+    if filters.sequence:
+        where.append(Enrollment.sequence_key == filters.sequence)
+    if filters.condition:
+        where.append(func.lower(TreatmentPlan.condition) == filters.condition.lower())
+    if filters.modality:
+        where.append(func.lower(TreatmentPlan.modality) == filters.modality.lower())
+    return where
+
+
+def _scope(filters: Filters, tz: ZoneInfo) -> facts.Scope:
+    """The filters as the database applies them: the period's local dates as instants in the clinic's zone."""
+    after = datetime.combine(filters.start, time(0), tz).timestamp() if filters.start else None
+    before = datetime.combine(filters.end + timedelta(days=1), time(0), tz).timestamp() if filters.end else None
+    return facts.Scope(tuple(_where(filters)), filters.practitioner_id, after, before)
+
+
+def _episode(row: Any, streaks: dict[int, int]) -> Episode:
+    """An :class:`Episode` from the database's facts (the same definitions as :func:`episodes.compute`)."""
+    episode = Episode(
+        row.enrollment_id,
+        row.patient_id,
+        row.practitioner_id,
+        row.sequence_key,
+        datetime.fromtimestamp(row.first_start, timezone.utc),
+        active=row.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED),
+        unanswered_in_a_row=streaks.get(row.enrollment_id, 0),
+    )
+    if row.baseline is None:
+        return episode
+    episode.baseline = row.baseline
+    if not row.follow_ups:
+        return episode
+    first = row.first_start
+    episode.follow_ups = row.follow_ups
+    episode.latest = row.latest
+    episode.latest_at = datetime.fromtimestamp(row.latest_at, timezone.utc)
+    episode.final = row.latest_at >= row.last_start
+    episode.two_points, episode.thirty_percent = meets_mcid(row.baseline, row.latest)
+    episode.both = episode.two_points and episode.thirty_percent
+    episode.worsened = row.latest - row.baseline >= WORSE_POINTS
+    if row.mcid_at is not None:
+        episode.days_to_mcid = (row.mcid_at - first) / 86400
+        episode.sessions_to_mcid = row.mcid_sessions
+        episode.km_days = (episode.days_to_mcid, True)
+        episode.km_sessions = (float(row.mcid_sessions), True)
+    else:
+        episode.km_days = ((row.latest_at - first) / 86400, False)
+        episode.km_sessions = (float(row.latest_sessions), False)
+    return episode
+
+
+@dataclass
+class Loaded:
+    """What :func:`load_episodes` found: the episodes, practitioner names, prompt rates and chart counts."""
+
+    episodes: list[Episode]
+    names: dict[int, str]
+    rates: list[Any]
+    histogram: list[Any]
+
+
+def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datetime | None = None) -> Loaded:
+    """The clinic's enrollments matching ``filters`` as episodes, computed by the database (:mod:`facts`).
+
+    Raises ``InvalidInput`` (field ``practitioner``) for a practitioner of another clinic."""
     clinic: Clinic = get(session, Clinic, clinic_id)
     tz = ZoneInfo(clinic.timezone)
     now = now or utcnow()
@@ -117,100 +174,15 @@ def load_episodes(
     }
     if filters.practitioner_id is not None and filters.practitioner_id not in names:
         raise InvalidInput(f"no practitioner with id {filters.practitioner_id} in this clinic", field="practitioner")
-    query = (
-        select(
-            Enrollment.id,
-            Enrollment.patient_id,
-            Enrollment.plan_id,
-            Enrollment.sequence_key,
-            Enrollment.status,
-            TreatmentPlan.practitioner_id,
-            TreatmentPlan.condition,
-            TreatmentPlan.modality,
-        )
-        .join(TreatmentPlan, TreatmentPlan.id == Enrollment.plan_id)
-        .join(Patient, Patient.id == Enrollment.patient_id)
-        .where(Patient.clinic_id == clinic_id)
-    )
-    if filters.sequence:
-        query = query.where(Enrollment.sequence_key == filters.sequence)
-    if filters.condition:
-        query = query.where(func.lower(TreatmentPlan.condition) == filters.condition.lower())
-    if filters.modality:
-        query = query.where(func.lower(TreatmentPlan.modality) == filters.modality.lower())
-    enrollments = session.execute(query).all()
-    if not enrollments:
-        return [], names
-
-    sessions: dict[int, list[tuple[datetime, datetime, int | None]]] = defaultdict(list)
-    for plan_id, start, end, practitioner_id in session.execute(
-        select(Appointment.plan_id, Appointment.start_at, Appointment.end_at, Appointment.practitioner_id)
-        .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
-        .join(Patient, Patient.id == TreatmentPlan.patient_id)
-        .where(Patient.clinic_id == clinic_id, Appointment.status != AppointmentStatus.CANCELLED)
-        .order_by(Appointment.plan_id, Appointment.start_at)
-    ):
-        sessions[plan_id].append((start, end, practitioner_id))
-    scores: dict[int, list[Score]] = defaultdict(list)
-    for patient_id, at, score in session.execute(
-        select(Outcome.patient_id, Outcome.recorded_at, Outcome.score)
-        .join(Patient, Patient.id == Outcome.patient_id)
-        .where(Patient.clinic_id == clinic_id, Outcome.measure == Measure.NPRS)
-    ):
-        scores[patient_id].append(Score(at, score))
-    prompts = _prompts(session, clinic_id)
-
-    episodes: list[Episode] = []
-    for enrollment_id, patient_id, plan_id, sequence_key, status, plan_practitioner, condition, modality in enrollments:
-        visits = sessions.get(plan_id)
-        if not visits:
-            continue
-        practitioner_id = plan_practitioner if plan_practitioner is not None else visits[0][2]
-        if filters.practitioner_id is not None and practitioner_id != filters.practitioner_id:
-            continue
-        first_day = visits[0][0].astimezone(tz).date()
-        if (filters.start and first_day < filters.start) or (filters.end and first_day > filters.end):
-            continue
-        data = EpisodeInput(
-            enrollment_id=enrollment_id,
-            patient_id=patient_id,
-            sessions=tuple(v[0] for v in visits),
-            first_end=visits[0][1],
-            scores=tuple(scores.get(patient_id, ())),
-            prompts=tuple(prompts.get(enrollment_id, ())),
-            practitioner_id=practitioner_id,
-            sequence_key=sequence_key,
-            condition=condition,
-            modality=modality,
-            active=status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED),
-        )
-        episodes.append(compute(data, now))
-    return episodes, names
-
-
-def _prompts(session: Session, clinic_id: int) -> dict[int, list[Prompt]]:
-    """Enrollment id -> its reassessment prompts that went out, each with its first answer's time."""
-    first_answer = (
-        select(Outcome.prompt_message_id.label("id"), func.min(Outcome.recorded_at).label("at"))
-        .where(Outcome.prompt_message_id.is_not(None))
-        .group_by(Outcome.prompt_message_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            Message.enrollment_id,
-            Message.channel,
-            func.coalesce(Message.sent_at, Message.handed_at, Message.due_at),
-            first_answer.c.at,
-        )
-        .join(Patient, Patient.id == Message.patient_id)
-        .outerjoin(first_answer, first_answer.c.id == Message.id)
-        .where(Patient.clinic_id == clinic_id, Message.template == REASSESSMENT, Message.status.in_(_SENT))
-    )
-    found: dict[int, list[Prompt]] = defaultdict(list)
-    for enrollment_id, channel, sent_at, answered_at in rows:
-        found[enrollment_id].append(Prompt(sent_at, channel.value, answered_at))
-    return found
+    if session.get_bind().dialect.name == "postgresql":
+        # These queries' cost estimates trip PostgreSQL's JIT, whose compilation (over a second) costs far more
+        # than the few hundred milliseconds the queries take; off for this transaction only.
+        session.execute(text("SET LOCAL jit = off"))
+    scope = _scope(filters, tz)
+    rows = facts.episode_rows(session, clinic_id, scope)
+    rates, streaks = facts.prompt_facts(session, clinic_id, scope, now.timestamp())
+    histogram = facts.pain_histogram(session, clinic_id, scope)
+    return Loaded([_episode(r, streaks) for r in rows], names, rates, histogram)
 
 
 def outcome_summary(
@@ -229,7 +201,8 @@ def outcome_summary(
     clinic.
     """
     filters = filters or Filters()
-    episodes, names = load_episodes(session, clinic_id, filters, now)
+    loaded = load_episodes(session, clinic_id, filters, now)
+    episodes, names = loaded.episodes, loaded.names
     tz = ZoneInfo(get(session, Clinic, clinic_id).timezone)
     act_on = figures.act_on(episodes)
     if with_names and act_on:
@@ -249,9 +222,9 @@ def outcome_summary(
         **figures.row(episodes),
         "by_practitioner": figures.grouped(episodes, lambda e: e.practitioner_id, names, "No practitioner named"),
         "by_sequence": figures.grouped(episodes, lambda e: e.sequence_key, {}, "No sequence"),
-        "response_rate": figures.response_rates(episodes),
+        "response_rate": figures.response_rates(loaded.rates),
         "act_on": act_on,
-        "pain_by_session": figures.pain_by_session(episodes),
+        "pain_by_session": figures.pain_by_session(loaded.histogram),
         "responders_by_month": figures.responders_by_month(
             episodes, lambda e: e.first_session.astimezone(tz).strftime("%Y-%m")
         ),

@@ -94,7 +94,8 @@ def outcomes_csv(request: Request, staff: OutcomesReader) -> Response:
     with session_scope() as session:
         if problems:
             filters = Filters()
-        episodes, names = load_episodes(session, staff.clinic_id, filters)
+        loaded = load_episodes(session, staff.clinic_id, filters)
+        episodes, names = loaded.episodes, loaded.names
         clinic = session.get_one(Clinic, staff.clinic_id)
         people: dict[int, str] = {}
         if not deidentified:
