@@ -3,7 +3,6 @@ on the patient page (``POST /patients/{id}/baseline``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -19,26 +18,16 @@ from engage.records.models import Clinic, Patient
 from engage.records.practitioners import list_practitioners
 from engage.records.roles import Action
 from engage.schedule.sequences import load_sequences
-from engage.web.staff.auth import current_staff, require
+from engage.web.staff.auth import staff_may
 from engage.web.staff.loaders import get_patient_for
 from engage.web.staff.outcome_charts import pain_chart, responder_chart
-from engage.web.staff.pages import Staff, redirect, render, secure
+from engage.web.staff.pages import Staff, redirect, refusing, render, secure
 
 router = APIRouter()
 
 
-def staff_who_may(action: Action) -> Callable[..., Staff]:
-    """A dependency: the signed-in staff member when their role may do ``action``; else 403."""
-
-    def check(staff: Annotated[Staff, Depends(current_staff)]) -> Staff:
-        require(staff, action)
-        return staff
-
-    return check
-
-
-OutcomesReader = Annotated[Staff, Depends(staff_who_may(Action.VIEW_OUTCOMES))]
-IntakeRecorder = Annotated[Staff, Depends(staff_who_may(Action.RECORD_INTAKE))]
+OutcomesReader = Annotated[Staff, Depends(staff_may(Action.VIEW_OUTCOMES))]
+IntakeRecorder = Annotated[Staff, Depends(staff_may(Action.RECORD_INTAKE))]
 
 
 def _filters(request: Request) -> tuple[Filters, dict[str, str], dict[str, str]]:
@@ -131,15 +120,12 @@ def record_baseline(
 ) -> Response:
     """Pain and PSFS a patient gave at the desk (on paper, or told), with the time taken; all or nothing."""
     ratings = [(a, r) for a, r in ((activity_1, rating_1), (activity_2, rating_2), (activity_3, rating_3)) if a or r]
-    try:
-        with session_scope() as session:
-            patient = get_patient_for(session, staff, patient_id)
-            if not pain.strip() and not ratings:
-                raise InvalidInput("give a pain score or at least one activity with its rating", field="pain")
-            if pain.strip():
-                record_score(session, patient.id, pain, actor=staff.email, at=at or None, source="staff")
-            if ratings:
-                record_psfs(session, patient.id, ratings, actor=staff.email, at=at or None, source="staff")
-    except InvalidInput as exc:
-        return redirect(f"/patients/{patient_id}#baseline", f"Baseline not recorded: {exc}.")
+    with refusing("Baseline not recorded", f"/patients/{patient_id}#baseline"), session_scope() as session:
+        patient = get_patient_for(session, staff, patient_id)
+        if not pain.strip() and not ratings:
+            raise InvalidInput("give a pain score or at least one activity with its rating", field="pain")
+        if pain.strip():
+            record_score(session, patient.id, pain, actor=staff.email, at=at or None, source="staff")
+        if ratings:
+            record_psfs(session, patient.id, ratings, actor=staff.email, at=at or None, source="staff")
     return redirect(f"/patients/{patient_id}#baseline", "Baseline recorded.")
