@@ -250,6 +250,69 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
     return clinic.id, seeded
 
 
+#: (first name, last name) of the patients whose finished care gives the Outcomes page real figures.
+HISTORY_NAMES = [
+    (f, la)
+    for la in ("Young", "Zamora", "Zhou", "Zimmer")
+    for f in ("Alex", "Bea", "Cruz", "Dana", "Eli", "Fay", "Gus", "Hana", "Ivo")
+]
+
+
+def _outcome_history(session: Any, clinic_id: int, now: datetime) -> int:
+    """Finished episodes in the months before ``now``: three practitioners (one with too few episodes to show
+    by name), weekly plans, a baseline the day before the first session and weekly scores after it, most
+    improving, some not, one worse. Enrollments are completed, so nothing is planned or sent for them."""
+    from engage.conversation.measures import record_score
+    from engage.records.models import Enrollment, EnrollmentStatus
+    from engage.records.patients import add_patient
+    from engage.records.plans import create_plan
+    from engage.records.practitioners import add_practitioner
+
+    names = ("Dr. Maya Chen", "Dr. Sam Okafor", "Jo Rivera, PT")
+    who = [
+        add_practitioner(session, clinic_id, name=n, external_id=f"DR-{i}", actor="demo").id
+        for i, n in enumerate(names, 1)
+    ]
+    for n, (first_name, last_name) in enumerate(HISTORY_NAMES):
+        patient = add_patient(
+            session,
+            clinic_id=clinic_id,
+            first_name=first_name,
+            last_name=last_name,
+            actor="demo",
+            email=f"{first_name.lower()}.{last_name.lower()}.{n}@patients.example",
+        )
+        first = now - timedelta(days=200 - 4 * n, hours=n % 5)
+        plan = create_plan(
+            session,
+            patient_id=patient.id,
+            condition="sciatica",
+            modality="dry needling",
+            first=first,
+            sessions=6,
+            every=timedelta(days=7),
+            actor="demo",
+            allow_past=True,
+            practitioner_id=who[2 if n % 9 == 8 else n % 2],
+        )
+        session.add(
+            Enrollment(
+                patient_id=patient.id,
+                plan_id=plan.id,
+                sequence_key=SEQUENCE,
+                status=EnrollmentStatus.COMPLETED,
+                enrolled_by="demo",
+            )
+        )
+        baseline = 5 + n % 5
+        drop = (0, 1, 2, 3, 4, 5, 3, 4, -1)[n % 9]  # points gained by the last score; -1: worse
+        record_score(session, patient.id, baseline, actor="demo", at=first - timedelta(days=1), source="staff")
+        for week in range(1, 6):
+            score = max(0, min(10, baseline - round(drop * week / 5) + (1 if drop < 0 and week > 2 else 0)))
+            record_score(session, patient.id, score, actor="demo", at=first + timedelta(days=7 * week, hours=3))
+    return len(HISTORY_NAMES)
+
+
 def _demo_staff(session: Any, clinic_id: int, database_url: str) -> dict[str, str] | None:
     """The demo admin login, moved to this run's clinic (created the first time); None outside SQLite."""
     from engage.records.models import Role, StaffUser
@@ -377,6 +440,7 @@ def run_demo(
         superseded = _check_database_is_safe(session)
         clinic_id, seeded = _seed(session, start, patients)
         staff_login = _demo_staff(session, clinic_id, settings.database_url)
+        history = _outcome_history(session, clinic_id, start)
     report = DemoReport(
         clinic_id=clinic_id,
         database=settings.database_url,
@@ -392,6 +456,7 @@ def run_demo(
         + (f" (cancelled {superseded} unsent messages of an earlier demo run)" if superseded else "")
         + "."
     )
+    say(f"Added {history} finished episodes of care with pain scores, for the Outcomes page.")
     say(f"Running {days} simulated days from {start:%Y-%m-%d %H:%M} UTC through Celery (in-process worker)...")
 
     stops = sorted((datetime.fromisoformat(p["stop_at"]), p) for p in seeded if p["stop_at"])

@@ -160,3 +160,7 @@ def test_demo_prints_one_command_for_the_staff_app_and_its_login_works(
     )
     assert signed_in.url.path == "/" and "Riverside Physio (demo)" in signed_in.text
     assert "Maria" in client.get("/patients").text
+    # The demo's history gives its Outcomes page real figures (36 finished episodes, 3 practitioners).
+    outcomes = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get("/outcomes").text))
+    assert re.search(r"Responders \(2 points and 30 %\): \d+ % , \d+ of 3\d episodes", outcomes), outcomes[:2000]
+    assert "Dr. Maya Chen" in outcomes and "Kaplan–Meier median" in outcomes

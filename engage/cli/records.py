@@ -225,6 +225,9 @@ def plan() -> None:
 @click.option("--duration", default="45m", show_default=True, callback=_duration, help="Session length.")
 @click.option("--reassess-every", type=int, default=3, show_default=True, help="Sessions between reassessments.")
 @click.option("--allow-past", is_flag=True, help="Record appointments that already happened (staff history).")
+@click.option(
+    "--practitioner", "practitioner_id", type=int, help="Who treats: a practitioner id (engage practitioner list)."
+)
 @json_option
 @user_errors
 def plan_create(
@@ -237,6 +240,7 @@ def plan_create(
     duration: timedelta,
     reassess_every: int,
     allow_past: bool,
+    practitioner_id: int | None,
 ) -> None:
     """Create a treatment plan and book its appointments."""
     with session_scope() as session:
@@ -251,9 +255,11 @@ def plan_create(
             duration=duration,
             reassess_every=reassess_every,
             allow_past=allow_past,
+            practitioner_id=practitioner_id,
         )
         data: dict[str, Any] = {
             "id": created.id,
+            "practitioner_id": created.practitioner_id,
             "appointments": [plans.appointment_json(a) for a in created.appointments],
         }
     emit(data, lambda: f"plan {data['id']} created\n" + table(data["appointments"], ["id", "start", "end", "status"]))

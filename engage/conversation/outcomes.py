@@ -20,7 +20,7 @@ from engage.clock import utcnow
 from engage.config import get_settings
 from engage.errors import InvalidInput, NotFound
 from engage.records.audit import audit
-from engage.records.models import Channel, Message, MessageStatus, Outcome, Patient
+from engage.records.models import Channel, Measure, Message, MessageStatus, Outcome, Patient
 from engage.records.outgoing_webhooks import EventType, emit
 
 REASSESSMENT_TEMPLATE = "reassessment"
@@ -46,7 +46,7 @@ def is_high_score(score: int, previous: int | None) -> bool:
 
 def previous_score(session: Session, patient_id: int, *, before_prompt: int | None = None) -> int | None:
     """The patient's latest recorded score, not counting the answer to ``before_prompt`` (being replaced)."""
-    query = select(Outcome.score).where(Outcome.patient_id == patient_id)
+    query = select(Outcome.score).where(Outcome.patient_id == patient_id, Outcome.measure == Measure.NPRS)
     if before_prompt is not None:
         query = query.where((Outcome.prompt_message_id != before_prompt) | Outcome.prompt_message_id.is_(None))
     return session.scalar(query.order_by(Outcome.recorded_at.desc(), Outcome.id.desc()).limit(1))
@@ -174,16 +174,18 @@ def record_outcome(
     return outcome
 
 
-def list_outcomes(session: Session, patient_id: int) -> list[Outcome]:
-    """The patient's outcomes, oldest first: each prompt's latest answer (and any answer without a prompt).
+def list_outcomes(session: Session, patient_id: int, measure: Measure | None = None) -> list[Outcome]:
+    """The patient's outcomes, oldest first: each prompt's latest answer (and any answer without a prompt);
+    ``measure``: only those of one measure.
 
     Raises ``NotFound`` for an unknown patient.
     """
     if session.get(Patient, patient_id) is None:
         raise NotFound(f"no patient with id {patient_id}")
-    answers = session.scalars(
-        select(Outcome).where(Outcome.patient_id == patient_id).order_by(Outcome.recorded_at, Outcome.id)
-    ).all()
+    query = select(Outcome).where(Outcome.patient_id == patient_id)
+    if measure is not None:
+        query = query.where(Outcome.measure == measure)
+    answers = session.scalars(query.order_by(Outcome.recorded_at, Outcome.id)).all()
     latest: dict[object, Outcome] = {}
     for answer in answers:  # oldest first, so the last one seen for a prompt is its latest
         latest[answer.prompt_message_id if answer.prompt_message_id is not None else ("own", answer.id)] = answer
@@ -197,6 +199,8 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         "recorded_at": outcome.recorded_at.isoformat(),
         "source": outcome.source,
         "prompt_message_id": outcome.prompt_message_id,
+        "measure": outcome.measure.value,
+        "item": outcome.item,
     }
 
 

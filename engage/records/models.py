@@ -253,6 +253,25 @@ class ConsentEvent(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Practitioner(Base):
+    """A clinic's clinician: a staff account of role practitioner, or a name and external id from the
+    practice-management system (a sync matches it by that id). Plans and appointments carry one."""
+
+    __tablename__ = "practitioner"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "external_id", name="uq_practitioner_external_id"),
+        UniqueConstraint("staff_user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TreatmentPlan(Base):
     __tablename__ = "treatment_plan"
     __table_args__ = (UniqueConstraint("external_clinic_id", "external_id", name="uq_treatment_plan_external_id"),)
@@ -272,6 +291,8 @@ class TreatmentPlan(Base):
     external_id: Mapped[str | None] = mapped_column(String(100))
     #: Set with ``external_id``: the clinic whose id space it belongs to (the unique constraint needs it here).
     external_clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
+    #: Who treats: the default for the plan's appointments (each may name another).
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id"), index=True)
 
     patient: Mapped[Patient] = relationship(back_populates="plans")
     appointments: Mapped[list[Appointment]] = relationship(back_populates="plan", order_by="Appointment.start_at")
@@ -294,6 +315,7 @@ class Appointment(Base):
     external_id: Mapped[str | None] = mapped_column(String(100))
     #: Set with ``external_id``: the clinic whose id space it belongs to (the unique constraint needs it here).
     external_clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id"), index=True)
 
     plan: Mapped[TreatmentPlan] = relationship(back_populates="appointments")
 
@@ -411,6 +433,14 @@ class InboundMessage(Base):
     auto_reply: Mapped[str | None] = mapped_column(String(20))  # which automatic answer we sent, if any
 
 
+class Measure(enum.StrEnum):
+    """What an outcome score measures. Both are whole numbers 0-10: NPRS pain (lower is better) and one
+    activity of the Patient-Specific Functional Scale (higher is better; ``Outcome.item`` names it)."""
+
+    NPRS = "nprs"
+    PSFS = "psfs"
+
+
 class Outcome(Base):
     """One answer to a reassessment prompt; a prompt's outcome is its latest answer (each keeps its own time)."""
 
@@ -424,9 +454,11 @@ class Outcome(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
     prompt_message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
-    score: Mapped[int] = mapped_column(Integer)  # pain, 0-10
+    score: Mapped[int] = mapped_column(Integer)  # 0-10: pain (NPRS) or one PSFS activity
     source: Mapped[str] = mapped_column(String(20))  # sms, email, staff
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    measure: Mapped[Measure] = mapped_column(_enum(Measure), default=Measure.NPRS, server_default="nprs")
+    item: Mapped[str | None] = mapped_column(String(100))  # the PSFS activity, in the patient's words
 
 
 class AuditEvent(Base):

@@ -17,6 +17,8 @@ status                     no        ``booked`` (default), ``cancelled``, ``comp
 sequence                   no        enroll the patient's plan for it, e.g. ``dry-needling-sciatica``
 plan_external_id           no        the plan's id in your system (default: one plan per patient and sequence)
 condition, modality        no        for plans the import makes (default: the sequence's name, empty)
+practitioner_external_id   no        who sees the patient, by your system's id
+practitioner_name          no        their name: adds a practitioner whose id engage does not know yet
 =========================  ========  ===================================================================
 
 Every row is checked before anything is written; :class:`~engage.sync.apply.SyncErrors` lists each
@@ -48,6 +50,8 @@ OPTIONAL = (
     "plan_external_id",
     "condition",
     "modality",
+    "practitioner_external_id",
+    "practitioner_name",
 )
 _STATUS_WORDS = {"canceled": "cancelled", "no-show": "no_show", "noshow": "no_show", "fulfilled": "completed"}
 
@@ -111,6 +115,8 @@ def _read(reader: csv.DictReader[str]) -> tuple[list[PatientRecord], list[Appoin
                 plan_external_id=row.get("plan_external_id") or None,
                 condition=row.get("condition") or None,
                 modality=row.get("modality") or None,
+                practitioner_external_id=row.get("practitioner_external_id") or None,
+                practitioner_name=row.get("practitioner_name") or None,
                 where=where,
             )
         )

@@ -53,6 +53,9 @@ class AppointmentRecord:
     plan_external_id: str | None = None
     condition: str | None = None
     modality: str | None = None
+    #: Who treats, by the practice-management system's id; a new id needs ``practitioner_name``.
+    practitioner_external_id: str | None = None
+    practitioner_name: str | None = None
     where: str = ""
 
 

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engage import __version__
 from engage.config import get_settings
 from engage.delivery import heartbeat
-from engage.web import exercise_pages, middleware, patient_pages, ratelimit
+from engage.web import exercise_pages, intake_pages, middleware, patient_pages, ratelimit
 from engage.web import metrics as metrics_route
 from engage.web import staff as staff_app
 from engage.web.api import create_api, problems
@@ -106,6 +106,7 @@ def create_app() -> FastAPI:
     ratelimit.check_settings(settings)
     app.include_router(patient_pages.router, dependencies=[Depends(ratelimit.public_pages)])
     app.include_router(exercise_pages.router, dependencies=[Depends(ratelimit.public_pages)])
+    app.include_router(intake_pages.router, dependencies=[Depends(ratelimit.public_pages)])
     app.include_router(metrics_route.router)
     staff_app.install(app)
 

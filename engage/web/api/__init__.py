@@ -14,7 +14,18 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from engage import __version__
-from engage.web.api import csv_sync, enrollments, fhir, messages, patients, plans, problems, sync, webhooks
+from engage.web.api import (
+    csv_sync,
+    enrollments,
+    fhir,
+    messages,
+    outcomes,
+    patients,
+    plans,
+    problems,
+    sync,
+    webhooks,
+)
 
 VENDOR = Path(__file__).resolve().parent.parent / "static" / "vendor"
 SWAGGER_UI = "swagger-ui-5.35.0"
@@ -63,6 +74,7 @@ def create_api() -> FastAPI:
         fhir.router,
         csv_sync.router,
         webhooks.router,
+        outcomes.router,
     ):
         api.include_router(router, prefix="/v1")
     problems.install(api)

@@ -44,6 +44,7 @@ def plan_out(plan: TreatmentPlan, enrollment_id: int | None = None) -> dict[str,
         "appointments": [plans.appointment_json(a) for a in plan.appointments],
         "enrollment_id": enrollment_id,
         "exercises": list(plan.exercises or []),
+        "practitioner_id": plan.practitioner_id,
     }
 
 
@@ -73,6 +74,7 @@ def create_plan(body: PlanIn, request: Request, caller: PlansWriter, key: Idempo
             external_id=body.external_id,
             actor=caller.actor,
             allow_past=body.allow_past,
+            practitioner_id=body.practitioner_id,
         )
         enrollment_id = None
         if body.sequence:

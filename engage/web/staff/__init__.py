@@ -20,6 +20,7 @@ from engage.web.staff import (
     auth,
     inbox,
     messages,
+    outcomes,
     patient_page,
     patients,
     plans,
@@ -30,7 +31,7 @@ from engage.web.staff import (
 from engage.web.staff.pages import Refused, refused_redirect, render
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-_NOT_STAFF = ("/api/", "/webhooks/", "/u/", "/r/", "/x/", "/metrics", "/healthz")
+_NOT_STAFF = ("/api/", "/webhooks/", "/u/", "/r/", "/x/", "/q/", "/metrics", "/healthz")
 _TITLES = {403: "Not allowed", 404: "Not found", 405: "Not allowed", 429: "Too many requests"}
 
 
@@ -47,6 +48,7 @@ def install(app: FastAPI) -> None:
         sequences,
         settings,
         appointment_import,
+        outcomes,
     ):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -26,7 +26,7 @@ from engage.db import session_scope
 from engage.delivery.providers.base import OutgoingSms
 from engage.delivery.send_checks import render as render_message
 from engage.records.audit import patient_history
-from engage.records.models import Channel, ConsentEvent, Enrollment, Patient
+from engage.records.models import Channel, ConsentEvent, Enrollment, Measure, Patient
 from engage.schedule.enrollments import timeline
 from engage.schedule.explain import describe_result
 from engage.schedule.patient_changes import set_consent
@@ -64,7 +64,7 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
         select(Enrollment).where(Enrollment.patient_id == patient.id).order_by(Enrollment.id)
     ):
         enrollments.setdefault(enrollment.plan_id, []).append(enrollment)
-    outcomes = list_outcomes(session, patient.id)
+    outcomes = list_outcomes(session, patient.id, Measure.NPRS)
     scores = [{"when": local(o.recorded_at, tz, "%d %b %Y"), "score": o.score} for o in outcomes]
     return PatientView(
         patient=patient,
