@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from engage.config import get_settings
 from engage.db import session_scope
-from engage.delivery import spool
+from engage.delivery import heartbeat, spool
 from engage.delivery.providers.base import ConfigurationError
 from engage.delivery.send import Outcome, SendResult, send_one
 from engage.records.models import Channel, Message, MessageStatus
@@ -85,6 +85,12 @@ def send_many(message_ids: Sequence[int], channel: Channel | None = None) -> dic
         except Exception as exc:  # noqa: BLE001 - send_one rescheduled the row (or left it to the reaper)
             log.error("message %d: send failed with %s", message_id, type(exc).__name__)
             counts["error"] += 1
+    if channel is not None:
+        heartbeat.record_provider(
+            channel.value,
+            accepted=counts[Outcome.SENT.value],
+            refused=counts[Outcome.RETRY.value] + counts[Outcome.UNKNOWN.value],
+        )
     if problem is not None:
         raise problem
     return counts

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from engage.config import get_settings
 from engage.db import session_scope
+from engage.ops import status as ops_status
 from engage.records.models import Message, MessageStatus
 from tests.bench.bench_delivery import child_env, process_tree, seed_due_messages, start_beat, start_worker, stop
 from tests.fakes.provider_server import FakeProviders
@@ -294,7 +295,10 @@ def test_provider_outage_of_a_minute_then_everything_sent_once(
     pipe = pipeline_factory(private_redis.url)
     pipe.worker("w1")
     pipe.beat()
+    # The outage shows in /healthz and `engage status` within a few ticks of the first refusals.
+    wait_for(lambda: "sms provider failing" in ops_status.health()[1]["problems"], 30, "provider outage not visible")
     wait_until_settled(ids, timeout=120)
+    assert ops_status.health()[1]["providers"]["sms"]["failing"] is False  # it took messages again
     assert_each_sent_once(pipe, ids, max_unknown=0)
     requests = fake.sms_requests() + fake.email_requests()
     refused = [r for r in requests if r["status"] == 503]
