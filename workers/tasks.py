@@ -26,9 +26,11 @@ def dispatch_due() -> int:
     """Claim due rows, SMS and email apart, and enqueue them as ``send_batch`` tasks on their channel's queue.
 
     First applies what was held in Redis while the database was down (inbound opt-outs first) and
-    re-enqueues rows a send put back. Returns how many ids were enqueued. Stops when both claims come back short or
-    after one tick's time (the next tick carries on). If the broker refuses a
-    publish, the task fails and the rows not yet enqueued stay ``queued`` until
+    re-enqueues rows a send put back. Claims per channel no more than its rate limit lets out in one
+    tick (:func:`engage.delivery.send.per_tick`), so no batch waits long for slots while a tick or a
+    webhook delivery waits for its process. Returns how many ids were enqueued. Stops when both
+    claims come back short or after one tick's time (the next tick carries on). If the broker
+    refuses a publish, the task fails and the rows not yet enqueued stay ``queued`` until
     ``reap_stale`` re-enqueues them. A finished tick records the beat's heartbeat
     (``engage.delivery.heartbeat``).
     """
@@ -44,13 +46,21 @@ def _claim_and_enqueue() -> int:
     for channel, ids in batch.retaken().items():
         _enqueue(channel, ids)
         enqueued += len(ids)
+    # No more than the rate limit lets out before the next tick: the rest stays scheduled for it.
+    budget = {channel: send.per_tick(channel) for channel in (Channel.EMAIL, Channel.SMS)}
     while True:
         short = True
         for channel in (Channel.EMAIL, Channel.SMS):
-            ids = claim.claim_due(channel=channel)
+            left = budget[channel]
+            if left is not None and left <= 0:
+                continue
+            limit = settings.claim_batch if left is None else min(settings.claim_batch, left)
+            ids = claim.claim_due(limit, channel=channel)
             _enqueue(channel, ids)
             enqueued += len(ids)
-            short = short and len(ids) < settings.claim_batch
+            if left is not None:
+                budget[channel] = left - len(ids)
+            short = short and len(ids) < limit
         if short or time.monotonic() >= deadline:
             return enqueued
 

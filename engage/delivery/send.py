@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from engage.delivery.outbox_rows import (
     take,
     write_with_retries,
 )
-from engage.delivery.providers import email_provider, sms_provider
+from engage.delivery.providers import email_provider, email_provider_name, sms_provider, sms_provider_name
 from engage.delivery.providers.base import ConfigurationError, OutgoingSms, ProviderError
 from engage.delivery.providers.twilio_codes import INVALID_NUMBER as TWILIO_INVALID_NUMBER
 from engage.delivery.providers.twilio_codes import NOT_MOBILE as TWILIO_NOT_MOBILE
@@ -343,6 +344,20 @@ def _apply(session: Session, message_id: int, now: datetime, attempt: int, decis
     log.info("message %d %s at send time: %s", message_id, decision.status.value, decision.reason)
     outcome = Outcome.CANCELLED if decision.status is MessageStatus.CANCELLED else Outcome.SKIPPED
     return SendResult(message_id, outcome, reason=decision.reason)
+
+
+def per_tick(channel: Channel) -> int | None:
+    """How many of ``channel``'s messages the shared rate limit lets out in one tick (None: not limited).
+
+    The tick claims no more than this, so a send batch waits for its rate-limit slots a moment, not
+    seconds, and never holds a worker process that a tick or a webhook delivery needs.
+    """
+    settings = get_settings()
+    name = sms_provider_name(settings) if channel is Channel.SMS else email_provider_name(settings)
+    if name in UNLIMITED_PROVIDERS:
+        return None
+    rate = settings.sms_rate_per_second if channel is Channel.SMS else settings.email_rate_per_second
+    return max(1, math.ceil(rate * settings.tick_seconds))
 
 
 def _wait_for_slot(channel: Channel, provider_name: str) -> None:

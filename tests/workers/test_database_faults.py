@@ -256,3 +256,34 @@ def test_a_stop_received_while_the_database_is_down_is_applied_before_any_send(
         assert current_consent(session, patient_id, Channel.SMS) is ConsentState.OPTED_OUT
     assert kinds == ["opt_out"]
     assert redis.Redis.from_url(private_redis.url).llen(spool.PREFIX + spool.INBOUND) == 0
+
+
+def test_send_results_outlive_a_database_outage_instead_of_becoming_unknown(
+    pipeline_factory: Callable[..., Pipeline],  # noqa: F811
+    private_redis: PrivateRedis,  # noqa: F811
+    fake: FakeProviders,  # noqa: F811
+    role: LimitedRole,
+    tmp_path: Path,
+) -> None:
+    ids = seed(8, 0)
+    # Every answer takes 2 s (the timeout is 3 s): the database goes away while the eight calls are in flight.
+    fake.add_faults("sms", [{"delay": 2.0}] * 8)
+    role.create(limit=20)
+    workers = pipeline_factory(
+        private_redis.url, ENGAGE_DATABASE_URL=role.url, ENGAGE_SEND_THREADS="8", ENGAGE_SEND_BATCH="8"
+    )
+    beat = pipeline_factory(private_redis.url)
+    workers.worker("w1", concurrency=1)
+    beat.beat()
+    wait_for(
+        lambda: set(statuses(ids).values()) == {MessageStatus.SENDING}, 30, "the sends to be handed over", every=0.05
+    )
+    role.limit(0, disconnect=True)  # the database refuses the workers for 12 s, well past the write's retries
+    time.sleep(12)
+    role.limit(20)
+    final = wait_until_settled(ids, timeout=60)
+
+    assert Counter(s.value for s in final.values()) == {"sent": 8}
+    assert_each_sent_once(workers, ids, max_unknown=0)
+    logs = _logs(tmp_path)
+    assert "is held in Redis until it is back" in logs and "applied held" in logs
