@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     runs = []
     for latency in latencies:
-        due_at = datetime.now(timezone.utc) + timedelta(seconds=6 + args.n / 300)
+        due_at = datetime.now(timezone.utc) + timedelta(seconds=20 + args.n / 300)  # migrations + seeding, loaded
         jitter = args.jitter if latency else 0.0
         noop_n = (args.noop or args.n) if not latency else 0
         run = _run(
@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.sustained_seconds:
         per_second = int(args.sustained_rate)
         start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(
-            seconds=6 + per_second * args.sustained_seconds / 300
+            seconds=20 + per_second * args.sustained_seconds / 300
         )
         batches = [
             (per_second - per_second // 2, per_second // 2, start + timedelta(seconds=k))
