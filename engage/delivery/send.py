@@ -245,9 +245,10 @@ def _take_and_prepare(message_id: int, now: datetime) -> tuple[Ready, int] | Sen
     """One transaction: take the row (``queued -> sending``), re-check and render it, then set ``handed_at``.
 
     Returns what to send and the attempt number, or the result when it must not go (written in the same
-    transaction). The checks run in a savepoint: an unexpected error there leaves the row ``sending``
-    without ``handed_at`` (committed), is written as a retry by :func:`_retry_or_fail_after_error`, and is
-    re-raised.
+    transaction). An unexpected error in the checks rolls the transaction back; the row is then taken
+    again (so the failed attempt counts, and a message that always fails cannot loop), committed as
+    ``sending`` without ``handed_at``, written as a retry by :func:`_retry_or_fail_after_error`, and the
+    error re-raised. No savepoint on the way that goes: two round trips a message saved.
     """
     error: Exception | None = None
     with session_scope() as session:
@@ -256,10 +257,16 @@ def _take_and_prepare(message_id: int, now: datetime) -> tuple[Ready, int] | Sen
             log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
             return SendResult(message_id, Outcome.NOT_MINE)
         try:
-            with session.begin_nested():
-                outcome = _check_and_render(session, message_id, now, attempt)
-        except Exception as exc:  # noqa: BLE001 - rolled back to the savepoint; handled below, then re-raised
+            outcome = _check_and_render(session, message_id, now, attempt)
+        except spool.DATABASE_DOWN:
+            raise
+        except Exception as exc:  # noqa: BLE001 - handled below, then re-raised
             error = exc
+            session.rollback()
+            again = take(session, message_id, now)
+            if again is None:  # withdrawn meanwhile: nothing to count
+                raise
+            attempt = again
         else:
             if isinstance(outcome, SendResult):
                 return outcome
