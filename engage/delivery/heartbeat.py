@@ -120,8 +120,9 @@ _written_lock = threading.Lock()
 def record_provider(channel: str, *, accepted: int, refused: int) -> None:
     """After a send batch: note whether the channel's provider took messages or refused them all.
 
-    At most one write per channel and process every half tick while the state stays the same, so a busy
-    worker adds no statement per message. A database error here is logged and dropped (the sends are done).
+    At most one write per channel and process every tick while the state stays the same (a change is
+    written at once), so a busy worker adds no statement per message. A database error here is logged
+    and dropped (the sends are done).
     """
     if accepted == 0 and refused == 0:
         return
@@ -130,7 +131,7 @@ def record_provider(channel: str, *, accepted: int, refused: int) -> None:
     now = time.monotonic()
     with _written_lock:
         last = _written.get(key)
-        if last is not None and last[0] == ok and now - last[1] < get_settings().tick_seconds / 2:
+        if last is not None and last[0] == ok and now - last[1] < get_settings().tick_seconds:
             return
         _written[key] = (ok, now)
     try:

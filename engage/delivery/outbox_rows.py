@@ -46,7 +46,37 @@ def start_sending(message_id: int, now: datetime) -> Taken | None:
 
 def take(session: Session, message_id: int, now: datetime) -> int | None:
     """``queued -> sending`` (one more attempt) in the caller's transaction; the attempt number, or None."""
-    return session.scalar(_take(message_id, now).returning(Message.attempts))
+    return session.execute(_TAKE, {"message_id": message_id, "now": now}).scalar()
+
+
+def _table() -> Table:
+    return cast(Table, Message.__table__)
+
+
+# The send path's two per-message writes before the provider call, built once with bound parameters (Core,
+# not ORM-enabled UPDATEs): compiled once per process and found in the cache by identity.
+_TAKE = (
+    update(_table())
+    .where(_table().c.id == bindparam("message_id"), _table().c.status == MessageStatus.QUEUED)
+    .values(
+        status=MessageStatus.SENDING,
+        sending_at=bindparam("now"),
+        handed_at=None,
+        attempts=_table().c.attempts + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(_table().c.attempts)
+)
+_HAND_OVER = (
+    update(_table())
+    .where(
+        _table().c.id == bindparam("message_id"),
+        _table().c.status == MessageStatus.SENDING,
+        _table().c.attempts == bindparam("attempt"),
+        _table().c.handed_at.is_(None),
+    )
+    .values(handed_at=bindparam("now"), updated_at=bindparam("now"))
+)
 
 
 def _take(message_id: int, now: datetime) -> Any:
@@ -78,17 +108,7 @@ def hand_over(session: Session, message_id: int, now: datetime, attempt: int) ->
     ``unknown`` to the reaper, not requeued. The attempt number fences out a
     worker whose row the reaper already took back and gave to another.
     """
-    result = session.execute(
-        update(Message)
-        .where(
-            Message.id == message_id,
-            Message.status == MessageStatus.SENDING,
-            Message.attempts == attempt,
-            Message.handed_at.is_(None),
-        )
-        .values(handed_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_HAND_OVER, {"message_id": message_id, "attempt": attempt, "now": now})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -139,7 +159,7 @@ def record_accepted(
 def _accepted_statement() -> Any:
     """``record_accepted``'s UPDATE, built once: every value a bound parameter, so SQLAlchemy compiles it once
     and finds it in its cache by identity (rebuilding the CASEs per call made its cache key the top cost)."""
-    table = cast(Table, Message.__table__)
+    table = _table()
     ours = table.c.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN])
 
     def unless_called_back(value: Any, column: Any) -> Any:
