@@ -51,7 +51,10 @@ class Settings(BaseSettings):
     max_attempts: int = 6
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
-    stale_queued_seconds: float = 300.0
+    #: A ``queued`` row older than this is re-enqueued by the reaper (a killed worker's reserved tasks, a Redis
+    #: restart without AOF). Harmless when the first task still runs (the take is a compare-and-set), so short:
+    #: a dead worker delays its messages by about this plus a tick, not minutes.
+    stale_queued_seconds: float = 60.0
     stale_sending_seconds: float = 600.0
     sms_rate_per_second: float = 10.0
     email_rate_per_second: float = 50.0
@@ -62,11 +65,15 @@ class Settings(BaseSettings):
     send_threads: int = 32
     #: Message ids per send task; each task's sends overlap on the process's threads.
     send_batch: int = 32
-    #: PostgreSQL connections each process keeps open, and how many more it may open for a moment. A worker's
-    #: send threads take one for a few milliseconds at a time; a connection beyond the pool is closed after use,
-    #: and opening one costs the server far more than a send, so the pool should cover the usual overlap.
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
+    #: PostgreSQL connections each process keeps open. None (the default): one per send thread
+    #: (``send_threads``), since a send holds one connection at a time and a worker never has more sends in
+    #: flight than threads; then no process opens more connections than it has sends in flight, and a burst
+    #: never churns through short-lived overflow connections (each one costs the server more than a send).
+    db_pool_size: int | None = Field(None, ge=1)
+    #: Connections a process may open beyond the pool for a moment (closed after use). 0: never more than the pool.
+    db_max_overflow: int = Field(0, ge=0)
+    #: How long a thread waits for a pooled connection before its work is put back (``sqlalchemy.exc.TimeoutError``).
+    db_pool_timeout_seconds: float = Field(5.0, gt=0)
 
     #: A reassessment prompt takes answers (link or SMS) for this many days after it was sent.
     reassessment_answer_days: int = Field(14, ge=1)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engage.config import get_settings
+from engage.config import Settings, get_settings
 
 
 def normalise_url(url: str) -> str:
@@ -35,7 +35,11 @@ def make_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
         settings = get_settings()
-        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        kwargs.update(
+            pool_size=pool_size(settings),
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
     engine = create_engine(url, **kwargs)
     event.listen(engine, "handle_error", _strip_detail)
     if engine.dialect.name == "sqlite":
@@ -44,6 +48,11 @@ def make_engine(url: str) -> Engine:
     else:
         _ping_idle_connections(engine)
     return engine
+
+
+def pool_size(settings: Settings) -> int:
+    """Connections a process keeps: ``ENGAGE_DB_POOL_SIZE``, else one per send thread (a send holds one at a time)."""
+    return settings.db_pool_size or max(1, settings.send_threads)
 
 
 #: PostgreSQL's DETAIL line quotes the values behind an error ("Key (clinic_id, email)=(1, ana@example.com)

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engage import __version__
 from engage.config import get_settings
-from engage.delivery import heartbeat
+from engage.ops import status as ops_status
 from engage.web import exercise_pages, intake_pages, middleware, patient_pages, ratelimit
 from engage.web import metrics as metrics_route
 from engage.web import staff as staff_app
@@ -119,9 +119,10 @@ def create_app() -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
-        """200 while beat ticks; 503 when the last tick is older than 3 ticks (or there never was one)."""
-        tick = heartbeat.last_tick()
-        return JSONResponse({"ok": not tick.stale, "beat": tick.as_dict()}, status_code=503 if tick.stale else 200)
+        """200 while beat ticks; 503 with the same JSON when the last tick is older than 3 ticks (or there never
+        was one), a provider refuses every send, or the database does not answer (``problems`` says which)."""
+        ok, body = ops_status.health()
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     upload = staff_app.appointment_import.body_limit(settings)
     app.add_middleware(
