@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fastapi import Depends, FastAPI
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -18,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engage import __version__
 from engage.config import get_settings
 from engage.delivery import heartbeat
-from engage.web import exercise_pages, intake_pages, middleware, patient_pages, ratelimit
+from engage.web import exercise_pages, intake_pages, middleware, nul, patient_pages, ratelimit
 from engage.web import metrics as metrics_route
 from engage.web import staff as staff_app
 from engage.web.api import create_api, problems
@@ -123,6 +124,7 @@ def create_app() -> FastAPI:
         tick = heartbeat.last_tick()
         return JSONResponse({"ok": not tick.stale, "beat": tick.as_dict()}, status_code=503 if tick.stale else 200)
 
+    app.add_middleware(nul.NoNul)  # inside the size limit: it reads whole form and JSON bodies
     upload = staff_app.appointment_import.body_limit(settings)
     app.add_middleware(
         BodySizeLimit,
@@ -133,6 +135,7 @@ def create_app() -> FastAPI:
         },
     )
     app.add_exception_handler(ClientDisconnect, middleware.client_went_away)
+    app.add_exception_handler(DataError, middleware.out_of_range)
     app.add_middleware(middleware.SecurityHeaders, hsts=settings.public_url.startswith("https://"))
     app.add_middleware(middleware.RequestLog)  # outermost: logs and counts every answer, 413s and 429s included
     return app

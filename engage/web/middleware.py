@@ -13,7 +13,7 @@ import logging
 import time
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engage import metrics
@@ -96,3 +96,12 @@ async def client_went_away(request: Request, exc: Exception) -> Response:
     """Exception handler for :class:`ClientDisconnect`: nobody is listening, so no traceback and no error line."""
     del request, exc  # the access line already says which route it was
     return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
+async def out_of_range(request: Request, exc: Exception) -> Response:
+    """Exception handler for SQLAlchemy's ``DataError`` (a value the database refuses, e.g. an id past the
+    column's range, from a path or query parameter): 400 with a sentence, not a server error."""
+    del request, exc
+    from engage.web.api.problems import OUT_OF_RANGE
+
+    return PlainTextResponse(OUT_OF_RANGE, status_code=400)

@@ -25,6 +25,8 @@ from engage.records.api_tokens import Caller
 from engage.records.roles import Action, may
 
 T = TypeVar("T")
+#: The largest id a row can have (an INTEGER column).
+MAX_ID = 2**31 - 1
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `engage token create` (acts as its staff user)")
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="engage"'}
@@ -118,9 +120,12 @@ def decode_cursor(cursor: str | None) -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "id":
+        if prefix != "id" or not value.isascii():
             raise ValueError
-        return int(value)
+        before = int(value)
+        if not 0 < before <= MAX_ID:  # a bigger id would overflow the id column: no row has it
+            raise ValueError
+        return before
     except ValueError:
         raise InvalidInput(
             "this cursor is not one the API gave out; start again without it", field="query:cursor"

@@ -36,6 +36,7 @@ from engage.records.models import (
     Message,
 )
 from engage.schedule.reconcile import reconcile_patient
+from engage.web.nul import strip_nul
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -82,7 +83,8 @@ async def verified_fields(request: Request) -> dict[str, str] | None:
             url.split("?", 1)[0],
         )
         return None
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    # The signature covers the fields as sent; a NUL (which no database column takes) goes only after it is checked.
+    return {strip_nul(key): strip_nul(value) for key, value in form.items() if isinstance(value, str)}
 
 
 def _forbidden() -> Response:
