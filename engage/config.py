@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = 10.0
     #: How long a clinic's webhook endpoint may take to answer before the attempt counts as failed.
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    #: Development only: webhook URLs may be plain http and point at this machine or a private network (a receiver
+    #: being tried out). Off, engage posts only over https to public addresses (engage.integrations.addresses).
+    webhook_allow_local: bool = False
     #: Sends in flight at once per worker process (threads: a provider call mostly waits on the network).
     send_threads: int = 32
     #: Message ids per send task; each task's sends overlap on the process's threads.
