@@ -1,4 +1,4 @@
-"""ASGI middleware for every response: one access-log line per request, and security headers.
+"""ASGI middleware for every response: one access-log line per request, and security headers (CSP included).
 
 The access line names the route *template* (``/u/{token}``), never the path itself:
 patient links carry tokens, and a log is no place for them. A client that goes away
@@ -68,12 +68,26 @@ class RequestLog:
                 metrics.record_webhook(provider if provider in ("twilio", "sendgrid") else "other", status)
 
 
+#: The Content-Security-Policy of every response that sets none of its own (the staff pages and the patient pages
+#: set theirs): never framed (clickjacking), scripts and styles only from engage's own files (no inline script:
+#: Swagger UI on /api/docs is started by /static/api-docs.js), no <base>, forms post only to engage.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+
+
 class SecurityHeaders:
-    """Add ``X-Content-Type-Options: nosniff`` to every response, and HSTS when ``hsts`` (an https public URL)."""
+    """Add ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` and :data:`CONTENT_SECURITY_POLICY` to
+    every response, and HSTS when ``hsts`` (an https public URL)."""
 
     def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
         self.app = app
-        self.headers = [(b"x-content-type-options", b"nosniff")]
+        self.headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),  # for browsers that predate frame-ancestors
+            (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+        ]
         if hsts:
             self.headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
 
