@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     #: we still record the consent change but send no answer of our own to those exact keywords.
     twilio_handles_keywords: bool = False
     max_request_bytes: int = 1_000_000
+    #: PostgreSQL cancels any one statement of a web request's database work that runs longer than this: a search
+    #: or a page that would keep the database busy answers 503 instead (workers and the CLI have no such limit).
+    web_statement_timeout_seconds: float = Field(15.0, gt=0)
     #: The largest CSV file the staff app's "Import appointments" page and ``POST /api/v1/import/appointments``
     #: take (larger than ``max_request_bytes``: see :func:`engage.web.staff.appointment_import.body_limit`).
     import_max_bytes: int = 5_000_000

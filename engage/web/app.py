@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fastapi import Depends, FastAPI
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -136,6 +136,8 @@ def create_app() -> FastAPI:
     )
     app.add_exception_handler(ClientDisconnect, middleware.client_went_away)
     app.add_exception_handler(DataError, middleware.out_of_range)
+    app.add_exception_handler(OperationalError, middleware.query_too_slow)
+    app.add_middleware(middleware.DatabaseDeadline, seconds=settings.web_statement_timeout_seconds)
     app.add_middleware(middleware.SecurityHeaders, hsts=settings.public_url.startswith("https://"))
     app.add_middleware(middleware.RequestLog)  # outermost: logs and counts every answer, 413s and 429s included
     return app

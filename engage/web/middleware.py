@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engage import metrics
+from engage import db, metrics
+from engage.web.api.problems import OUT_OF_RANGE, problem
 
 access_log = logging.getLogger("engage.web.access")
 
@@ -106,6 +107,44 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class DatabaseDeadline:
+    """Run each HTTP request under :func:`engage.db.statement_timeout` (``ENGAGE_WEB_STATEMENT_TIMEOUT_SECONDS``):
+    no statement a request makes runs longer on PostgreSQL. :func:`query_too_slow` answers the cancelled ones."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with db.statement_timeout(self.seconds):
+            await self.app(scope, receive, send)
+
+
+#: PostgreSQL's SQLSTATE for a statement cancelled by ``statement_timeout`` (or by an operator).
+QUERY_CANCELED = "57014"
+TOO_SLOW = "this request asked more of the database than a request may; narrow it (fewer words, a shorter period)"
+
+
+def cancelled_by_timeout(exc: Exception) -> bool:
+    """Whether ``exc`` (SQLAlchemy's ``OperationalError``) is a statement PostgreSQL cancelled for taking too long."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == QUERY_CANCELED
+
+
+async def query_too_slow(request: Request, exc: Exception) -> Response:
+    """Exception handler for ``OperationalError``: 503 with a sentence for a cancelled statement; others re-raised."""
+    if not cancelled_by_timeout(exc):
+        raise exc
+    access_log.warning(
+        "%s %s: a statement ran past the web statement timeout", request.method, route_template(request.scope)
+    )
+    if request.url.path.startswith("/api/"):
+        return problem(503, TOO_SLOW)
+    return PlainTextResponse(TOO_SLOW, status_code=503)
+
+
 async def client_went_away(request: Request, exc: Exception) -> Response:
     """Exception handler for :class:`ClientDisconnect`: nobody is listening, so no traceback and no error line."""
     del request, exc  # the access line already says which route it was
@@ -116,6 +155,4 @@ async def out_of_range(request: Request, exc: Exception) -> Response:
     """Exception handler for SQLAlchemy's ``DataError`` (a value the database refuses, e.g. an id past the
     column's range, from a path or query parameter): 400 with a sentence, not a server error."""
     del request, exc
-    from engage.web.api.problems import OUT_OF_RANGE
-
     return PlainTextResponse(OUT_OF_RANGE, status_code=400)

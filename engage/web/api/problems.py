@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from engage.errors import InvalidInput, NotFound
@@ -86,6 +86,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def out_of_range(_request: Request, _exc: DataError) -> JSONResponse:
         return problem(422, OUT_OF_RANGE)
+
+    @app.exception_handler(OperationalError)
+    async def too_slow(request: Request, exc: OperationalError) -> Any:
+        from engage.web.middleware import query_too_slow  # the one rule for every route
+
+        return await query_too_slow(request, exc)
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
