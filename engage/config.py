@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     # Per-IP request limits (engage.web.ratelimit; the ``limits`` notation, e.g. "60/minute", "10 per 5 minutes")
     rate_limit_public_pages: str = "60/minute"  # /u, /r, /x: the pages patients open from their messages
     rate_limit_login: str = "10/minute"  # the staff sign-in form (on top of the per-account failure throttle)
+    rate_limit_api_per_ip: str = "1200/minute"  # every /api/v1 request, per client address
+    rate_limit_api_per_token: str = "600/minute"  # every /api/v1 request, per API token (from any address)
 
 
 class StartupRefused(RuntimeError):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from engage import __version__
+from engage.web import ratelimit
 from engage.web.api import (
     csv_sync,
     enrollments,
@@ -93,6 +94,6 @@ def create_api() -> FastAPI:
         webhooks.router,
         outcomes.router,
     ):
-        api.include_router(router, prefix="/v1")
+        api.include_router(router, prefix="/v1", dependencies=[Depends(ratelimit.api_per_ip)])
     problems.install(api)
     return api
