@@ -123,3 +123,12 @@ def test_a_staff_page_for_an_id_past_the_column_range_is_a_clear_4xx(world: str)
     answer = client.get("/patients/" + "9" * 25, headers=HTML)
 
     assert 400 <= answer.status_code < 500
+
+
+def test_a_csrf_token_in_other_letters_is_refused_not_a_server_error(world: str) -> None:
+    # hmac.compare_digest raises TypeError for a str that is not ASCII: found by test_no_server_errors.
+    anonymous = TestClient(create_app())
+    assert anonymous.post("/login", data={"email": ADMIN, "password": "x", "csrf_token": "²"}).status_code == 400
+    client, _ = signed_in(ADMIN)
+    data = {"first_name": "Eve", "last_name": "X", "phone": "+14155550111", "csrf_token": "²"}
+    assert client.post("/patients/new", data=data, headers=HTML).status_code == 403
