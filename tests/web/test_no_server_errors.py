@@ -138,7 +138,7 @@ json_values = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.none(),
     st.booleans(),
-    st.floats(allow_nan=False),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.lists(strings, max_size=3),
 )
 
