@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import func, select
 
+from engage.config import get_settings
 from engage.conversation.consent import record_consent
 from engage.db import session_scope
 from engage.integrations import deliver
@@ -51,7 +52,10 @@ def test_an_admin_adds_a_webhook_endpoint_sees_the_secret_once_and_the_event_it_
     pg_url: str,
     browser: Browser,
     shots: Screenshots,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("ENGAGE_WEBHOOK_ALLOW_LOCAL", "1")  # the receiver is on this machine (this process posts)
+    get_settings.cache_clear()
     with session_scope() as session:
         clinic = seed.clinic(session, name="Back in Motion")
         seed.staff(session, clinic.id, ADMIN, "admin")
