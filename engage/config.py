@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = 10.0
     #: How long a clinic's webhook endpoint may take to answer before the attempt counts as failed.
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    #: Development only: webhook URLs may be plain http and point at this machine or a private network (a receiver
+    #: being tried out). Off, engage posts only over https to public addresses (engage.integrations.addresses).
+    webhook_allow_local: bool = False
     #: Sends in flight at once per worker process (threads: a provider call mostly waits on the network).
     send_threads: int = 32
     #: Message ids per send task; each task's sends overlap on the process's threads.
@@ -110,6 +113,9 @@ class Settings(BaseSettings):
     #: we still record the consent change but send no answer of our own to those exact keywords.
     twilio_handles_keywords: bool = False
     max_request_bytes: int = 1_000_000
+    #: PostgreSQL cancels any one statement of a web request's database work that runs longer than this: a search
+    #: or a page that would keep the database busy answers 503 instead (workers and the CLI have no such limit).
+    web_statement_timeout_seconds: float = Field(15.0, gt=0)
     #: The largest CSV file the staff app's "Import appointments" page and ``POST /api/v1/import/appointments``
     #: take (larger than ``max_request_bytes``: see :func:`engage.web.staff.appointment_import.body_limit`).
     import_max_bytes: int = 5_000_000
@@ -131,6 +137,8 @@ class Settings(BaseSettings):
     # Per-IP request limits (engage.web.ratelimit; the ``limits`` notation, e.g. "60/minute", "10 per 5 minutes")
     rate_limit_public_pages: str = "60/minute"  # /u, /r, /x: the pages patients open from their messages
     rate_limit_login: str = "10/minute"  # the staff sign-in form (on top of the per-account failure throttle)
+    rate_limit_api_per_ip: str = "1200/minute"  # every /api/v1 request, per client address
+    rate_limit_api_per_token: str = "600/minute"  # every /api/v1 request, per API token (from any address)
 
 
 class StartupRefused(RuntimeError):

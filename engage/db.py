@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 import threading
 import time
@@ -47,12 +48,36 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
     else:
         _ping_idle_connections(engine)
+        event.listen(engine, "begin", _postgresql_on_begin)
     return engine
 
 
 def pool_size(settings: Settings) -> int:
     """Connections a process keeps: ``ENGAGE_DB_POOL_SIZE``, else one per send thread (a send holds one at a time)."""
     return settings.db_pool_size or max(1, settings.send_threads)
+
+
+#: Milliseconds each statement of the transactions begun in this context may run (None: no limit). The web app
+#: sets it for every request (engage.web.deadline); the workers and the CLI leave it unset.
+statement_timeout_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar("statement_timeout_ms", default=None)
+
+
+def _postgresql_on_begin(conn: Any) -> None:
+    ms = statement_timeout_ms.get()
+    if ms is not None:
+        # LOCAL: for this transaction only, so the pooled connection goes back to the next user unchanged.
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(ms)}")
+
+
+@contextlib.contextmanager
+def statement_timeout(seconds: float | None) -> Iterator[None]:
+    """Transactions begun inside the block (on PostgreSQL; threads started from it too) cancel any statement
+    running longer than ``seconds`` (psycopg ``QueryCanceled``, SQLAlchemy ``OperationalError``)."""
+    token = statement_timeout_ms.set(None if seconds is None else max(1, round(seconds * 1000)))
+    try:
+        yield
+    finally:
+        statement_timeout_ms.reset(token)
 
 
 #: PostgreSQL's DETAIL line quotes the values behind an error ("Key (clinic_id, email)=(1, ana@example.com)

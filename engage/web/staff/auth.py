@@ -74,7 +74,7 @@ def current_staff(
         raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     if request.method not in ("GET", "HEAD"):
         given = x_csrf_token if x_csrf_token is not None else csrf_token
-        if not given or not hmac.compare_digest(given, staff.csrf_token):
+        if not given or not hmac.compare_digest(given.encode(), staff.csrf_token.encode()):
             raise HTTPException(status_code=403, detail="the form expired or did not come from engage; reload the page")
     return staff
 
@@ -156,7 +156,7 @@ def login(
 ) -> Response:
     next_url = _safe_next(next)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
-    if not csrf_token or not hmac.compare_digest(csrf_token, expected):
+    if not csrf_token or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
         return _login_page(request, next_url, "The sign-in form expired; please try again.", email, 400)
     ip = request.client.host if request.client else None
     try:

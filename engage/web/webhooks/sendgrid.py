@@ -39,6 +39,7 @@ from engage.db import session_scope
 from engage.delivery.providers.base import redact
 from engage.delivery.status import Report, apply_reports, sendgrid_status
 from engage.records.models import Channel, ConsentState, Message
+from engage.web.nul import strip_nul
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -95,7 +96,7 @@ async def events(request: Request) -> Response:
         )
         return PlainTextResponse("forbidden", status_code=403)
     try:
-        batch = json.loads(body)
+        batch = strip_nul(json.loads(body))  # after the signature check, which covers the raw body
     except ValueError:
         return PlainTextResponse("body is not JSON", status_code=400)
     if not isinstance(batch, list):

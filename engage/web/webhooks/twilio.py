@@ -29,6 +29,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from engage.config import get_settings
 from engage.db import session_scope
 from engage.delivery import spool, twilio_events
+from engage.web.nul import strip_nul
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -71,7 +72,8 @@ async def verified_fields(request: Request) -> dict[str, str] | None:
             url.split("?", 1)[0],
         )
         return None
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    # The signature covers the fields as sent; a NUL (which no database column takes) goes only after it is checked.
+    return {strip_nul(key): strip_nul(value) for key, value in form.items() if isinstance(value, str)}
 
 
 def _forbidden() -> Response:

@@ -77,6 +77,7 @@ def appointments(world: World) -> list[Appointment]:
     ("body", "locale", "keyword"),
     [
         ("opt out", "en", "OPTOUT"),
+        ("STOP\x00", "en", "STOP"),  # signed as sent; the NUL goes after the signature check
         ("Stop please", "en", "STOP"),
         ("STOP ALL", "en", "STOPALL"),
         ('"STOP"', "en", "STOP"),
