@@ -506,9 +506,7 @@ def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]],
                         # As staff recording an opt-out would: texts that may go by email (aftercare,
                         # the pain prompt) now do.
                         reconcile_patient(session, who["patient_id"])
-                    say(
-                        f"  {_day_label(report.start, at)}  {who['name']} replies STOP: pending SMS stopped or emailed"
-                    )
+                    say(f"  {_day_label(report.start, at)}  {who['name']} replies STOP: pending SMS stopped or emailed")
                     continue
                 if due is None or due > report.end:
                     break
