@@ -118,7 +118,7 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
 def test_demo_screens_every_patient_gives_aftercare_after_two_visits_and_never_sends_two_at_once(
     empty_folder: Path,
 ) -> None:
-    report = engage("demo", "--json", cwd=empty_folder, timeout=120).json
+    report = engage_process("demo", "--json", cwd=empty_folder, timeout=120).json
     engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
     sent = sent_messages(engine, report["clinic_id"])
     engine.dispose()

@@ -6,7 +6,7 @@ the safety answer and sits at the top of the inbox and Today.
 ``reply.received`` webhook event can name it (our id and the practice-management system's).
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0018
 Create Date: 2026-12-06 02:30:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
