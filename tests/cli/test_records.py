@@ -396,7 +396,8 @@ def test_changing_quiet_hours_moves_the_pending_messages(db_url: str) -> None:
     assert local_times(patient_id, "what-to-expect") == {"07:00"}
 
     back = engage("clinic", "quiet-hours", str(clinic_id), "--sms", "20:00-08:00", "--email", "20:00-08:00")
-    assert back.code == 0 and "7 pending messages moved" in back.stdout
+    # 6 reminders and what-to-expect (and the booking confirmation too when this runs in Phoenix's night).
+    assert back.code == 0 and any(f"{n} pending messages moved" in back.stdout for n in (7, 8))
     assert local_times(patient_id, "visit-reminder") == local_times(patient_id, "what-to-expect") == {"08:00"}
     with session_scope() as session:
         actions = session.scalars(select(AuditEvent.action).where(AuditEvent.action == "clinic.quiet_hours")).all()
