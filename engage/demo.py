@@ -44,6 +44,7 @@ from engage.delivery.startup import check_startup
 from engage.errors import InvalidInput
 from engage.records import migrate
 from engage.records.models import Channel, Clinic, ConsentState, Message, MessageStatus, Patient
+from engage.schedule.reconcile import reconcile_patient
 
 SEQUENCE = "dry-needling-sciatica"
 DEMO_CLINIC_EMAIL = "frontdesk@riverside-physio.example"  # marks a clinic as the demo's
@@ -65,14 +66,15 @@ class DemoPatient:
     sessions: int
     every_days: int
     replies_stop: bool = False
+    exercises: tuple[str, ...] = ()  # picked by the practitioner: the stretch text goes only with some
 
 
 PATIENTS = (
-    DemoPatient("Maria", "Lopez", "en", None, "+12125550142", "D+2 09:00", 6, 7),
+    DemoPatient("Maria", "Lopez", "en", None, "+12125550142", "D+2 09:00", 6, 7, exercises=("figure-four",)),
     DemoPatient("Lucía", "Fernández", "es", "America/Mexico_City", "+525555550123", "D+3 17:30", 6, 7),
     DemoPatient("James", "Carter", "en", "America/Los_Angeles", None, "D+2 14:00", 4, 7),
     DemoPatient("Sofía", "Ramírez", "es", "America/Chicago", "+13125550177", "D+4 10:15", 6, 7, replies_stop=True),
-    DemoPatient("Tom", "Becker", "en", "America/Denver", "+17205550188", "D+3 08:30", 6, 3),
+    DemoPatient("Tom", "Becker", "en", "America/Denver", "+17205550188", "D+3 08:30", 6, 3, exercises=("gentle-walk",)),
 )
 
 
@@ -185,6 +187,7 @@ def _check_database_is_safe(session: Any) -> int:
 
 def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str, Any]]]:
     """A demo clinic with ``count`` patients, each with a plan enrolled in the sequence."""
+    from engage.content.exercises import set_plan_exercises
     from engage.records.clinics import create_clinic
     from engage.records.patients import add_patient
     from engage.records.plans import create_plan
@@ -230,6 +233,8 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
             duration=timedelta(minutes=45),
             actor="demo",
         )
+        if spec.exercises:
+            set_plan_exercises(session, plan.id, spec.exercises, actor="demo")
         enrollment, result = enroll(session, patient.id, plan.id, SEQUENCE, enrolled_by="demo")
         appointments = sorted(a.start_at for a in plan.appointments)
         stop_at = appointments[1] + timedelta(hours=5) if spec.replies_stop and len(appointments) > 1 else None
@@ -498,9 +503,10 @@ def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]],
                             source="sms_keyword",
                             detail="demo: replied STOP",
                         )
-                    say(
-                        f"  {_day_label(report.start, at)}  {who['name']} replies STOP: their pending SMS are cancelled"
-                    )
+                        # As staff recording an opt-out would: texts that may go by email (aftercare,
+                        # the pain prompt) now do.
+                        reconcile_patient(session, who["patient_id"])
+                    say(f"  {_day_label(report.start, at)}  {who['name']} replies STOP: pending SMS stopped or emailed")
                     continue
                 if due is None or due > report.end:
                     break

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from engage.db import make_engine
 from tests.cli import engage, engage_process
+from tests.demo_volume import sent_messages, volume_table
 
 
 @pytest.fixture
@@ -92,23 +93,56 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
     ]
     assert late_sms == []  # nothing after STOP
     assert any(r.patient_id == stop["patient_id"] and r.status == MessageStatus.CANCELLED for r in rows)
-    # Frequency caps (default: 1 non-urgent SMS a local day, 4 in any 7 days), the busiest patient included.
+    # Frequency caps (default: the FCC healthcare exemption's 1 non-urgent SMS a local day, 3 in any 7 days),
+    # the busiest patient included. Aftercare is safety advice, outside the caps like the welcome.
     for patient in first["patients"]:
         zone = ZoneInfo(patient["timezone"])
         days = Counter(
             r.sent_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).date()
             for r in sent
-            if r.patient_id == patient["patient_id"] and r.channel.value == "sms" and r.step_key != "welcome"
-        )  # the welcome SMS is outside the caps
+            if r.patient_id == patient["patient_id"]
+            and r.channel.value == "sms"
+            and r.step_key not in ("welcome", "aftercare")
+        )
         assert max(days.values(), default=0) <= 1, patient["name"]
         for first_day in days:
-            assert sum(days[first_day + timedelta(days=i)] for i in range(7)) <= 4, patient["name"]
+            assert sum(days[first_day + timedelta(days=i)] for i in range(7)) <= 3, patient["name"]
     no_phone = next(p for p in first["patients"] if not p["phone"])
     assert all(
         r.status != MessageStatus.SENT
         for r in rows
         if r.patient_id == no_phone["patient_id"] and r.channel.value == "sms"
     )
+
+
+def test_demo_screens_every_patient_gives_aftercare_after_two_visits_and_never_sends_two_at_once(
+    empty_folder: Path,
+) -> None:
+    report = engage_process("demo", "--json", cwd=empty_folder, timeout=120).json
+    engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
+    sent = sent_messages(engine, report["clinic_id"])
+    engine.dispose()
+    names = {p["name"].split()[0] for p in report["patients"]}
+
+    # What to expect (the only screening before needling) reaches every patient: all have an email.
+    assert {m.patient for m in sent if m.step == "what-to-expect"} == names
+    # Aftercare after each of the first two visits, by SMS or (no phone, or opted out) by email.
+    for name in names:
+        visits = {m.appointment_id for m in sent if m.patient == name and m.step == "aftercare"}
+        assert len(visits) == 2, name
+    # Never two messages in the same minute, but for the welcome and the booking confirmation.
+    by_minute = Counter((m.patient, m.at.replace(second=0, microsecond=0)) for m in sent)
+    for (name, minute), count in by_minute.items():
+        if count > 1:
+            steps = sorted(
+                m.step for m in sent if m.patient == name and m.at.replace(second=0, microsecond=0) == minute
+            )
+            assert steps == ["booking-confirmation", "welcome"], (name, minute, steps)
+    # The stretch text goes only to patients whose practitioner picked exercises (Maria and Tom in the demo).
+    assert {m.patient for m in sent if m.step == "stretch"} <= {"Maria", "Tom"}
+    # The table the issue asks for: no patient gets more than 3 capped texts in any rolling week.
+    table = volume_table(sent)
+    assert all(row["week_capped_sms"] <= 3 for row in table), table
 
 
 def test_demo_refuses_a_database_with_real_patients_waiting(empty_folder: Path) -> None:

@@ -10,12 +10,12 @@ from sqlalchemy.orm import selectinload
 
 from engage.cli.common import emit, json_option, table, user_errors
 from engage.cli.outcomes import outcomes
-from engage.content.exercises import set_plan_exercises
 from engage.db import session_scope
 from engage.records import clinics, lookup, patients, plans
 from engage.records.models import AppointmentStatus, Clinic, Patient, TreatmentPlan
 from engage.schedule import appointments, clinic_hours, clinic_settings
 from engage.schedule.durations import parse_duration
+from engage.schedule.plan_exercises import choose_exercises
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
@@ -331,8 +331,16 @@ def _keys(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) 
     help="Short name SMS carry instead of the clinic's name (at most 20 characters, "
     "no condition or treatment words); '' removes it.",
 )
-@click.option("--sms-per-day", type=int, help="Non-urgent SMS a patient may get per local day (default 1).")
-@click.option("--sms-per-week", type=int, help="Non-urgent SMS a patient may get in any 7 local days (default 4).")
+@click.option(
+    "--sms-per-day",
+    type=int,
+    help="Non-urgent SMS a patient may get per local day (default 1: the FCC healthcare exemption's limit).",
+)
+@click.option(
+    "--sms-per-week",
+    type=int,
+    help="Non-urgent SMS a patient may get in any 7 local days (default 3: the FCC healthcare exemption's limit).",
+)
 @click.option(
     "--step-off",
     "steps_off",
@@ -383,7 +391,7 @@ def clinic_settings_command(
         counts = data["changes"]
         return (
             f"clinic {data['id']}: SMS name {data['sms_name'] or '(the clinic name)'}; at most "
-            f"{data['sms_per_day']} SMS a day, {data['sms_per_week']} a week; steps off: "
+            f"{data['sms_per_day']} SMS a day, {data['sms_per_week']} a week ({data['sms_caps']}); steps off: "
             f"{', '.join(data['steps_off']) or 'none'}; prefers email: {'yes' if data['prefers_email'] else 'no'}\n"
             f"{counts['skipped']} pending messages skipped, {counts['revived']} revived, "
             f"{counts['cancelled']} cancelled, {counts['updated']} updated"
@@ -409,6 +417,6 @@ def plan_exercises(plan_id: int, keys: str | None) -> None:
         if keys is None:
             chosen = list(lookup.get(session, TreatmentPlan, plan_id).exercises or [])
         else:
-            chosen = list(set_plan_exercises(session, plan_id, keys.split(",")).exercises)
+            chosen = list(choose_exercises(session, plan_id, keys.split(",")).exercises)
         data = {"plan_id": plan_id, "exercises": chosen}
     emit(data, lambda: f"plan {plan_id} exercises: {', '.join(chosen) or 'none picked'}")

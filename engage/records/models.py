@@ -422,7 +422,7 @@ class InboundMessage(Base):
     from_phone: Mapped[str] = mapped_column(String(20))
     to_phone: Mapped[str | None] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(20))  # opt_out, opt_in, help, score, other
+    kind: Mapped[str] = mapped_column(String(20))  # opt_out, opt_in, help, confirm, reschedule, score, ambiguous, other
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # needs a person
     flag_reason: Mapped[str | None] = mapped_column(String(200))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -431,6 +431,10 @@ class InboundMessage(Base):
     handled_by: Mapped[str | None] = mapped_column(String(320))
     handled_note: Mapped[str | None] = mapped_column(Text)
     auto_reply: Mapped[str | None] = mapped_column(String(20))  # which automatic answer we sent, if any
+    # A red-flag symptom or a score of 8+: it got the safety answer and sits at the top of the inbox.
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # The visit a confirmation or call-back request was about (named in the reply.received webhook event).
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
 
 
 class Measure(enum.StrEnum):

@@ -364,9 +364,9 @@ def early_patient_enrolled(clinic_id: int) -> tuple[int, int]:
     enrolled = engage(
         "enroll", "--patient", str(patient_id), "--plan", str(plan_id), "--sequence", "dry-needling-sciatica", "--json"
     ).json
-    # booking confirmation, what-to-expect, 6 reminders, aftercare + 3 stretches after the first 2 sessions,
-    # 2 reassessments, end-of-plan (some texts skipped by the frequency caps, all planned); and the welcome SMS
-    assert enrolled["messages"] == 19 + 1
+    # booking confirmation, what-to-expect, 6 reminders, aftercare after the first 2 sessions (no exercises
+    # picked: no stretch), 2 reassessments, end-of-plan; and the welcome SMS
+    assert enrolled["messages"] == 13 + 1
     return patient_id, plan_id
 
 

@@ -30,7 +30,7 @@ from engage.delivery.send import send_one
 from engage.delivery.status import Report, apply_reports
 from engage.errors import InvalidInput, NotFound
 from engage.integrations import deliver, endpoints
-from engage.records.models import Channel, Clinic, ConsentState, MessageStatus, Patient
+from engage.records.models import Appointment, Channel, Clinic, ConsentState, MessageStatus, Patient
 from engage.records.outgoing_webhooks import EventStatus, EventType, WebhookEndpoint, WebhookEvent
 from tests.delivery.test_dispatch import EMAIL, FIRST_NAME, PHONE, SEND_AT, World, claim_and_send, make_world
 from tests.fakes.provider_server import FakeProviders
@@ -193,6 +193,34 @@ def test_consent_replies_and_scores_are_posted_as_their_own_events(
     for post in receiver.posts():
         assert b"Friday" not in post.body
         assert_no_patient_words(post)
+
+
+@pytest.mark.parametrize(("body", "kind"), [("C", "confirm"), ("R", "reschedule"), ("Sí, confirmo", "confirm")])
+def test_a_confirmation_or_call_back_reply_names_the_visit_by_our_id_and_the_external_one(
+    session: Session,
+    receiver: WebhookReceiver,
+    body: str,
+    kind: str,
+) -> None:
+    world = make_world(session)
+    clinic_id = clinic_of(world)
+    endpoint = add_endpoint(clinic_id, receiver.url)
+    with clock.frozen(SEND_AT), session_scope() as s:
+        appointment = s.get_one(Appointment, world.appointment_id)
+        appointment.external_id, appointment.external_clinic_id = "PMS-V-77", clinic_id
+        s.get_one(Clinic, clinic_id).sms_from = "+14155550100"
+        s.flush()
+        receive_sms(s, InboundSms(sid="SM9", from_phone=PHONE, to_phone="+14155550100", body=body))
+        receive_sms(s, InboundSms(sid="SM10", from_phone=PHONE, to_phone="+14155550100", body="Thanks!"))
+    deliver_at(SEND_AT)
+
+    posted = [verify(p, endpoint.secret)["data"] for p in receiver.posts()]
+    by_kind = {d["kind"]: d for d in posted if isinstance(d, dict)}
+    assert (by_kind[kind]["appointment_id"], by_kind[kind]["appointment_external_id"]) == (
+        world.appointment_id,
+        "PMS-V-77",
+    )
+    assert (by_kind["other"]["appointment_id"], by_kind["other"]["appointment_external_id"]) == (None, None)
 
 
 def test_without_an_endpoint_no_event_is_written_and_another_clinics_endpoint_hears_nothing(

@@ -69,8 +69,8 @@ def _welcomes(session: Session, patient_id: int) -> list[Message]:
 @pytest.mark.parametrize(
     ("locale", "words"),
     [
-        ("en", [CLINIC, "about 1-3 a week", "Msg & data rates may apply", "HELP", "STOP"]),
-        ("es", [CLINIC, "unos 1-3 por semana", "tarifas de mensajes y datos", "AYUDA", "STOP"]),
+        ("en", [CLINIC, "Msg frequency varies", "Msg & data rates may apply", "HELP", "STOP"]),
+        ("es", [CLINIC, "La cantidad de mensajes puede variar", "tarifas de mensajes y datos", "AYUDA", "STOP o BAJA"]),
     ],
 )
 def test_first_enrollment_with_sms_writes_one_welcome_saying_who_what_how_often_rates_help_and_stop(
@@ -162,7 +162,7 @@ def test_tick_sends_the_welcome_into_the_outbox(session: Session) -> None:
 
     sms = json.loads((get_settings().outbox_dir / f"sms-{welcome.id}.json").read_text(encoding="utf-8"))
     assert sms["to"] == "+14155550123"
-    for words in (CLINIC, "about 1-3 a week", "Msg & data rates may apply", "Reply HELP", "STOP"):
+    for words in (CLINIC, "Msg frequency varies", "Msg & data rates may apply", "Reply HELP", "STOP"):
         assert words in sms["body"]
     with session_scope() as s:
         assert s.get_one(Message, welcome.id).status is MessageStatus.SENT
