@@ -1,7 +1,12 @@
 """Staff accounts: add, list, deactivate, reset a password, and sign in (with failed-login throttling).
 
-Passwords are hashed with argon2id (argon2-cffi's ``PasswordHasher`` defaults) and must
-be at least :data:`MIN_PASSWORD_LENGTH` characters. :func:`authenticate` answers the same
+Passwords are hashed with argon2id (argon2-cffi's ``PasswordHasher`` defaults), must
+be at least :data:`MIN_PASSWORD_LENGTH` characters, and must not be guessable: zxcvbn
+(offline, its dictionaries ship with the package) scores them, and a score below
+:data:`MIN_PASSWORD_SCORE` (fewer than 10^8 guesses: common passwords, repeats like
+``aaaaaaaaaaaa``, ``password1234``, the user's own email or name) is refused. A password
+reset or a deactivation ends the account's sessions and revokes its API tokens, so a
+later reactivation does not bring an old token back. :func:`authenticate` answers the same
 way, after the same work, for an unknown address, a wrong password and a deactivated
 account, so the sign-in page never tells anyone which addresses exist.
 """
@@ -14,8 +19,9 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from engage.clock import utcnow
 from engage.config import get_settings
@@ -23,9 +29,11 @@ from engage.errors import InvalidInput, NotFound
 from engage.records import validation
 from engage.records.audit import audit
 from engage.records.lookup import get
-from engage.records.models import Clinic, LoginFailure, Role, StaffSession, StaffUser
+from engage.records.models import ApiToken, Clinic, LoginFailure, Role, StaffSession, StaffUser
 
 MIN_PASSWORD_LENGTH = 12
+#: zxcvbn's score 3: "safely unguessable", at least 10^8 guesses (0-2 are common or patterned passwords).
+MIN_PASSWORD_SCORE = 3
 _hasher = PasswordHasher()
 #: Verified against when the address is unknown, so that answer takes as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-for-timing")
@@ -47,11 +55,34 @@ def role(value: str) -> Role:
         raise InvalidInput(f"unknown role {value!r}: choose admin, front_desk or practitioner") from None
 
 
-def check_password(password: str) -> str:
-    """The password, if it is long enough; raises ``InvalidInput``."""
+def check_password(password: str, user_inputs: tuple[str, ...] = ()) -> str:
+    """The password, if it is long enough and not guessable; raises ``InvalidInput``.
+
+    ``user_inputs``: the account's email and name, which zxcvbn treats as known words.
+    Works offline (zxcvbn's word lists are in the package); only the first 100 characters
+    are scored, as zxcvbn's time grows with the length.
+    """
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    if (
+        not password.strip()
+        or zxcvbn(password[:100], user_inputs=[u for u in user_inputs if u])["score"] < MIN_PASSWORD_SCORE
+    ):
+        raise InvalidInput(
+            "the password is too easy to guess (a common password, a pattern or repeats, or your own name or email); "
+            "try a few unrelated words"
+        )
     return password
+
+
+def _end_access(session: Session, staff: StaffUser) -> None:
+    """End the account's browser sessions and revoke its API tokens (revoked stays revoked)."""
+    session.execute(delete(StaffSession).where(StaffSession.staff_user_id == staff.id))
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.staff_user_id == staff.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 def create_staff(
@@ -68,7 +99,7 @@ def create_staff(
     clinic: Clinic = get(session, Clinic, clinic_id)
     address = validation.email_address(email)
     chosen = role_name if isinstance(role_name, Role) else role(role_name)
-    check_password(password)
+    check_password(password, (address, name))
     if session.scalar(select(StaffUser.id).where(StaffUser.email == address)):
         raise InvalidInput("a staff account with that email address already exists")
     staff = StaffUser(
@@ -110,11 +141,11 @@ def get_staff_in_clinic(session: Session, clinic_id: int | None, staff_id: int) 
 
 
 def deactivate_staff(session: Session, staff_id: int, *, clinic_id: int | None = None, actor: str = "cli") -> StaffUser:
-    """Deactivate an account and end its sessions; it can no longer sign in. Twice is a no-op."""
+    """Deactivate an account, end its sessions and revoke its API tokens; it can no longer sign in. Twice is a no-op."""
     staff = get_staff_in_clinic(session, clinic_id, staff_id)
     if staff.active:
         staff.active = False
-        session.execute(delete(StaffSession).where(StaffSession.staff_user_id == staff.id))
+        _end_access(session, staff)
         audit(
             session,
             clinic_id=staff.clinic_id,
@@ -135,11 +166,11 @@ def reset_password(
     clinic_id: int | None = None,
     actor: str = "cli",
 ) -> StaffUser:
-    """Set a new password and end the account's sessions (everyone signs in again)."""
+    """Set a new password, end the account's sessions and revoke its API tokens (a reset means a suspected leak)."""
     staff = get_staff_in_clinic(session, clinic_id, staff_id)
-    check_password(password)
+    check_password(password, (staff.email, staff.name))
     staff.password_hash = _hasher.hash(password)
-    session.execute(delete(StaffSession).where(StaffSession.staff_user_id == staff.id))
+    _end_access(session, staff)
     audit(
         session,
         clinic_id=staff.clinic_id,
