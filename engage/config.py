@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     session_absolute_hours: float = 12.0  # and this long after sign-in, whatever happens
     login_max_failures: int = 5  # failed sign-ins per account or per address ...
     login_window_minutes: float = 15.0  # ... within this window, before further tries wait
+    #: Addresses (comma-separated IPs or CIDR ranges) of the reverse proxies whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed. Empty (the default): none, the connection's address is the client's.
+    trusted_proxies: str = ""
 
     # Per-IP request limits (engage.web.ratelimit; the ``limits`` notation, e.g. "60/minute", "10 per 5 minutes")
     rate_limit_public_pages: str = "60/minute"  # /u, /r, /x: the pages patients open from their messages

@@ -81,7 +81,8 @@ def serve(
     # engage.web.access logs each request by its route template; uvicorn's own access log
     # is off because its request lines carry unsubscribe and reassessment tokens.
     # log_config None: uvicorn's own lines go through engage's handler (text or JSON, ENGAGE_LOG_FORMAT).
-    logs.configure(logging.WARNING, get_settings().log_format)
+    settings = get_settings()
+    logs.configure(logging.WARNING, settings.log_format)
     for name in ("engage", "uvicorn"):
         logging.getLogger(name).setLevel(logging.INFO)
     uvicorn.run(
@@ -90,7 +91,11 @@ def serve(
         host=host,
         port=port,
         access_log=False,
-        proxy_headers=True,
+        # X-Forwarded-For only from ENGAGE_TRUSTED_PROXIES: uvicorn's default trusts 127.0.0.1, so anything on the
+        # same host (or a proxy that appends rather than replaces) could pick its own address and skip the
+        # per-IP limits. An empty string makes uvicorn trust nobody (None would fall back to its default).
+        proxy_headers=bool(settings.trusted_proxies.strip()),
+        forwarded_allow_ips=settings.trusted_proxies.strip(),
         # uvicorn's h11 protocol plus what uvicorn lacks against slow clients (engage.web.serving).
         http=guarded(
             header_timeout=header_timeout,

@@ -17,8 +17,8 @@ Each limit is a FastAPI dependency. Over the limit: 429 with ``Retry-After``. Us
 
 A new limit is one line: ``PerIpLimit("name", "setting_name")`` with a ``rate_limit_*``
 setting in :mod:`engage.config`. The client address is ``request.client.host``, which
-uvicorn takes from ``X-Forwarded-For`` only when the connection comes from a trusted
-proxy (``--forwarded-allow-ips``), so a client cannot pick its own address.
+uvicorn takes from ``X-Forwarded-For`` only when the connection comes from a proxy listed in
+``ENGAGE_TRUSTED_PROXIES`` (``engage serve``; none by default), so a client cannot pick its own address.
 """
 
 from __future__ import annotations

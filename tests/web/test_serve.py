@@ -272,3 +272,21 @@ def test_a_body_that_keeps_a_good_rate_but_never_ends_is_cut_at_the_body_timeout
             closed = _closed_by_server(conn)
         assert closed and time.monotonic() - started < 4
     assert "not complete within 2 s" in served.log()
+
+
+def _login_statuses(served: Served, forwarded_for: list[str]) -> list[int]:
+    return [
+        httpx.post(served.url + "/login", headers={"X-Forwarded-For": ip}, data={"email": "x"}, timeout=10).status_code
+        for ip in forwarded_for
+    ]
+
+
+def test_x_forwarded_for_is_ignored_unless_the_connection_comes_from_a_trusted_proxy(
+    serve: Callable[..., Served], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENGAGE_RATE_LIMIT_LOGIN", "2/minute")
+    rotating = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+    # The default trusts nobody, loopback included: a rotated header does not buy fresh per-IP allowances.
+    assert _login_statuses(serve(), rotating)[-1] == 429
+    monkeypatch.setenv("ENGAGE_TRUSTED_PROXIES", "127.0.0.1")
+    assert 429 not in _login_statuses(serve(), rotating)  # behind a configured proxy, each client counts alone
