@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -132,6 +133,20 @@ class ConsentState(enum.StrEnum):
     OPTED_OUT = "opted_out"
 
 
+class MfaPolicy(enum.StrEnum):
+    """Which staff must have a second factor: nobody, the clinic's admins, or everyone."""
+
+    NONE = "none"
+    ADMINS = "admins"
+    ALL = "all"
+
+
+class FactorKind(enum.StrEnum):
+    TOTP = "totp"  # an authenticator app (RFC 6238)
+    PASSKEY = "passkey"  # a WebAuthn credential
+    RECOVERY = "recovery"  # one of ten single-use recovery codes
+
+
 class Clinic(Base):
     __tablename__ = "clinic"
 
@@ -156,6 +171,11 @@ class Clinic(Base):
     steps_off: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     #: Steps that may go by email (the reassessment) go by email to every patient who has an address.
     prefers_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    #: Who must sign in with a second factor (:class:`MfaPolicy`). New clinics: admins; clinics that existed
+    #: before MFA (migration 0014): nobody until their admin chooses, so an upgrade locks nobody out mid-day.
+    mfa_required: Mapped[MfaPolicy] = mapped_column(
+        _enum(MfaPolicy), default=MfaPolicy.ADMINS, server_default=text("'none'")
+    )
 
 
 class StaffUser(Base):
@@ -503,15 +523,42 @@ class StaffSession(Base):
     staff: Mapped[StaffUser] = relationship()
 
 
-class LoginFailure(Base):
-    """One failed sign-in, counted per account and per address to slow down password guessing."""
+class LoginCounter(Base):
+    """Sign-in attempts per account or address in the current window (``engage.records.login_throttle``).
 
-    __tablename__ = "login_failure"
-    __table_args__ = (Index("ix_login_failure_key_at", "key", "at"),)
+    One row per key, counted with one atomic upsert, so parallel guesses cannot all read "4 so far".
+    """
+
+    __tablename__ = "login_counter"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)  # "email:<address>" or "ip:<address>"
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class StaffFactor(Base):
+    """A staff member's second factor: an authenticator app, a passkey, or one recovery code.
+
+    TOTP: ``secret`` (base32), ``last_step`` (the last accepted 30 s step: a code is good once),
+    ``confirmed_at`` (None until the first code proves the app has it). Passkey: ``credential_id``
+    and ``public_key`` (base64url), ``sign_count``. Recovery: ``code_hash`` (argon2), ``used_at``.
+    """
+
+    __tablename__ = "staff_factor"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(400))  # "email:<address>" or "ip:<address>"
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"), index=True)
+    kind: Mapped[FactorKind] = mapped_column(_enum(FactorKind))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    secret: Mapped[str | None] = mapped_column(String(64))
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    credential_id: Mapped[str | None] = mapped_column(String(400), unique=True)
+    public_key: Mapped[str | None] = mapped_column(Text)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    code_hash: Mapped[str | None] = mapped_column(String(200))
+    confirmed_at: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class IdempotencyKey(Base):

@@ -14,22 +14,21 @@ account, so the sign-in page never tells anyone which addresses exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
 from engage.clock import utcnow
 from engage.config import get_settings
 from engage.errors import InvalidInput, NotFound
-from engage.records import validation
+from engage.records import login_throttle, validation
 from engage.records.audit import audit
 from engage.records.lookup import get
-from engage.records.models import ApiToken, Clinic, LoginFailure, Role, StaffSession, StaffUser
+from engage.records.models import ApiToken, Clinic, Role, StaffSession, StaffUser
 
 MIN_PASSWORD_LENGTH = 12
 #: zxcvbn's score 3: "safely unguessable", at least 10^8 guesses (0-2 are common or patterned passwords).
@@ -194,35 +193,30 @@ def _keys(email: str, ip: str | None) -> _Keys:
     return _Keys(f"email:{email.strip().lower()}"[:400], f"ip:{ip}"[:400] if ip else None)
 
 
+def account_key(email: str) -> str:
+    """The throttle key of an account: password and second-factor failures count together."""
+    return _keys(email, None).account
+
+
 def authenticate(session: Session, email: str, password: str, ip: str | None = None) -> StaffUser:
     """The active account with this email and password, or ``LoginRefused``.
 
-    After ``settings.login_max_failures`` failures for the address or from ``ip`` within
-    ``settings.login_window_minutes``, raises ``LoginThrottled`` without checking the
-    password. Failures are recorded in the caller's session: commit it either way.
+    Each attempt is first counted for the address and for ``ip`` (:mod:`engage.records.login_throttle`,
+    atomic and committed at once); once ``settings.login_max_failures`` attempts for either are failed
+    or in flight within ``settings.login_window_minutes``, raises ``LoginThrottled`` without checking the
+    password. A success gives its count back in the caller's session: commit it.
     """
     settings = get_settings()
-    now = utcnow()
-    window_start = now - timedelta(minutes=settings.login_window_minutes)
     keys = _keys(email, ip)
     wanted = [k for k in (keys.account, keys.address) if k]
-    session.execute(delete(LoginFailure).where(LoginFailure.at < window_start))
-    counts = dict(
-        session.execute(
-            select(LoginFailure.key, func.count())
-            .where(LoginFailure.key.in_(wanted), LoginFailure.at >= window_start)
-            .group_by(LoginFailure.key)
-        ).all()
-    )
-    if any(counts.get(k, 0) >= settings.login_max_failures for k in wanted):
+    if not login_throttle.reserve(session, wanted):
         raise LoginThrottled(f"too many failed sign-ins; wait {settings.login_window_minutes:g} minutes and try again")
     staff = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
     if _verify(staff.password_hash if staff else _DUMMY_HASH, password) and staff is not None and staff.active:
         if _hasher.check_needs_rehash(staff.password_hash):
             staff.password_hash = _hasher.hash(password)
+        login_throttle.release(session, wanted)
         return staff
-    session.add_all([LoginFailure(key=k, at=now) for k in wanted])
-    session.flush()
     raise LoginRefused("wrong email address or password")
 
 
