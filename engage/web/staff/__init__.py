@@ -20,6 +20,8 @@ from engage.web.staff import (
     auth,
     inbox,
     messages,
+    mfa,
+    mfa_login,
     outcomes,
     patient_page,
     patients,
@@ -39,6 +41,8 @@ def install(app: FastAPI) -> None:
     """Add the staff pages to ``app``."""
     for module in (
         auth,
+        mfa_login,
+        mfa,
         today,
         patients,
         patient_page,
@@ -54,6 +58,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(auth.SignInRequired, auth.sign_in_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(Refused, refused_redirect)  # type: ignore[arg-type]
+    app.add_exception_handler(auth.EnrollmentRequired, auth.enrollment_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
 
 
