@@ -353,7 +353,7 @@ def test_enrolment_errors(session: Session) -> None:
         other, _ = setup_plan(session, email="other@example.com")
         with pytest.raises(NotFound, match="known: .*dry-needling-sciatica"):
             enrollments.enroll(session, patient.id, plan.id, "nope")
-        with pytest.raises(InvalidInput, match="belongs to another patient"):
+        with pytest.raises(NotFound, match=f"no treatment plan with id {plan.id}"):  # another clinic's: as if absent
             enrollments.enroll(session, other.id, plan.id, SEQ)
         with pytest.raises(NotFound, match="no patient with id 999"):
             enrollments.enroll(session, 999, plan.id, SEQ)
