@@ -1,12 +1,12 @@
 """Passkeys (WebAuthn, through Duo Labs' ``webauthn``): register one, and sign in with one.
 
 The relying party is the host of ``ENGAGE_PUBLIC_URL`` (its RP ID) and the origin is that URL's
-scheme, host and port: browsers only offer WebAuthn in a secure context (https, or
-``localhost`` in development; an IP address such as 127.0.0.1 is never a valid RP ID). Passkeys are registered as discoverable credentials, so
-one can be the whole sign-in: :func:`authentication_options` without a staff member asks the
-browser for any engage passkey, and then the authenticator must verify its user (PIN or
-biometric), which makes the passkey two factors by itself. After a password it is a second
-factor and user verification is only preferred.
+scheme, host and port: browsers only offer WebAuthn in a secure context (https, or ``localhost``
+in development; an IP address such as 127.0.0.1 is never a valid RP ID). Passkeys are registered
+as discoverable credentials, so one can be the whole sign-in: :func:`authentication_options`
+without a staff member asks the browser for any engage passkey, and then the authenticator must
+verify its user (PIN or biometric), which makes the passkey two factors by itself. After a
+password it is a second factor and user verification is only preferred.
 
 The challenge travels to the browser and back in a signed, short-lived cookie (the web layer's
 job); these functions take it as bytes. A credential's signature counter must go up (a cloned

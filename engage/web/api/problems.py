@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
-from engage.errors import InvalidInput, NotFound
+from engage.errors import Conflict, InvalidInput, NotFound
 
 PROBLEM = "application/problem+json"
 _TITLES = {
@@ -92,6 +92,11 @@ def install(app: FastAPI) -> None:
         from engage.web.middleware import query_too_slow  # the one rule for every route
 
         return await query_too_slow(request, exc)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        errors = [{**_field(exc.field), "detail": str(exc)}] if exc.field else None
+        return problem(409, str(exc), errors)
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
