@@ -180,7 +180,12 @@ class Clinic(Base):
 
 class StaffUser(Base):
     __tablename__ = "staff_user"
-    __table_args__ = (UniqueConstraint("email"),)
+    #: An email is unique within a clinic, not across clinics: one person may work at two clinics, and a clinic
+    #: adding an address must not learn that another clinic has it (migration 0014).
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "email", name="uq_staff_user_clinic_email"),
+        Index("ix_staff_user_email", "email"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)

@@ -99,8 +99,9 @@ def create_staff(
     address = validation.email_address(email)
     chosen = role_name if isinstance(role_name, Role) else role(role_name)
     check_password(password, (address, name))
-    if session.scalar(select(StaffUser.id).where(StaffUser.email == address)):
-        raise InvalidInput("a staff account with that email address already exists")
+    # Unique per clinic: another clinic's account with this address is none of this clinic's business.
+    if session.scalar(select(StaffUser.id).where(StaffUser.clinic_id == clinic.id, StaffUser.email == address)):
+        raise InvalidInput("this clinic already has a staff account with that email address")
     staff = StaffUser(
         clinic_id=clinic.id,
         email=address,
@@ -211,12 +212,16 @@ def authenticate(session: Session, email: str, password: str, ip: str | None = N
     wanted = [k for k in (keys.account, keys.address) if k]
     if not login_throttle.reserve(session, wanted):
         raise LoginThrottled(f"too many failed sign-ins; wait {settings.login_window_minutes:g} minutes and try again")
-    staff = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
-    if _verify(staff.password_hash if staff else _DUMMY_HASH, password) and staff is not None and staff.active:
-        if _hasher.check_needs_rehash(staff.password_hash):
-            staff.password_hash = _hasher.hash(password)
-        login_throttle.release(session, wanted)
-        return staff
+    # One address may have accounts at several clinics: the first (oldest) whose password matches signs in.
+    found: list[StaffUser | None] = list(
+        session.scalars(select(StaffUser).where(StaffUser.email == email.strip().lower()).order_by(StaffUser.id))
+    )
+    for staff in found or [None]:
+        if _verify(staff.password_hash if staff else _DUMMY_HASH, password) and staff is not None and staff.active:
+            if _hasher.check_needs_rehash(staff.password_hash):
+                staff.password_hash = _hasher.hash(password)
+            login_throttle.release(session, wanted)
+            return staff
     raise LoginRefused("wrong email address or password")
 
 

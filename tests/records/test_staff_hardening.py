@@ -48,3 +48,22 @@ def test_deactivation_revokes_tokens_and_a_reactivated_user_s_old_token_stays_de
     assert api_tokens.authenticate(session, token) is None
     _, fresh = api_tokens.create_token(session, staff_email=desk.email)
     assert api_tokens.authenticate(session, fresh) is not None
+
+
+def test_an_address_another_clinic_uses_is_answered_as_if_it_did_not_exist(session: Session) -> None:
+    ours = seed.clinic(session)
+    theirs = seed.clinic(session, name="Elsewhere Physio", email="front@elsewhere.example")
+    elsewhere = seed.staff(session, theirs.id, "sam@example.com")
+    here = seed.staff(session, ours.id, "sam@example.com")  # one person, two clinics: a second account, no error
+    assert here.id != elsewhere.id and here.clinic_id == ours.id
+    with pytest.raises(InvalidInput, match="this clinic already has"):
+        seed.staff(session, ours.id, "Sam@Example.com")
+    accounts.reset_password(session, here.id, "a brand new passphrase")
+    # Each account signs in with its own password, and only to its own clinic.
+    assert accounts.authenticate(session, "sam@example.com", "a brand new passphrase").id == here.id
+    assert accounts.authenticate(session, "sam@example.com", seed.PASSWORD).id == elsewhere.id
+    # A token is made for the account of the clinic asking; without a clinic the shared address is ambiguous.
+    row, _ = api_tokens.create_token(session, staff_email="sam@example.com", clinic_id=ours.id)
+    assert row.staff_user_id == here.id
+    with pytest.raises(InvalidInput, match="several clinics"):
+        api_tokens.create_token(session, staff_email="sam@example.com")

@@ -3,6 +3,8 @@
 - ``staff_factor``: authenticator apps (TOTP), passkeys (WebAuthn) and single-use recovery codes.
 - ``clinic.mfa_required``: ``none`` | ``admins`` | ``all``. Existing clinics get ``none`` (an upgrade must not
   send every admin to enrollment in the middle of a clinic day); new clinics default to ``admins`` (the model).
+- ``staff_user.email`` is unique per clinic instead of everywhere: a clinic adding a staff address must not
+  learn that another clinic has it, and one person may work at two clinics.
 - ``login_counter`` replaces ``login_failure``: one row per key counted with an upsert, so parallel wrong
   passwords cannot all read "fewer than five so far". Open failure counts are not carried over (at worst an
   attacker gets one fresh window at upgrade time).
@@ -59,9 +61,17 @@ def upgrade() -> None:
     op.create_index(op.f("ix_login_counter_window_start"), "login_counter", ["window_start"])
     op.drop_index("ix_login_failure_key_at", table_name="login_failure")
     op.drop_table("login_failure")
+    with op.batch_alter_table("staff_user") as batch_op:
+        batch_op.drop_constraint("uq_staff_user_email", type_="unique")
+        batch_op.create_unique_constraint("uq_staff_user_clinic_email", ["clinic_id", "email"])
+        batch_op.create_index("ix_staff_user_email", ["email"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("staff_user") as batch_op:  # fails if two clinics now share an address: by design
+        batch_op.drop_index("ix_staff_user_email")
+        batch_op.drop_constraint("uq_staff_user_clinic_email", type_="unique")
+        batch_op.create_unique_constraint("uq_staff_user_email", ["email"])
     op.create_table(
         "login_failure",
         sa.Column("id", sa.Integer(), nullable=False),
