@@ -189,6 +189,7 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
     """A demo clinic with ``count`` patients, each with a plan enrolled in the sequence."""
     from engage.content.exercises import set_plan_exercises
     from engage.records.clinics import create_clinic
+    from engage.records.models import MfaPolicy
     from engage.records.patients import add_patient
     from engage.records.plans import create_plan
     from engage.schedule.enrollments import enroll
@@ -204,6 +205,9 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
         region="US",
         actor="demo",
     )
+    # A local demo on its own SQLite file with a printed password: the admin is not sent to set up a second
+    # factor before seeing anything (Security in the menu still offers it). Real clinics start at "admins".
+    clinic.mfa_required = MfaPolicy.NONE
     seeded = []
     for n in range(count):
         spec = PATIENTS[n % len(PATIENTS)]
