@@ -313,24 +313,6 @@ def summary(session: Session, staff_id: int) -> Summary:
     )
 
 
-def remove_factor(session: Session, staff: StaffUser, factor_id: int, *, actor: str) -> None:
-    """Remove one of the staff member's own authenticator app or passkeys (audited)."""
-    factor = session.get(StaffFactor, factor_id)
-    if factor is None or factor.staff_user_id != staff.id or factor.kind is FactorKind.RECOVERY:
-        raise InvalidInput("no such factor on your account")
-    session.delete(factor)
-    audit(
-        session,
-        clinic_id=staff.clinic_id,
-        actor=actor,
-        action="staff.mfa_remove",
-        subject_type="staff_user",
-        subject_id=staff.id,
-        kind=factor.kind.value,
-    )
-    session.flush()
-
-
 def set_policy(session: Session, clinic_id: int, policy: str | MfaPolicy, *, actor: str) -> MfaPolicy:
     """Set who in the clinic must sign in with a second factor; raises ``InvalidInput`` for an unknown rule."""
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import case, delete, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,13 @@ def reserve(session: Session, keys: Iterable[str]) -> bool:
     now = utcnow()
     cutoff = now - timedelta(minutes=settings.login_window_minutes)
     wanted = sorted(set(keys))  # one order everywhere: two keys locked in opposite orders would deadlock
-    session.execute(delete(LoginCounter).where(LoginCounter.window_start < cutoff, LoginCounter.key.notin_(wanted)))
+    # Old windows of other keys go, skipping rows another sign-in holds (waiting on them could deadlock).
+    stale = (
+        select(LoginCounter.key)
+        .where(LoginCounter.window_start < cutoff, LoginCounter.key.notin_(wanted))
+        .with_for_update(skip_locked=True)
+    )
+    session.execute(delete(LoginCounter).where(LoginCounter.key.in_(stale)))
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     counts = []
     for key in wanted:
