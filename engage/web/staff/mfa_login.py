@@ -3,7 +3,7 @@
 After a right password, a staff member with a second factor gets a pending cookie
 (:mod:`engage.web.staff.pending`) and ``/login/verify`` asks for a code from their
 authenticator app, a recovery code, or their passkey. ``/login/passkey/*`` also serves the
-sign-in page's "Sign in with a passkey" (no password: the authenticator must verify its user).
+sign-in page's "Use a passkey instead" (no password: the authenticator must verify its user).
 These routes have no session yet, so they check the sign-in form's double-submit CSRF cookie.
 """
 

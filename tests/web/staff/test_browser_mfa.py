@@ -143,7 +143,7 @@ def test_an_admin_enrolls_an_app_and_a_passkey_and_signs_in_with_each(
 
         # The passkey alone (it verified its user, so it is two factors by itself).
         _sign_out(page)
-        page.get_by_role("button", name="Sign in with a passkey").click()
+        page.get_by_role("button", name="Use a passkey instead").click()
         expect(page.get_by_role("heading", name="Today", exact=True)).to_be_visible()
 
         page.goto(base + "/settings/security")
