@@ -24,7 +24,7 @@ import webauthn
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from webauthn.helpers import bytes_to_base64url
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     PublicKeyCredentialDescriptor,
@@ -104,7 +104,7 @@ def register(
         verified = webauthn.verify_registration_response(
             credential=credential, expected_challenge=challenge, expected_rp_id=rp_id, expected_origin=origin
         )
-    except (InvalidRegistrationResponse, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+    except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(f"the passkey could not be registered ({type(exc).__name__})") from None
     credential_id = bytes_to_base64url(verified.credential_id)
     if session.scalar(select(StaffFactor.id).where(StaffFactor.credential_id == credential_id)):
@@ -113,7 +113,7 @@ def register(
     factor = StaffFactor(
         staff_user_id=staff.id,
         kind=FactorKind.PASSKEY,
-        label=(label.strip() or "Passkey")[:100],
+        label=(label.replace("\x00", "").strip() or "Passkey")[:100],
         credential_id=credential_id,
         public_key=bytes_to_base64url(verified.credential_public_key),
         sign_count=verified.sign_count,
@@ -160,6 +160,8 @@ def authenticate(
         credential_id = str(raw["id"])
     except (ValueError, KeyError, TypeError):
         raise PasskeyRefused("the passkey's answer is malformed") from None
+    if len(credential_id) > 400 or "\x00" in credential_id:  # no stored id looks like that
+        raise PasskeyRefused("this passkey is not registered with engage")
     factor = session.scalar(
         select(StaffFactor).where(StaffFactor.credential_id == credential_id, StaffFactor.kind == FactorKind.PASSKEY)
     )
@@ -175,7 +177,7 @@ def authenticate(
             credential_current_sign_count=factor.sign_count,
             require_user_verification=staff_id is None,
         )
-    except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError) as exc:
+    except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
         raise PasskeyRefused(f"the passkey's answer did not verify ({type(exc).__name__})") from None
     counted = [StaffFactor.id == factor.id]
     if verified.new_sign_count:  # authenticators without a counter always say 0
