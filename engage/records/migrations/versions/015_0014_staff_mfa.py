@@ -10,7 +10,7 @@
   attacker gets one fresh window at upgrade time).
 
 Revision ID: 0014
-Revises: 0018
+Revises: 0016
 Create Date: 2026-12-06 02:00:00
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0018"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
