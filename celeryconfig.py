@@ -11,10 +11,10 @@ Environment (all optional):
   broker, only for a worker in the same process, e.g. ``engage demo``);
   in production Redis, e.g. ``redis://127.0.0.1:6379/0``.
 - ``ENGAGE_TICK_SECONDS`` (15): how often beat runs ``dispatch_due``.
-- ``ENGAGE_REAP_SECONDS`` (60): how often beat runs ``reap_stale``.
+- ``ENGAGE_REAP_SECONDS`` (one tick): how often beat runs ``reap_stale``.
 - ``ENGAGE_SEND_SOFT_TIME_LIMIT`` (30): seconds one ``send_message`` may run.
 - ``ENGAGE_VISIBILITY_TIMEOUT`` (900): Redis redelivery of unacknowledged tasks.
-- ``ENGAGE_STALE_QUEUED_SECONDS`` / ``ENGAGE_STALE_SENDING_SECONDS`` (300 / 600),
+- ``ENGAGE_STALE_QUEUED_SECONDS`` / ``ENGAGE_STALE_SENDING_SECONDS`` (60 / 600),
   ``ENGAGE_HTTP_TIMEOUT_SECONDS`` (10): engage settings the numbers below must agree with.
 
 The relations between the numbers are checked at import: a worker or beat
@@ -61,7 +61,9 @@ task_publish_retry_policy = {"max_retries": 3, "interval_start": 0.2, "interval_
 
 # -- Time limits ---------------------------------------------------------------
 TICK_SECONDS = _settings.tick_seconds
-REAP_SECONDS = _seconds("ENGAGE_REAP_SECONDS", 60.0)
+# Every tick: with stale ``queued`` rows taken back after a minute, a dead worker's messages wait about a
+# tick plus a minute (the reaper's queries use the (status, due_at) index and touch only stale rows).
+REAP_SECONDS = _seconds("ENGAGE_REAP_SECONDS", TICK_SECONDS)
 
 # One send is one HTTP call with an explicit timeout (ENGAGE_HTTP_TIMEOUT_SECONDS,
 # 10 s) plus a short wait for a rate-limit slot; 30 s is three timeouts' worth. A
@@ -93,7 +95,7 @@ LONGEST_TASK = max(SEND_TIME_LIMIT, DISPATCH_TIME_LIMIT, WEBHOOKS_TIME_LIMIT)
 # so the timeout must exceed both together, or a healthy slow task would be
 # delivered twice. 900 s leaves a wide margin (and room for worker clocks
 # that disagree) while a task from a crashed worker still comes back within
-# 15 minutes; usually the reaper re-enqueues its row first (stale queued, 300 s).
+# 15 minutes; usually the reaper re-enqueues its row first (stale queued, 60 s).
 VISIBILITY_TIMEOUT = _seconds("ENGAGE_VISIBILITY_TIMEOUT", 900.0)
 
 if VISIBILITY_TIMEOUT <= 2 * LONGEST_TASK:

@@ -51,22 +51,32 @@ class Settings(BaseSettings):
     max_attempts: int = 6
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
-    stale_queued_seconds: float = 300.0
+    #: A ``queued`` row older than this is re-enqueued by the reaper (a killed worker's reserved tasks, a Redis
+    #: restart without AOF). Harmless when the first task still runs (the take is a compare-and-set), so short:
+    #: a dead worker delays its messages by about this plus a tick, not minutes.
+    stale_queued_seconds: float = 60.0
     stale_sending_seconds: float = 600.0
     sms_rate_per_second: float = 10.0
     email_rate_per_second: float = 50.0
     http_timeout_seconds: float = 10.0
     #: How long a clinic's webhook endpoint may take to answer before the attempt counts as failed.
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    #: Development only: webhook URLs may be plain http and point at this machine or a private network (a receiver
+    #: being tried out). Off, engage posts only over https to public addresses (engage.integrations.addresses).
+    webhook_allow_local: bool = False
     #: Sends in flight at once per worker process (threads: a provider call mostly waits on the network).
     send_threads: int = 32
     #: Message ids per send task; each task's sends overlap on the process's threads.
     send_batch: int = 32
-    #: PostgreSQL connections each process keeps open, and how many more it may open for a moment. A worker's
-    #: send threads take one for a few milliseconds at a time; a connection beyond the pool is closed after use,
-    #: and opening one costs the server far more than a send, so the pool should cover the usual overlap.
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
+    #: PostgreSQL connections each process keeps open. None (the default): one per send thread
+    #: (``send_threads``), since a send holds one connection at a time and a worker never has more sends in
+    #: flight than threads; then no process opens more connections than it has sends in flight, and a burst
+    #: never churns through short-lived overflow connections (each one costs the server more than a send).
+    db_pool_size: int | None = Field(None, ge=1)
+    #: Connections a process may open beyond the pool for a moment (closed after use). 0: never more than the pool.
+    db_max_overflow: int = Field(0, ge=0)
+    #: How long a thread waits for a pooled connection before its work is put back (``sqlalchemy.exc.TimeoutError``).
+    db_pool_timeout_seconds: float = Field(5.0, gt=0)
 
     #: A reassessment prompt takes answers (link or SMS) for this many days after it was sent.
     reassessment_answer_days: int = Field(14, ge=1)
@@ -103,6 +113,9 @@ class Settings(BaseSettings):
     #: we still record the consent change but send no answer of our own to those exact keywords.
     twilio_handles_keywords: bool = False
     max_request_bytes: int = 1_000_000
+    #: PostgreSQL cancels any one statement of a web request's database work that runs longer than this: a search
+    #: or a page that would keep the database busy answers 503 instead (workers and the CLI have no such limit).
+    web_statement_timeout_seconds: float = Field(15.0, gt=0)
     #: The largest CSV file the staff app's "Import appointments" page and ``POST /api/v1/import/appointments``
     #: take (larger than ``max_request_bytes``: see :func:`engage.web.staff.appointment_import.body_limit`).
     import_max_bytes: int = 5_000_000
@@ -120,10 +133,15 @@ class Settings(BaseSettings):
     session_absolute_hours: float = 12.0  # and this long after sign-in, whatever happens
     login_max_failures: int = 5  # failed sign-ins per account or per address ...
     login_window_minutes: float = 15.0  # ... within this window, before further tries wait
+    #: Addresses (comma-separated IPs or CIDR ranges) of the reverse proxies whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed. Empty (the default): none, the connection's address is the client's.
+    trusted_proxies: str = ""
 
     # Per-IP request limits (engage.web.ratelimit; the ``limits`` notation, e.g. "60/minute", "10 per 5 minutes")
     rate_limit_public_pages: str = "60/minute"  # /u, /r, /x: the pages patients open from their messages
     rate_limit_login: str = "10/minute"  # the staff sign-in form (on top of the per-account failure throttle)
+    rate_limit_api_per_ip: str = "1200/minute"  # every /api/v1 request, per client address
+    rate_limit_api_per_token: str = "600/minute"  # every /api/v1 request, per API token (from any address)
 
 
 class StartupRefused(RuntimeError):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
+import threading
 import time
 from collections.abc import Iterator
 from functools import lru_cache
@@ -14,7 +16,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engage.config import get_settings
+from engage.config import Settings, get_settings
 
 
 def normalise_url(url: str) -> str:
@@ -34,7 +36,11 @@ def make_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
         settings = get_settings()
-        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        kwargs.update(
+            pool_size=pool_size(settings),
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
     engine = create_engine(url, **kwargs)
     event.listen(engine, "handle_error", _strip_detail)
     if engine.dialect.name == "sqlite":
@@ -42,7 +48,36 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
     else:
         _ping_idle_connections(engine)
+        event.listen(engine, "begin", _postgresql_on_begin)
     return engine
+
+
+def pool_size(settings: Settings) -> int:
+    """Connections a process keeps: ``ENGAGE_DB_POOL_SIZE``, else one per send thread (a send holds one at a time)."""
+    return settings.db_pool_size or max(1, settings.send_threads)
+
+
+#: Milliseconds each statement of the transactions begun in this context may run (None: no limit). The web app
+#: sets it for every request (engage.web.deadline); the workers and the CLI leave it unset.
+statement_timeout_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar("statement_timeout_ms", default=None)
+
+
+def _postgresql_on_begin(conn: Any) -> None:
+    ms = statement_timeout_ms.get()
+    if ms is not None:
+        # LOCAL: for this transaction only, so the pooled connection goes back to the next user unchanged.
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(ms)}")
+
+
+@contextlib.contextmanager
+def statement_timeout(seconds: float | None) -> Iterator[None]:
+    """Transactions begun inside the block (on PostgreSQL; threads started from it too) cancel any statement
+    running longer than ``seconds`` (psycopg ``QueryCanceled``, SQLAlchemy ``OperationalError``)."""
+    token = statement_timeout_ms.set(None if seconds is None else max(1, round(seconds * 1000)))
+    try:
+        yield
+    finally:
+        statement_timeout_ms.reset(token)
 
 
 #: PostgreSQL's DETAIL line quotes the values behind an error ("Key (clinic_id, email)=(1, ana@example.com)
@@ -97,9 +132,33 @@ def _sqlite_on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-@lru_cache
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
 def _engine_for(url: str) -> Engine:
-    return make_engine(url)
+    """One engine (one pool) per URL in this process."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = make_engine(url)
+        return engine
+
+
+def reset_engines() -> None:
+    """Close every engine this process made and forget it; the next use connects anew.
+
+    For code that runs engage's commands one after another in one process, as separate processes
+    would run them (the tests): a relative SQLite path may name another file once the folder
+    changes, and a database may have been dropped and made again. Connections checked out at the
+    time stay usable until they are returned.
+    """
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    _sessionmaker_for.cache_clear()
+    for engine in engines:
+        engine.dispose()
 
 
 def get_engine() -> Engine:

@@ -44,6 +44,7 @@ from engage.delivery.startup import check_startup
 from engage.errors import InvalidInput
 from engage.records import migrate
 from engage.records.models import Channel, Clinic, ConsentState, Message, MessageStatus, Patient
+from engage.schedule.reconcile import reconcile_patient
 
 SEQUENCE = "dry-needling-sciatica"
 DEMO_CLINIC_EMAIL = "frontdesk@riverside-physio.example"  # marks a clinic as the demo's
@@ -65,14 +66,15 @@ class DemoPatient:
     sessions: int
     every_days: int
     replies_stop: bool = False
+    exercises: tuple[str, ...] = ()  # picked by the practitioner: the stretch text goes only with some
 
 
 PATIENTS = (
-    DemoPatient("Maria", "Lopez", "en", None, "+12125550142", "D+2 09:00", 6, 7),
+    DemoPatient("Maria", "Lopez", "en", None, "+12125550142", "D+2 09:00", 6, 7, exercises=("figure-four",)),
     DemoPatient("Lucía", "Fernández", "es", "America/Mexico_City", "+525555550123", "D+3 17:30", 6, 7),
     DemoPatient("James", "Carter", "en", "America/Los_Angeles", None, "D+2 14:00", 4, 7),
     DemoPatient("Sofía", "Ramírez", "es", "America/Chicago", "+13125550177", "D+4 10:15", 6, 7, replies_stop=True),
-    DemoPatient("Tom", "Becker", "en", "America/Denver", "+17205550188", "D+3 08:30", 6, 3),
+    DemoPatient("Tom", "Becker", "en", "America/Denver", "+17205550188", "D+3 08:30", 6, 3, exercises=("gentle-walk",)),
 )
 
 
@@ -185,7 +187,9 @@ def _check_database_is_safe(session: Any) -> int:
 
 def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str, Any]]]:
     """A demo clinic with ``count`` patients, each with a plan enrolled in the sequence."""
+    from engage.content.exercises import set_plan_exercises
     from engage.records.clinics import create_clinic
+    from engage.records.models import MfaPolicy
     from engage.records.patients import add_patient
     from engage.records.plans import create_plan
     from engage.schedule.enrollments import enroll
@@ -201,6 +205,9 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
         region="US",
         actor="demo",
     )
+    # A local demo on its own SQLite file with a printed password: the admin is not sent to set up a second
+    # factor before seeing anything (Security in the menu still offers it). Real clinics start at "admins".
+    clinic.mfa_required = MfaPolicy.NONE
     seeded = []
     for n in range(count):
         spec = PATIENTS[n % len(PATIENTS)]
@@ -230,6 +237,8 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
             duration=timedelta(minutes=45),
             actor="demo",
         )
+        if spec.exercises:
+            set_plan_exercises(session, plan.id, spec.exercises, actor="demo")
         enrollment, result = enroll(session, patient.id, plan.id, SEQUENCE, enrolled_by="demo")
         appointments = sorted(a.start_at for a in plan.appointments)
         stop_at = appointments[1] + timedelta(hours=5) if spec.replies_stop and len(appointments) > 1 else None
@@ -248,6 +257,69 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
             }
         )
     return clinic.id, seeded
+
+
+#: (first name, last name) of the patients whose finished care gives the Outcomes page real figures.
+HISTORY_NAMES = [
+    (f, la)
+    for la in ("Young", "Zamora", "Zhou", "Zimmer")
+    for f in ("Alex", "Bea", "Cruz", "Dana", "Eli", "Fay", "Gus", "Hana", "Ivo")
+]
+
+
+def _outcome_history(session: Any, clinic_id: int, now: datetime) -> int:
+    """Finished episodes in the months before ``now``: three practitioners (one with too few episodes to show
+    by name), weekly plans, a baseline the day before the first session and weekly scores after it, most
+    improving, some not, one worse. Enrollments are completed, so nothing is planned or sent for them."""
+    from engage.conversation.measures import record_score
+    from engage.records.models import Enrollment, EnrollmentStatus
+    from engage.records.patients import add_patient
+    from engage.records.plans import create_plan
+    from engage.records.practitioners import add_practitioner
+
+    names = ("Dr. Maya Chen", "Dr. Sam Okafor", "Jo Rivera, PT")
+    who = [
+        add_practitioner(session, clinic_id, name=n, external_id=f"DR-{i}", actor="demo").id
+        for i, n in enumerate(names, 1)
+    ]
+    for n, (first_name, last_name) in enumerate(HISTORY_NAMES):
+        patient = add_patient(
+            session,
+            clinic_id=clinic_id,
+            first_name=first_name,
+            last_name=last_name,
+            actor="demo",
+            email=f"{first_name.lower()}.{last_name.lower()}.{n}@patients.example",
+        ).patient
+        first = now - timedelta(days=200 - 4 * n, hours=n % 5)
+        plan = create_plan(
+            session,
+            patient_id=patient.id,
+            condition="sciatica",
+            modality="dry needling",
+            first=first,
+            sessions=6,
+            every=timedelta(days=7),
+            actor="demo",
+            allow_past=True,
+            practitioner_id=who[2 if n % 9 == 8 else n % 2],
+        )
+        session.add(
+            Enrollment(
+                patient_id=patient.id,
+                plan_id=plan.id,
+                sequence_key=SEQUENCE,
+                status=EnrollmentStatus.COMPLETED,
+                enrolled_by="demo",
+            )
+        )
+        baseline = 5 + n % 5
+        drop = (0, 1, 2, 3, 4, 5, 3, 4, -1)[n % 9]  # points gained by the last score; -1: worse
+        record_score(session, patient.id, baseline, actor="demo", at=first - timedelta(days=1), source="staff")
+        for week in range(1, 6):
+            score = max(0, min(10, baseline - round(drop * week / 5) + (1 if drop < 0 and week > 2 else 0)))
+            record_score(session, patient.id, score, actor="demo", at=first + timedelta(days=7 * week, hours=3))
+    return len(HISTORY_NAMES)
 
 
 def _demo_staff(session: Any, clinic_id: int, database_url: str) -> dict[str, str] | None:
@@ -377,6 +449,7 @@ def run_demo(
         superseded = _check_database_is_safe(session)
         clinic_id, seeded = _seed(session, start, patients)
         staff_login = _demo_staff(session, clinic_id, settings.database_url)
+        history = _outcome_history(session, clinic_id, start)
     report = DemoReport(
         clinic_id=clinic_id,
         database=settings.database_url,
@@ -392,6 +465,7 @@ def run_demo(
         + (f" (cancelled {superseded} unsent messages of an earlier demo run)" if superseded else "")
         + "."
     )
+    say(f"Added {history} finished episodes of care with pain scores, for the Outcomes page.")
     say(f"Running {days} simulated days from {start:%Y-%m-%d %H:%M} UTC through Celery (in-process worker)...")
 
     stops = sorted((datetime.fromisoformat(p["stop_at"]), p) for p in seeded if p["stop_at"])
@@ -433,9 +507,10 @@ def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]],
                             source="sms_keyword",
                             detail="demo: replied STOP",
                         )
-                    say(
-                        f"  {_day_label(report.start, at)}  {who['name']} replies STOP: their pending SMS are cancelled"
-                    )
+                        # As staff recording an opt-out would: texts that may go by email (aftercare,
+                        # the pain prompt) now do.
+                        reconcile_patient(session, who["patient_id"])
+                    say(f"  {_day_label(report.start, at)}  {who['name']} replies STOP: pending SMS stopped or emailed")
                     continue
                 if due is None or due > report.end:
                     break

@@ -12,5 +12,9 @@ class InvalidInput(ValueError):
         self.field = field
 
 
+class Conflict(InvalidInput):
+    """The input is well formed but the record's state forbids it (the API answers 409); nothing was written."""
+
+
 class NotFound(LookupError):
     """No such record (or not in the caller's clinic)."""

@@ -3,8 +3,8 @@
 engage's own log lines carry ids, counts and short reasons, never a patient's
 name, phone, email or a message body (each module keeps to that). The JSON
 form adds no more: time, level, logger, the message, the process, and the
-outbox ``message_id`` when a line is about one message (``extra={"message_id": …}``,
-or engage's convention of starting the text with ``message <id>``). For an
+outbox ``message_id`` when a line is about one message: its call site passes
+``extra={"message_id": …}`` (the text is never parsed for it). For an
 exception it keeps the type and the stack, not the exception's text, which may
 quote what it was given.
 """
@@ -45,15 +45,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def _message_id(record: logging.LogRecord) -> int | None:
+    """The outbox row a line is about, as its call site passed it: ``extra={"message_id": id}``."""
     explicit = getattr(record, "message_id", None)
-    if isinstance(explicit, int):
-        return explicit
-    # engage's lines about one outbox row read "message %d: ..." / "message %d sent via ..."
-    if isinstance(record.msg, str) and record.msg.startswith("message %d") and record.args:
-        first = record.args[0] if isinstance(record.args, tuple) else None
-        if isinstance(first, int):
-            return first
-    return None
+    return explicit if isinstance(explicit, int) else None
 
 
 def formatter(log_format: str) -> logging.Formatter:

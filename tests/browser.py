@@ -92,10 +92,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(database_url: str, env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[str]:
-    """Run ``python -m engage serve`` against ``database_url``; yield its base URL; stop it afterwards."""
+def serve(
+    database_url: str, env: dict[str, str] | None = None, timeout: float = 60, host: str = "127.0.0.1"
+) -> Iterator[str]:
+    """Run ``python -m engage serve`` against ``database_url``; yield its base URL; stop it afterwards.
+
+    ``host``: the name in the base URL (and ``ENGAGE_PUBLIC_URL``); ``localhost`` for passkeys, since
+    WebAuthn refuses an IP address as the relying party's id. The server listens on 127.0.0.1 either way.
+    """
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     full_env = {
         **os.environ,
         "ENGAGE_DATABASE_URL": database_url,
@@ -116,7 +122,7 @@ def serve(database_url: str, env: dict[str, str] | None = None, timeout: float =
         deadline = time.monotonic() + timeout
         while True:
             try:
-                urllib.request.urlopen(f"{base}/login", timeout=2).close()
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2).close()
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if proc.poll() is not None or time.monotonic() > deadline:

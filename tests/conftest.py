@@ -1,51 +1,58 @@
 """Shared fixtures: real databases (SQLite and PostgreSQL) built by Alembic, and a clean environment.
 
-PostgreSQL comes from ``ENGAGE_TEST_DATABASE_URL`` (default: the local ``test`` database);
-Redis from ``ENGAGE_TEST_REDIS_URL``. A test that needs one that is not running fails
-and says how to start it.
+Each test process owns what it uses, so two runs on one machine (or two xdist workers) never wipe
+each other's data:
+
+- PostgreSQL: a database of its own, ``<configured name>_<random>_<worker>``, made on the server of
+  ``ENGAGE_TEST_DATABASE_URL`` (default: the local ``test`` database, only used as the way in) on first
+  use, migrated once, and dropped when the process's tests end.
+- Redis: one of the server's 16 numbered databases, leased (see ``REDIS_LEASE_KEY``), starting from the
+  one ``ENGAGE_TEST_REDIS_URL`` names; flushed before each test that asks for it, emptied at the end.
+- SQLite: a file in the run's temporary folder.
+
+A test that needs a service that is not running fails and says how to start it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import Engine, inspect, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from engage.config import get_settings
-from engage.db import make_engine
-from engage.records import migrate
+from engage.db import make_engine, reset_engines
+from engage.records import (
+    migrate,
+    outgoing_webhooks,  # noqa: F401 - its tables join the metadata
+)
 from engage.records.models import Base
 
 #: pytest-xdist's worker name (``gw0``, ``gw1``, …); None when the tests run in one process.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+#: This test process's own name for what it owns (its PostgreSQL database, its Redis lease).
+RUN_ID = f"{secrets.token_hex(4)}_{XDIST_WORKER or 'main'}"
 
 
-def _per_worker_database(url: str) -> str:
-    """Each xdist worker gets its own PostgreSQL database, ``<name>_gw0`` … (created on first use)."""
-    if not XDIST_WORKER:
-        return url
+def _own_database(url: str) -> str:
+    """This process's own PostgreSQL database on the configured server: ``<name>_<random>_<worker>``.
+
+    Made on first use and dropped when the process's tests end, so two runs (or two xdist workers)
+    never share one; the configured database itself is only the way in to make it.
+    """
     parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database}_{XDIST_WORKER}").render_as_string(hide_password=False)
+    return parsed.set(database=f"{parsed.database}_{RUN_ID}").render_as_string(hide_password=False)
 
 
-def _per_worker_redis(url: str) -> str:
-    """Each xdist worker gets its own Redis database: ``gw0`` the configured one, ``gwN`` the Nth below it (mod 16)."""
-    if not XDIST_WORKER:
-        return url
-    parts = urlsplit(url)
-    db = int(parts.path.strip("/") or 0)
-    index = int(XDIST_WORKER.removeprefix("gw") or 0)
-    return urlunsplit(parts._replace(path=f"/{(db - index) % 16}"))
-
-
-PG_URL = _per_worker_database(os.environ.get("ENGAGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-REDIS_URL = _per_worker_redis(os.environ.get("ENGAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+CONFIGURED_PG_URL = os.environ.get("ENGAGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+CONFIGURED_REDIS_URL = os.environ.get("ENGAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PG_URL = _own_database(CONFIGURED_PG_URL)
 
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_REDIS = "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
@@ -96,24 +103,48 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.xdist_group(marker))
 
 
-def _create_database_if_missing(url: str) -> None:
-    """``CREATE DATABASE`` for an xdist worker's own database (through the server's ``postgres`` database)."""
+#: Databases this process made (dropped at its end).
+_made: set[str] = set()
+
+
+def _admin() -> Engine:
+    """An engine on the configured database, the way in to make and drop this process's own."""
+    return make_engine(CONFIGURED_PG_URL)
+
+
+def _create_own_database(url: str) -> None:
+    """``CREATE DATABASE`` for this process's own database, once."""
     name = make_url(url).database
-    admin = make_engine(make_url(url).set(database="postgres").render_as_string(hide_password=False))
+    if name in _made:
+        return
+    admin = _admin()
     try:
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first()
-            if not exists:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        _made.add(name)
     except OperationalError:
         pass  # the server is not reachable: _require_postgres fails the test and says how to start it
     finally:
         admin.dispose()
 
 
+def _drop_own_databases() -> None:
+    """Drop what :func:`_create_own_database` made (``FORCE``: a process a test left running lets go)."""
+    if not _made:
+        return
+    reset_engines()
+    admin = _admin()
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for name in sorted(_made):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _made.clear()
+    finally:
+        admin.dispose()
+
+
 def _require_postgres(url: str) -> None:
-    if XDIST_WORKER:
-        _create_database_if_missing(url)
+    _create_own_database(url)
     engine = make_engine(url)
     try:
         with engine.connect():
@@ -140,28 +171,42 @@ _done: set[str] = set()
 def _prepare(url: str, backend: str) -> str:
     if backend == "postgresql":
         _require_postgres(url)
-    if url not in _done:
-        if backend == "postgresql":
-            engine = make_engine(url)
-            with engine.begin() as conn:  # start from nothing so the migrations, not leftovers, define the schema
-                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-            engine.dispose()
+    if url not in _done:  # both start empty (a new database, a new file): the migrations define the schema
         migrate.upgrade(url)
+        _check_every_table_is_emptied(url)
         _done.add(url)
     _truncate(url)
     return url
 
 
 def _truncate(url: str) -> None:
+    """Empty every table and restart the ids at 1, as a new database would have them.
+
+    ``DELETE`` child tables first rather than PostgreSQL's ``TRUNCATE``: on tables a test left nearly
+    empty it is several times faster (``TRUNCATE`` makes new files for every table and its indexes).
+    """
     engine = make_engine(url)
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
         if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
+            conn.execute(
+                text(
+                    "SELECT setval(c.oid, 1, false) FROM pg_class c "
+                    "WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"
+                )
+            )
     engine.dispose()
+
+
+def _check_every_table_is_emptied(url: str) -> None:
+    """The migrated database has no table :func:`_truncate` would leave full (a model module not imported)."""
+    engine = make_engine(url)
+    try:
+        present = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+    assert present == set(Base.metadata.tables), f"tables the models do not know: {present - set(Base.metadata.tables)}"
 
 
 def _use(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -199,15 +244,103 @@ def session(db_url: str) -> Iterator[Session]:
         s.close()
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """A reachable Redis (database 15, flushed)."""
+#: Redis has 16 numbered databases and no way to make more, so a run leases one: this key, set in the
+#: database itself to the run's id, expiring unless renewed (each test that asks for Redis renews it).
+#: A run takes a database only if nobody holds its lease and it is empty, or carries the marker of a test
+#: run that ended without emptying it (killed; its lease expired), so it never flushes another run's data,
+#: nor data that is not a test run's. Flushing and renewing happen in one transaction (WATCH on the lease),
+#: so nobody can take the database in between. A run that ends empties its database, marker included.
+REDIS_LEASE_KEY = "engage-test:lease"
+REDIS_MARKER_KEY = "engage-test:db"
+REDIS_LEASE_SECONDS = 3600
+_redis_db: int | None = None
+
+
+def _redis_at(db: int) -> str:
+    return urlunsplit(urlsplit(CONFIGURED_REDIS_URL)._replace(path=f"/{db}"))
+
+
+def _redis_candidates() -> list[int]:
+    """The configured database first (for an xdist worker ``gwN``, the Nth below it), then the rest below it."""
+    parts = urlsplit(CONFIGURED_REDIS_URL)
+    start = int(parts.path.strip("/") or 0) - int((XDIST_WORKER or "gw0").removeprefix("gw") or 0)
+    return [(start - i) % 16 for i in range(16)]
+
+
+def _lease_and_flush(db: int) -> bool:
+    """Flush database ``db`` and (re)take its lease for this run, if it is free or already ours."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(_redis_at(db))
     try:
-        client.ping()
+        with client.pipeline() as pipe:
+            try:
+                pipe.watch(REDIS_LEASE_KEY)
+                owner = pipe.get(REDIS_LEASE_KEY)
+                ours = owner is not None and owner.decode() == RUN_ID
+                if not ours and (owner is not None or (pipe.dbsize() and not pipe.exists(REDIS_MARKER_KEY))):
+                    return False
+                pipe.multi()
+                pipe.flushdb()
+                pipe.set(REDIS_LEASE_KEY, RUN_ID, ex=REDIS_LEASE_SECONDS)
+                pipe.set(REDIS_MARKER_KEY, "1")
+                pipe.execute()
+                return True
+            except redis.WatchError:  # another run took it between our look and our flush
+                return False
+    finally:
+        client.close()
+
+
+def _release_redis() -> None:
+    """Empty this run's Redis database, lease and marker too: it is left as it was found (empty)."""
+    global _redis_db
+    if _redis_db is None:
+        return
+    import redis
+
+    client = redis.Redis.from_url(_redis_at(_redis_db))
+    try:
+        with client.pipeline() as pipe:
+            pipe.watch(REDIS_LEASE_KEY)
+            owner = pipe.get(REDIS_LEASE_KEY)
+            if owner is not None and owner.decode() == RUN_ID:
+                pipe.multi()
+                pipe.flushdb()
+                pipe.execute()
+    except (redis.WatchError, redis.exceptions.ConnectionError):
+        pass  # taken over meanwhile, or Redis is gone: nothing of ours to empty
+    finally:
+        client.close()
+        _redis_db = None
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A reachable Redis database of this run's own, flushed (see :data:`REDIS_LEASE_KEY`)."""
+    import redis
+
+    global _redis_db
+    try:
+        reachable = bool(redis.Redis.from_url(CONFIGURED_REDIS_URL).ping())
     except redis.exceptions.ConnectionError:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}. Start it with\n  {START_REDIS}", pytrace=False)
-    client.flushdb()
-    return REDIS_URL
+        reachable = False
+    if not reachable:
+        pytest.fail(f"Redis is not reachable at {CONFIGURED_REDIS_URL}. Start it with\n  {START_REDIS}", pytrace=False)
+    candidates = _redis_candidates()
+    if _redis_db is not None:  # keep the one we hold, if we still hold it
+        candidates = [_redis_db, *(db for db in candidates if db != _redis_db)]
+    _redis_db = next((db for db in candidates if _lease_and_flush(db)), None)
+    if _redis_db is None:
+        pytest.fail(
+            "every Redis database is leased by another test run or holds data that is not a test run's; "
+            f"wait for the other runs, or free one (FLUSHDB) on {CONFIGURED_REDIS_URL}",
+            pytrace=False,
+        )
+    return _redis_at(_redis_db)
+
+
+def pytest_sessionfinish() -> None:
+    """This process's tests are over (each xdist worker runs this too): drop its database, free its Redis."""
+    _drop_own_databases()
+    _release_redis()

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.records.clinics import create_clinic
-from engage.records.models import Clinic, InboundMessage, Message, Patient, StaffUser
+from engage.records.models import Clinic, InboundMessage, Message, MfaPolicy, Patient, StaffUser
 from engage.records.patients import add_patient
 from engage.records.plans import create_plan
 from engage.records.staff import create_staff
@@ -20,7 +20,8 @@ SEQUENCE = "dry-needling-sciatica"
 
 
 def clinic(session: Session, name: str = "Back in Motion", email: str = "front@backinmotion.example") -> Clinic:
-    return create_clinic(
+    """A clinic whose staff may sign in with a password alone (MFA tests set ``mfa_required`` themselves)."""
+    made = create_clinic(
         session,
         name=name,
         timezone="America/New_York",
@@ -31,6 +32,9 @@ def clinic(session: Session, name: str = "Back in Motion", email: str = "front@b
         region="US",
         actor="test",
     )
+    made.mfa_required = MfaPolicy.NONE
+    session.flush()
+    return made
 
 
 def staff(session: Session, clinic_id: int, email: str, role: str = "front_desk") -> StaffUser:

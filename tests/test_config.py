@@ -17,7 +17,7 @@ from engage.config import InsecureSecretKey, Settings, StartupRefused, require_s
 from engage.delivery.startup import check_startup
 from engage.records import clinics, patients
 from engage.records.models import Patient
-from tests.cli import ROOT, engage
+from tests.cli import ROOT, engage, engage_process
 
 NO_KEY = "ENGAGE_SECRET_KEY is not set"
 
@@ -81,7 +81,9 @@ def test_every_command_refuses_to_start_on_postgresql_without_a_secret_key(
 ) -> None:
     monkeypatch.delenv("ENGAGE_SECRET_KEY")
 
-    result = engage(*command, env={"ENGAGE_DATABASE_URL": pg_url})
+    # serve as a real process: were it to start, it would serve (until the timeout) rather than return
+    run = engage_process if command[0] == "serve" else engage
+    result = run(*command, env={"ENGAGE_DATABASE_URL": pg_url})
 
     assert result.code == 2
     assert result.stderr.startswith("error: " + NO_KEY) and result.stderr.count("\n") == 1
@@ -125,7 +127,8 @@ def test_a_real_provider_with_the_default_public_url_is_refused(monkeypatch: pyt
 def test_serve_and_tick_refuse_a_real_provider_with_the_default_public_url(sqlite_url: str) -> None:
     env = {"ENGAGE_PUBLIC_URL": "http://127.0.0.1:8000", "SENDGRID_API_KEY": "SG.test"}
     for command in (["serve", "--port", "1"], ["tick"]):
-        result = engage(*command, env=env)
+        run = engage_process if command[0] == "serve" else engage
+        result = run(*command, env=env)
         assert result.code == 2
         assert "ENGAGE_PUBLIC_URL is http://127.0.0.1:8000, which patients and sendgrid cannot reach" in result.stderr
 

@@ -1,4 +1,8 @@
-"""``engage demo``, the README's main job: run as a new user would, in an empty folder with no credentials."""
+"""``engage demo``, the README's main job: run as a new user would, in an empty folder with no credentials.
+
+The demos that run the clock run as real processes (``python -m engage demo``): the demo starts an
+in-process Celery worker and sets the Celery app up for it, which is the process's to keep.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from engage.db import make_engine
-from tests.cli import engage
+from tests.cli import engage, engage_process
+from tests.demo_volume import sent_messages, volume_table
 
 
 @pytest.fixture
@@ -26,7 +31,7 @@ def empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_demo_sends_the_sequence_into_the_outbox_and_prints_a_summary(empty_folder: Path) -> None:
-    result = engage("demo", cwd=empty_folder, timeout=120)
+    result = engage_process("demo", cwd=empty_folder, timeout=120)
     assert result.code == 0, result.stderr
     out = result.stdout
     assert "Seeded demo clinic" in out and "replies STOP" in out
@@ -44,13 +49,13 @@ def test_demo_sends_the_sequence_into_the_outbox_and_prints_a_summary(empty_fold
 
 
 def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(empty_folder: Path) -> None:
-    first = engage("demo", "--json", "--patients", "5", cwd=empty_folder, timeout=120).json
-    second = engage("demo", "--json", "--patients", "5", "--days", "10", cwd=empty_folder, timeout=120).json
+    first = engage_process("demo", "--json", "--patients", "5", cwd=empty_folder, timeout=120).json
+    second = engage_process("demo", "--json", "--patients", "5", "--days", "10", cwd=empty_folder, timeout=120).json
     assert second["clinic_id"] != first["clinic_id"]
     assert first["messages"]["sent"] == first["outbox_files"]["total"] == first["tasks"]["send_message"]
     # The short second run leaves messages scheduled; a third run cancels them rather than sending them.
     assert second["messages"].get("scheduled", 0) > 0
-    third = engage("demo", "--json", "--days", "3", cwd=empty_folder, timeout=120).json
+    third = engage_process("demo", "--json", "--days", "3", cwd=empty_folder, timeout=120).json
     assert third["superseded_earlier_demo_messages"] == second["messages"]["scheduled"]
 
     from engage.records.models import Message, MessageStatus, Patient
@@ -88,23 +93,56 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
     ]
     assert late_sms == []  # nothing after STOP
     assert any(r.patient_id == stop["patient_id"] and r.status == MessageStatus.CANCELLED for r in rows)
-    # Frequency caps (default: 1 non-urgent SMS a local day, 4 in any 7 days), the busiest patient included.
+    # Frequency caps (default: the FCC healthcare exemption's 1 non-urgent SMS a local day, 3 in any 7 days),
+    # the busiest patient included. Aftercare is safety advice, outside the caps like the welcome.
     for patient in first["patients"]:
         zone = ZoneInfo(patient["timezone"])
         days = Counter(
             r.sent_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).date()
             for r in sent
-            if r.patient_id == patient["patient_id"] and r.channel.value == "sms" and r.step_key != "welcome"
-        )  # the welcome SMS is outside the caps
+            if r.patient_id == patient["patient_id"]
+            and r.channel.value == "sms"
+            and r.step_key not in ("welcome", "aftercare")
+        )
         assert max(days.values(), default=0) <= 1, patient["name"]
         for first_day in days:
-            assert sum(days[first_day + timedelta(days=i)] for i in range(7)) <= 4, patient["name"]
+            assert sum(days[first_day + timedelta(days=i)] for i in range(7)) <= 3, patient["name"]
     no_phone = next(p for p in first["patients"] if not p["phone"])
     assert all(
         r.status != MessageStatus.SENT
         for r in rows
         if r.patient_id == no_phone["patient_id"] and r.channel.value == "sms"
     )
+
+
+def test_demo_screens_every_patient_gives_aftercare_after_two_visits_and_never_sends_two_at_once(
+    empty_folder: Path,
+) -> None:
+    report = engage_process("demo", "--json", cwd=empty_folder, timeout=120).json
+    engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
+    sent = sent_messages(engine, report["clinic_id"])
+    engine.dispose()
+    names = {p["name"].split()[0] for p in report["patients"]}
+
+    # What to expect (the only screening before needling) reaches every patient: all have an email.
+    assert {m.patient for m in sent if m.step == "what-to-expect"} == names
+    # Aftercare after each of the first two visits, by SMS or (no phone, or opted out) by email.
+    for name in names:
+        visits = {m.appointment_id for m in sent if m.patient == name and m.step == "aftercare"}
+        assert len(visits) == 2, name
+    # Never two messages in the same minute, but for the welcome and the booking confirmation.
+    by_minute = Counter((m.patient, m.at.replace(second=0, microsecond=0)) for m in sent)
+    for (name, minute), count in by_minute.items():
+        if count > 1:
+            steps = sorted(
+                m.step for m in sent if m.patient == name and m.at.replace(second=0, microsecond=0) == minute
+            )
+            assert steps == ["booking-confirmation", "welcome"], (name, minute, steps)
+    # The stretch text goes only to patients whose practitioner picked exercises (Maria and Tom in the demo).
+    assert {m.patient for m in sent if m.step == "stretch"} <= {"Maria", "Tom"}
+    # The table the issue asks for: no patient gets more than 3 capped texts in any rolling week.
+    table = volume_table(sent)
+    assert all(row["week_capped_sms"] <= 3 for row in table), table
 
 
 def test_demo_refuses_a_database_with_real_patients_waiting(empty_folder: Path) -> None:
@@ -123,7 +161,7 @@ def test_demo_refuses_a_database_with_real_patients_waiting(empty_folder: Path) 
     finally:
         del os.environ["ENGAGE_DATABASE_URL"]
         get_settings.cache_clear()
-    result = engage("demo", cwd=empty_folder, timeout=60)
+    result = engage("demo", cwd=empty_folder)  # refused before the clock runs: in-process is enough
     assert result.code == 2
     assert "waiting to be sent to real patients" in result.stderr
     assert not (empty_folder / "outbox").exists()
@@ -139,7 +177,7 @@ def test_demo_prints_one_command_for_the_staff_app_and_its_login_works(
     from engage.config import get_settings
     from engage.web.app import create_app
 
-    out = engage("demo", "--patients", "2", "--days", "3", cwd=empty_folder, timeout=120)
+    out = engage_process("demo", "--patients", "2", "--days", "3", cwd=empty_folder, timeout=120)
     assert out.code == 0, out.stderr
     command = re.search(r"^  (ENGAGE_DATABASE_URL=(\S+) engage serve)$", out.stdout, re.M)
     login = re.search(r"sign in as (\S+) with the password (\S+)$", out.stdout, re.M)
@@ -156,3 +194,7 @@ def test_demo_prints_one_command_for_the_staff_app_and_its_login_works(
     )
     assert signed_in.url.path == "/" and "Riverside Physio (demo)" in signed_in.text
     assert "Maria" in client.get("/patients").text
+    # The demo's history gives its Outcomes page real figures (36 finished episodes, 3 practitioners).
+    outcomes = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get("/outcomes").text))
+    assert re.search(r"Responders \(2 points and 30 %\): \d+ % , \d+ of 3\d episodes", outcomes), outcomes[:2000]
+    assert "Dr. Maya Chen" in outcomes and "Kaplan–Meier median" in outcomes

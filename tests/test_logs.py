@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +30,7 @@ def record(msg: str, *args: object, exc: BaseException | None = None, **extra: o
 
 
 def test_json_line_carries_level_logger_text_and_the_message_id() -> None:
-    line = logs.JsonFormatter().format(record("message %d sent via %s as %s", 42, "twilio", "SM123"))
+    line = logs.JsonFormatter().format(record("message %d sent via %s as %s", 42, "twilio", "SM123", message_id=42))
     assert "\n" not in line
     data = json.loads(line)
     assert data["message"] == "message 42 sent via twilio as SM123"
@@ -38,6 +41,46 @@ def test_json_line_carries_level_logger_text_and_the_message_id() -> None:
 def test_message_id_given_as_extra_is_kept() -> None:
     data = json.loads(logs.JsonFormatter().format(record("retrying", message_id=7)))
     assert data["message_id"] == 7
+
+
+def test_the_text_is_not_parsed_for_a_message_id() -> None:
+    data = json.loads(logs.JsonFormatter().format(record("message %d sent via %s", 42, "twilio")))
+    assert "message_id" not in data and data["message"] == "message 42 sent via twilio"
+
+
+def _log_calls(path: Path) -> Iterator[tuple[str, ast.Call]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"debug", "info", "warning", "error", "exception", "critical"}
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            yield f"{path.relative_to(ROOT)}:{node.lineno}", node
+
+
+def test_every_line_about_one_message_passes_its_id_as_extra() -> None:
+    """A line whose text names one outbox message ("message %d ...") carries it as ``extra`` for the JSON logs."""
+    about_one = re.compile(r"^message %[ds]\b|\bfor message %[ds]\b")
+    missing = []
+    checked = 0
+    for path in sorted([*(ROOT / "engage").rglob("*.py"), *(ROOT / "workers").rglob("*.py")]):
+        for where, call in _log_calls(path):
+            assert isinstance(call.args[0], ast.Constant)
+            if not about_one.search(str(call.args[0].value)):
+                continue
+            checked += 1
+            extra = next((k.value for k in call.keywords if k.arg == "extra"), None)
+            if not (
+                isinstance(extra, ast.Dict)
+                and any(isinstance(k, ast.Constant) and k.value == "message_id" for k in extra.keys)
+            ):
+                missing.append(where)
+    assert checked > 10
+    assert missing == []
 
 
 def test_an_exception_keeps_its_type_and_stack_but_not_its_text() -> None:
@@ -72,7 +115,8 @@ def test_worker_and_beat_log_json_lines_when_asked() -> None:
     """Celery's own logging set-up (as ``celery worker`` / ``celery beat`` run it) gets the JSON formatter."""
     script = (
         "from workers.app import app; app.log.setup(loglevel='INFO'); import logging; "
-        "logging.getLogger('engage.delivery.send').warning('message %d: put back to queued', 3)"
+        "logging.getLogger('engage.delivery.send')"
+        ".warning('message %d: put back to queued', 3, extra={'message_id': 3})"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ENGAGE_LOG_FORMAT": "json"}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from celeryconfig import SEND_QUEUES
 from engage.config import get_settings
-from engage.delivery import batch, claim, heartbeat, send
+from engage.delivery import batch, claim, heartbeat, send, spool
 from engage.integrations import deliver
 from engage.ops import retention
 from engage.records.models import Channel
@@ -25,9 +25,12 @@ from workers.app import app
 def dispatch_due() -> int:
     """Claim due rows, SMS and email apart, and enqueue them as ``send_batch`` tasks on their channel's queue.
 
-    Returns how many ids were enqueued. Stops when both claims come back short or
-    after one tick's time (the next tick carries on). If the broker refuses a
-    publish, the task fails and the rows not yet enqueued stay ``queued`` until
+    First applies what was held in Redis while the database was down (inbound opt-outs first) and
+    re-enqueues rows a send put back. Claims per channel no more than its rate limit lets out in one
+    tick (:func:`engage.delivery.send.per_tick`), so no batch waits long for slots while a tick or a
+    webhook delivery waits for its process. Returns how many ids were enqueued. Stops when both
+    claims come back short or after one tick's time (the next tick carries on). If the broker
+    refuses a publish, the task fails and the rows not yet enqueued stay ``queued`` until
     ``reap_stale`` re-enqueues them. A finished tick records the beat's heartbeat
     (``engage.delivery.heartbeat``).
     """
@@ -38,14 +41,26 @@ def dispatch_due() -> int:
 def _claim_and_enqueue() -> int:
     settings = get_settings()
     deadline = time.monotonic() + settings.tick_seconds
+    spool.replay()
     enqueued = 0
+    for channel, ids in batch.retaken().items():
+        _enqueue(channel, ids)
+        enqueued += len(ids)
+    # No more than the rate limit lets out before the next tick: the rest stays scheduled for it.
+    budget = {channel: send.per_tick(channel) for channel in (Channel.EMAIL, Channel.SMS)}
     while True:
         short = True
         for channel in (Channel.EMAIL, Channel.SMS):
-            ids = claim.claim_due(channel=channel)
+            left = budget[channel]
+            if left is not None and left <= 0:
+                continue
+            limit = settings.claim_batch if left is None else min(settings.claim_batch, left)
+            ids = claim.claim_due(limit, channel=channel)
             _enqueue(channel, ids)
             enqueued += len(ids)
-            short = short and len(ids) < settings.claim_batch
+            if left is not None:
+                budget[channel] = left - len(ids)
+            short = short and len(ids) < limit
         if short or time.monotonic() >= deadline:
             return enqueued
 
@@ -82,6 +97,7 @@ def reap_stale() -> dict[str, int]:
 
     A stale ``sending`` row that was handed over becomes ``unknown``: it may be out, so it is never re-sent.
     """
+    spool.replay()  # a held send result must land before the reaper could call its row unknown
     result = claim.reap_stale()
     for channel, ids in batch.by_channel(result["ids"]).items():
         _enqueue(channel, ids)

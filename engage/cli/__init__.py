@@ -40,6 +40,9 @@ COMMANDS = [
     ("engage.cli.tokens", "token"),
     ("engage.cli.sync", "import"),
     ("engage.cli.webhooks", "webhook"),
+    ("engage.cli.practitioners", "practitioner"),
+    ("engage.cli.results", "outcome"),
+    ("engage.cli.results", "outcomes"),
 ]
 
 
@@ -67,6 +70,10 @@ SHORT_HELP = {
     "token": "API tokens: a token acts as its staff user (same clinic, same role).",
     "import": "Bring records in from another system (upserted by its ids: importing twice changes nothing).",
     "webhook": "Outgoing webhooks: signed JSON events (message.sent, reply.received, ...) posted to a clinic's URL.",
+    "practitioner": "Practitioners: who treats (a staff account, or a name and id from your practice-management "
+    "system).",
+    "outcome": "Record a patient's score: pain (NPRS) or one PSFS activity, now or at a past time.",
+    "outcomes": "Clinic-wide outcomes: responders, time to meaningful improvement, by practitioner and sequence.",
 }
 
 

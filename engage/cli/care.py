@@ -85,7 +85,7 @@ def patient_update(
     }
     with session_scope() as session:
         found: Patient = lookup.get(session, Patient, patient_id)
-        changed, result = patient_changes.update_patient(session, found, **given)
+        changed, result = patient_changes.update_patient(session, found, actor=ACTOR, **given)
         data = {"patient": patients.patient_json(found), "changed": changed, "messages": result.as_dict()}
     emit(data, f"patient {patient_id}: " + (", ".join(changed) + " changed" if changed else "nothing changed"))
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from engage.cli.common import emit, json_option, user_errors
+from engage.cli.common import ACTOR, emit, json_option, user_errors
 from engage.delivery.heartbeat import last_tick
 from engage.ops import retention
 from engage.ops import status as ops_status
@@ -21,7 +21,8 @@ def _human(s: ops_status.Status) -> str:
     b, t = s.backlog, s.tick
     workers = "broker unreachable" if s.workers is None else (", ".join(s.workers) or "none answered")
     lines = [
-        f"backlog      {b.total} ({b.due} due, {b.queued} queued)",
+        "health       " + ("healthy" if s.healthy else "UNHEALTHY: " + "; ".join(s.problems)),
+        f"backlog      {b.total} ({b.due} due, {b.queued} queued; {b.retrying} waiting to retry)",
         "oldest due   "
         + (
             "-"
@@ -36,7 +37,10 @@ def _human(s: ops_status.Status) -> str:
         f"webhooks     {s.webhooks.pending} pending"
         + (f" (oldest {_age(s.webhooks.oldest_pending_age_seconds)})" if s.webhooks.pending else "")
         + f", {s.webhooks.failed_7d} given up in 7 days",
+        "providers    " + (", ".join(f"{p.channel} {'FAILING' if p.failing else 'ok'}" for p in s.providers) or "-"),
     ]
+    if s.held:
+        lines.append(f"held         {s.held} webhooks/results in Redis, waiting for the database")
     return "\n".join(lines)
 
 
@@ -58,7 +62,8 @@ def _human(s: ops_status.Status) -> str:
 def status(ping_timeout: float, heartbeat_only: bool) -> None:
     """Is engage sending? Backlog, oldest due message, last beat tick, workers that answer, recent failures.
 
-    Exit status 0; with --heartbeat, 1 when the last tick is older than 3 ticks.
+    Exit status 0 when healthy, 1 when not (database, beat, workers or a provider; the output says which);
+    with --heartbeat, 1 when the last tick is older than 3 ticks.
     """
     if heartbeat_only:
         tick = last_tick()
@@ -76,6 +81,7 @@ def status(ping_timeout: float, heartbeat_only: bool) -> None:
         sys.exit(1 if tick.stale else 0)
     result = ops_status.collect(ping_timeout)
     emit(result.as_dict(), lambda: _human(result))
+    sys.exit(0 if result.healthy else 1)
 
 
 @click.command("purge")
@@ -94,7 +100,7 @@ def purge(older_than: str) -> None:
     Ids, statuses, times, error codes, scores and the audit trail are kept.
     """
     window = parse_duration(older_than)
-    result = retention.purge(window, actor="cli")
+    result = retention.purge(window, actor=ACTOR)
     emit(
         result.as_dict(),
         f"purged before {result.cutoff:%Y-%m-%d %H:%M}Z: {result.messages} message contexts, "

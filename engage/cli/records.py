@@ -10,12 +10,12 @@ from sqlalchemy.orm import selectinload
 
 from engage.cli.common import ACTOR, emit, json_option, table, user_errors
 from engage.cli.outcomes import outcomes
-from engage.content.exercises import set_plan_exercises
 from engage.db import session_scope
 from engage.records import clinics, lookup, patients, plans
 from engage.records.models import AppointmentStatus, Clinic, Patient, TreatmentPlan
 from engage.schedule import appointments, clinic_hours, clinic_settings
 from engage.schedule.durations import parse_duration
+from engage.schedule.plan_exercises import choose_exercises
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
@@ -228,6 +228,9 @@ def plan() -> None:
 @click.option("--duration", default="45m", show_default=True, callback=_duration, help="Session length.")
 @click.option("--reassess-every", type=int, default=3, show_default=True, help="Sessions between reassessments.")
 @click.option("--allow-past", is_flag=True, help="Record appointments that already happened (staff history).")
+@click.option(
+    "--practitioner", "practitioner_id", type=int, help="Who treats: a practitioner id (engage practitioner list)."
+)
 @json_option
 @user_errors
 def plan_create(
@@ -240,6 +243,7 @@ def plan_create(
     duration: timedelta,
     reassess_every: int,
     allow_past: bool,
+    practitioner_id: int | None,
 ) -> None:
     """Create a treatment plan and book its appointments."""
     with session_scope() as session:
@@ -255,9 +259,11 @@ def plan_create(
             reassess_every=reassess_every,
             actor=ACTOR,
             allow_past=allow_past,
+            practitioner_id=practitioner_id,
         )
         data: dict[str, Any] = {
             "id": created.id,
+            "practitioner_id": created.practitioner_id,
             "appointments": [plans.appointment_json(a) for a in created.appointments],
         }
     emit(data, lambda: f"plan {data['id']} created\n" + table(data["appointments"], ["id", "start", "end", "status"]))
@@ -331,8 +337,16 @@ def _keys(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) 
     help="Short name SMS carry instead of the clinic's name (at most 20 characters, "
     "no condition or treatment words); '' removes it.",
 )
-@click.option("--sms-per-day", type=int, help="Non-urgent SMS a patient may get per local day (default 1).")
-@click.option("--sms-per-week", type=int, help="Non-urgent SMS a patient may get in any 7 local days (default 4).")
+@click.option(
+    "--sms-per-day",
+    type=int,
+    help="Non-urgent SMS a patient may get per local day (default 1: the FCC healthcare exemption's limit).",
+)
+@click.option(
+    "--sms-per-week",
+    type=int,
+    help="Non-urgent SMS a patient may get in any 7 local days (default 3: the FCC healthcare exemption's limit).",
+)
 @click.option(
     "--step-off",
     "steps_off",
@@ -375,7 +389,7 @@ def clinic_settings_command(
         given["sms_per_week"] = sms_per_week
     with session_scope() as session:
         changed, result = clinic_settings.change_clinic_settings(
-            session, clinic_id, steps_off=steps_off, steps_on=steps_on, prefers_email=prefer_email, **given
+            session, clinic_id, steps_off=steps_off, steps_on=steps_on, prefers_email=prefer_email, actor=ACTOR, **given
         )
         data = {**clinics.clinic_json(changed), "changes": result.as_dict()}
 
@@ -383,7 +397,7 @@ def clinic_settings_command(
         counts = data["changes"]
         return (
             f"clinic {data['id']}: SMS name {data['sms_name'] or '(the clinic name)'}; at most "
-            f"{data['sms_per_day']} SMS a day, {data['sms_per_week']} a week; steps off: "
+            f"{data['sms_per_day']} SMS a day, {data['sms_per_week']} a week ({data['sms_caps']}); steps off: "
             f"{', '.join(data['steps_off']) or 'none'}; prefers email: {'yes' if data['prefers_email'] else 'no'}\n"
             f"{counts['skipped']} pending messages skipped, {counts['revived']} revived, "
             f"{counts['cancelled']} cancelled, {counts['updated']} updated"
@@ -409,6 +423,6 @@ def plan_exercises(plan_id: int, keys: str | None) -> None:
         if keys is None:
             chosen = list(lookup.get(session, TreatmentPlan, plan_id).exercises or [])
         else:
-            chosen = list(set_plan_exercises(session, plan_id, keys.split(","), actor=ACTOR).exercises)
+            chosen = list(choose_exercises(session, plan_id, keys.split(","), actor=ACTOR).exercises)
         data = {"plan_id": plan_id, "exercises": chosen}
     emit(data, lambda: f"plan {plan_id} exercises: {', '.join(chosen) or 'none picked'}")

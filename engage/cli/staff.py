@@ -1,4 +1,4 @@
-"""``engage staff add|list|deactivate|reset-password``: staff accounts for the web app."""
+"""``engage staff add|list|deactivate|reset-password|mfa-reset``: staff accounts for the web app."""
 
 from __future__ import annotations
 
@@ -85,3 +85,20 @@ def staff_reset_password(staff_id: int, password_stdin: bool) -> None:
     with session_scope() as session:
         data = accounts.staff_json(accounts.reset_password(session, staff_id, password, actor=ACTOR))
     emit(data, f"staff {staff_id}: password changed")
+
+
+@staff.command("mfa-reset")
+@click.argument("staff_id", type=int)
+@json_option
+@user_errors
+def staff_mfa_reset(staff_id: int) -> None:
+    """Remove an account's second factors (authenticator app, passkeys, recovery codes); audited.
+
+    For someone who lost their phone: if their clinic requires a second factor, they set up a new
+    one on their next page after signing in with their password.
+    """
+    from engage.records import factors
+
+    with session_scope() as session:
+        data = accounts.staff_json(factors.reset_factors(session, staff_id, actor=ACTOR))
+    emit(data, f"staff {staff_id}: second factors removed")

@@ -19,12 +19,15 @@ def token() -> None:
 @token.command("create")
 @click.option("--staff", "staff_email", required=True, help="The staff user's email; the token acts as them.")
 @click.option("--label", default="", help="What the token is for, e.g. 'PMS sync'.")
+@click.option("--clinic", "clinic_id", type=int, help="The clinic, when staff at several clinics share the address.")
 @json_option
 @user_errors
-def token_create(staff_email: str, label: str) -> None:
+def token_create(staff_email: str, label: str, clinic_id: int | None) -> None:
     """Make a token and print it once: store it now, it cannot be shown again."""
     with session_scope() as session:
-        row, secret = api_tokens.create_token(session, staff_email=staff_email, label=label, actor=ACTOR)
+        row, secret = api_tokens.create_token(
+            session, staff_email=staff_email, label=label, clinic_id=clinic_id, actor=ACTOR
+        )
         data = {"id": row.id, "token": secret, "label": row.label}
     emit(data, f"token {data['id']} created; store it now, it is not shown again:\n{secret}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from engage.cli.common import emit, json_option, table, user_errors
+from engage.cli.common import ACTOR, emit, json_option, table, user_errors
 from engage.db import session_scope
 from engage.integrations import endpoints
 
@@ -23,7 +23,7 @@ def webhook() -> None:
 def webhook_add(clinic_id: int, url: str, label: str) -> None:
     """Register an endpoint and print its signing secret once: store it now, it cannot be shown again."""
     with session_scope() as session:
-        endpoint = endpoints.create_endpoint(session, clinic_id, url, label, actor="cli")
+        endpoint = endpoints.create_endpoint(session, clinic_id, url, label, actor=ACTOR)
         data = endpoints.endpoint_json(endpoint) | {"secret": endpoint.secret}
     emit(data, f"webhook endpoint {data['id']} added; its signing secret (shown once):\n{data['secret']}")
 
@@ -47,7 +47,7 @@ def webhook_list(clinic_id: int) -> None:
 def webhook_remove(endpoint_id: int, clinic_id: int) -> None:
     """Stop posting to an endpoint; events it was still owed are dropped."""
     with session_scope() as session:
-        data = endpoints.endpoint_json(endpoints.remove_endpoint(session, clinic_id, endpoint_id, actor="cli"))
+        data = endpoints.endpoint_json(endpoints.remove_endpoint(session, clinic_id, endpoint_id, actor=ACTOR))
     emit(data, f"webhook endpoint {endpoint_id} removed")
 
 

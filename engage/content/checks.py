@@ -5,6 +5,7 @@ A template fails on:
 - ``render-error``: it does not render (syntax error, missing variable, missing file);
 - ``sms-segments``: an SMS longer than two segments with worst-case sample data
   (a 40-character clinic name, long weekday and month names, the STOP line);
+- ``sms-ucs2``: an SMS that is not GSM-7 with sample data (Spanish is written to need no á, í, ó, ú);
 - ``sms-lookalike``: an SMS holding a non-GSM character with a GSM look-alike
   (curly quote, no-break space, dash, ellipsis...), in its output or its source;
   we would replace it, but the author should see what they typed;
@@ -14,6 +15,8 @@ A template fails on:
 - ``email-preview-condition-word``: an email's subject or its first line (the start of
   the text a phone shows under the subject: :data:`PREVIEW_CHARS` characters) names a
   condition or treatment; the body below may;
+- ``emergency-rule``: a template words the emergency rule (says 911) instead of including
+  ``safety/emergency.txt``, or an SMS form of the rule is not its long form without the brackets;
 - ``exercise``: an exercise (``templates/exercises/*.yaml``) lacks a language, or does not
   say to stop when pain, tingling or numbness spreads down the leg;
 - ``email-clinic-name``, ``email-address``, ``email-unsubscribe``: the text or HTML
@@ -26,6 +29,7 @@ sample values for every page variable; one that does not render is a ``render-er
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -43,12 +47,14 @@ from engage.content.rendering import (
     TemplateError,
     finish_sms,
     render_email,
+    render_file,
     render_sms_raw,
     resolve_template,
     template_locales,
     template_names,
     templates_root,
 )
+from engage.content.safety import SAFETY_DIR, without_brackets
 from engage.content.sms_text import LOOKALIKES, non_gsm_replaceable, segment_info
 
 MAX_SEGMENTS = 2
@@ -100,6 +106,7 @@ def check_templates(templates_dir: Path | None = None, condition_words: list[str
             report.checked += 1
             _check_sms(report, root, name, locale, words)
     _check_exercises(report, root)
+    _check_emergency_rule(report, root)
     for page in page_names(root):
         report.checked += 1
         try:
@@ -118,6 +125,41 @@ def _check_exercises(report: Report, root: Path) -> None:
             parse_exercise(path)
         except ExerciseError as exc:
             report.add(str(path.relative_to(root)), "exercise", str(exc).removeprefix(f"{path}: "))
+
+
+_COMMENT = re.compile(r"\{#.*?#\}", re.S)
+
+
+def _check_emergency_rule(report: Report, root: Path) -> None:
+    """``emergency-rule``: one wording everywhere. A template that says 911 must include the rule's file
+    rather than word it itself, and each SMS form must be its long form without the words in brackets."""
+    for folder in ("email", "sms", "web"):
+        for path in sorted((root / folder).glob("*")) if (root / folder).is_dir() else []:
+            if not path.is_file():
+                continue
+            source = _COMMENT.sub("", path.read_text(encoding="utf-8"))
+            if "911" in source:
+                report.add(
+                    str(path.relative_to(root)),
+                    "emergency-rule",
+                    f'words the emergency rule itself; include "{SAFETY_DIR}/emergency.txt" (or its SMS form)',
+                )
+    safety = root / SAFETY_DIR
+    for long_form in sorted(safety.glob("emergency.*txt")) if safety.is_dir() else []:
+        sms_form = safety / long_form.name.replace("emergency", "emergency-sms", 1)
+        file = f"{SAFETY_DIR}/{long_form.name}"
+        try:
+            long_text = " ".join(render_file(file, {}, root).split())
+            sms_text = " ".join(render_file(f"{SAFETY_DIR}/{sms_form.name}", {}, root).split())
+        except TemplateError as exc:
+            _render_error(report, exc)
+            continue
+        if sms_text != without_brackets(long_text):
+            report.add(
+                f"{SAFETY_DIR}/{sms_form.name}",
+                "emergency-rule",
+                f"is not {file} without the words in brackets: the rule must read the same everywhere",
+            )
 
 
 def _render_error(report: Report, exc: TemplateError) -> None:
@@ -168,6 +210,13 @@ def _check_sms(report: Report, root: Path, name: str, locale: str, words: list[s
                     report.add(file, "sms-lookalike", _describe(ch) + _line_of(source, ch))
                 body = finish_sms(raw, effective, first_sms)
                 encoding, segments, units = segment_info(body)
+                if encoding != "GSM-7":
+                    report.add(
+                        file,
+                        "sms-ucs2",
+                        "not GSM-7 with sample data (an accent outside GSM-7 such as á, í, ó, ú more than halves "
+                        "what fits in a segment): rewrite the words to need none",
+                    )
                 if segments > MAX_SEGMENTS:
                     report.add(
                         file,

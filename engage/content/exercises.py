@@ -32,7 +32,7 @@ from engage.records.models import Patient, TreatmentPlan
 #: The languages every exercise must be written in (the locales engage ships templates in).
 LANGUAGES = ("en", "es")
 #: What every ``stop_when`` must say, in each language: the warning sign that matters for sciatica.
-STOP_SIGN = {"en": "tingling or numbness spreads down your leg", "es": "le baja por la pierna"}
+STOP_SIGN = {"en": "tingling or numbness spreads down your leg", "es": "le bajan por la pierna"}
 
 
 class ExerciseError(InvalidInput):

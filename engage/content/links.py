@@ -138,3 +138,24 @@ def read_exercises_token(token: str) -> int:
     if not isinstance(plan_id, int):
         raise InvalidToken("invalid or altered link")
     return plan_id
+
+
+INTAKE = "intake"
+
+
+def intake_url(patient_id: int) -> str:
+    """``{ENGAGE_PUBLIC_URL}/q/{token}``: the page where a patient gives baseline pain and PSFS before treatment."""
+    return _public(f"/q/{make_token(INTAKE, {'patient_id': patient_id})}")
+
+
+def preview_intake_url() -> str:
+    """A visibly fake intake link for previews and checks (like :func:`preview_unsubscribe_url`)."""
+    return _public(f"/q/{PREVIEW_TOKEN}")
+
+
+def read_intake_token(token: str) -> int:
+    """The patient id from an intake token; raises :class:`InvalidToken`."""
+    patient_id = read_token(INTAKE, token).get("patient_id")
+    if not isinstance(patient_id, int):
+        raise InvalidToken("invalid or altered link")
+    return patient_id

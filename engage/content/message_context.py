@@ -100,6 +100,7 @@ def _context(
         # The exercises the practitioner picked, in the patient's language, and the page that shows them.
         "exercises": exercises_for(exercise_keys, locale),
         "exercises_url": links.preview_exercises_url() if preview else links.exercises_url(plan_id),
+        "intake_url": links.preview_intake_url() if preview else links.intake_url(patient_id),
         "pain_scores": list(pain_scores or []),  # the patient's 0-10 answers, oldest first (emails only)
         "tz": tz,
         "locale": locale,

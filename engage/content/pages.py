@@ -31,6 +31,9 @@ PAGE_VARIABLES: dict[str, Any] = {
     "channel": "email",  # "email" or "sms" on the unsubscribe pages
     "high": False,  # the recorded score calls for the safety line
     "recorded_on": "",  # when the answer was recorded, a Babel date in the patient's zone and language
+    "given": {"pain": "", "activities": [("", "")] * 3},  # the intake form's answers, to show them again
+    "notes": {},  # the intake form: field name -> what to fix there
+    "activities": 0,  # how many PSFS activities the intake recorded
 }
 #: Worst-case sample values for ``engage templates check``.
 SAMPLE_PAGE: dict[str, Any] = {
@@ -61,6 +64,17 @@ SAMPLE_PAGE: dict[str, Any] = {
     "channel": "sms",
     "high": True,
     "recorded_on": "September 30, 2026",
+    "given": {
+        "pain": "11",
+        "activities": [("Putting on socks and shoes in the morning", "3"), ("Sitting", ""), ("", "x")],
+    },
+    "notes": {
+        "pain": "Choose how much pain you have now, from 0 to 10.",
+        "rating_2": "Rate each activity you wrote from 0 to 10.",
+        "activity_3": "Write the activity you rated, in a few words.",
+        "rating_3": "Rate each activity you wrote from 0 to 10.",
+    },
+    "activities": 3,
 }
 
 

@@ -71,7 +71,7 @@ DEFAULT_LOCALE = "en"
 STOP_LINES = {
     "en": "Reply STOP to opt out.",
     # "no recibir más mensajes" would cost UCS-2 (the "á"), more than doubling a Spanish SMS.
-    "es": "Responda STOP para darse de baja.",
+    "es": "Responda STOP o BAJA para darse de baja.",
 }
 
 
@@ -137,7 +137,9 @@ def _date_pattern(locale: Locale) -> str:
     pattern = get_date_format("full", locale=locale).pattern
     if pattern.startswith("y"):
         return pattern
-    return re.sub(r"[\s,.]*(?:'de'\s*)?y+[.,]?", "", pattern).strip()
+    pattern = re.sub(r"[\s,.]*(?:'de'\s*)?y+[.,]?", "", pattern).strip()
+    # Spanish writes no comma after the weekday ("miércoles 30 de septiembre"); CLDR's pattern has one.
+    return pattern.replace("EEEE,", "EEEE") if locale.language == "es" else pattern
 
 
 def _plain_spaces(text: str) -> str:

@@ -53,6 +53,30 @@ def reachability(
     return None
 
 
+#: Sources of an SMS opt-out that only the patient can undo: a STOP keyword to us, or to Twilio (error 21610).
+PATIENT_KEYWORD_SOURCES = ("sms_keyword", "twilio_21610")
+#: Why staff cannot opt a patient back in to SMS after a keyword opt-out (the staff page, the API's 409, the CLI).
+ONLY_THE_PATIENT_CAN_OPT_IN = (
+    "this patient opted out of SMS by texting STOP; only the patient can opt back in, by texting START "
+    "(or ALTA) to the clinic's number"
+)
+
+
+def opted_out_by_keyword(session: Session, patient_id: int) -> bool:
+    """True when the patient's newest SMS consent event is an opt-out they sent by keyword (STOP and the like).
+
+    Carriers and Twilio block texts after STOP until the patient sends START, and the TCPA puts
+    the choice with the patient: staff record a verbal opt-out, never an opt-in over a STOP.
+    """
+    newest = session.execute(
+        select(ConsentEvent.state, ConsentEvent.source)
+        .where(ConsentEvent.patient_id == patient_id, ConsentEvent.channel == Channel.SMS)
+        .order_by(ConsentEvent.id.desc())
+        .limit(1)
+    ).first()
+    return newest is not None and newest.state is ConsentState.OPTED_OUT and newest.source in PATIENT_KEYWORD_SOURCES
+
+
 def record_consent(
     session: Session,
     patient_id: int,

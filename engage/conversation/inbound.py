@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import phonenumbers
 from sqlalchemy import func, select
@@ -36,7 +36,13 @@ from sqlalchemy.orm import Session
 from engage.clock import utcnow
 from engage.config import get_settings
 from engage.conversation.consent import record_consent
-from engage.conversation.outcomes import is_high_score, open_sms_prompt, previous_score, record_outcome
+from engage.conversation.outcomes import (
+    PromptClosed,
+    is_high_score,
+    open_sms_prompt,
+    previous_score,
+    record_outcome,
+)
 from engage.conversation.replies import TWILIO_KEYWORDS, Kind, Reply, parse_reply
 from engage.conversation.sms_replies import reply_text
 from engage.records.audit import AuditAction, audit
@@ -48,7 +54,6 @@ from engage.records.models import (
     ConsentState,
     InboundMessage,
     Message,
-    MessageStatus,
     Outcome,
     Patient,
     TreatmentPlan,
@@ -95,9 +100,16 @@ def receive_sms(
     back. It is required, not optional, because re-planning lives a layer above this module (imports
     point down) and a caller that forgot it would silently leave the patient's reminders skipped.
     """
-    if sms.sid and session.scalar(select(InboundMessage.id).where(InboundMessage.provider_sid == sms.sid)):
+    if sms.sid and session.scalar(select(InboundMessage.id).where(InboundMessage.provider_sid == _storable(sms.sid))):
         return None
     meaning = parse_reply(sms.body)
+    sms = InboundSms(
+        sid=sms.sid and _storable(sms.sid),
+        from_phone=_storable(sms.from_phone),
+        to_phone=_storable(sms.to_phone),
+        body=sms.body,
+        messaging_service_sid=sms.messaging_service_sid and _storable(sms.messaging_service_sid),
+    )
     sender = find_sender(session, sms.from_phone, sms.to_phone, sms.messaging_service_sid, meaning.kind)
     single = sender.patients[0] if len(sender.patients) == 1 else None
     clinic = sender.clinic or (sender.patients[0].clinic if sender.patients else None)
@@ -105,9 +117,9 @@ def receive_sms(
         provider_sid=sms.sid,
         clinic_id=clinic.id if clinic else None,
         patient_id=single.id if single else None,
-        from_phone=sms.from_phone[:20],
-        to_phone=sms.to_phone[:20] or None,
-        body=sms.body,
+        from_phone=_storable(sms.from_phone)[:20],
+        to_phone=_storable(sms.to_phone)[:20] or None,
+        body=_storable(sms.body),
         kind=meaning.kind.value,
         received_at=utcnow(),
     )
@@ -132,6 +144,11 @@ def receive_sms(
         phone=_national(clinic.phone) if clinic and clinic.phone else None,
         **values,
     )
+
+
+def _storable(text: str) -> str:
+    """``text`` without NUL characters, which PostgreSQL cannot store in text (the words are read without them)."""
+    return text.replace("\x00", "")
 
 
 def find_sender(
@@ -171,7 +188,32 @@ class _Turn:
     clinic: Clinic | None
     patient: Patient | None
 
+    @property
+    def now(self) -> datetime:
+        """When the reply arrived: one instant for every decision about it."""
+        return self.record.received_at
+
     def act(self, on_opt_in: Callable[[Session, int], object]) -> tuple[str | None, dict[str, object]]:
+        key, values = self._act(on_opt_in)
+        if not self.meaning.urgent:
+            return key, values
+        # A red flag or a score of 8+: staff see it first, and the patient always gets the safety
+        # answer, even after the day's one automatic answer (an opt-out keeps its own confirmation).
+        self.record.urgent = True
+        self.record.flagged = True
+        if self.meaning.red_flags:
+            self._flag("urgent: " + ", ".join(self.meaning.red_flags) + self._reason_suffix())
+        if self.patient is not None:
+            self._audit(self.patient.id, AuditAction.REPLY_FLAGGED_URGENT, red_flags=list(self.meaning.red_flags))
+        if self.meaning.kind is Kind.OPT_OUT or key == "score_high":
+            return key, values
+        return "urgent", {}
+
+    def _reason_suffix(self) -> str:
+        reason = self.record.flag_reason
+        return f"; {reason}" if reason and not reason.startswith("urgent: ") else ""
+
+    def _act(self, on_opt_in: Callable[[Session, int], object]) -> tuple[str | None, dict[str, object]]:
         kind = self.meaning.kind
         if kind is Kind.OPT_OUT:
             for patient in self.sender.patients:
@@ -197,8 +239,14 @@ class _Turn:
             return self._appointment(kind)
         if kind is Kind.SCORE and self.meaning.score is not None:
             return self._score(self.meaning.score)
+        if kind is Kind.OTHER and self.meaning.text_score is not None:
+            # "9/10 worse after yesterday": the score is kept (the answer to the open prompt, else
+            # unsolicited), and the words around it are for a person.
+            key, values = self._score(self.meaning.text_score)
+            self._flag("; ".join(r for r in (self.record.flag_reason, "score written in a message") if r))
+            return key, values
         if kind is Kind.AMBIGUOUS:
-            prompt = open_sms_prompt(self.session, self.patient.id)
+            prompt = open_sms_prompt(self.session, self.patient.id, now=self.now)
             if prompt is not None:
                 if not self._asked_since(prompt):
                     return "ask_again", {}
@@ -215,11 +263,12 @@ class _Turn:
 
     def _appointment(self, kind: Kind) -> tuple[str | None, dict[str, object]]:
         assert self.patient is not None
-        appointment = upcoming_appointment(self.session, self.patient.id)
+        appointment = upcoming_appointment(self.session, self.patient.id, self.now)
         if appointment is None:
             self._flag(f"{kind.value} with no upcoming appointment")
             return "no_appointment", {}
-        now = utcnow()
+        now = self.now
+        self.record.appointment_id = appointment.id
         if kind is Kind.CONFIRM:
             if appointment.confirmed_at is None:
                 appointment.confirmed_at = now
@@ -233,8 +282,15 @@ class _Turn:
     def _score(self, score: int) -> tuple[str | None, dict[str, object]]:
         assert self.patient is not None
         previous = previous_score(self.session, self.patient.id)
-        prompt = open_sms_prompt(self.session, self.patient.id)
+        prompt = open_sms_prompt(self.session, self.patient.id, now=self.now)
         reasons = []
+        if prompt is not None:
+            try:
+                record_outcome(
+                    self.session, prompt, score, source="sms", inbound_message_id=self.record.id, now=self.now
+                )
+            except PromptClosed:  # closed between the look-up and now: kept as unsolicited, never lost
+                prompt = None
         if prompt is None:
             # Kept, and shown to staff: a number sent on the patient's own initiative still says something.
             unsolicited = Outcome(
@@ -243,14 +299,12 @@ class _Turn:
                 inbound_message_id=self.record.id,
                 score=score,
                 source="sms_unsolicited",
-                recorded_at=utcnow(),
+                recorded_at=self.now,
             )
             self.session.add(unsolicited)
             self.session.flush()
             emit(self.session, EventType.OUTCOME_RECORDED, [unsolicited.id])
             reasons.append("score with no open reassessment prompt")
-        else:
-            record_outcome(self.session, prompt, score, source="sms", inbound_message_id=self.record.id)
         high = is_high_score(score, previous)
         if high:
             reasons.insert(
@@ -283,7 +337,7 @@ class _Turn:
             .where(
                 InboundMessage.from_phone == self.record.from_phone,
                 InboundMessage.auto_reply == "other",
-                InboundMessage.received_at >= utcnow() - OTHER_REPLY_EVERY,
+                InboundMessage.received_at >= self.now - OTHER_REPLY_EVERY,
                 InboundMessage.id != self.record.id,
             )
         )
@@ -306,29 +360,22 @@ class _Turn:
         )
 
 
-def upcoming_appointment(session: Session, patient_id: int) -> Appointment | None:
-    """The booked, future appointment a confirmation is about: the one the latest SMS sent was about, else the next."""
-    now = utcnow()
-    booked_future = (Appointment.status == AppointmentStatus.BOOKED, Appointment.start_at > now)
-    reminded = session.scalars(
-        select(Appointment)
-        .join(Message, Message.appointment_id == Appointment.id)
-        .where(
-            Message.patient_id == patient_id,
-            Message.channel == Channel.SMS,
-            Message.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)),
-            *booked_future,
-        )
-        .order_by(func.coalesce(Message.sent_at, Message.due_at).desc(), Message.id.desc())
-        .limit(1)
-    ).first()
-    if reminded is not None:
-        return reminded
+def upcoming_appointment(session: Session, patient_id: int, now: datetime | None = None) -> Appointment | None:
+    """The booked visit a confirmation or call-back request is about: the patient's next one after ``now``.
+
+    Always the next one, never a later one, even when the latest text was about a later visit
+    (a booking confirmation for a visit added weeks ahead): "yes" to a reminder means the visit
+    coming up, and confirming a later one would leave the next one unconfirmed without a word.
+    """
     return session.scalars(
         select(Appointment)
         .join(TreatmentPlan)
-        .where(TreatmentPlan.patient_id == patient_id, *booked_future)
-        .order_by(Appointment.start_at)
+        .where(
+            TreatmentPlan.patient_id == patient_id,
+            Appointment.status == AppointmentStatus.BOOKED,
+            Appointment.start_at > (now or utcnow()),
+        )
+        .order_by(Appointment.start_at, Appointment.id)
         .limit(1)
     ).first()
 

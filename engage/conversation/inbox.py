@@ -1,4 +1,5 @@
-"""The staff inbox: patient replies flagged for a person, oldest first, until someone marks them handled."""
+"""The staff inbox: patient replies flagged for a person, urgent ones first, then oldest first, until someone
+marks them handled."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from engage.records.models import InboundMessage, Patient
 
 
 def inbox(session: Session, clinic_id: int, *, include_handled: bool = False, limit: int = 200) -> list[InboundMessage]:
-    """Flagged replies to ``clinic_id``, oldest first; handled ones only with ``include_handled``."""
+    """Flagged replies to ``clinic_id``: urgent ones (red flags, scores of 8+) first, then oldest first;
+    handled ones only with ``include_handled``."""
     query = select(InboundMessage).where(InboundMessage.clinic_id == clinic_id, InboundMessage.flagged.is_(True))
     if not include_handled:
         query = query.where(InboundMessage.handled_at.is_(None))
-    return list(session.scalars(query.order_by(InboundMessage.received_at, InboundMessage.id).limit(limit)))
+    order = (InboundMessage.urgent.desc(), InboundMessage.received_at, InboundMessage.id)
+    return list(session.scalars(query.order_by(*order).limit(limit)))
 
 
 def waiting_count(session: Session, clinic_id: int) -> int:
@@ -94,6 +97,7 @@ def reply_json(reply: InboundMessage, patient: Patient | None = None) -> dict[st
         "body": reply.body,
         "kind": reply.kind,
         "flag_reason": reply.flag_reason,
+        "urgent": reply.urgent,
         "received_at": reply.received_at.isoformat(),
         "handled_at": reply.handled_at.isoformat() if reply.handled_at else None,
         "handled_by": reply.handled_by,

@@ -20,7 +20,7 @@ from engage.clock import utcnow
 from engage.config import get_settings
 from engage.errors import InvalidInput, NotFound
 from engage.records.audit import AuditAction, audit
-from engage.records.models import Channel, Message, MessageStatus, Outcome, Patient
+from engage.records.models import Channel, Measure, Message, MessageStatus, Outcome, Patient
 from engage.records.outgoing_webhooks import EventType, emit
 
 REASSESSMENT_TEMPLATE = "reassessment"
@@ -46,7 +46,7 @@ def is_high_score(score: int, previous: int | None) -> bool:
 
 def previous_score(session: Session, patient_id: int, *, before_prompt: int | None = None) -> int | None:
     """The patient's latest recorded score, not counting the answer to ``before_prompt`` (being replaced)."""
-    query = select(Outcome.score).where(Outcome.patient_id == patient_id)
+    query = select(Outcome.score).where(Outcome.patient_id == patient_id, Outcome.measure == Measure.NPRS)
     if before_prompt is not None:
         query = query.where((Outcome.prompt_message_id != before_prompt) | Outcome.prompt_message_id.is_(None))
     return session.scalar(query.order_by(Outcome.recorded_at.desc(), Outcome.id.desc()).limit(1))
@@ -92,19 +92,29 @@ def _sent_at(prompt: Message) -> datetime | None:
 
 
 def is_open(prompt: Message, now: datetime | None = None) -> bool:
-    """True when ``prompt`` was sent and its answer window has not passed."""
+    """True when ``prompt`` was sent and its answer window has not passed.
+
+    A sent time ahead of ``now`` is a clock disagreement (the worker that sent it runs ahead of
+    the web server answering), not a prompt from the future: its status says it went out, and a
+    patient answering it proves so. Such a prompt is open, so an answer is never lost to the clocks.
+    """
     sent = _sent_at(prompt)
-    return sent is not None and sent <= (now or utcnow()) <= sent + answer_window()
+    return sent is not None and (now or utcnow()) <= sent + answer_window()
 
 
-def open_sms_prompt(session: Session, patient_id: int, window: timedelta = SMS_ANSWER_WINDOW) -> Message | None:
+def open_sms_prompt(
+    session: Session, patient_id: int, window: timedelta = SMS_ANSWER_WINDOW, *, now: datetime | None = None
+) -> Message | None:
     """The prompt an SMS score from this patient answers, or None.
 
     That is the patient's latest SMS reassessment prompt that went out (sent or
     delivered) within ``window``, if it has no answer yet. An older unanswered prompt
     does not collect late replies: a newer prompt superseded it, and a number sent
-    after the newest was answered is a message for staff, not a guess.
+    after the newest was answered is a message for staff, not a guess. The prompt returned
+    is open by :func:`is_open` at ``now`` (default: the clock), so :func:`record_outcome`
+    at the same ``now`` accepts an answer to it.
     """
+    now = now or utcnow()
     sent = func.coalesce(Message.sent_at, Message.due_at)
     latest = session.scalars(
         select(Message)
@@ -113,12 +123,12 @@ def open_sms_prompt(session: Session, patient_id: int, window: timedelta = SMS_A
             Message.channel == Channel.SMS,
             Message.template == REASSESSMENT_TEMPLATE,
             Message.status.in_(_ANSWERABLE),
-            sent >= utcnow() - min(window, answer_window()),
+            sent >= now - min(window, answer_window()),
         )
         .order_by(sent.desc(), Message.id.desc())
         .limit(1)
     ).first()
-    if latest is None:
+    if latest is None or not is_open(latest, now):
         return None
     answered = session.scalar(select(Outcome.id).where(Outcome.prompt_message_id == latest.id).limit(1))
     return None if answered is not None else latest
@@ -141,8 +151,9 @@ def record_outcome(
     *,
     source: str,
     inbound_message_id: int | None = None,
+    now: datetime | None = None,
 ) -> Outcome:
-    """Store ``score`` as a new answer to ``prompt`` at the current time; returns the prompt's outcome.
+    """Store ``score`` as a new answer to ``prompt`` at ``now`` (default: the clock); returns the prompt's outcome.
 
     Answering with the latest answer's score again stores nothing and returns that answer.
     Raises ``InvalidInput`` for a score outside 0-10 or a message that is not a prompt,
@@ -152,7 +163,8 @@ def record_outcome(
         raise InvalidInput("a pain score is a whole number from 0 to 10")
     if not is_prompt(prompt):
         raise InvalidInput(f"message {prompt.id} is not a reassessment prompt")
-    if not is_open(prompt):
+    now = now or utcnow()
+    if not is_open(prompt, now):
         raise PromptClosed(
             f"message {prompt.id} takes no answers: it was not sent, or was sent more than "
             f"{get_settings().reassessment_answer_days} days ago"
@@ -166,7 +178,7 @@ def record_outcome(
         inbound_message_id=inbound_message_id,
         score=score,
         source=source,
-        recorded_at=utcnow(),
+        recorded_at=now,
     )
     session.add(outcome)
     session.flush()
@@ -174,16 +186,18 @@ def record_outcome(
     return outcome
 
 
-def list_outcomes(session: Session, patient_id: int) -> list[Outcome]:
-    """The patient's outcomes, oldest first: each prompt's latest answer (and any answer without a prompt).
+def list_outcomes(session: Session, patient_id: int, measure: Measure | None = None) -> list[Outcome]:
+    """The patient's outcomes, oldest first: each prompt's latest answer (and any answer without a prompt);
+    ``measure``: only those of one measure.
 
     Raises ``NotFound`` for an unknown patient.
     """
     if session.get(Patient, patient_id) is None:
         raise NotFound(f"no patient with id {patient_id}")
-    answers = session.scalars(
-        select(Outcome).where(Outcome.patient_id == patient_id).order_by(Outcome.recorded_at, Outcome.id)
-    ).all()
+    query = select(Outcome).where(Outcome.patient_id == patient_id)
+    if measure is not None:
+        query = query.where(Outcome.measure == measure)
+    answers = session.scalars(query.order_by(Outcome.recorded_at, Outcome.id)).all()
     latest: dict[object, Outcome] = {}
     for answer in answers:  # oldest first, so the last one seen for a prompt is its latest
         latest[answer.prompt_message_id if answer.prompt_message_id is not None else ("own", answer.id)] = answer
@@ -197,6 +211,8 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         "recorded_at": outcome.recorded_at.isoformat(),
         "source": outcome.source,
         "prompt_message_id": outcome.prompt_message_id,
+        "measure": outcome.measure.value,
+        "item": outcome.item,
     }
 
 

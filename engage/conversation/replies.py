@@ -7,18 +7,24 @@ survive, because they change what a number means (``7/10``, ``5-6``, ``6.5``).
 
 Then, first match wins:
 
-1. **Opt-out** (the FCC's 2024 rule: consent may be revoked by any reasonable means):
-   Twilio's words (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT), OPT OUT, REVOKE and
-   Spanish BAJA, ALTO, PARAR, PARE, CANCELAR, DETENER, as the whole message or its first
-   word (``stop please``, ``stop texting me``, ``please stop``), and a few plain requests
-   (``no more texts``, ``no me manden mas mensajes``).
+1. **Opt-out** (the FCC's 2024 rule: consent may be revoked by any reasonable means; see
+   :mod:`engage.conversation.opt_outs`): a keyword (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END,
+   QUIT, OPT OUT, REVOKE, BAJA, ALTO, PARAR, PARE, CANCELAR, DETENER) first (``stop please``,
+   ``ok stop``), last in a short message, misspelt by one letter or spaced out, and phrases
+   asking to be removed or not texted or saying it is the wrong number, in English and Spanish.
 2. **Opt-in** START, UNSTOP, ALTA, COMENZAR; **help** HELP, INFO, AYUDA: whole message only.
    YES is not an opt-in: reminders ask for it as a confirmation.
-3. **Confirm** C, YES, SI, CONFIRM (with courtesy words: ``yes thanks``); **reschedule** R.
+3. **Confirm** C, YES, SI, CONFIRM (with courtesy words: ``yes thanks``, ``si, confirmo``) or
+   a phrase alone (``see you then``, ``nos vemos``); **reschedule** R.
 4. **Score** 0-10 when the message is nothing but a score (``7``, ``7/10``, ``a 7``,
    ``about 6``, ``mi dolor es 7``, ``seven``, ``siete``); **ambiguous** when it is nothing
    but numbers that are not one score (``5 or 6``, ``5-6``, ``6.5``, ``11``): ask again.
-5. **Other**: everything else is for a person.
+5. **Other**: everything else is for a person; a 0-10 score written in it (``9/10 worse after
+   yesterday``) is kept as ``text_score``.
+
+A reply (opt-out or other) also carries the red-flag signs the message mentions (``red_flags``, see
+:mod:`engage.conversation.symptoms`); :attr:`Reply.urgent` is True for those and for scores of 8+.
+Control characters (NUL included) are dropped before reading.
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ import enum
 import re
 import unicodedata
 from dataclasses import dataclass
+
+from engage.conversation.opt_outs import OPT_OUT_WORDS, join_words, opt_out_keyword
+from engage.conversation.symptoms import red_flags, score_in_sentence
+
+__all__ = ["CONFIRM_WORDS", "HELP_WORDS", "OPT_IN_WORDS", "OPT_OUT_WORDS", "Kind", "Reply", "normalise", "parse_reply"]
 
 
 class Kind(enum.StrEnum):
@@ -42,6 +53,10 @@ class Kind(enum.StrEnum):
     OTHER = "other"
 
 
+#: A pain score this high always gets the safety answer and an urgent flag.
+URGENT_SCORE = 8
+
+
 @dataclass(frozen=True)
 class Reply:
     """The meaning of one SMS body; ``score`` is set only for :attr:`Kind.SCORE` (0-10).
@@ -53,26 +68,18 @@ class Reply:
     kind: Kind
     score: int | None = None
     keyword: str | None = None
+    #: A 0-10 score written inside a longer message (kind OTHER): the answer to an open prompt, if any.
+    text_score: int | None = None
+    #: Red-flag signs the message mentions (:data:`engage.conversation.symptoms.RED_FLAGS`): always answered.
+    red_flags: tuple[str, ...] = ()
+
+    @property
+    def urgent(self) -> bool:
+        """True when the reply needs the safety answer and a person soon: a red flag, or a score of 8 or more."""
+        score = self.score if self.score is not None else self.text_score
+        return bool(self.red_flags) or (score is not None and score >= URGENT_SCORE)
 
 
-OPT_OUT_WORDS = frozenset(
-    {
-        "STOP",
-        "STOPALL",
-        "UNSUBSCRIBE",
-        "CANCEL",
-        "END",
-        "QUIT",
-        "OPTOUT",
-        "REVOKE",
-        "BAJA",
-        "ALTO",
-        "PARAR",
-        "PARE",
-        "CANCELAR",
-        "DETENER",
-    }
-)
 OPT_IN_WORDS = frozenset({"START", "UNSTOP", "ALTA", "COMENZAR"})
 HELP_WORDS = frozenset({"HELP", "INFO", "AYUDA"})
 CONFIRM_WORDS = frozenset({"C", "YES", "SI", "CONFIRM", "CONFIRMED", "CONFIRMO", "CONFIRMADO", "CONFIRMAR"})
@@ -94,10 +101,6 @@ TWILIO_KEYWORDS = frozenset(
     }
 )
 
-# Two-word spellings of one keyword ("opt out", "stop all").
-_JOINED = {("opt", "out"): "optout", ("stop", "all"): "stopall", ("un", "subscribe"): "unsubscribe"}
-# Said before a keyword without changing it: "please stop", "por favor baja".
-_POLITE_LEAD = ("please", "pls", "plz", "por favor", "favor de")
 # May follow a confirmation: "yes thanks", "si gracias", "c thank you".
 _COURTESY = frozenset(
     {
@@ -129,14 +132,12 @@ _COURTESY = frozenset(
         "claro",
     }
 )
-_PLAIN_OPT_OUT = re.compile(
-    r"^(?:(?:please|por favor) )?(?:"
-    r"(?:do not|dont|don t) (?:text|message|contact|send)"
-    r"|no more (?:texts?|messages|text messages|sms)"
-    r"|(?:no )?(?:me )?(?:envien|manden|escriban) (?:mas )?(?:mensajes|textos)"
-    r"|no (?:me )?(?:envien|manden|escriban|mande|envie)"
-    r"|no mas (?:mensajes|textos)"
-    r")\b"
+# Whole messages that confirm without a yes: "see you then", "I'll be there", "nos vemos", "alli estare".
+_CONFIRM_PHRASE = re.compile(
+    r"\b(?:see you|be there|nos vemos|estare (?:alli|ahi)|(?:alli|ahi) estare|cuenten conmigo)\b"
+)
+_CONFIRM_EXTRA = frozenset(
+    {"soon", "tomorrow", "manana", "entonces", "sure", "perfect", "estare", "cuenten", "conmigo"}
 )
 
 _NUMBER_WORDS = {
@@ -285,6 +286,8 @@ _TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[a-z]+|-")
 
 def normalise(body: str) -> str:
     """``body`` as compared: NFKC, case-folded, accent-free, with no quotes, punctuation or emoji."""
+    # A control or format character (NUL, a zero-width space) is dropped, not read: "ST\x00OP" is STOP.
+    body = "".join(c for c in body if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf"))
     text = unicodedata.normalize("NFKC", body).casefold()
     text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
     kept: list[str] = []
@@ -308,15 +311,19 @@ def _before_digit(text: str, i: int) -> bool:
 
 
 def parse_reply(body: str) -> Reply:
-    """What ``body`` means. Never raises; an empty or unreadable body is :attr:`Kind.OTHER`."""
+    """What ``body`` means. Never raises; an empty or unreadable body is :attr:`Kind.OTHER`.
+
+    Control characters (NUL included) read as spaces, so ``STOP\\x00`` is STOP.
+    """
     text = normalise(body)
     words = text.split()
     if not words:
         return Reply(Kind.OTHER)
-    keyword = _opt_out(text, words)
+    flags = red_flags(text)
+    keyword = opt_out_keyword(text)
     if keyword:
-        return Reply(Kind.OPT_OUT, keyword=keyword)
-    whole = _join_words(words)
+        return Reply(Kind.OPT_OUT, keyword=keyword, red_flags=flags)
+    whole = join_words(words)
     if len(whole) == 1:
         word = whole[0].upper()
         for kind, vocabulary in (
@@ -327,30 +334,16 @@ def parse_reply(body: str) -> Reply:
             if word in vocabulary:
                 return Reply(kind, keyword=word)
     first = whole[0].upper()
-    if first in CONFIRM_WORDS and all(w in _COURTESY for w in whole[1:]):
+    if first in CONFIRM_WORDS and all(w in _COURTESY or w.upper() in CONFIRM_WORDS for w in whole[1:]):
         return Reply(Kind.CONFIRM, keyword=first)
+    if _CONFIRM_PHRASE.search(text) and all(w in _COURTESY or w in _CONFIRM_EXTRA for w in whole):
+        return Reply(Kind.CONFIRM, keyword="CONFIRM")
     if _TIME.search(unicodedata.normalize("NFKC", body).casefold()):
-        return Reply(Kind.OTHER)
-    return _score(text)
-
-
-def _join_words(words: list[str]) -> list[str]:
-    if len(words) >= 2 and (words[0], words[1]) in _JOINED:
-        return [_JOINED[(words[0], words[1])], *words[2:]]
-    return words
-
-
-def _opt_out(text: str, words: list[str]) -> str | None:
-    for lead in _POLITE_LEAD:
-        if text.startswith(lead + " "):
-            words = text[len(lead) + 1 :].split()
-            break
-    words = _join_words(words)
-    if words and words[0].upper() in OPT_OUT_WORDS:
-        return words[0].upper()
-    if _PLAIN_OPT_OUT.match(text):
-        return "REQUEST"
-    return None
+        return Reply(Kind.OTHER, red_flags=flags)
+    meaning = _score(text)
+    if meaning.kind is Kind.OTHER:
+        return Reply(Kind.OTHER, text_score=score_in_sentence(text), red_flags=flags)
+    return meaning
 
 
 def _score(text: str) -> Reply:

@@ -28,9 +28,10 @@ from sqlalchemy import select
 
 from engage.config import get_settings
 from engage.db import session_scope
+from engage.delivery import heartbeat, spool
 from engage.delivery.providers.base import ConfigurationError
 from engage.delivery.send import Outcome, SendResult, send_one
-from engage.records.models import Channel, Message
+from engage.records.models import Channel, Message, MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +61,38 @@ def send_many(message_ids: Sequence[int], channel: Channel | None = None) -> dic
     """
     counts = {**{o.value: 0 for o in Outcome}, "error": 0}
     ids = list(dict.fromkeys(message_ids))  # the same id twice in one batch would only find itself "not mine"
+    try:
+        spool.replay()  # what patients said (a STOP) while the database was down goes first
+    except Exception as exc:  # noqa: BLE001 - nothing may go out before it; the rows wait for the next tick
+        kept = spool.retake_later(ids)
+        log.error(
+            "held webhooks could not be applied (%s); %d messages put back for %s",
+            type(exc).__name__,
+            len(ids),
+            "the next tick" if kept else "the reaper",
+        )
+        counts[Outcome.DEFERRED.value] = len(ids)
+        return counts
     pool = _pool()
     futures: list[Future[SendResult]] = [pool.submit(contextvars.copy_context().run, send_one, i, channel) for i in ids]
     problem: ConfigurationError | None = None
-    for future in futures:
+    for message_id, future in zip(ids, futures, strict=True):
         try:
             counts[future.result().outcome.value] += 1
         except ConfigurationError as exc:
             problem = problem or exc
             counts["error"] += 1
-        except Exception:  # noqa: BLE001 - send_one logged it and rescheduled the row; the batch goes on
+        except Exception as exc:  # noqa: BLE001 - send_one rescheduled the row (or left it to the reaper)
+            log.error(
+                "message %d: send failed with %s", message_id, type(exc).__name__, extra={"message_id": message_id}
+            )
             counts["error"] += 1
+    if channel is not None:
+        heartbeat.record_provider(
+            channel.value,
+            accepted=counts[Outcome.SENT.value],
+            refused=counts[Outcome.RETRY.value] + counts[Outcome.UNKNOWN.value],
+        )
     if problem is not None:
         raise problem
     return counts
@@ -87,6 +109,25 @@ def by_channel(message_ids: Iterable[int]) -> dict[Channel, list[int]]:
             select(Message.id, Message.channel).where(Message.id.in_(ids)).order_by(Message.id)
         ):
             groups.setdefault(Channel(channel), []).append(message_id)
+    return groups
+
+
+def retaken() -> dict[Channel, list[int]]:
+    """Rows whose send found the database unavailable before the hand-over (:func:`spool.retake_later`)
+    and are still ``queued``, by channel, for the tick to enqueue again; forgotten once read."""
+    ids = spool.retakes()
+    if not ids:
+        return {}
+    groups: dict[Channel, list[int]] = {}
+    with session_scope() as session:
+        for message_id, channel in session.execute(
+            select(Message.id, Message.channel)
+            .where(Message.id.in_(ids), Message.status == MessageStatus.QUEUED)
+            .order_by(Message.id)
+        ):
+            groups.setdefault(Channel(channel), []).append(message_id)
+    spool.forget_retakes(ids)
+    log.warning("re-enqueued %d messages a send had put back (database unavailable)", sum(map(len, groups.values())))
     return groups
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from engage import clock
+from engage.delivery import spool
 from engage.delivery.claim import claim_due, reap_stale
 from engage.delivery.providers.base import ConfigurationError
 from engage.delivery.send import Outcome, send_one
@@ -45,6 +46,7 @@ def tick(now: datetime | None = None) -> dict[str, int]:
     counts = {"claimed": 0, **{o.value: 0 for o in Outcome}, "requeued": 0, "error": 0}
     with _at(now):
         cutoff = clock.utcnow()
+        spool.replay()  # what was held while the database was down (a STOP) before any send
         reaped = reap_stale()
         for key in ("requeued", "unknown", "failed"):  # plus what the pass itself finds below
             counts[key] = reaped[key]

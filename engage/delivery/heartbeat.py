@@ -13,6 +13,9 @@ down *or* no worker takes the dispatch queue: either way nothing is being sent.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +24,14 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from engage import clock, metrics
 from engage.config import get_settings
 from engage.db import session_scope
 from engage.records.models import Heartbeat
+
+log = logging.getLogger(__name__)
 
 #: The job name of beat's dispatch tick.
 BEAT_TICK = "beat_tick"
@@ -98,3 +104,71 @@ def last_tick(now: datetime | None = None, name: str = BEAT_TICK) -> TickStatus:
         return TickStatus(None, None, True, stale_after)
     age = (now - row.at).total_seconds()
     return TickStatus(row.at, age, age > stale_after, stale_after, row.duration_seconds)
+
+
+# --- providers -------------------------------------------------------------------------------------
+
+#: Heartbeat names: the last batch of a channel in which the provider accepted something, and the last in
+#: which it accepted nothing and refused (transient errors, timeouts) at least one message.
+PROVIDER_OK = "provider_ok:{channel}"
+PROVIDER_FAILING = "provider_failing:{channel}"
+
+_written: dict[tuple[int, str], tuple[bool, float]] = {}
+_written_lock = threading.Lock()
+
+
+def record_provider(channel: str, *, accepted: int, refused: int) -> None:
+    """After a send batch: note whether the channel's provider took messages or refused them all.
+
+    At most one write per channel and process every tick while the state stays the same (a change is
+    written at once), so a busy worker adds no statement per message. A database error here is logged
+    and dropped (the sends are done).
+    """
+    if accepted == 0 and refused == 0:
+        return
+    ok = accepted > 0
+    key = (os.getpid(), channel)
+    now = time.monotonic()
+    with _written_lock:
+        last = _written.get(key)
+        if last is not None and last[0] == ok and now - last[1] < get_settings().tick_seconds:
+            return
+        _written[key] = (ok, now)
+    try:
+        record_tick(name=(PROVIDER_OK if ok else PROVIDER_FAILING).format(channel=channel))
+    except SQLAlchemyError as exc:
+        log.warning("could not record the %s provider's state (%s)", channel, type(exc).__name__)
+
+
+@dataclass(frozen=True)
+class ProviderState:
+    """A channel's provider as the workers last saw it: failing when its last all-refused batch is newer than
+    its last accepted one and recent (within :data:`STALE_TICKS` ticks)."""
+
+    channel: str
+    failing: bool
+    last_ok_at: datetime | None
+    last_failing_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "failing": self.failing,
+            "last_ok_at": self.last_ok_at.isoformat() if self.last_ok_at else None,
+            "last_failing_at": self.last_failing_at.isoformat() if self.last_failing_at else None,
+        }
+
+
+def provider_states(channels: tuple[str, ...], now: datetime | None = None) -> list[ProviderState]:
+    """The state of each channel's provider (one query)."""
+    now = now or clock.utcnow()
+    names = {PROVIDER_OK.format(channel=c) for c in channels} | {PROVIDER_FAILING.format(channel=c) for c in channels}
+    with session_scope() as session:
+        seen = dict(session.execute(select(Heartbeat.name, Heartbeat.at).where(Heartbeat.name.in_(names))).all())
+    window = STALE_TICKS * get_settings().tick_seconds
+    states = []
+    for channel in channels:
+        ok_at = seen.get(PROVIDER_OK.format(channel=channel))
+        bad_at = seen.get(PROVIDER_FAILING.format(channel=channel))
+        failing = bad_at is not None and (ok_at is None or bad_at > ok_at) and (now - bad_at).total_seconds() <= window
+        states.append(ProviderState(channel, failing, ok_at, bad_at))
+    return states

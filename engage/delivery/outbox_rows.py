@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, literal, update
+from sqlalchemy import Table, bindparam, case, literal, null, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -46,7 +46,37 @@ def start_sending(message_id: int, now: datetime) -> Taken | None:
 
 def take(session: Session, message_id: int, now: datetime) -> int | None:
     """``queued -> sending`` (one more attempt) in the caller's transaction; the attempt number, or None."""
-    return session.scalar(_take(message_id, now).returning(Message.attempts))
+    return session.execute(_TAKE, {"message_id": message_id, "now": now}).scalar()
+
+
+def _table() -> Table:
+    return cast(Table, Message.__table__)
+
+
+# The send path's two per-message writes before the provider call, built once with bound parameters (Core,
+# not ORM-enabled UPDATEs): compiled once per process and found in the cache by identity.
+_TAKE = (
+    update(_table())
+    .where(_table().c.id == bindparam("message_id"), _table().c.status == MessageStatus.QUEUED)
+    .values(
+        status=MessageStatus.SENDING,
+        sending_at=bindparam("now"),
+        handed_at=None,
+        attempts=_table().c.attempts + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(_table().c.attempts)
+)
+_HAND_OVER = (
+    update(_table())
+    .where(
+        _table().c.id == bindparam("message_id"),
+        _table().c.status == MessageStatus.SENDING,
+        _table().c.attempts == bindparam("attempt"),
+        _table().c.handed_at.is_(None),
+    )
+    .values(handed_at=bindparam("now"), updated_at=bindparam("now"))
+)
 
 
 def _take(message_id: int, now: datetime) -> Any:
@@ -78,17 +108,7 @@ def hand_over(session: Session, message_id: int, now: datetime, attempt: int) ->
     ``unknown`` to the reaper, not requeued. The attempt number fences out a
     worker whose row the reaper already took back and gave to another.
     """
-    result = session.execute(
-        update(Message)
-        .where(
-            Message.id == message_id,
-            Message.status == MessageStatus.SENDING,
-            Message.attempts == attempt,
-            Message.handed_at.is_(None),
-        )
-        .values(handed_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_HAND_OVER, {"message_id": message_id, "attempt": attempt, "now": now})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -124,28 +144,46 @@ def record_accepted(
     session: Session, message_id: int, now: datetime, *, provider: str, provider_message_id: str, segments: int | None
 ) -> None:
     """Store what the provider accepted. A status callback may have got there first: it keeps its status and error."""
-    ours = Message.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN])
+    session.execute(
+        _ACCEPTED,
+        {
+            "message_id": message_id,
+            "provider": provider,
+            "provider_message_id": provider_message_id,
+            "segments": segments,
+            "now": now,
+        },
+    )
+
+
+def _accepted_statement() -> Any:
+    """``record_accepted``'s UPDATE, built once: every value a bound parameter, so SQLAlchemy compiles it once
+    and finds it in its cache by identity (rebuilding the CASEs per call made its cache key the top cost)."""
+    table = _table()
+    ours = table.c.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN])
 
     def unless_called_back(value: Any, column: Any) -> Any:
-        return case((ours, literal(value)), else_=column)
+        return case((ours, value), else_=column)
 
-    session.execute(
-        update(Message)
-        .where(Message.id == message_id)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("message_id"))
         .values(
-            provider=provider,
-            provider_message_id=provider_message_id,
-            segments=segments,
-            sent_at=now,
-            updated_at=now,
+            provider=bindparam("provider"),
+            provider_message_id=bindparam("provider_message_id"),
+            segments=bindparam("segments"),
+            sent_at=bindparam("now"),
+            updated_at=bindparam("now"),
             next_attempt_at=None,
-            last_error=unless_called_back(None, Message.last_error),
-            error_code=unless_called_back(None, Message.error_code),
-            status=unless_called_back(MessageStatus.SENT.value, Message.status),
-            status_reason=unless_called_back(None, Message.status_reason),
+            last_error=unless_called_back(null(), table.c.last_error),
+            error_code=unless_called_back(null(), table.c.error_code),
+            status=unless_called_back(literal(MessageStatus.SENT.value), table.c.status),
+            status_reason=unless_called_back(null(), table.c.status_reason),
         )
-        .execution_options(synchronize_session=False)
     )
+
+
+_ACCEPTED = _accepted_statement()
 
 
 def write_with_retries(work: Callable[[Session], None], *, tries: int = 6, pause: float = 0.2) -> None:

@@ -198,10 +198,11 @@ def list_messages(
         raise InvalidInput("page numbers start at 1")
     query = _filtered(clinic, flt)
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    offset = (page - 1) * per_page
+    if offset >= total:  # past the end: empty without asking (the offset might not fit the database's integers)
+        return [], total
     rows = list(
-        session.scalars(
-            query.order_by(Message.due_at.desc(), Message.id.desc()).offset((page - 1) * per_page).limit(per_page)
-        )
+        session.scalars(query.order_by(Message.due_at.desc(), Message.id.desc()).offset(offset).limit(per_page))
     )
     return rows, total
 

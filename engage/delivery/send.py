@@ -14,9 +14,12 @@ addresses or bodies.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
+import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +33,7 @@ from engage.content.condition_words import CONDITION_WORD_RULE
 from engage.content.rendering import TemplateError
 from engage.conversation.consent import record_consent
 from engage.db import session_scope
+from engage.delivery import spool
 from engage.delivery.claim import UNKNOWN_REASON
 from engage.delivery.outbox_rows import (
     finish,
@@ -40,7 +44,7 @@ from engage.delivery.outbox_rows import (
     take,
     write_with_retries,
 )
-from engage.delivery.providers import email_provider, sms_provider
+from engage.delivery.providers import email_provider, email_provider_name, sms_provider, sms_provider_name
 from engage.delivery.providers.base import ConfigurationError, OutgoingSms, ProviderError
 from engage.delivery.providers.twilio_codes import INVALID_NUMBER as TWILIO_INVALID_NUMBER
 from engage.delivery.providers.twilio_codes import NOT_MOBILE as TWILIO_NOT_MOBILE
@@ -60,6 +64,7 @@ MAX_RATE_WAIT_SECONDS = 10.0
 #: reached it, the answer did not reach us). Retrying could text the patient twice, so the row waits in
 #: ``unknown`` for the status callback (or a person), exactly like a worker that died mid-call.
 AMBIGUOUS_CODES = frozenset({"read_timeout", "connection_lost", "sdk"})
+PUT_BACK_REASON = "database unavailable before the provider call; put back for the next tick"
 
 
 class Outcome(enum.StrEnum):
@@ -97,13 +102,58 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
     back on the schedule (one attempt used; if even that write fails, the row
     stays in ``sending`` without ``handed_at`` and the reaper requeues it) and
     is re-raised; one during or after the call leaves the row in ``sending``
-    for the reaper, which flags it ``unknown``.
+    for the reaper, which flags it ``unknown``. The database failing (down, refusing
+    connections, pool exhausted) before the hand-over is no error: the row is still
+    ``queued`` and goes back for the next tick (``DEFERRED``, :func:`engage.delivery.spool.retake_later`).
+    After the provider accepted, a result the database cannot take is held in Redis until it can.
     """
+    try:
+        return _send_one(message_id, channel)
+    except _BeforeHandOver as stop:
+        return _put_back(message_id, stop.error)
+
+
+class _BeforeHandOver(Exception):
+    """The database failed while the row was still ``queued`` (wraps the error)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+
+
+@contextlib.contextmanager
+def _before_hand_over() -> Iterator[None]:
+    try:
+        yield
+    except spool.DATABASE_DOWN as exc:
+        raise _BeforeHandOver(exc) from exc
+
+
+def _put_back(message_id: int, exc: Exception) -> SendResult:
+    """The database failed before the hand-over: nothing reached the provider and the row is still ``queued``
+    (its transaction rolled back), so the next tick re-enqueues it rather than the reaper minutes later."""
+    kept = spool.retake_later([message_id])
+    log.error(
+        "message %d: database unavailable before the provider call (%s); put back for %s",
+        message_id,
+        type(exc).__name__,
+        "the next tick" if kept else "the reaper (Redis refused it too)",
+        extra={"message_id": message_id},
+    )
+    return SendResult(message_id, Outcome.DEFERRED, reason=PUT_BACK_REASON, delay=get_settings().tick_seconds)
+
+
+def _send_one(message_id: int, channel: Channel | None) -> SendResult:
     now = clock.utcnow()
     if channel is None:
-        channel = _queued_channel(message_id)
+        with _before_hand_over():
+            channel = _queued_channel(message_id)
         if channel is None:
-            log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
+            log.info(
+                "message %d: not queued (another worker has it, or it was withdrawn)",
+                message_id,
+                extra={"message_id": message_id},
+            )
             return SendResult(message_id, Outcome.NOT_MINE)
     try:
         provider = sms_provider() if channel is Channel.SMS else email_provider()
@@ -112,13 +162,15 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
         # between the checks and the provider.
         _wait_for_slot(channel, provider.name)
     except ConfigurationError:
-        log.error("message %d: configuration error; left queued", message_id)
+        log.error("message %d: configuration error; left queued", message_id, extra={"message_id": message_id})
         raise
     except (RateLimited, LimiterUnavailable) as exc:
         wait = exc.wait if isinstance(exc, RateLimited) else get_settings().retry_base_seconds
-        return _postpone(message_id, now, timedelta(seconds=wait), f"rate limit ({type(exc).__name__})")
+        with _before_hand_over():
+            return _postpone(message_id, now, timedelta(seconds=wait), f"rate limit ({type(exc).__name__})")
     now = clock.utcnow()
-    prepared = _take_and_prepare(message_id, now)
+    with _before_hand_over():  # one transaction: a database error rolls the take back, the row stays queued
+        prepared = _take_and_prepare(message_id, now)
     if isinstance(prepared, SendResult):
         return prepared
     ready, attempt = prepared
@@ -136,7 +188,12 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
         )
     except ConfigurationError:
         release(message_id, now, attempt=attempt)
-        log.error("message %d: configuration error from provider %s; put back to queued", message_id, provider.name)
+        log.error(
+            "message %d: configuration error from provider %s; put back to queued",
+            message_id,
+            provider.name,
+            extra={"message_id": message_id},
+        )
         raise
     except Exception as exc:
         # Only the type: an arbitrary exception's text may quote what it was given.
@@ -145,6 +202,7 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
             message_id,
             provider.name,
             type(exc).__name__,
+            extra={"message_id": message_id},
         )
         raise
 
@@ -161,16 +219,35 @@ def send_one(message_id: int, channel: Channel | None = None) -> SendResult:
 
     try:
         write_with_retries(store)
-    except Exception:
-        log.error(
-            "message %d: accepted by %s as %s but the result could not be stored; the status callback "
-            "or the reaper resolves it",
-            message_id,
-            provider.name,
-            accepted.provider_message_id,
-        )
-        raise
-    log.info("message %d sent via %s as %s", message_id, provider.name, accepted.provider_message_id)
+    except spool.DATABASE_DOWN as exc:
+        # The message is out: keep its result until the database is back rather than let the reaper
+        # flag it ``unknown`` (the status callback would be the only other way back).
+        try:
+            spool.hold_result(
+                message_id,
+                clock.utcnow(),
+                provider=provider.name,
+                provider_message_id=accepted.provider_message_id,
+                segments=ready.segments,
+            )
+        except spool.SpoolUnavailable:
+            log.error(
+                "message %d: accepted by %s as %s but the result could not be stored (%s) nor held; the "
+                "status callback or the reaper resolves it",
+                message_id,
+                provider.name,
+                accepted.provider_message_id,
+                type(exc).__name__,
+                extra={"message_id": message_id},
+            )
+            raise exc from None
+    log.info(
+        "message %d sent via %s as %s",
+        message_id,
+        provider.name,
+        accepted.provider_message_id,
+        extra={"message_id": message_id},
+    )
     return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
 
 
@@ -186,26 +263,41 @@ def _take_and_prepare(message_id: int, now: datetime) -> tuple[Ready, int] | Sen
     """One transaction: take the row (``queued -> sending``), re-check and render it, then set ``handed_at``.
 
     Returns what to send and the attempt number, or the result when it must not go (written in the same
-    transaction). The checks run in a savepoint: an unexpected error there leaves the row ``sending``
-    without ``handed_at`` (committed), is written as a retry by :func:`_retry_or_fail_after_error`, and is
-    re-raised.
+    transaction). An unexpected error in the checks rolls the transaction back; the row is then taken
+    again (so the failed attempt counts, and a message that always fails cannot loop), committed as
+    ``sending`` without ``handed_at``, written as a retry by :func:`_retry_or_fail_after_error`, and the
+    error re-raised. No savepoint on the way that goes: two round trips a message saved.
     """
     error: Exception | None = None
     with session_scope() as session:
         attempt = take(session, message_id, now)
         if attempt is None:
-            log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
+            log.info(
+                "message %d: not queued (another worker has it, or it was withdrawn)",
+                message_id,
+                extra={"message_id": message_id},
+            )
             return SendResult(message_id, Outcome.NOT_MINE)
         try:
-            with session.begin_nested():
-                outcome = _check_and_render(session, message_id, now, attempt)
-        except Exception as exc:  # noqa: BLE001 - rolled back to the savepoint; handled below, then re-raised
+            outcome = _check_and_render(session, message_id, now, attempt)
+        except spool.DATABASE_DOWN:
+            raise
+        except Exception as exc:  # noqa: BLE001 - handled below, then re-raised
             error = exc
+            session.rollback()
+            again = take(session, message_id, now)
+            if again is None:  # withdrawn meanwhile: nothing to count
+                raise
+            attempt = again
         else:
             if isinstance(outcome, SendResult):
                 return outcome
             if not hand_over(session, message_id, now, attempt):
-                log.info("message %d: taken back by the reaper before the provider call; not sent", message_id)
+                log.info(
+                    "message %d: taken back by the reaper before the provider call; not sent",
+                    message_id,
+                    extra={"message_id": message_id},
+                )
                 return SendResult(message_id, Outcome.NOT_MINE)
             return outcome, attempt
     _retry_or_fail_after_error(message_id, now, attempt, error)
@@ -234,7 +326,9 @@ def _check_and_render(session: Session, message_id: int, now: datetime, attempt:
             next_attempt_at=None,
         ):
             emit(session, EventType.MESSAGE_FAILED, [message_id])
-        log.warning("message %d failed: template error in %s", message_id, exc.template)
+        log.warning(
+            "message %d failed: template error in %s", message_id, exc.template, extra={"message_id": message_id}
+        )
         return SendResult(message_id, Outcome.FAILED, reason=reason)
     problem = content_problem(ready)
     if problem is not None:
@@ -250,7 +344,9 @@ def _check_and_render(session: Session, message_id: int, now: datetime, attempt:
             next_attempt_at=None,
         ):
             emit(session, EventType.MESSAGE_FAILED, [message_id])
-        log.warning("message %d failed: content rule %s", message_id, CONDITION_WORD_RULE)
+        log.warning(
+            "message %d failed: content rule %s", message_id, CONDITION_WORD_RULE, extra={"message_id": message_id}
+        )
         return SendResult(message_id, Outcome.FAILED, reason=problem)
     return ready
 
@@ -270,7 +366,7 @@ def _apply(session: Session, message_id: int, now: datetime, attempt: int, decis
             values["next_attempt_at"] = decision.next_attempt_at
         finish(session, message_id, now, attempt=attempt, **values)
         again = decision.resume_at or max(decision.next_attempt_at or decision.due_at or now, decision.due_at or now)
-        log.info("message %d deferred: %s", message_id, decision.reason)
+        log.info("message %d deferred: %s", message_id, decision.reason, extra={"message_id": message_id})
         return SendResult(message_id, Outcome.DEFERRED, reason=decision.reason, delay=(again - now).total_seconds())
     finish(
         session,
@@ -282,9 +378,29 @@ def _apply(session: Session, message_id: int, now: datetime, attempt: int, decis
         next_attempt_at=None,
         attempts=Message.attempts - 1,
     )
-    log.info("message %d %s at send time: %s", message_id, decision.status.value, decision.reason)
+    log.info(
+        "message %d %s at send time: %s",
+        message_id,
+        decision.status.value,
+        decision.reason,
+        extra={"message_id": message_id},
+    )
     outcome = Outcome.CANCELLED if decision.status is MessageStatus.CANCELLED else Outcome.SKIPPED
     return SendResult(message_id, outcome, reason=decision.reason)
+
+
+def per_tick(channel: Channel) -> int | None:
+    """How many of ``channel``'s messages the shared rate limit lets out in one tick (None: not limited).
+
+    The tick claims no more than this, so a send batch waits for its rate-limit slots a moment, not
+    seconds, and never holds a worker process that a tick or a webhook delivery needs.
+    """
+    settings = get_settings()
+    name = sms_provider_name(settings) if channel is Channel.SMS else email_provider_name(settings)
+    if name in UNLIMITED_PROVIDERS:
+        return None
+    rate = settings.sms_rate_per_second if channel is Channel.SMS else settings.email_rate_per_second
+    return max(1, math.ceil(rate * settings.tick_seconds))
 
 
 def _wait_for_slot(channel: Channel, provider_name: str) -> None:
@@ -301,9 +417,13 @@ def _postpone(message_id: int, now: datetime, wait: timedelta, reason: str) -> S
     with session_scope() as session:
         moved = postpone(session, message_id, now, next_attempt_at=now + wait, reason=reason)
     if not moved:
-        log.info("message %d: not queued (another worker has it, or it was withdrawn)", message_id)
+        log.info(
+            "message %d: not queued (another worker has it, or it was withdrawn)",
+            message_id,
+            extra={"message_id": message_id},
+        )
         return SendResult(message_id, Outcome.NOT_MINE)
-    log.info("message %d deferred: %s", message_id, reason)
+    log.info("message %d deferred: %s", message_id, reason, extra={"message_id": message_id})
     return SendResult(message_id, Outcome.DEFERRED, reason=reason, delay=wait.total_seconds())
 
 
@@ -387,6 +507,7 @@ def _provider_failed(
         exc.provider,
         code,
         result.outcome.value,
+        extra={"message_id": message_id},
     )
     return result
 
@@ -406,7 +527,12 @@ def _retry_or_fail_after_error(message_id: int, now: datetime, attempt: int, exc
     ``sending`` without ``handed_at``; :func:`reap_stale` requeues it later. The
     caller re-raises ``exc`` either way.
     """
-    log.error("message %d: %s before the provider call; rescheduling", message_id, type(exc).__name__)
+    log.error(
+        "message %d: %s before the provider call; rescheduling",
+        message_id,
+        type(exc).__name__,
+        extra={"message_id": message_id},
+    )
     error = f"internal error before sending ({type(exc).__name__})"
     internal = ProviderError(error, provider="engage", code="internal", message_id=message_id)
     try:
@@ -417,6 +543,7 @@ def _retry_or_fail_after_error(message_id: int, now: datetime, attempt: int, exc
             "provider, until the reaper requeues it",
             message_id,
             type(failure).__name__,
+            extra={"message_id": message_id},
         )
 
 

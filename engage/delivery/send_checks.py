@@ -97,7 +97,12 @@ def _replan(session: Session, message: Message) -> tuple[Step | None, Any]:
     try:
         sequence = get_sequence(enrollment.sequence_key)
     except (InvalidInput, NotFound) as exc:
-        log.warning("message %d: sequence unreadable (%s); sending without re-planning", message.id, type(exc).__name__)
+        log.warning(
+            "message %d: sequence unreadable (%s); sending without re-planning",
+            message.id,
+            type(exc).__name__,
+            extra={"message_id": message.id},
+        )
         return None, None
     step = next((s for s in sequence.steps if s.key == message.step_key), None)
     if step is None:

@@ -10,7 +10,9 @@
 - **post**: outside any transaction, on a few threads (a slow endpoint holds one thread, not the
   rest), signed per Standard Webhooks (https://www.standardwebhooks.com): headers ``webhook-id``
   (the event id), ``webhook-timestamp`` and ``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 of
-  ``id.timestamp.body`` under the endpoint's secret). Redirects are not followed;
+  ``id.timestamp.body`` under the endpoint's secret). Redirects are not followed; only public addresses
+  are connected to, the one checked being the one used (:mod:`engage.integrations.pinned`), and a post
+  ends within ``ENGAGE_WEBHOOK_TIMEOUT_SECONDS`` in all, however slowly the receiver answers;
 - **record**: a 2xx answer marks the event ``delivered`` and it is never posted again; anything else
   (another status, a timeout, a refused connection) schedules the next attempt after
   :data:`RETRY_DELAYS` (a ``Retry-After`` may ask for longer), and after the last one the event is
@@ -41,6 +43,7 @@ from standardwebhooks import Webhook
 from engage import clock, metrics
 from engage.config import get_settings
 from engage.db import session_scope
+from engage.integrations import pinned
 from engage.integrations.payloads import bodies
 from engage.records.outgoing_webhooks import EventStatus, WebhookEndpoint, WebhookEvent
 
@@ -56,6 +59,10 @@ MAX_RETRY_AFTER = timedelta(hours=12)
 THREADS = 16
 BATCH = 2 * THREADS
 USER_AGENT = "engage-webhooks/1"
+#: What an attempt's ``last_error`` says when no HTTP answer came (timeout, refused, reset, TLS: all alike).
+NO_ANSWER = "no answer"
+#: ... and when the URL's host resolves to an address engage does not post to (engage.integrations.addresses).
+ADDRESS_NOT_ALLOWED = "address not allowed"
 
 
 @dataclass(frozen=True)
@@ -154,19 +161,20 @@ def signed_headers(post: Post, at: datetime) -> dict[str, str]:
 
 
 def post_event(post: Post) -> Answer:
-    """POST one event; never raises for the endpoint's failures (they are the answer)."""
+    """POST one event, within ``webhook_timeout_seconds`` in all; never raises for the endpoint's failures (they
+    are the answer). Errors are coarse on purpose (``no answer``, ``address not allowed``, ``HTTP 503``): how
+    a connection failed would tell an admin which ports are open where engage runs."""
+    seconds = get_settings().webhook_timeout_seconds
     try:
         # Signed at the real time, not engage's clock (a demo's simulated one): receivers compare it with theirs.
-        response = _client().post(
-            post.url,
-            content=post.body.encode(),
-            headers=signed_headers(post, _real_now()),
-            timeout=get_settings().webhook_timeout_seconds,
-        )
-    except httpx.TimeoutException:
-        return Answer(post, None, "timeout")
-    except httpx.HTTPError as exc:
-        return Answer(post, None, type(exc).__name__)
+        with pinned.deadline(seconds):
+            response = _client().post(
+                post.url, content=post.body.encode(), headers=signed_headers(post, _real_now()), timeout=seconds
+            )
+    except pinned.AddressNotAllowed:
+        return Answer(post, None, ADDRESS_NOT_ALLOWED)
+    except httpx.HTTPError:
+        return Answer(post, None, NO_ANSWER)
     return Answer(
         post,
         response.status_code,
@@ -226,19 +234,19 @@ def record(answer: Answer) -> str:
 
 
 _lock = threading.Lock()
-_clients: dict[int, tuple[httpx.Client, ThreadPoolExecutor]] = {}
+_clients: dict[tuple[int, bool], tuple[httpx.Client, ThreadPoolExecutor]] = {}
 
 
 def _per_process() -> tuple[httpx.Client, ThreadPoolExecutor]:
     """This process's HTTP client and threads (a forked worker builds its own)."""
-    pid = os.getpid()
+    key = (os.getpid(), get_settings().webhook_allow_local)
     with _lock:
-        if pid not in _clients:
-            _clients[pid] = (
-                httpx.Client(follow_redirects=False),
+        if key not in _clients:
+            _clients[key] = (
+                pinned.make_client(allow_local=key[1]),
                 ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="webhook"),
             )
-        return _clients[pid]
+        return _clients[key]
 
 
 def _client() -> httpx.Client:

@@ -8,7 +8,7 @@ because signing needs the key itself.
 from __future__ import annotations
 
 import base64
-import ipaddress
+import contextlib
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,11 +17,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
+from engage.config import get_settings
 from engage.errors import InvalidInput, NotFound
+from engage.integrations import addresses
 from engage.records.audit import AuditAction, audit
 from engage.records.limits import check_values
 from engage.records.outgoing_webhooks import EventStatus, WebhookEndpoint, WebhookEvent
 
+PLAIN_HTTP = "plain http only to this machine, in development: ENGAGE_WEBHOOK_ALLOW_LOCAL"
 #: Endpoints a clinic may have at once: each event is written once per endpoint.
 MAX_ENDPOINTS = 5
 
@@ -29,28 +32,32 @@ MAX_ENDPOINTS = 5
 def check_url(url: str) -> str:
     """The URL, trimmed, when engage may post events to it; ``InvalidInput`` naming the rule otherwise.
 
-    HTTPS only (events carry patient ids and scores), except plain HTTP to this machine for
-    trying a receiver out locally.
+    HTTPS only (events carry patient ids and scores), to a public address: not loopback, private, link-local
+    or reserved, nor a host written as a bare number (:mod:`engage.integrations.addresses`); a name that
+    resolves now is checked now, and every post checks again the address it connects to. With
+    ``ENGAGE_WEBHOOK_ALLOW_LOCAL`` (development), local addresses too, and plain HTTP to this machine.
     """
     url = url.strip()
     check_values(WebhookEndpoint, url=url)
     parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    if parts.scheme not in ("https", "http") or not parts.hostname or not port:
         raise InvalidInput("a webhook URL looks like https://example.org/engage-events", field="url")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
-        raise InvalidInput(
-            "a webhook URL must use https (plain http only to this machine, for trying it out)", field="url"
-        )
+    allow_local = get_settings().webhook_allow_local
+    if parts.scheme == "http" and not (allow_local and _loopback(parts.hostname)):
+        raise InvalidInput(f"a webhook URL must use https ({PLAIN_HTTP})", field="url")
+    # A name that does not resolve yet (the receiver may not be live) is taken: each post resolves and checks again.
+    with contextlib.suppress(OSError):
+        addresses.permitted_addresses(parts.hostname, port, allow_local=allow_local)
     return url
 
 
 def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    address = addresses.literal(host)
+    return address.is_loopback if address is not None else host.lower() == "localhost"
 
 
 def new_secret() -> str:

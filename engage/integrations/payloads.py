@@ -108,9 +108,13 @@ def _replies(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
             Patient.external_id,
             InboundMessage.kind,
             InboundMessage.flagged,
+            InboundMessage.urgent,
             InboundMessage.received_at,
+            InboundMessage.appointment_id,
+            Appointment.external_id.label("appointment_external_id"),
         )
         .outerjoin(Patient, Patient.id == InboundMessage.patient_id)
+        .outerjoin(Appointment, Appointment.id == InboundMessage.appointment_id)
         .where(InboundMessage.id.in_(ids))
     )
     return {
@@ -121,7 +125,11 @@ def _replies(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
             "patient_external_id": row.external_id,
             "kind": row.kind,
             "needs_staff": row.flagged,
+            "urgent": row.urgent,
             "received_at": _iso(row.received_at),
+            # The visit a confirmation or call-back request was about (None for other replies).
+            "appointment_id": row.appointment_id,
+            "appointment_external_id": row.appointment_external_id,
         }
         for row in rows
     }

@@ -6,7 +6,7 @@ Only counts, ids, times and host names: nothing here names a patient.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from engage import clock
 from engage.config import get_settings
 from engage.db import session_scope
-from engage.delivery.heartbeat import TickStatus, last_tick
-from engage.records.models import Message, MessageStatus
+from engage.delivery import spool
+from engage.delivery.heartbeat import STALE_TICKS, ProviderState, TickStatus, last_tick, provider_states
+from engage.records.models import Channel, Message, MessageStatus
 from engage.records.outgoing_webhooks import EventStatus, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ PING_TIMEOUT_SECONDS = 1.0
 RECENT = timedelta(hours=24)
 #: The window for outgoing webhook events given up on: retries alone take about a day.
 RECENT_WEBHOOKS = timedelta(days=7)
+CHANNELS = tuple(c.value for c in Channel)
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,18 @@ def webhooks(session: Session, now: datetime) -> Webhooks:
 
 @dataclass(frozen=True)
 class Backlog:
-    """Messages due and not yet handed to a worker: ``scheduled`` and due, plus ``queued``."""
+    """Messages due and not yet handed to a worker: ``scheduled`` and due, plus ``queued``.
+
+    ``retrying``: due rows a provider error put back until ``next_attempt_at`` (not in ``total``:
+    nothing is to be done with them before then, but many of them mean the provider is refusing).
+    """
 
     due: int
     queued: int
     oldest_due_at: datetime | None
     oldest_due_id: int | None
     oldest_age_seconds: float | None
+    retrying: int = 0
 
     @property
     def total(self) -> int:
@@ -97,12 +104,26 @@ def backlog(session: Session, now: datetime) -> Backlog:
     queued = (
         session.scalar(select(func.count()).select_from(Message).where(Message.status == MessageStatus.QUEUED)) or 0
     )
+    retrying = (
+        session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(
+                Message.status == MessageStatus.SCHEDULED,
+                Message.due_at <= now,
+                Message.next_attempt_at > now,
+                Message.error_code.is_not(None),
+            )
+        )
+        or 0
+    )
     oldest = session.execute(
         select(Message.id, Message.due_at).where(waiting).order_by(Message.due_at, Message.id).limit(1)
     ).first()
     if oldest is None:
-        return Backlog(due, queued, None, None, None)
-    return Backlog(due, queued, oldest.due_at, oldest.id, max(0.0, (now - oldest.due_at).total_seconds()))
+        return Backlog(due, queued, None, None, None, retrying)
+    age = max(0.0, (now - oldest.due_at).total_seconds())
+    return Backlog(due, queued, oldest.due_at, oldest.id, age, retrying)
 
 
 def recent_trouble(session: Session, now: datetime) -> dict[str, int]:
@@ -140,6 +161,9 @@ def ping_workers(timeout: float = PING_TIMEOUT_SECONDS) -> list[str] | None:
 
 @dataclass(frozen=True)
 class Status:
+    """What ``engage status`` reports. With the database unreachable only ``now``, ``workers`` and
+    ``held`` are known (the rest are empty) and ``healthy`` is False."""
+
     now: datetime
     backlog: Backlog
     tick: TickStatus
@@ -147,21 +171,44 @@ class Status:
     failed_24h: int
     unknown_24h: int
     webhooks: Webhooks
+    providers: list[ProviderState] = field(default_factory=list)
+    database_reachable: bool = True
+    held: int = 0  # inbound SMS, send results and callbacks held in Redis until the database takes them
+
+    @property
+    def problems(self) -> list[str]:
+        """Why engage is not healthy, one short phrase each (empty when it is)."""
+        found = []
+        if not self.database_reachable:
+            found.append("database unreachable")
+        elif self.tick.stale:
+            found.append("beat tick stale")
+        if self.workers is None:
+            found.append("broker unreachable")
+        elif not self.workers:
+            found.append("no worker answered")
+        found += [f"{p.channel} provider failing" for p in self.providers if p.failing]
+        return found
 
     @property
     def healthy(self) -> bool:
-        """Beat ticks and at least one worker answered."""
-        return not self.tick.stale and bool(self.workers)
+        """The database answers, beat ticks, at least one worker answered and no provider refuses every send."""
+        return not self.problems
 
     def as_dict(self) -> dict[str, Any]:
         b = self.backlog
         return {
             "now": self.now.isoformat(),
             "healthy": self.healthy,
+            "problems": self.problems,
+            "database_reachable": self.database_reachable,
+            "held_in_redis": self.held,
+            "providers": {p.channel: p.as_dict() for p in self.providers},
             "backlog": {
                 "total": b.total,
                 "due": b.due,
                 "queued": b.queued,
+                "retrying": b.retrying,
                 "oldest_due_at": b.oldest_due_at.isoformat() if b.oldest_due_at else None,
                 "oldest_due_id": b.oldest_due_id,
                 "oldest_age_seconds": None if b.oldest_age_seconds is None else round(b.oldest_age_seconds, 3),
@@ -176,18 +223,72 @@ class Status:
 
 
 def collect(ping_timeout: float = PING_TIMEOUT_SECONDS, now: datetime | None = None) -> Status:
-    """Everything ``engage status`` prints, read now."""
+    """Everything ``engage status`` prints, read now. An unreachable database is reported, not raised."""
     now = now or clock.utcnow()
-    with session_scope() as session:
-        waiting = backlog(session, now)
-        trouble = recent_trouble(session, now)
-        owed = webhooks(session, now)
+    workers = ping_workers(ping_timeout)
+    held = spool.pending()
+    try:
+        with session_scope() as session:
+            waiting = backlog(session, now)
+            trouble = recent_trouble(session, now)
+            owed = webhooks(session, now)
+        tick = last_tick(now)
+        providers = provider_states(CHANNELS, now)
+    except spool.DATABASE_DOWN as exc:
+        log.error("status: database unreachable (%s)", type(exc).__name__)
+        return _without_database(now, workers, held)
     return Status(
         now=now,
         backlog=waiting,
-        tick=last_tick(now),
-        workers=ping_workers(ping_timeout),
+        tick=tick,
+        workers=workers,
         failed_24h=trouble["failed"],
         unknown_24h=trouble["unknown"],
         webhooks=owed,
+        providers=providers,
+        held=held,
     )
+
+
+def _without_database(now: datetime, workers: list[str] | None, held: int) -> Status:
+    stale_after = STALE_TICKS * get_settings().tick_seconds
+    return Status(
+        now=now,
+        backlog=Backlog(0, 0, None, None, None),
+        tick=TickStatus(None, None, True, stale_after),
+        workers=workers,
+        failed_24h=0,
+        unknown_24h=0,
+        webhooks=Webhooks(0, None, 0),
+        database_reachable=False,
+        held=held,
+    )
+
+
+def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
+    """``/healthz``: (ok, body). Not ok when the database does not answer, the beat's last tick is stale or a
+    provider refuses every send; the body says which. Never raises for a database outage."""
+    now = now or clock.utcnow()
+    held = spool.pending()
+    try:
+        tick = last_tick(now)
+        providers = provider_states(CHANNELS, now)
+    except spool.DATABASE_DOWN as exc:
+        log.error("healthz: database unreachable (%s)", type(exc).__name__)
+        return False, {
+            "ok": False,
+            "problems": ["database unreachable"],
+            "database_reachable": False,
+            "held_in_redis": held,
+        }
+    problems = (["beat tick stale"] if tick.stale else []) + [
+        f"{p.channel} provider failing" for p in providers if p.failing
+    ]
+    return not problems, {
+        "ok": not problems,
+        "problems": problems,
+        "beat": tick.as_dict(),
+        "providers": {p.channel: p.as_dict() for p in providers},
+        "database_reachable": True,
+        "held_in_redis": held,
+    }

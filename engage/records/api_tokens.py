@@ -42,12 +42,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, *, staff_email: str, label: str = "", actor: str) -> tuple[ApiToken, str]:
-    """A new token for the active staff user with ``staff_email``: (the row, the token text, shown only now).
+def create_token(
+    session: Session, *, staff_email: str, label: str = "", actor: str, clinic_id: int | None = None
+) -> tuple[ApiToken, str]:
+    """A new token for the active staff user with ``staff_email`` (in ``clinic_id``): (the row, the token text,
+    shown only now).
 
-    Raises ``NotFound`` for an unknown or inactive staff user, ``InvalidInput`` for a label over 100 characters.
+    Raises ``NotFound`` for an unknown or inactive staff user, ``InvalidInput`` for a label over 100 characters
+    or an address that staff at several clinics share when no clinic is given.
     """
-    staff = _staff_by_email(session, staff_email)
+    staff = _staff_by_email(session, staff_email, clinic_id)
     if len(label) > 100:
         raise InvalidInput("a token label is at most 100 characters")
     token = PREFIX + secrets.token_urlsafe(32)
@@ -70,7 +74,7 @@ def list_tokens(session: Session, *, staff_email: str | None = None, clinic_id: 
     """Tokens (revoked ones too), oldest first, of one staff user, of one clinic, or all."""
     query = select(ApiToken).join(StaffUser, StaffUser.id == ApiToken.staff_user_id).order_by(ApiToken.id)
     if staff_email is not None:
-        query = query.where(StaffUser.id == _staff_by_email(session, staff_email).id)
+        query = query.where(StaffUser.id == _staff_by_email(session, staff_email, clinic_id).id)
     if clinic_id is not None:
         query = query.where(StaffUser.clinic_id == clinic_id)
     return list(session.scalars(query))
@@ -123,8 +127,14 @@ def token_json(row: ApiToken, staff_email: str | None = None) -> dict[str, Any]:
     }
 
 
-def _staff_by_email(session: Session, email: str) -> StaffUser:
-    staff = session.scalar(select(StaffUser).where(func.lower(StaffUser.email) == email.strip().lower()))
-    if staff is None or not staff.active:
+def _staff_by_email(session: Session, email: str, clinic_id: int | None = None) -> StaffUser:
+    """The active account with this address (in ``clinic_id``); an address is unique per clinic only."""
+    query = select(StaffUser).where(func.lower(StaffUser.email) == email.strip().lower(), StaffUser.active)
+    if clinic_id is not None:
+        query = query.where(StaffUser.clinic_id == clinic_id)
+    found = session.scalars(query.limit(2)).all()
+    if not found:
         raise NotFound(f"no active staff user with email {email.strip()!r}")
-    return staff
+    if len(found) > 1:
+        raise InvalidInput(f"staff at several clinics use {email.strip()!r}: say which clinic (--clinic)")
+    return found[0]

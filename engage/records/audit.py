@@ -39,6 +39,7 @@ class AuditAction(enum.StrEnum):
     CLINIC_UPDATE = "clinic.update"
     CLINIC_QUIET_HOURS = "clinic.quiet_hours"
     CLINIC_SETTINGS = "clinic.settings"
+    CLINIC_MFA_POLICY = "clinic.mfa_policy"
     CONSENT_EMAIL_OPT_IN = "consent.email_opt_in"
     CONSENT_EMAIL_OPT_OUT = "consent.email_opt_out"
     CONSENT_SMS_OPT_IN = "consent.sms_opt_in"
@@ -50,17 +51,25 @@ class AuditAction(enum.StrEnum):
     MESSAGE_MARK_SENT = "message.mark_sent"
     MESSAGE_SEND_AGAIN = "message.send_again"
     MESSAGE_DROP = "message.drop"
+    MESSAGES_EXPORT = "messages.export"
     OUTCOME_RECORD = "outcome.record"
     OUTCOME_FLAGGED_FOR_PRACTITIONER = "outcome.flagged_for_practitioner"
     PATIENT_CREATE = "patient.create"
     PATIENT_UPDATE = "patient.update"
+    PATIENT_VIEW = "patient.view"
     PLAN_CREATE = "plan.create"
     PLAN_EXERCISES = "plan.exercises"
+    PRACTITIONER_ADD = "practitioner.add"
     PURGE = "purge"
+    REPLY_FLAGGED_URGENT = "reply.flagged_urgent"
     REPLY_HANDLED = "reply.handled"
     STAFF_CREATE = "staff.create"
     STAFF_DEACTIVATE = "staff.deactivate"
     STAFF_LOGIN = "staff.login"
+    STAFF_MFA_ENROLL = "staff.mfa_enroll"
+    STAFF_MFA_RECOVERY_CODES = "staff.mfa_recovery_codes"
+    STAFF_MFA_RECOVERY_USED = "staff.mfa_recovery_used"
+    STAFF_MFA_RESET = "staff.mfa_reset"
     STAFF_RESET_PASSWORD = "staff.reset_password"
     SYNC_APPLY = "sync.apply"
     WEBHOOK_CREATE = "webhook.create"
@@ -120,9 +129,41 @@ def audit_many(
         session.execute(insert(AuditEvent), values)
 
 
+#: Reads recorded for HIPAA's audit controls (45 CFR 164.312(b)): who opened a patient's page, who exported a list.
+READS = (AuditAction.PATIENT_VIEW,)
+
+
+def record_view(session: Session, *, clinic_id: int, actor: str, patient_id: int) -> None:
+    """Record that ``actor`` opened patient ``patient_id``'s record (not listed in :func:`patient_history`)."""
+    audit(
+        session,
+        clinic_id=clinic_id,
+        actor=actor,
+        action=AuditAction.PATIENT_VIEW,
+        subject_type="patient",
+        subject_id=patient_id,
+    )
+
+
+def record_export(session: Session, *, clinic_id: int, actor: str, what: str, **filters: str) -> None:
+    """Record that ``actor`` exported the clinic's ``what`` list (e.g. ``messages``) with these filters (no PHI).
+
+    Raises ``ValueError`` for a list whose export has no :class:`AuditAction` (``<what>.export``).
+    """
+    audit(
+        session,
+        clinic_id=clinic_id,
+        actor=actor,
+        action=AuditAction(f"{what}.export"),
+        subject_type="clinic",
+        subject_id=clinic_id,
+        **{k: v for k, v in filters.items() if v},
+    )
+
+
 def patient_history(session: Session, patient_id: int, limit: int = 100) -> list[AuditEvent]:
     """What staff and engage changed on a patient's record (the patient, their plans, appointments, enrolments,
-    messages and replies), newest first."""
+    messages and replies), newest first. Page views (:func:`record_view`) are in the audit log but not listed here."""
     plans = select(TreatmentPlan.id).where(TreatmentPlan.patient_id == patient_id)
     subjects = [
         ("patient", select(Patient.id).where(Patient.id == patient_id)),
@@ -138,6 +179,7 @@ def patient_history(session: Session, patient_id: int, limit: int = 100) -> list
             select(AuditEvent)
             .where(
                 AuditEvent.clinic_id == clinic_id,
+                AuditEvent.action.notin_(READS),
                 or_(*(and_(AuditEvent.subject_type == kind, AuditEvent.subject_id.in_(ids)) for kind, ids in subjects)),
             )
             .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())

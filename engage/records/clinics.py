@@ -63,8 +63,12 @@ def create_clinic(
 
 
 #: Frequency caps on a patient's non-urgent SMS when the clinic set none: per local day, per any 7 local days.
+#: They are the limits of the FCC's healthcare exemption (TCPA; FCC 15-72, 2015): at most one message a day
+#: and three a week, so a clinic that keeps the defaults stays within them.
 DEFAULT_SMS_PER_DAY = 1
-DEFAULT_SMS_PER_WEEK = 4
+DEFAULT_SMS_PER_WEEK = 3
+#: What the defaults are called where staff see them.
+DEFAULT_CAPS_NAME = "FCC healthcare exemption (1 a day, 3 a week)"
 
 
 def cap_value(value: int | None, what: str) -> int | None:
@@ -81,6 +85,13 @@ def sms_caps(clinic: Clinic) -> tuple[int, int]:
     day = clinic.sms_per_day if clinic.sms_per_day is not None else DEFAULT_SMS_PER_DAY
     week = clinic.sms_per_week if clinic.sms_per_week is not None else DEFAULT_SMS_PER_WEEK
     return day, week
+
+
+def caps_name(clinic: Clinic) -> str:
+    """What the clinic's caps are: :data:`DEFAULT_CAPS_NAME` when it keeps the defaults, else "set by the clinic"."""
+    if clinic.sms_per_day is None and clinic.sms_per_week is None:
+        return DEFAULT_CAPS_NAME
+    return "set by the clinic"
 
 
 def quiet_hours_settings(given: Mapping[str, str], current: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -115,6 +126,7 @@ def clinic_json(clinic: Clinic) -> dict[str, Any]:
         "sms_name": clinic.sms_name,
         "sms_per_day": sms_caps(clinic)[0],
         "sms_per_week": sms_caps(clinic)[1],
+        "sms_caps": caps_name(clinic),
         "steps_off": list(clinic.steps_off or []),
         "prefers_email": bool(clinic.prefers_email),
     }

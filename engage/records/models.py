@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -132,6 +133,20 @@ class ConsentState(enum.StrEnum):
     OPTED_OUT = "opted_out"
 
 
+class MfaPolicy(enum.StrEnum):
+    """Which staff must have a second factor: nobody, the clinic's admins, or everyone."""
+
+    NONE = "none"
+    ADMINS = "admins"
+    ALL = "all"
+
+
+class FactorKind(enum.StrEnum):
+    TOTP = "totp"  # an authenticator app (RFC 6238)
+    PASSKEY = "passkey"  # a WebAuthn credential
+    RECOVERY = "recovery"  # one of ten single-use recovery codes
+
+
 class Clinic(Base):
     __tablename__ = "clinic"
 
@@ -156,11 +171,21 @@ class Clinic(Base):
     steps_off: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     #: Steps that may go by email (the reassessment) go by email to every patient who has an address.
     prefers_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    #: Who must sign in with a second factor (:class:`MfaPolicy`). New clinics: admins; clinics that existed
+    #: before MFA (migration 0014): nobody until their admin chooses, so an upgrade locks nobody out mid-day.
+    mfa_required: Mapped[MfaPolicy] = mapped_column(
+        _enum(MfaPolicy), default=MfaPolicy.ADMINS, server_default=text("'none'")
+    )
 
 
 class StaffUser(Base):
     __tablename__ = "staff_user"
-    __table_args__ = (UniqueConstraint("email"),)
+    #: An email is unique within a clinic, not across clinics: one person may work at two clinics, and a clinic
+    #: adding an address must not learn that another clinic has it (migration 0014).
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "email", name="uq_staff_user_clinic_email"),
+        Index("ix_staff_user_email", "email"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
@@ -191,6 +216,29 @@ class Patient(Base):
         UniqueConstraint("clinic_id", "email"),
         Index("ix_patient_phone", "phone"),
         UniqueConstraint("clinic_id", "external_id", name="uq_patient_external_id"),
+        # Search by name or email prefix within a clinic, case-insensitively (the staff search box).
+        Index(
+            "ix_patient_clinic_last_name_lower",
+            "clinic_id",
+            text("lower(last_name)"),
+            postgresql_ops={"lower(last_name)": "text_pattern_ops"},
+        ),
+        Index(
+            "ix_patient_clinic_first_name_lower",
+            "clinic_id",
+            text("lower(first_name)"),
+            postgresql_ops={"lower(first_name)": "text_pattern_ops"},
+        ),
+        Index("ix_patient_clinic_email", "clinic_id", "email", postgresql_ops={"email": "text_pattern_ops"}),
+        # The patient list's order (last name, first name, id): a page is read off the index, never sorted.
+        Index("ix_patient_clinic_sort", "clinic_id", text("lower(last_name)"), text("lower(first_name)"), "id"),
+        # Today's "invalid numbers": a handful of patients, found without reading the clinic's list.
+        Index(
+            "ix_patient_phone_invalid",
+            "clinic_id",
+            postgresql_where=text("phone_invalid"),
+            sqlite_where=text("phone_invalid"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -230,6 +278,25 @@ class ConsentEvent(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Practitioner(Base):
+    """A clinic's clinician: a staff account of role practitioner, or a name and external id from the
+    practice-management system (a sync matches it by that id). Plans and appointments carry one."""
+
+    __tablename__ = "practitioner"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "external_id", name="uq_practitioner_external_id"),
+        UniqueConstraint("staff_user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TreatmentPlan(Base):
     __tablename__ = "treatment_plan"
     __table_args__ = (UniqueConstraint("external_clinic_id", "external_id", name="uq_treatment_plan_external_id"),)
@@ -249,6 +316,8 @@ class TreatmentPlan(Base):
     external_id: Mapped[str | None] = mapped_column(String(100))
     #: Set with ``external_id``: the clinic whose id space it belongs to (the unique constraint needs it here).
     external_clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
+    #: Who treats: the default for the plan's appointments (each may name another).
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id"), index=True)
 
     patient: Mapped[Patient] = relationship(back_populates="plans")
     appointments: Mapped[list[Appointment]] = relationship(back_populates="plan", order_by="Appointment.start_at")
@@ -271,6 +340,7 @@ class Appointment(Base):
     external_id: Mapped[str | None] = mapped_column(String(100))
     #: Set with ``external_id``: the clinic whose id space it belongs to (the unique constraint needs it here).
     external_clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id"), index=True)
 
     plan: Mapped[TreatmentPlan] = relationship(back_populates="appointments")
 
@@ -311,6 +381,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_key", "occurrence", name="uq_message_enrollment_step_occurrence"),
         Index("ix_message_status_due_at", "status", "due_at", postgresql_include=["patient_id", "channel"]),
+        # Today's counters per clinic: index-only scans with the patient id in the index (SQLite ignores INCLUDE).
+        Index("ix_message_status_updated_at", "status", "updated_at", postgresql_include=["patient_id"]),
         Index("ix_message_patient_due_at", "patient_id", "due_at"),
         Index("ix_message_appointment_id", "appointment_id"),
     )
@@ -375,7 +447,7 @@ class InboundMessage(Base):
     from_phone: Mapped[str] = mapped_column(String(20))
     to_phone: Mapped[str | None] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(20))  # opt_out, opt_in, help, score, other
+    kind: Mapped[str] = mapped_column(String(20))  # opt_out, opt_in, help, confirm, reschedule, score, ambiguous, other
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # needs a person
     flag_reason: Mapped[str | None] = mapped_column(String(200))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -384,6 +456,18 @@ class InboundMessage(Base):
     handled_by: Mapped[str | None] = mapped_column(String(320))
     handled_note: Mapped[str | None] = mapped_column(Text)
     auto_reply: Mapped[str | None] = mapped_column(String(20))  # which automatic answer we sent, if any
+    # A red-flag symptom or a score of 8+: it got the safety answer and sits at the top of the inbox.
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # The visit a confirmation or call-back request was about (named in the reply.received webhook event).
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
+
+
+class Measure(enum.StrEnum):
+    """What an outcome score measures. Both are whole numbers 0-10: NPRS pain (lower is better) and one
+    activity of the Patient-Specific Functional Scale (higher is better; ``Outcome.item`` names it)."""
+
+    NPRS = "nprs"
+    PSFS = "psfs"
 
 
 class Outcome(Base):
@@ -399,9 +483,11 @@ class Outcome(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
     prompt_message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
-    score: Mapped[int] = mapped_column(Integer)  # pain, 0-10
+    score: Mapped[int] = mapped_column(Integer)  # 0-10: pain (NPRS) or one PSFS activity
     source: Mapped[str] = mapped_column(String(20))  # sms, email, staff
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    measure: Mapped[Measure] = mapped_column(_enum(Measure), default=Measure.NPRS, server_default="nprs")
+    item: Mapped[str | None] = mapped_column(String(100))  # the PSFS activity, in the patient's words
 
 
 class AuditEvent(Base):
@@ -442,15 +528,42 @@ class StaffSession(Base):
     staff: Mapped[StaffUser] = relationship()
 
 
-class LoginFailure(Base):
-    """One failed sign-in, counted per account and per address to slow down password guessing."""
+class LoginCounter(Base):
+    """Sign-in attempts per account or address in the current window (``engage.records.login_throttle``).
 
-    __tablename__ = "login_failure"
-    __table_args__ = (Index("ix_login_failure_key_at", "key", "at"),)
+    One row per key, counted with one atomic upsert, so parallel guesses cannot all read "4 so far".
+    """
+
+    __tablename__ = "login_counter"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)  # "email:<address>" or "ip:<address>"
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class StaffFactor(Base):
+    """A staff member's second factor: an authenticator app, a passkey, or one recovery code.
+
+    TOTP: ``secret`` (base32), ``last_step`` (the last accepted 30 s step: a code is good once),
+    ``confirmed_at`` (None until the first code proves the app has it). Passkey: ``credential_id``
+    and ``public_key`` (base64url), ``sign_count``. Recovery: ``code_hash`` (argon2), ``used_at``.
+    """
+
+    __tablename__ = "staff_factor"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(400))  # "email:<address>" or "ip:<address>"
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"), index=True)
+    kind: Mapped[FactorKind] = mapped_column(_enum(FactorKind))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    secret: Mapped[str | None] = mapped_column(String(64))
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    credential_id: Mapped[str | None] = mapped_column(String(400), unique=True)
+    public_key: Mapped[str | None] = mapped_column(Text)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    code_hash: Mapped[str | None] = mapped_column(String(200))
+    confirmed_at: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class IdempotencyKey(Base):

@@ -9,7 +9,10 @@ How the search box is read:
 - anything else is words, each of which must start the first or the last name
   (case-insensitive): ``ana ru`` finds Ana Ruiz.
 
-An empty query lists everyone. Results are ordered by last name, first name, id
+An empty query lists everyone. A query is at most :data:`MAX_QUERY_CHARS` characters and
+:data:`MAX_QUERY_WORDS` words (``InvalidInput`` beyond): each word is one more test of every
+name in the clinic, so an unbounded query is a way to keep the database busy for minutes.
+Results are ordered by last name, first name, id
 (case-insensitive). Two ways to page through them: :func:`search_patients` by page number
 (the staff app, which shows "page 3 of 7"), and :func:`search_patients_after` by keyset
 (the API's cursor): it continues after the last row seen, so patients added or removed
@@ -31,6 +34,9 @@ from engage.records.lookup import get
 from engage.records.models import Clinic, Patient
 
 MAX_PER_PAGE = 200
+#: The longest search text (an email address fits), and the most words in one.
+MAX_QUERY_CHARS = 254
+MAX_QUERY_WORDS = 6
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,16 @@ def _as_phone(text: str, region: str) -> str | None:
 
 
 def match_condition(query: str, region: str) -> ColumnElement[bool] | None:
-    """The WHERE clause for a search box text (see the module docstring); None matches everyone."""
+    """The WHERE clause for a search box text (see the module docstring); None matches everyone.
+
+    Raises ``InvalidInput`` (field ``query:q``) for a text over :data:`MAX_QUERY_CHARS` characters or
+    :data:`MAX_QUERY_WORDS` words.
+    """
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"a search is at most {MAX_QUERY_CHARS} characters", field="query:q")
     text = " ".join(query.split())
+    if len(text.split()) > MAX_QUERY_WORDS:
+        raise InvalidInput(f"a search is at most {MAX_QUERY_WORDS} words: a name, a phone or an email", field="query:q")
     if not text:
         return None
     phone = _as_phone(text, region)
@@ -131,8 +145,12 @@ def search_patients(
     _check_size(per_page)
     where, order = _search(session, clinic_id, query)
     total = session.scalar(select(func.count()).select_from(Patient).where(*where)) or 0
-    patients = list(
-        session.scalars(select(Patient).where(*where).order_by(*order).offset((page - 1) * per_page).limit(per_page))
+    offset = (page - 1) * per_page
+    # A page past the end is empty without asking (its offset might not even fit the database's integers).
+    patients = (
+        list(session.scalars(select(Patient).where(*where).order_by(*order).offset(offset).limit(per_page)))
+        if offset < total
+        else []
     )
     return PatientPage(patients=patients, total=total, page=page, per_page=per_page)
 

@@ -14,6 +14,7 @@ from engage.records import external_ids, validation
 from engage.records.audit import AuditAction, audit
 from engage.records.lookup import get
 from engage.records.models import Appointment, AppointmentStatus, Patient, PlanStatus, TreatmentPlan
+from engage.records.practitioners import checked_practitioner_id
 
 
 def create_plan(
@@ -30,13 +31,15 @@ def create_plan(
     external_id: str | None = None,
     actor: str,
     allow_past: bool = False,
+    practitioner_id: int | None = None,
 ) -> TreatmentPlan:
     """A plan with ``sessions`` appointments, the first at ``first``, then every ``every``.
 
     A ``first`` without an offset is the patient's wall time; later sessions keep that wall
     time across DST changes when ``every`` is a whole number of days. A first session in the
     past is refused unless ``allow_past`` (staff recording a plan that already started).
-    ``external_id``: the clinic's own id for the plan (unique per clinic).
+    ``external_id``: the clinic's own id for the plan (unique per clinic). ``practitioner_id``: who treats (one
+    of the clinic's practitioners), set on the plan and each appointment.
 
     Raises ``InvalidInput`` naming its field before writing anything: a blank condition or
     treatment (``modality``), sessions that would overlap each other (``every`` shorter than
@@ -58,6 +61,7 @@ def create_plan(
     if reassess_every < 1:
         raise InvalidInput("reassess-every must be at least 1", field="reassess_every")
     external_id = external_ids.check_free(session, TreatmentPlan, patient.clinic_id, external_id)
+    practitioner_id = checked_practitioner_id(session, patient.clinic_id, practitioner_id)
     tz = patient.effective_timezone
     try:
         start = validation.local_datetime(first, tz)
@@ -84,11 +88,20 @@ def create_plan(
         status=PlanStatus.ACTIVE,
         external_id=external_id,
         external_clinic_id=patient.clinic_id if external_id else None,
+        practitioner_id=practitioner_id,
     )
     session.add(plan)
     session.flush()
     for at in starts:
-        session.add(Appointment(plan_id=plan.id, start_at=at, end_at=at + duration, status=AppointmentStatus.BOOKED))
+        session.add(
+            Appointment(
+                plan_id=plan.id,
+                start_at=at,
+                end_at=at + duration,
+                status=AppointmentStatus.BOOKED,
+                practitioner_id=practitioner_id,
+            )
+        )
     session.flush()
     session.refresh(plan)
     audit(
@@ -166,4 +179,5 @@ def appointment_json(appointment: Appointment) -> dict[str, Any]:
             appointment.callback_requested_at.isoformat() if appointment.callback_requested_at else None
         ),
         "external_id": appointment.external_id,
+        "practitioner_id": appointment.practitioner_id,
     }

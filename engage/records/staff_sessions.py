@@ -97,4 +97,4 @@ def end_session(session: Session, token: str | None) -> None:
 
 def csrf_matches(signed_in: SignedIn, given: str | None) -> bool:
     """True when a form's CSRF token is this session's (constant-time comparison)."""
-    return bool(given) and hmac.compare_digest(signed_in.csrf_token, given or "")
+    return bool(given) and hmac.compare_digest(signed_in.csrf_token.encode(), (given or "").encode())

@@ -60,7 +60,8 @@ def enroll(
     """Enrol ``plan_id`` (which must belong to ``patient_id``) into ``sequence_key`` and plan its messages.
 
     Raises ``NotFound`` (unknown patient, plan or sequence: the message lists the known
-    sequences) or ``InvalidInput`` (plan of another patient, cancelled plan, already
+    sequences; another clinic's plan is "unknown" too) or ``InvalidInput`` (plan of another patient
+    of the same clinic, cancelled plan, already
     actively enrolled in that sequence for that plan).
     """
     [(enrollment_id, result)] = enroll_many(session, [(patient_id, plan_id)], sequence_key, enrolled_by=enrolled_by)
@@ -147,6 +148,10 @@ def _load(session: Session, pairs: list[tuple[int, int]], sequence_key: str) -> 
         if plan is None:
             raise NotFound(f"no treatment plan with id {plan_id}")
         if plan.patient_id != patient_id:
+            owner = session.get(Patient, plan.patient_id)
+            if owner is None or owner.clinic_id != patients[patient_id].clinic_id:
+                # Another clinic's plan: answer as for a plan that does not exist, so ids reveal nothing.
+                raise NotFound(f"no treatment plan with id {plan_id}")
             raise InvalidInput(f"treatment plan {plan_id} belongs to another patient, not patient {patient_id}")
         if plan.status is PlanStatus.CANCELLED:
             raise InvalidInput(f"treatment plan {plan_id} is cancelled")

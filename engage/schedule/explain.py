@@ -113,6 +113,7 @@ def describe_step(step: Step) -> str:
     target = {
         "appointment.start": _which(step),
         "appointment.end": _which(step),
+        "appointment.next_start": "the session after " + _which(step),
         "enrollment": "enrollment",
         "plan.end": "the end of the plan",
         "appointment.booked": "a booking (one for the plan's bookings at enrolment, then each one added)",
@@ -130,6 +131,10 @@ def describe_step(step: Step) -> str:
     else:
         when = f"{_span(step.offset)} {'before' if step.offset.negative else 'after'} {target}{end}"
     text = f"{channel} {when}"
+    if step.needs_exercises:
+        text += ", only when the practitioner picked exercises"
+    if step.urgent:
+        text += ", not counted against the frequency caps"
     if step.repeat is not None:
         text += f", then every {_span(step.repeat.every)} ({step.repeat.count} in all)"
     if step.quiet_hours == "ignore":

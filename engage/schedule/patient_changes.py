@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from engage.conversation.consent import record_consent
-from engage.errors import InvalidInput
+from engage.conversation.consent import ONLY_THE_PATIENT_CAN_OPT_IN, opted_out_by_keyword, record_consent
+from engage.errors import Conflict, InvalidInput
 from engage.records import patients
 from engage.records.audit import AuditAction, audit
 from engage.records.models import Channel, ConsentEvent, ConsentState, Patient
@@ -53,7 +53,8 @@ def set_consent(
 
     Source ``staff``; the reason is kept on the event. Opting out cancels the channel's
     pending messages; opting in brings back future ones skipped or cancelled for the opt-out.
-    Raises ``InvalidInput`` for an unknown channel or state or an empty reason.
+    Raises ``InvalidInput`` for an unknown channel or state or an empty reason, and ``Conflict`` for an
+    SMS opt-in after the patient opted out by keyword (only the patient's START undoes a STOP).
     """
     try:
         channel = Channel(channel)
@@ -63,6 +64,8 @@ def set_consent(
     reason = " ".join(reason.split())
     if not reason:
         raise InvalidInput("say why consent changes (e.g. 'asked at the desk to stop texts')")
+    if channel is Channel.SMS and state is ConsentState.OPTED_IN and opted_out_by_keyword(session, patient.id):
+        raise Conflict(ONLY_THE_PATIENT_CAN_OPT_IN, field="state")
     event = record_consent(session, patient.id, channel, state, STAFF_SOURCE, reason[:200])
     audit(
         session,

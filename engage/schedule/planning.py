@@ -12,6 +12,9 @@ Rules (documented here because staff and tests rely on them):
   either: it was not a session, so "every 3rd session" and "the last session" keep
   meaning sessions the patient attended (or is booked for), and a no-show's own
   pending messages (aftercare, stretches) are dropped.
+- ``appointment.next_start`` is the start of the counted appointment after the selected one
+  (none after the last). A step with ``needs_exercises`` implies nothing for a plan without
+  exercises picked.
 - ``plan.end`` is the end of the last non-cancelled appointment (no-shows included).
   A cancelled plan implies no messages.
 - **Occurrence keys**: ``appt:<appointment id>`` for appointment anchors, ``enrollment``
@@ -36,6 +39,9 @@ Rules (documented here because staff and tests rely on them):
 - **One message a slot**: when two occurrences of the same step land on the same
   instant (stretch day 3 after one session = stretch day 1 after the next), only the
   one from the later anchor is kept.
+- **One message a minute**: a message due in the same minute as another of the plan moves a
+  minute later, unless its step pins a time of day (``at``) or it is the booking confirmation
+  (which arrives with the welcome).
 - **Steps turned off** by the clinic (``Policy.steps_off``) imply no messages.
 - **Email instead**: a step with ``or_email`` goes by email when the patient has no
   usable phone, or has an email address and the clinic prefers email.
@@ -69,6 +75,8 @@ COUNTED = (AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED)
 CATCH_UP_LEAD = timedelta(hours=2)
 #: Occurrence keys of a no-show follow-up start with this (the send-time check must not cancel it as a no-show's).
 NO_SHOW_OCCURRENCE = "noshow:"
+#: The booking confirmation's step: it shares its minute with the welcome text (see :func:`_one_a_minute`).
+BOOKING_STEP = "booking-confirmation"
 #: The ``skip_reason`` (and the row's ``status_reason``) of an SMS the patient's frequency caps leave out.
 FREQUENCY_CAP = "frequency cap"
 
@@ -87,6 +95,7 @@ class PlanFacts:
     id: int
     status: PlanStatus = PlanStatus.ACTIVE
     planned_sessions: int | None = None  # None: no rebook prompt
+    has_exercises: bool = False  # the practitioner picked exercises (steps with needs_exercises)
 
 
 @dataclass(frozen=True)
@@ -168,14 +177,14 @@ def plan_messages(
     quiet = {channel: quiet_hours_for(policy.quiet_hours, channel.value) for channel in Channel}
     messages: list[DesiredMessage] = []
     for step in sequence.steps:
-        if step.key in policy.steps_off:
+        if step.key in policy.steps_off or (step.needs_exercises and not plan.has_exercises):
             continue
         channel = _channel(step, policy)
         slots: dict[datetime, DesiredMessage] = {}
         for anchor in _anchors(step, counted, plan_end, enrollment, live, plan):
             for index, offset in enumerate(step.offsets):
                 due = _due(anchor.at, offset, step, tz, quiet[channel])
-                if offset.negative and due < enrollment.created_at:
+                if offset.negative and due <= enrollment.created_at:
                     due = _catch_up(enrollment.created_at, anchor.at, step, tz, quiet[channel]) or due
                 occurrence, extra = _occurrence(anchor.occurrence, step, index, offset)
                 # Later anchors overwrite earlier ones at the same instant: one message a slot.
@@ -191,7 +200,32 @@ def plan_messages(
         messages.extend(slots.values())
     step_order = {step.key: i for i, step in enumerate(sequence.steps)}
     messages.sort(key=lambda m: (m.due_at, step_order[m.step_key], m.occurrence))
-    return _apply_caps(messages, sequence, policy, tz, enrollment, history)
+    pinned = {step.key for step in sequence.steps if step.at is not None} | {BOOKING_STEP}
+    return _apply_caps(_one_a_minute(messages, pinned), sequence, policy, tz, enrollment, history)
+
+
+def _one_a_minute(messages: list[DesiredMessage], pinned: set[str]) -> list[DesiredMessage]:
+    """``messages`` (sorted) with each one that shares its minute with another moved a minute later.
+
+    Two messages arriving together read as a burst (and the second is easily missed). Steps in
+    ``pinned`` keep their minute: those with a local time of day (``at``), and the booking
+    confirmation, which travels with the welcome text (planned on its own).
+    """
+
+    def minute(at: datetime) -> datetime:
+        return at.replace(second=0, microsecond=0)
+
+    taken = {minute(m.due_at) for m in messages if m.step_key in pinned}
+    out = []
+    for message in messages:
+        due = message.due_at
+        if message.step_key not in pinned:
+            while minute(due) in taken:
+                due += timedelta(minutes=1)
+            taken.add(minute(due))
+        out.append(message if due == message.due_at else replace(message, due_at=due))
+    out.sort(key=lambda m: m.due_at)  # stable: the order among equal times is kept
+    return out
 
 
 def _channel(step: Step, policy: Policy) -> Channel:
@@ -263,6 +297,18 @@ def _anchors(
             _Anchor(a.start if step.anchor == "appointment.start" else a.end, f"{NO_SHOW_OCCURRENCE}{a.id}", a.id, {})
             for a in live
             if a.status is AppointmentStatus.NO_SHOW
+        ]
+    if step.anchor == "appointment.next_start":
+        total = len(counted)
+        return [
+            _Anchor(
+                at=counted[position].start,  # the next counted appointment (position is 1-based)
+                occurrence=f"appt:{a.id}",
+                appointment_id=a.id,
+                context={"session_number": position, "session_count": total},
+            )
+            for position, a in enumerate(counted, start=1)
+            if position < total and step.selects(position, total)
         ]
     if step.anchor in APPOINTMENT_ANCHORS:
         total = len(counted)

@@ -49,11 +49,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engage.clock import utcnow
-from engage.conversation.consent import reachability
+from engage.conversation.consent import current_consent, reachability
 from engage.errors import NotFound
 from engage.records.clinics import sms_caps
 from engage.records.models import (
@@ -62,6 +62,7 @@ from engage.records.models import (
     AppointmentStatus,
     Channel,
     Clinic,
+    ConsentState,
     Enrollment,
     EnrollmentStatus,
     Message,
@@ -473,7 +474,9 @@ def _write(session: Session, row: Message, values: dict[str, Any], now: datetime
     outcome = session.execute(statement)
     assert isinstance(outcome, CursorResult)
     if outcome.rowcount != 1:
-        log.warning("message %d changed status while being reconciled; left as it is", row.id)
+        log.warning(
+            "message %d changed status while being reconciled; left as it is", row.id, extra={"message_id": row.id}
+        )
         session.expire(row)
         return False
     for name, value in values.items():  # keep the session's copy true without a second UPDATE at flush
@@ -515,7 +518,9 @@ class _LazyReach(dict[Channel, str | None]):
 
 
 def plan_facts(plan: TreatmentPlan) -> PlanFacts:
-    return PlanFacts(id=plan.id, status=plan.status, planned_sessions=plan.planned_sessions)
+    return PlanFacts(
+        id=plan.id, status=plan.status, planned_sessions=plan.planned_sessions, has_exercises=bool(plan.exercises)
+    )
 
 
 def appointment_facts(appointment: Appointment) -> AppointmentFacts:
@@ -526,15 +531,25 @@ def appointment_facts(appointment: Appointment) -> AppointmentFacts:
 
 def policy_for(patient: Patient, clinic: Clinic) -> Policy:
     """The patient's time zone (the clinic's when they have none), the clinic's quiet hours, frequency
-    caps, steps turned off and email preference, and which contact details the patient has."""
+    caps, steps turned off and email preference, and which contact details the patient has.
+
+    A phone the patient opted out of texts on counts as no phone, so a step that may go by email
+    (aftercare, the pain prompt) reaches them by email instead of being skipped.
+    """
     per_day, per_week = sms_caps(clinic)
+    session = object_session(patient)
+    texts_off = (
+        session is not None
+        and bool(patient.phone)
+        and current_consent(session, patient.id, Channel.SMS) is ConsentState.OPTED_OUT
+    )
     return Policy(
         timezone=patient.timezone or clinic.timezone,
         quiet_hours=dict(clinic.quiet_hours or {}),
         sms_per_day=per_day,
         sms_per_week=per_week,
         steps_off=frozenset(clinic.steps_off or ()),
-        has_phone=bool(patient.phone) and not patient.phone_invalid,
+        has_phone=bool(patient.phone) and not patient.phone_invalid and not texts_off,
         has_email=bool(patient.email),
         prefers_email=bool(clinic.prefers_email),
     )

@@ -23,6 +23,10 @@ Semantics the planner relies on:
 - ``priority`` (higher wins) decides which SMS go when a patient's frequency caps
   (the clinic's: non-urgent SMS per local day and per any 7 local days) cannot
   take them all; ``urgent: true`` exempts a step from the caps.
+- ``appointment.next_start``: the start of the counted appointment after the one selected
+  (``every:3`` with ``offset: -1d`` is "the day before the visit after every third"); a
+  selected appointment with none after it gets nothing.
+- ``needs_exercises: true``: only for a plan whose practitioner picked exercises.
 - ``or_email: true``: the step goes by email (same template name under ``email/``)
   to a patient with no usable phone, and to every patient with an email address
   when their clinic prefers email.
@@ -52,8 +56,16 @@ from engage.records.models import Channel
 from engage.records.quiet_hours import parse_hhmm
 from engage.schedule.durations import parse_duration
 
-Anchor = Literal["appointment.start", "appointment.end", "appointment.booked", "enrollment", "plan.end", "plan.rebook"]
-APPOINTMENT_ANCHORS = ("appointment.start", "appointment.end")
+Anchor = Literal[
+    "appointment.start",
+    "appointment.end",
+    "appointment.next_start",
+    "appointment.booked",
+    "enrollment",
+    "plan.end",
+    "plan.rebook",
+]
+APPOINTMENT_ANCHORS = ("appointment.start", "appointment.end", "appointment.next_start")
 _SELECTOR = re.compile(r"first|each|last|no_show|every:([1-9]\d*)|first:([1-9]\d*)")
 _KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _DURATION_PART = re.compile(r"(\d+)([wdhm])")
@@ -139,6 +151,7 @@ class Step(BaseModel):
     priority: int = 0
     urgent: bool = False
     or_email: bool = False
+    needs_exercises: bool = False
 
     @field_validator("key", "template")
     @classmethod
@@ -178,7 +191,7 @@ class Step(BaseModel):
     def _consistent(self) -> Step:
         on_appointment = self.anchor in APPOINTMENT_ANCHORS
         if self.appointments is not None and not on_appointment:
-            raise ValueError("'appointments' applies only to the appointment.start/appointment.end anchors")
+            raise ValueError("'appointments' applies only to the appointment.start/end/next_start anchors")
         if on_appointment and self.appointments is None:
             object.__setattr__(self, "appointments", ("each",))
         if self.or_email and self.channel is not Channel.SMS:

@@ -37,7 +37,17 @@ from sqlalchemy.orm import Session
 from engage.clock import utcnow
 from engage.records.audit import AuditAction, audit
 from engage.records.lookup import get
-from engage.records.models import Appointment, AppointmentStatus, Clinic, Enrollment, Patient, PlanStatus, TreatmentPlan
+from engage.records.models import (
+    Appointment,
+    AppointmentStatus,
+    Clinic,
+    Enrollment,
+    Patient,
+    PlanStatus,
+    Practitioner,
+    TreatmentPlan,
+)
+from engage.records.practitioners import match_external
 from engage.schedule import appointments as appointment_changes
 from engage.schedule import patient_changes
 from engage.schedule.enrollments import enroll_many
@@ -82,6 +92,7 @@ def apply_sync(
     invalid = {p.external_id.strip() for p in patients} - set(validated)
     appts = validate_appointments(session, clinic, appointments, validated, known, invalid, errors)
     refuse_overlaps(session, appts, known, errors)
+    practitioners = _practitioners(session, clinic.id, appts, errors)
     if errors:
         raise SyncErrors(errors)
 
@@ -110,7 +121,7 @@ def apply_sync(
                 report.created_patients.add(patient.external_id or "")
         report.patients_created = len(ids)
 
-    _write_appointments(session, clinic, appts, known, report, actor, now)
+    _write_appointments(session, clinic, appts, known, report, actor, now, practitioners)
     report.patient_ids = {ext: p.id for ext, p in known.items() if ext in wanted_ids}
     audit(
         session,
@@ -132,8 +143,9 @@ def _write_appointments(
     report: SyncReport,
     actor: str,
     now: datetime,
+    practitioners: dict[str, int],
 ) -> None:
-    plans, plan_info = _plans_for(session, clinic, appts, patients, report, now)
+    plans, plan_info = _plans_for(session, clinic, appts, patients, report, now, practitioners)
     new_rows: list[dict[str, Any]] = []
     new_keys: list[str] = []
     touched_plans: set[int] = set()
@@ -150,6 +162,7 @@ def _write_appointments(
                     "external_id": appt.record.external_id,
                     "external_clinic_id": clinic.id,
                     "updated_at": now,
+                    "practitioner_id": _practitioner_of(appt.record, practitioners),
                 }
             )
             new_keys.append(appt.record.external_id)
@@ -176,6 +189,10 @@ def _write_appointments(
                 session, current.id, appt.status, actor=actor
             ).messages
             report.appointments_status_changed += 1
+            changed = True
+        practitioner_id = _practitioner_of(appt.record, practitioners)
+        if appt.record.practitioner_external_id and current.practitioner_id != practitioner_id:
+            current.practitioner_id = practitioner_id  # who sees the visit: no message depends on it
             changed = True
         report.appointments_unchanged += 0 if changed else 1
         report.appointment_outcomes[appt.record.external_id] = "updated" if changed else "unchanged"
@@ -219,6 +236,7 @@ def _plans_for(
     patients: dict[str, Patient],
     report: SyncReport,
     now: datetime,
+    practitioners: dict[str, int],
 ) -> tuple[dict[str, int], PlanInfo]:
     """Appointment external id -> plan id for the new appointments (making the plans that are missing),
     and what each of those plans is."""
@@ -264,6 +282,7 @@ def _plans_for(
                     "external_id": plan_ext,
                     "external_clinic_id": clinic.id,
                     "created_at": now,
+                    "practitioner_id": _practitioner_of(first.record, practitioners),
                 }
             )
         ids = session.scalars(
@@ -298,6 +317,40 @@ def _plans_for(
         result[appt.record.external_id] = newest
         info.setdefault(newest, (patient.id, None, False))
     return result, info
+
+
+def _practitioners(
+    session: Session, clinic_id: int, appts: list[CheckedAppointment], errors: list[SyncError]
+) -> dict[str, int]:
+    """Practitioner external id -> id, adding the named new ones; an error at each record naming an unknown
+    practitioner without a name (then nothing is added: the sync is refused)."""
+    wanted: dict[str, str | None] = {}
+    for appt in appts:
+        ext = (appt.record.practitioner_external_id or "").strip()
+        if ext:
+            wanted[ext] = wanted.get(ext) or appt.record.practitioner_name
+    known = set(
+        session.scalars(
+            select(Practitioner.external_id).where(
+                Practitioner.clinic_id == clinic_id, Practitioner.external_id.in_(wanted)
+            )
+        )
+    )
+    for appt in appts:
+        ext = (appt.record.practitioner_external_id or "").strip()
+        if ext and ext not in known and not wanted[ext]:
+            errors.append(
+                SyncError(
+                    appt.record.where,
+                    "practitioner_external_id",
+                    f"no practitioner with external id {ext!r}: give practitioner_name to add one",
+                )
+            )
+    return {} if errors else match_external(session, clinic_id, wanted)
+
+
+def _practitioner_of(record: AppointmentRecord, practitioners: dict[str, int]) -> int | None:
+    return practitioners.get((record.practitioner_external_id or "").strip())
 
 
 def _chunks(items: list[int]) -> list[list[int]]:

@@ -17,10 +17,13 @@ status                     no        ``booked`` (default), ``cancelled``, ``comp
 sequence                   no        enroll the patient's plan for it, e.g. ``dry-needling-sciatica``
 plan_external_id           no        the plan's id in your system (default: one plan per patient and sequence)
 condition, modality        no        for plans the import makes (default: the sequence's name, empty)
+practitioner_external_id   no        who sees the patient, by your system's id
+practitioner_name          no        their name: adds a practitioner whose id engage does not know yet
 =========================  ========  ===================================================================
 
 Every row is checked before anything is written; :class:`~engage.sync.apply.SyncErrors` lists each
-bad row (``line N``) and why. A patient appearing on several rows must have the same details on each.
+bad row (``line N``) and why, up to :data:`~engage.sync.records.MAX_ERRORS` errors, where checking stops.
+A patient appearing on several rows must have the same details on each.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from sqlalchemy.orm import Session
 from engage.errors import InvalidInput
 from engage.schedule.durations import parse_duration
 from engage.sync.apply import apply_sync
-from engage.sync.records import AppointmentRecord, PatientRecord, SyncError, SyncErrors, SyncReport
+from engage.sync.records import AppointmentRecord, PatientRecord, SyncError, SyncErrors, SyncReport, enough
 
 REQUIRED = ("patient_external_id", "first_name", "last_name", "appointment_external_id", "start")
 OPTIONAL = (
@@ -48,6 +51,8 @@ OPTIONAL = (
     "plan_external_id",
     "condition",
     "modality",
+    "practitioner_external_id",
+    "practitioner_name",
 )
 _STATUS_WORDS = {"canceled": "cancelled", "no-show": "no_show", "noshow": "no_show", "fulfilled": "completed"}
 
@@ -76,16 +81,20 @@ def _read(reader: csv.DictReader[str]) -> tuple[list[PatientRecord], list[Appoin
     appointments: list[AppointmentRecord] = []
     errors: list[SyncError] = []
     for number, raw in enumerate(reader, start=2):
+        if enough(errors):
+            break  # the rest is not read: a file of bad rows is answered at once
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         where = f"line {number}"
         if None in raw:
             errors.append(SyncError(where, None, "more values than columns"))
             continue
+        # Only this row's errors are counted: scanning every error so far made a file of bad rows quadratic.
+        found = len(errors)
         for name in REQUIRED:
             if not row.get(name):
                 errors.append(SyncError(where, name, f"{name} is empty"))
         minutes = _minutes(row.get("duration", ""), where, errors)
-        if any(e.where == where for e in errors):
+        if len(errors) > found:
             continue
         patients.append(
             PatientRecord(
@@ -111,6 +120,8 @@ def _read(reader: csv.DictReader[str]) -> tuple[list[PatientRecord], list[Appoin
                 plan_external_id=row.get("plan_external_id") or None,
                 condition=row.get("condition") or None,
                 modality=row.get("modality") or None,
+                practitioner_external_id=row.get("practitioner_external_id") or None,
+                practitioner_name=row.get("practitioner_name") or None,
                 where=where,
             )
         )
@@ -180,7 +191,7 @@ def import_appointments(
 def _minutes(text: str, where: str, errors: list[SyncError]) -> int:
     if not text:
         return 45
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() is also true of "²", which int() refuses
         return int(text)
     try:
         return int(parse_duration(text).total_seconds() // 60)

@@ -15,7 +15,10 @@ Bundle sent twice changes nothing. The mapping:
   -> booked, ``cancelled``/``entered-in-error`` -> cancelled, ``noshow`` -> no_show,
   ``fulfilled`` -> completed; ``start`` and ``end`` (or ``minutesDuration``);
 - ``Appointment.participant``: the actor referring to a ``Patient`` — by the ``fullUrl`` of an
-  entry of the Bundle (``urn:uuid:...``), by ``Patient/<id>``, or by an identifier — is the patient.
+  entry of the Bundle (``urn:uuid:...``), by ``Patient/<id>``, or by an identifier — is the patient;
+  the actor referring to a ``Practitioner`` (an entry of the Bundle, ``Practitioner/<id>``, or an
+  identifier) is who treats, matched by external id; a new one is added under the ``Practitioner``
+  entry's name (or the reference's ``display``).
 
 The answer is a ``transaction-response`` Bundle, one entry per entry given, in order.
 """
@@ -27,15 +30,17 @@ from typing import Any
 from fhir.resources.R4B.appointment import Appointment as FhirAppointment
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.patient import Patient as FhirPatient
+from fhir.resources.R4B.practitioner import Practitioner as FhirPractitioner
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from engage.errors import InvalidInput
+from engage.records.practitioners import find_by_external_id
 from engage.records.validation import LOCALES
 from engage.sync.apply import apply_sync
 from engage.sync.records import AppointmentRecord, PatientRecord, SyncError, SyncErrors, SyncReport
 
-SUPPORTED = ("Patient", "Appointment")
+SUPPORTED = ("Patient", "Appointment", "Practitioner")
 BUNDLE_TYPES = ("transaction", "collection", "batch")
 STATUS = {
     "booked": "booked",
@@ -69,7 +74,9 @@ def parse_bundle(data: Any) -> Bundle:
     for n, entry in enumerate(data.get("entry") or []):
         kind = (entry.get("resource") or {}).get("resourceType") if isinstance(entry, dict) else None
         if kind not in SUPPORTED:
-            problems[f"entry/{n}/resource/resourceType"] = f"engage takes Patient and Appointment, not {kind!r}"
+            problems[f"entry/{n}/resource/resourceType"] = (
+                f"engage takes Patient, Practitioner and Appointment, not {kind!r}"
+            )
     if problems:
         raise FhirInvalid(problems)
     try:
@@ -93,9 +100,15 @@ def sync_bundle(
     patients: list[PatientRecord] = []
     appointments: list[AppointmentRecord] = []
     refs: dict[str, str] = {}  # fullUrl or Patient/<id> -> external id
+    clinicians: dict[str, tuple[str, str | None]] = {}  # fullUrl or Practitioner/<id> -> (external id, name)
     errors: list[SyncError] = []
     for n, entry in enumerate(entries):
         resource = entry.resource
+        if isinstance(resource, FhirPractitioner):
+            found = (_external_id(resource), _practitioner_name(resource))
+            for key in (entry.fullUrl, f"Practitioner/{resource.id}" if resource.id else None):
+                if key:
+                    clinicians[str(key)] = found
         if isinstance(resource, FhirPatient):
             record = _patient(resource, f"entry/{n}")
             patients.append(record)
@@ -104,7 +117,7 @@ def sync_bundle(
                     refs[str(key)] = record.external_id
     for n, entry in enumerate(entries):
         if isinstance(entry.resource, FhirAppointment):
-            appointment = _appointment(entry.resource, f"entry/{n}", refs, sequence, errors)
+            appointment = _appointment(entry.resource, f"entry/{n}", refs, clinicians, sequence, errors)
             if appointment is not None:
                 appointments.append(appointment)
     try:
@@ -116,7 +129,12 @@ def sync_bundle(
                 for e in exc.sync_errors
             }
         ) from None
-    return _response(entries, patients, appointments, report)
+    located = {
+        f"entry/{n}": find_by_external_id(session, clinic_id, _external_id(entry.resource))
+        for n, entry in enumerate(entries)
+        if isinstance(entry.resource, FhirPractitioner)
+    }
+    return _response(entries, patients, appointments, report, located)
 
 
 #: Where in a FHIR resource each record field comes from (for error pointers).
@@ -131,6 +149,7 @@ _FHIR_PATH = {
     "appointment_external_id": "identifier",
     "duration": "end",
     "sequence": "participant",
+    "practitioner_external_id": "participant",
 }
 
 
@@ -175,8 +194,44 @@ def _locale(resource: FhirPatient) -> str:
     return "en"
 
 
+def _practitioner_name(resource: FhirPractitioner) -> str | None:
+    for name in resource.name or []:
+        if name.text:
+            return str(name.text)
+        words = [*(str(g) for g in name.given or []), str(name.family or "")]
+        if any(words):
+            return " ".join(w for w in words if w)
+    return None
+
+
+def _clinician(
+    resource: FhirAppointment, clinicians: dict[str, tuple[str, str | None]]
+) -> tuple[str | None, str | None]:
+    """The (external id, name) of the participant who is a Practitioner, or (None, None)."""
+    for participant in resource.participant or []:
+        actor = participant.actor
+        if actor is None:
+            continue
+        reference = str(actor.reference or "")
+        if reference in clinicians:
+            return clinicians[reference]
+        if reference.startswith("Practitioner/") or actor.type == "Practitioner":
+            ext = (
+                str(actor.identifier.value)
+                if actor.identifier and actor.identifier.value
+                else reference.removeprefix("Practitioner/")
+            )
+            return (ext or None, str(actor.display) if actor.display else None)
+    return None, None
+
+
 def _appointment(
-    resource: FhirAppointment, where: str, refs: dict[str, str], sequence: str | None, errors: list[SyncError]
+    resource: FhirAppointment,
+    where: str,
+    refs: dict[str, str],
+    clinicians: dict[str, tuple[str, str | None]],
+    sequence: str | None,
+    errors: list[SyncError],
 ) -> AppointmentRecord | None:
     patient_id = None
     for participant in resource.participant or []:
@@ -204,6 +259,7 @@ def _appointment(
         minutes = int((resource.end - resource.start).total_seconds() // 60)
     else:
         minutes = int(resource.minutesDuration or 45)
+    practitioner = _clinician(resource, clinicians)
     status = STATUS.get(str(resource.status))
     if status is None:
         errors.append(SyncError(where, "status", f"unknown Appointment.status {resource.status!r}"))
@@ -215,14 +271,23 @@ def _appointment(
         minutes=minutes,
         status=status,
         sequence=sequence,
+        practitioner_external_id=practitioner[0],
+        practitioner_name=practitioner[1],
         where=where,
     )
 
 
 def _response(
-    entries: list[Any], patients: list[PatientRecord], appointments: list[AppointmentRecord], report: SyncReport
+    entries: list[Any],
+    patients: list[PatientRecord],
+    appointments: list[AppointmentRecord],
+    report: SyncReport,
+    practitioners: dict[str, Any],
 ) -> dict[str, Any]:
-    by_where: dict[str, tuple[str, str]] = {}
+    by_where: dict[str, tuple[str, str]] = {
+        where: (f"Practitioner/{p.id}" if p is not None else "Practitioner", "200 OK")
+        for where, p in practitioners.items()
+    }
     for patient in patients:
         created = patient.external_id in report.created_patients
         by_where[patient.where] = (

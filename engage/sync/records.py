@@ -23,6 +23,8 @@ from engage.schedule.reconcile import ReconcileResult
 from engage.schedule.sequences import get_sequence
 
 _CHUNK = 1000
+#: Errors collected before a sync stops checking: a file of bad rows is answered at once, not listed in full.
+MAX_ERRORS = 100
 PATIENT_FIELDS = ("first_name", "last_name", "email", "phone", "timezone", "locale")
 
 
@@ -53,6 +55,9 @@ class AppointmentRecord:
     plan_external_id: str | None = None
     condition: str | None = None
     modality: str | None = None
+    #: Who treats, by the practice-management system's id; a new id needs ``practitioner_name``.
+    practitioner_external_id: str | None = None
+    practitioner_name: str | None = None
     where: str = ""
 
 
@@ -66,10 +71,25 @@ class SyncError:
         return {"where": self.where, "field": self.field, "message": self.message}
 
 
+def enough(errors: list[SyncError]) -> bool:
+    """Whether ``errors`` holds :data:`MAX_ERRORS`: the checks stop there."""
+    return len(errors) >= MAX_ERRORS
+
+
 class SyncErrors(InvalidInput):
-    """Some records are invalid; ``errors`` lists each one. Nothing was written."""
+    """Some records are invalid; ``errors`` lists each one (up to :data:`MAX_ERRORS`, then a line saying the
+    checks stopped). Nothing was written."""
 
     def __init__(self, errors: list[SyncError]) -> None:
+        if len(errors) >= MAX_ERRORS:
+            errors = [
+                *errors[:MAX_ERRORS],
+                SyncError(
+                    f"after {errors[MAX_ERRORS - 1].where}",
+                    None,
+                    f"checking stopped after {MAX_ERRORS} errors: correct these and import the file again",
+                ),
+            ]
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(f"{first.where}: {first.message}{more}")
@@ -120,6 +140,8 @@ def validate_patients(
     found: dict[str, tuple[PatientRecord, dict[str, Any]]] = {}
     emails: dict[str, str] = {}
     for record in records:
+        if enough(errors):
+            break
         ext = _external_id(record.external_id, record.where, "patient_external_id", errors)
         if ext is None:
             continue
@@ -178,6 +200,8 @@ def validate_appointments(
     sequences: dict[str, str | None] = {}
     valid: list[CheckedAppointment] = []
     for record in records:
+        if enough(errors):
+            break
         before = len(errors)
         ext = _external_id(record.external_id, record.where, "appointment_external_id", errors)
         patient_ext = record.patient_external_id.strip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fastapi import Depends, FastAPI
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -17,8 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engage import __version__
 from engage.config import get_settings
-from engage.delivery import heartbeat
-from engage.web import exercise_pages, middleware, patient_pages, ratelimit
+from engage.ops import status as ops_status
+from engage.web import exercise_pages, intake_pages, middleware, nul, patient_pages, ratelimit
 from engage.web import metrics as metrics_route
 from engage.web import staff as staff_app
 from engage.web.api import create_api, problems
@@ -106,6 +107,7 @@ def create_app() -> FastAPI:
     ratelimit.check_settings(settings)
     app.include_router(patient_pages.router, dependencies=[Depends(ratelimit.public_pages)])
     app.include_router(exercise_pages.router, dependencies=[Depends(ratelimit.public_pages)])
+    app.include_router(intake_pages.router, dependencies=[Depends(ratelimit.public_pages)])
     app.include_router(metrics_route.router)
     staff_app.install(app)
 
@@ -118,10 +120,12 @@ def create_app() -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
-        """200 while beat ticks; 503 when the last tick is older than 3 ticks (or there never was one)."""
-        tick = heartbeat.last_tick()
-        return JSONResponse({"ok": not tick.stale, "beat": tick.as_dict()}, status_code=503 if tick.stale else 200)
+        """200 while beat ticks; 503 with the same JSON when the last tick is older than 3 ticks (or there never
+        was one), a provider refuses every send, or the database does not answer (``problems`` says which)."""
+        ok, body = ops_status.health()
+        return JSONResponse(body, status_code=200 if ok else 503)
 
+    app.add_middleware(nul.NoNul)  # inside the size limit: it reads whole form and JSON bodies
     upload = staff_app.appointment_import.body_limit(settings)
     app.add_middleware(
         BodySizeLimit,
@@ -132,6 +136,9 @@ def create_app() -> FastAPI:
         },
     )
     app.add_exception_handler(ClientDisconnect, middleware.client_went_away)
+    app.add_exception_handler(DataError, middleware.out_of_range)
+    app.add_exception_handler(OperationalError, middleware.query_too_slow)
+    app.add_middleware(middleware.DatabaseDeadline, seconds=settings.web_statement_timeout_seconds)
     app.add_middleware(middleware.SecurityHeaders, hsts=settings.public_url.startswith("https://"))
     app.add_middleware(middleware.RequestLog)  # outermost: logs and counts every answer, 413s and 429s included
     return app

@@ -233,7 +233,7 @@ def _answer(token: str, raw: Any, confirmed: bool) -> HTMLResponse:
             outcome, high = answer_from_page(session, prompt, score)
         except PromptClosed:  # the window closed between the check and now
             return render("closed", facts, status_code=410)
-        log.info("reassessment answer recorded for message %s", prompt.id)
+        log.info("reassessment answer recorded for message %s", prompt.id, extra={"message_id": prompt.id})
         recorded_on = format_date(
             outcome.recorded_at.astimezone(ZoneInfo(facts.timezone)), format="long", locale=facts.lang
         )

@@ -1,4 +1,5 @@
-"""Per-IP request rate limits for the public pages and staff sign-in, shared by every web process.
+"""Per-IP request rate limits for the public pages, staff sign-in and the API (and per API token), shared by
+every web process.
 
 Built on the ``limits`` library (moving window). The counters live in Redis when one
 is configured — the same rule as the send buckets (:func:`engage.delivery.ratelimit.limiter_redis_url`:
@@ -16,8 +17,8 @@ Each limit is a FastAPI dependency. Over the limit: 429 with ``Retry-After``. Us
 
 A new limit is one line: ``PerIpLimit("name", "setting_name")`` with a ``rate_limit_*``
 setting in :mod:`engage.config`. The client address is ``request.client.host``, which
-uvicorn takes from ``X-Forwarded-For`` only when the connection comes from a trusted
-proxy (``--forwarded-allow-ips``), so a client cannot pick its own address.
+uvicorn takes from ``X-Forwarded-For`` only when the connection comes from a proxy listed in
+``ENGAGE_TRUSTED_PROXIES`` (``engage serve``; none by default), so a client cannot pick its own address.
 """
 
 from __future__ import annotations
@@ -54,19 +55,22 @@ class PerIpLimit:
         return parse(str(getattr(settings, self.setting)))
 
     def __call__(self, request: Request) -> None:
+        self.check(request, request.client.host if request.client else "unknown")
+
+    def check(self, request: Request, identity: str) -> None:
+        """Count one request of ``identity`` (an address, ``token:42``); 429 with ``Retry-After`` over the limit."""
         settings = get_settings()
         item = self.item(settings)
-        ip = request.client.host if request.client else "unknown"
         redis_url = limiter_redis_url(settings)
         limiter = _shared(redis_url) if redis_url else _in_process(request)
         try:
-            allowed = limiter.hit(item, self.name, ip)
+            allowed = limiter.hit(item, self.name, identity)
         except RedisError as exc:
             _warn_redis_down(exc)
             limiter = _in_process(request)
-            allowed = limiter.hit(item, self.name, ip)
+            allowed = limiter.hit(item, self.name, identity)
         if not allowed:
-            reset = limiter.get_window_stats(item, self.name, ip).reset_time
+            reset = limiter.get_window_stats(item, self.name, identity).reset_time
             raise HTTPException(
                 status_code=429,
                 detail="too many requests; try again shortly",
@@ -78,11 +82,15 @@ class PerIpLimit:
 public_pages = PerIpLimit("public-pages", "rate_limit_public_pages")
 #: The staff sign-in form: apply it to the POST that checks a password.
 login = PerIpLimit("login", "rate_limit_login")
+#: Every JSON API request, per client address (before the token is looked at: floods without one count too) ...
+api_per_ip = PerIpLimit("api-ip", "rate_limit_api_per_ip")
+#: ... and per API token, wherever it is used from (``api_per_token.check(request, f"token:{id}")``).
+api_per_token = PerIpLimit("api-token", "rate_limit_api_per_token")
 
 
 def check_settings(settings: Settings) -> None:
     """Raise ValueError naming the setting when a configured rate cannot be read (called when the app starts)."""
-    for limit in (public_pages, login):
+    for limit in (public_pages, login, api_per_ip, api_per_token):
         try:
             limit.item(settings)
         except ValueError:

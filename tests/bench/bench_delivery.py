@@ -323,6 +323,81 @@ def noop() -> None:
     """An empty task on the send queue: what the broker and workers cost with no work at all."""
 
 
+_sample_client: Any = None
+
+
+@app.task(name="engage.bench.sample_send")
+def sample_send(message_id: int) -> None:
+    """The Celery + Twilio appointment-reminder sample's shape, for comparison: one task per message (queued with
+    an ETA at scheduling time), which reads its row, formats the body and makes one SDK call from a
+    module-level client. No claim, no re-checks, no record of the send: what engage's guarantees cost is the
+    difference."""
+    global _sample_client
+    from twilio.rest import Client
+
+    from engage.config import get_settings
+    from engage.db import get_engine
+
+    settings = get_settings()
+    if _sample_client is None:
+        _sample_client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
+        _sample_client.api.base_url = settings.twilio_api_base.rstrip("/")
+    with get_engine().connect() as conn:
+        row = conn.execute(
+            text("SELECT p.phone, p.first_name FROM message m JOIN patient p ON p.id = m.patient_id WHERE m.id = :m"),
+            {"m": message_id},
+        ).one()
+    _sample_client.messages.create(
+        to=row.phone,
+        from_=settings.twilio_from_number,
+        body=f"Hi {row.first_name}. Just a reminder that you have an appointment coming up.",
+        status_callback=f"{settings.public_url}/webhooks/twilio/status?m={message_id}",
+    )
+
+
+def _sample_run(n: int, *, latency: float, jitter: float, db_url: str, redis_url: str, workdir: Path) -> dict[str, Any]:
+    """``n`` SMS through :func:`sample_send` (ETA tasks) on the same worker settings; msg/s and CPU per message."""
+    import redis
+
+    from tests.fakes.remote import spawn_fake_server
+
+    prepare_database(db_url)
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    settings_env = _settings_env(db_url, redis_url, workdir)
+    load_start = os.getloadavg()[0]
+    with spawn_fake_server(latency=latency, jitter=jitter) as fake:
+        env = child_env(**settings_env, **fake.env())
+        _use({**settings_env, **fake.env()})
+        due_at = datetime.now(timezone.utc) + timedelta(seconds=25 + n / 300)
+        ids = seed_due_messages(n, 0, due_at=due_at)["sms"]
+        # The sample schedules each reminder as it is booked: an ETA task per message, published up front.
+        for message_id in ids:
+            sample_send.apply_async((message_id,), eta=due_at)
+        log = workdir / f"worker-sample-{int(latency * 1000)}.log"
+        worker = start_worker(env, log, concurrency=2, extra=["--include", "tests.bench.bench_delivery"])
+        try:
+            _wait_until(lambda: "ready." in log.read_text(errors="replace"), 60, every=0.2)
+            time.sleep(max(0.0, due_at.timestamp() - time.time() - 0.5))
+            processes = process_tree(worker.pid)
+            cpu_before = {pid: cpu_seconds(pid) for pid in processes}
+            _wait_until(lambda: int(fake.count()["sms"]) >= n, timeout=max(600, n / 2), every=0.2)
+            engage_cpu = sum(cpu_seconds(p) - cpu_before.get(p, 0.0) for p in process_tree(worker.pid))
+            requests = fake.sms_requests(accepted_only=True)
+            counts = fake.count()
+        finally:
+            stop(worker)
+    last = max(r["received_at"] for r in requests)
+    latencies = [r["received_at"] - due_at.timestamp() for r in requests]
+    return {
+        "rate": n / (last - due_at.timestamp()),
+        "p99": percentile(latencies, 0.99),
+        "cpu_ms": 1000 * engage_cpu / n,
+        "duplicates": len(counts["sms_duplicates"]),
+        "load": (load_start, os.getloadavg()[0]),
+    }
+
+
 # --- the benchmark --------------------------------------------------------------------------------------
 
 
@@ -389,6 +464,7 @@ def _run(
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     settings_env = _settings_env(db_url, redis_url, workdir)
+    load_start = os.getloadavg()[0]
     with spawn_fake_server(latency=latency, jitter=jitter) as fake:
         env = child_env(**settings_env, **fake.env())
         _use({**settings_env, **fake.env()})
@@ -467,6 +543,8 @@ def _run(
         "db_cpu_ms": 1000 * db_cpu / n,
         "noop_rate": noop_rate,
         "wall": done - first_due,
+        "load": (load_start, os.getloadavg()[0]),
+        "sample": None,
     }
 
 
@@ -478,7 +556,13 @@ def _print_run(r: dict[str, Any]) -> None:
         f"due->accepted p50 {r['p50']:.2f}s p99 {r['p99']:.2f}s max {r['max']:.2f}s; CPU per message: "
         f"engage {r['engage_cpu_ms']:.1f} ms + PostgreSQL {r['db_cpu_ms']:.1f} ms = "
         f"{r['engage_cpu_ms'] + r['db_cpu_ms']:.1f} ms (seeded in {r['seeding']:.0f} s)"
-        + (f"; empty tasks {r['noop_rate']:.0f}/s" if r["noop_rate"] else ""),
+        + (f"; empty tasks {r['noop_rate']:.0f}/s" if r["noop_rate"] else "")
+        + (
+            f"; sample shape {r['sample']['rate']:.0f} msg/s, {r['sample']['cpu_ms']:.1f} ms/msg (workers only)"
+            if r.get("sample")
+            else ""
+        )
+        + f"; load {r['load'][0]:.1f}→{r['load'][1]:.1f}",
         flush=True,
     )
 
@@ -498,6 +582,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sustained-seconds", type=int, default=60, help="how long they keep falling due (0: skip)")
     parser.add_argument("--future-rows", type=int, default=1_000_000, help="future rows for the tick-cost figure")
     parser.add_argument("--noop", type=int, default=None, help="empty tasks for the ceiling (default: --n)")
+    parser.add_argument("--no-sample", action="store_true", help="skip the Celery + Twilio sample's shape")
     parser.add_argument(
         "--quick", action="store_true", help="600-message bursts, 300 empty tasks, 8 s sustained, 10,000 rows"
     )
@@ -517,7 +602,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     runs = []
     for latency in latencies:
-        due_at = datetime.now(timezone.utc) + timedelta(seconds=6 + args.n / 300)
+        due_at = datetime.now(timezone.utc) + timedelta(seconds=20 + args.n / 300)  # migrations + seeding, loaded
         jitter = args.jitter if latency else 0.0
         noop_n = (args.noop or args.n) if not latency else 0
         run = _run(
@@ -530,12 +615,16 @@ def main(argv: list[str] | None = None) -> None:
             workdir=workdir,
             noop_n=noop_n,
         )
+        if not args.no_sample:
+            run["sample"] = _sample_run(
+                n_sms, latency=latency, jitter=jitter, db_url=db_url, redis_url=redis_url, workdir=workdir
+            )
         _print_run(run)
         runs.append(run)
     if args.sustained_seconds:
         per_second = int(args.sustained_rate)
         start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(
-            seconds=6 + per_second * args.sustained_seconds / 300
+            seconds=20 + per_second * args.sustained_seconds / 300
         )
         batches = [
             (per_second - per_second // 2, per_second // 2, start + timedelta(seconds=k))
@@ -559,19 +648,29 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _summary(runs: list[dict[str, Any]]) -> None:
+    """The table: engage's figures, the empty-task ceiling and the sample's shape measured in the same run, and
+    engage's rate as a share of each; the 1-minute load average when the row started and ended."""
     print()
     print(
         "| run | provider latency | messages | msg/s | p50 / p99 due->accepted | CPU ms/msg engage + PostgreSQL "
-        "| duplicates | empty tasks/s |"
+        "| duplicates | empty tasks/s (engage %) | sample msg/s, CPU ms/msg (engage ×) | load start→end |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         lat = f"{r['latency'] * 1000:.0f}" + (f" ± {r['jitter'] * 1000:.0f}" if r["jitter"] else "") + " ms"
-        ceiling = "" if r["noop_rate"] is None else f"{r['noop_rate']:.0f}"
+        ceiling = "" if r["noop_rate"] is None else f"{r['noop_rate']:.0f} ({100 * r['rate'] / r['noop_rate']:.0f} %)"
+        sample = r.get("sample")
+        versus = (
+            ""
+            if not sample
+            else f"{sample['rate']:.0f}, {sample['cpu_ms']:.1f} ({r['rate'] / sample['rate']:.2f}×; "
+            f"{sample['duplicates']} dup)"
+        )
+        load = r["load"] if not sample else (r["load"][0], sample["load"][1])
         print(
             f"| {r['label']} | {lat} | {r['n']} | {r['rate']:.0f} | {r['p50']:.2f} s / {r['p99']:.2f} s | "
             f"{r['engage_cpu_ms']:.1f} + {r['db_cpu_ms']:.1f} = {r['engage_cpu_ms'] + r['db_cpu_ms']:.1f} | "
-            f"{r['duplicates']} | {ceiling} |"
+            f"{r['duplicates']} | {ceiling} | {versus} | {load[0]:.1f}→{load[1]:.1f} |"
         )
 
 

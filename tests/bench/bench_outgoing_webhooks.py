@@ -15,6 +15,7 @@ rebuilt from the migrations: run it alone, as ``python -m tests.bench`` does.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections import Counter
 
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="400 events")
     args = parser.parse_args()
     count = 400 if args.quick else args.events
+    os.environ["ENGAGE_WEBHOOK_ALLOW_LOCAL"] = "1"  # the receiver listens on this machine
     use_bench_database()
     from engage.integrations import deliver, endpoints
 

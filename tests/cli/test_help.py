@@ -8,7 +8,7 @@ import sys
 import click
 
 from engage.cli import COMMANDS, SHORT_HELP
-from tests.cli import engage
+from tests.cli import engage_process
 
 HEAVY = ("sqlalchemy", "twilio", "sendgrid", "redis", "celery", "fastapi", "jinja2")
 
@@ -37,9 +37,10 @@ def test_short_help_matches_each_commands_own_docstring() -> None:
 
 
 def test_a_command_still_runs_and_shows_its_own_help() -> None:
-    result = engage("tick", "--help")
+    """The entry point as a process: ``python -m engage`` (the other CLI tests run it in-process)."""
+    result = engage_process("tick", "--help")
     assert result.code == 0 and "Usage: python -m engage tick" in result.stdout
-    assert engage("no-such-command").code == 2
+    assert engage_process("no-such-command").code == 2
 
 
 def engage_python(code: str) -> str:

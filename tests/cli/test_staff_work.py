@@ -21,23 +21,8 @@ def _clinic_with_patient() -> tuple[int, int]:
 
 
 def _engage_stdin(stdin: str, *args: str) -> tuple[int, str, str]:
-    import os
-    import subprocess
-    import sys
-
-    from tests.cli import ROOT
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "engage", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=60,
-    )
-    return proc.returncode, proc.stdout, proc.stderr
+    result = engage(*args, input=stdin)
+    return result.code, result.stdout, result.stderr
 
 
 def test_staff_add_list_reset_and_deactivate(db_url: str) -> None:

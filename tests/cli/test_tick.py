@@ -21,6 +21,7 @@ from engage.content.links import unsubscribe_url
 from engage.db import session_scope
 from engage.delivery.providers import reset_providers
 from engage.records.models import Message, MessageStatus
+from tests.cli import engage
 from tests.delivery.test_dispatch import (  # templates: the same autouse fixture (small templates, fresh providers)
     EMAIL,
     EMAIL_DUE,
@@ -35,7 +36,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_tick(*args: str) -> subprocess.CompletedProcess[str]:
-    """``engage tick`` in its own process, with this test's environment (database, outbox, templates)."""
+    """``engage tick`` in its own process, with this test's environment (database, outbox, templates).
+
+    The entry point's smoke test: the first tick below runs as a process, the rest of the file in-process.
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "engage", "tick", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
@@ -70,8 +74,8 @@ def test_tick_sends_everything_due_into_the_outbox_and_a_second_tick_sends_nothi
             assert stored.status is MessageStatus.SENT and stored.provider == "outbox"
             assert stored.provider_message_id == f"outbox-{message_id}" and stored.sent_at == SEND_AT
 
-    again = run_tick("--now", (SEND_AT + timedelta(minutes=1)).isoformat(), "--json")
-    assert again.returncode == 0, again.stderr
+    again = engage("tick", "--now", (SEND_AT + timedelta(minutes=1)).isoformat(), "--json")
+    assert again.code == 0, again.stderr
     assert json.loads(again.stdout)["claimed"] == 0
     assert sorted(p.name for p in outbox.iterdir()) == sorted(
         [f"sms-{world.sms_id}.json", f"email-{world.email_id}.eml"]

@@ -35,7 +35,7 @@ def test_an_exercise_without_spanish_or_a_stop_sign_is_refused(tmp_path: Path) -
         parse_exercise(path)
     path.write_text(
         "key: bad\nname: {en: Bad, es: Malo}\nsteps: {en: [Move], es: [Muévase]}\n"
-        "stop_when: {en: Stop if it hurts., es: Pare si le baja por la pierna.}\n"
+        "stop_when: {en: Stop if it hurts., es: Pare si le bajan por la pierna.}\n"
     )
     with pytest.raises(ExerciseError, match="must say when to stop"):
         parse_exercise(path)
@@ -80,7 +80,7 @@ def test_the_stretch_prompt_links_to_the_exercises_or_falls_back_to_what_was_sho
     none = render_sms("stretch", sample_context("stretch", "sms", locale, exercise_keys=[]), locale).body
     assert "/x/" in picked and "/x/" not in none
     if locale == "en":
-        assert "do the stretches your practitioner showed you" in none
+        assert "if your practitioner gave you stretches" in none
         assert "pain, tingling or numbness spreads down your leg" in picked
     else:
-        assert "haga los estiramientos que practicamos en su visita" in none
+        assert "si su terapeuta le dio estiramientos" in none

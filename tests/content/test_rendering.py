@@ -32,7 +32,7 @@ from engage.records.models import (
     TreatmentPlan,
 )
 
-SHIPPED_EMAIL = ["end-of-plan", "reassessment", "what-to-expect"]
+SHIPPED_EMAIL = ["aftercare", "end-of-plan", "reassessment", "what-to-expect"]
 SHIPPED_SMS = [
     "aftercare",
     "booking-confirmation",
@@ -112,8 +112,8 @@ def test_what_to_expect_covers_the_first_visit_in_english() -> None:
 
 def test_what_to_expect_is_spanish_with_spanish_dates() -> None:
     email = render_email("what-to-expect", sample_context("what-to-expect", "email", "es"), "es")
-    assert email.subject == "Su primera visita el miércoles, 30 de septiembre: qué esperar"
-    assert "el miércoles, 30 de septiembre a las 10:30" in email.text
+    assert email.subject == "Su primera cita el miércoles 30 de septiembre: qué esperar"
+    assert "el miércoles 30 de septiembre a las 10:30" in email.text
     assert "10:30 AM" not in email.text
     assert '<html lang="es">' in email.html
     assert "Darse de baja de estos correos" in email.html
@@ -161,7 +161,7 @@ def test_clinic_name_with_ampersand_is_escaped_in_html() -> None:
 
 
 def test_first_sms_carries_the_stop_line_and_later_ones_do_not() -> None:
-    for locale, line in (("en", "Reply STOP to opt out."), ("es", "Responda STOP para darse de baja.")):
+    for locale, line in (("en", "Reply STOP to opt out."), ("es", "Responda STOP o BAJA para darse de baja.")):
         context = sample_context("visit-reminder", "sms", locale)
         assert render_sms("visit-reminder", context, locale).body.endswith(" " + line)
         context["first_sms"] = False
@@ -269,7 +269,7 @@ def test_date_filters_use_the_context_time_zone_and_locale(tmp_path: Path) -> No
         "Tuesday, December 1 at 9:00 AM | Tuesday, December 1 | 9:00 AM"
     )
     assert render_sms("when", {**base, "locale": "es"}, "es", root).body == (
-        "martes, 1 de diciembre, 9:00 | martes, 1 de diciembre | 9:00"
+        "martes 1 de diciembre, 9:00 | martes 1 de diciembre | 9:00"
     )
     assert render_sms("when", {**base, "tz": "Europe/Madrid"}, "en", root).body.endswith("| 4:00 PM")
 
@@ -358,7 +358,7 @@ def test_message_context_is_in_the_patients_time_zone_and_locale(session: Sessio
     sms = render_sms("visit-reminder", context, context["locale"])
     assert sms.body == (
         "Lakeside Clinic: le esperamos el 1 de diciembre a las 10:00 en 1 Lake St, Chicago, IL 60601. Para cambiar "
-        "la cita, llame al (312) 555-0100. Responda C para confirmar. Responda STOP para darse de baja."
+        "la cita, llame al (312) 555-0100. Responda C para confirmar. Responda STOP o BAJA para darse de baja."
     )
 
 

@@ -39,13 +39,13 @@ def test_shipped_templates_pass_the_check() -> None:
     data = json.loads(result.output)
     # (3 email + 8 SMS, the welcome among them) x (en, es), the 8 patient pages and 7 Spanish variants,
     # and the 4 exercises
-    assert data == {"ok": True, "checked": 41, "problems": []}
+    assert data == {"ok": True, "checked": 47, "problems": []}
 
 
 def test_check_prints_a_summary_for_people() -> None:
     result = _run("check")
     assert result.exit_code == 0
-    assert result.output.strip() == "ok: 41 templates checked"
+    assert result.output.strip() == "ok: 47 templates checked"
 
 
 @pytest.mark.parametrize(
@@ -121,8 +121,11 @@ def test_a_spanish_saturday_is_checked_too(tmp_path: Path) -> None:
     (tmp_path / "sms" / "reminder.txt").write_text("{{ clinic.name }}: see you soon.")
     (tmp_path / "sms" / "reminder.es.txt").write_text(text)
     problems = check_templates(tmp_path).problems
-    assert [(p.file, p.rule) for p in problems] == [("sms/reminder.es.txt", "sms-segments")]
-    assert "UCS-2" in problems[0].detail
+    assert [(p.file, p.rule) for p in problems] == [
+        ("sms/reminder.es.txt", "sms-ucs2"),
+        ("sms/reminder.es.txt", "sms-segments"),
+    ]
+    assert "UCS-2" in problems[1].detail
 
 
 # --- preview -------------------------------------------------------------------------------------
@@ -138,7 +141,7 @@ def test_preview_sms_with_sample_data() -> None:
         "locale": "es",
         "body": "Riverside Physical Therapy & Wellness Co: le esperamos el 30 de septiembre a las 10:30 en "
         "1200 Riverside Avenue, Suite 210, Portland, OR 97201. Para cambiar la cita, llame al (503) 555-0123. "
-        "Responda C para confirmar. Responda STOP para darse de baja.",
+        "Responda C para confirmar. Responda STOP o BAJA para darse de baja.",
         "segments": 2,
         "encoding": "GSM-7",
     }
@@ -210,7 +213,7 @@ def test_preview_for_a_patient_uses_their_next_appointment_and_locale(session: S
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["locale"] == "es"
-    assert data["subject"] == "Su primera visita el martes, 1 de diciembre: qué esperar"
+    assert data["subject"] == "Su primera cita el martes 1 de diciembre: qué esperar"
     assert "Hola, Lucía:" in data["text"] and "a las 10:00" in data["text"]
     assert "1 Lake St" in data["html"]
 
@@ -248,6 +251,6 @@ def test_preview_for_a_patient_without_appointments_uses_a_stand_in(session: Ses
 
 
 def test_preview_for_an_unknown_patient_is_a_clear_error(session: Session) -> None:
-    result = CliRunner().invoke(templates, ["preview", "aftercare", "--patient", "9999"])
+    result = CliRunner().invoke(templates, ["preview", "aftercare", "--channel", "sms", "--patient", "9999"])
     assert result.exit_code == 2
     assert "no patient with id 9999" in result.output

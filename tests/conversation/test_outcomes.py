@@ -111,6 +111,8 @@ def test_outcomes_are_listed_oldest_first() -> None:
         "recorded_at": "2026-03-01T16:00:00+00:00",
         "source": "sms",
         "prompt_message_id": prompts[0],
+        "measure": "nprs",
+        "item": None,
     }
 
 

@@ -49,6 +49,12 @@ class WebhookReceiver:
                 if wait:
                     time.sleep(wait)
                 try:
+                    if spec.get("drip"):  # the status line one byte at a time, every ``drip`` seconds
+                        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(spec["drip"])
+                        return
                     self.send_response(spec.get("status", 200))
                     if spec.get("retry_after") is not None:
                         self.send_header("Retry-After", str(spec["retry_after"]))
@@ -66,7 +72,10 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{self._server.server_port}/hooks"
 
     def answer(self, answers: list[int | dict[str, Any]]) -> None:
-        """Queue answers for the next POSTs (a status, or ``{"status", "retry_after", "delay"}``); then 200."""
+        """Queue answers for the next POSTs (a status, or ``{"status", "retry_after", "delay", "drip"}``); then 200.
+
+        ``drip``: send the answer a byte at a time, that many seconds apart (each read is quick; the whole is not).
+        """
         with self._lock:
             self._answers.extend(answers)
 

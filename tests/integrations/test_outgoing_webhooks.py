@@ -30,7 +30,7 @@ from engage.delivery.send import send_one
 from engage.delivery.status import Report, apply_reports
 from engage.errors import InvalidInput, NotFound
 from engage.integrations import deliver, endpoints
-from engage.records.models import Channel, Clinic, ConsentState, MessageStatus, Patient
+from engage.records.models import Appointment, Channel, Clinic, ConsentState, MessageStatus, Patient
 from engage.records.outgoing_webhooks import EventStatus, EventType, WebhookEndpoint, WebhookEvent
 from engage.schedule.reconcile import reconcile_patient
 from tests.delivery.test_dispatch import EMAIL, FIRST_NAME, PHONE, SEND_AT, World, claim_and_send, make_world
@@ -39,7 +39,10 @@ from tests.fakes.webhook_receiver import Post, WebhookReceiver
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    """A receiver on this machine, which engage posts to only with the development setting."""
+    monkeypatch.setenv("ENGAGE_WEBHOOK_ALLOW_LOCAL", "1")
+    get_settings.cache_clear()
     with WebhookReceiver() as server:
         yield server
 
@@ -194,6 +197,40 @@ def test_consent_replies_and_scores_are_posted_as_their_own_events(
         assert_no_patient_words(post)
 
 
+@pytest.mark.parametrize(("body", "kind"), [("C", "confirm"), ("R", "reschedule"), ("Sí, confirmo", "confirm")])
+def test_a_confirmation_or_call_back_reply_names_the_visit_by_our_id_and_the_external_one(
+    session: Session,
+    receiver: WebhookReceiver,
+    body: str,
+    kind: str,
+) -> None:
+    world = make_world(session)
+    clinic_id = clinic_of(world)
+    endpoint = add_endpoint(clinic_id, receiver.url)
+    with clock.frozen(SEND_AT), session_scope() as s:
+        appointment = s.get_one(Appointment, world.appointment_id)
+        appointment.external_id, appointment.external_clinic_id = "PMS-V-77", clinic_id
+        s.get_one(Clinic, clinic_id).sms_from = "+14155550100"
+        s.flush()
+        receive_sms(
+            s, InboundSms(sid="SM9", from_phone=PHONE, to_phone="+14155550100", body=body), on_opt_in=reconcile_patient
+        )
+        receive_sms(
+            s,
+            InboundSms(sid="SM10", from_phone=PHONE, to_phone="+14155550100", body="Thanks!"),
+            on_opt_in=reconcile_patient,
+        )
+    deliver_at(SEND_AT)
+
+    posted = [verify(p, endpoint.secret)["data"] for p in receiver.posts()]
+    by_kind = {d["kind"]: d for d in posted if isinstance(d, dict)}
+    assert (by_kind[kind]["appointment_id"], by_kind[kind]["appointment_external_id"]) == (
+        world.appointment_id,
+        "PMS-V-77",
+    )
+    assert (by_kind["other"]["appointment_id"], by_kind["other"]["appointment_external_id"]) == (None, None)
+
+
 def test_without_an_endpoint_no_event_is_written_and_another_clinics_endpoint_hears_nothing(
     session: Session,
     fake: FakeProviders,
@@ -267,7 +304,7 @@ def test_a_slow_endpoint_times_out_and_an_endpoint_that_never_answers_2xx_is_giv
 
     at = SEND_AT
     assert deliver_at(at)["retry"] == 1
-    assert events()[0].last_error == "timeout" and events()[0].last_status_code is None
+    assert events()[0].last_error == deliver.NO_ANSWER and events()[0].last_status_code is None
     for delay in deliver.RETRY_DELAYS[:-1]:
         at += delay
         assert deliver_at(at)["retry"] == 1
@@ -356,7 +393,11 @@ def test_an_endpoint_url_engage_must_not_post_to_is_refused(session: Session, ur
         assert s.scalar(select(func.count()).select_from(WebhookEndpoint)) == 0
 
 
-def test_local_http_is_allowed_for_trying_a_receiver_and_a_clinic_has_at_most_five(session: Session) -> None:
+def test_local_http_is_allowed_for_trying_a_receiver_and_a_clinic_has_at_most_five(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENGAGE_WEBHOOK_ALLOW_LOCAL", "1")
+    get_settings.cache_clear()
     world = make_world(session)
     clinic_id = clinic_of(world)
     with session_scope() as s:

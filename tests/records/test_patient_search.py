@@ -78,3 +78,30 @@ def test_keyset_slices_continue_after_the_last_row_in_the_same_order_as_pages(se
     assert ruiz.next_key is not None and ruiz.next_key.last_name == "ruiz"
     rest = search_patients_after(session, clinic_id, "ruiz", after=ruiz.next_key, limit=5)
     assert [p.first_name for p in ruiz.patients + rest.patients] == ["Ana", "bea", "Carla"] and rest.next_key is None
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("a " * 7, "at most 6 words"),
+        ("ana " * 4000, "at most 254 characters"),  # 16 KB: the query that kept the database busy for minutes
+        ("x" * 255, "at most 254 characters"),
+    ],
+)
+def test_a_search_too_long_or_of_too_many_words_is_refused_with_the_bound(
+    session: Session, clinic_id: int, query: str, said: str
+) -> None:
+    for search in (search_patients, search_patients_after):
+        with pytest.raises(InvalidInput) as caught:
+            search(session, clinic_id, query)
+        assert said in str(caught.value) and caught.value.field == "query:q"
+
+
+def test_six_words_and_a_full_length_email_are_still_searched(session: Session, clinic_id: int) -> None:
+    assert _names(session, clinic_id, "a a a a a ru") == ["Andrés Rubio", "Ana Ruiz"]
+    assert _names(session, clinic_id, "tom.b@" + "x" * 248) == []
+
+
+def test_a_page_past_the_end_is_empty(session: Session, clinic_id: int) -> None:
+    found = search_patients(session, clinic_id, "", page=10**20)
+    assert found.patients == [] and found.total == 3

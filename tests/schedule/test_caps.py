@@ -28,6 +28,8 @@ TZ = "America/New_York"
 SHIPPED = get_sequence("dry-needling-sciatica")
 ENROLLED = EnrollmentFacts(id=1, created_at=datetime(2026, 11, 1, tzinfo=UTC))
 PRIORITY = {step.key: step.priority for step in SHIPPED.steps}
+URGENT = {step.key for step in SHIPPED.steps if step.urgent}  # aftercare: safety advice, outside the caps
+WITH_EXERCISES = PlanFacts(1, has_exercises=True)
 
 
 def every(days: int, n: int, first: datetime = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)) -> list[AppointmentFacts]:
@@ -37,41 +39,43 @@ def every(days: int, n: int, first: datetime = datetime(2026, 11, 3, 15, 0, tzin
     ]
 
 
-def capped_policy(per_day: int = 1, per_week: int = 4, **extra: object) -> Policy:
+def capped_policy(per_day: int = 1, per_week: int = 3, **extra: object) -> Policy:
     return Policy(TZ, {}, sms_per_day=per_day, sms_per_week=per_week, **extra)  # type: ignore[arg-type]
 
 
 def sent_sms(messages: list[DesiredMessage]) -> list[DesiredMessage]:
-    return [m for m in messages if m.channel is Channel.SMS and m.skip_reason is None]
+    """The SMS the caps admitted (urgent ones are not counted against them)."""
+    return [m for m in messages if m.channel is Channel.SMS and m.skip_reason is None and m.step_key not in URGENT]
 
 
 def days_of(messages: list[DesiredMessage]) -> Counter[date]:
     return Counter(local_date(m.due_at, ZoneInfo(TZ)) for m in messages)
 
 
-def test_a_patient_seen_every_three_days_gets_at_most_one_text_a_day_and_four_a_week() -> None:
-    messages = plan_messages(PlanFacts(1), every(3, 7), SHIPPED, capped_policy(), ENROLLED)
+def test_a_patient_seen_every_three_days_gets_at_most_one_text_a_day_and_three_a_week() -> None:
+    messages = plan_messages(WITH_EXERCISES, every(3, 7), SHIPPED, capped_policy(), ENROLLED)
     texts = sent_sms(messages)
     per_day = days_of(texts)
     assert max(per_day.values()) == 1
     first = min(per_day)
     for start in (first + timedelta(days=i) for i in range(30)):
-        assert sum(per_day[start + timedelta(days=i)] for i in range(7)) <= 4
-    # Every visit reminder still goes: it has the highest priority.
+        assert sum(per_day[start + timedelta(days=i)] for i in range(7)) <= 3
+    # Every visit reminder still goes: it has the highest priority. Aftercare is never capped.
     assert len([m for m in texts if m.step_key == "visit-reminder"]) == 7
     assert {m.skip_reason for m in messages} == {None, FREQUENCY_CAP}
+    assert all(m.skip_reason is None for m in messages if m.step_key == "aftercare")
 
 
 def test_capped_messages_stay_on_the_timeline_with_the_reason() -> None:
-    uncapped = plan_messages(PlanFacts(1), every(3, 4), SHIPPED, Policy(TZ), ENROLLED)
-    capped = plan_messages(PlanFacts(1), every(3, 4), SHIPPED, capped_policy(), ENROLLED)
+    uncapped = plan_messages(WITH_EXERCISES, every(3, 4), SHIPPED, Policy(TZ), ENROLLED)
+    capped = plan_messages(WITH_EXERCISES, every(3, 4), SHIPPED, capped_policy(), ENROLLED)
     assert [m.key for m in capped] == [m.key for m in uncapped]
     assert any(m.skip_reason == FREQUENCY_CAP for m in capped)
 
 
 def test_a_higher_priority_step_wins_the_days_only_slot() -> None:
     # A reminder (24 h before a session) and a stretch prompt fall on the same day: the reminder goes.
-    messages = plan_messages(PlanFacts(1), every(2, 2), SHIPPED, capped_policy(per_week=99), ENROLLED)
+    messages = plan_messages(WITH_EXERCISES, every(2, 2), SHIPPED, capped_policy(per_week=99), ENROLLED)
     on_reminder_day = [
         m
         for m in messages
@@ -93,8 +97,8 @@ def test_texts_already_sent_count_first() -> None:
 
 
 def test_a_step_turned_off_and_email_instead_of_sms() -> None:
-    appointments = every(7, 3)
-    off = plan_messages(PlanFacts(1), appointments, SHIPPED, Policy(TZ, steps_off=frozenset({"stretch"})), ENROLLED)
+    appointments = every(7, 4)
+    off = plan_messages(WITH_EXERCISES, appointments, SHIPPED, Policy(TZ, steps_off=frozenset({"stretch"})), ENROLLED)
     assert not [m for m in off if m.step_key == "stretch"]
     no_phone = plan_messages(PlanFacts(1), appointments, SHIPPED, Policy(TZ, has_phone=False), ENROLLED)
     assert {m.channel for m in no_phone if m.step_key == "reassessment"} == {Channel.EMAIL}
@@ -102,10 +106,12 @@ def test_a_step_turned_off_and_email_instead_of_sms() -> None:
     assert {m.channel for m in prefers if m.step_key == "reassessment"} == {Channel.EMAIL}
     sms = plan_messages(PlanFacts(1), appointments, SHIPPED, Policy(TZ), ENROLLED)
     assert {m.channel for m in sms if m.step_key == "reassessment"} == {Channel.SMS}
+    # Aftercare too goes by email to a patient without a phone (or opted out of texts).
+    assert {m.channel for m in no_phone if m.step_key == "aftercare"} == {Channel.EMAIL}
 
 
 def test_aftercare_and_stretches_follow_only_the_first_two_sessions() -> None:
-    messages = plan_messages(PlanFacts(1), every(7, 5), SHIPPED, Policy(TZ), ENROLLED)
+    messages = plan_messages(WITH_EXERCISES, every(7, 5), SHIPPED, Policy(TZ), ENROLLED)
     for step in ("aftercare", "stretch"):
         assert {m.appointment_id for m in messages if m.step_key == step} == {100, 101}
 
@@ -140,7 +146,7 @@ def plans(draw: st.DrawFn) -> tuple[list[AppointmentFacts], Policy, tuple[SentSm
 def test_caps_laws(scenario: tuple[list[AppointmentFacts], Policy, tuple[SentSms, ...]]) -> None:
     appointments, policy, history = scenario
     assert policy.sms_per_day is not None and policy.sms_per_week is not None
-    messages = plan_messages(PlanFacts(1), appointments, SHIPPED, policy, ENROLLED, history)
+    messages = plan_messages(WITH_EXERCISES, appointments, SHIPPED, policy, ENROLLED, history)
     tz = ZoneInfo(TZ)
     counted = days_of(sent_sms(messages)) + Counter(local_date(h.due_at, tz) for h in history)
     texts = sent_sms(messages)
@@ -153,7 +159,7 @@ def test_caps_laws(scenario: tuple[list[AppointmentFacts], Policy, tuple[SentSms
     # Only SMS are capped; a capped message would not have fitted beside the texts of equal or higher priority.
     for message in messages:
         if message.skip_reason == FREQUENCY_CAP:
-            assert message.channel is Channel.SMS
+            assert message.channel is Channel.SMS and message.step_key not in URGENT
             day = local_date(message.due_at, tz)
             stronger = Counter(
                 local_date(m.due_at, tz) for m in texts if PRIORITY[m.step_key] >= PRIORITY[message.step_key]
@@ -166,7 +172,7 @@ def test_caps_laws(scenario: tuple[list[AppointmentFacts], Policy, tuple[SentSms
             )
             assert full_day or full_week, message
     # Deterministic: the order appointments come in changes nothing.
-    assert plan_messages(PlanFacts(1), list(reversed(appointments)), SHIPPED, policy, ENROLLED, history) == messages
+    assert plan_messages(WITH_EXERCISES, list(reversed(appointments)), SHIPPED, policy, ENROLLED, history) == messages
 
 
 def test_a_no_show_gets_a_follow_up_the_same_day_and_loses_its_aftercare() -> None:

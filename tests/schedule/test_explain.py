@@ -21,13 +21,18 @@ def test_shipped_steps_read_as_plain_words() -> None:
     words = dict((step.key, text) for step, text in describe_sequence(get_sequence("dry-needling-sciatica")))
     assert words["visit-reminder"].startswith("SMS 24 h before each session, moved out of quiet hours")
     assert words["what-to-expect"].startswith("Email 48 h before the first session")
-    assert words["aftercare"] == "SMS 2 h after each of the first 2 sessions ends, moved later out of quiet hours"
+    assert words["aftercare"] == (
+        "SMS 1 h after each of the first 2 sessions ends, not counted against the frequency caps, "
+        "moved later out of quiet hours"
+    )
     assert words["stretch"].startswith(
-        "SMS at 09:00 local time, 1 day after each of the first 2 sessions ends, then every 1 day (3"
+        "SMS at 09:00 local time, 1 day after each of the first 2 sessions ends, only when the practitioner "
+        "picked exercises"
     )
     assert words["no-show-follow-up"].startswith("SMS 1 h after a session marked no-show ends")
     assert words["booking-confirmation"].startswith("SMS 1 min after a booking")
-    assert "every 3rd session and the last session" in words["reassessment"]
+    assert words["reassessment"].startswith("SMS at 10:00 local time, 2 days before the session after every 3rd")
+    assert words["final-reassessment"].startswith("SMS at 10:00 local time, 3 days after the last session ends")
 
 
 def test_a_change_is_summarised_in_a_few_words() -> None:

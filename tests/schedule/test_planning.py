@@ -41,8 +41,10 @@ def plan(
     tz: str = "America/New_York",
     quiet: dict[str, Any] | None = None,
     status: PlanStatus = PlanStatus.ACTIVE,
+    exercises: bool = True,
 ) -> list[Any]:
-    return plan_messages(PlanFacts(1, status), appointments, sequence, Policy(tz, quiet or {}), ENROLLED)
+    facts = PlanFacts(1, status, has_exercises=exercises)
+    return plan_messages(facts, appointments, sequence, Policy(tz, quiet or {}), ENROLLED)
 
 
 def by_step(messages: list[Any], step: str) -> list[Any]:
@@ -65,6 +67,7 @@ def test_shipped_sequence_loads_and_has_its_templates() -> None:
         "aftercare",
         "stretch",
         "reassessment",
+        "final-reassessment",
         "no-show-follow-up",
         "rebook",
         "end-of-plan",
@@ -77,8 +80,8 @@ def test_shipped_sequence_loads_and_has_its_templates() -> None:
 def test_six_weekly_sessions_give_the_exact_timeline() -> None:
     appts = weekly(datetime(2026, 12, 1, 9, 0, tzinfo=NY))
     messages = plan(appts)
-    # Aftercare and stretches follow the first two sessions only (first:2); no frequency caps in this policy.
-    assert len(messages) == 1 + 1 + 6 + 2 + 6 + 2 + 1
+    # Aftercare and one stretch follow the first two sessions only (first:2); no frequency caps in this policy.
+    assert len(messages) == 1 + 1 + 6 + 2 + 2 + 1 + 1 + 1
 
     [expect] = by_step(messages, "what-to-expect")
     assert (expect.channel, expect.due_at, expect.occurrence) == (
@@ -91,40 +94,61 @@ def test_six_weekly_sessions_give_the_exact_timeline() -> None:
     assert [m.due_at for m in reminders] == [a.start - timedelta(hours=24) for a in appts]
     assert [m.context["session_number"] for m in reminders] == [1, 2, 3, 4, 5, 6]
 
-    assert [m.due_at for m in by_step(messages, "aftercare")] == [a.end + timedelta(hours=2) for a in appts[:2]]
+    # Aftercare an hour after the visit ends.
+    assert [m.due_at for m in by_step(messages, "aftercare")] == [a.end + timedelta(hours=1) for a in appts[:2]]
 
     stretches = by_step(messages, "stretch")
-    assert {local(m).time() for m in stretches} == {time(9, 0)}
-    first_three = stretches[:3]
-    assert [(m.occurrence, m.context["day"], local(m).date().isoformat()) for m in first_three] == [
-        ("appt:100:day:1", 1, "2026-12-02"),
-        ("appt:100:day:2", 2, "2026-12-03"),
-        ("appt:100:day:3", 3, "2026-12-04"),
+    assert [(m.occurrence, local(m).isoformat()) for m in stretches] == [
+        ("appt:100", "2026-12-02T09:00:00-05:00"),
+        ("appt:101", "2026-12-09T09:00:00-05:00"),
     ]
 
-    reassess = by_step(messages, "reassessment")
-    assert [(m.appointment_id, local(m).isoformat()) for m in reassess] == [
-        (102, "2026-12-16T10:00:00-05:00"),
-        (105, "2027-01-06T10:00:00-05:00"),
-    ]
+    # Pain is asked two days before the visit after the 3rd (not the morning after needling), and 3 days
+    # after the last; the end-of-plan email 3 days after that, so its trend holds the last answer.
+    [reassess] = by_step(messages, "reassessment")
+    assert (reassess.appointment_id, local(reassess).isoformat()) == (102, "2026-12-20T10:00:00-05:00")
+    [final] = by_step(messages, "final-reassessment")
+    assert (final.appointment_id, local(final).isoformat()) == (105, "2027-01-08T10:00:00-05:00")
+    [end] = by_step(messages, "end-of-plan")
+    assert end.due_at - final.due_at == timedelta(days=3)
     assert messages == sorted(messages, key=lambda m: m.due_at)
 
 
-def test_reassessment_after_every_third_session_and_after_the_last() -> None:
-    reassess = by_step(plan(weekly(datetime(2026, 12, 1, 9, 0, tzinfo=NY), n=7)), "reassessment")
-    assert [m.context["session_number"] for m in reassess] == [3, 6, 7]
+def test_reassessment_before_the_visit_after_every_third_session_and_after_the_last() -> None:
+    messages = plan(weekly(datetime(2026, 12, 1, 9, 0, tzinfo=NY), n=7))
+    assert [m.context["session_number"] for m in by_step(messages, "reassessment")] == [3, 6]
+    assert [m.context["session_number"] for m in by_step(messages, "final-reassessment")] == [7]
+
+
+def test_the_stretch_goes_only_when_the_practitioner_picked_exercises() -> None:
+    appts = weekly(datetime(2026, 12, 1, 9, 0, tzinfo=NY))
+    assert by_step(plan(appts, exercises=False), "stretch") == []
+    assert len(by_step(plan(appts, exercises=True), "stretch")) == 2
+
+
+def test_no_two_messages_share_a_minute_but_the_booking_confirmation() -> None:
+    # Enrolled in quiet hours the night before a visit two days off: the booking confirmation and the
+    # caught-up what-to-expect would both wait for 08:00; the second goes a minute later.
+    appts = weekly(datetime(2026, 11, 3, 9, 0, tzinfo=NY), n=1)
+    enrolled = EnrollmentFacts(id=1, created_at=datetime(2026, 11, 2, 2, 0, tzinfo=UTC))  # 21:00 local
+    quiet = {"sms": {"start": "20:00", "end": "08:00"}, "email": {"start": "20:00", "end": "08:00"}}
+    messages = plan_messages(PlanFacts(1), appts, SHIPPED, Policy("America/New_York", quiet), enrolled)
+    minutes = [m.due_at.replace(second=0) for m in messages]
+    assert len(minutes) == len(set(minutes))
+    booking, expect = by_step(messages, "booking-confirmation")[0], by_step(messages, "what-to-expect")[0]
+    assert expect.due_at - booking.due_at == timedelta(minutes=1)
 
 
 def test_stretch_keeps_nine_am_local_across_the_dst_change() -> None:
     # Sessions on Fridays around 2026-11-01 (US fall back): stretches before and after it.
-    messages = plan(weekly(datetime(2026, 10, 23, 17, 0, tzinfo=NY), n=3))
+    messages = plan(weekly(datetime(2026, 10, 30, 17, 0, tzinfo=NY), n=3))
     stretches = by_step(messages, "stretch")
     assert {local(m).time() for m in stretches} == {time(9, 0)}
     assert {m.due_at.astimezone(UTC).hour for m in stretches} == {13, 14}  # EDT then EST
 
 
 def test_aftercare_after_an_evening_session_waits_for_the_morning() -> None:
-    [aftercare] = by_step(plan(weekly(datetime(2026, 12, 1, 18, 30, tzinfo=NY), n=1)), "aftercare")
+    [aftercare] = by_step(plan(weekly(datetime(2026, 12, 1, 19, 30, tzinfo=NY), n=1)), "aftercare")
     assert local(aftercare).isoformat() == "2026-12-02T08:00:00-05:00"  # 21:15 is quiet
 
 
@@ -162,8 +186,9 @@ def test_quiet_hours_ignore_is_not_moved() -> None:
 
 
 def test_clinic_quiet_hours_are_per_channel() -> None:
-    appts = weekly(datetime(2026, 12, 1, 17, 0, tzinfo=NY), n=1)
-    [aftercare] = by_step(plan(appts, quiet={"sms": {"start": "19:00", "end": "09:30"}}), "aftercare")
+    appts = weekly(datetime(2026, 12, 1, 18, 0, tzinfo=NY), n=1)
+    quiet = {"sms": {"start": "19:00", "end": "09:30"}}
+    [aftercare] = by_step(plan(appts, quiet=quiet, exercises=False), "aftercare")
     assert local(aftercare).isoformat() == "2026-12-02T09:30:00-05:00"
 
 
@@ -183,7 +208,7 @@ def test_cancelled_and_no_show_appointments_do_not_count() -> None:
         (100, 1, 2),
         (103, 2, 2),
     ]
-    assert [m.appointment_id for m in by_step(messages, "reassessment")] == [103]  # the last one
+    assert [m.appointment_id for m in by_step(messages, "final-reassessment")] == [103]  # the last one
 
 
 def test_cancelled_plan_wants_nothing() -> None:
@@ -191,7 +216,20 @@ def test_cancelled_plan_wants_nothing() -> None:
 
 
 def test_overlapping_stretch_days_give_one_message_a_morning() -> None:
-    messages = plan(weekly(datetime(2026, 12, 1, 9, 0, tzinfo=NY), n=2, every=timedelta(days=2)))
+    sequence = _sequence(
+        [
+            {
+                "key": "stretch",
+                "channel": "sms",
+                "template": "stretch",
+                "anchor": "appointment.end",
+                "offset": "1d",
+                "at": "09:00",
+                "repeat": {"count": 3, "every": "1d"},
+            }
+        ]
+    )
+    messages = plan(weekly(datetime(2026, 12, 1, 9, 0, tzinfo=NY), n=2, every=timedelta(days=2)), sequence)
     stretches = by_step(messages, "stretch")
     assert len({m.due_at for m in stretches}) == len(stretches) == 5  # day 3 of session 1 = day 1 of session 2
     assert [m.occurrence for m in stretches if local(m).day == 4] == ["appt:101:day:1"]

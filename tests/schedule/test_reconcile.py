@@ -46,6 +46,13 @@ PLANNED_AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SEQ = "dry-needling-sciatica"
 
 
+#: What the shipped sequence plans for six weekly sessions without exercises picked: booking confirmation,
+#: what to expect, 6 reminders, 2 aftercare, 1 pain prompt before the 4th, the final prompt, end of plan.
+PLANNED = 13
+#: Of those, due in the first week (booking, what to expect, the first reminder and aftercare).
+FIRST_WEEK = 4
+
+
 def setup_plan(
     session: Session,
     *,
@@ -111,17 +118,18 @@ def test_enrolment_writes_the_planned_messages(session: Session) -> None:
         enrollment, result = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         session.commit()
         stored = rows(session, enrollment.id)
-        assert result.inserted == len(stored) == 19 + 1  # and the welcome SMS, due when quiet hours end
+        assert result.inserted == len(stored) == PLANNED + 1  # and the welcome SMS, due when quiet hours end
         assert stored.pop(WELCOME).due_at == datetime(2026, 11, 20, 13, 0, tzinfo=UTC)  # 07:00 -> 08:00 New York
         assert {k: m.due_at for k, m in stored.items()} == from_scratch(session, enrollment)
         assert {m.status for m in stored.values()} == {MessageStatus.SCHEDULED}
-        stretch = stored[("stretch", f"appt:{plan.appointments[0].id}:day:2")]
-        assert (stretch.context["day"], stretch.channel, stretch.template, stretch.patient_id) == (
-            2,
+        aftercare = stored[("aftercare", f"appt:{plan.appointments[0].id}")]
+        assert (aftercare.context["session_number"], aftercare.channel, aftercare.template, aftercare.patient_id) == (
+            1,
             Channel.SMS,
-            "stretch",
+            "aftercare",
             patient.id,
         )
+        assert aftercare.due_at == plan.appointments[0].end_at + timedelta(hours=1)
         assert stored[("visit-reminder", f"appt:{plan.appointments[2].id}")].context["session_number"] == 3
 
 
@@ -131,7 +139,7 @@ def test_reconcile_twice_changes_nothing(session: Session) -> None:
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         before = {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()}
         result = reconcile_plan(session, plan.id)
-        assert result.changed == 0 and result.unchanged == 19 + 1  # and the welcome
+        assert result.changed == 0 and result.unchanged == PLANNED + 1  # and the welcome
         assert {k: (m.id, m.due_at, m.status, m.updated_at) for k, m in rows(session, enrollment.id).items()} == before
 
 
@@ -207,7 +215,14 @@ def test_patient_without_phone_gets_skipped_sms_then_revived_when_a_phone_is_add
         emails = sorted(
             m.step_key for m in stored if m.channel is Channel.EMAIL and m.status is MessageStatus.SCHEDULED
         )
-        assert emails == ["end-of-plan", "reassessment", "reassessment", "what-to-expect"]
+        assert emails == [
+            "aftercare",
+            "aftercare",
+            "end-of-plan",
+            "final-reassessment",
+            "reassessment",
+            "what-to-expect",
+        ]
 
         patient.phone = "+12025550123"
         result = reconcile_enrollment(session, enrollment.id)
@@ -222,17 +237,27 @@ def test_opt_out_cancels_and_opting_back_in_revives_future_messages(session: Ses
         patient, plan = setup_plan(session)
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         record_consent(session, patient.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword")
-        assert reconcile_plan(session, plan.id).changed == 0  # still opted out: nothing to revive
-        assert {m.status for m in rows(session, enrollment.id).values() if m.channel is Channel.SMS} == {
-            MessageStatus.CANCELLED
-        }
+        # Still opted out: no text comes back, but what may go by email (aftercare, pain prompts) now does.
+        assert reconcile_plan(session, plan.id).revived == 4
+        after = rows(session, enrollment.id).values()
+        assert {m.status for m in after if m.channel is Channel.SMS} == {MessageStatus.CANCELLED}
+        assert sorted(m.step_key for m in after if m.step_key in ("aftercare", "reassessment")) == [
+            "aftercare",
+            "aftercare",
+            "reassessment",
+        ]
+        assert {m.channel for m in after if m.step_key in ("aftercare", "reassessment")} == {Channel.EMAIL}
+        assert reconcile_plan(session, plan.id).changed == 0
     later = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)
     with frozen(later):
         record_consent(session, patient.id, Channel.SMS, ConsentState.OPTED_IN, "sms_keyword")
         assert reconcile_patient(session, patient.id).revived > 0
         sms = [m for m in rows(session, enrollment.id).values() if m.channel is Channel.SMS]
         assert {m.status for m in sms if m.due_at > later} == {MessageStatus.SCHEDULED}
-        assert {m.status for m in sms if m.due_at <= later} == {MessageStatus.CANCELLED}
+        # (what went by email while texts were off stays as it was)
+        assert {m.status for m in sms if m.due_at <= later and m.step_key not in ("aftercare", "reassessment")} == {
+            MessageStatus.CANCELLED
+        }
 
 
 def test_pause_resume_cancel(session: Session) -> None:
@@ -240,7 +265,7 @@ def test_pause_resume_cancel(session: Session) -> None:
         patient, plan = setup_plan(session)
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         paused, result = enrollments.pause(session, enrollment.id, actor="test")
-        assert paused.status.value == "paused" and result.cancelled == 19 + 1  # and the welcome
+        assert paused.status.value == "paused" and result.cancelled == PLANNED + 1  # and the welcome
         assert {(m.status, m.status_reason) for m in rows(session, enrollment.id).values()} == {
             (MessageStatus.CANCELLED, "paused")
         }
@@ -248,13 +273,13 @@ def test_pause_resume_cancel(session: Session) -> None:
     with frozen(datetime(2026, 12, 5, 12, 0, tzinfo=UTC)):  # the first week passed while paused
         resumed, result = enrollments.resume(session, enrollment.id, actor="test")
         # The first week's texts stay cancelled; the welcome comes back, due at once.
-        assert resumed.status.value == "active" and result.revived == 19 - 7 + 1
+        assert resumed.status.value == "active" and result.revived == PLANNED - FIRST_WEEK + 1
         assert (rows(session, enrollment.id)[WELCOME].status, rows(session, enrollment.id)[WELCOME].due_at) == (
             MessageStatus.SCHEDULED,
             datetime(2026, 12, 5, 12, 0, tzinfo=UTC),
         )
         cancelled, result = enrollments.cancel(session, enrollment.id, actor="test")
-        assert cancelled.status.value == "cancelled" and result.cancelled == 19 - 7 + 1
+        assert cancelled.status.value == "cancelled" and result.cancelled == PLANNED - FIRST_WEEK + 1
         reasons = {m.status_reason for m in rows(session, enrollment.id).values()}
         assert reasons == {"paused", "enrollment cancelled"}
         with pytest.raises(InvalidInput, match="cancelled; it cannot become active"):
@@ -271,8 +296,9 @@ def test_late_enrolment_skips_what_was_already_due(session: Session) -> None:
         stored = rows(session, enrollment.id)
         first = plan.appointments[0].id
         assert stored[("what-to-expect", f"appt:{first}")].status_reason == "due before enrolment"
-        assert stored[("stretch", f"appt:{first}:day:1")].status is MessageStatus.SKIPPED
-        assert stored[("stretch", f"appt:{first}:day:2")].status is MessageStatus.SCHEDULED
+        second = plan.appointments[1].id
+        assert stored[("aftercare", f"appt:{first}")].status is MessageStatus.SKIPPED
+        assert stored[("aftercare", f"appt:{second}")].status is MessageStatus.SCHEDULED
 
 
 def test_late_enrolment_still_sends_what_to_expect_when_the_visit_is_far_enough_away(session: Session) -> None:
@@ -284,8 +310,9 @@ def test_late_enrolment_still_sends_what_to_expect_when_the_visit_is_far_enough_
     first = plan.appointments[0].id
     expect = stored[("what-to-expect", f"appt:{first}")]
     reminder = stored[("visit-reminder", f"appt:{first}")]
-    assert expect.status is MessageStatus.SCHEDULED and expect.due_at == datetime(2026, 11, 30, 15, 31, tzinfo=UTC)
-    assert reminder.status is MessageStatus.SCHEDULED and reminder.due_at == expect.due_at
+    # The booking confirmation takes 10:31 (with the welcome); the other two follow a minute apart.
+    assert expect.status is MessageStatus.SCHEDULED and expect.due_at == datetime(2026, 11, 30, 15, 32, tzinfo=UTC)
+    assert reminder.status is MessageStatus.SCHEDULED and reminder.due_at == expect.due_at + timedelta(minutes=1)
 
     with frozen(enrolled + timedelta(hours=5)):  # re-planning later gives the same time: nothing moves
         assert not reconcile_enrollment(session, enrollment.id).changed
@@ -298,7 +325,8 @@ def test_late_enrolment_in_quiet_hours_catches_up_at_the_next_allowed_minute(ses
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         stored = rows(session, enrollment.id)
     first = plan.appointments[0].id
-    assert stored[("what-to-expect", f"appt:{first}")].due_at == datetime(2026, 12, 1, 13, 0, tzinfo=UTC)  # 08:00
+    # 08:00 is the booking confirmation's (with the welcome): what to expect comes a minute later.
+    assert stored[("what-to-expect", f"appt:{first}")].due_at == datetime(2026, 12, 1, 13, 1, tzinfo=UTC)
 
 
 def test_late_enrolment_just_before_the_visit_skips_the_pre_visit_messages(session: Session) -> None:
@@ -333,7 +361,7 @@ def test_enrolment_errors(session: Session) -> None:
         other, _ = setup_plan(session, email="other@example.com")
         with pytest.raises(NotFound, match="known: .*dry-needling-sciatica"):
             enrollments.enroll(session, patient.id, plan.id, "nope", enrolled_by="test")
-        with pytest.raises(InvalidInput, match="belongs to another patient"):
+        with pytest.raises(NotFound, match=f"no treatment plan with id {plan.id}"):  # another clinic's: as if absent
             enrollments.enroll(session, other.id, plan.id, SEQ, enrolled_by="test")
         with pytest.raises(NotFound, match="no patient with id 999"):
             enrollments.enroll(session, 999, plan.id, SEQ, enrolled_by="test")
@@ -349,7 +377,7 @@ def test_timeline_is_sorted_and_shows_local_time(session: Session) -> None:
         patient, plan = setup_plan(session, phone=None)
         enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         items = enrollments.timeline(session, patient.id)
-    assert len(items) == 19
+    assert len(items) == PLANNED
     assert [i["due_at"] for i in items] == sorted(i["due_at"] for i in items)
     assert (items[0]["step"], items[0]["reason"]) == ("booking-confirmation", "no phone number")
     first = items[1]
@@ -496,7 +524,7 @@ def test_a_row_claimed_since_the_session_read_it_is_history_and_reconcile_leaves
     assert (moved_visit.status, moved_visit.due_at) == (MessageStatus.QUEUED, reminder_due)
     # Everything still pending did follow the changes.
     assert after[("aftercare", f"appt:{first.id}")].status is MessageStatus.CANCELLED
-    assert after[("aftercare", f"appt:{second.id}")].due_at == datetime(2026, 12, 10, 21, 45, tzinfo=UTC)
+    assert after[("aftercare", f"appt:{second.id}")].due_at == datetime(2026, 12, 10, 20, 45, tzinfo=UTC)
 
 
 def test_reconcile_locks_the_enrollments_rows_so_no_dispatcher_can_claim_them_meanwhile(pg_url: str) -> None:
@@ -623,8 +651,10 @@ def test_a_caught_up_message_is_sent_not_second_guessed_at_send_time(session: Se
         patient, plan = setup_plan(session)
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
     session.commit()
-    counts = dispatch.tick(datetime(2026, 11, 30, 15, 31, tzinfo=UTC))
-    assert counts["claimed"] == 4 and counts["sent"] == 4  # the booking confirmation (due a minute after), the welcome
+    counts = dispatch.tick(datetime(2026, 11, 30, 15, 33, tzinfo=UTC))
+    # The booking confirmation (due a minute after) with the welcome, then what to expect and the reminder a
+    # minute apart each.
+    assert counts["claimed"] == 4 and counts["sent"] == 4
     stored = rows(session, enrollment.id)
     assert stored[("booking-confirmation", "booked:enrollment")].status is MessageStatus.SENT
     first = plan.appointments[0].id
@@ -636,6 +666,7 @@ def test_a_caught_up_message_is_sent_not_second_guessed_at_send_time(session: Se
 def test_capped_texts_show_on_the_timeline_before_they_happen_and_send_time_agrees(session: Session) -> None:
     with frozen(NOW):
         patient, plan = setup_plan(session, capped=True)
+        patient.clinic.sms_per_week = 1  # weekly visits fit the default caps; one a week leaves some out
         enrollment, _ = enrollments.enroll(session, patient.id, plan.id, SEQ, enrolled_by="test")
         session.commit()
         stored = rows(session, enrollment.id)
@@ -645,8 +676,8 @@ def test_capped_texts_show_on_the_timeline_before_they_happen_and_send_time_agre
     kept = [
         m
         for k, m in stored.items()
-        if m.channel is Channel.SMS and m.status is MessageStatus.SCHEDULED and k != WELCOME
-    ]
+        if m.channel is Channel.SMS and m.status is MessageStatus.SCHEDULED and k != WELCOME and k[0] != "aftercare"
+    ]  # aftercare is safety advice, outside the caps too
     days = Counter(m.due_at.astimezone(ZoneInfo("America/New_York")).date() for m in kept)
     assert max(days.values()) == 1
     # The send-time check asks the planner again (a row without a current plan_version stamp is re-planned)

@@ -12,7 +12,7 @@ from engage.clock import utcnow
 from engage.db import session_scope
 from engage.records.models import Appointment, Enrollment, Message, MessageStatus, Patient, TreatmentPlan
 from engage.sync.csv_import import import_appointments
-from engage.sync.records import SyncErrors
+from engage.sync.records import MAX_ERRORS, SyncErrors
 from tests.cli import engage
 
 HEADER = (
@@ -138,6 +138,40 @@ def test_every_bad_row_is_reported_and_nothing_is_written(clinic_id: int) -> Non
     } <= found
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Patient)) == 0
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        pytest.param("P{n},,,,,,,A{n},,²,,\n", "first_name", id="unreadable rows"),
+        pytest.param("Q{n},Bo,Lee,12,,en,,B{n},{start},45,booked,\n", "phone", id="rows that fail validation"),
+    ],
+)
+def test_a_file_of_bad_rows_lists_the_first_hundred_errors_and_says_checking_stopped(
+    clinic_id: int, row: str, field: str
+) -> None:
+    # Checking stops at MAX_ERRORS, so a large file of bad rows is answered at once (tests/bench/bench_attacks).
+    text = HEADER + "".join(row.format(n=n, start=day(5)) for n in range(20_000))
+    with pytest.raises(SyncErrors) as caught, session_scope() as session:
+        import_appointments(session, clinic_id, text, actor="test")
+
+    errors = caught.value.sync_errors
+    assert len(errors) == MAX_ERRORS + 1
+    assert (errors[0].where, errors[0].field) == ("line 2", field)
+    assert errors[-1].where.startswith("after line ") and "checking stopped after 100 errors" in errors[-1].message
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Patient)) == 0
+
+
+def test_a_duration_in_other_digits_is_reported_as_not_a_duration(clinic_id: int) -> None:
+    # "²".isdigit() is true, and int("²") raises: the row is reported, not a server error.
+    with pytest.raises(SyncErrors) as caught, session_scope() as session:
+        import_appointments(
+            session, clinic_id, HEADER + f"P1,Ana,Ruiz,+14155550123,,en,,A1,{day(5)},²,booked,\n", actor="test"
+        )
+
+    [error] = caught.value.sync_errors
+    assert (error.where, error.field) == ("line 2", "duration") and "not a duration" in error.message
 
 
 def test_a_text_that_is_not_csv_is_refused_with_its_line_and_nothing_is_written(clinic_id: int) -> None:

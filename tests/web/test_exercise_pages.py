@@ -30,7 +30,7 @@ def test_the_page_shows_the_picked_exercises_with_sides_and_when_to_stop(http: T
     html = page.text
     assert '<html lang="en">' in html and "Lying figure-four stretch" in html and "Gentle walk" in html
     assert "Cross your right ankle over your left knee." in html and "Then switch" in html
-    assert "Hold 30 seconds, 3 times on each side." in html
+    assert "Hold 30 seconds. Do it 3 times on each side." in html
     assert "pain, tingling or numbness spreads down your leg" in html
     assert "Knee" not in html  # only the picked ones
     assert f'href="tel:{CLINIC_PHONE}">{dialled(CLINIC_PHONE)}</a>' in html  # shown as people dial it
@@ -44,7 +44,7 @@ def test_the_page_is_in_spanish_for_a_spanish_speaking_patient(http: TestClient)
     html = http.get(exercises_url(world.plan_id).removeprefix(PUBLIC_URL)).text
     assert '<html lang="es">' in html and "Sus ejercicios" in html
     assert "Cruce el tobillo derecho sobre la rodilla izquierda." in html
-    assert "Mantenga 30 segundos, 3 veces por lado." in html and "le baja por la pierna" in html
+    assert "Mantenga 30 segundos. Hágalo 3 veces por lado." in html and "le bajan por la pierna" in html
 
 
 def test_with_none_picked_the_page_says_do_the_stretches_your_practitioner_showed_you(http: TestClient) -> None:

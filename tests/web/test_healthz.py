@@ -36,3 +36,25 @@ def test_healthz_is_503_when_beat_never_ticked() -> None:
 def test_livez_answers_while_the_web_process_runs_even_when_beat_is_down() -> None:
     answer = TestClient(create_app()).get("/livez")
     assert answer.status_code == 200 and answer.json() == {"ok": True}
+
+
+def test_healthz_is_503_with_its_json_when_the_database_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engage.config import get_settings
+
+    monkeypatch.setenv("ENGAGE_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nothing")
+    get_settings.cache_clear()
+    answer = TestClient(create_app()).get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json()["ok"] is False and answer.json()["problems"] == ["database unreachable"]
+
+
+def test_healthz_is_503_while_a_provider_refuses_every_send() -> None:
+    heartbeat.record_tick()
+    heartbeat.record_tick(name=heartbeat.PROVIDER_OK.format(channel="email"))
+    heartbeat.record_tick(name=heartbeat.PROVIDER_FAILING.format(channel="sms"))
+    answer = TestClient(create_app()).get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json()["problems"] == ["sms provider failing"]
+    assert answer.json()["providers"]["email"]["failing"] is False
+    heartbeat.record_tick(name=heartbeat.PROVIDER_OK.format(channel="sms"))  # it takes messages again
+    assert TestClient(create_app()).get("/healthz").status_code == 200

@@ -281,7 +281,7 @@ def test_thank_you_page_repeats_the_safety_line_for_a_high_score(http: TestClien
     thanks = confirm(http, prompt, score)
 
     assert ("If your pain gets much worse" in thanks) is high
-    assert ('href="tel:911"' in thanks) is high
+    assert ("Go to the ER or call 911 now for new bladder or bowel trouble" in thanks) is high
     with session_scope() as session:
         flagged = session.scalars(select(AuditEvent).where(AuditEvent.action == "outcome.flagged_for_practitioner"))
         assert len(flagged.all()) == (1 if high else 0)

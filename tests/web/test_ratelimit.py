@@ -74,3 +74,39 @@ def test_an_unreadable_rate_stops_the_app_at_start(sqlite_url: str, monkeypatch:
 
     with pytest.raises(ValueError, match="ENGAGE_RATE_LIMIT_LOGIN"):
         create_app()
+
+
+def _api_token(email: str = "admin@clinic.example") -> str:
+    from engage.db import session_scope
+    from engage.records import api_tokens
+    from tests import seed
+
+    with session_scope() as session:
+        clinic = seed.clinic(session)
+        seed.staff(session, clinic.id, email, "admin")
+        return api_tokens.create_token(session, staff_email=email, label="tests", actor="test")[1]
+
+
+def test_api_requests_are_limited_per_token_from_any_address(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = _api_token()
+    http = app_client(monkeypatch, ENGAGE_RATE_LIMIT_API_PER_TOKEN="3/minute")
+    elsewhere = TestClient(http.app, client=("198.51.100.9", 50000))
+    auth = {"Authorization": f"Bearer {token}"}
+
+    answers = [c.get("/api/v1/patients", headers=auth) for c in (http, elsewhere, http, elsewhere)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[3].headers["content-type"] == "application/problem+json"
+    assert 1 <= int(answers[3].headers["Retry-After"]) <= 60
+
+
+def test_api_requests_are_limited_per_address_before_the_token_is_read(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http = app_client(monkeypatch, ENGAGE_RATE_LIMIT_API_PER_IP="2/minute")
+
+    answers = [http.get("/api/v1/patients", headers={"Authorization": "Bearer guess"}) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [401, 401, 429]
+    assert int(answers[2].headers["Retry-After"]) >= 1
+    assert TestClient(http.app, client=("198.51.100.9", 50000)).get("/api/v1/patients").status_code == 401

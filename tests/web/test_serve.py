@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -203,3 +204,89 @@ def test_a_client_that_trickles_its_headers_is_cut_off_after_the_header_timeout(
         assert kept_alive.recv(1) == b""
         assert time.monotonic() - started < 4  # the header timeout (1 s), not the keep-alive timeout (5 s)
     assert httpx.get(served.url + "/healthz").status_code in (200, 503)  # others are served as before
+
+
+SLOW_POST = (
+    b"POST /login HTTP/1.1\r\nHost: engage.test\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    b"Content-Length: 100000\r\n\r\n"
+)
+
+
+def _slow_bodies(port: int, count: int, source: str) -> list[socket.socket]:
+    """``count`` connections from ``source`` (another loopback address) that send headers and then no body."""
+    opened = []
+    for _ in range(count):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+        with contextlib.suppress(OSError):  # refused at once: over the per-address cap
+            conn.sendall(SLOW_POST)
+        opened.append(conn)
+    return opened
+
+
+def _closed_by_server(conn: socket.socket) -> bool:
+    conn.settimeout(0.01)
+    try:
+        return conn.recv(1024) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_livez_answers_during_99_slow_bodies_which_are_cut_by_rate_and_address(serve: Callable[..., Served]) -> None:
+    # The attack: 99 sockets send Content-Length: 100000 and then a byte every 3 s. With the default
+    # --limit-concurrency 100 they once filled the server: /livez and every route answered 503.
+    served = serve("--max-connections-per-ip", "20", "--body-timeout", "30")
+    attackers = _slow_bodies(served.port, 99, "127.0.0.2")
+    try:
+        started = time.monotonic()
+        answers = []
+        while time.monotonic() - started < 9:
+            answers.append(httpx.get(served.url + "/livez", timeout=5).status_code)
+            for conn in attackers:
+                with contextlib.suppress(OSError):
+                    conn.send(b"a")  # a byte now and then: never a whole body
+            time.sleep(1.5)
+        assert answers and set(answers) == {200}
+        # 79 were refused at once (over 20 from one address); the 20 let in were cut for their rate
+        assert all(_closed_by_server(conn) for conn in attackers)
+        assert "more than 20 open from one address" in served.log()
+        assert "slower than 1024 bytes/s" in served.log()
+    finally:
+        for conn in attackers:
+            conn.close()
+
+
+def test_a_body_that_keeps_a_good_rate_but_never_ends_is_cut_at_the_body_timeout(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve("--body-timeout", "2", "--min-body-rate", "10")
+    with socket.create_connection(("127.0.0.1", served.port)) as conn:
+        conn.sendall(SLOW_POST)
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 6 and not closed:
+            with contextlib.suppress(OSError):
+                conn.sendall(b"a" * 50)  # 100 bytes/s: above the minimum rate
+            time.sleep(0.5)
+            closed = _closed_by_server(conn)
+        assert closed and time.monotonic() - started < 4
+    assert "not complete within 2 s" in served.log()
+
+
+def _login_statuses(served: Served, forwarded_for: list[str]) -> list[int]:
+    return [
+        httpx.post(served.url + "/login", headers={"X-Forwarded-For": ip}, data={"email": "x"}, timeout=10).status_code
+        for ip in forwarded_for
+    ]
+
+
+def test_x_forwarded_for_is_ignored_unless_the_connection_comes_from_a_trusted_proxy(
+    serve: Callable[..., Served], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENGAGE_RATE_LIMIT_LOGIN", "2/minute")
+    rotating = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+    # The default trusts nobody, loopback included: a rotated header does not buy fresh per-IP allowances.
+    assert _login_statuses(serve(), rotating)[-1] == 429
+    monkeypatch.setenv("ENGAGE_TRUSTED_PROXIES", "127.0.0.1")
+    assert 429 not in _login_statuses(serve(), rotating)  # behind a configured proxy, each client counts alone

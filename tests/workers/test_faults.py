@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from engage.config import get_settings
 from engage.db import session_scope
+from engage.ops import status as ops_status
 from engage.records.models import Message, MessageStatus
 from tests.bench.bench_delivery import child_env, process_tree, seed_due_messages, start_beat, start_worker, stop
 from tests.fakes.provider_server import FakeProviders
@@ -294,7 +295,10 @@ def test_provider_outage_of_a_minute_then_everything_sent_once(
     pipe = pipeline_factory(private_redis.url)
     pipe.worker("w1")
     pipe.beat()
+    # The outage shows in /healthz and `engage status` within a few ticks of the first refusals.
+    wait_for(lambda: "sms provider failing" in ops_status.health()[1]["problems"], 30, "provider outage not visible")
     wait_until_settled(ids, timeout=120)
+    assert ops_status.health()[1]["providers"]["sms"]["failing"] is False  # it took messages again
     assert_each_sent_once(pipe, ids, max_unknown=0)
     requests = fake.sms_requests() + fake.email_requests()
     refused = [r for r in requests if r["status"] == 503]
@@ -343,3 +347,35 @@ def test_emails_go_out_while_rate_limited_sms_wait_for_their_slots(
     assert sms[-1] - sms[0] >= 32 / 4 - 1.5, "the SMS were not held to their rate"
     # The emails do not queue behind the SMS backlog: they are all out well before the last SMS.
     assert emails[-1] < sms[-1] - 2, (emails[-1] - sms[0], sms[-1] - sms[0])
+
+
+def test_ticks_keep_their_time_while_rate_limited_sms_wait_for_slots(
+    pipeline_factory: Callable[..., Pipeline], private_redis: PrivateRedis, fake: FakeProviders
+) -> None:
+    from engage.delivery.heartbeat import last_tick
+
+    ids = seed(48, 0)
+    # 48 SMS at 4 a second take 12 s. Claimed all at once they would fill both pool processes with batches
+    # waiting for slots, and the 1 s ticks would wait behind them.
+    pipe = pipeline_factory(
+        private_redis.url,
+        ENGAGE_SMS_RATE_PER_SECOND="4",
+        ENGAGE_SEND_BATCH="8",
+        ENGAGE_SEND_SOFT_TIME_LIMIT="20",
+        ENGAGE_STALE_SENDING_SECONDS="60",
+        ENGAGE_STALE_QUEUED_SECONDS="60",
+    )
+    pipe.worker("w1", concurrency=2)
+    pipe.beat()
+    wait_for(lambda: last_tick().last_tick_at is not None, 30, "first tick")
+    worst = 0.0
+    deadline = time.monotonic() + 90
+    while any(s in IN_FLIGHT for s in statuses(ids).values()) and time.monotonic() < deadline:
+        worst = max(worst, last_tick().age_seconds or 0.0)
+        time.sleep(0.2)
+    wait_until_settled(ids, timeout=5)
+    assert_each_sent_once(pipe, ids, max_unknown=0)
+    sms = sorted(r["received_at"] for r in fake.sms_requests(accepted_only=True))
+    assert sms[-1] - sms[0] >= 48 / 4 - 2, "the SMS were not held to their rate"
+    # A 1 s tick is never more than a few seconds old (stale, on /healthz, after three).
+    assert worst < 3.0, f"a tick waited {worst:.1f}s behind rate-limited sends"

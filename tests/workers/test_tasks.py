@@ -222,7 +222,7 @@ def test_beat_posts_outgoing_webhooks_every_tick_on_their_own_queue() -> None:
     assert result.stdout.split() == ["engage.deliver_webhooks", "3.0", "engage.webhooks", "engage.webhooks"]
 
 
-def test_deliver_webhooks_posts_due_events_through_a_worker(worker: Any) -> None:
+def test_deliver_webhooks_posts_due_events_through_a_worker(worker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from engage.conversation.outcomes import record_staff_outcome
     from engage.integrations.endpoints import create_endpoint
     from engage.records.outgoing_webhooks import EventStatus, WebhookEvent
@@ -230,6 +230,8 @@ def test_deliver_webhooks_posts_due_events_through_a_worker(worker: Any) -> None
     from tests.fakes.webhook_receiver import WebhookReceiver
     from workers.tasks import deliver_webhooks
 
+    monkeypatch.setenv("ENGAGE_WEBHOOK_ALLOW_LOCAL", "1")  # the receiver is on this machine
+    get_settings.cache_clear()
     with WebhookReceiver() as receiver:
         with session_scope() as session:
             clinic = seed.clinic(session)

@@ -6,18 +6,46 @@ function the CLI calls, and answers JSON (errors: RFC 9457 problem+json).
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from engage import __version__
-from engage.web.api import csv_sync, enrollments, fhir, messages, patients, plans, problems, sync, webhooks
+from engage.web import ratelimit
+from engage.web.api import (
+    csv_sync,
+    enrollments,
+    fhir,
+    messages,
+    outcomes,
+    patients,
+    plans,
+    problems,
+    sync,
+    webhooks,
+)
 
 VENDOR = Path(__file__).resolve().parent.parent / "static" / "vendor"
 SWAGGER_UI = "swagger-ui-5.35.0"
+DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>engage API</title>
+<link rel="stylesheet" href="{css}">
+<link rel="icon" href="data:,">
+</head>
+<body>
+<div id="swagger-ui" data-openapi-url="{openapi}"></div>
+<script src="{js}"></script>
+<script src="/static/api-docs.js"></script>
+</body>
+</html>
+"""
 DESCRIPTION = """\
 engage's JSON API. Authenticate with `Authorization: Bearer <token>` (make one with
 `engage token create --staff EMAIL --label LABEL`); a token acts as its staff user, in
@@ -42,14 +70,15 @@ def create_api() -> FastAPI:
 
     @api.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
-        """Swagger UI from our own copy (static/vendor), so the page works offline and leaks no visit to a CDN."""
+        """Swagger UI from our own copy (static/vendor), so the page works offline and leaks no visit to a CDN;
+        started by /static/api-docs.js rather than an inline script, so the page keeps the site's CSP."""
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
-            openapi_url=f"{root}/openapi.json",
-            title="engage API",
-            swagger_js_url=f"{root}/assets/{SWAGGER_UI}-bundle.min.js",
-            swagger_css_url=f"{root}/assets/{SWAGGER_UI}.min.css",
-            swagger_favicon_url="data:,",
+        return HTMLResponse(
+            DOCS_PAGE.format(
+                css=html.escape(f"{root}/assets/{SWAGGER_UI}.min.css"),
+                js=html.escape(f"{root}/assets/{SWAGGER_UI}-bundle.min.js"),
+                openapi=html.escape(f"{root}/openapi.json"),
+            )
         )
 
     # sync first: its literal /by-external-id/ paths must win over /patients/{patient_id}.
@@ -63,7 +92,8 @@ def create_api() -> FastAPI:
         fhir.router,
         csv_sync.router,
         webhooks.router,
+        outcomes.router,
     ):
-        api.include_router(router, prefix="/v1")
+        api.include_router(router, prefix="/v1", dependencies=[Depends(ratelimit.api_per_ip)])
     problems.install(api)
     return api

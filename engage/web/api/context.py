@@ -23,21 +23,28 @@ from engage.errors import InvalidInput
 from engage.records import api_tokens, idempotency
 from engage.records.api_tokens import Caller
 from engage.records.roles import Action, may
+from engage.web import ratelimit
 
 T = TypeVar("T")
+#: The largest id a row can have (an INTEGER column).
+MAX_ID = 2**31 - 1
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `engage token create` (acts as its staff user)")
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="engage"'}
 
 
-def current_caller(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
-    """The token's staff user, or 401 (no token, unknown, revoked, or staff deactivated)."""
+def current_caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Caller:
+    """The token's staff user, or 401 (no token, unknown, revoked, or staff deactivated); 429 past the token's
+    request rate (``ENGAGE_RATE_LIMIT_API_PER_TOKEN``)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "send an API token: Authorization: Bearer <token>", headers=_UNAUTHORIZED)
     with session_scope() as session:
         caller = api_tokens.authenticate(session, credentials.credentials)
     if caller is None:
         raise HTTPException(401, "this API token is unknown or revoked", headers=_UNAUTHORIZED)
+    ratelimit.api_per_token.check(request, f"token:{caller.token_id}")
     return caller
 
 
@@ -118,9 +125,12 @@ def decode_cursor(cursor: str | None) -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "id":
+        if prefix != "id" or not value.isascii():
             raise ValueError
-        return int(value)
+        before = int(value)
+        if not 0 < before <= MAX_ID:  # a bigger id would overflow the id column: no row has it
+            raise ValueError
+        return before
     except ValueError:
         raise InvalidInput(
             "this cursor is not one the API gave out; start again without it", field="query:cursor"

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from sqlalchemy.orm import Session
 
-from engage.content.exercises import set_plan_exercises
 from engage.errors import InvalidInput
 from engage.records import plans
 from engage.records.lookup import get_in_clinic
@@ -15,6 +14,7 @@ from engage.records.models import Appointment, AppointmentStatus, Patient, Treat
 from engage.schedule import appointments
 from engage.schedule.durations import parse_duration
 from engage.schedule.enrollments import enroll
+from engage.schedule.plan_exercises import choose_exercises
 from engage.web.api.context import CallerDep, ExercisePicker, IdempotencyKeyHeader, PlansWriter, read, write
 from engage.web.api.problems import errors
 from engage.web.api.schemas import AppointmentIn, AppointmentOut, AppointmentPatch, ExercisesIn, PlanIn, PlanOut
@@ -44,6 +44,7 @@ def plan_out(plan: TreatmentPlan, enrollment_id: int | None = None) -> dict[str,
         "appointments": [plans.appointment_json(a) for a in plan.appointments],
         "enrollment_id": enrollment_id,
         "exercises": list(plan.exercises or []),
+        "practitioner_id": plan.practitioner_id,
     }
 
 
@@ -73,6 +74,7 @@ def create_plan(body: PlanIn, request: Request, caller: PlansWriter, key: Idempo
             external_id=body.external_id,
             actor=caller.actor,
             allow_past=body.allow_past,
+            practitioner_id=body.practitioner_id,
         )
         enrollment_id = None
         if body.sequence:
@@ -102,7 +104,7 @@ def put_exercises(plan_id: PlanId, body: ExercisesIn, request: Request, caller: 
     def work(session: Session) -> dict[str, Any]:
         found: TreatmentPlan = get_in_clinic(session, TreatmentPlan, plan_id, caller.clinic_id)
         try:
-            return plan_out(set_plan_exercises(session, found.id, body.exercises, actor=caller.actor))
+            return plan_out(choose_exercises(session, found.id, body.exercises, actor=caller.actor))
         except InvalidInput as exc:
             raise InvalidInput(str(exc), field="exercises") from None
 

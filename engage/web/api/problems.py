@@ -12,9 +12,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
-from engage.errors import InvalidInput, NotFound
+from engage.errors import Conflict, InvalidInput, NotFound
 
 PROBLEM = "application/problem+json"
 _TITLES = {
@@ -27,6 +28,11 @@ _TITLES = {
     413: "Request body too large",
     422: "Invalid input",
 }
+
+
+#: What a request hears when the database refuses one of its values (an id past the column's range, say):
+#: the route's own checks let it through, but it is still the client's value, not a server fault.
+OUT_OF_RANGE = "a value in the request is out of the range engage stores (an id or a number too large)"
 
 
 def problem(
@@ -76,6 +82,21 @@ def install(app: FastAPI) -> None:
             where = {} if error.where in ("", "body") else {"record": error.where}
             errors.append({**(_field(error.field) if error.field else {}), **where, "detail": error.message})
         return problem(422, str(exc), errors)
+
+    @app.exception_handler(DataError)
+    async def out_of_range(_request: Request, _exc: DataError) -> JSONResponse:
+        return problem(422, OUT_OF_RANGE)
+
+    @app.exception_handler(OperationalError)
+    async def too_slow(request: Request, exc: OperationalError) -> Any:
+        from engage.web.middleware import query_too_slow  # the one rule for every route
+
+        return await query_too_slow(request, exc)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        errors = [{**_field(exc.field), "detail": str(exc)}] if exc.field else None
+        return problem(409, str(exc), errors)
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:

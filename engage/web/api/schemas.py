@@ -134,6 +134,7 @@ class AppointmentOut(BaseModel):
         None, description="When the patient asked, by SMS, to be called to rebook"
     )
     external_id: MaybeExternalId = Field(None, examples=["V-881"], description="Your system's id for the visit")
+    practitioner_id: int | None = Field(None, examples=[3], description="engage's id of who sees the patient")
 
 
 class PlanSummary(BaseModel):
@@ -146,6 +147,7 @@ class PlanSummary(BaseModel):
         None, examples=["PMS-10042/dry-needling-sciatica"], description="Your system's id for the plan"
     )
     appointments: list[AppointmentOut] = Field(description="The plan's appointments, in start order")
+    practitioner_id: int | None = Field(None, examples=[3], description="engage's id of who treats")
 
 
 class PatientOut(BaseModel):
@@ -200,6 +202,7 @@ class PlanIn(Input):
     external_id: MaybeExternalId = None
     sequence: MaybeSequenceKey = Field(None, description="Enroll the new plan into this sequence right away")
     allow_past: AllowPast = False
+    practitioner_id: int | None = Field(None, examples=[3], description="Who treats: one of the clinic's practitioners")
 
 
 class PlanOut(PlanSummary):
@@ -265,6 +268,12 @@ class AppointmentUpsert(Input):
     status: Literal["booked", "cancelled", "completed", "no_show"] = Field(
         "booked", examples=["booked"], description="booked, cancelled, completed or no_show"
     )
+    practitioner_external_id: MaybeExternalId = Field(
+        None, examples=["DR-7"], description="Who sees the patient, by your system's id"
+    )
+    practitioner_name: str | None = Field(
+        None, max_length=200, examples=["Dr. Lee"], description="Their name: adds a practitioner new to engage"
+    )
 
 
 class EnrollmentIn(Input):
@@ -311,6 +320,10 @@ class OutcomeOut(BaseModel):
     recorded_at: UtcTime = Field(description="When it was recorded, UTC")
     source: str = Field(examples=["sms"], description="sms, sms_unsolicited, email or staff")
     prompt_message_id: int | None = Field(examples=[3057], description="The reassessment message it answers")
+    measure: Literal["nprs", "psfs"] = Field(
+        "nprs", examples=["nprs"], description="nprs: pain 0-10; psfs: one activity's 0-10"
+    )
+    item: str | None = Field(None, examples=["climbing stairs"], description="The PSFS activity it rates")
 
 
 class InboxItem(BaseModel):

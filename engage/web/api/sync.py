@@ -73,6 +73,8 @@ def put_appointment(external_id: ExternalIdPath, body: AppointmentUpsert, reques
             status=body.status,
             sequence=body.sequence,
             plan_external_id=body.plan_external_id,
+            practitioner_external_id=body.practitioner_external_id,
+            practitioner_name=body.practitioner_name,
             where="body",
         )
         report = apply_sync(session, caller.clinic_id, [], [record], actor=caller.actor)

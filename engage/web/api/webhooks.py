@@ -35,7 +35,7 @@ class EndpointIn(Input):
         min_length=1,
         max_length=500,
         examples=["https://pms.example.org/engage-events"],
-        description="https:// (plain http only to this machine, for trying a receiver out)",
+        description="https:// (public addresses; plain http only in development)",
     )
     label: str = Field("", max_length=100, examples=["PMS sync"], description="What the endpoint is for")
 

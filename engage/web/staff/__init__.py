@@ -20,6 +20,9 @@ from engage.web.staff import (
     auth,
     inbox,
     messages,
+    mfa,
+    mfa_login,
+    outcomes,
     patient_page,
     patients,
     plans,
@@ -30,7 +33,7 @@ from engage.web.staff import (
 from engage.web.staff.pages import Refused, refused_redirect, render
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-_NOT_STAFF = ("/api/", "/webhooks/", "/u/", "/r/", "/x/", "/metrics", "/healthz")
+_NOT_STAFF = ("/api/", "/webhooks/", "/u/", "/r/", "/x/", "/q/", "/metrics", "/healthz")
 _TITLES = {403: "Not allowed", 404: "Not found", 405: "Not allowed", 429: "Too many requests"}
 
 
@@ -38,6 +41,8 @@ def install(app: FastAPI) -> None:
     """Add the staff pages to ``app``."""
     for module in (
         auth,
+        mfa_login,
+        mfa,
         today,
         patients,
         patient_page,
@@ -47,11 +52,13 @@ def install(app: FastAPI) -> None:
         sequences,
         settings,
         appointment_import,
+        outcomes,
     ):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(auth.SignInRequired, auth.sign_in_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(Refused, refused_redirect)  # type: ignore[arg-type]
+    app.add_exception_handler(auth.EnrollmentRequired, auth.enrollment_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
 
 

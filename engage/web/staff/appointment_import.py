@@ -160,7 +160,7 @@ def apply_file(
         text = base64.urlsafe_b64decode(content.encode()).decode()
     except ValueError:  # not base64, or not UTF-8 inside
         text = ""
-    if not text or not hmac.compare_digest(seal, seal_for(staff, text)):
+    if not text or not hmac.compare_digest(seal.encode(), seal_for(staff, text).encode()):
         return _page(
             request,
             staff,

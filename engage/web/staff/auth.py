@@ -21,10 +21,12 @@ from starlette.exceptions import HTTPException
 from engage import metrics
 from engage.config import get_settings
 from engage.db import session_scope
+from engage.records import factors
 from engage.records import staff as accounts
 from engage.records.roles import Action
 from engage.records.staff_sessions import end_session, resume_session, start_session
 from engage.web import ratelimit
+from engage.web.staff import pending
 from engage.web.staff.pages import Staff, redirect, render
 
 SESSION_COOKIE = "engage_session"
@@ -38,6 +40,13 @@ class SignInRequired(Exception):
 
     def __init__(self, next_url: str) -> None:
         self.next_url = next_url
+
+
+class EnrollmentRequired(Exception):
+    """Signed in, but the clinic requires a second factor they do not have: pages redirect to enrollment."""
+
+
+ENROLL_URL = "/account/security"
 
 
 def _secure_cookies() -> bool:
@@ -59,27 +68,38 @@ def _load(token: str | None) -> Staff | None:
             name=staff.name,
             role=staff.role,
             csrf_token=signed_in.csrf_token,
+            enroll=factors.enrollment_needed(session, staff),
         )
 
 
-def current_staff(
+def current_staff(enrolling: Annotated[Staff, Depends(signed_in_staff)]) -> Staff:
+    """The signed-in staff member (:func:`signed_in_staff`); ``EnrollmentRequired`` when the clinic's MFA rule
+    covers them and they have no second factor yet."""
+    if enrolling.enroll:
+        raise EnrollmentRequired()
+    return enrolling
+
+
+def signed_in_staff(
     request: Request,
     x_csrf_token: Annotated[str | None, Header()] = None,
     csrf_token: Annotated[str | None, Form()] = None,
 ) -> Staff:
     """The signed-in staff member; ``SignInRequired`` otherwise. POSTs must carry the session's CSRF token:
-    the ``X-CSRF-Token`` header (htmx) or else the form's ``csrf_token`` field."""
+    the ``X-CSRF-Token`` header (htmx) or else the form's ``csrf_token`` field. Lets a staff member without a
+    required second factor through: only the enrollment pages use it directly."""
     staff = _load(request.cookies.get(SESSION_COOKIE))
     if staff is None:
         raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     if request.method not in ("GET", "HEAD"):
         given = x_csrf_token if x_csrf_token is not None else csrf_token
-        if not given or not hmac.compare_digest(given, staff.csrf_token):
+        if not given or not hmac.compare_digest(given.encode(), staff.csrf_token.encode()):
             raise HTTPException(status_code=403, detail="the form expired or did not come from engage; reload the page")
     return staff
 
 
 CurrentStaff = Annotated[Staff, Depends(current_staff)]
+EnrollingStaff = Annotated[Staff, Depends(signed_in_staff)]
 
 
 def staff_may(action: Action) -> Callable[[Staff], Staff]:
@@ -136,14 +156,31 @@ def login_form(request: Request, next: str | None = None) -> Response:  # noqa: 
     return _login_page(request, _safe_next(next))
 
 
-def _sign_in(email: str, password: str, ip: str | None) -> str:
+def _sign_in(email: str, password: str, ip: str | None) -> str | pending.Pending:
+    """A new session's token, or the pending sign-in when a second factor must follow the password."""
     with session_scope() as session:
         try:
             staff = accounts.authenticate(session, email, password, ip)
         except accounts.LoginRefused:
             session.commit()  # keep the failure count
             raise
+        if factors.has_second_factor(session, staff.id):
+            return pending.Pending(staff.id, pending.password_digest(staff.password_hash))
         return start_session(session, staff)
+
+
+def set_session_cookie(response: Response, token: str) -> None:
+    """Hand the browser its session (after the password, and the second factor when there is one)."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        path="/",
+        secure=_secure_cookies(),
+        max_age=int(get_settings().session_absolute_hours * 3600),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
 
 
 @router.post("/login", response_class=HTMLResponse, dependencies=[Depends(ratelimit.login)])
@@ -156,7 +193,7 @@ def login(
 ) -> Response:
     next_url = _safe_next(next)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
-    if not csrf_token or not hmac.compare_digest(csrf_token, expected):
+    if not csrf_token or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
         return _login_page(request, next_url, "The sign-in form expired; please try again.", email, 400)
     ip = request.client.host if request.client else None
     try:
@@ -170,18 +207,13 @@ def login(
     except accounts.LoginRefused:
         metrics.record_login("failed")
         return _login_page(request, next_url, "Wrong email address or password.", email, 401)
+    if isinstance(token, pending.Pending):  # the password was right; the second factor comes next
+        response = redirect("/login/verify?next=" + quote(next_url, safe=""))
+        pending.set_pending(response, token.staff_id, token.password_digest)
+        return response
     metrics.record_login("ok")
     response = redirect(next_url)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        path="/",
-        secure=_secure_cookies(),
-        max_age=int(get_settings().session_absolute_hours * 3600),
-    )
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    set_session_cookie(response, token)
     return response
 
 
@@ -196,6 +228,13 @@ def logout(request: Request, staff: CurrentStaff) -> Response:
     response = redirect("/login", "You are signed out.")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+def enrollment_redirect(request: Request, exc: EnrollmentRequired) -> Response:
+    """The app's handler for ``EnrollmentRequired``."""
+    if request.headers.get("hx-request"):
+        return Response(status_code=401, headers={"HX-Redirect": ENROLL_URL})
+    return redirect(ENROLL_URL, "Your clinic requires a second factor: set one up to continue.")
 
 
 def sign_in_redirect(request: Request, exc: SignInRequired) -> Response:

@@ -13,6 +13,7 @@ from engage.db import session_scope
 from engage.delivery.overview import MessageFilter, list_messages, messages_csv
 from engage.delivery.resolve import resolve_message
 from engage.errors import InvalidInput
+from engage.records.audit import record_export
 from engage.records.models import Channel, Clinic, MessageStatus
 from engage.web.staff.auth import CurrentStaff, MessageResolver
 from engage.web.staff.loaders import get_message_for
@@ -74,6 +75,19 @@ def message_csv(
         flt = MessageFilter.parse(status, channel, template, date_from, date_to)
     except InvalidInput as exc:
         return Response(str(exc), status_code=400, media_type="text/plain")
+
+    with session_scope() as session:
+        record_export(
+            session,
+            clinic_id=staff.clinic_id,
+            actor=staff.email,
+            what="messages",
+            status=status,
+            channel=channel,
+            template=template,
+            date_from=date_from,
+            date_to=date_to,
+        )
 
     def chunks():  # type: ignore[no-untyped-def]
         with session_scope() as session:

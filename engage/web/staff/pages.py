@@ -42,6 +42,8 @@ class Staff:
     name: str
     role: Role
     csrf_token: str
+    #: The clinic's MFA rule covers them and they have no second factor: every page sends them to enrollment.
+    enroll: bool = False
 
     def may(self, action: Action | str) -> bool:
         return may(self.role, action)

@@ -25,8 +25,8 @@ from engage.conversation.outcomes import list_outcomes, record_staff_outcome
 from engage.db import session_scope
 from engage.delivery.providers.base import OutgoingSms
 from engage.delivery.send_checks import render as render_message
-from engage.records.audit import patient_history
-from engage.records.models import Channel, ConsentEvent, Enrollment, Patient
+from engage.records.audit import patient_history, record_view
+from engage.records.models import Channel, ConsentEvent, Enrollment, Measure, Patient
 from engage.schedule.enrollments import timeline
 from engage.schedule.explain import describe_result
 from engage.schedule.patient_changes import set_consent
@@ -64,7 +64,7 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
         select(Enrollment).where(Enrollment.patient_id == patient.id).order_by(Enrollment.id)
     ):
         enrollments.setdefault(enrollment.plan_id, []).append(enrollment)
-    outcomes = list_outcomes(session, patient.id)
+    outcomes = list_outcomes(session, patient.id, Measure.NPRS)
     scores = [{"when": local(o.recorded_at, tz, "%d %b %Y"), "score": o.score} for o in outcomes]
     return PatientView(
         patient=patient,
@@ -90,6 +90,7 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
 def patient_page(request: Request, staff: CurrentStaff, patient_id: int) -> HTMLResponse:
     with session_scope() as session:
         view = patient_view(session, staff, patient_id)
+        record_view(session, clinic_id=staff.clinic_id, actor=staff.email, patient_id=patient_id)
         # Rendered inside the session: the page walks plans and appointments lazily.
         return render(request, "patient.html", staff, nav="patients", v=view, p=view.patient)
 

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 
-from engage.content.exercises import set_plan_exercises
 from engage.db import session_scope
 from engage.errors import InvalidInput, NotFound
 from engage.records.models import AppointmentStatus
 from engage.records.plans import create_plan
 from engage.schedule import appointments, enrollments
 from engage.schedule.explain import describe_result, preview_enrollment
+from engage.schedule.plan_exercises import choose_exercises
 from engage.schedule.sequences import get_sequence
 from engage.web.staff.auth import ExercisePicker, PlansEditor
 from engage.web.staff.loaders import get_appointment_for, get_enrollment_for, get_patient_for, get_plan_for
@@ -100,7 +100,7 @@ def plan_exercises(staff: ExercisePicker, plan_id: int, exercises: Annotated[lis
     with session_scope() as session:
         back = f"/patients/{get_plan_for(session, staff, plan_id).patient_id}#exercises-{plan_id}"
         with refusing("Exercises not changed", back):
-            chosen = set_plan_exercises(session, plan_id, exercises, actor=staff.email).exercises
+            chosen = choose_exercises(session, plan_id, exercises, actor=staff.email).exercises
     return redirect(back, f"Exercises for plan {plan_id}: {', '.join(chosen) if chosen else 'none picked'}.")
 
 

@@ -146,7 +146,11 @@ def create_token(
     with refusing("Creating the token failed", "/settings#tokens", NotFound), session_scope() as session:
         account = get_staff_user_for(session, staff, _int_id(owner)) if owner else None
         _, token = api_tokens.create_token(
-            session, staff_email=account.email if account else staff.email, label=label, actor=staff.email
+            session,
+            staff_email=account.email if account else staff.email,
+            label=label,
+            actor=staff.email,
+            clinic_id=staff.clinic_id,
         )
     return _page(request, staff, new_token=token)
 

@@ -34,6 +34,7 @@ from engage.config import get_settings
 from engage.db import session_scope
 from engage.delivery.email_events import apply_email_events
 from engage.delivery.providers.sendgrid import normalize_events
+from engage.web.nul import strip_nul
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -82,7 +83,7 @@ async def events(request: Request) -> Response:
         )
         return PlainTextResponse("forbidden", status_code=403)
     try:
-        batch = json.loads(body)
+        batch = strip_nul(json.loads(body))  # after the signature check, which covers the raw body
     except ValueError:
         return PlainTextResponse("body is not JSON", status_code=400)
     if not isinstance(batch, list):

@@ -4,45 +4,35 @@ Both verify ``X-Twilio-Signature`` with Twilio's own ``RequestValidator`` agains
 ``ENGAGE_PUBLIC_URL`` + path (+ query) and the form fields: 403 when it is missing or
 wrong, or when no auth token is configured (an unverifiable webhook is never trusted).
 
-Inbound: handed to :func:`engage.conversation.inbound.receive_sms`, which stores it once per
-``MessageSid``, acts on it and picks the answer (TwiML with one message, or none).
+Inbound: handed to :func:`engage.conversation.inbound.receive_sms` (through
+:mod:`engage.delivery.twilio_events`), which stores it once per ``MessageSid``, acts on it and
+picks the answer (TwiML with one message, or none). While the database is down the message is
+held in Redis (:mod:`engage.delivery.spool`) and answered 200: Twilio never retries an inbound
+message, and a lost STOP would let us text a patient who said stop.
 
 Status: the message is found by our id in the callback URL (``?m=``), else by Twilio's
-sid; an unknown one is answered 200 and ignored, so Twilio stops retrying.
+sid; an unknown one is answered 200 and ignored, so Twilio stops retrying. Held like an
+inbound message while the database is down.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from engage.config import get_settings
-from engage.conversation.consent import record_consent
-from engage.conversation.inbound import InboundSms, receive_sms
 from engage.db import session_scope
-from engage.delivery.status import apply_status, twilio_status
-from engage.records.models import (
-    Channel,
-    ConsentState,
-    Message,
-)
-from engage.schedule.reconcile import reconcile_patient
+from engage.delivery import spool, twilio_events
+from engage.web.nul import strip_nul
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-
-PROVIDER = "twilio"
-_ID = re.compile(r"[0-9]{1,9}")  # ASCII digits only, and small enough for an INTEGER column
-UNSUBSCRIBED_CODE = "21610"  # "Attempt to send to unsubscribed recipient": the carrier holds a STOP
 
 
 # --- signature ---------------------------------------------------------------------------------
@@ -82,7 +72,8 @@ async def verified_fields(request: Request) -> dict[str, str] | None:
             url.split("?", 1)[0],
         )
         return None
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    # The signature covers the fields as sent; a NUL (which no database column takes) goes only after it is checked.
+    return {strip_nul(key): strip_nul(value) for key, value in form.items() if isinstance(value, str)}
 
 
 def _forbidden() -> Response:
@@ -101,25 +92,32 @@ def _twiml(reply: str | None) -> Response:
 
 @router.post("/webhooks/twilio/inbound")
 async def inbound(request: Request) -> Response:
-    """An SMS a patient sent us. Replies with TwiML (one message or none)."""
+    """An SMS a patient sent us. Replies with TwiML (one message or none); 503 only when it could not be kept."""
     fields = await verified_fields(request)
     if fields is None:
         return _forbidden()
-    reply = await run_in_threadpool(handle_inbound, fields)
+    try:
+        reply = await run_in_threadpool(handle_inbound, fields)
+    except spool.SpoolUnavailable:
+        return PlainTextResponse("unavailable", status_code=503)
     return _twiml(reply)
 
 
 def handle_inbound(fields: Mapping[str, str]) -> str | None:
-    """Store and act on one inbound SMS (Twilio's form fields); returns the reply text, or None for no reply."""
-    sms = InboundSms(
-        sid=(fields.get("MessageSid") or fields.get("SmsSid") or "").strip()[:64] or None,
-        from_phone=(fields.get("From") or "").strip(),
-        to_phone=(fields.get("To") or "").strip(),
-        body=fields.get("Body") or "",
-        messaging_service_sid=fields.get("MessagingServiceSid"),
-    )
-    with session_scope() as session:
-        return receive_sms(session, sms, on_opt_in=reconcile_patient)
+    """Store and act on one inbound SMS (Twilio's form fields); returns the reply text, or None for no reply.
+
+    Twilio never retries an inbound message, so when the database cannot take it the fields are held
+    (:mod:`engage.delivery.spool`) and applied, opt-outs first, before any send once it is back; the
+    answer is then empty (a STOP is confirmed by Twilio itself). Raises ``SpoolUnavailable`` when even
+    that fails.
+    """
+    try:
+        with session_scope() as session:
+            return twilio_events.inbound_sms(session, fields)
+    except spool.DATABASE_DOWN as exc:
+        log.error("twilio inbound: database unavailable (%s); holding the message", type(exc).__name__)
+        spool.hold(spool.INBOUND, fields)
+        return None
 
 
 # --- status callbacks --------------------------------------------------------------------------
@@ -127,54 +125,22 @@ def handle_inbound(fields: Mapping[str, str]) -> str | None:
 
 @router.post("/webhooks/twilio/status")
 async def status(request: Request) -> Response:
-    """A delivery status callback for an SMS we sent. 200 whenever the signature is good."""
+    """A delivery status callback for an SMS we sent. 200 whenever the signature is good and it was kept."""
     fields = await verified_fields(request)
     if fields is None:
         return _forbidden()
-    await run_in_threadpool(handle_status, request.query_params.get("m"), fields)
+    try:
+        await run_in_threadpool(handle_status, request.query_params.get("m"), fields)
+    except spool.SpoolUnavailable:
+        return PlainTextResponse("unavailable", status_code=503)  # Twilio retries a callback that failed
     return Response(status_code=200)
 
 
 def handle_status(message_ref: str | None, fields: Mapping[str, str]) -> None:
-    """Apply one status callback (``message_ref`` is our id from ``?m=``). Unknown messages are ignored."""
-    sid = (fields.get("MessageSid") or fields.get("SmsSid") or "").strip()
-    word = (fields.get("MessageStatus") or fields.get("SmsStatus") or "").strip().lower()
-    error_code = (fields.get("ErrorCode") or "").strip() or None
-    with session_scope() as session:
-        message = _find_message(session, message_ref, sid)
-        if message is None:
-            log.info("twilio status callback for an unknown message ignored")
-            return
-        new = apply_status(
-            session,
-            message,
-            twilio_status(word),
-            provider=PROVIDER,
-            event_id=f"{sid or message.id}:{word}",
-            payload=dict(fields),
-            error_code=error_code,
-            provider_message_id=sid or None,
-            error=f"twilio error {error_code}" if error_code else None,
-        )
-        if new and error_code == UNSUBSCRIBED_CODE:
-            record_consent(
-                session,
-                message.patient_id,
-                Channel.SMS,
-                ConsentState.OPTED_OUT,
-                "twilio_21610",
-                f"message {message.id}",
-            )
-
-
-def _find_message(session: Session, message_ref: str | None, sid: str) -> Message | None:
-    if message_ref and _ID.fullmatch(message_ref):
-        message = session.get(Message, int(message_ref))
-        if message is not None and message.channel is Channel.SMS:
-            return message
-        return None
-    if sid:
-        return session.scalars(
-            select(Message).where(Message.provider_message_id == sid, Message.channel == Channel.SMS).limit(1)
-        ).first()
-    return None
+    """Apply one status callback (``message_ref`` is our id from ``?m=``); held while the database is down."""
+    try:
+        with session_scope() as session:
+            twilio_events.status_callback(session, message_ref, fields)
+    except spool.DATABASE_DOWN as exc:
+        log.error("twilio status callback: database unavailable (%s); holding it", type(exc).__name__)
+        spool.hold(spool.TWILIO_STATUS, {"ref": message_ref, "fields": dict(fields)})

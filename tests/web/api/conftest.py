@@ -41,6 +41,7 @@ def server() -> Iterator[str]:
         "ENGAGE_DATABASE_URL": PG_URL,
         "ENGAGE_SECRET_KEY": "test-secret-key-0123456789",
         "ENGAGE_PUBLIC_URL": "http://engage.test",
+        "ENGAGE_WEBHOOK_ALLOW_LOCAL": "1",  # the webhook tests' receiver listens on this machine
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     proc = subprocess.Popen(

@@ -112,7 +112,11 @@ def test_the_docs_page_loads_swagger_ui_from_engage_itself(server: str) -> None:
     assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page.text)
 
     assert page.status_code == 200 and "/api/openapi.json" in page.text
-    assert sorted(a.rsplit(".", 1)[-1] for a in assets) == ["css", "js"]
+    assert sorted(a.rsplit(".", 1)[-1] for a in assets) == ["css", "js", "js"]  # Swagger UI's two, and its start
     for asset in assets:
-        assert asset.startswith("/api/assets/"), f"{asset}: the page must work offline, without a CDN"
+        assert asset.startswith(("/api/assets/", "/static/")), f"{asset}: the page must work offline, without a CDN"
         assert httpx.get(server + asset, timeout=30).status_code == 200
+    # ... and it keeps a strict CSP: no inline script, never framed
+    assert "<script>" not in page.text
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self';" in policy and "unsafe-inline" not in policy

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
+from engage.config import get_settings
 from engage.db import session_scope
 from engage.integrations import deliver
 from engage.records.models import Role
@@ -23,7 +24,10 @@ from tests.web.api.conftest import World, make_clinic
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    """A receiver on this machine, which engage posts to only with the development setting."""
+    monkeypatch.setenv("ENGAGE_WEBHOOK_ALLOW_LOCAL", "1")
+    get_settings.cache_clear()
     with WebhookReceiver() as server:
         yield server
 

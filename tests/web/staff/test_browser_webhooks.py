@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import func, select
 
+from engage.config import get_settings
 from engage.conversation.consent import record_consent
 from engage.db import session_scope
 from engage.integrations import deliver
@@ -51,12 +52,15 @@ def test_an_admin_adds_a_webhook_endpoint_sees_the_secret_once_and_the_event_it_
     pg_url: str,
     browser: Browser,
     shots: Screenshots,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("ENGAGE_WEBHOOK_ALLOW_LOCAL", "1")  # the receiver is on this machine (this process posts)
+    get_settings.cache_clear()
     with session_scope() as session:
         clinic = seed.clinic(session, name="Back in Motion")
         seed.staff(session, clinic.id, ADMIN, "admin")
         ben_id = seed.patient(session, clinic.id, "Ben", "Okafor", phone="+14155550177", email="ben@example.com").id
-    with WebhookReceiver() as receiver, serve(pg_url) as base:
+    with WebhookReceiver() as receiver, serve(pg_url, env={"ENGAGE_WEBHOOK_ALLOW_LOCAL": "1"}) as base:
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         page.set_default_timeout(20_000)
         page.goto(base + "/settings")
@@ -71,7 +75,7 @@ def test_an_admin_adds_a_webhook_endpoint_sees_the_secret_once_and_the_event_it_
         page.get_by_label("Label (what receives it)").fill("PMS sync")
         page.get_by_role("button", name="Add endpoint").click()
         expect(page.locator("#we-url")).to_have_text(
-            "a webhook URL must use https (plain http only to this machine, for trying it out)"
+            "a webhook URL must use https (plain http only to this machine, in development: ENGAGE_WEBHOOK_ALLOW_LOCAL)"
         )
         expect(page.get_by_label("URL", exact=True)).to_have_attribute("aria-invalid", "true")
         _visit(page, shots, "settings webhook refused")

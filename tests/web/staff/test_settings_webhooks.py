@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from engage import clock
 from engage.clock import utcnow
+from engage.config import get_settings
 from engage.db import session_scope
 from engage.integrations import deliver, endpoints
 from engage.records.models import AuditEvent
@@ -29,11 +30,16 @@ from tests.web.staff.support import HTML, signed_in
 
 ADMIN = "admin@clinic.example"
 SECRET = re.compile(r'<code id="webhook-secret">(whsec_[^<]+)</code>')
-REFUSED_HTTP = "a webhook URL must use https (plain http only to this machine, for trying it out)"
+REFUSED_HTTP = (
+    "a webhook URL must use https (plain http only to this machine, in development: ENGAGE_WEBHOOK_ALLOW_LOCAL)"
+)
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    """A receiver on this machine, which engage posts to only with the development setting."""
+    monkeypatch.setenv("ENGAGE_WEBHOOK_ALLOW_LOCAL", "1")
+    get_settings.cache_clear()
     with WebhookReceiver() as server:
         yield server
 

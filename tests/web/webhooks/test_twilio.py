@@ -217,7 +217,10 @@ def test_keyword_replies_speak_the_patients_language(monkeypatch: pytest.MonkeyP
 
     [stop] = replies(send_sms(http, "STOP").text)
     [unknown] = replies(send_sms(http, "STOP", from_phone="+14155550177").text)
-    assert stop == "Back in Motion: ya no le enviaremos mensajes de texto. Para volver a recibirlos, responda ALTA."
+    assert (
+        stop
+        == "Back in Motion: ya no le enviaremos mensajes de texto. Para volver a recibirlos, responda START o ALTA."
+    )
     assert unknown.startswith("Back in Motion: you are unsubscribed")
 
 

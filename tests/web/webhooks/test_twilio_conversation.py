@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from engage.clock import utcnow
+from engage.content.safety import emergency_rule
 from engage.conversation.consent import current_consent
 from engage.db import session_scope
 from engage.records.models import (
@@ -77,6 +78,7 @@ def appointments(world: World) -> list[Appointment]:
     ("body", "locale", "keyword"),
     [
         ("opt out", "en", "OPTOUT"),
+        ("STOP\x00", "en", "STOP"),  # signed as sent; the NUL goes after the signature check
         ("Stop please", "en", "STOP"),
         ("STOP ALL", "en", "STOPALL"),
         ('"STOP"', "en", "STOP"),
@@ -178,9 +180,13 @@ def test_spanish_opt_in_word_resubscribes(monkeypatch: pytest.MonkeyPatch) -> No
         ("Yes!", "en", "your appointment is confirmed"),
         ("SÍ", "es", "su cita queda confirmada"),
         ("confirm", "en", "your appointment is confirmed"),
+        ("Sí, confirmo", "es", "su cita queda confirmada"),
+        ("confirmado", "es", "su cita queda confirmada"),
+        ("yes I'll be there", "en", "your appointment is confirmed"),
+        ("see you then", "en", "your appointment is confirmed"),
     ],
 )
-def test_confirmation_marks_the_reminded_appointment_confirmed(
+def test_confirmation_marks_the_next_future_visit_never_a_later_one(
     monkeypatch: pytest.MonkeyPatch,
     body: str,
     locale: str,
@@ -190,21 +196,21 @@ def test_confirmation_marks_the_reminded_appointment_confirmed(
     if locale == "es":
         spanish(world)
     first, second = appointments(world)[:2]
-    reminder = add_message(world, template="visit-reminder")
-    with session_scope() as session:  # the reminder that went out was about the second visit
-        session.get_one(Message, reminder).appointment_id = second.id
+    latest = add_message(world, template="booking-confirmation")
+    with session_scope() as session:  # the latest text that went out was about the second visit
+        session.get_one(Message, latest).appointment_id = second.id
     http = client(monkeypatch)
 
     [reply] = replies(send_sms(http, body).text)
 
     assert thanks in reply
     after = {a.id: a for a in appointments(world)}
-    assert after[second.id].confirmed_at is not None and after[first.id].confirmed_at is None
+    assert after[first.id].confirmed_at is not None and after[second.id].confirmed_at is None
     with session_scope() as session:
         shown = patient_json(session.get_one(Patient, world.patient_id))
         listed = {a["id"]: a for a in shown["plans"][0]["appointments"]}
-        assert listed[second.id]["confirmed_at"] == after[second.id].confirmed_at.isoformat()
-        assert listed[first.id]["confirmed_at"] is None
+        assert listed[first.id]["confirmed_at"] == after[first.id].confirmed_at.isoformat()
+        assert listed[second.id]["confirmed_at"] is None
     assert (last_inbound().kind, last_inbound().flagged) == ("confirm", False)
 
 
@@ -241,7 +247,7 @@ def test_r_flags_the_appointment_for_a_call_back(monkeypatch: pytest.MonkeyPatch
 
     first = appointments(world)[0]
     assert first.callback_requested_at is not None and first.status is AppointmentStatus.BOOKED
-    assert reply == "Back in Motion: gracias, le llamaremos para buscar otra hora."
+    assert reply == "Back in Motion: gracias, le llamaremos para hacer una nueva cita."
     inbound = last_inbound()
     assert (inbound.kind, inbound.flagged, inbound.flag_reason) == (
         "reschedule",
@@ -301,7 +307,7 @@ def test_three_points_worse_than_last_time_is_flagged_even_below_eight(monkeypat
     [worse] = replies(send_sms(http, "seis").text)
 
     assert calm == "Back in Motion: gracias, hemos anotado su nivel de dolor de 3/10."
-    assert "6/10" in worse and "En una emergencia llame al 911" in worse
+    assert "6/10" in worse and emergency_rule("es", sms=True) in worse
     assert last_inbound().flag_reason == "for the practitioner: pain 6/10 (was 3)"
 
 
@@ -343,8 +349,8 @@ def test_free_text_is_flagged_and_answered_at_most_once_a_day(monkeypatch: pytes
     third = replies(send_sms(http, "Hola?").text)
 
     assert first == (
-        "Back in Motion: no podemos contestar consultas de salud por mensaje de texto. "
-        "Por favor, llame al (415) 555-0199. En una emergencia llame al 911."
+        "Back in Motion: no contestamos consultas de salud por texto; llame al (415) 555-0199. "
+        f"{emergency_rule('es', sms=True)} Para darse de baja: STOP o BAJA."
     )
     assert second == [] and third == [first]
     with session_scope() as session:

@@ -1,0 +1,232 @@
+"""The clinic-wide outcome summary: load a clinic's enrollments, sessions, pain scores and prompts in a few
+statements, compute each episode (:mod:`engage.outcomes.episodes`) and the figures (:mod:`engage.outcomes.figures`).
+
+The CLI (``engage outcomes summary``), the API (``GET /api/v1/outcomes/summary``) and the Outcomes page all call
+:func:`outcome_summary`, so they answer the same figures under the same keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from engage.clock import utcnow
+from engage.errors import InvalidInput
+from engage.outcomes import facts, figures
+from engage.outcomes.episodes import WORSE_POINTS, Episode, meets_mcid
+from engage.records.lookup import get
+from engage.records.models import (
+    Clinic,
+    Enrollment,
+    EnrollmentStatus,
+    MessageStatus,
+    Patient,
+    Practitioner,
+    TreatmentPlan,
+)
+
+REASSESSMENT = "reassessment"
+_SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which episodes: first session from ``start`` to ``end`` (local dates, inclusive), and exact matches."""
+
+    start: date | None = None
+    end: date | None = None
+    practitioner_id: int | None = None
+    sequence: str | None = None
+    condition: str | None = None
+    modality: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat() if self.start else None,
+            "to": self.end.isoformat() if self.end else None,
+            "practitioner": self.practitioner_id,
+            "sequence": self.sequence,
+            "condition": self.condition,
+            "modality": self.modality,
+        }
+
+
+def parse_filters(
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    practitioner: str | int | None = None,
+    sequence: str | None = None,
+    condition: str | None = None,
+    modality: str | None = None,
+) -> Filters:
+    """Filters from text (query strings, CLI options); ``InvalidInput`` naming ``from``, ``to`` or
+    ``practitioner`` for a date that is not YYYY-MM-DD, ``from`` after ``to``, or a practitioner id that is not
+    a number. Empty text means no filter."""
+
+    def day(value: str | None, name: str) -> date | None:
+        if not value or not value.strip():
+            return None
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidInput(f"{name} is a date like 2026-12-01", field=name) from None
+
+    first, last = day(start, "from"), day(end, "to")
+    if first and last and first > last:
+        raise InvalidInput("from is after to", field="from")
+    who: int | None = None
+    if practitioner is not None and str(practitioner).strip():
+        try:
+            who = int(str(practitioner).strip())
+        except ValueError:
+            raise InvalidInput("practitioner is a practitioner id (a number)", field="practitioner") from None
+    return Filters(
+        first,
+        last,
+        who,
+        (sequence or "").strip() or None,
+        (condition or "").strip() or None,
+        (modality or "").strip() or None,
+    )
+
+
+def _where(filters: Filters) -> list[Any]:
+    where: list[Any] = []
+    if filters.sequence:
+        where.append(Enrollment.sequence_key == filters.sequence)
+    if filters.condition:
+        where.append(func.lower(TreatmentPlan.condition) == filters.condition.lower())
+    if filters.modality:
+        where.append(func.lower(TreatmentPlan.modality) == filters.modality.lower())
+    return where
+
+
+def _scope(filters: Filters, tz: ZoneInfo) -> facts.Scope:
+    """The filters as the database applies them: the period's local dates as instants in the clinic's zone."""
+    after = datetime.combine(filters.start, time(0), tz).timestamp() if filters.start else None
+    before = datetime.combine(filters.end + timedelta(days=1), time(0), tz).timestamp() if filters.end else None
+    return facts.Scope(tuple(_where(filters)), filters.practitioner_id, after, before)
+
+
+def _episode(row: Any, streaks: dict[int, int]) -> Episode:
+    """An :class:`Episode` from the database's facts (the same definitions as :func:`episodes.compute`)."""
+    episode = Episode(
+        row.enrollment_id,
+        row.patient_id,
+        row.practitioner_id,
+        row.sequence_key,
+        datetime.fromtimestamp(row.first_start, timezone.utc),
+        active=row.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED),
+        unanswered_in_a_row=streaks.get(row.enrollment_id, 0),
+    )
+    if row.baseline is None:
+        return episode
+    episode.baseline = row.baseline
+    if not row.follow_ups:
+        return episode
+    first = row.first_start
+    episode.follow_ups = row.follow_ups
+    episode.latest = row.latest
+    episode.latest_at = datetime.fromtimestamp(row.latest_at, timezone.utc)
+    episode.final = row.latest_at >= row.last_start
+    episode.two_points, episode.thirty_percent = meets_mcid(row.baseline, row.latest)
+    episode.both = episode.two_points and episode.thirty_percent
+    episode.worsened = row.latest - row.baseline >= WORSE_POINTS
+    if row.mcid_at is not None:
+        episode.days_to_mcid = (row.mcid_at - first) / 86400
+        episode.sessions_to_mcid = row.mcid_sessions
+        episode.km_days = (episode.days_to_mcid, True)
+        episode.km_sessions = (float(row.mcid_sessions), True)
+    else:
+        episode.km_days = ((row.latest_at - first) / 86400, False)
+        episode.km_sessions = (float(row.latest_sessions), False)
+    return episode
+
+
+@dataclass
+class Loaded:
+    """What :func:`load_episodes` found: the episodes, practitioner names, prompt rates and chart counts."""
+
+    episodes: list[Episode]
+    names: dict[int, str]
+    rates: list[Any]
+    histogram: list[Any]
+
+
+def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datetime | None = None) -> Loaded:
+    """The clinic's enrollments matching ``filters`` as episodes, computed by the database (:mod:`facts`).
+
+    Raises ``InvalidInput`` (field ``practitioner``) for a practitioner of another clinic."""
+    clinic: Clinic = get(session, Clinic, clinic_id)
+    tz = ZoneInfo(clinic.timezone)
+    now = now or utcnow()
+    names: dict[int, str] = {
+        row.id: row.name
+        for row in session.execute(
+            select(Practitioner.id, Practitioner.name).where(Practitioner.clinic_id == clinic_id)
+        )
+    }
+    if filters.practitioner_id is not None and filters.practitioner_id not in names:
+        raise InvalidInput(f"no practitioner with id {filters.practitioner_id} in this clinic", field="practitioner")
+    if session.get_bind().dialect.name == "postgresql":
+        # These queries' cost estimates trip PostgreSQL's JIT, whose compilation (over a second) costs far more
+        # than the few hundred milliseconds the queries take; off for this transaction only.
+        session.execute(text("SET LOCAL jit = off"))
+    scope = _scope(filters, tz)
+    rows = facts.episode_rows(session, clinic_id, scope)
+    rates, streaks = facts.prompt_facts(session, clinic_id, scope, now.timestamp())
+    histogram = facts.pain_histogram(session, clinic_id, scope)
+    return Loaded([_episode(r, streaks) for r in rows], names, rates, histogram)
+
+
+def outcome_summary(
+    session: Session,
+    clinic_id: int,
+    filters: Filters | None = None,
+    now: datetime | None = None,
+    *,
+    with_names: bool = False,
+) -> dict[str, Any]:
+    """The clinic's figures (the clinic row's keys at the top level), ``by_practitioner`` and ``by_sequence``
+    rows (small cells pooled), ``response_rate`` per channel, ``act_on``, the chart series and the sources.
+
+    ``with_names``: each ``act_on`` entry also carries the patient's name (for the staff page; the API and the
+    CLI answer ids). Raises ``InvalidInput`` for a practitioner of another clinic, ``NotFound`` for an unknown
+    clinic.
+    """
+    filters = filters or Filters()
+    loaded = load_episodes(session, clinic_id, filters, now)
+    episodes, names = loaded.episodes, loaded.names
+    tz = ZoneInfo(get(session, Clinic, clinic_id).timezone)
+    act_on = figures.act_on(episodes)
+    if with_names and act_on:
+        people = {
+            row.id: f"{row.first_name} {row.last_name}"
+            for row in session.execute(
+                select(Patient.id, Patient.first_name, Patient.last_name).where(
+                    Patient.id.in_({r["patient_id"] for r in act_on})
+                )
+            )
+        }
+        for entry in act_on:
+            entry["patient"] = people.get(entry["patient_id"], "")
+    return {
+        "clinic_id": clinic_id,
+        "filters": filters.as_dict(),
+        **figures.row(episodes),
+        "by_practitioner": figures.grouped(episodes, lambda e: e.practitioner_id, names, "No practitioner named"),
+        "by_sequence": figures.grouped(episodes, lambda e: e.sequence_key, {}, "No sequence"),
+        "response_rate": figures.response_rates(loaded.rates),
+        "act_on": act_on,
+        "pain_by_session": figures.pain_by_session(loaded.histogram),
+        "responders_by_month": figures.responders_by_month(
+            episodes, lambda e: e.first_session.astimezone(tz).strftime("%Y-%m")
+        ),
+        "sources": figures.SOURCES,
+    }

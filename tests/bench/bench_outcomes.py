@@ -1,0 +1,170 @@
+"""Benchmark: the Outcomes page and the outcome summary API on PostgreSQL, server time per request.
+
+    python -m tests.bench.bench_outcomes [--episodes 20000] [--scores 200000] [--requests 40]
+
+1. Seeds (untimed, set-based SQL) one clinic with 10 practitioners and ``--episodes`` patients, each with a
+   6-session weekly plan (first sessions spread over the last 200 days), an enrollment, 3 reassessment prompts
+   sent, and ``--scores`` / ``--episodes`` pain scores: a baseline the day before the first session and
+   follow-ups every 5 days after it; VACUUM ANALYZE.
+2. Times ``GET /api/v1/outcomes/summary`` (an API token) and ``GET /outcomes`` (a signed-in practitioner), both
+   for the whole clinic (the worst case: no filter): **p50 / p95 / max ms**. Target: p95 under 300 ms.
+
+The database is ``ENGAGE_BENCH_DATABASE_URL`` (created if missing, schema rebuilt by the migrations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+
+from sqlalchemy import text
+
+from engage.db import make_engine, session_scope
+from engage.records.api_tokens import create_token
+from engage.records.clinics import create_clinic
+from engage.records.staff import create_staff
+from tests.bench.bench_staff import _report, _timed
+from tests.bench.database import use_bench_database
+
+PASSWORD = "bench password 123"
+
+
+def seed(url: str, episodes: int, scores: int) -> tuple[int, str]:
+    """The clinic's id and an API token of its practitioner."""
+    with session_scope() as session:
+        clinic = create_clinic(
+            session,
+            name="Bench Clinic",
+            timezone="America/New_York",
+            address="1 Bench St",
+            email="f@bench.example",
+            actor="test",
+        )
+        create_staff(
+            session,
+            clinic_id=clinic.id,
+            email="doc@bench.example",
+            name="Doc",
+            role_name="practitioner",
+            password=PASSWORD,
+            actor="test",
+        )
+        _, token = create_token(session, staff_email="doc@bench.example", actor="test")
+        clinic_id = clinic.id
+    per_patient = max(2, scores // episodes)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("""
+            INSERT INTO practitioner (clinic_id, name, external_id, active, created_at)
+            SELECT :c, 'Practitioner ' || i, 'DR-' || i, true, now() FROM generate_series(1, 10) AS i"""),
+            {"c": clinic_id},
+        )
+        conn.execute(
+            text("""
+            INSERT INTO patient (clinic_id, first_name, last_name, phone, phone_invalid, locale, created_at)
+            SELECT :c, 'P' || i, 'Bench', '+1415' || (2000000 + i)::text, false, 'en', now()
+            FROM generate_series(1, :n) AS i"""),
+            {"c": clinic_id, "n": episodes},
+        )
+        conn.execute(
+            text("""
+            INSERT INTO treatment_plan (patient_id, condition, modality, planned_sessions, cadence_minutes,
+                                        session_minutes, reassess_every, status, created_at, practitioner_id)
+            SELECT p.id, 'sciatica', 'dry needling', 6, 10080, 45, 3, 'active', now(),
+                   (SELECT min(id) FROM practitioner) + p.id % 10
+            FROM patient p WHERE p.clinic_id = :c"""),
+            {"c": clinic_id},
+        )
+        conn.execute(
+            text("""
+            INSERT INTO appointment (plan_id, start_at, end_at, status, updated_at, created_at, practitioner_id)
+            SELECT t.id, f.first + (k * interval '7 days'), f.first + (k * interval '7 days') + interval '45 minutes',
+                   CASE WHEN f.first + (k * interval '7 days') < now() THEN 'completed' ELSE 'booked' END,
+                   now(), now(), t.practitioner_id
+            FROM treatment_plan t
+            CROSS JOIN LATERAL (SELECT now() - interval '200 days' + (t.id * 7919 % (180 * 24)) * interval '1 hour'
+                                AS first) f
+            CROSS JOIN generate_series(0, 5) AS k"""),
+        )
+        conn.execute(
+            text("""
+            INSERT INTO enrollment (patient_id, plan_id, sequence_key, status, enrolled_by, created_at, updated_at,
+                                    plan_version)
+            SELECT patient_id, id, CASE WHEN id % 4 = 0 THEN 'acupuncture-low-back' ELSE 'dry-needling-sciatica' END,
+                   CASE WHEN id % 3 = 0 THEN 'completed' ELSE 'active' END, 'bench', now(), now(), 0
+            FROM treatment_plan"""),
+        )
+        conn.execute(
+            text("""
+            INSERT INTO message (enrollment_id, patient_id, step_key, occurrence, channel, template, context, due_at,
+                                 status, attempts, created_at, updated_at, sent_at)
+            SELECT e.id, e.patient_id, 'reassessment', 'n:' || k, CASE WHEN k = 2 THEN 'email' ELSE 'sms' END,
+                   'reassessment', '{}', a.start_at + interval '1 day', 'delivered', 1, now(), now(),
+                   a.start_at + interval '1 day'
+            FROM enrollment e
+            JOIN LATERAL (SELECT min(start_at) AS start_at FROM appointment WHERE plan_id = e.plan_id) a ON true
+            CROSS JOIN generate_series(1, 3) AS k"""),
+        )
+        conn.execute(
+            text("""
+            INSERT INTO outcome (patient_id, score, source, recorded_at, measure)
+            SELECT e.patient_id,
+                   CASE WHEN k = 0 THEN 5 + e.id % 5 ELSE greatest(0, 5 + e.id % 5 - (k * (e.id % 4)) / 3) END,
+                   CASE WHEN k = 0 THEN 'intake' ELSE 'sms' END,
+                   a.start_at + (CASE WHEN k = 0 THEN interval '-1 day' ELSE k * interval '5 days' END), 'nprs'
+            FROM enrollment e
+            JOIN LATERAL (SELECT min(start_at) AS start_at FROM appointment WHERE plan_id = e.plan_id) a ON true
+            CROSS JOIN generate_series(0, :per - 1) AS k"""),
+            {"per": per_patient},
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+        counts = conn.execute(text("SELECT (SELECT count(*) FROM enrollment), (SELECT count(*) FROM outcome)")).one()
+    engine.dispose()
+    print(f"seeded {counts[0]} enrollments and {counts[1]} scores", flush=True)
+    return clinic_id, token
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=20_000)
+    parser.add_argument("--scores", type=int, default=200_000)
+    parser.add_argument("--requests", type=int, default=40, help="timed requests per route")
+    parser.add_argument("--quick", action="store_true", help="2,000 episodes, 20,000 scores, 20 requests")
+    args = parser.parse_args()
+    if args.quick:
+        args.episodes, args.scores, args.requests = 2_000, 20_000, 20
+    os.environ.setdefault("ENGAGE_SECRET_KEY", "bench-secret-key-0123456789")
+    url = use_bench_database()
+    t0 = time.perf_counter()
+    _, token = seed(url, args.episodes, args.scores)
+    print(f"seeding took {time.perf_counter() - t0:.1f}s", flush=True)
+
+    from fastapi.testclient import TestClient
+
+    from engage.web.app import create_app
+
+    api = TestClient(create_app())
+    api.headers["Authorization"] = f"Bearer {token}"
+    page = TestClient(create_app())
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get("/login").text)
+    assert csrf is not None
+    page.post("/login", data={"email": "doc@bench.example", "password": PASSWORD, "csrf_token": csrf.group(1)})
+
+    def summary() -> None:
+        answer = api.get("/api/v1/outcomes/summary")
+        assert answer.status_code == 200 and answer.json()["episodes"] > 0, answer.text[:300]
+
+    def outcomes_page() -> None:
+        answer = page.get("/outcomes")
+        assert answer.status_code == 200 and "Kaplan" in answer.text
+
+    _report(f"outcome summary API over {args.episodes} episodes", _timed(summary, args.requests), 300)
+    _report(f"Outcomes page over {args.episodes} episodes", _timed(outcomes_page, args.requests), 300)
+
+
+if __name__ == "__main__":
+    main()

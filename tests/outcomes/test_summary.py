@@ -1,0 +1,104 @@
+"""The clinic-wide summary from the database, on SQLite and PostgreSQL, against the hand-worked fixture."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from engage.clock import utcnow
+from engage.conversation.measures import record_score
+from engage.errors import InvalidInput
+from engage.outcomes.summary import Filters, outcome_summary, parse_filters
+from tests.outcomes import world as fixture
+
+COUNTED = ("enrolled", "episodes", "with_baseline", "with_follow_up", "with_final", "worsened")
+
+
+def test_ten_episodes_with_six_responders_make_sixty_percent(session: Session) -> None:
+    fixture.build(session)
+    session.commit()
+    summary = outcome_summary(session, 1)
+    assert (summary["enrolled"], summary["episodes"], summary["with_follow_up"]) == (12, 10, 10)
+    assert summary["responders"] == {"two_points": 7, "thirty_percent": 6, "both": 6}
+    assert summary["responder_rate"] == 0.6
+    assert summary["ci95"] == fixture.WILSON_6_OF_10
+    assert summary["median_change"] == -2.5
+    assert summary["median_baseline"] == 8
+    assert summary["worsened"] == 1
+    assert summary["time_to_mcid"] == {"median_days": 14.08, "median_sessions": 3, "events": 6, "censored": 4}
+
+
+def test_practitioner_rows_add_up_to_the_clinic_and_small_cells_are_pooled(session: Session) -> None:
+    world = fixture.build(session)
+    session.commit()
+    summary = outcome_summary(session, world.clinic_id)
+    rows = summary["by_practitioner"]
+    assert [(r["name"], r["hidden"], r["episodes"]) for r in rows] == [
+        ("Dr. Lee", False, 6),
+        ("Other (fewer than 5 episodes each)", True, 4),
+    ]
+    assert "Dr. Diaz" not in str(rows)
+    for key in COUNTED:
+        assert sum(r[key] for r in rows) == summary[key], key
+    for key in ("two_points", "thirty_percent", "both"):
+        assert sum(r["responders"][key] for r in rows) == summary["responders"][key]
+    lee = rows[0]
+    assert lee["responders"] == {"two_points": 5, "thirty_percent": 4, "both": 4}
+    assert [r["episodes"] for r in summary["by_sequence"]] == [10]
+
+
+def test_filters_narrow_to_one_practitioner_and_a_period(session: Session) -> None:
+    world = fixture.build(session)
+    session.commit()
+    diaz = outcome_summary(session, world.clinic_id, Filters(practitioner_id=world.diaz))
+    assert (diaz["episodes"], diaz["responders"]["both"], diaz["responder_rate"]) == (4, 2, 0.5)
+    today = utcnow().date()
+    later = outcome_summary(session, world.clinic_id, Filters(start=today - timedelta(days=5)))
+    assert later["enrolled"] == 0
+    assert outcome_summary(session, world.clinic_id, Filters(condition="SCIATICA"))["episodes"] == 10
+    assert outcome_summary(session, world.clinic_id, Filters(modality="massage"))["episodes"] == 0
+
+
+def test_patients_to_act_on_are_the_worsened_and_the_high_scores(session: Session) -> None:
+    world = fixture.build(session)
+    worse = world.patients["lee"][5]  # 8 -> 10
+    session.commit()
+    act_on = outcome_summary(session, world.clinic_id)["act_on"]
+    assert [(r["patient_id"], r["reasons"]) for r in act_on] == [(worse, ["worsened", "high_pain"])]
+
+
+def test_a_score_eight_days_before_the_first_session_is_no_baseline(session: Session) -> None:
+    world = fixture.build(session)
+    session.commit()
+    patient_id = world.patients["lee"][6]  # enrolled without scores
+    summary = outcome_summary(session, world.clinic_id)
+    first = utcnow() - timedelta(days=20)
+    record_score(session, patient_id, 7, actor="test", at=first - timedelta(days=8))
+    session.commit()
+    assert outcome_summary(session, world.clinic_id)["episodes"] == summary["episodes"]
+    record_score(session, patient_id, 7, actor="test", at=first - timedelta(days=6))
+    session.commit()
+    after = outcome_summary(session, world.clinic_id)
+    assert after["episodes"] == summary["episodes"] + 1
+    assert after["with_follow_up"] == summary["with_follow_up"]  # a baseline alone has no follow-up
+
+
+def test_bad_filters_name_their_field() -> None:
+    with pytest.raises(InvalidInput) as bad_date:
+        parse_filters(start="12/01/2026")
+    assert bad_date.value.field == "from"
+    with pytest.raises(InvalidInput) as backwards:
+        parse_filters(start="2026-12-02", end="2026-12-01")
+    assert backwards.value.field == "from"
+    with pytest.raises(InvalidInput) as who:
+        parse_filters(practitioner="lee")
+    assert who.value.field == "practitioner"
+
+
+def test_a_practitioner_of_another_clinic_is_refused(session: Session) -> None:
+    world = fixture.build(session)
+    session.commit()
+    with pytest.raises(InvalidInput):
+        outcome_summary(session, world.clinic_id, Filters(practitioner_id=999))
