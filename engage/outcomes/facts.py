@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, case, cast, extract, func, literal, or_, select, union_all
+from sqlalchemy import Float, Integer, and_, case, cast, extract, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from engage.outcomes.episodes import ANSWER_WITHIN, BASELINE_BEFORE, FOLLOW_UP_AFTER_LAST, MCID_POINTS, MCID_SHARE
@@ -70,8 +70,8 @@ class Scope:
     before: float | None = None
 
 
-def base_query(session: Session, clinic_id: int, scope: Scope) -> Any:
-    """Enrollments in scope with their sessions and baseline (a materialized CTE ``b``)."""
+def scoped(session: Session, clinic_id: int, scope: Scope) -> Any:
+    """Enrollments in scope with their plan's practitioner and sessions (first start and end, last start)."""
     s = _sessions(session, clinic_id)
     practitioner = func.coalesce(TreatmentPlan.practitioner_id, s.c.visit_practitioner)
     where = list(scope.where)
@@ -81,20 +81,6 @@ def base_query(session: Session, clinic_id: int, scope: Scope) -> Any:
         where.append(s.c.first_start >= scope.after)
     if scope.before is not None:
         where.append(s.c.first_start < scope.before)
-    o = Outcome.__table__.alias("ob")
-    at = epoch(session, o.c.recorded_at)
-    baseline = (
-        select(o.c.score)
-        .where(
-            o.c.patient_id == Enrollment.patient_id,
-            o.c.measure == Measure.NPRS.value,
-            at >= s.c.first_start - BASELINE_BEFORE.total_seconds(),
-            at <= s.c.first_end,
-        )
-        .order_by(o.c.recorded_at.desc(), o.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
     return (
         select(
             Enrollment.id.label("enrollment_id"),
@@ -106,127 +92,129 @@ def base_query(session: Session, clinic_id: int, scope: Scope) -> Any:
             s.c.first_start,
             s.c.first_end,
             s.c.last_start,
-            baseline.label("baseline"),
         )
         .join(TreatmentPlan, TreatmentPlan.id == Enrollment.plan_id)
         .join(Patient, Patient.id == Enrollment.patient_id)
         .join(s, s.c.plan_id == Enrollment.plan_id)
         .where(Patient.clinic_id == clinic_id, *where)
-        # Computed once: inlined, the baseline's subquery would run again for every score joined to it.
         .cte("b")
-        .prefix_with("MATERIALIZED")
     )
 
 
-def _follow_ups(session: Session, b: Any) -> Select[Any]:
-    o = Outcome.__table__.alias("of")
+def _events(session: Session, b: Any) -> Any:
+    """Every enrollment's baseline-window scores (``kind`` 0) and follow-ups (``kind`` 1), in one pass over the
+    scores and one over the visits, each with ``begun`` (sessions started at or before it), ``rn`` (1: the
+    newest of its kind, ties to the higher id) and the enrollment's ``baseline`` (the newest of kind 0)."""
+    o = Outcome.__table__.alias("o")
     at = epoch(session, o.c.recorded_at)
-    fall = b.c.baseline - o.c.score
-    meets = and_(b.c.baseline > 0, fall >= MCID_POINTS, fall >= MCID_SHARE * b.c.baseline - 1e-9)
-    return (
-        select(
-            b.c.enrollment_id.label("enrollment_id"),
-            func.count().label("follow_ups"),
-            func.max(at).label("latest_at"),
-            func.min(case((meets, at))).label("mcid_at"),
-        )
-        .join(o, o.c.patient_id == b.c.patient_id)
-        .where(
-            b.c.baseline.is_not(None),
-            o.c.measure == Measure.NPRS.value,
-            at > b.c.first_end,
-            at <= b.c.last_start + FOLLOW_UP_AFTER_LAST.total_seconds(),
-        )
-        .group_by(b.c.enrollment_id)
-    )
-
-
-def _begun(session: Session, plan_id: Any, moment: Any) -> Any:
-    """Sessions (not cancelled) of the plan that started at or before ``moment`` (epoch seconds)."""
-    return (
-        select(func.count())
-        .where(
-            Appointment.plan_id == plan_id,
-            Appointment.status != AppointmentStatus.CANCELLED,
-            epoch(session, Appointment.start_at) <= moment,
-        )
-        .scalar_subquery()
-    )
-
-
-def episode_rows(session: Session, clinic_id: int, scope: Scope) -> list[Any]:
-    """One row per enrollment in scope (see the module docstring), in enrollment order."""
-    b = base_query(session, clinic_id, scope)
-    f = _follow_ups(session, b).subquery("f")
-    o = Outcome.__table__.alias("ol")
-    latest = (
-        select(o.c.score)
-        .where(
-            o.c.patient_id == b.c.patient_id,
-            o.c.measure == Measure.NPRS.value,
-            epoch(session, o.c.recorded_at) == f.c.latest_at,
-        )
-        .order_by(o.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    query = (
-        select(
-            b,
-            func.coalesce(f.c.follow_ups, 0).label("follow_ups"),
-            f.c.latest_at,
-            f.c.mcid_at,
-            case((f.c.latest_at.is_not(None), latest)).label("latest"),
-            case((f.c.mcid_at.is_not(None), _begun(session, b.c.plan_id, f.c.mcid_at))).label("mcid_sessions"),
-            case((f.c.latest_at.is_not(None), _begun(session, b.c.plan_id, f.c.latest_at))).label("latest_sessions"),
-        )
-        .outerjoin(f, f.c.enrollment_id == b.c.enrollment_id)
-        .order_by(b.c.enrollment_id)
-    )
-    return list(session.execute(query).all())
-
-
-def pain_histogram(session: Session, clinic_id: int, scope: Scope) -> list[Any]:
-    """(sessions begun, score, count) over the baselines and follow-ups of the episodes in scope."""
-    b = base_query(session, clinic_id, scope)
-    o = Outcome.__table__.alias("oh")
-    at = epoch(session, o.c.recorded_at)
+    in_baseline = and_(at >= b.c.first_start - BASELINE_BEFORE.total_seconds(), at <= b.c.first_end)
     scores = (
-        select(b.c.plan_id.label("plan_id"), at.label("at"), o.c.score.label("score"), literal(0).label("visit"))
+        select(
+            b.c.enrollment_id,
+            at.label("at"),
+            o.c.score.label("score"),
+            o.c.id.label("score_id"),
+            case((in_baseline, 0), else_=1).label("kind"),
+            literal(0).label("visit"),
+        )
         .join(o, o.c.patient_id == b.c.patient_id)
         .where(
-            b.c.baseline.is_not(None),
             o.c.measure == Measure.NPRS.value,
-            or_(
-                and_(at > b.c.first_end, at <= b.c.last_start + FOLLOW_UP_AFTER_LAST.total_seconds()),
-                and_(at >= b.c.first_start - BASELINE_BEFORE.total_seconds(), at <= b.c.first_end),
-            ),
+            or_(in_baseline, and_(at > b.c.first_end, at <= b.c.last_start + FOLLOW_UP_AFTER_LAST.total_seconds())),
         )
     )
     visits = (
         select(
-            Appointment.plan_id.label("plan_id"),
+            b.c.enrollment_id,
             epoch(session, Appointment.start_at).label("at"),
             literal(None).label("score"),
+            literal(None).label("score_id"),
+            literal(2).label("kind"),
             literal(1).label("visit"),
         )
         .join(b, b.c.plan_id == Appointment.plan_id)
-        .where(b.c.baseline.is_not(None), Appointment.status != AppointmentStatus.CANCELLED)
+        .where(Appointment.status != AppointmentStatus.CANCELLED)
     )
     events = union_all(scores, visits).subquery("events")
-    begun = (
+    ranked = select(
+        events,
         func.sum(events.c.visit)
-        .over(partition_by=events.c.plan_id, order_by=(events.c.at, events.c.visit.desc()))
-        .label("begun")
+        .over(partition_by=events.c.enrollment_id, order_by=(events.c.at, events.c.visit.desc()))
+        .label("begun"),
+        func.row_number()
+        .over(
+            partition_by=(events.c.enrollment_id, events.c.kind),
+            order_by=(events.c.at.desc(), events.c.score_id.desc()),
+        )
+        .label("rn"),
+    ).subquery("ranked")
+    newest_baseline = case((and_(ranked.c.kind == 0, ranked.c.rn == 1), ranked.c.score))
+    with_baseline = select(
+        ranked, func.max(newest_baseline).over(partition_by=ranked.c.enrollment_id).label("baseline")
+    ).subquery("with_baseline")
+    return (
+        select(with_baseline).where(with_baseline.c.kind != 2, with_baseline.c.baseline.is_not(None)).subquery("scored")
     )
-    numbered = select(events.c.score, events.c.visit, begun).subquery("numbered")
-    return list(
-        session.execute(
-            select(numbered.c.begun, numbered.c.score, func.count())
-            .where(numbered.c.visit == 0)
-            .group_by(numbered.c.begun, numbered.c.score)
-        ).all()
+
+
+def episode_facts(session: Session, clinic_id: int, scope: Scope) -> tuple[list[Any], list[Any]]:
+    """One row per enrollment in scope (see the module docstring), in enrollment order, and the pain histogram:
+    (sessions begun, score, count) over the baseline-window scores and follow-ups of the episodes in scope.
+
+    One statement: the scores and visits are read, sorted and numbered once (:func:`_events`), then grouped
+    both by enrollment and by (sessions begun, score)."""
+    b = scoped(session, clinic_id, scope)
+    e = _events(session, b).element.cte("scored")
+    if session.get_bind().dialect.name == "postgresql":
+        e = e.prefix_with("MATERIALIZED")  # read twice below: computed once
+    follow_up = e.c.kind == 1
+    newest = and_(follow_up, e.c.rn == 1)
+    fall = e.c.baseline - e.c.score
+    meets = and_(follow_up, e.c.baseline > 0, fall >= MCID_POINTS, fall >= MCID_SHARE * e.c.baseline - 1e-9)
+    nothing_int, nothing_float = cast(literal(None), Integer), cast(literal(None), Float)
+    per_enrollment = (
+        select(
+            b.c.enrollment_id,
+            func.max(e.c.baseline).label("baseline"),
+            func.coalesce(func.sum(case((follow_up, 1), else_=0)), 0).label("follow_ups"),
+            func.max(case((follow_up, e.c.at))).label("latest_at"),
+            func.max(case((newest, e.c.score))).label("latest"),
+            func.max(case((newest, e.c.begun))).label("latest_sessions"),
+            func.min(case((meets, e.c.at))).label("mcid_at"),
+            func.min(case((meets, e.c.begun))).label("mcid_sessions"),
+            nothing_int.label("begun"),
+            nothing_int.label("score"),
+            nothing_int.label("count"),
+        )
+        .outerjoin(e, e.c.enrollment_id == b.c.enrollment_id)
+        .group_by(b.c.enrollment_id)
     )
+    histogram = select(
+        nothing_int,
+        nothing_int,
+        nothing_int,
+        nothing_float,
+        nothing_int,
+        nothing_int,
+        nothing_float,
+        nothing_int,
+        e.c.begun,
+        e.c.score,
+        func.count(),
+    ).group_by(e.c.begun, e.c.score)
+    g = union_all(per_enrollment, histogram).subquery("g")
+    query = (
+        select(g, *(column for column in b.c if column.name != "enrollment_id"))
+        .outerjoin(b, b.c.enrollment_id == g.c.enrollment_id)
+        .order_by(g.c.enrollment_id)
+    )
+    rows, counts = [], []
+    for row in session.execute(query):
+        if row.enrollment_id is None:
+            counts.append((row.begun, row.score, row.count))
+        else:
+            rows.append(row)
+    return rows, counts
 
 
 def _prompts(session: Session, clinic_id: int, b: Any) -> Any:
@@ -259,7 +247,7 @@ def prompt_facts(session: Session, clinic_id: int, scope: Scope, now: float) -> 
     """Per channel (channel, prompts sent, answered within 72 h) over the enrollments in scope, and enrollment
     id -> how many of its latest prompts went unanswered in a row (prompts still inside their 72 hours, and
     unanswered, are not counted either way; only enrollments with 2 or more)."""
-    b = base_query(session, clinic_id, scope)
+    b = scoped(session, clinic_id, scope)
     p = _prompts(session, clinic_id, b)
     rates = list(session.execute(select(p.c.channel, func.count(), func.sum(p.c.in_time)).group_by(p.c.channel)).all())
     decided = or_(p.c.answered == 1, p.c.sent <= now - ANSWER_WITHIN.total_seconds())

@@ -179,9 +179,8 @@ def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datet
         # than the few hundred milliseconds the queries take; off for this transaction only.
         session.execute(text("SET LOCAL jit = off"))
     scope = _scope(filters, tz)
-    rows = facts.episode_rows(session, clinic_id, scope)
+    rows, histogram = facts.episode_facts(session, clinic_id, scope)
     rates, streaks = facts.prompt_facts(session, clinic_id, scope, now.timestamp())
-    histogram = facts.pain_histogram(session, clinic_id, scope)
     return Loaded([_episode(r, streaks) for r in rows], names, rates, histogram)
 
 
