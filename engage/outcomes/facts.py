@@ -12,7 +12,7 @@ same way on both backends (PostgreSQL ``extract(epoch ...)``, SQLite ``julianday
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Float, Integer, and_, case, cast, extract, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
@@ -157,7 +157,29 @@ def _events(session: Session, b: Any) -> Any:
     )
 
 
-def episode_facts(session: Session, clinic_id: int, scope: Scope) -> tuple[list[Any], list[Any]]:
+class EpisodeFacts(NamedTuple):
+    """One enrollment's facts as the database computed them (times in epoch seconds; a plain tuple: reading
+    20,000 of them field by field costs a tenth of what the same reads on result rows do)."""
+
+    enrollment_id: int
+    patient_id: int
+    plan_id: int
+    sequence_key: str
+    status: Any
+    practitioner_id: int | None
+    first_start: float
+    first_end: float
+    last_start: float
+    baseline: int | None
+    follow_ups: int
+    latest_at: float | None
+    latest: int | None
+    latest_sessions: int | None
+    mcid_at: float | None
+    mcid_sessions: int | None
+
+
+def episode_facts(session: Session, clinic_id: int, scope: Scope) -> tuple[list[EpisodeFacts], list[Any]]:
     """One row per enrollment in scope (see the module docstring), in enrollment order, and the pain histogram:
     (sessions begun, score, count) over the baseline-window scores and follow-ups of the episodes in scope.
 
@@ -203,17 +225,21 @@ def episode_facts(session: Session, clinic_id: int, scope: Scope) -> tuple[list[
         func.count(),
     ).group_by(e.c.begun, e.c.score)
     g = union_all(per_enrollment, histogram).subquery("g")
+    columns = {**{c.name: c for c in b.c}, **{c.name: c for c in g.c}}
     query = (
-        select(g, *(column for column in b.c if column.name != "enrollment_id"))
+        select(*(columns[name] for name in EpisodeFacts._fields), g.c.begun, g.c.score, g.c.count)
+        .select_from(g)
         .outerjoin(b, b.c.enrollment_id == g.c.enrollment_id)
         .order_by(g.c.enrollment_id)
     )
-    rows, counts = [], []
+    width = len(EpisodeFacts._fields)
+    rows: list[EpisodeFacts] = []
+    counts: list[tuple[int, int, int]] = []
     for row in session.execute(query):
-        if row.enrollment_id is None:
-            counts.append((row.begun, row.score, row.count))
+        if row[0] is None:
+            counts.append((row[width], row[width + 1], row[width + 2]))
         else:
-            rows.append(row)
+            rows.append(EpisodeFacts._make(row[:width]))
     return rows, counts
 
 
