@@ -272,20 +272,34 @@ def _prompts(session: Session, clinic_id: int, b: Any) -> Any:
 def prompt_facts(session: Session, clinic_id: int, scope: Scope, now: float) -> tuple[list[Any], dict[int, int]]:
     """Per channel (channel, prompts sent, answered within 72 h) over the enrollments in scope, and enrollment
     id -> how many of its latest prompts went unanswered in a row (prompts still inside their 72 hours, and
-    unanswered, are not counted either way; only enrollments with 2 or more)."""
+    unanswered, are not counted either way; only enrollments with 2 or more). One statement: the prompts in
+    scope are found once, then grouped by channel and by enrollment."""
     b = scoped(session, clinic_id, scope)
-    p = _prompts(session, clinic_id, b)
-    rates = list(session.execute(select(p.c.channel, func.count(), func.sum(p.c.in_time)).group_by(p.c.channel)).all())
+    p = _prompts(session, clinic_id, b).element.cte("prompts")
+    if session.get_bind().dialect.name == "postgresql":
+        p = p.prefix_with("MATERIALIZED")  # read twice below: computed once
     decided = or_(p.c.answered == 1, p.c.sent <= now - ANSWER_WITHIN.total_seconds())
     rank = func.row_number().over(partition_by=p.c.enrollment_id, order_by=p.c.sent.desc()).label("rn")
     ranked = select(p.c.enrollment_id, p.c.answered, rank).where(decided).subquery("ranked")
+    by_channel = select(
+        cast(literal(None), Integer).label("enrollment_id"),
+        p.c.channel,
+        func.count().label("total"),
+        func.coalesce(func.sum(p.c.in_time), 0).label("number"),
+    ).group_by(p.c.channel)
+    by_enrollment = select(
+        ranked.c.enrollment_id,
+        cast(literal(None), p.c.channel.type),
+        func.count(),
+        func.min(case((ranked.c.answered == 1, ranked.c.rn))),
+    ).group_by(ranked.c.enrollment_id)
+    rates: list[Any] = []
     streaks: dict[int, int] = {}
-    for enrollment_id, total, first_answered in session.execute(
-        select(ranked.c.enrollment_id, func.count(), func.min(case((ranked.c.answered == 1, ranked.c.rn)))).group_by(
-            ranked.c.enrollment_id
-        )
-    ):
-        run = (first_answered - 1) if first_answered is not None else total
+    for enrollment_id, channel, total, number in session.execute(union_all(by_channel, by_enrollment)):
+        if enrollment_id is None:
+            rates.append((channel, total, number))
+            continue
+        run = (number - 1) if number is not None else total
         if run >= 2:
             streaks[enrollment_id] = int(run)
     return rates, streaks
