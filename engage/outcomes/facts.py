@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Float, Integer, and_, case, cast, extract, func, literal, or_, select, union_all
+from sqlalchemy import Float, Integer, and_, case, cast, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from engage.outcomes.episodes import ANSWER_WITHIN, BASELINE_BEFORE, FOLLOW_UP_AFTER_LAST, MCID_POINTS, MCID_SHARE
@@ -38,17 +38,19 @@ def epoch(session: Session, column: Any) -> Any:
     """``column`` (a UTC timestamp) as float seconds since 1970 on this session's backend."""
     if session.get_bind().dialect.name == "sqlite":
         return (func.julianday(column) - 2440587.5) * 86400.0
-    return cast(extract("epoch", column), Float)
+    # date_part answers float8 directly; extract answers numeric (exact, and slower by half over 200,000 rows),
+    # whose cast to float8 is the same number.
+    return func.date_part("epoch", column, type_=Float)
 
 
 def _sessions(session: Session, clinic_id: int) -> Any:
-    at = epoch(session, Appointment.start_at)
+    # The extremes of the timestamps, then their epoch seconds (the same: the conversion keeps the order).
     return (
         select(
             Appointment.plan_id.label("plan_id"),
-            func.min(at).label("first_start"),
-            func.min(epoch(session, Appointment.end_at)).label("first_end"),
-            func.max(at).label("last_start"),
+            epoch(session, func.min(Appointment.start_at)).label("first_start"),
+            epoch(session, func.min(Appointment.end_at)).label("first_end"),
+            epoch(session, func.max(Appointment.start_at)).label("last_start"),
             func.min(Appointment.practitioner_id).label("visit_practitioner"),
         )
         .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
