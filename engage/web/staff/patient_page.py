@@ -31,6 +31,7 @@ from engage.schedule.enrollments import timeline
 from engage.schedule.explain import describe_result
 from engage.schedule.patient_changes import set_consent
 from engage.schedule.sequences import load_sequences
+from engage.schedule.session_numbers import NumberedVisits, number_visits
 from engage.web.staff.auth import CurrentStaff, OutcomeRecorder, PatientsEditor
 from engage.web.staff.loaders import get_message_for, get_patient_for
 from engage.web.staff.pages import Staff, local, redirect, refusing, render
@@ -54,6 +55,7 @@ class PatientView:
     history: list[Any]
     sequences: list[tuple[str, str]] = field(default_factory=list)
     exercises: list[tuple[str, str]] = field(default_factory=list)  # the library: (key, English name)
+    visits: dict[int, NumberedVisits] = field(default_factory=dict)  # plan id -> its visits as staff count them
 
 
 def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView:
@@ -83,6 +85,7 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
         history=patient_history(session, patient.id),
         sequences=[(key, seq.name) for key, seq in sorted(load_sequences().items())],
         exercises=[(key, exercise.name["en"]) for key, exercise in load_exercises().items()],
+        visits={plan.id: number_visits(plan.appointments) for plan in patient.plans},
     )
 
 
