@@ -188,6 +188,27 @@ def set_appointment_status_replanned(
     return appointment, _after_appointment_change(session, appointment, actor, f"appointment.{status.value}")
 
 
+def confirm_appointment(session: Session, appointment_id: int, actor: str) -> Appointment:
+    """Staff confirmed a booked visit with the patient (by phone, at the desk): recorded with who did it.
+
+    A call-back request is answered by it. Raises ``InvalidInput`` for a visit that is not booked."""
+    appointment: Appointment = get(session, Appointment, appointment_id)
+    if appointment.status is not AppointmentStatus.BOOKED:
+        raise InvalidInput(f"appointment {appointment_id} is {appointment.status.value}; only booked visits confirm")
+    appointment.confirmed_at, appointment.confirmed_by = utcnow(), actor
+    appointment.callback_requested_at = None
+    session.flush()
+    audit(
+        session,
+        clinic_id=appointment.plan.patient.clinic_id,
+        actor=actor,
+        action="appointment.confirmed_by_staff",
+        subject_type="appointment",
+        subject_id=appointment.id,
+    )
+    return appointment
+
+
 def _refuse_overlap(
     session: Session,
     patient_id: int,
