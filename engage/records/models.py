@@ -394,7 +394,8 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id"))
+    #: None for a message no sequence planned: a staff member's reply in a conversation (step ``staff-reply``).
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
     step_key: Mapped[str] = mapped_column(String(100))
@@ -423,7 +424,7 @@ class Message(Base):
     #: The enrollment's ``plan_version`` this row was planned under: equal at send time, nothing was re-planned since.
     plan_version: Mapped[int | None] = mapped_column(Integer)
 
-    enrollment: Mapped[Enrollment] = relationship()
+    enrollment: Mapped[Enrollment | None] = relationship()
     patient: Mapped[Patient] = relationship(back_populates="messages")
     appointment: Mapped[Appointment | None] = relationship()
 
@@ -445,6 +446,7 @@ class DeliveryEvent(Base):
 
 class InboundMessage(Base):
     __tablename__ = "inbound_message"
+    __table_args__ = (Index("ix_inbound_message_clinic_patient", "clinic_id", "patient_id", "received_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
