@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -52,7 +53,21 @@ def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
 def visits_between(session: Session, clinic_id: int, start: datetime, end: datetime, tz: str) -> list[Visit]:
     """The clinic's visits starting in ``[start, end)``, by start time; times in words are in ``tz``."""
     rows = session.execute(
-        select(Appointment, Patient)
+        select(
+            Appointment.id,
+            Appointment.plan_id,
+            Appointment.start_at,
+            Appointment.end_at,
+            Appointment.status,
+            Appointment.confirmed_at,
+            Appointment.confirmed_by,
+            Appointment.callback_requested_at,
+            Patient.id.label("patient_id"),
+            Patient.first_name,
+            Patient.last_name,
+            Patient.phone,
+            Patient.date_of_birth,
+        )
         .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
         .join(Patient, Patient.id == TreatmentPlan.patient_id)
         .where(Patient.clinic_id == clinic_id, Appointment.start_at >= start, Appointment.start_at < end)
@@ -60,7 +75,7 @@ def visits_between(session: Session, clinic_id: int, start: datetime, end: datet
     ).all()
     if not rows:
         return []
-    plan_ids = sorted({a.plan_id for a, _ in rows})
+    plan_ids = sorted({row.plan_id for row in rows})
     kept: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
     for plan_id, start_at, appointment_id in session.execute(
         select(Appointment.plan_id, Appointment.start_at, Appointment.id).where(
@@ -71,30 +86,37 @@ def visits_between(session: Session, clinic_id: int, start: datetime, end: datet
     numbers = {
         appointment_id: n for visits in kept.values() for n, (_, appointment_id) in enumerate(sorted(visits), start=1)
     }
-    reminders: dict[int, Message] = {}
-    for message in session.scalars(
-        select(Message)
-        .where(Message.appointment_id.in_([a.id for a, _ in rows]), Message.step_key == REMINDER_STEP)
+    reminders: dict[int, Any] = {}
+    for reminder in session.execute(
+        select(
+            Message.appointment_id,
+            Message.status,
+            Message.sent_at,
+            Message.due_at,
+            Message.status_reason,
+            Message.last_error,
+        )
+        .where(Message.appointment_id.in_([row.id for row in rows]), Message.step_key == REMINDER_STEP)
         .order_by(Message.id)
     ):
-        reminders[message.appointment_id or 0] = message
+        reminders[reminder.appointment_id] = reminder
     zone = ZoneInfo(tz)
     visits = []
-    for a, p in rows:
-        kind, words = _confirmation(a, reminders.get(a.id), zone)
+    for row in rows:
+        kind, words = _confirmation(row, reminders.get(row.id), zone)
         visits.append(
             Visit(
-                appointment_id=a.id,
-                plan_id=a.plan_id,
-                patient_id=p.id,
-                patient_name=f"{p.first_name} {p.last_name}",
-                phone=p.phone,
-                date_of_birth=p.date_of_birth,
-                start_at=a.start_at,
-                end_at=a.end_at,
-                status=a.status,
-                session_number=numbers.get(a.id),
-                session_count=len(kept[a.plan_id]),
+                appointment_id=row.id,
+                plan_id=row.plan_id,
+                patient_id=row.patient_id,
+                patient_name=f"{row.first_name} {row.last_name}",
+                phone=row.phone,
+                date_of_birth=row.date_of_birth,
+                start_at=row.start_at,
+                end_at=row.end_at,
+                status=row.status,
+                session_number=numbers.get(row.id),
+                session_count=len(kept[row.plan_id]),
                 confirmation=kind,
                 confirmation_text=words,
             )
@@ -102,7 +124,9 @@ def visits_between(session: Session, clinic_id: int, start: datetime, end: datet
     return visits
 
 
-def _confirmation(appointment: Appointment, reminder: Message | None, zone: ZoneInfo) -> tuple[str, str]:
+def _confirmation(appointment: Any, reminder: Any, zone: ZoneInfo) -> tuple[str, str]:
+    """(kind, words) for a visit row and its reminder row (None: no reminder planned)."""
+
     def at(moment: datetime | None) -> str:
         return moment.astimezone(zone).strftime("%a %d %b %H:%M") if moment else ""
 
