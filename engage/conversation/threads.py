@@ -1,6 +1,7 @@
 """The inbox as conversations: one thread per patient who texted the clinic, their texts and ours in order.
 
-:func:`threads` lists a clinic's threads, those waiting for a person first (then the latest text first),
+:func:`threads` lists a clinic's threads, urgent ones first (a red-flag symptom or a high pain score), then
+those waiting for a person (then the latest text first),
 each with its patient, how many texts wait, and the latest text; :func:`thread` is one patient's
 conversation: inbound texts and the SMS engage sent or will send (with the delivery status), and the
 visit a reply refers to (a confirmation or call-back names its visit; otherwise the next visit then).
@@ -39,6 +40,7 @@ class ThreadSummary:
     phone: str | None
     locale: str
     waiting: int
+    urgent: int  # waiting texts with a red-flag symptom or a high pain score
     last_text_at: datetime
     last_text: str
 
@@ -62,10 +64,12 @@ class Item:
 def threads(session: Session, clinic_id: int, *, limit: int = 100) -> tuple[list[ThreadSummary], int]:
     """The clinic's threads (see the module docstring), at most ``limit``, and how many there are in all."""
     waiting = func.sum(case((_WAITING, 1), else_=0)).cast(Integer)
+    urgent = func.sum(case((and_(_WAITING, InboundMessage.urgent.is_(True)), 1), else_=0)).cast(Integer)
     per_patient = (
         select(
             InboundMessage.patient_id.label("patient_id"),
             waiting.label("waiting"),
+            urgent.label("urgent"),
             func.max(InboundMessage.received_at).label("last_at"),
             func.max(InboundMessage.id).label("last_id"),
         )
@@ -75,10 +79,15 @@ def threads(session: Session, clinic_id: int, *, limit: int = 100) -> tuple[list
     )
     total = session.scalar(select(func.count()).select_from(per_patient)) or 0
     rows = session.execute(
-        select(per_patient.c.waiting, per_patient.c.last_at, Patient, InboundMessage.body)
+        select(per_patient.c.waiting, per_patient.c.urgent, per_patient.c.last_at, Patient, InboundMessage.body)
         .join(Patient, Patient.id == per_patient.c.patient_id)
         .join(InboundMessage, InboundMessage.id == per_patient.c.last_id)
-        .order_by((per_patient.c.waiting > 0).desc(), per_patient.c.last_at.desc(), Patient.id)
+        .order_by(
+            (per_patient.c.urgent > 0).desc(),
+            (per_patient.c.waiting > 0).desc(),
+            per_patient.c.last_at.desc(),
+            Patient.id,
+        )
         .limit(limit)
     ).all()
     summaries = [
@@ -88,10 +97,11 @@ def threads(session: Session, clinic_id: int, *, limit: int = 100) -> tuple[list
             phone=p.phone,
             locale=p.locale,
             waiting=n or 0,
+            urgent=u or 0,
             last_text_at=at,
             last_text=body,
         )
-        for n, at, p, body in rows
+        for n, u, at, p, body in rows
     ]
     return summaries, total
 

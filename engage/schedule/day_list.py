@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engage.records.models import Appointment, AppointmentStatus, Message, MessageStatus, Patient, TreatmentPlan
+from engage.records.models import (
+    Appointment,
+    AppointmentStatus,
+    Message,
+    MessageStatus,
+    Patient,
+    Practitioner,
+    TreatmentPlan,
+)
 
 REMINDER_STEP = "visit-reminder"
 _SENT = {MessageStatus.SENT, MessageStatus.DELIVERED}
@@ -42,6 +50,7 @@ class Visit:
     session_count: int  # the plan's visits that are not cancelled
     confirmation: str  # "confirmed", "callback", "reminded", "reminder_due", "not_reminded", "none"
     confirmation_text: str
+    practitioner: str | None = None  # the visit's, else its plan's
 
 
 def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
@@ -50,9 +59,14 @@ def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
     return datetime.combine(day, time(), zone), datetime.combine(day + timedelta(days=1), time(), zone)
 
 
-def visits_between(session: Session, clinic_id: int, start: datetime, end: datetime, tz: str) -> list[Visit]:
-    """The clinic's visits starting in ``[start, end)``, by start time; times in words are in ``tz``."""
-    rows = session.execute(
+def visits_between(
+    session: Session, clinic_id: int, start: datetime, end: datetime, tz: str, *, practitioner_id: int | None = None
+) -> list[Visit]:
+    """The clinic's visits starting in ``[start, end)``, by start time; times in words are in ``tz``.
+
+    ``practitioner_id``: only that practitioner's visits (the visit's practitioner, else its plan's)."""
+    who = func.coalesce(Appointment.practitioner_id, TreatmentPlan.practitioner_id)
+    query = (
         select(
             Appointment.id,
             Appointment.plan_id,
@@ -67,12 +81,17 @@ def visits_between(session: Session, clinic_id: int, start: datetime, end: datet
             Patient.last_name,
             Patient.phone,
             Patient.date_of_birth,
+            Practitioner.name.label("practitioner"),
         )
         .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
         .join(Patient, Patient.id == TreatmentPlan.patient_id)
+        .outerjoin(Practitioner, Practitioner.id == who)
         .where(Patient.clinic_id == clinic_id, Appointment.start_at >= start, Appointment.start_at < end)
         .order_by(Appointment.start_at, Patient.last_name, Appointment.id)
-    ).all()
+    )
+    if practitioner_id is not None:
+        query = query.where(who == practitioner_id)
+    rows = session.execute(query).all()
     if not rows:
         return []
     plan_ids = sorted({row.plan_id for row in rows})
@@ -119,6 +138,7 @@ def visits_between(session: Session, clinic_id: int, start: datetime, end: datet
                 session_count=len(kept[row.plan_id]),
                 confirmation=kind,
                 confirmation_text=words,
+                practitioner=row.practitioner,
             )
         )
     return visits

@@ -111,3 +111,34 @@ def test_a_staff_confirmation_of_a_cancelled_visit_is_refused_with_the_reason(db
     assert "is cancelled; only booked visits confirm" in answer.text
     with session_scope() as session:
         assert session.get(Appointment, ids["later"]).confirmed_at is None  # type: ignore[union-attr]
+
+
+def test_a_practitioner_filters_today_by_themselves_and_a_bad_choice_is_said_beside_the_field(db_url: str) -> None:
+    from engage.records.practitioners import add_practitioner
+
+    today = utcnow().astimezone(ZoneInfo(TZ)).date()
+    with session_scope() as session:
+        clinic = seed.clinic(session)
+        seed.staff(session, clinic.id, "chen@clinic.example", "practitioner")
+        chen = add_practitioner(session, clinic.id, staff_email="chen@clinic.example", name="Dr. Chen", actor="t")
+        okafor = add_practitioner(session, clinic.id, name="Dr. Okafor", external_id="DR-2", actor="t")
+        for first, who in (("Ana", chen.id), ("Bo", okafor.id)):
+            patient = seed.patient(session, clinic.id, first, "Ruiz", phone=None, email=f"{first}@example.com")
+            create_plan(
+                session,
+                patient_id=patient.id,
+                condition="sciatica",
+                modality="dry needling",
+                first=f"{today.isoformat()}T12:00",
+                sessions=1,
+                every=timedelta(days=7),
+                allow_past=True,
+                practitioner_id=who,
+            )
+    client, _ = signed_in("chen@clinic.example")
+    everyone = client.get("/", headers=HTML).text.split('<h2 id="attention-h">')[0]
+    assert "Ana Ruiz" in everyone and "Bo Ruiz" in everyone and "<td>Dr. Okafor</td>" in everyone
+    mine = client.get("/?practitioner=me", headers=HTML).text.split('<h2 id="attention-h">')[0]
+    assert "Ana Ruiz" in mine and "Bo Ruiz" not in mine and "Dr. Chen (me)</option>" in mine
+    bad = client.get("/?practitioner=abc", headers=HTML).text
+    assert 'id="e-practitioner" class="field-error">choose a practitioner from the list: showing everyone' in bad
