@@ -6,8 +6,8 @@ no Redis, no credentials, and the ``outbox`` provider: every message lands as a
 file in ``ENGAGE_OUTBOX_DIR`` (default ``./outbox``).
 
 It seeds a demo clinic with a few patients (English and Spanish, several time
-zones, one without a phone, one who replies STOP after her second session, two
-John Smiths), gives each a treatment plan placed around today (some over, some with
+zones, one without a phone, one who replies STOP after her second session, a John
+and a Jon Smith), gives each a treatment plan placed around today (some over, some with
 a visit today or tomorrow), enrols them in ``dry-needling-sciatica`` and then moves
 a simulated clock from due time to due time over the ``days`` before now. At each
 step it publishes the real ``dispatch_due`` task; the worker claims the due rows and
@@ -78,12 +78,12 @@ PATIENTS = (
     DemoPatient("James", "Carter", "en", "America/Los_Angeles", None, "T-14 14:00", 4, 5),  # tomorrow
     DemoPatient("Sofía", "Ramírez", "es", "America/Chicago", "+13125550177", "T-40 10:15", 6, 7, replies_stop=True),
     DemoPatient(
-        "Tom", "Becker", "en", "America/Denver", "+17205550188", "T-44 08:30", 6, 3, exercises=("gentle-walk",)
+        "Tom", "Becker", "en", "America/Denver", "+17205550188", "T-42 08:30", 6, 3, exercises=("gentle-walk",)
     ),
     DemoPatient("Priya", "Patel", "en", None, "+12125550163", "T-28 11:00", 5, 7),  # today
     DemoPatient("John", "Smith", "en", None, "+12125550119", "T-20 15:30", 4, 7),  # tomorrow
     DemoPatient("Grace", "Kim", "en", None, "+16465550131", "T-21 08:00", 5, 7),  # today
-    DemoPatient("John", "Smith", "en", None, "+17185550142", "T+0 16:00", 6, 7),  # the other one: first visit today
+    DemoPatient("Jon", "Smith", "en", None, "+17185550142", "T-8 16:00", 6, 4),  # today, third visit
 )
 
 
