@@ -9,7 +9,7 @@ inbox's threads. Columns are added in place (no batch copy of ``patient`` on SQL
 drop its expression indexes: see 0013).
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0014
 Create Date: 2026-12-06 03:00:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0016"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
