@@ -103,3 +103,22 @@ def record_consent(
     session.flush()
     emit(session, EventType.CONSENT_CHANGED, [event.id])
     return event
+
+
+def consent_in_force(session: Session, patient_id: int) -> dict[str, dict[str, Any]]:
+    """Per channel, the consent in force with its source and time (``source`` ``"default"`` and ``at`` None:
+    no change recorded, so the patient may be contacted on every channel they gave)."""
+    newest: dict[Channel, ConsentEvent] = {}
+    for event in session.scalars(
+        select(ConsentEvent).where(ConsentEvent.patient_id == patient_id).order_by(ConsentEvent.id)
+    ):
+        newest[event.channel] = event
+    answer: dict[str, dict[str, Any]] = {}
+    for channel in Channel:
+        last = newest.get(channel)
+        answer[channel.value] = {
+            "state": last.state.value if last else ConsentState.OPTED_IN.value,
+            "source": last.source if last else "default",
+            "at": last.at.isoformat() if last else None,
+        }
+    return answer
