@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from engage.db import make_engine
 from tests.cli import engage, engage_process
@@ -50,13 +50,10 @@ def test_demo_sends_the_sequence_into_the_outbox_and_prints_a_summary(empty_fold
 
 def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(empty_folder: Path) -> None:
     first = engage_process("demo", "--json", "--patients", "5", cwd=empty_folder, timeout=120).json
-    second = engage_process("demo", "--json", "--patients", "5", "--days", "10", cwd=empty_folder, timeout=120).json
-    assert second["clinic_id"] != first["clinic_id"]
-    assert first["messages"]["sent"] == first["outbox_files"]["total"] == first["tasks"]["send_message"]
-    # The short second run leaves messages scheduled; a third run cancels them rather than sending them.
-    assert second["messages"].get("scheduled", 0) > 0
-    third = engage_process("demo", "--json", "--days", "3", cwd=empty_folder, timeout=120).json
-    assert third["superseded_earlier_demo_messages"] == second["messages"]["scheduled"]
+    # Every send wrote a file; one SMS then failed at the carrier (a message to resolve this morning).
+    handed_over = first["messages"]["sent"] + first["messages"]["failed"]
+    assert handed_over == first["outbox_files"]["total"] == first["tasks"]["send_message"]
+    assert first["morning"]["failed_messages"] == 1 and first["removed_earlier_demo_clinics"] == 0
 
     from engage.records.models import Message, MessageStatus, Patient
 
@@ -113,6 +110,52 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
         for r in rows
         if r.patient_id == no_phone["patient_id"] and r.channel.value == "sms"
     )
+
+    second = engage_process("demo", "--json", "--days", "10", cwd=empty_folder, timeout=120).json
+    assert second["removed_earlier_demo_clinics"] == 1
+    engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
+    with engine.connect() as conn:
+        clinics = conn.execute(text("SELECT id FROM clinic")).scalars().all()
+        logins = conn.execute(text("SELECT clinic_id FROM staff_user")).scalars().all()
+        orphans = conn.execute(text("SELECT count(*) FROM message WHERE patient_id NOT IN (SELECT id FROM patient)"))
+        orphan_count = orphans.scalar()
+    engine.dispose()
+    assert clinics == [second["clinic_id"]] and logins == [second["clinic_id"]] and orphan_count == 0
+
+
+def test_the_demo_ends_now_with_visits_today_and_tomorrow_texts_waiting_and_pain_charts(
+    empty_folder: Path,
+) -> None:
+    report = engage_process("demo", "--json", cwd=empty_folder, timeout=180).json
+    now = datetime.now(UTC)
+    assert datetime.fromisoformat(report["simulated"]["end"]) <= now
+    engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
+    with engine.connect() as conn:
+        latest_sent = conn.execute(text("SELECT max(sent_at) FROM message")).scalar()
+        beat = conn.execute(text("SELECT at FROM heartbeat")).scalar()
+        visits = conn.execute(text("SELECT start_at, status FROM appointment")).all()
+        texts = (
+            conn.execute(
+                text("SELECT body FROM inbound_message WHERE handled_at IS NULL AND kind IN ('other', 'reschedule')")
+            )
+            .scalars()
+            .all()
+        )
+        charts = conn.execute(text("SELECT count(*) FROM outcome GROUP BY patient_id HAVING count(*) >= 3")).all()
+        failed = conn.execute(text("SELECT count(*) FROM message WHERE status = 'failed'")).scalar()
+    engine.dispose()
+    assert datetime.fromisoformat(str(latest_sent)).replace(tzinfo=UTC) <= now, "nothing was sent in the future"
+    assert datetime.fromisoformat(str(beat)).replace(tzinfo=UTC) <= now, "the heartbeat is not ahead of now"
+    zone = ZoneInfo("America/New_York")
+    today = now.astimezone(zone).date()
+    days = Counter(datetime.fromisoformat(str(s)).replace(tzinfo=UTC).astimezone(zone).date() for s, _ in visits)
+    assert days[today] + days[today + timedelta(days=1)] >= 4
+    over = [
+        status for s, status in visits if datetime.fromisoformat(str(s)).replace(tzinfo=UTC) < now - timedelta(hours=1)
+    ]
+    assert over and "booked" not in over, "the visits that are over were attended (or missed)"
+    assert any("cita" in body for body in texts) and any("numb" in body for body in texts) and "R" in texts
+    assert len(charts) >= 3 and failed == 1
 
 
 def test_demo_screens_every_patient_gives_aftercare_after_two_visits_and_never_sends_two_at_once(

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 @click.command("demo")
-@click.option("--patients", type=click.IntRange(1, 50), default=5, show_default=True, help="Demo patients to seed.")
+@click.option("--patients", type=click.IntRange(1, 50), default=9, show_default=True, help="Demo patients to seed.")
 @click.option("--days", type=click.IntRange(1, 120), default=45, show_default=True, help="Simulated days to run.")
 @json_option
 @user_errors
@@ -23,7 +23,7 @@ def demo(patients: int, days: int) -> None:
     Runs on SQLite (ENGAGE_DATABASE_URL, default ./engage.db) with an in-process
     Celery broker and worker, no Redis and no credentials: messages are written
     to ENGAGE_OUTBOX_DIR (default ./outbox), never sent to a vendor. Each run
-    adds a fresh demo clinic and cancels earlier demo runs' unsent messages.
+    replaces the earlier demo clinic: its weeks end now, with visits today and tomorrow.
     """
     from engage.demo import embedded_environment, run_demo
 
@@ -55,8 +55,7 @@ def summary_text(report: DemoReport) -> str:
         "",
         f"Outbox: {files['total']} files in {report.outbox_dir} "
         f"({files['email']} email .eml, {files['sms']} SMS .json).",
-        f"Database: {report.database}. Each run adds a new demo clinic; earlier demo messages not yet sent are "
-        "cancelled.",
+        f"Database: {report.database}. Each run replaces the earlier demo clinic; the simulated weeks end now.",
     ]
     login = report.staff_login
     if login:

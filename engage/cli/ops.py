@@ -31,7 +31,8 @@ def _human(s: ops_status.Status) -> str:
         ),
         "last tick    "
         + ("never" if t.last_tick_at is None else f"{t.last_tick_at:%Y-%m-%d %H:%M:%SZ} ({_age(t.age_seconds)})")
-        + ("  STALE" if t.stale else ""),
+        + ("  STALE" if t.stale else "")
+        + (" (dated in the future: check the clocks)" if t.in_the_future else ""),
         f"workers      {workers}",
         f"last 24 h    {s.failed_24h} failed, {s.unknown_24h} unknown",
         f"webhooks     {s.webhooks.pending} pending"
@@ -76,6 +77,7 @@ def status(ping_timeout: float, heartbeat_only: bool) -> None:
                     else f"last tick {tick.last_tick_at:%Y-%m-%d %H:%M:%SZ} ({_age(tick.age_seconds)})"
                 )
                 + (" STALE" if tick.stale else "")
+                + (" (dated in the future: check the clocks)" if tick.in_the_future else "")
             ),
         )
         sys.exit(1 if tick.stale else 0)

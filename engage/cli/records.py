@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from engage.cli.common import ACTOR, emit, json_option, table, user_errors
 from engage.cli.outcomes import outcomes
+from engage.conversation.consent import consent_in_force
 from engage.db import session_scope
 from engage.records import clinics, lookup, patients, plans
 from engage.records.models import AppointmentStatus, Clinic, Patient, TreatmentPlan
@@ -197,11 +198,14 @@ def patient_show(patient_id: int) -> None:
         )
         if found is None:
             raise LookupError(f"no patient with id {patient_id}")
-        data = patients.patient_json(found)
+        data = {**patients.patient_json(found), "consent": consent_in_force(session, found.id)}
 
     def human() -> str:
         who = f"{data['first_name']} {data['last_name']} ({data['timezone']}, {data['locale']})"
         lines = [f"patient {data['id']}: {who}"]
+        for channel, given in data["consent"].items():
+            since = f" since {given['at'][:16].replace('T', ' ')}" if given["at"] else ""
+            lines.append(f"{channel} consent: {given['state'].replace('_', ' ')} ({given['source']}{since})")
         for plan in data["plans"]:
             lines.append(f"\nplan {plan['id']}: {plan['condition']}, {plan['modality']}, {plan['status']}")
             lines.append(table(plan["appointments"], ["id", "start", "end", "status"]))

@@ -210,8 +210,8 @@ def message_context(session: Session, message: Message, first_sms: bool | None =
         patient_id=patient.id,
         message_id=message.id,
         channel=channel,
-        plan_id=message.enrollment.plan_id,
-        exercise_keys=list(message.enrollment.plan.exercises or ()),
+        plan_id=message.enrollment.plan_id if message.enrollment else 0,
+        exercise_keys=list(message.enrollment.plan.exercises or ()) if message.enrollment else [],
         # Only an email may show the pain trend (an SMS is on a lock screen), so only emails pay for the query.
         pain_scores=_pain_scores(session, patient.id) if channel == Channel.EMAIL.value else None,
     )

@@ -147,3 +147,22 @@ def opt_out_of_email(session: Session, patient_id: int, source: str, detail: str
         return False
     record_consent(session, patient_id, Channel.EMAIL, ConsentState.OPTED_OUT, source, detail)
     return True
+
+
+def consent_in_force(session: Session, patient_id: int) -> dict[str, dict[str, Any]]:
+    """Per channel, the consent in force with its source and time (``source`` ``"default"`` and ``at`` None:
+    no change recorded, so the patient may be contacted on every channel they gave)."""
+    newest: dict[Channel, ConsentEvent] = {}
+    for event in session.scalars(
+        select(ConsentEvent).where(ConsentEvent.patient_id == patient_id).order_by(ConsentEvent.id)
+    ):
+        newest[event.channel] = event
+    answer: dict[str, dict[str, Any]] = {}
+    for channel in Channel:
+        last = newest.get(channel)
+        answer[channel.value] = {
+            "state": last.state.value if last else ConsentState.OPTED_IN.value,
+            "source": last.source if last else "default",
+            "at": last.at.isoformat() if last else None,
+        }
+    return answer

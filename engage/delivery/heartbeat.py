@@ -49,11 +49,17 @@ class TickStatus:
     stale_after_seconds: float
     duration_seconds: float | None = None
 
+    @property
+    def in_the_future(self) -> bool:
+        """The tick is dated ahead of now by more than a tick period: a wrong clock, not a live beat."""
+        return self.age_seconds is not None and self.age_seconds < -self.stale_after_seconds / STALE_TICKS
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "last_tick_at": self.last_tick_at.isoformat() if self.last_tick_at else None,
             "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 3),
             "stale": self.stale,
+            "in_the_future": self.in_the_future,
             "stale_after_seconds": self.stale_after_seconds,
             "duration_seconds": self.duration_seconds,
         }
@@ -94,7 +100,9 @@ def ticking(name: str = BEAT_TICK) -> Iterator[None]:
 def last_tick(now: datetime | None = None, name: str = BEAT_TICK) -> TickStatus:
     """The last recorded tick and whether it is stale: older than ``STALE_TICKS × ENGAGE_TICK_SECONDS``.
 
-    Never having ticked is stale too (beat has not run against this database).
+    Never having ticked is stale too (beat has not run against this database), and so is a tick dated more
+    than one tick period ahead of now: a clock that ran ahead (a simulation, a wrong system clock) says
+    nothing about whether beat ticks now.
     """
     now = now or clock.utcnow()
     stale_after = STALE_TICKS * get_settings().tick_seconds
@@ -103,7 +111,8 @@ def last_tick(now: datetime | None = None, name: str = BEAT_TICK) -> TickStatus:
     if row is None:
         return TickStatus(None, None, True, stale_after)
     age = (now - row.at).total_seconds()
-    return TickStatus(row.at, age, age > stale_after, stale_after, row.duration_seconds)
+    ahead = age < -stale_after / STALE_TICKS
+    return TickStatus(row.at, age, age > stale_after or ahead, stale_after, row.duration_seconds)
 
 
 # --- providers -------------------------------------------------------------------------------------

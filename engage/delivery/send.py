@@ -214,8 +214,8 @@ def _send_one(message_id: int, channel: Channel | None) -> SendResult:
             provider=provider.name,
             provider_message_id=accepted.provider_message_id,
             segments=ready.segments,
+            emit_sent=True,
         )
-        emit(session, EventType.MESSAGE_SENT, [message_id])
 
     try:
         write_with_retries(store)

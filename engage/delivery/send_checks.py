@@ -32,6 +32,7 @@ from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_
 from engage.content.message_context import earlier_sms_exists, message_context
 from engage.content.rendering import render_email, render_sms
 from engage.conversation.consent import newest_consent, reachability
+from engage.delivery import staff_replies
 from engage.delivery.providers.base import EmailAttachment, OutgoingEmail, OutgoingSms
 from engage.errors import InvalidInput, NotFound
 from engage.records.models import (
@@ -94,6 +95,7 @@ def _replan(session: Session, message: Message) -> tuple[Step | None, Any]:
     status checks apply), ``_NOT_PLANNED`` when planning no longer wants it.
     """
     enrollment = message.enrollment
+    assert enrollment is not None  # a staff reply is checked by engage.delivery.staff_replies
     try:
         sequence = get_sequence(enrollment.sequence_key)
     except (InvalidInput, NotFound) as exc:
@@ -159,6 +161,7 @@ def _planned_step(message: Message) -> tuple[Step | None, Any]:
     quiet hours) re-plans the enrollment and bumps the version, so an equal stamp means the
     row's time is still what planning wants; only the step is looked up (for its quiet-hours rule).
     """
+    assert message.enrollment is not None
     try:
         sequence = get_sequence(message.enrollment.sequence_key)
     except (InvalidInput, NotFound):
@@ -177,9 +180,16 @@ def send_time_check(
     worker that was down until 3 a.m.), so the same rules are asked again.
     Statuses, consent, contact details and quiet hours are read as they are now;
     the due time is re-planned only when the enrollment was re-planned after the
-    row was (its ``plan_version`` stamp is older).
+    row was (its ``plan_version`` stamp is older). A staff member's reply (no enrollment) has its own rules
+    (:func:`engage.delivery.staff_replies.send_time_check`).
     """
     enrollment = message.enrollment
+    if enrollment is None:
+        held = staff_replies.send_time_check(session, message, now, consent=consent)
+        if held is None:
+            return None
+        status, reason, retry_at = held
+        return Decision(status, reason, next_attempt_at=retry_at)
     if enrollment.status is not EnrollmentStatus.ACTIVE:
         reason = "paused" if enrollment.status is EnrollmentStatus.PAUSED else f"enrollment {enrollment.status.value}"
         return Decision(MessageStatus.CANCELLED, reason)
@@ -244,8 +254,9 @@ def render(session: Session, message: Message, *, first_sms: bool | None = None)
         payload: OutgoingSms | OutgoingEmail = OutgoingSms(
             message_id=message.id, to=patient.phone or "", body=sms.body, sender=sender, status_callback=callback
         )
-        plan = message.enrollment.plan
-        return Ready(Channel.SMS, patient.id, payload, sms.segments, plan_words=(plan.condition, plan.modality))
+        plan = message.enrollment.plan if message.enrollment else None
+        words = (plan.condition, plan.modality) if plan else ()
+        return Ready(Channel.SMS, patient.id, payload, sms.segments, plan_words=words)
     email = render_email(message.template, context, locale)
     payload = OutgoingEmail(
         message_id=message.id,

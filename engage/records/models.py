@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -252,6 +253,7 @@ class Patient(Base):
     locale: Mapped[str] = mapped_column(String(10), default="en")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     external_id: Mapped[str | None] = mapped_column(String(100))  # the practice-management system's id
+    date_of_birth: Mapped[date | None] = mapped_column(Date)  # optional: tells two patients of one name apart
 
     clinic: Mapped[Clinic] = relationship()
     plans: Mapped[list[TreatmentPlan]] = relationship(back_populates="patient", order_by="TreatmentPlan.id")
@@ -325,7 +327,10 @@ class TreatmentPlan(Base):
 
 class Appointment(Base):
     __tablename__ = "appointment"
-    __table_args__ = (UniqueConstraint("external_clinic_id", "external_id", name="uq_appointment_external_id"),)
+    __table_args__ = (
+        UniqueConstraint("external_clinic_id", "external_id", name="uq_appointment_external_id"),
+        Index("ix_appointment_start_at", "start_at"),  # Today: the day's visits
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("treatment_plan.id"), index=True)
@@ -335,7 +340,8 @@ class Appointment(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     #: When it was booked (None for appointments booked before engage recorded it): the booking confirmation's anchor.
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
-    confirmed_at: Mapped[datetime | None]  # the patient replied C / YES / SI to a reminder
+    confirmed_at: Mapped[datetime | None]  # the patient replied C / YES / SI to a reminder, or staff confirmed
+    confirmed_by: Mapped[str | None] = mapped_column(String(320))  # the staff member; None: the patient's reply
     callback_requested_at: Mapped[datetime | None]  # the patient replied R: staff should call to rebook
     external_id: Mapped[str | None] = mapped_column(String(100))
     #: Set with ``external_id``: the clinic whose id space it belongs to (the unique constraint needs it here).
@@ -388,7 +394,8 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id"))
+    #: None for a message no sequence planned: a staff member's reply in a conversation (step ``staff-reply``).
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
     step_key: Mapped[str] = mapped_column(String(100))
@@ -417,7 +424,7 @@ class Message(Base):
     #: The enrollment's ``plan_version`` this row was planned under: equal at send time, nothing was re-planned since.
     plan_version: Mapped[int | None] = mapped_column(Integer)
 
-    enrollment: Mapped[Enrollment] = relationship()
+    enrollment: Mapped[Enrollment | None] = relationship()
     patient: Mapped[Patient] = relationship(back_populates="messages")
     appointment: Mapped[Appointment | None] = relationship()
 
@@ -439,6 +446,7 @@ class DeliveryEvent(Base):
 
 class InboundMessage(Base):
     __tablename__ = "inbound_message"
+    __table_args__ = (Index("ix_inbound_message_clinic_patient", "clinic_id", "patient_id", "received_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)

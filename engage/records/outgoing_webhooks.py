@@ -128,9 +128,12 @@ _SUBJECTS: dict[EventType, Any] = {
 }
 
 
-def _owed(event_type: EventType, dialect: str) -> Any:
-    """``INSERT … SELECT``: one pending event per (subject, active endpoint of its clinic), repeats skipped."""
-    subjects = _SUBJECTS[event_type].subquery()
+def _owed(event_type: EventType, dialect: str, about: Any = None) -> Any:
+    """``INSERT … SELECT``: one pending event per (subject, active endpoint of its clinic), repeats skipped.
+
+    ``about``: a query of (subject id, its clinic id); default the subjects whose ids are bound as ``ids``.
+    """
+    subjects = (_SUBJECTS[event_type] if about is None else about).subquery()
     now = bindparam("now", type_=WebhookEvent.occurred_at.type)
     rows = select(
         WebhookEndpoint.id,
@@ -155,6 +158,13 @@ def _owed(event_type: EventType, dialect: str) -> Any:
 
 #: Built once: the send path emits for every message, and building the statement costs more than running it.
 _STATEMENTS = {(t, d): _owed(t, d) for t in EventType for d in ("postgresql", "sqlite")}
+
+
+def owed_in_same_statement(event_type: EventType, changed: Any, about: Any) -> Any:
+    """PostgreSQL: ``WITH changed AS (UPDATE … RETURNING …) INSERT …`` owing ``event_type`` about the rows
+    ``changed`` (a data-modifying CTE) changes; ``about`` selects (subject id, its clinic id) from it. Like
+    :func:`emit` after the UPDATE, in one round trip. Build it once (module level)."""
+    return _owed(event_type, "postgresql", about).add_cte(changed)
 
 
 def emit(session: Session, event_type: EventType, subject_ids: Sequence[int]) -> None:

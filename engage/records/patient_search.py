@@ -5,9 +5,12 @@ How the search box is read:
 - something that parses as a valid phone number (``phonenumbers``, the clinic's country
   for numbers without ``+``) matches that exact E.164 number: ``(415) 555-0123``,
   ``415.555.0123`` and ``+1 415 555 0123`` find the same patient;
+- 4 or more digits that are not a whole number (``0142``, ``555-0142``) match the end of the
+  phone number: the last digits a patient reads out;
 - something with an ``@`` matches email addresses starting with it;
 - anything else is words, each of which must start the first or the last name
-  (case-insensitive): ``ana ru`` finds Ana Ruiz.
+  (case-insensitive): ``ana ru`` finds Ana Ruiz; a word that is a date (``1980-03-14``,
+  ``03/14/1980``) matches the date of birth instead: ``john smith 03/14/1980``.
 
 An empty query lists everyone. A query is at most :data:`MAX_QUERY_CHARS` characters and
 :data:`MAX_QUERY_WORDS` words (``InvalidInput`` beyond): each word is one more test of every
@@ -22,6 +25,7 @@ meanwhile never shift a row onto another page or show one twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import phonenumbers
@@ -70,6 +74,7 @@ def patient_summary(patient: Patient) -> dict[str, Any]:
         "email": patient.email,
         "phone": patient.phone,
         "locale": patient.locale,
+        "date_of_birth": patient.date_of_birth.isoformat() if patient.date_of_birth else None,
     }
 
 
@@ -106,15 +111,32 @@ def match_condition(query: str, region: str) -> ColumnElement[bool] | None:
     phone = _as_phone(text, region)
     if phone is not None:
         return Patient.phone == phone
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) >= 4 and all(ch.isdigit() or ch in " -.()" for ch in text):
+        return Patient.phone.like(f"%{digits}")
     if "@" in text:
         return Patient.email.like(_like_prefix(text.lower()), escape="\\")
-    words = [_like_prefix(word.lower()) for word in text.split()]
-    return and_(
-        *(
+    conditions: list[ColumnElement[bool]] = []
+    for word in text.split():
+        born = _as_date(word)
+        if born is not None:
+            conditions.append(Patient.date_of_birth == born)
+            continue
+        w = _like_prefix(word.lower())
+        conditions.append(
             or_(func.lower(Patient.first_name).like(w, escape="\\"), func.lower(Patient.last_name).like(w, escape="\\"))
-            for w in words
         )
-    )
+    return and_(*conditions)
+
+
+def _as_date(word: str) -> date | None:
+    """A date of birth as staff type it: ``1980-03-14`` or the US ``03/14/1980``."""
+    for pattern in ("%Y-%m-%d", "%m/%d/%Y"):
+        try:
+            return datetime.strptime(word, pattern).date()
+        except ValueError:
+            continue
+    return None
 
 
 class PatientKey(NamedTuple):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engage.clock import utcnow
 from engage.config import get_settings
 from engage.errors import InvalidInput
 from engage.records import external_ids, validation
@@ -38,6 +40,7 @@ def add_patient(
     timezone: str | None = None,
     locale: str = "en",
     external_id: str | None = None,
+    date_of_birth: str | date | None = None,
 ) -> PatientAdded:
     """A new patient of ``clinic_id``. Raises ``InvalidInput`` (see :func:`validated_fields`) before writing.
 
@@ -55,6 +58,7 @@ def add_patient(
         phone=phone,
         timezone=timezone,
         locale=locale,
+        date_of_birth=date_of_birth,
     )
     external_id = external_ids.check_free(session, Patient, clinic.id, external_id)
     patient = Patient(clinic_id=clinic.id, external_id=external_id, **fields)
@@ -109,8 +113,9 @@ def validated_fields(
     timezone: str | None,
     locale: str,
     patient_id: int | None = None,
+    date_of_birth: str | date | None = None,
 ) -> dict[str, Any]:
-    """The patient's fields, normalised (E.164 phone, lower-case email, IANA zone, locale).
+    """The patient's fields, normalised (E.164 phone, lower-case email, IANA zone, locale, date of birth).
 
     Raises ``FieldErrors`` naming every wrong field (an ``InvalidInput``), so a form
     can show each error beside its field. ``patient_id`` is the patient being edited
@@ -131,6 +136,7 @@ def validated_fields(
         ),
         ("timezone", lambda: validation.timezone_name(timezone) if timezone else None),
         ("locale", lambda: validation.locale(locale or "en")),
+        ("date_of_birth", lambda: _birth_date(date_of_birth)),
     )
     for name, check in checks:
         try:
@@ -154,11 +160,32 @@ def validated_fields(
     return values
 
 
+def _birth_date(value: str | date | None) -> date | None:
+    """A date of birth: a date, ``YYYY-MM-DD`` or the US ``MM/DD/YYYY``; not in the future, not before 1900."""
+    if value is None or isinstance(value, date):
+        born = value
+    elif not value.strip():
+        return None
+    else:
+        born = None
+        for pattern in ("%Y-%m-%d", "%m/%d/%Y"):
+            try:
+                born = datetime.strptime(value.strip(), pattern).date()
+                break
+            except ValueError:
+                continue
+        if born is None:
+            raise InvalidInput(f"{value.strip()!r} is not a date: write it as YYYY-MM-DD or MM/DD/YYYY")
+    if born is not None and not date(1900, 1, 1) <= born <= utcnow().date():
+        raise InvalidInput("a date of birth is between 1900 and today")
+    return born
+
+
 #: The fields staff may change with :func:`update_patient`.
-EDITABLE = ("first_name", "last_name", "email", "phone", "timezone", "locale")
+EDITABLE = ("first_name", "last_name", "email", "phone", "timezone", "locale", "date_of_birth")
 
 
-def update_patient(session: Session, patient: Patient, *, actor: str, **given: str | None) -> list[str]:
+def update_patient(session: Session, patient: Patient, *, actor: str, **given: str | date | None) -> list[str]:
     """Change the given fields (names in :data:`EDITABLE`; others keep their values), validated as on add.
 
     Returns the names of the fields that changed. Raises ``FieldErrors`` before writing.
@@ -172,13 +199,14 @@ def update_patient(session: Session, patient: Patient, *, actor: str, **given: s
     fields = validated_fields(
         session,
         patient.clinic,
-        first_name=merged["first_name"] or "",
-        last_name=merged["last_name"] or "",
-        email=merged["email"],
-        phone=merged["phone"],
-        timezone=merged["timezone"],
-        locale=merged["locale"] or "en",
+        first_name=str(merged["first_name"] or ""),
+        last_name=str(merged["last_name"] or ""),
+        email=_text(merged["email"]),
+        phone=_text(merged["phone"]),
+        timezone=_text(merged["timezone"]),
+        locale=str(merged["locale"] or "en"),
         patient_id=patient.id,
+        date_of_birth=merged["date_of_birth"],
     )
     changed = [name for name in EDITABLE if fields[name] != current[name]]
     for name in changed:
@@ -199,6 +227,10 @@ def update_patient(session: Session, patient: Patient, *, actor: str, **given: s
     return changed
 
 
+def _text(value: str | date | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def patient_json(patient: Patient) -> dict[str, Any]:
     """The patient with plans and appointments (for staff: includes contact details)."""
     return {
@@ -210,6 +242,7 @@ def patient_json(patient: Patient) -> dict[str, Any]:
         "phone": patient.phone,
         "timezone": patient.effective_timezone,
         "locale": patient.locale,
+        "date_of_birth": patient.date_of_birth.isoformat() if patient.date_of_birth else None,
         "external_id": patient.external_id,
         "plans": [
             {

@@ -103,7 +103,10 @@ def move_appointment(
     return _after_appointment_change(session, appointment, actor, AuditAction.APPOINTMENT_MOVE)
 
 
+#: status -> the statuses it may be reached from. Booked again from cancelled or no-show is the undo
+#: (re-book): the visit's messages are re-planned, as the practice-management system may also do.
 _ALLOWED = {
+    AppointmentStatus.BOOKED: {AppointmentStatus.CANCELLED, AppointmentStatus.NO_SHOW},
     AppointmentStatus.CANCELLED: {AppointmentStatus.BOOKED},
     AppointmentStatus.COMPLETED: {AppointmentStatus.BOOKED, AppointmentStatus.NO_SHOW},
     AppointmentStatus.NO_SHOW: {AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED},
@@ -116,11 +119,19 @@ def may_become(current: AppointmentStatus, status: AppointmentStatus) -> bool:
 
 
 def set_appointment_status(
-    session: Session, appointment_id: int, status: AppointmentStatus, *, actor: str
+    session: Session,
+    appointment_id: int,
+    status: AppointmentStatus,
+    *,
+    actor: str,
+    check_overlap: bool = True,
 ) -> AppointmentChange:
-    """Cancel, complete or mark a no-show; pending messages follow (a cancelled visit's reminders are cancelled).
+    """Cancel, complete, mark a no-show or book again (undo a cancel or no-show); pending messages follow
+    (a cancelled visit's reminders are cancelled, a re-booked one's planned again).
 
-    The same status again changes nothing. Only an appointment that has started can be completed or a no-show."""
+    The same status again changes nothing. Only an appointment that has started can be completed or a no-show.
+    Booking a visit again is refused when it would overlap another booked visit of the patient (the error
+    names it); ``check_overlap=False``: the caller (a sync) checked the state the batch leaves."""
     appointment: Appointment = get(session, Appointment, appointment_id)
     if appointment.status is status:
         return AppointmentChange(appointment, ReconcileResult())
@@ -132,15 +143,42 @@ def set_appointment_status(
         raise InvalidInput(
             f"appointment {appointment_id} has not started yet; it can become {status.value} once it has"
         )
+    if status is AppointmentStatus.BOOKED and check_overlap:
+        patient = appointment.plan.patient
+        plans.refuse_overlap(
+            session, patient.id, appointment.id, appointment.start_at, appointment.end_at, patient.effective_timezone
+        )
     appointment.status = status
     return _after_appointment_change(session, appointment, actor, _STATUS_ACTION[status])
 
 
 _STATUS_ACTION = {
+    AppointmentStatus.BOOKED: AuditAction.APPOINTMENT_BOOKED,
     AppointmentStatus.CANCELLED: AuditAction.APPOINTMENT_CANCELLED,
     AppointmentStatus.COMPLETED: AuditAction.APPOINTMENT_COMPLETED,
     AppointmentStatus.NO_SHOW: AuditAction.APPOINTMENT_NO_SHOW,
 }
+
+
+def confirm_appointment(session: Session, appointment_id: int, *, actor: str) -> Appointment:
+    """Staff confirmed a booked visit with the patient (by phone, at the desk): recorded with who did it.
+
+    A call-back request is answered by it. Raises ``InvalidInput`` for a visit that is not booked."""
+    appointment: Appointment = get(session, Appointment, appointment_id)
+    if appointment.status is not AppointmentStatus.BOOKED:
+        raise InvalidInput(f"appointment {appointment_id} is {appointment.status.value}; only booked visits confirm")
+    appointment.confirmed_at, appointment.confirmed_by = utcnow(), actor
+    appointment.callback_requested_at = None
+    session.flush()
+    audit(
+        session,
+        clinic_id=appointment.plan.patient.clinic_id,
+        actor=actor,
+        action=AuditAction.APPOINTMENT_CONFIRMED_BY_STAFF,
+        subject_type="appointment",
+        subject_id=appointment.id,
+    )
+    return appointment
 
 
 def _after_appointment_change(

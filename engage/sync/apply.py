@@ -10,6 +10,8 @@ CSV rows, FHIR resources and the API's ``PUT .../by-external-id/...`` all become
   updated only where it differs, so applying the same data twice changes nothing;
 - a changed start or length moves the appointment (its reminders move), a status of
   ``cancelled`` cancels it (its reminders are cancelled), ``completed``/``no_show`` mark it;
+  ``booked`` for a cancelled or no-show visit books it again (at its new time, if it has one),
+  a change like a move that re-plans its messages;
 - a start in the past is history the practice-management system recorded: it is written
   (as the CLI's ``--allow-past`` does) and gets no booking confirmation, and its reminders,
   due before now, are skipped; follow-ups after it that are still ahead are planned as usual;
@@ -170,6 +172,13 @@ def _write_appointments(
             report.appointment_outcomes[appt.record.external_id] = "created"
             continue
         changed = False
+        if appt.status is AppointmentStatus.BOOKED and current.status is not AppointmentStatus.BOOKED:
+            # Booked again after a cancel or no-show: a change like a move (checked by engage.sync.overlaps).
+            report.messages += appointment_changes.set_appointment_status(
+                session, current.id, appt.status, actor=actor, check_overlap=False
+            ).messages
+            report.appointments_status_changed += 1
+            changed = True
         if current.status is AppointmentStatus.BOOKED and (current.start_at, current.end_at) != (appt.start, appt.end):
             # Checked already, on the state the whole sync leaves (engage.sync.overlaps); a start in the
             # past is history the practice-management system recorded (its reminders are skipped).

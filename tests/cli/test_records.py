@@ -81,6 +81,8 @@ def test_clinic_patient_plan_round_trip(db_url: str) -> None:
     assert shown["email"] == "ana@example.com"
     assert shown["timezone"] == "America/New_York" and shown["locale"] == "es"
     assert [a["id"] for a in shown["plans"][0]["appointments"]] == [a["id"] for a in plan["appointments"]]
+    assert shown["consent"]["sms"] == {"state": "opted_in", "source": "default", "at": None}
+    assert "sms consent: opted in (default)" in engage("patient", "show", str(patient_id)).stdout
     assert count(AuditEvent) >= 3
 
 

@@ -104,6 +104,9 @@ def test_status_heartbeat_exits_1_when_stale_and_0_when_fresh() -> None:
     heartbeat.record_tick()
     fresh = engage("status", "--heartbeat", "--json")
     assert fresh.code == 0 and fresh.json["stale"] is False
+    heartbeat.record_tick(clock.utcnow() + timedelta(days=40))  # ahead of now: says nothing about beat now
+    ahead = engage("status", "--heartbeat")
+    assert ahead.code == 1 and "STALE (dated in the future: check the clocks)" in ahead.stdout
 
 
 def test_worker_ping_against_a_broker_that_is_down_says_so_quickly(monkeypatch: pytest.MonkeyPatch) -> None:

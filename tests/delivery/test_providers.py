@@ -118,6 +118,36 @@ def test_sms_reaches_twilio_with_to_from_body_and_status_callback(fake: FakeProv
     assert accepted.status == "sent"
 
 
+def test_a_ca_bundle_in_the_environment_is_read_once_and_still_used(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not read for plain http\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    provider = TwilioSms(get_settings())
+
+    provider.send_sms(sms(42))
+
+    session = provider._http.session
+    assert session is not None
+    assert (session.trust_env, session.verify) == (False, str(bundle))
+    assert [r["message_id"] for r in fake.sms_requests()] == [42]
+
+
+def test_a_proxy_in_the_environment_is_still_honoured(fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there: only a proxied request fails
+
+    with pytest.raises(ProviderError) as caught:
+        TwilioSms(get_settings()).send_sms(sms(43))
+
+    assert caught.value.provider == "twilio"  # the request went to the (absent) proxy, never to the provider
+    assert fake.sms_requests() == []
+
+
 def test_sms_uses_messaging_service_when_no_from_number(fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TWILIO_FROM_NUMBER")
     monkeypatch.setenv("TWILIO_MESSAGING_SERVICE_SID", "MG" + "a" * 32)

@@ -117,3 +117,19 @@ def test_a_sync_that_swaps_two_visits_or_rebooks_a_cancelled_slot_is_fine(clinic
         )
         assert booked == ["A2", "A3"]
         assert session.scalar(select(func.count()).select_from(Patient)) == 1
+
+
+def test_a_cancelled_visit_the_practice_books_again_is_a_change_like_a_move(clinic_id: int) -> None:
+    run(clinic_id, HEADER + row("A1", day(5)) + row("A2", day(12)))
+    run(clinic_id, HEADER + row("A1", day(5)) + row("A2", day(12), status="cancelled"))
+    assert not [m for m in messages_of("A2") if m.status is MessageStatus.SCHEDULED]
+
+    report = run(clinic_id, HEADER + row("A1", day(5)) + row("A2", day(13)) + row("A3", day(19)))
+
+    assert report["appointments_status_changed"] == 1 and report["appointments_moved"] == 1
+    assert report["appointments_created"] == 1, "the rest of the nightly file is applied with it"
+    with session_scope() as session:
+        a2 = session.scalars(select(Appointment).where(Appointment.external_id == "A2")).one()
+        assert a2.status is AppointmentStatus.BOOKED
+    reminders = [m for m in messages_of("A2") if m.step_key == "visit-reminder" and m.status is MessageStatus.SCHEDULED]
+    assert len(reminders) == 1 and reminders[0].due_at < a2.start_at

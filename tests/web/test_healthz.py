@@ -28,6 +28,13 @@ def test_healthz_is_503_when_the_last_tick_is_older_than_three_ticks() -> None:
     assert answer.json()["beat"]["stale"] is True and answer.json()["beat"]["age_seconds"] > 45
 
 
+def test_healthz_is_503_when_the_last_tick_is_dated_in_the_future() -> None:
+    heartbeat.record_tick(clock.utcnow() + timedelta(days=40))  # a simulation's clock, or a wrong system clock
+    answer = TestClient(create_app()).get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json()["beat"]["stale"] is True and answer.json()["beat"]["in_the_future"] is True
+
+
 def test_healthz_is_503_when_beat_never_ticked() -> None:
     answer = TestClient(create_app()).get("/healthz")
     assert answer.status_code == 503 and answer.json()["beat"]["last_tick_at"] is None

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.orm import Session, selectinload
 
+from engage.conversation.consent import consent_in_force
 from engage.conversation.outcomes import list_outcomes, outcome_json
 from engage.records import patients
 from engage.records.lookup import get_in_clinic
@@ -52,7 +53,10 @@ def load_patient(session: Session, clinic_id: int, patient_id: int) -> Patient:
 
 
 def patient_out(session: Session, clinic_id: int, patient_id: int) -> dict[str, Any]:
-    return patients.patient_json(load_patient(session, clinic_id, patient_id))
+    return {
+        **patients.patient_json(load_patient(session, clinic_id, patient_id)),
+        "consent": consent_in_force(session, patient_id),
+    }
 
 
 @router.post("", status_code=201, response_model=PatientOut, summary="Add a patient", responses=errors(403, 413))

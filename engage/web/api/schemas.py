@@ -8,7 +8,7 @@ here with the library's own validators, so each bad field gets its own error ent
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
@@ -104,6 +104,7 @@ class _Patient(Input):
 
 class PatientIn(_Patient):
     external_id: MaybeExternalId = None
+    date_of_birth: date | None = Field(None, examples=["1980-03-14"], description="Optional, to tell patients apart")
 
 
 class PatientPatch(Input):
@@ -115,6 +116,7 @@ class PatientPatch(Input):
     phone: MaybePhone = None
     timezone: MaybeTimeZone = Field(None, description="IANA name; `null`: the clinic's")
     locale: MaybeLocale = None
+    date_of_birth: date | None = Field(None, examples=["1980-03-14"], description="Optional; `null` clears it")
 
 
 class PatientUpsert(_Patient):
@@ -150,6 +152,15 @@ class PlanSummary(BaseModel):
     practitioner_id: int | None = Field(None, examples=[3], description="engage's id of who treats")
 
 
+class ConsentInForce(BaseModel):
+    state: str = Field(examples=["opted_out"], description="opted_in or opted_out")
+    source: str = Field(
+        examples=["sms_keyword"],
+        description="How it was given or withdrawn: default (no change recorded), sms_keyword, staff, api, email_link",
+    )
+    at: datetime | None = Field(examples=["2026-12-01T15:04:05+00:00"], description="When; null for the default")
+
+
 class PatientOut(BaseModel):
     id: int = _id("patient", 42)
     clinic_id: int = _id("clinic", 1)
@@ -159,8 +170,19 @@ class PatientOut(BaseModel):
     phone: str | None = Field(examples=["+14155550123"], description="Mobile number, E.164")
     timezone: str = Field(examples=["America/New_York"], description="In force: the patient's, or the clinic's")
     locale: str = Field(examples=["es"], description="Language of the patient's messages")
+    date_of_birth: date | None = Field(None, examples=["1980-03-14"], description="Optional, to tell patients apart")
     external_id: MaybeExternalId = None
     plans: list[PlanSummary] = Field([], description="Treatment plans, each with its appointments")
+    consent: dict[str, ConsentInForce] = Field(
+        {},
+        examples=[
+            {
+                "sms": {"state": "opted_out", "source": "sms_keyword", "at": "2026-12-01T15:04:05+00:00"},
+                "email": {"state": "opted_in", "source": "default", "at": None},
+            }
+        ],
+        description="The consent in force per channel (sms, email), with its source and time",
+    )
 
 
 class ConsentIn(Input):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -60,6 +61,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Refused, refused_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(auth.EnrollmentRequired, auth.enrollment_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _bad_address)  # type: ignore[arg-type]
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -70,3 +72,12 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     title = _TITLES.get(exc.status_code, "Something went wrong")
     detail = {404: "There is nothing here, or it belongs to another clinic."}.get(exc.status_code, str(exc.detail))
     return render(request, "error.html", None, status_code=exc.status_code, title=title, detail=detail)
+
+
+async def _bad_address(request: Request, exc: RequestValidationError) -> Response:
+    """A staff address with a malformed part (``/patients/abc``): a page saying which part, not FastAPI's JSON."""
+    if "text/html" not in request.headers.get("accept", "") or request.url.path.startswith(_NOT_STAFF):
+        return await request_validation_exception_handler(request, exc)
+    parts = sorted({str(error.get("loc", ("", "?"))[-1]).replace("_", " ") for error in exc.errors()})
+    detail = f"This address is not right: the {', '.join(parts)} in it must be a whole number. Check the link."
+    return render(request, "error.html", None, status_code=422, title="Not a valid address", detail=detail)

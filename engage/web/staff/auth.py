@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from engage import metrics
 from engage.config import get_settings
+from engage.conversation.inbox import waiting_count
 from engage.db import session_scope
 from engage.records import factors
 from engage.records import staff as accounts
@@ -69,6 +70,7 @@ def _load(token: str | None) -> Staff | None:
             role=staff.role,
             csrf_token=signed_in.csrf_token,
             enroll=factors.enrollment_needed(session, staff),
+            inbox_waiting=waiting_count(session, staff.clinic_id),
         )
 
 

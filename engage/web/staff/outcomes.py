@@ -13,7 +13,7 @@ from engage.conversation.measures import record_psfs, record_score
 from engage.db import session_scope
 from engage.errors import InvalidInput
 from engage.outcomes.export import episodes_csv
-from engage.outcomes.summary import Filters, load_episodes, outcome_summary, parse_filters
+from engage.outcomes.summary import ACT_ON_NAMED, Filters, load_episodes, outcome_summary, parse_filters
 from engage.records.models import Clinic, Patient
 from engage.records.practitioners import list_practitioners
 from engage.records.roles import Action
@@ -68,6 +68,7 @@ def outcomes_page(request: Request, staff: OutcomesReader) -> HTMLResponse:
         given=given,
         problems=problems,
         practitioners=practitioners,
+        act_on_named=ACT_ON_NAMED,
         sequences=sorted(load_sequences()),
         pain=pain_chart(summary["pain_by_session"]) if summary and summary["pain_by_session"] else None,
         months=responder_chart(summary["responders_by_month"]) if summary and summary["responders_by_month"] else None,

@@ -44,6 +44,7 @@ class Staff:
     csrf_token: str
     #: The clinic's MFA rule covers them and they have no second factor: every page sends them to enrollment.
     enroll: bool = False
+    inbox_waiting: int = 0  # read when the request began: the inbox count in the menu of every page
 
     def may(self, action: Action | str) -> bool:
         return may(self.role, action)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -17,23 +18,26 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
+from engage.clock import utcnow
 from engage.content.exercises import load_exercises
 from engage.content.rendering import TemplateError
-from engage.conversation.consent import current_consent
+from engage.conversation.consent import consent_in_force
 from engage.conversation.inbox import replies_of
 from engage.conversation.outcomes import list_outcomes, record_staff_outcome
 from engage.db import session_scope
 from engage.delivery.providers.base import OutgoingSms
 from engage.delivery.send_checks import render as render_message
 from engage.records.audit import patient_history, record_view
-from engage.records.models import Channel, ConsentEvent, Enrollment, Measure, Patient
+from engage.records.models import AppointmentStatus, ConsentEvent, Enrollment, Measure, Patient
+from engage.schedule.day_list import next_visits
 from engage.schedule.enrollments import timeline
 from engage.schedule.explain import describe_result
 from engage.schedule.patient_changes import set_consent
 from engage.schedule.sequences import load_sequences
+from engage.schedule.session_numbers import NumberedVisits, number_visits
 from engage.web.staff.auth import CurrentStaff, OutcomeRecorder, PatientsEditor
 from engage.web.staff.loaders import get_message_for, get_patient_for
-from engage.web.staff.pages import Staff, local, redirect, refusing, render
+from engage.web.staff.pages import Staff, redirect, refusing, render
 
 router = APIRouter()
 
@@ -54,6 +58,14 @@ class PatientView:
     history: list[Any]
     sequences: list[tuple[str, str]] = field(default_factory=list)
     exercises: list[tuple[str, str]] = field(default_factory=list)  # the library: (key, English name)
+    visits: dict[int, NumberedVisits] = field(default_factory=dict)  # plan id -> its visits as staff count them
+    sessions_json: str = "[]"  # the plan's visits (not cancelled), marked on the pain chart
+    next_visit: datetime | None = None
+    open_replies: int = 0
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView:
@@ -65,11 +77,20 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
     ):
         enrollments.setdefault(enrollment.plan_id, []).append(enrollment)
     outcomes = list_outcomes(session, patient.id, Measure.NPRS)
-    scores = [{"when": local(o.recorded_at, tz, "%d %b %Y"), "score": o.score} for o in outcomes]
+    replies = replies_of(session, patient.id)
+    scores = [{"x": _ms(o.recorded_at), "y": o.score} for o in outcomes]
+    sessions = [
+        {"x": _ms(a.start_at)}
+        for plan in patient.plans
+        for a in plan.appointments
+        if a.status is not AppointmentStatus.CANCELLED
+    ]
+    consent_now = consent_in_force(session, patient.id)
+    next_visit = next_visits(session, [patient.id], utcnow()).get(patient.id)
     return PatientView(
         patient=patient,
         timezone=tz,
-        consent={c.value: current_consent(session, patient.id, c).value for c in Channel},
+        consent={channel: given["state"] for channel, given in consent_now.items()},
         consent_history=list(
             session.scalars(
                 select(ConsentEvent).where(ConsentEvent.patient_id == patient.id).order_by(ConsentEvent.id.desc())
@@ -77,12 +98,16 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
         ),
         enrollments=enrollments,
         timeline=timeline(session, patient.id),
-        replies=replies_of(session, patient.id),
+        replies=replies,
         scores_json=json.dumps(scores),
+        sessions_json=json.dumps(sessions),
+        next_visit=next_visit,
+        open_replies=sum(1 for r in replies if r.flagged and r.handled_at is None),
         outcomes=outcomes,
         history=patient_history(session, patient.id),
         sequences=[(key, seq.name) for key, seq in sorted(load_sequences().items())],
         exercises=[(key, exercise.name["en"]) for key, exercise in load_exercises().items()],
+        visits={plan.id: number_visits(plan.appointments) for plan in patient.plans},
     )
 
 

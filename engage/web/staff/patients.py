@@ -20,7 +20,7 @@ from engage.web.staff.pages import Staff, redirect, render
 
 router = APIRouter()
 
-FIELDS = ("first_name", "last_name", "phone", "email", "timezone", "locale")
+FIELDS = ("first_name", "last_name", "date_of_birth", "phone", "email", "timezone", "locale")
 
 
 @router.get("/patients", response_class=HTMLResponse)
@@ -71,10 +71,12 @@ def new_patient(
     email: Annotated[str, Form()] = "",
     timezone: Annotated[str, Form()] = "",
     locale: Annotated[str, Form()] = "en",
+    date_of_birth: Annotated[str, Form()] = "",
 ) -> Response:
     values = {
         "first_name": first_name,
         "last_name": last_name,
+        "date_of_birth": date_of_birth,
         "phone": phone,
         "email": email,
         "timezone": timezone,
@@ -92,6 +94,7 @@ def new_patient(
                 timezone=timezone or None,
                 locale=locale or "en",
                 actor=staff.email,
+                date_of_birth=date_of_birth or None,
             ).patient.id
     except FieldErrors as exc:
         return _form(request, staff, values, exc.errors, None, 400)
@@ -117,10 +120,12 @@ def edit_patient(
     email: Annotated[str, Form()] = "",
     timezone: Annotated[str, Form()] = "",
     locale: Annotated[str, Form()] = "en",
+    date_of_birth: Annotated[str, Form()] = "",
 ) -> Response:
     values = {
         "first_name": first_name,
         "last_name": last_name,
+        "date_of_birth": date_of_birth,
         "phone": phone,
         "email": email,
         "timezone": timezone,

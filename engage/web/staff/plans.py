@@ -12,15 +12,16 @@ from starlette.exceptions import HTTPException
 
 from engage.db import session_scope
 from engage.errors import InvalidInput, NotFound
-from engage.records.models import AppointmentStatus
+from engage.records.models import Appointment, AppointmentStatus
 from engage.records.plans import create_plan
 from engage.schedule import appointments, enrollments
 from engage.schedule.explain import describe_result, preview_enrollment
 from engage.schedule.plan_exercises import choose_exercises
 from engage.schedule.sequences import get_sequence
+from engage.schedule.session_numbers import number_visits
 from engage.web.staff.auth import ExercisePicker, PlansEditor
 from engage.web.staff.loaders import get_appointment_for, get_enrollment_for, get_patient_for, get_plan_for
-from engage.web.staff.pages import redirect, refusing, render
+from engage.web.staff.pages import local, redirect, refusing, render
 from engage.web.staff.patient_page import patient_page_refused
 
 router = APIRouter()
@@ -29,8 +30,29 @@ _STATUS = {
     "cancel": AppointmentStatus.CANCELLED,
     "complete": AppointmentStatus.COMPLETED,
     "no-show": AppointmentStatus.NO_SHOW,
+    "rebook": AppointmentStatus.BOOKED,
 }
-_DONE = {"cancel": "cancelled", "complete": "marked attended", "no-show": "marked as a no-show"}
+_DONE = {
+    "cancel": "cancelled",
+    "complete": "marked attended",
+    "no-show": "marked as a no-show",
+    "rebook": "booked again",
+}
+#: verb -> (page title, what happens, the confirm button, the undo's name): the step before a cancel or no-show.
+_CONFIRM = {
+    "cancel": (
+        "Cancel this visit?",
+        "Its reminders and follow-ups that have not gone out are cancelled.",
+        "Yes, cancel the visit",
+        "Book again",
+    ),
+    "no-show": (
+        "Mark this visit a no-show?",
+        "Its aftercare messages that have not gone out are dropped.",
+        "Yes, mark it a no-show",
+        "Undo no-show",
+    ),
+}
 
 
 def _int(value: str, what: str, field: str | None = None) -> int:
@@ -113,17 +135,58 @@ def move_appointment(staff: PlansEditor, appointment_id: int, to: Annotated[str,
     return redirect(back, f"Appointment moved; {describe_result(result)}.")
 
 
+@router.get("/appointments/{appointment_id}/{verb}", response_class=HTMLResponse)
+def confirm_appointment_status(request: Request, staff: PlansEditor, appointment_id: int, verb: str) -> HTMLResponse:
+    """The confirmation step of a cancel or no-show, naming the patient and the visit."""
+    if verb not in _CONFIRM:
+        raise HTTPException(status_code=404, detail="not found")
+    title, consequence, confirm, undo = _CONFIRM[verb]
+    with session_scope() as session:
+        appointment = get_appointment_for(session, staff, appointment_id)
+        plan = appointment.plan
+        tz = plan.patient.effective_timezone
+        return render(
+            request,
+            "appointment_confirm.html",
+            staff,
+            nav="patients",
+            title=title,
+            consequence=consequence,
+            confirm=confirm,
+            undo=undo,
+            verb=verb,
+            appointment=appointment,
+            plan=plan,
+            patient=plan.patient,
+            tz=tz,
+            visit=_visit_name(appointment, tz),
+        )
+
+
 @router.post("/appointments/{appointment_id}/{verb}")
 def appointment_status(staff: PlansEditor, appointment_id: int, verb: str) -> Response:
     if verb not in _STATUS:
         raise HTTPException(status_code=404, detail="not found")
     with session_scope() as session:
-        back = f"/patients/{get_appointment_for(session, staff, appointment_id).plan.patient_id}#plans"
+        appointment = get_appointment_for(session, staff, appointment_id)
+        back = f"/patients/{appointment.plan.patient_id}#plans"
+        tz = appointment.plan.patient.effective_timezone
+        visit = _visit_name(appointment, tz)  # as it was numbered when staff chose it
         with refusing("Appointment not changed", back):
             result = appointments.set_appointment_status(
                 session, appointment_id, _STATUS[verb], actor=staff.email
             ).messages
-    return redirect(back, f"Appointment {_DONE[verb]}; {describe_result(result)}.")
+        if verb == "rebook":
+            visit = _visit_name(appointment, tz)  # numbered again
+    undo = f' Undo: "{_CONFIRM[verb][3]}" on the patient page.' if verb in _CONFIRM else ""
+    return redirect(back, f"Appointment {_DONE[verb]} ({visit}); {describe_result(result)}.{undo}")
+
+
+def _visit_name(appointment: Appointment, tz: str) -> str:
+    """ "session 3, Tue 09 Dec 2026, 10:00" (a cancelled visit has no session number)."""
+    number = number_visits(appointment.plan.appointments).number_of(appointment.id)
+    when = local(appointment.start_at, tz)
+    return f"session {number}, {when}" if number is not None else f"cancelled visit of {when}"
 
 
 @router.get("/patients/{patient_id}/plans/{plan_id}/enroll", response_class=HTMLResponse)

@@ -1,26 +1,112 @@
-"""``/``: Today. Counts of the day, what needs a person, and a red banner when nothing is being sent."""
+"""``/``: Today. The day's and tomorrow's visits in the clinic's time zone, what needs a person (with names and
+visit dates), the counts of the day by the real clock, and a red banner when nothing is being sent."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+
+from engage.clock import utcnow
 from engage.db import session_scope
 from engage.delivery import overview
 from engage.delivery.heartbeat import last_tick
-from engage.web.staff.auth import CurrentStaff
-from engage.web.staff.pages import Staff, render
+from engage.records.models import Patient, Practitioner
+from engage.records.practitioners import list_practitioners
+from engage.schedule import appointments
+from engage.schedule.day_list import Visit, day_bounds, next_visits, visits_between
+from engage.web.staff.auth import CurrentStaff, PlansEditor
+from engage.web.staff.loaders import get_appointment_for
+from engage.web.staff.pages import Staff, redirect, refusing, render
 
 router = APIRouter()
 
 
-def _facts(staff: Staff) -> tuple[overview.Today, bool]:
+@dataclass
+class Day:
+    """One local day's visits."""
+
+    label: str  # "Today" / "Tomorrow"
+    day: date
+    visits: list[Visit]
+
+
+def _whose(session: Any, staff: Staff, wanted: str) -> tuple[int | None, str | None, list[Practitioner]]:
+    """The practitioner filter: (their id or None for everyone, a sentence for a bad choice, the choices)."""
+    choices = list_practitioners(session, staff.clinic_id)
+    wanted = wanted.strip()
+    if not wanted:
+        return None, None, choices
+    if wanted == "me":
+        mine = next((p for p in choices if p.staff_user_id == staff.id), None)
+        if mine is None:
+            return None, "your account is not a practitioner of this clinic: showing everyone", choices
+        return mine.id, None, choices
+    chosen = next((p for p in choices if str(p.id) == wanted), None)
+    if chosen is None:
+        return None, "choose a practitioner from the list: showing everyone", choices
+    return chosen.id, None, choices
+
+
+def _facts(staff: Staff, practitioner: str = "") -> dict[str, Any]:
+    now = utcnow()
+    today = now.astimezone(ZoneInfo(staff.timezone)).date()
     with session_scope() as session:
-        today = overview.today(session, staff.clinic_id)
-    return today, last_tick().stale
+        counts = overview.today(session, staff.clinic_id, now)
+        whose, problem, choices = _whose(session, staff, practitioner)
+        days = [
+            Day(
+                label,
+                day,
+                visits_between(
+                    session,
+                    staff.clinic_id,
+                    *day_bounds(day, staff.timezone),
+                    staff.timezone,
+                    practitioner_id=whose,
+                ),
+            )
+            for label, day in (("Today", today), ("Tomorrow", today + timedelta(days=1)))
+        ]
+        mine = next((p.id for p in choices if p.staff_user_id == staff.id), None)
+        practitioners = [(p.id, p.name) for p in choices]
+        patient_ids = [r.patient_id for r in counts.flagged_replies if r.patient_id]
+        upcoming = next_visits(session, patient_ids, now)
+        names = {
+            p.id: f"{p.first_name} {p.last_name}"
+            for p in session.scalars(select(Patient).where(Patient.id.in_(patient_ids)))
+        }
+    return {
+        "today": counts,
+        "days": days,
+        "next_visit": upcoming,
+        "names": names,
+        "down": last_tick(now).stale,
+        "practitioners": practitioners,
+        "whose": whose,
+        "mine": mine,
+        "practitioner_problem": problem,
+    }
 
 
 @router.get("/", response_class=HTMLResponse)
-def today_page(request: Request, staff: CurrentStaff) -> HTMLResponse:
-    today, down = _facts(staff)
-    return render(request, "today.html", staff, nav="today", today=today, down=down)
+def today_page(request: Request, staff: CurrentStaff, practitioner: str = "") -> HTMLResponse:
+    """``?practitioner=<id>`` (or ``me``): only that practitioner's visits."""
+    return render(request, "today.html", staff, nav="today", **_facts(staff, practitioner))
+
+
+@router.post("/appointments/{appointment_id}/confirm")
+def confirm_visit(staff: PlansEditor, appointment_id: int) -> Response:
+    """Staff confirmed the visit with the patient (a call, at the desk)."""
+    with session_scope() as session:
+        get_appointment_for(session, staff, appointment_id)
+        with refusing("Visit not confirmed", "/"):
+            appointment = appointments.confirm_appointment(session, appointment_id, actor=staff.email)
+            patient = appointment.plan.patient
+            notice = f"Visit of {patient.first_name} {patient.last_name} confirmed by {staff.email}."
+    return redirect("/", notice)

@@ -4,16 +4,24 @@
     root.querySelectorAll("canvas[data-scores]").forEach(function (canvas) {
       if (canvas.dataset.drawn || typeof Chart === "undefined") return;
       canvas.dataset.drawn = "1";
+      // A real time axis: x is milliseconds since the epoch, so gaps between answers show as gaps;
+      // the plan's sessions are marked along the bottom.
       var points = JSON.parse(canvas.dataset.scores);
+      var sessions = JSON.parse(canvas.dataset.sessions || "[]");
+      var day = function (ms) { return new Date(ms).toLocaleDateString("en-US", { month: "short", day: "numeric" }); };
       new Chart(canvas, {
         type: "line",
         data: {
-          labels: points.map(function (p) { return p.when; }),
-          datasets: [{ label: "Pain (0-10)", data: points.map(function (p) { return p.score; }),
-                       borderColor: "#1565c0", backgroundColor: "#1565c0", tension: 0.2 }]
+          datasets: [
+            { label: "Pain (0-10)", data: points, borderColor: "#1565c0", backgroundColor: "#1565c0", tension: 0.2 },
+            { type: "scatter", label: "Sessions", data: sessions.map(function (s) { return { x: s.x, y: 0 }; }),
+              pointStyle: "triangle", pointRadius: 7, borderColor: "#2e7d32", backgroundColor: "#2e7d32" }
+          ]
         },
-        options: { animation: false, maintainAspectRatio: false,
-                   scales: { y: { min: 0, max: 10, ticks: { stepSize: 1 } } } }
+        options: { animation: false, maintainAspectRatio: false, parsing: true,
+                   plugins: { tooltip: { callbacks: { title: function (items) { return day(items[0].parsed.x); } } } },
+                   scales: { x: { type: "linear", ticks: { callback: function (v) { return day(v); }, maxTicksLimit: 8 } },
+                             y: { min: 0, max: 10, ticks: { stepSize: 1 } } } }
       });
     });
   }

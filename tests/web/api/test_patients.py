@@ -73,3 +73,20 @@ def test_inbox_lists_flagged_replies_of_the_clinic_only(world: World) -> None:
     assert [(i["patient_id"], i["body"], i["patient"]) for i in items] == [
         (world.a.patient_id, "can I come Friday instead?", "Ana Ruiz")
     ]
+
+
+def test_an_integrator_reads_the_consent_in_force_per_channel_with_its_source_and_time(world: World) -> None:
+    path = f"/patients/{world.a.patient_id}"
+    with world.client() as api:
+        before = api.get(path).json()["consent"]
+        api.post(f"{path}/consent", json={"channel": "sms", "state": "opted_out", "reason": "asked by phone"})
+        after = api.get(path).json()["consent"]
+        dob = api.patch(path, json={"date_of_birth": "1980-03-14"}).json()["date_of_birth"]
+
+    assert before == {
+        "sms": {"state": "opted_in", "source": "default", "at": None},
+        "email": {"state": "opted_in", "source": "default", "at": None},
+    }
+    assert after["sms"]["state"] == "opted_out" and after["sms"]["source"] == "staff" and after["sms"]["at"]
+    assert after["email"]["source"] == "default"
+    assert dob == "1980-03-14"

@@ -7,6 +7,7 @@ import io
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from engage.clock import utcnow
@@ -87,3 +88,21 @@ def test_the_front_desk_records_a_baseline_but_does_not_see_outcomes(sqlite_url:
     doctor, _ = signed_in("doc@clinic.example")
     assert "with a baseline" in doctor.get("/outcomes").text
     assert _text(doctor.get("/outcomes").text).count("11 with a baseline") == 1
+
+
+def test_the_page_names_the_most_urgent_patients_and_counts_the_rest(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clinic with thousands to act on gets a page it can read (and render fast): the first few by name."""
+    from engage.outcomes import summary
+    from engage.web.staff import outcomes
+
+    world = _world()
+    worse = world.patients["lee"][5]
+    monkeypatch.setattr(summary, "ACT_ON_NAMED", 0)
+    monkeypatch.setattr(outcomes, "ACT_ON_NAMED", 0)
+    doctor, _ = signed_in("doc@clinic.example")
+    page = doctor.get("/outcomes").text
+    assert f'href="/patients/{worse}"' not in page
+    text = _text(page)
+    assert "And 1 more, less urgent: narrow the filters above, or download the episodes as CSV." in text

@@ -1,23 +1,27 @@
-"""``engage demo``: the whole pipeline on the embedded default, over a simulated clock.
+"""``engage demo``: the whole pipeline on the embedded default, over a simulated clock that ends now.
 
 SQLite (``ENGAGE_DATABASE_URL``, default ``./engage.db``, migrated first), the
 in-process Celery broker (``memory://``) with a worker thread in this process,
 no Redis, no credentials, and the ``outbox`` provider: every message lands as a
 file in ``ENGAGE_OUTBOX_DIR`` (default ``./outbox``).
 
-It seeds a fresh demo clinic with a few patients (English and Spanish, several
-time zones, one without a phone, one who replies STOP after her second
-session), gives each a treatment plan, enrols them in ``dry-needling-sciatica``
-and then moves a simulated clock from due time to due time. At each step it
-publishes the real ``dispatch_due`` task; the worker claims the due rows and
-runs one real ``send_message`` task per row, with the clock frozen at the
-simulated time (a Celery ``task_prerun`` hook), so quiet hours, consent and
-appointment checks behave as they would on that day.
+It seeds a demo clinic with a few patients (English and Spanish, several time
+zones, one without a phone, one who replies STOP after her second session, a John
+and a Jon Smith), gives each a treatment plan placed around today (some over, some with
+a visit today or tomorrow), enrols them in ``dry-needling-sciatica`` and then moves
+a simulated clock from due time to due time over the ``days`` before now. At each
+step it publishes the real ``dispatch_due`` task; the worker claims the due rows and
+runs one real ``send_message`` task per row, with the clock frozen at the simulated
+time (a Celery ``task_prerun`` hook), so quiet hours, consent and appointment checks
+behave as they would on that day. Patients answer their pain-score texts a couple of
+hours later (through the real inbound path), so the charts fill. The clock stops at
+the real present: what is due later stays scheduled, and :mod:`engage.demo.morning`
+leaves a real morning (attended visits, texts waiting for a person, a failed SMS).
 
-Re-running: every run creates a new demo clinic. The unsent messages of earlier
-demo clinics are cancelled first, so they are never sent by a later run; their
-rows and files stay. A database holding scheduled messages of any other clinic
-is refused: fast-forwarding the clock would send them.
+Re-running: the earlier demo clinics are removed with everything under them
+(:mod:`engage.demo.earlier_runs`), so there is one demo clinic and one demo login;
+their outbox files stay. A database holding scheduled messages of any other clinic
+is refused: running the clock would send them.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from engage import clock
 from engage.config import get_settings
@@ -48,7 +52,6 @@ from engage.schedule.reconcile import reconcile_patient
 
 SEQUENCE = "dry-needling-sciatica"
 DEMO_CLINIC_EMAIL = "frontdesk@riverside-physio.example"  # marks a clinic as the demo's
-SUPERSEDED = "demo re-run: superseded by a newer demo clinic"
 #: The demo's staff login (SQLite only: a published password must never guard real patients).
 DEMO_STAFF_EMAIL = "demo@riverside-physio.example"
 DEMO_STAFF_PASSWORD = "demo-password-123"
@@ -62,7 +65,7 @@ class DemoPatient:
     locale: str
     timezone: str | None  # None: the clinic's
     phone: str | None
-    first_session: str  # local wall time, days from the start: "D+2 09:00"
+    first_session: str  # local wall time, days from today (the simulation's last day): "T-35 09:00"
     sessions: int
     every_days: int
     replies_stop: bool = False
@@ -70,11 +73,17 @@ class DemoPatient:
 
 
 PATIENTS = (
-    DemoPatient("Maria", "Lopez", "en", None, "+12125550142", "D+2 09:00", 6, 7, exercises=("figure-four",)),
-    DemoPatient("Lucía", "Fernández", "es", "America/Mexico_City", "+525555550123", "D+3 17:30", 6, 7),
-    DemoPatient("James", "Carter", "en", "America/Los_Angeles", None, "D+2 14:00", 4, 7),
-    DemoPatient("Sofía", "Ramírez", "es", "America/Chicago", "+13125550177", "D+4 10:15", 6, 7, replies_stop=True),
-    DemoPatient("Tom", "Becker", "en", "America/Denver", "+17205550188", "D+3 08:30", 6, 3, exercises=("gentle-walk",)),
+    DemoPatient("Maria", "Lopez", "en", None, "+12125550142", "T-35 09:00", 6, 7, exercises=("figure-four",)),
+    DemoPatient("Lucía", "Fernández", "es", "America/Mexico_City", "+525555550123", "T-34 17:30", 6, 7),  # tomorrow
+    DemoPatient("James", "Carter", "en", "America/Los_Angeles", None, "T-14 14:00", 4, 5),  # tomorrow
+    DemoPatient("Sofía", "Ramírez", "es", "America/Chicago", "+13125550177", "T-40 10:15", 6, 7, replies_stop=True),
+    DemoPatient(
+        "Tom", "Becker", "en", "America/Denver", "+17205550188", "T-42 08:30", 6, 3, exercises=("gentle-walk",)
+    ),
+    DemoPatient("Priya", "Patel", "en", None, "+12125550163", "T-28 11:00", 5, 7),  # today
+    DemoPatient("John", "Smith", "en", None, "+12125550119", "T-20 15:30", 4, 7),  # tomorrow
+    DemoPatient("Grace", "Kim", "en", None, "+16465550131", "T-21 08:00", 5, 7),  # today
+    DemoPatient("Jon", "Smith", "en", None, "+17185550142", "T-8 16:00", 6, 4),  # today, third visit
 )
 
 
@@ -93,7 +102,8 @@ class DemoReport:
     by_template: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
     outbox_files: dict[str, int] = field(default_factory=dict)
-    superseded: int = 0
+    removed_earlier_clinics: int = 0
+    morning: dict[str, Any] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
     staff_login: dict[str, str] | None = None
 
@@ -109,7 +119,8 @@ class DemoReport:
             "messages": self.statuses,
             "by_template": self.by_template,
             "outbox_files": self.outbox_files,
-            "superseded_earlier_demo_messages": self.superseded,
+            "removed_earlier_demo_clinics": self.removed_earlier_clinics,
+            "morning": self.morning,
             "elapsed_seconds": round(self.elapsed_seconds, 2),
             "staff_login": self.staff_login,
         }
@@ -161,7 +172,9 @@ def _forget_caches(*resets: Callable[[], None]) -> None:
 
 
 def _check_database_is_safe(session: Any) -> int:
-    """Refuse a database with other clinics' pending messages; cancel earlier demo runs'. Returns how many."""
+    """Refuse a database with other clinics' pending messages; remove earlier demo clinics. Returns how many."""
+    from engage.demo.earlier_runs import remove_clinics
+
     demo_clinics = select(Clinic.id).where(Clinic.email_from == DEMO_CLINIC_EMAIL)
     demo_patients = select(Patient.id).where(Patient.clinic_id.in_(demo_clinics))
     pending = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
@@ -176,17 +189,12 @@ def _check_database_is_safe(session: Any) -> int:
             "the clock forward, which would send them. Run the demo on its own database, e.g. "
             "ENGAGE_DATABASE_URL=sqlite:///./engage-demo.db engage demo"
         )
-    result = session.execute(
-        update(Message)
-        .where(Message.status.in_(pending), Message.patient_id.in_(demo_patients))
-        .values(status=MessageStatus.CANCELLED, status_reason=SUPERSEDED, updated_at=clock.utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return remove_clinics(session, list(session.scalars(demo_clinics)))
 
 
-def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str, Any]]]:
-    """A demo clinic with ``count`` patients, each with a plan enrolled in the sequence."""
+def _seed(session: Any, start: datetime, end: datetime, count: int) -> tuple[int, list[dict[str, Any]]]:
+    """A demo clinic with ``count`` patients, each with a plan enrolled in the sequence at ``start``; visits are
+    placed by days from ``end`` (today), those before ``start`` recorded as history."""
     from engage.content.exercises import set_plan_exercises
     from engage.records.clinics import create_clinic
     from engage.records.models import MfaPolicy
@@ -225,7 +233,7 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
             actor="demo",
         ).patient
         day_text, wall = spec.first_session.split()
-        first_day = start.astimezone(_tz(patient)).date() + timedelta(days=int(day_text[2:]))
+        first_day = end.astimezone(_tz(patient)).date() + timedelta(days=int(day_text[1:]))
         plan = create_plan(
             session,
             patient_id=patient.id,
@@ -236,12 +244,15 @@ def _seed(session: Any, start: datetime, count: int) -> tuple[int, list[dict[str
             every=timedelta(days=spec.every_days),
             duration=timedelta(minutes=45),
             actor="demo",
+            allow_past=True,
         )
         if spec.exercises:
             set_plan_exercises(session, plan.id, spec.exercises, actor="demo")
         enrollment, result = enroll(session, patient.id, plan.id, SEQUENCE, enrolled_by="demo")
         appointments = sorted(a.start_at for a in plan.appointments)
-        stop_at = appointments[1] + timedelta(hours=5) if spec.replies_stop and len(appointments) > 1 else None
+        stop_at = None
+        if spec.replies_stop and len(appointments) > 1:
+            stop_at = max(appointments[1] + timedelta(hours=5), start)
         seeded.append(
             {
                 "patient_id": patient.id,
@@ -426,7 +437,8 @@ def run_demo(
     days: int = 45,
     progress: Callable[[str], None] | None = None,
 ) -> DemoReport:
-    """Seed, enrol, run ``days`` simulated days through the real Celery tasks; return the report.
+    """Seed, enrol, run the ``days`` simulated days before now through the real Celery tasks, leave the
+    morning (:mod:`engage.demo.morning`); return the report.
 
     Must be called inside :func:`embedded_environment` (the CLI does). Raises
     ``InvalidInput`` for bad arguments or a database holding real patients' pending messages.
@@ -442,12 +454,12 @@ def run_demo(
         raise RuntimeError("run_demo needs the embedded default; call it inside embedded_environment()")
     check_startup(settings)  # on PostgreSQL the links the demo sends need ENGAGE_SECRET_KEY too
     migrate.upgrade(settings.database_url)
-    start = clock.utcnow().replace(minute=0, second=0, microsecond=0)
-    end = start + timedelta(days=days)
+    end = clock.utcnow()
+    start = (end - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
 
     with clock.frozen(start), session_scope() as session:
-        superseded = _check_database_is_safe(session)
-        clinic_id, seeded = _seed(session, start, patients)
+        removed = _check_database_is_safe(session)
+        clinic_id, seeded = _seed(session, start, end, patients)
         staff_login = _demo_staff(session, clinic_id, settings.database_url)
         history = _outcome_history(session, clinic_id, start)
     report = DemoReport(
@@ -457,12 +469,12 @@ def run_demo(
         start=start,
         end=end,
         patients=seeded,
-        superseded=superseded,
+        removed_earlier_clinics=removed,
         staff_login=staff_login,
     )
     say(
         f"Seeded demo clinic {clinic_id} with {len(seeded)} patients enrolled in {SEQUENCE}"
-        + (f" (cancelled {superseded} unsent messages of an earlier demo run)" if superseded else "")
+        + (f" (removed {removed} earlier demo clinic{'s' if removed > 1 else ''})" if removed else "")
         + "."
     )
     say(f"Added {history} finished episodes of care with pain scores, for the Outcomes page.")
@@ -470,6 +482,14 @@ def run_demo(
 
     stops = sorted((datetime.fromisoformat(p["stop_at"]), p) for p in seeded if p["stop_at"])
     _run_clock(report, stops, say)
+    from engage.demo.morning import set_the_morning
+
+    with session_scope() as session:
+        report.morning = set_the_morning(session, clinic_id, end)
+    say(
+        f"Now: {report.morning['texts']} texts wait in the inbox, {report.morning['failed_messages']} failed SMS "
+        "waits to be resolved, and today's and tomorrow's visits are on Today."
+    )
     _summarise(report)
     report.elapsed_seconds = time.monotonic() - started
     return report
@@ -491,6 +511,8 @@ def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]],
     task_postrun.connect(sim.postrun, weak=False)
     day_sent: Counter[str] = Counter()
     current_day: int | None = None
+    answered: set[int] = set()  # the pain prompts an answer is planned for
+    answers: Counter[int] = Counter()  # patient id -> answers so far
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30):
             while True:
@@ -498,6 +520,9 @@ def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]],
                     due = _next_due(session)
                 if stops and (due is None or stops[0][0] <= due) and stops[0][0] <= report.end:
                     at, who = stops.pop(0)
+                    if who.get("score") is not None:
+                        _answer_pain_prompt(at, who)
+                        continue
                     with clock.frozen(at), session_scope() as session:
                         record_consent(
                             session,
@@ -526,12 +551,57 @@ def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]],
                 sim.wait_for("engage.send_message", before + int(enqueued), WAIT_SECONDS)
                 report.ticks += 1
                 day_sent.update(sim.outcomes - outcomes_before)
+                stops = sorted(stops + _pain_answers(report, answered, answers), key=lambda event: event[0])
             if day_sent and current_day is not None:
                 say(_progress_line(report.start, current_day, day_sent))
     finally:
         task_prerun.disconnect(sim.prerun)
         task_postrun.disconnect(sim.postrun)
     report.tasks = Counter({"dispatch_due": report.ticks, "send_message": sim.finished["engage.send_message"]})
+
+
+#: A patient answers a pain-score text this long after it went out.
+ANSWER_AFTER = timedelta(hours=2)
+
+
+def _pain_answers(
+    report: DemoReport, answered: set[int], answers: Counter[int]
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """The answers the patients will text to the pain-score prompts just sent: a score that falls over the
+    weeks (each patient starts a little differently), ``ANSWER_AFTER`` later, when that is before the end."""
+    from engage.conversation.outcomes import REASSESSMENT_TEMPLATE
+
+    with session_scope() as session:
+        sent = session.execute(
+            select(Message.id, Message.patient_id, Message.sent_at, Patient.phone, Clinic.sms_from)
+            .join(Patient, Patient.id == Message.patient_id)
+            .join(Clinic, Clinic.id == Patient.clinic_id)
+            .where(
+                Patient.clinic_id == report.clinic_id,
+                Message.template == REASSESSMENT_TEMPLATE,
+                Message.channel == Channel.SMS,
+                Message.status == MessageStatus.SENT,
+            )
+        ).all()
+    events = []
+    for row in sent:
+        if row.id in answered or row.sent_at is None or row.sent_at + ANSWER_AFTER > report.end:
+            continue
+        answered.add(row.id)
+        score = max(1, 7 + row.patient_id % 3 - 2 * answers[row.patient_id])
+        answers[row.patient_id] += 1
+        events.append(
+            (row.sent_at + ANSWER_AFTER, {"score": score, "phone": row.phone, "to": row.sms_from, "id": row.id})
+        )
+    return events
+
+
+def _answer_pain_prompt(at: datetime, answer: dict[str, Any]) -> None:
+    from engage.conversation.inbound import InboundSms, receive_sms
+
+    with clock.frozen(at), session_scope() as session:
+        sms = InboundSms(f"demo-score-{answer['id']}", answer["phone"], answer["to"] or "", str(answer["score"]))
+        receive_sms(session, sms, on_opt_in=reconcile_patient)
 
 
 def _day_label(start: datetime, at: datetime) -> str:

@@ -1,0 +1,150 @@
+"""Benchmark: the front desk's pages, server time per request, on PostgreSQL.
+
+    python -m tests.bench.bench_front_desk [--patients 100000] [--messages 1000000] [--requests 100]
+
+1. Seeds (untimed, set-based SQL) the staff benchmark's clinic (:func:`tests.bench.bench_staff.seed`:
+   ``--patients`` patients, ``--messages`` outbox rows), then 300 visits today and 300 tomorrow in the
+   clinic's time zone (each in its own plan with a visit reminder, some sent, some confirmed, some with a
+   call-back), and 10,000 conversations (10,000 patients who texted twice, a third of them waiting).
+2. Times ``GET /`` (Today: the day's and tomorrow's visits with their session numbers and confirmation
+   state, what needs attention, the counts): **p50 / p95 / max ms**. Target: p95 ≤ 150 ms.
+3. Times ``GET /inbox`` (threads, waiting first): **p50 / p95 / max ms**. Target: p95 ≤ 150 ms.
+
+The database: ``ENGAGE_BENCH_DATABASE_URL``, default ``postgresql://postgres@127.0.0.1:5432/engage_bench``
+(created if missing, its schema rebuilt by the migrations). Figures are printed with the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+
+from sqlalchemy import text
+
+from engage.db import make_engine
+from tests.bench.bench_staff import PASSWORD, _report, _timed, seed
+from tests.bench.database import use_bench_database
+
+VISITS_A_DAY = 300
+THREADS = 10_000
+
+
+def seed_front_desk(url: str, clinic_id: int) -> None:
+    """Today's and tomorrow's visits and the conversations (see the module docstring), set-based."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        # Each visit in its own plan of a patient without one; 8:00 to 18:00 local, every 2 minutes.
+        conn.execute(
+            text("""
+            INSERT INTO treatment_plan (patient_id, condition, modality, planned_sessions, cadence_minutes,
+                                        session_minutes, reassess_every, status, created_at)
+            SELECT p.id, 'neck pain', 'massage', 6, 10080, 45, 3, 'active', now()
+            FROM patient p WHERE p.clinic_id = :clinic
+              AND NOT EXISTS (SELECT 1 FROM treatment_plan t WHERE t.patient_id = p.id)
+            ORDER BY p.id LIMIT :n"""),
+            {"clinic": clinic_id, "n": 2 * VISITS_A_DAY},
+        )
+        conn.execute(
+            text("""
+            WITH plans AS (
+                SELECT t.id, row_number() OVER (ORDER BY t.id) - 1 AS i FROM treatment_plan t
+                WHERE t.condition = 'neck pain'),
+            days AS (SELECT (now() AT TIME ZONE 'America/New_York')::date AS today)
+            INSERT INTO appointment (plan_id, start_at, end_at, status, updated_at, created_at, confirmed_at,
+                                     callback_requested_at)
+            SELECT plans.id, s.start_at, s.start_at + interval '45 minutes', 'booked', now(), now() - interval '9 days',
+                   CASE WHEN plans.i % 4 = 0 THEN now() - interval '1 hour' END,
+                   CASE WHEN plans.i % 9 = 1 THEN now() - interval '2 hours' END
+            FROM plans, days,
+                 LATERAL (SELECT ((days.today + (plans.i / :a)::int) + time '08:00' + ((plans.i % :a) * 2)
+                                  * interval '1 minute') AT TIME ZONE 'America/New_York' AS start_at) s"""),
+            {"a": VISITS_A_DAY},
+        )
+        # Earlier visits of the same plans (session numbers count them) and a visit reminder for each visit today.
+        conn.execute(
+            text("""
+            INSERT INTO appointment (plan_id, start_at, end_at, status, updated_at, created_at)
+            SELECT a.plan_id, a.start_at - k * interval '7 days', a.start_at - k * interval '7 days'
+                   + interval '45 minutes', CASE WHEN k = 2 THEN 'cancelled' ELSE 'completed' END, now(), now()
+            FROM appointment a JOIN treatment_plan t ON t.id = a.plan_id AND t.condition = 'neck pain'
+            CROSS JOIN generate_series(1, 3) AS k"""),
+        )
+        conn.execute(
+            text("""
+            INSERT INTO enrollment (patient_id, plan_id, sequence_key, status, enrolled_by, created_at, updated_at)
+            SELECT patient_id, id, 'dry-needling-sciatica', 'active', 'bench', now(), now()
+            FROM treatment_plan WHERE condition = 'neck pain'"""),
+        )
+        conn.execute(
+            text("""
+            INSERT INTO message (enrollment_id, patient_id, appointment_id, step_key, occurrence, channel, template,
+                                 context, due_at, status, attempts, created_at, updated_at, sent_at, status_reason)
+            SELECT e.id, e.patient_id, a.id, 'visit-reminder', 'appt:' || a.id, 'sms', 'visit-reminder', '{}',
+                   a.start_at - interval '1 day',
+                   CASE WHEN a.id % 3 = 0 THEN 'skipped' WHEN a.start_at - interval '1 day' > now() THEN 'scheduled'
+                        ELSE 'delivered' END,
+                   1, now(), now(), CASE WHEN a.start_at - interval '1 day' <= now() THEN a.start_at - interval '1 day'
+                   END, CASE WHEN a.id % 3 = 0 THEN 'opted out of sms' END
+            FROM appointment a JOIN enrollment e ON e.plan_id = a.plan_id
+            WHERE a.status = 'booked'"""),
+        )
+        # 10,000 conversations: two texts each from the clinic's first patients, a third waiting for a person.
+        conn.execute(
+            text("""
+            INSERT INTO inbound_message (clinic_id, patient_id, from_phone, body, kind, flagged, flag_reason,
+                                         received_at, handled_at, handled_by)
+            SELECT :clinic, p.id, p.phone, CASE WHEN k = 1 THEN 'Thanks!' ELSE 'Can I move my visit?' END, 'other',
+                   k = 2, CASE WHEN k = 2 THEN 'message for staff' END,
+                   now() - ((p.id * 37 + k) % 20000) * interval '1 minute',
+                   CASE WHEN k = 2 AND p.id % 3 <> 0 THEN now() END, CASE WHEN k = 2 AND p.id % 3 <> 0 THEN 'desk' END
+            FROM (SELECT id, phone FROM patient WHERE clinic_id = :clinic ORDER BY id LIMIT :n) p
+            CROSS JOIN generate_series(1, 2) AS k"""),
+            {"clinic": clinic_id, "n": THREADS},
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=100, help="timed requests per page")
+    args = parser.parse_args()
+    os.environ.setdefault("ENGAGE_SECRET_KEY", "bench-secret-key-0123456789")
+    url = use_bench_database()
+    t0 = time.perf_counter()
+    clinic_id = seed(url, args.patients, args.messages)
+    seed_front_desk(url, clinic_id)
+    print(
+        f"seeded {args.patients} patients, {args.messages} messages, {2 * VISITS_A_DAY} visits today and tomorrow, "
+        f"{THREADS} conversations in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
+
+    from fastapi.testclient import TestClient
+
+    from engage.web.app import create_app
+
+    client = TestClient(create_app())
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    client.post("/login", data={"email": "desk@bench.example", "password": PASSWORD, "csrf_token": token.group(1)})
+
+    def today() -> None:
+        answer = client.get("/")
+        assert answer.status_code == 200 and answer.text.count("confirmation-") >= 2 * VISITS_A_DAY, answer.text[:300]
+
+    def inbox() -> None:
+        answer = client.get("/inbox")
+        assert answer.status_code == 200 and f"{THREADS} in all" in answer.text, answer.text[:300]
+
+    _report(f"Today with {VISITS_A_DAY} visits today and {args.messages} messages", _timed(today, args.requests), 150)
+    _report(f"Inbox with {THREADS} threads", _timed(inbox, args.requests), 150)
+
+
+if __name__ == "__main__":
+    main()

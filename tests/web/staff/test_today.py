@@ -1,0 +1,148 @@
+"""Today: the day's and tomorrow's visits in the clinic's time zone, each with the patient's name, a tel: link,
+its session number and its confirmation state in words; what needs a person names the patient and the visit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from engage.clock import utcnow
+from engage.conversation.inbound import InboundSms, receive_sms
+from engage.db import session_scope
+from engage.records.models import Appointment, AuditEvent
+from engage.records.plans import create_plan
+from engage.schedule.enrollments import enroll
+from engage.schedule.reconcile import reconcile_patient
+from engage.web.staff.pages import local
+from tests import seed
+from tests.web.staff.support import HTML, signed_in
+
+TZ = "America/New_York"
+
+
+def _visits_today_and_tomorrow() -> dict[str, int]:
+    """Ana: session 1 today at noon, session 2 tomorrow at noon (clinic time). Bo: a visit the day after."""
+    today = utcnow().astimezone(ZoneInfo(TZ)).date()
+    with session_scope() as session:
+        clinic = seed.clinic(session)
+        seed.staff(session, clinic.id, "desk@clinic.example", "front_desk")
+        ana = seed.patient(session, clinic.id, email="ana@example.com", phone="+14155550123")
+        bo = seed.patient(session, clinic.id, "Bo", "Lee", phone="+14155550188")
+        plan = create_plan(
+            session,
+            patient_id=ana.id,
+            condition="sciatica",
+            modality="dry needling",
+            first=f"{today.isoformat()}T12:00",
+            sessions=2,
+            every=timedelta(days=1),
+            allow_past=True,
+            actor="test",
+        )
+        enroll(session, ana.id, plan.id, seed.SEQUENCE, enrolled_by="test")
+        later = create_plan(
+            session,
+            patient_id=bo.id,
+            condition="neck pain",
+            modality="massage",
+            first=f"{today + timedelta(days=2)}T09:00",
+            sessions=1,
+            every=timedelta(days=7),
+            actor="test",
+        )
+        session.flush()
+        return {"ana": ana.id, "bo": bo.id, "plan": plan.id, "later": later.appointments[0].id, "clinic": clinic.id}
+
+
+def test_today_lists_todays_and_tomorrows_visits_with_name_phone_session_and_confirmation(db_url: str) -> None:
+    ids = _visits_today_and_tomorrow()
+    client, _ = signed_in("desk@clinic.example")
+    page = client.get("/", headers=HTML).text
+    today_part = page.split("Tomorrow, ")[0]
+    tomorrow_part = page.split("Tomorrow, ")[1].split('<h2 id="attention-h">')[0]
+    assert "Today, " in today_part and "1 visit" in today_part
+    assert f'<a href="/patients/{ids["ana"]}">Ana Ruiz</a>' in today_part
+    assert '<a href="tel:+14155550123">+14155550123</a>' in today_part
+    assert "1 of 2" in today_part and "2 of 2" in tomorrow_part
+    assert "12:00–12:45" in today_part
+    assert "Reminder due" in tomorrow_part or "Reminder not sent" in tomorrow_part
+    assert "Bo Lee" not in page.split('<h2 id="attention-h">')[0], "the day after tomorrow is not on Today"
+
+
+def test_staff_confirm_a_visit_by_phone_and_a_patients_c_confirms_the_next_one(db_url: str) -> None:
+    ids = _visits_today_and_tomorrow()
+    client, csrf = signed_in("desk@clinic.example")
+    with session_scope() as session:
+        tomorrow = session.scalars(
+            select(Appointment).where(Appointment.plan_id == ids["plan"]).order_by(Appointment.start_at.desc())
+        ).first()
+        assert tomorrow is not None
+        tomorrow_id = tomorrow.id
+    done = client.post(f"/appointments/{tomorrow_id}/confirm", data={"csrf_token": csrf}, headers=HTML)
+    assert "Visit of Ana Ruiz confirmed by desk@clinic.example." in done.text
+    assert "Confirmed by desk@clinic.example" in done.text.split("Tomorrow, ")[1]
+    with session_scope() as session:
+        assert session.scalar(select(AuditEvent.actor).where(AuditEvent.action == "appointment.confirmed_by_staff"))
+        receive_sms(session, InboundSms("SMx1", "+14155550188", "+14155550100", "C"), on_opt_in=reconcile_patient)
+    page = client.get("/", headers=HTML).text
+    assert "Bo Lee" not in page.split('<h2 id="attention-h">')[0]
+    with session_scope() as session:
+        confirmed = session.get(Appointment, ids["later"])
+        assert confirmed is not None and confirmed.confirmed_at is not None and confirmed.confirmed_by is None
+
+
+def test_a_call_back_request_names_the_patient_and_the_visit_date(db_url: str) -> None:
+    ids = _visits_today_and_tomorrow()
+    with session_scope() as session:
+        receive_sms(session, InboundSms("SMx2", "+14155550188", "+14155550100", "R"), on_opt_in=reconcile_patient)
+        start = session.get(Appointment, ids["later"]).start_at  # type: ignore[union-attr]
+    client, _ = signed_in("desk@clinic.example")
+    attention = client.get("/", headers=HTML).text.split('<h2 id="attention-h">')[1]
+    assert "Bo Lee</a>" in attention and "asks to be called back to rebook" in attention
+    assert f"(next visit {local(start, TZ)})" in attention
+    assert "patient " + str(ids["bo"]) not in attention and "appointment " not in attention
+
+
+def test_a_staff_confirmation_of_a_cancelled_visit_is_refused_with_the_reason(db_url: str) -> None:
+    ids = _visits_today_and_tomorrow()
+    client, csrf = signed_in("desk@clinic.example")
+    client.post(f"/appointments/{ids['later']}/cancel", data={"csrf_token": csrf}, headers=HTML)
+    answer = client.post(f"/appointments/{ids['later']}/confirm", data={"csrf_token": csrf}, headers=HTML)
+    assert "Visit not confirmed: appointment" in answer.text
+    assert "is cancelled; only booked visits confirm" in answer.text
+    with session_scope() as session:
+        assert session.get(Appointment, ids["later"]).confirmed_at is None  # type: ignore[union-attr]
+
+
+def test_a_practitioner_filters_today_by_themselves_and_a_bad_choice_is_said_beside_the_field(db_url: str) -> None:
+    from engage.records.practitioners import add_practitioner
+
+    today = utcnow().astimezone(ZoneInfo(TZ)).date()
+    with session_scope() as session:
+        clinic = seed.clinic(session)
+        seed.staff(session, clinic.id, "chen@clinic.example", "practitioner")
+        chen = add_practitioner(session, clinic.id, staff_email="chen@clinic.example", name="Dr. Chen", actor="t")
+        okafor = add_practitioner(session, clinic.id, name="Dr. Okafor", external_id="DR-2", actor="t")
+        for first, who in (("Ana", chen.id), ("Bo", okafor.id)):
+            patient = seed.patient(session, clinic.id, first, "Ruiz", phone=None, email=f"{first}@example.com")
+            create_plan(
+                session,
+                patient_id=patient.id,
+                condition="sciatica",
+                modality="dry needling",
+                first=f"{today.isoformat()}T12:00",
+                sessions=1,
+                every=timedelta(days=7),
+                allow_past=True,
+                practitioner_id=who,
+                actor="test",
+            )
+    client, _ = signed_in("chen@clinic.example")
+    everyone = client.get("/", headers=HTML).text.split('<h2 id="attention-h">')[0]
+    assert "Ana Ruiz" in everyone and "Bo Ruiz" in everyone and "<td>Dr. Okafor</td>" in everyone
+    mine = client.get("/?practitioner=me", headers=HTML).text.split('<h2 id="attention-h">')[0]
+    assert "Ana Ruiz" in mine and "Bo Ruiz" not in mine and "Dr. Chen (me)</option>" in mine
+    bad = client.get("/?practitioner=abc", headers=HTML).text
+    assert 'id="e-practitioner" class="field-error">choose a practitioner from the list: showing everyone' in bad
