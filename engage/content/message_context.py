@@ -238,6 +238,10 @@ SAMPLE_CLINIC = _clinic(
 SAMPLE_FIRST_NAMES = {"en": "Alexandra", "es": "Alejandra"}
 
 
+#: What a staff member typically writes back in a conversation, for checking and previewing ``staff-reply``.
+SAMPLE_STAFF_REPLY = "Yes, there is free parking behind the building. See you Tuesday!"
+
+
 def sample_context(
     name: str,
     channel: str,
@@ -256,7 +260,8 @@ def sample_context(
         locale=locale,
         start=SAMPLE_START,
         end=SAMPLE_START + timedelta(minutes=45),
-        step=dict(step) if step is not None else {"day": 1},
+        # A staff reply's text travels in its step (engage.delivery.staff_replies); a typical one as the sample.
+        step={"body": SAMPLE_STAFF_REPLY, **(step if step is not None else {"day": 1})},
         first_sms=True,
         patient_id=0,
         message_id=0,

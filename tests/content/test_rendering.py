@@ -39,6 +39,7 @@ SHIPPED_SMS = [
     "no-show",
     "reassessment",
     "rebook",
+    "staff-reply",
     "stretch",
     "visit-reminder",
     "welcome",
