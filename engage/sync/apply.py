@@ -65,6 +65,7 @@ from engage.sync.records import (
     SyncErrors,
     SyncReport,
     by_external_id,
+    enough,
     validate_appointments,
     validate_patients,
 )
@@ -88,11 +89,19 @@ def apply_sync(
     """
     clinic: Clinic = get(session, Clinic, clinic_id)
     errors = list(errors or [])
-    wanted_ids = {p.external_id.strip() for p in patients} | {a.patient_external_id.strip() for a in appointments}
-    known = by_external_id(session, Patient, Patient.clinic_id, clinic.id, wanted_ids)
+    patient_ids = {p.external_id.strip() for p in patients}
+    wanted_ids = patient_ids | {a.patient_external_id.strip() for a in appointments}
+    # The checks stop at MAX_ERRORS and the errors then reported are fixed: a sync of many bad records stops
+    # there, before looking up the rest (every id of a 5 MB CSV took seconds), as it writes nothing anyway.
+    known: dict[str, Patient] = {}  # filled by validate_patients for the patients it reaches
     validated = validate_patients(session, clinic, patients, known, errors)
+    if enough(errors):
+        raise SyncErrors(errors)
+    known.update(by_external_id(session, Patient, Patient.clinic_id, clinic.id, wanted_ids - patient_ids))
     invalid = {p.external_id.strip() for p in patients} - set(validated)
     appts = validate_appointments(session, clinic, appointments, validated, known, invalid, errors)
+    if enough(errors):
+        raise SyncErrors(errors)
     refuse_overlaps(session, appts, known, errors)
     practitioners = _practitioners(session, clinic.id, appts, errors)
     if errors:

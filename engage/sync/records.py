@@ -137,11 +137,19 @@ def validate_patients(
     known: dict[str, Patient],
     errors: list[SyncError],
 ) -> dict[str, tuple[PatientRecord, dict[str, Any]]]:
+    """The patients that pass every check, by external id; an error for each failed check.
+
+    ``known`` (the clinic's patients by external id) is filled here, a chunk of records at a time as the
+    checks reach them: a sync that stops at :data:`MAX_ERRORS` does not look up the rest.
+    """
     found: dict[str, tuple[PatientRecord, dict[str, Any]]] = {}
     emails: dict[str, str] = {}
-    for record in records:
+    for index, record in enumerate(records):
         if enough(errors):
             break
+        if index % _CHUNK == 0:
+            chunk = {r.external_id.strip() for r in records[index : index + _CHUNK]}
+            known.update(by_external_id(session, Patient, Patient.clinic_id, clinic.id, chunk))
         ext = _external_id(record.external_id, record.where, "patient_external_id", errors)
         if ext is None:
             continue
@@ -193,15 +201,16 @@ def validate_appointments(
 ) -> list[CheckedAppointment]:
     """The appointments that pass every check; an error for each failed check (``invalid``: patients of this
     sync already reported bad, whose appointments are still checked, in the clinic's time zone)."""
-    existing = by_external_id(
-        session, Appointment, Appointment.external_clinic_id, clinic.id, {r.external_id.strip() for r in records}
-    )
+    existing: dict[str, Appointment] = {}  # looked up a chunk at a time: checks that stop early look up no more
     seen: dict[str, str] = {}
     sequences: dict[str, str | None] = {}
     valid: list[CheckedAppointment] = []
-    for record in records:
+    for index, record in enumerate(records):
         if enough(errors):
             break
+        if index % _CHUNK == 0:
+            chunk = {r.external_id.strip() for r in records[index : index + _CHUNK]}
+            existing.update(by_external_id(session, Appointment, Appointment.external_clinic_id, clinic.id, chunk))
         before = len(errors)
         ext = _external_id(record.external_id, record.where, "appointment_external_id", errors)
         patient_ext = record.patient_external_id.strip()
