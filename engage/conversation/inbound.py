@@ -90,15 +90,17 @@ def receive_sms(
     session: Session,
     sms: InboundSms,
     *,
-    on_opt_in: Callable[[Session, int], object],
+    replan: Callable[[Session, int], object],
 ) -> str | None:
     """Store and act on one inbound SMS; returns our answer's text, or None for no answer.
 
-    A repeated delivery (the same ``sid``) changes nothing and gets no answer. ``on_opt_in`` is
-    called with each patient who opted back in, inside this transaction: pass
-    ``engage.schedule.reconcile.reconcile_patient``, so the future SMS skipped for the opt-out come
-    back. It is required, not optional, because re-planning lives a layer above this module (imports
-    point down) and a caller that forgot it would silently leave the patient's reminders skipped.
+    A repeated delivery (the same ``sid``) changes nothing and gets no answer. ``replan`` is
+    called with each patient whose SMS consent the message changed (STOP or START), inside this
+    transaction: pass ``engage.schedule.reconcile.reconcile_patient``, so after START the future SMS
+    skipped for the opt-out come back, and after STOP the steps that fall back to email (aftercare,
+    pain prompts) are planned by email. It is required, not optional, because re-planning lives a
+    layer above this module (imports point down) and a caller that forgot it would silently leave
+    the patient's messages planned for a channel they no longer have.
     """
     if sms.sid and session.scalar(select(InboundMessage.id).where(InboundMessage.provider_sid == _storable(sms.sid))):
         return None
@@ -130,7 +132,7 @@ def receive_sms(
         return None  # the same sid arrived concurrently and the other request stored it
     emit(session, EventType.REPLY_RECEIVED, [record.id])
     turn = _Turn(session, meaning, sender, record, clinic, single)
-    key, values = turn.act(on_opt_in)
+    key, values = turn.act(replan)
     if key is None:
         return None
     record.auto_reply = key
@@ -193,8 +195,8 @@ class _Turn:
         """When the reply arrived: one instant for every decision about it."""
         return self.record.received_at
 
-    def act(self, on_opt_in: Callable[[Session, int], object]) -> tuple[str | None, dict[str, object]]:
-        key, values = self._act(on_opt_in)
+    def act(self, replan: Callable[[Session, int], object]) -> tuple[str | None, dict[str, object]]:
+        key, values = self._act(replan)
         if not self.meaning.urgent:
             return key, values
         # A red flag or a score of 8+: staff see it first, and the patient always gets the safety
@@ -213,7 +215,7 @@ class _Turn:
         reason = self.record.flag_reason
         return f"; {reason}" if reason and not reason.startswith("urgent: ") else ""
 
-    def _act(self, on_opt_in: Callable[[Session, int], object]) -> tuple[str | None, dict[str, object]]:
+    def _act(self, replan: Callable[[Session, int], object]) -> tuple[str | None, dict[str, object]]:
         kind = self.meaning.kind
         if kind is Kind.OPT_OUT:
             for patient in self.sender.patients:
@@ -221,6 +223,7 @@ class _Turn:
                     self.session, patient.id, Channel.SMS, ConsentState.OPTED_OUT, "sms_keyword", self.meaning.keyword
                 )
                 self._audit(patient.id, AuditAction.CONSENT_SMS_OPT_OUT)
+                replan(self.session, patient.id)  # steps with an email fallback go by email now
             # The same words whether or not we know the number: the answer reveals nothing.
             return ("stop_cancel" if self.meaning.keyword in _CANCEL_WORDS else "stop"), {}
         if kind is Kind.OPT_IN:
@@ -229,7 +232,7 @@ class _Turn:
                     self.session, patient.id, Channel.SMS, ConsentState.OPTED_IN, "sms_keyword", self.meaning.keyword
                 )
                 self._audit(patient.id, AuditAction.CONSENT_SMS_OPT_IN)
-                on_opt_in(self.session, patient.id)  # future SMS skipped for the opt-out come back
+                replan(self.session, patient.id)  # future SMS skipped for the opt-out come back
             return "start", {}
         if kind is Kind.HELP:
             return "help", {}

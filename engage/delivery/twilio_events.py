@@ -37,7 +37,7 @@ def inbound_sms(session: Session, fields: Mapping[str, str]) -> str | None:
         body=fields.get("Body") or "",
         messaging_service_sid=fields.get("MessagingServiceSid"),
     )
-    return receive_sms(session, sms, on_opt_in=reconcile_patient)
+    return receive_sms(session, sms, replan=reconcile_patient)
 
 
 def is_opt_out(fields: Mapping[str, str]) -> bool:

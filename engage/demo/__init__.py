@@ -601,7 +601,7 @@ def _answer_pain_prompt(at: datetime, answer: dict[str, Any]) -> None:
 
     with clock.frozen(at), session_scope() as session:
         sms = InboundSms(f"demo-score-{answer['id']}", answer["phone"], answer["to"] or "", str(answer["score"]))
-        receive_sms(session, sms, on_opt_in=reconcile_patient)
+        receive_sms(session, sms, replan=reconcile_patient)
 
 
 def _day_label(start: datetime, at: datetime) -> str:

@@ -88,7 +88,7 @@ def set_the_morning(session: Session, clinic_id: int, now: datetime) -> dict[str
                     to_phone=clinic.sms_from or "",
                     body=body,
                 ),
-                on_opt_in=reconcile_patient,
+                replan=reconcile_patient,
             )
         texts += 1
     failed = _fail_latest_sms(session, by_name.get(FAILED_FOR))

@@ -178,7 +178,7 @@ def test_consent_replies_and_scores_are_posted_as_their_own_events(
         clinic.sms_from = "+14155550100"
         s.flush()
         sms = InboundSms(sid="SM1", from_phone=PHONE, to_phone="+14155550100", body="Can I come Friday?")
-        receive_sms(s, sms, on_opt_in=reconcile_patient)
+        receive_sms(s, sms, replan=reconcile_patient)
     deliver_at(SEND_AT)
 
     bodies = {b["type"]: b["data"] for b in (verify(p, endpoint.secret) for p in receiver.posts())}
@@ -213,12 +213,12 @@ def test_a_confirmation_or_call_back_reply_names_the_visit_by_our_id_and_the_ext
         s.get_one(Clinic, clinic_id).sms_from = "+14155550100"
         s.flush()
         receive_sms(
-            s, InboundSms(sid="SM9", from_phone=PHONE, to_phone="+14155550100", body=body), on_opt_in=reconcile_patient
+            s, InboundSms(sid="SM9", from_phone=PHONE, to_phone="+14155550100", body=body), replan=reconcile_patient
         )
         receive_sms(
             s,
             InboundSms(sid="SM10", from_phone=PHONE, to_phone="+14155550100", body="Thanks!"),
-            on_opt_in=reconcile_patient,
+            replan=reconcile_patient,
         )
     deliver_at(SEND_AT)
 

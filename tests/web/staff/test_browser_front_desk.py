@@ -83,12 +83,12 @@ def _seed() -> dict[str, int]:
         receive_sms(
             session,
             InboundSms("SMa", "+14155550123", "+14155550100", "Can I bring my own towel?"),
-            on_opt_in=reconcile_patient,
+            replan=reconcile_patient,
         )
         receive_sms(
             session,
             InboundSms("SMj", "+12125550142", "+14155550100", "Is there parking nearby?"),
-            on_opt_in=reconcile_patient,
+            replan=reconcile_patient,
         )
         session.flush()
         return {"ana": ana.id, "john": john.id, "plan": plan.id}

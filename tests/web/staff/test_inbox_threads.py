@@ -50,7 +50,7 @@ def _clinic_with_texts(at: datetime | None = None) -> dict[str, int]:
             receive_sms(
                 session,
                 InboundSms("SM1", ANA_PHONE, "+14155550100", "Can I bring my own towel?"),
-                on_opt_in=reconcile_patient,
+                replan=reconcile_patient,
             )
         record_consent(session, bo.id, Channel.SMS, ConsentState.OPTED_OUT, source="staff", detail="asked at desk")
         return {"ana": ana.id, "bo": bo.id}

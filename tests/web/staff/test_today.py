@@ -85,7 +85,7 @@ def test_staff_confirm_a_visit_by_phone_and_a_patients_c_confirms_the_next_one(d
     assert "Confirmed by desk@clinic.example" in done.text.split("Tomorrow, ")[1]
     with session_scope() as session:
         assert session.scalar(select(AuditEvent.actor).where(AuditEvent.action == "appointment.confirmed_by_staff"))
-        receive_sms(session, InboundSms("SMx1", "+14155550188", "+14155550100", "C"), on_opt_in=reconcile_patient)
+        receive_sms(session, InboundSms("SMx1", "+14155550188", "+14155550100", "C"), replan=reconcile_patient)
     page = client.get("/", headers=HTML).text
     assert "Bo Lee" not in page.split('<h2 id="attention-h">')[0]
     with session_scope() as session:
@@ -96,7 +96,7 @@ def test_staff_confirm_a_visit_by_phone_and_a_patients_c_confirms_the_next_one(d
 def test_a_call_back_request_names_the_patient_and_the_visit_date(db_url: str) -> None:
     ids = _visits_today_and_tomorrow()
     with session_scope() as session:
-        receive_sms(session, InboundSms("SMx2", "+14155550188", "+14155550100", "R"), on_opt_in=reconcile_patient)
+        receive_sms(session, InboundSms("SMx2", "+14155550188", "+14155550100", "R"), replan=reconcile_patient)
         start = session.get(Appointment, ids["later"]).start_at  # type: ignore[union-attr]
     client, _ = signed_in("desk@clinic.example")
     attention = client.get("/", headers=HTML).text.split('<h2 id="attention-h">')[1]
