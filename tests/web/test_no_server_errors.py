@@ -12,6 +12,7 @@ Examples are bounded (a few per route) so the test runs in well under a minute.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -239,6 +240,9 @@ def _check_route(world: World, api: TestClient, route: Route) -> None:
 
     @settings(
         max_examples=EXAMPLES_PER_ROUTE,
+        # The same examples every run, so CI is reproducible; ENGAGE_FUZZ_RANDOM=1 explores new ones
+        # (a random run found the overlong time zone that answered 500).
+        derandomize=os.environ.get("ENGAGE_FUZZ_RANDOM") != "1",
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
