@@ -41,7 +41,7 @@ def token_list(staff_email: str | None, clinic_id: int | None) -> None:
     """Tokens with their labels and state (never the token itself)."""
     with session_scope() as session:
         rows = api_tokens.list_tokens(session, staff_email=staff_email, clinic_id=clinic_id)
-        emails = dict(session.execute(select(StaffUser.id, StaffUser.email)).tuples().all())
+        emails = dict(session.execute(select(StaffUser.id, StaffUser.email)).all())
         data = {"tokens": [api_tokens.token_json(r, emails.get(r.staff_user_id)) for r in rows]}
     emit(data, lambda: table(data["tokens"], ["id", "staff_email", "label", "created_at", "revoked_at"]))
 

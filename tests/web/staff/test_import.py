@@ -215,7 +215,7 @@ def test_another_clinics_records_with_the_same_ids_are_untouched(db_url: str) ->
         import_appointments(session, theirs.id, their_file, actor="test")
     before = _outbox()
     with session_scope() as session:
-        their_starts = dict(session.execute(select(Appointment.external_id, Appointment.start_at)).tuples().all())
+        their_starts = dict(session.execute(select(Appointment.external_id, Appointment.start_at)).all())
     client, csrf = signed_in("desk@clinic.example")
 
     imported = _import(client, _check(client, csrf, rows(second_start=day(14, 11))))
