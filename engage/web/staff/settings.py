@@ -14,7 +14,7 @@ from engage.integrations import endpoints as webhooks
 from engage.integrations.deliver import MAX_ATTEMPTS
 from engage.records import api_tokens
 from engage.records import staff as accounts
-from engage.records.clinics import update_clinic
+from engage.records.clinics import caps_name, sms_caps, update_clinic
 from engage.records.models import Clinic
 from engage.records.outgoing_webhooks import WebhookEndpoint
 from engage.records.quiet_hours import describe_quiet_hours
@@ -54,6 +54,7 @@ def _page(
             nav="settings",
             clinic=clinic,
             quiet=describe_quiet_hours(clinic.quiet_hours),
+            caps=(caps_name(clinic), *sms_caps(clinic)),
             accounts=people,
             tokens=tokens,
             new_token=new_token,

@@ -16,7 +16,7 @@ from engage.clock import utcnow
 from engage.db import session_scope
 from engage.delivery.heartbeat import record_tick
 from engage.records import api_tokens
-from engage.records.models import MessageStatus, Patient, StaffUser, TreatmentPlan
+from engage.records.models import Clinic, MessageStatus, Patient, StaffUser, TreatmentPlan
 from tests import seed
 from tests.web.staff.support import HTML, signed_in
 
@@ -151,6 +151,18 @@ def test_admin_creates_an_api_token_sees_it_once_and_revokes_it(db_url: str) -> 
     assert f"API token {token_id} revoked" in revoked
     with session_scope() as session:
         assert api_tokens.authenticate(session, shown.group(1)) is None
+
+
+def test_settings_name_the_sms_caps_in_force(db_url: str) -> None:
+    ids = _clinic("admin")
+    client, _ = signed_in("desk@clinic.example")
+    assert (
+        "at most 1 non-urgent SMS a local day and 3 in any 7 days: FCC healthcare exemption"
+        in client.get("/settings").text
+    )
+    with session_scope() as session:
+        session.get_one(Clinic, ids["clinic"]).sms_per_week = 2
+    assert "1 non-urgent SMS a local day and 2 in any 7 days: set by the clinic" in client.get("/settings").text
 
 
 def test_a_session_that_already_happened_is_recorded_only_when_ticked_and_gets_no_reminder(db_url: str) -> None:
