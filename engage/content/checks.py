@@ -44,7 +44,9 @@ from engage.content.exercises import ExerciseError, exercises_dir, parse_exercis
 from engage.content.message_context import SAMPLE_START, sample_context
 from engage.content.pages import SAMPLE_PAGE, page_names, render_page
 from engage.content.rendering import (
+    DEFAULT_LOCALE,
     TemplateError,
+    Texts,
     finish_sms,
     render_email,
     render_file,
@@ -116,6 +118,37 @@ def check_templates(templates_dir: Path | None = None, condition_words: list[str
     return report
 
 
+def check_texts(texts: Texts, templates_dir: Path | None = None, condition_words: list[str] | None = None) -> Report:
+    """The same rules over template sources stored in the database (a clinic's version of a sequence): every
+    template they hold, in English and every locale they hold, with partials from the files."""
+    root = templates_root(templates_dir)
+    words = condition_words if condition_words is not None else get_settings().condition_words
+    report = Report()
+    locales = [DEFAULT_LOCALE, *sorted({_locale_of(path) for path in texts} - {DEFAULT_LOCALE})]
+    for channel, name in sorted(texts.templates):
+        for locale in locales:
+            report.checked += 1
+            if channel == "email":
+                _check_email(report, root, name, locale, words, texts)
+            elif channel == "sms":
+                _check_sms(report, root, name, locale, words, texts)
+            else:
+                report.add(f"{channel}/{name}", "render-error", f"unknown channel {channel!r}")
+    for path, source in sorted(texts.items()):
+        if "911" in _COMMENT.sub("", source):
+            report.add(path, "emergency-rule", _OWN_EMERGENCY_RULE)
+    return report
+
+
+def _locale_of(path: str) -> str:
+    middle = path.partition("/")[2].split(".")[1:-1]  # name.[es.]txt, name.[es.]subject.txt
+    middle = [part for part in middle if part != "subject"]
+    return middle[0] if middle else DEFAULT_LOCALE
+
+
+_OWN_EMERGENCY_RULE = f'words the emergency rule itself; include "{SAFETY_DIR}/emergency.txt" (or its SMS form)'
+
+
 def _check_exercises(report: Report, root: Path) -> None:
     """``exercise``: every file in ``exercises/`` parses, in every shipped language, saying when to stop."""
     folder = exercises_dir(root)
@@ -139,11 +172,7 @@ def _check_emergency_rule(report: Report, root: Path) -> None:
                 continue
             source = _COMMENT.sub("", path.read_text(encoding="utf-8"))
             if "911" in source:
-                report.add(
-                    str(path.relative_to(root)),
-                    "emergency-rule",
-                    f'words the emergency rule itself; include "{SAFETY_DIR}/emergency.txt" (or its SMS form)',
-                )
+                report.add(str(path.relative_to(root)), "emergency-rule", _OWN_EMERGENCY_RULE)
     safety = root / SAFETY_DIR
     for long_form in sorted(safety.glob("emergency.*txt")) if safety.is_dir() else []:
         sms_form = safety / long_form.name.replace("emergency", "emergency-sms", 1)
@@ -177,14 +206,19 @@ def _line_of(source: str, ch: str) -> str:
     return f" on line {source.count(chr(10), 0, index) + 1}" if index >= 0 else " in the output"
 
 
-def _check_sms(report: Report, root: Path, name: str, locale: str, words: list[str]) -> None:
+def _check_sms(
+    report: Report, root: Path, name: str, locale: str, words: list[str], texts: Texts | None = None
+) -> None:
     try:
-        _loc, files = resolve_template("sms", name, locale, root)
+        _loc, files = resolve_template("sms", name, locale, root, texts)
     except TemplateError as exc:
         _render_error(report, exc)
         return
     file = files["txt"]
-    source = (root / file).read_text(encoding="utf-8")
+    source = texts[file] if texts is not None and file in texts else (root / file).read_text(encoding="utf-8")
+    if not source.strip():
+        report.add(file, "render-error", "the SMS text is empty")
+        return
     # Tabs are fine in a template's source (indentation inside tags); only in output do they cost.
     for ch in non_gsm_replaceable(source.replace("\t", "")):
         report.add(file, "sms-lookalike", _describe(ch) + _line_of(source, ch))
@@ -202,7 +236,7 @@ def _check_sms(report: Report, root: Path, name: str, locale: str, words: list[s
                         "end": start + timedelta(minutes=45),
                     }
                 try:
-                    file, effective, raw = render_sms_raw(name, context, locale, root)
+                    file, effective, raw = render_sms_raw(name, context, locale, root, texts)
                 except TemplateError as exc:
                     _render_error(report, exc)
                     return
@@ -238,11 +272,13 @@ def email_preview(text: str) -> str:
     return " ".join(text.split())[:PREVIEW_CHARS]
 
 
-def _check_email(report: Report, root: Path, name: str, locale: str, words: list[str]) -> None:
+def _check_email(
+    report: Report, root: Path, name: str, locale: str, words: list[str], texts: Texts | None = None
+) -> None:
     context = sample_context(name, "email", locale)
     try:
-        _loc, files = resolve_template("email", name, locale, root)
-        email = render_email(name, context, locale, root)
+        _loc, files = resolve_template("email", name, locale, root, texts)
+        email = render_email(name, context, locale, root, texts)
     except TemplateError as exc:
         _render_error(report, exc)
         return

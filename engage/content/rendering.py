@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -30,6 +30,9 @@ from zoneinfo import ZoneInfo
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, get_date_format, get_datetime_format
 from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    DictLoader,
     FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
@@ -50,6 +53,7 @@ __all__ = [
     "RenderedEmail",
     "RenderedSms",
     "TemplateError",
+    "Texts",
     "babel_locale",
     "render_email",
     "render_sms",
@@ -100,6 +104,56 @@ class TemplateError(Exception):
         super().__init__(f"{where}: {detail}")
 
 
+class Texts(Mapping[str, str]):
+    """Template sources stored in the database (``{"sms/stretch.es.txt": source}``), frozen and hashable.
+
+    Rendering with texts reads a template of theirs from them and everything else (partials, layouts,
+    templates they do not hold) from the files. A template (channel and name) they hold any part of is
+    theirs only: a locale they lack falls back to their English, never to a file. Being hashable, the
+    texts key the cache of compiled templates, so a published version is compiled once per process.
+    """
+
+    __slots__ = ("_data", "_hash", "templates")
+
+    def __init__(self, data: Mapping[str, str] | None = None) -> None:
+        self._data = dict(data or {})
+        self._hash = hash(frozenset(self._data.items()))
+        #: ``{(channel, name)}`` of the templates held.
+        self.templates = frozenset(_template_of(path) for path in self._data)
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Texts):
+            return self._hash == other._hash and self._data == other._data
+        return isinstance(other, Mapping) and self._data == dict(other)
+
+    def holds(self, channel: str, name: str) -> bool:
+        return (channel, name) in self.templates
+
+
+def as_texts(texts: Mapping[str, str] | None) -> Texts | None:
+    """``texts`` as :class:`Texts` (None and empty: none)."""
+    if not texts:
+        return None
+    return texts if isinstance(texts, Texts) else Texts(texts)
+
+
+def _template_of(path: str) -> tuple[str, str]:
+    channel, _, file = path.partition("/")
+    return channel, file.partition(".")[0]
+
+
 # --- the environment ---------------------------------------------------------------------------
 
 
@@ -118,9 +172,24 @@ def _resolved(folder: Path) -> Path:
 
 
 @lru_cache(maxsize=16)
-def _environment(templates_dir: Path) -> SandboxedEnvironment:
+def _file_environment(templates_dir: Path) -> SandboxedEnvironment:
+    return _new_environment(FileSystemLoader(str(templates_dir)))
+
+
+@lru_cache(maxsize=128)
+def _texts_environment(templates_dir: Path, texts: Texts) -> SandboxedEnvironment:
+    # One environment (and so one cache of compiled templates) per set of stored texts: a published
+    # version's templates are compiled once per process, like the files'.
+    return _new_environment(ChoiceLoader([DictLoader(dict(texts)), FileSystemLoader(str(templates_dir))]))
+
+
+def _environment(templates_dir: Path, texts: Texts | None = None) -> SandboxedEnvironment:
+    return _file_environment(templates_dir) if texts is None else _texts_environment(templates_dir, texts)
+
+
+def _new_environment(loader: BaseLoader) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
-        loader=FileSystemLoader(str(templates_dir)),
+        loader=loader,
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         trim_blocks=True,
@@ -214,26 +283,31 @@ def _locale_candidates(locale: str | None) -> list[str]:
 
 
 def resolve_template(
-    channel: str, name: str, locale: str | None, templates_dir: Path | None = None
+    channel: str, name: str, locale: str | None, templates_dir: Path | None = None, texts: Texts | None = None
 ) -> tuple[str, dict[str, str]]:
     """``(effective_locale, {part: file})`` for a template, files relative to the templates folder.
 
     The requested locale (``es_MX``, then ``es``) when every part has a variant
     for it, else the unsuffixed English files. Raises :class:`TemplateError` when
-    the English files are missing too.
+    the English files are missing too. With ``texts`` holding the template, only they count.
     """
     if channel not in PARTS:
         raise TemplateError(f"{channel}/{name}", f"unknown channel {channel!r}")
     root = templates_root(templates_dir)
     parts = PARTS[channel]
+    stored = texts if texts is not None and texts.holds(channel, name) else None
+
+    def exists(file: str) -> bool:
+        return file in stored if stored is not None else (root / file).is_file()
+
     for loc in _locale_candidates(locale):
         files = {part: f"{channel}/{name}.{loc}.{part}" for part in parts}
-        if all((root / f).is_file() for f in files.values()):
+        if all(exists(f) for f in files.values()):
             return loc, files
     files = {part: f"{channel}/{name}.{part}" for part in parts}
     for f in files.values():
-        if not (root / f).is_file():
-            raise TemplateError(f, "template file not found")
+        if not exists(f):
+            raise TemplateError(f, "template text not found" if stored is not None else "template file not found")
     return DEFAULT_LOCALE, files
 
 
@@ -248,9 +322,9 @@ def _template_frame(tb: TracebackType | None, root: Path) -> tuple[str, int] | N
     return found
 
 
-def _render(root: Path, file: str, context: dict[str, Any]) -> str:
+def _render(root: Path, file: str, context: dict[str, Any], texts: Texts | None = None) -> str:
     try:
-        return _environment(root).get_template(file).render(context)
+        return _environment(root, texts).get_template(file).render(context)
     except TemplateSyntaxError as exc:
         raise TemplateError(exc.name or file, f"syntax error: {exc.message}", exc.lineno) from None
     except TemplateNotFound as exc:
@@ -265,13 +339,15 @@ def _render(root: Path, file: str, context: dict[str, Any]) -> str:
         raise TemplateError(where[0], f"{type(exc).__name__} while rendering", where[1]) from None
 
 
-def render_file(file: str, context: dict[str, Any], templates_dir: Path | None = None) -> str:
+def render_file(
+    file: str, context: dict[str, Any], templates_dir: Path | None = None, texts: Texts | None = None
+) -> str:
     """One template file (relative to the templates folder, e.g. ``web/thanks.html``) in the sandbox.
 
     The same environment as messages: sandboxed, ``StrictUndefined``, HTML autoescaped.
-    Raises :class:`TemplateError`.
+    ``texts``: stored sources that replace files of the same path. Raises :class:`TemplateError`.
     """
-    return _render(templates_root(templates_dir), file, context)
+    return _render(templates_root(templates_dir), file, context, texts)
 
 
 def _tidy_text(text: str) -> str:
@@ -285,27 +361,36 @@ def stop_line(locale: str | None) -> str:
 
 
 def render_email(
-    name: str, context: dict[str, Any], locale: str = DEFAULT_LOCALE, templates_dir: Path | None = None
+    name: str,
+    context: dict[str, Any],
+    locale: str = DEFAULT_LOCALE,
+    templates_dir: Path | None = None,
+    texts: Texts | None = None,
 ) -> RenderedEmail:
-    """Subject (one line), plain text and HTML of ``templates/email/<name>``; raises :class:`TemplateError`."""
+    """Subject (one line), plain text and HTML of ``templates/email/<name>`` (or of ``texts``); raises
+    :class:`TemplateError`."""
     root = templates_root(templates_dir)
-    effective, files = resolve_template("email", name, locale, root)
+    effective, files = resolve_template("email", name, locale, root, texts)
     ctx = {**context, "locale": effective}
-    subject = " ".join(_render(root, files["subject.txt"], ctx).split())
+    subject = " ".join(_render(root, files["subject.txt"], ctx, texts).split())
     return RenderedEmail(
         subject=subject,
-        text=_tidy_text(_render(root, files["txt"], ctx)),
-        html=_render(root, files["html"], ctx).strip() + "\n",
+        text=_tidy_text(_render(root, files["txt"], ctx, texts)),
+        html=_render(root, files["html"], ctx, texts).strip() + "\n",
     )
 
 
 def render_sms_raw(
-    name: str, context: dict[str, Any], locale: str = DEFAULT_LOCALE, templates_dir: Path | None = None
+    name: str,
+    context: dict[str, Any],
+    locale: str = DEFAULT_LOCALE,
+    templates_dir: Path | None = None,
+    texts: Texts | None = None,
 ) -> tuple[str, str, str]:
     """``(file, effective_locale, text)``: the SMS as the template produced it, before any normalising."""
     root = templates_root(templates_dir)
-    effective, files = resolve_template("sms", name, locale, root)
-    return files["txt"], effective, _render(root, files["txt"], {**context, "locale": effective})
+    effective, files = resolve_template("sms", name, locale, root, texts)
+    return files["txt"], effective, _render(root, files["txt"], {**context, "locale": effective}, texts)
 
 
 def finish_sms(raw: str, locale: str, first_sms: bool) -> str:
@@ -318,7 +403,11 @@ def finish_sms(raw: str, locale: str, first_sms: bool) -> str:
 
 
 def render_sms(
-    name: str, context: dict[str, Any], locale: str = DEFAULT_LOCALE, templates_dir: Path | None = None
+    name: str,
+    context: dict[str, Any],
+    locale: str = DEFAULT_LOCALE,
+    templates_dir: Path | None = None,
+    texts: Texts | None = None,
 ) -> RenderedSms:
     """The SMS body of ``templates/sms/<name>``, normalised to GSM where a look-alike exists.
 
@@ -326,7 +415,7 @@ def render_sms(
     ("Reply STOP to opt out."), unless the template already says STOP.
     Raises :class:`TemplateError`.
     """
-    _file, effective, raw = render_sms_raw(name, context, locale, templates_dir)
+    _file, effective, raw = render_sms_raw(name, context, locale, templates_dir, texts)
     body = finish_sms(raw, effective, bool(context.get("first_sms")))
     encoding, segments, _units = segment_info(body)
     return RenderedSms(body=body, segments=segments, encoding=encoding)

@@ -375,9 +375,51 @@ class Enrollment(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     #: Bumped by every re-plan (reconcile); its scheduled rows carry the number they were planned under.
     plan_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The clinic's published version of the sequence it follows (``sequence_versions.version``); None: the
+    #: shipped library file.
+    sequence_version: Mapped[int | None] = mapped_column(Integer)
 
     patient: Mapped[Patient] = relationship()
     plan: Mapped[TreatmentPlan] = relationship()
+
+
+class SequenceVersion(Base):
+    """A clinic's own version of a sequence and its message texts (the sequence editor, issue 23).
+
+    Per clinic and sequence key: at most one draft (``version`` NULL, edited in place, bad input kept) and
+    the published versions 1..N, never changed once published (the send path caches them by number).
+    ``definition`` is the sequence as the YAML loader reads it; ``texts`` maps a template path under
+    ``templates/`` (``sms/stretch.es.txt``) to its source. ``base_version``: the version a draft started from.
+    """
+
+    __tablename__ = "sequence_versions"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "sequence_key", "version", name="uq_sequence_versions_clinic_key_version"),
+        Index(
+            "uq_sequence_versions_draft",
+            "clinic_id",
+            "sequence_key",
+            unique=True,
+            postgresql_where=text("version IS NULL"),
+            sqlite_where=text("version IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    sequence_key: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int | None] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    texts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_by: Mapped[str | None] = mapped_column(String(320))
+    published_at: Mapped[datetime | None]
+    #: What publishing did: {"changed": X, "cancelled": Y, "added": Z, "current_patients": bool, ...}.
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Message(Base):

@@ -257,6 +257,11 @@ class Sequence(BaseModel):
         raise NotFound(f"sequence {self.key!r} has no step {key!r}")
 
 
+def valid_key(text: str) -> bool:
+    """Whether ``text`` may be a sequence or step key (lower-case letters, digits, '-' or '_')."""
+    return bool(_KEY.fullmatch(text))
+
+
 def _offset(value: Any) -> Offset:
     if isinstance(value, Offset):
         return value
@@ -337,6 +342,18 @@ def get_sequence(key: str, templates_dir: Path | str | None = None) -> Sequence:
     except KeyError:
         known = ", ".join(sorted(sequences)) or "none"
         raise NotFound(f"no sequence {key!r} (known: {known})") from None
+
+
+def library_definition(key: str, templates_dir: Path | str | None = None) -> dict[str, Any]:
+    """The shipped file of sequence ``key`` as the loader reads it (a YAML-shaped dict); ``NotFound`` lists the
+    known keys."""
+    get_sequence(key, templates_dir)  # NotFound naming the known keys; the file is valid
+    folder = sequences_dir(templates_dir)
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        if _parse_cached(path, path.stat().st_mtime_ns).key == key:
+            data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+            return data
+    raise NotFound(f"no sequence {key!r}")  # removed between the two reads
 
 
 def missing_templates(sequence: Sequence, templates_dir: Path | str | None = None) -> list[str]:
