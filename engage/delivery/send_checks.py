@@ -30,7 +30,7 @@ from engage.config import get_settings
 from engage.content.calendar import ICS_CONTENT_TYPE, ICS_FILENAME, event_summary, visit_ics
 from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in, with_plan_words
 from engage.content.message_context import earlier_sms_exists, message_context
-from engage.content.rendering import render_email, render_sms
+from engage.content.rendering import Texts, as_texts, render_email, render_sms
 from engage.conversation.consent import newest_consent, reachability
 from engage.delivery import staff_replies
 from engage.delivery.providers.base import EmailAttachment, OutgoingEmail, OutgoingSms
@@ -50,7 +50,8 @@ from engage.records.models import (
 from engage.records.quiet_hours import quiet_hours_for
 from engage.schedule.planning import NO_SHOW_OCCURRENCE, EnrollmentFacts, plan_messages
 from engage.schedule.reconcile import appointment_facts, plan_facts, policy_for, sms_history
-from engage.schedule.sequences import Step, get_sequence
+from engage.schedule.sequences import Step
+from engage.schedule.versions import content_at
 from engage.schedule.welcome import is_welcome
 from engage.schedule.windows import is_quiet, shift_forward
 
@@ -97,7 +98,9 @@ def _replan(session: Session, message: Message) -> tuple[Step | None, Any]:
     enrollment = message.enrollment
     assert enrollment is not None  # a staff reply is checked by engage.delivery.staff_replies
     try:
-        sequence = get_sequence(enrollment.sequence_key)
+        sequence = content_at(
+            session, message.patient.clinic_id, enrollment.sequence_key, enrollment.sequence_version
+        ).sequence
     except (InvalidInput, NotFound) as exc:
         log.warning(
             "message %d: sequence unreadable (%s); sending without re-planning",
@@ -154,7 +157,7 @@ def _load_statement() -> Any:
     )
 
 
-def _planned_step(message: Message) -> tuple[Step | None, Any]:
+def _planned_step(session: Session, message: Message) -> tuple[Step | None, Any]:
     """Like :func:`_replan` for a row planned under its enrollment's current ``plan_version``: nothing to re-plan.
 
     Every change to what planning reads (appointments, the plan, the enrollment, consent,
@@ -162,8 +165,11 @@ def _planned_step(message: Message) -> tuple[Step | None, Any]:
     row's time is still what planning wants; only the step is looked up (for its quiet-hours rule).
     """
     assert message.enrollment is not None
+    enrollment = message.enrollment
     try:
-        sequence = get_sequence(message.enrollment.sequence_key)
+        sequence = content_at(
+            session, message.patient.clinic_id, enrollment.sequence_key, enrollment.sequence_version
+        ).sequence
     except (InvalidInput, NotFound):
         return None, None
     step = next((s for s in sequence.steps if s.key == message.step_key), None)
@@ -210,7 +216,7 @@ def send_time_check(
     if is_welcome(message):
         step, wanted = None, None  # no sequence plans it (engage.schedule.welcome): the other checks apply
     else:
-        step, wanted = _planned_step(message) if current else _replan(session, message)
+        step, wanted = _planned_step(session, message) if current else _replan(session, message)
     if wanted is _NOT_PLANNED:
         return Decision(MessageStatus.CANCELLED, "no longer planned")
     if wanted is not None and wanted.skip_reason:
@@ -246,8 +252,9 @@ def render(session: Session, message: Message, *, first_sms: bool | None = None)
     clinic = patient.clinic
     context = message_context(session, message, first_sms)
     locale = patient.locale or "en"
+    texts = _stored_texts(session, message)
     if message.channel is Channel.SMS:
-        sms = render_sms(message.template, context, locale)
+        sms = render_sms(message.template, context, locale, texts=texts)
         # A clinic's own number is its sender; anything else (a messaging service) is the provider's setting.
         sender = clinic.sms_from if clinic.sms_from and clinic.sms_from.startswith("+") else None
         callback = f"{settings.public_url.rstrip('/')}/webhooks/twilio/status?m={message.id}"
@@ -257,7 +264,7 @@ def render(session: Session, message: Message, *, first_sms: bool | None = None)
         plan = message.enrollment.plan if message.enrollment else None
         words = (plan.condition, plan.modality) if plan else ()
         return Ready(Channel.SMS, patient.id, payload, sms.segments, plan_words=words)
-    email = render_email(message.template, context, locale)
+    email = render_email(message.template, context, locale, texts=texts)
     payload = OutgoingEmail(
         message_id=message.id,
         to=patient.email or "",
@@ -275,6 +282,15 @@ def render(session: Session, message: Message, *, first_sms: bool | None = None)
         attachments=_calendar_attachment(message, clinic.email_from),
     )
     return Ready(Channel.EMAIL, patient.id, payload, None)
+
+
+def _stored_texts(session: Session, message: Message) -> Texts | None:
+    """The texts of the clinic's version the message's enrollment follows (None: the template files)."""
+    enrollment = message.enrollment
+    if enrollment is None or enrollment.sequence_version is None:
+        return None
+    content = content_at(session, message.patient.clinic_id, enrollment.sequence_key, enrollment.sequence_version)
+    return as_texts(content.texts)
 
 
 #: Email templates that carry an add-to-calendar file for the message's appointment (the first session's).

@@ -48,7 +48,7 @@ from engage.schedule.reconcile import (
     reconcile_enrollment,
     target_for,
 )
-from engage.schedule.sequences import Sequence, get_sequence
+from engage.schedule.versions import SequenceContent, published_content
 from engage.schedule.welcome import welcome_row, welcomed
 
 _CHUNK = 1000  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
@@ -79,11 +79,13 @@ def enroll_many(
     write the outbox rows, audit.
     """
     pairs = list(pairs)
-    sequence = _check_request(pairs, sequence_key, enrolled_by)
+    _check_request(pairs, sequence_key, enrolled_by)
     batch = _load(session, pairs, sequence_key)
+    # Each clinic's published version of the sequence, else the shipped file (NotFound: neither exists).
+    contents = {clinic_id: published_content(session, clinic_id, sequence_key) for clinic_id in batch.clinics}
     now = utcnow()
-    enrollment_ids = _insert_enrollments(session, pairs, sequence_key, enrolled_by, now)
-    planned = _plan(batch, sequence, enrollment_ids, now)
+    enrollment_ids = _insert_enrollments(session, batch, contents, sequence_key, enrolled_by, now)
+    planned = _plan(batch, contents, enrollment_ids, now)
     welcomes = _welcome_rows(session, batch, planned, now)
     insert_rows(session, [row for eid, rows in planned.items() for row in [*rows, *_maybe(welcomes.get(eid))]])
     audit_many(
@@ -124,14 +126,12 @@ class _Batch:
     reach: dict[int, dict[Channel, str | None]]  # patient id -> channel -> why not reachable (None: reachable)
 
 
-def _check_request(pairs: list[tuple[int, int]], sequence_key: str, enrolled_by: str) -> Sequence:
-    """The sequence, once the request itself is sound (lengths, a known sequence, no plan listed twice)."""
+def _check_request(pairs: list[tuple[int, int]], sequence_key: str, enrolled_by: str) -> None:
+    """Refuse a request that is not sound in itself (lengths, no plan listed twice)."""
     check_values(Enrollment, enrolled_by=enrolled_by, sequence_key=sequence_key)  # written with insert(), no flush
-    sequence = get_sequence(sequence_key)
     plan_ids = [plan_id for _, plan_id in pairs]
     if len(set(plan_ids)) != len(plan_ids):
         raise InvalidInput("a plan is listed twice")
-    return sequence
 
 
 def _load(session: Session, pairs: list[tuple[int, int]], sequence_key: str) -> _Batch:
@@ -175,9 +175,14 @@ def _load(session: Session, pairs: list[tuple[int, int]], sequence_key: str) -> 
 
 
 def _insert_enrollments(
-    session: Session, pairs: list[tuple[int, int]], sequence_key: str, enrolled_by: str, now: datetime
+    session: Session,
+    batch: _Batch,
+    contents: dict[int, SequenceContent],
+    sequence_key: str,
+    enrolled_by: str,
+    now: datetime,
 ) -> list[int]:
-    """Insert the active enrollments; their ids in input order."""
+    """Insert the active enrollments, each following its clinic's version; their ids in input order."""
     try:
         return list(
             session.scalars(
@@ -187,12 +192,13 @@ def _insert_enrollments(
                         "patient_id": patient_id,
                         "plan_id": plan_id,
                         "sequence_key": sequence_key,
+                        "sequence_version": contents[batch.patients[patient_id].clinic_id].version,
                         "status": EnrollmentStatus.ACTIVE,
                         "enrolled_by": enrolled_by,
                         "created_at": now,
                         "updated_at": now,
                     }
-                    for patient_id, plan_id in pairs
+                    for patient_id, plan_id in batch.pairs
                 ],
             )
         )
@@ -201,7 +207,7 @@ def _insert_enrollments(
 
 
 def _plan(
-    batch: _Batch, sequence: Sequence, enrollment_ids: list[int], now: datetime
+    batch: _Batch, contents: dict[int, SequenceContent], enrollment_ids: list[int], now: datetime
 ) -> dict[int, list[dict[str, Any]]]:
     """Enrollment id -> the outbox rows the planner wants for it (pure planning, then each row's target)."""
     planned: dict[int, list[dict[str, Any]]] = {}
@@ -210,7 +216,7 @@ def _plan(
         desired = plan_messages(
             plan_facts(batch.plans[plan_id]),
             [appointment_facts(a) for a in batch.appointments[plan_id]],
-            sequence,
+            contents[patient.clinic_id].sequence,
             policy_for(patient, batch.clinics[patient.clinic_id]),
             EnrollmentFacts(enrollment_id, now),
         )

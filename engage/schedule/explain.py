@@ -19,7 +19,8 @@ from engage.records.models import Appointment, Channel, EnrollmentStatus, Messag
 from engage.schedule.enrollments import reach_many
 from engage.schedule.planning import EnrollmentFacts, plan_messages
 from engage.schedule.reconcile import ReconcileResult, appointment_facts, plan_facts, policy_for, target_for
-from engage.schedule.sequences import Offset, Sequence, Step, get_sequence
+from engage.schedule.sequences import Offset, Sequence, Step
+from engage.schedule.versions import published_content
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,10 @@ class PreviewRow:
 def preview_enrollment(session: Session, patient: Patient, plan: TreatmentPlan, sequence_key: str) -> list[PreviewRow]:
     """Every message enrolling ``plan`` into ``sequence_key`` now would plan, in due order. Writes nothing.
 
+    Planned from the clinic's published version of the sequence, else the shipped file, as enrolling would.
     Raises ``NotFound`` for an unknown sequence.
     """
-    sequence = get_sequence(sequence_key)
+    sequence = published_content(session, patient.clinic_id, sequence_key).sequence
     now = utcnow()
     appointments = session.scalars(select(Appointment).where(Appointment.plan_id == plan.id)).all()
     desired = plan_messages(

@@ -44,11 +44,11 @@ import enum
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -80,7 +80,7 @@ from engage.schedule.planning import (
     SentSms,
     plan_messages,
 )
-from engage.schedule.sequences import get_sequence
+from engage.schedule.versions import SequenceContent, content_at
 from engage.schedule.welcome import WELCOME_STEP, is_welcome
 
 PAUSED = "paused"
@@ -256,8 +256,13 @@ def _reconcile_live(session: Session, which: Any) -> ReconcileResult:
     return total
 
 
-def reconcile_enrollment(session: Session, enrollment_id: int) -> ReconcileResult:
-    """Re-plan one enrollment (any status: a cancelled one just has its pending rows cancelled)."""
+def reconcile_enrollment(
+    session: Session, enrollment_id: int, *, content: SequenceContent | None = None
+) -> ReconcileResult:
+    """Re-plan one enrollment (any status: a cancelled one just has its pending rows cancelled).
+
+    It follows the clinic's version of its sequence it records (``sequence_version``; None: the shipped
+    file); ``content``: that version already read (publishing passes the one it is making)."""
     session.flush()
     # Lock the enrollment row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) so two
     # reconciles of the same enrollment never race to insert the same occurrence.
@@ -278,7 +283,7 @@ def reconcile_enrollment(session: Session, enrollment_id: int) -> ReconcileResul
         desired = plan_messages(
             plan_facts(plan),
             [appointment_facts(a) for a in appointments],
-            get_sequence(enrollment.sequence_key),
+            (content or content_at(session, clinic.id, enrollment.sequence_key, enrollment.sequence_version)).sequence,
             policy_for(patient, clinic),
             EnrollmentFacts(enrollment.id, enrollment.created_at),
             sms_history(session, patient.id, enrollment.id),
@@ -341,9 +346,20 @@ def apply_diff(
     appointment_status: Mapping[int, AppointmentStatus],
     plan_status: PlanStatus,
     now: datetime,
+    batch: BatchWrites | None = None,
 ) -> ReconcileResult:
-    """Turn ``existing`` rows into ``desired`` (see the module docstring) and count the changes."""
+    """Turn ``existing`` rows into ``desired`` (see the module docstring) and count the changes.
+
+    ``batch``: collect the writes there instead of making them (re-planning thousands of enrollments at
+    once; their rows must be locked, and :meth:`BatchWrites.write` makes them)."""
     result = ReconcileResult()
+
+    def write(row: Message, values: dict[str, Any]) -> bool:
+        if batch is None:
+            return _write(session, row, values, now)
+        batch.updates.append((row, {**values, "updated_at": now}))
+        return True
+
     rows = {(m.step_key, m.occurrence): m for m in existing}
     inserts: list[dict[str, Any]] = []
     wanted: set[tuple[str, str]] = set()
@@ -383,31 +399,65 @@ def apply_diff(
                 kind = "moved"
             else:
                 kind = "updated" if values else "unchanged"
-            _count(result, kind if kind == "unchanged" or _write(session, row, values, now) else "unchanged")
+            _count(result, kind if kind == "unchanged" or write(row, values) else "unchanged")
         elif target.status is MessageStatus.SCHEDULED and row.status in _REVIVABLE:
             values = {**_plan_changes(row, message), **_FRESH, "status": target.status, "status_reason": target.reason}
-            _count(result, "revived" if _write(session, row, values, now) else "unchanged")
+            _count(result, "revived" if write(row, values) else "unchanged")
         else:
             result.unchanged += 1
     for key, row in rows.items():
         if key in wanted:
             continue
         if is_welcome(row):
-            _settle_welcome(session, row, enrollment.status, plan_status, reach, now, result)
+            _settle_welcome(write, row, enrollment.status, plan_status, reach, now, result)
             continue
         if row.status is MessageStatus.SCHEDULED:
             reason = _why_obsolete(row, enrollment.status, plan_status, appointment_status)
             values = {"status": MessageStatus.CANCELLED, "status_reason": reason}
-            _count(result, "cancelled" if _write(session, row, values, now) else "unchanged")
+            _count(result, "cancelled" if write(row, values) else "unchanged")
         else:
             result.unchanged += 1
+    if batch is not None:
+        batch.inserts.extend(inserts)
+        return result
     insert_rows(session, inserts)
     session.flush()
     return result
 
 
+@dataclass
+class BatchWrites:
+    """What :func:`apply_diff` would write for many enrollments, written at once by :meth:`write`."""
+
+    updates: list[tuple[Message, dict[str, Any]]] = field(default_factory=list)
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, session: Session) -> None:
+        """One ``executemany`` per set of columns changed, then one bulk insert. The rows are locked
+        (``FOR UPDATE``), so each still has the status read; the status stays in the WHERE all the same."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row, values in self.updates:
+            params = {f"new_{name}": value for name, value in values.items()}
+            groups.setdefault(tuple(sorted(values)), []).append({"row_id": row.id, "row_status": row.status, **params})
+        table = Message.__table__
+        assert isinstance(table, Table)
+        for names, params_list in groups.items():
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("row_id"), table.c.status == bindparam("row_status"))
+                .values({name: bindparam(f"new_{name}") for name in names})
+            )
+            session.connection().execute(statement, params_list)
+        for row, values in self.updates:
+            for name, value in values.items():
+                set_committed_value(row, name, value)
+        insert_rows(session, self.inserts)
+        self.updates.clear()
+        self.inserts.clear()
+
+
 def _settle_welcome(
-    session: Session,
+    write: Callable[[Message, dict[str, Any]], bool],
     row: Message,
     enrollment_status: EnrollmentStatus,
     plan_status: PlanStatus,
@@ -441,7 +491,7 @@ def _settle_welcome(
         result.unchanged += 1
         return
     kinds = {MessageStatus.CANCELLED: "cancelled", MessageStatus.SKIPPED: "skipped", MessageStatus.SCHEDULED: "revived"}
-    _count(result, kinds[values["status"]] if _write(session, row, values, now) else "unchanged")
+    _count(result, kinds[values["status"]] if write(row, values) else "unchanged")
 
 
 def _count(result: ReconcileResult, kind: str) -> None:
@@ -536,13 +586,18 @@ def policy_for(patient: Patient, clinic: Clinic) -> Policy:
     A phone the patient opted out of texts on counts as no phone, so a step that may go by email
     (aftercare, the pain prompt) reaches them by email instead of being skipped.
     """
-    per_day, per_week = sms_caps(clinic)
     session = object_session(patient)
     texts_off = (
         session is not None
         and bool(patient.phone)
         and current_consent(session, patient.id, Channel.SMS) is ConsentState.OPTED_OUT
     )
+    return policy_from(patient, clinic, texts_off=texts_off)
+
+
+def policy_from(patient: Patient, clinic: Clinic, *, texts_off: bool) -> Policy:
+    """:func:`policy_for` with the patient's SMS opt-out already known (``texts_off``: a phone opted out)."""
+    per_day, per_week = sms_caps(clinic)
     return Policy(
         timezone=patient.timezone or clinic.timezone,
         quiet_hours=dict(clinic.quiet_hours or {}),

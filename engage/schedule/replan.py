@@ -1,0 +1,193 @@
+"""Re-plan many enrollments to a version of their sequence at once (publishing to current patients).
+
+The same planning and the same diff as :func:`engage.schedule.reconcile.reconcile_enrollment`, with the
+reads and writes batched: a chunk of enrollments is locked (``FOR UPDATE``), switched to the version and
+counted as re-planned (``plan_version``), its records and outbox rows are read in a few statements (the
+rows ``FOR UPDATE``, so a dispatcher cannot take one until the transaction ends), each enrollment is
+planned and diffed in memory, and the changes are written with one statement per kind. Rows already
+handed to a provider are history, never touched, so a step already sent is never sent again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from engage.clock import utcnow
+from engage.records.models import (
+    HANDED_OVER_STATUSES,
+    Appointment,
+    Channel,
+    Clinic,
+    Enrollment,
+    Message,
+    MessageStatus,
+    Patient,
+    TreatmentPlan,
+)
+from engage.schedule.enrollments import reach_many
+from engage.schedule.planning import EnrollmentFacts, SentSms, plan_messages
+from engage.schedule.reconcile import (
+    PLANNING_ACTIVE,
+    BatchWrites,
+    ReconcileResult,
+    apply_diff,
+    appointment_facts,
+    plan_facts,
+    policy_from,
+)
+from engage.schedule.versions import SequenceContent
+from engage.schedule.welcome import WELCOME_STEP
+
+CHUNK = 500
+
+
+@dataclass
+class Replanned:
+    """What re-planning did: the diff's counts, and how many of the inserted rows are scheduled to go."""
+
+    result: ReconcileResult
+    scheduled_inserts: int = 0
+    enrollments: int = 0
+
+    @property
+    def changed(self) -> int:
+        """Pending messages whose time (or text, channel, appointment) changed."""
+        return self.result.moved + self.result.updated
+
+    @property
+    def cancelled(self) -> int:
+        """Pending messages that will not go (no longer planned, or now skipped)."""
+        return self.result.cancelled + self.result.skipped
+
+    @property
+    def added(self) -> int:
+        """Messages that will go and would not have: new ones, and cancelled or skipped ones planned again."""
+        return self.scheduled_inserts + self.result.revived
+
+
+def replan_enrollments(session: Session, enrollment_ids: Iterable[int], content: SequenceContent) -> Replanned:
+    """Switch the enrollments to ``content`` (its version) and re-plan them; in the caller's transaction."""
+    ids = sorted(set(enrollment_ids))
+    total = Replanned(ReconcileResult())
+    for start in range(0, len(ids), CHUNK):
+        _replan_chunk(session, ids[start : start + CHUNK], content, total)
+    return total
+
+
+def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, total: Replanned) -> None:
+    session.flush()
+    enrollments = session.scalars(
+        select(Enrollment)
+        .where(Enrollment.id.in_(ids))
+        .order_by(Enrollment.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.id.in_(ids))
+        .values(
+            sequence_version=content.version,
+            plan_version=Enrollment.plan_version + 1,
+            updated_at=Enrollment.updated_at,  # not a change staff made to the enrollment
+        )
+        .execution_options(synchronize_session=False)
+    )
+    for enrollment in enrollments:
+        set_committed_value(enrollment, "plan_version", (enrollment.plan_version or 0) + 1)
+        set_committed_value(enrollment, "sequence_version", content.version)
+    plans = _by_id(session, TreatmentPlan, {e.plan_id for e in enrollments})
+    patients = _by_id(session, Patient, {e.patient_id for e in enrollments})
+    clinics = _by_id(session, Clinic, {p.clinic_id for p in patients.values()})
+    appointments: dict[int, list[Appointment]] = defaultdict(list)
+    for appointment in session.scalars(select(Appointment).where(Appointment.plan_id.in_(list(plans)))):
+        appointments[appointment.plan_id].append(appointment)
+    reach = reach_many(session, patients.values())
+    history = _sms_history(session, list(patients))
+    existing: dict[int, list[Message]] = defaultdict(list)
+    for row in session.scalars(
+        select(Message)
+        .where(Message.enrollment_id.in_(ids))
+        .order_by(Message.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ):
+        assert row.enrollment_id is not None
+        existing[row.enrollment_id].append(row)
+    now = utcnow()
+    writes = BatchWrites()
+    for enrollment in enrollments:
+        plan = plans[enrollment.plan_id]
+        patient = patients[enrollment.patient_id]
+        desired = []
+        if enrollment.status in PLANNING_ACTIVE:
+            texts_off = reach[patient.id].get(Channel.SMS) == f"opted out of {Channel.SMS.value}"
+            desired = plan_messages(
+                plan_facts(plan),
+                [appointment_facts(a) for a in appointments[plan.id]],
+                content.sequence,
+                policy_from(patient, clinics[patient.clinic_id], texts_off=texts_off),
+                EnrollmentFacts(enrollment.id, enrollment.created_at),
+                tuple(
+                    SentSms(due_at, key if owner == enrollment.id else None)
+                    for owner, key, due_at in history.get(patient.id, ())
+                ),
+            )
+        inserted_before = len(writes.inserts)
+        total.result += apply_diff(
+            session,
+            enrollment=enrollment,
+            desired=desired,
+            existing=existing[enrollment.id],
+            reach=reach[patient.id],
+            appointment_status={a.id: a.status for a in appointments[plan.id]},
+            plan_status=plan.status,
+            now=now,
+            batch=writes,
+        )
+        total.scheduled_inserts += sum(
+            1 for row in writes.inserts[inserted_before:] if row["status"] is MessageStatus.SCHEDULED
+        )
+        total.enrollments += 1
+    writes.write(session)
+    # Every row still scheduled is what its enrollment's new plan wants: stamp it (as reconcile_enrollment does).
+    session.execute(
+        update(Message)
+        .where(Message.enrollment_id.in_(ids), Message.status == MessageStatus.SCHEDULED)
+        .values(
+            plan_version=select(Enrollment.plan_version).where(Enrollment.id == Message.enrollment_id).scalar_subquery()
+        )
+        .execution_options(synchronize_session=False)
+    )
+    by_id = {e.id: e for e in enrollments}
+    for rows in existing.values():
+        for row in rows:
+            if row.status is MessageStatus.SCHEDULED and row.enrollment_id in by_id:
+                set_committed_value(row, "plan_version", by_id[row.enrollment_id].plan_version)
+
+
+def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
+    return {record.id: record for record in session.scalars(select(model).where(model.id.in_(list(ids))))}
+
+
+def _sms_history(session: Session, patient_ids: list[int]) -> dict[int, list[tuple[int | None, tuple[str, str], Any]]]:
+    """Per patient, their SMS already handed to a provider: (enrollment id, (step, occurrence), due) (the caps)."""
+    found: dict[int, list[tuple[int | None, tuple[str, str], Any]]] = defaultdict(list)
+    rows = session.execute(
+        select(Message.patient_id, Message.enrollment_id, Message.step_key, Message.occurrence, Message.due_at).where(
+            Message.patient_id.in_(patient_ids),
+            Message.channel == Channel.SMS,
+            Message.status.in_(HANDED_OVER_STATUSES),
+            Message.step_key != WELCOME_STEP,
+        )
+    )
+    for patient_id, owner, step_key, occurrence, due_at in rows:
+        found[patient_id].append((owner, (step_key, occurrence), due_at))
+    return found
