@@ -450,7 +450,10 @@ class BatchWrites:
             session.connection().execute(statement, params_list)
         for row, values in self.updates:
             for name, value in values.items():
-                set_committed_value(row, name, value)
+                if hasattr(row, "_sa_instance_state"):
+                    set_committed_value(row, name, value)
+                else:  # a plain row read for the diff (engage.schedule.replan)
+                    setattr(row, name, value)
         insert_rows(session, self.inserts)
         self.updates.clear()
         self.inserts.clear()

@@ -11,7 +11,7 @@ handed to a provider are history, never touched, so a step already sent is never
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +32,12 @@ from engage.records.models import (
     TreatmentPlan,
 )
 from engage.schedule.enrollments import reach_many
-from engage.schedule.planning import EnrollmentFacts, SentSms, plan_messages
+from engage.schedule.planning import AppointmentFacts, EnrollmentFacts, SentSms, plan_messages
 from engage.schedule.reconcile import (
     PLANNING_ACTIVE,
     BatchWrites,
     ReconcileResult,
     apply_diff,
-    appointment_facts,
     plan_facts,
     policy_from,
 )
@@ -93,34 +92,35 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
     session.execute(
         update(Enrollment)
         .where(Enrollment.id.in_(ids))
-        .values(
-            sequence_version=content.version,
-            plan_version=Enrollment.plan_version + 1,
-            updated_at=Enrollment.updated_at,  # not a change staff made to the enrollment
-        )
+        .values(sequence_version=content.version, updated_at=Enrollment.updated_at)  # not a change staff made
         .execution_options(synchronize_session=False)
     )
     for enrollment in enrollments:
-        set_committed_value(enrollment, "plan_version", (enrollment.plan_version or 0) + 1)
         set_committed_value(enrollment, "sequence_version", content.version)
     plans = _by_id(session, TreatmentPlan, {e.plan_id for e in enrollments})
     patients = _by_id(session, Patient, {e.patient_id for e in enrollments})
     clinics = _by_id(session, Clinic, {p.clinic_id for p in patients.values()})
-    appointments: dict[int, list[Appointment]] = defaultdict(list)
-    for appointment in session.scalars(select(Appointment).where(Appointment.plan_id.in_(list(plans)))):
-        appointments[appointment.plan_id].append(appointment)
+    appointments: dict[int, list[AppointmentFacts]] = defaultdict(list)
+    for a in session.execute(
+        select(
+            Appointment.id,
+            Appointment.plan_id,
+            Appointment.start_at,
+            Appointment.end_at,
+            Appointment.status,
+            Appointment.created_at,
+        ).where(Appointment.plan_id.in_(list(plans)))
+    ):
+        appointments[a.plan_id].append(AppointmentFacts(a.id, a.start_at, a.end_at, a.status, a.created_at))
     reach = reach_many(session, patients.values())
     history = _sms_history(session, list(patients))
-    existing: dict[int, list[Message]] = defaultdict(list)
-    for row in session.scalars(
-        select(Message)
-        .where(Message.enrollment_id.in_(ids))
-        .order_by(Message.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    # FOR UPDATE: a dispatcher cannot claim these rows until this transaction ends. Plain rows rather than
+    # ORM objects: a clinic's outbox is tens of thousands of rows, and diffing reads only these columns.
+    existing: dict[int, list[Any]] = defaultdict(list)
+    for found in session.execute(
+        select(*_ROW_COLUMNS).where(Message.enrollment_id.in_(ids)).order_by(Message.id).with_for_update()
     ):
-        assert row.enrollment_id is not None
-        existing[row.enrollment_id].append(row)
+        existing[found.enrollment_id].append(_Row(found))
     now = utcnow()
     writes = BatchWrites()
     for enrollment in enrollments:
@@ -131,7 +131,7 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
             texts_off = reach[patient.id].get(Channel.SMS) == f"opted out of {Channel.SMS.value}"
             desired = plan_messages(
                 plan_facts(plan),
-                [appointment_facts(a) for a in appointments[plan.id]],
+                appointments[plan.id],
                 content.sequence,
                 policy_from(patient, clinics[patient.clinic_id], texts_off=texts_off),
                 EnrollmentFacts(enrollment.id, enrollment.created_at),
@@ -157,20 +157,66 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
         )
         total.enrollments += 1
     writes.write(session)
-    # Every row still scheduled is what its enrollment's new plan wants: stamp it (as reconcile_enrollment does).
+    _restamp_held(session, enrollments, existing)
+
+
+def _restamp_held(session: Session, enrollments: Sequence[Enrollment], existing: dict[int, list[Any]]) -> None:
+    """Count a re-plan (``plan_version``) only for enrollments with a row a dispatcher holds (queued, sending).
+
+    A row still scheduled is what the new version plans, under the enrollment's current number as much as
+    under a new one; only a held row was planned from the old version, and its send-time check re-plans it
+    when its stamp is older than the enrollment's. Bumping every enrollment would rewrite every scheduled
+    row of the clinic (the stamp) for nothing.
+    """
+    held = [
+        e
+        for e in enrollments
+        if any(row.status in (MessageStatus.QUEUED, MessageStatus.SENDING) for row in existing.get(e.id, ()))
+    ]
+    if not held:
+        return
+    ids = [e.id for e in held]
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.id.in_(ids))
+        .values(plan_version=Enrollment.plan_version + 1, updated_at=Enrollment.updated_at)
+        .execution_options(synchronize_session=False)
+    )
     session.execute(
         update(Message)
         .where(Message.enrollment_id.in_(ids), Message.status == MessageStatus.SCHEDULED)
-        .values(
-            plan_version=select(Enrollment.plan_version).where(Enrollment.id == Message.enrollment_id).scalar_subquery()
-        )
+        .values(plan_version=Message.plan_version + 1)
         .execution_options(synchronize_session=False)
     )
-    by_id = {e.id: e for e in enrollments}
-    for rows in existing.values():
-        for row in rows:
-            if row.status is MessageStatus.SCHEDULED and row.enrollment_id in by_id:
-                set_committed_value(row, "plan_version", by_id[row.enrollment_id].plan_version)
+    for enrollment in held:
+        set_committed_value(enrollment, "plan_version", (enrollment.plan_version or 0) + 1)
+        for row in existing.get(enrollment.id, ()):
+            if row.status is MessageStatus.SCHEDULED:
+                row.plan_version = (row.plan_version or 0) + 1
+
+
+_ROW_COLUMNS = (
+    Message.id,
+    Message.enrollment_id,
+    Message.patient_id,
+    Message.step_key,
+    Message.occurrence,
+    Message.status,
+    Message.status_reason,
+    Message.due_at,
+    Message.appointment_id,
+    Message.channel,
+    Message.template,
+    Message.context,
+    Message.plan_version,
+)
+
+
+class _Row:
+    """An outbox row as :func:`engage.schedule.reconcile.apply_diff` reads it (the columns it compares)."""
+
+    def __init__(self, found: Any) -> None:
+        self.__dict__.update(found._mapping)
 
 
 def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:

@@ -1,0 +1,175 @@
+"""Benchmark: publishing a sequence change to 10,000 active enrollments, and the send path's CPU per message.
+
+    python -m tests.bench.bench_publish [--patients 10000] [--sample 400] [--before /work/main] [--quick]
+
+1. Seeds one clinic, ``--patients`` patients with a six-session weekly plan each, enrolled in
+   ``dry-needling-sciatica`` (``bench_scheduling``'s seeding; untimed).
+2. An admin's draft moves the visit reminder to 18:00 the evening before and rewords it. Times a dry run
+   (the summary, rolled back) and the publish to current patients, commit included:
+   **seconds**. Target: ≤ 10 s.
+3. The send path (load the row, the send-time checks, render), CPU seconds per message over ``--sample``
+   visit reminders and what-to-expect emails, after a warm-up pass: on the shipped file before the
+   publish, and on the published version (stored texts, compiled once per process) after it; and, when
+   ``--before`` names a checkout of the code before the editor (default ``/work/main``), the same messages
+   with that code, so the three can be compared.
+
+The database (``ENGAGE_BENCH_DATABASE_URL``, default ``postgresql://postgres@127.0.0.1:5432/engage_bench_publish``)
+is created if missing and its schema dropped and rebuilt with the migrations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from engage.db import make_engine
+from engage.records.models import Enrollment, Message, MessageStatus, Patient
+from engage.schedule import versions
+from engage.schedule.enrollments import enroll_many
+from engage.schedule.publish import publish_draft
+from engage.schedule.sequences import library_definition
+from tests.bench.bench_scheduling import SEQUENCE, seed
+from tests.bench.database import use_bench_database
+from tests.bench.measure import machine
+
+#: Runs in this process and, with ``--before``, in a child process importing the older code: only what both have.
+MEASURE = """
+import json, sys, time
+from datetime import timedelta
+from engage import clock
+from engage.db import session_scope
+from engage.delivery.send_checks import load_for_sending, render, send_time_check
+from engage.records.models import Message
+
+def measure(ids):
+    def one_pass():
+        started = time.process_time()
+        for message_id in ids:
+            with session_scope() as session:
+                due = session.get_one(Message, message_id).due_at
+                with clock.frozen(due + timedelta(minutes=1)):
+                    loaded = load_for_sending(session, message_id)
+                    decision = send_time_check(session, loaded.message, clock.utcnow(), consent=loaded.consent)
+                    assert decision is None, decision
+                    render(session, loaded.message, first_sms=loaded.first_sms)
+                session.rollback()
+        return (time.process_time() - started) / len(ids)
+    one_pass()  # warm-up: imports, compiled templates, statement caches
+    return min(one_pass(), one_pass())
+
+if __name__ == "__main__":
+    print(json.dumps(measure(json.loads(sys.argv[1]))))
+"""
+
+
+def measure_here(ids: list[int]) -> float:
+    namespace: dict[str, object] = {"__name__": "bench_publish_measure"}
+    exec(compile(MEASURE, "bench_publish_measure", "exec"), namespace)
+    return namespace["measure"](ids)  # type: ignore[operator,no-any-return]
+
+
+def measure_before(ids: list[int], tree: Path) -> float | None:
+    if not (tree / "engage").is_dir():
+        return None
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, json.dumps(ids)], env=env, cwd=tree, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument("--sample", type=int, default=400, help="messages whose send path is measured")
+    parser.add_argument("--before", type=Path, default=Path("/work/main"), help="the code before the editor")
+    parser.add_argument("--quick", action="store_true", help="1,000 patients, 100 messages")
+    args = parser.parse_args()
+    if args.quick:
+        args.patients, args.sample = 1_000, 100
+    os.environ.setdefault("ENGAGE_SECRET_KEY", "bench-publish-" + "x" * 48)  # links in the rendered messages
+    os.environ.setdefault("ENGAGE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/engage_bench_publish")
+    url = use_bench_database()
+    engine = make_engine(url)
+    new_session = sessionmaker(engine, expire_on_commit=False)
+
+    t0 = time.perf_counter()
+    with new_session() as session:
+        pairs = seed(session, args.patients)
+        session.commit()
+    for start in range(0, len(pairs), 1_000):
+        with new_session() as session:
+            enroll_many(session, pairs[start : start + 1_000], SEQUENCE, enrolled_by="bench")
+            session.commit()
+    with new_session() as session:
+        clinic_id = session.scalar(select(Patient.clinic_id).limit(1))
+        assert clinic_id is not None
+        live = session.scalar(select(func.count()).select_from(Enrollment)) or 0
+        scheduled = (
+            session.scalar(select(func.count()).select_from(Message).where(Message.status == MessageStatus.SCHEDULED))
+            or 0
+        )
+        sample = list(
+            session.scalars(
+                select(Message.id)
+                .where(
+                    Message.status == MessageStatus.SCHEDULED,
+                    Message.step_key.in_(("visit-reminder", "what-to-expect")),
+                )
+                .order_by(Message.enrollment_id, Message.id)
+                .limit(args.sample)
+            )
+        )
+    print(f"seeded and enrolled {live} enrollments ({scheduled} scheduled messages) in {time.perf_counter() - t0:.1f}s")
+
+    shipped = measure_here(sample)
+    before = measure_before(sample, args.before)
+
+    with new_session() as session:
+        draft = versions.start_draft(session, clinic_id, SEQUENCE, actor="bench")
+        definition = library_definition(SEQUENCE)
+        reminder = next(s for s in definition["steps"] if s["key"] == "visit-reminder")
+        reminder.update(offset="-1d", at="18:00")
+        texts = {
+            **draft.texts,
+            "sms/visit-reminder.txt": "{{ clinic.name }}: see you {{ appointment.start|local_day }} at "
+            "{{ appointment.start|local_time }}. Reply C to confirm.",
+        }
+        saved = versions.save_draft(session, clinic_id, SEQUENCE, definition=definition, texts=texts, actor="bench")
+        assert not saved.problems, saved.problems
+        session.commit()
+
+    with new_session() as session:
+        t0 = time.perf_counter()
+        dry = publish_draft(session, clinic_id, SEQUENCE, actor="bench", current_patients=True, dry_run=True)
+        session.rollback()
+        dry_seconds = time.perf_counter() - t0
+    with new_session() as session:
+        t0 = time.perf_counter()
+        summary = publish_draft(session, clinic_id, SEQUENCE, actor="bench", current_patients=True)
+        session.commit()
+        seconds = time.perf_counter() - t0
+    assert summary == dry, (summary, dry)
+    verdict = "meets" if seconds <= 10 else "MISSES"
+    print(f"dry run (summary, rolled back): {dry_seconds:.2f}s: {summary.as_dict()}")
+    print(f"publish to {live} current enrollments, commit included: {seconds:.2f}s ({verdict} the target of 10 s)")
+
+    published = measure_here(sample)
+    print(f"send path, CPU per message ({len(sample)} messages: load, send-time checks, render):")
+    if before is not None:
+        print(f"  code before the editor ({args.before}), shipped file: {before * 1000:.2f} ms")
+    print(f"  this branch, shipped file:                            {shipped * 1000:.2f} ms")
+    print(f"  this branch, the clinic's published version:          {published * 1000:.2f} ms")
+    print(machine())
+
+
+if __name__ == "__main__":
+    main()
