@@ -324,3 +324,34 @@ def _latest_exercises(patient: Patient) -> list[str]:
     """The exercises of the patient's newest plan (what a stretch prompt would show them now)."""
     plans = list(patient.plans)
     return list(plans[-1].exercises or ()) if plans else []
+
+
+def planned_preview_context(
+    session: Session,
+    patient: Patient,
+    plan: TreatmentPlan,
+    appointment: Appointment | None,
+    channel: str,
+    *,
+    step: dict[str, Any],
+    first_sms: bool,
+) -> dict[str, Any]:
+    """A context for a message planning would make for ``plan`` (not written yet): its real appointment,
+    step and patient, with preview links (for the sequence editor's preview on a real patient)."""
+    return _context(
+        clinic=_clinic_of(patient.clinic, channel),
+        first_name=patient.first_name,
+        tz=patient.effective_timezone,
+        locale=patient.locale or DEFAULT_LOCALE,
+        start=appointment.start_at if appointment else None,
+        end=appointment.end_at if appointment else None,
+        step=dict(step),
+        first_sms=channel == Channel.SMS.value and first_sms,
+        patient_id=patient.id,
+        message_id=0,
+        channel=channel,
+        preview=True,
+        plan_id=plan.id,
+        exercise_keys=list(plan.exercises or ()),
+        pain_scores=_pain_scores(session, patient.id) if channel == Channel.EMAIL.value else None,
+    )

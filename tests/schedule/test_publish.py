@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engage import clock
@@ -23,6 +23,7 @@ from engage.errors import InvalidInput
 from engage.records import clinics, patients, plans
 from engage.records.models import AuditEvent, Enrollment, Message, MessageStatus, SequenceVersion
 from engage.schedule import enrollments, versions
+from engage.schedule.draft_preview import preview_for_plan
 from engage.schedule.publish import PublishSummary, StalePublish, publish_draft, republish
 from engage.schedule.sequences import library_definition
 from tests.fakes.provider_server import FakeProviders
@@ -282,3 +283,28 @@ def test_a_step_already_sent_is_not_sent_again_after_a_version_moves_it(session:
     bodies = [r["body"] for r in fake.sms_requests()]
     assert len([b for b in bodies if "a reminder of your appointment" in b]) == 1
     assert [b for b in bodies if b.endswith("NEW.")] == ["Riverside Physio: see you June 17 at 10:00 AM. NEW."]
+
+
+def test_the_preview_shows_the_draft_beside_the_published_version_on_a_real_plan(session: Session) -> None:
+    clinic_id, [enrollment_id] = _world(session)
+    plan_id = session.get_one(Enrollment, enrollment_id).plan_id
+    with clock.frozen(ENROLLED_AT + timedelta(hours=1)):
+        _reminder_at_18(session, clinic_id)
+        rows = preview_for_plan(session, plan_id, SEQ)
+    reminders = [r for r in rows if r.step_key == "visit-reminder"]
+    assert [(r.draft_at.hour, r.published_at.hour) for r in reminders] == [(18, 10)] * 3  # type: ignore[union-attr]
+    assert [r.draft_at.day for r in reminders] == [9, 16, 23]  # type: ignore[union-attr]
+    first = reminders[0]
+    assert first.draft_text == "Riverside Physio: see you June 10 at 10:00 AM. NEW."
+    assert first.published_text is not None and "a reminder of your appointment" in first.published_text
+    assert first.time_changed and first.text_changed
+    aftercare = next(r for r in rows if r.step_key == "aftercare")
+    assert not aftercare.time_changed and not aftercare.text_changed
+    # Already sent: not previewed (it will not go again).
+    session.execute(
+        update(Message)
+        .where(Message.enrollment_id == enrollment_id, Message.step_key == "booking-confirmation")
+        .values(status=MessageStatus.SENT)
+    )
+    with clock.frozen(ENROLLED_AT + timedelta(hours=1)):
+        assert "booking-confirmation" not in {r.step_key for r in preview_for_plan(session, plan_id, SEQ)}
