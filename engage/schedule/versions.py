@@ -141,7 +141,7 @@ def forget(clinic_id: int, key: str, version: int) -> None:
     _cache.pop((clinic_id, key, version), None)
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
     if not isinstance(key, str) or len(key) > 100 or not valid_key(key):
         raise InvalidInput(f"{key!r} is not a sequence key: lower-case letters, digits, '-' or '_'")
 
@@ -190,7 +190,7 @@ def start_draft(session: Session, clinic_id: int, key: str, *, actor: str, from_
     """The clinic's draft of ``key``, made if there is none: from the shipped sequence ``from_library`` (its
     definition under the key ``key``, and its texts), else from the clinic's newest version, else from the
     shipped file of ``key``. An existing draft is returned as it is (``from_library`` then does nothing)."""
-    _check_key(key)
+    check_key(key)
     session.get_one(Clinic, clinic_id)
     row = _draft_row(session, clinic_id, key)
     if row is not None:
@@ -258,7 +258,7 @@ def save_draft(
     Refused (``InvalidInput``) only for what cannot be stored at all: a definition that is not a mapping,
     texts that are not strings, or more than the limits allow.
     """
-    _check_key(key)
+    check_key(key)
     _check_size(definition, texts)
     session.get_one(Clinic, clinic_id)
     row = _draft_row(session, clinic_id, key, lock=True)
