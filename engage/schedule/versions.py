@@ -128,6 +128,16 @@ def content_at(session: Session, clinic_id: int, key: str, version: int | None) 
     return content
 
 
+def definition_of(session: Session, clinic_id: int, key: str, version: int | None) -> dict[str, Any]:
+    """The definition (as the YAML loader reads it) of the clinic's version of ``key``; None: the shipped file."""
+    if version is None:
+        return library_definition(key)
+    row = _version_row(session, clinic_id, key, version)
+    if row is None:
+        raise NotFound(f"sequence {key!r} has no version {version}")
+    return dict(row.definition)
+
+
 def content_of(row: SequenceVersion) -> SequenceContent:
     """A version row as content (its definition was valid when it was published)."""
     sequence, problems = parse_definition(row.sequence_key, row.definition)

@@ -24,6 +24,7 @@ from engage.web.api import (
     patients,
     plans,
     problems,
+    sequences,
     sync,
     webhooks,
 )
@@ -93,6 +94,7 @@ def create_api() -> FastAPI:
         csv_sync.router,
         webhooks.router,
         outcomes.router,
+        sequences.router,
     ):
         api.include_router(router, prefix="/v1", dependencies=[Depends(ratelimit.api_per_ip)])
     problems.install(api)

@@ -188,6 +188,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: _documented(
         404, "No such record in the token's clinic (another clinic's id answers the same)", "no patient with id 42"
     ),
+    409: _documented(
+        409,
+        "Someone else's change came first (another admin published the sequence meanwhile); nothing was written",
+        "another admin published version 4 while you edited; review it and publish again",
+    ),
     413: _documented(
         413,
         "The body is over the limit: `ENGAGE_MAX_REQUEST_BYTES` (1 MB), for a CSV import "
