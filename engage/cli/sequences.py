@@ -9,6 +9,9 @@ import click
 
 from engage.cli.common import ACTOR, UserError, emit, json_option, user_errors
 from engage.db import session_factory, session_scope
+from engage.records import lookup
+from engage.records.models import Clinic
+from engage.schedule.catalogue import set_default_sequence
 from engage.schedule.exchange import export_version, import_draft, write_texts
 from engage.schedule.publish import publish_draft
 
@@ -98,3 +101,24 @@ def import_(
     finally:
         session.close()
     emit(data, human)
+
+
+@sequences.command("default")
+@click.option("--clinic", "clinic_id", type=int, required=True)
+@click.argument("key", required=False)
+@click.option("--none", "clear", is_flag=True, help="No default: refuse such appointments, as before.")
+@json_option
+@user_errors
+def default(clinic_id: int, key: str | None, clear: bool) -> None:
+    """Set the sequence a synced appointment without one (CSV, FHIR, upserts) is planned in when its patient
+    has no active plan. Without KEY or --none, show it."""
+    if key is not None and clear:
+        raise UserError("give KEY or --none, not both")
+    with session_scope() as session:
+        if key is not None or clear:
+            set_default_sequence(session, clinic_id, None if clear else key, actor=ACTOR)
+        current = lookup.get(session, Clinic, clinic_id).default_sequence
+    emit(
+        {"clinic_id": clinic_id, "default_sequence": current},
+        f"clinic {clinic_id}: default sequence {current or 'none'}",
+    )

@@ -129,6 +129,7 @@ def clinic_json(clinic: Clinic) -> dict[str, Any]:
         "sms_caps": caps_name(clinic),
         "steps_off": list(clinic.steps_off or []),
         "prefers_email": bool(clinic.prefers_email),
+        "default_sequence": clinic.default_sequence,
     }
 
 

@@ -177,6 +177,9 @@ class Clinic(Base):
     mfa_required: Mapped[MfaPolicy] = mapped_column(
         _enum(MfaPolicy), default=MfaPolicy.ADMINS, server_default=text("'none'")
     )
+    #: The sequence a new appointment arriving by sync (CSV, FHIR, upserts) without a ``sequence`` is planned
+    #: in when its patient has no active plan; None: such an appointment is refused, as before.
+    default_sequence: Mapped[str | None] = mapped_column(String(100))
 
 
 class StaffUser(Base):

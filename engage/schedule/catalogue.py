@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engage.errors import NotFound
-from engage.records.models import SequenceVersion
+from engage.records.audit import AuditAction, audit
+from engage.records.lookup import get
+from engage.records.models import Clinic, SequenceVersion
 from engage.schedule.sequences import load_sequences
 from engage.schedule.versions import content_at
 
@@ -45,6 +47,25 @@ def sequence_list(session: Session, clinic_id: int) -> list[dict[str, Any]]:
 def sequence_names(session: Session, clinic_id: int) -> dict[str, str]:
     """Key -> name of every sequence the clinic can enrol into."""
     return {row["key"]: row["name"] for row in sequence_list(session, clinic_id)}
+
+
+def set_default_sequence(session: Session, clinic_id: int, key: str | None, *, actor: str) -> None:
+    """The sequence new appointments arriving by sync without a ``sequence`` are planned in, when their
+    patient has no active plan (None: refuse them, as before). ``NotFound`` for a key the clinic does not have."""
+    clinic: Clinic = get(session, Clinic, clinic_id)
+    if key is not None and key.strip():
+        require_known(session, clinic_id, key.strip())
+    clinic.default_sequence = key.strip() if key is not None and key.strip() else None
+    session.flush()
+    audit(
+        session,
+        clinic_id=clinic_id,
+        actor=actor,
+        action=AuditAction.CLINIC_SETTINGS,
+        subject_type="clinic",
+        subject_id=clinic_id,
+        fields=["default_sequence"],
+    )
 
 
 def require_known(session: Session, clinic_id: int, key: str) -> str:

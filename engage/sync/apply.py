@@ -20,7 +20,8 @@ CSV rows, FHIR resources and the API's ``PUT .../by-external-id/...`` all become
   the other visit (:mod:`engage.sync.overlaps`);
 - an appointment goes into the plan named by ``plan_external_id``; without one, into the
   patient's plan for ``sequence`` (external id ``<patient id>/<sequence>``), made when
-  missing and enrolled in that sequence; without either, into the patient's newest active plan.
+  missing and enrolled in that sequence; without either, into the patient's newest active plan, or, for a
+  patient with none, into their plan for the clinic's default sequence (``clinic.default_sequence``).
 
 New rows are written in bulk (a handful of statements for thousands); changed rows go
 through the same library functions as the CLI (``move_appointment``, ``update_patient``).
@@ -52,9 +53,9 @@ from engage.records.models import (
 from engage.records.practitioners import match_external
 from engage.schedule import appointments as appointment_changes
 from engage.schedule import patient_changes
+from engage.schedule.catalogue import sequence_names
 from engage.schedule.enrollments import enroll_many
 from engage.schedule.reconcile import PLANNING_ACTIVE, reconcile_plan
-from engage.schedule.sequences import get_sequence
 from engage.sync.overlaps import refuse_overlaps
 from engage.sync.records import (
     PATIENT_FIELDS,
@@ -261,13 +262,22 @@ def _plans_for(
     info: PlanInfo = {}
     wanted: dict[str, list[CheckedAppointment]] = defaultdict(list)  # plan external id -> new appointments
     fallback: list[CheckedAppointment] = []
+    sequence_of: dict[str, str | None] = {}  # appointment external id -> the sequence of the plan it goes into
     for appt in appts:
         if appt.existing is not None:
             continue
         record = appt.record
-        plan_ext = record.plan_external_id or (
-            f"{record.patient_external_id}/{record.sequence}" if record.sequence else None
-        )
+        sequence = record.sequence
+        # No sequence named: the patient's newest active plan, else the clinic's default sequence.
+        if (
+            not record.plan_external_id
+            and not sequence
+            and clinic.default_sequence
+            and _newest_active_plan(session, patients[record.patient_external_id].id) is None
+        ):
+            sequence = clinic.default_sequence
+        sequence_of[record.external_id] = sequence
+        plan_ext = record.plan_external_id or (f"{record.patient_external_id}/{sequence}" if sequence else None)
         if plan_ext is None:
             fallback.append(appt)
         else:
@@ -282,11 +292,13 @@ def _plans_for(
             continue
         for appt in group:
             result[appt.record.external_id] = plan.id
-        info[plan.id] = (plan.patient_id, group[0].record.sequence, False)
+        info[plan.id] = (plan.patient_id, sequence_of[group[0].record.external_id], False)
     if new_plans:
         rows = []
+        names = sequence_names(session, clinic.id)
         for plan_ext, first, count in new_plans:
-            sequence_name = get_sequence(first.record.sequence).name if first.record.sequence else "treatment"
+            first_sequence = sequence_of[first.record.external_id]
+            sequence_name = names.get(first_sequence, first_sequence) if first_sequence else "treatment"
             rows.append(
                 {
                     "patient_id": patients[first.record.patient_external_id].id,
@@ -309,32 +321,34 @@ def _plans_for(
         for (plan_ext, first, _), plan_id in zip(new_plans, ids, strict=True):
             for appt in wanted[plan_ext]:
                 result[appt.record.external_id] = plan_id
-            info[plan_id] = (patients[first.record.patient_external_id].id, first.record.sequence, True)
+            info[plan_id] = (patients[first.record.patient_external_id].id, sequence_of[first.record.external_id], True)
         report.plans_created = len(ids)
     for appt in fallback:
         patient = patients[appt.record.patient_external_id]
-        newest = session.scalar(
-            select(TreatmentPlan.id)
-            .where(
-                TreatmentPlan.patient_id == patient.id,
-                TreatmentPlan.status == PlanStatus.ACTIVE,
-            )
-            .order_by(TreatmentPlan.id.desc())
-            .limit(1)
-        )
+        newest = _newest_active_plan(session, patient.id)
         if newest is None:
             raise SyncErrors(
                 [
                     SyncError(
                         appt.record.where,
                         "sequence",
-                        "the patient has no active plan: name a sequence or a plan external id",
+                        "the patient has no active plan: name a sequence or a plan external id (or set the "
+                        "clinic's default sequence)",
                     )
                 ]
             )
         result[appt.record.external_id] = newest
         info.setdefault(newest, (patient.id, None, False))
     return result, info
+
+
+def _newest_active_plan(session: Session, patient_id: int) -> int | None:
+    return session.scalar(
+        select(TreatmentPlan.id)
+        .where(TreatmentPlan.patient_id == patient_id, TreatmentPlan.status == PlanStatus.ACTIVE)
+        .order_by(TreatmentPlan.id.desc())
+        .limit(1)
+    )
 
 
 def _practitioners(

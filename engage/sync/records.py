@@ -19,8 +19,8 @@ from engage.records import external_ids, validation
 from engage.records.models import Appointment, AppointmentStatus, Clinic, Patient
 from engage.records.patients import FieldErrors, validated_fields
 from engage.schedule import appointments as appointment_changes
+from engage.schedule.catalogue import require_known
 from engage.schedule.reconcile import ReconcileResult
-from engage.schedule.sequences import get_sequence
 
 _CHUNK = 1000
 #: Errors collected before a sync stops checking: a file of bad rows is answered at once, not listed in full.
@@ -241,7 +241,7 @@ def validate_appointments(
             errors.append(SyncError(record.where, "status", f"unknown status {record.status!r}: one of {words}"))
             continue
         if record.sequence and record.sequence not in sequences:
-            sequences[record.sequence] = _sequence_problem(record.sequence)
+            sequences[record.sequence] = _sequence_problem(session, clinic.id, record.sequence)
         if record.sequence and sequences[record.sequence]:
             errors.append(SyncError(record.where, "sequence", str(sequences[record.sequence])))
         current = existing.get(ext or "")
@@ -292,9 +292,9 @@ def _check(check: Any, args: tuple[Any, ...], where: str, name: str, errors: lis
         return None
 
 
-def _sequence_problem(key: str) -> str | None:
+def _sequence_problem(session: Session, clinic_id: int, key: str) -> str | None:
     try:
-        get_sequence(key)
+        require_known(session, clinic_id, key)
     except (InvalidInput, LookupError) as exc:
         return str(exc)
     return None

@@ -2,7 +2,8 @@
 
 ``sequence_versions`` holds per clinic and sequence key at most one draft (``version`` NULL) and the
 published versions 1..N; ``enrollment.sequence_version`` is the version an enrollment is planned from
-(NULL: the shipped library file, as every enrollment before this migration). Both are added in place.
+(NULL: the shipped library file, as every enrollment before this migration); ``clinic.default_sequence`` is
+the sequence a synced appointment without one is planned in. Added in place.
 
 Revision ID: 0023
 Revises: 0019
@@ -50,10 +51,12 @@ def upgrade() -> None:
         sqlite_where=sa.text("version IS NULL"),
     )
     op.add_column("enrollment", sa.Column("sequence_version", sa.Integer(), nullable=True))
+    op.add_column("clinic", sa.Column("default_sequence", sa.String(100), nullable=True))
 
 
 def downgrade() -> None:
     # In place on SQLite too (3.35+ drops a column without a table copy).
+    op.execute("ALTER TABLE clinic DROP COLUMN default_sequence")
     op.execute("ALTER TABLE enrollment DROP COLUMN sequence_version")
     op.drop_index("uq_sequence_versions_draft", table_name="sequence_versions")
     op.drop_table("sequence_versions")
