@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from engage.cli.common import UserError, emit, json_option, table, user_errors
-from engage.content.checks import check_templates
+from engage.content.checks import Report, check_templates
 from engage.content.message_context import patient_preview_context, sample_context
 from engage.content.rendering import (
     TemplateError,
@@ -34,10 +34,19 @@ def templates() -> None:
 
 @templates.command("check")
 @_templates_dir_option
+@click.option(
+    "--database/--no-database",
+    default=True,
+    show_default=True,
+    help="Also check the texts clinics stored in the database (their published sequence versions in use).",
+)
 @json_option
-def check(templates_dir: Path | None) -> None:
-    """Render every template in every locale with sample data; exit 1 naming file and rule on any problem."""
+def check(templates_dir: Path | None, database: bool) -> None:
+    """Render every template in every locale with sample data, and the texts clinics stored in the database;
+    exit 1 naming file and rule on any problem."""
     report = check_templates(templates_dir)
+    if database:
+        _check_database(report, templates_dir)
 
     def human() -> str:
         if report.ok:
@@ -49,6 +58,29 @@ def check(templates_dir: Path | None) -> None:
     emit(report.as_dict(), human)
     if not report.ok:
         click.get_current_context().exit(1)
+
+
+def _check_database(report: Report, templates_dir: Path | None) -> None:
+    """Add the stored versions' problems; a database that does not exist yet (or is not migrated) has none,
+    one that cannot be reached is said on stderr (the files were still checked)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engage.config import get_settings
+    from engage.db import get_engine, normalise_url, session_scope
+    from engage.schedule.stored_checks import check_stored
+
+    url = make_url(normalise_url(get_settings().database_url))
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+        return  # no database yet: nothing stored
+    try:
+        if not inspect(get_engine()).has_table("sequence_versions"):
+            return
+        with session_scope() as session:
+            check_stored(session, report, templates_dir)
+    except SQLAlchemyError as exc:
+        click.echo(f"note: stored texts not checked: the database did not answer ({type(exc).__name__})", err=True)
 
 
 def _pick_channel(name: str, channel: str | None, templates_dir: Path | None) -> str:
