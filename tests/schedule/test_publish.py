@@ -17,6 +17,7 @@ from engage import clock
 from engage.config import get_settings
 from engage.db import session_factory
 from engage.delivery import dispatch
+from engage.delivery.claim import claim_due
 from engage.delivery.providers import reset_providers
 from engage.delivery.send_checks import load_for_sending, render
 from engage.errors import InvalidInput
@@ -308,3 +309,40 @@ def test_the_preview_shows_the_draft_beside_the_published_version_on_a_real_plan
     )
     with clock.frozen(ENROLLED_AT + timedelta(hours=1)):
         assert "booking-confirmation" not in {r.step_key for r in preview_for_plan(session, plan_id, SEQ)}
+
+
+def test_a_tick_during_a_publish_takes_nothing_the_publish_is_changing(pg_url: str) -> None:
+    factory = session_factory()
+    with factory() as setup:
+        clinic_id, [enrollment_id] = _world(setup)
+        _reminder_at_18(setup, clinic_id)
+        setup.commit()
+    old_due = datetime(2030, 6, 9, 14, 0, tzinfo=UTC)  # the first reminder, 24 h ahead, under the shipped file
+    publishing = factory()
+    try:
+        with clock.frozen(old_due + timedelta(minutes=5)):
+            publish_draft(publishing, clinic_id, SEQ, actor=ADMIN, current_patients=True)
+            # The dispatcher ticks before the publish commits: the enrollment's rows are locked, so it takes none
+            # (it would otherwise send the reminder the new version no longer wants at this time).
+            claimed: list[int] = []
+            thread = threading.Thread(target=lambda: claimed.extend(claim_due()))
+            thread.start()
+            thread.join(timeout=10)
+            assert not thread.is_alive() and claimed == []
+            publishing.commit()
+            after = claim_due()
+    finally:
+        publishing.close()
+    with factory() as check:
+        taken = {m.step_key for m in check.scalars(select(Message).where(Message.id.in_(after)))}
+        assert "visit-reminder" not in taken and "booking-confirmation" in taken
+        first_reminder = check.scalars(
+            select(Message)
+            .where(Message.enrollment_id == enrollment_id, Message.step_key == "visit-reminder")
+            .order_by(Message.due_at)
+        ).first()
+        assert first_reminder is not None
+        assert (first_reminder.status, first_reminder.due_at) == (
+            MessageStatus.SCHEDULED,
+            datetime(2030, 6, 9, 22, 0, tzinfo=UTC),
+        )
