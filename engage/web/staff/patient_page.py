@@ -29,11 +29,11 @@ from engage.delivery.providers.base import OutgoingSms
 from engage.delivery.send_checks import render as render_message
 from engage.records.audit import patient_history, record_view
 from engage.records.models import AppointmentStatus, ConsentEvent, Enrollment, Measure, Patient
+from engage.schedule.catalogue import sequence_names
 from engage.schedule.day_list import next_visits
 from engage.schedule.enrollments import timeline
 from engage.schedule.explain import describe_result
 from engage.schedule.patient_changes import set_consent
-from engage.schedule.sequences import load_sequences
 from engage.schedule.session_numbers import NumberedVisits, number_visits
 from engage.web.staff.auth import CurrentStaff, OutcomeRecorder, PatientsEditor
 from engage.web.staff.loaders import get_message_for, get_patient_for
@@ -105,7 +105,7 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
         open_replies=sum(1 for r in replies if r.flagged and r.handled_at is None),
         outcomes=outcomes,
         history=patient_history(session, patient.id),
-        sequences=[(key, seq.name) for key, seq in sorted(load_sequences().items())],
+        sequences=sorted(sequence_names(session, patient.clinic_id).items()),
         exercises=[(key, exercise.name["en"]) for key, exercise in load_exercises().items()],
         visits={plan.id: number_visits(plan.appointments) for plan in patient.plans},
     )

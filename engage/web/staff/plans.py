@@ -17,8 +17,8 @@ from engage.records.plans import create_plan
 from engage.schedule import appointments, enrollments
 from engage.schedule.explain import describe_result, preview_enrollment
 from engage.schedule.plan_exercises import choose_exercises
-from engage.schedule.sequences import get_sequence
 from engage.schedule.session_numbers import number_visits
+from engage.schedule.versions import published_content
 from engage.web.staff.auth import ExercisePicker, PlansEditor
 from engage.web.staff.loaders import get_appointment_for, get_enrollment_for, get_patient_for, get_plan_for
 from engage.web.staff.pages import local, redirect, refusing, render
@@ -196,7 +196,7 @@ def enroll_preview(
     with session_scope() as session:
         plan = get_plan_for(session, staff, plan_id, patient_id)
         try:
-            seq = get_sequence(sequence)
+            seq = published_content(session, plan.patient.clinic_id, sequence).sequence
         except NotFound:
             raise HTTPException(status_code=404, detail="no such sequence") from None
         rows = preview_enrollment(session, plan.patient, plan, seq.key)
