@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -118,14 +119,34 @@ def check_templates(templates_dir: Path | None = None, condition_words: list[str
     return report
 
 
-def check_texts(texts: Texts, templates_dir: Path | None = None, condition_words: list[str] | None = None) -> Report:
+def check_texts(
+    texts: Mapping[str, str], paths: Iterable[str] | None = None, condition_words: list[str] | None = None
+) -> list[Problem]:
+    """The problems of stored template sources (a clinic's draft or version of a sequence) under the rules
+    ``templates check`` applies, for the templates of ``paths`` (default: every text), each in its locale."""
+    stored = texts if isinstance(texts, Texts) else Texts(texts)
+    wanted = list(paths) if paths is not None else None
+    return check_stored_texts(stored, None, condition_words, wanted).problems
+
+
+def check_stored_texts(
+    texts: Texts,
+    templates_dir: Path | None = None,
+    condition_words: list[str] | None = None,
+    paths: list[str] | None = None,
+) -> Report:
     """The same rules over template sources stored in the database (a clinic's version of a sequence): every
-    template they hold, in English and every locale they hold, with partials from the files."""
+    template they hold (or those of ``paths``), in English and every locale they hold (or those of ``paths``),
+    with partials from the files."""
     root = templates_root(templates_dir)
     words = condition_words if condition_words is not None else get_settings().condition_words
     report = Report()
-    locales = [DEFAULT_LOCALE, *sorted({_locale_of(path) for path in texts} - {DEFAULT_LOCALE})]
-    for channel, name in sorted(texts.templates):
+    chosen = paths if paths is not None else list(texts)
+    locales = [DEFAULT_LOCALE, *sorted({_locale_of(path) for path in chosen} - {DEFAULT_LOCALE})]
+    if paths is not None:
+        locales = sorted({_locale_of(path) for path in paths})
+    templates = sorted({_template_of(path) for path in chosen} if paths is not None else texts.templates)
+    for channel, name in templates:
         for locale in locales:
             report.checked += 1
             if channel == "email":
@@ -135,9 +156,16 @@ def check_texts(texts: Texts, templates_dir: Path | None = None, condition_words
             else:
                 report.add(f"{channel}/{name}", "render-error", f"unknown channel {channel!r}")
     for path, source in sorted(texts.items()):
+        if paths is not None and path not in paths:
+            continue
         if "911" in _COMMENT.sub("", source):
             report.add(path, "emergency-rule", _OWN_EMERGENCY_RULE)
     return report
+
+
+def _template_of(path: str) -> tuple[str, str]:
+    channel, _, file = path.partition("/")
+    return channel, file.partition(".")[0]
 
 
 def _locale_of(path: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engage.content.checks import check_texts
+from engage.content.checks import check_stored_texts
 from engage.content.overlay import step_templates, template_paths
 from engage.content.rendering import Texts
 from engage.schedule.sequences import Sequence
@@ -40,9 +40,22 @@ def parse_definition(key: str, definition: Mapping[str, Any]) -> tuple[Sequence 
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]) or "definition"
+            if len(error["loc"]) == 2 and error["loc"][0] == "steps":  # a rule between a step's fields
+                field += "." + _field_named(error["msg"])
             problems.append(Problem(field, _sentence(error["msg"])))
         return None, problems
     return sequence, problems
+
+
+#: For a rule between a step's fields, the field its sentence goes beside (the first named in the message).
+_STEP_RULE_FIELDS = ("or_email", "appointments", "repeat", "at", "offset", "key")
+
+
+def _field_named(message: str) -> str:
+    for name in _STEP_RULE_FIELDS:
+        if f"'{name}'" in message or message.startswith(f"with '{name}'") or f" {name} " in f" {message} ":
+            return name
+    return "step"
 
 
 def _sentence(message: str) -> str:
@@ -59,7 +72,7 @@ def draft_problems(key: str, definition: Mapping[str, Any], texts: Mapping[str, 
             for channel, name in step_templates([step]):
                 if not stored.holds(channel, name) and not template_paths(channel, name):
                     problems.append(Problem(f"steps.{index}.template", f"There is no {channel} text named {name!r}."))
-    report = check_texts(stored)
+    report = check_stored_texts(stored)
     for problem in report.problems:
         problems.append(Problem(f"texts.{problem.file}", _sentence(problem.detail)))
     return problems

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from engage.content.checks import Report, check_texts
+from engage.content.checks import Report, check_stored_texts
 from engage.content.rendering import Texts
 from engage.records.models import Enrollment, Patient, SequenceVersion
 from engage.schedule.draft_checks import parse_definition
@@ -58,7 +58,7 @@ def check_stored(
         _sequence, problems = parse_definition(row.sequence_key, row.definition)
         for problem in problems:
             report.add(f"{where}: {problem.field}", "sequence", problem.message)
-        found = check_texts(Texts(row.texts), templates_dir, condition_words)
+        found = check_stored_texts(Texts(row.texts), templates_dir, condition_words)
         report.checked += found.checked
         for broken in found.problems:
             report.add(f"{where}: {broken.file}", broken.rule, broken.detail)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from engage.content.checks import check_texts
 from engage.errors import InvalidInput, NotFound
 from engage.schedule import versions
 from engage.schedule.sequences import Sequence, get_sequence, library_definition
@@ -101,3 +102,20 @@ def test_what_cannot_be_stored_is_refused_and_a_draft_can_be_discarded(session: 
     assert versions.get_draft(session, clinic.id, SEQ) is None
     with pytest.raises(NotFound):
         versions.discard_draft(session, clinic.id, SEQ, actor="a")
+
+
+def test_a_rule_between_a_steps_fields_goes_beside_the_field_it_names(session: Session) -> None:
+    clinic = seed.clinic(session)
+    definition = library_definition(SEQ)
+    index, reminder = _step(definition, "visit-reminder")
+    reminder["or_email"] = True
+    reminder["channel"] = "email"
+    saved = versions.save_draft(session, clinic.id, SEQ, definition=definition, texts={}, actor="a")
+    assert [p.field for p in saved.problems if p.field.startswith("steps.")] == [f"steps.{index}.or_email"]
+
+
+def test_the_checks_of_one_text_for_the_editor() -> None:
+    texts = {"sms/stretch.txt": "Hi {{ first_nme }}", "sms/stretch.es.txt": "Hola {{ patient.first_name }}, a estirar."}
+    [problem] = check_texts(texts, ["sms/stretch.txt"])
+    assert (problem.file, problem.rule) == ("sms/stretch.txt", "render-error") and "first_nme" in problem.detail
+    assert check_texts(texts, ["sms/stretch.es.txt"]) == []
