@@ -1,4 +1,4 @@
-""""Send a test to me": one step of a sequence, as its draft (or else its published version) words it, sent to
+""" "Send a test to me": one step of a sequence, as its draft (or else its published version) words it, sent to
 the staff member's own phone or email through the clinic's configured provider, marked TEST.
 
 It is not a patient's message: no outbox row is written, so no frequency cap, metric, analytics count or

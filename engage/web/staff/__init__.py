@@ -28,7 +28,7 @@ from engage.web.staff import (
     patients,
     plans,
     sequence_editor,
-    sequence_editor_publish,
+    sequence_editor_test_send,
     sequences,
     settings,
     today,
@@ -54,7 +54,8 @@ def install(app: FastAPI) -> None:
         inbox,
         sequences,
         sequence_editor,
-        sequence_editor_publish,
+        # sequence_editor_publish,  (until seqcore's publish lands)
+        sequence_editor_test_send,
         settings,
         appointment_import,
         outcomes,

@@ -23,8 +23,8 @@ from engage.web.staff.pages import Staff, redirect, refusing, render
 from engage.web.staff.sequence_editor_checks import check_text
 from engage.web.staff.sequence_editor_form import (
     ANCHORS,
-    StepForm,
     VARIABLES,
+    StepForm,
     definition_from_form,
     field_problems,
     steps_of,
@@ -89,7 +89,9 @@ def _page(request: Request, staff: Staff, key: str, draft: Draft | None, publish
         shown: set[str] = set()
         step_texts = []
         for step in steps:
-            paths = [p for p in texts_of_step(draft.texts, step.channel, step.template, step.or_email) if p not in shown]
+            paths = [
+                p for p in texts_of_step(draft.texts, step.channel, step.template, step.or_email) if p not in shown
+            ]
             shown.update(paths)
             step_texts.append([(path, text_label(path), draft.texts[path]) for path in paths])
         context.update(
@@ -192,5 +194,6 @@ def text_check(
     _known(key)
     if not 0 <= check < min(len(text_path), len(text_source)):
         raise HTTPException(status_code=422, detail="no such text in the form")
-    result = check_text(text_path[check], text_source[check].replace("\r\n", "\n"))
+    typed = {p: s.replace("\r\n", "\n") for p, s in zip(text_path, text_source, strict=False)}
+    result = check_text(text_path[check], typed[text_path[check]], typed)
     return render(request, "sequence_text_check.html", staff, result=result, n=check)

@@ -4,15 +4,15 @@ each as a sentence."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from engage.config import get_settings
-from engage.content.checks import MAX_SEGMENTS, email_preview
-from engage.content.condition_words import condition_words_in
+from engage.content.checks import check_texts
 from engage.content.message_context import sample_context
 from engage.content.overlay import render_with_texts
-from engage.content.rendering import TemplateError, finish_sms
-from engage.content.sms_text import GSM7, non_gsm_replaceable, segment_info
+from engage.content.rendering import TemplateError, Texts, finish_sms
+from engage.content.sms_text import segment_info
 from engage.errors import InvalidInput
 from engage.web.staff.sequence_editor_form import text_label, text_locale
 
@@ -33,8 +33,11 @@ def _template_of(path: str) -> tuple[str, str]:
     return channel, file.partition(".")[0]
 
 
-def check_text(path: str, source: str, words: list[str] | None = None) -> TextCheck:
-    """``source`` as the text stored at ``path`` (``sms/stretch.txt``), rendered with the sample patient."""
+def check_text(
+    path: str, source: str, siblings: Mapping[str, str] | None = None, words: list[str] | None = None
+) -> TextCheck:
+    """``source`` as the text stored at ``path`` (``sms/stretch.txt``), rendered with the sample patient and
+    checked; ``siblings``: the other texts in the form (a template's parts and languages are checked together)."""
     channel, template = _template_of(path)
     label = text_label(path)
     words = get_settings().condition_words if words is None else words
@@ -44,51 +47,45 @@ def check_text(path: str, source: str, words: list[str] | None = None) -> TextCh
     locale = text_locale(path)
     context = {**sample_context(template, channel, locale), "locale": locale}
     try:
-        rendered = render_with_texts(path, {path: source}, context)
+        rendered = render_with_texts(path, Texts({path: source}), context)
     except (InvalidInput, TemplateError) as exc:
         detail = exc.detail if isinstance(exc, TemplateError) else str(exc)
         hint = " Pick a variable from the list." if "undefined" in detail or "unknown" in detail.lower() else ""
         return TextCheck(path, label, problems=[f"It does not render: {detail}.{hint}"])
-    problems: list[str] = []
+    problems = _checks(path, source, siblings or {}, words)
     if channel == "sms":
         body = finish_sms(rendered, locale, True)
         encoding, segments, units = segment_info(body)
-        odd = sorted(set(non_gsm_replaceable(source.replace("\t", ""))))
-        if odd:
-            problems.append(
-                "It holds characters with a plain look-alike that would be replaced: "
-                + ", ".join(f"U+{ord(ch):04X}" for ch in odd)
-                + "."
-            )
-        if encoding != GSM7:
-            problems.append(
-                "It is not GSM-7 (a character such as á, í, ó or ú): a segment then holds 70 characters instead "
-                "of 160. Rewrite the words to need none."
-            )
-        if segments > MAX_SEGMENTS:
-            problems.append(
-                f"It is {segments} SMS segments with the sample patient; at most {MAX_SEGMENTS}: shorten it."
-            )
-        for word in condition_words_in(body, words):
-            problems.append(f"It names “{word}”: an SMS shows on a lock screen and must not name a condition.")
         return TextCheck(path, label, body, encoding, segments, units, problems)
-    part = path.rsplit(".", 2)
     if path.endswith(".subject.txt"):
-        subject = " ".join(rendered.split())
-        if not subject:
-            problems.append("The subject is empty.")
-        for word in condition_words_in(subject, words):
-            problems.append(f"The subject names “{word}”: a phone's lock screen shows it; the body may.")
-        return TextCheck(path, label, subject, problems=problems)
-    html = part[-1] == "html"
-    if not html:
-        for word in condition_words_in(email_preview(rendered), words):
-            problems.append(f"The first line names “{word}”: a phone previews it under the subject.")
-    clinic = context["clinic"]
-    if clinic["name"] not in rendered and not (html and clinic["name"].replace("&", "&amp;") in rendered):
-        problems.append("The clinic's name is missing: add {{ clinic.name }}.")
-    if not all(line in rendered for line in clinic["address_lines"]):
-        problems.append("The clinic's postal address is missing (the law requires it): add {{ clinic.address }}.")
-    if context["unsubscribe_url"] not in rendered:
-        problems.append("The unsubscribe link is missing (the law requires it): add {{ unsubscribe_url }}.")
+        return TextCheck(path, label, " ".join(rendered.split()), problems=problems)
     return TextCheck(path, label, rendered.strip(), problems=problems)
+
+
+def _checks(path: str, source: str, siblings: Mapping[str, str], words: list[str]) -> list[str]:
+    """The rules ``templates check`` applies to stored texts (:func:`engage.content.checks.check_texts`), over
+    the template's texts as they are in the form, for the one text typed; each as a sentence."""
+    channel, template = _template_of(path)
+    prefix = f"{channel}/{template}."
+    texts = {p: s for p, s in siblings.items() if p.startswith(prefix)} | {path: source}
+    report = check_texts(Texts(texts), condition_words=words)
+    found: dict[str, str] = {}
+    for problem in report.problems:
+        if problem.file != path:
+            continue
+        detail = problem.detail.rstrip(".")
+        lead = _LEADS.get(problem.rule, "")
+        sentence = lead + (detail if lead else detail[:1].upper() + detail[1:]) + "."
+        if problem.rule == "render-error" and "undefined" in detail:
+            sentence += " Pick a variable from the list."
+        # The longest sample data decides a length: one sentence for the rule, not one per sample.
+        found.setdefault(problem.rule if problem.rule == "sms-segments" else sentence, sentence)
+    return list(found.values())
+
+
+_LEADS = {
+    "sms-segments": "Too long for an SMS: ",
+    "render-error": "It does not render: ",
+    "sms-lookalike": "A character with a plain look-alike: ",
+    "sms-condition-word": "A lock screen would show a condition: it ",
+}

@@ -171,8 +171,7 @@ def field_problems(definition: dict[str, Any]) -> dict[str, str]:
                 parse_hhmm(form.at)
             except ValueError:
                 found[f"{where}.at"] = (
-                    f"“{form.at}” is not a time of day: write HH:MM from 00:00 to 23:59, e.g. 18:00, "
-                    "or leave it empty."
+                    f"“{form.at}” is not a time of day: write HH:MM from 00:00 to 23:59, e.g. 18:00, or leave it empty."
                 )
         if not re.fullmatch(r"-?\d{1,6}", form.priority.strip() or "0"):
             found[f"{where}.priority"] = f"“{form.priority}” is not a whole number: higher goes first, e.g. 10."

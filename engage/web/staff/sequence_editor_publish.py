@@ -1,6 +1,6 @@
 """The sequence editor's second half: the draft previewed on a real patient beside the published version,
 the publish dialog (what a publish does to patients already enrolled, from a dry run; current patients or new
-enrollments only), the version list with roll back, and "Send a test to me". Admins only."""
+enrollments only)and the version list with roll back. Admins only."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from engage.db import session_scope
-from engage.delivery.test_send import send_test
 from engage.records.models import Enrollment, EnrollmentStatus, Patient
 from engage.schedule.draft_preview import PreviewRow, preview_for_plan
 from engage.schedule.explain import describe_sequence
@@ -48,6 +47,9 @@ def _words(before: str | None, after: str | None) -> list[tuple[str, str]]:
     return out
 
 
+_CHANGES = {(True, True): "time and text change", (True, False): "time changes", (False, True): "text changes"}
+
+
 def _shown(row: PreviewRow) -> ShownRow:
     if row.published_at is None and row.draft_at is not None:
         change = "added"
@@ -56,8 +58,7 @@ def _shown(row: PreviewRow) -> ShownRow:
     else:
         moved = row.draft_at != row.published_at
         reworded = (row.draft_text or "") != (row.published_text or "")
-        change = {(True, True): "time and text change", (True, False): "time changes", (False, True): "text changes"}
-        change = change.get((moved, reworded), "")
+        change = _CHANGES.get((moved, reworded), "")
     return ShownRow(row, change, _words(row.published_text, row.draft_text))
 
 
@@ -135,7 +136,7 @@ def publish_dialog(request: Request, staff: Admin, key: str) -> Response:
         staff,
         nav="sequences",
         key=key,
-        name=name,
+        sequence_name=name,
         problems=problems,
         summary=summary,
         sentence=_summary_sentence(summary) if summary else "",
@@ -161,9 +162,7 @@ def publish(staff: Admin, key: str, apply_to: Annotated[str, Form()] = "") -> Re
             f"Not published: another admin published version {exc.current_version} while you edited. "
             "Here it is; your draft is kept: look at their changes, then publish again if yours still apply.",
         )
-    done = (
-        _summary_sentence(summary) if apply_to == "current" else "patients enrolled now keep the version they follow"
-    )
+    done = _summary_sentence(summary) if apply_to == "current" else "patients enrolled now keep the version they follow"
     return redirect(f"/sequences/{key}/versions#v{summary.version}", f"Version {summary.version} published: {done}.")
 
 
@@ -190,7 +189,9 @@ def versions(request: Request, staff: Admin, key: str) -> HTMLResponse:
 def roll_back_dialog(request: Request, staff: Admin, key: str, version: int) -> HTMLResponse:
     _known(key)
     with refusing("No roll back", f"/sequences/{key}/versions"), session_scope() as session:
-        summary = republish(session, staff.clinic_id, key, version, actor=staff.email, current_patients=True, dry_run=True)
+        summary = republish(
+            session, staff.clinic_id, key, version, actor=staff.email, current_patients=True, dry_run=True
+        )
         name = published_content(session, staff.clinic_id, key).sequence.name
     return render(
         request,
@@ -198,7 +199,7 @@ def roll_back_dialog(request: Request, staff: Admin, key: str, version: int) -> 
         staff,
         nav="sequences",
         key=key,
-        name=name,
+        sequence_name=name,
         problems=[],
         summary=summary,
         sentence=_summary_sentence(summary),
@@ -228,20 +229,3 @@ def roll_back(staff: Admin, key: str, version: int, apply_to: Annotated[str, For
         f"/sequences/{key}/versions#v{summary.version}",
         f"Version {version} published again as version {summary.version}: {_summary_sentence(summary)}.",
     )
-
-
-@router.post("/sequences/{key}/test-send")
-def test_send(
-    staff: Admin,
-    key: str,
-    step: Annotated[str, Form()] = "",
-    locale: Annotated[str, Form()] = "en",
-    phone: Annotated[str, Form()] = "",
-) -> Response:
-    _known(key)
-    with refusing("No test sent", edit_url(key)), session_scope() as session:
-        sent = send_test(
-            session, staff.clinic_id, key, step, locale=locale, staff_email=staff.email, phone=phone or None
-        )
-    how = "SMS" if sent.channel == "sms" else "email"
-    return redirect(edit_url(key), f"Test {how} of step {step} sent to {sent.to}, marked TEST.")

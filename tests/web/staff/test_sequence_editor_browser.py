@@ -157,7 +157,9 @@ def test_an_admin_moves_and_rewords_the_stretch_reminder_and_publishes_it(
         page.goto(f"{base}/sequences/{seed.SEQUENCE}/publish")
         summary = page.locator("#dry-run")
         expect(summary).to_contain_text(
-            re.compile(r"2 pending messages change time, 0 are cancelled, 0 are added; already-sent steps are never sent")
+            re.compile(
+                r"2 pending messages change time, 0 are cancelled, 0 are added; already-sent steps are never sent"
+            )
         )
         _visit(page, shots, "publish dialog")
         page.get_by_label("Current patients and new enrollments (as above)").check()
