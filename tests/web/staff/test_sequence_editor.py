@@ -15,6 +15,7 @@ from engage.config import get_settings
 from engage.db import session_scope
 from engage.delivery.providers import reset_providers
 from engage.records.models import Message
+from engage.schedule.publish import republish
 from engage.schedule.versions import get_draft
 from tests import seed
 from tests.fakes.provider_server import FakeProviders
@@ -180,3 +181,47 @@ def test_send_a_test_to_me_reaches_the_fake_provider_marked_test_and_nothing_els
     assert "No test sent: give your mobile number" in refused.text and len(fake.sms_requests()) == 1
     with session_scope() as session:  # no outbox row: no caps, metrics, analytics or timeline count it
         assert session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def test_publish_states_the_dry_run_then_a_stale_publish_shows_the_new_version_and_roll_back_publishes_again(
+    db_url: str,
+) -> None:
+    clinic_id = _clinic()
+    client, csrf = signed_in("me@backinmotion.example")
+    with session_scope() as session:
+        ana = seed.patient(session, clinic_id, email="ana@example.com")
+        seed.enrolled(session, ana.id)
+    fields = _form(_start(client, csrf))
+    fields["at"][STRETCH] = "18:00"
+    client.post(f"/sequences/{KEY}/draft", data={"csrf_token": csrf, **fields}, headers=HTML)
+    dialog = client.get(f"/sequences/{KEY}/publish", headers=HTML)
+    assert re.search(
+        r"\d+ pending messages? change time, \d+ (?:is|are) cancelled, \d+ (?:is|are) added; "
+        r"already-sent steps are never sent again",
+        dialog.text,
+    ), dialog.text
+    assert 'value="current"' in dialog.text and 'value="new"' in dialog.text
+    unsure = client.post(f"/sequences/{KEY}/publish", data={"csrf_token": csrf}, headers=HTML)
+    assert "Choose who the new version applies to" in unsure.text
+    done = client.post(f"/sequences/{KEY}/publish", data={"csrf_token": csrf, "apply_to": "new"}, headers=HTML)
+    assert "Version 1 published: patients enrolled now keep the version they follow" in done.text, done.text[:3000]
+
+    # A second draft; meanwhile another admin rolls back (publishes version 1 again as version 2).
+    fields = _form(_start(client, csrf))
+    fields["at"][STRETCH] = "19:00"
+    client.post(f"/sequences/{KEY}/draft", data={"csrf_token": csrf, **fields}, headers=HTML)
+    with session_scope() as session:
+        republish(session, clinic_id, KEY, 1, actor="other@backinmotion.example", current_patients=False)
+    stale = client.post(f"/sequences/{KEY}/publish", data={"csrf_token": csrf, "apply_to": "current"}, headers=HTML)
+    assert "another admin published version 2 while you edited" in stale.text, stale.text[:3000]
+    assert stale.url.path == f"/sequences/{KEY}/versions" and "2 (current)" in stale.text
+    with session_scope() as session:
+        assert get_draft(session, clinic_id, KEY) is not None  # the draft is kept
+
+    # Roll back to version 1 from the list: a dry run first, then the choice.
+    rollback = client.get(f"/sequences/{KEY}/versions/1/roll-back", headers=HTML)
+    assert "Roll back to version 1?" in rollback.text and "already-sent steps are never sent again" in rollback.text
+    again = client.post(
+        f"/sequences/{KEY}/versions/1/roll-back", data={"csrf_token": csrf, "apply_to": "current"}, headers=HTML
+    )
+    assert "Version 1 published again as version 3" in again.text, again.text[:3000]

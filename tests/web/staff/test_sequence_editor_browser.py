@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -45,8 +46,10 @@ def shots() -> Screenshots:
     return shots
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
+@contextmanager
+def fake_providers(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
+    """The fake Twilio + SendGrid server for this process's ticks (started after ``engage serve`` stopped: with
+    a vendor configured, serve refuses a base URL patients cannot reach)."""
     with FakeProviders() as server:
         for name, value in server.env().items():
             monkeypatch.setenv(name, value)
@@ -107,7 +110,7 @@ def _stretch_due(patient_id: int) -> list[datetime]:
 
 @pytest.mark.parametrize("width", [360, 1280])
 def test_an_admin_moves_and_rewords_the_stretch_reminder_and_publishes_it(
-    pg_url: str, browser: Browser, shots: Screenshots, fake: FakeProviders, width: int
+    pg_url: str, browser: Browser, shots: Screenshots, monkeypatch: pytest.MonkeyPatch, width: int
 ) -> None:
     ana, plan, first = _seed()
     before = _stretch_due(ana)
@@ -137,6 +140,7 @@ def test_an_admin_moves_and_rewords_the_stretch_reminder_and_publishes_it(
         expect(live).to_contain_text(re.compile(r"GSM-7, \d SMS segments?"))
         expect(live).to_contain_text("Checks pass")
         _visit(page, shots, "stretch reworded")
+        stretch.screenshot(path=str(shots.folder / f"sequence-editor-{width}px-stretch-step.png"))
         page.get_by_role("button", name="Save draft").click()
         expect(page.get_by_role("status")).to_contain_text("Draft saved. It has no problems")
         expect(page.locator("#step-stretch").get_by_label("At local time of day (optional)")).to_have_value("18:00")
@@ -179,10 +183,11 @@ def test_an_admin_moves_and_rewords_the_stretch_reminder_and_publishes_it(
     after = _stretch_due(ana)
     assert [d.astimezone(ZoneInfo(TZ)).strftime("%H:%M") for d in after] == ["18:00", "18:00"]
     stretch_day = first.date() + timedelta(days=1)
-    with clock.frozen(datetime.combine(stretch_day, time(17, 55), ZoneInfo(TZ))):
-        dispatch.tick()  # everything due before it (and at the old 09:00, if it were still planned)
-    with clock.frozen(datetime.combine(stretch_day, time(18, 1), ZoneInfo(TZ))):
-        dispatch.tick()
-    bodies = [r["body"] for r in fake.sms_requests()]
+    with fake_providers(monkeypatch) as fake:
+        with clock.frozen(datetime.combine(stretch_day, time(17, 55), ZoneInfo(TZ))):
+            dispatch.tick()  # everything due before it (and at the old 09:00, if it were still planned)
+        with clock.frozen(datetime.combine(stretch_day, time(18, 1), ZoneInfo(TZ))):
+            dispatch.tick()
+        bodies = [r["body"] for r in fake.sms_requests()]
     assert any(NEW_WORDS in body for body in bodies), bodies
     assert not any(OLD_WORDS in body for body in bodies), bodies
