@@ -28,6 +28,7 @@ from engage.web.staff import (
     patients,
     plans,
     sequence_editor,
+    sequence_editor_publish,
     sequence_editor_test_send,
     sequences,
     settings,
@@ -54,7 +55,7 @@ def install(app: FastAPI) -> None:
         inbox,
         sequences,
         sequence_editor,
-        # sequence_editor_publish,  (until seqcore's publish lands)
+        sequence_editor_publish,
         sequence_editor_test_send,
         settings,
         appointment_import,

@@ -134,7 +134,7 @@ def test_the_live_fragment_renders_counts_segments_and_checks(db_url: str) -> No
     assert "GSM-7, 12 SMS segments" in long and "at most 2" in long, long
     assert "nmae" in check("Hi {{ patient.nmae }}")
     assert "empty" in check("  ")
-    assert "lock screen would show a condition: it mentions 'sciatica'" in check("Your sciatica stretch.")
+    assert "lock screen would show a condition: it mentions &#39;sciatica&#39;" in check("Your sciatica stretch.")
     assert "unsubscribe" in check("Hello {{ patient.first_name }}", "email/aftercare.txt").lower()
 
 
