@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -22,6 +23,7 @@ from tests.fakes.provider_server import FakeProviders
 from tests.web.staff.support import HTML, signed_in
 
 KEY = seed.SEQUENCE
+TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 STRETCH = 4  # the stretch step's place in the shipped sequence (0-based)
 
 
@@ -118,10 +120,12 @@ def test_the_live_fragment_renders_counts_segments_and_checks(db_url: str) -> No
     client, csrf = signed_in("me@backinmotion.example")
     _start(client, csrf)
 
-    def check(source: str, path: str = "sms/stretch.txt") -> str:
+    def check(source: str, path: str = "sms/stretch.txt", others: tuple[str, ...] = ()) -> str:
+        """The fragment for ``source`` at ``path``, the form holding ``others`` as shipped."""
+        sources = [source, *((TEMPLATES / other).read_text() for other in others)]
         answer = client.post(
             f"/sequences/{KEY}/draft/text-check",
-            data={"check": "0", "text_path": [path], "text_source": [source]},
+            data={"check": "0", "text_path": [path, *others], "text_source": sources},
             headers={**HTML, "X-CSRF-Token": csrf, "HX-Request": "true"},
         )
         assert answer.status_code == 200
@@ -135,7 +139,8 @@ def test_the_live_fragment_renders_counts_segments_and_checks(db_url: str) -> No
     assert "nmae" in check("Hi {{ patient.nmae }}")
     assert "empty" in check("  ")
     assert "lock screen would show a condition: it mentions &#39;sciatica&#39;" in check("Your sciatica stretch.")
-    assert "unsubscribe" in check("Hello {{ patient.first_name }}", "email/aftercare.txt").lower()
+    parts = ("email/aftercare.subject.txt", "email/aftercare.html")
+    assert "The unsubscribe link is missing" in check("Hello {{ patient.first_name }}", "email/aftercare.txt", parts)
 
 
 @pytest.fixture
