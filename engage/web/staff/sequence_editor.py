@@ -63,21 +63,40 @@ _FIELD_WORDS = {
 }
 
 
-def _problem_list(problems: dict[str, str], steps: list[StepForm]) -> list[tuple[str, str]]:
-    """``(where, sentence)`` for the summary at the top: "Step 5 (stretch), time of day"."""
+#: Step fields with a field of their own on the page (a sentence about another shows under the step).
+_SHOWN = frozenset(
+    ("offset", "at", "anchor", "appointments", "channel", "or_email", "priority", "urgent", "quiet_hours")
+)
+
+
+def _step_others(problems: dict[str, str], index: int) -> list[str]:
+    prefix = f"steps.{index}"
+    return [
+        message
+        for field, message in problems.items()
+        if field == prefix or (field.startswith(prefix + ".") and field.split(".")[2] not in _SHOWN)
+    ]
+
+
+def _problem_list(problems: dict[str, str], steps: list[StepForm]) -> list[tuple[str, str, str]]:
+    """``(where, sentence, link)`` for the summary at the top: "Step 5 (stretch), time of day"."""
     keys = {str(step.index): step.key for step in steps}
     listed = []
     for field, message in problems.items():
         parts = field.split(".")
+        link = ""
         if parts[0] == "steps" and len(parts) >= 2 and parts[1] in keys:
             name = " ".join(parts[2:]) or "step"
             where = f"Step {int(parts[1]) + 1} ({keys[parts[1]]}), {_FIELD_WORDS.get(name, name)}"
+            shown = "caps" if name == "urgent" else name
+            link = f"#f-{parts[1]}-{shown}" if shown in _SHOWN | {"caps"} else f"#step-{keys[parts[1]]}"
         elif parts[0] == "texts":
             path = field.removeprefix("texts.")
             where = f"{text_label(path)} ({path})"
         else:
             where = field.capitalize()
-        listed.append((where, message))
+            link = "#f-name" if field == "name" else ""
+        listed.append((where, message, link))
     return listed
 
 
@@ -95,7 +114,7 @@ def _page(request: Request, staff: Staff, key: str, draft: Draft | None, publish
             shown.update(paths)
             step_texts.append([(path, text_label(path), draft.texts[path]) for path in paths])
         context.update(
-            steps=list(zip(steps, step_texts, strict=True)),
+            steps=list(zip(steps, step_texts, [_step_others(problems, step.index) for step in steps], strict=True)),
             problems=problems,
             anchors=ANCHORS,
             variables=VARIABLES,
