@@ -83,7 +83,7 @@ def preview(request: Request, staff: Admin, key: str, plan: int | None = None) -
     with session_scope() as session:
         choices = _enrolled(session, staff.clinic_id, key)
         has_draft = get_draft(session, staff.clinic_id, key) is not None
-        if plan is not None:
+        if plan is not None and has_draft:
             record = get_plan_for(session, staff, plan)
             patient_name = f"{record.patient.first_name} {record.patient.last_name}"
             tz = record.patient.effective_timezone
