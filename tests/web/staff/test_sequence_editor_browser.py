@@ -130,11 +130,30 @@ def test_an_admin_moves_and_rewords_the_stretch_reminder_and_publishes_it(
         page.get_by_role("button", name="Start a draft from Dry needling for sciatica").click()
         expect(page.get_by_role("status")).to_contain_text("Draft started")
 
-        # Move the stretch reminder to 18:00 and reword it; the live check shows the new words for a sample patient.
+        # Bad input is kept, with a sentence beside each field.
         stretch = page.locator("#step-stretch")
+        stretch.get_by_label("How long").fill("3 dayz")
+        stretch.get_by_label("At local time of day (optional)").fill("25:00")
+        page.get_by_role("button", name="Save draft").click()
+        expect(page.get_by_role("status")).to_contain_text("Draft saved with 2 problems")
+        expect(stretch.get_by_label("How long")).to_have_value("3 dayz")
+        expect(stretch.get_by_label("How long")).to_have_accessible_description(re.compile("is not a length of time"))
+        expect(stretch.get_by_label("At local time of day (optional)")).to_have_accessible_description(
+            re.compile("is not a time of day")
+        )
+        expect(page.locator("#problems")).to_contain_text("Step 5 (stretch), time of day")
+        _visit(page, shots, "bad input kept")
+
+        # Move the stretch reminder to 18:00 and reword it; the live check shows the new words for a sample patient.
+        stretch.get_by_label("How long").fill("1 day")
         stretch.get_by_label("At local time of day (optional)").fill("18:00")
         box = stretch.get_by_label("SMS text, English (sms/stretch.txt)")
-        box.fill(box.input_value().replace(OLD_WORDS, NEW_WORDS))
+        shipped = box.input_value()
+        box.press("Control+End")  # the variable picker puts its variable at the cursor
+        stretch.get_by_text("Insert a variable").first.click()
+        stretch.get_by_role("button", name=re.compile(r"^Insert \{\{ patient.first_name \}\}")).first.click()
+        assert box.input_value() == shipped + "{{ patient.first_name }}"
+        box.fill(shipped.replace(OLD_WORDS, NEW_WORDS))
         live = stretch.locator(".text-check").first
         expect(live).to_contain_text(NEW_WORDS)
         expect(live).to_contain_text(re.compile(r"GSM-7, \d SMS segments?"))
