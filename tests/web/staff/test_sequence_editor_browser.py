@@ -143,6 +143,8 @@ def test_an_admin_moves_and_rewords_the_stretch_reminder_and_publishes_it(
         )
         expect(page.locator("#problems")).to_contain_text("Step 5 (stretch), time of day")
         _visit(page, shots, "bad input kept")
+        page.locator("#problems").screenshot(path=str(shots.folder / f"sequence-editor-{width}px-problems.png"))
+        stretch.screenshot(path=str(shots.folder / f"sequence-editor-{width}px-stretch-bad-input.png"))
 
         # Move the stretch reminder to 18:00 and reword it; the live check shows the new words for a sample patient.
         stretch.get_by_label("How long").fill("1 day")
