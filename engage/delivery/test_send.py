@@ -9,14 +9,12 @@ patient (``engage.content.message_context.sample_context``), whose links are vis
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from engage.content.message_context import sample_context
-from engage.content.overlay import render_with_texts
-from engage.content.rendering import TemplateError, finish_sms
+from engage.content.rendering import TemplateError, as_texts, render_email, render_sms
 from engage.delivery.providers import OutgoingEmail, OutgoingSms, email_provider, sms_provider
 from engage.errors import InvalidInput
 from engage.records.models import Channel, Clinic
@@ -34,11 +32,6 @@ class TestSent:
     channel: str
     to: str  # shown back to the staff member who asked (their own address), never logged
     provider_message_id: str
-
-
-def _path(texts: Mapping[str, str], channel: str, template: str, part: str, locale: str) -> str:
-    localised = f"{channel}/{template}.{locale}.{part}"
-    return localised if locale != "en" and localised in texts else f"{channel}/{template}.{part}"
 
 
 def _texts_and_step(session: Session, clinic_id: int, key: str, step_key: str) -> tuple[dict[str, str], str, str]:
@@ -69,30 +62,28 @@ def send_test(
     clinic = session.get_one(Clinic, clinic_id)
     texts, channel, template = _texts_and_step(session, clinic_id, key, step_key)
     locale = locale if locale in ("en", "es") else "en"
-    context = {**sample_context(template, channel, locale), "locale": locale}
+    context = sample_context(template, channel, locale)
+    stored = as_texts(texts)
     try:
         if channel == Channel.SMS.value:
             if not (phone or "").strip():
                 raise InvalidInput("give your mobile number: this step is an SMS")
             to = phone_e164(phone or "", clinic.region)
-            raw = render_with_texts(_path(texts, "sms", template, "txt", locale), texts, context)
-            body = SMS_MARK + finish_sms(raw, locale, True)
+            body = SMS_MARK + render_sms(template, {**context, "first_sms": True}, locale, None, stored).body
             sender = clinic.sms_from if clinic.sms_from and clinic.sms_from.startswith("+") else None
             accepted = sms_provider().send_sms(OutgoingSms(message_id=0, to=to, body=body, sender=sender))
         else:
             to = staff_email
-            parts = {p: _path(texts, "email", template, p, locale) for p in ("subject.txt", "txt", "html")}
-            subject = " ".join(render_with_texts(parts["subject.txt"], texts, context).split())
+            email = render_email(template, context, locale, None, stored)
             accepted = email_provider().send_email(
                 OutgoingEmail(
                     message_id=0,
                     to=to,
                     from_email=clinic.email_from,
                     from_name=clinic.name,
-                    subject=SUBJECT_MARK + subject,
-                    text="TEST: this is how the message reads; it was not sent to a patient.\n\n"
-                    + render_with_texts(parts["txt"], texts, context).strip(),
-                    html=render_with_texts(parts["html"], texts, context),
+                    subject=SUBJECT_MARK + email.subject,
+                    text="TEST: this is how the message reads; it was not sent to a patient.\n\n" + email.text,
+                    html=email.html,
                     categories=("engage-test",),
                 )
             )

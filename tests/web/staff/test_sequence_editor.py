@@ -210,6 +210,8 @@ def test_publish_states_the_dry_run_then_a_stale_publish_shows_the_new_version_a
     assert "Choose who the new version applies to" in unsure.text
     done = client.post(f"/sequences/{KEY}/publish", data={"csrf_token": csrf, "apply_to": "new"}, headers=HTML)
     assert "Version 1 published: patients enrolled now keep the version they follow" in done.text, done.text[:3000]
+    listed = client.get("/sequences", headers=HTML).text  # every role reads what patients now get
+    assert "The clinic's version 1." in listed and "SMS at 18:00 local time" in listed, listed[:3000]
 
     # A second draft; meanwhile another admin rolls back (publishes version 1 again as version 2).
     fields = _form(_start(client, csrf))
