@@ -78,9 +78,20 @@ def test_only_an_admin_edits_others_read_the_sequences_page(db_url: str, role: s
     page = client.get("/sequences", headers=HTML)
     assert page.status_code == 200 and "Dry needling for sciatica" in page.text
     assert f"/sequences/{KEY}/edit" not in page.text
-    for url in (f"/sequences/{KEY}/edit", f"/sequences/{KEY}/versions", f"/sequences/{KEY}/publish"):
+    pages = ("edit", "versions", "publish", "preview", "versions/1/roll-back")
+    for url in (f"/sequences/{KEY}/{page}" for page in pages):
         assert client.get(url, headers=HTML).status_code == 403, url
-    assert client.post(f"/sequences/{KEY}/draft/start", data={"csrf_token": csrf}, headers=HTML).status_code == 403
+    changes = (
+        "draft/start",
+        "draft",
+        "draft/discard",
+        "draft/text-check",
+        "publish",
+        "test-send",
+        "versions/1/roll-back",
+    )
+    for url in (f"/sequences/{KEY}/{change}" for change in changes):
+        assert client.post(url, data={"csrf_token": csrf}, headers=HTML).status_code == 403, url
 
 
 def test_bad_input_is_kept_with_a_sentence_beside_each_field_and_cannot_be_published(db_url: str) -> None:
@@ -113,6 +124,12 @@ def test_bad_input_is_kept_with_a_sentence_beside_each_field_and_cannot_be_publi
     assert {"steps.4.at", "texts.sms/stretch.txt", "texts.sms/stretch.es.txt"} <= fields_with_problems
     dialog = client.get(f"/sequences/{KEY}/publish", headers=HTML)
     assert "cannot be published yet" in dialog.text and 'name="apply_to"' not in dialog.text
+    refused = client.post(f"/sequences/{KEY}/publish", data={"csrf_token": csrf, "apply_to": "current"}, headers=HTML)
+    assert "Not published: the draft cannot be published until its problems are fixed" in refused.text
+    gone = client.post(f"/sequences/{KEY}/draft/discard", data={"csrf_token": csrf}, headers=HTML)
+    assert "Draft discarded" in gone.text and "Start a draft from Dry needling for sciatica" in gone.text
+    with session_scope() as session:
+        assert get_draft(session, clinic_id, KEY) is None
 
 
 def test_the_live_fragment_renders_counts_segments_and_checks(db_url: str) -> None:
