@@ -68,9 +68,8 @@ def _checks(path: str, source: str, siblings: Mapping[str, str], words: list[str
     channel, template = _template_of(path)
     prefix = f"{channel}/{template}."
     texts = {p: s for p, s in siblings.items() if p.startswith(prefix)} | {path: source}
-    report = check_texts(Texts(texts), condition_words=words)
     found: dict[str, str] = {}
-    for problem in report.problems:
+    for problem in check_texts(texts, [path], words):
         if problem.file != path:
             continue
         detail = problem.detail.rstrip(".")
