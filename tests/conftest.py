@@ -33,6 +33,7 @@ from engage.records import (
     outgoing_webhooks,  # noqa: F401 - its tables join the metadata
 )
 from engage.records.models import Base
+from engage.schedule.versions import clear_cache as clear_version_cache
 
 #: pytest-xdist's worker name (``gw0``, ``gw1``, …); None when the tests run in one process.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
@@ -176,6 +177,7 @@ def _prepare(url: str, backend: str) -> str:
         _check_every_table_is_emptied(url)
         _done.add(url)
     _truncate(url)
+    clear_version_cache()  # the ids start again at 1: a version cached by an earlier test is not this one
     return url
 
 

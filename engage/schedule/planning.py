@@ -61,7 +61,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -249,14 +249,17 @@ def _apply_caps(
     per_week = policy.sms_per_week if policy.sms_per_week is not None else 10**6
     steps = {step.key: (i, step) for i, step in enumerate(sequence.steps)}
     sent_keys = {h.key for h in history if h.key is not None}
-    days: Counter[date] = Counter(local_date(h.due_at, tz) for h in history)
+    # Local days as ordinals (ints): the windows below add and compare them for every SMS of every plan.
+    days: Counter[int] = Counter(local_date(h.due_at, tz).toordinal() for h in history)
 
-    def fits(day: date) -> bool:
+    def fits(day: int) -> bool:
         if days[day] >= per_day:
             return False
         # The 13 days that the seven 7-day windows through ``day`` cover; slide one window across them.
         # (Planning a year of visits for thousands of patients calls this for every SMS: keep it cheap.)
-        span = [days[day + timedelta(days=offset)] for offset in range(-6, 7)]
+        if not days:  # nothing counted yet in any window
+            return per_week > 0
+        span = [days.get(day + offset, 0) for offset in range(-6, 7)]
         week = sum(span[:7])
         for first in range(7):
             if week >= per_week:
@@ -276,7 +279,7 @@ def _apply_caps(
     candidates.sort(key=lambda m: (-steps[m.step_key][1].priority, m.due_at, steps[m.step_key][0], m.occurrence))
     capped: set[tuple[str, str]] = set()
     for message in candidates:
-        day = local_date(message.due_at, tz)
+        day = local_date(message.due_at, tz).toordinal()
         if fits(day):
             days[day] += 1
         else:

@@ -20,10 +20,11 @@ version's plan or the new one's, never a half-published version.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
@@ -32,8 +33,8 @@ from engage.records.audit import AuditAction, audit
 from engage.records.models import Clinic, Enrollment, Patient, SequenceVersion
 from engage.schedule.draft_checks import draft_problems
 from engage.schedule.reconcile import PLANNING_ACTIVE
-from engage.schedule.replan import replan_enrollments
-from engage.schedule.versions import content_of, current_version, forget
+from engage.schedule.replan import replan_enrollments, switch_version
+from engage.schedule.versions import SequenceContent, content_at, content_of, current_version, forget
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,13 @@ def republish(
     )
 
 
+def _same_steps(session: Session, clinic_id: int, key: str, version: int | None, content: SequenceContent) -> bool:
+    try:
+        return content_at(session, clinic_id, key, version).sequence == content.sequence
+    except (NotFound, InvalidInput):  # the old one no longer reads: re-plan
+        return False
+
+
 def _lock_clinic(session: Session, clinic_id: int) -> None:
     found = session.scalars(
         select(Clinic.id).where(Clinic.id == clinic_id).with_for_update(key_share=True)
@@ -181,20 +189,26 @@ def _publish(
         row.updated_at = now
         session.flush()
         content = content_of(row)
-        live: list[int] = []
+        live: dict[int | None, list[int]] = defaultdict(list)  # the version they follow -> enrollment ids
         if current_patients:
-            live = list(
-                session.scalars(
-                    select(Enrollment.id)
-                    .join(Patient, Patient.id == Enrollment.patient_id)
-                    .where(
-                        Patient.clinic_id == clinic_id,
-                        Enrollment.sequence_key == key,
-                        Enrollment.status.in_(PLANNING_ACTIVE),
-                    )
+            for enrollment_id, following in session.execute(
+                select(Enrollment.id, Enrollment.sequence_version)
+                .join(Patient, Patient.id == Enrollment.patient_id)
+                .where(
+                    Patient.clinic_id == clinic_id,
+                    Enrollment.sequence_key == key,
+                    Enrollment.status.in_(PLANNING_ACTIVE),
                 )
-            )
-        replanned = replan_enrollments(session, live, content)
+            ):
+                live[following].append(enrollment_id)
+        to_replan: list[int] = []
+        same_plan: list[int] = []
+        for following, ids in live.items():
+            # Steps unchanged (only the words): every message stays where it is; the enrollments just switch.
+            (same_plan if _same_steps(session, clinic_id, key, following, content) else to_replan).extend(ids)
+        switch_version(session, same_plan, version)
+        replanned = replan_enrollments(session, to_replan, content)
+        replanned.enrollments += len(same_plan)
         summary = PublishSummary(version, replanned.changed, replanned.cancelled, replanned.added)
         detail: dict[str, Any] = {
             **summary.as_dict(),
@@ -225,4 +239,7 @@ def _publish(
         forget(clinic_id, key, version)
     else:
         savepoint.commit()
+        # Should the caller's transaction roll back after all, the number is free again: forget what this
+        # process cached under it (a version is cached as never changing).
+        event.listen(session, "after_rollback", lambda _session: forget(clinic_id, key, version), once=True)
     return summary

@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -441,13 +441,17 @@ class BatchWrites:
             groups.setdefault(tuple(sorted(values)), []).append({"row_id": row.id, "row_status": row.status, **params})
         table = Message.__table__
         assert isinstance(table, Table)
+        connection = session.connection()
         for names, params_list in groups.items():
+            if connection.dialect.name == "postgresql":
+                _update_from_arrays(connection, table, names, params_list)
+                continue
             statement = (
                 update(table)
                 .where(table.c.id == bindparam("row_id"), table.c.status == bindparam("row_status"))
                 .values({name: bindparam(f"new_{name}") for name in names})
             )
-            session.connection().execute(statement, params_list)
+            connection.execute(statement, params_list)
         for row, values in self.updates:
             for name, value in values.items():
                 if hasattr(row, "_sa_instance_state"):
@@ -457,6 +461,40 @@ class BatchWrites:
         insert_rows(session, self.inserts)
         self.updates.clear()
         self.inserts.clear()
+
+
+def _update_from_arrays(
+    connection: Any, table: Table, names: tuple[str, ...], params_list: list[dict[str, Any]]
+) -> None:
+    """One ``UPDATE message ... FROM unnest(<arrays>)`` for rows that get the same columns (PostgreSQL): one
+    statement for thousands of rows, where an ``executemany`` runs one statement a row. Each value travels as
+    text and is cast to its column's type; the status read stays in the WHERE."""
+    dialect = connection.dialect
+    columns = ["id", "status", *names]
+    keys = ["row_id", "row_status", *(f"new_{name}" for name in names)]
+    types = [table.c[column].type.compile(dialect=dialect) for column in columns]
+    arrays = {f"a{i}": [_as_text(params[key]) for params in params_list] for i, key in enumerate(keys)}
+    sources = ", ".join(f"CAST(CAST(:a{i} AS text[]) AS {sql_type}[])" for i, sql_type in enumerate(types))
+    assignments = ", ".join(f"{name} = v.{name}" for name in names)
+    connection.execute(
+        text(
+            f"UPDATE message AS m SET {assignments} FROM unnest({sources}) AS v({', '.join(columns)}) "
+            "WHERE m.id = v.id AND m.status = v.status"
+        ),
+        arrays,
+    )
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def _settle_welcome(

@@ -80,6 +80,17 @@ def replan_enrollments(session: Session, enrollment_ids: Iterable[int], content:
     return total
 
 
+def switch_version(session: Session, enrollment_ids: list[int], version: int | None) -> None:
+    """Make the enrollments follow ``version`` without re-planning: for a version whose steps are the same as
+    the one they followed (only texts changed), their messages stay as planned."""
+    for start in range(0, len(enrollment_ids), CHUNK):
+        session.execute(
+            update(Enrollment)
+            .where(Enrollment.id.in_(enrollment_ids[start : start + CHUNK]))
+            .values(sequence_version=version, updated_at=Enrollment.updated_at)
+        )
+
+
 def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, total: Replanned) -> None:
     session.flush()
     enrollments = session.scalars(

@@ -146,6 +146,11 @@ def content_of(row: SequenceVersion) -> SequenceContent:
     return SequenceContent(sequence, Texts(row.texts), row.version)
 
 
+def clear_cache() -> None:
+    """Forget every cached version (a database emptied and filled again, as the tests do)."""
+    _cache.clear()
+
+
 def forget(clinic_id: int, key: str, version: int) -> None:
     """Drop a cached version (a dry run's, rolled back: its number will be used again)."""
     _cache.pop((clinic_id, key, version), None)

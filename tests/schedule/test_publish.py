@@ -346,3 +346,26 @@ def test_a_tick_during_a_publish_takes_nothing_the_publish_is_changing(pg_url: s
             MessageStatus.SCHEDULED,
             datetime(2030, 6, 9, 22, 0, tzinfo=UTC),
         )
+
+
+def test_a_reworded_version_switches_current_patients_without_moving_a_message(session: Session) -> None:
+    clinic_id, [enrollment_id] = _world(session)
+    with clock.frozen(ENROLLED_AT + timedelta(hours=1)):
+        before = _rows(session, enrollment_id)
+        draft = versions.start_draft(session, clinic_id, SEQ, actor=ADMIN)
+        texts = {**draft.texts, "sms/visit-reminder.txt": NEW_TEXT}
+        versions.save_draft(session, clinic_id, SEQ, definition=draft.definition, texts=texts, actor=ADMIN)
+        summary = publish_draft(session, clinic_id, SEQ, actor=ADMIN, current_patients=True)
+        session.commit()
+    assert summary == PublishSummary(version=1, changed=0, cancelled=0, added=0)
+    assert _rows(session, enrollment_id) == before
+    assert session.get_one(Enrollment, enrollment_id).sequence_version == 1
+    reminder_id = session.scalars(
+        select(Message.id)
+        .where(Message.enrollment_id == enrollment_id, Message.step_key == "visit-reminder")
+        .order_by(Message.due_at)
+    ).first()
+    assert reminder_id is not None
+    loaded = load_for_sending(session, reminder_id)
+    body = render(session, loaded.message, first_sms=loaded.first_sms).payload.body  # type: ignore[union-attr]
+    assert body == "Riverside Physio: see you June 10 at 10:00 AM. NEW."
