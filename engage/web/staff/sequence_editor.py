@@ -136,8 +136,8 @@ def edit_page(request: Request, staff: Admin, key: str) -> HTMLResponse:
 def start(staff: Admin, key: str) -> Response:
     _known(key)
     with refusing("No draft started", edit_url(key)), session_scope() as session:
-        from_library = key if published_content(session, staff.clinic_id, key).version is None else None
-        start_draft(session, staff.clinic_id, key, actor=staff.email, from_library=from_library)
+        # From the clinic's newest version, else the shipped file of the same key.
+        start_draft(session, staff.clinic_id, key, actor=staff.email)
     return redirect(edit_url(key), "Draft started: nothing changes for patients until you publish it.")
 
 
