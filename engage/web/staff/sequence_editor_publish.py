@@ -27,6 +27,15 @@ def _summary_sentence(summary: PublishSummary) -> str:
     )
 
 
+def _stale(key: str, version: int) -> Response:
+    """Another admin published first: say so, and show the version now current."""
+    return redirect(
+        f"/sequences/{key}/versions#v{version}",
+        f"Not published: another admin published version {version} while you edited. "
+        "Here it is; your draft is kept: look at their changes, then publish again if yours still apply.",
+    )
+
+
 @router.get("/sequences/{key}/publish", response_class=HTMLResponse)
 def publish_dialog(request: Request, staff: Admin, key: str) -> Response:
     _known(key)
@@ -38,9 +47,12 @@ def publish_dialog(request: Request, staff: Admin, key: str) -> Response:
         summary = None
         if not problems:
             with refusing("Not ready to publish", edit_url(key)):
-                summary = publish_draft(
-                    session, staff.clinic_id, key, actor=staff.email, current_patients=True, dry_run=True
-                )
+                try:
+                    summary = publish_draft(
+                        session, staff.clinic_id, key, actor=staff.email, current_patients=True, dry_run=True
+                    )
+                except StalePublish as exc:
+                    return _stale(key, exc.current_version)
         name = str(draft.definition.get("name") or key)
     return render(
         request,
@@ -70,11 +82,7 @@ def publish(staff: Admin, key: str, apply_to: Annotated[str, Form()] = "") -> Re
                     session, staff.clinic_id, key, actor=staff.email, current_patients=apply_to == "current"
                 )
         except StalePublish as exc:  # before refusing() sees it: the answer is the new version, not a notice
-            return redirect(
-                f"/sequences/{key}/versions#v{exc.current_version}",
-                f"Not published: another admin published version {exc.current_version} while you edited. "
-                "Here it is; your draft is kept: look at their changes, then publish again if yours still apply.",
-            )
+            return _stale(key, exc.current_version)
     done = _summary_sentence(summary) if apply_to == "current" else "patients enrolled now keep the version they follow"
     return redirect(f"/sequences/{key}/versions#v{summary.version}", f"Version {summary.version} published: {done}.")
 
