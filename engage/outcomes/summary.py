@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput
-from engage.outcomes import facts, figures
+from engage.outcomes import facts, figures, stored_facts
 from engage.outcomes.episodes import WORSE_POINTS, Episode, meets_mcid
 from engage.records.lookup import get
 from engage.records.models import (
@@ -109,11 +109,11 @@ def _where(filters: Filters) -> list[Any]:
     return where
 
 
-def _scope(filters: Filters, tz: ZoneInfo) -> facts.Scope:
+def _scope(filters: Filters, tz: ZoneInfo) -> stored_facts.Scope:
     """The filters as the database applies them: the period's local dates as instants in the clinic's zone."""
     after = datetime.combine(filters.start, time(0), tz).timestamp() if filters.start else None
     before = datetime.combine(filters.end + timedelta(days=1), time(0), tz).timestamp() if filters.end else None
-    return facts.Scope(tuple(_where(filters)), filters.practitioner_id, after, before)
+    return stored_facts.Scope(tuple(_where(filters)), filters.practitioner_id, after, before)
 
 
 def _episode(row: Any, streaks: dict[int, int]) -> Episode:
@@ -162,7 +162,7 @@ class Loaded:
 
 
 def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datetime | None = None) -> Loaded:
-    """The clinic's enrollments matching ``filters`` as episodes, computed by the database (:mod:`facts`).
+    """The clinic's enrollments matching ``filters`` as episodes, from their stored facts (:mod:`stored_facts`).
 
     Raises ``InvalidInput`` (field ``practitioner``) for a practitioner of another clinic."""
     clinic: Clinic = get(session, Clinic, clinic_id)
@@ -183,8 +183,8 @@ def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datet
         # The scores and visits are sorted once in memory (tens of MB at 200,000 scores) instead of on disk.
         session.execute(text("SET LOCAL work_mem = '64MB'"))
     scope = _scope(filters, tz)
-    rows, histogram = facts.episode_facts(session, clinic_id, scope)
-    rates, streaks = facts.prompt_facts(session, clinic_id, scope, now.timestamp())
+    rows, histogram, scoped = stored_facts.episode_facts(session, clinic_id, scope)
+    rates, streaks = facts.prompt_facts(session, scoped, now.timestamp())
     return Loaded([_episode(r, streaks) for r in rows], names, rates, histogram)
 
 

@@ -498,6 +498,36 @@ class Outcome(Base):
     item: Mapped[str | None] = mapped_column(String(100))  # the PSFS activity, in the patient's words
 
 
+class EpisodeFact(Base):
+    """One enrollment's episode facts as :mod:`engage.outcomes.stored_facts` last computed them from its visits and
+    NPRS scores, so the Outcomes page aggregates one row per enrollment instead of reading every score.
+
+    Any write to the enrollment's inputs (a score of its patient, a visit of its plan) bumps ``version``
+    (:mod:`engage.records.stale_episodes`, in the writer's transaction); the facts are those of
+    ``computed_version`` (None: never computed), so a row whose two differ is stale and is computed again before
+    it is read. Times are seconds since 1970 (UTC); ``first_start`` None: the plan has no visit that was not
+    cancelled (no episode). ``pain_points``: ``[sessions begun, score, how many]`` for the chart.
+    """
+
+    __tablename__ = "episode_fact"
+
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id"), primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    computed_version: Mapped[int | None] = mapped_column(Integer)
+    first_start: Mapped[float | None] = mapped_column(Float)
+    first_end: Mapped[float | None] = mapped_column(Float)
+    last_start: Mapped[float | None] = mapped_column(Float)
+    visit_practitioner_id: Mapped[int | None] = mapped_column(Integer)
+    baseline: Mapped[int | None] = mapped_column(Integer)
+    follow_ups: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    latest_at: Mapped[float | None] = mapped_column(Float)
+    latest: Mapped[int | None] = mapped_column(Integer)
+    latest_sessions: Mapped[int | None] = mapped_column(Integer)
+    mcid_at: Mapped[float | None] = mapped_column(Float)
+    mcid_sessions: Mapped[int | None] = mapped_column(Integer)
+    pain_points: Mapped[list[list[int]]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+
+
 class AuditEvent(Base):
     __tablename__ = "audit_event"
 
