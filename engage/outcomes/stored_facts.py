@@ -11,12 +11,11 @@ enrollment's current practitioner, sequence, condition, modality and status.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, cast, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,6 +24,8 @@ from engage.records.models import Enrollment, EpisodeFact, Patient, TreatmentPla
 
 #: Enrollments computed per statement (SQLite allows a few thousand bound values in one).
 CHUNK = 1000
+#: A chart point's code in ``pain_points``: sessions begun * :data:`POINT_BASE` + score (scores are 0-10).
+POINT_BASE = 16
 _FACTS = tuple(facts.Computed._fields[1:])  # the stored columns, with visit_practitioner renamed below
 _COLUMN = {"visit_practitioner": "visit_practitioner_id"}
 
@@ -40,7 +41,7 @@ class Scope:
     before: float | None = None
 
 
-def _values(row: facts.Computed | None, points: list[list[int]]) -> dict[str, Any]:
+def _values(row: facts.Computed | None, points: list[int]) -> dict[str, Any]:
     if row is None:
         values: dict[str, Any] = {_COLUMN.get(name, name): None for name in _FACTS}
         values["follow_ups"] = 0
@@ -75,9 +76,9 @@ def refresh(session: Session, clinic_id: int) -> int:
         ids = [enrollment_id for enrollment_id, _ in chunk]
         rows, counts = facts.compute(session, ids)
         computed = {row.enrollment_id: row for row in rows}
-        points: dict[int, list[list[int]]] = {}
+        points: dict[int, list[int]] = {}
         for enrollment_id, begun, score, count in counts:
-            points.setdefault(enrollment_id, []).append([int(begun), int(score), int(count)])
+            points.setdefault(enrollment_id, []).extend([int(begun) * POINT_BASE + int(score)] * int(count))
         free = set(ids)
         if postgres:
             # Rows a writer holds are being marked stale again: skip them rather than wait (and never deadlock).
@@ -167,22 +168,22 @@ class EpisodeFacts(NamedTuple):
     mcid_sessions: int | None
 
 
-def episode_facts(
-    session: Session, clinic_id: int, scope: Scope
-) -> tuple[list[EpisodeFacts], list[tuple[int, int, int]], Any]:
-    """One row per enrollment in scope, in enrollment order; the pain histogram (sessions begun, score, count)
-    over the baseline-window scores and follow-ups of the episodes in scope; and the scope as a selectable
-    (for :func:`engage.outcomes.facts.prompt_facts`). Stale rows are computed first (:func:`refresh`)."""
-    refresh(session, clinic_id)
-    b = scoped(session, clinic_id, scope)
-    rows: list[EpisodeFacts] = []
-    histogram: Counter[tuple[int, int]] = Counter()
-    width = len(EpisodeFacts._fields)
-    for row in session.execute(select(b).order_by(b.c.enrollment_id)):
-        rows.append(EpisodeFacts._make(row[:width]))
-        for begun, score, count in row[width] or ():
-            histogram[begun, score] += count
-    return rows, [(begun, score, count) for (begun, score), count in histogram.items()], b
+def episode_facts(session: Session, b: Any) -> list[EpisodeFacts]:
+    """One row per enrollment of ``b`` (:func:`scoped`), in enrollment order."""
+    columns = [b.c[name] for name in EpisodeFacts._fields]
+    return [EpisodeFacts._make(row) for row in session.execute(select(*columns).order_by(b.c.enrollment_id))]
+
+
+def pain_histogram(session: Session, b: Any) -> list[tuple[int, int, int]]:
+    """(sessions begun, score, how many) over the baseline-window scores and follow-ups of the episodes of ``b``,
+    counted by the database from each row's ``pain_points``."""
+    if session.get_bind().dialect.name == "postgresql":
+        point = func.unnest(b.c.pain_points).table_valued("value").render_derived(name="point")
+    else:
+        point = func.json_each(b.c.pain_points).table_valued("value").alias("point")
+    code = cast(point.c.value, Integer)
+    query = select(code, func.count()).select_from(b).join(point, true()).group_by(code)
+    return [(int(c) // POINT_BASE, int(c) % POINT_BASE, int(n)) for c, n in session.execute(query)]
 
 
 def stale_count(session: Session, enrollment_ids: Sequence[int]) -> int:

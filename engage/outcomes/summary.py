@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
 from engage.errors import InvalidInput
-from engage.outcomes import facts, figures, stored_facts
+from engage.outcomes import facts, figures, stored_facts, tally
 from engage.outcomes.episodes import WORSE_POINTS, Episode, meets_mcid
 from engage.records.lookup import get
 from engage.records.models import (
@@ -32,7 +32,8 @@ from engage.records.models import (
 
 REASSESSMENT = "reassessment"
 _SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNKNOWN)
-#: How many patients to act on the staff page lists by name (the most urgent first; the CSV has every episode).
+#: How many patients to act on the summary lists, the most urgent first (``act_on_total`` counts them all; the CSV
+#: has every episode): a clinic with 13,000 of them got a 1.5 MB answer from the API, most of its time spent there.
 ACT_ON_NAMED = 100
 
 
@@ -161,13 +162,11 @@ class Loaded:
     histogram: list[Any]
 
 
-def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datetime | None = None) -> Loaded:
-    """The clinic's enrollments matching ``filters`` as episodes, from their stored facts (:mod:`stored_facts`).
-
-    Raises ``InvalidInput`` (field ``practitioner``) for a practitioner of another clinic."""
+def _prepare(session: Session, clinic_id: int, filters: Filters) -> tuple[ZoneInfo, dict[int, str], Any]:
+    """The clinic's zone, its practitioners' names, and its enrollments in scope as a selectable of stored facts
+    (stale ones computed first). ``InvalidInput`` (field ``practitioner``) for a practitioner of another clinic."""
     clinic: Clinic = get(session, Clinic, clinic_id)
     tz = ZoneInfo(clinic.timezone)
-    now = now or utcnow()
     names: dict[int, str] = {
         row.id: row.name
         for row in session.execute(
@@ -177,14 +176,24 @@ def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datet
     if filters.practitioner_id is not None and filters.practitioner_id not in names:
         raise InvalidInput(f"no practitioner with id {filters.practitioner_id} in this clinic", field="practitioner")
     if session.get_bind().dialect.name == "postgresql":
-        # These queries' cost estimates trip PostgreSQL's JIT, whose compilation (over a second) costs far more
-        # than the few hundred milliseconds the queries take; off for this transaction only.
+        # Computing stale facts trips PostgreSQL's JIT on large batches (its compilation costs more than the
+        # queries), and sorts their scores in memory rather than on disk; for this transaction only.
         session.execute(text("SET LOCAL jit = off"))
-        # The scores and visits are sorted once in memory (tens of MB at 200,000 scores) instead of on disk.
         session.execute(text("SET LOCAL work_mem = '64MB'"))
-    scope = _scope(filters, tz)
-    rows, histogram, scoped = stored_facts.episode_facts(session, clinic_id, scope)
+    stored_facts.refresh(session, clinic_id)
+    return tz, names, stored_facts.scoped(session, clinic_id, _scope(filters, tz))
+
+
+def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datetime | None = None) -> Loaded:
+    """The clinic's enrollments matching ``filters`` as :class:`Episode` objects, from their stored facts (for
+    the CSV export; the page's figures come from :func:`outcome_summary`, in one pass without them).
+
+    Raises ``InvalidInput`` (field ``practitioner``) for a practitioner of another clinic."""
+    now = now or utcnow()
+    _, names, scoped = _prepare(session, clinic_id, filters)
+    rows = stored_facts.episode_facts(session, scoped)
     rates, streaks = facts.prompt_facts(session, scoped, now.timestamp())
+    histogram = stored_facts.pain_histogram(session, scoped)
     return Loaded([_episode(r, streaks) for r in rows], names, rates, histogram)
 
 
@@ -199,37 +208,39 @@ def outcome_summary(
     """The clinic's figures (the clinic row's keys at the top level), ``by_practitioner`` and ``by_sequence``
     rows (small cells pooled), ``response_rate`` per channel, ``act_on``, the chart series and the sources.
 
-    ``with_names``: the first :data:`ACT_ON_NAMED` ``act_on`` entries (what the staff page lists) also carry the
-    patient's name (the API and the CLI answer ids). Raises ``InvalidInput`` for a practitioner of another
-    clinic, ``NotFound`` for an unknown clinic.
+    ``act_on`` lists the first :data:`ACT_ON_NAMED` (``act_on_total``: how many in all); ``with_names``: they
+    also carry the patient's name (the staff page; the API and the CLI answer ids). Raises ``InvalidInput`` for
+    a practitioner of another clinic, ``NotFound`` for an unknown clinic.
     """
     filters = filters or Filters()
-    loaded = load_episodes(session, clinic_id, filters, now)
-    episodes, names = loaded.episodes, loaded.names
-    tz = ZoneInfo(get(session, Clinic, clinic_id).timezone)
-    act_on = figures.act_on(episodes)
+    now = now or utcnow()
+    tz, names, b = _prepare(session, clinic_id, filters)
+    rates, streaks = facts.prompt_facts(session, b, now.timestamp())
+    live = b.c.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED])
+    columns = [live.label("active") if name == "active" else b.c[name] for name in tally.COLUMNS]
+    found = tally.summarize(session.execute(select(*columns)).all(), streaks, tz)
+    act_on = found.act_on[:ACT_ON_NAMED]  # the most urgent; a clinic with thousands reads the CSV for the rest
     if with_names and act_on:
         people = {
             row.id: f"{row.first_name} {row.last_name}"
             for row in session.execute(
                 select(Patient.id, Patient.first_name, Patient.last_name).where(
-                    Patient.id.in_({r["patient_id"] for r in act_on[:ACT_ON_NAMED]})
+                    Patient.id.in_({r["patient_id"] for r in act_on})
                 )
             )
         }
-        for entry in act_on[:ACT_ON_NAMED]:
+        for entry in act_on:
             entry["patient"] = people.get(entry["patient_id"], "")
     return {
         "clinic_id": clinic_id,
         "filters": filters.as_dict(),
-        **figures.row(episodes),
-        "by_practitioner": figures.grouped(episodes, lambda e: e.practitioner_id, names, "No practitioner named"),
-        "by_sequence": figures.grouped(episodes, lambda e: e.sequence_key, {}, "No sequence"),
-        "response_rate": figures.response_rates(loaded.rates),
+        **tally.row(tally.merged(found.cells.values())),
+        "by_practitioner": tally.grouped(found.cells, lambda cell: cell[0], names, "No practitioner named"),
+        "by_sequence": tally.grouped(found.cells, lambda cell: cell[1], {}, "No sequence"),
+        "response_rate": figures.response_rates(rates),
         "act_on": act_on,
-        "pain_by_session": figures.pain_by_session(loaded.histogram),
-        "responders_by_month": figures.responders_by_month(
-            episodes, lambda e: e.first_session.astimezone(tz).strftime("%Y-%m")
-        ),
+        "act_on_total": len(found.act_on),
+        "pain_by_session": figures.pain_by_session(stored_facts.pain_histogram(session, b)),
+        "responders_by_month": tally.responders_by_month(found.months),
         "sources": figures.SOURCES,
     }

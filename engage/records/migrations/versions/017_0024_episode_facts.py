@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0024"
 down_revision = "0019"
@@ -39,7 +40,7 @@ def upgrade() -> None:
         sa.Column("latest_sessions", sa.Integer(), nullable=True),
         sa.Column("mcid_at", sa.Float(), nullable=True),
         sa.Column("mcid_sessions", sa.Integer(), nullable=True),
-        sa.Column("pain_points", sa.JSON(), server_default=sa.text("'[]'"), nullable=False),
+        sa.Column("pain_points", sa.JSON().with_variant(postgresql.ARRAY(sa.Integer()), "postgresql"), nullable=True),
         sa.ForeignKeyConstraint(
             ["enrollment_id"], ["enrollment.id"], name=op.f("fk_episode_fact_enrollment_id_enrollment")
         ),
