@@ -274,12 +274,13 @@ def prompt_facts(session: Session, b: Any, now: float) -> tuple[list[Any], dict[
         func.count().label("total"),
         func.coalesce(func.sum(p.c.in_time), 0).label("number"),
     ).group_by(p.c.channel)
-    by_enrollment = select(
-        ranked.c.enrollment_id,
-        cast(literal(None), p.c.channel.type),
-        func.count(),
-        func.min(case((ranked.c.answered == 1, ranked.c.rn))),
-    ).group_by(ranked.c.enrollment_id)
+    first_answered = func.min(case((ranked.c.answered == 1, ranked.c.rn)))
+    by_enrollment = (
+        select(ranked.c.enrollment_id, cast(literal(None), p.c.channel.type), func.count(), first_answered)
+        .group_by(ranked.c.enrollment_id)
+        # Only runs of 2 or more: the newest answered is the 3rd or older, or none of 2 or more was answered.
+        .having(func.coalesce(first_answered, func.count() + 1) >= 3)
+    )
     rates: list[Any] = []
     streaks: dict[int, int] = {}
     for enrollment_id, channel, total, number in session.execute(union_all(by_channel, by_enrollment)):

@@ -218,8 +218,9 @@ def outcome_summary(
     rates, streaks = facts.prompt_facts(session, b, now.timestamp())
     live = b.c.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED])
     columns = [live.label("active") if name == "active" else b.c[name] for name in tally.COLUMNS]
-    found = tally.summarize(session.execute(select(*columns)).all(), streaks, tz)
-    act_on = found.act_on[:ACT_ON_NAMED]  # the most urgent; a clinic with thousands reads the CSV for the rest
+    # The most urgent to act on; a clinic with thousands reads the CSV for the rest.
+    found = tally.summarize(session.execute(select(*columns)).all(), streaks, tz, limit=ACT_ON_NAMED)
+    act_on = found.act_on
     if with_names and act_on:
         people = {
             row.id: f"{row.first_name} {row.last_name}"
@@ -239,7 +240,7 @@ def outcome_summary(
         "by_sequence": tally.grouped(found.cells, lambda cell: cell[1], {}, "No sequence"),
         "response_rate": figures.response_rates(rates),
         "act_on": act_on,
-        "act_on_total": len(found.act_on),
+        "act_on_total": found.act_on_total,
         "pain_by_session": figures.pain_by_session(stored_facts.pain_histogram(session, b)),
         "responders_by_month": tally.responders_by_month(found.months),
         "sources": figures.SOURCES,

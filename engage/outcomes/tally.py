@@ -11,6 +11,7 @@ answers the same dict :mod:`figures` does (the tests hold the two equal), from t
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -159,17 +160,21 @@ class Summary:
     cells: dict[tuple[Any, Any], Tally]
     months: dict[str, list[int]]  # month -> [episodes with a follow-up, responders on both criteria]
     act_on: list[dict[str, Any]]
+    act_on_total: int
 
 
-def summarize(rows: Iterable[tuple[Any, ...]], streaks: dict[int, int], tz: ZoneInfo) -> Summary:
+def summarize(
+    rows: Iterable[tuple[Any, ...]], streaks: dict[int, int], tz: ZoneInfo, limit: int | None = None
+) -> Summary:
     """One pass over fact rows (:data:`COLUMNS`; times in epoch seconds): the tallies per (practitioner,
-    sequence), the responders per month of the first session, and :func:`engage.outcomes.figures.act_on`'s list.
-    ``streaks``: enrollment id -> prompts unanswered in a row."""
+    sequence), the responders per month of the first session, and :func:`engage.outcomes.figures.act_on`'s list
+    (its first ``limit``; None: all) with how many it has. ``streaks``: enrollment id -> prompts unanswered in a
+    row."""
     rows = list(rows)
     months = _Months(tz, [r[5] for r in rows if r[7] is not None and r[8]])
     cells: dict[tuple[Any, Any], Tally] = {}
     by_month: dict[str, list[int]] = {}
-    act_on: list[dict[str, Any]] = []
+    candidates: list[tuple[Any, ...]] = []
     for (
         enrollment_id,
         patient_id,
@@ -221,28 +226,29 @@ def summarize(rows: Iterable[tuple[Any, ...]], streaks: dict[int, int], tz: Zone
         if not active:
             continue
         unanswered = streaks.get(enrollment_id, 0)
-        if worsened or (latest is not None and latest >= HIGH_PAIN) or unanswered >= 2:
-            reasons = [
-                reason
-                for reason, applies in (
-                    ("worsened", worsened),
-                    ("high_pain", latest is not None and latest >= HIGH_PAIN),
-                    ("unanswered", unanswered >= 2),
-                )
-                if applies
-            ]
-            act_on.append(
-                {
-                    "patient_id": patient_id,
-                    "enrollment_id": enrollment_id,
-                    "baseline": baseline,
-                    "latest": latest,
-                    "unanswered_in_a_row": unanswered,
-                    "reasons": reasons,
-                }
+        high = latest is not None and latest >= HIGH_PAIN
+        if worsened or high or unanswered >= 2:
+            reasons = worsened + high + (unanswered >= 2)
+            candidates.append(
+                (-reasons, -(latest or 0), patient_id, enrollment_id, baseline, latest, unanswered, worsened, high)
             )
-    act_on.sort(key=lambda r: (-len(r["reasons"]), -(r["latest"] or 0), r["patient_id"]))
-    return Summary(cells, by_month, act_on)
+    chosen = sorted(candidates) if limit is None else heapq.nsmallest(limit, candidates)
+    act_on = [
+        {
+            "patient_id": patient_id,
+            "enrollment_id": enrollment_id,
+            "baseline": baseline,
+            "latest": latest,
+            "unanswered_in_a_row": unanswered,
+            "reasons": [
+                reason
+                for reason, applies in (("worsened", worsened), ("high_pain", high), ("unanswered", unanswered >= 2))
+                if applies
+            ],
+        }
+        for _, _, patient_id, enrollment_id, baseline, latest, unanswered, worsened, high in chosen
+    ]
+    return Summary(cells, by_month, act_on, len(candidates))
 
 
 def responders_by_month(months: dict[str, list[int]]) -> list[dict[str, Any]]:

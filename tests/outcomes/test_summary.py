@@ -102,3 +102,59 @@ def test_a_practitioner_of_another_clinic_is_refused(session: Session) -> None:
     session.commit()
     with pytest.raises(InvalidInput):
         outcome_summary(session, world.clinic_id, Filters(practitioner_id=999))
+
+
+def test_two_prompts_in_a_row_unanswered_put_the_patient_on_the_list(session: Session) -> None:
+    """Runs counted from the newest prompt whose 72 hours are over; an answered one ends the run, and one still
+    inside its 72 hours counts neither way. Response rates: answered within 72 hours, per channel."""
+    from sqlalchemy import select
+
+    from engage.records.models import Channel, Enrollment, Message, MessageStatus, Outcome
+
+    world = fixture.build(session)
+    now = utcnow()
+    silent, answered_between = world.patients["lee"][6], world.patients["lee"][7]
+
+    def prompt(patient_id: int, days_ago: float, answered: bool = False, channel: Channel = Channel.SMS) -> None:
+        enrollment = session.scalars(select(Enrollment.id).where(Enrollment.patient_id == patient_id)).one()
+        sent = now - timedelta(days=days_ago)
+        message = Message(
+            enrollment_id=enrollment,
+            patient_id=patient_id,
+            step_key="reassessment",
+            occurrence=f"n:{days_ago}",
+            channel=channel,
+            template="reassessment",
+            context={},
+            due_at=sent,
+            status=MessageStatus.DELIVERED,
+            sent_at=sent,
+        )
+        session.add(message)
+        session.flush()
+        if answered:
+            session.add(
+                Outcome(
+                    patient_id=patient_id,
+                    prompt_message_id=message.id,
+                    score=5,
+                    source="sms",
+                    recorded_at=sent + timedelta(hours=2),
+                )
+            )
+
+    for days_ago in (12, 8, 4):
+        prompt(silent, days_ago)
+    prompt(silent, 1)  # inside its 72 hours: not yet unanswered
+    prompt(answered_between, 12)
+    prompt(answered_between, 8, answered=True, channel=Channel.EMAIL)
+    prompt(answered_between, 4)
+    session.commit()
+    summary = outcome_summary(session, world.clinic_id)
+    listed = {r["patient_id"]: (r["reasons"], r["unanswered_in_a_row"]) for r in summary["act_on"]}
+    assert listed[silent] == (["unanswered"], 3)
+    assert answered_between not in listed  # one unanswered since its last answer
+    assert summary["act_on_total"] == len(summary["act_on"]) == 2  # with the fixture's worsened patient
+    # Six SMS prompts, none answered: Wilson 0/6 is [0, z²/6 / (1 + z²/6)] = [0, 0.3903].
+    assert summary["response_rate"]["sms"] == {"n": 6, "count": 0, "rate": 0.0, "ci95": [0.0, 0.3903]}
+    assert summary["response_rate"]["email"]["count"] == summary["response_rate"]["email"]["n"] == 1

@@ -71,6 +71,8 @@ def test_one_pass_figures_equal_the_figures_over_episodes(seed: int) -> None:
         episodes, lambda e: e.sequence_key, {}, "none"
     )
     assert found.act_on == figures.act_on(episodes)
+    assert found.act_on_total == len(found.act_on)
+    assert tally.summarize([_projected(row) for row in rows], streaks, TZ, limit=3).act_on == found.act_on[:3]
     assert tally.responders_by_month(found.months) == figures.responders_by_month(
         episodes, lambda e: e.first_session.astimezone(TZ).strftime("%Y-%m")
     )
