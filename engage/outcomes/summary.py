@@ -16,6 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
+from engage.conversation import start_back
 from engage.errors import InvalidInput
 from engage.outcomes import facts, figures, stored_facts, tally
 from engage.outcomes.episodes import WORSE_POINTS, Episode, meets_mcid
@@ -32,6 +33,7 @@ from engage.records.models import (
 
 REASSESSMENT = "reassessment"
 _SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNKNOWN)
+RISK_NAMES = {start_back.LOW: "Low risk", start_back.MEDIUM: "Medium risk", start_back.HIGH: "High risk"}
 #: How many patients to act on the summary lists, the most urgent first (``act_on_total`` counts them all; the CSV
 #: has every episode): a clinic with 13,000 of them got a 1.5 MB answer from the API, most of its time spent there.
 ACT_ON_NAMED = 100
@@ -205,8 +207,9 @@ def outcome_summary(
     *,
     with_names: bool = False,
 ) -> dict[str, Any]:
-    """The clinic's figures (the clinic row's keys at the top level), ``by_practitioner`` and ``by_sequence``
-    rows (small cells pooled), ``response_rate`` per channel, ``act_on``, the chart series and the sources.
+    """The clinic's figures (the clinic row's keys at the top level), ``by_practitioner``, ``by_sequence`` and
+    ``by_start_back_risk`` rows (small cells pooled), ``response_rate`` per channel, ``act_on``, the chart series
+    and the sources.
 
     ``act_on`` lists the first :data:`ACT_ON_NAMED` (``act_on_total``: how many in all); ``with_names``: they
     also carry the patient's name (the staff page; the API and the CLI answer ids). Raises ``InvalidInput`` for
@@ -217,9 +220,12 @@ def outcome_summary(
     tz, names, b = _prepare(session, clinic_id, filters)
     rates, streaks = facts.prompt_facts(session, b, now.timestamp())
     live = b.c.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED])
-    columns = [live.label("active") if name == "active" else b.c[name] for name in tally.COLUMNS]
+    risk = start_back.newest_risks(select(b.c.patient_id))
+    computed = {"active": live.label("active"), "risk": risk.c.risk}
+    columns = [computed[name] if name in computed else b.c[name] for name in tally.COLUMNS]
     # The most urgent to act on; a clinic with thousands reads the CSV for the rest.
-    found = tally.summarize(session.execute(select(*columns)).all(), streaks, tz, limit=ACT_ON_NAMED)
+    query = select(*columns).outerjoin(risk, risk.c.patient_id == b.c.patient_id)
+    found = tally.summarize(session.execute(query).all(), streaks, tz, limit=ACT_ON_NAMED)
     act_on = found.act_on
     if with_names and act_on:
         people = {
@@ -238,6 +244,7 @@ def outcome_summary(
         **tally.row(tally.merged(found.cells.values())),
         "by_practitioner": tally.grouped(found.cells, lambda cell: cell[0], names, "No practitioner named"),
         "by_sequence": tally.grouped(found.cells, lambda cell: cell[1], {}, "No sequence"),
+        "by_start_back_risk": tally.grouped(found.cells, lambda cell: cell[2], RISK_NAMES, "Not screened"),
         "response_rate": figures.response_rates(rates),
         "act_on": act_on,
         "act_on_total": found.act_on_total,

@@ -39,6 +39,7 @@ COLUMNS = (
     "latest_sessions",
     "mcid_at",
     "mcid_sessions",
+    "risk",  # the patient's newest STarT Back risk group (None: not screened)
 )
 
 
@@ -110,7 +111,10 @@ def row(t: Tally) -> dict[str, Any]:
 
 
 def grouped(
-    cells: dict[tuple[Any, Any], Tally], key: Callable[[tuple[Any, Any]], Hashable], names: dict[Any, str], nobody: str
+    cells: dict[tuple[Any, Any, Any], Tally],
+    key: Callable[[tuple[Any, Any, Any]], Hashable],
+    names: dict[Any, str],
+    nobody: str,
 ) -> list[dict[str, Any]]:
     """The rows of :func:`engage.outcomes.figures.grouped`: one per group of at least :data:`MIN_CELL` episodes,
     largest first, the smaller ones pooled into one last row."""
@@ -157,7 +161,7 @@ class _Months:
 class Summary:
     """The clinic's figures by cell, the months' responder counts, and the patients to act on."""
 
-    cells: dict[tuple[Any, Any], Tally]
+    cells: dict[tuple[Any, Any, Any], Tally]
     months: dict[str, list[int]]  # month -> [episodes with a follow-up, responders on both criteria]
     act_on: list[dict[str, Any]]
     act_on_total: int
@@ -167,12 +171,12 @@ def summarize(
     rows: Iterable[tuple[Any, ...]], streaks: dict[int, int], tz: ZoneInfo, limit: int | None = None
 ) -> Summary:
     """One pass over fact rows (:data:`COLUMNS`; times in epoch seconds): the tallies per (practitioner,
-    sequence), the responders per month of the first session, and :func:`engage.outcomes.figures.act_on`'s list
+    sequence, risk), the responders per month of the first session, and :func:`engage.outcomes.figures.act_on`'s list
     (its first ``limit``; None: all) with how many it has. ``streaks``: enrollment id -> prompts unanswered in a
     row."""
     rows = list(rows)
     months = _Months(tz, [r[5] for r in rows if r[7] is not None and r[8]])
-    cells: dict[tuple[Any, Any], Tally] = {}
+    cells: dict[tuple[Any, Any, Any], Tally] = {}
     by_month: dict[str, list[int]] = {}
     candidates: list[tuple[Any, ...]] = []
     for (
@@ -190,10 +194,11 @@ def summarize(
         latest_sessions,
         mcid_at,
         mcid_sessions,
+        risk,
     ) in rows:
-        tally = cells.get((practitioner_id, sequence_key))
+        tally = cells.get((practitioner_id, sequence_key, risk))
         if tally is None:
-            tally = cells[practitioner_id, sequence_key] = Tally()
+            tally = cells[practitioner_id, sequence_key, risk] = Tally()
         tally.enrolled += 1
         worsened = False
         if baseline is not None:

@@ -499,6 +499,24 @@ class Outcome(Base):
     item: Mapped[str | None] = mapped_column(String(100))  # the PSFS activity, in the patient's words
 
 
+class Screening(Base):
+    """A screening questionnaire a patient answered (the Keele STarT Back Tool at intake): the answers as given,
+    the scores, and the risk group they place the patient in."""
+
+    __tablename__ = "screening"
+    __table_args__ = (Index("ix_screening_patient_recorded_at", "patient_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    tool: Mapped[str] = mapped_column(String(40))  # "start_back"
+    answers: Mapped[list[int]] = mapped_column(JSON)  # item by item, as the tool numbers its answers
+    total: Mapped[int] = mapped_column(Integer)
+    subscale: Mapped[int] = mapped_column(Integer)  # STarT Back: the psychosocial subscale (items 5-9)
+    risk: Mapped[str] = mapped_column(String(10))  # low, medium, high
+    source: Mapped[str] = mapped_column(String(20))  # intake, staff, api
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class EpisodeFact(Base):
     """One enrollment's episode facts as :mod:`engage.outcomes.stored_facts` last computed them from its visits and
     NPRS scores, so the Outcomes page aggregates one row per enrollment instead of reading every score.

@@ -158,3 +158,20 @@ def test_two_prompts_in_a_row_unanswered_put_the_patient_on_the_list(session: Se
     # Six SMS prompts, none answered: Wilson 0/6 is [0, z²/6 / (1 + z²/6)] = [0, 0.3903].
     assert summary["response_rate"]["sms"] == {"n": 6, "count": 0, "rate": 0.0, "ci95": [0.0, 0.3903]}
     assert summary["response_rate"]["email"]["count"] == summary["response_rate"]["email"]["n"] == 1
+
+
+def test_figures_by_start_back_risk_add_up_to_the_clinic(session: Session) -> None:
+    from engage.conversation import start_back
+
+    world = fixture.build(session)
+    for patient_id in world.patients["lee"][:5]:  # responders 4 of 5: 8->4, 8->4, 8->3, 8->5 and 8->6
+        start_back.record(session, patient_id, [0, 0, 0, 0, 1, 1, 1, 0, 4], actor="test")
+    start_back.record(session, world.patients["lee"][0], [0] * 9, actor="test", at=utcnow() - timedelta(days=30))
+    session.commit()
+    summary = outcome_summary(session, world.clinic_id)
+    rows = {r["name"]: r for r in summary["by_start_back_risk"]}
+    assert list(rows) == ["High risk", "Not screened"]  # the newest screening counts: no "Low risk" row
+    assert (rows["High risk"]["episodes"], rows["High risk"]["responders"]["both"]) == (5, 4)
+    assert (rows["Not screened"]["episodes"], rows["Not screened"]["enrolled"]) == (5, 7)
+    for key in COUNTED:
+        assert sum(r[key] for r in rows.values()) == summary[key], key

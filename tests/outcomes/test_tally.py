@@ -51,7 +51,8 @@ def _facts(rng: random.Random, number: int) -> EpisodeFacts:
 
 def _projected(row: EpisodeFacts) -> tuple[Any, ...]:
     active = row.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
-    return tuple(active if name == "active" else getattr(row, name) for name in tally.COLUMNS)
+    extra = {"active": active, "risk": None}
+    return tuple(extra[name] if name in extra else getattr(row, name) for name in tally.COLUMNS)
 
 
 @pytest.mark.parametrize("seed", range(40))
