@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from engage.clock import utcnow
 from engage.conversation import start_back
 from engage.errors import InvalidInput
-from engage.outcomes import facts, figures, stored_facts, tally
+from engage.outcomes import facts, figures, function, stored_facts, tally
 from engage.outcomes.episodes import WORSE_POINTS, Episode, meets_mcid
 from engage.records.lookup import get
 from engage.records.models import (
@@ -208,8 +208,8 @@ def outcome_summary(
     with_names: bool = False,
 ) -> dict[str, Any]:
     """The clinic's figures (the clinic row's keys at the top level), ``by_practitioner``, ``by_sequence`` and
-    ``by_start_back_risk`` rows (small cells pooled), ``response_rate`` per channel, ``act_on``, the chart series
-    and the sources.
+    ``by_start_back_risk`` rows (small cells pooled), ``function`` (the PSFS figures), ``response_rate`` per
+    channel, ``act_on``, the chart series and the sources.
 
     ``act_on`` lists the first :data:`ACT_ON_NAMED` (``act_on_total``: how many in all); ``with_names``: they
     also carry the patient's name (the staff page; the API and the CLI answer ids). Raises ``InvalidInput`` for
@@ -245,6 +245,7 @@ def outcome_summary(
         "by_practitioner": tally.grouped(found.cells, lambda cell: cell[0], names, "No practitioner named"),
         "by_sequence": tally.grouped(found.cells, lambda cell: cell[1], {}, "No sequence"),
         "by_start_back_risk": tally.grouped(found.cells, lambda cell: cell[2], RISK_NAMES, "Not screened"),
+        "function": function.summary(function.assessments(session, b)),
         "response_rate": figures.response_rates(rates),
         "act_on": act_on,
         "act_on_total": found.act_on_total,

@@ -175,3 +175,25 @@ def test_figures_by_start_back_risk_add_up_to_the_clinic(session: Session) -> No
     assert (rows["Not screened"]["episodes"], rows["Not screened"]["enrolled"]) == (5, 7)
     for key in COUNTED:
         assert sum(r[key] for r in rows.values()) == summary[key], key
+
+
+def test_function_by_the_psfs_mean_from_baseline_to_the_latest_rating(session: Session) -> None:
+    """Baselines (means): 3, 2 and 5; follow-ups: 6 (+3), 3 (+1), none; the older follow-up of the first
+    patient (4) is not the latest. Improved by 2 or more: 1 of 2."""
+    from engage.conversation.measures import record_psfs
+
+    world = fixture.build(session)
+    first = utcnow() - timedelta(days=20)
+    a, b, c = world.patients["lee"][:3]
+    record_psfs(session, a, [("Sitting", 2), ("Walking", 4)], actor="test", at=first - timedelta(days=1))
+    record_psfs(session, a, [("Sitting", 4), ("Walking", 4)], actor="test", at=first + timedelta(days=5))
+    record_psfs(session, a, [("Sitting", 6), ("Walking", 6)], actor="test", at=first + timedelta(days=12))
+    record_psfs(session, b, [("Stairs", 2)], actor="test", at=first - timedelta(days=2))
+    record_psfs(session, b, [("Stairs", 3)], actor="test", at=first + timedelta(days=12))
+    record_psfs(session, c, [("Lifting", 5)], actor="test", at=first - timedelta(days=3))
+    record_psfs(session, c, [("Lifting", 9)], actor="test", at=first - timedelta(days=9))  # before the window
+    session.commit()
+    psfs = outcome_summary(session, world.clinic_id)["function"]
+    assert (psfs["with_baseline"], psfs["with_follow_up"]) == (3, 2)
+    assert (psfs["median_baseline"], psfs["median_latest"], psfs["median_change"]) == (3, 4.5, 2)
+    assert (psfs["improved"]["count"], psfs["improved"]["n"], psfs["improved"]["rate"]) == (1, 2, 0.5)
