@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,6 +20,10 @@ from sqlalchemy import select, text
 from engage.db import make_engine
 from tests.cli import engage, engage_process
 from tests.demo_volume import sent_messages, volume_table
+
+#: The tests that read the default demo's report and database share one run of it (the demo runs the clock
+#: for 45 simulated days: the longest part of this file); keep them on one xdist worker so it runs once.
+pytestmark = pytest.mark.xdist_group("demo")
 
 
 @pytest.fixture
@@ -28,6 +34,25 @@ def empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "newcomer"
     folder.mkdir()
     return folder
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    folder: Path
+    report: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def default_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``engage demo --json`` with its defaults, run once in an empty folder, for the tests that only read it."""
+    from tests.conftest import clean_environment
+
+    folder = tmp_path_factory.mktemp("default-demo")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clean_environment(monkeypatch, folder)  # as the autouse clean_env fixture, not yet run at module scope
+        monkeypatch.delenv("ENGAGE_OUTBOX_DIR")
+        report = engage_process("demo", "--json", cwd=folder, timeout=180).json
+    return DemoRun(folder, report)
 
 
 def test_demo_sends_the_sequence_into_the_outbox_and_prints_a_summary(empty_folder: Path) -> None:
@@ -124,12 +149,12 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
 
 
 def test_the_demo_ends_now_with_visits_today_and_tomorrow_texts_waiting_and_pain_charts(
-    empty_folder: Path,
+    default_demo: DemoRun,
 ) -> None:
-    report = engage_process("demo", "--json", cwd=empty_folder, timeout=180).json
+    report = default_demo.report
     now = datetime.now(UTC)
     assert datetime.fromisoformat(report["simulated"]["end"]) <= now
-    engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
+    engine = make_engine(f"sqlite:///{default_demo.folder / 'engage.db'}")
     with engine.connect() as conn:
         latest_sent = conn.execute(text("SELECT max(sent_at) FROM message")).scalar()
         beat = conn.execute(text("SELECT at FROM heartbeat")).scalar()
@@ -159,10 +184,10 @@ def test_the_demo_ends_now_with_visits_today_and_tomorrow_texts_waiting_and_pain
 
 
 def test_demo_screens_every_patient_gives_aftercare_after_two_visits_and_never_sends_two_at_once(
-    empty_folder: Path,
+    default_demo: DemoRun,
 ) -> None:
-    report = engage_process("demo", "--json", cwd=empty_folder, timeout=120).json
-    engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
+    report = default_demo.report
+    engine = make_engine(f"sqlite:///{default_demo.folder / 'engage.db'}")
     sent = sent_messages(engine, report["clinic_id"])
     engine.dispose()
     names = {p["name"].split()[0] for p in report["patients"]}
