@@ -266,3 +266,22 @@ def test_demo_prints_one_command_for_the_staff_app_and_its_login_works(
     outcomes = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get("/outcomes").text))
     assert re.search(r"Responders \(2 points and 30 %\): \d+ % , \d+ of 3\d episodes", outcomes), outcomes[:2000]
     assert "Dr. Maya Chen" in outcomes and "Kaplan–Meier median" in outcomes
+
+
+def test_the_outcome_history_is_made_whatever_the_time_of_day(db_url: str) -> None:
+    """Its weekly sessions are at office hours: taken from the time the demo runs, one fell in the hour repeated
+    when clocks went back (2026-11-01 01:30 in New York, 200 days before this ``now``) and the demo stopped."""
+    from engage import clock
+    from engage.db import session_scope
+    from engage.demo import HISTORY_NAMES, _outcome_history
+    from engage.records.models import Appointment
+    from tests import seed
+
+    now = datetime(2027, 4, 15, 5, 30, tzinfo=UTC)
+    with clock.frozen(now), session_scope() as session:
+        clinic = seed.clinic(session)
+        _outcome_history(session, clinic.id, now)
+        starts = session.scalars(select(Appointment.start_at)).all()
+    assert len(starts) == 6 * len(HISTORY_NAMES)
+    zone = ZoneInfo("America/New_York")
+    assert {s.replace(tzinfo=UTC).astimezone(zone).hour for s in starts} <= set(range(9, 14))

@@ -35,8 +35,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -302,7 +304,10 @@ def _outcome_history(session: Any, clinic_id: int, now: datetime) -> int:
             actor="demo",
             email=f"{first_name.lower()}.{last_name.lower()}.{n}@patients.example",
         ).patient
-        first = now - timedelta(days=200 - 4 * n, hours=n % 5)
+        # Office hours in the patient's zone (9:00 to 13:00): a time of day taken from ``now`` could fall in the
+        # hour repeated when clocks go back, which a weekly plan refuses as ambiguous.
+        day = (now - timedelta(days=200 - 4 * n)).astimezone(ZoneInfo(patient.effective_timezone)).date()
+        first = datetime.combine(day, time_of_day(9 + n % 5), tzinfo=ZoneInfo(patient.effective_timezone))
         plan = create_plan(
             session,
             patient_id=patient.id,
@@ -369,8 +374,6 @@ def _vary_phone(phone: str | None, n: int) -> str | None:
 
 
 def _tz(patient: Patient) -> Any:
-    from zoneinfo import ZoneInfo
-
     return ZoneInfo(patient.effective_timezone)
 
 
