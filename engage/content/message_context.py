@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, Table, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from engage.clock import utcnow
@@ -218,11 +218,17 @@ def message_context(session: Session, message: Message, first_sms: bool | None =
 
 
 def _pain_scores(session: Session, patient_id: int) -> list[int]:
-    return list(
-        session.scalars(
-            select(Outcome.score).where(Outcome.patient_id == patient_id).order_by(Outcome.recorded_at, Outcome.id)
-        )
-    )
+    return list(session.scalars(_PAIN_SCORES, {"patient_id": patient_id}))
+
+
+# Built once (Core columns, a bound parameter): building and caching the statement per email cost more than
+# running it.
+_OUTCOMES = cast(Table, Outcome.__table__)
+_PAIN_SCORES = (
+    select(_OUTCOMES.c.score)
+    .where(_OUTCOMES.c.patient_id == bindparam("patient_id"))
+    .order_by(_OUTCOMES.c.recorded_at, _OUTCOMES.c.id)
+)
 
 
 # Sample data is the worst case for length: a ~40-character clinic name, the

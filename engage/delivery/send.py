@@ -45,12 +45,27 @@ from engage.delivery.outbox_rows import (
     write_with_retries,
 )
 from engage.delivery.providers import email_provider, email_provider_name, sms_provider, sms_provider_name
-from engage.delivery.providers.base import ConfigurationError, OutgoingSms, ProviderError
+from engage.delivery.providers.base import (
+    Accepted,
+    ConfigurationError,
+    EmailProvider,
+    OutgoingSms,
+    ProviderError,
+    SmsProvider,
+)
 from engage.delivery.providers.twilio_codes import INVALID_NUMBER as TWILIO_INVALID_NUMBER
 from engage.delivery.providers.twilio_codes import NOT_MOBILE as TWILIO_NOT_MOBILE
 from engage.delivery.providers.twilio_codes import UNSUBSCRIBED as TWILIO_UNSUBSCRIBED
 from engage.delivery.ratelimit import LimiterUnavailable, RateLimited, acquire, get_limiter
-from engage.delivery.send_checks import Decision, Ready, content_problem, load_for_sending, render, send_time_check
+from engage.delivery.send_checks import (
+    Decision,
+    Loaded,
+    Ready,
+    content_problem,
+    load_for_sending,
+    render,
+    send_time_check,
+)
 from engage.records.models import Channel, ConsentState, Message, MessageStatus, Patient
 from engage.records.outgoing_webhooks import EventType, emit
 
@@ -175,12 +190,33 @@ def _send_one(message_id: int, channel: Channel | None) -> SendResult:
         return prepared
     ready, attempt = prepared
 
+    accepted = _call_provider(provider, ready, message_id, now, attempt)
+    if isinstance(accepted, SendResult):
+        return accepted
+    _store_accepted(message_id, provider.name, accepted, ready.segments)
+    log.info(
+        "message %d sent via %s as %s",
+        message_id,
+        provider.name,
+        accepted.provider_message_id,
+        extra={"message_id": message_id},
+    )
+    return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
+
+
+def _call_provider(
+    provider: SmsProvider | EmailProvider, ready: Ready, message_id: int, now: datetime, attempt: int
+) -> Accepted | SendResult:
+    """The provider call for a handed-over row: what it accepted, or the refusal written (:func:`_provider_failed`).
+
+    A ConfigurationError puts the row back to ``queued`` and is raised; any other unexpected error leaves
+    the row in ``sending`` for the reaper and is raised.
+    """
     try:
         with metrics.provider_call(provider.name, ready.channel.value):
             if isinstance(ready.payload, OutgoingSms):
-                accepted = provider.send_sms(ready.payload)  # type: ignore[union-attr]
-            else:
-                accepted = provider.send_email(ready.payload)  # type: ignore[union-attr]
+                return provider.send_sms(ready.payload)  # type: ignore[union-attr]
+            return provider.send_email(ready.payload)  # type: ignore[union-attr]
     except ProviderError as exc:
         metrics.record_provider_error(provider.name, exc.code or exc.status)
         return _provider_failed(
@@ -206,14 +242,18 @@ def _send_one(message_id: int, channel: Channel | None) -> SendResult:
         )
         raise
 
+
+def _store_accepted(message_id: int, provider: str, accepted: Accepted, segments: int | None) -> None:
+    """Write the provider's acceptance; while the database is down, hold it in Redis (see :func:`send_one`)."""
+
     def store(session: Session) -> None:
         record_accepted(
             session,
             message_id,
             clock.utcnow(),
-            provider=provider.name,
+            provider=provider,
             provider_message_id=accepted.provider_message_id,
-            segments=ready.segments,
+            segments=segments,
             emit_sent=True,
         )
 
@@ -226,29 +266,21 @@ def _send_one(message_id: int, channel: Channel | None) -> SendResult:
             spool.hold_result(
                 message_id,
                 clock.utcnow(),
-                provider=provider.name,
+                provider=provider,
                 provider_message_id=accepted.provider_message_id,
-                segments=ready.segments,
+                segments=segments,
             )
         except spool.SpoolUnavailable:
             log.error(
                 "message %d: accepted by %s as %s but the result could not be stored (%s) nor held; the "
                 "status callback or the reaper resolves it",
                 message_id,
-                provider.name,
+                provider,
                 accepted.provider_message_id,
                 type(exc).__name__,
                 extra={"message_id": message_id},
             )
             raise exc from None
-    log.info(
-        "message %d sent via %s as %s",
-        message_id,
-        provider.name,
-        accepted.provider_message_id,
-        extra={"message_id": message_id},
-    )
-    return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
 
 
 def _queued_channel(message_id: int) -> Channel | None:
@@ -306,7 +338,12 @@ def _take_and_prepare(message_id: int, now: datetime) -> tuple[Ready, int] | Sen
 
 def _check_and_render(session: Session, message_id: int, now: datetime, attempt: int) -> Ready | SendResult:
     """Re-check and render the message; write and return a result when it must not go."""
-    loaded = load_for_sending(session, message_id)
+    return _check_and_render_loaded(session, load_for_sending(session, message_id), now, attempt)
+
+
+def _check_and_render_loaded(session: Session, loaded: Loaded, now: datetime, attempt: int) -> Ready | SendResult:
+    """:func:`_check_and_render` for a row already loaded (alone, or with its batch)."""
+    message_id = loaded.message.id
     decision = send_time_check(session, loaded.message, now, consent=loaded.consent)
     if decision is not None:
         return _apply(session, message_id, now, attempt, decision)

@@ -17,6 +17,7 @@ All of it reads; the dispatcher writes. Nothing here logs patient data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -142,12 +143,23 @@ def load_for_sending(session: Session, message_id: int) -> Loaded:
     return Loaded(message, consent or ConsentState.OPTED_IN, not earlier_sms)
 
 
+def load_many_for_sending(session: Session, message_ids: Sequence[int]) -> dict[int, Loaded]:
+    """:func:`load_for_sending` for a send batch, in one SELECT: ``{id: Loaded}`` (ids that do not exist left out)."""
+    if not message_ids:
+        return {}
+    rows = session.execute(_load_statement(many=True), {"message_ids": list(message_ids)}).all()
+    return {
+        message.id: Loaded(message, consent or ConsentState.OPTED_IN, not earlier) for message, consent, earlier in rows
+    }
+
+
 @cache
-def _load_statement() -> Any:
+def _load_statement(many: bool = False) -> Any:
     # Built once per process (SQLAlchemy then reuses its compiled form): building it cost more than running it.
+    which = Message.id.in_(bindparam("message_ids", expanding=True)) if many else Message.id == bindparam("message_id")
     return (
         select(Message, newest_consent(Message.patient_id, Message.channel), earlier_sms_exists(Message))
-        .where(Message.id == bindparam("message_id"))
+        .where(which)
         .options(
             joinedload(Message.enrollment).joinedload(Enrollment.plan),
             joinedload(Message.patient).joinedload(Patient.clinic),

@@ -1,0 +1,223 @@
+"""Send a batch of claimed messages of one channel with the database work done once per batch, not per message.
+
+:func:`engage.delivery.send.send_one` costs a message four transactions' worth of
+round trips (take, load, hand-over, result). :func:`send_together` does the same
+steps for the whole batch: the rate-limit slots first (a STOP that arrives meanwhile
+is still seen), then one transaction takes every row ``queued -> sending`` (one
+conditional ``UPDATE … RETURNING``), loads them (one SELECT), re-checks and renders
+each exactly as ``send_one`` does, writes the verdicts of those that must not go and
+sets ``handed_at`` on the others (one UPDATE); the provider calls overlap on the
+process's send threads; the acceptances are written in one transaction (an
+executemany and one INSERT of the ``message.sent`` events).
+
+The rules per row are unchanged: every row is taken by a compare-and-set and only
+its holder sends it, ``handed_at`` is committed before the provider call, the call
+carries our id, a refusal is written per row (:func:`engage.delivery.send._provider_failed`),
+and results the database cannot take while it is down are held in Redis. A
+database failure before the hand-over rolls the whole take back: every row is still
+``queued`` and goes back for the next tick. An unexpected error while checking or
+rendering one row rolls the batch back too, and the batch is then sent one message
+at a time by ``send_one``, which writes that row's error as before.
+
+Logs carry message ids, counts and error types only.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor, Future
+from datetime import datetime, timedelta
+
+from engage import clock
+from engage.config import get_settings
+from engage.db import session_scope
+from engage.delivery import send, spool
+from engage.delivery.outbox_rows import AcceptedRow, hand_over_many, record_accepted_many, take_many
+from engage.delivery.providers import email_provider, sms_provider
+from engage.delivery.providers.base import Accepted, ConfigurationError
+from engage.delivery.ratelimit import LimiterUnavailable, RateLimited
+from engage.delivery.send import Outcome, SendResult
+from engage.delivery.send_checks import Ready, load_many_for_sending
+from engage.records.models import Channel
+
+log = logging.getLogger(__name__)
+
+#: What became of each id: its result, or the exception its send raised (already logged).
+Results = dict[int, SendResult | Exception]
+
+
+class _CheckFailed(Exception):
+    """An unexpected error while checking or rendering one row of the batch (the batch is rolled back)."""
+
+
+def send_together(message_ids: Sequence[int], channel: Channel, pool: Executor) -> Results:
+    """Send claimed (``queued``) rows of ``channel``, the provider calls overlapping on ``pool``; see the module."""
+    message_ids = list(dict.fromkeys(message_ids))  # an id twice in one batch is taken, and sent, once
+    results: Results = {}
+    try:
+        provider = sms_provider() if channel is Channel.SMS else email_provider()
+    except ConfigurationError as exc:
+        log.error("%d messages: configuration error; left queued", len(message_ids))
+        return dict.fromkeys(message_ids, exc)
+    now = clock.utcnow()
+    slotted = []
+    for message_id in message_ids:
+        outcome = _slot(message_id, channel, provider.name, now)
+        if outcome is None:
+            slotted.append(message_id)
+        else:
+            results[message_id] = outcome
+    if not slotted:
+        return results
+    now = clock.utcnow()
+    try:
+        prepared = _take_and_prepare(slotted, now)
+    except spool.DATABASE_DOWN as exc:
+        kept = spool.retake_later(slotted)
+        log.error(
+            "%d messages: database unavailable before the provider call (%s); put back for %s",
+            len(slotted),
+            type(exc).__name__,
+            "the next tick" if kept else "the reaper (Redis refused it too)",
+        )
+        delay = get_settings().tick_seconds
+        results.update({i: SendResult(i, Outcome.DEFERRED, reason=send.PUT_BACK_REASON, delay=delay) for i in slotted})
+        return results
+    except _CheckFailed:
+        # Rolled back: every row is queued again. One at a time, so the failing row is written as send_one does.
+        log.warning("%d messages: a check failed in the batch; sending them one at a time", len(slotted))
+        results.update(_one_by_one(slotted, channel))
+        return results
+    calls: dict[int, tuple[Ready, Future[Accepted | SendResult]]] = {}
+    for message_id in slotted:
+        got = prepared[message_id]
+        if isinstance(got, SendResult):
+            results[message_id] = got
+        else:
+            ready, attempt = got
+            call = contextvars.copy_context().run
+            future = pool.submit(call, send._call_provider, provider, ready, message_id, now, attempt)
+            calls[message_id] = (ready, future)
+    accepted: list[tuple[AcceptedRow, Accepted]] = []
+    for message_id, (ready, future) in calls.items():
+        try:
+            answer = future.result()
+        except Exception as exc:  # noqa: BLE001 - _call_provider logged it and left the row as it must be
+            results[message_id] = exc
+            continue
+        if isinstance(answer, SendResult):
+            results[message_id] = answer
+        else:
+            row = AcceptedRow(message_id, provider.name, answer.provider_message_id, ready.segments)
+            accepted.append((row, answer))
+    # On a send thread too: a task interrupted meanwhile (its soft time limit) must not lose what went out.
+    results.update(pool.submit(contextvars.copy_context().run, _store, accepted).result())
+    return results
+
+
+def _slot(message_id: int, channel: Channel, provider_name: str, now: datetime) -> SendResult | Exception | None:
+    """A slot in the provider's rate limit for this message (None), or what became of it instead."""
+    try:
+        send._wait_for_slot(channel, provider_name)
+    except ConfigurationError as exc:
+        log.error("message %d: configuration error; left queued", message_id, extra={"message_id": message_id})
+        return exc
+    except (RateLimited, LimiterUnavailable) as exc:
+        wait = exc.wait if isinstance(exc, RateLimited) else get_settings().retry_base_seconds
+        try:
+            return send._postpone(message_id, now, timedelta(seconds=wait), f"rate limit ({type(exc).__name__})")
+        except spool.DATABASE_DOWN as down:
+            return send._put_back(message_id, down)
+    return None
+
+
+def _take_and_prepare(message_ids: list[int], now: datetime) -> dict[int, tuple[Ready, int] | SendResult]:
+    """One transaction: take the rows, check and render each, write the verdicts, hand over those that go."""
+    prepared: dict[int, tuple[Ready, int] | SendResult] = {}
+    with session_scope() as session:
+        attempts = take_many(session, message_ids, now)
+        loaded = load_many_for_sending(session, list(attempts))
+        for message_id in message_ids:
+            attempt = attempts.get(message_id)
+            if attempt is None:
+                log.info(
+                    "message %d: not queued (another worker has it, or it was withdrawn)",
+                    message_id,
+                    extra={"message_id": message_id},
+                )
+                prepared[message_id] = SendResult(message_id, Outcome.NOT_MINE)
+                continue
+            try:
+                outcome = send._check_and_render_loaded(session, loaded[message_id], now, attempt)
+            except spool.DATABASE_DOWN:
+                raise
+            except Exception as exc:
+                log.error(
+                    "message %d: %s while checking it with its batch",
+                    message_id,
+                    type(exc).__name__,
+                    extra={"message_id": message_id},
+                )
+                raise _CheckFailed(type(exc).__name__) from exc
+            prepared[message_id] = outcome if isinstance(outcome, SendResult) else (outcome, attempt)
+        going = {i: attempts[i] for i, got in prepared.items() if not isinstance(got, SendResult)}
+        handed = hand_over_many(session, going, now)
+    for message_id in going.keys() - handed:  # cannot happen inside one transaction; never send what is not ours
+        log.info("message %d: no longer ours at the hand-over; not sent", message_id, extra={"message_id": message_id})
+        prepared[message_id] = SendResult(message_id, Outcome.NOT_MINE)
+    return prepared
+
+
+def _store(accepted: list[tuple[AcceptedRow, Accepted]]) -> Results:
+    """Write the batch's acceptances in one transaction; while the database is down, hold each in Redis."""
+    if not accepted:
+        return {}
+    results: Results = {}
+    rows = [row for row, _ in accepted]
+    try:
+        send.write_with_retries(lambda session: record_accepted_many(session, rows, clock.utcnow()))
+    except spool.DATABASE_DOWN as exc:
+        for row in rows:
+            try:
+                spool.hold_result(
+                    row.message_id,
+                    clock.utcnow(),
+                    provider=row.provider,
+                    provider_message_id=row.provider_message_id,
+                    segments=row.segments,
+                )
+            except spool.SpoolUnavailable:
+                log.error(
+                    "message %d: accepted by %s as %s but the result could not be stored (%s) nor held; the "
+                    "status callback or the reaper resolves it",
+                    row.message_id,
+                    row.provider,
+                    row.provider_message_id,
+                    type(exc).__name__,
+                    extra={"message_id": row.message_id},
+                )
+                results[row.message_id] = exc
+    for row in rows:
+        if row.message_id in results:
+            continue
+        log.info(
+            "message %d sent via %s as %s",
+            row.message_id,
+            row.provider,
+            row.provider_message_id,
+            extra={"message_id": row.message_id},
+        )
+        results[row.message_id] = SendResult(row.message_id, Outcome.SENT, provider_message_id=row.provider_message_id)
+    return results
+
+
+def _one_by_one(message_ids: list[int], channel: Channel) -> Results:
+    results: Results = {}
+    for message_id in message_ids:
+        try:
+            results[message_id] = send.send_one(message_id, channel)
+        except Exception as exc:  # noqa: BLE001 - send_one logged it and left the row as it must be
+            results[message_id] = exc
+    return results
