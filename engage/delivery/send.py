@@ -348,7 +348,7 @@ def _check_and_render_loaded(session: Session, loaded: Loaded, now: datetime, at
     if decision is not None:
         return _apply(session, message_id, now, attempt, decision)
     try:
-        ready = render(session, loaded.message, first_sms=loaded.first_sms)
+        ready = render(session, loaded.message, first_sms=loaded.first_sms, pain_scores=loaded.pain_scores)
     except TemplateError as exc:
         reason = str(exc)[:500]
         if finish(

@@ -2,7 +2,7 @@
 
 :func:`engage.delivery.send.send_one` costs a message four transactions' worth of
 round trips (take, load, hand-over, result). :func:`send_together` does the same
-steps for the whole batch: the rate-limit slots first (a STOP that arrives meanwhile
+steps for many rows at a time: the rate-limit slots first (a STOP that arrives meanwhile
 is still seen), then one transaction takes every row ``queued -> sending`` (one
 conditional ``UPDATE … RETURNING``), loads them (one SELECT), re-checks and renders
 each exactly as ``send_one`` does, writes the verdicts of those that must not go and
@@ -14,10 +14,14 @@ The rules per row are unchanged: every row is taken by a compare-and-set and onl
 its holder sends it, ``handed_at`` is committed before the provider call, the call
 carries our id, a refusal is written per row (:func:`engage.delivery.send._provider_failed`),
 and results the database cannot take while it is down are held in Redis. A
-database failure before the hand-over rolls the whole take back: every row is still
-``queued`` and goes back for the next tick. An unexpected error while checking or
-rendering one row rolls the batch back too, and the batch is then sent one message
-at a time by ``send_one``, which writes that row's error as before.
+database failure before the hand-over rolls the take back: those rows, and the batch's
+rows not yet taken, are still ``queued`` and go back for the next tick. An unexpected
+error while checking or rendering one row rolls its chunk back too, and the chunk is
+then sent one message at a time by ``send_one``, which writes that row's error as before.
+
+A batch is prepared in chunks of :data:`PREPARE_CHUNK` rows, each in its own
+transaction, so the first chunk's calls are in flight while the next is checked and
+rendered (at 200 ms a provider answer, the CPU work then hides behind the wait).
 
 Logs carry message ids, counts and error types only.
 """
@@ -36,7 +40,7 @@ from engage.db import session_scope
 from engage.delivery import send, spool
 from engage.delivery.outbox_rows import AcceptedRow, hand_over_many, record_accepted_many, take_many
 from engage.delivery.providers import email_provider, sms_provider
-from engage.delivery.providers.base import Accepted, ConfigurationError
+from engage.delivery.providers.base import Accepted, ConfigurationError, EmailProvider, SmsProvider
 from engage.delivery.ratelimit import LimiterUnavailable, RateLimited
 from engage.delivery.send import Outcome, SendResult
 from engage.delivery.send_checks import Ready, load_many_for_sending
@@ -44,6 +48,9 @@ from engage.records.models import Channel
 
 log = logging.getLogger(__name__)
 
+#: Rows taken, checked and handed over in one transaction; a batch's later chunks are prepared while the
+#: provider calls of its earlier ones are in flight.
+PREPARE_CHUNK = 16
 #: What became of each id: its result, or the exception its send raised (already logged).
 Results = dict[int, SendResult | Exception]
 
@@ -61,45 +68,16 @@ def send_together(message_ids: Sequence[int], channel: Channel, pool: Executor) 
     except ConfigurationError as exc:
         log.error("%d messages: configuration error; left queued", len(message_ids))
         return dict.fromkeys(message_ids, exc)
-    now = clock.utcnow()
-    slotted = []
-    for message_id in message_ids:
-        outcome = _slot(message_id, channel, provider.name, now)
-        if outcome is None:
-            slotted.append(message_id)
-        else:
-            results[message_id] = outcome
-    if not slotted:
-        return results
-    now = clock.utcnow()
-    try:
-        prepared = _take_and_prepare(slotted, now)
-    except spool.DATABASE_DOWN as exc:
-        kept = spool.retake_later(slotted)
-        log.error(
-            "%d messages: database unavailable before the provider call (%s); put back for %s",
-            len(slotted),
-            type(exc).__name__,
-            "the next tick" if kept else "the reaper (Redis refused it too)",
-        )
-        delay = get_settings().tick_seconds
-        results.update({i: SendResult(i, Outcome.DEFERRED, reason=send.PUT_BACK_REASON, delay=delay) for i in slotted})
-        return results
-    except _CheckFailed:
-        # Rolled back: every row is queued again. One at a time, so the failing row is written as send_one does.
-        log.warning("%d messages: a check failed in the batch; sending them one at a time", len(slotted))
-        results.update(_one_by_one(slotted, channel))
-        return results
     calls: dict[int, tuple[Ready, Future[Accepted | SendResult]]] = {}
-    for message_id in slotted:
-        got = prepared[message_id]
-        if isinstance(got, SendResult):
-            results[message_id] = got
-        else:
-            ready, attempt = got
-            call = contextvars.copy_context().run
-            future = pool.submit(call, send._call_provider, provider, ready, message_id, now, attempt)
-            calls[message_id] = (ready, future)
+    chunks = [message_ids[i : i + PREPARE_CHUNK] for i in range(0, len(message_ids), PREPARE_CHUNK)]
+    for number, chunk in enumerate(chunks):
+        try:
+            _prepare_and_call(chunk, channel, provider, pool, results, calls)
+        except spool.DATABASE_DOWN as exc:
+            # This chunk was rolled back and the next ones would fail alike: all of them back for the next tick.
+            later = [i for rest in chunks[number:] for i in rest if i not in results]
+            results.update(_put_back(later, exc))
+            break
     accepted: list[tuple[AcceptedRow, Accepted]] = []
     for message_id, (ready, future) in calls.items():
         try:
@@ -115,6 +93,60 @@ def send_together(message_ids: Sequence[int], channel: Channel, pool: Executor) 
     # On a send thread too: a task interrupted meanwhile (its soft time limit) must not lose what went out.
     results.update(pool.submit(contextvars.copy_context().run, _store, accepted).result())
     return results
+
+
+def _prepare_and_call(
+    chunk: list[int],
+    channel: Channel,
+    provider: SmsProvider | EmailProvider,
+    pool: Executor,
+    results: Results,
+    calls: dict[int, tuple[Ready, Future[Accepted | SendResult]]],
+) -> None:
+    """Slots, then one transaction for ``chunk`` (take, check, render, hand over), then its calls on ``pool``:
+    they are in flight while the next chunk is prepared. Raises what ``DATABASE_DOWN`` has (rolled back)."""
+    now = clock.utcnow()
+    slotted = []
+    for message_id in chunk:
+        outcome = _slot(message_id, channel, provider.name, now)
+        if outcome is None:
+            slotted.append(message_id)
+        else:
+            results[message_id] = outcome
+    if not slotted:
+        return
+    now = clock.utcnow()
+    try:
+        prepared = _take_and_prepare(slotted, now)
+    except _CheckFailed:
+        # Rolled back: every row is queued again. One at a time, so the failing row is written as send_one does.
+        log.warning("%d messages: a check failed in the batch; sending them one at a time", len(slotted))
+        results.update(_one_by_one(slotted, channel))
+        return
+    for message_id in slotted:
+        got = prepared[message_id]
+        if isinstance(got, SendResult):
+            results[message_id] = got
+        else:
+            ready, attempt = got
+            call = contextvars.copy_context().run
+            future = pool.submit(call, send._call_provider, provider, ready, message_id, now, attempt)
+            calls[message_id] = (ready, future)
+
+
+def _put_back(message_ids: list[int], exc: Exception) -> Results:
+    """The database failed before the hand-over: the rows are still ``queued``; the next tick re-enqueues them."""
+    if not message_ids:
+        return {}
+    kept = spool.retake_later(message_ids)
+    log.error(
+        "%d messages: database unavailable before the provider call (%s); put back for %s",
+        len(message_ids),
+        type(exc).__name__,
+        "the next tick" if kept else "the reaper (Redis refused it too)",
+    )
+    delay = get_settings().tick_seconds
+    return {i: SendResult(i, Outcome.DEFERRED, reason=send.PUT_BACK_REASON, delay=delay) for i in message_ids}
 
 
 def _slot(message_id: int, channel: Channel, provider_name: str, now: datetime) -> SendResult | Exception | None:

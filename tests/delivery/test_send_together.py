@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -15,6 +18,7 @@ from sqlalchemy.orm import Session
 from engage import clock
 from engage.config import get_settings
 from engage.conversation.consent import record_consent
+from engage.conversation.outcomes import record_staff_outcome
 from engage.db import session_scope
 from engage.delivery import outbox_rows, send_checks, send_together
 from engage.delivery.batch import send_many
@@ -133,10 +137,10 @@ def test_an_unexpected_error_checking_one_row_rolls_the_batch_back_and_sends_it_
     good, broken_one = _worlds(session, 2)
     real = send_checks.message_context
 
-    def broken(session: Session, message: Message, first_sms: bool | None = None) -> dict[str, object]:
+    def broken(session: Session, message: Message, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if message.id == broken_one.sms_id:
             raise RuntimeError("a bug")
-        return real(session, message, first_sms)
+        return real(session, message, *args, **kwargs)
 
     monkeypatch.setattr(send_checks, "message_context", broken)
     with clock.frozen(SEND_AT):
@@ -196,3 +200,25 @@ def test_results_the_database_cannot_take_are_written_on_a_retry(
     for w in worlds:
         assert row(w.sms_id).status is MessageStatus.SENT
     assert len(fake.sms_requests()) == 2
+
+
+def test_a_batch_of_emails_shows_each_patient_their_own_pain_scores(
+    session: Session,
+    fake: FakeProviders,  # noqa: F811
+    templates: Path,  # noqa: F811
+) -> None:
+    (templates / "email/info.txt").write_text("Hello {{ patient.first_name }}. Pain: {{ pain_scores|join(', ') }}.\n")
+    scored, unscored, other = _worlds(session, 3)
+    with clock.frozen(SEND_AT - timedelta(days=2)):
+        record_staff_outcome(session, scored.patient_id, 7, actor="pt@clinic.example")
+    with clock.frozen(SEND_AT - timedelta(days=1)):
+        record_staff_outcome(session, scored.patient_id, 4, actor="pt@clinic.example")
+        record_staff_outcome(session, other.patient_id, 2, actor="pt@clinic.example")
+    session.commit()
+    with clock.frozen(SEND_AT):
+        counts = send_many(claim_due(channel=Channel.EMAIL), Channel.EMAIL)
+    assert counts["sent"] == 3
+    texts = {r["message_id"]: r["text"] for r in fake.email_requests(accepted_only=True)}
+    assert "Pain: 7, 4." in texts[scored.email_id]
+    assert "Pain: ." in texts[unscored.email_id]
+    assert "Pain: 2." in texts[other.email_id]
