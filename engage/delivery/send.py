@@ -56,7 +56,7 @@ from engage.delivery.providers.base import (
 from engage.delivery.providers.twilio_codes import INVALID_NUMBER as TWILIO_INVALID_NUMBER
 from engage.delivery.providers.twilio_codes import NOT_MOBILE as TWILIO_NOT_MOBILE
 from engage.delivery.providers.twilio_codes import UNSUBSCRIBED as TWILIO_UNSUBSCRIBED
-from engage.delivery.ratelimit import LimiterUnavailable, RateLimited, acquire, get_limiter
+from engage.delivery.ratelimit import LimiterUnavailable, RateLimited, acquire, acquire_many, get_limiter
 from engage.delivery.send_checks import (
     Decision,
     Loaded,
@@ -447,6 +447,18 @@ def _wait_for_slot(channel: Channel, provider_name: str) -> None:
     settings = get_settings()
     rate = settings.sms_rate_per_second if channel is Channel.SMS else settings.email_rate_per_second
     acquire(get_limiter(settings), f"{channel.value}:{provider_name}", rate, max_wait=MAX_RATE_WAIT_SECONDS)
+
+
+def _wait_for_slots(channel: Channel, provider_name: str, count: int) -> tuple[int, float]:
+    """:func:`_wait_for_slot` for ``count`` messages in one step: ``(how many may go now, seconds until the next
+    slot)``; those beyond go back on the schedule. Raises LimiterUnavailable (nothing reserved)."""
+    if provider_name in UNLIMITED_PROVIDERS:
+        return count, 0.0
+    settings = get_settings()
+    rate = settings.sms_rate_per_second if channel is Channel.SMS else settings.email_rate_per_second
+    return acquire_many(
+        get_limiter(settings), f"{channel.value}:{provider_name}", rate, count, max_wait=MAX_RATE_WAIT_SECONDS
+    )
 
 
 def _postpone(message_id: int, now: datetime, wait: timedelta, reason: str) -> SendResult:

@@ -2,8 +2,8 @@
 
 :func:`engage.delivery.send.send_one` costs a message four transactions' worth of
 round trips (take, load, hand-over, result). :func:`send_together` does the same
-steps for many rows at a time: the rate-limit slots first (a STOP that arrives meanwhile
-is still seen), then one transaction takes every row ``queued -> sending`` (one
+steps for many rows at a time: the rate-limit slots first, reserved in one step (a STOP
+that arrives while waiting for them is still seen), then one transaction takes every row ``queued -> sending`` (one
 conditional ``UPDATE … RETURNING``), loads them (one SELECT), re-checks and renders
 each exactly as ``send_one`` does, writes the verdicts of those that must not go and
 sets ``handed_at`` on the others (one UPDATE); the provider calls overlap on the
@@ -41,7 +41,7 @@ from engage.delivery import send, spool
 from engage.delivery.outbox_rows import AcceptedRow, hand_over_many, record_accepted_many, take_many
 from engage.delivery.providers import email_provider, sms_provider
 from engage.delivery.providers.base import Accepted, ConfigurationError, EmailProvider, SmsProvider
-from engage.delivery.ratelimit import LimiterUnavailable, RateLimited
+from engage.delivery.ratelimit import LimiterUnavailable
 from engage.delivery.send import Outcome, SendResult
 from engage.delivery.send_checks import Ready, load_many_for_sending
 from engage.records.models import Channel
@@ -70,14 +70,29 @@ def send_together(message_ids: Sequence[int], channel: Channel, pool: Executor) 
         return dict.fromkeys(message_ids, exc)
     calls: dict[int, tuple[Ready, Future[Accepted | SendResult]]] = {}
     chunks = [message_ids[i : i + PREPARE_CHUNK] for i in range(0, len(message_ids), PREPARE_CHUNK)]
-    for number, chunk in enumerate(chunks):
-        try:
-            _prepare_and_call(chunk, channel, provider, pool, results, calls)
-        except spool.DATABASE_DOWN as exc:
-            # This chunk was rolled back and the next ones would fail alike: all of them back for the next tick.
-            later = [i for rest in chunks[number:] for i in rest if i not in results]
-            results.update(_put_back(later, exc))
-            break
+    run = contextvars.copy_context().run
+    try:
+        for number, chunk in enumerate(chunks):
+            try:
+                _prepare_and_call(chunk, channel, provider, pool, results, calls)
+            except spool.DATABASE_DOWN as exc:
+                # This chunk was rolled back and the next ones would fail alike: all back for the next tick.
+                later = [i for rest in chunks[number:] for i in rest if i not in results]
+                results.update(_put_back(later, exc))
+                break
+    except BaseException:
+        # Interrupted (the task's soft time limit) with calls in flight: their answers are still written.
+        if calls:
+            pool.submit(run, _collect_and_store, provider.name, calls)
+        raise
+    # The answers are awaited and written on a send thread too: an interrupted task loses none of them.
+    results.update(pool.submit(run, _collect_and_store, provider.name, calls).result())
+    return results
+
+
+def _collect_and_store(provider_name: str, calls: dict[int, tuple[Ready, Future[Accepted | SendResult]]]) -> Results:
+    """Wait for the batch's provider calls and write their acceptances in one transaction (:func:`_store`)."""
+    results: Results = {}
     accepted: list[tuple[AcceptedRow, Accepted]] = []
     for message_id, (ready, future) in calls.items():
         try:
@@ -88,10 +103,9 @@ def send_together(message_ids: Sequence[int], channel: Channel, pool: Executor) 
         if isinstance(answer, SendResult):
             results[message_id] = answer
         else:
-            row = AcceptedRow(message_id, provider.name, answer.provider_message_id, ready.segments)
+            row = AcceptedRow(message_id, provider_name, answer.provider_message_id, ready.segments)
             accepted.append((row, answer))
-    # On a send thread too: a task interrupted meanwhile (its soft time limit) must not lose what went out.
-    results.update(pool.submit(contextvars.copy_context().run, _store, accepted).result())
+    results.update(_store(accepted))
     return results
 
 
@@ -105,14 +119,7 @@ def _prepare_and_call(
 ) -> None:
     """Slots, then one transaction for ``chunk`` (take, check, render, hand over), then its calls on ``pool``:
     they are in flight while the next chunk is prepared. Raises what ``DATABASE_DOWN`` has (rolled back)."""
-    now = clock.utcnow()
-    slotted = []
-    for message_id in chunk:
-        outcome = _slot(message_id, channel, provider.name, now)
-        if outcome is None:
-            slotted.append(message_id)
-        else:
-            results[message_id] = outcome
+    slotted = _slots(chunk, channel, provider.name, results)
     if not slotted:
         return
     now = clock.utcnow()
@@ -149,20 +156,21 @@ def _put_back(message_ids: list[int], exc: Exception) -> Results:
     return {i: SendResult(i, Outcome.DEFERRED, reason=send.PUT_BACK_REASON, delay=delay) for i in message_ids}
 
 
-def _slot(message_id: int, channel: Channel, provider_name: str, now: datetime) -> SendResult | Exception | None:
-    """A slot in the provider's rate limit for this message (None), or what became of it instead."""
+def _slots(chunk: list[int], channel: Channel, provider_name: str, results: Results) -> list[int]:
+    """Slots in the provider's rate limit for ``chunk``, all in one step: the ids that may go now. The others
+    go back on the schedule until their slot (their results written into ``results``)."""
+    now = clock.utcnow()
     try:
-        send._wait_for_slot(channel, provider_name)
-    except ConfigurationError as exc:
-        log.error("message %d: configuration error; left queued", message_id, extra={"message_id": message_id})
-        return exc
-    except (RateLimited, LimiterUnavailable) as exc:
-        wait = exc.wait if isinstance(exc, RateLimited) else get_settings().retry_base_seconds
+        got, following = send._wait_for_slots(channel, provider_name, len(chunk))
+        wait, reason = following, "rate limit (RateLimited)"
+    except LimiterUnavailable:
+        got, wait, reason = 0, get_settings().retry_base_seconds, "rate limit (LimiterUnavailable)"
+    for message_id in chunk[got:]:
         try:
-            return send._postpone(message_id, now, timedelta(seconds=wait), f"rate limit ({type(exc).__name__})")
+            results[message_id] = send._postpone(message_id, now, timedelta(seconds=wait), reason)
         except spool.DATABASE_DOWN as down:
-            return send._put_back(message_id, down)
-    return None
+            results[message_id] = send._put_back(message_id, down)
+    return chunk[:got]
 
 
 def _take_and_prepare(message_ids: list[int], now: datetime) -> dict[int, tuple[Ready, int] | SendResult]:

@@ -23,6 +23,7 @@ from engage.db import session_scope
 from engage.delivery import outbox_rows, send_checks, send_together
 from engage.delivery.batch import send_many
 from engage.delivery.claim import claim_due
+from engage.delivery.ratelimit import reset_limiters
 from engage.delivery.send import Outcome, SendResult
 from engage.integrations import endpoints
 from engage.records.models import (
@@ -222,3 +223,58 @@ def test_a_batch_of_emails_shows_each_patient_their_own_pain_scores(
     assert "Pain: 7, 4." in texts[scored.email_id]
     assert "Pain: ." in texts[unscored.email_id]
     assert "Pain: 2." in texts[other.email_id]
+
+
+def test_a_batch_takes_its_rate_limit_slots_in_one_step_and_puts_back_those_beyond_the_wait(
+    session: Session,
+    fake: FakeProviders,  # noqa: F811
+    pool: ThreadPoolExecutor,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENGAGE_REDIS_URL", redis_url)
+    monkeypatch.setenv("ENGAGE_SMS_RATE_PER_SECOND", "0.01")  # one SMS every 100 s, for every worker
+    get_settings.cache_clear()
+    reset_limiters()
+    first, second, third = _worlds(session, 3)
+    try:
+        with clock.frozen(SEND_AT):
+            claim_due(channel=Channel.SMS)
+            results = send_together.send_together([first.sms_id, second.sms_id, third.sms_id], Channel.SMS, pool)
+    finally:
+        reset_limiters()
+    outcomes = _outcomes(results)
+    assert outcomes == {first.sms_id: Outcome.SENT, second.sms_id: Outcome.DEFERRED, third.sms_id: Outcome.DEFERRED}
+    assert [r["message_id"] for r in fake.sms_requests()] == [first.sms_id]
+    for later in (second, third):
+        stored = row(later.sms_id)
+        assert stored.status is MessageStatus.SCHEDULED and stored.attempts == 0
+        assert stored.next_attempt_at is not None and stored.next_attempt_at > SEND_AT + timedelta(seconds=89)
+
+
+def test_a_batch_interrupted_with_calls_in_flight_still_writes_their_answers(
+    session: Session,
+    fake: FakeProviders,  # noqa: F811
+    pool: ThreadPoolExecutor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    first, second = _worlds(session, 2)
+    real = send_together._take_and_prepare
+
+    def interrupted(message_ids: list[int], now: Any) -> Any:
+        if second.sms_id in message_ids:
+            raise SoftTimeLimitExceeded()  # the task's time is up while the second chunk is prepared
+        return real(message_ids, now)
+
+    monkeypatch.setattr(send_together, "PREPARE_CHUNK", 1)
+    monkeypatch.setattr(send_together, "_take_and_prepare", interrupted)
+    with clock.frozen(SEND_AT):
+        claim_due(channel=Channel.SMS)
+        with pytest.raises(SoftTimeLimitExceeded):
+            send_together.send_together([first.sms_id, second.sms_id], Channel.SMS, pool)
+    pool.shutdown(wait=True)  # the answer is written on a send thread
+    assert row(first.sms_id).status is MessageStatus.SENT
+    assert row(second.sms_id).status is MessageStatus.QUEUED  # never taken: the reaper re-enqueues it
+    assert [r["message_id"] for r in fake.sms_requests()] == [first.sms_id]
