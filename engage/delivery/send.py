@@ -212,6 +212,23 @@ def _call_provider(
     A ConfigurationError puts the row back to ``queued`` and is raised; any other unexpected error leaves
     the row in ``sending`` for the reaper and is raised.
     """
+    answer = _provider_answer(provider, ready, message_id, now, attempt)
+    if isinstance(answer, ProviderError):
+        return _refused(answer, ready, now, attempt)
+    return answer
+
+
+def _refused(exc: ProviderError, ready: Ready, now: datetime, attempt: int) -> SendResult:
+    """Write a provider's refusal of a handed-over row (:func:`_provider_failed`)."""
+    message_id = ready.payload.message_id
+    return _provider_failed(message_id, exc, now, attempt=attempt, channel=ready.channel, patient_id=ready.patient_id)
+
+
+def _provider_answer(
+    provider: SmsProvider | EmailProvider, ready: Ready, message_id: int, now: datetime, attempt: int
+) -> Accepted | ProviderError:
+    """The provider call alone: what it accepted, or its refusal (counted, not yet written). Raises as
+    :func:`_call_provider` does; no database work unless a ConfigurationError puts the row back."""
     try:
         with metrics.provider_call(provider.name, ready.channel.value):
             if isinstance(ready.payload, OutgoingSms):
@@ -219,9 +236,7 @@ def _call_provider(
             return provider.send_email(ready.payload)  # type: ignore[union-attr]
     except ProviderError as exc:
         metrics.record_provider_error(provider.name, exc.code or exc.status)
-        return _provider_failed(
-            message_id, exc, now, attempt=attempt, channel=ready.channel, patient_id=ready.patient_id
-        )
+        return exc
     except ConfigurationError:
         release(message_id, now, attempt=attempt)
         log.error(

@@ -12,7 +12,8 @@ executemany and one INSERT of the ``message.sent`` events).
 
 The rules per row are unchanged: every row is taken by a compare-and-set and only
 its holder sends it, ``handed_at`` is committed before the provider call, the call
-carries our id, a refusal is written per row (:func:`engage.delivery.send._provider_failed`),
+carries our id, a refusal is written per row (:func:`engage.delivery.send._provider_failed`, by the thread
+that collects the batch's answers: the threads making the calls never hold a database connection),
 and results the database cannot take while it is down are held in Redis. A
 database failure before the hand-over rolls the take back: those rows, and the batch's
 rows not yet taken, are still ``queued`` and go back for the next tick. An unexpected
@@ -32,6 +33,7 @@ import contextvars
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engage import clock
@@ -40,7 +42,7 @@ from engage.db import session_scope
 from engage.delivery import send, spool
 from engage.delivery.outbox_rows import AcceptedRow, hand_over_many, record_accepted_many, take_many
 from engage.delivery.providers import email_provider, sms_provider
-from engage.delivery.providers.base import Accepted, ConfigurationError, EmailProvider, SmsProvider
+from engage.delivery.providers.base import Accepted, ConfigurationError, EmailProvider, ProviderError, SmsProvider
 from engage.delivery.ratelimit import LimiterUnavailable
 from engage.delivery.send import Outcome, SendResult
 from engage.delivery.send_checks import Ready, load_many_for_sending
@@ -53,6 +55,16 @@ log = logging.getLogger(__name__)
 PREPARE_CHUNK = 16
 #: What became of each id: its result, or the exception its send raised (already logged).
 Results = dict[int, SendResult | Exception]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A handed-over row's provider call in flight."""
+
+    ready: Ready
+    attempt: int
+    now: datetime
+    future: Future[Accepted | ProviderError]
 
 
 class _CheckFailed(Exception):
@@ -68,7 +80,7 @@ def send_together(message_ids: Sequence[int], channel: Channel, pool: Executor) 
     except ConfigurationError as exc:
         log.error("%d messages: configuration error; left queued", len(message_ids))
         return dict.fromkeys(message_ids, exc)
-    calls: dict[int, tuple[Ready, Future[Accepted | SendResult]]] = {}
+    calls: dict[int, _Call] = {}
     chunks = [message_ids[i : i + PREPARE_CHUNK] for i in range(0, len(message_ids), PREPARE_CHUNK)]
     run = contextvars.copy_context().run
     try:
@@ -90,21 +102,30 @@ def send_together(message_ids: Sequence[int], channel: Channel, pool: Executor) 
     return results
 
 
-def _collect_and_store(provider_name: str, calls: dict[int, tuple[Ready, Future[Accepted | SendResult]]]) -> Results:
+def _collect_and_store(provider_name: str, calls: dict[int, _Call]) -> Results:
     """Wait for the batch's provider calls and write their acceptances in one transaction (:func:`_store`)."""
     results: Results = {}
     accepted: list[tuple[AcceptedRow, Accepted]] = []
-    for message_id, (ready, future) in calls.items():
+    for message_id, call in calls.items():
         try:
-            answer = future.result()
-        except Exception as exc:  # noqa: BLE001 - _call_provider logged it and left the row as it must be
+            answer = call.future.result()
+        except Exception as exc:  # noqa: BLE001 - _provider_answer logged it and left the row as it must be
             results[message_id] = exc
             continue
-        if isinstance(answer, SendResult):
-            results[message_id] = answer
-        else:
-            row = AcceptedRow(message_id, provider_name, answer.provider_message_id, ready.segments)
+        if isinstance(answer, Accepted):
+            row = AcceptedRow(message_id, provider_name, answer.provider_message_id, call.ready.segments)
             accepted.append((row, answer))
+            continue
+        try:  # a refusal, written here one by one: the send threads never hold a database connection
+            results[message_id] = send._refused(answer, call.ready, call.now, call.attempt)
+        except Exception as exc:  # noqa: BLE001 - the row stays in sending; the reaper flags it unknown
+            log.error(
+                "message %d: the provider's refusal could not be written (%s)",
+                message_id,
+                type(exc).__name__,
+                extra={"message_id": message_id},
+            )
+            results[message_id] = exc
     results.update(_store(accepted))
     return results
 
@@ -115,7 +136,7 @@ def _prepare_and_call(
     provider: SmsProvider | EmailProvider,
     pool: Executor,
     results: Results,
-    calls: dict[int, tuple[Ready, Future[Accepted | SendResult]]],
+    calls: dict[int, _Call],
 ) -> None:
     """Slots, then one transaction for ``chunk`` (take, check, render, hand over), then its calls on ``pool``:
     they are in flight while the next chunk is prepared. Raises what ``DATABASE_DOWN`` has (rolled back)."""
@@ -137,8 +158,8 @@ def _prepare_and_call(
         else:
             ready, attempt = got
             call = contextvars.copy_context().run
-            future = pool.submit(call, send._call_provider, provider, ready, message_id, now, attempt)
-            calls[message_id] = (ready, future)
+            future = pool.submit(call, send._provider_answer, provider, ready, message_id, now, attempt)
+            calls[message_id] = _Call(ready, attempt, now, future)
 
 
 def _put_back(message_ids: list[int], exc: Exception) -> Results:
