@@ -59,19 +59,13 @@ def _facts(staff: Staff, practitioner: str = "") -> dict[str, Any]:
     with session_scope() as session:
         counts = overview.today(session, staff.clinic_id, now)
         whose, problem, choices = _whose(session, staff, practitioner)
+        tomorrow = today + timedelta(days=1)
+        start, _ = day_bounds(today, staff.timezone)
+        split, end = day_bounds(tomorrow, staff.timezone)
+        both = visits_between(session, staff.clinic_id, start, end, staff.timezone, practitioner_id=whose)
         days = [
-            Day(
-                label,
-                day,
-                visits_between(
-                    session,
-                    staff.clinic_id,
-                    *day_bounds(day, staff.timezone),
-                    staff.timezone,
-                    practitioner_id=whose,
-                ),
-            )
-            for label, day in (("Today", today), ("Tomorrow", today + timedelta(days=1)))
+            Day("Today", today, [v for v in both if v.start_at < split]),
+            Day("Tomorrow", tomorrow, [v for v in both if v.start_at >= split]),
         ]
         mine = next((p.id for p in choices if p.staff_user_id == staff.id), None)
         practitioners = [(p.id, p.name) for p in choices]
