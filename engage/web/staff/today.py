@@ -23,6 +23,7 @@ from engage.web.staff.auth import CurrentStaff, PlansEditor
 from engage.web.staff.loaders import get_appointment_for
 from engage.web.staff.pages import Staff, redirect, refusing, render
 from engage.web.staff.practitioner_choice import choose_practitioner
+from engage.web.staff.visit_rows import visit_rows
 
 router = APIRouter()
 
@@ -63,6 +64,7 @@ def _facts(staff: Staff, practitioner: str = "") -> dict[str, Any]:
         "names": names,
         "down": last_tick(now).stale,
         **choice.context(),
+        "visit_rows": visit_rows,
     }
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from engage.clock import utcnow
 from engage.conversation.inbound import InboundSms, receive_sms
@@ -151,3 +151,21 @@ def test_every_staff_page_is_accessible_and_fits(pg_url: str, browser: Browser, 
                 assert_accessible(page)
                 _fits(page)
                 shots.take(page, f"every page {width}px {name} unfolded")
+
+        # The one-time secrets wrap inside the screen: a new API token and a new webhook endpoint's secret.
+        page.goto(base + "/settings")
+        page.get_by_label("Label (what uses it)").fill("EHR sync")
+        page.get_by_role("button", name="Create token").click()
+        _secret_fits(page, page.get_by_role("status").locator("code"), width)
+        page.get_by_label("URL").fill("https://pms.example.org/engage-events")
+        page.get_by_role("button", name="Add endpoint").click()
+        _secret_fits(page, page.locator("#webhook-secret"), width)
+        shots.take(page, f"every page {width}px settings with a new secret")
+
+
+def _secret_fits(page: Page, secret: Locator, width: int) -> None:
+    expect(secret).to_be_visible()
+    box = secret.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    _fits(page)
+    assert_accessible(page)
