@@ -5,7 +5,8 @@ those waiting for a person (then the latest text first),
 each with its patient, how many texts wait, and the latest text; :func:`thread` is one patient's
 conversation: inbound texts and the SMS engage sent or will send (with the delivery status), and the
 visit a reply refers to (a confirmation or call-back names its visit; otherwise the next visit then).
-A constant number of statements whatever the number of threads or texts.
+A handful of statements whatever the number of threads or texts (the quiet threads are read a batch of
+texts at a time, newest first, only when the waiting ones do not fill the page).
 """
 
 from __future__ import annotations
