@@ -4,8 +4,8 @@
 and the inbox's waiting threads; ``ix_inbound_message_clinic_received`` its latest threads, without reading
 every text of the clinic.
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-06 05:00:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
-down_revision = "0019"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
