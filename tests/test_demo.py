@@ -168,6 +168,7 @@ def test_the_demo_ends_now_with_visits_today_and_tomorrow_texts_waiting_and_pain
         )
         charts = conn.execute(text("SELECT count(*) FROM outcome GROUP BY patient_id HAVING count(*) >= 3")).all()
         failed = conn.execute(text("SELECT count(*) FROM message WHERE status = 'failed'")).scalar()
+        unborn = conn.execute(text("SELECT count(*) FROM patient WHERE date_of_birth IS NULL")).scalar()
     engine.dispose()
     assert datetime.fromisoformat(str(latest_sent)).replace(tzinfo=UTC) <= now, "nothing was sent in the future"
     assert datetime.fromisoformat(str(beat)).replace(tzinfo=UTC) <= now, "the heartbeat is not ahead of now"
@@ -181,6 +182,7 @@ def test_the_demo_ends_now_with_visits_today_and_tomorrow_texts_waiting_and_pain
     assert over and "booked" not in over, "the visits that are over were attended (or missed)"
     assert any("cita" in body for body in texts) and any("numb" in body for body in texts) and "R" in texts
     assert len(charts) >= 3 and failed == 1
+    assert unborn == 0, "every demo patient has a date of birth, as at a real desk"
 
 
 def test_demo_screens_every_patient_gives_aftercare_after_two_visits_and_never_sends_two_at_once(
