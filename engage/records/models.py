@@ -54,8 +54,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is timezone.utc:  # PostgreSQL's, in the UTC sessions engage opens
+            return value
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
@@ -220,6 +220,8 @@ class Patient(Base):
     __table_args__ = (
         UniqueConstraint("clinic_id", "email"),
         Index("ix_patient_phone", "phone"),
+        # Today's message counts keep the clinic's messages by joining its patient ids, read off this index.
+        Index("ix_patient_clinic_id_id", "clinic_id", "id"),
         UniqueConstraint("clinic_id", "external_id", name="uq_patient_external_id"),
         # Search by name or email prefix within a clinic, case-insensitively (the staff search box).
         Index(

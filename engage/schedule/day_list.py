@@ -33,7 +33,7 @@ _SENT = {MessageStatus.SENT, MessageStatus.DELIVERED}
 _WAITING = {MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Visit:
     """One visit of the day, ready to show."""
 
@@ -77,7 +77,9 @@ def visits_between(
     visits = []
     for row in rows:
         kind, words = _confirmation(row, zone)
-        start_local = row.start_at.astimezone(zone)
+        start_at, end_at = row.start_at, row.end_at
+        start_local = start_at.astimezone(zone)
+        start_clock = _clock(start_local)
         visits.append(
             Visit(
                 appointment_id=row.id,
@@ -86,19 +88,35 @@ def visits_between(
                 patient_name=f"{row.first_name} {row.last_name}",
                 phone=row.phone,
                 date_of_birth=row.date_of_birth,
-                start_at=row.start_at,
-                end_at=row.end_at,
+                start_at=start_at,
+                end_at=end_at,
                 status=row.status,
                 session_number=row.number,
                 session_count=row.session_count or 0,
                 confirmation=kind,
                 confirmation_text=words,
                 practitioner=row.practitioner,
-                hours=f"{start_local:%H:%M}–{row.end_at.astimezone(zone):%H:%M}",
-                day_time=f"{start_local:%a %H:%M}",
+                hours=f"{start_clock}–{_clock(end_at.astimezone(zone))}",
+                day_time=f"{_DAYS[start_local.weekday()]} {start_clock}",
             )
         )
     return visits
+
+
+# Times in words without strftime (a few microseconds each, thousands a page): English names, as strftime's in
+# the C locale the app runs in.
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _clock(moment: datetime) -> str:
+    """``08:05``."""
+    return f"{moment.hour:02d}:{moment.minute:02d}"
+
+
+def _day_and_clock(moment: datetime) -> str:
+    """``Sat 06 Dec 08:05``, as ``%a %d %b %H:%M``."""
+    return f"{_DAYS[moment.weekday()]} {moment.day:02d} {_MONTHS[moment.month - 1]} {_clock(moment)}"
 
 
 @lru_cache(maxsize=2)
@@ -174,7 +192,7 @@ def _confirmation(visit: Any, zone: ZoneInfo) -> tuple[str, str]:
     """(kind, words) for a visit row with its reminder's columns (``reminder_status`` None: no reminder planned)."""
 
     def at(moment: datetime | None) -> str:
-        return moment.astimezone(zone).strftime("%a %d %b %H:%M") if moment else ""
+        return _day_and_clock(moment.astimezone(zone)) if moment else ""
 
     if visit.confirmed_at is not None:
         who = f"by {visit.confirmed_by}" if visit.confirmed_by else "by the patient's reply"
