@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Text, cast, select, update
+from sqlalchemy import Integer, Text, any_, cast, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
@@ -87,7 +88,7 @@ def switch_version(session: Session, enrollment_ids: list[int], version: int | N
     for start in range(0, len(enrollment_ids), CHUNK):
         session.execute(
             update(Enrollment)
-            .where(Enrollment.id.in_(enrollment_ids[start : start + CHUNK]))
+            .where(_among(session, Enrollment.id, enrollment_ids[start : start + CHUNK]))
             .values(sequence_version=version, updated_at=Enrollment.updated_at)
         )
 
@@ -106,14 +107,14 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
                 Enrollment.created_at,
                 Enrollment.plan_version,
             )
-            .where(Enrollment.id.in_(ids))
+            .where(_among(session, Enrollment.id, ids))
             .order_by(Enrollment.id)
             .with_for_update()
         )
     ]
     session.execute(
         update(Enrollment)
-        .where(Enrollment.id.in_(ids))
+        .where(_among(session, Enrollment.id, ids))
         .values(sequence_version=content.version, updated_at=Enrollment.updated_at)  # not a change staff made
     )
     plans = _rows_by_id(
@@ -136,7 +137,7 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
             Appointment.end_at,
             Appointment.status,
             Appointment.created_at,
-        ).where(Appointment.plan_id.in_(list(plans)))
+        ).where(_among(session, Appointment.plan_id, plans))
     ):
         appointments[a.plan_id].append(AppointmentFacts(a.id, a.start_at, a.end_at, a.status, a.created_at))
     reach = reach_many(session, patients.values())
@@ -145,7 +146,7 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
     # ORM objects: a clinic's outbox is tens of thousands of rows, and diffing reads only these columns.
     existing: dict[int, list[Any]] = defaultdict(list)
     found_rows = session.connection().execute(
-        select(*_ROW_COLUMNS).where(Message.enrollment_id.in_(ids)).order_by(Message.id).with_for_update()
+        select(*_ROW_COLUMNS).where(_among(session, Message.enrollment_id, ids)).order_by(Message.id).with_for_update()
     )
     for values in found_rows.all():  # fetchall: one call, not one per row
         row = _Row(values)
@@ -207,12 +208,12 @@ def _restamp_held(session: Session, enrollments: Sequence[Any], existing: dict[i
     ids = [e.id for e in held]
     session.execute(
         update(Enrollment)
-        .where(Enrollment.id.in_(ids))
+        .where(_among(session, Enrollment.id, ids))
         .values(plan_version=Enrollment.plan_version + 1, updated_at=Enrollment.updated_at)
     )
     session.execute(
         update(Message)
-        .where(Message.enrollment_id.in_(ids), Message.status == MessageStatus.SCHEDULED)
+        .where(_among(session, Message.enrollment_id, ids), Message.status == MessageStatus.SCHEDULED)
         .values(plan_version=Message.plan_version + 1)
         .execution_options(synchronize_session=False)
     )
@@ -253,9 +254,13 @@ class _Plain:
 class _Row:
     """An outbox row as :func:`engage.schedule.reconcile.apply_diff` reads it (the columns it compares)."""
 
-    def __init__(self, values: tuple[Any, ...]) -> None:
-        self.__dict__ = dict(zip(_ROW_NAMES, values, strict=True))
-        self.context = _context(self.context)
+    enrollment_id: int
+    context: dict[str, Any]
+
+    def __init__(self, values: Any) -> None:
+        found = dict(zip(_ROW_NAMES, values, strict=True))
+        found["context"] = _context(found["context"])
+        self.__dict__ = found
 
 
 @lru_cache(maxsize=4096)
@@ -264,9 +269,17 @@ def _context(stored: str | None) -> dict[str, Any]:
     return json.loads(stored) if stored else {}
 
 
+def _among(session: Session, column: Any, ids: Iterable[int]) -> Any:
+    """``column IN ids``; on PostgreSQL ``column = ANY(<one array>)``: the same statement text for every chunk
+    (psycopg parses a statement with 500 parameters afresh each time, and that added up)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(ids), ARRAY(Integer)))
+    return column.in_(list(ids))
+
+
 def _rows_by_id(session: Session, columns: tuple[Any, ...], ids: set[int]) -> dict[int, Any]:
     """The rows of ``columns`` (the first is the id) whose id is in ``ids``, by id."""
-    query = select(*columns).where(columns[0].in_(list(ids)))
+    query = select(*columns).where(_among(session, columns[0], ids))
     return {row[0]: row for row in session.connection().execute(query)}
 
 
@@ -279,7 +292,7 @@ def _sms_history(session: Session, patient_ids: list[int]) -> dict[int, list[tup
     found: dict[int, list[tuple[int | None, tuple[str, str], Any]]] = defaultdict(list)
     rows = session.connection().execute(
         select(Message.patient_id, Message.enrollment_id, Message.step_key, Message.occurrence, Message.due_at).where(
-            Message.patient_id.in_(patient_ids),
+            _among(session, Message.patient_id, patient_ids),
             Message.channel == Channel.SMS,
             Message.status.in_(HANDED_OVER_STATUSES),
             Message.step_key != WELCOME_STEP,
