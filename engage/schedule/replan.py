@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from engage.clock import utcnow
 from engage.records.models import (
@@ -93,23 +92,38 @@ def switch_version(session: Session, enrollment_ids: list[int], version: int | N
 
 def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, total: Replanned) -> None:
     session.flush()
-    enrollments = session.scalars(
-        select(Enrollment)
-        .where(Enrollment.id.in_(ids))
-        .order_by(Enrollment.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
+    # Plain rows (the columns planning and the diff read), not ORM objects: thousands of them per publish.
+    enrollments: list[Any] = [
+        _Row(found)
+        for found in session.execute(
+            select(
+                Enrollment.id,
+                Enrollment.patient_id,
+                Enrollment.plan_id,
+                Enrollment.status,
+                Enrollment.created_at,
+                Enrollment.plan_version,
+            )
+            .where(Enrollment.id.in_(ids))
+            .order_by(Enrollment.id)
+            .with_for_update()
+        )
+    ]
     session.execute(
         update(Enrollment)
         .where(Enrollment.id.in_(ids))
         .values(sequence_version=content.version, updated_at=Enrollment.updated_at)  # not a change staff made
-        .execution_options(synchronize_session=False)
     )
-    for enrollment in enrollments:
-        set_committed_value(enrollment, "sequence_version", content.version)
-    plans = _by_id(session, TreatmentPlan, {e.plan_id for e in enrollments})
-    patients = _by_id(session, Patient, {e.patient_id for e in enrollments})
+    plans = _rows_by_id(
+        session,
+        (TreatmentPlan.id, TreatmentPlan.status, TreatmentPlan.planned_sessions, TreatmentPlan.exercises),
+        {e.plan_id for e in enrollments},
+    )
+    patients = _rows_by_id(
+        session,
+        (Patient.id, Patient.clinic_id, Patient.phone, Patient.phone_invalid, Patient.email, Patient.timezone),
+        {e.patient_id for e in enrollments},
+    )
     clinics = _by_id(session, Clinic, {p.clinic_id for p in patients.values()})
     appointments: dict[int, list[AppointmentFacts]] = defaultdict(list)
     for a in session.execute(
@@ -171,7 +185,7 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
     _restamp_held(session, enrollments, existing)
 
 
-def _restamp_held(session: Session, enrollments: Sequence[Enrollment], existing: dict[int, list[Any]]) -> None:
+def _restamp_held(session: Session, enrollments: Sequence[Any], existing: dict[int, list[Any]]) -> None:
     """Count a re-plan (``plan_version``) only for enrollments with a row a dispatcher holds (queued, sending).
 
     A row still scheduled is what the new version plans, under the enrollment's current number as much as
@@ -191,7 +205,6 @@ def _restamp_held(session: Session, enrollments: Sequence[Enrollment], existing:
         update(Enrollment)
         .where(Enrollment.id.in_(ids))
         .values(plan_version=Enrollment.plan_version + 1, updated_at=Enrollment.updated_at)
-        .execution_options(synchronize_session=False)
     )
     session.execute(
         update(Message)
@@ -200,7 +213,7 @@ def _restamp_held(session: Session, enrollments: Sequence[Enrollment], existing:
         .execution_options(synchronize_session=False)
     )
     for enrollment in held:
-        set_committed_value(enrollment, "plan_version", (enrollment.plan_version or 0) + 1)
+        enrollment.plan_version = (enrollment.plan_version or 0) + 1
         for row in existing.get(enrollment.id, ()):
             if row.status is MessageStatus.SCHEDULED:
                 row.plan_version = (row.plan_version or 0) + 1
@@ -228,6 +241,11 @@ class _Row:
 
     def __init__(self, found: Any) -> None:
         self.__dict__.update(found._mapping)
+
+
+def _rows_by_id(session: Session, columns: tuple[Any, ...], ids: set[int]) -> dict[int, Any]:
+    """The rows of ``columns`` (the first is the id) whose id is in ``ids``, by id."""
+    return {row[0]: row for row in session.execute(select(*columns).where(columns[0].in_(list(ids))))}
 
 
 def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:

@@ -41,6 +41,7 @@ __all__ = [
     "get_draft",
     "list_versions",
     "published_content",
+    "rebase_draft",
     "save_draft",
     "start_draft",
 ]
@@ -85,9 +86,12 @@ _cache: dict[tuple[int, str, int], SequenceContent] = {}
 _CACHE_SIZE = 512
 
 
+_NO_TEXTS = Texts()
+
+
 def library_content(key: str) -> SequenceContent:
     """The shipped file of ``key`` (``NotFound`` lists the known keys)."""
-    return SequenceContent(get_sequence(key), Texts(), None)
+    return SequenceContent(get_sequence(key), _NO_TEXTS, None)
 
 
 def current_version(session: Session, clinic_id: int, key: str) -> int | None:
@@ -306,6 +310,31 @@ def save_draft(
         problems=len(draft.problems),
     )
     return draft
+
+
+def rebase_draft(session: Session, clinic_id: int, key: str, *, actor: str) -> Draft:
+    """Keep the draft over the version now current: the admin has seen the version another admin published
+    meanwhile, and publishing the draft will replace it. ``NotFound`` without a draft."""
+    row = _draft_row(session, clinic_id, key, lock=True)
+    if row is None:
+        raise NotFound(f"no draft of sequence {key!r}")
+    before = row.base_version
+    row.base_version = current_version(session, clinic_id, key)
+    row.updated_by = actor
+    row.updated_at = utcnow()
+    session.flush()
+    audit(
+        session,
+        clinic_id=clinic_id,
+        actor=actor,
+        action=AuditAction.SEQUENCE_DRAFT_SAVE,
+        subject_type="sequence_version",
+        subject_id=row.id,
+        sequence=key,
+        kept_over_version=row.base_version,
+        was_based_on=before,
+    )
+    return _as_draft(row)
 
 
 def discard_draft(session: Session, clinic_id: int, key: str, *, actor: str) -> None:

@@ -369,3 +369,15 @@ def test_a_reworded_version_switches_current_patients_without_moving_a_message(s
     loaded = load_for_sending(session, reminder_id)
     body = render(session, loaded.message, first_sms=loaded.first_sms).payload.body  # type: ignore[union-attr]
     assert body == "Riverside Physio: see you June 10 at 10:00 AM. NEW."
+
+
+def test_the_admin_who_lost_a_publish_race_keeps_their_draft_over_the_new_version(session: Session) -> None:
+    clinic_id, _ = _world(session)
+    versions.start_draft(session, clinic_id, SEQ, actor=ADMIN)
+    publish_draft(session, clinic_id, SEQ, actor=ADMIN, current_patients=False)  # v1
+    _reminder_at_18(session, clinic_id)  # a draft based on v1
+    republish(session, clinic_id, SEQ, 1, actor="other@clinic.example", current_patients=False)  # v2 meanwhile
+    with pytest.raises(StalePublish):
+        publish_draft(session, clinic_id, SEQ, actor=ADMIN, current_patients=False)
+    assert versions.rebase_draft(session, clinic_id, SEQ, actor=ADMIN).base_version == 2
+    assert publish_draft(session, clinic_id, SEQ, actor=ADMIN, current_patients=False).version == 3
