@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import Engine, inspect, make_url, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from engage.config import get_settings
@@ -131,6 +131,7 @@ def _create_own_database(url: str) -> None:
 
 def _drop_own_databases() -> None:
     """Drop what :func:`_create_own_database` made (``FORCE``: a process a test left running lets go)."""
+    _dispose_emptiers()
     if not _made:
         return
     reset_engines()
@@ -144,7 +145,13 @@ def _drop_own_databases() -> None:
         admin.dispose()
 
 
+#: URLs of this process's own PostgreSQL databases found reachable (checked once, not for every test).
+_reachable: set[str] = set()
+
+
 def _require_postgres(url: str) -> None:
+    if url in _reachable:
+        return
     _create_own_database(url)
     engine = make_engine(url)
     try:
@@ -156,6 +163,8 @@ def _require_postgres(url: str) -> None:
             f"  {START_POSTGRES}\nor point ENGAGE_TEST_DATABASE_URL at a running server.",
             pytrace=False,
         )
+    else:
+        _reachable.add(url)
     finally:
         engine.dispose()
 
@@ -181,24 +190,46 @@ def _prepare(url: str, backend: str) -> str:
     return url
 
 
+#: One engine per database for :func:`_truncate`, kept for the process: a new engine (a new connection, and
+#: SQLAlchemy's first-connect queries) for every test cost several times the emptying itself.
+_emptiers: dict[str, Engine] = {}
+
+
 def _truncate(url: str) -> None:
     """Empty every table and restart the ids at 1, as a new database would have them.
 
     ``DELETE`` child tables first rather than PostgreSQL's ``TRUNCATE``: on tables a test left nearly
     empty it is several times faster (``TRUNCATE`` makes new files for every table and its indexes).
+    On PostgreSQL the statements go as one string (one round trip). A connection a test broke (a
+    backend terminated, a server restarted) is replaced once.
     """
-    engine = make_engine(url)
+    try:
+        _empty(url)
+    except DBAPIError:
+        _emptiers.pop(url).dispose()
+        _empty(url)
+
+
+def _empty(url: str) -> None:
+    engine = _emptiers.get(url)
+    if engine is None:
+        engine = _emptiers[url] = make_engine(url)
+    tables = list(reversed(Base.metadata.sorted_tables))
     with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
         if engine.dialect.name == "postgresql":
-            conn.execute(
-                text(
-                    "SELECT setval(c.oid, 1, false) FROM pg_class c "
-                    "WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"
-                )
+            conn.exec_driver_sql(
+                "".join(f'DELETE FROM "{table.name}";' for table in tables)
+                + "SELECT setval(c.oid, 1, false) FROM pg_class c "
+                "WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"
             )
-    engine.dispose()
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+
+
+def _dispose_emptiers() -> None:
+    while _emptiers:
+        _emptiers.popitem()[1].dispose()
 
 
 def _check_every_table_is_emptied(url: str) -> None:

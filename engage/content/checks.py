@@ -40,6 +40,7 @@ from typing import Any
 from markupsafe import escape
 
 from engage.config import get_settings
+from engage.content import links
 from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in
 from engage.content.exercises import ExerciseError, exercises_dir, parse_exercise
 from engage.content.message_context import SAMPLE_START, sample_context
@@ -257,6 +258,8 @@ def _check_sms(
             for first_sms, picked in ((True, None), (False, None), (True, [])):
                 context = sample_context(name, "sms", locale, step={"day": day}, exercise_keys=picked)
                 context["first_sms"] = first_sms
+                # A real link, as long as any patient's: the preview's "/q/preview" is 50 characters shorter.
+                context["intake_url"] = links.longest_intake_url()
                 if context["appointment"] is not None:
                     context["appointment"] = {
                         **context["appointment"],

@@ -31,8 +31,10 @@ PAGE_VARIABLES: dict[str, Any] = {
     "channel": "email",  # "email" or "sms" on the unsubscribe pages
     "high": False,  # the recorded score calls for the safety line
     "recorded_on": "",  # when the answer was recorded, a Babel date in the patient's zone and language
-    "given": {"pain": "", "activities": [("", "")] * 3},  # the intake form's answers, to show them again
+    # the intake form's answers, to show them again
+    "given": {"pain": "", "activities": [("", "")] * 3, "start_back": [""] * 9},
     "notes": {},  # the intake form: field name -> what to fix there
+    "start_back": None,  # the STarT Back wording the clinic installed in the page's language (None: not asked)
     "activities": 0,  # how many PSFS activities the intake recorded
 }
 #: Worst-case sample values for ``engage templates check``.
@@ -67,12 +69,22 @@ SAMPLE_PAGE: dict[str, Any] = {
     "given": {
         "pain": "11",
         "activities": [("Putting on socks and shoes in the morning", "3"), ("Sitting", ""), ("", "x")],
+        "start_back": ["1", "0", "", "1", "1", "0", "1", "1", "3"],
+    },
+    "start_back": {
+        "items": [
+            f"Sample statement {n}, as long as the longest of the licensed wording might be." for n in range(1, 10)
+        ],
+        "agree": "Agree",
+        "disagree": "Disagree",
+        "bother": ["Not at all", "Slightly", "Moderately", "Very much", "Extremely"],
     },
     "notes": {
         "pain": "Choose how much pain you have now, from 0 to 10.",
         "rating_2": "Rate each activity you wrote from 0 to 10.",
         "activity_3": "Write the activity you rated, in a few words.",
         "rating_3": "Rate each activity you wrote from 0 to 10.",
+        "start_back": "Answer all nine questions about your back, or leave them all empty.",
     },
     "activities": 3,
 }

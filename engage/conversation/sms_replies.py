@@ -51,7 +51,7 @@ REPLIES: dict[str, dict[str, str]] = {
         "para cambiar una, {contact}. Para volver a recibir mensajes, responda START o ALTA.",
         "start": "{name}: le volveremos a enviar mensajes de texto. Responda AYUDA para ayuda, o STOP o BAJA "
         "para darse de baja.",
-        "programme": "mensajes sobre sus citas, cuidados y dolor. La cantidad de mensajes puede variar. "
+        "programme": "avisos de sus citas, cuidados y dolor. La cantidad de mensajes puede variar. "
         "Pueden aplicarse tarifas de mensajes y datos.",
         "help": "{name}: {programme} Para ayuda, {contact}. Responda STOP o BAJA para darse de baja.",
         "confirm": "{name}: gracias, su cita queda confirmada.",

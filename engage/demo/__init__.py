@@ -503,7 +503,14 @@ def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]],
     from workers.tasks import dispatch_due
 
     # The demo waits for each tick's result, so it keeps results in memory (production stores none).
-    app.conf.update(broker_url="memory://", result_backend="cache+memory://", task_ignore_result=False)
+    # The memory transport looks for a message once a second when its queues are empty (kombu's default
+    # polling interval); the demo waits on every tick, so it looks every 10 ms.
+    app.conf.update(
+        broker_url="memory://",
+        broker_transport_options={"polling_interval": 0.01},
+        result_backend="cache+memory://",
+        task_ignore_result=False,
+    )
     # kombu warns that memory:// has no host name on every connection; it needs none.
     logging.getLogger("kombu.connection").setLevel(logging.ERROR)
     sim = _SimulatedWorkerClock()

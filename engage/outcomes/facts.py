@@ -1,9 +1,10 @@
-"""Each enrollment's episode facts computed by the database, so a clinic's figures never load every score.
+"""Enrollments' episode facts computed by the database, so a clinic's figures never load every score.
 
-:func:`episode_rows` answers one row per enrollment in scope: its sessions (first start and end, last start),
+:func:`compute` answers one row per enrollment asked for: its sessions (first start and end, last start),
 baseline, follow-up count, latest score and time, the time of the first follow-up meeting the MCID, and the
-sessions begun by then and by the latest. :func:`pain_histogram` counts scores by sessions begun and value
-(the chart's quartiles come exactly from the counts), and :func:`prompt_rows` each enrollment's prompts.
+sessions begun by then and by the latest, with each enrollment's scores counted by sessions begun and value
+(the chart's quartiles come exactly from the counts); :mod:`engage.outcomes.stored_facts` keeps them.
+:func:`prompt_facts` answers the prompts' response rates and unanswered runs (they depend on the time of asking).
 The definitions are those of :mod:`engage.outcomes.episodes`, whose pure :func:`~engage.outcomes.episodes.compute`
 is the reference the tests hold this against. Times are compared as seconds since the epoch, computed the
 same way on both backends (PostgreSQL ``extract(epoch ...)``, SQLite ``julianday``).
@@ -11,7 +12,7 @@ same way on both backends (PostgreSQL ``extract(epoch ...)``, SQLite ``julianday
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Float, Integer, and_, case, cast, func, literal, or_, select, union_all
@@ -26,8 +27,6 @@ from engage.records.models import (
     Message,
     MessageStatus,
     Outcome,
-    Patient,
-    TreatmentPlan,
 )
 
 REASSESSMENT = "reassessment"
@@ -43,7 +42,7 @@ def epoch(session: Session, column: Any) -> Any:
     return func.date_part("epoch", column, type_=Float)
 
 
-def _sessions(session: Session, clinic_id: int) -> Any:
+def _sessions(session: Session, plans: Any) -> Any:
     # The extremes of the timestamps, then their epoch seconds (the same: the conversion keeps the order).
     return (
         select(
@@ -53,52 +52,28 @@ def _sessions(session: Session, clinic_id: int) -> Any:
             epoch(session, func.max(Appointment.start_at)).label("last_start"),
             func.min(Appointment.practitioner_id).label("visit_practitioner"),
         )
-        .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
-        .join(Patient, Patient.id == TreatmentPlan.patient_id)
-        .where(Patient.clinic_id == clinic_id, Appointment.status != AppointmentStatus.CANCELLED)
+        .where(Appointment.plan_id.in_(plans), Appointment.status != AppointmentStatus.CANCELLED)
         .group_by(Appointment.plan_id)
         .subquery("s")
     )
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Which enrollments: ``where`` on enrollment and plan columns, the practitioner (the plan's, else the one
-    on its visits), and the first session's start from ``after`` to before ``before`` (epoch seconds)."""
-
-    where: tuple[Any, ...] = ()
-    practitioner_id: int | None = None
-    after: float | None = None
-    before: float | None = None
-
-
-def scoped(session: Session, clinic_id: int, scope: Scope) -> Any:
-    """Enrollments in scope with their plan's practitioner and sessions (first start and end, last start)."""
-    s = _sessions(session, clinic_id)
-    practitioner = func.coalesce(TreatmentPlan.practitioner_id, s.c.visit_practitioner)
-    where = list(scope.where)
-    if scope.practitioner_id is not None:
-        where.append(practitioner == scope.practitioner_id)
-    if scope.after is not None:
-        where.append(s.c.first_start >= scope.after)
-    if scope.before is not None:
-        where.append(s.c.first_start < scope.before)
+def _chosen(session: Session, enrollment_ids: Sequence[int]) -> Any:
+    """The enrollments ``enrollment_ids`` that have a visit not cancelled, with their sessions (first start
+    and end, last start) and the first practitioner named on those visits."""
+    s = _sessions(session, select(Enrollment.plan_id).where(Enrollment.id.in_(enrollment_ids)))
     return (
         select(
             Enrollment.id.label("enrollment_id"),
             Enrollment.patient_id.label("patient_id"),
             Enrollment.plan_id.label("plan_id"),
-            Enrollment.sequence_key.label("sequence_key"),
-            Enrollment.status.label("status"),
-            practitioner.label("practitioner_id"),
+            s.c.visit_practitioner,
             s.c.first_start,
             s.c.first_end,
             s.c.last_start,
         )
-        .join(TreatmentPlan, TreatmentPlan.id == Enrollment.plan_id)
-        .join(Patient, Patient.id == Enrollment.patient_id)
         .join(s, s.c.plan_id == Enrollment.plan_id)
-        .where(Patient.clinic_id == clinic_id, *where)
+        .where(Enrollment.id.in_(enrollment_ids))
         .cte("b")
     )
 
@@ -159,16 +134,11 @@ def _events(session: Session, b: Any) -> Any:
     )
 
 
-class EpisodeFacts(NamedTuple):
-    """One enrollment's facts as the database computed them (times in epoch seconds; a plain tuple: reading
-    20,000 of them field by field costs a tenth of what the same reads on result rows do)."""
+class Computed(NamedTuple):
+    """One enrollment's facts as the database computed them (times in epoch seconds)."""
 
     enrollment_id: int
-    patient_id: int
-    plan_id: int
-    sequence_key: str
-    status: Any
-    practitioner_id: int | None
+    visit_practitioner: int | None
     first_start: float
     first_end: float
     last_start: float
@@ -181,13 +151,16 @@ class EpisodeFacts(NamedTuple):
     mcid_sessions: int | None
 
 
-def episode_facts(session: Session, clinic_id: int, scope: Scope) -> tuple[list[EpisodeFacts], list[Any]]:
-    """One row per enrollment in scope (see the module docstring), in enrollment order, and the pain histogram:
-    (sessions begun, score, count) over the baseline-window scores and follow-ups of the episodes in scope.
+def compute(session: Session, enrollment_ids: Sequence[int]) -> tuple[list[Computed], list[tuple[int, int, int, int]]]:
+    """The facts of those of ``enrollment_ids`` with a visit not cancelled (see the module docstring), and the
+    pain chart's counts per enrollment: (enrollment id, sessions begun, score, how many) over the baseline-window
+    scores and follow-ups of the enrollments with a baseline.
 
     One statement: the scores and visits are read, sorted and numbered once (:func:`_events`), then grouped
-    both by enrollment and by (sessions begun, score)."""
-    b = scoped(session, clinic_id, scope)
+    both by enrollment and by (enrollment, sessions begun, score)."""
+    if not enrollment_ids:
+        return [], []
+    b = _chosen(session, enrollment_ids)
     e = _events(session, b).element.cte("scored")
     if session.get_bind().dialect.name == "postgresql":
         e = e.prefix_with("MATERIALIZED")  # read twice below: computed once
@@ -199,6 +172,7 @@ def episode_facts(session: Session, clinic_id: int, scope: Scope) -> tuple[list[
     per_enrollment = (
         select(
             b.c.enrollment_id,
+            literal(1).label("whole"),
             func.max(e.c.baseline).label("baseline"),
             func.coalesce(func.sum(case((follow_up, 1), else_=0)), 0).label("follow_ups"),
             func.max(case((follow_up, e.c.at))).label("latest_at"),
@@ -214,7 +188,8 @@ def episode_facts(session: Session, clinic_id: int, scope: Scope) -> tuple[list[
         .group_by(b.c.enrollment_id)
     )
     histogram = select(
-        nothing_int,
+        e.c.enrollment_id,
+        literal(0),
         nothing_int,
         nothing_int,
         nothing_float,
@@ -225,27 +200,37 @@ def episode_facts(session: Session, clinic_id: int, scope: Scope) -> tuple[list[
         e.c.begun,
         e.c.score,
         func.count(),
-    ).group_by(e.c.begun, e.c.score)
+    ).group_by(e.c.enrollment_id, e.c.begun, e.c.score)
     g = union_all(per_enrollment, histogram).subquery("g")
-    columns = {**{c.name: c for c in b.c}, **{c.name: c for c in g.c}}
     query = (
-        select(*(columns[name] for name in EpisodeFacts._fields), g.c.begun, g.c.score, g.c.count)
+        select(
+            g.c.enrollment_id,
+            b.c.visit_practitioner,
+            b.c.first_start,
+            b.c.first_end,
+            b.c.last_start,
+            *(g.c[name] for name in Computed._fields[5:]),
+            g.c.whole,
+            g.c.begun,
+            g.c.score,
+            g.c.count,
+        )
         .select_from(g)
-        .outerjoin(b, b.c.enrollment_id == g.c.enrollment_id)
-        .order_by(g.c.enrollment_id)
+        .join(b, b.c.enrollment_id == g.c.enrollment_id)
+        .order_by(g.c.enrollment_id, g.c.begun, g.c.score)
     )
-    width = len(EpisodeFacts._fields)
-    rows: list[EpisodeFacts] = []
-    counts: list[tuple[int, int, int]] = []
+    width = len(Computed._fields)
+    rows: list[Computed] = []
+    counts: list[tuple[int, int, int, int]] = []
     for row in session.execute(query):
-        if row[0] is None:
-            counts.append((row[width], row[width + 1], row[width + 2]))
+        if row[width]:
+            rows.append(Computed._make(row[:width]))
         else:
-            rows.append(EpisodeFacts._make(row[:width]))
+            counts.append((row[0], row[width + 1], row[width + 2], row[width + 3]))
     return rows, counts
 
 
-def _prompts(session: Session, clinic_id: int, b: Any) -> Any:
+def _prompts(session: Session, b: Any) -> Any:
     first_answer = (
         select(Outcome.prompt_message_id.label("id"), func.min(Outcome.recorded_at).label("at"))
         .where(Outcome.prompt_message_id.is_not(None))
@@ -271,13 +256,13 @@ def _prompts(session: Session, clinic_id: int, b: Any) -> Any:
     )
 
 
-def prompt_facts(session: Session, clinic_id: int, scope: Scope, now: float) -> tuple[list[Any], dict[int, int]]:
-    """Per channel (channel, prompts sent, answered within 72 h) over the enrollments in scope, and enrollment
+def prompt_facts(session: Session, b: Any, now: float) -> tuple[list[Any], dict[int, int]]:
+    """Per channel (channel, prompts sent, answered within 72 h) over the enrollments of ``b`` (a selectable
+    with an ``enrollment_id`` column), and enrollment
     id -> how many of its latest prompts went unanswered in a row (prompts still inside their 72 hours, and
     unanswered, are not counted either way; only enrollments with 2 or more). One statement: the prompts in
     scope are found once, then grouped by channel and by enrollment."""
-    b = scoped(session, clinic_id, scope)
-    p = _prompts(session, clinic_id, b).element.cte("prompts")
+    p = _prompts(session, b).element.cte("prompts")
     if session.get_bind().dialect.name == "postgresql":
         p = p.prefix_with("MATERIALIZED")  # read twice below: computed once
     decided = or_(p.c.answered == 1, p.c.sent <= now - ANSWER_WITHIN.total_seconds())
@@ -289,12 +274,13 @@ def prompt_facts(session: Session, clinic_id: int, scope: Scope, now: float) -> 
         func.count().label("total"),
         func.coalesce(func.sum(p.c.in_time), 0).label("number"),
     ).group_by(p.c.channel)
-    by_enrollment = select(
-        ranked.c.enrollment_id,
-        cast(literal(None), p.c.channel.type),
-        func.count(),
-        func.min(case((ranked.c.answered == 1, ranked.c.rn))),
-    ).group_by(ranked.c.enrollment_id)
+    first_answered = func.min(case((ranked.c.answered == 1, ranked.c.rn)))
+    by_enrollment = (
+        select(ranked.c.enrollment_id, cast(literal(None), p.c.channel.type), func.count(), first_answered)
+        .group_by(ranked.c.enrollment_id)
+        # Only runs of 2 or more: the newest answered is the 3rd or older, or none of 2 or more was answered.
+        .having(func.coalesce(first_answered, func.count() + 1) >= 3)
+    )
     rates: list[Any] = []
     streaks: dict[int, int] = {}
     for enrollment_id, channel, total, number in session.execute(union_all(by_channel, by_enrollment)):

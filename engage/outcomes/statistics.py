@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 Z95 = 1.959963984540054  # the 97.5th percentile of the standard normal distribution
 
@@ -43,28 +43,29 @@ def kaplan_meier(times: Iterable[tuple[float, bool]]) -> list[tuple[float, float
     ``times``: one ``(time, event)`` per subject; ``event`` False means censored at that time (lost to
     follow-up, or still without the event). At a time with both, events count before censorings, as usual.
     """
-    by_time: dict[float, list[int]] = {}
-    total = 0
-    for time, event in times:
-        counts = by_time.setdefault(time, [0, 0])
-        counts[0 if event else 1] += 1
-        total += 1
-    at_risk = total
-    survival = 1.0
-    curve: list[tuple[float, float]] = []
-    for time in sorted(by_time):
-        events, censored = by_time[time]
+    return list(_curve(times))
+
+
+def _curve(times: Iterable[tuple[float, bool]]) -> Iterator[tuple[float, float]]:
+    ordered = sorted(times)  # by time; one pass over each time's subjects, so their order there does not matter
+    total = len(ordered)
+    at_risk, survival, i = total, 1.0, 0
+    while i < total:
+        time, events, j = ordered[i][0], 0, i
+        while j < total and ordered[j][0] == time:
+            events += ordered[j][1]
+            j += 1
         if events:
             survival *= 1 - events / at_risk
-            curve.append((time, survival))
-        at_risk -= events + censored
-    return curve
+            yield time, survival
+        at_risk -= j - i
+        i = j
 
 
 def kaplan_meier_median(times: Iterable[tuple[float, bool]]) -> float | None:
     """The first event time at which the Kaplan-Meier survival is 0.5 or less; None when it never falls that
     far (fewer than half reached the event, counting the censored fairly)."""
-    for time, survival in kaplan_meier(times):
+    for time, survival in _curve(times):
         if survival <= 0.5 + 1e-12:
             return time
     return None

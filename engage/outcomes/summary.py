@@ -16,8 +16,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
+from engage.conversation import start_back
 from engage.errors import InvalidInput
-from engage.outcomes import facts, figures
+from engage.outcomes import facts, figures, function, stored_facts, tally
 from engage.outcomes.episodes import WORSE_POINTS, Episode, meets_mcid
 from engage.records.lookup import get
 from engage.records.models import (
@@ -32,7 +33,9 @@ from engage.records.models import (
 
 REASSESSMENT = "reassessment"
 _SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNKNOWN)
-#: How many patients to act on the staff page lists by name (the most urgent first; the CSV has every episode).
+RISK_NAMES = {start_back.LOW: "Low risk", start_back.MEDIUM: "Medium risk", start_back.HIGH: "High risk"}
+#: How many patients to act on the summary lists, the most urgent first (``act_on_total`` counts them all; the CSV
+#: has every episode): a clinic with 13,000 of them got a 1.5 MB answer from the API, most of its time spent there.
 ACT_ON_NAMED = 100
 
 
@@ -109,11 +112,11 @@ def _where(filters: Filters) -> list[Any]:
     return where
 
 
-def _scope(filters: Filters, tz: ZoneInfo) -> facts.Scope:
+def _scope(filters: Filters, tz: ZoneInfo) -> stored_facts.Scope:
     """The filters as the database applies them: the period's local dates as instants in the clinic's zone."""
     after = datetime.combine(filters.start, time(0), tz).timestamp() if filters.start else None
     before = datetime.combine(filters.end + timedelta(days=1), time(0), tz).timestamp() if filters.end else None
-    return facts.Scope(tuple(_where(filters)), filters.practitioner_id, after, before)
+    return stored_facts.Scope(tuple(_where(filters)), filters.practitioner_id, after, before)
 
 
 def _episode(row: Any, streaks: dict[int, int]) -> Episode:
@@ -161,13 +164,11 @@ class Loaded:
     histogram: list[Any]
 
 
-def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datetime | None = None) -> Loaded:
-    """The clinic's enrollments matching ``filters`` as episodes, computed by the database (:mod:`facts`).
-
-    Raises ``InvalidInput`` (field ``practitioner``) for a practitioner of another clinic."""
+def _prepare(session: Session, clinic_id: int, filters: Filters) -> tuple[ZoneInfo, dict[int, str], Any]:
+    """The clinic's zone, its practitioners' names, and its enrollments in scope as a selectable of stored facts
+    (stale ones computed first). ``InvalidInput`` (field ``practitioner``) for a practitioner of another clinic."""
     clinic: Clinic = get(session, Clinic, clinic_id)
     tz = ZoneInfo(clinic.timezone)
-    now = now or utcnow()
     names: dict[int, str] = {
         row.id: row.name
         for row in session.execute(
@@ -177,14 +178,24 @@ def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datet
     if filters.practitioner_id is not None and filters.practitioner_id not in names:
         raise InvalidInput(f"no practitioner with id {filters.practitioner_id} in this clinic", field="practitioner")
     if session.get_bind().dialect.name == "postgresql":
-        # These queries' cost estimates trip PostgreSQL's JIT, whose compilation (over a second) costs far more
-        # than the few hundred milliseconds the queries take; off for this transaction only.
+        # Computing stale facts trips PostgreSQL's JIT on large batches (its compilation costs more than the
+        # queries), and sorts their scores in memory rather than on disk; for this transaction only.
         session.execute(text("SET LOCAL jit = off"))
-        # The scores and visits are sorted once in memory (tens of MB at 200,000 scores) instead of on disk.
         session.execute(text("SET LOCAL work_mem = '64MB'"))
-    scope = _scope(filters, tz)
-    rows, histogram = facts.episode_facts(session, clinic_id, scope)
-    rates, streaks = facts.prompt_facts(session, clinic_id, scope, now.timestamp())
+    stored_facts.refresh(session, clinic_id)
+    return tz, names, stored_facts.scoped(session, clinic_id, _scope(filters, tz))
+
+
+def load_episodes(session: Session, clinic_id: int, filters: Filters, now: datetime | None = None) -> Loaded:
+    """The clinic's enrollments matching ``filters`` as :class:`Episode` objects, from their stored facts (for
+    the CSV export; the page's figures come from :func:`outcome_summary`, in one pass without them).
+
+    Raises ``InvalidInput`` (field ``practitioner``) for a practitioner of another clinic."""
+    now = now or utcnow()
+    _, names, scoped = _prepare(session, clinic_id, filters)
+    rows = stored_facts.episode_facts(session, scoped)
+    rates, streaks = facts.prompt_facts(session, scoped, now.timestamp())
+    histogram = stored_facts.pain_histogram(session, scoped)
     return Loaded([_episode(r, streaks) for r in rows], names, rates, histogram)
 
 
@@ -196,40 +207,49 @@ def outcome_summary(
     *,
     with_names: bool = False,
 ) -> dict[str, Any]:
-    """The clinic's figures (the clinic row's keys at the top level), ``by_practitioner`` and ``by_sequence``
-    rows (small cells pooled), ``response_rate`` per channel, ``act_on``, the chart series and the sources.
+    """The clinic's figures (the clinic row's keys at the top level), ``by_practitioner``, ``by_sequence`` and
+    ``by_start_back_risk`` rows (small cells pooled), ``function`` (the PSFS figures), ``response_rate`` per
+    channel, ``act_on``, the chart series and the sources.
 
-    ``with_names``: the first :data:`ACT_ON_NAMED` ``act_on`` entries (what the staff page lists) also carry the
-    patient's name (the API and the CLI answer ids). Raises ``InvalidInput`` for a practitioner of another
-    clinic, ``NotFound`` for an unknown clinic.
+    ``act_on`` lists the first :data:`ACT_ON_NAMED` (``act_on_total``: how many in all); ``with_names``: they
+    also carry the patient's name (the staff page; the API and the CLI answer ids). Raises ``InvalidInput`` for
+    a practitioner of another clinic, ``NotFound`` for an unknown clinic.
     """
     filters = filters or Filters()
-    loaded = load_episodes(session, clinic_id, filters, now)
-    episodes, names = loaded.episodes, loaded.names
-    tz = ZoneInfo(get(session, Clinic, clinic_id).timezone)
-    act_on = figures.act_on(episodes)
+    now = now or utcnow()
+    tz, names, b = _prepare(session, clinic_id, filters)
+    rates, streaks = facts.prompt_facts(session, b, now.timestamp())
+    live = b.c.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED])
+    risk = start_back.newest_risks(select(b.c.patient_id))
+    computed = {"active": live.label("active"), "risk": risk.c.risk}
+    columns = [computed[name] if name in computed else b.c[name] for name in tally.COLUMNS]
+    # The most urgent to act on; a clinic with thousands reads the CSV for the rest.
+    query = select(*columns).outerjoin(risk, risk.c.patient_id == b.c.patient_id)
+    found = tally.summarize(session.execute(query).all(), streaks, tz, limit=ACT_ON_NAMED)
+    act_on = found.act_on
     if with_names and act_on:
         people = {
             row.id: f"{row.first_name} {row.last_name}"
             for row in session.execute(
                 select(Patient.id, Patient.first_name, Patient.last_name).where(
-                    Patient.id.in_({r["patient_id"] for r in act_on[:ACT_ON_NAMED]})
+                    Patient.id.in_({r["patient_id"] for r in act_on})
                 )
             )
         }
-        for entry in act_on[:ACT_ON_NAMED]:
+        for entry in act_on:
             entry["patient"] = people.get(entry["patient_id"], "")
     return {
         "clinic_id": clinic_id,
         "filters": filters.as_dict(),
-        **figures.row(episodes),
-        "by_practitioner": figures.grouped(episodes, lambda e: e.practitioner_id, names, "No practitioner named"),
-        "by_sequence": figures.grouped(episodes, lambda e: e.sequence_key, {}, "No sequence"),
-        "response_rate": figures.response_rates(loaded.rates),
+        **tally.row(tally.merged(found.cells.values())),
+        "by_practitioner": tally.grouped(found.cells, lambda cell: cell[0], names, "No practitioner named"),
+        "by_sequence": tally.grouped(found.cells, lambda cell: cell[1], {}, "No sequence"),
+        "by_start_back_risk": tally.grouped(found.cells, lambda cell: cell[2], RISK_NAMES, "Not screened"),
+        "function": function.summary(function.assessments(session, b)),
+        "response_rate": figures.response_rates(rates),
         "act_on": act_on,
-        "pain_by_session": figures.pain_by_session(loaded.histogram),
-        "responders_by_month": figures.responders_by_month(
-            episodes, lambda e: e.first_session.astimezone(tz).strftime("%Y-%m")
-        ),
+        "act_on_total": found.act_on_total,
+        "pain_by_session": figures.pain_by_session(stored_facts.pain_histogram(session, b)),
+        "responders_by_month": tally.responders_by_month(found.months),
         "sources": figures.SOURCES,
     }

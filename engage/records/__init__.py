@@ -10,3 +10,6 @@ anything that re-plans messages after a change lives above, in :mod:`engage.sche
 # The length limits of staff-typed text are checked on every flush (a Session event), wherever the
 # records are written from; importing the package registers the check.
 from engage.records import limits as _limits  # noqa: E402,F401
+
+# Writes to scores and visits mark the stored episode facts computed from them stale (a Session event too).
+from engage.records import stale_episodes as _stale_episodes  # noqa: E402,F401

@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
 
@@ -541,6 +542,56 @@ class Outcome(Base):
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
     measure: Mapped[Measure] = mapped_column(_enum(Measure), default=Measure.NPRS, server_default="nprs")
     item: Mapped[str | None] = mapped_column(String(100))  # the PSFS activity, in the patient's words
+
+
+class Screening(Base):
+    """A screening questionnaire a patient answered (the Keele STarT Back Tool at intake): the answers as given,
+    the scores, and the risk group they place the patient in."""
+
+    __tablename__ = "screening"
+    __table_args__ = (Index("ix_screening_patient_recorded_at", "patient_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    tool: Mapped[str] = mapped_column(String(40))  # "start_back"
+    answers: Mapped[list[int]] = mapped_column(JSON)  # item by item, as the tool numbers its answers
+    total: Mapped[int] = mapped_column(Integer)
+    subscale: Mapped[int] = mapped_column(Integer)  # STarT Back: the psychosocial subscale (items 5-9)
+    risk: Mapped[str] = mapped_column(String(10))  # low, medium, high
+    source: Mapped[str] = mapped_column(String(20))  # intake, staff, api
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EpisodeFact(Base):
+    """One enrollment's episode facts as :mod:`engage.outcomes.stored_facts` last computed them from its visits and
+    NPRS scores, so the Outcomes page aggregates one row per enrollment instead of reading every score.
+
+    Any write to the enrollment's inputs (a score of its patient, a visit of its plan) bumps ``version``
+    (:mod:`engage.records.stale_episodes`, in the writer's transaction); the facts are those of
+    ``computed_version`` (None: never computed), so a row whose two differ is stale and is computed again before
+    it is read. Times are seconds since 1970 (UTC); ``first_start`` None: the plan has no visit that was not
+    cancelled (no episode).
+    """
+
+    __tablename__ = "episode_fact"
+
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id"), primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    computed_version: Mapped[int | None] = mapped_column(Integer)
+    first_start: Mapped[float | None] = mapped_column(Float)
+    first_end: Mapped[float | None] = mapped_column(Float)
+    last_start: Mapped[float | None] = mapped_column(Float)
+    visit_practitioner_id: Mapped[int | None] = mapped_column(Integer)
+    baseline: Mapped[int | None] = mapped_column(Integer)
+    follow_ups: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    latest_at: Mapped[float | None] = mapped_column(Float)
+    latest: Mapped[int | None] = mapped_column(Integer)
+    latest_sessions: Mapped[int | None] = mapped_column(Integer)
+    mcid_at: Mapped[float | None] = mapped_column(Float)
+    mcid_sessions: Mapped[int | None] = mapped_column(Integer)
+    #: One number per score counted on the pain chart: sessions begun * 16 + score (a PostgreSQL integer array,
+    #: which the database unnests ten times faster than JSON; a JSON list on SQLite).
+    pain_points: Mapped[list[int] | None] = mapped_column(JSON().with_variant(postgresql.ARRAY(Integer), "postgresql"))
 
 
 class AuditEvent(Base):

@@ -275,16 +275,26 @@ def start_beat(env: dict[str, str], logfile: Path, workdir: Path) -> subprocess.
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
     """Stop a process group started above: ``sig`` first, SIGKILL if it lingers."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
+    stop_together([process], sig, timeout)
+
+
+def stop_together(processes: list[subprocess.Popen[bytes]], sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+    """Stop process groups started above: ``sig`` to all of them at once (their shutdowns overlap), then each
+    is waited for up to ``timeout`` seconds, and SIGKILL ends what lingers."""
+    signalled = []
+    for process in processes:
+        if process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+                signalled.append(process)
+    deadline = time.monotonic() + timeout
+    for process in signalled:
         with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout)
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # stragglers: pool children outliving their parent
-    process.wait(timeout=5)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # stragglers: pool children outliving their parent
+        process.wait(timeout=5)
 
 
 def process_tree(pid: int) -> list[int]:

@@ -102,3 +102,98 @@ def test_a_practitioner_of_another_clinic_is_refused(session: Session) -> None:
     session.commit()
     with pytest.raises(InvalidInput):
         outcome_summary(session, world.clinic_id, Filters(practitioner_id=999))
+
+
+def test_two_prompts_in_a_row_unanswered_put_the_patient_on_the_list(session: Session) -> None:
+    """Runs counted from the newest prompt whose 72 hours are over; an answered one ends the run, and one still
+    inside its 72 hours counts neither way. Response rates: answered within 72 hours, per channel."""
+    from sqlalchemy import select
+
+    from engage.records.models import Channel, Enrollment, Message, MessageStatus, Outcome
+
+    world = fixture.build(session)
+    now = utcnow()
+    silent, answered_between = world.patients["lee"][6], world.patients["lee"][7]
+
+    def prompt(patient_id: int, days_ago: float, answered: bool = False, channel: Channel = Channel.SMS) -> None:
+        enrollment = session.scalars(select(Enrollment.id).where(Enrollment.patient_id == patient_id)).one()
+        sent = now - timedelta(days=days_ago)
+        message = Message(
+            enrollment_id=enrollment,
+            patient_id=patient_id,
+            step_key="reassessment",
+            occurrence=f"n:{days_ago}",
+            channel=channel,
+            template="reassessment",
+            context={},
+            due_at=sent,
+            status=MessageStatus.DELIVERED,
+            sent_at=sent,
+        )
+        session.add(message)
+        session.flush()
+        if answered:
+            session.add(
+                Outcome(
+                    patient_id=patient_id,
+                    prompt_message_id=message.id,
+                    score=5,
+                    source="sms",
+                    recorded_at=sent + timedelta(hours=2),
+                )
+            )
+
+    for days_ago in (12, 8, 4):
+        prompt(silent, days_ago)
+    prompt(silent, 1)  # inside its 72 hours: not yet unanswered
+    prompt(answered_between, 12)
+    prompt(answered_between, 8, answered=True, channel=Channel.EMAIL)
+    prompt(answered_between, 4)
+    session.commit()
+    summary = outcome_summary(session, world.clinic_id)
+    listed = {r["patient_id"]: (r["reasons"], r["unanswered_in_a_row"]) for r in summary["act_on"]}
+    assert listed[silent] == (["unanswered"], 3)
+    assert answered_between not in listed  # one unanswered since its last answer
+    assert summary["act_on_total"] == len(summary["act_on"]) == 2  # with the fixture's worsened patient
+    # Six SMS prompts, none answered: Wilson 0/6 is [0, z²/6 / (1 + z²/6)] = [0, 0.3903].
+    assert summary["response_rate"]["sms"] == {"n": 6, "count": 0, "rate": 0.0, "ci95": [0.0, 0.3903]}
+    assert summary["response_rate"]["email"]["count"] == summary["response_rate"]["email"]["n"] == 1
+
+
+def test_figures_by_start_back_risk_add_up_to_the_clinic(session: Session) -> None:
+    from engage.conversation import start_back
+
+    world = fixture.build(session)
+    for patient_id in world.patients["lee"][:5]:  # responders 4 of 5: 8->4, 8->4, 8->3, 8->5 and 8->6
+        start_back.record(session, patient_id, [0, 0, 0, 0, 1, 1, 1, 0, 4], actor="test")
+    start_back.record(session, world.patients["lee"][0], [0] * 9, actor="test", at=utcnow() - timedelta(days=30))
+    session.commit()
+    summary = outcome_summary(session, world.clinic_id)
+    rows = {r["name"]: r for r in summary["by_start_back_risk"]}
+    assert list(rows) == ["High risk", "Not screened"]  # the newest screening counts: no "Low risk" row
+    assert (rows["High risk"]["episodes"], rows["High risk"]["responders"]["both"]) == (5, 4)
+    assert (rows["Not screened"]["episodes"], rows["Not screened"]["enrolled"]) == (5, 7)
+    for key in COUNTED:
+        assert sum(r[key] for r in rows.values()) == summary[key], key
+
+
+def test_function_by_the_psfs_mean_from_baseline_to_the_latest_rating(session: Session) -> None:
+    """Baselines (means): 3, 2 and 5; follow-ups: 6 (+3), 3 (+1), none; the older follow-up of the first
+    patient (4) is not the latest. Improved by 2 or more: 1 of 2."""
+    from engage.conversation.measures import record_psfs
+
+    world = fixture.build(session)
+    first = utcnow() - timedelta(days=20)
+    a, b, c = world.patients["lee"][:3]
+    record_psfs(session, a, [("Sitting", 2), ("Walking", 4)], actor="test", at=first - timedelta(days=1))
+    record_psfs(session, a, [("Sitting", 4), ("Walking", 4)], actor="test", at=first + timedelta(days=5))
+    record_psfs(session, a, [("Sitting", 6), ("Walking", 6)], actor="test", at=first + timedelta(days=12))
+    record_psfs(session, b, [("Stairs", 2)], actor="test", at=first - timedelta(days=2))
+    record_psfs(session, b, [("Stairs", 3)], actor="test", at=first + timedelta(days=12))
+    record_psfs(session, c, [("Lifting", 5)], actor="test", at=first - timedelta(days=3))
+    record_psfs(session, c, [("Lifting", 9)], actor="test", at=first - timedelta(days=9))  # before the window
+    session.commit()
+    psfs = outcome_summary(session, world.clinic_id)["function"]
+    assert (psfs["with_baseline"], psfs["with_follow_up"]) == (3, 2)
+    assert (psfs["median_baseline"], psfs["median_latest"], psfs["median_change"]) == (3, 4.5, 2)
+    assert (psfs["improved"]["count"], psfs["improved"]["n"], psfs["improved"]["rate"]) == (1, 2, 0.5)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from engage import clock
 from engage.config import get_settings
+from engage.content.links import read_intake_token
 from engage.conversation.sms_replies import reply_text, words_for
 from engage.db import session_scope
 from engage.delivery.send_checks import render, send_time_check
@@ -100,6 +101,9 @@ def test_first_enrollment_with_sms_writes_one_welcome_saying_who_what_how_often_
         for word in words:
             assert word in body
         assert body.count("STOP") == 1  # no second opt-out line appended
+        # The intake questionnaire's link, for this patient: baseline pain and activities before the first visit.
+        [link] = [word for word in body.split() if "/q/" in word]
+        assert read_intake_token(link.rsplit("/", 1)[1]) == patient_id
         # HELP says the same about the programme, plus the clinic's phone.
         assert words_for(locale)["programme"] in body
         help_text = reply_text(locale, "help", clinic_name=CLINIC, phone="(415) 555-0199")

@@ -84,3 +84,13 @@ def test_the_what_to_expect_email_links_the_intake_page_in_both_languages() -> N
     for locale in ("en", "es"):
         email = render_email("what-to-expect", sample_context("what-to-expect", "email", locale), locale)
         assert preview_intake_url() in email.text and f'href="{preview_intake_url()}"' in email.html, locale
+
+
+def test_a_link_sent_before_the_token_was_shortened_still_opens_the_form(sqlite_url: str) -> None:
+    from engage.content.links import INTAKE, make_token
+
+    world = make_world()
+    client = TestClient(create_app())
+    old = f"/q/{make_token(INTAKE, {'patient_id': world.patient_id})}"
+    assert client.get(old).status_code == 200
+    assert len(_path(intake_url(world.patient_id))) < len(old)  # the welcome SMS carries the shorter one

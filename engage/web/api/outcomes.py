@@ -107,6 +107,9 @@ class SummaryOut(SummaryRow):
 
     by_practitioner: list[GroupRow] = Field(description="Rows like the clinic's; they add up to it")
     by_sequence: list[GroupRow] = Field(description="Rows like the clinic's; they add up to it")
+    act_on_total: int = Field(
+        description="Patients to act on in all; `act_on` lists the 100 most urgent", examples=[12]
+    )
 
 
 @router.post(

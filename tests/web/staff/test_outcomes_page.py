@@ -46,6 +46,8 @@ def test_the_practitioner_sees_sixty_percent_with_its_interval_and_pooled_small_
     worse = world.patients["lee"][5]
     assert f'href="/patients/{worse}"' in page.text and "worse by 2 or more (8 → 10)" in text
     assert page.text.count("<svg") == 2 and "Pain by session (the chart's figures)" in text
+    assert "By STarT Back risk at intake" in text and "Not screened 10 10 6 60 %" in text
+    assert "No PSFS baseline in these episodes yet" in text
 
     only_diaz = _text(doctor.get(f"/outcomes?practitioner={world.diaz}").text)
     assert "Responders (2 points and 30 %): 50 %, 2 of 4" in only_diaz

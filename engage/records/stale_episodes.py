@@ -1,0 +1,131 @@
+"""Marking stored episode facts stale whenever what they are computed from is written, in the same transaction.
+
+An enrollment's stored facts (:class:`~engage.records.models.EpisodeFact`) come from its plan's visits and its
+patient's scores. Every flush that adds, changes or removes an :class:`Outcome` or an :class:`Appointment`
+(whichever code path wrote it: SMS replies, the intake page, the desk, the API, a sync), and every ORM bulk
+``insert(...)`` of them, bumps the ``version`` of the facts of the enrollments concerned, creating the row if
+it is missing. The reader (:mod:`engage.outcomes.stored_facts`) stores what it computed only under the version
+it read, so a write that commits while it computes leaves the row stale rather than wrong: on PostgreSQL its
+``UPDATE ... WHERE version = :read`` waits for the writer's row lock and then matches nothing.
+
+An ORM ``update(...)`` or ``delete(...)`` of those records (none exists today) names no rows here: it marks
+every stored fact stale. Writes that bypass the ORM session (raw SQL) must call :func:`mark_patients_stale`
+or :func:`mark_plans_stale` themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, event, inspect, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+
+from engage.records.models import Appointment, Enrollment, EpisodeFact, Outcome
+
+#: The appointment attributes the facts read (start, end, status: which visits count; who treated).
+_VISIT_FIELDS = ("plan_id", "start_at", "end_at", "status", "practitioner_id")
+_SCORE_FIELDS = ("patient_id", "score", "recorded_at", "measure")
+
+
+def mark_stale(connection: Connection, *, patient_ids: Iterable[int] = (), plan_ids: Iterable[int] = ()) -> None:
+    """Bump the facts' version of every enrollment of ``patient_ids`` or of ``plan_ids`` (a row is created for
+    an enrollment that has none, so a reader computing it right now cannot store what it read before)."""
+    patients, plans = sorted(set(patient_ids)), sorted(set(plan_ids))
+    if not patients and not plans:
+        return
+    which = []
+    if patients:
+        which.append(Enrollment.patient_id.in_(patients))
+    if plans:
+        which.append(Enrollment.plan_id.in_(plans))
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    table = EpisodeFact.__table__
+    # Enrollment order: concurrent writers lock the rows in the same order (no deadlock between two of them).
+    statement = dialect.insert(table).from_select(
+        ["enrollment_id", "version"],
+        select(Enrollment.id, literal(1)).where(or_(*which)).order_by(Enrollment.id),
+    )
+    connection.execute(
+        statement.on_conflict_do_update(index_elements=[table.c.enrollment_id], set_={"version": table.c.version + 1})
+    )
+
+
+def mark_patients_stale(session: Session, patient_ids: Iterable[int]) -> None:
+    mark_stale(session.connection(), patient_ids=patient_ids)
+
+
+def mark_plans_stale(session: Session, plan_ids: Iterable[int]) -> None:
+    mark_stale(session.connection(), plan_ids=plan_ids)
+
+
+def _changed(record: Any, fields: tuple[str, ...]) -> bool:
+    state = inspect(record)
+    return any(state.attrs[name].history.has_changes() for name in fields)
+
+
+def _before_flush(session: Session, _context: UOWTransaction, _instances: Any) -> None:
+    """Collect, before the flush clears them, the patients and plans whose scores or visits this flush writes
+    (a changed record's old patient or plan too: the score or visit left it)."""
+    patients: set[int] = session.info.setdefault("stale_patients", set())
+    plans: set[int] = session.info.setdefault("stale_plans", set())
+    for record in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(record, Outcome):
+            if record in session.dirty and not _changed(record, _SCORE_FIELDS):
+                continue
+            history = inspect(record).attrs.patient_id.history
+            patients.update(p for p in (*history.added, *history.unchanged, *history.deleted) if p is not None)
+            if record.patient_id is not None:
+                patients.add(record.patient_id)
+        elif isinstance(record, Appointment):
+            if record in session.dirty and not _changed(record, _VISIT_FIELDS):
+                continue
+            history = inspect(record).attrs.plan_id.history
+            plans.update(p for p in (*history.added, *history.unchanged, *history.deleted) if p is not None)
+            if record.plan_id is not None:
+                plans.add(record.plan_id)
+            elif record.plan is not None and record.plan.id is not None:
+                plans.add(record.plan.id)
+
+
+def _after_flush(session: Session, _context: UOWTransaction) -> None:
+    patients: set[int] = session.info.pop("stale_patients", set())
+    plans: set[int] = session.info.pop("stale_plans", set())
+    # New appointments of a plan made in this flush know their plan id only now.
+    for record in session.new:
+        if isinstance(record, Appointment) and record.plan_id is not None:
+            plans.add(record.plan_id)
+    mark_stale(session.connection(), patient_ids=patients, plan_ids=plans)
+
+
+def _bulk(state: ORMExecuteState) -> None:
+    """ORM statements that write scores or visits without loading them (``insert(Appointment)`` in a sync)."""
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    mapper = state.bind_mapper
+    entity = mapper.class_ if mapper is not None else None
+    if entity not in (Outcome, Appointment):
+        return
+    if state.is_insert:
+        params = state.parameters
+        rows: list[dict[str, Any]] = (
+            [params] if isinstance(params, dict) else list(params or ())  # type: ignore[arg-type]
+        )
+        values = getattr(state.statement, "_values", None) or {}
+        key = "patient_id" if entity is Outcome else "plan_id"
+        ids = [row[key] for row in rows if row.get(key) is not None]
+        if not rows and values:  # insert(...).values(...) instead of a list of parameters
+            ids = [getattr(v, "value", None) for k, v in values.items() if getattr(k, "key", k) == key]
+        if entity is Outcome:
+            mark_stale(state.session.connection(), patient_ids=[i for i in ids if i is not None])
+        else:
+            mark_stale(state.session.connection(), plan_ids=[i for i in ids if i is not None])
+        return
+    # An update or delete by criteria: which rows it touches is not known here, so every fact is stale.
+    state.session.connection().execute(update(EpisodeFact).values(version=EpisodeFact.version + 1))
+
+
+event.listen(Session, "before_flush", _before_flush)
+event.listen(Session, "after_flush", _after_flush)
+event.listen(Session, "do_orm_execute", _bulk)
