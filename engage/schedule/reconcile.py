@@ -108,7 +108,7 @@ class ReconcileResult:
     unchanged: int = 0
 
     def __iadd__(self, other: ReconcileResult) -> ReconcileResult:
-        for name, value in asdict(other).items():
+        for name, value in vars(other).items():  # not asdict(): it deep-copies, and publishing adds thousands
             setattr(self, name, getattr(self, name) + value)
         return self
 

@@ -95,7 +95,7 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
     # Plain rows (the columns planning and the diff read), not ORM objects: thousands of them per publish.
     enrollments: list[Any] = [
         _Row(found)
-        for found in session.execute(
+        for found in session.connection().execute(
             select(
                 Enrollment.id,
                 Enrollment.patient_id,
@@ -126,7 +126,7 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
     )
     clinics = _by_id(session, Clinic, {p.clinic_id for p in patients.values()})
     appointments: dict[int, list[AppointmentFacts]] = defaultdict(list)
-    for a in session.execute(
+    for a in session.connection().execute(
         select(
             Appointment.id,
             Appointment.plan_id,
@@ -142,7 +142,7 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
     # FOR UPDATE: a dispatcher cannot claim these rows until this transaction ends. Plain rows rather than
     # ORM objects: a clinic's outbox is tens of thousands of rows, and diffing reads only these columns.
     existing: dict[int, list[Any]] = defaultdict(list)
-    for found in session.execute(
+    for found in session.connection().execute(
         select(*_ROW_COLUMNS).where(Message.enrollment_id.in_(ids)).order_by(Message.id).with_for_update()
     ):
         existing[found.enrollment_id].append(_Row(found))
@@ -245,7 +245,8 @@ class _Row:
 
 def _rows_by_id(session: Session, columns: tuple[Any, ...], ids: set[int]) -> dict[int, Any]:
     """The rows of ``columns`` (the first is the id) whose id is in ``ids``, by id."""
-    return {row[0]: row for row in session.execute(select(*columns).where(columns[0].in_(list(ids))))}
+    query = select(*columns).where(columns[0].in_(list(ids)))
+    return {row[0]: row for row in session.connection().execute(query)}
 
 
 def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
@@ -255,7 +256,7 @@ def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
 def _sms_history(session: Session, patient_ids: list[int]) -> dict[int, list[tuple[int | None, tuple[str, str], Any]]]:
     """Per patient, their SMS already handed to a provider: (enrollment id, (step, occurrence), due) (the caps)."""
     found: dict[int, list[tuple[int | None, tuple[str, str], Any]]] = defaultdict(list)
-    rows = session.execute(
+    rows = session.connection().execute(
         select(Message.patient_id, Message.enrollment_id, Message.step_key, Message.occurrence, Message.due_at).where(
             Message.patient_id.in_(patient_ids),
             Message.channel == Channel.SMS,
