@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import Engine, inspect, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -32,6 +33,7 @@ from engage.records import (
     migrate,
     outgoing_webhooks,  # noqa: F401 - its tables join the metadata
 )
+from engage.records import staff as staff_records
 from engage.records.models import Base
 from engage.schedule.versions import clear_cache as clear_version_cache
 
@@ -78,17 +80,40 @@ _ENV_TO_CLEAR = (
 )
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Every test starts with no credentials, its own outbox folder and a known secret."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """No credentials, an outbox folder in ``folder`` and a known secret (what every test starts with)."""
     for name in _ENV_TO_CLEAR:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ENGAGE_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("ENGAGE_OUTBOX_DIR", str(folder / "outbox"))
     monkeypatch.setenv("ENGAGE_SECRET_KEY", "test-secret-key-0123456789")
     monkeypatch.setenv("ENGAGE_PUBLIC_URL", "http://engage.test")
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Every test starts with no credentials, its own outbox folder and a known secret."""
+    clean_environment(monkeypatch, tmp_path)
     yield
     get_settings.cache_clear()
+
+
+#: argon2id as engage hashes staff passwords (argon2-cffi's defaults: 64 MiB, 3 passes, 4 lanes), kept here
+#: for the test that checks it; :func:`light_password_hashing` swaps in a light cost for the rest.
+PRODUCTION_HASHER = staff_records._hasher
+
+
+@pytest.fixture(scope="session", autouse=True)
+def light_password_hashing() -> Iterator[None]:
+    """Staff passwords hashed at argon2id's lightest cost in this process: the same algorithm and code
+    paths (hash, verify, rehash), but about 2 ms a hash, not 0.2-1 s. Tests sign staff in by the
+    thousand; a server the tests start as its own process hashes at the real cost."""
+    light = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    saved = staff_records._hasher, staff_records._DUMMY_HASH
+    staff_records._hasher = light
+    staff_records._DUMMY_HASH = light.hash("not-a-real-password-for-timing")
+    yield
+    staff_records._hasher, staff_records._DUMMY_HASH = saved
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,6 +20,10 @@ from sqlalchemy import select, text
 from engage.db import make_engine
 from tests.cli import engage, engage_process
 from tests.demo_volume import sent_messages, volume_table
+
+#: The tests that read the default demo's report and database share one run of it (the demo runs the clock
+#: for 45 simulated days: the longest part of this file); keep them on one xdist worker so it runs once.
+pytestmark = pytest.mark.xdist_group("demo")
 
 
 @pytest.fixture
@@ -28,6 +34,25 @@ def empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "newcomer"
     folder.mkdir()
     return folder
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    folder: Path
+    report: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def default_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``engage demo --json`` with its defaults, run once in an empty folder, for the tests that only read it."""
+    from tests.conftest import clean_environment
+
+    folder = tmp_path_factory.mktemp("default-demo")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clean_environment(monkeypatch, folder)  # as the autouse clean_env fixture, not yet run at module scope
+        monkeypatch.delenv("ENGAGE_OUTBOX_DIR")
+        report = engage_process("demo", "--json", cwd=folder, timeout=180).json
+    return DemoRun(folder, report)
 
 
 def test_demo_sends_the_sequence_into_the_outbox_and_prints_a_summary(empty_folder: Path) -> None:
@@ -124,12 +149,12 @@ def test_demo_json_report_agrees_with_the_database_and_a_rerun_starts_afresh(emp
 
 
 def test_the_demo_ends_now_with_visits_today_and_tomorrow_texts_waiting_and_pain_charts(
-    empty_folder: Path,
+    default_demo: DemoRun,
 ) -> None:
-    report = engage_process("demo", "--json", cwd=empty_folder, timeout=180).json
+    report = default_demo.report
     now = datetime.now(UTC)
     assert datetime.fromisoformat(report["simulated"]["end"]) <= now
-    engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
+    engine = make_engine(f"sqlite:///{default_demo.folder / 'engage.db'}")
     with engine.connect() as conn:
         latest_sent = conn.execute(text("SELECT max(sent_at) FROM message")).scalar()
         beat = conn.execute(text("SELECT at FROM heartbeat")).scalar()
@@ -143,6 +168,7 @@ def test_the_demo_ends_now_with_visits_today_and_tomorrow_texts_waiting_and_pain
         )
         charts = conn.execute(text("SELECT count(*) FROM outcome GROUP BY patient_id HAVING count(*) >= 3")).all()
         failed = conn.execute(text("SELECT count(*) FROM message WHERE status = 'failed'")).scalar()
+        unborn = conn.execute(text("SELECT count(*) FROM patient WHERE date_of_birth IS NULL")).scalar()
     engine.dispose()
     assert datetime.fromisoformat(str(latest_sent)).replace(tzinfo=UTC) <= now, "nothing was sent in the future"
     assert datetime.fromisoformat(str(beat)).replace(tzinfo=UTC) <= now, "the heartbeat is not ahead of now"
@@ -156,13 +182,14 @@ def test_the_demo_ends_now_with_visits_today_and_tomorrow_texts_waiting_and_pain
     assert over and "booked" not in over, "the visits that are over were attended (or missed)"
     assert any("cita" in body for body in texts) and any("numb" in body for body in texts) and "R" in texts
     assert len(charts) >= 3 and failed == 1
+    assert unborn == 0, "every demo patient has a date of birth, as at a real desk"
 
 
 def test_demo_screens_every_patient_gives_aftercare_after_two_visits_and_never_sends_two_at_once(
-    empty_folder: Path,
+    default_demo: DemoRun,
 ) -> None:
-    report = engage_process("demo", "--json", cwd=empty_folder, timeout=120).json
-    engine = make_engine(f"sqlite:///{empty_folder / 'engage.db'}")
+    report = default_demo.report
+    engine = make_engine(f"sqlite:///{default_demo.folder / 'engage.db'}")
     sent = sent_messages(engine, report["clinic_id"])
     engine.dispose()
     names = {p["name"].split()[0] for p in report["patients"]}
@@ -241,3 +268,22 @@ def test_demo_prints_one_command_for_the_staff_app_and_its_login_works(
     outcomes = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get("/outcomes").text))
     assert re.search(r"Responders \(2 points and 30 %\): \d+ % , \d+ of 3\d episodes", outcomes), outcomes[:2000]
     assert "Dr. Maya Chen" in outcomes and "Kaplan–Meier median" in outcomes
+
+
+def test_the_outcome_history_is_made_whatever_the_time_of_day(db_url: str) -> None:
+    """Its weekly sessions are at office hours: taken from the time the demo runs, one fell in the hour repeated
+    when clocks went back (2026-11-01 01:30 in New York, 200 days before this ``now``) and the demo stopped."""
+    from engage import clock
+    from engage.db import session_scope
+    from engage.demo import HISTORY_NAMES, _outcome_history
+    from engage.records.models import Appointment
+    from tests import seed
+
+    now = datetime(2027, 4, 15, 5, 30, tzinfo=UTC)
+    with clock.frozen(now), session_scope() as session:
+        clinic = seed.clinic(session)
+        _outcome_history(session, clinic.id, now)
+        starts = session.scalars(select(Appointment.start_at)).all()
+    assert len(starts) == 6 * len(HISTORY_NAMES)
+    zone = ZoneInfo("America/New_York")
+    assert {s.replace(tzinfo=UTC).astimezone(zone).hour for s in starts} <= set(range(9, 14))

@@ -16,7 +16,7 @@ from engage.schedule import patient_changes
 
 
 def _page_text(data: dict) -> str:  # type: ignore[type-arg]
-    return table(data["patients"], ["id", "last_name", "first_name", "phone", "email"]) + (
+    return table(data["patients"], ["id", "last_name", "first_name", "date_of_birth", "phone", "email"]) + (
         f"\npage {data['page']} of {data['pages']} ({data['total']} patients)"
     )
 
@@ -59,6 +59,7 @@ def patient_find(query: str, clinic_id: int, page: int, per_page: int) -> None:
 @click.option("--phone", help="Any format; an empty value removes it (an email must remain).")
 @click.option("--timezone", "tz", help="IANA name; an empty value means the clinic's.")
 @click.option("--locale", help="en or es.")
+@click.option("--date-of-birth", help="YYYY-MM-DD or MM/DD/YYYY; an empty value removes it.")
 @json_option
 @user_errors
 def patient_update(
@@ -69,6 +70,7 @@ def patient_update(
     phone: str | None,
     tz: str | None,
     locale: str | None,
+    date_of_birth: str | None,
 ) -> None:
     """Change a patient's details (validated as on add); their messages are re-planned."""
     given = {
@@ -80,6 +82,7 @@ def patient_update(
             ("phone", phone),
             ("timezone", tz),
             ("locale", locale),
+            ("date_of_birth", date_of_birth),
         )
         if value is not None
     }

@@ -159,10 +159,18 @@ def patient() -> None:
 @click.option("--phone", help="Normalised to E.164; without + the clinic's country is assumed.")
 @click.option("--timezone", "tz", help="IANA name; default: the clinic's.")
 @click.option("--locale", default="en", show_default=True, help="en or es.")
+@click.option("--date-of-birth", help="YYYY-MM-DD or MM/DD/YYYY; optional, tells two patients of one name apart.")
 @json_option
 @user_errors
 def patient_add(
-    clinic_id: int, first_name: str, last_name: str, email: str | None, phone: str | None, tz: str | None, locale: str
+    clinic_id: int,
+    first_name: str,
+    last_name: str,
+    email: str | None,
+    phone: str | None,
+    tz: str | None,
+    locale: str,
+    date_of_birth: str | None,
 ) -> None:
     """Add a patient to a clinic (needs an email or a phone)."""
     with session_scope() as session:
@@ -176,6 +184,7 @@ def patient_add(
             timezone=tz,
             locale=locale,
             actor=ACTOR,
+            date_of_birth=date_of_birth,
         )
         patient_id, warnings = added.patient.id, added.warnings
     emit(
@@ -201,7 +210,8 @@ def patient_show(patient_id: int) -> None:
         data = {**patients.patient_json(found), "consent": consent_in_force(session, found.id)}
 
     def human() -> str:
-        who = f"{data['first_name']} {data['last_name']} ({data['timezone']}, {data['locale']})"
+        born = f", born {data['date_of_birth']}" if data.get("date_of_birth") else ""
+        who = f"{data['first_name']} {data['last_name']} ({data['timezone']}, {data['locale']}{born})"
         lines = [f"patient {data['id']}: {who}"]
         for channel, given in data["consent"].items():
             since = f" since {given['at'][:16].replace('T', ' ')}" if given["at"] else ""

@@ -131,6 +131,9 @@ def load_exercises(templates_dir: Path | str | None = None) -> dict[str, Exercis
 
 def exercises_for(keys: Iterable[str], locale: str | None, templates_dir: Path | str | None = None) -> list[dict]:
     """The views (:meth:`Exercise.view`) of ``keys`` in order; a key no longer in the library is left out."""
+    keys = list(keys)
+    if not keys:  # most plans pick none: no need to list the library's folder for every message
+        return []
     library = load_exercises(templates_dir)
     return [library[key].view(locale) for key in keys if key in library]
 

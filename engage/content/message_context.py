@@ -14,12 +14,13 @@ relationships to other patients' data. Rendering is in :mod:`engage.content.rend
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, Table, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from engage.clock import utcnow
@@ -186,7 +187,9 @@ def _is_first_sms(session: Session, message: Message) -> bool:
     return not session.scalar(select(earlier_sms_exists(message)))
 
 
-def message_context(session: Session, message: Message, first_sms: bool | None = None) -> dict[str, Any]:
+def message_context(
+    session: Session, message: Message, first_sms: bool | None = None, *, pain_scores: list[int] | None = None
+) -> dict[str, Any]:
     """The template context for one outbox row, in its patient's time zone and locale.
 
     ``first_sms`` is true for an SMS with no earlier SMS in the same enrollment
@@ -213,16 +216,39 @@ def message_context(session: Session, message: Message, first_sms: bool | None =
         plan_id=message.enrollment.plan_id if message.enrollment else 0,
         exercise_keys=list(message.enrollment.plan.exercises or ()) if message.enrollment else [],
         # Only an email may show the pain trend (an SMS is on a lock screen), so only emails pay for the query.
-        pain_scores=_pain_scores(session, patient.id) if channel == Channel.EMAIL.value else None,
+        pain_scores=(pain_scores if pain_scores is not None else _pain_scores(session, patient.id))
+        if channel == Channel.EMAIL.value
+        else None,
     )
 
 
 def _pain_scores(session: Session, patient_id: int) -> list[int]:
-    return list(
-        session.scalars(
-            select(Outcome.score).where(Outcome.patient_id == patient_id).order_by(Outcome.recorded_at, Outcome.id)
-        )
-    )
+    return list(session.scalars(_PAIN_SCORES, {"patient_id": patient_id}))
+
+
+def pain_scores_of(session: Session, patient_ids: Iterable[int]) -> dict[int, list[int]]:
+    """:func:`_pain_scores` of many patients in one query (a send batch's emails); a patient without any: absent."""
+    ids = sorted(set(patient_ids))
+    scores: dict[int, list[int]] = {}
+    if ids:
+        for patient_id, score in session.execute(_PAIN_SCORES_OF, {"patient_ids": ids}):
+            scores.setdefault(patient_id, []).append(score)
+    return scores
+
+
+# Built once (Core columns, a bound parameter): building and caching the statement per email cost more than
+# running it.
+_OUTCOMES = cast(Table, Outcome.__table__)
+_PAIN_SCORES = (
+    select(_OUTCOMES.c.score)
+    .where(_OUTCOMES.c.patient_id == bindparam("patient_id"))
+    .order_by(_OUTCOMES.c.recorded_at, _OUTCOMES.c.id)
+)
+_PAIN_SCORES_OF = (
+    select(_OUTCOMES.c.patient_id, _OUTCOMES.c.score)
+    .where(_OUTCOMES.c.patient_id.in_(bindparam("patient_ids", expanding=True)))
+    .order_by(_OUTCOMES.c.patient_id, _OUTCOMES.c.recorded_at, _OUTCOMES.c.id)
+)
 
 
 # Sample data is the worst case for length: a ~40-character clinic name, the

@@ -24,6 +24,23 @@ def inbox(session: Session, clinic_id: int, *, include_handled: bool = False, li
     return list(session.scalars(query.order_by(*order).limit(limit)))
 
 
+def waiting_from_unknown_numbers(session: Session, clinic_id: int, *, limit: int = 200) -> list[InboundMessage]:
+    """Flagged texts to ``clinic_id`` from numbers no patient has, waiting for a person, oldest first."""
+    return list(
+        session.scalars(
+            select(InboundMessage)
+            .where(
+                InboundMessage.clinic_id == clinic_id,
+                InboundMessage.patient_id.is_(None),
+                InboundMessage.flagged.is_(True),
+                InboundMessage.handled_at.is_(None),
+            )
+            .order_by(InboundMessage.urgent.desc(), InboundMessage.received_at, InboundMessage.id)
+            .limit(limit)
+        )
+    )
+
+
 def waiting_count(session: Session, clinic_id: int) -> int:
     """How many flagged replies to ``clinic_id`` wait for a person."""
     return (

@@ -1,13 +1,14 @@
 """Send many claimed messages at once: their provider calls overlap on a thread pool.
 
 A vendor answers in 100-300 ms, so a process that waited for each answer in turn
-would send about five messages a second. :func:`send_many` runs
-:func:`engage.delivery.send.send_one` for each id on this process's thread pool
-(``ENGAGE_SEND_THREADS`` threads), so the HTTP calls overlap while the CPU work
-stays small. Nothing about a row changes: each one's ``queued -> sending``
-compare-and-set, checks, ``handed_at`` and result write are still its own, so a
-duplicate id, a duplicate batch or a batch redelivered after a crash sends nothing
-twice. The shared rate limit is drawn per message, as before.
+would send about five messages a second. :func:`send_many` sends a batch of one
+channel with :func:`engage.delivery.send_together.send_together`: the database work
+once per batch (take, load, hand-over, results), the HTTP calls overlapping on this
+process's thread pool (``ENGAGE_SEND_THREADS`` threads). A single id, or ids of an
+unknown channel, go through :func:`engage.delivery.send.send_one` on the same pool.
+Every row is still taken by its own ``queued -> sending`` compare-and-set and fenced
+by its attempt number, so a duplicate id, a duplicate batch or a batch redelivered
+after a crash sends nothing twice. The shared rate limit is drawn per message.
 
 :func:`by_channel` splits ids by channel, so SMS (slow, rate limited) and email
 travel on separate queues and an email never waits behind an SMS's rate-limit slot.
@@ -31,6 +32,7 @@ from engage.db import session_scope
 from engage.delivery import heartbeat, spool
 from engage.delivery.providers.base import ConfigurationError
 from engage.delivery.send import Outcome, SendResult, send_one
+from engage.delivery.send_together import send_together
 from engage.records.models import Channel, Message, MessageStatus
 
 log = logging.getLogger(__name__)
@@ -74,17 +76,29 @@ def send_many(message_ids: Sequence[int], channel: Channel | None = None) -> dic
         counts[Outcome.DEFERRED.value] = len(ids)
         return counts
     pool = _pool()
-    futures: list[Future[SendResult]] = [pool.submit(contextvars.copy_context().run, send_one, i, channel) for i in ids]
+    if channel is not None and len(ids) > 1:
+        results = send_together(ids, channel, pool)
+        outcomes: list[tuple[int, SendResult | Exception]] = [(i, results[i]) for i in ids]
+    else:
+        futures: list[Future[SendResult]] = [
+            pool.submit(contextvars.copy_context().run, send_one, i, channel) for i in ids
+        ]
+        outcomes = []
+        for message_id, future in zip(ids, futures, strict=True):
+            try:
+                outcomes.append((message_id, future.result()))
+            except Exception as exc:  # noqa: BLE001 - counted below
+                outcomes.append((message_id, exc))
     problem: ConfigurationError | None = None
-    for message_id, future in zip(ids, futures, strict=True):
-        try:
-            counts[future.result().outcome.value] += 1
-        except ConfigurationError as exc:
-            problem = problem or exc
+    for message_id, outcome in outcomes:
+        if isinstance(outcome, SendResult):
+            counts[outcome.outcome.value] += 1
+        elif isinstance(outcome, ConfigurationError):
+            problem = problem or outcome
             counts["error"] += 1
-        except Exception as exc:  # noqa: BLE001 - send_one rescheduled the row (or left it to the reaper)
+        else:  # send_one rescheduled the row (or left it to the reaper)
             log.error(
-                "message %d: send failed with %s", message_id, type(exc).__name__, extra={"message_id": message_id}
+                "message %d: send failed with %s", message_id, type(outcome).__name__, extra={"message_id": message_id}
             )
             counts["error"] += 1
     if channel is not None:

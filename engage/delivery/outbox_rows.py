@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, literal, null, select, update
+from sqlalchemy import Table, bindparam, case, literal, null, or_, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -78,6 +78,47 @@ _HAND_OVER = (
     )
     .values(handed_at=bindparam("now"), updated_at=bindparam("now"))
 )
+
+
+# The same two writes for a whole send batch: one round trip each, whatever the batch's size.
+_TAKE_MANY = (
+    update(_table())
+    .where(_table().c.id.in_(bindparam("ids", expanding=True)), _table().c.status == MessageStatus.QUEUED)
+    .values(
+        status=MessageStatus.SENDING,
+        sending_at=bindparam("now"),
+        handed_at=None,
+        attempts=_table().c.attempts + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(_table().c.id, _table().c.attempts)
+)
+_HAND_OVER_MANY = (
+    update(_table())
+    .where(
+        _table().c.id.in_(bindparam("ids", expanding=True)),
+        _table().c.status == MessageStatus.SENDING,
+        _table().c.handed_at.is_(None),
+    )
+    .values(handed_at=bindparam("now"), updated_at=bindparam("now"))
+    .returning(_table().c.id, _table().c.attempts)
+)
+
+
+def take_many(session: Session, message_ids: Sequence[int], now: datetime) -> dict[int, int]:
+    """:func:`take` for many rows in one statement: ``{id: attempt}`` of those that were ``queued``."""
+    if not message_ids:
+        return {}
+    rows = session.execute(_TAKE_MANY, {"ids": list(message_ids), "now": now}).all()
+    return {message_id: attempt for message_id, attempt in rows}
+
+
+def hand_over_many(session: Session, attempts: Mapping[int, int], now: datetime) -> set[int]:
+    """:func:`hand_over` for many rows (``{id: attempt}``) in one statement; the ids that are still ours."""
+    if not attempts:
+        return set()
+    rows = session.execute(_HAND_OVER_MANY, {"ids": list(attempts), "now": now}).all()
+    return {message_id for message_id, attempt in rows if attempts.get(message_id) == attempt}
 
 
 def _take(message_id: int, now: datetime) -> Any:
@@ -175,7 +216,8 @@ def _accepted_statement() -> Any:
     """``record_accepted``'s UPDATE, built once: every value a bound parameter, so SQLAlchemy compiles it once
     and finds it in its cache by identity (rebuilding the CASEs per call made its cache key the top cost)."""
     table = _table()
-    ours = table.c.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN])
+    # Two comparisons, not IN (…): an IN list is expanded at every execution and cannot be executemany'd.
+    ours = or_(table.c.status == MessageStatus.SENDING, table.c.status == MessageStatus.UNKNOWN)
 
     def unless_called_back(value: Any, column: Any) -> Any:
         return case((ours, value), else_=column)
@@ -210,6 +252,37 @@ def _accepted_and_owed_statement() -> Any:
 
 
 _ACCEPTED_AND_OWED = _accepted_and_owed_statement()
+
+
+@dataclass(frozen=True)
+class AcceptedRow:
+    """One provider acceptance to store with its batch (:func:`record_accepted_many`)."""
+
+    message_id: int
+    provider: str
+    provider_message_id: str
+    segments: int | None
+
+
+def record_accepted_many(session: Session, rows: Sequence[AcceptedRow], now: datetime) -> None:
+    """:func:`record_accepted` (with ``emit_sent``) for a batch: one executemany (one pipelined round trip on
+    PostgreSQL) and one INSERT of the ``message.sent`` events, whatever the batch's size."""
+    if not rows:
+        return
+    session.execute(
+        _ACCEPTED,
+        [
+            {
+                "message_id": row.message_id,
+                "provider": row.provider,
+                "provider_message_id": row.provider_message_id,
+                "segments": row.segments,
+                "now": now,
+            }
+            for row in rows
+        ],
+    )
+    emit(session, EventType.MESSAGE_SENT, [row.message_id for row in rows])
 
 
 def write_with_retries(work: Callable[[Session], None], *, tries: int = 6, pause: float = 0.2) -> None:

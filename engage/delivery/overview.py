@@ -18,14 +18,17 @@ from engage.clock import utcnow
 from engage.conversation.inbox import inbox, waiting_count
 from engage.errors import InvalidInput
 from engage.records.models import (
+    Appointment,
     Channel,
     Clinic,
     ConsentEvent,
     ConsentState,
+    Enrollment,
     InboundMessage,
     Message,
     MessageStatus,
     Patient,
+    TreatmentPlan,
 )
 
 #: Shown on Today until a person settles them (``engage.delivery.resolve``).
@@ -151,6 +154,9 @@ class MessageFilter:
     template: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    #: Only messages about this practitioner's visits (the visit's practitioner, else its plan's), or of their
+    #: plans when a message is about no visit. Checked against the clinic by the caller.
+    practitioner_id: int | None = None
 
     @classmethod
     def parse(
@@ -187,6 +193,13 @@ def _filtered(clinic: Clinic, flt: MessageFilter) -> Select[Message]:
         query = query.where(Message.due_at >= datetime.combine(flt.date_from, time(), tz))
     if flt.date_to:
         query = query.where(Message.due_at < datetime.combine(flt.date_to + timedelta(days=1), time(), tz))
+    if flt.practitioner_id is not None:
+        query = (
+            query.outerjoin(Appointment, Appointment.id == Message.appointment_id)
+            .outerjoin(Enrollment, Enrollment.id == Message.enrollment_id)
+            .outerjoin(TreatmentPlan, TreatmentPlan.id == func.coalesce(Appointment.plan_id, Enrollment.plan_id))
+            .where(func.coalesce(Appointment.practitioner_id, TreatmentPlan.practitioner_id) == flt.practitioner_id)
+        )
     return query
 
 

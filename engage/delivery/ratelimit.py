@@ -34,22 +34,31 @@ if TYPE_CHECKING:
 
 KEY_PREFIX = "engage:rate:"
 
-# KEYS[1]: the bucket. ARGV: interval (µs per message), burst tolerance (µs), max wait (µs).
-# Returns the wait in µs (reserved), or -wait-1 when the wait exceeds max wait (nothing reserved).
+# KEYS[1]: the bucket. ARGV: interval (µs per message), burst tolerance (µs), max wait (µs), slots wanted.
+# Reserves consecutive slots while each one's wait is within max wait. Returns {slots reserved, the wait for the
+# last one reserved (µs), the wait for the next free slot (µs)}.
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
+local wanted = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local wait = tat - tolerance - now
-if wait < 0 then wait = 0 end
-if wait > max_wait then return -wait - 1 end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return wait
+local got = 0
+local last = 0
+local wait = math.max(tat - tolerance - now, 0)
+while got < wanted and wait <= max_wait do
+  last = wait
+  tat = tat + interval
+  got = got + 1
+  wait = math.max(tat - tolerance - now, 0)
+end
+if got > 0 then
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+end
+return {got, last, wait}
 """
 
 
@@ -74,6 +83,16 @@ class RateLimiter(Protocol):
         """
         ...
 
+    def reserve_many(
+        self, key: str, rate: float, count: int, *, burst: float = 1.0, max_wait: float = 30.0
+    ) -> tuple[int, float, float]:
+        """Reserve up to ``count`` consecutive slots, each within ``max_wait``, in one step: ``(slots reserved,
+        seconds to wait for the last of them, seconds to wait for the next free slot)``.
+
+        Raises LimiterUnavailable when the bucket is out of reach (nothing reserved).
+        """
+        ...
+
 
 class RedisTokenBucket:
     """A bucket per key in Redis, shared by every process that uses the same Redis database."""
@@ -86,17 +105,22 @@ class RedisTokenBucket:
         self._script = client.register_script(_GCRA)
 
     def reserve(self, key: str, rate: float, *, burst: float = 1.0, max_wait: float = 30.0) -> float:
-        if rate <= 0:
-            return 0.0
+        return _one(key, self.reserve_many(key, rate, 1, burst=burst, max_wait=max_wait))
+
+    def reserve_many(
+        self, key: str, rate: float, count: int, *, burst: float = 1.0, max_wait: float = 30.0
+    ) -> tuple[int, float, float]:
+        if rate <= 0 or count <= 0:
+            return max(count, 0), 0.0, 0.0
         interval = int(1_000_000 / rate)
         tolerance = int(interval * max(burst - 1.0, 0.0))
         try:
-            result = int(self._script(keys=[KEY_PREFIX + key], args=[interval, tolerance, int(max_wait * 1_000_000)]))
+            got, last, following = self._script(
+                keys=[KEY_PREFIX + key], args=[interval, tolerance, int(max_wait * 1_000_000), count]
+            )
         except self._errors as exc:
             raise LimiterUnavailable(f"rate limit {key}: {type(exc).__name__}") from exc
-        if result < 0:
-            raise RateLimited(key, (-result - 1) / 1_000_000)
-        return result / 1_000_000
+        return int(got), int(last) / 1_000_000, int(following) / 1_000_000
 
 
 class LocalTokenBucket:
@@ -108,18 +132,34 @@ class LocalTokenBucket:
         self._tat: dict[str, float] = {}
 
     def reserve(self, key: str, rate: float, *, burst: float = 1.0, max_wait: float = 30.0) -> float:
-        if rate <= 0:
-            return 0.0
+        return _one(key, self.reserve_many(key, rate, 1, burst=burst, max_wait=max_wait))
+
+    def reserve_many(
+        self, key: str, rate: float, count: int, *, burst: float = 1.0, max_wait: float = 30.0
+    ) -> tuple[int, float, float]:
+        if rate <= 0 or count <= 0:
+            return max(count, 0), 0.0, 0.0
         interval = 1.0 / rate
         tolerance = interval * max(burst - 1.0, 0.0)
         with self._lock:
             now = self._now()
             tat = max(self._tat.get(key, now), now)
+            got, last = 0, 0.0
             wait = max(tat - tolerance - now, 0.0)
-            if wait > max_wait:
-                raise RateLimited(key, wait)
-            self._tat[key] = tat + interval
-            return wait
+            while got < count and wait <= max_wait:
+                last, tat, got = wait, tat + interval, got + 1
+                wait = max(tat - tolerance - now, 0.0)
+            if got:
+                self._tat[key] = tat
+            return got, last, wait
+
+
+def _one(key: str, reserved: tuple[int, float, float]) -> float:
+    """``reserve``'s answer from ``reserve_many``'s for one slot."""
+    got, last, following = reserved
+    if not got:
+        raise RateLimited(key, following)
+    return last
 
 
 def acquire(limiter: RateLimiter, key: str, rate: float, *, burst: float = 1.0, max_wait: float = 30.0) -> float:
@@ -128,6 +168,17 @@ def acquire(limiter: RateLimiter, key: str, rate: float, *, burst: float = 1.0, 
     if wait > 0:
         time.sleep(wait)
     return wait
+
+
+def acquire_many(
+    limiter: RateLimiter, key: str, rate: float, count: int, *, burst: float = 1.0, max_wait: float = 30.0
+) -> tuple[int, float]:
+    """Reserve up to ``count`` slots in one step and sleep until the last of them comes: ``(slots reserved,
+    seconds until the next free slot)``, for the caller to put the rest back on the schedule."""
+    got, last, following = limiter.reserve_many(key, rate, count, burst=burst, max_wait=max_wait)
+    if got and last > 0:
+        time.sleep(last)
+    return got, max(following - last, 0.0) if got else following
 
 
 def limiter_redis_url(settings: Settings) -> str | None:

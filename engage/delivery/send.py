@@ -45,12 +45,27 @@ from engage.delivery.outbox_rows import (
     write_with_retries,
 )
 from engage.delivery.providers import email_provider, email_provider_name, sms_provider, sms_provider_name
-from engage.delivery.providers.base import ConfigurationError, OutgoingSms, ProviderError
+from engage.delivery.providers.base import (
+    Accepted,
+    ConfigurationError,
+    EmailProvider,
+    OutgoingSms,
+    ProviderError,
+    SmsProvider,
+)
 from engage.delivery.providers.twilio_codes import INVALID_NUMBER as TWILIO_INVALID_NUMBER
 from engage.delivery.providers.twilio_codes import NOT_MOBILE as TWILIO_NOT_MOBILE
 from engage.delivery.providers.twilio_codes import UNSUBSCRIBED as TWILIO_UNSUBSCRIBED
-from engage.delivery.ratelimit import LimiterUnavailable, RateLimited, acquire, get_limiter
-from engage.delivery.send_checks import Decision, Ready, content_problem, load_for_sending, render, send_time_check
+from engage.delivery.ratelimit import LimiterUnavailable, RateLimited, acquire, acquire_many, get_limiter
+from engage.delivery.send_checks import (
+    Decision,
+    Loaded,
+    Ready,
+    content_problem,
+    load_for_sending,
+    render,
+    send_time_check,
+)
 from engage.records.models import Channel, ConsentState, Message, MessageStatus, Patient
 from engage.records.outgoing_webhooks import EventType, emit
 
@@ -175,17 +190,53 @@ def _send_one(message_id: int, channel: Channel | None) -> SendResult:
         return prepared
     ready, attempt = prepared
 
+    accepted = _call_provider(provider, ready, message_id, now, attempt)
+    if isinstance(accepted, SendResult):
+        return accepted
+    _store_accepted(message_id, provider.name, accepted, ready.segments)
+    log.info(
+        "message %d sent via %s as %s",
+        message_id,
+        provider.name,
+        accepted.provider_message_id,
+        extra={"message_id": message_id},
+    )
+    return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
+
+
+def _call_provider(
+    provider: SmsProvider | EmailProvider, ready: Ready, message_id: int, now: datetime, attempt: int
+) -> Accepted | SendResult:
+    """The provider call for a handed-over row: what it accepted, or the refusal written (:func:`_provider_failed`).
+
+    A ConfigurationError puts the row back to ``queued`` and is raised; any other unexpected error leaves
+    the row in ``sending`` for the reaper and is raised.
+    """
+    answer = _provider_answer(provider, ready, message_id, now, attempt)
+    if isinstance(answer, ProviderError):
+        return _refused(answer, ready, now, attempt)
+    return answer
+
+
+def _refused(exc: ProviderError, ready: Ready, now: datetime, attempt: int) -> SendResult:
+    """Write a provider's refusal of a handed-over row (:func:`_provider_failed`)."""
+    message_id = ready.payload.message_id
+    return _provider_failed(message_id, exc, now, attempt=attempt, channel=ready.channel, patient_id=ready.patient_id)
+
+
+def _provider_answer(
+    provider: SmsProvider | EmailProvider, ready: Ready, message_id: int, now: datetime, attempt: int
+) -> Accepted | ProviderError:
+    """The provider call alone: what it accepted, or its refusal (counted, not yet written). Raises as
+    :func:`_call_provider` does; no database work unless a ConfigurationError puts the row back."""
     try:
         with metrics.provider_call(provider.name, ready.channel.value):
             if isinstance(ready.payload, OutgoingSms):
-                accepted = provider.send_sms(ready.payload)  # type: ignore[union-attr]
-            else:
-                accepted = provider.send_email(ready.payload)  # type: ignore[union-attr]
+                return provider.send_sms(ready.payload)  # type: ignore[union-attr]
+            return provider.send_email(ready.payload)  # type: ignore[union-attr]
     except ProviderError as exc:
         metrics.record_provider_error(provider.name, exc.code or exc.status)
-        return _provider_failed(
-            message_id, exc, now, attempt=attempt, channel=ready.channel, patient_id=ready.patient_id
-        )
+        return exc
     except ConfigurationError:
         release(message_id, now, attempt=attempt)
         log.error(
@@ -206,14 +257,18 @@ def _send_one(message_id: int, channel: Channel | None) -> SendResult:
         )
         raise
 
+
+def _store_accepted(message_id: int, provider: str, accepted: Accepted, segments: int | None) -> None:
+    """Write the provider's acceptance; while the database is down, hold it in Redis (see :func:`send_one`)."""
+
     def store(session: Session) -> None:
         record_accepted(
             session,
             message_id,
             clock.utcnow(),
-            provider=provider.name,
+            provider=provider,
             provider_message_id=accepted.provider_message_id,
-            segments=ready.segments,
+            segments=segments,
             emit_sent=True,
         )
 
@@ -226,29 +281,21 @@ def _send_one(message_id: int, channel: Channel | None) -> SendResult:
             spool.hold_result(
                 message_id,
                 clock.utcnow(),
-                provider=provider.name,
+                provider=provider,
                 provider_message_id=accepted.provider_message_id,
-                segments=ready.segments,
+                segments=segments,
             )
         except spool.SpoolUnavailable:
             log.error(
                 "message %d: accepted by %s as %s but the result could not be stored (%s) nor held; the "
                 "status callback or the reaper resolves it",
                 message_id,
-                provider.name,
+                provider,
                 accepted.provider_message_id,
                 type(exc).__name__,
                 extra={"message_id": message_id},
             )
             raise exc from None
-    log.info(
-        "message %d sent via %s as %s",
-        message_id,
-        provider.name,
-        accepted.provider_message_id,
-        extra={"message_id": message_id},
-    )
-    return SendResult(message_id, Outcome.SENT, provider_message_id=accepted.provider_message_id)
 
 
 def _queued_channel(message_id: int) -> Channel | None:
@@ -306,12 +353,17 @@ def _take_and_prepare(message_id: int, now: datetime) -> tuple[Ready, int] | Sen
 
 def _check_and_render(session: Session, message_id: int, now: datetime, attempt: int) -> Ready | SendResult:
     """Re-check and render the message; write and return a result when it must not go."""
-    loaded = load_for_sending(session, message_id)
+    return _check_and_render_loaded(session, load_for_sending(session, message_id), now, attempt)
+
+
+def _check_and_render_loaded(session: Session, loaded: Loaded, now: datetime, attempt: int) -> Ready | SendResult:
+    """:func:`_check_and_render` for a row already loaded (alone, or with its batch)."""
+    message_id = loaded.message.id
     decision = send_time_check(session, loaded.message, now, consent=loaded.consent)
     if decision is not None:
         return _apply(session, message_id, now, attempt, decision)
     try:
-        ready = render(session, loaded.message, first_sms=loaded.first_sms)
+        ready = render(session, loaded.message, first_sms=loaded.first_sms, pain_scores=loaded.pain_scores)
     except TemplateError as exc:
         reason = str(exc)[:500]
         if finish(
@@ -410,6 +462,18 @@ def _wait_for_slot(channel: Channel, provider_name: str) -> None:
     settings = get_settings()
     rate = settings.sms_rate_per_second if channel is Channel.SMS else settings.email_rate_per_second
     acquire(get_limiter(settings), f"{channel.value}:{provider_name}", rate, max_wait=MAX_RATE_WAIT_SECONDS)
+
+
+def _wait_for_slots(channel: Channel, provider_name: str, count: int) -> tuple[int, float]:
+    """:func:`_wait_for_slot` for ``count`` messages in one step: ``(how many may go now, seconds until the next
+    slot)``; those beyond go back on the schedule. Raises LimiterUnavailable (nothing reserved)."""
+    if provider_name in UNLIMITED_PROVIDERS:
+        return count, 0.0
+    settings = get_settings()
+    rate = settings.sms_rate_per_second if channel is Channel.SMS else settings.email_rate_per_second
+    return acquire_many(
+        get_limiter(settings), f"{channel.value}:{provider_name}", rate, count, max_wait=MAX_RATE_WAIT_SECONDS
+    )
 
 
 def _postpone(message_id: int, now: datetime, wait: timedelta, reason: str) -> SendResult:

@@ -17,6 +17,7 @@ All of it reads; the dispatcher writes. Nothing here logs patient data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session, joinedload
 from engage.config import get_settings
 from engage.content.calendar import ICS_CONTENT_TYPE, ICS_FILENAME, event_summary, visit_ics
 from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in, with_plan_words
-from engage.content.message_context import earlier_sms_exists, message_context
+from engage.content.message_context import earlier_sms_exists, message_context, pain_scores_of
 from engage.content.rendering import Texts, as_texts, render_email, render_sms
 from engage.conversation.consent import newest_consent, reachability
 from engage.delivery import staff_replies
@@ -134,6 +135,8 @@ class Loaded:
     message: Message
     consent: ConsentState
     first_sms: bool
+    #: An email's patient's pain scores, oldest first, when read with the batch (None: read when rendering).
+    pain_scores: list[int] | None = None
 
 
 def load_for_sending(session: Session, message_id: int) -> Loaded:
@@ -142,12 +145,31 @@ def load_for_sending(session: Session, message_id: int) -> Loaded:
     return Loaded(message, consent or ConsentState.OPTED_IN, not earlier_sms)
 
 
+def load_many_for_sending(session: Session, message_ids: Sequence[int]) -> dict[int, Loaded]:
+    """:func:`load_for_sending` for a send batch, in one SELECT: ``{id: Loaded}`` (ids that do not exist left out)."""
+    if not message_ids:
+        return {}
+    rows = session.execute(_load_statement(many=True), {"message_ids": list(message_ids)}).all()
+    emailed = {message.patient_id for message, _, _ in rows if message.channel is Channel.EMAIL}
+    scores = pain_scores_of(session, emailed)
+    return {
+        message.id: Loaded(
+            message,
+            consent or ConsentState.OPTED_IN,
+            not earlier,
+            scores.get(message.patient_id, []) if message.channel is Channel.EMAIL else None,
+        )
+        for message, consent, earlier in rows
+    }
+
+
 @cache
-def _load_statement() -> Any:
+def _load_statement(many: bool = False) -> Any:
     # Built once per process (SQLAlchemy then reuses its compiled form): building it cost more than running it.
+    which = Message.id.in_(bindparam("message_ids", expanding=True)) if many else Message.id == bindparam("message_id")
     return (
         select(Message, newest_consent(Message.patient_id, Message.channel), earlier_sms_exists(Message))
-        .where(Message.id == bindparam("message_id"))
+        .where(which)
         .options(
             joinedload(Message.enrollment).joinedload(Enrollment.plan),
             joinedload(Message.patient).joinedload(Patient.clinic),
@@ -245,12 +267,15 @@ def send_time_check(
     return None
 
 
-def render(session: Session, message: Message, *, first_sms: bool | None = None) -> Ready:
-    """The provider payload for ``message``. Raises TemplateError. ``first_sms``: as read by :class:`Loaded`."""
+def render(
+    session: Session, message: Message, *, first_sms: bool | None = None, pain_scores: list[int] | None = None
+) -> Ready:
+    """The provider payload for ``message``. Raises TemplateError. ``first_sms``, ``pain_scores``: as read by
+    :class:`Loaded`."""
     settings = get_settings()
     patient = message.patient
     clinic = patient.clinic
-    context = message_context(session, message, first_sms)
+    context = message_context(session, message, first_sms, pain_scores=pain_scores)
     locale = patient.locale or "en"
     texts = _stored_texts(session, message)
     if message.channel is Channel.SMS:

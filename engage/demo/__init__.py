@@ -34,9 +34,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -192,6 +194,12 @@ def _check_database_is_safe(session: Any) -> int:
     return remove_clinics(session, list(session.scalars(demo_clinics)))
 
 
+def demo_birth_date(n: int) -> date:
+    """A made-up date of birth for the ``n``-th demo patient (adults from 1950 to 1999, spread over the year), so
+    two demo patients of one name are told apart as at a real desk."""
+    return date(1950 + (n * 17) % 50, 1 + (n * 5) % 12, 1 + (n * 11) % 28)
+
+
 def _seed(session: Any, start: datetime, end: datetime, count: int) -> tuple[int, list[dict[str, Any]]]:
     """A demo clinic with ``count`` patients, each with a plan enrolled in the sequence at ``start``; visits are
     placed by days from ``end`` (today), those before ``start`` recorded as history."""
@@ -231,6 +239,7 @@ def _seed(session: Any, start: datetime, end: datetime, count: int) -> tuple[int
             timezone=spec.timezone,
             locale=spec.locale,
             actor="demo",
+            date_of_birth=demo_birth_date(n),
         ).patient
         day_text, wall = spec.first_session.split()
         first_day = end.astimezone(_tz(patient)).date() + timedelta(days=int(day_text[1:]))
@@ -301,8 +310,12 @@ def _outcome_history(session: Any, clinic_id: int, now: datetime) -> int:
             last_name=last_name,
             actor="demo",
             email=f"{first_name.lower()}.{last_name.lower()}.{n}@patients.example",
+            date_of_birth=demo_birth_date(100 + n),
         ).patient
-        first = now - timedelta(days=200 - 4 * n, hours=n % 5)
+        # Office hours in the patient's zone (9:00 to 13:00): a time of day taken from ``now`` could fall in the
+        # hour repeated when clocks go back, which a weekly plan refuses as ambiguous.
+        day = (now - timedelta(days=200 - 4 * n)).astimezone(ZoneInfo(patient.effective_timezone)).date()
+        first = datetime.combine(day, time_of_day(9 + n % 5), tzinfo=ZoneInfo(patient.effective_timezone))
         plan = create_plan(
             session,
             patient_id=patient.id,
@@ -369,8 +382,6 @@ def _vary_phone(phone: str | None, n: int) -> str | None:
 
 
 def _tz(patient: Patient) -> Any:
-    from zoneinfo import ZoneInfo
-
     return ZoneInfo(patient.effective_timezone)
 
 

@@ -492,7 +492,18 @@ class DeliveryEvent(Base):
 
 class InboundMessage(Base):
     __tablename__ = "inbound_message"
-    __table_args__ = (Index("ix_inbound_message_clinic_patient", "clinic_id", "patient_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_message_clinic_patient", "clinic_id", "patient_id", "received_at"),
+        Index("ix_inbound_message_clinic_received", "clinic_id", "received_at"),
+        # The texts waiting for a person: the inbox count on every page, the inbox's first threads.
+        Index(
+            "ix_inbound_message_waiting",
+            "clinic_id",
+            "patient_id",
+            postgresql_where=text("flagged IS true AND handled_at IS NULL"),
+            sqlite_where=text("flagged IS 1 AND handled_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)

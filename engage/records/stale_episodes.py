@@ -2,11 +2,12 @@
 
 An enrollment's stored facts (:class:`~engage.records.models.EpisodeFact`) come from its plan's visits and its
 patient's scores. Every flush that adds, changes or removes an :class:`Outcome` or an :class:`Appointment`
-(whichever code path wrote it: SMS replies, the intake page, the desk, the API, a sync), and every ORM bulk
-``insert(...)`` of them, bumps the ``version`` of the facts of the enrollments concerned, creating the row if
-it is missing. The reader (:mod:`engage.outcomes.stored_facts`) stores what it computed only under the version
-it read, so a write that commits while it computes leaves the row stale rather than wrong: on PostgreSQL its
-``UPDATE ... WHERE version = :read`` waits for the writer's row lock and then matches nothing.
+(whichever code path wrote it: SMS replies, the intake page, the desk, the API, a sync; mapper events, so
+flushes of other records pay nothing), and every ORM bulk ``insert(...)`` of them, bumps the ``version`` of
+the facts of the enrollments concerned, creating the row if it is missing. The reader
+(:mod:`engage.outcomes.stored_facts`) stores what it computed only under the version it read, so a write that
+commits while it computes leaves the row stale rather than wrong: its ``UPDATE ... WHERE version = :read``
+then matches nothing (on PostgreSQL it also skips rows a writer holds locked rather than wait for them).
 
 An ORM ``update(...)`` or ``delete(...)`` of those records (none exists today) names no rows here: it marks
 every stored fact stale. Writes that bypass the ORM session (raw SQL) must call :func:`mark_patients_stale`
@@ -60,43 +61,33 @@ def mark_plans_stale(session: Session, plan_ids: Iterable[int]) -> None:
     mark_stale(session.connection(), plan_ids=plan_ids)
 
 
-def _changed(record: Any, fields: tuple[str, ...]) -> bool:
-    state = inspect(record)
-    return any(state.attrs[name].history.has_changes() for name in fields)
+def _ids(target: Any, field: str, *, all_changes: bool) -> list[int]:
+    """The value of ``target.field`` now and, when it changed, before (a score or visit that moved away)."""
+    history = inspect(target).attrs[field].history
+    values = [*history.added, *history.deleted] if all_changes else []
+    return [v for v in (*values, getattr(target, field)) if v is not None]
 
 
-def _before_flush(session: Session, _context: UOWTransaction, _instances: Any) -> None:
-    """Collect, before the flush clears them, the patients and plans whose scores or visits this flush writes
-    (a changed record's old patient or plan too: the score or visit left it)."""
-    patients: set[int] = session.info.setdefault("stale_patients", set())
-    plans: set[int] = session.info.setdefault("stale_plans", set())
-    for record in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(record, Outcome):
-            if record in session.dirty and not _changed(record, _SCORE_FIELDS):
-                continue
-            history = inspect(record).attrs.patient_id.history
-            patients.update(p for p in (*history.added, *history.unchanged, *history.deleted) if p is not None)
-            if record.patient_id is not None:
-                patients.add(record.patient_id)
-        elif isinstance(record, Appointment):
-            if record in session.dirty and not _changed(record, _VISIT_FIELDS):
-                continue
-            history = inspect(record).attrs.plan_id.history
-            plans.update(p for p in (*history.added, *history.unchanged, *history.deleted) if p is not None)
-            if record.plan_id is not None:
-                plans.add(record.plan_id)
-            elif record.plan is not None and record.plan.id is not None:
-                plans.add(record.plan.id)
+def _written(fields: tuple[str, ...], owner: str, key: str, *, update: bool) -> Any:
+    """A mapper event (insert, update or delete of one record) collecting whose facts go stale in the session's
+    ``info[key]``; an update touching none of ``fields`` (a visit confirmed, say) changes no facts."""
+
+    def listener(_mapper: Any, _connection: Connection, target: Any) -> None:
+        state = inspect(target)
+        if update and not any(state.attrs[name].history.has_changes() for name in fields):
+            return
+        session = state.session
+        if session is not None:
+            session.info.setdefault(key, set()).update(_ids(target, owner, all_changes=True))
+
+    return listener
 
 
 def _after_flush(session: Session, _context: UOWTransaction) -> None:
     patients: set[int] = session.info.pop("stale_patients", set())
     plans: set[int] = session.info.pop("stale_plans", set())
-    # New appointments of a plan made in this flush know their plan id only now.
-    for record in session.new:
-        if isinstance(record, Appointment) and record.plan_id is not None:
-            plans.add(record.plan_id)
-    mark_stale(session.connection(), patient_ids=patients, plan_ids=plans)
+    if patients or plans:
+        mark_stale(session.connection(), patient_ids=patients, plan_ids=plans)
 
 
 def _bulk(state: ORMExecuteState) -> None:
@@ -126,6 +117,10 @@ def _bulk(state: ORMExecuteState) -> None:
     state.session.connection().execute(update(EpisodeFact).values(version=EpisodeFact.version + 1))
 
 
-event.listen(Session, "before_flush", _before_flush)
+# Mapper events: they run only when a score or a visit is written, so other flushes (the send path's) pay nothing.
+for _event in ("after_insert", "after_update", "after_delete"):
+    _update = _event == "after_update"
+    event.listen(Outcome, _event, _written(_SCORE_FIELDS, "patient_id", "stale_patients", update=_update))
+    event.listen(Appointment, _event, _written(_VISIT_FIELDS, "plan_id", "stale_plans", update=_update))
 event.listen(Session, "after_flush", _after_flush)
 event.listen(Session, "do_orm_execute", _bulk)

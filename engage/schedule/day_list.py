@@ -9,14 +9,14 @@ not sent and why. A fixed number of statements whatever the number of visits.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Executable, bindparam, func, select
+from sqlalchemy.orm import Session, aliased
 
 from engage.records.models import (
     Appointment,
@@ -47,10 +47,12 @@ class Visit:
     end_at: datetime
     status: AppointmentStatus
     session_number: int | None  # None: cancelled
-    session_count: int  # the plan's visits that are not cancelled
+    session_count: int  # the plan's visits that are not cancelled (0 for a cancelled one: not shown)
     confirmation: str  # "confirmed", "callback", "reminded", "reminder_due", "not_reminded", "none"
     confirmation_text: str
     practitioner: str | None = None  # the visit's, else its plan's
+    hours: str = ""  # "08:00–08:45", local
+    day_time: str = ""  # "Sat 08:00", local
 
 
 def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
@@ -64,9 +66,76 @@ def visits_between(
 ) -> list[Visit]:
     """The clinic's visits starting in ``[start, end)``, by start time; times in words are in ``tz``.
 
-    ``practitioner_id``: only that practitioner's visits (the visit's practitioner, else its plan's)."""
+    ``practitioner_id``: only that practitioner's visits (the visit's practitioner, else its plan's).
+    One statement: the visits, their session numbers (a window over their plans' visits) and their latest
+    reminder (no lists of ids sent back and forth, whatever the number of visits)."""
+    params: dict[str, Any] = {"clinic_id": clinic_id, "start": start, "end": end}
+    if practitioner_id is not None:
+        params["practitioner_id"] = practitioner_id
+    rows = session.execute(_day_statement(practitioner_id is not None), params)
+    zone = ZoneInfo(tz)
+    visits = []
+    for row in rows:
+        kind, words = _confirmation(row, zone)
+        start_local = row.start_at.astimezone(zone)
+        visits.append(
+            Visit(
+                appointment_id=row.id,
+                plan_id=row.plan_id,
+                patient_id=row.patient_id,
+                patient_name=f"{row.first_name} {row.last_name}",
+                phone=row.phone,
+                date_of_birth=row.date_of_birth,
+                start_at=row.start_at,
+                end_at=row.end_at,
+                status=row.status,
+                session_number=row.number,
+                session_count=row.session_count or 0,
+                confirmation=kind,
+                confirmation_text=words,
+                practitioner=row.practitioner,
+                hours=f"{start_local:%H:%M}–{row.end_at.astimezone(zone):%H:%M}",
+                day_time=f"{start_local:%a %H:%M}",
+            )
+        )
+    return visits
+
+
+@lru_cache(maxsize=2)
+def _day_statement(by_practitioner: bool) -> Executable:
+    """The statement of :func:`visits_between`, built once (its parameters bound at each call): building a
+    statement of a CTE, a window and four joins costs more than running it on a day of visits."""
     who = func.coalesce(Appointment.practitioner_id, TreatmentPlan.practitioner_id)
-    query = (
+    in_range = (
+        select(Appointment.id, Appointment.plan_id)
+        .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
+        .join(Patient, Patient.id == TreatmentPlan.patient_id)
+        .where(
+            Patient.clinic_id == bindparam("clinic_id"),
+            Appointment.start_at >= bindparam("start"),
+            Appointment.start_at < bindparam("end"),
+        )
+    )
+    if by_practitioner:
+        in_range = in_range.where(who == bindparam("practitioner_id"))
+    scope = in_range.cte("day_visits")
+    kept = aliased(Appointment)
+    numbers = (
+        select(
+            kept.id.label("id"),
+            func.row_number().over(partition_by=kept.plan_id, order_by=(kept.start_at, kept.id)).label("number"),
+            func.count().over(partition_by=kept.plan_id).label("count"),
+        )
+        .where(kept.plan_id.in_(select(scope.c.plan_id)), kept.status != AppointmentStatus.CANCELLED)
+        .subquery("numbers")
+    )
+    latest = (
+        select(Message.appointment_id.label("appointment_id"), func.max(Message.id).label("id"))
+        .where(Message.appointment_id.in_(select(scope.c.id)), Message.step_key == REMINDER_STEP)
+        .group_by(Message.appointment_id)
+        .subquery("latest_reminder")
+    )
+    return (
         select(
             Appointment.id,
             Appointment.plan_id,
@@ -82,86 +151,44 @@ def visits_between(
             Patient.phone,
             Patient.date_of_birth,
             Practitioner.name.label("practitioner"),
+            numbers.c.number,
+            numbers.c.count.label("session_count"),
+            Message.status.label("reminder_status"),
+            Message.sent_at.label("reminder_sent_at"),
+            Message.due_at.label("reminder_due_at"),
+            Message.status_reason.label("reminder_reason"),
+            Message.last_error.label("reminder_error"),
         )
+        .join(scope, scope.c.id == Appointment.id)
         .join(TreatmentPlan, TreatmentPlan.id == Appointment.plan_id)
         .join(Patient, Patient.id == TreatmentPlan.patient_id)
         .outerjoin(Practitioner, Practitioner.id == who)
-        .where(Patient.clinic_id == clinic_id, Appointment.start_at >= start, Appointment.start_at < end)
+        .outerjoin(numbers, numbers.c.id == Appointment.id)
+        .outerjoin(latest, latest.c.appointment_id == Appointment.id)
+        .outerjoin(Message, Message.id == latest.c.id)
         .order_by(Appointment.start_at, Patient.last_name, Appointment.id)
     )
-    if practitioner_id is not None:
-        query = query.where(who == practitioner_id)
-    rows = session.execute(query).all()
-    if not rows:
-        return []
-    plan_ids = sorted({row.plan_id for row in rows})
-    kept: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-    for plan_id, start_at, appointment_id in session.execute(
-        select(Appointment.plan_id, Appointment.start_at, Appointment.id).where(
-            Appointment.plan_id.in_(plan_ids), Appointment.status != AppointmentStatus.CANCELLED
-        )
-    ):
-        kept[plan_id].append((start_at, appointment_id))
-    numbers = {
-        appointment_id: n for visits in kept.values() for n, (_, appointment_id) in enumerate(sorted(visits), start=1)
-    }
-    reminders: dict[int, Any] = {}
-    for reminder in session.execute(
-        select(
-            Message.appointment_id,
-            Message.status,
-            Message.sent_at,
-            Message.due_at,
-            Message.status_reason,
-            Message.last_error,
-        )
-        .where(Message.appointment_id.in_([row.id for row in rows]), Message.step_key == REMINDER_STEP)
-        .order_by(Message.id)
-    ):
-        reminders[reminder.appointment_id] = reminder
-    zone = ZoneInfo(tz)
-    visits = []
-    for row in rows:
-        kind, words = _confirmation(row, reminders.get(row.id), zone)
-        visits.append(
-            Visit(
-                appointment_id=row.id,
-                plan_id=row.plan_id,
-                patient_id=row.patient_id,
-                patient_name=f"{row.first_name} {row.last_name}",
-                phone=row.phone,
-                date_of_birth=row.date_of_birth,
-                start_at=row.start_at,
-                end_at=row.end_at,
-                status=row.status,
-                session_number=numbers.get(row.id),
-                session_count=len(kept[row.plan_id]),
-                confirmation=kind,
-                confirmation_text=words,
-                practitioner=row.practitioner,
-            )
-        )
-    return visits
 
 
-def _confirmation(appointment: Any, reminder: Any, zone: ZoneInfo) -> tuple[str, str]:
-    """(kind, words) for a visit row and its reminder row (None: no reminder planned)."""
+def _confirmation(visit: Any, zone: ZoneInfo) -> tuple[str, str]:
+    """(kind, words) for a visit row with its reminder's columns (``reminder_status`` None: no reminder planned)."""
 
     def at(moment: datetime | None) -> str:
         return moment.astimezone(zone).strftime("%a %d %b %H:%M") if moment else ""
 
-    if appointment.confirmed_at is not None:
-        who = f"by {appointment.confirmed_by}" if appointment.confirmed_by else "by the patient's reply"
-        return "confirmed", f"Confirmed {who} ({at(appointment.confirmed_at)})"
-    if appointment.callback_requested_at is not None:
-        return "callback", f"Call back requested ({at(appointment.callback_requested_at)})"
-    if reminder is None:
+    if visit.confirmed_at is not None:
+        who = f"by {visit.confirmed_by}" if visit.confirmed_by else "by the patient's reply"
+        return "confirmed", f"Confirmed {who} ({at(visit.confirmed_at)})"
+    if visit.callback_requested_at is not None:
+        return "callback", f"Call back requested ({at(visit.callback_requested_at)})"
+    status = visit.reminder_status
+    if status is None:
         return "none", "No reminder planned (not enrolled in a sequence)"
-    if reminder.status in _SENT:
-        return "reminded", f"Reminder sent {at(reminder.sent_at or reminder.due_at)}, no answer yet"
-    if reminder.status in _WAITING:
-        return "reminder_due", f"Reminder due {at(reminder.due_at)}"
-    why = reminder.status_reason or reminder.last_error or reminder.status.value
+    if status in _SENT:
+        return "reminded", f"Reminder sent {at(visit.reminder_sent_at or visit.reminder_due_at)}, no answer yet"
+    if status in _WAITING:
+        return "reminder_due", f"Reminder due {at(visit.reminder_due_at)}"
+    why = visit.reminder_reason or visit.reminder_error or status.value
     return "not_reminded", f"Reminder not sent: {why}"
 
 

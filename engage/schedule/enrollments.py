@@ -49,7 +49,7 @@ from engage.schedule.reconcile import (
     target_for,
 )
 from engage.schedule.versions import SequenceContent, published_content
-from engage.schedule.welcome import welcome_row, welcomed
+from engage.schedule.welcome import wants_welcome, welcome_row, welcomed
 
 _CHUNK = 1000  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
@@ -242,9 +242,11 @@ def _welcome_rows(
     greeted = welcomed(session, batch.patients)
     welcomes: dict[int, dict[str, Any]] = {}
     for enrollment_id, (patient_id, _) in zip(planned, batch.pairs, strict=True):
-        if patient_id in greeted or batch.reach[patient_id].get(Channel.SMS) is not None:
-            continue
-        if any(row["channel"] is Channel.SMS for row in planned[enrollment_id]):
+        if wants_welcome(
+            already_welcomed=patient_id in greeted,
+            sms_refused=batch.reach[patient_id].get(Channel.SMS),
+            channels=[row["channel"] for row in planned[enrollment_id]],
+        ):
             patient = batch.patients[patient_id]
             clinic = batch.clinics[patient.clinic_id]
             welcomes[enrollment_id] = welcome_row(enrollment_id=enrollment_id, patient=patient, clinic=clinic, now=now)

@@ -21,6 +21,7 @@ from engage.schedule.planning import EnrollmentFacts, plan_messages
 from engage.schedule.reconcile import ReconcileResult, appointment_facts, plan_facts, policy_for, target_for
 from engage.schedule.sequences import Offset, Sequence, Step
 from engage.schedule.versions import published_content
+from engage.schedule.welcome import WELCOME_STEP, WELCOME_TEMPLATE, first_allowed_minute, wants_welcome, welcomed
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class PreviewRow:
 
 
 def preview_enrollment(session: Session, patient: Patient, plan: TreatmentPlan, sequence_key: str) -> list[PreviewRow]:
-    """Every message enrolling ``plan`` into ``sequence_key`` now would plan, in due order. Writes nothing.
+    """Every message enrolling ``plan`` into ``sequence_key`` now would plan (the welcome SMS included), in due
+    order. Writes nothing.
 
     Planned from the clinic's published version of the sequence, else the shipped file, as enrolling would.
     Raises ``NotFound`` for an unknown sequence.
@@ -55,6 +57,17 @@ def preview_enrollment(session: Session, patient: Patient, plan: TreatmentPlan, 
     reach = reach_many(session, [patient])[patient.id]
     tz = ZoneInfo(patient.effective_timezone)
     rows = []
+    if wants_welcome(
+        already_welcomed=bool(welcomed(session, [patient.id])),
+        sms_refused=reach.get(Channel.SMS),
+        channels=[m.channel for m in desired],
+    ):
+        due = first_allowed_minute(patient, patient.clinic, now)
+        rows.append(
+            PreviewRow(
+                WELCOME_STEP, Channel.SMS, WELCOME_TEMPLATE, due, due.astimezone(tz), MessageStatus.SCHEDULED, None
+            )
+        )
     for message in sorted(desired, key=lambda m: (m.due_at, m.step_key)):
         target = target_for(message, enrollment_status=EnrollmentStatus.ACTIVE, enrolled_at=now, reach=reach, now=now)
         rows.append(
@@ -68,7 +81,7 @@ def preview_enrollment(session: Session, patient: Patient, plan: TreatmentPlan, 
                 target.reason,
             )
         )
-    return rows
+    return sorted(rows, key=lambda r: (r.due_at, r.step))
 
 
 def _span(offset: Offset) -> str:

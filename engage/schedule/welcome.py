@@ -54,6 +54,12 @@ def welcomed(session: Session, patient_ids: Iterable[int]) -> set[int]:
     )
 
 
+def wants_welcome(*, already_welcomed: bool, sms_refused: str | None, channels: Iterable[Channel]) -> bool:
+    """Whether an enrollment planning messages on ``channels`` welcomes its patient: none sent or on its way,
+    SMS can reach them now (``sms_refused`` is None) and the enrollment plans at least one SMS."""
+    return not already_welcomed and sms_refused is None and any(c is Channel.SMS for c in channels)
+
+
 def first_allowed_minute(patient: Patient, clinic: Clinic, now: datetime) -> datetime:
     """``now``, or the end of the clinic's SMS quiet hours in the patient's time zone when ``now`` is in them."""
     tz = ZoneInfo(patient.effective_timezone)

@@ -120,6 +120,7 @@ def apply_sync(
         else:
             report.patients_updated += 1
             given = {name: getattr(record, name) for name in PATIENT_FIELDS}
+            given["date_of_birth"] = values["date_of_birth"]  # not given: the known date, kept
             report.messages += patient_changes.update_patient(session, current, actor=actor, **given)[1]
     if new_patients:
         rows = [

@@ -9,6 +9,7 @@ patient_external_id        yes       the patient's id in your system
 first_name, last_name      yes       the patient's names
 phone, email               one       phone in any format (without ``+``: the clinic's country); email
 locale                     no        ``en`` (default) or ``es``
+date_of_birth              no        ``YYYY-MM-DD`` or ``MM/DD/YYYY``; tells two patients of one name apart
 timezone                   no        IANA name; default: the clinic's
 appointment_external_id    yes       the appointment's id in your system
 start                      yes       ISO 8601; without an offset: the patient's local wall time
@@ -45,6 +46,7 @@ OPTIONAL = (
     "email",
     "locale",
     "timezone",
+    "date_of_birth",
     "duration",
     "status",
     "sequence",
@@ -105,6 +107,7 @@ def _read(reader: csv.DictReader[str]) -> tuple[list[PatientRecord], list[Appoin
                 phone=row.get("phone") or None,
                 timezone=row.get("timezone") or None,
                 locale=row.get("locale") or "en",
+                date_of_birth=row.get("date_of_birth") or None,
                 where=where,
             )
         )

@@ -9,6 +9,7 @@ Bundle sent twice changes nothing. The mapping:
   else its logical ``id``;
 - ``Patient.name`` (the ``official`` one, else the first): ``given[0]`` and ``family``;
   ``Patient.telecom``: the first ``phone`` (``mobile`` preferred) and ``email``;
+  ``Patient.birthDate``: the date of birth (a year or a year and month alone is not kept);
   ``Patient.communication``: the preferred (else first) language, ``es-MX`` read as ``es``;
   a language engage has no templates for falls back to English;
 - ``Appointment.status``: ``booked``/``pending``/``proposed``/``arrived``/``checked-in``/``waitlist``
@@ -25,6 +26,7 @@ The answer is a ``transaction-response`` Bundle, one entry per entry given, in o
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fhir.resources.R4B.appointment import Appointment as FhirAppointment
@@ -179,8 +181,20 @@ def _patient(resource: FhirPatient, where: str) -> PatientRecord:
         phone=phone.value if phone else None,
         email=email.value if email else None,
         locale=_locale(resource),
+        date_of_birth=_birth_date(resource),
         where=where,
     )
+
+
+def _birth_date(resource: FhirPatient) -> str | date | None:
+    """``birthDate`` when it is a whole date (FHIR allows ``1980`` or ``1980-03``, which say too little)."""
+    born = resource.birthDate
+    if born is None:
+        return None
+    if isinstance(born, date):
+        return born
+    text = str(born)
+    return text if len(text) == 10 else None
 
 
 def _locale(resource: FhirPatient) -> str:

@@ -8,7 +8,7 @@ bad record and field (``where``: a CSV line, a Bundle entry).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -25,7 +25,7 @@ from engage.schedule.reconcile import ReconcileResult
 _CHUNK = 1000
 #: Errors collected before a sync stops checking: a file of bad rows is answered at once, not listed in full.
 MAX_ERRORS = 100
-PATIENT_FIELDS = ("first_name", "last_name", "email", "phone", "timezone", "locale")
+PATIENT_FIELDS = ("first_name", "last_name", "email", "phone", "timezone", "locale", "date_of_birth")
 
 
 @dataclass
@@ -39,6 +39,8 @@ class PatientRecord:
     phone: str | None = None
     timezone: str | None = None
     locale: str = "en"
+    #: ``YYYY-MM-DD`` (or ``MM/DD/YYYY``, or a date); None: not given, a known patient's date is kept.
+    date_of_birth: str | date | None = None
     where: str = ""
 
 
@@ -177,6 +179,9 @@ def validate_patients(
                 timezone=record.timezone,
                 locale=record.locale or "en",
                 patient_id=current.id if current else None,
+                date_of_birth=record.date_of_birth
+                if record.date_of_birth is not None
+                else (current.date_of_birth if current else None),
             )
         except FieldErrors as exc:
             errors.extend(SyncError(record.where, name, text) for name, text in exc.errors.items())

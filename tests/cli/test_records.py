@@ -407,3 +407,15 @@ def test_changing_quiet_hours_moves_the_pending_messages(db_url: str) -> None:
     with session_scope() as session:
         actions = session.scalars(select(AuditEvent.action).where(AuditEvent.action == "clinic.quiet_hours")).all()
     assert len(actions) == 3
+
+
+def test_a_date_of_birth_from_the_shell_added_shown_changed_and_refused(db_url: str) -> None:
+    clinic_id = make_clinic()
+    patient_id = add_patient(clinic_id, "--phone", "(415) 555-0123", "--date-of-birth", "03/14/1980")
+    shown = engage("patient", "show", str(patient_id), "--json").json
+    assert shown["date_of_birth"] == "1980-03-14"
+    assert "born 1980-03-14" in engage("patient", "show", str(patient_id)).stdout
+    engage("patient", "update", str(patient_id), "--date-of-birth", "1980-03-15")
+    assert "1980-03-15" in engage("patient", "list", "--clinic", str(clinic_id)).stdout
+    refused = engage("patient", "update", str(patient_id), "--date-of-birth", "2999-01-01")
+    assert refused.code != 0 and "a date of birth is between 1900 and today" in refused.stderr

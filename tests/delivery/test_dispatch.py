@@ -987,7 +987,7 @@ def test_an_unexpected_error_before_the_call_reschedules_the_message_and_is_rais
 ) -> None:
     world = make_world(session)
 
-    def broken(*_args: object) -> dict[str, object]:
+    def broken(*_args: object, **_kwargs: object) -> dict[str, object]:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(send_checks, "message_context", broken)
@@ -1012,7 +1012,7 @@ def test_when_rescheduling_after_an_error_fails_too_the_reaper_requeues_the_row_
 
     world = make_world(session)
 
-    def broken(*_args: object) -> dict[str, object]:
+    def broken(*_args: object, **_kwargs: object) -> dict[str, object]:
         raise RuntimeError("a bug")
 
     def database_gone(*_args: object, **_kwargs: object) -> None:

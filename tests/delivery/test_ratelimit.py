@@ -18,6 +18,7 @@ from engage.delivery.ratelimit import (
     RateLimited,
     RedisTokenBucket,
     acquire,
+    acquire_many,
     get_limiter,
     limiter_redis_url,
     reset_limiters,
@@ -148,3 +149,29 @@ def test_redis_bucket_refuses_beyond_max_wait_without_reserving(redis_url: str) 
         limiter.reserve("k", rate=1, max_wait=2)
     assert 4.0 < info.value.wait <= 5.0
     assert 4.0 < limiter.reserve("k", rate=1, max_wait=10) <= 5.0
+
+
+def test_local_bucket_reserves_many_slots_in_one_step_up_to_max_wait() -> None:
+    bucket = LocalTokenBucket(FakeMonotonic())
+    # Rate 4: slots at 0, 0.25, 0.5, ...; within 0.6 s only the first three.
+    assert bucket.reserve_many("k", rate=4, count=5, max_wait=0.6) == pytest.approx((3, 0.5, 0.75))
+    assert bucket.reserve("k", rate=4) == pytest.approx(0.75)  # the refused two took no slot
+    assert bucket.reserve_many("k", rate=4, count=2, max_wait=0.5) == pytest.approx((0, 0.0, 1.0))
+    assert bucket.reserve_many("k", rate=0, count=7) == (7, 0.0, 0.0)
+
+
+def test_redis_bucket_reserves_many_slots_in_one_step_like_one_at_a_time(redis_url: str) -> None:
+    limiter = RedisTokenBucket(redis.Redis.from_url(redis_url))
+    got, last, following = limiter.reserve_many("many", rate=2, count=10, max_wait=2.2)
+    assert got == 5  # slots at 0, 0.5, 1, 1.5 and 2 s
+    assert 1.9 < last <= 2.0 and 2.4 < following <= 2.5
+    assert 2.4 < limiter.reserve("many", rate=2, max_wait=10) <= 2.5  # the next one queues behind them
+    with pytest.raises(RateLimited):
+        limiter.reserve("many", rate=2, max_wait=1)
+
+
+def test_acquire_many_sleeps_until_the_last_slot_it_reserved() -> None:
+    started = time.monotonic()
+    got, following = acquire_many(LocalTokenBucket(), "k", rate=20, count=4, max_wait=0.12)
+    assert got == 3 and time.monotonic() - started >= 0.09  # slots at 0, 50 and 100 ms
+    assert following == pytest.approx(0.05, abs=0.01)  # the fourth's slot: 50 ms after the last one

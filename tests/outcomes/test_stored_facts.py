@@ -15,7 +15,7 @@ from engage.conversation.measures import record_score
 from engage.db import session_factory
 from engage.outcomes import facts, stored_facts
 from engage.outcomes.summary import Filters, load_episodes, outcome_summary
-from engage.records.models import Appointment, AppointmentStatus, Enrollment, EpisodeFact
+from engage.records.models import Appointment, AppointmentStatus, Enrollment, EpisodeFact, Outcome
 from engage.schedule.appointments import add_appointment, move_appointment, set_appointment_status
 from tests.outcomes import world as fixture
 from tests.outcomes.test_episodes import FIELDS, _reference
@@ -101,6 +101,13 @@ def test_every_write_to_scores_and_visits_marks_exactly_its_enrollments_stale(se
     _agree(session, world.clinic_id)
     session.commit()
     assert _stale(session) == 0
+
+    # A score removed (no code path does today; the mapper event covers it) and a visit confirmed (no fact reads it).
+    session.delete(session.scalars(select(Outcome).where(Outcome.patient_id == lee[5])).first())
+    _visits(session, lee[4])[0].confirmed_by = "desk@clinic.example"
+    session.commit()
+    assert _stale(session) == 1
+    _agree(session, world.clinic_id)
 
 
 def test_a_new_enrollment_is_computed_on_the_next_read(session: Session) -> None:

@@ -24,6 +24,24 @@ def test_password_is_stored_as_argon2id_and_checked(session: Session) -> None:
     assert accounts.authenticate(session, "Desk@Clinic.example", seed.PASSWORD).id == created.id
 
 
+def test_outside_the_tests_passwords_are_hashed_at_argon2id_s_default_cost() -> None:
+    from argon2 import PasswordHasher, Type
+
+    from tests.conftest import PRODUCTION_HASHER
+
+    default = PasswordHasher()
+    # The tests hash at the lightest cost (tests/conftest.py): the hasher engage ships is argon2-cffi's default.
+    assert PRODUCTION_HASHER.type is Type.ID
+    assert (PRODUCTION_HASHER.time_cost, PRODUCTION_HASHER.memory_cost, PRODUCTION_HASHER.parallelism) == (
+        default.time_cost,
+        default.memory_cost,
+        default.parallelism,
+    )
+    assert PRODUCTION_HASHER.hash(seed.PASSWORD).startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    # A light hash made in the tests is upgraded to that cost at the next sign-in.
+    assert PRODUCTION_HASHER.check_needs_rehash(accounts._hasher.hash(seed.PASSWORD))
+
+
 def test_short_password_and_unknown_role_are_refused_and_nothing_is_saved(session: Session) -> None:
     clinic = seed.clinic(session)
     with pytest.raises(InvalidInput, match="at least 12 characters"):

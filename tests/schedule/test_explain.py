@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
-from engage.records.models import Enrollment, Message, MessageStatus
+from engage.conversation.consent import record_consent
+from engage.records.models import Channel, ConsentState, Enrollment, Message, MessageStatus
 from engage.records.plans import create_plan
 from engage.schedule.enrollments import enroll
 from engage.schedule.explain import describe_result, describe_sequence, preview_enrollment
@@ -67,3 +68,43 @@ def test_the_preview_is_what_enrolling_then_plans_and_writes_nothing(session: Se
     assert [(r.step, r.due_at, r.status) for r in rows] == [tuple(w) for w in written]
     assert all(r.local_due_at.utcoffset() is not None for r in rows)
     assert any(r.status is MessageStatus.SCHEDULED for r in rows)
+
+
+def test_the_preview_shows_the_welcome_sms_that_enrolling_then_plans(session: Session) -> None:
+    clinic = seed.clinic(session)
+    ana = seed.patient(session, clinic.id, email="ana@example.com")
+    record_consent(session, ana.id, Channel.SMS, ConsentState.OPTED_IN, "staff", "asked at the desk")
+    first = (utcnow() + timedelta(days=6)).strftime("%Y-%m-%dT10:00")
+    plan = create_plan(
+        session,
+        patient_id=ana.id,
+        condition="sciatica",
+        modality="dry needling",
+        first=first,
+        sessions=6,
+        every=timedelta(days=7),
+        actor="test",
+    )
+    rows = preview_enrollment(session, ana, plan, "dry-needling-sciatica")
+    assert session.scalar(select(func.count()).select_from(Message)) == 0
+    assert [r.step for r in rows].count("welcome") == 1
+    _, result = enroll(session, ana.id, plan.id, "dry-needling-sciatica", enrolled_by="test")
+    written = session.execute(
+        select(Message.step_key, Message.channel, Message.template, Message.due_at, Message.status).order_by(
+            Message.due_at, Message.step_key
+        )
+    )
+    assert [(r.step, r.channel, r.template, r.due_at, r.status) for r in rows] == [tuple(w) for w in written]
+    assert result.inserted == len(rows)
+    # A second plan of the same patient: the welcome is on its way, so neither the preview nor enrolling adds one.
+    other = create_plan(
+        session,
+        patient_id=ana.id,
+        condition="neck pain",
+        modality="massage",
+        first=(utcnow() + timedelta(days=7)).strftime("%Y-%m-%dT10:00"),
+        sessions=2,
+        every=timedelta(days=7),
+        actor="test",
+    )
+    assert "welcome" not in [r.step for r in preview_enrollment(session, ana, other, "dry-needling-sciatica")]

@@ -230,3 +230,22 @@ def test_cli_lists_each_bad_row_and_a_dry_run_writes_nothing(clinic_id: int, db_
     assert dry.json["appointments_created"] == 3 and dry.json["dry_run"] is True
     assert written_after_dry_run == 0
     assert real.json["appointments_created"] == 3
+
+
+def test_a_date_of_birth_column_is_read_checked_and_kept_when_a_later_file_has_none(
+    db_url: str, clinic_id: int
+) -> None:
+    header = "patient_external_id,first_name,last_name,phone,date_of_birth,appointment_external_id,start,sequence\n"
+    with pytest.raises(SyncErrors) as caught, session_scope() as session:
+        import_appointments(
+            session, clinic_id, header + f"P1,John,Smith,+12125550142,14/03/1980,J1,{day(5)},{SEQUENCE}\n", actor="t"
+        )
+    assert [(e.where, e.field, e.message) for e in caught.value.sync_errors] == [
+        ("line 2", "date_of_birth", "'14/03/1980' is not a date: write it as YYYY-MM-DD or MM/DD/YYYY")
+    ]
+    run(clinic_id, header + f"P1,John,Smith,+12125550142,03/14/1980,J1,{day(5)},{SEQUENCE}\n")
+    again = run(clinic_id, HEADER + f"P1,John,Smith,+12125550142,,en,,J1,{day(5)},45,booked,{SEQUENCE}\n")
+    assert again["patients_unchanged"] == 1  # no such column: the date engage has is kept
+    with session_scope() as session:
+        john = session.scalars(select(Patient).where(Patient.external_id == "P1")).one()
+        assert john.date_of_birth is not None and john.date_of_birth.isoformat() == "1980-03-14"

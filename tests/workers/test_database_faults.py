@@ -147,8 +147,9 @@ def test_sends_refused_a_connection_go_back_for_the_next_tick_not_the_reaper(
 ) -> None:
     ids = seed(120, 0)
     fake.add_faults("sms", [{"delay": 0.02}] * 120)
-    # Three connections for two processes of four send threads each: many sends find none.
-    role.create(limit=3)
+    # Two connections for three pool processes: a send batch holds one connection at a time (its take, its
+    # results), so the third process's batches find none.
+    role.create(limit=2)
     workers = pipeline_factory(
         private_redis.url,
         ENGAGE_DATABASE_URL=role.url,
@@ -160,7 +161,7 @@ def test_sends_refused_a_connection_go_back_for_the_next_tick_not_the_reaper(
         ENGAGE_DB_POOL_TIMEOUT_SECONDS="1",
     )
     beat = pipeline_factory(private_redis.url, ENGAGE_STALE_QUEUED_SECONDS="600", ENGAGE_STALE_SENDING_SECONDS="600")
-    workers.worker("w1", concurrency=2)
+    workers.worker("w1", concurrency=3)
     beat.beat()
     wait_until_settled(ids, timeout=150)
 

@@ -38,6 +38,7 @@ DOCS_PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>engage API</title>
 <link rel="stylesheet" href="{css}">
+<link rel="stylesheet" href="/static/api-docs.css">
 <link rel="icon" href="data:,">
 </head>
 <body>

@@ -100,11 +100,15 @@ class _Patient(Input):
     phone: MaybePhone = None
     timezone: MaybeTimeZone = Field(None, description="IANA name; default: the clinic's")
     locale: Locale = "en"
+    date_of_birth: date | None = Field(
+        None,
+        examples=["1980-03-14"],
+        description="Optional, to tell patients apart (an upsert without it keeps the date engage has)",
+    )
 
 
 class PatientIn(_Patient):
     external_id: MaybeExternalId = None
-    date_of_birth: date | None = Field(None, examples=["1980-03-14"], description="Optional, to tell patients apart")
 
 
 class PatientPatch(Input):

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from engage.clock import utcnow
 from engage.conversation.consent import current_consent
-from engage.conversation.inbox import inbox, mark_handled
+from engage.conversation.inbox import mark_handled, waiting_from_unknown_numbers
 from engage.conversation.threads import thread, thread_facts, threads, waiting_texts
 from engage.db import session_scope
 from engage.delivery.staff_replies import is_conversational, reply_to_patient
@@ -27,7 +27,7 @@ router = APIRouter()
 def inbox_page(request: Request, staff: CurrentStaff) -> HTMLResponse:
     with session_scope() as session:
         rows, total = threads(session, staff.clinic_id)
-        unknown = [r for r in inbox(session, staff.clinic_id) if r.patient_id is None]
+        unknown = waiting_from_unknown_numbers(session, staff.clinic_id)
         return render(request, "inbox.html", staff, nav="inbox", threads=rows, total=total, unknown=unknown)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlencode
@@ -18,6 +19,7 @@ from engage.records.models import Channel, Clinic, MessageStatus
 from engage.web.staff.auth import CurrentStaff, MessageResolver
 from engage.web.staff.loaders import get_message_for
 from engage.web.staff.pages import redirect, refusing, render, secure
+from engage.web.staff.practitioner_choice import choose_practitioner
 
 router = APIRouter()
 PER_PAGE = 50
@@ -32,18 +34,21 @@ def message_list(
     template: str = "",
     date_from: str = "",
     date_to: str = "",
+    practitioner: str = "",
     page: int = 1,
 ) -> HTMLResponse:
+    """``?practitioner=<id>`` (or ``me``): only the messages about that practitioner's visits and plans."""
     values = {"status": status, "channel": channel, "template": template, "date_from": date_from, "date_to": date_to}
     with session_scope() as session:
         clinic = session.get_one(Clinic, staff.clinic_id)
+        choice = choose_practitioner(session, staff, practitioner)
         try:
-            flt = MessageFilter.parse(**values)
+            flt = replace(MessageFilter.parse(**values), practitioner_id=choice.whose)
             rows, total = list_messages(session, clinic, flt, page=max(page, 1), per_page=PER_PAGE)
             error = None
         except InvalidInput as exc:
             rows, total, error = [], 0, str(exc)
-        query = urlencode({k: v for k, v in values.items() if v})
+        query = urlencode({k: v for k, v in {**values, "practitioner": choice.wanted}.items() if v})
         return render(
             request,
             "messages.html",
@@ -59,6 +64,7 @@ def message_list(
             statuses=[s.value for s in MessageStatus],
             channels=[c.value for c in Channel],
             status_code=400 if error else 200,
+            **choice.context(),
         )
 
 
@@ -70,6 +76,7 @@ def message_csv(
     template: str = "",
     date_from: str = "",
     date_to: str = "",
+    practitioner: str = "",
 ) -> Response:
     try:
         flt = MessageFilter.parse(status, channel, template, date_from, date_to)
@@ -77,6 +84,10 @@ def message_csv(
         return Response(str(exc), status_code=400, media_type="text/plain")
 
     with session_scope() as session:
+        choice = choose_practitioner(session, staff, practitioner)
+        if choice.problem:
+            return Response(choice.problem.split(":")[0], status_code=400, media_type="text/plain")
+        flt = replace(flt, practitioner_id=choice.whose)
         record_export(
             session,
             clinic_id=staff.clinic_id,
@@ -87,6 +98,7 @@ def message_csv(
             template=template,
             date_from=date_from,
             date_to=date_to,
+            practitioner=practitioner,
         )
 
     def chunks():  # type: ignore[no-untyped-def]

@@ -28,7 +28,15 @@ from engage.db import session_scope
 from engage.delivery.providers.base import OutgoingSms
 from engage.delivery.send_checks import render as render_message
 from engage.records.audit import patient_history, record_view
-from engage.records.models import AppointmentStatus, ConsentEvent, Enrollment, Measure, Patient
+from engage.records.models import (
+    Appointment,
+    AppointmentStatus,
+    ConsentEvent,
+    Enrollment,
+    Measure,
+    Patient,
+    TreatmentPlan,
+)
 from engage.schedule.catalogue import sequence_names
 from engage.schedule.day_list import next_visits
 from engage.schedule.enrollments import timeline
@@ -38,6 +46,7 @@ from engage.schedule.session_numbers import NumberedVisits, number_visits
 from engage.web.staff.auth import CurrentStaff, OutcomeRecorder, PatientsEditor
 from engage.web.staff.loaders import get_message_for, get_patient_for
 from engage.web.staff.pages import Staff, redirect, refusing, render
+from engage.web.staff.practitioner_choice import PractitionerChoice, choose_practitioner
 
 router = APIRouter()
 
@@ -62,14 +71,35 @@ class PatientView:
     sessions_json: str = "[]"  # the plan's visits (not cancelled), marked on the pain chart
     next_visit: datetime | None = None
     open_replies: int = 0
+    plans: list[TreatmentPlan] = field(default_factory=list)  # those the practitioner filter keeps
+    hidden_plans: int = 0  # plans of other practitioners, not shown
+    practitioner_names: dict[int, str] = field(default_factory=dict)
+    choice: PractitionerChoice | None = None
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView:
+def _whose(plan: TreatmentPlan, visit: Appointment) -> int | None:
+    return visit.practitioner_id or plan.practitioner_id
+
+
+def _visits_of(plan: TreatmentPlan, whose: int | None) -> NumberedVisits:
+    """The plan's visits as staff count them (numbered over all of them), only ``whose``'s when given."""
+    visits = number_visits(plan.appointments)
+    if whose is None:
+        return visits
+    return NumberedVisits(
+        numbered=[(n, a) for n, a in visits.numbered if _whose(plan, a) == whose],
+        cancelled=[a for a in visits.cancelled if _whose(plan, a) == whose],
+    )
+
+
+def patient_view(session: Session, staff: Staff, patient_id: int, practitioner: str = "") -> PatientView:
+    """Everything the page shows; ``practitioner`` (an id or ``me``): only that practitioner's plans and visits."""
     patient = get_patient_for(session, staff, patient_id)
+    choice = choose_practitioner(session, staff, practitioner)
     tz = patient.effective_timezone
     enrollments: dict[int, list[Enrollment]] = {}
     for enrollment in session.scalars(
@@ -84,6 +114,15 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
         for plan in patient.plans
         for a in plan.appointments
         if a.status is not AppointmentStatus.CANCELLED
+    ]
+    visits = {plan.id: _visits_of(plan, choice.whose) for plan in patient.plans}
+    plans = [
+        plan
+        for plan in patient.plans
+        if choice.whose is None
+        or plan.practitioner_id == choice.whose
+        or visits[plan.id].numbered
+        or visits[plan.id].cancelled
     ]
     consent_now = consent_in_force(session, patient.id)
     next_visit = next_visits(session, [patient.id], utcnow()).get(patient.id)
@@ -107,17 +146,24 @@ def patient_view(session: Session, staff: Staff, patient_id: int) -> PatientView
         history=patient_history(session, patient.id),
         sequences=sorted(sequence_names(session, patient.clinic_id).items()),
         exercises=[(key, exercise.name["en"]) for key, exercise in load_exercises().items()],
-        visits={plan.id: number_visits(plan.appointments) for plan in patient.plans},
+        visits=visits,
+        plans=plans,
+        hidden_plans=len(patient.plans) - len(plans),
+        practitioner_names=dict(choice.choices),
+        choice=choice,
     )
 
 
 @router.get("/patients/{patient_id}", response_class=HTMLResponse)
-def patient_page(request: Request, staff: CurrentStaff, patient_id: int) -> HTMLResponse:
+def patient_page(request: Request, staff: CurrentStaff, patient_id: int, practitioner: str = "") -> HTMLResponse:
+    """``?practitioner=<id>`` (or ``me``): only that practitioner's plans and visits."""
     with session_scope() as session:
-        view = patient_view(session, staff, patient_id)
+        view = patient_view(session, staff, patient_id, practitioner)
         record_view(session, clinic_id=staff.clinic_id, actor=staff.email, patient_id=patient_id)
         # Rendered inside the session: the page walks plans and appointments lazily.
-        return render(request, "patient.html", staff, nav="patients", v=view, p=view.patient)
+        return render(
+            request, "patient.html", staff, nav="patients", v=view, p=view.patient, **_filter(view, patient_id)
+        )
 
 
 def patient_page_refused(
@@ -137,7 +183,14 @@ def patient_page_refused(
             p=view.patient,
             plan_form=form,
             plan_errors=errors,
+            **_filter(view, patient_id),
         )
+
+
+def _filter(view: PatientView, patient_id: int) -> dict[str, Any]:
+    """The practitioner filter's template variables (it sends the page back to itself, at the plans)."""
+    assert view.choice is not None
+    return {**view.choice.context(), "filter_action": f"/patients/{patient_id}", "filter_label": "Show the plans of"}
 
 
 @router.post("/patients/{patient_id}/consent")

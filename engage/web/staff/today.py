@@ -16,13 +16,14 @@ from engage.clock import utcnow
 from engage.db import session_scope
 from engage.delivery import overview
 from engage.delivery.heartbeat import last_tick
-from engage.records.models import Patient, Practitioner
-from engage.records.practitioners import list_practitioners
+from engage.records.models import Patient
 from engage.schedule import appointments
 from engage.schedule.day_list import Visit, day_bounds, next_visits, visits_between
 from engage.web.staff.auth import CurrentStaff, PlansEditor
 from engage.web.staff.loaders import get_appointment_for
 from engage.web.staff.pages import Staff, redirect, refusing, render
+from engage.web.staff.practitioner_choice import choose_practitioner
+from engage.web.staff.visit_rows import visit_rows
 
 router = APIRouter()
 
@@ -36,45 +37,20 @@ class Day:
     visits: list[Visit]
 
 
-def _whose(session: Any, staff: Staff, wanted: str) -> tuple[int | None, str | None, list[Practitioner]]:
-    """The practitioner filter: (their id or None for everyone, a sentence for a bad choice, the choices)."""
-    choices = list_practitioners(session, staff.clinic_id)
-    wanted = wanted.strip()
-    if not wanted:
-        return None, None, choices
-    if wanted == "me":
-        mine = next((p for p in choices if p.staff_user_id == staff.id), None)
-        if mine is None:
-            return None, "your account is not a practitioner of this clinic: showing everyone", choices
-        return mine.id, None, choices
-    chosen = next((p for p in choices if str(p.id) == wanted), None)
-    if chosen is None:
-        return None, "choose a practitioner from the list: showing everyone", choices
-    return chosen.id, None, choices
-
-
 def _facts(staff: Staff, practitioner: str = "") -> dict[str, Any]:
     now = utcnow()
     today = now.astimezone(ZoneInfo(staff.timezone)).date()
     with session_scope() as session:
         counts = overview.today(session, staff.clinic_id, now)
-        whose, problem, choices = _whose(session, staff, practitioner)
+        choice = choose_practitioner(session, staff, practitioner)
+        tomorrow = today + timedelta(days=1)
+        start, _ = day_bounds(today, staff.timezone)
+        split, end = day_bounds(tomorrow, staff.timezone)
+        both = visits_between(session, staff.clinic_id, start, end, staff.timezone, practitioner_id=choice.whose)
         days = [
-            Day(
-                label,
-                day,
-                visits_between(
-                    session,
-                    staff.clinic_id,
-                    *day_bounds(day, staff.timezone),
-                    staff.timezone,
-                    practitioner_id=whose,
-                ),
-            )
-            for label, day in (("Today", today), ("Tomorrow", today + timedelta(days=1)))
+            Day("Today", today, [v for v in both if v.start_at < split]),
+            Day("Tomorrow", tomorrow, [v for v in both if v.start_at >= split]),
         ]
-        mine = next((p.id for p in choices if p.staff_user_id == staff.id), None)
-        practitioners = [(p.id, p.name) for p in choices]
         patient_ids = [r.patient_id for r in counts.flagged_replies if r.patient_id]
         upcoming = next_visits(session, patient_ids, now)
         names = {
@@ -87,10 +63,8 @@ def _facts(staff: Staff, practitioner: str = "") -> dict[str, Any]:
         "next_visit": upcoming,
         "names": names,
         "down": last_tick(now).stale,
-        "practitioners": practitioners,
-        "whose": whose,
-        "mine": mine,
-        "practitioner_problem": problem,
+        **choice.context(),
+        "visit_rows": visit_rows,
     }
 
 

@@ -40,6 +40,17 @@
   document.addEventListener("change", function (e) {
     if (e.target.matches && e.target.matches("input[type=file][data-max-bytes]")) checkFileSize(e.target);
   });
-  document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
+  // A link to a section folded in a <details> (#timeline, a redirect back to #replies) opens it.
+  function openTarget() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    var target = id && document.getElementById(id);
+    if (!target) return;
+    var folded = target.matches("details") ? target : target.querySelector(":scope > details");
+    if (folded) folded.open = true;
+    for (var up = target.parentElement; up; up = up.parentElement) if (up.tagName === "DETAILS") up.open = true;
+    target.scrollIntoView();
+  }
+  window.addEventListener("hashchange", openTarget);
+  document.addEventListener("DOMContentLoaded", function () { openTarget(); drawCharts(document); });
   document.addEventListener("htmx:afterSwap", function (e) { drawCharts(e.target); });
 })();

@@ -53,6 +53,7 @@ def test_synthea_transaction_bundle_creates_then_changes_nothing_the_second_time
     assert after == before and {r["status"] for r in before.values()} == {"scheduled"}
     assert (maria["external_id"], maria["first_name"], maria["last_name"]) == ("MRN-55021", "María", "Hernández")
     assert (maria["phone"], maria["email"], maria["locale"]) == ("+14155550142", "maria.hernandez@example.org", "es")
+    assert maria["date_of_birth"] == "1971-03-09"  # Patient.birthDate
     [appointment] = maria["plans"][0]["appointments"]
     assert appointment["external_id"] == "APT-9001"
 

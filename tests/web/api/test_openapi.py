@@ -112,7 +112,8 @@ def test_the_docs_page_loads_swagger_ui_from_engage_itself(server: str) -> None:
     assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page.text)
 
     assert page.status_code == 200 and "/api/openapi.json" in page.text
-    assert sorted(a.rsplit(".", 1)[-1] for a in assets) == ["css", "js", "js"]  # Swagger UI's two, and its start
+    # Swagger UI's two, its start and engage's readable colours (api-docs.css)
+    assert sorted(a.rsplit(".", 1)[-1] for a in assets) == ["css", "css", "js", "js"]
     for asset in assets:
         assert asset.startswith(("/api/assets/", "/static/")), f"{asset}: the page must work offline, without a CDN"
         assert httpx.get(server + asset, timeout=30).status_code == 200

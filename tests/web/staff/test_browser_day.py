@@ -148,6 +148,7 @@ def test_a_front_desk_day(pg_url: str, browser: Browser, shots: Screenshots) -> 
         form.get_by_role("button", name="Move").click()
         expect(page.get_by_role("status")).to_contain_text("Appointment moved; ")
         expect(page.get_by_role("status")).to_contain_text("moved")
+        timeline.locator("summary").click()  # folded again on the page after the move: opened by hand
         expect(timeline.get_by_role("row").filter(has_text="visit-reminder").first).to_contain_text(
             (moved - timedelta(days=1)).strftime("%Y-%m-%d 11:00")
         )
