@@ -13,7 +13,7 @@
    rounds): on the shipped file before the
    publish, and on the published version (stored texts, compiled once per process) after it; and, when
    ``--before`` names a checkout of the code before the editor (default ``/work/main``), the same messages
-   with that code, so the three can be compared.
+   with that code, so the three can be compared. Each measurement runs in a fresh process.
 
 The database (``ENGAGE_BENCH_DATABASE_URL``, default ``postgresql://postgres@127.0.0.1:5432/engage_bench_publish``)
 is created if missing and its schema dropped and rebuilt with the migrations.
@@ -42,7 +42,7 @@ from tests.bench.bench_scheduling import SEQUENCE, seed
 from tests.bench.database import use_bench_database
 from tests.bench.measure import cpu_seconds, machine
 
-#: Runs in this process and, with ``--before``, in a child process importing the older code: only what both have.
+#: Runs in a fresh process importing this checkout or, with ``--before``, the older code: only what both have.
 MEASURE = """
 import json, sys, time
 from datetime import timedelta
@@ -72,13 +72,11 @@ if __name__ == "__main__":
 """
 
 
-def measure_here(ids: list[int]) -> float:
-    namespace: dict[str, object] = {"__name__": "bench_publish_measure"}
-    exec(compile(MEASURE, "bench_publish_measure", "exec"), namespace)
-    return namespace["measure"](ids)  # type: ignore[operator,no-any-return]
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def measure_before(ids: list[int], tree: Path) -> float | None:
+def measure(ids: list[int], tree: Path) -> float | None:
+    """CPU seconds per message with the code in ``tree``, in a fresh process (None: no such checkout)."""
     if not (tree / "engage").is_dir():
         return None
     env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -136,9 +134,9 @@ def main() -> None:
     # Alternated rounds, the least of each kept: on a shared machine the load moves between measurements.
     shipped_runs, before_runs = [], []
     for _ in range(args.rounds):
-        shipped_runs.append(measure_here(sample))
-        before_runs.append(measure_before(sample, args.before))
-    shipped = min(shipped_runs)
+        before_runs.append(measure(sample, args.before))
+        shipped_runs.append(measure(sample, ROOT))
+    shipped = min(r for r in shipped_runs if r is not None)
     before = min((r for r in before_runs if r is not None), default=None)
 
     with new_session() as session:
@@ -196,7 +194,7 @@ def main() -> None:
         f"engage + {server:.2f}s PostgreSQL: {reworded.as_dict()}"
     )
 
-    published = min(measure_here(sample) for _ in range(args.rounds))
+    published = min(r for r in (measure(sample, ROOT) for _ in range(args.rounds)) if r is not None)
     print(
         f"send path, CPU per message ({len(sample)} messages: load, send-time checks, render; least of "
         f"{args.rounds} alternated rounds):"
