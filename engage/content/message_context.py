@@ -82,6 +82,7 @@ def _context(
     plan_id: int = 0,
     exercise_keys: list[str] | tuple[str, ...] = (),
     pain_scores: list[int] | None = None,
+    needs: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     zone = ZoneInfo(tz)
     appointment = None
@@ -97,24 +98,37 @@ def _context(
         "step": step,
         "first_sms": first_sms,
         "channel": channel,
-        **(_preview_links() if preview else _links(patient_id, message_id, channel)),
+        **(_preview_links() if preview else _links(patient_id, message_id, channel, plan_id, needs)),
         # The exercises the practitioner picked, in the patient's language, and the page that shows them.
         "exercises": exercises_for(exercise_keys, locale),
-        "exercises_url": links.preview_exercises_url() if preview else links.exercises_url(plan_id),
-        "intake_url": links.preview_intake_url() if preview else links.intake_url(patient_id),
         "pain_scores": list(pain_scores or []),  # the patient's 0-10 answers, oldest first (emails only)
         "tz": tz,
         "locale": locale,
     }
 
 
-def _links(patient_id: int, message_id: int, channel: str) -> dict[str, Any]:
-    reassessment_form_url, reassessment_urls = links.reassessment_urls(message_id)  # one signature, not twelve
-    return {
-        "unsubscribe_url": links.unsubscribe_url(patient_id, channel),
-        "reassessment_urls": reassessment_urls,
-        "reassessment_form_url": reassessment_form_url,
-    }
+#: The signed links of a message; each costs a signature, so only those its template reads are made.
+LINKS = frozenset({"unsubscribe_url", "reassessment_urls", "reassessment_form_url", "exercises_url", "intake_url"})
+
+
+def _links(
+    patient_id: int, message_id: int, channel: str, plan_id: int, needs: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """The message's signed links; with ``needs`` (the variables its template reads) only those among them,
+    and always the unsubscribe link (an email's List-Unsubscribe header carries it)."""
+
+    def wanted(*names: str) -> bool:
+        return needs is None or any(name in needs for name in names)
+
+    found: dict[str, Any] = {"unsubscribe_url": links.unsubscribe_url(patient_id, channel)}
+    if wanted("reassessment_urls", "reassessment_form_url"):
+        form_url, score_urls = links.reassessment_urls(message_id)  # one signature, not twelve
+        found.update(reassessment_urls=score_urls, reassessment_form_url=form_url)
+    if wanted("exercises_url"):
+        found["exercises_url"] = links.exercises_url(plan_id)
+    if wanted("intake_url"):
+        found["intake_url"] = links.intake_url(patient_id)
+    return found
 
 
 def _preview_links() -> dict[str, Any]:
@@ -123,6 +137,8 @@ def _preview_links() -> dict[str, Any]:
         "unsubscribe_url": links.preview_unsubscribe_url(),
         "reassessment_urls": [(score, links.preview_reassessment_url(score)) for score in range(11)],
         "reassessment_form_url": links.preview_reassessment_url(None),
+        "exercises_url": links.preview_exercises_url(),
+        "intake_url": links.preview_intake_url(),
     }
 
 
@@ -188,13 +204,20 @@ def _is_first_sms(session: Session, message: Message) -> bool:
 
 
 def message_context(
-    session: Session, message: Message, first_sms: bool | None = None, *, pain_scores: list[int] | None = None
+    session: Session,
+    message: Message,
+    first_sms: bool | None = None,
+    *,
+    pain_scores: list[int] | None = None,
+    needs: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     """The template context for one outbox row, in its patient's time zone and locale.
 
     ``first_sms`` is true for an SMS with no earlier SMS in the same enrollment
     that reached (or may still reach) the patient; a caller that read
     :func:`earlier_sms_exists` with the row passes it in, else it is asked here.
+    ``needs``: the variables the message's template reads
+    (:func:`engage.content.rendering.template_variables`): links it never shows are not signed (None: all).
     """
     patient = message.patient
     clinic = patient.clinic
@@ -219,6 +242,7 @@ def message_context(
         pain_scores=(pain_scores if pain_scores is not None else _pain_scores(session, patient.id))
         if channel == Channel.EMAIL.value
         else None,
+        needs=needs,
     )
 
 

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import time
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from datetime import time as clock_time
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
@@ -33,11 +36,14 @@ from jinja2 import (
     BaseLoader,
     ChoiceLoader,
     DictLoader,
+    Environment,
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateNotFound,
     TemplateSyntaxError,
     UndefinedError,
+    meta,
     pass_context,
     select_autoescape,
 )
@@ -55,6 +61,7 @@ __all__ = [
     "TemplateError",
     "Texts",
     "babel_locale",
+    "checked_recently",
     "render_email",
     "render_sms",
     "render_file",
@@ -63,6 +70,7 @@ __all__ = [
     "stop_line",
     "template_locales",
     "template_names",
+    "template_variables",
     "templates_root",
 ]
 
@@ -156,6 +164,49 @@ def _template_of(path: str) -> tuple[str, str]:
 
 # --- the environment ---------------------------------------------------------------------------
 
+#: How long a look at the template files is trusted. A send renders up to four files and their partials, and
+#: asking the file system about each of them on every render (Jinja's modification-time check, whether a
+#: locale's variant exists, the sequence files) was about a twentieth of a send's CPU; an edited or added
+#: file is still seen within a second.
+FILE_CHECK_SECONDS = 1.0
+
+_T = TypeVar("_T")
+_checked: dict[Hashable, tuple[float, Any]] = {}
+
+
+def checked_recently(key: Hashable, check: Callable[[], _T]) -> _T:
+    """``check()``, or its result for ``key`` when it ran less than :data:`FILE_CHECK_SECONDS` ago.
+
+    For looks at the template files only (they change when a person edits them); an exception is not kept."""
+    now = time.monotonic()
+    found = _checked.get(key)
+    if found is not None and now - found[0] < FILE_CHECK_SECONDS:
+        value: _T = found[1]
+        return value
+    value = check()
+    if len(_checked) >= 4096:  # tests make many template folders; a process that sends has a few dozen files
+        _checked.clear()
+    _checked[key] = (now, value)
+    return value
+
+
+class _FileLoader(FileSystemLoader):
+    """Jinja's file loader, asking whether a compiled template's file changed at most once a second."""
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        checked = time.monotonic()
+
+        def recent_or_uptodate() -> bool:
+            nonlocal checked
+            now = time.monotonic()
+            if now - checked < FILE_CHECK_SECONDS:
+                return True
+            checked = now
+            return uptodate()
+
+        return source, filename, recent_or_uptodate
+
 
 def templates_root(templates_dir: Path | None = None) -> Path:
     """The templates folder: ``templates_dir`` if given, else ``ENGAGE_TEMPLATES_DIR``."""
@@ -167,20 +218,20 @@ def _resolved(folder: Path) -> Path:
     # resolve() asks the file system about every part of the path; a send renders up to four files, each
     # asking again (about 2 % of a send's CPU). Once per folder and process is enough. The environment and
     # its compiled templates are cached already (_environment, Jinja's own cache), and a template file a
-    # person edits is still seen at its next render (Jinja checks its modification time).
+    # person edits is still seen within a second (Jinja checks its modification time: _FileLoader).
     return folder.resolve()
 
 
 @lru_cache(maxsize=16)
 def _file_environment(templates_dir: Path) -> SandboxedEnvironment:
-    return _new_environment(FileSystemLoader(str(templates_dir)))
+    return _new_environment(_FileLoader(str(templates_dir)))
 
 
 @lru_cache(maxsize=128)
 def _texts_environment(templates_dir: Path, texts: Texts) -> SandboxedEnvironment:
     # One environment (and so one cache of compiled templates) per set of stored texts: a published
     # version's templates are compiled once per process, like the files'.
-    return _new_environment(ChoiceLoader([DictLoader(dict(texts)), FileSystemLoader(str(templates_dir))]))
+    return _new_environment(ChoiceLoader([DictLoader(dict(texts)), _FileLoader(str(templates_dir))]))
 
 
 def _environment(templates_dir: Path, texts: Texts | None = None) -> SandboxedEnvironment:
@@ -237,11 +288,24 @@ def _localise(ctx: Context, value: Any, filter_name: str) -> tuple[datetime, Loc
     return value.astimezone(tz), babel_locale(ctx.get("locale"))
 
 
+# Appointments fall on a few days and times, so the same words come back for message after message:
+# formatted once (Babel's pattern formatting was about a twentieth of a send's CPU).
+@lru_cache(maxsize=4096)
+def _day_text(day: date, pattern: str, locale: Locale) -> str:
+    return _plain_spaces(format_date(day, pattern, locale=locale))
+
+
+@lru_cache(maxsize=4096)
+def _clock_text(clock: clock_time, locale: Locale) -> str:
+    # A wall-clock time already in the patient's zone (the short pattern shows no zone).
+    return _plain_spaces(format_time(clock, "short", locale=locale))
+
+
 @pass_context
 def _local_date(ctx: Context, value: Any) -> str:
     """``Wednesday, September 30`` / ``miércoles, 30 de septiembre`` in the context's time zone."""
     local, locale = _localise(ctx, value, "local_date")
-    return _plain_spaces(format_date(local, _date_pattern(locale), locale=locale))
+    return _day_text(local.date(), _date_pattern(locale), locale)
 
 
 @lru_cache(maxsize=64)
@@ -255,22 +319,22 @@ def _day_pattern(locale: Locale) -> str:
 def _local_day(ctx: Context, value: Any) -> str:
     """``September 30`` / ``30 de septiembre``: no weekday, so a Spanish SMS stays GSM-7 ("sábado" would not)."""
     local, locale = _localise(ctx, value, "local_day")
-    return _plain_spaces(format_date(local, _day_pattern(locale), locale=locale))
+    return _day_text(local.date(), _day_pattern(locale), locale)
 
 
 @pass_context
 def _local_time(ctx: Context, value: Any) -> str:
     """``9:00 AM`` / ``9:00`` in the context's time zone."""
     local, locale = _localise(ctx, value, "local_time")
-    return _plain_spaces(format_time(local, "short", locale=locale))
+    return _clock_text(local.time(), locale)
 
 
 @pass_context
 def _local_datetime(ctx: Context, value: Any) -> str:
     """``Wednesday, September 30 at 9:00 AM`` / ``miércoles, 30 de septiembre, 9:00``."""
     local, locale = _localise(ctx, value, "local_datetime")
-    day = _plain_spaces(format_date(local, _date_pattern(locale), locale=locale))
-    clock = _plain_spaces(format_time(local, "short", locale=locale))
+    day = _day_text(local.date(), _date_pattern(locale), locale)
+    clock = _clock_text(local.time(), locale)
     if locale.language == "en":
         return f"{day} at {clock}"
     return str(get_datetime_format("long", locale=locale)).replace("'", "").format(clock, day)
@@ -301,7 +365,9 @@ def resolve_template(
     stored = texts if texts is not None and texts.holds(channel, name) else None
 
     def exists(file: str) -> bool:
-        return file in stored if stored is not None else (root / file).is_file()
+        if stored is not None:
+            return file in stored
+        return checked_recently(("is_file", root, file), (root / file).is_file)
 
     for loc in _locale_candidates(locale):
         files = {part: f"{channel}/{name}.{loc}.{part}" for part in parts}
@@ -312,6 +378,70 @@ def resolve_template(
         if not exists(f):
             raise TemplateError(f, "template text not found" if stored is not None else "template file not found")
     return DEFAULT_LOCALE, files
+
+
+def template_variables(
+    channel: str, name: str, locale: str | None, templates_dir: Path | None = None, texts: Texts | None = None
+) -> frozenset[str] | None:
+    """The variables the template's parts (and the partials and layouts they use) read, from Jinja's own
+    analysis of their source; None when that cannot be known (a partial named by a variable, a syntax error).
+
+    A context builder may leave out what no part reads (signing links an SMS never shows). Each compiled
+    template is analysed once, so an edited file (a new compiled template) is analysed again; the answer for
+    a template is kept for :data:`FILE_CHECK_SECONDS`, like every look at the files. Raises
+    :class:`TemplateError` like :func:`resolve_template`."""
+    root = templates_root(templates_dir)
+    return checked_recently(
+        ("variables", root, texts, channel, name, locale),
+        lambda: _template_variables(channel, name, locale, root, texts),
+    )
+
+
+def _template_variables(
+    channel: str, name: str, locale: str | None, root: Path, texts: Texts | None
+) -> frozenset[str] | None:
+    _effective, files = resolve_template(channel, name, locale, root, texts)
+    env = _environment(root, texts)
+    found: set[str] = set()
+    todo, seen = list(files.values()), set()
+    while todo:
+        file = todo.pop()
+        if file in seen:
+            continue
+        seen.add(file)
+        try:
+            template = env.get_template(file)
+        except (TemplateNotFound, TemplateSyntaxError):
+            return None
+        analysed = _analysed.get(template)
+        if analysed is None:
+            analysed = _analysed[template] = _analyse(env, file)
+        if analysed is None:
+            return None
+        names, referenced = analysed
+        found |= names
+        todo.extend(referenced)
+    return frozenset(found)
+
+
+#: Per compiled template: (variables it reads, templates it includes, extends or imports); None: unknown.
+_analysed: weakref.WeakKeyDictionary[Template, tuple[frozenset[str], tuple[str, ...]] | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _analyse(env: SandboxedEnvironment, file: str) -> tuple[frozenset[str], tuple[str, ...]] | None:
+    try:
+        source = env.loader.get_source(env, file)[0] if env.loader is not None else None
+        tree = env.parse(source) if source is not None else None
+    except (TemplateNotFound, TemplateSyntaxError):
+        return None
+    if tree is None:
+        return None
+    referenced = tuple(meta.find_referenced_templates(tree))
+    if any(name is None for name in referenced):
+        return None
+    return frozenset(meta.find_undeclared_variables(tree)), tuple(name for name in referenced if name is not None)
 
 
 def _template_frame(tb: TracebackType | None, root: Path) -> tuple[str, int] | None:

@@ -31,7 +31,7 @@ from engage.config import get_settings
 from engage.content.calendar import ICS_CONTENT_TYPE, ICS_FILENAME, event_summary, visit_ics
 from engage.content.condition_words import CONDITION_WORD_RULE, condition_words_in, with_plan_words
 from engage.content.message_context import earlier_sms_exists, message_context, pain_scores_of
-from engage.content.rendering import Texts, as_texts, render_email, render_sms
+from engage.content.rendering import Texts, as_texts, render_email, render_sms, template_variables
 from engage.conversation.consent import newest_consent, reachability
 from engage.delivery import staff_replies
 from engage.delivery.providers.base import EmailAttachment, OutgoingEmail, OutgoingSms
@@ -275,9 +275,10 @@ def render(
     settings = get_settings()
     patient = message.patient
     clinic = patient.clinic
-    context = message_context(session, message, first_sms, pain_scores=pain_scores)
     locale = patient.locale or "en"
     texts = _stored_texts(session, message)
+    needs = template_variables(Channel(message.channel).value, message.template, locale, texts=texts)
+    context = message_context(session, message, first_sms, pain_scores=pain_scores, needs=needs)
     if message.channel is Channel.SMS:
         sms = render_sms(message.template, context, locale, texts=texts)
         # A clinic's own number is its sender; anything else (a messaging service) is the provider's setting.

@@ -14,9 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engage.content.checks import check_stored_texts
+from engage.config import get_settings
+from engage.content.checks import _locale_of, _template_of, check_stored_texts
 from engage.content.overlay import step_templates, template_paths
-from engage.content.rendering import Texts
+from engage.content.rendering import DEFAULT_LOCALE, Texts, templates_root
 from engage.schedule.sequences import Sequence
 
 
@@ -72,7 +73,44 @@ def draft_problems(key: str, definition: Mapping[str, Any], texts: Mapping[str, 
             for channel, name in step_templates([step]):
                 if not stored.holds(channel, name) and not template_paths(channel, name):
                     problems.append(Problem(f"steps.{index}.template", f"There is no {channel} text named {name!r}."))
-    report = check_stored_texts(stored)
-    for problem in report.problems:
-        problems.append(Problem(f"texts.{problem.file}", _sentence(problem.detail)))
+    for file, detail in _text_problems(texts):
+        problems.append(Problem(f"texts.{file}", _sentence(detail)))
     return problems
+
+
+#: Each template's checked texts -> its problems, for the settings they were checked under (the editor loads
+#: and saves a draft often, changing one text at a time: only a changed template is rendered and checked again).
+_checked: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+_checked_under: list[Any] = [None]
+_CHECKED_SIZE = 2048
+
+
+def _text_problems(texts: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``(file, detail)`` for what ``templates check``'s rules find in the stored texts: the same as
+    ``check_stored_texts(Texts(texts))``, one template at a time (each in every locale any text has),
+    remembered by the template's texts."""
+    settings = get_settings()
+    if _checked_under[0] is not settings or len(_checked) >= _CHECKED_SIZE:
+        _checked.clear()
+        _checked_under[0] = settings
+    locales = tuple(sorted({DEFAULT_LOCALE, *(_locale_of(path) for path in texts)}))
+    root = str(templates_root())
+    words = tuple(settings.condition_words)
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    for path, source in texts.items():
+        groups.setdefault(_template_of(path), {})[path] = source
+    found: list[tuple[str, str]] = []
+    for (channel, name), group in sorted(groups.items()):
+        key = (root, words, channel, name, locales, tuple(sorted(group.items())))
+        if key not in _checked:
+            # One path per locale makes check_stored_texts check the template in that locale.
+            wanted = sorted({*group, *(_path_in(channel, name, locale) for locale in locales)})
+            report = check_stored_texts(Texts(group), paths=wanted)
+            _checked[key] = tuple((problem.file, problem.detail) for problem in report.problems)
+        found.extend(_checked[key])
+    return found
+
+
+def _path_in(channel: str, name: str, locale: str) -> str:
+    middle = "" if locale == DEFAULT_LOCALE else f"{locale}."
+    return f"{channel}/{name}.{middle}{'txt' if channel == 'sms' else 'subject.txt'}"

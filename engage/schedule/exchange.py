@@ -15,10 +15,11 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engage.content.overlay import step_templates
+from engage.content.overlay import library_texts, step_templates
 from engage.errors import InvalidInput, NotFound
 from engage.records.models import SequenceVersion
 from engage.schedule.draft_checks import parse_definition
+from engage.schedule.sequences import get_sequence, parse_sequence, sequences_dir
 from engage.schedule.versions import (
     Draft,
     check_key,
@@ -38,11 +39,12 @@ def dump_definition(definition: dict[str, Any]) -> str:
 def export_version(
     session: Session, clinic_id: int, key: str, version: int | None = None
 ) -> tuple[str, dict[str, str]]:
-    """``(yaml, texts)`` of the clinic's version of ``key`` (default: the current one). ``InvalidInput`` when
-    the clinic never published one (the shipped file is already a file)."""
+    """``(yaml, texts)`` of the clinic's version of ``key`` (default: the current one); the shipped file and its
+    texts while the clinic has published none, since that is what its patients follow."""
     version = version if version is not None else current_version(session, clinic_id, key)
     if version is None:
-        raise InvalidInput(f"the clinic has published no version of {key!r}; the shipped file is in templates/")
+        sequence = get_sequence(key)  # NotFound naming the known keys
+        return _shipped_text(key), library_texts(sequence)
     content_at(session, clinic_id, key, version)  # NotFound for a version that does not exist
     row = session.scalars(
         select(SequenceVersion).where(
@@ -52,6 +54,13 @@ def export_version(
         )
     ).one()
     return dump_definition(dict(row.definition)), {str(k): str(v) for k, v in row.texts.items()}
+
+
+def _shipped_text(key: str) -> str:
+    for path in sorted(sequences_dir().glob("*.y*ml")):
+        if parse_sequence(path).key == key:
+            return path.read_text(encoding="utf-8")
+    raise NotFound(f"no sequence {key!r}")
 
 
 def write_texts(folder: Path, texts: dict[str, str]) -> list[Path]:

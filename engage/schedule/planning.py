@@ -61,7 +61,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -384,11 +385,21 @@ def _occurrence(base: str, step: Step, index: int, offset: Offset) -> tuple[str,
 
 
 def _due(anchor: datetime, offset: Offset, step: Step, tz: ZoneInfo, quiet: QuietHours) -> datetime:
-    if step.at is not None:
-        due = resolve_local(local_date(anchor, tz) + timedelta(days=offset.days), step.at, tz)
+    return _placed(anchor, offset, step.at, step.quiet_hours == "ignore", tz, quiet)
+
+
+@lru_cache(maxsize=1 << 16)
+def _placed(
+    anchor: datetime, offset: Offset, at: time | None, ignore_quiet: bool, tz: ZoneInfo, quiet: QuietHours
+) -> datetime:
+    """:func:`_due`, remembered: a function of the anchor's instant and the step's timing alone, and clinics
+    book on a grid of slots, so re-planning thousands of enrollments (publishing) asks the same few hundred
+    questions again and again."""
+    if at is not None:
+        due = resolve_local(local_date(anchor, tz) + timedelta(days=offset.days), at, tz)
     else:
         due = add_local_days(anchor, offset.days, tz) + timedelta(minutes=offset.minutes)
-    if step.quiet_hours == "ignore":
+    if ignore_quiet:
         return due
     return place(due, tz, quiet, not_after=anchor if offset.negative else None)
 

@@ -468,20 +468,32 @@ def _update_from_arrays(
 ) -> None:
     """One ``UPDATE message ... FROM unnest(<arrays>)`` for rows that get the same columns (PostgreSQL): one
     statement for thousands of rows, where an ``executemany`` runs one statement a row. Each value travels as
-    text and is cast to its column's type; the status read stays in the WHERE."""
+    text and is cast to its column's type; a column every row gets the same value for (a moved row's fresh
+    attempts, ``updated_at``) travels once, not as an array. The status read stays in the WHERE."""
     dialect = connection.dialect
     columns = ["id", "status", *names]
     keys = ["row_id", "row_status", *(f"new_{name}" for name in names)]
-    types = [table.c[column].type.compile(dialect=dialect) for column in columns]
-    arrays = {f"a{i}": [_as_text(params[key]) for params in params_list] for i, key in enumerate(keys)}
-    sources = ", ".join(f"CAST(CAST(:a{i} AS text[]) AS {sql_type}[])" for i, sql_type in enumerate(types))
-    assignments = ", ".join(f"{name} = v.{name}" for name in names)
+    first = params_list[0]
+    same = {key for key in keys[2:] if all(params[key] == first[key] for params in params_list)}
+    varying = [(column, key) for column, key in zip(columns, keys, strict=True) if key not in same]
+    params: dict[str, Any] = {}
+    sources, assignments = [], []
+    for i, (column, key) in enumerate(varying):
+        sql_type = table.c[column].type.compile(dialect=dialect)
+        params[f"a{i}"] = [_as_text(found[key]) for found in params_list]
+        sources.append(f"CAST(CAST(:a{i} AS text[]) AS {sql_type}[])")
+        if column not in ("id", "status"):
+            assignments.append(f"{column} = v.{column}")
+    for i, (column, key) in enumerate((c, k) for c, k in zip(columns, keys, strict=True) if k in same):
+        sql_type = table.c[column].type.compile(dialect=dialect)
+        params[f"c{i}"] = _as_text(first[key])
+        assignments.append(f"{column} = CAST(CAST(:c{i} AS text) AS {sql_type})")
     connection.execute(
         text(
-            f"UPDATE message AS m SET {assignments} FROM unnest({sources}) AS v({', '.join(columns)}) "
-            "WHERE m.id = v.id AND m.status = v.status"
+            f"UPDATE message AS m SET {', '.join(assignments)} FROM unnest({', '.join(sources)}) "
+            f"AS v({', '.join(column for column, _ in varying)}) WHERE m.id = v.id AND m.status = v.status"
         ),
-        arrays,
+        params,
     )
 
 

@@ -51,6 +51,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engage.config import get_settings
+from engage.content.rendering import checked_recently
 from engage.errors import InvalidInput, NotFound
 from engage.records.models import Channel
 from engage.records.quiet_hours import parse_hhmm
@@ -313,10 +314,15 @@ def sequences_dir(templates_dir: Path | str | None = None) -> Path:
 def load_sequences(templates_dir: Path | str | None = None) -> dict[str, Sequence]:
     """Every sequence under ``<templates_dir>/sequences`` by key (default: the configured templates dir).
 
-    Parsed files are cached by path and modification time, so an edit is picked up
-    and an unchanged directory costs one ``stat`` a file.
+    Parsed files are cached by path and modification time, so an edit is picked up (within a second)
+    and an unchanged directory costs one ``stat`` a file at most once a second.
     """
     folder = sequences_dir(templates_dir)
+    # The folder is listed and its files' times read at most once a second (the send path asks for every message).
+    return dict(checked_recently(("sequences", folder), lambda: _load_sequences(folder)))
+
+
+def _load_sequences(folder: Path) -> dict[str, Sequence]:
     files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
     found: dict[str, Sequence] = {}
     where: dict[str, Path] = {}

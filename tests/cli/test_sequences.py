@@ -76,6 +76,15 @@ def test_the_shipped_file_round_trips_through_import_publish_and_export(sqlite_u
     assert parse_sequence(out) == get_sequence(SEQ)  # the existing loader reads it back identically
 
 
+def test_before_any_publish_export_prints_the_shipped_file_the_patients_follow(sqlite_url: str) -> None:
+    clinic_id = _clinic()
+    exported = engage("sequences", "export", SEQ, "--clinic", str(clinic_id))
+    assert exported.code == 0, exported.stderr
+    assert exported.stdout == _shipped()
+    unknown = engage("sequences", "export", "no-such-sequence", "--clinic", str(clinic_id))
+    assert unknown.code != 0 and "no sequence 'no-such-sequence'" in unknown.stderr
+
+
 def test_an_edited_sequence_round_trips_and_imports_into_another_clinic_unchanged(db_url: str, tmp_path: Path) -> None:
     first, second = _clinic(enrolled=2), _clinic("Other Physio")
     source = tmp_path / "edited.yaml"
@@ -128,5 +137,5 @@ def test_a_draft_with_problems_is_kept_but_not_published(sqlite_url: str, tmp_pa
     assert result.code == 2 and "3 dayz" in result.stderr
     saved = engage("sequences", "import", str(source), "--clinic", str(clinic_id), "--json").json
     assert [p["field"] for p in saved["problems"]] == ["steps.2.offset"]
-    no_version = engage("sequences", "export", SEQ, "--clinic", str(clinic_id))
-    assert no_version.code == 2 and "no version" in no_version.stderr
+    still = engage("sequences", "export", SEQ, "--clinic", str(clinic_id))
+    assert still.code == 0 and still.stdout == _shipped()  # nothing published: the patients follow the shipped file

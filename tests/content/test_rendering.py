@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from engage.content.links import read_reassessment_token, read_unsubscribe_token
 from engage.content.message_context import SAMPLE_CLINIC, message_context, sample_context
 from engage.content.rendering import (
+    FILE_CHECK_SECONDS,
     RenderedEmail,
     RenderedSms,
     TemplateError,
@@ -20,6 +22,7 @@ from engage.content.rendering import (
     render_sms,
     template_locales,
     template_names,
+    template_variables,
 )
 from engage.records.models import (
     Appointment,
@@ -431,6 +434,57 @@ def test_message_context_links_and_step(session: Session) -> None:
         assert read_reassessment_token(urlsplit(url).path.removeprefix("/r/")) == prompt.id
     email = render_email("reassessment", context, context["locale"])
     assert "Hola, Lucía:" in email.text and "1 Lake St" in email.html
+
+
+def test_a_message_signs_only_the_links_its_template_reads(session: Session) -> None:
+    """An SMS that shows no link costs no signature; an email's layout and footer count, and every email carries
+    the unsubscribe link its List-Unsubscribe header needs."""
+    patient, appointment, enrollment = _seed(session)
+    reminder = _message(
+        enrollment, appointment, "visit-reminder", "a", Channel.SMS, "visit-reminder", appointment.start_at
+    )
+    prompt = _message(enrollment, None, "reassessment", "b", Channel.EMAIL, "reassessment", appointment.end_at)
+    session.add_all([reminder, prompt])
+    session.commit()
+
+    sms_needs = template_variables("sms", "visit-reminder", "es")
+    assert sms_needs is not None and "clinic" in sms_needs and "appointment" in sms_needs
+    sms_context = message_context(session, reminder, needs=sms_needs)
+    assert not {"reassessment_urls", "exercises_url", "intake_url"} & set(sms_context)
+    assert (
+        render_sms("visit-reminder", sms_context, "es").body
+        == render_sms("visit-reminder", message_context(session, reminder), "es").body
+    )
+
+    email_needs = template_variables("email", "reassessment", "es")
+    assert email_needs is not None and {"unsubscribe_url", "reassessment_urls"} <= email_needs  # layout, footer
+    email_context = message_context(session, prompt, needs=email_needs)
+    assert render_email("reassessment", email_context, "es") == render_email(
+        "reassessment", message_context(session, prompt), "es"
+    )
+    assert read_unsubscribe_token(urlsplit(email_context["unsubscribe_url"]).path.removeprefix("/u/")) == (
+        patient.id,
+        "email",
+    )
+
+
+def test_template_variables_unknown_when_a_partial_is_named_by_a_variable(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path, {"sms/odd.txt": "{% include step.partial %}", "sms/plain.txt": "Hi {{ patient.first_name }}"}
+    )
+    assert template_variables("sms", "odd", "en", root) is None  # then the context keeps every link
+    assert template_variables("sms", "plain", "en", root) == frozenset({"patient"})
+
+
+def test_an_edited_template_file_is_seen_within_the_file_check_window(tmp_path: Path) -> None:
+    root = _write(tmp_path, {"sms/note.txt": "First {{ patient.first_name }}"})
+    context = {"patient": {"first_name": "Ana"}, "first_sms": False}
+    assert render_sms("note", context, "en", root).body == "First Ana"
+    _write(root, {"sms/note.txt": "Second {{ clinic.name }}", "sms/note.es.txt": "Segundo {{ patient.first_name }}"})
+    time.sleep(FILE_CHECK_SECONDS + 0.1)
+    assert render_sms("note", {**context, "clinic": {"name": "Lakeside"}}, "en", root).body == "Second Lakeside"
+    assert render_sms("note", context, "es", root).body == "Segundo Ana"  # a new locale's file is found too
+    assert template_variables("sms", "note", "en", root) == frozenset({"clinic"})
 
 
 def test_sample_clinic_name_is_worst_case_length() -> None:

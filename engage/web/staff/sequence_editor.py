@@ -30,6 +30,7 @@ from engage.web.staff.sequence_editor_form import (
     steps_of,
     text_label,
     texts_of_step,
+    with_step_texts,
 )
 
 router = APIRouter()
@@ -100,8 +101,25 @@ def _problem_list(problems: dict[str, str], steps: list[StepForm]) -> list[tuple
     return listed
 
 
-def _page(request: Request, staff: Staff, key: str, draft: Draft | None, published: Any) -> HTMLResponse:
-    context: dict[str, Any] = {"key": key, "published": published, "draft": draft}
+def _page(
+    request: Request,
+    staff: Staff,
+    key: str,
+    draft: Draft | None,
+    published: Any,
+    *,
+    adding: dict[str, str] | None = None,
+    add_problem: str | None = None,
+) -> HTMLResponse:
+    """The edit page; ``adding``: the add-a-step form as typed, ``add_problem`` the sentence beside its key."""
+    adding = adding or {"key": "", "channel": "sms", "anchor": "appointment.start", "direction": "before"}
+    context: dict[str, Any] = {
+        "key": key,
+        "published": published,
+        "draft": draft,
+        "adding": adding,
+        "add_problem": add_problem,
+    }
     if draft is not None:
         problems = _problems(draft)
         steps = steps_of(draft.definition)
@@ -183,6 +201,8 @@ def save(
         # Browsers send a textarea's line ends as CRLF; the files (and the stored texts) use LF.
         texts.update({p: s.replace("\r\n", "\n") for p, s in zip(text_path, text_source, strict=False)})
         definition = definition_from_form(draft.definition, name, fields)
+        # A step moved to another channel (or given an email instead) gets that channel's texts to write.
+        texts = with_step_texts(definition, texts)
         saved = save_draft(session, staff.clinic_id, key, definition=definition, texts=texts, actor=staff.email)
     count = len(_problems(saved))
     if count:

@@ -12,8 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from engage.content.rendering import PARTS as CHANNEL_PARTS
+from engage.content.rendering import templates_root
 from engage.records.quiet_hours import parse_hhmm
 from engage.schedule.durations import parse_duration
+from engage.schedule.sequences import valid_key
 
 ANCHORS = {
     "appointment.start": "the appointment's start",
@@ -225,3 +228,34 @@ VARIABLES: tuple[tuple[str, str], ...] = (
     ("{{ unsubscribe_url }}", "the unsubscribe link (emails must carry it)"),
     ("{{ reassessment_form_url }}", "the link to the 0-10 pain question"),
 )
+
+
+def text_paths(channel: str, template: str) -> list[str]:
+    """Every text a template of ``channel`` has: each part in each language (English without a suffix)."""
+    return [
+        f"{channel}/{template}.{'' if locale == 'en' else locale + '.'}{part}"
+        for locale in LANGUAGES
+        for part in CHANNEL_PARTS.get(channel, ())
+    ]
+
+
+def sends(step: dict[str, Any]) -> list[tuple[str, str]]:
+    channel, template = str(step.get("channel", "sms")), str(step.get("template", ""))
+    if channel not in CHANNEL_PARTS or not valid_key(template):
+        return []
+    return [(channel, template)] + ([("email", template)] if channel == "sms" and step.get("or_email") else [])
+
+
+def with_step_texts(definition: dict[str, Any], texts: dict[str, str]) -> dict[str, str]:
+    """``texts`` plus, for each step's channel (and its email instead) that the draft holds no text of, every
+    text it needs: the shipped file's words when there is one, else empty (the checks then say so)."""
+    found = dict(texts)
+    root = templates_root()
+    for step in definition.get("steps") or []:
+        for channel, template in sends(step) if isinstance(step, dict) else []:
+            if any(path.startswith(f"{channel}/{template}.") for path in found):
+                continue
+            for path in text_paths(channel, template):
+                file = root / path
+                found[path] = file.read_text(encoding="utf-8") if file.is_file() else ""
+    return found

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from engage.db import session_scope
 from engage.schedule.explain import describe_sequence
 from engage.schedule.publish import PublishSummary, StalePublish, publish_draft, republish
-from engage.schedule.versions import get_draft, list_versions, published_content
+from engage.schedule.versions import get_draft, list_versions, published_content, rebase_draft
 from engage.web.staff.auth import Admin
 from engage.web.staff.pages import redirect, refusing, render
 from engage.web.staff.sequence_editor import _known, edit_url
@@ -32,7 +32,7 @@ def _stale(key: str, version: int) -> Response:
     return redirect(
         f"/sequences/{key}/versions#v{version}",
         f"Not published: another admin published version {version} while you edited. "
-        "Here it is; your draft is kept: look at their changes, then publish again if yours still apply.",
+        "Here it is; your draft is kept: look at their version, then keep your draft over it or discard it.",
     )
 
 
@@ -93,6 +93,8 @@ def versions(request: Request, staff: Admin, key: str) -> HTMLResponse:
     with session_scope() as session:
         found = list_versions(session, staff.clinic_id, key)
         current = published_content(session, staff.clinic_id, key)
+        draft = get_draft(session, staff.clinic_id, key)
+        stale_base = draft.base_version if draft is not None and draft.base_version != current.version else None
         pairs = [(step.key, words) for step, words in describe_sequence(current.sequence)]
     return render(
         request,
@@ -102,6 +104,8 @@ def versions(request: Request, staff: Admin, key: str) -> HTMLResponse:
         key=key,
         versions=sorted(found, key=lambda v: v.version, reverse=True),
         current=current,
+        stale=draft is not None and draft.base_version != current.version,
+        stale_base=stale_base,
         pairs=pairs,
     )
 
@@ -143,4 +147,16 @@ def roll_back(staff: Admin, key: str, version: int, apply_to: Annotated[str, For
     return redirect(
         f"/sequences/{key}/versions#v{summary.version}",
         f"Version {version} published again as version {summary.version}: {_summary_sentence(summary)}.",
+    )
+
+
+@router.post("/sequences/{key}/draft/rebase")
+def rebase(staff: Admin, key: str) -> Response:
+    """The admin who lost a publish race has seen the version now current and keeps their draft over it."""
+    _known(key)
+    with refusing("Draft not kept", f"/sequences/{key}/versions"), session_scope() as session:
+        draft = rebase_draft(session, staff.clinic_id, key, actor=staff.email)
+    return redirect(
+        f"/sequences/{key}/publish",
+        f"Your draft now replaces version {draft.base_version} when published: check what it does, then publish.",
     )

@@ -241,6 +241,11 @@ def test_publish_states_the_dry_run_then_a_stale_publish_shows_the_new_version_a
     assert stale.url.path == f"/sequences/{KEY}/versions" and "2 (current)" in stale.text
     with session_scope() as session:
         assert get_draft(session, clinic_id, KEY) is not None  # the draft is kept
+    assert "Your draft was started from version 1" in stale.text
+    kept = client.post(f"/sequences/{KEY}/draft/rebase", data={"csrf_token": csrf}, headers=HTML)
+    assert "Your draft now replaces version 2 when published" in kept.text and 'value="current"' in kept.text
+    mine = client.post(f"/sequences/{KEY}/publish", data={"csrf_token": csrf, "apply_to": "current"}, headers=HTML)
+    assert "Version 3 published" in mine.text, mine.text[:3000]
 
     # Roll back to version 1 from the list: a dry run first, then the choice.
     rollback = client.get(f"/sequences/{KEY}/versions/1/roll-back", headers=HTML)
@@ -248,4 +253,4 @@ def test_publish_states_the_dry_run_then_a_stale_publish_shows_the_new_version_a
     again = client.post(
         f"/sequences/{KEY}/versions/1/roll-back", data={"csrf_token": csrf, "apply_to": "current"}, headers=HTML
     )
-    assert "Version 1 published again as version 3" in again.text, again.text[:3000]
+    assert "Version 1 published again as version 4" in again.text, again.text[:3000]

@@ -1,9 +1,10 @@
-"""The sequence editor in a real browser at a phone's width (360 px) and a desk's (1280 px), against a real
-``engage serve`` on PostgreSQL: an admin starts a draft from the shipped sequence, moves the stretch reminder
-to 18:00 and rewords it (the live check shows the new text), previews it on an enrolled patient (the draft
-beside the published version, the differences marked), publishes it to current patients from the dialog's
-dry-run summary, and finds the new time on that patient's timeline; after a tick, the fake provider has the
-new text and never the old. Every page: axe-core finds no serious or critical violation; screenshots kept."""
+"""The sequence editor in a real browser at a phone's width (360 px) and a desk's (1280 px), against a real ``engage
+serve`` on PostgreSQL: an admin starts a draft from the shipped sequence, adds a step (a taken key is refused
+beside the field) and removes it, moves the stretch reminder to 18:00 and rewords it (the live check shows the
+new text), previews it on an enrolled patient (the draft beside the published version, the differences marked),
+publishes it to current patients from the dialog's dry-run summary, and finds the new time on that patient's
+timeline; after a tick, the fake provider has the new text and never the old. Every page: axe-core finds no
+serious or critical violation; screenshots kept."""
 
 from __future__ import annotations
 
@@ -129,6 +130,26 @@ def test_an_admin_moves_and_rewords_the_stretch_reminder_and_publishes_it(
         _visit(page, shots, "no draft yet")
         page.get_by_role("button", name="Start a draft from Dry needling for sciatica").click()
         expect(page.get_by_role("status")).to_contain_text("Draft started")
+
+        # Add a step: a taken key gets a sentence beside the field; a new one gets empty texts the checks name.
+        adding = page.locator("#add-step")
+        adding.get_by_label("Key").fill("stretch")
+        adding.get_by_role("button", name="Add the step").click()
+        expect(page.locator("#add-step").get_by_label("Key")).to_have_accessible_description(
+            re.compile("already has a step")
+        )
+        _visit(page, shots, "add a step, taken key")
+        adding.get_by_label("Key").fill("checkin_day3")
+        adding.get_by_label("How long").fill("3 days")
+        adding.get_by_role("button", name="Add the step").click()
+        expect(page.get_by_role("status")).to_contain_text("Step checkin_day3 added")
+        added = page.locator("#step-checkin_day3")
+        expect(added.get_by_label("SMS text, Spanish (sms/checkin_day3.es.txt)")).to_have_value("")
+        expect(added).to_contain_text("The SMS text is empty")
+        _visit(page, shots, "step added")
+        added.get_by_role("button", name=re.compile(r"^Remove step \d+ \(checkin_day3\)")).click()
+        expect(page.get_by_role("status")).to_contain_text("Step checkin_day3 removed")
+        expect(page.locator("#step-checkin_day3")).to_have_count(0)
 
         # Bad input is kept, with a sentence beside each field.
         stretch = page.locator("#step-stretch")
