@@ -60,6 +60,7 @@ Rules (documented here because staff and tests rely on them):
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from functools import lru_cache
@@ -69,7 +70,7 @@ from zoneinfo import ZoneInfo
 from engage.records.models import AppointmentStatus, Channel, PlanStatus
 from engage.records.quiet_hours import QuietHours, quiet_hours_for
 from engage.schedule.sequences import APPOINTMENT_ANCHORS, Offset, Sequence, Step
-from engage.schedule.windows import add_local_days, local_date, place, resolve_local
+from engage.schedule.windows import add_local_days, is_quiet, local_date, place, resolve_local
 
 COUNTED = (AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED)
 #: A pre-visit message missed by a late enrolment is still worth sending this long before the visit.
@@ -202,15 +203,29 @@ def plan_messages(
     step_order = {step.key: i for i, step in enumerate(sequence.steps)}
     messages.sort(key=lambda m: (m.due_at, step_order[m.step_key], m.occurrence))
     pinned = {step.key for step in sequence.steps if step.at is not None} | {BOOKING_STEP}
-    return _apply_caps(_one_a_minute(messages, pinned), sequence, policy, tz, enrollment, history)
+    before = {step.key for step in sequence.steps if all(offset.negative for offset in step.offsets)}
+    shifts = {step.key for step in sequence.steps if step.quiet_hours == "shift"}
+
+    def quiet_at(message: DesiredMessage, at: datetime) -> bool:
+        return message.step_key in shifts and is_quiet(at, tz, quiet[message.channel])
+
+    spread = _one_a_minute(messages, pinned, before, quiet_at)
+    return _apply_caps(spread, sequence, policy, tz, enrollment, history)
 
 
-def _one_a_minute(messages: list[DesiredMessage], pinned: set[str]) -> list[DesiredMessage]:
+def _one_a_minute(
+    messages: list[DesiredMessage],
+    pinned: set[str],
+    before: set[str],
+    quiet_at: Callable[[DesiredMessage, datetime], bool],
+) -> list[DesiredMessage]:
     """``messages`` (sorted) with each one that shares its minute with another moved a minute later.
 
     Two messages arriving together read as a burst (and the second is easily missed). Steps in
     ``pinned`` keep their minute: those with a local time of day (``at``), and the booking
-    confirmation, which travels with the welcome text (planned on its own).
+    confirmation, which travels with the welcome text (planned on its own). When a later minute falls in
+    quiet hours (``quiet_at``) for a step in ``before`` (every offset before its anchor), the message moves
+    earlier instead, so it stays out of them and before its visit.
     """
 
     def minute(at: datetime) -> datetime:
@@ -223,6 +238,10 @@ def _one_a_minute(messages: list[DesiredMessage], pinned: set[str]) -> list[Desi
         if message.step_key not in pinned:
             while minute(due) in taken:
                 due += timedelta(minutes=1)
+            if due != message.due_at and quiet_at(message, due) and message.step_key in before:
+                due = message.due_at  # a later minute is quiet: go earlier, which also keeps it before its visit
+                while minute(due) in taken or quiet_at(message, due):
+                    due -= timedelta(minutes=1)
             taken.add(minute(due))
         out.append(message if due == message.due_at else replace(message, due_at=due))
     out.sort(key=lambda m: m.due_at)  # stable: the order among equal times is kept

@@ -372,6 +372,21 @@ def _anchor(step: Step, message: Any, appointments: list[AppointmentFacts]) -> d
     return appointment.start if step.anchor == "appointment.start" else appointment.end
 
 
+def test_two_steps_in_one_minute_before_a_visit_at_quiet_hours_start_stay_before_it_and_out_of_them() -> None:
+    """Found by the laws below in CI: two steps a minute before a visit at 20:00 local, when quiet hours start.
+    Moving the second a minute later put it at the visit's start and inside quiet hours; it now moves earlier."""
+    step = {"channel": "sms", "template": "t", "anchor": "appointment.start", "appointments": "first", "offset": "-1m"}
+    sequence = Sequence.model_validate(
+        {"key": "test", "name": "Test", "steps": [{"key": "s0", **step}, {"key": "s1", **step}]}
+    )
+    visit = datetime(2026, 1, 1, 1, 0, tzinfo=UTC)  # 20:00 in New York
+    appointments = [AppointmentFacts(1, visit, visit + timedelta(minutes=45), AppointmentStatus.BOOKED)]
+    messages = plan_messages(PlanFacts(1), appointments, sequence, Policy("America/New_York", {}), ENROLLED)
+    quiet = quiet_hours_for({}, "sms")
+    assert sorted(m.due_at for m in messages) == [visit - timedelta(minutes=2), visit - timedelta(minutes=1)]
+    assert not any(is_quiet(m.due_at, ZoneInfo("America/New_York"), quiet) for m in messages)
+
+
 @settings(max_examples=150, deadline=None)
 @given(scenarios())
 def test_planning_laws(scenario: tuple[list[AppointmentFacts], Sequence, Policy]) -> None:
