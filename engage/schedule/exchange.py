@@ -12,22 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engage.content.overlay import library_texts, step_templates
 from engage.errors import InvalidInput, NotFound
-from engage.records.models import SequenceVersion
 from engage.schedule.draft_checks import parse_definition
 from engage.schedule.sequences import get_sequence, parse_sequence, sequences_dir
 from engage.schedule.versions import (
     Draft,
     check_key,
-    content_at,
+    content_of,
     current_version,
     get_draft,
     save_draft,
     start_draft,
+    version_row,
 )
 
 
@@ -45,14 +44,8 @@ def export_version(
     if version is None:
         sequence = get_sequence(key)  # NotFound naming the known keys
         return _shipped_text(key), library_texts(sequence)
-    content_at(session, clinic_id, key, version)  # NotFound for a version that does not exist
-    row = session.scalars(
-        select(SequenceVersion).where(
-            SequenceVersion.clinic_id == clinic_id,
-            SequenceVersion.sequence_key == key,
-            SequenceVersion.version == version,
-        )
-    ).one()
+    row = version_row(session, clinic_id, key, version)
+    content_of(row)  # still readable by today's loader
     return dump_definition(dict(row.definition)), {str(k): str(v) for k, v in row.texts.items()}
 
 

@@ -34,7 +34,14 @@ from engage.records.models import Clinic, Enrollment, Patient, SequenceVersion
 from engage.schedule.draft_checks import draft_problems
 from engage.schedule.reconcile import PLANNING_ACTIVE
 from engage.schedule.replan import replan_enrollments, switch_version
-from engage.schedule.versions import SequenceContent, content_at, content_of, current_version, forget
+from engage.schedule.versions import (
+    SequenceContent,
+    content_at,
+    content_of,
+    current_version,
+    forget,
+    version_row,
+)
 
 
 @dataclass(frozen=True)
@@ -109,15 +116,7 @@ def republish(
 ) -> PublishSummary:
     """Publish the clinic's version ``version`` of ``key`` again, as the next version (a roll back)."""
     _lock_clinic(session, clinic_id)
-    source = session.scalars(
-        select(SequenceVersion).where(
-            SequenceVersion.clinic_id == clinic_id,
-            SequenceVersion.sequence_key == key,
-            SequenceVersion.version == version,
-        )
-    ).one_or_none()
-    if source is None:
-        raise NotFound(f"sequence {key!r} has no version {version}")
+    source = version_row(session, clinic_id, key, version)
     current = current_version(session, clinic_id, key)
     assert current is not None
     content_of(source)  # still readable by today's loader

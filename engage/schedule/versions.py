@@ -116,16 +116,7 @@ def content_at(session: Session, clinic_id: int, key: str, version: int | None) 
     found = _cache.get(cache_key)
     if found is not None:
         return found
-    row = session.scalars(
-        select(SequenceVersion).where(
-            SequenceVersion.clinic_id == clinic_id,
-            SequenceVersion.sequence_key == key,
-            SequenceVersion.version == version,
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"sequence {key!r} has no version {version}")
-    content = content_of(row)
+    content = content_of(version_row(session, clinic_id, key, version))
     if len(_cache) >= _CACHE_SIZE:
         _cache.clear()
     _cache[cache_key] = content
@@ -136,10 +127,7 @@ def definition_of(session: Session, clinic_id: int, key: str, version: int | Non
     """The definition (as the YAML loader reads it) of the clinic's version of ``key``; None: the shipped file."""
     if version is None:
         return library_definition(key)
-    row = _version_row(session, clinic_id, key, version)
-    if row is None:
-        raise NotFound(f"sequence {key!r} has no version {version}")
-    return dict(row.definition)
+    return dict(version_row(session, clinic_id, key, version).definition)
 
 
 def content_of(row: SequenceVersion) -> SequenceContent:
@@ -174,14 +162,18 @@ def _draft_row(session: Session, clinic_id: int, key: str, *, lock: bool = False
     return session.scalars(query.with_for_update() if lock else query).one_or_none()
 
 
-def _version_row(session: Session, clinic_id: int, key: str, version: int) -> SequenceVersion | None:
-    return session.scalars(
+def version_row(session: Session, clinic_id: int, key: str, version: int) -> SequenceVersion:
+    """The stored row of the clinic's published version ``version`` of ``key``; ``NotFound`` naming it."""
+    row = session.scalars(
         select(SequenceVersion).where(
             SequenceVersion.clinic_id == clinic_id,
             SequenceVersion.sequence_key == key,
             SequenceVersion.version == version,
         )
     ).one_or_none()
+    if row is None:
+        raise NotFound(f"sequence {key!r} has no version {version}")
+    return row
 
 
 def _as_draft(row: SequenceVersion) -> Draft:
@@ -219,8 +211,7 @@ def start_draft(session: Session, clinic_id: int, key: str, *, actor: str, from_
         definition = {**library_definition(from_library), "key": key}
         texts = library_texts(get_sequence(from_library))
     elif base is not None:
-        published = _version_row(session, clinic_id, key, base)
-        assert published is not None
+        published = version_row(session, clinic_id, key, base)
         definition, texts = dict(published.definition), dict(published.texts)
     else:
         definition = library_definition(key)
