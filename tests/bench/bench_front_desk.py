@@ -1,6 +1,6 @@
 """Benchmark: the front desk's pages, server time per request, on PostgreSQL.
 
-    python -m tests.bench.bench_front_desk [--patients 100000] [--messages 1000000] [--requests 100]
+    python -m tests.bench.bench_front_desk [--patients 100000] [--messages 1000000] [--requests 100] [--reuse]
 
 1. Seeds (untimed, set-based SQL) the staff benchmark's clinic (:func:`tests.bench.bench_staff.seed`:
    ``--patients`` patients, ``--messages`` outbox rows), then 300 visits today and 300 tomorrow in the
@@ -12,6 +12,8 @@
 
 The database: ``ENGAGE_BENCH_DATABASE_URL``, default ``postgresql://postgres@127.0.0.1:5432/engage_bench``
 (created if missing, its schema rebuilt by the migrations). Figures are printed with the load average.
+``--reuse``: time the rows an earlier run seeded (its migrations brought up to date) instead of seeding again,
+which takes minutes at 1,000,000 messages; seeds as usual when the database holds no seeded clinic.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy import text
 
 from engage.db import make_engine
 from tests.bench.bench_staff import PASSWORD, _report, _timed, seed
-from tests.bench.database import use_bench_database
+from tests.bench.database import prepare_database, use_bench_database
 
 VISITS_A_DAY = 300
 THREADS = 10_000
@@ -108,22 +110,48 @@ def seed_front_desk(url: str, clinic_id: int) -> None:
     engine.dispose()
 
 
+def _seeded(url: str) -> str | None:
+    """What an earlier run seeded in words, or None when the database holds no seeded front desk. Today's visits
+    were seeded for the day of that run: reused on another day, the page shows that day's (fewer) visits."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            clinic = conn.scalar(text("SELECT id FROM clinic WHERE name = 'Bench Clinic'"))
+            if clinic is None:
+                return None
+            patients = conn.scalar(text("SELECT count(*) FROM patient WHERE clinic_id = :c"), {"c": clinic})
+            messages = conn.scalar(text("SELECT count(*) FROM message"))
+            threads = conn.scalar(text("SELECT count(DISTINCT patient_id) FROM inbound_message"))
+    finally:
+        engine.dispose()
+    if not threads:
+        return None
+    return f"{patients} patients, {messages} messages, {threads} conversations"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=100, help="timed requests per page")
+    parser.add_argument("--reuse", action="store_true", help="time the rows of an earlier run (see above)")
     args = parser.parse_args()
     os.environ.setdefault("ENGAGE_SECRET_KEY", "bench-secret-key-0123456789")
-    url = use_bench_database()
-    t0 = time.perf_counter()
-    clinic_id = seed(url, args.patients, args.messages)
-    seed_front_desk(url, clinic_id)
-    print(
-        f"seeded {args.patients} patients, {args.messages} messages, {2 * VISITS_A_DAY} visits today and tomorrow, "
-        f"{THREADS} conversations in {time.perf_counter() - t0:.1f}s",
-        flush=True,
-    )
+    url = use_bench_database(reuse=args.reuse)
+    seeded = _seeded(url) if args.reuse else None
+    if seeded is not None:
+        print(f"reusing the seeded database: {seeded}", flush=True)
+    else:
+        if args.reuse:
+            prepare_database(url)
+        t0 = time.perf_counter()
+        clinic_id = seed(url, args.patients, args.messages)
+        seed_front_desk(url, clinic_id)
+        print(
+            f"seeded {args.patients} patients, {args.messages} messages, {2 * VISITS_A_DAY} visits today and "
+            f"tomorrow, {THREADS} conversations in {time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
 
     from fastapi.testclient import TestClient
 
