@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from engage import clock, metrics
 from engage.config import get_settings
@@ -97,17 +98,22 @@ def ticking(name: str = BEAT_TICK) -> Iterator[None]:
     record_tick(started, elapsed, name)
 
 
-def last_tick(now: datetime | None = None, name: str = BEAT_TICK) -> TickStatus:
+def last_tick(now: datetime | None = None, name: str = BEAT_TICK, *, session: Session | None = None) -> TickStatus:
     """The last recorded tick and whether it is stale: older than ``STALE_TICKS × ENGAGE_TICK_SECONDS``.
 
     Never having ticked is stale too (beat has not run against this database), and so is a tick dated more
     than one tick period ahead of now: a clock that ran ahead (a simulation, a wrong system clock) says
-    nothing about whether beat ticks now.
+    nothing about whether beat ticks now. ``session``: read in the caller's (a page reading more), else in
+    a session of its own.
     """
     now = now or clock.utcnow()
     stale_after = STALE_TICKS * get_settings().tick_seconds
-    with session_scope() as session:
-        row = session.execute(select(Heartbeat.at, Heartbeat.duration_seconds).where(Heartbeat.name == name)).first()
+    query = select(Heartbeat.at, Heartbeat.duration_seconds).where(Heartbeat.name == name)
+    if session is not None:
+        row = session.execute(query).first()
+    else:
+        with session_scope() as own:
+            row = own.execute(query).first()
     if row is None:
         return TickStatus(None, None, True, stale_after)
     age = (now - row.at).total_seconds()

@@ -8,10 +8,11 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Executable, Select, String, bindparam, cast, func, literal, select, union_all
 from sqlalchemy.orm import Session, contains_eager
 
 from engage.clock import utcnow
@@ -38,6 +39,27 @@ RECENT = timedelta(days=7)
 LIST_LIMIT = 50
 
 
+#: How many of the replies waiting for a person Today names (the inbox has them all).
+REPLIES_SHOWN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A message in one of Today's lists: the columns the page shows, read without loading the outbox row."""
+
+    id: int
+    patient_id: int
+    first_name: str
+    last_name: str
+    channel: Channel
+    template: str
+    status: MessageStatus
+    status_reason: str | None
+    last_error: str | None
+    due_at: datetime
+    updated_at: datetime
+
+
 @dataclass
 class Today:
     """The Today page's facts for one clinic at ``now``."""
@@ -45,11 +67,11 @@ class Today:
     now: datetime
     due_next_24h: dict[str, int]
     last_24h: dict[str, int]
-    needs_resolving: list[Message]
+    needs_resolving: list[Listed]
     needs_resolving_total: int
-    flagged_replies: list[InboundMessage]
+    flagged_replies: list[InboundMessage]  # the first REPLIES_SHOWN, in the inbox's order
     flagged_total: int
-    bounced: list[Message] = field(default_factory=list)
+    bounced: list[Listed] = field(default_factory=list)
     invalid_numbers: list[Patient] = field(default_factory=list)
     opt_outs: list[tuple[ConsentEvent, Patient]] = field(default_factory=list)
 
@@ -63,62 +85,115 @@ def _clinic_messages(clinic_id: int) -> Select[Message]:
     )
 
 
-def today(session: Session, clinic_id: int, now: datetime | None = None) -> Today:
+_RECENT_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, *NEEDS_RESOLVING, *BOUNCED, MessageStatus.SKIPPED)
+
+
+@lru_cache(maxsize=1)
+def _counts_statement() -> Executable:
+    """Today's counts in one statement of three index-only scans of ``message`` by clinic (no join: the clinic is
+    on the message): ``("due", channel, n)`` scheduled in the next 24 h, ``("recent", status, n)`` changed in the
+    last 24 h, ``("resolving", "", n)`` failed or unknown at any time. Built once, parameters bound per call."""
+    in_clinic = Message.clinic_id == bindparam("clinic_id")
+    due = (
+        select(literal("due").label("kind"), cast(Message.channel, String).label("key"), func.count().label("n"))
+        .where(
+            in_clinic,
+            Message.status == MessageStatus.SCHEDULED,
+            Message.due_at >= bindparam("now"),
+            Message.due_at < bindparam("due_before"),
+        )
+        .group_by(Message.channel)
+    )
+    recent = (
+        select(literal("recent"), cast(Message.status, String), func.count())
+        .where(in_clinic, Message.status.in_(_RECENT_STATUSES), Message.updated_at >= bindparam("changed_since"))
+        .group_by(Message.status)
+    )
+    resolving = select(literal("resolving"), literal(""), func.count()).where(
+        in_clinic, Message.status.in_(NEEDS_RESOLVING)
+    )
+    return union_all(due, recent, resolving)
+
+
+def _listed(session: Session, where: Any, by: str, *, newest_first: bool = False) -> list[Listed]:
+    """The first :data:`LIST_LIMIT` of the clinic's messages ``where`` by the column ``by`` (then id), with their
+    patient's name.
+
+    The messages are chosen first by id (a subquery the clinic's index answers alone), then read with their
+    patients by id: joined before the limit, the planner would merge the clinic's patients with the messages
+    of all of them, and read every matching row to sort them."""
+    column = Message.__table__.c[by]
+    first = (
+        select(Message.id.label("id"), column.label("by"))
+        .where(*where)
+        .order_by(*_order(column, Message.id, newest_first))
+        .limit(LIST_LIMIT)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            Message.id,
+            Message.patient_id,
+            Patient.first_name,
+            Patient.last_name,
+            Message.channel,
+            Message.template,
+            Message.status,
+            Message.status_reason,
+            Message.last_error,
+            Message.due_at,
+            Message.updated_at,
+        )
+        .select_from(first)
+        .join(Message, Message.id == first.c.id)
+        .join(Patient, Patient.id == Message.patient_id)
+        .order_by(*_order(first.c.by, first.c.id, newest_first))
+    )
+    return [Listed(*row) for row in rows]
+
+
+def _order(by: Any, tie: Any, newest_first: bool) -> tuple[Any, Any]:
+    return (by.desc(), tie.desc()) if newest_first else (by, tie)
+
+
+def today(session: Session, clinic_id: int, now: datetime | None = None, *, waiting: int | None = None) -> Today:
     """Due in the next 24 h by channel; sent, delivered, failed (and the like) in the last 24 h; and what needs a
-    person: failed and unknown messages, flagged replies, bounces and invalid numbers, opt-outs of the last week."""
+    person: failed and unknown messages, flagged replies, bounces and invalid numbers, opt-outs of the last week.
+
+    ``waiting``: how many replies wait for a person, when the caller counted them already (every staff page
+    does, for the menu), else counted here."""
     now = now or utcnow()
-    in_clinic = Patient.clinic_id == clinic_id
-    due = dict(
-        session.execute(
-            select(Message.channel, func.count())
-            .join(Patient, Patient.id == Message.patient_id)
-            .where(
-                in_clinic,
-                Message.status == MessageStatus.SCHEDULED,
-                Message.due_at >= now,
-                Message.due_at < now + timedelta(hours=24),
-            )
-            .group_by(Message.channel)
-        ).all()
+    due: dict[str, int] = {}
+    recent: dict[str, int] = {}
+    resolving_total = 0
+    params = {
+        "clinic_id": clinic_id,
+        "now": now,
+        "due_before": now + timedelta(hours=24),
+        "changed_since": now - timedelta(hours=24),
+    }
+    for kind, key, n in session.execute(_counts_statement(), params):
+        if kind == "due":
+            due[key] = n
+        elif kind == "recent":
+            recent[key] = n
+        else:
+            resolving_total = n
+    in_clinic = Message.clinic_id == clinic_id
+    resolving = _listed(session, (in_clinic, Message.status.in_(NEEDS_RESOLVING)), "due_at")
+    bounced = _listed(
+        session,
+        (in_clinic, Message.status.in_(BOUNCED), Message.updated_at >= now - RECENT),
+        "updated_at",
+        newest_first=True,
     )
-    recent = dict(
-        session.execute(
-            select(Message.status, func.count())
-            .join(Patient, Patient.id == Message.patient_id)
-            .where(
-                in_clinic,
-                Message.updated_at >= now - timedelta(hours=24),
-                Message.status.in_(
-                    (MessageStatus.SENT, MessageStatus.DELIVERED, *NEEDS_RESOLVING, *BOUNCED, MessageStatus.SKIPPED)
-                ),
-            )
-            .group_by(Message.status)
-        ).all()
-    )
-    resolving_where = Message.status.in_(NEEDS_RESOLVING)
-    resolving = list(
-        session.scalars(_clinic_messages(clinic_id).where(resolving_where).order_by(Message.due_at).limit(LIST_LIMIT))
-    )
-    resolving_total = (
-        session.scalar(
-            select(func.count())
-            .select_from(Message)
-            .join(Patient, Patient.id == Message.patient_id)
-            .where(in_clinic, resolving_where)
-        )
-        or 0
-    )
-    bounced = list(
-        session.scalars(
-            _clinic_messages(clinic_id)
-            .where(Message.status.in_(BOUNCED), Message.updated_at >= now - RECENT)
-            .order_by(Message.updated_at.desc())
-            .limit(LIST_LIMIT)
-        )
-    )
+    patient_in_clinic = Patient.clinic_id == clinic_id
     invalid = list(
         session.scalars(
-            select(Patient).where(in_clinic, Patient.phone_invalid).order_by(Patient.last_name).limit(LIST_LIMIT)
+            select(Patient)
+            .where(patient_in_clinic, Patient.phone_invalid)
+            .order_by(Patient.last_name)
+            .limit(LIST_LIMIT)
         )
     )
     opt_outs = [
@@ -126,19 +201,19 @@ def today(session: Session, clinic_id: int, now: datetime | None = None) -> Toda
         for event, patient in session.execute(
             select(ConsentEvent, Patient)
             .join(Patient, Patient.id == ConsentEvent.patient_id)
-            .where(in_clinic, ConsentEvent.state == ConsentState.OPTED_OUT, ConsentEvent.at >= now - RECENT)
+            .where(patient_in_clinic, ConsentEvent.state == ConsentState.OPTED_OUT, ConsentEvent.at >= now - RECENT)
             .order_by(ConsentEvent.at.desc())
             .limit(LIST_LIMIT)
         ).all()
     ]
     return Today(
         now=now,
-        due_next_24h={c.value: due.get(c, 0) for c in Channel},
-        last_24h={s.value: n for s, n in recent.items()},
+        due_next_24h={c.value: due.get(c.value, 0) for c in Channel},
+        last_24h=recent,
         needs_resolving=resolving,
         needs_resolving_total=resolving_total,
-        flagged_replies=inbox(session, clinic_id, limit=LIST_LIMIT),
-        flagged_total=waiting_count(session, clinic_id),
+        flagged_replies=inbox(session, clinic_id, limit=REPLIES_SHOWN),
+        flagged_total=waiting_count(session, clinic_id) if waiting is None else waiting,
         bounced=bounced,
         invalid_numbers=invalid,
         opt_outs=opt_outs,

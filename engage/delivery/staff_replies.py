@@ -83,6 +83,7 @@ def reply_to_patient(session: Session, patient: Patient, body: str, *, actor: st
     message = Message(
         enrollment_id=None,
         patient_id=patient.id,
+        clinic_id=patient.clinic_id,
         appointment_id=None,
         step_key=STEP,
         occurrence=f"staff:{uuid.uuid4().hex}",

@@ -435,8 +435,11 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_key", "occurrence", name="uq_message_enrollment_step_occurrence"),
         Index("ix_message_status_due_at", "status", "due_at", postgresql_include=["patient_id", "channel"]),
-        # Today's counters per clinic: index-only scans with the patient id in the index (SQLite ignores INCLUDE).
-        Index("ix_message_status_updated_at", "status", "updated_at", postgresql_include=["patient_id"]),
+        # Today's counts and lists of one clinic's messages: due in the next 24 h by channel, the first failed and
+        # unknown by due time (index-only: channel and id included; SQLite ignores INCLUDE); sent, failed,
+        # bounced... lately.
+        Index("ix_message_clinic_status_due_at", "clinic_id", "status", "due_at", postgresql_include=["channel", "id"]),
+        Index("ix_message_clinic_status_updated_at", "clinic_id", "status", "updated_at"),
         Index("ix_message_patient_due_at", "patient_id", "due_at"),
         Index("ix_message_appointment_id", "appointment_id"),
     )
@@ -445,6 +448,8 @@ class Message(Base):
     #: None for a message no sequence planned: a staff member's reply in a conversation (step ``staff-reply``).
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    #: The patient's clinic (a patient never changes clinic), so a clinic's messages are counted without a join.
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
     step_key: Mapped[str] = mapped_column(String(100))
     occurrence: Mapped[str] = mapped_column(String(100))  # deterministic: e.g. "appt:12", "appt:12:day:2", "once"

@@ -227,6 +227,7 @@ def _plan(
                 target_for(message, enrollment_status=EnrollmentStatus.ACTIVE, enrolled_at=now, reach=reach, now=now),
                 enrollment_id=enrollment_id,
                 patient_id=patient_id,
+                clinic_id=patient.clinic_id,
                 now=now,
             )
             for message in desired

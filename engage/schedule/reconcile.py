@@ -159,6 +159,7 @@ def new_row(
     *,
     enrollment_id: int,
     patient_id: int,
+    clinic_id: int,
     now: datetime,
     plan_version: int = 0,
 ) -> dict[str, Any]:
@@ -169,6 +170,7 @@ def new_row(
     return {
         "enrollment_id": enrollment_id,
         "patient_id": patient_id,
+        "clinic_id": clinic_id,
         "appointment_id": message.appointment_id,
         "step_key": message.step_key,
         "occurrence": message.occurrence,
@@ -188,6 +190,7 @@ def new_row(
 _COPY_COLUMNS = (
     "enrollment_id",
     "patient_id",
+    "clinic_id",
     "appointment_id",
     "step_key",
     "occurrence",
@@ -302,6 +305,7 @@ def reconcile_enrollment(
     result = apply_diff(
         session,
         enrollment=enrollment,
+        clinic_id=clinic.id,
         desired=desired,
         existing=existing,
         reach=reach,
@@ -340,6 +344,7 @@ def apply_diff(
     session: Session,
     *,
     enrollment: Enrollment,
+    clinic_id: int,
     desired: Sequence[DesiredMessage],
     existing: Iterable[Message],
     reach: Mapping[Channel, str | None],
@@ -382,6 +387,7 @@ def apply_diff(
                     target,
                     enrollment_id=enrollment.id,
                     patient_id=enrollment.patient_id,
+                    clinic_id=clinic_id,
                     now=now,
                     plan_version=enrollment.plan_version,
                 )

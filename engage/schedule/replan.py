@@ -174,6 +174,7 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
         total.result += apply_diff(
             session,
             enrollment=enrollment,
+            clinic_id=patient.clinic_id,
             desired=desired,
             existing=existing[enrollment.id],
             reach=reach[patient.id],

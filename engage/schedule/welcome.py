@@ -74,6 +74,7 @@ def welcome_row(
     return {
         "enrollment_id": enrollment_id,
         "patient_id": patient.id,
+        "clinic_id": clinic.id,
         "appointment_id": None,
         "step_key": WELCOME_STEP,
         "occurrence": WELCOME_OCCURRENCE,

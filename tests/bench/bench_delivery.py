@@ -708,18 +708,20 @@ def _tick_cost(future_rows: int) -> None:
 
     engine = get_engine()
     with engine.begin() as conn:
-        template = conn.execute(text("SELECT enrollment_id, patient_id FROM message ORDER BY id LIMIT 1")).first()
+        template = conn.execute(
+            text("SELECT enrollment_id, patient_id, clinic_id FROM message ORDER BY id LIMIT 1")
+        ).first()
         assert template is not None
         t0 = time.perf_counter()
         conn.execute(
             text(
-                "INSERT INTO message (enrollment_id, patient_id, step_key, occurrence, channel, template, context, "
-                "due_at, status, attempts, created_at, updated_at) "
-                "SELECT :e, :p, 'bench-future', 'future:' || g, CASE WHEN g % 2 = 0 THEN 'sms' ELSE 'email' END, "
+                "INSERT INTO message (enrollment_id, patient_id, clinic_id, step_key, occurrence, channel, template, "
+                "context, due_at, status, attempts, created_at, updated_at) "
+                "SELECT :e, :p, :c, 'bench-future', 'future:' || g, CASE WHEN g % 2 = 0 THEN 'sms' ELSE 'email' END, "
                 "'stretch', '{}', now() + interval '1 day' + g * interval '1 second', 'scheduled', 0, now(), now() "
                 "FROM generate_series(1, :n) AS g"
             ),
-            {"e": template.enrollment_id, "p": template.patient_id, "n": future_rows},
+            {"e": template.enrollment_id, "p": template.patient_id, "c": template.clinic_id, "n": future_rows},
         )
         inserted = time.perf_counter() - t0
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -81,9 +81,10 @@ def seed_front_desk(url: str, clinic_id: int) -> None:
         )
         conn.execute(
             text("""
-            INSERT INTO message (enrollment_id, patient_id, appointment_id, step_key, occurrence, channel, template,
-                                 context, due_at, status, attempts, created_at, updated_at, sent_at, status_reason)
-            SELECT e.id, e.patient_id, a.id, 'visit-reminder', 'appt:' || a.id, 'sms', 'visit-reminder', '{}',
+            INSERT INTO message (enrollment_id, patient_id, clinic_id, appointment_id, step_key, occurrence, channel,
+                                 template, context, due_at, status, attempts, created_at, updated_at, sent_at,
+                                 status_reason)
+            SELECT e.id, e.patient_id, :clinic, a.id, 'visit-reminder', 'appt:' || a.id, 'sms', 'visit-reminder', '{}',
                    a.start_at - interval '1 day',
                    CASE WHEN a.id % 3 = 0 THEN 'skipped' WHEN a.start_at - interval '1 day' > now() THEN 'scheduled'
                         ELSE 'delivered' END,
@@ -91,6 +92,7 @@ def seed_front_desk(url: str, clinic_id: int) -> None:
                    END, CASE WHEN a.id % 3 = 0 THEN 'opted out of sms' END
             FROM appointment a JOIN enrollment e ON e.plan_id = a.plan_id
             WHERE a.status = 'booked'"""),
+            {"clinic": clinic_id},
         )
         # 10,000 conversations: two texts each from the clinic's first patients, a third waiting for a person.
         conn.execute(

@@ -112,9 +112,10 @@ def seed(url: str, episodes: int, scores: int) -> tuple[int, str]:
         conn.execute(text("ANALYZE enrollment"))
         conn.execute(
             text("""
-            INSERT INTO message (enrollment_id, patient_id, step_key, occurrence, channel, template, context, due_at,
-                                 status, attempts, created_at, updated_at, sent_at)
-            SELECT e.id, e.patient_id, 'reassessment', 'n:' || k, CASE WHEN k = 2 THEN 'email' ELSE 'sms' END,
+            INSERT INTO message (enrollment_id, patient_id, clinic_id, step_key, occurrence, channel, template, context,
+                                 due_at, status, attempts, created_at, updated_at, sent_at)
+            SELECT e.id, e.patient_id, (SELECT clinic_id FROM patient WHERE patient.id = e.patient_id),
+                   'reassessment', 'n:' || k, CASE WHEN k = 2 THEN 'email' ELSE 'sms' END,
                    'reassessment', '{}', a.start_at + interval '1 day', 'delivered', 1, now(), now(),
                    a.start_at + interval '1 day'
             FROM enrollment e

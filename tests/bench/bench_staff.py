@@ -170,9 +170,9 @@ def seed(url: str, patients: int, messages: int) -> int:
         # (0.1 % failed or unknown) and last updated when due, the future scheduled.
         conn.execute(
             text("""
-            INSERT INTO message (enrollment_id, patient_id, step_key, occurrence, channel, template, context, due_at,
-                                 status, attempts, created_at, updated_at, sent_at)
-            SELECT e.id, e.patient_id, 'step', 'n:' || k, CASE WHEN k % 5 = 0 THEN 'email' ELSE 'sms' END,
+            INSERT INTO message (enrollment_id, patient_id, clinic_id, step_key, occurrence, channel, template, context,
+                                 due_at, status, attempts, created_at, updated_at, sent_at)
+            SELECT e.id, e.patient_id, :clinic, 'step', 'n:' || k, CASE WHEN k % 5 = 0 THEN 'email' ELSE 'sms' END,
                    'visit-reminder', '{}', d.due,
                    CASE WHEN d.due > now() THEN 'scheduled'
                         WHEN (e.id * 31 + k) % 2000 = 0 THEN 'failed'
@@ -186,7 +186,7 @@ def seed(url: str, patients: int, messages: int) -> int:
                                 + ((e.id * 7919 + k * 104729) % (90 * 1440)) * interval '1 minute' AS due,
                                 now() - interval '90 days' + (e.id % (30 * 1440)) * interval '1 minute' AS planned) d
             """),
-            {"per": per_enrollment},
+            {"per": per_enrollment, "clinic": clinic_id},
         )
         conn.execute(
             text("""

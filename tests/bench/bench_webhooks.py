@@ -33,7 +33,7 @@ from engage.clock import utcnow
 from engage.config import get_settings
 from engage.db import session_scope
 from engage.records import clinics, patients, plans
-from engage.records.models import Channel, ConsentEvent, Enrollment, Message, MessageStatus
+from engage.records.models import Channel, ConsentEvent, Enrollment, Message, MessageStatus, Patient
 from tests.bench.database import use_bench_database
 
 PATIENTS = 250
@@ -83,10 +83,13 @@ def seed_patients() -> list[tuple[int, int]]:
 def seed_sent_emails(pairs: list[tuple[int, int]], count: int, tag: str) -> list[int]:
     """``count`` emails in ``sent`` with a SendGrid id, spread over the patients; returns their ids."""
     now = utcnow()
+    with session_scope() as session:
+        clinic_id = session.scalars(select(Patient.clinic_id).where(Patient.id == pairs[0][0])).one()
     rows = [
         {
             "enrollment_id": pairs[i % len(pairs)][1],
             "patient_id": pairs[i % len(pairs)][0],
+            "clinic_id": clinic_id,
             "step_key": "bench",
             "occurrence": f"{tag}:{i}",
             "channel": Channel.EMAIL,

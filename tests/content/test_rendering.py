@@ -325,6 +325,7 @@ def _message(
     return Message(
         enrollment_id=enrollment.id,
         patient_id=enrollment.patient_id,
+        clinic_id=enrollment.patient.clinic_id,
         appointment_id=appointment.id if appointment else None,
         step_key=step,
         occurrence=occurrence,

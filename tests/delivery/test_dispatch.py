@@ -211,10 +211,12 @@ def test_claim_waits_for_next_attempt_at_and_honours_the_limit(session: Session)
 
 
 def _insert_due(session: Session, world: World, count: int) -> list[int]:
+    clinic_id = session.get_one(Patient, world.patient_id).clinic_id
     rows = [
         {
             "enrollment_id": world.enrollment_id,
             "patient_id": world.patient_id,
+            "clinic_id": clinic_id,
             "step_key": "bulk",
             "occurrence": f"n:{i}",
             "channel": Channel.SMS,

@@ -109,7 +109,7 @@ def test_two_prompts_in_a_row_unanswered_put_the_patient_on_the_list(session: Se
     inside its 72 hours counts neither way. Response rates: answered within 72 hours, per channel."""
     from sqlalchemy import select
 
-    from engage.records.models import Channel, Enrollment, Message, MessageStatus, Outcome
+    from engage.records.models import Channel, Enrollment, Message, MessageStatus, Outcome, Patient
 
     world = fixture.build(session)
     now = utcnow()
@@ -121,6 +121,7 @@ def test_two_prompts_in_a_row_unanswered_put_the_patient_on_the_list(session: Se
         message = Message(
             enrollment_id=enrollment,
             patient_id=patient_id,
+            clinic_id=session.get_one(Patient, patient_id).clinic_id,
             step_key="reassessment",
             occurrence=f"n:{days_ago}",
             channel=channel,

@@ -41,7 +41,7 @@ def _facts(staff: Staff, practitioner: str = "") -> dict[str, Any]:
     now = utcnow()
     today = now.astimezone(ZoneInfo(staff.timezone)).date()
     with session_scope() as session:
-        counts = overview.today(session, staff.clinic_id, now)
+        counts = overview.today(session, staff.clinic_id, now, waiting=staff.inbox_waiting)
         choice = choose_practitioner(session, staff, practitioner)
         tomorrow = today + timedelta(days=1)
         start, _ = day_bounds(today, staff.timezone)
@@ -53,16 +53,19 @@ def _facts(staff: Staff, practitioner: str = "") -> dict[str, Any]:
         ]
         patient_ids = [r.patient_id for r in counts.flagged_replies if r.patient_id]
         upcoming = next_visits(session, patient_ids, now)
+        down = last_tick(now, session=session).stale
         names = {
-            p.id: f"{p.first_name} {p.last_name}"
-            for p in session.scalars(select(Patient).where(Patient.id.in_(patient_ids)))
+            pid: f"{first} {last}"
+            for pid, first, last in session.execute(
+                select(Patient.id, Patient.first_name, Patient.last_name).where(Patient.id.in_(patient_ids))
+            )
         }
     return {
         "today": counts,
         "days": days,
         "next_visit": upcoming,
         "names": names,
-        "down": last_tick(now).stale,
+        "down": down,
         **choice.context(),
         "visit_rows": visit_rows,
     }

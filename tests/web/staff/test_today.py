@@ -3,15 +3,16 @@ its session number and its confirmation state in words; what needs a person name
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from engage.clock import utcnow
 from engage.conversation.inbound import InboundSms, receive_sms
 from engage.db import session_scope
-from engage.records.models import Appointment, AuditEvent
+from engage.records.models import Appointment, AuditEvent, Channel, Message, MessageStatus
 from engage.records.plans import create_plan
 from engage.schedule.enrollments import enroll
 from engage.schedule.reconcile import reconcile_patient
@@ -146,3 +147,77 @@ def test_a_practitioner_filters_today_by_themselves_and_a_bad_choice_is_said_bes
     assert "Ana Ruiz" in mine and "Bo Ruiz" not in mine and "Dr. Chen (me)</option>" in mine
     bad = client.get("/?practitioner=abc", headers=HTML).text
     assert 'id="e-practitioner" class="field-error">choose a practitioner from the list: showing everyone' in bad
+
+
+def _sections(page: str) -> dict[str, dict[str, str]]:
+    """Today's count lists: {"Messages due in the next 24 hours": {"SMS": "1", ...}, ...}."""
+    found: dict[str, dict[str, str]] = {}
+    for title, items in re.findall(r'<h2 id="[\w-]+">([^<]+)</h2>\s*<ul class="counts">(.*?)</ul>', page, re.S):
+        found[title] = {label.strip(): n for n, label in re.findall(r"<strong>(\d+)</strong>\s*([^<]+)</li>", items)}
+    return found
+
+
+def test_the_counts_and_lists_of_messages_are_the_clinics_own_by_the_real_clock(db_url: str) -> None:
+    now = utcnow()
+    with session_scope() as session:
+        clinic = seed.clinic(session)
+        other = seed.clinic(session, "Elsewhere", "front@elsewhere.example")
+        seed.staff(session, clinic.id, "desk@clinic.example", "front_desk")
+        ana = seed.patient(session, clinic.id, "Ana", "Ruiz", email="ana@example.com")
+        zed = seed.patient(session, other.id, "Zed", "Other", phone="+14155550999", email="zed@example.com")
+        for patient in (ana, zed):
+            seed.enrolled(session, patient.id, sessions=3)
+        mine = [m.id for m in seed.messages(session, ana.id)]
+        theirs = [m.id for m in seed.messages(session, zed.id)]
+    assert len(mine) >= 9 and len(theirs) >= 9
+    # (status, channel, due, last change) for Ana's rows; the other clinic's rows all count if scoping fails.
+    hour = timedelta(hours=1)
+    scenes = [
+        (MessageStatus.SCHEDULED, Channel.SMS, now + 2 * hour, now - 5 * hour),  # due: 1 SMS
+        (MessageStatus.SCHEDULED, Channel.EMAIL, now + 23 * hour, now - 5 * hour),  # due: 1 email
+        (MessageStatus.SCHEDULED, Channel.SMS, now + 25 * hour, now - 5 * hour),  # not due within 24 h
+        (MessageStatus.DELIVERED, Channel.SMS, now - 3 * hour, now - hour),  # delivered in the last 24 h
+        (MessageStatus.SENT, Channel.EMAIL, now - 30 * hour, now - 30 * hour),  # too long ago
+        (MessageStatus.FAILED, Channel.SMS, now - 72 * hour, now - 72 * hour),  # stuck, not "last 24 h"
+        (MessageStatus.UNKNOWN, Channel.EMAIL, now - 2 * hour, now - 2 * hour),  # stuck and in the last 24 h
+        (MessageStatus.BOUNCED, Channel.EMAIL, now - 48 * hour, now - 48 * hour),  # a bounce of this week
+        (MessageStatus.SKIPPED, Channel.SMS, now - 4 * hour, now - 4 * hour),  # skipped in the last 24 h
+    ]
+    with session_scope() as session:
+        table = Message.__table__
+        rows = [*zip(mine, scenes, strict=False), *zip(theirs, scenes, strict=False)]
+        for message_id, (status, channel, due, changed) in rows:
+            session.execute(
+                update(table)
+                .where(table.c.id == message_id)
+                .values(status=status, channel=channel, due_at=due, updated_at=changed, status_reason=None)
+            )
+        for message_id in [*mine[len(scenes) :], *theirs[len(scenes) :]]:  # the rest: long done
+            session.execute(
+                update(table)
+                .where(table.c.id == message_id)
+                .values(status=MessageStatus.DELIVERED, due_at=now - 200 * hour, updated_at=now - 200 * hour)
+            )
+    client, _ = signed_in("desk@clinic.example")
+
+    page = client.get("/", headers=HTML).text
+
+    assert _sections(page) == {
+        "Messages due in the next 24 hours": {"SMS": "1", "emails": "1"},
+        "Messages in the last 24 hours": {
+            "sent": "0",
+            "delivered": "1",
+            "failed": "0",
+            "unknown": "1",
+            "bounced": "0",
+            "undelivered": "0",
+            "skipped": "1",
+        },
+    }
+    stuck = page.split("Failed and unknown messages (2)")[1].split("</table>")[0]
+    assert [int(i) for i in re.findall(r'action="/messages/(\d+)/resolve"', stuck)] == [mine[5], mine[6]]  # by due
+    assert stuck.count("Ana Ruiz") == 2 and "Zed" not in page
+    assert re.findall(r"<td>(SMS|EMAIL) [\w-]+</td>", stuck) == ["SMS", "EMAIL"]
+    assert re.findall(r'class="status-(\w+)"', stuck) == ["failed", "unknown"]
+    bounces = page.split("<h3>Bounces and invalid numbers</h3>")[1].split("</ul>")[0]
+    assert f'<a href="/patients/{ana.id}">Ana Ruiz</a>: email bounced' in bounces
