@@ -3,8 +3,9 @@ visit dates), the counts of the day by the real clock, and a red banner when not
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,10 +48,10 @@ def _facts(staff: Staff, practitioner: str = "") -> dict[str, Any]:
         start, _ = day_bounds(today, staff.timezone)
         split, end = day_bounds(tomorrow, staff.timezone)
         both = visits_between(session, staff.clinic_id, start, end, staff.timezone, practitioner_id=choice.whose)
-        days = [
-            Day("Today", today, [v for v in both if v.start_at < split]),
-            Day("Tomorrow", tomorrow, [v for v in both if v.start_at >= split]),
-        ]
+        # By start time: tomorrow's begin at the first visit from midnight on (one search, not 600 comparisons
+        # of a UTC time with a local one).
+        cut = bisect_left(both, split.astimezone(UTC), key=lambda v: v.start_at)
+        days = [Day("Today", today, both[:cut]), Day("Tomorrow", tomorrow, both[cut:])]
         patient_ids = [r.patient_id for r in counts.flagged_replies if r.patient_id]
         upcoming = next_visits(session, patient_ids, now)
         down = last_tick(now, session=session).stale

@@ -221,3 +221,8 @@ def test_the_counts_and_lists_of_messages_are_the_clinics_own_by_the_real_clock(
     assert re.findall(r'class="status-(\w+)"', stuck) == ["failed", "unknown"]
     bounces = page.split("<h3>Bounces and invalid numbers</h3>")[1].split("</ul>")[0]
     assert f'<a href="/patients/{ana.id}">Ana Ruiz</a>: email bounced' in bounces
+    # The messages list offers the same resolve form for a stuck message, coming back to the same list.
+    listed = client.get("/messages", params={"status": "failed"}, headers=HTML).text
+    form = listed.split(f'action="/messages/{mine[5]}/resolve"')[1].split("</form>")[0]
+    assert 'name="back" value="/messages?status=failed"' in form and f"Resolve message {mine[5]}" in form
+    assert f"/messages/{mine[6]}/resolve" not in listed  # unknown, not failed
