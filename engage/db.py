@@ -48,6 +48,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
     else:
         _ping_idle_connections(engine)
+        event.listen(engine, "connect", _postgresql_on_connect)
         event.listen(engine, "begin", _postgresql_on_begin)
     return engine
 
@@ -60,6 +61,16 @@ def pool_size(settings: Settings) -> int:
 #: Milliseconds each statement of the transactions begun in this context may run (None: no limit). The web app
 #: sets it for every request (engage.web.deadline); the workers and the CLI leave it unset.
 statement_timeout_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar("statement_timeout_ms", default=None)
+
+
+def _postgresql_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Sessions in UTC whatever the server's default (often "Etc/UTC", or a local zone): psycopg then reads
+    # timestamps as datetimes in ``timezone.utc``, which UTCDateTime hands on as they are. In another zone (even
+    # "Etc/UTC", a ZoneInfo) each one was converted again, some 2,000 conversions on Today. Nothing engage asks
+    # the database depends on the session's zone.
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+    dbapi_conn.commit()
 
 
 def _postgresql_on_begin(conn: Any) -> None:

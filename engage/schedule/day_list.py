@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Executable, bindparam, func, select
@@ -75,32 +75,61 @@ def visits_between(
     rows = session.execute(_day_statement(practitioner_id is not None), params)
     zone = ZoneInfo(tz)
     visits = []
-    for row in rows:
-        kind, words = _confirmation(row, zone)
-        start_at, end_at = row.start_at, row.end_at
+    # Unpacked by position (the statement's column order): a row's columns read by name cost more than the
+    # rest of the loop, at some 20 names for each of a day's hundreds of visits.
+    for (
+        appointment_id,
+        plan_id,
+        start_at,
+        end_at,
+        status,
+        confirmed_at,
+        confirmed_by,
+        callback_requested_at,
+        patient_id,
+        first_name,
+        last_name,
+        phone,
+        date_of_birth,
+        practitioner,
+        number,
+        session_count,
+        *reminder,
+    ) in rows:
+        kind, words = _confirmation(zone, confirmed_at, confirmed_by, callback_requested_at, Reminder(*reminder))
         start_local = start_at.astimezone(zone)
         start_clock = _clock(start_local)
         visits.append(
             Visit(
-                appointment_id=row.id,
-                plan_id=row.plan_id,
-                patient_id=row.patient_id,
-                patient_name=f"{row.first_name} {row.last_name}",
-                phone=row.phone,
-                date_of_birth=row.date_of_birth,
+                appointment_id=appointment_id,
+                plan_id=plan_id,
+                patient_id=patient_id,
+                patient_name=f"{first_name} {last_name}",
+                phone=phone,
+                date_of_birth=date_of_birth,
                 start_at=start_at,
                 end_at=end_at,
-                status=row.status,
-                session_number=row.number,
-                session_count=row.session_count or 0,
+                status=status,
+                session_number=number,
+                session_count=session_count or 0,
                 confirmation=kind,
                 confirmation_text=words,
-                practitioner=row.practitioner,
+                practitioner=practitioner,
                 hours=f"{start_clock}–{_clock(end_at.astimezone(zone))}",
                 day_time=f"{_DAYS[start_local.weekday()]} {start_clock}",
             )
         )
     return visits
+
+
+class Reminder(NamedTuple):
+    """A visit's latest reminder, as the day's statement reads it (``status`` None: no reminder planned)."""
+
+    status: MessageStatus | None
+    sent_at: datetime | None
+    due_at: datetime | None
+    reason: str | None
+    error: str | None
 
 
 # Times in words without strftime (a few microseconds each, thousands a page): English names, as strftime's in
@@ -206,25 +235,31 @@ def _day_statement(by_practitioner: bool) -> Executable:
     )
 
 
-def _confirmation(visit: Any, zone: ZoneInfo) -> tuple[str, str]:
-    """(kind, words) for a visit row with its reminder's columns (``reminder_status`` None: no reminder planned)."""
+def _confirmation(
+    zone: ZoneInfo,
+    confirmed_at: datetime | None,
+    confirmed_by: str | None,
+    callback_requested_at: datetime | None,
+    reminder: Reminder,
+) -> tuple[str, str]:
+    """(kind, words) for a visit: confirmed (by whom), a call-back requested, else what became of its reminder."""
 
     def at(moment: datetime | None) -> str:
         return _day_and_clock(moment.astimezone(zone)) if moment else ""
 
-    if visit.confirmed_at is not None:
-        who = f"by {visit.confirmed_by}" if visit.confirmed_by else "by the patient's reply"
-        return "confirmed", f"Confirmed {who} ({at(visit.confirmed_at)})"
-    if visit.callback_requested_at is not None:
-        return "callback", f"Call back requested ({at(visit.callback_requested_at)})"
-    status = visit.reminder_status
+    if confirmed_at is not None:
+        who = f"by {confirmed_by}" if confirmed_by else "by the patient's reply"
+        return "confirmed", f"Confirmed {who} ({at(confirmed_at)})"
+    if callback_requested_at is not None:
+        return "callback", f"Call back requested ({at(callback_requested_at)})"
+    status = reminder.status
     if status is None:
         return "none", "No reminder planned (not enrolled in a sequence)"
     if status in _SENT:
-        return "reminded", f"Reminder sent {at(visit.reminder_sent_at or visit.reminder_due_at)}, no answer yet"
+        return "reminded", f"Reminder sent {at(reminder.sent_at or reminder.due_at)}, no answer yet"
     if status in _WAITING:
-        return "reminder_due", f"Reminder due {at(visit.reminder_due_at)}"
-    why = visit.reminder_reason or visit.reminder_error or status.value
+        return "reminder_due", f"Reminder due {at(reminder.due_at)}"
+    why = reminder.reason or reminder.error or status.value
     return "not_reminded", f"Reminder not sent: {why}"
 
 

@@ -31,9 +31,9 @@ def fresh_outbox(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         conn.execute(text(f"CREATE TABLE {SCHEMA}.message (LIKE public.message INCLUDING ALL)"))
         conn.execute(
             text(
-                f"INSERT INTO {SCHEMA}.message (enrollment_id, patient_id, step_key, occurrence, channel, template,"
-                " context, due_at, status, attempts, created_at, updated_at)"
-                " SELECT 1, 1, 'visit-reminder', g::text, 'sms', 'visit-reminder', '{}',"
+                f"INSERT INTO {SCHEMA}.message (enrollment_id, patient_id, clinic_id, step_key, occurrence, channel,"
+                " template, context, due_at, status, attempts, created_at, updated_at)"
+                " SELECT 1, 1, 1, 'visit-reminder', g::text, 'sms', 'visit-reminder', '{}',"
                 "        now() - interval '1 day' + g * interval '1 second', 'scheduled', 0, now(), now()"
                 f" FROM generate_series(1, {ROWS}) AS g"
             )
