@@ -7,6 +7,7 @@ The recipe (versions, pitfalls) is in ``.ci/browser-setup.sh``: Chromium comes f
 - :func:`axe_violations` / :func:`assert_accessible`: axe-core's serious and critical findings on a page.
 - :func:`serve`: ``python -m engage serve`` on a free port against a given database, until the block ends.
 - :class:`Screenshots`: one PNG per page into a folder the run prints.
+- :func:`look_at_widths`: a page at a phone's width and a desk's (resized, not reloaded): axe, fit, screenshot.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ LAUNCH_ARGS = [
     "--disable-gpu",
 ]
 BLOCKING = ("serious", "critical")
+WIDTHS = (360, 1280)  # a phone's width and a desk's
 SCREENSHOTS = Path(os.environ.get("ENGAGE_SCREENSHOT_DIR", ROOT / "screenshots"))
 
 
@@ -83,6 +85,32 @@ class Screenshots:
         path = self.folder / f"{self.count:02d}-{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
+
+
+def overflow(page: Page) -> int:
+    """How many pixels the page is wider than the screen (0 when only regions of it scroll sideways)."""
+    return int(page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth"))
+
+
+def look_at_widths(page: Page, shots: Screenshots, name: str, fits: bool = True) -> None:
+    """The page as it is now at each of :data:`WIDTHS`: no serious or critical axe violation, nothing wider than
+    the screen (unless ``fits`` is false), a full-page screenshot each; then back to the width it had.
+
+    The document is resized, not loaded again: a test walks its flow once (at 360 px, the harder width) and
+    still sees every page laid out at both widths.
+    """
+    page.wait_for_load_state("networkidle")
+    before = page.viewport_size or {"width": WIDTHS[0], "height": 800}
+    widths = sorted(WIDTHS, key=lambda width: width != before["width"])  # the current width first: no resize
+    for width in widths:
+        if width != (page.viewport_size or before)["width"]:
+            page.set_viewport_size({"width": width, "height": before["height"]})
+        assert_accessible(page)
+        if fits:
+            assert overflow(page) <= 1, f"{name} at {width}px is {overflow(page)}px wider than the screen"
+        shots.take(page, f"{name} {width}px")
+    if (page.viewport_size or before)["width"] != before["width"]:
+        page.set_viewport_size(before)
 
 
 def free_port() -> int:
