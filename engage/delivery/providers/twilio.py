@@ -74,12 +74,14 @@ class _RecordingHttpClient(TwilioHttpClient):
     shared by all threads, so we keep ours thread-local.
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, connections: int = 32) -> None:
         super().__init__(pool_connections=True, timeout=timeout)
         self._local = threading.local()
         assert self.session is not None
+        # As many kept connections as sends in flight: with fewer, each call beyond them opened a new
+        # connection and dropped it after (a TCP and TLS handshake's CPU per message at high latency).
         for scheme in ("https://", "http://"):
-            self.session.mount(scheme, HTTPAdapter(max_retries=0, pool_maxsize=32))
+            self.session.mount(scheme, HTTPAdapter(max_retries=0, pool_maxsize=max(1, connections)))
         # requests reads proxy and CA-bundle settings from the environment on every request (walking all of
         # os.environ: 5-7 % of a send's CPU). With no proxy set, it stops looking; a CA bundle set in the
         # environment is read once here instead, so certificates are checked against the same file.
@@ -117,7 +119,9 @@ class TwilioSms:
             raise ConfigurationError("twilio: set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
         self._from_number = settings.twilio_from_number
         self._messaging_service_sid = settings.twilio_messaging_service_sid
-        self._http = _RecordingHttpClient(timeout=settings.http_timeout_seconds)
+        self._http = _RecordingHttpClient(
+            timeout=settings.http_timeout_seconds, connections=max(32, settings.send_threads)
+        )
         self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
         api_base = settings.twilio_api_base.rstrip("/")
         if api_base != DEFAULT_API_BASE:
