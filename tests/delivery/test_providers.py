@@ -706,3 +706,32 @@ def test_twilio_form_posts_skip_requests_sessions_but_send_what_the_sdk_would(
     received = fake.sms_requests()
     assert [r["body"] for r in received] == ["Ünïcödé & = + ; spaces / slashes ✓"] * 2
     assert lean.provider_message_id != sdk.provider_message_id
+
+
+def test_sendgrid_builds_one_urllib_opener_per_process_not_one_per_email(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK asks for a new opener for every email (ten handlers and a walk through os.environ); engage hands it
+    the same one, and each email still arrives."""
+    import urllib.request
+
+    from engage.delivery.providers import sendgrid
+
+    built: list[object] = []
+    build = urllib.request.build_opener
+
+    def counting(*handlers: object) -> urllib.request.OpenerDirector:
+        opener = build(*handlers)  # type: ignore[arg-type]
+        built.append(opener)
+        return opener
+
+    monkeypatch.setattr(urllib.request, "build_opener", counting)
+    monkeypatch.setattr(sendgrid, "_SHARED_URLLIB", sendgrid._OneOpener())
+    monkeypatch.setattr(sendgrid.python_http_client.client, "urllib", sendgrid._SHARED_URLLIB)
+    provider = email_provider()
+    first = provider.send_email(email(42))
+    second = provider.send_email(email(43))
+
+    assert len(built) == 1
+    assert [r["message_id"] for r in fake.email_requests()] == [42, 43]
+    assert first.provider_message_id != second.provider_message_id

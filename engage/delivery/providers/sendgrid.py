@@ -95,7 +95,8 @@ class _OneOpener:
         return getattr(urllib.request, name)
 
 
-python_http_client.client.urllib = _OneOpener()  # type: ignore[attr-defined]
+_SHARED_URLLIB = _OneOpener()
+python_http_client.client.urllib = _SHARED_URLLIB  # type: ignore[attr-defined]
 
 CUSTOM_ARG = "engage_message_id"
 PERMANENT_STATUSES = frozenset({400, 403, 404, 413})
