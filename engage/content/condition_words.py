@@ -29,6 +29,7 @@ template is checked before it ships, so an alarm is cheap and a leak is not.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -62,8 +63,21 @@ def _latin_lookalikes() -> dict[int, str]:
 _LOOKALIKES = _latin_lookalikes()
 
 
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+
+
 def skeleton(text: str) -> str:
     """``text`` as a reader sees it, reduced to lower-case ASCII letters and digits (see the module docstring)."""
+    if text.isascii():
+        # Most SMS bodies: Unicode normalisation leaves ASCII as it is and it carries no combining marks, so only
+        # the look-alike mapping and case folding apply (the same result as below, a character at a time there).
+        latin = text.translate(_LOOKALIKES).casefold()
+        if latin.isascii():
+            return _NOT_ALNUM.sub("", latin)
+    return _skeleton_unicode(text)
+
+
+def _skeleton_unicode(text: str) -> str:
     composed = unicodedata.normalize("NFKC", text)
     bare = "".join(ch for ch in unicodedata.normalize("NFD", composed) if not unicodedata.combining(ch))
     latin = bare.translate(_LOOKALIKES).casefold()

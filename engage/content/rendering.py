@@ -210,16 +210,16 @@ class _FileLoader(FileSystemLoader):
 
 def templates_root(templates_dir: Path | None = None) -> Path:
     """The templates folder: ``templates_dir`` if given, else ``ENGAGE_TEMPLATES_DIR``."""
-    return _resolved(Path(templates_dir or get_settings().templates_dir))
+    return _resolved(templates_dir or get_settings().templates_dir)
 
 
 @lru_cache(maxsize=64)
-def _resolved(folder: Path) -> Path:
+def _resolved(folder: Path | str) -> Path:
     # resolve() asks the file system about every part of the path; a send renders up to four files, each
     # asking again (about 2 % of a send's CPU). Once per folder and process is enough. The environment and
     # its compiled templates are cached already (_environment, Jinja's own cache), and a template file a
     # person edits is still seen within a second (Jinja checks its modification time: _FileLoader).
-    return folder.resolve()
+    return Path(folder).resolve()
 
 
 @lru_cache(maxsize=16)
@@ -241,6 +241,10 @@ def _environment(templates_dir: Path, texts: Texts | None = None) -> SandboxedEn
 def _new_environment(loader: BaseLoader) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         loader=loader,
+        # A dict, not Jinja's LRU cache: its lookup moves the key within a deque (linear in the cache's size) and
+        # was a few per cent of a send's CPU. An environment holds a set of files or one version's texts, so it
+        # never grows beyond their templates; an edited file replaces its entry (auto_reload still checks).
+        cache_size=-1,
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         trim_blocks=True,
@@ -367,7 +371,7 @@ def resolve_template(
     def exists(file: str) -> bool:
         if stored is not None:
             return file in stored
-        return checked_recently(("is_file", root, file), (root / file).is_file)
+        return checked_recently(("is_file", root, file), lambda: (root / file).is_file())
 
     for loc in _locale_candidates(locale):
         files = {part: f"{channel}/{name}.{loc}.{part}" for part in parts}

@@ -308,7 +308,13 @@ def parse_sequence(path: Path) -> Sequence:
 
 
 def sequences_dir(templates_dir: Path | str | None = None) -> Path:
-    return Path(templates_dir or get_settings().templates_dir) / "sequences"
+    return _sequences_dir(templates_dir or get_settings().templates_dir)
+
+
+@lru_cache(maxsize=64)
+def _sequences_dir(templates_dir: Path | str) -> Path:
+    # Asked on every send: building the Path again each time showed in its profile.
+    return Path(templates_dir) / "sequences"
 
 
 def load_sequences(templates_dir: Path | str | None = None) -> dict[str, Sequence]:

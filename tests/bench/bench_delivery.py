@@ -42,6 +42,7 @@ from sqlalchemy import insert, select, text, update
 
 from tests.bench.database import DEFAULT_URL, prepare_database
 from tests.bench.measure import cpu_seconds, machine, percentile, postgres_backends
+from tests.bench.profile import Profiler
 from workers.app import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -458,12 +459,16 @@ def _run(
     redis_url: str,
     workdir: Path,
     noop_n: int = 0,
+    profile: bool = False,
+    burner: bool = False,
 ) -> dict[str, Any]:
     """Seed ``batches`` of (SMS, email, due_at), run one worker (2 processes) and one beat until all are accepted.
 
     Returns the figures: throughput from the first due time to the last acceptance, due-to-accepted
     latency percentiles, CPU seconds of every engage process (worker tree, beat) and of the PostgreSQL
     backends serving them, duplicates, and (``noop_n``) the empty-task ceiling on the same worker.
+    ``profile``: py-spy samples the pool processes while the messages go (:mod:`tests.bench.profile`);
+    ``burner``: a busy loop takes one core for the whole run (the machine otherwise loaded).
     """
     import redis
 
@@ -491,6 +496,8 @@ def _run(
         log = workdir / f"worker-{slug}.log"
         worker = start_worker(env, log, concurrency=2, extra=["--include", "tests.bench.bench_delivery"])
         beat = None
+        profiler: Profiler | None = None
+        burning = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if burner else None
         try:
             _wait_until(lambda: "ready." in log.read_text(errors="replace"), 60, every=0.2)
             beat = start_beat(env, workdir / f"beat-{slug}.log", workdir)
@@ -500,6 +507,8 @@ def _run(
             processes = [p for p in process_tree(worker.pid)] + [beat.pid]
             cpu_before = {pid: cpu_seconds(pid) for pid in processes + postgres_backends(engine, database)}
             db_seen: dict[int, float] = {}
+            if profile:
+                profiler = Profiler([p for p in process_tree(worker.pid) if p != worker.pid], workdir, slug)
 
             def sample_backends() -> None:
                 # Connections beyond a pool close after use, taking their server process (and its CPU) along:
@@ -519,9 +528,16 @@ def _run(
                 report=lambda: print(f"  … {accepted()} of {len(due)} accepted", flush=True),
             )
             done = time.time()
+            if profiler is not None:
+                profiler.stop()
             sample_backends()
             processes = [p for p in process_tree(worker.pid)] + [beat.pid]
             engage_cpu = sum(cpu_seconds(p) - cpu_before.get(p, 0.0) for p in processes)
+            split = {
+                "worker main": cpu_seconds(worker.pid) - cpu_before.get(worker.pid, 0.0),
+                "beat": cpu_seconds(beat.pid) - cpu_before.get(beat.pid, 0.0),
+            }
+            split["pool processes"] = engage_cpu - split["worker main"] - split["beat"]
             db_cpu = sum(cpu - cpu_before.get(p, 0.0) for p, cpu in db_seen.items())
             stop(beat)
             beat = None
@@ -529,9 +545,14 @@ def _run(
             counts = fake.count()
             noop_rate = _empty_task_ceiling(client, noop_n) if noop_n else None
         finally:
+            if profiler is not None:
+                profiler.stop()
             for process in (beat, worker):
                 if process is not None:
                     stop(process)
+            if burning is not None:
+                burning.kill()
+                burning.wait()
     mine = [r for r in requests if r["message_id"] in due]
     latencies = [r["received_at"] - due[r["message_id"]] for r in mine]
     last = max(r["received_at"] for r in mine)
@@ -555,6 +576,9 @@ def _run(
         "wall": done - first_due,
         "load": (load_start, os.getloadavg()[0]),
         "sample": None,
+        "burner": burner,
+        "cpu_split": {k: 1000 * v / n for k, v in split.items()},
+        "profile": profiler.summary() if profiler is not None else None,
     }
 
 
@@ -575,6 +599,7 @@ def _print_run(r: dict[str, Any]) -> None:
         + f"; load {r['load'][0]:.1f}→{r['load'][1]:.1f}",
         flush=True,
     )
+    print("  engage CPU ms/msg by process: " + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_split"].items()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -594,6 +619,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noop", type=int, default=None, help="empty tasks for the ceiling (default: --n)")
     parser.add_argument("--no-sample", action="store_true", help="skip the Celery + Twilio sample's shape")
     parser.add_argument(
+        "--profile", action="store_true", help="py-spy the pool processes during each burst (pip install py-spy)"
+    )
+    parser.add_argument(
+        "--no-burner", action="store_true", help="skip the sustained run beside a busy loop on one core"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="600-message bursts, 300 empty tasks, 8 s sustained, 10,000 rows"
     )
     args = parser.parse_args(argv)
@@ -612,7 +643,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     runs = []
     for latency in latencies:
-        due_at = datetime.now(timezone.utc) + timedelta(seconds=20 + args.n / 300)  # migrations + seeding, loaded
+        due_at = datetime.now(timezone.utc) + timedelta(seconds=30 + args.n / 100)  # migrations + seeding, loaded
         jitter = args.jitter if latency else 0.0
         noop_n = (args.noop or args.n) if not latency else 0
         run = _run(
@@ -624,35 +655,40 @@ def main(argv: list[str] | None = None) -> None:
             redis_url=redis_url,
             workdir=workdir,
             noop_n=noop_n,
+            profile=args.profile,
         )
         if not args.no_sample:
             run["sample"] = _sample_run(
                 n_sms, latency=latency, jitter=jitter, db_url=db_url, redis_url=redis_url, workdir=workdir
             )
         _print_run(run)
+        if run["profile"]:
+            print(f"[{run['label']}] where the pool processes' CPU went (py-spy --gil):\n{run['profile']}", flush=True)
         runs.append(run)
     if args.sustained_seconds:
         per_second = int(args.sustained_rate)
-        start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(
-            # seeding runs at about 150 rows/s on the loaded machine (6,000 took 44 s at load 11)
-            seconds=20 + per_second * args.sustained_seconds / 100
-        )
-        batches = [
-            (per_second - per_second // 2, per_second // 2, start + timedelta(seconds=k))
-            for k in range(args.sustained_seconds)
-        ]
         latency = max(latencies)
-        run = _run(
-            f"sustained {per_second}/s",
-            batches,
-            latency=latency,
-            jitter=args.jitter if latency else 0.0,
-            db_url=db_url,
-            redis_url=redis_url,
-            workdir=workdir,
-        )
-        _print_run(run)
-        runs.append(run)
+        for burner in (False, True) if not args.no_burner else (False,):
+            start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(
+                # seeding runs at about 150 rows/s on the loaded machine (6,000 took 44 s at load 11)
+                seconds=30 + per_second * args.sustained_seconds / 60
+            )
+            batches = [
+                (per_second - per_second // 2, per_second // 2, start + timedelta(seconds=k))
+                for k in range(args.sustained_seconds)
+            ]
+            run = _run(
+                f"sustained {per_second}/s" + (" + burner" if burner else ""),
+                batches,
+                latency=latency,
+                jitter=args.jitter if latency else 0.0,
+                db_url=db_url,
+                redis_url=redis_url,
+                workdir=workdir,
+                burner=burner,
+            )
+            _print_run(run)
+            runs.append(run)
     _summary(runs)
     if args.future_rows:
         _tick_cost(args.future_rows)
@@ -683,6 +719,30 @@ def _summary(runs: list[dict[str, Any]]) -> None:
             f"{r['engage_cpu_ms']:.1f} + {r['db_cpu_ms']:.1f} = {r['engage_cpu_ms'] + r['db_cpu_ms']:.1f} | "
             f"{r['duplicates']} | {ceiling} | {versus} | {load[0]:.1f}→{load[1]:.1f} |"
         )
+    _targets(runs)
+
+
+def _targets(runs: list[dict[str, Any]]) -> None:
+    """Issue 25's targets against this run's rows, one line each: met or not, with the figure."""
+    tick = float(_settings_env("", "", Path("."))["ENGAGE_TICK_SECONDS"])
+    print()
+    print("targets (issue 25):")
+
+    def line(ok: bool, text: str, load: tuple[float, float]) -> None:
+        print(f"  [{'met' if ok else 'NOT met'}] {text} (load {load[0]:.1f}→{load[1]:.1f})")
+
+    for r in runs:
+        cpu = r["engage_cpu_ms"] + r["db_cpu_ms"]
+        if r["label"].startswith("burst"):
+            line(cpu <= 4.0, f"{r['label']}: CPU {cpu:.1f} ms/msg (workers, beat, PostgreSQL) ≤ 4 ms", r["load"])
+        if r["noop_rate"]:
+            share = 100 * r["rate"] / r["noop_rate"]
+            line(share >= 50, f"{r['label']}: {share:.0f} % of the empty-task ceiling ≥ 50 %", r["load"])
+        if r["label"].startswith("burst") and r["latency"] >= 0.1:
+            line(r["rate"] >= 300, f"{r['label']}: {r['rate']:.0f} msg/s ≥ 300", r["load"])
+        if r["label"].startswith("sustained"):
+            line(r["p99"] <= tick + 2, f"{r['label']}: p99 due->accepted {r['p99']:.2f} s ≤ {tick + 2:g} s", r["load"])
+        line(r["duplicates"] == 0, f"{r['label']}: {r['duplicates']} duplicates", r["load"])
 
 
 def _empty_task_ceiling(client: Any, n: int) -> float:

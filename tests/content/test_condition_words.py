@@ -5,9 +5,17 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engage.config import Settings
-from engage.content.condition_words import condition_words_in, plan_words, skeleton, with_plan_words
+from engage.content.condition_words import (
+    _skeleton_unicode,
+    condition_words_in,
+    plan_words,
+    skeleton,
+    with_plan_words,
+)
 
 WORDS = Settings().condition_words
 
@@ -62,3 +70,10 @@ def test_a_plans_own_words_are_added_but_not_a_bare_pain() -> None:
     words = with_plan_words(WORDS, "plantar fasciitis", "cupping")
     assert condition_words_in("FasciitisFix: see you soon", words) == ["plantar fasciitis"]
     assert condition_words_in("Cupping Corner", words) == ["cupping"]
+
+
+@settings(max_examples=500)
+@given(st.text(st.characters(max_codepoint=127), max_size=300))
+def test_an_ascii_text_has_the_skeleton_the_unicode_path_gives(text: str) -> None:
+    """ASCII takes a shortcut in skeleton(); it must agree with the full normalisation character for character."""
+    assert skeleton(text) == _skeleton_unicode(text)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from icalendar import Calendar
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from icalendar import Calendar, Event
 
+from engage import clock
 from engage.config import get_settings
+from engage.content.calendar import visit_ics
 from engage.content.condition_words import condition_words_in
 from engage.db import session_scope
 from engage.delivery.providers.base import OutgoingEmail
@@ -74,3 +78,36 @@ def test_other_emails_carry_no_attachment(db_url: str) -> None:
 
     assert payloads, "the shipped sequence has other emails"
     assert all(isinstance(p, OutgoingEmail) and p.attachments == () for p in payloads)
+
+
+def _icalendar_ics(*, uid: str, start: datetime, end: datetime, location: str, summary: str) -> bytes:
+    """The file as the ``icalendar`` objects write it (what :func:`visit_ics` wrote before it used strings)."""
+    calendar = Calendar()
+    calendar.add("prodid", "-//engage//appointment//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", uid)
+    event.add("dtstamp", clock.utcnow().astimezone(UTC))
+    event.add("dtstart", _utc(start))
+    event.add("dtend", _utc(end))
+    event.add("summary", summary)
+    event.add("location", " ".join(location.split()))
+    calendar.add_component(event)
+    return calendar.to_ical()
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
+_when = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+
+
+@settings(max_examples=300, deadline=None)
+@given(uid=_text, location=_text, summary=_text, start=_when, minutes=st.integers(1, 600))
+def test_the_calendar_file_is_byte_for_byte_what_icalendar_writes(
+    uid: str, location: str, summary: str, start: datetime, minutes: int
+) -> None:
+    end = start + timedelta(minutes=minutes)
+    with clock.frozen(datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=UTC)):
+        ours = visit_ics(uid=uid, start=start, end=end, location=location, summary=summary)
+        theirs = _icalendar_ics(uid=uid, start=start, end=end, location=location, summary=summary)
+    assert ours == theirs

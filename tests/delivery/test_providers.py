@@ -664,3 +664,74 @@ def test_console_names_the_attachment_and_nothing_of_its_content(capsys: pytest.
 
     line = capsys.readouterr().out
     assert "attachments=appointment.ics" in line and "VEVENT" not in line and PATIENT_EMAIL not in line
+
+
+def test_twilio_form_posts_skip_requests_sessions_but_send_what_the_sdk_would(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean form POST (engage.delivery.providers.twilio) and the SDK's own path put the same request on the
+    wire: method, URL, body bytes, and every header but the ones requests varies per request."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    seen: list[requests.PreparedRequest] = []
+    send = HTTPAdapter.send
+
+    def recording(self: HTTPAdapter, request: requests.PreparedRequest, *args: object, **kwargs: object) -> object:
+        seen.append(request)
+        return send(self, request, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(HTTPAdapter, "send", recording)
+    from engage.delivery.providers import twilio
+
+    lean_posts: list[str] = []
+    form_post = twilio._RecordingHttpClient._form_post
+
+    def counted(self: twilio._RecordingHttpClient, method: str, url: str, *args: object) -> object:
+        lean_posts.append(url)
+        return form_post(self, method, url, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(twilio._RecordingHttpClient, "_form_post", counted)
+    provider = sms_provider()
+    lean = provider.send_sms(sms(41, body="Ünïcödé & = + ; spaces / slashes ✓"))
+    provider._http.session.trust_env = True  # type: ignore[attr-defined]  # the SDK's own path (it reads the env)
+    sdk = provider.send_sms(sms(41, body="Ünïcödé & = + ; spaces / slashes ✓"))
+
+    assert len(lean_posts) == 1  # the first went the lean way, the second through the SDK's session
+    first, second = seen
+    assert (first.method, first.url, first.body) == (second.method, second.url, second.body)
+    assert dict(first.headers) == dict(second.headers)
+    received = fake.sms_requests()
+    assert [r["body"] for r in received] == ["Ünïcödé & = + ; spaces / slashes ✓"] * 2
+    assert lean.provider_message_id != sdk.provider_message_id
+
+
+def test_sendgrid_builds_one_urllib_opener_per_process_not_one_per_email(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK asks for a new opener for every email (ten handlers and a walk through os.environ); engage hands it
+    the same one, and each email still arrives."""
+    import urllib.request
+
+    from engage.delivery.providers import sendgrid
+
+    built: list[object] = []
+    build = urllib.request.build_opener
+
+    def counting(*handlers: object) -> urllib.request.OpenerDirector:
+        opener = build(*handlers)  # type: ignore[arg-type]
+        built.append(opener)
+        return opener
+
+    monkeypatch.setattr(urllib.request, "build_opener", counting)
+    monkeypatch.setattr(sendgrid, "_SHARED_URLLIB", sendgrid._OneOpener())
+    monkeypatch.setattr(sendgrid.python_http_client.client, "urllib", sendgrid._SHARED_URLLIB)
+    provider = email_provider()
+    first = provider.send_email(email(42))
+    second = provider.send_email(email(43))
+
+    assert len(built) == 1
+    assert [r["message_id"] for r in fake.email_requests()] == [42, 43]
+    assert first.provider_message_id != second.provider_message_id

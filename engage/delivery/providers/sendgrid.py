@@ -31,10 +31,13 @@ import json
 import logging
 import re
 import socket
+import threading
 import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import python_http_client.client
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import (
@@ -67,6 +70,33 @@ from engage.records.models import MessageStatus
 
 # python-http-client logs whole payloads (addresses, bodies) at DEBUG.
 logging.getLogger("python_http_client.client").setLevel(logging.INFO)
+
+
+class _OneOpener:
+    """``urllib.request`` as python-http-client sees it, with one opener per process instead of one per request.
+
+    The SDK calls ``urllib.build_opener()`` for every email: ten handler objects, and a walk through all of
+    ``os.environ`` for proxy settings, about half of an email's provider-call CPU. An opener keeps no
+    connection between requests (urllib opens one per request), so one is shared like ``urlopen``'s own;
+    the environment's proxies are read when it is built.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._opener: urllib.request.OpenerDirector | None = None
+
+    def build_opener(self) -> urllib.request.OpenerDirector:
+        with self._lock:
+            if self._opener is None:
+                self._opener = urllib.request.build_opener()
+            return self._opener
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(urllib.request, name)
+
+
+_SHARED_URLLIB = _OneOpener()
+python_http_client.client.urllib = _SHARED_URLLIB  # type: ignore[attr-defined]
 
 CUSTOM_ARG = "engage_message_id"
 PERMANENT_STATUSES = frozenset({400, 403, 404, 413})
