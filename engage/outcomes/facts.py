@@ -283,7 +283,7 @@ def prompt_facts(session: Session, b: Any, now: float) -> tuple[list[Any], dict[
     )
     rates: list[Any] = []
     streaks: dict[int, int] = {}
-    for enrollment_id, channel, total, number in session.execute(union_all(by_channel, by_enrollment)):
+    for enrollment_id, channel, total, number in session.connection().execute(union_all(by_channel, by_enrollment)):
         if enrollment_id is None:
             rates.append((channel, total, number))
             continue
