@@ -23,6 +23,7 @@ from engage.records.models import (
     Appointment,
     AppointmentStatus,
     Enrollment,
+    EnrollmentStatus,
     Measure,
     Message,
     MessageStatus,
@@ -31,6 +32,7 @@ from engage.records.models import (
 
 REASSESSMENT = "reassessment"
 _SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNKNOWN)
+_LIVE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
 
 def epoch(session: Session, column: Any) -> Any:
@@ -230,7 +232,7 @@ def compute(session: Session, enrollment_ids: Sequence[int]) -> tuple[list[Compu
     return rows, counts
 
 
-def _prompts(session: Session, b: Any) -> Any:
+def _prompts(session: Session, b: Any, live_only: bool) -> Any:
     first_answer = (
         select(Outcome.prompt_message_id.label("id"), func.min(Outcome.recorded_at).label("at"))
         .where(Outcome.prompt_message_id.is_not(None))
@@ -248,6 +250,7 @@ def _prompts(session: Session, b: Any) -> Any:
             case(
                 (and_(first_answer.c.at.is_not(None), answered - sent <= ANSWER_WITHIN.total_seconds()), 1), else_=0
             ).label("in_time"),
+            *([case((b.c.status.in_(_LIVE), 1), else_=0).label("live")] if live_only else []),
         )
         .join(b, b.c.enrollment_id == Message.enrollment_id)
         .outerjoin(first_answer, first_answer.c.id == Message.id)
@@ -256,18 +259,23 @@ def _prompts(session: Session, b: Any) -> Any:
     )
 
 
-def prompt_facts(session: Session, b: Any, now: float) -> tuple[list[Any], dict[int, int]]:
+def prompt_facts(session: Session, b: Any, now: float, *, live_only: bool = False) -> tuple[list[Any], dict[int, int]]:
     """Per channel (channel, prompts sent, answered within 72 h) over the enrollments of ``b`` (a selectable
     with an ``enrollment_id`` column), and enrollment
     id -> how many of its latest prompts went unanswered in a row (prompts still inside their 72 hours, and
     unanswered, are not counted either way; only enrollments with 2 or more). One statement: the prompts in
-    scope are found once, then grouped by channel and by enrollment."""
-    p = _prompts(session, b).element.cte("prompts")
+    scope are found once, then grouped by channel and by enrollment. ``live_only``: the runs of active and paused
+    enrollments only (``b`` has a ``status`` column; the patients to act on are theirs), the rates of all."""
+    p = _prompts(session, b, live_only).element.cte("prompts")
     if session.get_bind().dialect.name == "postgresql":
         p = p.prefix_with("MATERIALIZED")  # read twice below: computed once
     decided = or_(p.c.answered == 1, p.c.sent <= now - ANSWER_WITHIN.total_seconds())
     rank = func.row_number().over(partition_by=p.c.enrollment_id, order_by=p.c.sent.desc()).label("rn")
-    ranked = select(p.c.enrollment_id, p.c.answered, rank).where(decided).subquery("ranked")
+    ranked = (
+        select(p.c.enrollment_id, p.c.answered, rank)
+        .where(decided, *([p.c.live == 1] if live_only else []))
+        .subquery("ranked")
+    )
     by_channel = select(
         cast(literal(None), Integer).label("enrollment_id"),
         p.c.channel,

@@ -218,7 +218,7 @@ def outcome_summary(
     filters = filters or Filters()
     now = now or utcnow()
     tz, names, b = _prepare(session, clinic_id, filters)
-    rates, streaks = facts.prompt_facts(session, b, now.timestamp())
+    rates, streaks = facts.prompt_facts(session, b, now.timestamp(), live_only=True)
     live = b.c.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED])
     risk = start_back.newest_risks(select(b.c.patient_id))
     computed = {"active": live.label("active"), "risk": risk.c.risk}
