@@ -220,13 +220,14 @@ def outcome_summary(
     tz, names, b = _prepare(session, clinic_id, filters)
     rates, streaks = facts.prompt_facts(session, b, now.timestamp(), live_only=True)
     live = b.c.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED])
-    risk = start_back.newest_risks(select(b.c.patient_id))
+    # The clinic's patients, not b's: a second reference to b made PostgreSQL materialize it (20,000 rows with
+    # their chart points) instead of joining it in place; the join below keeps the same patients' risks.
+    risk = start_back.newest_risks(select(Patient.id).where(Patient.clinic_id == clinic_id))
     computed = {"active": live.label("active"), "risk": risk.c.risk}
     columns = [computed[name] if name in computed else b.c[name] for name in tally.COLUMNS]
     # The most urgent to act on; a clinic with thousands reads the CSV for the rest.
     query = select(*columns).outerjoin(risk, risk.c.patient_id == b.c.patient_id)
-    # Core rows, not the ORM's: 20,000 rows through the ORM's loading cost twice the CPU for the same tuples.
-    found = tally.summarize(session.connection().execute(query).all(), streaks, tz, limit=ACT_ON_NAMED)
+    found = tally.summarize(stored_facts.tuples(session, query), streaks, tz, limit=ACT_ON_NAMED)
     act_on = found.act_on
     if with_names and act_on:
         people = {
