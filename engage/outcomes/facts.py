@@ -44,6 +44,25 @@ def epoch(session: Session, column: Any) -> Any:
     return func.date_part("epoch", column, type_=Float)
 
 
+def tuples(session: Session, query: Any) -> Sequence[tuple[Any, ...]]:
+    """The rows of ``query`` as plain tuples, read the cheapest way: on PostgreSQL in the binary format (numbers
+    arrive as numbers: reading 20,000 fact rows costs a third of the CPU of parsing their text), elsewhere as
+    Core rows (not through the ORM's loading, which doubles the CPU for the same tuples). ``query``'s bound
+    values must be plain ones (numbers, text, None): they go to the driver as they are."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return connection.execute(query).all()
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    assert all(v is None or isinstance(v, (int, float, str)) for v in params.values()), "plain values only"
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(compiled.string, params, binary=True)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
 def _sessions(session: Session, plans: Any) -> Any:
     # The extremes of the timestamps, then their epoch seconds (the same: the conversion keeps the order).
     return (
@@ -291,7 +310,7 @@ def prompt_facts(session: Session, b: Any, now: float, *, live_only: bool = Fals
     )
     rates: list[Any] = []
     streaks: dict[int, int] = {}
-    for enrollment_id, channel, total, number in session.connection().execute(union_all(by_channel, by_enrollment)):
+    for enrollment_id, channel, total, number in tuples(session, union_all(by_channel, by_enrollment)):
         if enrollment_id is None:
             rates.append((channel, total, number))
             continue

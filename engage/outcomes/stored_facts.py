@@ -174,25 +174,6 @@ def episode_facts(session: Session, b: Any) -> list[EpisodeFacts]:
     return [EpisodeFacts._make(row) for row in session.execute(select(*columns).order_by(b.c.enrollment_id))]
 
 
-def tuples(session: Session, query: Any) -> Sequence[tuple[Any, ...]]:
-    """The rows of ``query`` as plain tuples, read the cheapest way: on PostgreSQL in the binary format (numbers
-    arrive as numbers: reading 20,000 fact rows costs a third of the CPU of parsing their text), elsewhere as
-    Core rows (not through the ORM's loading, which doubles the CPU for the same tuples). ``query``'s bound
-    values must be plain ones (numbers, text, None): they go to the driver as they are."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        return connection.execute(query).all()
-    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.params
-    assert all(v is None or isinstance(v, (int, float, str)) for v in params.values()), "plain values only"
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(compiled.string, params, binary=True)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
-
-
 def pain_histogram(session: Session, b: Any) -> list[tuple[int, int, int]]:
     """(sessions begun, score, how many) over the baseline-window scores and follow-ups of the episodes of ``b``,
     counted by the database from each row's ``pain_points``."""

@@ -227,7 +227,7 @@ def outcome_summary(
     columns = [computed[name] if name in computed else b.c[name] for name in tally.COLUMNS]
     # The most urgent to act on; a clinic with thousands reads the CSV for the rest.
     query = select(*columns).outerjoin(risk, risk.c.patient_id == b.c.patient_id)
-    found = tally.summarize(stored_facts.tuples(session, query), streaks, tz, limit=ACT_ON_NAMED)
+    found = tally.summarize(facts.tuples(session, query), streaks, tz, limit=ACT_ON_NAMED)
     act_on = found.act_on
     if with_names and act_on:
         people = {
