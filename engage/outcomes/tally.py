@@ -233,7 +233,7 @@ def summarize(
     cells: dict[tuple[Any, Any, Any], Tally] = {}
     by_month: dict[str, list[int]] = {}
     candidates: list[tuple[Any, ...]] = []
-    month_of = months.of
+    month_starts, month_names = months.starts, months.names  # months.of, written out below
     for (
         enrollment_id,
         patient_id,
@@ -289,7 +289,8 @@ def summarize(
                 km[days] = km.get(days, 0) + 1
                 km = tally.km_sessions
                 km[sessions] = km.get(sessions, 0) + 1
-                month = by_month.get(name := month_of(first_start))
+                name = month_names[max(0, bisect_right(month_starts, first_start) - 1)]
+                month = by_month.get(name)
                 if month is None:
                     month = by_month[name] = [0, 0]
                 month[0] += 1
