@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -239,9 +240,10 @@ def outcome_summary(
     # Each enrollment's prompts: the rates per channel add them up, the patients to act on read the runs.
     # Runs of 2 or more only, as prompt_facts counts them (an entry's unanswered_in_a_row is 0 below that).
     streaks = {row[0]: int(row[-1]) for row in rows if row[-1] is not None and row[-1] >= 2}
-    totals = [sum(int(row[width + i] or 0) for row in rows) for i in range(len(channels))]
+    # C-level passes (map, filter, sum): 20,000 rows each, without a Python step per row.
+    totals = [int(sum(filter(None, map(itemgetter(width + i), rows)))) for i in range(len(channels))]
     rates = [(name, totals[2 * i], totals[2 * i + 1]) for i, name in enumerate(PROMPT_CHANNELS) if totals[2 * i]]
-    found = tally.summarize([row[:width] for row in rows], streaks, tz, limit=ACT_ON_NAMED)
+    found = tally.summarize(list(map(itemgetter(slice(0, width)), rows)), streaks, tz, limit=ACT_ON_NAMED)
     act_on = found.act_on
     if with_names and act_on:
         people = {
