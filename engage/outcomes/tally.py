@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 from engage.outcomes.episodes import MCID_POINTS, MCID_SHARE, WORSE_POINTS
 from engage.outcomes.figures import HIGH_PAIN, MIN_CELL, OTHER, _rate, _round
-from engage.outcomes.statistics import kaplan_meier_median, median
 
 #: The columns :func:`summarize` reads from each fact row, in this order.
 COLUMNS = (
@@ -43,9 +42,60 @@ COLUMNS = (
 )
 
 
+def _add_counts(into: dict[Any, int], other: dict[Any, int]) -> None:
+    for value, count in other.items():
+        into[value] = into.get(value, 0) + count
+
+
+def median_of_counts(counts: dict[Any, int]) -> float | None:
+    """The median of the values ``counts`` holds (value -> how many times): :func:`statistics.median` of them
+    all, without listing them (scores and changes are 21 values at most, whatever the number of episodes)."""
+    n = sum(counts.values())
+    if not n:
+        return None
+    low_at, high_at = (n - 1) // 2, n // 2  # the middle positions (one for an odd n)
+    low = high = None
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if low is None and seen > low_at:
+            low = value
+        if seen > high_at:
+            high = value
+            break
+    assert low is not None and high is not None
+    return float(low) if n % 2 else float((low + high) / 2)
+
+
+def kaplan_meier_median_of_counts(counts: dict[tuple[float, bool], int]) -> float | None:
+    """:func:`engage.outcomes.statistics.kaplan_meier_median` of the (time, event) pairs ``counts`` holds (pair
+    -> how many times): the same products in the same order, once per distinct time."""
+    at_risk = sum(counts.values())
+    survival = 1.0
+    time: float | None = None
+    events = removed = 0
+    for (at, event), count in sorted(counts.items()):
+        if at != time:
+            if events:
+                survival *= 1 - events / at_risk
+                if survival <= 0.5 + 1e-12:
+                    return time
+            at_risk -= removed
+            time, events, removed = at, 0, 0
+        removed += count
+        if event:
+            events += count
+    if events:
+        survival *= 1 - events / at_risk
+        if survival <= 0.5 + 1e-12:
+            return time
+    return None
+
+
 @dataclass(slots=True)
 class Tally:
-    """What the figures of a set of enrollments need (see :func:`figures.row` for each figure)."""
+    """What the figures of a set of enrollments need (see :func:`figures.row` for each figure): counts, and the
+    values the medians and Kaplan-Meier estimates need as value -> how many (merging cells adds them)."""
 
     enrolled: int = 0
     final: int = 0
@@ -53,11 +103,13 @@ class Tally:
     thirty_percent: int = 0
     both: int = 0
     worsened: int = 0
-    baselines: list[int] = field(default_factory=list)  # of every episode
-    latests: list[int] = field(default_factory=list)  # of the episodes with a follow-up
-    changes: list[int] = field(default_factory=list)
-    km_days: list[tuple[float, bool]] = field(default_factory=list)
-    km_sessions: list[tuple[float, bool]] = field(default_factory=list)
+    with_baseline: int = 0
+    with_follow_up: int = 0
+    baselines: dict[int, int] = field(default_factory=dict)  # of every episode
+    latests: dict[int, int] = field(default_factory=dict)  # of the episodes with a follow-up
+    changes: dict[int, int] = field(default_factory=dict)
+    km_days: dict[tuple[float, bool], int] = field(default_factory=dict)
+    km_sessions: dict[tuple[float, bool], int] = field(default_factory=dict)
 
     def add(self, other: Tally) -> None:
         self.enrolled += other.enrolled
@@ -66,11 +118,13 @@ class Tally:
         self.thirty_percent += other.thirty_percent
         self.both += other.both
         self.worsened += other.worsened
-        self.baselines += other.baselines
-        self.latests += other.latests
-        self.changes += other.changes
-        self.km_days += other.km_days
-        self.km_sessions += other.km_sessions
+        self.with_baseline += other.with_baseline
+        self.with_follow_up += other.with_follow_up
+        _add_counts(self.baselines, other.baselines)
+        _add_counts(self.latests, other.latests)
+        _add_counts(self.changes, other.changes)
+        _add_counts(self.km_days, other.km_days)
+        _add_counts(self.km_sessions, other.km_sessions)
 
 
 def merged(tallies: Iterable[Tally]) -> Tally:
@@ -82,30 +136,30 @@ def merged(tallies: Iterable[Tally]) -> Tally:
 
 def row(t: Tally) -> dict[str, Any]:
     """The figures of a tally: the keys and values :func:`engage.outcomes.figures.row` gives its episodes."""
-    followed = len(t.latests)
+    followed = t.with_follow_up
     counts = {"two_points": t.two_points, "thirty_percent": t.thirty_percent, "both": t.both}
     both = _rate(t.both, followed)
-    events = sum(1 for _, event in t.km_days if event)
+    events = sum(count for (_, event), count in t.km_days.items() if event)
     return {
         "enrolled": t.enrolled,
-        "episodes": len(t.baselines),
-        "with_baseline": len(t.baselines),
+        "episodes": t.with_baseline,
+        "with_baseline": t.with_baseline,
         "with_follow_up": followed,
         "with_final": t.final,
         "responders": counts,
         "responder_rate": both["rate"],
         "ci95": both["ci95"],
         "rates": {name: _rate(count, followed) for name, count in counts.items()},
-        "median_baseline": _round(median(t.baselines)),
-        "median_latest": _round(median(t.latests)),
-        "median_change": _round(median(t.changes)),
+        "median_baseline": _round(median_of_counts(t.baselines)),
+        "median_latest": _round(median_of_counts(t.latests)),
+        "median_change": _round(median_of_counts(t.changes)),
         "worsened": t.worsened,
         "worsened_rate": _rate(t.worsened, followed)["rate"],
         "time_to_mcid": {
-            "median_days": _round(kaplan_meier_median(t.km_days)),
-            "median_sessions": _round(kaplan_meier_median(t.km_sessions)),
+            "median_days": _round(kaplan_meier_median_of_counts(t.km_days)),
+            "median_sessions": _round(kaplan_meier_median_of_counts(t.km_sessions)),
             "events": events,
-            "censored": len(t.km_days) - events,
+            "censored": followed - events,
         },
     }
 
@@ -124,7 +178,7 @@ def grouped(
     shown: list[dict[str, Any]] = []
     pooled, pooled_groups = Tally(), 0
     for group_id, tally in groups.items():
-        if len(tally.baselines) >= MIN_CELL:
+        if tally.with_baseline >= MIN_CELL:
             name = nobody if group_id is None else names.get(group_id, str(group_id))
             shown.append({"id": group_id, "name": name, "hidden": False, **row(tally)})
         else:
@@ -179,6 +233,7 @@ def summarize(
     cells: dict[tuple[Any, Any, Any], Tally] = {}
     by_month: dict[str, list[int]] = {}
     candidates: list[tuple[Any, ...]] = []
+    month_starts, month_names = months.starts, months.names  # months.of, written out below
     for (
         enrollment_id,
         patient_id,
@@ -196,34 +251,51 @@ def summarize(
         mcid_sessions,
         risk,
     ) in rows:
+        # The dict updates are written out (not helpers): this loop runs once per enrollment, 20,000 times.
         tally = cells.get((practitioner_id, sequence_key, risk))
         if tally is None:
             tally = cells[practitioner_id, sequence_key, risk] = Tally()
         tally.enrolled += 1
         worsened = False
         if baseline is not None:
-            tally.baselines.append(baseline)
+            tally.with_baseline += 1
+            counts = tally.baselines
+            counts[baseline] = counts.get(baseline, 0) + 1
             if follow_ups:
                 fall = baseline - latest
                 two = fall >= MCID_POINTS
                 thirty = baseline > 0 and fall >= MCID_SHARE * baseline - 1e-9
                 worsened = -fall >= WORSE_POINTS
-                tally.latests.append(latest)
-                tally.changes.append(-fall)
-                tally.final += latest_at >= last_start
-                tally.two_points += two
-                tally.thirty_percent += thirty
-                tally.both += two and thirty
-                tally.worsened += worsened
+                tally.with_follow_up += 1
+                counts = tally.latests
+                counts[latest] = counts.get(latest, 0) + 1
+                counts = tally.changes
+                counts[-fall] = counts.get(-fall, 0) + 1
+                if latest_at >= last_start:
+                    tally.final += 1
+                if two:
+                    tally.two_points += 1
+                if thirty:
+                    tally.thirty_percent += 1
+                    if two:
+                        tally.both += 1
+                if worsened:
+                    tally.worsened += 1
                 if mcid_at is not None:
-                    tally.km_days.append(((mcid_at - first_start) / 86400, True))
-                    tally.km_sessions.append((float(mcid_sessions), True))
+                    days, sessions = ((mcid_at - first_start) / 86400, True), (float(mcid_sessions), True)
                 else:
-                    tally.km_days.append(((latest_at - first_start) / 86400, False))
-                    tally.km_sessions.append((float(latest_sessions), False))
-                month = by_month.setdefault(months.of(first_start), [0, 0])
+                    days, sessions = ((latest_at - first_start) / 86400, False), (float(latest_sessions), False)
+                km = tally.km_days
+                km[days] = km.get(days, 0) + 1
+                km = tally.km_sessions
+                km[sessions] = km.get(sessions, 0) + 1
+                name = month_names[max(0, bisect_right(month_starts, first_start) - 1)]
+                month = by_month.get(name)
+                if month is None:
+                    month = by_month[name] = [0, 0]
                 month[0] += 1
-                month[1] += two and thirty
+                if two and thirty:
+                    month[1] += 1
             else:
                 latest = None
         else:

@@ -549,6 +549,15 @@ class Outcome(Base):
     __table_args__ = (
         Index("ix_outcome_patient_recorded_at", "patient_id", "recorded_at"),
         Index("ix_outcome_prompt_message_id", "prompt_message_id", "recorded_at"),
+        # The Outcomes page's function figures read only PSFS ratings: without it, every request scanned every
+        # score (200,000 pain scores to find the PSFS ones).
+        Index(
+            "ix_outcome_psfs_patient_recorded_at",
+            "patient_id",
+            "recorded_at",
+            postgresql_where=text("measure = 'psfs'"),
+            sqlite_where=text("measure = 'psfs'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

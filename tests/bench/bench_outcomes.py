@@ -9,7 +9,9 @@
 2. Computes every enrollment's stored facts once (what the first read after the upgrade does).
 3. Times ``GET /api/v1/outcomes/summary`` (an API token) and ``GET /outcomes`` (a signed-in practitioner), both
    for the whole clinic (the worst case: no filter), then a new score followed by the summary (its enrollment's
-   facts are stale and computed again): **p50 / p95 / max ms**. Target: p95 under 300 ms.
+   facts are stale and computed again): **p50 / p95 / max ms**. Target: p95 under 300 ms. Each also prints the
+   web process's CPU per request and PostgreSQL's (the bench database's server processes, read from ``/proc``):
+   on a shared machine the wall times follow the load, the CPU per request much less.
 
 The database is ``ENGAGE_BENCH_DATABASE_URL`` (created if missing, schema rebuilt by the migrations).
 ``--reuse`` keeps a database an earlier run seeded with the same counts (the seed takes minutes on a busy
@@ -23,6 +25,7 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable
 
 from sqlalchemy import select, text
 
@@ -167,6 +170,40 @@ def _reused(episodes: int, scores: int) -> tuple[int, str] | None:
     return clinic_id, token
 
 
+def _database_cpu(url: str) -> Callable[[], float | None]:
+    """A reading of the CPU milliseconds the bench database's server processes (its backends, this reader's
+    excepted) have used, from ``/proc``; None when they cannot be read (a server on another machine)."""
+    engine = make_engine(url)
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float | None:
+        with engine.connect() as conn:
+            pids = conn.scalars(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            ).all()
+        total = 0.0
+        try:
+            for pid in pids:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) * 1000 / tick  # utime + stime
+        except OSError:
+            return None
+        return total
+
+    return read
+
+
+def _measured(name: str, run: Callable[[], None], times: int, database_cpu: Callable[[], float | None]) -> None:
+    """:func:`_timed` and :func:`_report`, and PostgreSQL's CPU per request (warm-up requests included)."""
+    before = database_cpu()
+    timings = _timed(run, times)
+    after = database_cpu()
+    _report(name, timings, 300)
+    if before is not None and after is not None:
+        print(f"  PostgreSQL server CPU per request: {(after - before) / (times + 10):.1f} ms", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=20_000)
@@ -221,9 +258,10 @@ def main() -> None:
             record_score(session, picker.choice(patients), picker.randint(0, 10), actor="bench")
         summary()
 
-    _report(f"outcome summary API over {args.episodes} episodes", _timed(summary, args.requests), 300)
-    _report(f"Outcomes page over {args.episodes} episodes", _timed(outcomes_page, args.requests), 300)
-    _report("a new score, then the summary API", _timed(score_then_summary, args.requests), 300)
+    database_cpu = _database_cpu(os.environ["ENGAGE_DATABASE_URL"])
+    _measured(f"outcome summary API over {args.episodes} episodes", summary, args.requests, database_cpu)
+    _measured(f"Outcomes page over {args.episodes} episodes", outcomes_page, args.requests, database_cpu)
+    _measured("a new score, then the summary API", score_then_summary, args.requests, database_cpu)
 
 
 if __name__ == "__main__":

@@ -198,3 +198,61 @@ def test_function_by_the_psfs_mean_from_baseline_to_the_latest_rating(session: S
     assert (psfs["with_baseline"], psfs["with_follow_up"]) == (3, 2)
     assert (psfs["median_baseline"], psfs["median_latest"], psfs["median_change"]) == (3, 4.5, 2)
     assert (psfs["improved"]["count"], psfs["improved"]["n"], psfs["improved"]["rate"]) == (1, 2, 0.5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_summary_prompt_figures_equal_those_counted_prompt_by_prompt(session: Session, seed: int) -> None:
+    """The summary groups each enrollment's prompts before joining them to the scope (``prompts_by_enrollment``);
+    the CSV's episodes number them prompt by prompt (``prompt_facts``): on random prompts (both channels, sent,
+    delivered or failed, answered in time, late or not at all, some inside their 72 hours) both give the same
+    rates per channel and the same runs of unanswered prompts."""
+    import random
+
+    from sqlalchemy import select
+
+    from engage.outcomes import figures
+    from engage.outcomes.summary import load_episodes
+    from engage.records.models import Channel, Enrollment, Message, MessageStatus, Outcome
+
+    rng = random.Random(seed)
+    world = fixture.build(session)
+    now = utcnow()
+    statuses = [MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNKNOWN, MessageStatus.FAILED]
+    for enrollment_id, patient_id in session.execute(select(Enrollment.id, Enrollment.patient_id)).all():
+        for number, days_ago in enumerate(rng.sample(range(1, 40), rng.randint(0, 6))):
+            sent = now - timedelta(days=days_ago, hours=rng.random())
+            message = Message(
+                enrollment_id=enrollment_id,
+                patient_id=patient_id,
+                step_key="reassessment",
+                occurrence=f"r:{number}",
+                channel=rng.choice(list(Channel)),
+                template="reassessment",
+                context={},
+                due_at=sent,
+                status=rng.choice(statuses),
+                sent_at=sent,
+            )
+            session.add(message)
+            session.flush()
+            if rng.random() < 0.4:
+                session.add(
+                    Outcome(
+                        patient_id=patient_id,
+                        prompt_message_id=message.id,
+                        score=rng.randint(0, 10),
+                        source="sms",
+                        recorded_at=sent + timedelta(hours=rng.choice([1, 30, 80, 200])),
+                    )
+                )
+    session.commit()
+
+    summary = outcome_summary(session, world.clinic_id, now=now)
+    loaded = load_episodes(session, world.clinic_id, Filters(), now)
+    assert summary["response_rate"] == figures.response_rates(loaded.rates)
+    assert summary["response_rate"]  # the random prompts make some rates
+    expected = figures.act_on(loaded.episodes)
+    assert summary["act_on_total"] == len(expected)
+    assert [(r["enrollment_id"], r["unanswered_in_a_row"], r["reasons"]) for r in summary["act_on"]] == [
+        (r["enrollment_id"], r["unanswered_in_a_row"], r["reasons"]) for r in expected
+    ]

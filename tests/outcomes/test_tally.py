@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import random
+import statistics
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from engage.outcomes import figures, tally
+from engage.outcomes.statistics import kaplan_meier_median as statistics_km
 from engage.outcomes.stored_facts import EpisodeFacts
 from engage.outcomes.summary import _episode
 from engage.records.models import EnrollmentStatus
@@ -77,3 +79,27 @@ def test_one_pass_figures_equal_the_figures_over_episodes(seed: int) -> None:
     assert tally.responders_by_month(found.months) == figures.responders_by_month(
         episodes, lambda e: e.first_session.astimezone(TZ).strftime("%Y-%m")
     )
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_medians_over_counts_equal_the_medians_over_every_value(seed: int) -> None:
+    # Many ties (scores, sessions, whole days) and a few values, where the middle and the 0.5 survival fall on
+    # the edge between two values.
+    rng = random.Random(seed)
+    values = [rng.randint(-10, 10) for _ in range(rng.choice([1, 2, 3, 4, 9, 10, 101]))]
+    counts: dict[Any, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    assert tally.median_of_counts(counts) == statistics.median(values)
+    times = [(float(rng.choice([1, 2, 3, 5, 8, rng.uniform(0, 9)])), rng.random() < 0.6) for _ in values]
+    pairs: dict[tuple[float, bool], int] = {}
+    for pair in times:
+        pairs[pair] = pairs.get(pair, 0) + 1
+    assert tally.kaplan_meier_median_of_counts(pairs) == statistics_km(times)
+
+
+def test_medians_over_no_counts_are_none() -> None:
+    assert tally.median_of_counts({}) is None
+    assert tally.kaplan_meier_median_of_counts({}) is None
+    assert tally.median_of_counts({4: 1, 6: 1}) == 5.0
+    assert tally.kaplan_meier_median_of_counts({(1.0, False): 2, (10.0, True): 1, (20.0, True): 1}) == 10.0
