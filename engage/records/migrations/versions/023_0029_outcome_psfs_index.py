@@ -4,8 +4,8 @@ The function figures join each episode in scope to its patient's PSFS ratings. W
 those, PostgreSQL scanned every score (all pain scores: 200,000 in the benchmark) on every request to find
 them; ``ix_outcome_psfs_patient_recorded_at`` (patient, time) ``WHERE measure = 'psfs'`` holds the PSFS ones only.
 
-Revision ID: 0028
-Revises: 0027
+Revision ID: 0029
+Revises: 0028
 Create Date: 2026-12-06 08:00:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0028"
-down_revision = "0027"
+revision = "0029"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
