@@ -48,7 +48,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from psycopg import DatabaseError
+from psycopg.pq import ExecStatus
 from sqlalchemy import CursorResult, Table, bindparam, insert, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -433,17 +436,26 @@ class BatchWrites:
     updates: list[tuple[Message, dict[str, Any]]] = field(default_factory=list)
     inserts: list[dict[str, Any]] = field(default_factory=list)
 
-    def write(self, session: Session) -> None:
-        """One ``executemany`` per set of columns changed, then one bulk insert. The rows are locked
-        (``FOR UPDATE``), so each still has the status read; the status stays in the WHERE all the same."""
+    def write(self, session: Session, *, defer: bool = False) -> Callable[[], None] | None:
+        """One statement per set of columns changed (PostgreSQL: an UPDATE from arrays; SQLite: an
+        ``executemany``), then one bulk insert. The rows are locked (``FOR UPDATE``), so each still has the
+        status read; the status stays in the WHERE all the same.
+
+        ``defer`` (PostgreSQL): the largest UPDATE is sent last and not waited for; the function returned
+        waits for it (raising its error), and must be called before the connection is used again. Meanwhile
+        this process can work on something else (publishing plans its next chunk) while the server writes."""
         groups: dict[tuple[str, ...], list[tuple[Message, dict[str, Any]]]] = {}
         for row, values in self.updates:
             groups.setdefault(tuple(sorted(values)), []).append((row, values))
         table = Message.__table__
         assert isinstance(table, Table)
         connection = session.connection()
+        postgresql = connection.dialect.name == "postgresql"
+        last = max(groups, key=lambda names: len(groups[names])) if defer and postgresql and groups else None
         for names, members in groups.items():
-            if connection.dialect.name == "postgresql":
+            if names == last:
+                continue
+            if postgresql:
                 _update_from_arrays(connection, table, names, members)
                 continue
             statement = (
@@ -463,18 +475,25 @@ class BatchWrites:
             else:  # a plain row read for the diff (engage.schedule.replan)
                 row.__dict__.update(values)
         insert_rows(session, self.inserts)
+        finish = _update_from_arrays(connection, table, last, groups[last], send_only=True) if last else None
         self.updates.clear()
         self.inserts.clear()
+        return finish
 
 
 def _update_from_arrays(
-    connection: Any, table: Table, names: tuple[str, ...], members: list[tuple[Message, dict[str, Any]]]
-) -> None:
+    connection: Any,
+    table: Table,
+    names: tuple[str, ...],
+    members: list[tuple[Message, dict[str, Any]]],
+    *,
+    send_only: bool = False,
+) -> Callable[[], None] | None:
     """One ``UPDATE message ... FROM unnest(<arrays>)`` for rows that get the same columns (PostgreSQL): one
     statement for thousands of rows, where an ``executemany`` runs one statement a row. Each array travels as
     one text (:func:`_array_literal`) and is cast to its column's type; a column every row gets the same value
     for (a moved row's fresh attempts, ``updated_at``) travels once, not as an array. The status read stays in
-    the WHERE."""
+    the WHERE. ``send_only``: see :meth:`BatchWrites.write` (``defer``); returns the function that waits."""
     dialect = connection.dialect
     first = members[0][1]
     same = [name for name in names if all(values[name] == first[name] for _, values in members)]
@@ -483,25 +502,56 @@ def _update_from_arrays(
         ("status", [row.status for row, _ in members]),
         *((name, [values[name] for _, values in members]) for name in names if name not in same),
     ]
-    params: dict[str, Any] = {}
+    params: list[str | None] = []
+
+    def parameter(value: str | None) -> str:
+        params.append(value)
+        return f"${len(params)}" if send_only else f":p{len(params)}"
+
     sources, assignments = [], []
-    for i, (column, found) in enumerate(varying):
+    for column, found in varying:
         sql_type = table.c[column].type.compile(dialect=dialect)
-        params[f"a{i}"] = _array_literal([_as_text(value) for value in found])
-        sources.append(f"CAST(CAST(:a{i} AS text) AS {sql_type}[])")
+        literal = parameter(_array_literal([_as_text(value) for value in found]))
+        sources.append(f"CAST(CAST({literal} AS text) AS {sql_type}[])")
         if column not in ("id", "status"):
             assignments.append(f"{column} = v.{column}")
-    for i, column in enumerate(same):
+    for column in same:
         sql_type = table.c[column].type.compile(dialect=dialect)
-        params[f"c{i}"] = _as_text(first[column])
-        assignments.append(f"{column} = CAST(CAST(:c{i} AS text) AS {sql_type})")
-    connection.execute(
-        text(
-            f"UPDATE message AS m SET {', '.join(assignments)} FROM unnest({', '.join(sources)}) "
-            f"AS v({', '.join(column for column, _ in varying)}) WHERE m.id = v.id AND m.status = v.status"
-        ),
-        params,
+        assignments.append(f"{column} = CAST(CAST({parameter(_as_text(first[column]))} AS text) AS {sql_type})")
+    sql = (
+        f"UPDATE message AS m SET {', '.join(assignments)} FROM unnest({', '.join(sources)}) "
+        f"AS v({', '.join(column for column, _ in varying)}) WHERE m.id = v.id AND m.status = v.status"
     )
+    if not send_only:
+        connection.execute(text(sql), {f"p{i}": value for i, value in enumerate(params, start=1)})
+        return None
+    return _send(connection, sql, params)
+
+
+def _send(connection: Any, sql: str, params: list[str | None]) -> Callable[[], None]:
+    """Send one statement on the connection (psycopg's libpq connection) without waiting for its result;
+    return the function that waits for it and raises its error."""
+    pgconn = connection.connection.driver_connection.pgconn
+    mode = pgconn.nonblocking
+    pgconn.nonblocking = 0  # psycopg keeps libpq non-blocking; blocking, the send returns once all is sent
+    try:
+        pgconn.send_query_params(sql.encode(), [None if p is None else p.encode() for p in params])
+    finally:
+        pgconn.nonblocking = mode
+
+    def finish() -> None:
+        error = None
+        pgconn.nonblocking = 0
+        try:
+            while (result := pgconn.get_result()) is not None:
+                if result.status not in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK) and error is None:
+                    error = result.error_message.decode(errors="replace")
+        finally:
+            pgconn.nonblocking = mode
+        if error is not None:
+            raise OperationalError("UPDATE message (re-planned rows)", None, DatabaseError(error))
+
+    return finish
 
 
 def _array_literal(values: list[str | None]) -> str:

@@ -14,7 +14,7 @@ import gc
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -102,9 +102,37 @@ def replan_enrollments(session: Session, enrollment_ids: Iterable[int], content:
     ids = sorted(set(enrollment_ids))
     total = Replanned(ReconcileResult())
     with _no_cyclic_gc():
+        unwritten: _Unwritten | None = None
         for start in range(0, len(ids), CHUNK):
-            _replan_chunk(session, ids[start : start + CHUNK], content, total)
+            unwritten = _replan_chunk(session, ids[start : start + CHUNK], content, total, unwritten)
+        if unwritten is not None:
+            laps = _Laps()
+            unwritten.write(session)
+            laps.lap("write")
     return total
+
+
+@dataclass
+class _Unwritten:
+    """A planned chunk's writes, made while the next chunk is planned (:func:`_replan_chunk`)."""
+
+    writes: BatchWrites
+    enrollments: list[Any]
+    existing: dict[int, list[Any]]
+
+    def send(self, session: Session) -> Callable[[], None]:
+        """Make the writes, the largest UPDATE left running on the server; return what finishes them."""
+        waiting = self.writes.write(session, defer=True)
+
+        def finish() -> None:
+            if waiting is not None:
+                waiting()
+            _restamp_held(session, self.enrollments, self.existing)
+
+        return finish
+
+    def write(self, session: Session) -> None:
+        self.send(session)()
 
 
 @contextmanager
@@ -133,7 +161,12 @@ def switch_version(session: Session, enrollment_ids: list[int], version: int | N
         )
 
 
-def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, total: Replanned) -> None:
+def _replan_chunk(
+    session: Session, ids: list[int], content: SequenceContent, total: Replanned, before: _Unwritten | None
+) -> _Unwritten:
+    """Read, plan and diff a chunk of enrollments; return its writes, not made yet. ``before``: the previous
+    chunk's writes, made once this chunk is read, the largest one running on the server while this one is
+    planned (the chunks' rows are apart; what a chunk reads of others, handed-over SMS, no re-plan writes)."""
     laps = _Laps()
     session.flush()
     # Plain rows (the columns planning and the diff read), not ORM objects: thousands of them per publish.
@@ -207,44 +240,49 @@ def _replan_chunk(session: Session, ids: list[int], content: SequenceContent, to
     now = utcnow()
     writes = BatchWrites()
     laps.lap("read.messages")
-    for enrollment in enrollments:
-        plan = plans[enrollment.plan_id]
-        patient = patients[enrollment.patient_id]
-        desired = []
-        if enrollment.status in PLANNING_ACTIVE:
-            texts_off = reach[patient.id].get(Channel.SMS) == f"opted out of {Channel.SMS.value}"
-            desired = plan_messages(
-                plan_facts(plan),
-                appointments[plan.id],
-                content.sequence,
-                policy_from(patient, clinics[patient.clinic_id], texts_off=texts_off),
-                EnrollmentFacts(enrollment.id, enrollment.created_at),
-                tuple(
-                    SentSms(due_at, key if owner == enrollment.id else None)
-                    for owner, key, due_at in history.get(patient.id, ())
-                ),
-            )
-        laps.lap("plan")
-        inserted_before = len(writes.inserts)
-        total.result += apply_diff(
-            session,
-            enrollment=enrollment,
-            desired=desired,
-            existing=existing[enrollment.id],
-            reach=reach[patient.id],
-            appointment_status={a.id: a.status for a in appointments[plan.id]},
-            plan_status=plan.status,
-            now=now,
-            batch=writes,
-        )
-        total.scheduled_inserts += sum(
-            1 for row in writes.inserts[inserted_before:] if row["status"] is MessageStatus.SCHEDULED
-        )
-        total.enrollments += 1
-        laps.lap("diff")
-    writes.write(session)
-    _restamp_held(session, enrollments, existing)
+    finish = before.send(session) if before is not None else None
     laps.lap("write")
+    try:
+        for enrollment in enrollments:
+            plan = plans[enrollment.plan_id]
+            patient = patients[enrollment.patient_id]
+            desired = []
+            if enrollment.status in PLANNING_ACTIVE:
+                texts_off = reach[patient.id].get(Channel.SMS) == f"opted out of {Channel.SMS.value}"
+                desired = plan_messages(
+                    plan_facts(plan),
+                    appointments[plan.id],
+                    content.sequence,
+                    policy_from(patient, clinics[patient.clinic_id], texts_off=texts_off),
+                    EnrollmentFacts(enrollment.id, enrollment.created_at),
+                    tuple(
+                        SentSms(due_at, key if owner == enrollment.id else None)
+                        for owner, key, due_at in history.get(patient.id, ())
+                    ),
+                )
+            laps.lap("plan")
+            inserted_before = len(writes.inserts)
+            total.result += apply_diff(
+                session,
+                enrollment=enrollment,
+                desired=desired,
+                existing=existing[enrollment.id],
+                reach=reach[patient.id],
+                appointment_status={a.id: a.status for a in appointments[plan.id]},
+                plan_status=plan.status,
+                now=now,
+                batch=writes,
+            )
+            total.scheduled_inserts += sum(
+                1 for row in writes.inserts[inserted_before:] if row["status"] is MessageStatus.SCHEDULED
+            )
+            total.enrollments += 1
+            laps.lap("diff")
+    finally:
+        if finish is not None:  # the connection is free again only once the server has answered
+            finish()
+            laps.lap("write")
+    return _Unwritten(writes, enrollments, existing)
 
 
 def _restamp_held(session: Session, enrollments: Sequence[Any], existing: dict[int, list[Any]]) -> None:
