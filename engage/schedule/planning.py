@@ -59,8 +59,8 @@ Rules (documented here because staff and tests rely on them):
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from functools import lru_cache
@@ -170,53 +170,113 @@ def plan_messages(
     if plan.status is PlanStatus.CANCELLED:
         return []
     tz = ZoneInfo(policy.timezone)
+    compiled = _compiled(sequence)
     live = sorted(
         (a for a in appointments if a.status is not AppointmentStatus.CANCELLED), key=lambda a: (a.start, a.id)
     )
     counted = [a for a in live if a.status in COUNTED]
     plan_end = max((a.end for a in live), default=None)
 
-    quiet = {channel: quiet_hours_for(policy.quiet_hours, channel.value) for channel in Channel}
+    quiet = _quiet_hours(policy.quiet_hours)
+    enrolled_at = enrollment.created_at
     messages: list[DesiredMessage] = []
-    for step in sequence.steps:
+    made: dict[str, list[_Anchor]] = {}
+    for planned in compiled.steps:
+        step = planned.step
         if step.key in policy.steps_off or (step.needs_exercises and not plan.has_exercises):
             continue
         channel = _channel(step, policy)
+        channel_quiet = quiet[channel]
         slots: dict[datetime, DesiredMessage] = {}
-        for anchor in _anchors(step, counted, plan_end, enrollment, live, plan):
-            for index, offset in enumerate(step.offsets):
-                due = _due(anchor.at, offset, step, tz, quiet[channel])
-                if offset.negative and due <= enrollment.created_at:
-                    due = _catch_up(enrollment.created_at, anchor.at, step, tz, quiet[channel]) or due
-                occurrence, extra = _occurrence(anchor.occurrence, step, index, offset)
+        for anchor in _anchors(planned, counted, plan_end, enrollment, live, plan, made):
+            for offset, negative, suffix, extra in planned.offsets:
+                due = _placed(anchor.at, offset, step.at, planned.ignore_quiet, tz, channel_quiet)
+                if negative and due <= enrolled_at:
+                    due = _catch_up(enrolled_at, anchor.at, step, tz, channel_quiet) or due
                 # Later anchors overwrite earlier ones at the same instant: one message a slot.
                 slots[due] = DesiredMessage(
-                    step_key=step.key,
-                    occurrence=occurrence,
-                    channel=channel,
-                    template=step.template,
-                    due_at=due,
-                    appointment_id=anchor.appointment_id,
-                    context={**anchor.context, **extra},
+                    step.key,
+                    anchor.occurrence + suffix,
+                    channel,
+                    step.template,
+                    due,
+                    anchor.appointment_id,
+                    {**anchor.context, **extra},
                 )
         messages.extend(slots.values())
-    step_order = {step.key: i for i, step in enumerate(sequence.steps)}
+    step_order = compiled.order
     messages.sort(key=lambda m: (m.due_at, step_order[m.step_key], m.occurrence))
-    pinned = {step.key for step in sequence.steps if step.at is not None} | {BOOKING_STEP}
-    before = {step.key for step in sequence.steps if all(offset.negative for offset in step.offsets)}
-    shifts = {step.key for step in sequence.steps if step.quiet_hours == "shift"}
+    shifts = compiled.shifts
 
     def quiet_at(message: DesiredMessage, at: datetime) -> bool:
         return message.step_key in shifts and is_quiet(at, tz, quiet[message.channel])
 
-    spread = _one_a_minute(messages, pinned, before, quiet_at)
-    return _apply_caps(spread, sequence, policy, tz, enrollment, history)
+    spread = _one_a_minute(messages, compiled.pinned, compiled.before, quiet_at)
+    return _apply_caps(spread, compiled, policy, tz, enrollment, history)
+
+
+@dataclass(frozen=True)
+class _PlannedStep:
+    """A step with what planning asks of it for every plan worked out once (:func:`_compiled`)."""
+
+    step: Step
+    #: (offset, before its anchor, occurrence suffix, context added) per repetition.
+    offsets: tuple[tuple[Offset, bool, str, dict[str, Any]], ...]
+    ignore_quiet: bool
+    #: The 1-based positions of the counted appointments the step is for, by how many are counted.
+    positions: dict[int, tuple[int, ...]] = field(default_factory=dict, compare=False)
+
+    def selected(self, total: int) -> tuple[int, ...]:
+        found = self.positions.get(total)
+        if found is None:
+            found = self.positions[total] = tuple(p for p in range(1, total + 1) if self.step.selects(p, total))
+        return found
+
+
+@dataclass(frozen=True)
+class _CompiledSequence:
+    sequence: Sequence
+    steps: tuple[_PlannedStep, ...]
+    order: dict[str, int]  # step key -> its index
+    pinned: frozenset[str]
+    before: frozenset[str]
+    shifts: frozenset[str]
+
+
+_COMPILED: dict[int, _CompiledSequence] = {}
+
+
+def _compiled(sequence: Sequence) -> _CompiledSequence:
+    """What :func:`plan_messages` needs of ``sequence`` beyond a plan's facts, worked out once per sequence
+    object (a publish plans thousands of enrollments with one; sequences are immutable)."""
+    found = _COMPILED.get(id(sequence))
+    if found is not None and found.sequence is sequence:
+        return found
+    steps = []
+    for step in sequence.steps:
+        offsets = []
+        for index, offset in enumerate(step.offsets):
+            occurrence, extra = _occurrence("", step, index, offset)
+            offsets.append((offset, offset.negative, occurrence, extra))
+        steps.append(_PlannedStep(step, tuple(offsets), step.quiet_hours == "ignore"))
+    found = _CompiledSequence(
+        sequence=sequence,
+        steps=tuple(steps),
+        order={step.key: i for i, step in enumerate(sequence.steps)},
+        pinned=frozenset({step.key for step in sequence.steps if step.at is not None} | {BOOKING_STEP}),
+        before=frozenset(step.key for step in sequence.steps if all(offset.negative for offset in step.offsets)),
+        shifts=frozenset(step.key for step in sequence.steps if step.quiet_hours == "shift"),
+    )
+    if len(_COMPILED) >= 256:  # the sequence objects alive are few (cached versions, the library)
+        _COMPILED.clear()
+    _COMPILED[id(sequence)] = found
+    return found
 
 
 def _one_a_minute(
     messages: list[DesiredMessage],
-    pinned: set[str],
-    before: set[str],
+    pinned: AbstractSet[str],
+    before: AbstractSet[str],
     quiet_at: Callable[[DesiredMessage, datetime], bool],
 ) -> list[DesiredMessage]:
     """``messages`` (sorted) with each one that shares its minute with another moved a minute later.
@@ -229,7 +289,7 @@ def _one_a_minute(
     """
 
     def minute(at: datetime) -> datetime:
-        return at.replace(second=0, microsecond=0)
+        return at.replace(second=0, microsecond=0) if at.second or at.microsecond else at
 
     taken = {minute(m.due_at) for m in messages if m.step_key in pinned}
     out = []
@@ -256,7 +316,7 @@ def _channel(step: Step, policy: Policy) -> Channel:
 
 def _apply_caps(
     messages: list[DesiredMessage],
-    sequence: Sequence,
+    compiled: _CompiledSequence,
     policy: Policy,
     tz: ZoneInfo,
     enrollment: EnrollmentFacts,
@@ -267,19 +327,24 @@ def _apply_caps(
         return messages
     per_day = policy.sms_per_day if policy.sms_per_day is not None else 10**6
     per_week = policy.sms_per_week if policy.sms_per_week is not None else 10**6
-    steps = {step.key: (i, step) for i, step in enumerate(sequence.steps)}
     sent_keys = {h.key for h in history if h.key is not None}
     # Local days as ordinals (ints): the windows below add and compare them for every SMS of every plan.
-    days: Counter[int] = Counter(local_date(h.due_at, tz).toordinal() for h in history)
+    days: dict[int, int] = {}
+    for h in history:
+        day = _local_day(h.due_at, tz)
+        days[day] = days.get(day, 0) + 1
 
     def fits(day: int) -> bool:
-        if days[day] >= per_day:
+        if days.get(day, 0) >= per_day:
             return False
         # The 13 days that the seven 7-day windows through ``day`` cover; slide one window across them.
         # (Planning a year of visits for thousands of patients calls this for every SMS: keep it cheap.)
         if not days:  # nothing counted yet in any window
             return per_week > 0
-        span = [days.get(day + offset, 0) for offset in range(-6, 7)]
+        get = days.get
+        span = [get(d, 0) for d in range(day - 6, day + 7)]
+        if sum(span) < per_week:  # no window can be full
+            return True
         week = sum(span[:7])
         for first in range(7):
             if week >= per_week:
@@ -288,63 +353,80 @@ def _apply_caps(
                 week += span[first + 7] - span[first]
         return True
 
+    order = compiled.order
+    steps = compiled.sequence.steps
+    enrolled_at = enrollment.created_at
     candidates = [
         m
         for m in messages
         if m.channel is Channel.SMS
-        and not steps[m.step_key][1].urgent
-        and m.key not in sent_keys
-        and m.due_at >= enrollment.created_at
+        and not steps[order[m.step_key]].urgent
+        and (m.step_key, m.occurrence) not in sent_keys
+        and m.due_at >= enrolled_at
     ]
-    candidates.sort(key=lambda m: (-steps[m.step_key][1].priority, m.due_at, steps[m.step_key][0], m.occurrence))
+    candidates.sort(key=lambda m: (-steps[order[m.step_key]].priority, m.due_at, order[m.step_key], m.occurrence))
     capped: set[tuple[str, str]] = set()
     for message in candidates:
-        day = local_date(message.due_at, tz).toordinal()
+        day = _local_day(message.due_at, tz)
         if fits(day):
-            days[day] += 1
+            days[day] = days.get(day, 0) + 1
         else:
-            capped.add(message.key)
-    return [replace(m, skip_reason=FREQUENCY_CAP) if m.key in capped else m for m in messages]
+            capped.add((message.step_key, message.occurrence))
+    if not capped:
+        return messages
+    return [replace(m, skip_reason=FREQUENCY_CAP) if (m.step_key, m.occurrence) in capped else m for m in messages]
+
+
+@lru_cache(maxsize=1 << 16)
+def _local_day(instant: datetime, tz: ZoneInfo) -> int:
+    """The local date of ``instant`` in ``tz`` as an ordinal, remembered: the same few hundred instants recur
+    across a clinic's plans (a slot grid), and converting to a zone is the dearest step of the caps."""
+    return local_date(instant, tz).toordinal()
+
+
+_QUIET: dict[QuietHours, QuietHours] = {}
+_DEFAULT_QUIET: dict[Channel, QuietHours] = {}
+
+
+def _quiet_hours(setting: dict[str, Any]) -> dict[Channel, QuietHours]:
+    """:func:`quiet_hours_for` each channel, as the same objects for the same hours (they key :func:`_placed`'s
+    cache, where the same object compares at once)."""
+    if isinstance(setting, dict) and not setting:  # the default hours: most clinics
+        if not _DEFAULT_QUIET:
+            _DEFAULT_QUIET.update({channel: quiet_hours_for({}, channel.value) for channel in Channel})
+        return _DEFAULT_QUIET
+    found = {}
+    for channel in Channel:
+        hours = quiet_hours_for(setting, channel.value)  # each time: it warns about a bad setting
+        if len(_QUIET) >= 1024:
+            _QUIET.clear()
+        found[channel] = _QUIET.setdefault(hours, hours)
+    return found
 
 
 def _anchors(
-    step: Step,
+    planned: _PlannedStep,
     counted: list[AppointmentFacts],
     plan_end: datetime | None,
     enrollment: EnrollmentFacts,
     live: list[AppointmentFacts],
     plan: PlanFacts,
+    made: dict[str, list[_Anchor]],
 ) -> list[_Anchor]:
+    step = planned.step
     if step.anchor in APPOINTMENT_ANCHORS and "no_show" in (step.appointments or ()):
         return [
             _Anchor(a.start if step.anchor == "appointment.start" else a.end, f"{NO_SHOW_OCCURRENCE}{a.id}", a.id, {})
             for a in live
             if a.status is AppointmentStatus.NO_SHOW
         ]
-    if step.anchor == "appointment.next_start":
-        total = len(counted)
-        return [
-            _Anchor(
-                at=counted[position].start,  # the next counted appointment (position is 1-based)
-                occurrence=f"appt:{a.id}",
-                appointment_id=a.id,
-                context={"session_number": position, "session_count": total},
-            )
-            for position, a in enumerate(counted, start=1)
-            if position < total and step.selects(position, total)
-        ]
     if step.anchor in APPOINTMENT_ANCHORS:
-        total = len(counted)
-        return [
-            _Anchor(
-                at=a.start if step.anchor == "appointment.start" else a.end,
-                occurrence=f"appt:{a.id}",
-                appointment_id=a.id,
-                context={"session_number": position, "session_count": total},
-            )
-            for position, a in enumerate(counted, start=1)
-            if step.selects(position, total)
-        ]
+        every = made.get(step.anchor)  # the anchors of every counted appointment, made once for all steps
+        if every is None:
+            every = made[step.anchor] = _appointment_anchors(step.anchor, counted)
+        if step.anchor == "appointment.next_start":  # none after the last
+            return [every[position - 1] for position in planned.selected(len(counted)) if position < len(counted)]
+        return [every[position - 1] for position in planned.selected(len(counted))]
     if step.anchor == "enrollment":
         return [_Anchor(enrollment.created_at, "enrollment", None, {})]
     if step.anchor == "appointment.booked":
@@ -358,6 +440,20 @@ def _anchors(
     if plan_end is None:
         return []
     return [_Anchor(plan_end, "plan.end", None, {"session_count": len(counted)})]
+
+
+def _appointment_anchors(anchor: str, counted: list[AppointmentFacts]) -> list[_Anchor]:
+    """The ``anchor`` (appointment.start, .end or .next_start) of each counted appointment, by position
+    (for .next_start: of every appointment but the last, whose anchor is the start of the next)."""
+    total = len(counted)
+    if anchor == "appointment.next_start":
+        times = [a.start for a in counted[1:]]
+    else:
+        times = [a.start if anchor == "appointment.start" else a.end for a in counted]
+    return [
+        _Anchor(at, f"appt:{a.id}", a.id, {"session_number": position, "session_count": total})
+        for position, (a, at) in enumerate(zip(counted, times, strict=False), start=1)  # next_start: one fewer
+    ]
 
 
 def _booked_anchors(counted: list[AppointmentFacts], enrollment: EnrollmentFacts) -> list[_Anchor]:

@@ -48,7 +48,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from psycopg import DatabaseError
+from psycopg.pq import ExecStatus
 from sqlalchemy import CursorResult, Table, bindparam, insert, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -369,8 +372,9 @@ def apply_diff(
     inserts: list[dict[str, Any]] = []
     wanted: set[tuple[str, str]] = set()
     for message in desired:
-        wanted.add(message.key)
-        row = rows.get(message.key)
+        key = (message.step_key, message.occurrence)
+        wanted.add(key)
+        row = rows.get(key)
         moved = row is not None and row.due_at != message.due_at
         target = target_for(
             message,
@@ -438,68 +442,133 @@ class BatchWrites:
     updates: list[tuple[Message, dict[str, Any]]] = field(default_factory=list)
     inserts: list[dict[str, Any]] = field(default_factory=list)
 
-    def write(self, session: Session) -> None:
-        """One ``executemany`` per set of columns changed, then one bulk insert. The rows are locked
-        (``FOR UPDATE``), so each still has the status read; the status stays in the WHERE all the same."""
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    def write(self, session: Session, *, defer: bool = False) -> Callable[[], None] | None:
+        """One statement per set of columns changed (PostgreSQL: an UPDATE from arrays; SQLite: an
+        ``executemany``), then one bulk insert. The rows are locked (``FOR UPDATE``), so each still has the
+        status read; the status stays in the WHERE all the same.
+
+        ``defer`` (PostgreSQL): the largest UPDATE is sent last and not waited for; the function returned
+        waits for it (raising its error), and must be called before the connection is used again. Meanwhile
+        this process can work on something else (publishing plans its next chunk) while the server writes."""
+        groups: dict[tuple[str, ...], list[tuple[Message, dict[str, Any]]]] = {}
         for row, values in self.updates:
-            params = {f"new_{name}": value for name, value in values.items()}
-            groups.setdefault(tuple(sorted(values)), []).append({"row_id": row.id, "row_status": row.status, **params})
+            groups.setdefault(tuple(sorted(values)), []).append((row, values))
         table = Message.__table__
         assert isinstance(table, Table)
         connection = session.connection()
-        for names, params_list in groups.items():
-            if connection.dialect.name == "postgresql":
-                _update_from_arrays(connection, table, names, params_list)
+        postgresql = connection.dialect.name == "postgresql"
+        last = max(groups, key=lambda names: len(groups[names])) if defer and postgresql and groups else None
+        for names, members in groups.items():
+            if names == last:
+                continue
+            if postgresql:
+                _update_from_arrays(connection, table, names, members)
                 continue
             statement = (
                 update(table)
                 .where(table.c.id == bindparam("row_id"), table.c.status == bindparam("row_status"))
                 .values({name: bindparam(f"new_{name}") for name in names})
             )
+            params_list = [
+                {"row_id": row.id, "row_status": row.status, **{f"new_{name}": v for name, v in values.items()}}
+                for row, values in members
+            ]
             connection.execute(statement, params_list)
         for row, values in self.updates:
-            for name, value in values.items():
-                if hasattr(row, "_sa_instance_state"):
+            if hasattr(row, "_sa_instance_state"):
+                for name, value in values.items():
                     set_committed_value(row, name, value)
-                else:  # a plain row read for the diff (engage.schedule.replan)
-                    setattr(row, name, value)
+            else:  # a plain row read for the diff (engage.schedule.replan)
+                row.__dict__.update(values)
         insert_rows(session, self.inserts)
+        finish = _update_from_arrays(connection, table, last, groups[last], send_only=True) if last else None
         self.updates.clear()
         self.inserts.clear()
+        return finish
 
 
 def _update_from_arrays(
-    connection: Any, table: Table, names: tuple[str, ...], params_list: list[dict[str, Any]]
-) -> None:
+    connection: Any,
+    table: Table,
+    names: tuple[str, ...],
+    members: list[tuple[Message, dict[str, Any]]],
+    *,
+    send_only: bool = False,
+) -> Callable[[], None] | None:
     """One ``UPDATE message ... FROM unnest(<arrays>)`` for rows that get the same columns (PostgreSQL): one
-    statement for thousands of rows, where an ``executemany`` runs one statement a row. Each value travels as
-    text and is cast to its column's type; a column every row gets the same value for (a moved row's fresh
-    attempts, ``updated_at``) travels once, not as an array. The status read stays in the WHERE."""
+    statement for thousands of rows, where an ``executemany`` runs one statement a row. Each array travels as
+    one text (:func:`_array_literal`) and is cast to its column's type; a column every row gets the same value
+    for (a moved row's fresh attempts, ``updated_at``) travels once, not as an array. The status read stays in
+    the WHERE. ``send_only``: see :meth:`BatchWrites.write` (``defer``); returns the function that waits."""
     dialect = connection.dialect
-    columns = ["id", "status", *names]
-    keys = ["row_id", "row_status", *(f"new_{name}" for name in names)]
-    first = params_list[0]
-    same = {key for key in keys[2:] if all(params[key] == first[key] for params in params_list)}
-    varying = [(column, key) for column, key in zip(columns, keys, strict=True) if key not in same]
-    params: dict[str, Any] = {}
+    first = members[0][1]
+    same = [name for name in names if all(values[name] == first[name] for _, values in members)]
+    varying: list[tuple[str, list[Any]]] = [
+        ("id", [row.id for row, _ in members]),
+        ("status", [row.status for row, _ in members]),
+        *((name, [values[name] for _, values in members]) for name in names if name not in same),
+    ]
+    params: list[str | None] = []
+
+    def parameter(value: str | None) -> str:
+        params.append(value)
+        return f"${len(params)}" if send_only else f":p{len(params)}"
+
     sources, assignments = [], []
-    for i, (column, key) in enumerate(varying):
+    for column, found in varying:
         sql_type = table.c[column].type.compile(dialect=dialect)
-        params[f"a{i}"] = [_as_text(found[key]) for found in params_list]
-        sources.append(f"CAST(CAST(:a{i} AS text[]) AS {sql_type}[])")
+        literal = parameter(_array_literal([_as_text(value) for value in found]))
+        sources.append(f"CAST(CAST({literal} AS text) AS {sql_type}[])")
         if column not in ("id", "status"):
             assignments.append(f"{column} = v.{column}")
-    for i, (column, key) in enumerate((c, k) for c, k in zip(columns, keys, strict=True) if k in same):
+    for column in same:
         sql_type = table.c[column].type.compile(dialect=dialect)
-        params[f"c{i}"] = _as_text(first[key])
-        assignments.append(f"{column} = CAST(CAST(:c{i} AS text) AS {sql_type})")
-    connection.execute(
-        text(
-            f"UPDATE message AS m SET {', '.join(assignments)} FROM unnest({', '.join(sources)}) "
-            f"AS v({', '.join(column for column, _ in varying)}) WHERE m.id = v.id AND m.status = v.status"
-        ),
-        params,
+        assignments.append(f"{column} = CAST(CAST({parameter(_as_text(first[column]))} AS text) AS {sql_type})")
+    sql = (
+        f"UPDATE message AS m SET {', '.join(assignments)} FROM unnest({', '.join(sources)}) "
+        f"AS v({', '.join(column for column, _ in varying)}) WHERE m.id = v.id AND m.status = v.status"
+    )
+    if not send_only:
+        connection.execute(text(sql), {f"p{i}": value for i, value in enumerate(params, start=1)})
+        return None
+    return _send(connection, sql, params)
+
+
+def _send(connection: Any, sql: str, params: list[str | None]) -> Callable[[], None]:
+    """Send one statement on the connection (psycopg's libpq connection) without waiting for its result;
+    return the function that waits for it and raises its error."""
+    pgconn = connection.connection.driver_connection.pgconn
+    mode = pgconn.nonblocking
+    pgconn.nonblocking = 0  # psycopg keeps libpq non-blocking; blocking, the send returns once all is sent
+    try:
+        pgconn.send_query_params(sql.encode(), [None if p is None else p.encode() for p in params])
+    finally:
+        pgconn.nonblocking = mode
+
+    def finish() -> None:
+        error = None
+        pgconn.nonblocking = 0
+        try:
+            while (result := pgconn.get_result()) is not None:
+                if result.status not in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK) and error is None:
+                    error = result.error_message.decode(errors="replace")
+        finally:
+            pgconn.nonblocking = mode
+        if error is not None:
+            raise OperationalError("UPDATE message (re-planned rows)", None, DatabaseError(error))
+
+    return finish
+
+
+def _array_literal(values: list[str | None]) -> str:
+    """A PostgreSQL array literal of ``values`` (each quoted, None as NULL): one string parameter, where psycopg
+    would dump a list of tens of thousands of strings one element at a time in Python."""
+    return (
+        "{"
+        + ",".join(
+            "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values
+        )
+        + "}"
     )
 
 
@@ -558,12 +627,19 @@ def _count(result: ReconcileResult, kind: str) -> None:
 
 
 def _plan_changes(row: Message, message: DesiredMessage) -> dict[str, Any]:
-    """The planned fields of ``row`` that differ from ``message``."""
+    """The planned fields of ``row`` that differ from ``message`` (written out: publishing asks this of every
+    pending message of a clinic)."""
     changes: dict[str, Any] = {}
-    for name in ("due_at", "appointment_id", "channel", "template", "context"):
-        value = getattr(message, name)
-        if getattr(row, name) != value:
-            changes[name] = value
+    if row.due_at != message.due_at:
+        changes["due_at"] = message.due_at
+    if row.appointment_id != message.appointment_id:
+        changes["appointment_id"] = message.appointment_id
+    if row.channel != message.channel:
+        changes["channel"] = message.channel
+    if row.template != message.template:
+        changes["template"] = message.template
+    if row.context != message.context:
+        changes["context"] = message.context
     return changes
 
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import sessionmaker
 
 from engage.db import make_engine
 from engage.records.models import Enrollment, Message, MessageStatus, Patient
-from engage.schedule import versions
+from engage.schedule import replan, versions
 from engage.schedule.enrollments import enroll_many
 from engage.schedule.publish import PublishSummary, publish_draft
 from engage.schedule.sequences import library_definition
@@ -153,8 +153,15 @@ def main() -> None:
         assert not saved.problems, saved.problems
         session.commit()
 
+    def phases() -> str:
+        """Where the last publish's re-plan spent its time (wall / this process's CPU), and clear the counts."""
+        spent = ", ".join(f"{name} {wall:.2f}/{cpu:.2f}" for name, (wall, cpu) in replan.PHASES.items())
+        replan.PHASES.clear()
+        return f"  phases, seconds wall/CPU of engage: {spent or 'none'}"
+
     def timed(dry_run: bool) -> tuple[PublishSummary, float, float, float]:
         """The summary, wall seconds, and CPU seconds of this process and of its PostgreSQL backend."""
+        replan.PHASES.clear()
         with new_session() as session:
             backend = session.scalar(text("SELECT pg_backend_pid()"))
             server0, client0, t0 = cpu_seconds(backend), time.process_time(), time.perf_counter()
@@ -171,6 +178,7 @@ def main() -> None:
             )
 
     dry, dry_wall, dry_client, dry_server = timed(True)
+    dry_phases = phases()
     summary, wall, client, server = timed(False)
     assert summary == dry, (summary, dry)
     verdict = "meets" if wall <= 10 else "MISSES"
@@ -178,10 +186,12 @@ def main() -> None:
         f"dry run (summary, rolled back): {dry_wall:.2f}s wall, CPU {dry_client:.2f}s engage + {dry_server:.2f}s "
         f"PostgreSQL: {summary.as_dict()}"
     )
+    print(dry_phases)
     print(
         f"publish to {live} current enrollments, commit included: {wall:.2f}s wall ({verdict} the target of 10 s); "
         f"CPU {client:.2f}s engage + {server:.2f}s PostgreSQL = {client + server:.2f}s"
     )
+    print(phases())
 
     with new_session() as session:  # a second version that only rewords: the same steps, nothing moves
         draft = versions.start_draft(session, clinic_id, SEQUENCE, actor="bench")

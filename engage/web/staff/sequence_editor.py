@@ -8,10 +8,12 @@ for a sample patient, its SMS encoding and segments, and the content checks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from engage.db import session_scope
@@ -159,6 +161,61 @@ def start(staff: Admin, key: str) -> Response:
     return redirect(edit_url(key), "Draft started: nothing changes for patients until you publish it.")
 
 
+#: The draft form's per-step fields (one value per step, in page order).
+STEP_FIELDS = (
+    "step_key",
+    "anchor",
+    "direction",
+    "offset",
+    "at",
+    "appointments",
+    "channel",
+    "or_email",
+    "priority",
+    "caps",
+    "quiet_hours",
+)
+
+
+@dataclass(frozen=True)
+class TypedDraft:
+    """What the draft form holds as sent: saving it, or adding or removing a step (whose buttons send the
+    draft form too, so nothing typed is lost), stores it first."""
+
+    name: str
+    fields: dict[str, list[str]]
+    text_path: list[str]
+    text_source: list[str]
+
+    def save(self, session: Session, clinic_id: int, key: str, draft: Draft, *, actor: str) -> Draft:
+        texts = dict(draft.texts)
+        # Browsers send a textarea's line ends as CRLF; the files (and the stored texts) use LF.
+        texts.update({p: s.replace("\r\n", "\n") for p, s in zip(self.text_path, self.text_source, strict=False)})
+        definition = definition_from_form(draft.definition, self.name, self.fields)
+        # A step moved to another channel (or given an email instead) gets that channel's texts to write.
+        texts = with_step_texts(definition, texts)
+        return save_draft(session, clinic_id, key, definition=definition, texts=texts, actor=actor)
+
+
+async def typed_draft(request: Request) -> TypedDraft | None:
+    """The draft form's fields when a request carries them (adding or removing a step from the page), else
+    None (a request with the add form's fields alone, e.g. a script's)."""
+    form = await request.form()
+    if "name" not in form:
+        return None
+
+    def strings(field: str) -> list[str]:
+        return [value for value in form.getlist(field) if isinstance(value, str)]
+
+    name = form["name"]
+    return TypedDraft(
+        name=name if isinstance(name, str) else "",
+        fields={field: strings(field) for field in STEP_FIELDS},
+        text_path=strings("text_path"),
+        text_source=strings("text_source"),
+    )
+
+
 @router.post("/sequences/{key}/draft", response_class=HTMLResponse)
 def save(
     request: Request,
@@ -180,30 +237,29 @@ def save(
     text_source: FormList = [],  # noqa: B006
 ) -> Response:
     _known(key)
-    fields = {
-        "step_key": step_key,
-        "anchor": anchor,
-        "direction": direction,
-        "offset": offset,
-        "at": at,
-        "appointments": appointments,
-        "channel": channel,
-        "or_email": or_email,
-        "priority": priority,
-        "caps": caps,
-        "quiet_hours": quiet_hours,
-    }
+    typed = TypedDraft(
+        name=name,
+        fields={
+            "step_key": step_key,
+            "anchor": anchor,
+            "direction": direction,
+            "offset": offset,
+            "at": at,
+            "appointments": appointments,
+            "channel": channel,
+            "or_email": or_email,
+            "priority": priority,
+            "caps": caps,
+            "quiet_hours": quiet_hours,
+        },
+        text_path=text_path,
+        text_source=text_source,
+    )
     with refusing("Draft not saved", edit_url(key)), session_scope() as session:
         draft = get_draft(session, staff.clinic_id, key)
         if draft is None:
             raise NotFound("there is no draft to save: start one first")
-        texts = dict(draft.texts)
-        # Browsers send a textarea's line ends as CRLF; the files (and the stored texts) use LF.
-        texts.update({p: s.replace("\r\n", "\n") for p, s in zip(text_path, text_source, strict=False)})
-        definition = definition_from_form(draft.definition, name, fields)
-        # A step moved to another channel (or given an email instead) gets that channel's texts to write.
-        texts = with_step_texts(definition, texts)
-        saved = save_draft(session, staff.clinic_id, key, definition=definition, texts=texts, actor=staff.email)
+        saved = typed.save(session, staff.clinic_id, key, draft, actor=staff.email)
     count = len(_problems(saved))
     if count:
         notice = f"Draft saved with {count} problem{'s' if count != 1 else ''}: see the sentences beside the fields."

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from engage.content.rendering import PARTS
@@ -21,7 +21,7 @@ from engage.schedule.sequences import valid_key
 from engage.schedule.versions import get_draft, published_content, save_draft
 from engage.web.staff.auth import Admin
 from engage.web.staff.pages import redirect, refusing
-from engage.web.staff.sequence_editor import _known, _page, edit_url
+from engage.web.staff.sequence_editor import TypedDraft, _known, _page, edit_url, typed_draft
 from engage.web.staff.sequence_editor_form import ANCHORS, offset_text, sends, with_step_texts
 
 router = APIRouter()
@@ -52,6 +52,10 @@ def add_step(definition: dict[str, Any], fields: dict[str, str]) -> dict[str, An
         step["offset"] = offset
     if fields.get("at", "").strip():
         step["at"] = fields["at"].strip()
+    # Which visits, as the edit form takes them: "first", "each", "every:3", "first:2", several with commas.
+    visits = [a.strip() for a in fields.get("appointments", "").split(",") if a.strip()]
+    if visits:
+        step["appointments"] = visits[0] if len(visits) == 1 else visits
     result["steps"] = [*(result.get("steps") or []), step]
     return result
 
@@ -77,6 +81,8 @@ def add(
     new_direction: Annotated[str, Form()] = "before",
     new_offset: Annotated[str, Form()] = "",
     new_at: Annotated[str, Form()] = "",
+    new_appointments: Annotated[str, Form()] = "",
+    typed: Annotated[TypedDraft | None, Depends(typed_draft)] = None,
 ) -> Response:
     _known(key)
     fields = {
@@ -86,11 +92,14 @@ def add(
         "direction": new_direction,
         "offset": new_offset,
         "at": new_at,
+        "appointments": new_appointments,
     }
     with refusing("Step not added", edit_url(key), NotFound), session_scope() as session:
         draft = get_draft(session, staff.clinic_id, key)
         if draft is None:
             raise NotFound("there is no draft to add a step to: start one first")
+        if typed is not None:  # what was typed in the steps above is kept, whether the step is added or not
+            draft = typed.save(session, staff.clinic_id, key, draft, actor=staff.email)
         problem = key_problem(draft.definition, fields["key"])
         if problem is None:
             definition = add_step(draft.definition, fields)
@@ -109,12 +118,16 @@ def add(
 
 
 @router.post("/sequences/{key}/draft/steps/{step_key}/remove")
-def remove(staff: Admin, key: str, step_key: str) -> Response:
+def remove(
+    staff: Admin, key: str, step_key: str, typed: Annotated[TypedDraft | None, Depends(typed_draft)] = None
+) -> Response:
     _known(key)
     with refusing("Step not removed", edit_url(key), NotFound), session_scope() as session:
         draft = get_draft(session, staff.clinic_id, key)
         if draft is None:
             raise NotFound("there is no draft to remove a step from")
+        if typed is not None:  # what was typed in the other steps is kept
+            draft = typed.save(session, staff.clinic_id, key, draft, actor=staff.email)
         definition, texts = remove_step(draft.definition, draft.texts, step_key)
         save_draft(session, staff.clinic_id, key, definition=definition, texts=texts, actor=staff.email)
     return redirect(edit_url(key), f"Step {step_key} removed from the draft, with its texts.")

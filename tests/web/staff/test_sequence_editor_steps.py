@@ -127,3 +127,75 @@ def test_only_an_admin_adds_or_removes_a_step(db_url: str) -> None:
     client, csrf = signed_in("me@backinmotion.example")
     for url in (ADD, f"/sequences/{KEY}/draft/steps/stretch/remove"):
         assert client.post(url, data={"csrf_token": csrf, "new_key": "x"}, headers=HTML).status_code == 403, url
+
+
+def test_an_added_step_takes_which_visits_as_editing_a_step_does(db_url: str) -> None:
+    clinic_id = _clinic()
+    client, csrf = signed_in("me@backinmotion.example")
+    page = _start(client, csrf)
+    assert re.search(r'<label for="n-appointments">Which appointments</label>', page)
+    assert re.search(r'id="n-appointments" name="new_appointments" value="" form="draft-form"', page)
+    cases = {"every_third": ("every:3", "every:3"), "first_two": ("first:2, last", ["first:2", "last"])}
+    for key, (typed, stored) in cases.items():
+        form = {"csrf_token": csrf, "new_key": key, "new_anchor": "appointment.end", "new_appointments": typed}
+        added = client.post(ADD, data=form, headers=HTML)
+        assert added.status_code == 200 and f"Step {key} added" in added.text, key
+        step = _draft(clinic_id).definition["steps"][-1]
+        assert step["key"] == key and step["appointments"] == stored, step
+        # The edit form shows it as typed, and the loader reads it: no problem names the step's visits.
+        fields = _form(added.text)
+        assert fields["appointments"][fields["step_key"].index(key)] == typed
+        index = len(_draft(clinic_id).definition["steps"]) - 1
+        assert not [p for p in _draft(clinic_id).problems if p.field.startswith(f"steps.{index}.appointments")]
+    # A taken key keeps what was typed for the visits in the form that comes back.
+    taken = {"csrf_token": csrf, "new_key": "stretch", "new_appointments": "first"}
+    answer = client.post(ADD, data=taken, headers=HTML)
+    assert answer.status_code == 400
+    assert re.search(r'id="n-appointments" name="new_appointments" value="first"', answer.text)
+
+
+def test_adding_or_removing_a_step_keeps_what_was_typed_in_the_steps_unsaved(db_url: str) -> None:
+    clinic_id = _clinic()
+    client, csrf = signed_in("me@backinmotion.example")
+    page = _start(client, csrf)
+    # The add form's fields and button, and each Remove button, send the draft form (what is typed above).
+    assert re.search(r'id="n-key" name="new_key" value="" form="draft-form"', page)
+    assert f'<button type="submit" form="draft-form" formaction="{ADD}"' in page
+    draft_form = page[page.index('id="draft-form"') : page.index("</form>", page.index('id="draft-form"'))]
+    assert f'formaction="/sequences/{KEY}/draft/steps/stretch/remove"' in draft_form
+    # Enter in a field saves: the form's first submit button is a plain save, not a Remove.
+    first = re.search(r"<button\b[^>]*>", draft_form)
+    assert first is not None and 'type="submit">' in first.group(0) and "formaction" not in first.group(0)
+
+    fields = _form(page)
+    fields["offset"][STRETCH] = "2 days"
+    path, words = "sms/stretch.txt", "Stretch time, {{ patient.first_name }}! Reply STOP to end."
+    fields["text_source"][fields["text_path"].index(path)] = words
+    new = {"new_key": "checkin_day3", "new_anchor": "appointment.end", "new_offset": "3 days"}
+    added = client.post(ADD, data={"csrf_token": csrf, **fields, **new}, headers=HTML)
+    assert added.status_code == 200 and "Step checkin_day3 added" in added.text
+    draft = _draft(clinic_id)
+    assert draft.definition["steps"][STRETCH]["offset"].endswith("2d")
+    assert draft.texts[path] == words
+    assert draft.definition["steps"][-1]["key"] == "checkin_day3"
+
+    # A taken key: the step is not added, but what was typed above is kept (and shown again).
+    fields = _form(added.text)
+    fields["priority"][STRETCH] = "7"
+    refused = client.post(ADD, data={"csrf_token": csrf, **fields, "new_key": "stretch"}, headers=HTML)
+    assert refused.status_code == 400 and "already has a step" in refused.text
+    assert _draft(clinic_id).definition["steps"][STRETCH]["priority"] == 7
+    assert _form(refused.text)["priority"][STRETCH] == "7"
+
+    # Removing a step saves the other steps' typing too.
+    fields = _form(refused.text)
+    fields["at"][STRETCH] = "18:00"
+    removed = client.post(
+        f"/sequences/{KEY}/draft/steps/checkin_day3/remove", data={"csrf_token": csrf, **fields}, headers=HTML
+    )
+    assert removed.status_code == 200 and "Step checkin_day3 removed" in removed.text
+    draft = _draft(clinic_id)
+    assert "checkin_day3" not in [s["key"] for s in draft.definition["steps"]]
+    assert draft.definition["steps"][STRETCH]["at"] == "18:00"
+    assert draft.definition["steps"][STRETCH]["priority"] == 7
+    assert draft.texts[path] == words
