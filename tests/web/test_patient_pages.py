@@ -333,8 +333,11 @@ def test_a_score_outside_0_to_10_is_not_recorded(http: TestClient, score: str) -
 def test_forged_reassessment_tokens_and_non_prompts_are_refused(http: TestClient) -> None:
     patient_id, prompt = email_prompt()
     with session_scope() as session:
-        enrollment_id = session.get_one(Message, prompt).enrollment_id
-    not_a_prompt = add_message(World(0, patient_id, 0, enrollment_id), channel=Channel.EMAIL, template="what-to-expect")
+        row = session.get_one(Message, prompt)
+        clinic_id, enrollment_id = row.clinic_id, row.enrollment_id
+    not_a_prompt = add_message(
+        World(clinic_id, patient_id, 0, enrollment_id), channel=Channel.EMAIL, template="what-to-expect"
+    )
     genuine = path(reassessment_url(prompt, None)).removeprefix("/r/")
     bad = [
         genuine[:-2] + ("xy" if not genuine.endswith("xy") else "zz"),
