@@ -284,8 +284,8 @@ def _one_a_minute(
     Two messages arriving together read as a burst (and the second is easily missed). Steps in
     ``pinned`` keep their minute: those with a local time of day (``at``), and the booking
     confirmation, which travels with the welcome text (planned on its own). When a later minute falls in
-    quiet hours (``quiet_at``) for a step in ``before`` (every offset before its anchor), the message moves
-    earlier instead, so it stays out of them and before its visit.
+    quiet hours (``quiet_at``), a step in ``before`` (every offset before its anchor) moves earlier instead, so
+    it stays out of them and before its visit; any other goes on to the first free minute after them.
     """
 
     def minute(at: datetime) -> datetime:
@@ -298,10 +298,14 @@ def _one_a_minute(
         if message.step_key not in pinned:
             while minute(due) in taken:
                 due += timedelta(minutes=1)
-            if due != message.due_at and quiet_at(message, due) and message.step_key in before:
-                due = message.due_at  # a later minute is quiet: go earlier, which also keeps it before its visit
-                while minute(due) in taken or quiet_at(message, due):
-                    due -= timedelta(minutes=1)
+            if due != message.due_at and quiet_at(message, due):
+                if message.step_key in before:  # go earlier instead, which also keeps it before its visit
+                    due = message.due_at
+                    while minute(due) in taken or quiet_at(message, due):
+                        due -= timedelta(minutes=1)
+                else:  # on past the quiet hours, as a message due in them is shifted
+                    while minute(due) in taken or quiet_at(message, due):
+                        due += timedelta(minutes=1)
             taken.add(minute(due))
         out.append(message if due == message.due_at else replace(message, due_at=due))
     out.sort(key=lambda m: m.due_at)  # stable: the order among equal times is kept

@@ -387,6 +387,24 @@ def test_two_steps_in_one_minute_before_a_visit_at_quiet_hours_start_stay_before
     assert not any(is_quiet(m.due_at, ZoneInfo("America/New_York"), quiet) for m in messages)
 
 
+def test_two_steps_in_one_minute_before_quiet_hours_start_keep_out_of_them_when_one_repeats() -> None:
+    """Found by the laws below: two enrollment steps due at 19:59 local (a minute before quiet hours), the second
+    repeating daily, so not "before its anchor". Moved a minute later, it landed at 20:00, inside quiet hours;
+    it now goes on to the morning, as any message due in quiet hours is shifted."""
+    step = {"channel": "sms", "template": "t", "anchor": "enrollment", "offset": "-1m"}
+    repeating = {**step, "repeat": {"count": 2, "every": "1d"}}
+    sequence = Sequence.model_validate(
+        {"key": "test", "name": "Test", "steps": [{"key": "s0", **step}, {"key": "s1", **repeating}]}
+    )
+    tz = ZoneInfo("America/New_York")
+    messages = plan_messages(PlanFacts(1), [], sequence, Policy("America/New_York", {}), ENROLLED)
+    quiet = quiet_hours_for({}, "sms")
+    assert not any(is_quiet(m.due_at, tz, quiet) for m in messages), messages
+    first_s1 = min(m.due_at for m in messages if m.step_key == "s1")
+    assert first_s1.astimezone(tz).replace(tzinfo=None) == datetime(2026, 11, 1, 8, 0)  # the next morning
+    assert len({m.due_at for m in messages}) == len(messages)  # still one a minute
+
+
 @settings(max_examples=150, deadline=None)
 @given(scenarios())
 def test_planning_laws(scenario: tuple[list[AppointmentFacts], Sequence, Policy]) -> None:
