@@ -224,6 +224,7 @@ def test_the_summary_prompt_figures_equal_those_counted_prompt_by_prompt(session
             message = Message(
                 enrollment_id=enrollment_id,
                 patient_id=patient_id,
+                clinic_id=world.clinic_id,
                 step_key="reassessment",
                 occurrence=f"r:{number}",
                 channel=rng.choice(list(Channel)),

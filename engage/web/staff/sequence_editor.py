@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
@@ -161,22 +161,6 @@ def start(staff: Admin, key: str) -> Response:
     return redirect(edit_url(key), "Draft started: nothing changes for patients until you publish it.")
 
 
-#: The draft form's per-step fields (one value per step, in page order).
-STEP_FIELDS = (
-    "step_key",
-    "anchor",
-    "direction",
-    "offset",
-    "at",
-    "appointments",
-    "channel",
-    "or_email",
-    "priority",
-    "caps",
-    "quiet_hours",
-)
-
-
 @dataclass(frozen=True)
 class TypedDraft:
     """What the draft form holds as sent: saving it, or adding or removing a step (whose buttons send the
@@ -197,32 +181,10 @@ class TypedDraft:
         return save_draft(session, clinic_id, key, definition=definition, texts=texts, actor=actor)
 
 
-async def typed_draft(request: Request) -> TypedDraft | None:
-    """The draft form's fields when a request carries them (adding or removing a step from the page), else
-    None (a request with the add form's fields alone, e.g. a script's)."""
-    form = await request.form()
-    if "name" not in form:
-        return None
-
-    def strings(field: str) -> list[str]:
-        return [value for value in form.getlist(field) if isinstance(value, str)]
-
-    name = form["name"]
-    return TypedDraft(
-        name=name if isinstance(name, str) else "",
-        fields={field: strings(field) for field in STEP_FIELDS},
-        text_path=strings("text_path"),
-        text_source=strings("text_source"),
-    )
-
-
-@router.post("/sequences/{key}/draft", response_class=HTMLResponse)
-def save(
-    request: Request,
-    staff: Admin,
-    key: str,
-    name: Annotated[str, Form()] = "",
-    step_key: FormList = [],  # noqa: B006 (FastAPI copies defaults)
+def typed_draft(
+    name: Annotated[str | None, Form()] = None,
+    # not named step_key: the remove route's path has a {step_key} of its own
+    step_keys: Annotated[list[str], Form(alias="step_key")] = [],  # noqa: B006 (FastAPI copies defaults)
     anchor: FormList = [],  # noqa: B006
     direction: FormList = [],  # noqa: B006
     offset: FormList = [],  # noqa: B006
@@ -235,12 +197,15 @@ def save(
     quiet_hours: FormList = [],  # noqa: B006
     text_path: FormList = [],  # noqa: B006
     text_source: FormList = [],  # noqa: B006
-) -> Response:
-    _known(key)
-    typed = TypedDraft(
+) -> TypedDraft | None:
+    """The draft form's fields (one value per step, in page order) when a request carries them, else None (a
+    request with the add form's fields alone, e.g. a script's)."""
+    if name is None:
+        return None
+    return TypedDraft(
         name=name,
         fields={
-            "step_key": step_key,
+            "step_key": step_keys,
             "anchor": anchor,
             "direction": direction,
             "offset": offset,
@@ -255,6 +220,12 @@ def save(
         text_path=text_path,
         text_source=text_source,
     )
+
+
+@router.post("/sequences/{key}/draft", response_class=HTMLResponse)
+def save(staff: Admin, key: str, typed: Annotated[TypedDraft | None, Depends(typed_draft)] = None) -> Response:
+    _known(key)
+    typed = typed or TypedDraft(name="", fields={}, text_path=[], text_source=[])
     with refusing("Draft not saved", edit_url(key)), session_scope() as session:
         draft = get_draft(session, staff.clinic_id, key)
         if draft is None:
