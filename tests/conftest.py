@@ -121,7 +121,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``--dist loadgroup``, keep the heavy tests that start processes on one xdist worker, one at a time.
 
     Worker tests start Celery worker, beat and Redis processes and measure what they do in time;
-    browser tests start Chromium and a server. Two of them at once on two cores only make each other late.
+    browser tests start Chromium and a server. Two of them at once only make each other late (spreading
+    the browser modules over the xdist workers was tried: more CPU in all, no shorter run).
     """
     for item in items:
         for marker in ("workers", "browser"):
