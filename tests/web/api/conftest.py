@@ -6,12 +6,6 @@ process, its own sessions) sees them as it would in production.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,56 +17,22 @@ from engage.clock import utcnow
 from engage.db import session_scope
 from engage.records import api_tokens, clinics, patients, plans, staff
 from engage.records.models import Role
-from tests.cli import ROOT
 from tests.conftest import PG_URL
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[str]:
-    """``engage serve`` on a free port against the test PostgreSQL database; its base URL."""
-    port = _free_port()
+    """``engage serve`` on a free port against the test PostgreSQL database (``tests.browser.serve``); its base
+    URL."""
+    from tests.browser import serve  # there, not at the top: Playwright is imported only where a test needs it
+
     env = {
-        **os.environ,
-        "ENGAGE_DATABASE_URL": PG_URL,
         "ENGAGE_SECRET_KEY": "test-secret-key-0123456789",
         "ENGAGE_PUBLIC_URL": "http://engage.test",
         "ENGAGE_WEBHOOK_ALLOW_LOCAL": "1",  # the webhook tests' receiver listens on this machine
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
-    # Its output goes to a file: a pipe nobody reads fills up and stops the server mid-run.
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engage", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(base + "/api/openapi.json", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    proc.wait()
-                    log.seek(0)
-                    raise RuntimeError(f"engage serve did not start: {log.read().decode()[-3000:]}")
-                time.sleep(0.1)
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with serve(PG_URL, env=env) as base:
+        yield base
 
 
 @dataclass
