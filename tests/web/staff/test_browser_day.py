@@ -18,7 +18,7 @@ from engage.clock import utcnow
 from engage.db import session_scope
 from engage.records.models import Appointment, Message, MessageStatus, Outcome, Patient
 from tests import seed
-from tests.browser import Screenshots, assert_accessible, serve
+from tests.browser import Screenshots, assert_accessible, serve, settle
 
 pytestmark = pytest.mark.browser
 NEW_YORK = ZoneInfo("America/New_York")
@@ -39,7 +39,7 @@ def _page(browser: Browser) -> Page:
 
 def _visit(page: Page, shots: Screenshots, name: str) -> None:
     """Every page a person sees: accessible, and photographed."""
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert_accessible(page)
     shots.take(page, name)
 

@@ -21,7 +21,7 @@ from engage.db import session_scope
 from engage.records import factors
 from engage.records.models import MfaPolicy
 from tests import seed
-from tests.browser import Screenshots, assert_accessible, serve
+from tests.browser import Screenshots, assert_accessible, serve, settle
 
 pytestmark = pytest.mark.browser
 EMAIL = "admin@backinmotion.example"
@@ -36,7 +36,7 @@ def shots() -> Screenshots:
 
 def _visit(page: Page, shots: Screenshots, name: str) -> None:
     """A new page: accessible, and photographed wide and narrow."""
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert_accessible(page)
     shots.take(page, f"mfa {name} 1280")
     page.set_viewport_size({"width": 360, "height": 800})

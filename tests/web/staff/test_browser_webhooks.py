@@ -23,7 +23,7 @@ from engage.integrations import deliver
 from engage.records.models import Channel, ConsentState
 from engage.records.outgoing_webhooks import WebhookEndpoint
 from tests import seed
-from tests.browser import SCREENSHOTS, Screenshots, assert_accessible, serve
+from tests.browser import SCREENSHOTS, Screenshots, assert_accessible, serve, settle
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.browser
@@ -38,7 +38,7 @@ def shots() -> Screenshots:
 
 
 def _visit(page: Page, shots: Screenshots, name: str) -> None:
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert_accessible(page)
     shots.take(page, name)
 
