@@ -4,7 +4,8 @@
 baseline, follow-up count, latest score and time, the time of the first follow-up meeting the MCID, and the
 sessions begun by then and by the latest, with each enrollment's scores counted by sessions begun and value
 (the chart's quartiles come exactly from the counts); :mod:`engage.outcomes.stored_facts` keeps them.
-:func:`prompt_facts` answers the prompts' response rates and unanswered runs (they depend on the time of asking).
+:func:`prompt_facts` answers the prompts' response rates and unanswered runs (they depend on the time of asking);
+:func:`prompts_of` is what the stored facts keep of them, and :func:`unanswered_run` the run read from that.
 The definitions are those of :mod:`engage.outcomes.episodes`, whose pure :func:`~engage.outcomes.episodes.compute`
 is the reference the tests hold this against. Times are compared as seconds since the epoch, computed the
 same way on both backends (PostgreSQL ``extract(epoch ...)``, SQLite ``julianday``).
@@ -28,7 +29,6 @@ from engage.records.models import (
     Message,
     MessageStatus,
     Outcome,
-    Patient,
 )
 
 REASSESSMENT = "reassessment"
@@ -283,7 +283,7 @@ def prompt_facts(session: Session, b: Any, now: float) -> tuple[list[Any], dict[
     id -> how many of its latest prompts went unanswered in a row (prompts still inside their 72 hours, and
     unanswered, are not counted either way; only enrollments with 2 or more). One statement: the prompts in
     scope are found once, then grouped by channel and by enrollment (the CSV's episodes; the outcome summary
-    reads :func:`prompts_by_enrollment` instead)."""
+    reads the counts stored by :func:`prompts_of` instead)."""
     p = _prompts(session, b).element.cte("prompts")
     if session.get_bind().dialect.name == "postgresql":
         p = p.prefix_with("MATERIALIZED")  # read twice below: computed once
@@ -315,59 +315,58 @@ def prompt_facts(session: Session, b: Any, now: float) -> tuple[list[Any], dict[
     return rates, streaks
 
 
-def prompts_by_enrollment(session: Session, clinic_id: int, now: float) -> Any:
-    """A subquery, one row per enrollment of the clinic with a reassessment prompt sent: ``sent_<channel>`` and
-    ``in_time_<channel>`` (prompts sent, answered within 72 h) for each :class:`Channel`, and ``unanswered``: how
-    many of its latest prompts went unanswered in a row, as :func:`prompt_facts` counts them (the unanswered
-    prompts whose 72 hours are over, sent after the newest answered one).
+class Prompts(NamedTuple):
+    """One enrollment's reassessment prompts as stored with its facts: sent and answered within 72 h by channel,
+    and the times sent (epoch seconds, oldest first; None: none) of the unanswered ones after its newest answered
+    prompt: those whose 72 hours are over make its run of unanswered prompts (:func:`unanswered_run`)."""
 
-    The outcome summary joins it to its fact rows: the clinic's prompts are grouped by enrollment once (20,000
-    rows) before that join, instead of each prompt (60,000) being joined to the scope, kept, sorted and
-    grouped twice."""
-    first_answer = (
-        select(Outcome.prompt_message_id.label("id"), func.min(Outcome.recorded_at).label("at"))
-        .where(Outcome.prompt_message_id.is_not(None))
-        .group_by(Outcome.prompt_message_id)
-        .subquery()
-    )
-    sent = epoch(session, func.coalesce(Message.sent_at, Message.handed_at, Message.due_at))
-    answered_at = epoch(session, first_answer.c.at)
-    prompts = (
-        select(
-            Message.enrollment_id.label("enrollment_id"),
-            Message.channel.label("channel"),
-            sent.label("sent"),
-            case((first_answer.c.at.is_(None), 0), else_=1).label("answered"),
-            case(
-                (and_(first_answer.c.at.is_not(None), answered_at - sent <= ANSWER_WITHIN.total_seconds()), 1),
-                else_=0,
-            ).label("in_time"),
+    prompts_sms: int = 0
+    in_time_sms: int = 0
+    prompts_email: int = 0
+    in_time_email: int = 0
+    unanswered_sent: list[float] | None = None
+
+
+def prompts_of(session: Session, enrollment_ids: Sequence[int]) -> dict[int, Prompts]:
+    """The :class:`Prompts` of those of ``enrollment_ids`` with a prompt sent, as :func:`prompt_facts` counts them
+    (one row per prompt read: this runs for the enrollments whose facts are stale, not per request)."""
+    if not enrollment_ids:
+        return {}
+    b = select(Enrollment.id.label("enrollment_id")).where(Enrollment.id.in_(enrollment_ids)).subquery("b")
+    p = _prompts(session, b)
+    found: dict[int, list[tuple[float, str, int, int]]] = {}
+    for enrollment_id, channel, sent, answered, in_time in session.execute(select(p).order_by(p.c.sent)):
+        found.setdefault(enrollment_id, []).append((sent, channel, answered, in_time))
+    answer: dict[int, Prompts] = {}
+    for enrollment_id, prompts in found.items():
+        counts: dict[str, list[int]] = {channel: [0, 0] for channel in Channel}
+        newest_answered = None
+        for sent, channel, answered, in_time in prompts:
+            counts[channel][0] += 1
+            counts[channel][1] += in_time
+            if answered:
+                newest_answered = sent
+        waiting = [
+            sent
+            for sent, _, answered, _ in prompts
+            if not answered and (newest_answered is None or sent > newest_answered)
+        ]
+        answer[enrollment_id] = Prompts(
+            counts[Channel.SMS][0],
+            counts[Channel.SMS][1],
+            counts[Channel.EMAIL][0],
+            counts[Channel.EMAIL][1],
+            waiting or None,
         )
-        .outerjoin(first_answer, first_answer.c.id == Message.id)
-        .where(
-            Message.patient_id.in_(select(Patient.id).where(Patient.clinic_id == clinic_id)),
-            Message.enrollment_id.is_not(None),
-            Message.template == REASSESSMENT,
-            Message.status.in_(_SENT),
-        )
-        .subquery("prompts")
-    )
-    newest_answered = func.max(case((prompts.c.answered == 1, prompts.c.sent))).over(
-        partition_by=prompts.c.enrollment_id
-    )
-    marked = select(prompts, newest_answered.label("newest_answered")).subquery("marked")
-    in_run = and_(
-        marked.c.answered == 0,
-        marked.c.sent <= now - ANSWER_WITHIN.total_seconds(),
-        or_(marked.c.newest_answered.is_(None), marked.c.sent > marked.c.newest_answered),
-    )
-    per_channel = []
-    for channel in Channel:
-        on = marked.c.channel == channel
-        per_channel.append(func.sum(case((on, 1), else_=0)).label(f"sent_{channel.value}"))
-        per_channel.append(func.sum(case((on, marked.c.in_time), else_=0)).label(f"in_time_{channel.value}"))
-    return (
-        select(marked.c.enrollment_id, *per_channel, func.sum(case((in_run, 1), else_=0)).label("unanswered"))
-        .group_by(marked.c.enrollment_id)
-        .subquery("prompted")
-    )
+    return answer
+
+
+def unanswered_run(session: Session, times: Any, now: float) -> Any:
+    """How many of ``times`` (a stored ``unanswered_sent`` column) are over their 72 hours at ``now``: the
+    enrollment's run of unanswered prompts, as :func:`prompt_facts` counts it (0 for None)."""
+    cutoff = now - ANSWER_WITHIN.total_seconds()
+    if session.get_bind().dialect.name == "postgresql":
+        # width_bucket over the sorted times: how many are at or before the cutoff, in one C call per row.
+        return func.coalesce(func.width_bucket(literal(cutoff, Float), times), 0)
+    point = func.json_each(times).table_valued("value").alias("sent_at")
+    return select(func.count()).select_from(point).where(point.c.value <= cutoff).scalar_subquery()

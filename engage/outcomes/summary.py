@@ -221,25 +221,22 @@ def outcome_summary(
     filters = filters or Filters()
     now = now or utcnow()
     tz, names, b = _prepare(session, clinic_id, filters)
-    prompted = facts.prompts_by_enrollment(session, clinic_id, now.timestamp())
     live = b.c.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED])
     # The clinic's patients, not b's: a second reference to b made PostgreSQL materialize it (20,000 rows with
     # their chart points) instead of joining it in place; the join below keeps the same patients' risks.
     risk = start_back.newest_risks(select(Patient.id).where(Patient.clinic_id == clinic_id))
     computed = {"active": live.label("active"), "risk": risk.c.risk}
     columns = [computed[name] if name in computed else b.c[name] for name in tally.COLUMNS]
-    # The most urgent to act on; a clinic with thousands reads the CSV for the rest.
-    channels = [c for name in PROMPT_CHANNELS for c in (prompted.c[f"sent_{name}"], prompted.c[f"in_time_{name}"])]
-    query = (
-        select(*columns, *channels, prompted.c.unanswered)
-        .outerjoin(risk, risk.c.patient_id == b.c.patient_id)
-        .outerjoin(prompted, prompted.c.enrollment_id == b.c.enrollment_id)
+    # Each enrollment's stored prompts: the rates per channel add them up, the patients to act on read the runs.
+    channels = [c for name in PROMPT_CHANNELS for c in (b.c[f"prompts_{name}"], b.c[f"in_time_{name}"])]
+    unanswered = facts.unanswered_run(session, b.c.unanswered_sent, now.timestamp())
+    query = select(*columns, *channels, b.c.pain_points, unanswered).outerjoin(
+        risk, risk.c.patient_id == b.c.patient_id
     )
     rows = facts.tuples(session, query)
     width = len(tally.COLUMNS)
-    # Each enrollment's prompts: the rates per channel add them up, the patients to act on read the runs.
     # Runs of 2 or more only, as prompt_facts counts them (an entry's unanswered_in_a_row is 0 below that).
-    streaks = {row[0]: int(row[-1]) for row in rows if row[-1] is not None and row[-1] >= 2}
+    streaks = {row[0]: int(row[-1]) for row in rows if row[-1] >= 2}
     # C-level passes (map, filter, sum): 20,000 rows each, without a Python step per row.
     totals = [int(sum(filter(None, map(itemgetter(width + i), rows)))) for i in range(len(channels))]
     rates = [(name, totals[2 * i], totals[2 * i + 1]) for i, name in enumerate(PROMPT_CHANNELS) if totals[2 * i]]
@@ -267,7 +264,7 @@ def outcome_summary(
         "response_rate": figures.response_rates(rates),
         "act_on": act_on,
         "act_on_total": found.act_on_total,
-        "pain_by_session": figures.pain_by_session(stored_facts.pain_histogram(session, b)),
+        "pain_by_session": figures.pain_by_session(stored_facts.pain_counts(map(itemgetter(-2), rows))),
         "responders_by_month": tally.responders_by_month(found.months),
         "sources": figures.SOURCES,
     }

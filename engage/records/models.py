@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -616,9 +617,35 @@ class EpisodeFact(Base):
     latest_sessions: Mapped[int | None] = mapped_column(Integer)
     mcid_at: Mapped[float | None] = mapped_column(Float)
     mcid_sessions: Mapped[int | None] = mapped_column(Integer)
-    #: One number per score counted on the pain chart: sessions begun * 16 + score (a PostgreSQL integer array,
-    #: which the database unnests ten times faster than JSON; a JSON list on SQLite).
-    pain_points: Mapped[list[int] | None] = mapped_column(JSON().with_variant(postgresql.ARRAY(Integer), "postgresql"))
+    #: One code per score counted on the pain chart, sessions begun * 16 + score, packed as unsigned 16-bit
+    #: little-endian numbers (:mod:`engage.outcomes.stored_facts`): the page reads them with the facts and counts
+    #: them in one C-level pass, instead of the database unnesting an integer array per episode.
+    pain_points: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: The enrollment's reassessment prompts sent (sent, delivered or unknown), and those answered within 72 hours,
+    #: by channel; and the times sent of the unanswered ones after its newest answered prompt, oldest first (None:
+    #: none), which the page counts as "unanswered in a row" once their 72 hours are over. Delivery changes a
+    #: prompt's status in bulk SQL: the database's triggers on ``message`` log those in :class:`EpisodeStale`.
+    prompts_sms: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    in_time_sms: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    prompts_email: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    in_time_email: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unanswered_sent: Mapped[list[float] | None] = mapped_column(
+        JSON().with_variant(postgresql.ARRAY(Float), "postgresql")
+    )
+
+
+class EpisodeStale(Base):
+    """An enrollment whose prompts changed since its facts were stored: appended by the database's triggers on
+    ``message`` (a reassessment prompt inserted as sent, a change of its status or times, its deletion; migration
+    0030), whatever wrote it. Appending never waits on a lock, so the send path is never held up by a reader;
+    :func:`engage.outcomes.stored_facts.refresh` takes the clinic's rows and computes those enrollments again."""
+
+    __tablename__ = "episode_stale"
+    __table_args__ = (Index("ix_episode_stale_clinic_id", "clinic_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(Integer)
+    enrollment_id: Mapped[int] = mapped_column(Integer)
 
 
 class AuditEvent(Base):

@@ -202,13 +202,14 @@ def test_function_by_the_psfs_mean_from_baseline_to_the_latest_rating(session: S
 
 @pytest.mark.parametrize("seed", range(3))
 def test_the_summary_prompt_figures_equal_those_counted_prompt_by_prompt(session: Session, seed: int) -> None:
-    """The summary groups each enrollment's prompts before joining them to the scope (``prompts_by_enrollment``);
-    the CSV's episodes number them prompt by prompt (``prompt_facts``): on random prompts (both channels, sent,
-    delivered or failed, answered in time, late or not at all, some inside their 72 hours) both give the same
-    rates per channel and the same runs of unanswered prompts."""
+    """The summary reads each enrollment's prompts as stored with its facts (``prompts_of``); the CSV's episodes
+    count them prompt by prompt (``prompt_facts``): on random prompts (both channels, sent, delivered or failed,
+    answered in time, late or not at all, some inside their 72 hours) both give the same rates per channel and
+    the same runs of unanswered prompts; and again after delivery-like bulk SQL changes statuses and times
+    (past the ORM: the database's triggers log those enrollments stale)."""
     import random
 
-    from sqlalchemy import select
+    from sqlalchemy import delete, select, update
 
     from engage.outcomes import figures
     from engage.outcomes.summary import load_episodes
@@ -248,12 +249,32 @@ def test_the_summary_prompt_figures_equal_those_counted_prompt_by_prompt(session
                 )
     session.commit()
 
-    summary = outcome_summary(session, world.clinic_id, now=now)
-    loaded = load_episodes(session, world.clinic_id, Filters(), now)
-    assert summary["response_rate"] == figures.response_rates(loaded.rates)
-    assert summary["response_rate"]  # the random prompts make some rates
-    expected = figures.act_on(loaded.episodes)
-    assert summary["act_on_total"] == len(expected)
-    assert [(r["enrollment_id"], r["unanswered_in_a_row"], r["reasons"]) for r in summary["act_on"]] == [
-        (r["enrollment_id"], r["unanswered_in_a_row"], r["reasons"]) for r in expected
-    ]
+    def same_as_counted_one_by_one() -> None:
+        summary = outcome_summary(session, world.clinic_id, now=now)
+        loaded = load_episodes(session, world.clinic_id, Filters(), now)
+        assert summary["response_rate"] == figures.response_rates(loaded.rates)
+        assert summary["response_rate"]  # the random prompts make some rates
+        expected = figures.act_on(loaded.episodes)
+        assert summary["act_on_total"] == len(expected)
+        assert [(r["enrollment_id"], r["unanswered_in_a_row"], r["reasons"]) for r in summary["act_on"]] == [
+            (r["enrollment_id"], r["unanswered_in_a_row"], r["reasons"]) for r in expected
+        ]
+        session.commit()
+
+    same_as_counted_one_by_one()
+    before = outcome_summary(session, world.clinic_id, now=now)["response_rate"]
+    session.commit()
+    prompts = session.scalars(select(Message.id).where(Message.template == "reassessment")).all()
+    changed = rng.sample(prompts, len(prompts) // 2)
+    for message_id in changed:  # one statement per row, as the send path and the provider callbacks write
+        session.execute(
+            update(Message.__table__)
+            .where(Message.__table__.c.id == message_id)
+            .values(status=rng.choice(statuses), sent_at=now - timedelta(days=rng.randint(1, 40)))
+        )
+    answers = Outcome.__table__.c.prompt_message_id
+    session.execute(delete(Outcome.__table__).where(answers.in_([prompts[0], prompts[-1]])))
+    session.execute(delete(Message.__table__).where(Message.__table__.c.id == prompts[-1]))
+    session.commit()
+    same_as_counted_one_by_one()
+    assert outcome_summary(session, world.clinic_id, now=now)["response_rate"] != before
