@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from engage.conversation.consent import consent_in_force
 from engage.conversation.outcomes import list_outcomes, outcome_json
 from engage.records import patients
+from engage.records.audit import record_view
 from engage.records.lookup import get_in_clinic
 from engage.records.models import Patient, TreatmentPlan
 from engage.records.patient_search import PatientKey, patient_summary, search_patients_after
@@ -108,7 +109,13 @@ def find_patients(
 )
 def get_patient(patient_id: PatientId, caller: CallerDep) -> Any:
     """The patient's details as engage has them, with every treatment plan and its appointments."""
-    return read(lambda session: patient_out(session, caller.clinic_id, patient_id))
+
+    def work(session: Session) -> dict[str, Any]:
+        found = patient_out(session, caller.clinic_id, patient_id)
+        record_view(session, clinic_id=caller.clinic_id, actor=caller.actor, patient_id=patient_id)
+        return found
+
+    return read(work)
 
 
 @router.get(
@@ -122,6 +129,7 @@ def get_timeline(patient_id: PatientId, caller: CallerDep) -> Any:
 
     def work(session: Session) -> list[dict[str, Any]]:
         get_in_clinic(session, Patient, patient_id, caller.clinic_id)
+        record_view(session, clinic_id=caller.clinic_id, actor=caller.actor, patient_id=patient_id)
         return [{**row, "patient_id": patient_id} for row in timeline(session, patient_id)]
 
     return read(work)
@@ -139,6 +147,7 @@ def get_outcomes(
 
     def work(session: Session) -> list[dict[str, Any]]:
         get_in_clinic(session, Patient, patient_id, caller.clinic_id)
+        record_view(session, clinic_id=caller.clinic_id, actor=caller.actor, patient_id=patient_id)
         return [outcome_json(o) for o in list_outcomes(session, patient_id)[-limit:]]
 
     return read(work)

@@ -90,3 +90,22 @@ def test_an_integrator_reads_the_consent_in_force_per_channel_with_its_source_an
     assert after["sms"]["state"] == "opted_out" and after["sms"]["source"] == "staff" and after["sms"]["at"]
     assert after["email"]["source"] == "default"
     assert dob == "1980-03-14"
+
+
+def test_reading_a_patient_through_the_api_is_audited_as_a_view_and_another_clinics_is_not_read(world: World) -> None:
+    """HIPAA's audit controls cover the API as they do the staff pages: each read of a patient's record (details,
+    timeline, scores) is a ``patient.view`` of the token's owner; a patient of another clinic is 404, unlogged."""
+    from sqlalchemy import select
+
+    from engage.records.models import AuditEvent
+
+    patient = world.a.patient_id
+    with world.client() as api:
+        answers = [api.get(path) for path in (f"/patients/{patient}", f"/patients/{patient}/timeline")]
+        answers.append(api.get(f"/patients/{patient}/outcomes"))
+        elsewhere = api.get(f"/patients/{world.b.patient_id}")
+    assert [a.status_code for a in answers] == [200, 200, 200] and elsewhere.status_code == 404
+    with session_scope() as session:
+        views = session.scalars(select(AuditEvent).where(AuditEvent.action == "patient.view").order_by(AuditEvent.id))
+        seen = [(v.clinic_id, v.actor, v.subject_type, v.subject_id) for v in views]
+    assert seen == [(world.a.id, f"api:{world.a.staff_email}", "patient", patient)] * 3
