@@ -329,35 +329,42 @@ class Prompts(NamedTuple):
 
 def prompts_of(session: Session, enrollment_ids: Sequence[int]) -> dict[int, Prompts]:
     """The :class:`Prompts` of those of ``enrollment_ids`` with a prompt sent, as :func:`prompt_facts` counts them
-    (one row per prompt read: this runs for the enrollments whose facts are stale, not per request)."""
+    (one row per prompt, its first answer found through the answers' index: this runs for the enrollments whose
+    facts are stale, often one, so it reads only their prompts' answers, not every answer's)."""
     if not enrollment_ids:
         return {}
-    b = select(Enrollment.id.label("enrollment_id")).where(Enrollment.id.in_(enrollment_ids)).subquery("b")
-    p = _prompts(session, b)
-    found: dict[int, list[tuple[float, str, int, int]]] = {}
-    for enrollment_id, channel, sent, answered, in_time in session.execute(select(p).order_by(p.c.sent)):
-        found.setdefault(enrollment_id, []).append((sent, channel, answered, in_time))
+    sent = epoch(session, func.coalesce(Message.sent_at, Message.handed_at, Message.due_at))
+    query = (
+        select(Message.enrollment_id, Message.channel, sent, epoch(session, func.min(Outcome.recorded_at)))
+        .outerjoin(Outcome, Outcome.prompt_message_id == Message.id)
+        .where(
+            Message.enrollment_id.in_(enrollment_ids),
+            Message.template == REASSESSMENT,
+            Message.status.in_(_SENT),
+        )
+        .group_by(Message.id)
+        .order_by(sent)
+    )
+    found: dict[int, list[tuple[float, str, float | None]]] = {}
+    for enrollment_id, channel, sent_at, answered_at in session.execute(query):
+        found.setdefault(enrollment_id, []).append((sent_at, channel, answered_at))
+    within = ANSWER_WITHIN.total_seconds()
     answer: dict[int, Prompts] = {}
     for enrollment_id, prompts in found.items():
         counts: dict[str, list[int]] = {channel: [0, 0] for channel in Channel}
         newest_answered = None
-        for sent, channel, answered, in_time in prompts:
+        for sent_at, channel, answered_at in prompts:
             counts[channel][0] += 1
-            counts[channel][1] += in_time
-            if answered:
-                newest_answered = sent
+            if answered_at is not None:
+                newest_answered = sent_at
+                counts[channel][1] += answered_at - sent_at <= within
         waiting = [
-            sent
-            for sent, _, answered, _ in prompts
-            if not answered and (newest_answered is None or sent > newest_answered)
+            sent_at
+            for sent_at, _, answered_at in prompts
+            if answered_at is None and (newest_answered is None or sent_at > newest_answered)
         ]
-        answer[enrollment_id] = Prompts(
-            counts[Channel.SMS][0],
-            counts[Channel.SMS][1],
-            counts[Channel.EMAIL][0],
-            counts[Channel.EMAIL][1],
-            waiting or None,
-        )
+        sms, email = counts[Channel.SMS], counts[Channel.EMAIL]
+        answer[enrollment_id] = Prompts(sms[0], sms[1], email[0], email[1], waiting or None)
     return answer
 
 
