@@ -12,7 +12,6 @@ import os
 import runpy
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,47 +23,15 @@ from engage import clock
 from engage.config import get_settings
 from engage.db import session_scope
 from engage.delivery.providers import reset_providers
-from engage.delivery.ratelimit import reset_limiters
 from engage.records.models import Message, MessageStatus
 from tests.bench.bench_delivery import ROOT, seed_due_messages
 from tests.fakes.provider_server import FakeProviders
-
-
-@pytest.fixture
-def worker(db_url: str) -> Iterator[Any]:
-    """A Celery worker thread (solo pool) on the in-process broker, with results kept in memory."""
-    from celery.contrib.testing.worker import start_worker
-
-    from workers.app import app
-
-    # Polling the memory transport every 10 ms, not kombu's 1 s: each task would wait up to a second.
-    app.conf.update(
-        broker_url="memory://",
-        broker_transport_options={"polling_interval": 0.01},
-        result_backend="cache+memory://",
-        task_ignore_result=False,
-    )
-    with app.connection_for_write() as conn:
-        for queue in ("engage.dispatch", "engage.send", "engage.send.sms", "engage.send.email"):
-            conn.default_channel.queue_purge(queue) if conn.default_channel._has_queue(queue) else None
-    reset_providers()
-    reset_limiters()
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=20) as w:
-        yield w
-    reset_providers()
+from tests.workers.conftest import queue_sizes
 
 
 def _status(message_id: int) -> Message:
     with session_scope() as session:
         return session.get_one(Message, message_id)
-
-
-def _queue_sizes() -> dict[str, int]:
-    from workers.app import app
-
-    with app.connection_for_write() as conn:
-        channel = conn.default_channel
-        return {q: channel._size(q) for q in ("engage.dispatch", "engage.send", "engage.send.sms", "engage.send.email")}
 
 
 def test_dispatch_due_enqueues_a_send_per_due_message_and_each_lands_in_the_outbox(worker: Any, tmp_path: Path) -> None:
@@ -132,7 +99,7 @@ def test_transient_provider_error_goes_back_to_the_schedule_not_to_a_celery_retr
         assert row.status is MessageStatus.SCHEDULED
         assert row.next_attempt_at is not None and row.next_attempt_at > row.due_at
         assert len(fake.sms_requests()) == 1 and not fake.sms_requests(accepted_only=True)
-        assert set(_queue_sizes().values()) == {0}  # no countdown task waiting anywhere
+        assert set(queue_sizes().values()) == {0}  # no countdown task waiting anywhere
         # The next tick after the backoff sends it, once.
         with session_scope() as session:
             session.execute(
