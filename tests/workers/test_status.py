@@ -16,7 +16,7 @@ def test_each_dispatch_tick_run_by_a_worker_records_the_heartbeat(worker: Any) -
     from workers.tasks import dispatch_due
 
     assert heartbeat.last_tick().stale
-    assert dispatch_due.delay().get(timeout=30) == 0
+    assert dispatch_due.delay().get(timeout=30, interval=0.01) == 0
     tick = heartbeat.last_tick()
     assert not tick.stale and tick.duration_seconds is not None
     assert ops_status.collect(ping_timeout=2.0).healthy
