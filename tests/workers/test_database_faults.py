@@ -270,10 +270,13 @@ def test_send_results_outlive_a_database_outage_instead_of_becoming_unknown(
     # Every answer takes 2 s (the timeout is 3 s): the database goes away while the eight calls are in flight.
     fake.add_faults("sms", [{"delay": 2.0}] * 8)
     role.create(limit=20)
+    # The outage outlasts the write's retries while the rows stay younger than stale ``sending`` (15 s): the held
+    # results, not the reaper, settle them. The send's time limits leave room for the retries (celeryconfig).
+    limits = {"ENGAGE_STALE_SENDING_SECONDS": "15", "ENGAGE_SEND_SOFT_TIME_LIMIT": "6"}
     workers = pipeline_factory(
-        private_redis.url, ENGAGE_DATABASE_URL=role.url, ENGAGE_SEND_THREADS="8", ENGAGE_SEND_BATCH="8"
+        private_redis.url, ENGAGE_DATABASE_URL=role.url, ENGAGE_SEND_THREADS="8", ENGAGE_SEND_BATCH="8", **limits
     )
-    beat = pipeline_factory(private_redis.url)
+    beat = pipeline_factory(private_redis.url, **limits)
     workers.worker("w1", concurrency=1)
     beat.beat()
     wait_for(

@@ -8,8 +8,8 @@ was accepted exactly once — or, where a worker died while the provider call
 was in flight, it is ``unknown`` for staff and reached the fake at most once.
 
 Timings are scaled down through the environment (reaper every 2 s, stale
-``queued`` after 4 s, stale ``sending`` after 15 s, backoff 1–8 s) so the file
-takes about two minutes.
+``queued`` after 4 s, stale ``sending`` after 10 s, backoff 1–8 s) so the file
+takes about a minute and a half.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def wait_until_settled(ids: list[int], timeout: float) -> dict[int, MessageStatu
         return str(Counter(s.value for s in statuses(ids).values()))
 
     try:
-        wait_for(settled, timeout, "messages still in flight", every=0.5)
+        wait_for(settled, timeout, "messages still in flight", every=0.1)
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {left()}") from None
     return statuses(ids)
@@ -139,9 +139,11 @@ def worker_env(db_url: str, redis_url: str, fake: FakeProviders, outbox: Path, *
         ENGAGE_TICK_SECONDS="1",
         ENGAGE_REAP_SECONDS="2",
         ENGAGE_STALE_QUEUED_SECONDS="4",
-        ENGAGE_STALE_SENDING_SECONDS="15",
+        # As short as celeryconfig allows: above the send's hard limit (soft limit + 5 s), the soft limit above
+        # the HTTP timeout. A test whose worker dies waits this long for its ``sending`` rows to turn unknown.
+        ENGAGE_STALE_SENDING_SECONDS="10",
         ENGAGE_HTTP_TIMEOUT_SECONDS="3",
-        ENGAGE_SEND_SOFT_TIME_LIMIT="6",
+        ENGAGE_SEND_SOFT_TIME_LIMIT="4",
         ENGAGE_RETRY_BASE_SECONDS="1",
         ENGAGE_RETRY_MAX_SECONDS="8",
         ENGAGE_MAX_ATTEMPTS="40",
@@ -296,17 +298,17 @@ def _pings(client: Any) -> bool:
         return False
 
 
-#: Longer than a ``sending`` row may stay before the reaper calls it stale (15 s) and five times the longest
-#: backoff (``ENGAGE_RETRY_MAX_SECONDS`` 4 s here): every message is refused again and again, with its waits
+#: Longer than a ``sending`` row may stay before the reaper calls it stale (10 s) and six times the longest
+#: backoff (``ENGAGE_RETRY_MAX_SECONDS`` 2 s here): every message is refused again and again, with its waits
 #: at the ceiling, and none may be given up on or flagged ``unknown`` meanwhile.
-OUTAGE_SECONDS = 20
+OUTAGE_SECONDS = 12
 
 
 def test_provider_outage_longer_than_the_backoff_then_everything_sent_once(
     pipeline_factory: Callable[..., Pipeline], private_redis: PrivateRedis, fake: FakeProviders
 ) -> None:
     ids = seed(40, 40)
-    pipe = pipeline_factory(private_redis.url, ENGAGE_RETRY_MAX_SECONDS="4")
+    pipe = pipeline_factory(private_redis.url, ENGAGE_RETRY_MAX_SECONDS="2")
     pipe.worker("w1")
     # From now on (the worker is up; nothing is sent before the beat's first tick).
     fake.outage("sms", OUTAGE_SECONDS)
