@@ -236,8 +236,15 @@ def test_a_stop_received_while_the_database_is_down_is_applied_before_any_send(
         "/webhooks/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature}
     )
     assert answer.status_code == 200, answer.text
-    assert redis.Redis.from_url(private_redis.url).llen(spool.PREFIX + spool.INBOUND) == 1
-    time.sleep(3)  # the workers meet the refusing database meanwhile
+    held = redis.Redis.from_url(private_redis.url)
+    assert held.llen(spool.PREFIX + spool.INBOUND) == 1
+    # The workers meet the refusing database meanwhile: they put the batch back for the next tick.
+    wait_for(
+        lambda: set(ids) <= {int(i) for i in held.smembers(spool.RETAKE_KEY)},
+        30,
+        "the workers to put the batch back",
+        every=0.1,
+    )
     assert fake.sms_requests() == []
 
     role.limit(-1)  # the database is back
@@ -282,8 +289,9 @@ def test_send_results_outlive_a_database_outage_instead_of_becoming_unknown(
     wait_for(
         lambda: set(statuses(ids).values()) == {MessageStatus.SENDING}, 30, "the sends to be handed over", every=0.05
     )
-    role.limit(0, disconnect=True)  # the database refuses the workers for 12 s, well past the write's retries
-    time.sleep(12)
+    role.limit(0, disconnect=True)  # the database refuses the workers until the write's retries (6 s) are over
+    held = redis.Redis.from_url(private_redis.url)
+    wait_for(lambda: held.llen(spool.PREFIX + spool.RESULT) == 8, 30, "the results to be held in Redis", every=0.1)
     role.limit(20)
     final = wait_until_settled(ids, timeout=60)
 
