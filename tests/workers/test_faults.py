@@ -56,11 +56,19 @@ class Pipeline:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def worker(self, name: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        log = self.workdir / f"{name}.log"
-        process = start_worker(self.env, log, concurrency=concurrency, name=name)
-        self.processes.append(process)
-        wait_for(lambda: "ready." in log.read_text(errors="replace"), 30, f"worker {name} did not start ({log})")
+        [process] = self.workers(name, concurrency=concurrency)
         return process
+
+    def workers(self, *names: str, concurrency: int = 2) -> list[subprocess.Popen[bytes]]:
+        """Start a worker for each name side by side (each takes a second or two), then wait until all are ready."""
+        logs = {name: self.workdir / f"{name}.log" for name in names}
+        processes = [start_worker(self.env, log, concurrency=concurrency, name=name) for name, log in logs.items()]
+        self.processes.extend(processes)
+        for name, log in logs.items():
+            wait_for(
+                lambda log=log: "ready." in log.read_text(errors="replace"), 30, f"worker {name} did not start ({log})"
+            )
+        return processes
 
     def beat(self, name: str = "beat") -> subprocess.Popen[bytes]:
         process = start_beat(self.env, self.workdir / f"{name}.log", self.workdir)
@@ -335,8 +343,7 @@ def test_two_beats_at_once_send_each_message_once(
     ids = seed(200, 200)
     # Small claim batches so the two beats' ticks interleave claim by claim.
     pipe = pipeline_factory(private_redis.url, ENGAGE_CLAIM_BATCH="10")
-    pipe.worker("w1")
-    pipe.worker("w2")
+    pipe.workers("w1", "w2")
     pipe.beat("beat-a")
     pipe.beat("beat-b")
     wait_until_settled(ids, timeout=90)
