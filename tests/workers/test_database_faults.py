@@ -123,8 +123,8 @@ def test_a_burst_opens_no_more_connections_than_sends_in_flight(
     )
     beat = pipeline_factory(private_redis.url)
     before = role.sessions_opened()
-    workers.worker("w1", concurrency=2)
     beat.beat()
+    workers.worker("w1", concurrency=2)
     wait_until_settled(ids, timeout=120)
     workers.stop_all()
     beat.stop_all()
@@ -161,8 +161,8 @@ def test_sends_refused_a_connection_go_back_for_the_next_tick_not_the_reaper(
         ENGAGE_DB_POOL_TIMEOUT_SECONDS="1",
     )
     beat = pipeline_factory(private_redis.url, ENGAGE_STALE_QUEUED_SECONDS="600", ENGAGE_STALE_SENDING_SECONDS="600")
-    workers.worker("w1", concurrency=3)
     beat.beat()
+    workers.worker("w1", concurrency=3)
     wait_until_settled(ids, timeout=150)
 
     assert_each_sent_once(workers, ids, max_unknown=0)
@@ -284,8 +284,8 @@ def test_send_results_outlive_a_database_outage_instead_of_becoming_unknown(
         private_redis.url, ENGAGE_DATABASE_URL=role.url, ENGAGE_SEND_THREADS="8", ENGAGE_SEND_BATCH="8", **limits
     )
     beat = pipeline_factory(private_redis.url, **limits)
-    workers.worker("w1", concurrency=1)
     beat.beat()
+    workers.worker("w1", concurrency=1)
     wait_for(
         lambda: set(statuses(ids).values()) == {MessageStatus.SENDING}, 30, "the sends to be handed over", every=0.05
     )

@@ -71,6 +71,8 @@ class Pipeline:
         return processes
 
     def beat(self, name: str = "beat") -> subprocess.Popen[bytes]:
+        """Start a beat; tests start it before they wait for their workers to be ready: its first tick comes two
+        seconds later and waits in the broker for a worker."""
         process = start_beat(self.env, self.workdir / f"{name}.log", self.workdir)
         self.processes.append(process)
         return process
@@ -255,8 +257,8 @@ def test_worker_killed_mid_batch_sends_each_message_once(
     fake.add_faults("email", [{"delay": 0.05}] * 150)
     # Each pool process sends THREADS messages side by side, so that many are in flight when it dies.
     pipe = pipeline_factory(private_redis.url, ENGAGE_SEND_THREADS=str(THREADS), ENGAGE_SEND_BATCH=str(THREADS))
-    first = pipe.worker("doomed")
     pipe.beat()
+    first = pipe.worker("doomed")
     wait_for(lambda: sum(pipe.accepted().values()) >= 40, 60, "first sends")
 
     # A pool process dies (OOM killer style): its task is rejected and redelivered at once
@@ -287,8 +289,8 @@ def test_redis_restarted_mid_run_loses_queue_but_not_messages(
     fake.add_faults("sms", [{"delay": 0.05}] * 150)
     fake.add_faults("email", [{"delay": 0.05}] * 150)
     pipe = pipeline_factory(private_redis.url)
-    pipe.worker("w1")
     pipe.beat()
+    pipe.worker("w1")
     wait_for(lambda: sum(pipe.accepted().values()) >= 60, 60, "first sends")
     # No persistence: the restart empties every queue, so only the outbox table remembers.
     private_redis.restart(down_for=3)
@@ -343,9 +345,9 @@ def test_two_beats_at_once_send_each_message_once(
     ids = seed(200, 200)
     # Small claim batches so the two beats' ticks interleave claim by claim.
     pipe = pipeline_factory(private_redis.url, ENGAGE_CLAIM_BATCH="10")
-    pipe.workers("w1", "w2")
     pipe.beat("beat-a")
     pipe.beat("beat-b")
+    pipe.workers("w1", "w2")
     wait_until_settled(ids, timeout=90)
     assert_each_sent_once(pipe, ids, max_unknown=0)
     for name in ("beat-a", "beat-b"):
@@ -364,8 +366,8 @@ def test_emails_go_out_while_rate_limited_sms_wait_for_their_slots(
         ENGAGE_SEND_SOFT_TIME_LIMIT="20",
         ENGAGE_STALE_SENDING_SECONDS="60",
     )
-    pipe.worker("w1")
     pipe.beat()
+    pipe.worker("w1")
     wait_until_settled(ids, timeout=90)
     assert_each_sent_once(pipe, ids, max_unknown=0)
     sms = sorted(r["received_at"] for r in fake.sms_requests(accepted_only=True))
@@ -392,8 +394,8 @@ def test_ticks_keep_their_time_while_rate_limited_sms_wait_for_slots(
         ENGAGE_STALE_SENDING_SECONDS="60",
         ENGAGE_STALE_QUEUED_SECONDS="60",
     )
-    pipe.worker("w1", concurrency=2)
     pipe.beat()
+    pipe.worker("w1", concurrency=2)
     wait_for(lambda: last_tick().last_tick_at is not None, 30, "first tick")
     worst = 0.0
     deadline = time.monotonic() + 90
