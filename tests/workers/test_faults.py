@@ -319,12 +319,12 @@ def test_provider_outage_longer_than_the_backoff_then_everything_sent_once(
 ) -> None:
     ids = seed(40, 40)
     pipe = pipeline_factory(private_redis.url, ENGAGE_RETRY_MAX_SECONDS="2")
-    pipe.worker("w1")
-    # From now on (the worker is up; nothing is sent before the beat's first tick).
+    # From now on (nothing is sent before the beat's first tick, two seconds after it starts).
     fake.outage("sms", OUTAGE_SECONDS)
     fake.outage("email", OUTAGE_SECONDS)
     outage_ends = time.time() + OUTAGE_SECONDS
     pipe.beat()
+    pipe.worker("w1")
     # The outage shows in /healthz and `engage status` within a few ticks of the first refusals.
     wait_for(lambda: "sms provider failing" in ops_status.health()[1]["problems"], 30, "provider outage not visible")
     wait_until_settled(ids, timeout=90)
