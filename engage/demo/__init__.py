@@ -506,8 +506,26 @@ def run_demo(
     return report
 
 
-def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]], say: Callable[[str], None]) -> None:
+@contextlib.contextmanager
+def embedded_worker(app: Any) -> Iterator[Any]:
+    """A Celery worker thread (solo pool) in this process, on the app's broker (``memory://``), stopped promptly.
+
+    Celery's loop for a polled transport waits up to 2 s for a message before it looks whether it should
+    stop, and lets one more such wait run after it saw the stop: 2-4 s at the end of every demo (half of a
+    small one). So the stop is asked for here, with two ``celery.ping`` tasks to wake the two waits.
+    """
+    import celery.contrib.testing.tasks  # noqa: F401 - registers celery.ping before the worker starts
     from celery.contrib.testing.worker import start_worker
+    from celery.worker import state
+
+    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30) as worker:
+        yield worker
+        state.should_terminate = 0
+        for _ in range(2):
+            app.send_task("celery.ping")
+
+
+def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]], say: Callable[[str], None]) -> None:
     from celery.signals import task_postrun, task_prerun
 
     from workers.app import app
@@ -532,7 +550,7 @@ def _run_clock(report: DemoReport, stops: list[tuple[datetime, dict[str, Any]]],
     answered: set[int] = set()  # the pain prompts an answer is planned for
     answers: Counter[int] = Counter()  # patient id -> answers so far
     try:
-        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30):
+        with embedded_worker(app):
             while True:
                 with session_scope() as session:
                     due = _next_due(session)

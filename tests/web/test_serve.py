@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -18,16 +19,24 @@ import pytest
 from tests.cli import ROOT
 from tests.fixtures.webhooks.support import TWILIO_AUTH_TOKEN, inbound_params, twilio_signature
 
+#: The tests that need no arguments share one server (see ``served``): under ``--dist loadgroup`` keep the module
+#: on one xdist worker, or each worker that got one of them would start its own.
+pytestmark = pytest.mark.xdist_group("serve")
+
 
 @dataclass
 class Served:
     url: str
     port: int
     log_path: Path
+    #: Where this test's part of the log begins (a server shared by a module's tests wrote the rest).
+    log_from: int = 0
 
     def log(self) -> str:
         time.sleep(0.3)  # the server writes its line after answering
-        return self.log_path.read_text()
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_from)
+            return log.read().decode()
 
 
 def _free_port() -> int:
@@ -36,37 +45,43 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _start(folder: Path, *args: str) -> tuple[subprocess.Popen[bytes], Served]:
+    """``engage serve ARGS`` on a free port with this process's environment, its output in a file in ``folder``."""
+    port = _free_port()
+    log_path = folder / f"serve-{port}.log"
+    env = {
+        **os.environ,
+        "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    with log_path.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engage", "serve", "--port", str(port), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(url + "/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            assert proc.poll() is None, log_path.read_text()
+            time.sleep(0.1)
+    return proc, Served(url, port, log_path)
+
+
 @pytest.fixture
 def serve(sqlite_url: str, tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """Start ``engage serve ARGS`` on a free port against the SQLite test database, its output in a file."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str) -> Served:
-        port = _free_port()
-        log_path = tmp_path / f"serve-{port}.log"
-        env = {
-            **os.environ,
-            "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
-        with log_path.open("w") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "engage", "serve", "--port", str(port), *args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=ROOT,
-            )
+        proc, served = _start(tmp_path, *args)
         procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                httpx.get(url + "/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, log_path.read_text()
-                time.sleep(0.1)
-        return Served(url, port, log_path)
+        return served
 
     yield start
     for proc in procs:
@@ -74,9 +89,33 @@ def serve(sqlite_url: str, tmp_path: Path) -> Iterator[Callable[..., Served]]:
         proc.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def _default_server(_migrated: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``engage serve`` with no arguments against the SQLite test database, shared by the module's tests that
+    need nothing else (starting one takes 3-4 s)."""
+    from tests.conftest import _prepare, clean_environment
+
+    folder = tmp_path_factory.mktemp("serve")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clean_environment(monkeypatch, folder)  # as the autouse clean_env fixture, not yet run at module scope
+        monkeypatch.setenv("ENGAGE_DATABASE_URL", _prepare(_migrated["sqlite"], "sqlite"))
+        proc, served = _start(folder)
+    yield served
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
 @pytest.fixture
-def served(serve: Callable[..., Served]) -> Served:
-    return serve()
+def served(sqlite_url: str, _default_server: Served) -> Served:
+    """The module's server with no arguments, on an emptied database; :meth:`Served.log` reads only what the
+    server logged from now on: the log line of a request of our own marks where this test's part begins."""
+    before = _default_server.log_path.read_text().count("GET /livez ")
+    httpx.get(_default_server.url + "/livez")
+    deadline = time.monotonic() + 10
+    while _default_server.log_path.read_text().count("GET /livez ") == before:
+        assert time.monotonic() < deadline, "the server did not log a request"
+        time.sleep(0.02)
+    return dataclasses.replace(_default_server, log_from=_default_server.log_path.stat().st_size)
 
 
 def _read_response(conn: socket.socket) -> bytes:

@@ -123,8 +123,8 @@ def test_a_burst_opens_no_more_connections_than_sends_in_flight(
     )
     beat = pipeline_factory(private_redis.url)
     before = role.sessions_opened()
-    workers.worker("w1", concurrency=2)
     beat.beat()
+    workers.worker("w1", concurrency=2)
     wait_until_settled(ids, timeout=120)
     workers.stop_all()
     beat.stop_all()
@@ -161,8 +161,8 @@ def test_sends_refused_a_connection_go_back_for_the_next_tick_not_the_reaper(
         ENGAGE_DB_POOL_TIMEOUT_SECONDS="1",
     )
     beat = pipeline_factory(private_redis.url, ENGAGE_STALE_QUEUED_SECONDS="600", ENGAGE_STALE_SENDING_SECONDS="600")
-    workers.worker("w1", concurrency=3)
     beat.beat()
+    workers.worker("w1", concurrency=3)
     wait_until_settled(ids, timeout=150)
 
     assert_each_sent_once(workers, ids, max_unknown=0)
@@ -236,8 +236,15 @@ def test_a_stop_received_while_the_database_is_down_is_applied_before_any_send(
         "/webhooks/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature}
     )
     assert answer.status_code == 200, answer.text
-    assert redis.Redis.from_url(private_redis.url).llen(spool.PREFIX + spool.INBOUND) == 1
-    time.sleep(3)  # the workers meet the refusing database meanwhile
+    held = redis.Redis.from_url(private_redis.url)
+    assert held.llen(spool.PREFIX + spool.INBOUND) == 1
+    # The workers meet the refusing database meanwhile: they put the batch back for the next tick.
+    wait_for(
+        lambda: set(ids) <= {int(i) for i in held.smembers(spool.RETAKE_KEY)},
+        30,
+        "the workers to put the batch back",
+        every=0.1,
+    )
     assert fake.sms_requests() == []
 
     role.limit(-1)  # the database is back
@@ -270,17 +277,21 @@ def test_send_results_outlive_a_database_outage_instead_of_becoming_unknown(
     # Every answer takes 2 s (the timeout is 3 s): the database goes away while the eight calls are in flight.
     fake.add_faults("sms", [{"delay": 2.0}] * 8)
     role.create(limit=20)
+    # The outage outlasts the write's retries while the rows stay younger than stale ``sending`` (15 s): the held
+    # results, not the reaper, settle them. The send's time limits leave room for the retries (celeryconfig).
+    limits = {"ENGAGE_STALE_SENDING_SECONDS": "15", "ENGAGE_SEND_SOFT_TIME_LIMIT": "6"}
     workers = pipeline_factory(
-        private_redis.url, ENGAGE_DATABASE_URL=role.url, ENGAGE_SEND_THREADS="8", ENGAGE_SEND_BATCH="8"
+        private_redis.url, ENGAGE_DATABASE_URL=role.url, ENGAGE_SEND_THREADS="8", ENGAGE_SEND_BATCH="8", **limits
     )
-    beat = pipeline_factory(private_redis.url)
-    workers.worker("w1", concurrency=1)
+    beat = pipeline_factory(private_redis.url, **limits)
     beat.beat()
+    workers.worker("w1", concurrency=1)
     wait_for(
         lambda: set(statuses(ids).values()) == {MessageStatus.SENDING}, 30, "the sends to be handed over", every=0.05
     )
-    role.limit(0, disconnect=True)  # the database refuses the workers for 12 s, well past the write's retries
-    time.sleep(12)
+    role.limit(0, disconnect=True)  # the database refuses the workers until the write's retries (6 s) are over
+    held = redis.Redis.from_url(private_redis.url)
+    wait_for(lambda: held.llen(spool.PREFIX + spool.RESULT) == 8, 30, "the results to be held in Redis", every=0.1)
     role.limit(20)
     final = wait_until_settled(ids, timeout=60)
 

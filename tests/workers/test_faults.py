@@ -8,8 +8,8 @@ was accepted exactly once — or, where a worker died while the provider call
 was in flight, it is ``unknown`` for staff and reached the fake at most once.
 
 Timings are scaled down through the environment (reaper every 2 s, stale
-``queued`` after 4 s, stale ``sending`` after 15 s, backoff 1–8 s) so the file
-takes about two minutes.
+``queued`` after 4 s, stale ``sending`` after 10 s, backoff 1–8 s) so the file
+takes about a minute and a half.
 """
 
 from __future__ import annotations
@@ -56,13 +56,23 @@ class Pipeline:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def worker(self, name: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        log = self.workdir / f"{name}.log"
-        process = start_worker(self.env, log, concurrency=concurrency, name=name)
-        self.processes.append(process)
-        wait_for(lambda: "ready." in log.read_text(errors="replace"), 30, f"worker {name} did not start ({log})")
+        [process] = self.workers(name, concurrency=concurrency)
         return process
 
+    def workers(self, *names: str, concurrency: int = 2) -> list[subprocess.Popen[bytes]]:
+        """Start a worker for each name side by side (each takes a second or two), then wait until all are ready."""
+        logs = {name: self.workdir / f"{name}.log" for name in names}
+        processes = [start_worker(self.env, log, concurrency=concurrency, name=name) for name, log in logs.items()]
+        self.processes.extend(processes)
+        for name, log in logs.items():
+            wait_for(
+                lambda log=log: "ready." in log.read_text(errors="replace"), 30, f"worker {name} did not start ({log})"
+            )
+        return processes
+
     def beat(self, name: str = "beat") -> subprocess.Popen[bytes]:
+        """Start a beat; tests start it before they wait for their workers to be ready: its first tick comes two
+        seconds later and waits in the broker for a worker."""
         process = start_beat(self.env, self.workdir / f"{name}.log", self.workdir)
         self.processes.append(process)
         return process
@@ -102,7 +112,7 @@ def wait_until_settled(ids: list[int], timeout: float) -> dict[int, MessageStatu
         return str(Counter(s.value for s in statuses(ids).values()))
 
     try:
-        wait_for(settled, timeout, "messages still in flight", every=0.5)
+        wait_for(settled, timeout, "messages still in flight", every=0.1)
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {left()}") from None
     return statuses(ids)
@@ -139,9 +149,11 @@ def worker_env(db_url: str, redis_url: str, fake: FakeProviders, outbox: Path, *
         ENGAGE_TICK_SECONDS="1",
         ENGAGE_REAP_SECONDS="2",
         ENGAGE_STALE_QUEUED_SECONDS="4",
-        ENGAGE_STALE_SENDING_SECONDS="15",
+        # As short as celeryconfig allows: above the send's hard limit (soft limit + 5 s), the soft limit above
+        # the HTTP timeout. A test whose worker dies waits this long for its ``sending`` rows to turn unknown.
+        ENGAGE_STALE_SENDING_SECONDS="10",
         ENGAGE_HTTP_TIMEOUT_SECONDS="3",
-        ENGAGE_SEND_SOFT_TIME_LIMIT="6",
+        ENGAGE_SEND_SOFT_TIME_LIMIT="4",
         ENGAGE_RETRY_BASE_SECONDS="1",
         ENGAGE_RETRY_MAX_SECONDS="8",
         ENGAGE_MAX_ATTEMPTS="40",
@@ -245,8 +257,8 @@ def test_worker_killed_mid_batch_sends_each_message_once(
     fake.add_faults("email", [{"delay": 0.05}] * 150)
     # Each pool process sends THREADS messages side by side, so that many are in flight when it dies.
     pipe = pipeline_factory(private_redis.url, ENGAGE_SEND_THREADS=str(THREADS), ENGAGE_SEND_BATCH=str(THREADS))
-    first = pipe.worker("doomed")
     pipe.beat()
+    first = pipe.worker("doomed")
     wait_for(lambda: sum(pipe.accepted().values()) >= 40, 60, "first sends")
 
     # A pool process dies (OOM killer style): its task is rejected and redelivered at once
@@ -277,8 +289,8 @@ def test_redis_restarted_mid_run_loses_queue_but_not_messages(
     fake.add_faults("sms", [{"delay": 0.05}] * 150)
     fake.add_faults("email", [{"delay": 0.05}] * 150)
     pipe = pipeline_factory(private_redis.url)
-    pipe.worker("w1")
     pipe.beat()
+    pipe.worker("w1")
     wait_for(lambda: sum(pipe.accepted().values()) >= 60, 60, "first sends")
     # No persistence: the restart empties every queue, so only the outbox table remembers.
     private_redis.restart(down_for=3)
@@ -296,23 +308,23 @@ def _pings(client: Any) -> bool:
         return False
 
 
-#: Longer than a ``sending`` row may stay before the reaper calls it stale (15 s) and five times the longest
-#: backoff (``ENGAGE_RETRY_MAX_SECONDS`` 4 s here): every message is refused again and again, with its waits
+#: Longer than a ``sending`` row may stay before the reaper calls it stale (10 s) and six times the longest
+#: backoff (``ENGAGE_RETRY_MAX_SECONDS`` 2 s here): every message is refused again and again, with its waits
 #: at the ceiling, and none may be given up on or flagged ``unknown`` meanwhile.
-OUTAGE_SECONDS = 20
+OUTAGE_SECONDS = 12
 
 
 def test_provider_outage_longer_than_the_backoff_then_everything_sent_once(
     pipeline_factory: Callable[..., Pipeline], private_redis: PrivateRedis, fake: FakeProviders
 ) -> None:
     ids = seed(40, 40)
-    pipe = pipeline_factory(private_redis.url, ENGAGE_RETRY_MAX_SECONDS="4")
-    pipe.worker("w1")
-    # From now on (the worker is up; nothing is sent before the beat's first tick).
+    pipe = pipeline_factory(private_redis.url, ENGAGE_RETRY_MAX_SECONDS="2")
+    # From now on (nothing is sent before the beat's first tick, two seconds after it starts).
     fake.outage("sms", OUTAGE_SECONDS)
     fake.outage("email", OUTAGE_SECONDS)
     outage_ends = time.time() + OUTAGE_SECONDS
     pipe.beat()
+    pipe.worker("w1")
     # The outage shows in /healthz and `engage status` within a few ticks of the first refusals.
     wait_for(lambda: "sms provider failing" in ops_status.health()[1]["problems"], 30, "provider outage not visible")
     wait_until_settled(ids, timeout=90)
@@ -333,10 +345,9 @@ def test_two_beats_at_once_send_each_message_once(
     ids = seed(200, 200)
     # Small claim batches so the two beats' ticks interleave claim by claim.
     pipe = pipeline_factory(private_redis.url, ENGAGE_CLAIM_BATCH="10")
-    pipe.worker("w1")
-    pipe.worker("w2")
     pipe.beat("beat-a")
     pipe.beat("beat-b")
+    pipe.workers("w1", "w2")
     wait_until_settled(ids, timeout=90)
     assert_each_sent_once(pipe, ids, max_unknown=0)
     for name in ("beat-a", "beat-b"):
@@ -355,8 +366,8 @@ def test_emails_go_out_while_rate_limited_sms_wait_for_their_slots(
         ENGAGE_SEND_SOFT_TIME_LIMIT="20",
         ENGAGE_STALE_SENDING_SECONDS="60",
     )
-    pipe.worker("w1")
     pipe.beat()
+    pipe.worker("w1")
     wait_until_settled(ids, timeout=90)
     assert_each_sent_once(pipe, ids, max_unknown=0)
     sms = sorted(r["received_at"] for r in fake.sms_requests(accepted_only=True))
@@ -383,8 +394,8 @@ def test_ticks_keep_their_time_while_rate_limited_sms_wait_for_slots(
         ENGAGE_STALE_SENDING_SECONDS="60",
         ENGAGE_STALE_QUEUED_SECONDS="60",
     )
-    pipe.worker("w1", concurrency=2)
     pipe.beat()
+    pipe.worker("w1", concurrency=2)
     wait_for(lambda: last_tick().last_tick_at is not None, 30, "first tick")
     worst = 0.0
     deadline = time.monotonic() + 90

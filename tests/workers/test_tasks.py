@@ -12,7 +12,6 @@ import os
 import runpy
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,34 +23,10 @@ from engage import clock
 from engage.config import get_settings
 from engage.db import session_scope
 from engage.delivery.providers import reset_providers
-from engage.delivery.ratelimit import reset_limiters
 from engage.records.models import Message, MessageStatus
 from tests.bench.bench_delivery import ROOT, seed_due_messages
 from tests.fakes.provider_server import FakeProviders
-
-
-@pytest.fixture
-def worker(db_url: str) -> Iterator[Any]:
-    """A Celery worker thread (solo pool) on the in-process broker, with results kept in memory."""
-    from celery.contrib.testing.worker import start_worker
-
-    from workers.app import app
-
-    # Polling the memory transport every 10 ms, not kombu's 1 s: each task would wait up to a second.
-    app.conf.update(
-        broker_url="memory://",
-        broker_transport_options={"polling_interval": 0.01},
-        result_backend="cache+memory://",
-        task_ignore_result=False,
-    )
-    with app.connection_for_write() as conn:
-        for queue in ("engage.dispatch", "engage.send", "engage.send.sms", "engage.send.email"):
-            conn.default_channel.queue_purge(queue) if conn.default_channel._has_queue(queue) else None
-    reset_providers()
-    reset_limiters()
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=20) as w:
-        yield w
-    reset_providers()
+from tests.workers.conftest import queue_sizes
 
 
 def _status(message_id: int) -> Message:
@@ -59,19 +34,11 @@ def _status(message_id: int) -> Message:
         return session.get_one(Message, message_id)
 
 
-def _queue_sizes() -> dict[str, int]:
-    from workers.app import app
-
-    with app.connection_for_write() as conn:
-        channel = conn.default_channel
-        return {q: channel._size(q) for q in ("engage.dispatch", "engage.send", "engage.send.sms", "engage.send.email")}
-
-
 def test_dispatch_due_enqueues_a_send_per_due_message_and_each_lands_in_the_outbox(worker: Any, tmp_path: Path) -> None:
     from workers.tasks import dispatch_due
 
     seeded = seed_due_messages(3, 2)
-    assert dispatch_due.delay().get(timeout=30) == 5
+    assert dispatch_due.delay().get(timeout=30, interval=0.01) == 5
     outbox = Path(get_settings().outbox_dir)
     for message_id in seeded["sms"]:
         _wait_sent(message_id)
@@ -80,7 +47,7 @@ def test_dispatch_due_enqueues_a_send_per_due_message_and_each_lands_in_the_outb
         _wait_sent(message_id)
         assert (outbox / f"email-{message_id}.eml").is_file()
     # A second tick finds nothing due: the rows are the schedule, not the queue.
-    assert dispatch_due.delay().get(timeout=30) == 0
+    assert dispatch_due.delay().get(timeout=30, interval=0.01) == 0
 
 
 def _wait_sent(message_id: int, timeout: float = 30) -> None:
@@ -96,7 +63,7 @@ def test_send_message_for_a_row_nobody_claimed_does_nothing(worker: Any) -> None
     from workers.tasks import send_message
 
     [message_id] = seed_due_messages(1, 0)["sms"]
-    assert send_message.delay(message_id).get(timeout=30) == "not_mine"
+    assert send_message.delay(message_id).get(timeout=30, interval=0.01) == "not_mine"
     row = _status(message_id)
     assert row.status is MessageStatus.SCHEDULED and row.attempts == 0
     assert not (Path(get_settings().outbox_dir) / f"sms-{message_id}.json").exists()
@@ -109,7 +76,7 @@ def test_duplicate_send_tasks_for_one_claimed_row_send_it_once(worker: Any) -> N
     [message_id] = seed_due_messages(1, 0)["sms"]
     assert claim_due() == [message_id]
     first, second = send_message.delay(message_id), send_message.delay(message_id)
-    assert [first.get(timeout=30), second.get(timeout=30)] == ["sent", "not_mine"]
+    assert [first.get(timeout=30, interval=0.01), second.get(timeout=30, interval=0.01)] == ["sent", "not_mine"]
     assert _status(message_id).attempts == 1
 
 
@@ -127,12 +94,12 @@ def test_transient_provider_error_goes_back_to_the_schedule_not_to_a_celery_retr
         [message_id] = seed_due_messages(1, 0)["sms"]
         fake.add_faults("sms", [{"status": 503}])
         assert claim_due() == [message_id]
-        assert send_message.delay(message_id).get(timeout=30) == "retry"
+        assert send_message.delay(message_id).get(timeout=30, interval=0.01) == "retry"
         row = _status(message_id)
         assert row.status is MessageStatus.SCHEDULED
         assert row.next_attempt_at is not None and row.next_attempt_at > row.due_at
         assert len(fake.sms_requests()) == 1 and not fake.sms_requests(accepted_only=True)
-        assert set(_queue_sizes().values()) == {0}  # no countdown task waiting anywhere
+        assert set(queue_sizes().values()) == {0}  # no countdown task waiting anywhere
         # The next tick after the backoff sends it, once.
         with session_scope() as session:
             session.execute(
@@ -141,7 +108,7 @@ def test_transient_provider_error_goes_back_to_the_schedule_not_to_a_celery_retr
                 .values(next_attempt_at=clock.utcnow() - timedelta(seconds=1))
             )
         assert claim_due() == [message_id]
-        assert send_message.delay(message_id).get(timeout=30) == "sent"
+        assert send_message.delay(message_id).get(timeout=30, interval=0.01) == "sent"
         assert [r["message_id"] for r in fake.sms_requests(accepted_only=True)] == [message_id]
 
 
@@ -160,7 +127,7 @@ def test_reap_stale_reenqueues_lost_queued_rows_and_never_resends_stale_sending_
             .where(Message.id == stuck)
             .values(status=MessageStatus.SENDING, sending_at=long_ago, handed_at=long_ago, attempts=1)
         )
-    assert reap_stale.delay().get(timeout=30) == {"requeued": 1, "unknown": 1, "failed": 0}
+    assert reap_stale.delay().get(timeout=30, interval=0.01) == {"requeued": 1, "unknown": 1, "failed": 0}
     _wait_sent(lost)
     assert _status(stuck).status is MessageStatus.UNKNOWN
     outbox = Path(get_settings().outbox_dir)
@@ -246,7 +213,9 @@ def test_deliver_webhooks_posts_due_events_through_a_worker(worker: Any, monkeyp
             create_endpoint(session, clinic.id, receiver.url, actor="admin@clinic.example")
             outcome = record_staff_outcome(session, patient.id, 3, actor="test")
             outcome_id = outcome.id
-        counts = deliver_webhooks.apply_async(queue="engage.webhooks", routing_key="engage.webhooks").get(timeout=30)
+        counts = deliver_webhooks.apply_async(queue="engage.webhooks", routing_key="engage.webhooks").get(
+            timeout=30, interval=0.01
+        )
         assert counts == {"delivered": 1, "retry": 0, "failed": 0}
         [post] = receiver.posts()
     assert post.headers["webhook-id"] == f"evt_outcome_recorded_{outcome_id}"
