@@ -164,7 +164,8 @@ def compute(data: EpisodeInput, now: datetime) -> Episode:
 def _unanswered_in_a_row(prompts: tuple[Prompt, ...], now: datetime) -> int:
     """How many of the latest prompts, whose answer time has passed, went unanswered one after another."""
     count = 0
-    for prompt in sorted(prompts, key=lambda p: p.sent_at, reverse=True):
+    # Newest first; of prompts sent at the same moment, an answered one first (the others are not after it).
+    for prompt in sorted(prompts, key=lambda p: (p.sent_at, p.answered_at is not None), reverse=True):
         if now - prompt.sent_at < ANSWER_WITHIN and prompt.answered_at is None:
             continue  # still open: not yet unanswered
         if prompt.answered_at is not None:

@@ -288,7 +288,9 @@ def prompt_facts(session: Session, b: Any, now: float) -> tuple[list[Any], dict[
     if session.get_bind().dialect.name == "postgresql":
         p = p.prefix_with("MATERIALIZED")  # read twice below: computed once
     decided = or_(p.c.answered == 1, p.c.sent <= now - ANSWER_WITHIN.total_seconds())
-    rank = func.row_number().over(partition_by=p.c.enrollment_id, order_by=p.c.sent.desc()).label("rn")
+    # Prompts sent at the same moment as an answered one are not after it: the answered one ranks first.
+    newest_first = (p.c.sent.desc(), p.c.answered.desc())
+    rank = func.row_number().over(partition_by=p.c.enrollment_id, order_by=newest_first).label("rn")
     ranked = select(p.c.enrollment_id, p.c.answered, rank).where(decided).subquery("ranked")
     by_channel = select(
         cast(literal(None), Integer).label("enrollment_id"),

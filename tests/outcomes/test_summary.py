@@ -206,7 +206,9 @@ def test_the_summary_prompt_figures_equal_those_counted_prompt_by_prompt(session
     count them prompt by prompt (``prompt_facts``): on random prompts (both channels, sent, delivered or failed,
     answered in time, late or not at all, some inside their 72 hours) both give the same rates per channel and
     the same runs of unanswered prompts; and again after delivery-like bulk SQL changes statuses and times
-    (past the ORM: the database's triggers log those enrollments stale)."""
+    (past the ORM: the database's triggers log those enrollments stale), to whole days, so that some prompts of
+    an enrollment are sent at the same moment (one answered at that moment ends the run: the others are not
+    after it)."""
     import random
 
     from sqlalchemy import delete, select, update
