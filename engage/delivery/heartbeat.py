@@ -108,12 +108,8 @@ def last_tick(now: datetime | None = None, name: str = BEAT_TICK, *, session: Se
     """
     now = now or clock.utcnow()
     stale_after = STALE_TICKS * get_settings().tick_seconds
-    query = select(Heartbeat.at, Heartbeat.duration_seconds).where(Heartbeat.name == name)
-    if session is not None:
-        row = session.execute(query).first()
-    else:
-        with session_scope() as own:
-            row = own.execute(query).first()
+    with contextlib.nullcontext(session) if session is not None else session_scope() as reading:
+        row = reading.execute(select(Heartbeat.at, Heartbeat.duration_seconds).where(Heartbeat.name == name)).first()
     if row is None:
         return TickStatus(None, None, True, stale_after)
     age = (now - row.at).total_seconds()

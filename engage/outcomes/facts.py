@@ -251,6 +251,15 @@ def compute(session: Session, enrollment_ids: Sequence[int]) -> tuple[list[Compu
     return rows, counts
 
 
+def _sent(session: Session) -> Any:
+    """When a prompt went out, in epoch seconds: sent, else handed to the provider, else due."""
+    return epoch(session, func.coalesce(Message.sent_at, Message.handed_at, Message.due_at))
+
+
+#: The prompts the figures count: reassessment prompts that went out (sent, delivered or unknown).
+_COUNTED = (Message.template == REASSESSMENT, Message.status.in_(_SENT))
+
+
 def _prompts(session: Session, b: Any) -> Any:
     first_answer = (
         select(Outcome.prompt_message_id.label("id"), func.min(Outcome.recorded_at).label("at"))
@@ -258,7 +267,7 @@ def _prompts(session: Session, b: Any) -> Any:
         .group_by(Outcome.prompt_message_id)
         .subquery()
     )
-    sent = epoch(session, func.coalesce(Message.sent_at, Message.handed_at, Message.due_at))
+    sent = _sent(session)
     answered = epoch(session, first_answer.c.at)
     return (
         select(
@@ -272,7 +281,7 @@ def _prompts(session: Session, b: Any) -> Any:
         )
         .join(b, b.c.enrollment_id == Message.enrollment_id)
         .outerjoin(first_answer, first_answer.c.id == Message.id)
-        .where(Message.template == REASSESSMENT, Message.status.in_(_SENT))
+        .where(*_COUNTED)
         .subquery("prompts")
     )
 
@@ -335,15 +344,11 @@ def prompts_of(session: Session, enrollment_ids: Sequence[int]) -> dict[int, Pro
     facts are stale, often one, so it reads only their prompts' answers, not every answer's)."""
     if not enrollment_ids:
         return {}
-    sent = epoch(session, func.coalesce(Message.sent_at, Message.handed_at, Message.due_at))
+    sent = _sent(session)
     query = (
         select(Message.enrollment_id, Message.channel, sent, epoch(session, func.min(Outcome.recorded_at)))
         .outerjoin(Outcome, Outcome.prompt_message_id == Message.id)
-        .where(
-            Message.enrollment_id.in_(enrollment_ids),
-            Message.template == REASSESSMENT,
-            Message.status.in_(_SENT),
-        )
+        .where(Message.enrollment_id.in_(enrollment_ids), *_COUNTED)
         .group_by(Message.id)
         .order_by(sent)
     )

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from engage.conversation.consent import consent_in_force
 from engage.conversation.outcomes import list_outcomes, outcome_json
 from engage.records import patients
+from engage.records.api_tokens import Caller
 from engage.records.audit import record_view
 from engage.records.lookup import get_in_clinic
 from engage.records.models import Patient, TreatmentPlan
@@ -104,6 +105,12 @@ def find_patients(
     return read(work)
 
 
+def _viewed(session: Session, caller: Caller, patient_id: int) -> None:
+    """The caller's clinic's patient (else ``NotFound``, nothing logged), its read audited as a view."""
+    get_in_clinic(session, Patient, patient_id, caller.clinic_id)
+    record_view(session, clinic_id=caller.clinic_id, actor=caller.actor, patient_id=patient_id)
+
+
 @router.get(
     "/{patient_id}", response_model=PatientOut, summary="A patient with plans and appointments", responses=errors(404)
 )
@@ -111,9 +118,8 @@ def get_patient(patient_id: PatientId, caller: CallerDep) -> Any:
     """The patient's details as engage has them, with every treatment plan and its appointments."""
 
     def work(session: Session) -> dict[str, Any]:
-        found = patient_out(session, caller.clinic_id, patient_id)
-        record_view(session, clinic_id=caller.clinic_id, actor=caller.actor, patient_id=patient_id)
-        return found
+        _viewed(session, caller, patient_id)
+        return patient_out(session, caller.clinic_id, patient_id)
 
     return read(work)
 
@@ -128,8 +134,7 @@ def get_timeline(patient_id: PatientId, caller: CallerDep) -> Any:
     """Every outbox row, by due time: scheduled, sent, skipped or cancelled (with the reason)."""
 
     def work(session: Session) -> list[dict[str, Any]]:
-        get_in_clinic(session, Patient, patient_id, caller.clinic_id)
-        record_view(session, clinic_id=caller.clinic_id, actor=caller.actor, patient_id=patient_id)
+        _viewed(session, caller, patient_id)
         return [{**row, "patient_id": patient_id} for row in timeline(session, patient_id)]
 
     return read(work)
@@ -146,8 +151,7 @@ def get_outcomes(
     """The patient's 0-10 pain scores, oldest first (replies to reassessment prompts, and staff entries)."""
 
     def work(session: Session) -> list[dict[str, Any]]:
-        get_in_clinic(session, Patient, patient_id, caller.clinic_id)
-        record_view(session, clinic_id=caller.clinic_id, actor=caller.actor, patient_id=patient_id)
+        _viewed(session, caller, patient_id)
         return [outcome_json(o) for o in list_outcomes(session, patient_id)[-limit:]]
 
     return read(work)
