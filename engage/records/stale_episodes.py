@@ -9,9 +9,9 @@ the facts of the enrollments concerned, creating the row if it is missing. The r
 commits while it computes leaves the row stale rather than wrong: its ``UPDATE ... WHERE version = :read``
 then matches nothing (on PostgreSQL it also skips rows a writer holds locked rather than wait for them).
 
-An ORM ``update(...)`` or ``delete(...)`` of those records (none exists today) names no rows here: it marks
-every stored fact stale. Writes that bypass the ORM session (raw SQL) must call :func:`mark_patients_stale`
-or :func:`mark_plans_stale` themselves.
+An ``update(...)`` or ``delete(...)`` of those records run through a session (ORM or Core; none exists today)
+names no rows here: it marks every stored fact stale. Writes that bypass the session (a connection of their
+own, raw SQL text) must call :func:`mark_patients_stale` or :func:`mark_plans_stale` themselves.
 """
 
 from __future__ import annotations
@@ -90,12 +90,18 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
         mark_stale(session.connection(), patient_ids=patients, plan_ids=plans)
 
 
+#: The tables whose Core statements, run through a session, are read here as their entity's.
+_ENTITY_OF: dict[Any, type] = {Outcome.__table__: Outcome, Appointment.__table__: Appointment}
+
+
 def _bulk(state: ORMExecuteState) -> None:
-    """ORM statements that write scores or visits without loading them (``insert(Appointment)`` in a sync)."""
+    """Statements run through a session that write scores or visits without loading them (``insert(Appointment)``
+    in a sync; Core statements on their tables too)."""
     if not (state.is_insert or state.is_update or state.is_delete):
         return
     mapper = state.bind_mapper
-    entity = mapper.class_ if mapper is not None else None
+    # An ORM statement names its entity; a Core one (``delete(Outcome.__table__)``) only its table.
+    entity = mapper.class_ if mapper is not None else _ENTITY_OF.get(getattr(state.statement, "table", None))
     if entity not in (Outcome, Appointment):
         return
     if state.is_insert:

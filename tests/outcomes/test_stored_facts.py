@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from engage.clock import utcnow
@@ -107,6 +107,15 @@ def test_every_write_to_scores_and_visits_marks_exactly_its_enrollments_stale(se
     _visits(session, lee[4])[0].confirmed_by = "desk@clinic.example"
     session.commit()
     assert _stale(session) == 1
+    _agree(session, world.clinic_id)
+    session.commit()
+    assert _stale(session) == 0
+
+    # A Core delete of a score through the session (no mapper event, no rows named): every stored fact is stale.
+    scores = Outcome.__table__
+    session.execute(delete(scores).where(scores.c.patient_id == lee[6]))
+    session.commit()
+    assert _stale(session) == 12
     _agree(session, world.clinic_id)
 
 
