@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engage.clock import utcnow
+from engage.clock import frozen, utcnow
 from engage.conversation.consent import record_consent
 from engage.records.models import Channel, ConsentState, Enrollment, Message, MessageStatus
 from engage.records.plans import create_plan
@@ -85,10 +85,11 @@ def test_the_preview_shows_the_welcome_sms_that_enrolling_then_plans(session: Se
         every=timedelta(days=7),
         actor="test",
     )
-    rows = preview_enrollment(session, ana, plan, "dry-needling-sciatica")
-    assert session.scalar(select(func.count()).select_from(Message)) == 0
-    assert [r.step for r in rows].count("welcome") == 1
-    _, result = enroll(session, ana.id, plan.id, "dry-needling-sciatica", enrolled_by="test")
+    with frozen(utcnow()):  # one instant: outside quiet hours the welcome is due at it
+        rows = preview_enrollment(session, ana, plan, "dry-needling-sciatica")
+        assert session.scalar(select(func.count()).select_from(Message)) == 0
+        assert [r.step for r in rows].count("welcome") == 1
+        _, result = enroll(session, ana.id, plan.id, "dry-needling-sciatica", enrolled_by="test")
     written = session.execute(
         select(Message.step_key, Message.channel, Message.template, Message.due_at, Message.status).order_by(
             Message.due_at, Message.step_key
