@@ -118,8 +118,9 @@ def get_patient(patient_id: PatientId, caller: CallerDep) -> Any:
     """The patient's details as engage has them, with every treatment plan and its appointments."""
 
     def work(session: Session) -> dict[str, Any]:
-        _viewed(session, caller, patient_id)
-        return patient_out(session, caller.clinic_id, patient_id)
+        found = patient_out(session, caller.clinic_id, patient_id)  # loads it in the clinic, else NotFound
+        record_view(session, clinic_id=caller.clinic_id, actor=caller.actor, patient_id=patient_id)
+        return found
 
     return read(work)
 
