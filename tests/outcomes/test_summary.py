@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
@@ -267,12 +266,7 @@ def test_the_summary_prompt_figures_equal_those_counted_prompt_by_prompt(session
         session.commit()
 
     same_as_counted_one_by_one()
-
-    def prompt_figures() -> tuple[Any, Any]:
-        summary = outcome_summary(session, world.clinic_id, now=now)
-        return summary["response_rate"], summary["act_on"]
-
-    before = prompt_figures()
+    before = outcome_summary(session, world.clinic_id, now=now)["response_rate"]
     session.commit()
     prompts = session.scalars(select(Message.id).where(Message.template == "reassessment")).all()
     changed = rng.sample(prompts, len(prompts) // 2)
@@ -287,4 +281,4 @@ def test_the_summary_prompt_figures_equal_those_counted_prompt_by_prompt(session
     session.execute(delete(Message.__table__).where(Message.__table__.c.id == prompts[-1]))
     session.commit()
     same_as_counted_one_by_one()
-    assert prompt_figures() != before  # the changes changed the figures: the stored ones were read again
+    assert outcome_summary(session, world.clinic_id, now=now)["response_rate"] != before
